@@ -1,0 +1,21 @@
+"""The ingress: a thin Flask app that takes the ERP's signed webhooks and puts them on RabbitMQ."""
+from __future__ import annotations
+
+from flask import Flask
+
+from shared.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The app factory (gunicorn: `ingress:create_app()`)."""
+    from ingress import errors, extensions, health, metrics, webhooks
+
+    config = settings or load_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.webhook_max_body_bytes
+    extensions.init_app(app, config)
+    errors.init_app(app)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    return app

@@ -1,0 +1,31 @@
+"""What the app holds for its requests: settings, the publisher, the database engine."""
+from __future__ import annotations
+
+from flask import Flask, current_app
+from sqlalchemy import Engine
+
+from shared.db import make_engine
+from shared.publisher import ConfirmingPublisher
+from shared.settings import Settings
+
+
+def init_app(app: Flask, config: Settings) -> None:
+    app.extensions["erp_sync.settings"] = config
+    # Fails at start, naming ERP_WEBHOOK_SECRET, when no secret is configured.
+    app.extensions["erp_sync.secrets"] = config.webhook_secrets()
+    app.extensions["erp_sync.publisher"] = ConfirmingPublisher(
+        config.amqp_url, confirm_timeout_s=config.publish_confirm_timeout_s
+    )
+    app.extensions["erp_sync.engine"] = make_engine(config.database_url)
+
+
+def settings() -> Settings:
+    return current_app.extensions["erp_sync.settings"]  # type: ignore[no-any-return]
+
+
+def publisher() -> ConfirmingPublisher:
+    return current_app.extensions["erp_sync.publisher"]  # type: ignore[no-any-return]
+
+
+def engine() -> Engine:
+    return current_app.extensions["erp_sync.engine"]  # type: ignore[no-any-return]

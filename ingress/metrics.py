@@ -1,0 +1,43 @@
+"""Prometheus metrics of the ingress, and `GET /metrics`.
+
+Under gunicorn each worker is a process of its own; `PROMETHEUS_MULTIPROC_DIR` (set by
+`erp-sync ingress`) makes /metrics add up every worker's figures.
+"""
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+bp = Blueprint("metrics", __name__)
+
+WEBHOOKS_ACCEPTED = Counter(
+    "erp_sync_webhooks_accepted_total", "Webhooks stored on the broker and answered 202", ["event_type"]
+)
+WEBHOOKS_REJECTED = Counter(
+    "erp_sync_webhooks_rejected_total", "Webhooks answered with an error, by reason", ["reason"]
+)
+PUBLISH_SECONDS = Histogram(
+    "erp_sync_publish_seconds",
+    "Time from publish to the broker's confirm",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry = REGISTRY
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,29 @@
+"""Short-lived blocking connections for set-up work (declaring the topology, checks)."""
+from __future__ import annotations
+
+import pika
+import pika.exceptions
+
+from shared.errors import BrokerUnavailable
+from shared.topology import declare_topology
+
+
+def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
+    parameters = pika.URLParameters(amqp_url)
+    parameters.client_properties = {"connection_name": f"erp-sync {name}"}
+    try:
+        return pika.BlockingConnection(parameters)
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc!r}") from exc
+
+
+def declare_all(amqp_url: str, retry_delays_ms: tuple[int, ...]) -> None:
+    """Declare the whole topology on the broker; harmless when it already exists."""
+    connection = blocking_connection(amqp_url, "migrate")
+    try:
+        declare_topology(connection.channel(), retry_delays_ms)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        raise BrokerUnavailable(f"declaring the topology failed: {exc}") from exc
+    finally:
+        if connection.is_open:
+            connection.close()

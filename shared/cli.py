@@ -1,0 +1,66 @@
+"""`erp-sync`: the one console script. Parses arguments and calls into the packages."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from shared.errors import ConfigurationError, ErpSyncError
+from shared.settings import Settings, load_settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIGURATION = 2
+
+logger = logging.getLogger("erp_sync")
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from shared.broker import declare_all
+    from shared.migrate import create_database_if_missing, upgrade_schema
+
+    created = create_database_if_missing(settings.database_url)
+    upgrade_schema(settings.database_url)
+    declare_all(settings.amqp_url, settings.retry_delays_ms)
+    print(json.dumps({"database_created": created, "schema": "head", "topology": "declared"}))
+    return EXIT_OK
+
+
+def _ingress(settings: Settings, args: argparse.Namespace) -> int:
+    from ingress.serve import serve
+
+    serve(settings, port=args.port)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="erp-sync", description="Keeps the ERP and the shop in sync.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the schema and declare the RabbitMQ topology")
+    migrate.set_defaults(run=_migrate)
+
+    ingress = commands.add_parser("ingress", help="serve the webhook ingress and read API (gunicorn)")
+    ingress.add_argument("--port", type=int, default=None, help="port to listen on (default: INGRESS_PORT)")
+    ingress.set_defaults(run=_ingress)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return int(args.run(settings, args))
+    except ConfigurationError as exc:
+        print(f"erp-sync: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    except ErpSyncError as exc:
+        print(f"erp-sync: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

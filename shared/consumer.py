@@ -1,0 +1,221 @@
+"""The consumer loop: the only worker code that touches pika.
+
+It takes messages in small batches, has a worker thread run the handler over each batch in one
+database transaction (a savepoint per message), and only after the commit acks them. A failed
+message goes to its delay queue (transient) or its parking queue (permanent) before its ack, so
+nothing is lost between the two. While the handler runs, this thread keeps serving the
+connection, so heartbeats go on however long a batch takes.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.db import translate_db_error
+from shared.errors import PermanentError, TransientError
+from shared.publisher import OutgoingMessage
+from shared.retry_policy import (
+    ATTEMPT_HEADER,
+    LAST_ERROR_HEADER,
+    PARK_REASON_HEADER,
+    Park,
+    Retry,
+    decide,
+    describe,
+    failed_attempts,
+)
+from shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
+
+logger = logging.getLogger(__name__)
+
+# Any of these ends the connection; the broker redelivers what was not acked.
+CONNECTION_ERRORS = (pika.exceptions.AMQPError,)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as the handler sees it: no channel, just its content."""
+
+    delivery_tag: int
+    body: bytes
+    message_id: str | None
+    content_type: str | None
+    headers: dict[str, Any] = field(default_factory=dict)
+    redelivered: bool = False
+
+
+Handler = Callable[[Delivery, Session], None]
+Outcome = Retry | Park | None
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    amqp_url: str
+    retry_delays_ms: tuple[int, ...]
+    max_attempts: int
+    prefetch: int = 100
+    batch_size: int = 50
+    batch_window_s: float = 0.005
+
+
+def _db_aware(error: BaseException) -> BaseException:
+    return translate_db_error(error) if isinstance(error, SQLAlchemyError) else error
+
+
+class BatchRunner:
+    """Runs a handler over a batch in one transaction; decides each message's outcome."""
+
+    def __init__(self, handler: Handler, session_factory: sessionmaker[Session], config: ConsumerConfig) -> None:
+        self._handler = handler
+        self._session_factory = session_factory
+        self._config = config
+
+    def run(self, batch: list[Delivery]) -> list[Outcome]:
+        try:
+            return self._run_in_one_transaction(batch)
+        except (TransientError, PermanentError) as exc:
+            if len(batch) == 1:
+                return [self._decide(batch[0], exc)]
+            logger.warning("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
+            return [self.run([delivery])[0] for delivery in batch]
+
+    def _run_in_one_transaction(self, batch: list[Delivery]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        try:
+            with self._session_factory() as session, session.begin():
+                for delivery in batch:
+                    outcomes.append(self._run_one(delivery, session))
+        except SQLAlchemyError as exc:
+            raise translate_db_error(exc) from exc
+        return outcomes
+
+    def _run_one(self, delivery: Delivery, session: Session) -> Outcome:
+        try:
+            with session.begin_nested():
+                self._handler(delivery, session)
+        except Exception as exc:
+            error = _db_aware(exc)
+            if isinstance(error, TransientError):
+                # The whole transaction may be unusable now: let the batch decide.
+                raise error from exc
+            return self._decide(delivery, error)
+        return None
+
+    def _decide(self, delivery: Delivery, error: BaseException) -> Outcome:
+        outcome = decide(error, failed_attempts(delivery.headers), self._config.retry_delays_ms,
+                         self._config.max_attempts)
+        if isinstance(outcome, Park):
+            logger.error("parking message %s: %s", delivery.message_id, outcome.reason)
+        else:
+            logger.warning("message %s failed (%s); attempt %d in %d ms",
+                           delivery.message_id, describe(error), outcome.attempt, outcome.delay_ms)
+        return outcome
+
+
+def _redirect(queue: WorkQueue, delivery: Delivery, outcome: Retry | Park) -> OutgoingMessage:
+    headers = dict(delivery.headers)
+    if isinstance(outcome, Retry):
+        headers[ATTEMPT_HEADER] = outcome.attempt
+        return OutgoingMessage(RETRY_EXCHANGE, queue.retry_routing_key(outcome.delay_ms), delivery.body,
+                               delivery.message_id or "", delivery.content_type or "application/json", headers)
+    headers[PARK_REASON_HEADER] = outcome.reason[:1000]
+    headers[LAST_ERROR_HEADER] = outcome.reason[:1000]
+    return OutgoingMessage(PARKING_EXCHANGE, queue.worker, delivery.body, delivery.message_id or "",
+                           delivery.content_type or "application/json", headers)
+
+
+class Consumer:
+    """Consume one work queue until `stop` is set, reconnecting whenever the connection drops."""
+
+    def __init__(self, queue: WorkQueue, runner: BatchRunner, config: ConsumerConfig) -> None:
+        self._queue = queue
+        self._runner = runner
+        self._config = config
+        self._buffer: list[Delivery] = []
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{queue.worker}-handler")
+        self.connected = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        backoff_s = 0.5
+        while not stop.is_set():
+            try:
+                self._consume(stop)
+                backoff_s = 0.5
+            except CONNECTION_ERRORS as exc:
+                self.connected.clear()
+                logger.warning("lost RabbitMQ (%s); reconnecting in %.1f s", exc, backoff_s)
+                stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 30.0)
+        self._executor.shutdown(wait=True)
+
+    def _consume(self, stop: threading.Event) -> None:
+        parameters = pika.URLParameters(self._config.amqp_url)
+        parameters.client_properties = {"connection_name": f"erp-sync worker {self._queue.worker}"}
+        connection = pika.BlockingConnection(parameters)
+        try:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=self._config.prefetch)
+            redirect_channel = connection.channel()
+            redirect_channel.confirm_delivery()
+            self._buffer.clear()
+            channel.basic_consume(self._queue.name, self._on_message)
+            self.connected.set()
+            logger.info("consuming %s", self._queue.name)
+            while not stop.is_set():
+                connection.process_data_events(time_limit=0.25)
+                while self._buffer:
+                    self._handle_batch(connection, channel, redirect_channel, self._take_batch(connection))
+        finally:
+            self.connected.clear()
+            if connection.is_open:
+                connection.close()
+
+    def _on_message(
+        self, _channel: BlockingChannel, method: Any, properties: pika.BasicProperties, body: bytes
+    ) -> None:
+        self._buffer.append(Delivery(
+            delivery_tag=method.delivery_tag,
+            body=body,
+            message_id=properties.message_id,
+            content_type=properties.content_type,
+            headers=dict(properties.headers or {}),
+            redelivered=method.redelivered,
+        ))
+
+    def _take_batch(self, connection: pika.BlockingConnection) -> list[Delivery]:
+        # A short window lets a burst share one commit without holding a lone message back.
+        deadline = time.monotonic() + self._config.batch_window_s
+        while len(self._buffer) < self._config.batch_size and (left := deadline - time.monotonic()) > 0:
+            connection.process_data_events(time_limit=left)
+        batch = self._buffer[: self._config.batch_size]
+        del self._buffer[: self._config.batch_size]
+        return batch
+
+    def _handle_batch(
+        self,
+        connection: pika.BlockingConnection,
+        channel: BlockingChannel,
+        redirect_channel: BlockingChannel,
+        batch: list[Delivery],
+    ) -> None:
+        future: Future[list[Outcome]] = self._executor.submit(self._runner.run, batch)
+        while not future.done():
+            connection.process_data_events(time_limit=0.1)  # keeps heartbeats flowing
+        outcomes = future.result()
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            if outcome is not None:
+                message = _redirect(self._queue, delivery, outcome)
+                redirect_channel.basic_publish(message.exchange, message.routing_key, message.body,
+                                               message.properties(), mandatory=True)
+        channel.basic_ack(batch[-1].delivery_tag, multiple=True)

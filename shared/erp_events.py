@@ -1,0 +1,151 @@
+"""The ERP's webhook events (spec section 3) as pydantic models, and their one decoder."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from shared.errors import MessageDecodeError
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
+Quantity = Annotated[StrictInt, Field(ge=0)]
+AttributeValue = str | StrictInt | Decimal | StrictBool
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Media(_Model):
+    url: AnyHttpUrl
+    is_main: StrictBool = False
+
+
+class Variant(_Model):
+    sku: Sku
+    display_name: NonEmpty
+    price: Money
+    mrp: Money | None = None
+    stock_quantity: Quantity | None = None
+    attributes: dict[NonEmpty, AttributeValue] = Field(default_factory=dict)
+    media: list[Media] = Field(min_length=1)
+
+
+class CatalogData(_Model):
+    product_group_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+    group_name: NonEmpty
+    description: str = ""
+    category_hierarchy: list[NonEmpty] = Field(default_factory=list)
+    tax_hsn: str | None = None
+    is_active: StrictBool = True
+    variants: list[Variant] = Field(min_length=1)
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_skus(cls, variants: list[Variant]) -> list[Variant]:
+        seen: set[str] = set()
+        for variant in variants:
+            if variant.sku in seen:
+                raise ValueError(f"sku {variant.sku!r} appears more than once in this event")
+            seen.add(variant.sku)
+        return variants
+
+
+class InventoryData(_Model):
+    sku: Sku
+    location_id: str | None = None
+    new_quantity: Quantity | None = None
+    quantity_change: StrictInt | None = None
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _absolute_or_delta(self) -> InventoryData:
+        if (self.new_quantity is None) == (self.quantity_change is None):
+            raise ValueError("exactly one of new_quantity and quantity_change is required")
+        return self
+
+
+class _Envelope(_Model):
+    event_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    timestamp: AwareDatetime
+
+
+class CatalogUpdate(_Envelope):
+    event_type: Literal["catalog.update"]
+    data: CatalogData
+
+
+class InventoryChange(_Envelope):
+    event_type: Literal["inventory.change"]
+    data: InventoryData
+
+
+ErpEvent = CatalogUpdate | InventoryChange
+EVENT_MODELS: dict[str, type[CatalogUpdate] | type[InventoryChange]] = {
+    "catalog.update": CatalogUpdate,
+    "inventory.change": InventoryChange,
+}
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as `{"field": "data.variants.0.price", "message": ...}`."""
+    details = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        details.append({"field": path or "(body)", "message": message})
+    return details
+
+
+def decode_event(raw: bytes) -> ErpEvent:
+    """Decode one webhook body; JSON numbers become Decimal, never float.
+
+    Raises:
+        MessageDecodeError: with `details` naming every bad field, and the raw bytes kept.
+    """
+    try:
+        document = json.loads(raw, parse_float=Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageDecodeError(f"body is not valid JSON: {exc}", raw=raw,
+                                 details=[{"field": "(body)", "message": "invalid JSON"}]) from exc
+    if not isinstance(document, dict):
+        raise MessageDecodeError("body is not a JSON object", raw=raw,
+                                 details=[{"field": "(body)", "message": "expected a JSON object"}])
+    event_type = document.get("event_type")
+    model = EVENT_MODELS.get(event_type) if isinstance(event_type, str) else None
+    if model is None:
+        expected = ", ".join(sorted(EVENT_MODELS))
+        raise MessageDecodeError(f"unknown event_type {event_type!r}", raw=raw, details=[
+            {"field": "event_type", "message": f"unknown event type {event_type!r}; expected one of {expected}"}
+        ])
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise MessageDecodeError(f"invalid {event_type} event", raw=raw, details=field_errors(exc)) from exc
+
+
+def event_age_problem(event: ErpEvent, now: datetime, max_age_s: int, max_future_s: int) -> str | None:
+    """Why an event's timestamp is outside the accepted window, or None when it is inside."""
+    age = (now - event.timestamp).total_seconds()
+    if age > max_age_s:
+        return f"event is older than the accepted maximum age of {max_age_s} s"
+    if -age > max_future_s:
+        return f"event is dated more than {max_future_s} s in the future"
+    return None

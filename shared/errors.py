@@ -1,0 +1,71 @@
+"""The errors of erp-sync, one tree.
+
+    ErpSyncError
+    ├── ConfigurationError        a setting is missing or wrong; the process stops at start
+    ├── TransientError            retry later with a growing delay
+    │   ├── BrokerUnavailable     RabbitMQ unreachable, channel closed, confirm timed out
+    │   ├── DatabaseUnavailable   PostgreSQL unreachable, deadlock, serialization failure
+    │   └── ErpUnavailable        the ERP timed out, refused, or answered 5xx
+    └── PermanentError            can never succeed; park with the reason
+        ├── MessageDecodeError    the body is not a valid message (keeps the raw bytes)
+        ├── PublishRejected       the broker nacked or returned a message (no route)
+        └── ErpRejected           the ERP answered 4xx
+
+A worker decides between retry and park from the class alone.
+"""
+from __future__ import annotations
+
+
+class ErpSyncError(Exception):
+    """Root of every error erp-sync raises on purpose."""
+
+
+class ConfigurationError(ErpSyncError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class TransientError(ErpSyncError):
+    """Worth retrying: the cause is expected to go away."""
+
+
+class PermanentError(ErpSyncError):
+    """Not worth retrying: the same input will fail the same way."""
+
+
+class BrokerUnavailable(TransientError):
+    """RabbitMQ could not take or confirm a message in time."""
+
+
+class DatabaseUnavailable(TransientError):
+    """PostgreSQL could not be reached or asked us to try again."""
+
+
+class ErpUnavailable(TransientError):
+    """The ERP could not be reached or answered with a server error."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class MessageDecodeError(PermanentError):
+    """A message body that does not decode to its schema; the raw bytes are kept."""
+
+    def __init__(self, message: str, *, raw: bytes, details: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.details = details or []
+
+
+class PublishRejected(PermanentError):
+    """The broker refused a message (nack, or returned as unroutable)."""
+
+
+class ErpRejected(PermanentError):
+    """The ERP refused a request for good (4xx); status and body are kept."""
+
+    def __init__(self, message: str, *, status: int, body: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body

@@ -1,0 +1,1 @@
+"""Alembic migrations of the erp-sync schema, shipped inside the package."""

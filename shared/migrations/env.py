@@ -1,0 +1,60 @@
+"""Alembic's entry point: run the migrations against the configured database."""
+from __future__ import annotations
+
+import os
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+import shared.models  # noqa: F401  (fills Base.metadata with every table)
+from shared.db import Base, psycopg_url
+from shared.errors import ConfigurationError
+
+# Any constant works as long as every erp-sync process uses the same one.
+MIGRATION_LOCK_KEY = 0x657270_73796E63  # "erp" "sync"
+
+
+def database_url() -> str:
+    """The URL set by shared.migrate.alembic_config, else DATABASE_URL (alembic.ini for developers)."""
+    url = context.config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
+    if not url:
+        raise ConfigurationError("DATABASE_URL is not set: Alembic does not know which database to migrate")
+    return psycopg_url(url).render_as_string(hide_password=False)
+
+
+def run_migrations_offline() -> None:
+    """Write the SQL of the migrations instead of running it (`alembic upgrade --sql`)."""
+    context.configure(
+        url=database_url(),
+        target_metadata=Base.metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run the migrations in one transaction, one migrating process at a time."""
+    engine = create_engine(database_url(), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)
+            with context.begin_transaction():
+                # Several processes may run `erp-sync migrate` at once; the lock goes with the transaction.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+if context.config.config_file_name is not None:
+    # Only for a developer's alembic.ini; a programmatic run keeps the application's logging.
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

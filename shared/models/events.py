@@ -1,0 +1,20 @@
+"""The idempotency record: which events have already had their effect."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+
+
+class ProcessedEvent(Base):
+    """An event whose effect is committed; written in the same transaction as that effect."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(50))
+    # Indexed so old records can be pruned once no redelivery can still arrive.
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)

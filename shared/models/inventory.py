@@ -1,0 +1,81 @@
+"""Stock as the ERP reports it, and the history of every figure that arrived."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, and_, column, or_
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, CreatedAt, UpdatedAt
+from shared.models.catalog import SKU_LENGTH
+
+
+class StockChangeKind(StrEnum):
+    """How an inventory.change states the stock: a new total or a difference."""
+
+    ABSOLUTE = "absolute"
+    DELTA = "delta"
+
+
+class StockChangeOutcome(StrEnum):
+    """What applying a stock change did."""
+
+    APPLIED = "applied"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
+
+
+class StockLevel(Base):
+    """The ERP's stock figure of one SKU; no foreign key, as stock may arrive before the catalog."""
+
+    __tablename__ = "stock_levels"
+
+    sku: Mapped[str] = mapped_column(String(SKU_LENGTH), primary_key=True)
+    # Not checked >= 0: the ERP may oversell, and we mirror its figure rather than refuse it.
+    erp_quantity: Mapped[int] = mapped_column(Integer)
+    erp_as_of: Mapped[datetime]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+
+class StockChange(Base):
+    """One stock figure received for a SKU and what became of it."""
+
+    __tablename__ = "stock_changes"
+    __table_args__ = (
+        CheckConstraint(column("kind").in_([k.value for k in StockChangeKind]), name="kind"),
+        CheckConstraint(column("outcome").in_([o.value for o in StockChangeOutcome]), name="outcome"),
+        CheckConstraint(
+            or_(
+                and_(
+                    column("kind") == StockChangeKind.ABSOLUTE.value,
+                    column("quantity").is_not(None),
+                    column("delta").is_(None),
+                ),
+                and_(
+                    column("kind") == StockChangeKind.DELTA.value,
+                    column("delta").is_not(None),
+                    column("quantity").is_(None),
+                ),
+            ),
+            name="amount_matches_kind",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(SKU_LENGTH))
+    event_id: Mapped[str] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    delta: Mapped[int | None] = mapped_column(Integer)
+    resulting_quantity: Mapped[int | None] = mapped_column(Integer)
+    location_id: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    erp_timestamp: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(10))
+    recorded_at: Mapped[CreatedAt]
+
+
+# A SKU's history is read newest first.
+Index("ix_stock_changes_sku_recorded_at", StockChange.sku, StockChange.recorded_at.desc())

@@ -1,0 +1,99 @@
+"""Online orders on their way to the ERP, their lines, and the stock they hold meanwhile."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, column, func, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.db import Base, CreatedAt, Money, UpdatedAt
+from shared.models.catalog import SKU_LENGTH
+
+
+class OrderStatus(StrEnum):
+    """Where an order stands with the ERP (spec 7.2)."""
+
+    RECEIVED = "received"
+    SYNCED = "synced"
+    PENDING_SYNC = "pending_sync"
+    LOCAL_ONLY = "local_only"
+    REJECTED = "rejected"
+
+
+class Order(Base):
+    """An order placed on the storefront and its sync state with the ERP."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(column("status").in_([s.value for s in OrderStatus]), name="status"),
+        CheckConstraint(column("attempts") >= 0, name="attempts_not_negative"),
+        # The retry sweep asks "which unsynced orders are due?".
+        Index(
+            "ix_orders_due",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending_sync', 'local_only')"),
+        ),
+    )
+
+    order_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    order_date: Mapped[datetime]
+    customer_ref: Mapped[str] = mapped_column(String(100))
+    warehouse_id: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), server_default=OrderStatus.RECEIVED.value)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    first_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    synced_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.line_no", cascade="all, delete-orphan"
+    )
+    holds: Mapped[list[StockHold]] = relationship(back_populates="order", cascade="all, delete-orphan")
+
+
+class OrderLine(Base):
+    """One line of an order; the SKU is not a foreign key, orders never wait for the catalog."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint(column("line_no") >= 1, name="line_no_positive"),
+        CheckConstraint(column("quantity") > 0, name="quantity_positive"),
+        CheckConstraint(column("unit_price") >= 0, name="unit_price_not_negative"),
+    )
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.order_id", ondelete="CASCADE"), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(SKU_LENGTH))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Money]
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class StockHold(Base):
+    """Stock set aside for an order until the ERP's own figure accounts for it."""
+
+    __tablename__ = "stock_holds"
+    __table_args__ = (
+        CheckConstraint(column("quantity") > 0, name="quantity_positive"),
+        CheckConstraint(
+            (column("released_at").is_(None)) == (column("release_reason").is_(None)),
+            name="release_has_reason",
+        ),
+        # "available" sums only the holds still open, per SKU, on every read.
+        Index("ix_stock_holds_sku_open", "sku", postgresql_where=text("released_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.order_id", ondelete="CASCADE"), index=True)
+    sku: Mapped[str] = mapped_column(String(SKU_LENGTH))
+    quantity: Mapped[int] = mapped_column(Integer)
+    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    released_at: Mapped[datetime | None]
+    release_reason: Mapped[str | None] = mapped_column(String(50))
+
+    order: Mapped[Order] = relationship(back_populates="holds")

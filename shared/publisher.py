@@ -1,0 +1,250 @@
+"""Publishing to RabbitMQ with publisher confirms, from any number of threads at once.
+
+One connection per process, driven by an I/O thread of its own, keeps a window of unconfirmed
+messages for all in-flight callers; each caller waits only for its own confirm. So concurrent
+requests share confirm round trips instead of paying one each in turn.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika import spec
+from pika.channel import Channel
+
+from shared.errors import BrokerUnavailable, PublishRejected
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A persistent message and where it goes."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    content_type: str = "application/json"
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    def properties(self) -> pika.BasicProperties:
+        return pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent,
+            content_type=self.content_type,
+            message_id=self.message_id,
+            timestamp=int(time.time()),
+            headers=self.headers or None,
+        )
+
+
+@dataclass
+class _Pending:
+    future: Future[None]
+    message_id: str
+    returned: bool = False
+
+
+class _Link:
+    """One connection and its confirming channel; dies whole and is replaced whole."""
+
+    def __init__(self, parameters: pika.URLParameters, connect_timeout_s: float) -> None:
+        self._pending: dict[int, _Pending] = {}
+        self._last_tag = 0
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+        self.alive = True
+        self._channel: Channel | None = None
+        self._connection = pika.SelectConnection(
+            parameters,
+            on_open_callback=self._on_connection_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_connection_closed,
+        )
+        self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(connect_timeout_s):
+            self.close()
+            raise BrokerUnavailable("connecting to RabbitMQ timed out")
+        if self._open_error is not None:
+            raise BrokerUnavailable(f"cannot connect to RabbitMQ: {self._open_error}") from self._open_error
+
+    def _run(self) -> None:
+        self._connection.ioloop.start()
+
+    # --- callbacks, all on the I/O thread ---
+
+    def _on_connection_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_channel_open(self, channel: Channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._ready.set())
+
+    def _on_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
+        self._open_error = error
+        self.alive = False
+        self._ready.set()
+        connection.ioloop.stop()
+
+    def _on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
+        logger.warning("publishing channel closed: %s", reason)
+        self._fail_all(reason)
+        if self._connection.is_open:
+            self._connection.close()
+
+    def _on_connection_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
+        logger.warning("publishing connection closed: %s", reason)
+        self._fail_all(reason)
+        connection.ioloop.stop()
+
+    def _fail_all(self, reason: BaseException) -> None:
+        self.alive = False
+        self._ready.set()
+        pending, self._pending = self._pending, {}
+        for item in pending.values():
+            item.future.set_exception(BrokerUnavailable(f"connection lost before confirm: {reason}"))
+
+    def _on_return(
+        self, _channel: Channel, _method: spec.Basic.Return, properties: pika.BasicProperties, _body: bytes
+    ) -> None:
+        # A return precedes the ack of the same message, so the oldest pending one with its id is it.
+        for item in self._pending.values():
+            if item.message_id == properties.message_id and not item.returned:
+                item.returned = True
+                return
+
+    def _on_confirm(self, frame: pika.frame.Method[Any]) -> None:
+        method = frame.method
+        acked = isinstance(method, spec.Basic.Ack)
+        if method.multiple:
+            tags = [tag for tag in self._pending if tag <= method.delivery_tag]
+        else:
+            tags = [method.delivery_tag]
+        for tag in tags:
+            item = self._pending.pop(tag, None)
+            if item is None:
+                continue
+            if not acked:
+                item.future.set_exception(PublishRejected(f"broker refused message {item.message_id}"))
+            elif item.returned:
+                item.future.set_exception(PublishRejected(f"no queue is bound for message {item.message_id}"))
+            else:
+                item.future.set_result(None)
+
+    def _publish_on_loop(self, message: OutgoingMessage, future: Future[None]) -> None:
+        if not self.alive or self._channel is None or not self._channel.is_open:
+            future.set_exception(BrokerUnavailable("publishing channel is closed"))
+            return
+        self._last_tag += 1
+        self._pending[self._last_tag] = _Pending(future, message.message_id)
+        try:
+            # mandatory: a message no queue takes comes back instead of vanishing after the ack.
+            self._channel.basic_publish(
+                message.exchange, message.routing_key, message.body, message.properties(), mandatory=True
+            )
+        except pika.exceptions.AMQPError as exc:
+            self._pending.pop(self._last_tag, None)
+            future.set_exception(BrokerUnavailable(f"publish failed: {exc}"))
+
+    # --- called from any thread ---
+
+    def submit(self, message: OutgoingMessage) -> Future[None]:
+        future: Future[None] = Future()
+        try:
+            self._connection.ioloop.add_callback_threadsafe(lambda: self._publish_on_loop(message, future))
+        except (pika.exceptions.AMQPError, RuntimeError, AttributeError) as exc:
+            self.alive = False
+            raise BrokerUnavailable(f"publisher connection is gone: {exc}") from exc
+        return future
+
+    def close(self) -> None:
+        self.alive = False
+        try:
+            self._connection.ioloop.add_callback_threadsafe(self._close_on_loop)
+        except (pika.exceptions.AMQPError, RuntimeError, AttributeError):
+            return
+        self._thread.join(timeout=5)
+
+    def _close_on_loop(self) -> None:
+        if self._connection.is_open:
+            self._connection.close()
+        elif self._connection.is_closed:
+            self._connection.ioloop.stop()
+
+
+class ConfirmingPublisher:
+    """Publish persistent messages and return only once RabbitMQ confirmed them."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        confirm_timeout_s: float = 5.0,
+        connect_timeout_s: float = 2.0,
+        reconnect_interval_s: float = 0.5,
+    ) -> None:
+        self._parameters = pika.URLParameters(amqp_url)
+        self._parameters.connection_attempts = 1
+        self._parameters.socket_timeout = connect_timeout_s
+        self._parameters.client_properties = {"connection_name": "erp-sync publisher"}
+        self._confirm_timeout_s = confirm_timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._reconnect_interval_s = reconnect_interval_s
+        self._lock = threading.Lock()
+        self._link: _Link | None = None
+        self._last_failure = 0.0
+        self._pid = os.getpid()
+
+    def publish(self, message: OutgoingMessage, timeout_s: float | None = None) -> None:
+        """Publish and wait for the confirm.
+
+        Raises:
+            BrokerUnavailable: no connection, connection lost, or no confirm in time.
+            PublishRejected: the broker nacked it or no queue took it.
+        """
+        future = self._connected_link().submit(message)
+        try:
+            future.result(timeout=timeout_s or self._confirm_timeout_s)
+        except FutureTimeout as exc:
+            raise BrokerUnavailable(f"no confirm for message {message.message_id} in time") from exc
+
+    def ensure_connected(self) -> None:
+        """Connect now if not connected; raises BrokerUnavailable if that fails."""
+        self._connected_link()
+
+    def _connected_link(self) -> _Link:
+        link = self._link
+        if link is not None and link.alive and self._pid == os.getpid():
+            return link
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must never share its parent's socket.
+                self._pid, self._link = os.getpid(), None
+            if self._link is not None and self._link.alive:
+                return self._link
+            if time.monotonic() - self._last_failure < self._reconnect_interval_s:
+                raise BrokerUnavailable("RabbitMQ was unreachable a moment ago")
+            try:
+                self._link = _Link(self._parameters, self._connect_timeout_s)
+            except BrokerUnavailable:
+                self._last_failure = time.monotonic()
+                self._link = None
+                raise
+            return self._link
+
+    def close(self) -> None:
+        with self._lock:
+            if self._link is not None:
+                self._link.close()
+                self._link = None

@@ -1,0 +1,139 @@
+"""Settings read from the environment, built once per entry point and passed down."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.errors import ConfigurationError
+
+PLACEHOLDERS = frozenset(
+    {"changeme", "change-me", "change_me", "secret", "xxx", "todo", "replace-me", "none", "null"}
+)
+
+
+def _is_placeholder(value: str) -> bool:
+    stripped = value.strip().lower()
+    return stripped in PLACEHOLDERS or (stripped.startswith("<") and stripped.endswith(">"))
+
+
+class Settings(BaseSettings):
+    """Every setting of erp-sync; the README lists each with its default."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/erp_sync"
+    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+
+    erp_webhook_secret: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    erp_base_url: str | None = None
+    erp_api_token: SecretStr | None = None
+    erp_order_mode: Literal["orders", "adjust"] = "orders"
+    order_retry_interval_s: int = Field(default=900, gt=0)
+    order_retry_window_s: int = Field(default=7200, gt=0)
+    media_allow_private_networks: bool = False
+
+    webhook_max_age_s: int = Field(default=48 * 3600, gt=0)
+    webhook_max_future_skew_s: int = Field(default=300, ge=0)
+    webhook_max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    publish_confirm_timeout_s: float = Field(default=5.0, gt=0)
+    unavailable_retry_after_s: int = Field(default=30, gt=0)
+
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = Field(default=8000, gt=0, lt=65536)
+    ingress_workers: int = Field(default=2, gt=0)
+    ingress_threads: int = Field(default=32, gt=0)
+    ingress_tls_certfile: Path | None = None
+    ingress_tls_keyfile: Path | None = None
+
+    retry_delays_ms: Annotated[tuple[int, ...], NoDecode] = (1_000, 5_000, 30_000, 120_000, 600_000)
+    max_delivery_attempts: int = Field(default=25, gt=0)
+    worker_prefetch: int = Field(default=100, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("erp_webhook_secret", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("erp_webhook_secret")
+    @classmethod
+    def _reject_placeholder_secrets(cls, secrets: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for secret in secrets:
+            if _is_placeholder(secret.get_secret_value()):
+                raise ValueError("a placeholder is not a secret")
+            if len(secret.get_secret_value()) < 16:
+                raise ValueError("each secret needs at least 16 characters")
+        return secrets
+
+    @field_validator("erp_api_token")
+    @classmethod
+    def _reject_placeholder_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and _is_placeholder(token.get_secret_value()):
+            raise ValueError("a placeholder is not a token")
+        return token
+
+    @field_validator("erp_base_url")
+    @classmethod
+    def _http_base_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if not url.startswith(("http://", "https://")) or _is_placeholder(url):
+            raise ValueError("must be an http(s) URL")
+        return url.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, url: str) -> str:
+        if not url.startswith("postgresql"):
+            raise ValueError("must be a PostgreSQL URL (postgresql+psycopg://...)")
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, url: str) -> str:
+        if not url.startswith(("amqp://", "amqps://")):
+            raise ValueError("must be an amqp:// or amqps:// URL")
+        return url
+
+    @field_validator("retry_delays_ms", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("retry_delays_ms")
+    @classmethod
+    def _growing_delays(cls, delays: tuple[int, ...]) -> tuple[int, ...]:
+        if not delays or any(d <= 0 for d in delays) or list(delays) != sorted(delays):
+            raise ValueError("must be positive milliseconds in growing order, e.g. 1000,5000,30000")
+        return delays
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.ingress_tls_certfile is None) != (self.ingress_tls_keyfile is None):
+            raise ValueError("INGRESS_TLS_CERTFILE and INGRESS_TLS_KEYFILE go together")
+        return self
+
+    def webhook_secrets(self) -> tuple[bytes, ...]:
+        """The accepted webhook secrets; refuses to go on without one."""
+        if not self.erp_webhook_secret:
+            raise ConfigurationError("ERP_WEBHOOK_SECRET is not set: the ingress cannot verify webhooks")
+        return tuple(s.get_secret_value().encode() for s in self.erp_webhook_secret)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning a validation error into one line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        raise ConfigurationError(f"{field.upper()}: {first['msg']}") from exc

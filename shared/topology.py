@@ -1,0 +1,134 @@
+"""The RabbitMQ topology: the one place where exchange and queue names and arguments are spelled.
+
+    erp.events (topic) ──catalog.update──▶ erp-sync.catalog
+                       ──inventory.change─▶ erp-sync.inventory
+    commerce.orders (topic) ──order.placed──▶ erp-sync.orders
+    erp-sync.internal (topic) ──media.download──▶ erp-sync.media
+                              ──reconcile.run──▶ erp-sync.reconcile
+
+    erp-sync.retry (direct) ──<worker>.<N>ms──▶ erp-sync.<worker>.delay.<N>ms
+        (TTL N ms, then dead-lettered back to erp-sync.<worker>)
+    erp-sync.parking (direct) ──<worker>──▶ erp-sync.<worker>.parked
+
+Work queues are quorum queues whose own dead-letter exchange is the parking exchange, so a
+message that keeps killing its consumer (redelivered without an ack) is parked by the broker
+after `CRASH_DELIVERY_LIMIT` deliveries. Queue arguments cannot change once declared, so every
+value in them is fixed here, and a new retry delay makes a new delay queue rather than a change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+EVENTS_EXCHANGE = "erp.events"
+ORDERS_EXCHANGE = "commerce.orders"
+INTERNAL_EXCHANGE = "erp-sync.internal"
+RETRY_EXCHANGE = "erp-sync.retry"
+PARKING_EXCHANGE = "erp-sync.parking"
+
+ORDER_PLACED = "order.placed"
+CRASH_DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    """A worker's queue and where its messages come from."""
+
+    worker: str
+    exchange: str
+    routing_key: str
+
+    @property
+    def name(self) -> str:
+        return f"erp-sync.{self.worker}"
+
+    @property
+    def parking_queue(self) -> str:
+        return f"{self.name}.parked"
+
+    def delay_queue(self, delay_ms: int) -> str:
+        return f"{self.name}.delay.{delay_ms}ms"
+
+    def retry_routing_key(self, delay_ms: int) -> str:
+        return f"{self.worker}.{delay_ms}ms"
+
+
+WORK_QUEUES: dict[str, WorkQueue] = {
+    q.worker: q
+    for q in (
+        WorkQueue("catalog", EVENTS_EXCHANGE, "catalog.update"),
+        WorkQueue("inventory", EVENTS_EXCHANGE, "inventory.change"),
+        WorkQueue("media", INTERNAL_EXCHANGE, "media.download"),
+        WorkQueue("orders", ORDERS_EXCHANGE, ORDER_PLACED),
+        WorkQueue("reconcile", INTERNAL_EXCHANGE, "reconcile.run"),
+    )
+}
+
+EVENT_ROUTES: dict[str, str] = {
+    q.routing_key: q.exchange for q in WORK_QUEUES.values() if q.exchange == EVENTS_EXCHANGE
+}
+
+
+def queue_arguments(role: str, queue: WorkQueue, *, delay_ms: int = 0) -> dict[str, Any]:
+    """The x-arguments of a work, delay or parking queue; declared identically everywhere."""
+    arguments: dict[str, Any] = {"x-queue-type": "quorum"}
+    if role == "work":
+        arguments |= {
+            "x-dead-letter-exchange": PARKING_EXCHANGE,
+            "x-dead-letter-routing-key": queue.worker,
+            "x-delivery-limit": CRASH_DELIVERY_LIMIT,
+            # at-least-once dead-lettering needs reject-publish; without it a broker-parked
+            # message could be lost between the two queues.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+    elif role == "delay":
+        arguments |= {
+            "x-message-ttl": delay_ms,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": queue.name,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+    elif role != "parking":
+        raise ValueError(f"unknown queue role {role!r}")
+    return arguments
+
+
+class DeclaringChannel(Protocol):
+    def exchange_declare(self, exchange: str, exchange_type: str, durable: bool) -> Any: ...
+    def queue_declare(self, queue: str, durable: bool, arguments: dict[str, Any]) -> Any: ...
+    def queue_bind(self, queue: str, exchange: str, routing_key: str) -> Any: ...
+
+
+def declare_topology(channel: DeclaringChannel, retry_delays_ms: tuple[int, ...]) -> None:
+    """Declare every exchange, queue and binding; safe to call any number of times."""
+    for exchange in (EVENTS_EXCHANGE, ORDERS_EXCHANGE, INTERNAL_EXCHANGE):
+        channel.exchange_declare(exchange=exchange, exchange_type="topic", durable=True)
+    for exchange in (RETRY_EXCHANGE, PARKING_EXCHANGE):
+        channel.exchange_declare(exchange=exchange, exchange_type="direct", durable=True)
+
+    for queue in WORK_QUEUES.values():
+        channel.queue_declare(
+            queue=queue.name,
+            durable=True,
+            arguments=queue_arguments("work", queue),
+        )
+        channel.queue_bind(queue=queue.name, exchange=queue.exchange, routing_key=queue.routing_key)
+
+        channel.queue_declare(
+            queue=queue.parking_queue, durable=True, arguments=queue_arguments("parking", queue)
+        )
+        channel.queue_bind(queue=queue.parking_queue, exchange=PARKING_EXCHANGE, routing_key=queue.worker)
+
+        for delay_ms in retry_delays_ms:
+            channel.queue_declare(
+                queue=queue.delay_queue(delay_ms),
+                durable=True,
+                arguments=queue_arguments("delay", queue, delay_ms=delay_ms),
+            )
+            channel.queue_bind(
+                queue=queue.delay_queue(delay_ms),
+                exchange=RETRY_EXCHANGE,
+                routing_key=queue.retry_routing_key(delay_ms),
+            )

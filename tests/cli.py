@@ -1,0 +1,62 @@
+"""Running the `erp-sync` console script as a user would."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def command() -> list[str]:
+    script = Path(sys.executable).parent / "erp-sync"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+
+
+def clean_env(**variables: str) -> dict[str, str]:
+    """The environment minus every erp-sync setting, plus `variables`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "INGRESS_", "WEBHOOK_"))}
+    env.pop("DATABASE_URL", None)
+    env.pop("AMQP_URL", None)
+    env.update(variables)
+    return env
+
+
+def run(*args: str, timeout: float = 120, **variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*command(), *args], env=clean_env(**variables), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def start(*args: str, **variables: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*command(), *args], env=clean_env(**variables), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"process exited early:\n{process.stdout.read() if process.stdout else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listened on port {port} within {timeout} s")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.terminate()
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return output or ""

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from shared.settings import Settings, load_settings
+from tests import services
+
+pytest_plugins = ["tests.db_fixtures"]
+
+WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+OLD_WEBHOOK_SECRET = "old-webhook-secret-9876543210"
+
+
+def _unavailable(what: str) -> None:
+    # A laptop without the services skips; CI must never pass by skipping.
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not reachable and CI requires it", pytrace=False)
+    pytest.skip(f"{what} is not reachable")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """An empty PostgreSQL database of this test run's own."""
+    with services.postgres_server() as server:
+        if not services.reachable(server, 5432):
+            _unavailable("PostgreSQL")
+        with services.private_database(server) as url:
+            yield url
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ vhost of this test run's own."""
+    with services.rabbitmq_server() as (server, management):
+        if not services.reachable(server, 5672):
+            _unavailable("RabbitMQ")
+        with services.private_vhost(server, management) as url:
+            yield url
+
+
+@pytest.fixture(scope="session")
+def amqp_vhost(amqp_url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(amqp_url).path.lstrip("/"))
+
+
+@pytest.fixture
+def settings_factory(migrated_database_url: str, amqp_url: str):
+    def build(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "database_url": migrated_database_url,
+            "amqp_url": amqp_url,
+            "erp_webhook_secret": f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
+            "publish_confirm_timeout_s": 5.0,
+            "retry_delays_ms": "200,400",
+            "max_delivery_attempts": 5,
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def settings(settings_factory) -> Settings:
+    return settings_factory()

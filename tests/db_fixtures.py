@@ -1,0 +1,40 @@
+"""Database fixtures: the run's database migrated once, and a rolled-back session per test."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from shared.db import make_engine
+from shared.migrate import upgrade_schema
+
+
+@pytest.fixture(scope="session")
+def migrated_database_url(database_url: str) -> str:
+    """The run's private database, migrated to the newest revision."""
+    upgrade_schema(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def db_engine(migrated_database_url: str) -> Iterator[Engine]:
+    """One engine on the migrated database for the whole run."""
+    engine = make_engine(migrated_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_session(db_engine: Engine) -> Iterator[Session]:
+    """A session whose commits become savepoints inside a transaction rolled back at the end."""
+    connection = db_engine.connect()
+    transaction = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        transaction.rollback()
+        connection.close()

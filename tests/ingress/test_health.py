@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+
+def test_healthz_answers_while_the_process_is_up(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_checks_broker_and_database(client):
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "checks": {"broker": "ok", "database": "ok"}}
+
+
+def test_readyz_names_an_unreachable_database(settings_factory, broker):
+    from ingress import create_app
+
+    app = create_app(settings_factory(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere"))
+    response = app.test_client().get("/readyz")
+
+    assert response.status_code == 503
+    checks = response.get_json()["checks"]
+    assert checks["broker"] == "ok"
+    assert checks["database"] != "ok"
+    app.extensions["erp_sync.publisher"].close()

@@ -1,0 +1,59 @@
+"""The packaged Alembic migrations: idempotent, in step with the models, able to create the database."""
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+import shared.models  # noqa: F401  (fills Base.metadata)
+from shared.db import Base
+from shared.migrate import alembic_config, create_database_if_missing, upgrade_schema
+
+
+def test_upgrading_twice_is_harmless(migrated_database_url: str, db_engine: Engine) -> None:
+    # given a database already at head
+    head = ScriptDirectory.from_config(alembic_config(migrated_database_url)).get_current_head()
+
+    # when it is upgraded again
+    upgrade_schema(migrated_database_url)
+
+    # then it is still at head
+    with db_engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == head
+
+
+def test_migrated_schema_matches_the_models(db_engine: Engine) -> None:
+    # given the migrated database
+    with db_engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+
+        # when autogenerate compares it with the models
+        differences = compare_metadata(context, Base.metadata)
+
+    # then there is nothing to migrate
+    assert differences == []
+
+
+def test_missing_database_is_created_once(database_url: str) -> None:
+    # given a database name nobody uses
+    name = f"erp_sync_test_create_{uuid.uuid4().hex[:8]}"
+    url = make_url(database_url).set(database=name)
+    target = url.render_as_string(hide_password=False)
+    try:
+        # when it is asked for twice
+        first = create_database_if_missing(target)
+        second = create_database_if_missing(target)
+
+        # then the first call created it and the second found it
+        assert (first, second) == (True, False)
+        with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (name,)
+    finally:
+        admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

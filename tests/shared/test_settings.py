@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+
+import pytest
+
+from shared.errors import ConfigurationError
+from shared.settings import load_settings
+
+GOOD_SECRET = "a-real-secret-of-some-length"
+
+
+def test_defaults_match_the_contract(monkeypatch):
+    for name in ("DATABASE_URL", "AMQP_URL", "ERP_WEBHOOK_SECRET", "ERP_ORDER_MODE"):
+        monkeypatch.delenv(name, raising=False)
+
+    settings = load_settings()
+
+    assert settings.amqp_url == "amqp://guest:guest@localhost:5672/%2F"
+    assert settings.database_url.endswith("/erp_sync")
+    assert settings.erp_order_mode == "orders"
+    assert (settings.order_retry_interval_s, settings.order_retry_window_s) == (900, 7200)
+    assert settings.media_allow_private_networks is False
+    assert settings.webhook_max_age_s == 48 * 3600
+    assert settings.webhook_max_body_bytes == 5 * 1024 * 1024
+
+
+def test_secrets_are_a_comma_separated_list(monkeypatch):
+    monkeypatch.setenv("ERP_WEBHOOK_SECRET", f"{GOOD_SECRET}, second-secret-of-length")
+
+    assert load_settings().webhook_secrets() == (GOOD_SECRET.encode(), b"second-secret-of-length")
+
+
+def test_environment_names_are_read(monkeypatch):
+    monkeypatch.setenv("ERP_ORDER_MODE", "adjust")
+    monkeypatch.setenv("RETRY_DELAYS_MS", "100,200,300")
+    monkeypatch.setenv("MEDIA_ALLOW_PRIVATE_NETWORKS", "true")
+
+    settings = load_settings()
+
+    assert settings.erp_order_mode == "adjust"
+    assert settings.retry_delays_ms == (100, 200, 300)
+    assert settings.media_allow_private_networks is True
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ERP_WEBHOOK_SECRET", "changeme"),
+        ("ERP_WEBHOOK_SECRET", "short"),
+        ("ERP_API_TOKEN", "<token>"),
+        ("ERP_BASE_URL", "erp.example.test"),
+        ("ERP_ORDER_MODE", "both"),
+        ("ORDER_RETRY_INTERVAL_S", "soon"),
+        ("ORDER_RETRY_WINDOW_S", "0"),
+        ("DATABASE_URL", "mysql://root@localhost/shop"),
+        ("AMQP_URL", "http://localhost:5672"),
+        ("INGRESS_PORT", "70000"),
+        ("RETRY_DELAYS_MS", "5000,1000"),
+        ("MEDIA_ALLOW_PRIVATE_NETWORKS", "perhaps"),
+    ],
+)
+def test_bad_setting_stops_with_one_line_naming_it(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+
+    message = str(caught.value)
+    assert message.startswith(f"{variable}:")
+    assert "\n" not in message
+
+
+def test_certificate_without_key_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("INGRESS_TLS_CERTFILE", str(tmp_path / "cert.pem"))
+    monkeypatch.delenv("INGRESS_TLS_KEYFILE", raising=False)
+
+    with pytest.raises(ConfigurationError, match="INGRESS_TLS_KEYFILE"):
+        load_settings()
+
+
+def test_missing_secret_is_named_when_the_ingress_asks_for_it(monkeypatch):
+    monkeypatch.delenv("ERP_WEBHOOK_SECRET", raising=False)
+
+    with pytest.raises(ConfigurationError, match="^ERP_WEBHOOK_SECRET is not set"):
+        load_settings().webhook_secrets()
