@@ -1,0 +1,30 @@
+# The two commands of the README: `make run` and `make test`. Both build .venv from setup.cfg.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# `make run` is for a laptop: a local-only secret unless ERP_WEBHOOK_SECRET is already set.
+run: export ERP_WEBHOOK_SECRET ?= local-development-webhook-secret
+run: $(STAMP)
+	$(BIN)/erp-sync migrate
+	$(BIN)/erp-sync ingress
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingress.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from shared.errors import BrokerUnavailable, PublishRejected
+from shared.publisher import ConfirmingPublisher, OutgoingMessage
+from shared.topology import EVENTS_EXCHANGE
+from tests.amqp_helpers import drain
+
+
+@pytest.fixture
+def publisher(broker):
+    publisher = ConfirmingPublisher(broker, confirm_timeout_s=5)
+    yield publisher
+    publisher.close()
+
+
+def message(index: int, routing_key: str = "inventory.change", exchange: str = EVENTS_EXCHANGE) -> OutgoingMessage:
+    return OutgoingMessage(exchange, routing_key, f'{{"n": {index}}}'.encode(), message_id=f"evt_{index}")
+
+
+def test_concurrent_publishes_are_all_confirmed_and_stored(publisher, broker):
+    # when 40 threads publish 2,000 messages through one publisher
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        list(pool.map(lambda i: publisher.publish(message(i)), range(2000)))
+
+    # then every one is on the queue, persistent
+    landed = drain(broker, "erp-sync.inventory")
+    assert sorted(m.properties.message_id for m in landed) == sorted(f"evt_{i}" for i in range(2000))
+    assert {m.properties.delivery_mode for m in landed} == {2}
+
+
+def test_message_no_queue_takes_is_refused_not_silently_dropped(publisher, broker):
+    with pytest.raises(PublishRejected, match="no queue is bound"):
+        publisher.publish(message(1, routing_key="nobody.listens"))
+
+
+def test_missing_exchange_is_unavailable_and_the_next_publish_reconnects(publisher, broker):
+    with pytest.raises(BrokerUnavailable):
+        publisher.publish(message(1, exchange="no-such-exchange"))
+
+    publisher.publish(message(2))
+
+    assert [m.properties.message_id for m in drain(broker, "erp-sync.inventory")] == ["evt_2"]
+
+
+def test_unreachable_broker_fails_fast_with_broker_unavailable():
+    publisher = ConfirmingPublisher("amqp://guest:guest@127.0.0.1:9/%2F", connect_timeout_s=1)
+
+    with pytest.raises(BrokerUnavailable, match="cannot connect"):
+        publisher.publish(message(1))
+    # and a second attempt right after does not wait for another connect
+    with pytest.raises(BrokerUnavailable, match="a moment ago"):
+        publisher.publish(message(2))
