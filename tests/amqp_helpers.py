@@ -30,12 +30,12 @@ def drain(amqp_url: str, queue: str, limit: int = 100_000) -> list[Landed]:
         connection.close()
 
 
-def purge_all(amqp_url: str) -> None:
+def purge_all(amqp_url: str, retry_delays_ms: tuple[int, ...]) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
         for queue in WORK_QUEUES.values():
-            channel.queue_purge(queue.name)
-            channel.queue_purge(queue.parking_queue)
+            for name in (queue.name, queue.parking_queue, *map(queue.delay_queue, retry_delays_ms)):
+                channel.queue_purge(name)
     finally:
         connection.close()

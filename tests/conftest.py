@@ -5,13 +5,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from shared.broker import declare_all
 from shared.settings import Settings, load_settings
 from tests import services
+from tests.amqp_helpers import purge_all
 
 pytest_plugins = ["tests.db_fixtures"]
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 OLD_WEBHOOK_SECRET = "old-webhook-secret-9876543210"
+TEST_RETRY_DELAYS_MS = (200, 400)
 
 
 def _unavailable(what: str) -> None:
@@ -48,6 +51,19 @@ def amqp_vhost(amqp_url: str) -> str:
     return unquote(urlsplit(amqp_url).path.lstrip("/"))
 
 
+@pytest.fixture(scope="session")
+def topology(amqp_url: str) -> str:
+    declare_all(amqp_url, TEST_RETRY_DELAYS_MS)
+    return amqp_url
+
+
+@pytest.fixture
+def broker(topology: str) -> str:
+    """The run's vhost with the topology declared and every queue empty."""
+    purge_all(topology, TEST_RETRY_DELAYS_MS)
+    return topology
+
+
 @pytest.fixture
 def settings_factory(migrated_database_url: str, amqp_url: str):
     def build(**overrides: object) -> Settings:
@@ -56,7 +72,7 @@ def settings_factory(migrated_database_url: str, amqp_url: str):
             "amqp_url": amqp_url,
             "erp_webhook_secret": f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
             "publish_confirm_timeout_s": 5.0,
-            "retry_delays_ms": "200,400",
+            "retry_delays_ms": TEST_RETRY_DELAYS_MS,
             "max_delivery_attempts": 5,
         }
         values.update(overrides)
