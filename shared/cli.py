@@ -35,6 +35,13 @@ def _ingress(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.runner import run_worker
+
+    run_worker(args.name, settings)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="erp-sync", description="Keeps the ERP and the shop in sync.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingress = commands.add_parser("ingress", help="serve the webhook ingress and read API (gunicorn)")
     ingress.add_argument("--port", type=int, default=None, help="port to listen on (default: INGRESS_PORT)")
     ingress.set_defaults(run=_ingress)
+
+    worker = commands.add_parser("worker", help="run one worker process (scale each on its own)")
+    worker.add_argument("name", choices=["catalog", "inventory", "media"])
+    worker.set_defaults(run=_worker)
     return parser
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,8 +55,16 @@ class Delivery:
     redelivered: bool = False
 
 
-Handler = Callable[[Delivery, Session], None]
-Outcome = Retry | Park | None
+@dataclass(frozen=True)
+class Done:
+    """Handled; `follow_ups` are published (confirmed) after the commit and before the ack."""
+
+    follow_ups: tuple[OutgoingMessage, ...] = ()
+
+
+# A handler may return messages to send once its effect is committed (e.g. media downloads).
+Handler = Callable[[Delivery, Session], Iterable[OutgoingMessage] | None]
+Outcome = Done | Retry | Park
 
 
 @dataclass(frozen=True)
@@ -103,16 +111,16 @@ class BatchRunner:
     def _run_one(self, delivery: Delivery, session: Session) -> Outcome:
         try:
             with session.begin_nested():
-                self._handler(delivery, session)
+                follow_ups = self._handler(delivery, session)
         except Exception as exc:
             error = _db_aware(exc)
             if isinstance(error, TransientError):
                 # The whole transaction may be unusable now: let the batch decide.
                 raise error from exc
             return self._decide(delivery, error)
-        return None
+        return Done(tuple(follow_ups or ()))
 
-    def _decide(self, delivery: Delivery, error: BaseException) -> Outcome:
+    def _decide(self, delivery: Delivery, error: BaseException) -> Retry | Park:
         outcome = decide(error, failed_attempts(delivery.headers), self._config.retry_delays_ms,
                          self._config.max_attempts)
         if isinstance(outcome, Park):
@@ -214,8 +222,8 @@ class Consumer:
             connection.process_data_events(time_limit=0.1)  # keeps heartbeats flowing
         outcomes = future.result()
         for delivery, outcome in zip(batch, outcomes, strict=True):
-            if outcome is not None:
-                message = _redirect(self._queue, delivery, outcome)
+            messages = outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
+            for message in messages:
                 redirect_channel.basic_publish(message.exchange, message.routing_key, message.body,
                                                message.properties(), mandatory=True)
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)

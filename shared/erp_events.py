@@ -23,7 +23,7 @@ from pydantic import (
 from shared.errors import MessageDecodeError
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
 Quantity = Annotated[StrictInt, Field(ge=0)]
 AttributeValue = str | StrictInt | Decimal | StrictBool

@@ -50,7 +50,11 @@ class Settings(BaseSettings):
 
     retry_delays_ms: Annotated[tuple[int, ...], NoDecode] = (1_000, 5_000, 30_000, 120_000, 600_000)
     max_delivery_attempts: int = Field(default=25, gt=0)
-    worker_prefetch: int = Field(default=100, gt=0)
+    worker_prefetch: int = Field(default=200, gt=0)
+    worker_batch_size: int = Field(default=100, gt=0)
+    worker_batch_window_ms: int = Field(default=5, ge=0)
+    media_timeout_s: float = Field(default=10.0, gt=0)
+    media_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("erp_webhook_secret", mode="before")

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.consumer import BatchRunner, Consumer, ConsumerConfig, Delivery, Handler, Outcome
+from shared.consumer import BatchRunner, Consumer, ConsumerConfig, Delivery, Done, Handler, Outcome
 from shared.db import make_engine, make_session_factory
 from shared.errors import BrokerUnavailable, DatabaseUnavailable, MessageDecodeError, PermanentError
 from shared.models.events import ProcessedEvent
@@ -283,7 +283,7 @@ def test_transient_error_is_retried_through_the_delay_queues_until_it_succeeds(
     wait_until(lambda: committed(db_engine, event_id) == 1, "the event to be committed")
     running.stop()
     assert [d.headers.get(ATTEMPT_HEADER) for d in seen] == [None, 2, 3]
-    assert running.runner.outcomes[event_id] == [Retry(200, 2), Retry(400, 3), None]
+    assert running.runner.outcomes[event_id] == [Retry(200, 2), Retry(400, 3), Done()]
     assert committed(db_engine, event_id) == 1
     assert all_queues_empty(broker)
 
@@ -343,8 +343,8 @@ def test_transient_error_in_a_batch_does_not_hold_back_the_others(start_consumer
     wait_until(lambda: committed_ids(db_engine, event_ids) == set(event_ids), "every event to be committed")
     running.stop()
     assert max(running.runner.batch_sizes) > 1, "the messages were not handled as a batch"
-    assert running.runner.outcomes[flaky_id] == [Retry(200, 2), None]
-    assert all(running.runner.outcomes[i] == [None] for i in event_ids if i != flaky_id)
+    assert running.runner.outcomes[flaky_id] == [Retry(200, 2), Done()]
+    assert all(running.runner.outcomes[i] == [Done()] for i in event_ids if i != flaky_id)
     assert all_queues_empty(broker)
 
 
@@ -422,7 +422,7 @@ def test_database_outage_is_retried_not_parked_and_the_message_lands_once_it_is_
         wait_until(lambda: committed(db_engine, event_id) == 1, "the event to be committed")
         running.stop()
         outcomes = running.runner.outcomes[event_id]
-        assert outcomes[-1] is None
+        assert outcomes[-1] == Done()
         assert all(isinstance(outcome, Retry) for outcome in outcomes[:-1])
         assert committed(db_engine, event_id) == 1
         assert all_queues_empty(broker)
@@ -473,7 +473,7 @@ def test_batch_runner_decides_for_the_failing_message_and_commits_the_rest(
     outcomes = runner.run([delivery(i) for i in event_ids])
 
     # then only that message has an outcome, and the others are stored
-    assert outcomes == [None, expected, None]
+    assert outcomes == [Done(), expected, Done()]
     assert stored(db_session, event_ids) == {event_ids[0], event_ids[2]}
 
 
@@ -490,5 +490,5 @@ def test_batch_runner_turns_a_database_refusal_into_a_park(runner_session_factor
     # then the unique violation parks it and the other message is still stored
     assert isinstance(outcomes[0], Park)
     assert outcomes[0].reason.startswith("PermanentError: database refused the data: [23505]")
-    assert outcomes[1] is None
+    assert outcomes[1] == Done()
     assert stored(db_session, [event_id, other]) == {event_id, other}

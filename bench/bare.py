@@ -1,0 +1,33 @@
+"""The benchmark's yardstick: a Flask endpoint that only answers 202, under the ingress's gunicorn settings."""
+from __future__ import annotations
+
+import argparse
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+
+from ingress.serve import serve
+from shared.settings import load_settings
+
+WEBHOOK_PATH = "/webhooks/erp"
+
+
+def create_bare_app() -> Flask:
+    """One POST route that neither reads nor checks the body."""
+    app = Flask(__name__)
+
+    @app.post(WEBHOOK_PATH)
+    def accept() -> ResponseReturnValue:
+        return jsonify({"status": "accepted"}), 202
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    serve(load_settings(), port=parser.parse_args().port, app_factory=create_bare_app)
+
+
+if __name__ == "__main__":
+    main()

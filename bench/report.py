@@ -1,0 +1,37 @@
+"""A benchmark's one JSON line, and its figures set beside a baseline run's."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    """The last JSON line of `path` (a saved earlier run)."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"{path} holds no JSON line")
+    figures = json.loads(lines[-1])
+    if not isinstance(figures, dict):
+        raise ValueError(f"{path}: the last line is not a JSON object")
+    return figures
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def beside_baseline(figures: dict[str, Any], baseline: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """`baseline` (its date and `keys`) and the change of each key in percent, to merge into `figures`."""
+    kept = {key: baseline[key] for key in ("date", *keys) if key in baseline}
+    change: dict[str, float | None] = {}
+    for key in keys:
+        now, then = _number(figures.get(key)), _number(baseline.get(key))
+        if now is not None and then is not None:
+            change[key] = round((now - then) / then * 100, 1) if then else None
+    return {"baseline": kept, "change_pct": change}
+
+
+def emit(figures: dict[str, Any]) -> None:
+    print(json.dumps(figures, separators=(",", ":")), flush=True)

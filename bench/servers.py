@@ -1,0 +1,106 @@
+"""Gunicorn servers in process groups of their own, stopped with every worker they forked."""
+from __future__ import annotations
+
+import ctypes
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 60.0
+# gunicorn's graceful_timeout is 20 s; after that only SIGKILL is left.
+STOP_TIMEOUT_S = 25.0
+PR_SET_PDEATHSIG = 1
+
+
+class ServerFailed(RuntimeError):
+    """A server did not start, or died; the message ends with its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def ingress_command(port: int) -> list[str]:
+    """`erp-sync ingress`, as production runs it."""
+    script = Path(sys.executable).parent / "erp-sync"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+    return [*command, "ingress", "--port", str(port)]
+
+
+def bare_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "bench.bare", "--port", str(port)]
+
+
+def _die_with_parent() -> None:
+    # A benchmark killed with SIGKILL cleans nothing up; its gunicorn must not outlive it.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@contextmanager
+def running(name: str, command: list[str], env: dict[str, str], port: int, log_dir: Path) -> Iterator[None]:
+    """Start `command`, wait until it answers HTTP on `port`, and stop it on the way out."""
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )
+        try:
+            _wait_until_answering(process, port, log_path)
+            yield
+            if process.poll() is not None:
+                raise ServerFailed(f"{name} died during the run:\n{_tail(log_path)}")
+        finally:
+            _stop(process)
+
+
+def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerFailed(f"server exited with {process.returncode}:\n{_tail(log_path)}")
+        connection = http.client.HTTPConnection(HOST, port, timeout=2)
+        try:
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            connection.close()
+    raise ServerFailed(f"nothing answered on port {port} within {START_TIMEOUT_S} s:\n{_tail(log_path)}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    # The whole group: master and workers stop together, even if the master is wedged.
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,67 @@
+"""Run one worker process: declare the topology, then consume its queue until SIGTERM."""
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+from types import FrameType
+
+from shared.broker import declare_all
+from shared.consumer import BatchRunner, Consumer, ConsumerConfig, Handler
+from shared.db import make_engine, make_session_factory
+from shared.settings import Settings
+from shared.topology import WORK_QUEUES
+
+logger = logging.getLogger(__name__)
+
+# Each module offers `build_handler(settings) -> Handler`.
+WORKER_MODULES: dict[str, str] = {
+    "catalog": "workers.catalog",
+    "inventory": "workers.inventory",
+    "media": "workers.media",
+}
+
+
+def consumer_config(settings: Settings) -> ConsumerConfig:
+    return ConsumerConfig(
+        amqp_url=settings.amqp_url,
+        retry_delays_ms=settings.retry_delays_ms,
+        max_attempts=settings.max_delivery_attempts,
+        prefetch=settings.worker_prefetch,
+        batch_size=settings.worker_batch_size,
+        batch_window_s=settings.worker_batch_window_ms / 1000,
+    )
+
+
+def build_handler(name: str, settings: Settings) -> Handler:
+    module = importlib.import_module(WORKER_MODULES[name])
+    handler: Handler = module.build_handler(settings)
+    return handler
+
+
+def run_worker(name: str, settings: Settings, stop: threading.Event | None = None) -> None:
+    """Consume the worker's queue until `stop` is set (SIGTERM and SIGINT set it)."""
+    stop = stop or _stop_on_signals()
+    declare_all(settings.amqp_url, settings.retry_delays_ms)
+    engine = make_engine(settings.database_url)
+    config = consumer_config(settings)
+    runner = BatchRunner(build_handler(name, settings), make_session_factory(engine), config)
+    logger.info("worker %s starting", name)
+    try:
+        Consumer(WORK_QUEUES[name], runner, config).run(stop)
+    finally:
+        engine.dispose()
+        logger.info("worker %s stopped", name)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %d: finishing the current batch, then stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
