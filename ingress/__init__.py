@@ -8,7 +8,7 @@ from shared.settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The app factory (gunicorn: `ingress:create_app()`)."""
-    from ingress import errors, extensions, health, metrics, webhooks
+    from ingress import errors, extensions, health, metrics, read_api, webhooks
 
     config = settings or load_settings()
     app = Flask(__name__)
@@ -18,4 +18,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(read_api.bp)
     return app

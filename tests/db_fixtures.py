@@ -38,3 +38,21 @@ def db_session(db_engine: Engine) -> Iterator[Session]:
         session.close()
         transaction.rollback()
         connection.close()
+
+
+BUSINESS_TABLES = (
+    "reconciliation_corrections", "reconciliation_runs", "stock_holds", "order_lines", "orders",
+    "media", "variants", "product_groups", "categories", "stock_changes", "stock_levels", "processed_events",
+)
+
+
+@pytest.fixture
+def committed_session(db_engine: Engine) -> Iterator[Session]:
+    """A plain session whose commits are real (for tests across processes); tables emptied after."""
+    session = Session(db_engine, expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        with db_engine.begin() as connection:
+            connection.exec_driver_sql(f"TRUNCATE {', '.join(BUSINESS_TABLES)} RESTART IDENTITY CASCADE")

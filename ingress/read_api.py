@@ -1,0 +1,90 @@
+"""The storefront's read API: stock and products by SKU."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from ingress.errors import ApiError
+from ingress.extensions import engine
+from shared.availability import StockView, stock_view
+from shared.models import Media, Variant
+
+bp = Blueprint("read_api", __name__, url_prefix="/api/v1")
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value.quantize(Decimal('0.01'))}"
+
+
+def _stock_json(view: StockView) -> dict[str, Any]:
+    return {
+        "sku": view.sku,
+        "erp_quantity": view.erp_quantity,
+        "reserved": view.reserved,
+        "available": view.available,
+        "updated_at": view.updated_at.isoformat() if view.updated_at else None,
+    }
+
+
+def _media_json(media: Media) -> dict[str, Any]:
+    return {
+        "url": media.url,
+        "position": media.position,
+        "is_main": media.is_main,
+        "status": media.status,
+        "failure_reason": media.failure_reason,
+        "content_type": media.content_type,
+        "byte_size": media.byte_size,
+        "sha256": media.sha256,
+    }
+
+
+@bp.get("/inventory/<path:sku>")
+def inventory(sku: str) -> ResponseReturnValue:
+    with Session(engine()) as session:
+        view = stock_view(session, sku)
+    if view is None:
+        raise ApiError(404, f"unknown SKU {sku!r}")
+    return jsonify(_stock_json(view))
+
+
+@bp.get("/products/<path:sku>")
+def product(sku: str) -> ResponseReturnValue:
+    with Session(engine()) as session:
+        variant = session.scalar(
+            select(Variant)
+            .where(Variant.sku == sku)
+            .options(selectinload(Variant.group), selectinload(Variant.media))
+        )
+        if variant is None:
+            raise ApiError(404, f"unknown SKU {sku!r}")
+        view = stock_view(session, sku)
+        group = variant.group
+        is_active = variant.is_active and group.is_active
+        body = {
+            "sku": variant.sku,
+            "display_name": variant.display_name,
+            "price": _money(variant.price),
+            "mrp": _money(variant.mrp),
+            "attributes": variant.attributes,
+            "is_active": is_active,
+            # A product the ERP deactivated is not for sale, whatever stock remains.
+            "available": view.available if view and is_active else 0,
+            "stock": _stock_json(view) if view else None,
+            "group": {
+                "product_group_id": group.product_group_id,
+                "group_name": group.group_name,
+                "description": group.description,
+                "category_hierarchy": list(group.category_path),
+                "tax_hsn": group.tax_hsn,
+                "is_active": group.is_active,
+            },
+            "media": [_media_json(m) for m in variant.media],
+            "updated_at": variant.updated_at.isoformat(),
+        }
+    return jsonify(body)

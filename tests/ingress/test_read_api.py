@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from shared.models import Media, Order, ProductGroup, StockHold, StockLevel, Variant
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def add_product(session, sku="IPH15-128-BLK", *, variant_active=True, group_active=True):
+    session.add(ProductGroup(product_group_id="PG-1001", group_name="iPhone 15", description="<p>Full HTML...</p>",
+                             tax_hsn="85171300", is_active=group_active,
+                             category_path=["Electronics", "Smartphones", "Apple"], erp_updated_at=NOW))
+    session.add(Variant(sku=sku, product_group_id="PG-1001", display_name="iPhone 15 128GB Black",
+                        price=Decimal("79900"), mrp=Decimal("89900.5"), attributes={"Color": "Black"},
+                        is_active=variant_active, erp_updated_at=NOW))
+    session.add_all([
+        Media(sku=sku, position=0, url="https://erp-cdn.com/u/iph15-blk.jpg", is_main=True, status="confirmed",
+              content_type="image/jpeg", byte_size=1234, sha256="ab" * 32),
+        Media(sku=sku, position=1, url="https://erp-cdn.com/u/iph15-blk-back.jpg", status="failed",
+              failure_reason="HTTP 404"),
+    ])
+    session.commit()
+
+
+def hold(session, sku, quantity, order_id="ORD-WEB-1001", released=False):
+    session.add(Order(order_id=order_id, order_date=NOW, customer_ref="CUST-555"))
+    session.flush()
+    session.add(StockHold(order_id=order_id, sku=sku, quantity=quantity,
+                          released_at=NOW if released else None, release_reason="erp_figure" if released else None))
+    session.commit()
+
+
+def test_inventory_shows_erp_figure_minus_open_holds(client, committed_session):
+    # given the ERP says 49 and two orders hold 3 (one more hold already released)
+    committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=49, erp_as_of=NOW))
+    committed_session.commit()
+    hold(committed_session, "IPH15-128-BLK", 2, "ORD-1")
+    hold(committed_session, "IPH15-128-BLK", 1, "ORD-2")
+    hold(committed_session, "IPH15-128-BLK", 5, "ORD-3", released=True)
+
+    answer = client.get("/api/v1/inventory/IPH15-128-BLK")
+
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert (body["sku"], body["erp_quantity"], body["reserved"], body["available"]) == ("IPH15-128-BLK", 49, 3, 46)
+    assert body["updated_at"]
+
+
+def test_available_never_goes_below_zero(client, committed_session):
+    committed_session.add(StockLevel(sku="LAST-ONE", erp_quantity=1, erp_as_of=NOW))
+    committed_session.commit()
+    hold(committed_session, "LAST-ONE", 2)
+
+    assert client.get("/api/v1/inventory/LAST-ONE").get_json()["available"] == 0
+
+
+def test_unknown_sku_is_404(client, committed_session):
+    for path in ("/api/v1/inventory/NOPE", "/api/v1/products/NOPE"):
+        answer = client.get(path)
+        assert answer.status_code == 404
+        assert "NOPE" in answer.get_json()["error"]
+
+
+def test_product_shows_prices_as_two_decimal_strings_with_group_media_and_stock(client, committed_session):
+    add_product(committed_session)
+    committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=50, erp_as_of=NOW))
+    committed_session.commit()
+
+    body = client.get("/api/v1/products/IPH15-128-BLK").get_json()
+
+    assert (body["price"], body["mrp"]) == ("79900.00", "89900.50")
+    assert body["attributes"] == {"Color": "Black"}
+    assert body["is_active"] is True
+    assert body["available"] == 50
+    assert body["group"]["category_hierarchy"] == ["Electronics", "Smartphones", "Apple"]
+    assert [(m["url"], m["is_main"], m["status"]) for m in body["media"]] == [
+        ("https://erp-cdn.com/u/iph15-blk.jpg", True, "confirmed"),
+        ("https://erp-cdn.com/u/iph15-blk-back.jpg", False, "failed"),
+    ]
+    assert body["media"][1]["failure_reason"] == "HTTP 404"
+
+
+def test_product_of_an_inactive_group_is_inactive_and_not_for_sale(client, committed_session):
+    add_product(committed_session, group_active=False)
+    committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=50, erp_as_of=NOW))
+    committed_session.commit()
+
+    body = client.get("/api/v1/products/IPH15-128-BLK").get_json()
+
+    assert body["is_active"] is False
+    assert body["available"] == 0
