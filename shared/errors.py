@@ -5,11 +5,13 @@
     ├── TransientError            retry later with a growing delay
     │   ├── BrokerUnavailable     RabbitMQ unreachable, channel closed, confirm timed out
     │   ├── DatabaseUnavailable   PostgreSQL unreachable, deadlock, serialization failure
-    │   └── ErpUnavailable        the ERP timed out, refused, or answered 5xx
+    │   ├── ErpUnavailable        the ERP timed out, refused, or answered 5xx
+    │   └── MediaUnavailable      an image server timed out, refused, or answered 5xx or 429
     └── PermanentError            can never succeed; park with the reason
         ├── MessageDecodeError    the body is not a valid message (keeps the raw bytes)
         ├── PublishRejected       the broker nacked or returned a message (no route)
-        └── ErpRejected           the ERP answered 4xx
+        ├── ErpRejected           the ERP answered 4xx
+        └── MediaRejected         an image URL answered 4xx, is not an image, is too big, or is forbidden
 
 A worker decides between retry and park from the class alone.
 """
@@ -49,6 +51,15 @@ class ErpUnavailable(TransientError):
         self.body = body
 
 
+class MediaUnavailable(TransientError):
+    """An image could not be downloaded this time; url and status (if any) are kept."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
 class MessageDecodeError(PermanentError):
     """A message body that does not decode to its schema; the raw bytes are kept."""
 
@@ -69,3 +80,12 @@ class ErpRejected(PermanentError):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class MediaRejected(PermanentError):
+    """An image that will never be accepted from this URL; url and status (if any) are kept."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status

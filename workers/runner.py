@@ -23,21 +23,22 @@ WORKER_MODULES: dict[str, str] = {
 }
 
 
-def consumer_config(settings: Settings) -> ConsumerConfig:
+def consumer_config(settings: Settings, batch_size: int | None = None) -> ConsumerConfig:
     return ConsumerConfig(
         amqp_url=settings.amqp_url,
         retry_delays_ms=settings.retry_delays_ms,
         max_attempts=settings.max_delivery_attempts,
         prefetch=settings.worker_prefetch,
-        batch_size=settings.worker_batch_size,
+        batch_size=batch_size or settings.worker_batch_size,
         batch_window_s=settings.worker_batch_window_ms / 1000,
     )
 
 
-def build_handler(name: str, settings: Settings) -> Handler:
+def build_handler(name: str, settings: Settings) -> tuple[Handler, int | None]:
+    """The worker's handler and its own batch size, if it sets one (`BATCH_SIZE`)."""
     module = importlib.import_module(WORKER_MODULES[name])
     handler: Handler = module.build_handler(settings)
-    return handler
+    return handler, getattr(module, "BATCH_SIZE", None)
 
 
 def run_worker(name: str, settings: Settings, stop: threading.Event | None = None) -> None:
@@ -45,8 +46,9 @@ def run_worker(name: str, settings: Settings, stop: threading.Event | None = Non
     stop = stop or _stop_on_signals()
     declare_all(settings.amqp_url, settings.retry_delays_ms)
     engine = make_engine(settings.database_url)
-    config = consumer_config(settings)
-    runner = BatchRunner(build_handler(name, settings), make_session_factory(engine), config)
+    handler, batch_size = build_handler(name, settings)
+    config = consumer_config(settings, batch_size)
+    runner = BatchRunner(handler, make_session_factory(engine), config)
     logger.info("worker %s starting", name)
     try:
         Consumer(WORK_QUEUES[name], runner, config).run(stop)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from workers.runner import run_worker
+
+
+@pytest.fixture
+def start_workers(settings, broker, committed_session):
+    """Start real worker consumers (in threads) on the run's broker and database."""
+    running: list[tuple[threading.Event, threading.Thread]] = []
+
+    def start(*names: str, with_settings=None) -> None:
+        for name in names:
+            stop = threading.Event()
+            thread = threading.Thread(target=run_worker, args=(name, with_settings or settings, stop), daemon=True)
+            thread.start()
+            running.append((stop, thread))
+
+    yield start
+    for stop, _ in running:
+        stop.set()
+    for _, thread in running:
+        thread.join(timeout=15)
+
+
+def wait_for(check: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
+    """Poll until `check` returns something truthy; fail with its last value otherwise."""
+    deadline = time.monotonic() + timeout
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = check()
+    assert value, f"condition not met within {timeout} s (last value {value!r})"
+    return value

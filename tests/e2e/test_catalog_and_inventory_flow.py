@@ -1,0 +1,142 @@
+"""Whole flows: a signed webhook in, a real worker applies it, the storefront reads it."""
+from __future__ import annotations
+
+import hashlib
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ingress import create_app
+from tests.conftest import WEBHOOK_SECRET
+from tests.e2e.conftest import wait_for
+from tests.factories import catalog_event, encode, inventory_event, now_iso, signed_headers
+
+# The smallest valid PNG: signature, IHDR, IDAT, IEND of a 1x1 image.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+@pytest.fixture
+def ingress(settings):
+    app = create_app(settings)
+    yield app.test_client()
+    app.extensions["erp_sync.publisher"].close()
+
+
+def post(client, event):
+    body = encode(event)
+    answer = client.post("/webhooks/erp", data=body, headers=signed_headers(body, WEBHOOK_SECRET))
+    assert answer.status_code == 202, answer.get_json()
+    return answer
+
+
+def product(client, sku):
+    answer = client.get(f"/api/v1/products/{sku}")
+    return answer.get_json() if answer.status_code == 200 else None
+
+
+def test_spec_catalog_example_shows_up_with_prices_attributes_and_media(ingress, start_workers):
+    # given the catalog and inventory workers
+    start_workers("catalog", "inventory")
+
+    # when the ERP sends the spec's catalog.update example
+    post(ingress, catalog_event())
+
+    # then the storefront shows it as the ERP set it
+    black = wait_for(lambda: product(ingress, "IPH15-128-BLK"))
+    assert (black["price"], black["mrp"]) == ("79900.00", "89900.00")
+    assert black["attributes"] == {"Color": "Black", "Storage": "128GB"}
+    assert black["is_active"] is True and black["available"] == 50
+    assert black["group"]["group_name"] == "iPhone 15"
+    assert black["group"]["category_hierarchy"] == ["Electronics", "Smartphones", "Apple"]
+    assert [(m["url"], m["is_main"]) for m in black["media"]] == [
+        ("https://erp-cdn.com/u/iph15-blk.jpg", True),
+        ("https://erp-cdn.com/u/iph15-blk-back.jpg", False),
+    ]
+    blue = product(ingress, "IPH15-128-BLU")
+    assert (blue["price"], blue["mrp"], blue["available"]) == ("79900.00", None, 42)
+
+
+def test_operational_scenario_pos_sale_shows_49_left(ingress, start_workers):
+    # given the product with 50 in stock
+    start_workers("catalog", "inventory")
+    post(ingress, catalog_event())
+    wait_for(lambda: product(ingress, "IPH15-128-BLK"))
+
+    # when a customer buys one in the store and the ERP fires inventory.change
+    post(ingress, inventory_event(sku="IPH15-128-BLK", new_quantity=49, reason="POS_SALE"))
+
+    # then the website shows "49 left"
+    stock = wait_for(lambda: (s := ingress.get("/api/v1/inventory/IPH15-128-BLK").get_json())["erp_quantity"] == 49
+                     and s)
+    assert (stock["available"], stock["reserved"]) == (49, 0)
+    assert product(ingress, "IPH15-128-BLK")["available"] == 49
+
+
+def test_replayed_and_out_of_order_events_change_nothing(ingress, start_workers):
+    # given a figure of 49 applied
+    start_workers("inventory")
+    newest = inventory_event(sku="SKU-REPLAY", new_quantity=49)
+    post(ingress, newest)
+    wait_for(lambda: ingress.get("/api/v1/inventory/SKU-REPLAY").status_code == 200)
+
+    # when the same event is replayed and an older figure arrives late
+    post(ingress, newest)
+    older = inventory_event(sku="SKU-REPLAY", new_quantity=50)
+    older["timestamp"] = now_iso(timedelta(minutes=-5))
+    post(ingress, older)
+    marker = inventory_event(sku="SKU-MARKER", new_quantity=1)
+    post(ingress, marker)
+    wait_for(lambda: ingress.get("/api/v1/inventory/SKU-MARKER").status_code == 200)
+
+    # then the newest figure stays
+    assert ingress.get("/api/v1/inventory/SKU-REPLAY").get_json()["erp_quantity"] == 49
+
+
+@pytest.fixture
+def image_server():
+    hits: list[str] = []
+
+    class Images(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(PNG)))
+            self.end_headers()
+            self.wfile.write(PNG)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Images)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", hits
+    server.shutdown()
+
+
+def test_media_is_downloaded_in_the_background_and_confirmed(settings_factory, start_workers, image_server):
+    # given the workers allowed to fetch from this machine (as in development)
+    base, hits = image_server
+    settings = settings_factory(media_allow_private_networks=True)
+    app = create_app(settings)
+    client = app.test_client()
+    start_workers("catalog", "media", with_settings=settings)
+    variant = catalog_event()["data"]["variants"][0]
+    variant["media"] = [{"url": f"{base}/iph15-blk.png", "is_main": True}]
+
+    # when the product arrives
+    post(client, catalog_event(variants=[variant]))
+
+    # then its image is fetched and confirmed with its digest
+    confirmed = wait_for(lambda: (p := product(client, "IPH15-128-BLK")) and p["media"][0]["status"] == "confirmed"
+                         and p)
+    media = confirmed["media"][0]
+    assert media["sha256"] == hashlib.sha256(PNG).hexdigest()
+    assert (media["byte_size"], media["content_type"]) == (len(PNG), "image/png")
+    assert hits == ["/iph15-blk.png"]
+    app.extensions["erp_sync.publisher"].close()

@@ -1,0 +1,231 @@
+"""The per-SKU stock rule against real PostgreSQL: newer figures win, deltas count once."""
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from shared.erp_events import InventoryChange
+from shared.models import ProcessedEvent, StockChange, StockChangeOutcome, StockLevel
+from workers.inventory import apply_inventory_change
+from workers.stock import NO_TOTAL_YET, apply_absolute, apply_delta, stock_history
+
+T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
+APPLIED, STALE = StockChangeOutcome.APPLIED, StockChangeOutcome.STALE
+
+
+def new_sku() -> str:
+    return f"SKU-{uuid.uuid4().hex[:12]}"
+
+
+def level(session: Session, sku: str) -> StockLevel | None:
+    return session.execute(select(StockLevel).where(StockLevel.sku == sku)).scalar_one_or_none()
+
+
+def quantity(session: Session, sku: str) -> int | None:
+    return session.scalar(select(StockLevel.erp_quantity).where(StockLevel.sku == sku))
+
+
+def absolute(session: Session, sku: str, qty: int, at: datetime, event_id: str | None = None, **context):
+    return apply_absolute(session, sku=sku, quantity=qty, erp_timestamp=at,
+                          event_id=event_id or f"evt_{uuid.uuid4()}", **context)
+
+
+def delta(session: Session, sku: str, change: int, at: datetime, event_id: str | None = None):
+    return apply_delta(session, sku=sku, delta=change, erp_timestamp=at, event_id=event_id or f"evt_{uuid.uuid4()}")
+
+
+def test_first_absolute_figure_sets_the_stock(db_session):
+    # given a SKU with no figure yet
+    sku = new_sku()
+
+    # when the ERP reports 50 of it
+    outcome = absolute(db_session, sku, 50, T0)
+
+    # then 50 is its figure as of the ERP's timestamp
+    assert outcome is APPLIED
+    row = level(db_session, sku)
+    assert (row.erp_quantity, row.erp_as_of) == (50, T0)
+
+
+def test_newer_absolute_figure_replaces_the_older(db_session):
+    # given 50 as of T0
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0)
+
+    # when 49 arrives as of a minute later
+    outcome = absolute(db_session, sku, 49, T0 + timedelta(minutes=1))
+
+    # then 49 stands
+    assert outcome is APPLIED
+    assert quantity(db_session, sku) == 49
+
+
+def test_older_absolute_figure_is_ignored_and_recorded_stale(db_session):
+    # given 49 as of 10:05
+    sku = new_sku()
+    absolute(db_session, sku, 49, T0 + timedelta(minutes=5))
+
+    # when 50 as of 10:00 arrives late
+    outcome = absolute(db_session, sku, 50, T0, event_id="evt_late", location_id="WH-MAIN", reason="RECOUNT")
+
+    # then 49 stays, and the history says the late figure was stale, next to what stood instead
+    assert outcome is STALE
+    assert quantity(db_session, sku) == 49
+    latest = stock_history(db_session, sku)[0]
+    assert (latest.event_id, latest.outcome, latest.quantity, latest.resulting_quantity) == ("evt_late", "stale", 50, 49)
+    assert (latest.location_id, latest.reason, latest.erp_timestamp) == ("WH-MAIN", "RECOUNT", T0)
+
+
+def test_figure_with_the_same_timestamp_wins_as_the_later_arrival(db_session):
+    # given 50 as of T0 (ERP timestamps may have second resolution)
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0)
+
+    # when 49 arrives with the very same timestamp
+    outcome = absolute(db_session, sku, 49, T0)
+
+    # then the later arrival wins
+    assert outcome is APPLIED
+    assert quantity(db_session, sku) == 49
+
+
+def test_delta_adds_to_the_figure(db_session):
+    # given 50 as of T0
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0)
+
+    # when a POS sale of one arrives as a delta
+    outcome = delta(db_session, sku, -1, T0 + timedelta(seconds=30))
+
+    # then 49 stands, still anchored on the total of T0
+    assert outcome is APPLIED
+    row = level(db_session, sku)
+    assert (row.erp_quantity, row.erp_as_of) == (49, T0)
+    assert stock_history(db_session, sku)[0].resulting_quantity == 49
+
+
+def test_delta_older_than_the_absolute_figure_is_stale(db_session):
+    # given 49 as of 10:05, a total that already counts everything before it
+    sku = new_sku()
+    absolute(db_session, sku, 49, T0 + timedelta(minutes=5))
+
+    # when a sale of 10:00 arrives late as a delta
+    outcome = delta(db_session, sku, -1, T0)
+
+    # then it is not counted twice
+    assert outcome is STALE
+    assert quantity(db_session, sku) == 49
+    assert stock_history(db_session, sku)[0].outcome == "stale"
+
+
+def test_deltas_count_once_whatever_order_they_arrive_in(db_session):
+    # given 50 as of T0
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0)
+
+    # when a sale of 10:02 arrives before a goods receipt of 10:01
+    outcomes = [delta(db_session, sku, -1, T0 + timedelta(minutes=2)), delta(db_session, sku, 10, T0 + timedelta(minutes=1))]
+
+    # then both count
+    assert outcomes == [APPLIED, APPLIED]
+    assert quantity(db_session, sku) == 59
+
+
+def test_delta_for_a_sku_without_a_figure_applies_onto_zero_until_the_first_total(db_session):
+    # given a SKU the ERP never reported a total for
+    sku = new_sku()
+
+    # when goods receipts arrive as deltas, the later one first
+    delta(db_session, sku, 5, T0 + timedelta(minutes=2))
+    outcome = delta(db_session, sku, 10, T0 + timedelta(minutes=1))
+
+    # then they add up from nothing, not yet anchored on any total
+    assert outcome is APPLIED
+    row = level(db_session, sku)
+    assert (row.erp_quantity, row.erp_as_of) == (15, NO_TOTAL_YET)
+
+    # when the ERP's first total arrives, even one older than the deltas
+    assert absolute(db_session, sku, 12, T0) is APPLIED
+
+    # then the ERP's total replaces the guess
+    assert quantity(db_session, sku) == 12
+
+
+def test_history_lists_every_change_newest_first_with_its_event(db_session):
+    # given three figures of one SKU, one of them stale, and a figure of another SKU
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0, event_id="evt_a", location_id="WH-MAIN", reason="GOODS_RECEIPT")
+    delta(db_session, sku, -1, T0 + timedelta(minutes=1), event_id="evt_b")
+    absolute(db_session, sku, 60, T0 - timedelta(minutes=1), event_id="evt_c")
+    absolute(db_session, new_sku(), 7, T0)
+
+    # when the history is read
+    history = stock_history(db_session, sku)
+
+    # then it shows this SKU's changes, newest first, each with its event and what became of it
+    assert [(c.event_id, c.kind, c.outcome, c.resulting_quantity) for c in history] == [
+        ("evt_c", "absolute", "stale", 49),
+        ("evt_b", "delta", "applied", 49),
+        ("evt_a", "absolute", "applied", 50),
+    ]
+    assert (history[2].location_id, history[2].reason) == ("WH-MAIN", "GOODS_RECEIPT")
+    assert [c.event_id for c in stock_history(db_session, sku, limit=2)] == ["evt_c", "evt_b"]
+
+
+def inventory_change(sku: str, event_id: str, qty: int, at: datetime) -> InventoryChange:
+    return InventoryChange.model_validate({
+        "event_id": event_id, "event_type": "inventory.change", "timestamp": at,
+        "data": {"sku": sku, "new_quantity": qty},
+    })
+
+
+@pytest.fixture
+def race_sku(db_engine):
+    sku = new_sku()
+    yield sku
+    with Session(db_engine) as session, session.begin():
+        event_ids = select(StockChange.event_id).where(StockChange.sku == sku).scalar_subquery()
+        session.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.in_(event_ids)))
+        session.execute(delete(StockChange).where(StockChange.sku == sku))
+        session.execute(delete(StockLevel).where(StockLevel.sku == sku))
+
+
+def test_two_processes_racing_on_one_sku_never_go_backwards(db_engine, race_sku):
+    # given 200 figures of one SKU, each delivered to two workers: one takes them oldest first,
+    # the other newest first, each committing one event per transaction on its own connection
+    events = [inventory_change(race_sku, f"evt_race_{uuid.uuid4()}", qty, T0 + timedelta(seconds=qty))
+              for qty in range(200)]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker(order: list[InventoryChange]) -> None:
+        try:
+            start.wait()
+            for event in order:
+                with Session(db_engine) as session, session.begin():
+                    apply_inventory_change(event, session)
+        except BaseException as exc:  # noqa: BLE001 (reported by the test thread)
+            errors.append(exc)
+
+    # when they race
+    threads = [threading.Thread(target=worker, args=(order,)) for order in (events, events[::-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then nothing failed, the newest figure stands, every figure had its effect once,
+    # and the figures applied, in the order they were applied, only ever moved forward
+    assert errors == []
+    with Session(db_engine) as session:
+        assert quantity(session, race_sku) == 199
+        history = session.scalars(select(StockChange).where(StockChange.sku == race_sku).order_by(StockChange.id)).all()
+    outcomes = {event.event_id: sorted(c.outcome for c in history if c.event_id == event.event_id) for event in events}
+    assert all(len(o) == 2 and o.count("duplicate") == 1 for o in outcomes.values())
+    applied = [c.erp_timestamp for c in history if c.outcome == "applied"]
+    assert applied == sorted(applied)
