@@ -19,7 +19,6 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse  # noqa: E402
-import asyncio  # noqa: E402
 import os  # noqa: E402
 import secrets  # noqa: E402
 import signal  # noqa: E402
@@ -27,68 +26,26 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from types import FrameType  # noqa: E402
 from typing import Any  # noqa: E402
 
-from bench import queues, wrk  # noqa: E402
+from bench import wrk  # noqa: E402
 from bench.bare import WEBHOOK_PATH  # noqa: E402
-from bench.loadgen import Post, Result, closed_loop, open_loop  # noqa: E402
+from bench.loadgen import Post  # noqa: E402
+from bench.phases import IngressRun, Plan, Throughput, measure_bare, measure_ingress, progress  # noqa: E402
 from bench.report import beside_baseline, emit, load_baseline  # noqa: E402
 from bench.sandbox import private_database, private_vhost  # noqa: E402
-from bench.servers import HOST, ServerFailed, bare_command, free_port, ingress_command, running  # noqa: E402
+from bench.servers import ServerFailed  # noqa: E402
 from ingress.serve import gunicorn_options  # noqa: E402
 from shared.errors import ErpSyncError  # noqa: E402
 from shared.settings import Settings, load_settings  # noqa: E402
-from shared.topology import WORK_QUEUES  # noqa: E402
 from tests.factories import encode, inventory_event, signed_headers  # noqa: E402
 
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 20.0
-INGRESS_QUEUE = WORK_QUEUES["inventory"].name
 COMPARED = ("ingress_rps", "bare_rps", "ratio", "offered_rps", "p50_ms", "p99_ms")
 EXIT_OK, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 130
-
-
-@dataclass(frozen=True)
-class Throughput:
-    """A maximum-rate run: 2xx answers, other answers and failed exchanges, over its duration."""
-
-    ok: int
-    failed: int
-    duration_s: float
-
-    @property
-    def rate(self) -> float:
-        return self.ok / self.duration_s
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """202s answered against messages found on the queue afterwards."""
-
-    answered: int
-    queued: int
-
-    @property
-    def lost(self) -> int:
-        return max(0, self.answered - self.queued)
-
-    @property
-    def unanswered(self) -> int:
-        """Stored but never answered: in flight when wrk stopped, or timed out at the client."""
-        return max(0, self.queued - self.answered)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the run needs beyond the command line: prepared posts, the generator, a work folder."""
-
-    args: argparse.Namespace
-    posts: list[Post]
-    use_wrk: bool
-    work_dir: Path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -123,49 +80,6 @@ def server_env(settings: Settings, secret: str, metrics_dir: Path) -> dict[str, 
     }
 
 
-def max_rate(plan: Plan, port: int, duration_s: float) -> Throughput:
-    """Closed-loop load on `port` for `duration_s`."""
-    if plan.use_wrk:
-        script = wrk.write_script(plan.posts, plan.work_dir / "post.lua")
-        result = wrk.run_wrk(f"http://{HOST}:{port}{WEBHOOK_PATH}", script, duration_s,
-                             plan.args.connections, plan.args.wrk_threads)
-        return Throughput(result.successes, result.status_errors + result.socket_errors, result.duration_s)
-    run = asyncio.run(closed_loop(HOST, port, plan.posts, duration_s, plan.args.connections))
-    ok = sum(count for status, count in run.statuses.items() if 200 <= status < 300)
-    return Throughput(ok, run.errors + sum(run.statuses.values()) - ok, run.duration_s)
-
-
-def paced(plan: Plan, port: int, rate: float) -> Result:
-    return asyncio.run(open_loop(HOST, port, plan.posts, rate, plan.args.duration, plan.args.connections))
-
-
-def measure_bare(plan: Plan, env: dict[str, str]) -> Throughput:
-    port = free_port()
-    with running("bare", bare_command(port), env, port, plan.work_dir):
-        max_rate(plan, port, plan.args.warmup)
-        peak = max_rate(plan, port, plan.args.duration)
-    _progress(f"bare endpoint: {peak.rate:.0f} req/s")
-    return peak
-
-
-def measure_ingress(plan: Plan, env: dict[str, str], amqp_url: str) -> tuple[Throughput, Delivery, Result, Delivery]:
-    """Maximum rate, then latency at a fixed fraction of it; the queue checked after each."""
-    port = free_port()
-    with running("ingress", ingress_command(port), env, port, plan.work_dir):
-        max_rate(plan, port, plan.args.warmup)  # every worker connects its publisher
-        # Warm-up requests still in flight when wrk stopped land after an early purge.
-        queues.settled_depth(amqp_url, INGRESS_QUEUE)
-        queues.purge(amqp_url, INGRESS_QUEUE)
-        peak = max_rate(plan, port, plan.args.duration)
-        peak_delivery = Delivery(peak.ok, queues.settled_depth(amqp_url, INGRESS_QUEUE))
-        _progress(f"ingress: {peak.rate:.0f} req/s, {peak_delivery.queued} queued for {peak.ok} answered")
-        queues.purge(amqp_url, INGRESS_QUEUE)
-        latency = paced(plan, port, peak.rate * plan.args.rate_fraction)
-        latency_delivery = Delivery(latency.statuses[202], queues.settled_depth(amqp_url, INGRESS_QUEUE))
-        _progress(f"ingress paced: p99 {latency.percentile_ms(0.99):.1f} ms")
-    return peak, peak_delivery, latency, latency_delivery
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Set up vhost, database and servers, measure, tear everything down; the figures."""
     base = load_settings()
@@ -178,15 +92,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = load_settings(amqp_url=amqp_url, database_url=database_url, erp_webhook_secret=secret)
         plan = Plan(args, signed_posts(secret, args.bodies), use_wrk, work_dir)
         bare = measure_bare(plan, server_env(settings, secret, work_dir / "metrics-bare"))
-        measured = measure_ingress(plan, server_env(settings, secret, work_dir / "metrics-ingress"), amqp_url)
-    return figures(plan, settings, bare, *measured)
+        ingress = measure_ingress(plan, server_env(settings, secret, work_dir / "metrics-ingress"), amqp_url)
+    return figures(plan, settings, bare, ingress)
 
 
-def figures(
-    plan: Plan, settings: Settings, bare: Throughput,
-    peak: Throughput, peak_delivery: Delivery, latency: Result, latency_delivery: Delivery,
-) -> dict[str, Any]:
+def figures(plan: Plan, settings: Settings, bare: Throughput, ingress: IngressRun) -> dict[str, Any]:
+    """The one JSON line's fields."""
     options = gunicorn_options(settings)
+    peak, latency = ingress.peak, ingress.latency
     ratio = peak.rate / bare.rate
     p50, p99 = latency.percentile_ms(0.5), latency.percentile_ms(0.99)
     failed = peak.failed + latency.errors + sum(latency.statuses.values()) - latency.statuses[202]
@@ -204,8 +117,8 @@ def figures(
         "max_ms": round(latency.percentile_ms(1.0), 2),
         "send_lag_p99_ms": round(latency.percentile_ms(0.99, latency.send_lags_s), 2),
         "failed": failed,
-        "lost": peak_delivery.lost + latency_delivery.lost,
-        "stored_unanswered": peak_delivery.unanswered + latency_delivery.unanswered,
+        "lost": ingress.peak_delivery.lost + ingress.latency_delivery.lost,
+        "stored_unanswered": ingress.peak_delivery.unanswered + ingress.latency_delivery.unanswered,
         "target_met": ratio >= TARGET_RATIO and p99 < TARGET_P99_MS,
         "target": {"ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
         "workers": options["workers"],
@@ -217,10 +130,6 @@ def figures(
     }
 
 
-def _progress(line: str) -> None:
-    print(f"bench: {line}", file=sys.stderr, flush=True)
-
-
 def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
     # SystemExit unwinds through every `finally`: servers stopped, vhost and database dropped.
     sys.exit(128 + signum)
@@ -228,19 +137,20 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    baseline = load_baseline(args.baseline) if args.baseline else None  # a bad file fails before the run
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.monotonic()
     try:
         result = run(args)
     except KeyboardInterrupt:
-        _progress("interrupted; servers stopped, vhost and database dropped")
+        progress("interrupted; servers stopped, vhost and database dropped")
         return EXIT_INTERRUPTED
-    except (ServerFailed, ErpSyncError, subprocess.CalledProcessError) as exc:
-        _progress(f"failed: {exc}")
+    except (ServerFailed, ErpSyncError, subprocess.CalledProcessError, OSError) as exc:
+        progress(f"failed: {exc} {getattr(exc, 'stderr', None) or ''}".rstrip())
         return EXIT_FAILURE
-    if args.baseline:
-        result |= beside_baseline(result, load_baseline(args.baseline), COMPARED)
-    _progress(f"run took {time.monotonic() - started:.0f} s")
+    if baseline is not None:
+        result |= beside_baseline(result, baseline, COMPARED)
+    progress(f"run took {time.monotonic() - started:.0f} s")
     emit(result)
     return EXIT_OK
 

@@ -16,7 +16,7 @@ from shared.migrate import MAINTENANCE_DATABASE, create_database_if_missing, upg
 
 
 def _rabbitmqctl(*args: str, check: bool = True) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, check=check, timeout=60)
+    subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, check=check, timeout=60)
 
 
 @contextmanager

@@ -61,7 +61,7 @@ def running(name: str, command: list[str], env: dict[str, str], port: int, log_d
             _wait_until_answering(process, port, log_path)
             yield
             if process.poll() is not None:
-                raise ServerFailed(f"{name} died during the run:\n{_tail(log_path)}")
+                raise ServerFailed(f"{name} died during the run:\n{log_tail(log_path)}")
         finally:
             _stop(process)
 
@@ -70,7 +70,7 @@ def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log_path:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerFailed(f"server exited with {process.returncode}:\n{_tail(log_path)}")
+            raise ServerFailed(f"server exited with {process.returncode}:\n{log_tail(log_path)}")
         connection = http.client.HTTPConnection(HOST, port, timeout=2)
         try:
             connection.request("GET", "/healthz")
@@ -80,7 +80,7 @@ def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log_path:
             time.sleep(0.2)
         finally:
             connection.close()
-    raise ServerFailed(f"nothing answered on port {port} within {START_TIMEOUT_S} s:\n{_tail(log_path)}")
+    raise ServerFailed(f"nothing answered on port {port} within {START_TIMEOUT_S} s:\n{log_tail(log_path)}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -102,5 +102,5 @@ def _signal_group(pgid: int, signum: int) -> None:
         pass
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -83,7 +83,7 @@ class InventoryData(_Model):
 
 
 class _Envelope(_Model):
-    event_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    event_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     timestamp: AwareDatetime
 
 

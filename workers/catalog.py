@@ -1,15 +1,14 @@
 """The catalog worker: applies `catalog.update` (spec 3.1) as one full product group."""
 from __future__ import annotations
 
+import json
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -18,17 +17,50 @@ from shared.erp_events import CatalogUpdate, decode_event
 from shared.erp_events import Variant as VariantData
 from shared.errors import MessageDecodeError
 from shared.internal_messages import MediaDownload
-from shared.models import Category, Media, MediaStatus, ProductGroup, Variant
+from shared.models import Category, Variant
 from shared.publisher import OutgoingMessage
 from shared.settings import Settings
+from workers.catalog_media import sync_media
 from workers.idempotency import record_event
 from workers.stock import apply_absolute
 
 logger = logging.getLogger(__name__)
 
-# What a kept image carries over when a variant's media list changes around it.
-_DOWNLOAD_STATE = ("id", "status", "failure_reason", "attempts", "content_type", "byte_size", "sha256",
-                   "downloaded_at")
+# Plain SQL because SQLAlchemy 2.0 compiles a PostgreSQL ON CONFLICT anew on every execution
+# (sqlalchemy#10445). Each WHERE compares ERP timestamps in the write itself, which also locks
+# the row: two processes racing on one group or SKU can never go backwards.
+_UPSERT_GROUP = text("""
+INSERT INTO product_groups
+    (product_group_id, group_name, description, tax_hsn, is_active, category_path, category_id, erp_updated_at)
+VALUES (:product_group_id, :group_name, :description, :tax_hsn, :is_active, CAST(:category_path AS text[]),
+        :category_id, :erp_updated_at)
+ON CONFLICT (product_group_id) DO UPDATE
+SET group_name = excluded.group_name, description = excluded.description, tax_hsn = excluded.tax_hsn,
+    is_active = excluded.is_active, category_path = excluded.category_path, category_id = excluded.category_id,
+    erp_updated_at = excluded.erp_updated_at, updated_at = now()
+WHERE product_groups.erp_updated_at <= excluded.erp_updated_at
+RETURNING product_group_id
+""")
+# Per SKU as well, so a late update of a SKU's old group cannot pull it back after a move.
+# `previous` reads the owners as they were before this statement, for the move log.
+_UPSERT_VARIANTS = text("""
+WITH previous AS (
+    SELECT sku, product_group_id FROM variants WHERE sku = ANY(CAST(:skus AS varchar[]))
+), upserted AS (
+    INSERT INTO variants (sku, product_group_id, display_name, price, mrp, attributes, is_active, erp_updated_at)
+    SELECT sku, CAST(:group_id AS varchar), display_name, price, mrp, attributes, :is_active, :erp_updated_at
+    FROM unnest(CAST(:skus AS varchar[]), CAST(:display_names AS varchar[]), CAST(:prices AS numeric[]),
+                CAST(:mrps AS numeric[]), CAST(CAST(:attributes AS text[]) AS jsonb[]))
+         AS given (sku, display_name, price, mrp, attributes)
+    ON CONFLICT (sku) DO UPDATE
+    SET product_group_id = excluded.product_group_id, display_name = excluded.display_name,
+        price = excluded.price, mrp = excluded.mrp, attributes = excluded.attributes,
+        is_active = excluded.is_active, erp_updated_at = excluded.erp_updated_at, updated_at = now()
+    WHERE variants.erp_updated_at <= excluded.erp_updated_at
+    RETURNING sku
+)
+SELECT upserted.sku, previous.product_group_id FROM upserted LEFT JOIN previous USING (sku) ORDER BY upserted.sku
+""")
 
 
 class CatalogOutcome(StrEnum):
@@ -66,7 +98,7 @@ def apply_catalog_update(event: CatalogUpdate, session: Session) -> CatalogResul
         return CatalogResult(CatalogOutcome.STALE)
     applied_skus = _upsert_variants(session, event, variants)
     _deactivate_omitted(session, event)
-    downloads = _sync_media(session, [v for v in variants if v.sku in applied_skus])
+    downloads = sync_media(session, [v for v in variants if v.sku in applied_skus])
     _apply_stock(session, event, variants)
     return CatalogResult(CatalogOutcome.APPLIED, downloads)
 
@@ -119,57 +151,35 @@ def _create_category(session: Session, parent_id: int | None, name: str) -> int:
 
 def _upsert_group(session: Session, event: CatalogUpdate, category_id: int | None) -> bool:
     data = event.data
-    statement = pg_insert(ProductGroup).values(
-        product_group_id=data.product_group_id,
-        group_name=data.group_name,
-        description=data.description,
-        tax_hsn=data.tax_hsn,
-        is_active=data.is_active,
-        category_path=list(data.category_hierarchy),
-        category_id=category_id,
-        erp_updated_at=event.timestamp,
-    )
-    fields = ("group_name", "description", "tax_hsn", "is_active", "category_path", "category_id", "erp_updated_at")
-    # The WHERE compares in the write itself (and locks the row), so racing updates never go back.
-    statement = statement.on_conflict_do_update(
-        index_elements=[ProductGroup.product_group_id],
-        set_={**{name: statement.excluded[name] for name in fields}, "updated_at": func.now()},
-        where=ProductGroup.erp_updated_at <= statement.excluded.erp_updated_at,
-    )
-    return session.execute(statement.returning(ProductGroup.product_group_id)).first() is not None
+    row = session.execute(_UPSERT_GROUP, {
+        "product_group_id": data.product_group_id,
+        "group_name": data.group_name,
+        "description": data.description,
+        "tax_hsn": data.tax_hsn,
+        "is_active": data.is_active,
+        "category_path": list(data.category_hierarchy),
+        "category_id": category_id,
+        "erp_updated_at": event.timestamp,
+    }).first()
+    return row is not None
 
 
 def _upsert_variants(session: Session, event: CatalogUpdate, variants: Sequence[VariantData]) -> set[str]:
     group_id = event.data.product_group_id
-    skus = [v.sku for v in variants]
-    owners = {sku: owner for sku, owner in session.execute(
-        select(Variant.sku, Variant.product_group_id).where(Variant.sku.in_(skus)))}
-    statement = pg_insert(Variant).values([
-        {
-            "sku": v.sku,
-            "product_group_id": group_id,
-            "display_name": v.display_name,
-            "price": v.price,
-            "mrp": v.mrp,
-            "attributes": {name: _json_number(value) for name, value in v.attributes.items()},
-            "is_active": event.data.is_active,
-            "erp_updated_at": event.timestamp,
-        }
-        for v in variants
-    ])
-    fields = ("product_group_id", "display_name", "price", "mrp", "attributes", "is_active", "erp_updated_at")
-    # Per SKU as well: a late update of the old group must not pull a moved SKU back.
-    statement = statement.on_conflict_do_update(
-        index_elements=[Variant.sku],
-        set_={**{name: statement.excluded[name] for name in fields}, "updated_at": func.now()},
-        where=Variant.erp_updated_at <= statement.excluded.erp_updated_at,
-    )
-    applied = set(session.scalars(statement.returning(Variant.sku)))
-    for sku in sorted(applied):
-        previous = owners.get(sku)
+    rows = session.execute(_UPSERT_VARIANTS, {
+        "group_id": group_id,
+        "is_active": event.data.is_active,
+        "erp_updated_at": event.timestamp,
+        "skus": [v.sku for v in variants],
+        "display_names": [v.display_name for v in variants],
+        "prices": [v.price for v in variants],
+        "mrps": [v.mrp for v in variants],
+        "attributes": [json.dumps({k: _json_number(value) for k, value in v.attributes.items()}) for v in variants],
+    }).all()
+    for sku, previous in rows:
         if previous is not None and previous != group_id:
             logger.info("event %s moved sku %s from group %s to group %s", event.event_id, sku, previous, group_id)
-    return applied
+    return {sku for sku, _ in rows}
 
 
 def _json_number(value: object) -> object:
@@ -196,62 +206,6 @@ def _deactivate_omitted(session: Session, event: CatalogUpdate) -> None:
     if deactivated:
         logger.info("event %s deactivated skus %s of group %s, which it no longer lists",
                     event.event_id, ", ".join(deactivated), group_id)
-
-
-def _sync_media(session: Session, variants: Sequence[VariantData]) -> tuple[MediaDownload, ...]:
-    if not variants:
-        return ()
-    current: dict[str, list[Row[Any]]] = defaultdict(list)
-    columns = [Media.sku, Media.url, Media.is_main, *(getattr(Media, name) for name in _DOWNLOAD_STATE)]
-    for row in session.execute(
-        select(*columns).where(Media.sku.in_([v.sku for v in variants])).order_by(Media.sku, Media.position)
-    ):
-        current[row.sku].append(row)
-    kept: list[Row[Any]] = []
-    replaced: dict[str, list[dict[str, Any]]] = {}
-    for variant in variants:
-        rows = current[variant.sku]
-        wanted = [(str(m.url), m.is_main) for m in variant.media]
-        if wanted == [(row.url, row.is_main) for row in rows]:
-            kept.extend(rows)
-        else:
-            replaced[variant.sku] = _replacement(variant.sku, wanted, rows)
-    inserted = _replace_media(session, replaced)
-    return tuple(
-        MediaDownload(media_id=row.id, sku=row.sku, url=row.url)
-        for row in [*kept, *inserted]
-        if row.status == MediaStatus.PENDING
-    )
-
-
-def _replacement(sku: str, wanted: Iterable[tuple[str, bool]], rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
-    # An image that stays keeps its row id and its download state (confirmed, digest...).
-    by_url: dict[str, list[Row[Any]]] = defaultdict(list)
-    for row in rows:
-        by_url[row.url].append(row)
-    replacement = []
-    for position, (url, is_main) in enumerate(wanted):
-        new = {"sku": sku, "position": position, "url": url, "is_main": is_main}
-        if by_url[url]:
-            old = by_url[url].pop(0)
-            new.update({name: getattr(old, name) for name in _DOWNLOAD_STATE})
-        replacement.append(new)
-    return replacement
-
-
-def _replace_media(session: Session, replaced: dict[str, list[dict[str, Any]]]) -> list[Row[Any]]:
-    if not replaced:
-        return []
-    # Delete and insert again: moving positions in place would trip the (sku, position) key.
-    session.execute(delete(Media).where(Media.sku.in_(replaced)))
-    rows = [row for sku_rows in replaced.values() for row in sku_rows]
-    returned = (Media.id, Media.sku, Media.url, Media.status)
-    inserted: list[Row[Any]] = []
-    for with_id in (True, False):
-        batch = [row for row in rows if ("id" in row) is with_id]
-        if batch:
-            inserted.extend(session.execute(insert(Media).returning(*returned), batch))
-    return inserted
 
 
 def _apply_stock(session: Session, event: CatalogUpdate, variants: Iterable[VariantData]) -> None:

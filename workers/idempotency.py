@@ -1,20 +1,19 @@
 """The idempotency record: an event's effect happens once, in the transaction that records it."""
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.models import ProcessedEvent
+# DO NOTHING rather than catching IntegrityError: a concurrent duplicate waits for the first
+# one's commit and then reads as a duplicate instead of failing (and being parked). Plain SQL
+# because SQLAlchemy 2.0 compiles a PostgreSQL ON CONFLICT anew every time (sqlalchemy#10445).
+_RECORD = text("""
+INSERT INTO processed_events (event_id, event_type) VALUES (:event_id, :event_type)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
+""")
 
 
 def record_event(session: Session, event_id: str, event_type: str) -> bool:
     """Record the event as processed; False when it already was (a redelivery or a replay)."""
-    # DO NOTHING rather than catching IntegrityError: a concurrent duplicate waits for the
-    # first one's commit and then reads as a duplicate instead of failing (and being parked).
-    statement = (
-        pg_insert(ProcessedEvent)
-        .values(event_id=event_id, event_type=event_type)
-        .on_conflict_do_nothing(index_elements=[ProcessedEvent.event_id])
-        .returning(ProcessedEvent.event_id)
-    )
-    return session.execute(statement).first() is not None
+    return session.execute(_RECORD, {"event_id": event_id, "event_type": event_type}).first() is not None

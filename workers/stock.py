@@ -22,16 +22,41 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, func, insert, literal, select
-from sqlalchemy.dialects.postgresql import Insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import TextClause, insert, select, text
 from sqlalchemy.orm import Session
 
 from shared.models import StockChange, StockChangeKind, StockChangeOutcome, StockLevel
 
 # Older than any ERP timestamp: the quantity is a sum of deltas, not yet anchored on a total.
 NO_TOTAL_YET = datetime(1970, 1, 1, tzinfo=UTC)
-_COLUMNS = StockChange.__table__.c
+
+# Written as SQL because SQLAlchemy 2.0 cannot cache a compiled PostgreSQL ON CONFLICT
+# (sqlalchemy#10445): compiling it anew for every event would cost more than its round trip.
+# The upsert and the history row of an applied figure share one statement, one round trip.
+_RECORD_APPLIED = """
+INSERT INTO stock_changes
+    (sku, event_id, kind, quantity, delta, resulting_quantity, location_id, reason, erp_timestamp, outcome)
+SELECT :sku, :event_id, :kind, CAST(:quantity AS integer), CAST(:delta AS integer), level.erp_quantity,
+       CAST(:location_id AS varchar), CAST(:reason AS varchar), :erp_timestamp, 'applied'
+FROM level
+RETURNING id
+"""
+_APPLY_ABSOLUTE = text("""
+WITH level AS (
+    INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (:sku, :quantity, :erp_timestamp)
+    ON CONFLICT (sku) DO UPDATE
+    SET erp_quantity = excluded.erp_quantity, erp_as_of = excluded.erp_as_of, updated_at = now()
+    WHERE stock_levels.erp_as_of <= excluded.erp_as_of
+    RETURNING erp_quantity
+)""" + _RECORD_APPLIED)
+_APPLY_DELTA = text("""
+WITH level AS (
+    INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (:sku, :delta, :no_total_yet)
+    ON CONFLICT (sku) DO UPDATE
+    SET erp_quantity = stock_levels.erp_quantity + excluded.erp_quantity, updated_at = now()
+    WHERE stock_levels.erp_as_of <= :erp_timestamp
+    RETURNING erp_quantity
+)""" + _RECORD_APPLIED)
 
 
 @dataclass(frozen=True)
@@ -70,17 +95,7 @@ def apply_absolute(
 ) -> StockChangeOutcome:
     """Set the SKU's ERP figure unless a newer one is already applied; applied or stale."""
     change = _Change(sku, event_id, erp_timestamp, location_id, reason, quantity=quantity)
-    upsert = pg_insert(StockLevel).values(sku=sku, erp_quantity=quantity, erp_as_of=erp_timestamp)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[StockLevel.sku],
-        set_={
-            "erp_quantity": upsert.excluded.erp_quantity,
-            "erp_as_of": upsert.excluded.erp_as_of,
-            "updated_at": func.now(),
-        },
-        where=StockLevel.erp_as_of <= upsert.excluded.erp_as_of,
-    )
-    return _apply(session, change, upsert)
+    return _apply(session, change, _APPLY_ABSOLUTE, {})
 
 
 def apply_delta(
@@ -95,13 +110,7 @@ def apply_delta(
 ) -> StockChangeOutcome:
     """Add a difference to the SKU's figure unless a newer total already holds it; applied or stale."""
     change = _Change(sku, event_id, erp_timestamp, location_id, reason, delta=delta)
-    upsert = pg_insert(StockLevel).values(sku=sku, erp_quantity=delta, erp_as_of=NO_TOTAL_YET)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[StockLevel.sku],
-        set_={"erp_quantity": StockLevel.erp_quantity + upsert.excluded.erp_quantity, "updated_at": func.now()},
-        where=StockLevel.erp_as_of <= erp_timestamp,
-    )
-    return _apply(session, change, upsert)
+    return _apply(session, change, _APPLY_DELTA, {"no_total_yet": NO_TOTAL_YET})
 
 
 def record_duplicate(
@@ -131,18 +140,8 @@ def stock_history(session: Session, sku: str, limit: int = 100) -> list[StockCha
     return list(session.scalars(query))
 
 
-def _apply(session: Session, change: _Change, upsert: Insert) -> StockChangeOutcome:
-    # One round trip in the common case: the upsert and its history row in one statement.
-    level = upsert.returning(StockLevel.erp_quantity).cte("level")
-    history = change.history()
-    columns = [*history, "resulting_quantity", "outcome"]
-    row = select(
-        *(literal(value, _COLUMNS[name].type) for name, value in history.items()),
-        level.c.erp_quantity,
-        literal(StockChangeOutcome.APPLIED.value, String),
-    )
-    applied = session.execute(insert(StockChange).from_select(columns, row).returning(StockChange.id)).first()
-    if applied is not None:
+def _apply(session: Session, change: _Change, statement: TextClause, extra: dict[str, Any]) -> StockChangeOutcome:
+    if session.execute(statement, {**change.history(), **extra}).first() is not None:
         return StockChangeOutcome.APPLIED
     _record_unapplied(session, change, StockChangeOutcome.STALE)
     return StockChangeOutcome.STALE

@@ -1,0 +1,76 @@
+"""A variant's media rows kept in step with the ERP's list, and the downloads still owed."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select
+from sqlalchemy.orm import Session
+
+from shared.erp_events import Variant as VariantData
+from shared.internal_messages import MediaDownload
+from shared.models import Media, MediaStatus
+
+# What an image that stays carries over when the list changes around it.
+_DOWNLOAD_STATE = ("id", "status", "failure_reason", "attempts", "content_type", "byte_size", "sha256",
+                   "downloaded_at")
+_COLUMNS = (Media.sku, Media.url, Media.is_main, *(getattr(Media, name) for name in _DOWNLOAD_STATE))
+_RETURNED = (Media.id, Media.sku, Media.url, Media.status)
+
+
+def sync_media(session: Session, variants: Sequence[VariantData]) -> tuple[MediaDownload, ...]:
+    """Make each variant's media rows match its list; return a download for every pending row.
+
+    An unchanged list leaves the rows alone. A changed one is written again in its new order:
+    an image that stays keeps its row id and download state (confirmed, digest...), a new one
+    starts pending.
+    """
+    if not variants:
+        return ()
+    current: dict[str, list[Row[Any]]] = defaultdict(list)
+    query = select(*_COLUMNS).where(Media.sku.in_([v.sku for v in variants])).order_by(Media.sku, Media.position)
+    for row in session.execute(query):
+        current[row.sku].append(row)
+    kept: list[Row[Any]] = []
+    replaced: dict[str, list[dict[str, Any]]] = {}
+    for variant in variants:
+        rows = current[variant.sku]
+        wanted = [(str(m.url), m.is_main) for m in variant.media]
+        if wanted == [(row.url, row.is_main) for row in rows]:
+            kept.extend(rows)
+        else:
+            replaced[variant.sku] = _replacement(variant.sku, wanted, rows)
+    written = _write(session, replaced, [sku for sku in replaced if current[sku]])
+    return tuple(
+        MediaDownload(media_id=row.id, sku=row.sku, url=row.url)
+        for row in [*kept, *written]
+        if row.status == MediaStatus.PENDING
+    )
+
+
+def _replacement(sku: str, wanted: Iterable[tuple[str, bool]], rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
+    by_url: dict[str, list[Row[Any]]] = defaultdict(list)
+    for row in rows:
+        by_url[row.url].append(row)
+    replacement = []
+    for position, (url, is_main) in enumerate(wanted):
+        new = {"sku": sku, "position": position, "url": url, "is_main": is_main}
+        if by_url[url]:
+            old = by_url[url].pop(0)
+            new.update({name: getattr(old, name) for name in _DOWNLOAD_STATE})
+        replacement.append(new)
+    return replacement
+
+
+def _write(session: Session, replaced: dict[str, list[dict[str, Any]]], stale_skus: list[str]) -> list[Row[Any]]:
+    if stale_skus:
+        # Delete and insert again: moving positions in place would trip the (sku, position) key.
+        session.execute(delete(Media).where(Media.sku.in_(stale_skus)))
+    rows = [row for sku_rows in replaced.values() for row in sku_rows]
+    written: list[Row[Any]] = []
+    for keeps_id in (True, False):
+        batch = [row for row in rows if ("id" in row) is keeps_id]
+        if batch:
+            written.extend(session.execute(insert(Media).returning(*_RETURNED), batch))
+    return written
