@@ -1,0 +1,113 @@
+"""The workers against failing parts: a database that goes away, a message that can never succeed."""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import pika
+import pytest
+
+from ingress import create_app
+from shared.publisher import ConfirmingPublisher, OutgoingMessage
+from shared.topology import EVENTS_EXCHANGE
+from tests.amqp_helpers import drain
+from tests.conftest import TEST_RETRY_DELAYS_MS, WEBHOOK_SECRET
+from tests.e2e.conftest import wait_for
+from tests.factories import encode, inventory_event, now_iso, signed_headers
+from tests.tcp_proxy import TcpProxy
+
+
+@pytest.fixture
+def ingress(settings):
+    app = create_app(settings)
+    yield app.test_client()
+    app.extensions["erp_sync.publisher"].close()
+
+
+def post(client, event):
+    body = encode(event)
+    assert client.post("/webhooks/erp", data=body, headers=signed_headers(body, WEBHOOK_SECRET)).status_code == 202
+
+
+def erp_quantity(client, sku):
+    answer = client.get(f"/api/v1/inventory/{sku}")
+    return answer.get_json()["erp_quantity"] if answer.status_code == 200 else None
+
+
+@pytest.fixture
+def database_proxy(migrated_database_url):
+    parts = urlsplit(migrated_database_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    netloc = f"{parts.username}@127.0.0.1:{proxy.port}"
+    yield proxy, urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    proxy.close()
+
+
+def test_database_outage_is_retried_until_the_figure_lands(ingress, settings_factory, start_workers,
+                                                           database_proxy, broker):
+    # given the inventory worker reaching PostgreSQL through a proxy that is then cut
+    proxy, proxied_url = database_proxy
+    start_workers("inventory", with_settings=settings_factory(database_url=proxied_url, max_delivery_attempts=50))
+    post(ingress, inventory_event(sku="SKU-OUTAGE", new_quantity=10))
+    wait_for(lambda: erp_quantity(ingress, "SKU-OUTAGE") == 10)
+    proxy.cut()
+
+    # when a figure arrives while the database is away, and the database comes back later
+    post(ingress, inventory_event(sku="SKU-OUTAGE", new_quantity=7))
+    retried = wait_for(lambda: delay_queue_traffic(broker) or None, timeout=10)
+    proxy.restore()
+
+    # then it went round the retry path, the figure lands, and nothing was parked
+    assert retried
+    wait_for(lambda: erp_quantity(ingress, "SKU-OUTAGE") == 7, timeout=20)
+    assert drain(broker, "erp-sync.inventory.parked") == []
+
+
+def delay_queue_traffic(amqp_url):
+    """How many inventory messages wait in a delay queue right now."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        return sum(channel.queue_declare(f"erp-sync.inventory.delay.{ms}ms", passive=True).method.message_count
+                   for ms in TEST_RETRY_DELAYS_MS)
+    finally:
+        connection.close()
+
+
+def test_message_that_can_never_succeed_is_parked_with_its_reason_and_work_goes_on(ingress, start_workers, broker):
+    # given the inventory worker
+    start_workers("inventory")
+    publisher = ConfirmingPublisher(broker)
+
+    # when someone puts a body on the queue that is no event, followed by a good event
+    publisher.publish(OutgoingMessage(EVENTS_EXCHANGE, "inventory.change", b"not json at all", message_id="bad-1"))
+    publisher.close()
+    post(ingress, inventory_event(sku="SKU-AFTER", new_quantity=3))
+
+    # then the good one is applied, and the bad one is parked with its reason, byte for byte
+    wait_for(lambda: erp_quantity(ingress, "SKU-AFTER") == 3)
+    parked = wait_for(lambda: drain(broker, "erp-sync.inventory.parked"))
+    assert [m.body for m in parked] == [b"not json at all"]
+    assert "not valid JSON" in parked[0].properties.headers["x-erp-sync-park-reason"]
+
+
+def test_two_workers_on_one_queue_end_where_one_would(ingress, start_workers):
+    # given two inventory worker consumers on the same queue
+    start_workers("inventory", "inventory")
+    skus = [f"SKU-PAIR-{n}" for n in range(5)]
+    events = []
+    for sku in skus:
+        for minute in range(20):
+            event = inventory_event(sku=sku, new_quantity=minute)
+            event["timestamp"] = now_iso(timedelta(minutes=minute - 30))
+            events.append(event)
+    events += random.Random(7).sample(events, 30)  # replays
+    random.Random(11).shuffle(events)
+
+    # when 130 events arrive in random order, some twice
+    for event in events:
+        post(ingress, event)
+
+    # then every SKU ends on its newest figure
+    wait_for(lambda: all(erp_quantity(ingress, sku) == 19 for sku in skus), timeout=30)
