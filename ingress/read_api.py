@@ -4,15 +4,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from ingress.errors import ApiError
 from ingress.extensions import engine
-from shared.availability import StockView, stock_view
-from shared.models import Media, Variant
+from shared.availability import StockView, stock_history, stock_view
+from shared.models import Media, StockChange, Variant
 
 bp = Blueprint("read_api", __name__, url_prefix="/api/v1")
 
@@ -51,6 +51,35 @@ def inventory(sku: str) -> ResponseReturnValue:
     if view is None:
         raise ApiError(404, f"unknown SKU {sku!r}")
     return jsonify(_stock_json(view))
+
+
+@bp.get("/inventory/<path:sku>/history")
+def inventory_history(sku: str) -> ResponseReturnValue:
+    """Every stock figure received for the SKU, newest first, with what became of it."""
+    limit = request.args.get("limit", default=100, type=int)
+    if limit is None or not 1 <= limit <= 1000:
+        raise ApiError(400, "limit must be an integer from 1 to 1000",
+                       details=[{"field": "limit", "message": "expected 1 to 1000"}])
+    with Session(engine()) as session:
+        changes = stock_history(session, sku, limit)
+    if not changes:
+        raise ApiError(404, f"no stock history for SKU {sku!r}")
+    return jsonify({"sku": sku, "changes": [_change_json(c) for c in changes]})
+
+
+def _change_json(change: StockChange) -> dict[str, Any]:
+    return {
+        "event_id": change.event_id,
+        "kind": change.kind,
+        "quantity": change.quantity,
+        "delta": change.delta,
+        "resulting_quantity": change.resulting_quantity,
+        "outcome": change.outcome,
+        "location_id": change.location_id,
+        "reason": change.reason,
+        "erp_timestamp": change.erp_timestamp.isoformat(),
+        "recorded_at": change.recorded_at.isoformat(),
+    }
 
 
 @bp.get("/products/<path:sku>")

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.models import StockHold, StockLevel, Variant
+from shared.models import StockChange, StockHold, StockLevel, Variant
 
 
 @dataclass(frozen=True)
@@ -39,3 +39,14 @@ def stock_view(session: Session, sku: str) -> StockView | None:
         reserved=int(reserved or 0),
         updated_at=level.updated_at if level else None,
     )
+
+
+def stock_history(session: Session, sku: str, limit: int = 100) -> list[StockChange]:
+    """The SKU's received figures and what became of each, newest first."""
+    query = (
+        select(StockChange)
+        .where(StockChange.sku == sku)
+        .order_by(StockChange.recorded_at.desc(), StockChange.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

@@ -91,3 +91,23 @@ def test_product_of_an_inactive_group_is_inactive_and_not_for_sale(client, commi
 
     assert body["is_active"] is False
     assert body["available"] == 0
+
+
+def test_stock_history_lists_every_figure_newest_first_with_its_event(client, committed_session):
+    from shared.models import StockChange
+
+    for n, (outcome, quantity) in enumerate([("applied", 50), ("applied", 49), ("stale", 48), ("duplicate", 49)]):
+        committed_session.add(StockChange(sku="IPH15-128-BLK", event_id=f"evt_{n}", kind="absolute",
+                                          quantity=quantity, resulting_quantity=49, location_id="WH-MAIN",
+                                          reason="POS_SALE", erp_timestamp=NOW, outcome=outcome))
+        committed_session.commit()
+
+    body = client.get("/api/v1/inventory/IPH15-128-BLK/history").get_json()
+
+    assert [(c["event_id"], c["outcome"]) for c in body["changes"]] == [
+        ("evt_3", "duplicate"), ("evt_2", "stale"), ("evt_1", "applied"), ("evt_0", "applied")
+    ]
+    assert body["changes"][0]["location_id"] == "WH-MAIN"
+    assert client.get("/api/v1/inventory/IPH15-128-BLK/history?limit=2").get_json()["changes"][1]["event_id"] == "evt_2"
+    assert client.get("/api/v1/inventory/IPH15-128-BLK/history?limit=0").status_code == 400
+    assert client.get("/api/v1/inventory/NOPE/history").status_code == 404
