@@ -6,7 +6,25 @@ from collections.abc import Callable
 
 import pytest
 
+from ingress import create_app
+from tests.conftest import WEBHOOK_SECRET
+from tests.factories import encode, signed_headers
 from workers.runner import run_worker
+
+
+@pytest.fixture
+def ingress(settings):
+    """A test client of the ingress app on the run's broker and database."""
+    app = create_app(settings)
+    yield app.test_client()
+    app.extensions["erp_sync.publisher"].close()
+
+
+def post(client, event: dict) -> None:
+    """Post one event, signed, and insist it was accepted."""
+    body = encode(event)
+    answer = client.post("/webhooks/erp", data=body, headers=signed_headers(body, WEBHOOK_SECRET))
+    assert answer.status_code == 202, answer.get_json()
 
 
 @pytest.fixture

@@ -2,36 +2,14 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ingress import create_app
-from tests.conftest import WEBHOOK_SECRET
-from tests.e2e.conftest import wait_for
-from tests.factories import catalog_event, encode, inventory_event, now_iso, signed_headers
-
-# The smallest valid PNG: signature, IHDR, IDAT, IEND of a 1x1 image.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
-)
-
-
-@pytest.fixture
-def ingress(settings):
-    app = create_app(settings)
-    yield app.test_client()
-    app.extensions["erp_sync.publisher"].close()
-
-
-def post(client, event):
-    body = encode(event)
-    answer = client.post("/webhooks/erp", data=body, headers=signed_headers(body, WEBHOOK_SECRET))
-    assert answer.status_code == 202, answer.get_json()
-    return answer
+from tests.e2e.conftest import post, wait_for
+from tests.factories import catalog_event, inventory_event, now_iso
+from tests.image_server import PNG, running_image_server
 
 
 def product(client, sku):
@@ -99,35 +77,18 @@ def test_replayed_and_out_of_order_events_change_nothing(ingress, start_workers)
 
 @pytest.fixture
 def image_server():
-    hits: list[str] = []
-
-    class Images(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            hits.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(PNG)))
-            self.end_headers()
-            self.wfile.write(PNG)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Images)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", hits
-    server.shutdown()
+    with running_image_server() as server:
+        yield server
 
 
 def test_media_is_downloaded_in_the_background_and_confirmed(settings_factory, start_workers, image_server):
     # given the workers allowed to fetch from this machine (as in development)
-    base, hits = image_server
     settings = settings_factory(media_allow_private_networks=True)
     app = create_app(settings)
     client = app.test_client()
     start_workers("catalog", "media", with_settings=settings)
     variant = catalog_event()["data"]["variants"][0]
-    variant["media"] = [{"url": f"{base}/iph15-blk.png", "is_main": True}]
+    variant["media"] = [{"url": f"{image_server.base}/tiny.png", "is_main": True}]
 
     # when the product arrives
     post(client, catalog_event(variants=[variant]))
@@ -138,5 +99,5 @@ def test_media_is_downloaded_in_the_background_and_confirmed(settings_factory, s
     media = confirmed["media"][0]
     assert media["sha256"] == hashlib.sha256(PNG).hexdigest()
     assert (media["byte_size"], media["content_type"]) == (len(PNG), "image/png")
-    assert hits == ["/iph15-blk.png"]
+    assert image_server.hits == {"/tiny.png": 1}
     app.extensions["erp_sync.publisher"].close()

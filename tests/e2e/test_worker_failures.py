@@ -8,26 +8,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pika
 import pytest
 
-from ingress import create_app
 from shared.publisher import ConfirmingPublisher, OutgoingMessage
 from shared.topology import EVENTS_EXCHANGE
 from tests.amqp_helpers import drain
-from tests.conftest import TEST_RETRY_DELAYS_MS, WEBHOOK_SECRET
-from tests.e2e.conftest import wait_for
-from tests.factories import encode, inventory_event, now_iso, signed_headers
+from tests.conftest import TEST_RETRY_DELAYS_MS
+from tests.e2e.conftest import post, wait_for
+from tests.factories import inventory_event, now_iso
 from tests.tcp_proxy import TcpProxy
-
-
-@pytest.fixture
-def ingress(settings):
-    app = create_app(settings)
-    yield app.test_client()
-    app.extensions["erp_sync.publisher"].close()
-
-
-def post(client, event):
-    body = encode(event)
-    assert client.post("/webhooks/erp", data=body, headers=signed_headers(body, WEBHOOK_SECRET)).status_code == 202
 
 
 def erp_quantity(client, sku):

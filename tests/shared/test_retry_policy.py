@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import DatabaseUnavailable, MessageDecodeError, PermanentError
+from shared.errors import DatabaseUnavailable, MessageDecodeError
 from shared.retry_policy import ATTEMPT_HEADER, Park, Retry, decide, failed_attempts
 
 DELAYS = (1_000, 5_000, 30_000)

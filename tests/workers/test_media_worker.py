@@ -15,7 +15,7 @@ from shared.internal_messages import MediaDownload
 from shared.models.catalog import Media, MediaStatus, ProductGroup, Variant
 from shared.retry_policy import ATTEMPT_HEADER, Retry
 from shared.settings import load_settings
-from tests.workers.test_media_fetch import MAX_BYTES, PNG, image_server  # noqa: F401 (a fixture)
+from tests.image_server import MAX_BYTES, PNG
 from workers.media import build_handler
 
 SKU = "IPH15-128-BLK"
