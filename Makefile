@@ -17,8 +17,7 @@ install: $(STAMP)
 # `make run` is for a laptop: a local-only secret unless ERP_WEBHOOK_SECRET is already set.
 run: export ERP_WEBHOOK_SECRET ?= local-development-webhook-secret
 run: $(STAMP)
-	$(BIN)/erp-sync migrate
-	$(BIN)/erp-sync ingress
+	$(BIN)/erp-sync dev
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

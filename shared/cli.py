@@ -42,6 +42,14 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.dev import run_all
+
+    settings.webhook_secrets()  # the ingress would refuse to start; say so before starting anything
+    _migrate(settings, args)
+    return run_all(port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="erp-sync", description="Keeps the ERP and the shop in sync.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -56,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run one worker process (scale each on its own)")
     worker.add_argument("name", choices=["catalog", "inventory", "media"])
     worker.set_defaults(run=_worker)
+
+    dev = commands.add_parser("dev", help="migrate, then run the ingress and every worker on this machine")
+    dev.add_argument("--port", type=int, default=None, help="port of the ingress (default: INGRESS_PORT)")
+    dev.set_defaults(run=_dev)
     return parser
 
 
