@@ -19,7 +19,6 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse  # noqa: E402
-import os  # noqa: E402
 import secrets  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -36,7 +35,7 @@ from bench.loadgen import Post  # noqa: E402
 from bench.phases import IngressRun, Plan, Throughput, measure_bare, measure_ingress, progress  # noqa: E402
 from bench.report import beside_baseline, emit, load_baseline  # noqa: E402
 from bench.sandbox import private_database, private_vhost  # noqa: E402
-from bench.servers import ServerFailed  # noqa: E402
+from bench.servers import ServerFailed, server_env  # noqa: E402
 from ingress.serve import gunicorn_options  # noqa: E402
 from shared.errors import ErpSyncError  # noqa: E402
 from shared.settings import Settings, load_settings  # noqa: E402
@@ -67,17 +66,6 @@ def signed_posts(secret: str, count: int) -> list[Post]:
     """Distinct inventory.change events, signed once before the clock starts."""
     bodies = [encode(inventory_event()) for _ in range(count)]
     return [Post(WEBHOOK_PATH, body, signed_headers(body, secret)) for body in bodies]
-
-
-def server_env(settings: Settings, secret: str, metrics_dir: Path) -> dict[str, str]:
-    metrics_dir.mkdir()
-    return os.environ | {
-        "DATABASE_URL": settings.database_url,
-        "AMQP_URL": settings.amqp_url,
-        "ERP_WEBHOOK_SECRET": secret,
-        # serve() would otherwise leave a fresh temporary folder behind on every start.
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

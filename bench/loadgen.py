@@ -51,52 +51,57 @@ class Result:
         return ordered[rank - 1] * 1000
 
 
-class _Connection:
+class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
         self.reusable = True
 
     @classmethod
-    async def open(cls, host: str, port: int) -> _Connection:
+    async def open(cls, host: str, port: int) -> Connection:
         reader, writer = await asyncio.open_connection(host, port)
         return cls(reader, writer)
 
     async def exchange(self, request: bytes) -> int:
         """Send one request and read its whole answer; the status code."""
+        status, _body = await self.fetch(request)
+        return status
+
+    async def fetch(self, request: bytes) -> tuple[int, bytes]:
+        """Send one request and read its whole answer; the status code and the body."""
         self._writer.write(request)
         head = (await self._reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         status = int(head[0].split(" ", 2)[1])
         headers = dict(line.lower().split(": ", 1) for line in head[1:] if ": " in line)
         # Every server here sends Content-Length; anything else ends the connection's reuse.
-        await self._reader.readexactly(int(headers.get("content-length", "0")))
+        body = await self._reader.readexactly(int(headers.get("content-length", "0")))
         self.reusable = "content-length" in headers and headers.get("connection") != "close"
-        return status
+        return status, body
 
     def close(self) -> None:
         self._writer.close()
 
 
-class _Pool:
+class Pool:
     """At most `size` keep-alive connections, opened on first need; a waiter queues for one."""
 
     def __init__(self, host: str, port: int, size: int) -> None:
         self._host, self._port = host, port
-        self._slots: asyncio.Queue[_Connection | None] = asyncio.Queue()
+        self._slots: asyncio.Queue[Connection | None] = asyncio.Queue()
         for _ in range(size):
             self._slots.put_nowait(None)  # None: a free slot with no connection open yet
 
-    async def acquire(self) -> _Connection:
+    async def acquire(self) -> Connection:
         connection = await self._slots.get()
         if connection is not None:
             return connection
         try:
-            return await _Connection.open(self._host, self._port)
+            return await Connection.open(self._host, self._port)
         except BaseException:
             self._slots.put_nowait(None)
             raise
 
-    def release(self, connection: _Connection, healthy: bool) -> None:
+    def release(self, connection: Connection, healthy: bool) -> None:
         if healthy and connection.reusable:
             self._slots.put_nowait(connection)
             return
@@ -110,7 +115,7 @@ class _Pool:
                 connection.close()
 
 
-async def _one(pool: _Pool, request: bytes, scheduled: float, result: Result) -> None:
+async def _one(pool: Pool, request: bytes, scheduled: float, result: Result) -> None:
     loop = asyncio.get_running_loop()
     try:
         connection = await pool.acquire()
@@ -135,7 +140,7 @@ async def open_loop(
 ) -> Result:
     """Send `rate` requests a second on a fixed schedule, whatever the answers' pace."""
     loop = asyncio.get_running_loop()
-    pool, result = _Pool(host, port, connections), Result(duration_s=duration_s)
+    pool, result = Pool(host, port, connections), Result(duration_s=duration_s)
     requests = itertools.cycle([post.wire(host, port) for post in posts])
     tasks: list[asyncio.Task[None]] = []
     start = loop.time() + 0.01
@@ -153,7 +158,7 @@ async def open_loop(
 async def closed_loop(host: str, port: int, posts: Sequence[Post], duration_s: float, connections: int) -> Result:
     """Keep `connections` requests in flight for `duration_s`, each sent as the last is answered."""
     loop = asyncio.get_running_loop()
-    pool, result = _Pool(host, port, connections), Result()
+    pool, result = Pool(host, port, connections), Result()
     wires = [post.wire(host, port) for post in posts]
     start = loop.time()
     deadline = start + duration_s

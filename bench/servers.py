@@ -1,4 +1,4 @@
-"""Gunicorn servers in process groups of their own, stopped with every worker they forked."""
+"""Services in process groups of their own, stopped with every process they forked."""
 from __future__ import annotations
 
 import ctypes
@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -31,11 +33,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _erp_sync() -> list[str]:
+    script = Path(sys.executable).parent / "erp-sync"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+
+
 def ingress_command(port: int) -> list[str]:
     """`erp-sync ingress`, as production runs it."""
-    script = Path(sys.executable).parent / "erp-sync"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
-    return [*command, "ingress", "--port", str(port)]
+    return [*_erp_sync(), "ingress", "--port", str(port)]
+
+
+def worker_command(name: str) -> list[str]:
+    """`erp-sync worker <name>`, as production runs it."""
+    return [*_erp_sync(), "worker", name]
+
+
+def server_env(settings: Settings, secret: str, metrics_dir: Path) -> dict[str, str]:
+    """The environment of every service a run starts: its vhost, its database, its secret."""
+    metrics_dir.mkdir()
+    return os.environ | {
+        "DATABASE_URL": settings.database_url,
+        "AMQP_URL": settings.amqp_url,
+        "ERP_WEBHOOK_SECRET": secret,
+        # serve() would otherwise leave a fresh temporary folder behind on every start.
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
 
 
 def bare_command(port: int) -> list[str]:
@@ -52,18 +74,23 @@ def _die_with_parent() -> None:
 def running(name: str, command: list[str], env: dict[str, str], port: int, log_dir: Path) -> Iterator[None]:
     """Start `command`, wait until it answers HTTP on `port`, and stop it on the way out."""
     log_path = log_dir / f"{name}.log"
+    process = spawn(command, env, log_path)
+    try:
+        _wait_until_answering(process, port, log_path)
+        yield
+        if process.poll() is not None:
+            raise ServerFailed(f"{name} died during the run:\n{log_tail(log_path)}")
+    finally:
+        stop(process)
+
+
+def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `command` in a new process group that dies with this process, its output in `log_path`."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             command, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
-        try:
-            _wait_until_answering(process, port, log_path)
-            yield
-            if process.poll() is not None:
-                raise ServerFailed(f"{name} died during the run:\n{log_tail(log_path)}")
-        finally:
-            _stop(process)
 
 
 def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
@@ -83,7 +110,8 @@ def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log_path:
     raise ServerFailed(f"nothing answered on port {port} within {START_TIMEOUT_S} s:\n{log_tail(log_path)}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group, SIGKILL if it is still there after STOP_TIMEOUT_S."""
     if process.poll() is not None:
         return
     # The whole group: master and workers stop together, even if the master is wedged.

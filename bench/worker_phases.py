@@ -1,0 +1,97 @@
+"""The workers benchmark's phases: drain a pre-filled queue, and follow paced events to the read API."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from bench import queues
+from bench.drain import Drain, empty_tables, wait_processed
+from bench.events import catalog_groups, stock_events
+from bench.phases import progress
+from bench.prefill import prefill
+from bench.servers import HOST, free_port, ingress_command, running
+from bench.visibility import Pace, Visibility, paced
+from bench.worker_procs import workers_running
+from shared.topology import WORK_QUEUES
+from tests.factories import signed_headers
+
+INVENTORY, CATALOG = WORK_QUEUES["inventory"], WORK_QUEUES["catalog"]
+# Logged by shared/consumer.py for each message sent to a retry delay or to parking.
+RETRY_LOG, PARK_LOG = "; attempt ", "parking message "
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every phase needs: the options, the services' environment, the database, a scratch folder."""
+
+    args: argparse.Namespace
+    env: dict[str, str]
+    amqp_url: str
+    engine: Engine
+    secret: str
+    work_dir: Path
+
+
+@dataclass(frozen=True)
+class Drained:
+    """A pre-filled queue emptied by the workers, with what went wrong on the way."""
+
+    drain: Drain
+    retried: int
+    parked: int
+    left_on_queue: int
+
+
+def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes], tag: str) -> Drained:
+    """Empty the tables, fill the queue, start the workers and time them until every event is recorded."""
+    queue = WORK_QUEUES[worker]
+    empty_tables(setup.engine)
+    queues.purge(setup.amqp_url, queue.name)
+    prefill(setup.amqp_url, queue, bodies)
+    event_type = queue.routing_key
+    with workers_running(worker, processes, setup.env, setup.work_dir, tag) as workers:
+        started = time.monotonic()  # taken after spawning: the processes' start-up counts
+        drain = wait_processed(setup.engine, event_type, len(bodies), started, setup.args.drain_timeout,
+                               workers.check_alive)
+    left = queues.settled_depth(setup.amqp_url, queue.name, quiet_s=0.2)
+    parked = queues.depth(setup.amqp_url, queue.parking_queue)
+    result = Drained(drain, workers.count_in_logs(RETRY_LOG), parked, left)
+    progress(f"{worker} x{processes}: {drain.processed}/{drain.expected} in {drain.elapsed_s:.2f} s "
+             f"= {drain.rate:.0f}/s (first row after {drain.first_row_s or 0:.2f} s), "
+             f"{result.retried} retried, {parked} parked, {left} left")
+    return result
+
+
+def inventory_throughput(setup: Setup, processes: int) -> Drained:
+    args = setup.args
+    events = stock_events(args.events, args.skus)
+    return _drain_phase(setup, "inventory", processes, [event.body for event in events], f"x{processes}")
+
+
+def catalog_throughput(setup: Setup) -> Drained:
+    return _drain_phase(setup, "catalog", 1, catalog_groups(setup.args.groups), "x1")
+
+
+def visibility(setup: Setup) -> Visibility:
+    """The ingress and one inventory worker; a warm-up at the rate, then the measured run."""
+    args = setup.args
+    empty_tables(setup.engine)
+    warmup_count, measured_count = round(args.rate * args.warmup), round(args.rate * args.duration)
+    events = stock_events(warmup_count + measured_count, args.skus)
+    headers = [signed_headers(event.body, setup.secret) for event in events]
+    pace = Pace(args.rate, args.poll_interval_ms / 1000, args.connections, args.connections)
+    port = free_port()
+    with (running("ingress", ingress_command(port), setup.env, port, setup.work_dir),
+          workers_running("inventory", 1, setup.env, setup.work_dir, "latency") as workers):
+        asyncio.run(paced(HOST, port, events[:warmup_count], headers[:warmup_count], pace))
+        workers.check_alive()
+        seen = asyncio.run(paced(HOST, port, events[warmup_count:], headers[warmup_count:], pace))
+        workers.check_alive()
+    progress(f"visibility at {args.rate:.0f}/s: {len(seen.from_202_s)} seen, {seen.never_visible} never, "
+             f"{seen.refused} refused, {seen.polls} polls")
+    return seen

@@ -1,0 +1,116 @@
+"""The workers benchmark: inventory and catalog events a second, and how soon a webhook's figure is readable.
+
+Throughput phases fill a work queue first (confirmed publishes to `erp.events`), then start
+`erp-sync worker` processes and time them from their start until every event has its
+processed_events row; nothing is subtracted, start-up included. The visibility phase runs the
+ingress and one inventory worker, offers signed webhooks at --rate and follows each 202 to the
+read API. One JSON line goes to stdout, progress to stderr:
+
+    .venv/bin/python bench/workers.py [--duration 60] [--rate 500] [--baseline FILE]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `python bench/workers.py` puts bench/ first on sys.path, where this very file would shadow
+# the `workers` package; the repository root takes its place.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import secrets  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
+from typing import Any  # noqa: E402
+
+from pika.exceptions import AMQPError  # noqa: E402
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
+
+from bench.drain import bench_engine  # noqa: E402
+from bench.phases import progress  # noqa: E402
+from bench.report import beside_baseline, emit, load_baseline  # noqa: E402
+from bench.sandbox import private_database, private_vhost  # noqa: E402
+from bench.servers import ServerFailed, server_env  # noqa: E402
+from bench.worker_figures import figures  # noqa: E402
+from bench.worker_phases import Setup, catalog_throughput, inventory_throughput, visibility  # noqa: E402
+from shared.errors import ErpSyncError  # noqa: E402
+from shared.settings import load_settings  # noqa: E402
+
+COMPARED = ("inventory_1w_eps", "inventory_2w_eps", "visible_p50_ms", "visible_p99_ms", "catalog_groups_per_s")
+EXIT_OK, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark the inventory and catalog workers end to end.")
+    parser.add_argument("--events", type=int, default=20_000, help="inventory events pre-filled per run (20000)")
+    parser.add_argument("--skus", type=int, default=1_000, help="SKUs the inventory events cycle over (1000)")
+    parser.add_argument("--groups", type=int, default=2_000, help="catalog groups of 5 variants pre-filled (2000)")
+    parser.add_argument("--rate", type=float, default=500.0, help="webhooks a second offered for visibility (500)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured visibility load (60)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first (3)")
+    parser.add_argument("--poll-interval-ms", type=float, default=3.0,
+                        help="pause after each read-API poll of a pending event (3)")
+    parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per pool (16)")
+    parser.add_argument("--drain-timeout", type=float, default=300.0, help="give a throughput phase up after (300 s)")
+    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Set up vhost and database, run every phase, tear everything down; the figures."""
+    base = load_settings()
+    secret = secrets.token_hex(24)
+    load_before = os.getloadavg()
+    with ExitStack() as stack:
+        work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="erp-sync-bench-")))
+        amqp_url = stack.enter_context(private_vhost(base.amqp_url, base.retry_delays_ms))
+        database_url = stack.enter_context(private_database(base.database_url))
+        settings = load_settings(amqp_url=amqp_url, database_url=database_url, erp_webhook_secret=secret)
+        engine = bench_engine(database_url)
+        stack.callback(engine.dispose)
+        setup = Setup(args, server_env(settings, secret, work_dir / "metrics"), amqp_url, engine, secret, work_dir)
+        one = inventory_throughput(setup, 1)
+        two = inventory_throughput(setup, 2)
+        catalog = catalog_throughput(setup)
+        seen = visibility(setup)
+    return figures(args, settings, (one, two, catalog, seen), (load_before, os.getloadavg()))
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # SystemExit unwinds through every `finally`: workers stopped, vhost and database dropped.
+    sys.exit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # The publisher reports its own orderly close as a warning; only real trouble is news here.
+    logging.basicConfig(level=logging.WARNING, format="bench: %(name)s: %(message)s")
+    logging.getLogger("shared.publisher").setLevel(logging.ERROR)
+    baseline = load_baseline(args.baseline) if args.baseline else None  # a bad file fails before the run
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    started = time.monotonic()
+    try:
+        result = run(args)
+    except KeyboardInterrupt:
+        progress("interrupted; workers stopped, vhost and database dropped")
+        return EXIT_INTERRUPTED
+    except (ServerFailed, ErpSyncError, RuntimeError, subprocess.CalledProcessError, OSError, AMQPError,
+            SQLAlchemyError) as exc:
+        progress(f"failed: {exc} {getattr(exc, 'stderr', None) or ''}".rstrip())
+        return EXIT_FAILURE
+    result["run_s"] = round(time.monotonic() - started)
+    if baseline is not None:
+        result |= beside_baseline(result, baseline, COMPARED)
+    progress(f"run took {result['run_s']} s")
+    emit(result)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
