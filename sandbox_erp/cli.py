@@ -1,0 +1,102 @@
+"""`erp-sync sandbox-erp` and `erp-sync send-webhook`: their arguments and what they run."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from sandbox_erp.client import load_json_file, sandbox_admin, send_webhook
+from sandbox_erp.serving import run_sandbox
+from sandbox_erp.settings import DEFAULT_PORT, config_from_env
+
+__all__ = ["add_sandbox_arguments", "add_send_webhook_arguments", "run_sandbox", "run_sandbox_command",
+           "sandbox_admin", "send_webhook", "send_webhook_command"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+
+def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `erp-sync sandbox-erp`: serve by default, or one admin verb."""
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throw-away CA")
+    parser.add_argument("--ca-file", type=Path, default=None, help="where --tls writes its CA (default ./sandbox-erp-ca.pem)")
+    parser.add_argument("--url", default=None, help="admin verbs: the sandbox's URL (default SANDBOX_ERP_URL)")
+    parser.add_argument("--ca-bundle", default=None, help="admin verbs: CA file to trust for an HTTPS sandbox")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name, text in (("sale", "an in-store sale"), ("receipt", "a goods receipt")):
+        verb = verbs.add_parser(name, help=text)
+        verb.add_argument("sku")
+        verb.add_argument("--quantity", type=int, default=1)
+    adjust = verbs.add_parser("adjust", help="a stock adjustment")
+    adjust.add_argument("sku")
+    how = adjust.add_mutually_exclusive_group(required=True)
+    how.add_argument("--set", type=int, dest="new_quantity")
+    how.add_argument("--change", type=int, dest="quantity_change")
+    price = verbs.add_parser("price", help="a price change (fires catalog.update)")
+    price.add_argument("sku")
+    price.add_argument("price")
+    price.add_argument("--mrp", default=None)
+    product = verbs.add_parser("new-product", help="a new product group, generated or from a JSON file")
+    product.add_argument("--file", type=Path, default=None)
+    fault = verbs.add_parser("fault", help="switch the fault mode of the spec endpoints")
+    fault.add_argument("mode", choices=["none", "down", "5xx", "slow"])
+    fault.add_argument("--status", type=int, default=503)
+    fault.add_argument("--delay-ms", type=int, default=0)
+    fault.add_argument("--reject", nargs="*", default=[], metavar="SKU", help="SKUs answered with 400")
+    for name, text in (("orders", "orders received"), ("deliveries", "webhook deliveries"), ("alerts", "admin alerts")):
+        verbs.add_parser(name, help=text)
+
+
+def _payload(args: argparse.Namespace) -> dict[str, Any] | None:
+    verb = args.verb
+    if verb in ("sale", "receipt"):
+        return {"sku": args.sku, "quantity": args.quantity}
+    if verb == "adjust":
+        return {"sku": args.sku, "new_quantity": args.new_quantity, "quantity_change": args.quantity_change}
+    if verb == "price":
+        return {"sku": args.sku, "price": args.price, "mrp": args.mrp}
+    if verb == "new-product":
+        return dict(load_json_file(args.file)) if args.file else {}
+    if verb == "fault":
+        return {"mode": args.mode, "status": args.status, "delay_ms": args.delay_ms, "reject_skus": args.reject}
+    return None
+
+
+def run_sandbox_command(args: argparse.Namespace) -> int:
+    """Serve the sandbox, or run one admin verb against a running one and print its answer."""
+    if args.verb is None:
+        run_sandbox(port=args.port, host=args.host, tls=args.tls, ca_file=args.ca_file)
+        return EXIT_OK
+    config = config_from_env()
+    url = args.url or os.environ.get("SANDBOX_ERP_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
+    status, body = sandbox_admin(args.verb, url, config.effective_admin_token, _payload(args),
+                                 verify=args.ca_bundle or True)
+    print(json.dumps(body, indent=2))
+    return EXIT_OK if status < 400 else EXIT_FAILURE
+
+
+def add_send_webhook_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `erp-sync send-webhook FILE [--url URL]`."""
+    parser.add_argument("file", type=Path, help="the event payload to sign and post, sent byte for byte")
+    parser.add_argument("--url", default=None, help="default: the local ingress /webhooks/erp")
+    parser.add_argument("--secret", default=None, help="default: ERP_WEBHOOK_SECRET (its first entry)")
+    parser.add_argument("--ca-bundle", default=None, help="CA file to trust for an HTTPS ingress")
+
+
+def send_webhook_command(args: argparse.Namespace) -> int:
+    """Sign and post a payload file; print the status and body."""
+    config = config_from_env()
+    url = args.url or config.webhook_url
+    secret = args.secret or config.webhook_secret
+    if not url or not secret:
+        print("erp-sync: send-webhook needs --url and --secret (or ERP_WEBHOOK_SECRET)", file=sys.stderr)
+        return EXIT_FAILURE
+    status, body = send_webhook(args.file, url, secret, ca_bundle=args.ca_bundle)
+    print(status)
+    print(body)
+    return EXIT_OK if status < 300 else EXIT_FAILURE

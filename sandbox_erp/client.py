@@ -1,0 +1,53 @@
+"""Talking to a running sandbox over HTTP: its admin verbs, and signed webhooks for ERP teams."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from sandbox_erp.events import sign
+
+# verb -> (HTTP method, admin path)
+ADMIN_VERBS: dict[str, tuple[str, str]] = {
+    "sale": ("POST", "/admin/sale"),
+    "receipt": ("POST", "/admin/receipt"),
+    "adjust": ("POST", "/admin/adjust"),
+    "price": ("POST", "/admin/price"),
+    "new-product": ("POST", "/admin/products"),
+    "fault": ("PUT", "/admin/faults"),
+    "orders": ("GET", "/admin/orders"),
+    "deliveries": ("GET", "/admin/deliveries"),
+    "alerts": ("GET", "/admin/alerts"),
+}
+
+
+def sandbox_admin(verb: str, base_url: str, token: str, payload: dict[str, Any] | None = None,
+                  verify: str | bool = True, timeout: float = 10.0) -> tuple[int, Any]:
+    """Call one admin verb of a running sandbox; returns (status, decoded JSON body)."""
+    method, path = ADMIN_VERBS[verb]
+    response = requests.request(
+        method, base_url.rstrip("/") + path, json=payload if method != "GET" else None,
+        headers={"Authorization": f"Bearer {token}"}, verify=verify, timeout=timeout,
+    )
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, response.text
+
+
+def send_webhook(file: Path | str, url: str, secret: str, ca_bundle: str | None = None,
+                 timeout: float = 10.0) -> tuple[int, str]:
+    """Sign a payload file exactly as the ERP must (HMAC-SHA256 of the raw bytes) and post it."""
+    body = Path(file).read_bytes()
+    response = requests.post(
+        url, data=body, timeout=timeout, verify=ca_bundle or True,
+        headers={"Content-Type": "application/json", "X-ERP-Signature": sign(secret, body)},
+    )
+    return response.status_code, response.text
+
+
+def load_json_file(path: Path | str) -> Any:
+    """A JSON file's content."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))

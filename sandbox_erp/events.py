@@ -1,0 +1,45 @@
+"""The ERP's webhook events (spec 3): building, encoding and signing them."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sandbox_erp.catalog import Group
+
+Event = dict[str, Any]
+
+
+def utc_now() -> str:
+    """The current time as the spec writes it: UTC, seconds, a trailing Z."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _envelope(event_type: str, data: dict[str, Any]) -> Event:
+    return {"event_id": f"evt_{uuid.uuid4()}", "event_type": event_type, "timestamp": utc_now(), "data": data}
+
+
+def inventory_change(sku: str, new_quantity: int, reason: str, location_id: str | None = "WH-MAIN") -> Event:
+    """An `inventory.change` with the absolute figure (spec 3.2 prefers it: it repairs drift)."""
+    data: dict[str, Any] = {"sku": sku, "new_quantity": new_quantity, "reason": reason}
+    if location_id:
+        data["location_id"] = location_id
+    return _envelope("inventory.change", data)
+
+
+def catalog_update(group: Group) -> Event:
+    """A `catalog.update` carrying the full group object (spec 3.1 discourages partial updates)."""
+    return _envelope("catalog.update", group)
+
+
+def encode(event: Event) -> bytes:
+    """The exact bytes sent, and signed."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sign(secret: str, body: bytes) -> str:
+    """`X-ERP-Signature`: lowercase hex HMAC-SHA256 of the raw body."""
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()

@@ -1,0 +1,50 @@
+"""Serving the sandbox: a threaded werkzeug server, over TLS when asked."""
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from sandbox_erp.app import create_app, set_public_url, shutdown
+from sandbox_erp.config import SandboxConfig
+from sandbox_erp.settings import DEFAULT_PORT, config_from_env
+
+logger = logging.getLogger("sandbox_erp")
+
+
+def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = False,
+                config: SandboxConfig | None = None, ca_file: Path | None = None) -> None:
+    """Serve the sandbox ERP in the foreground until SIGINT or SIGTERM."""
+    config = config or config_from_env()
+    app = create_app(config)
+    context = None
+    if tls:
+        from sandbox_erp.tls import server_context
+
+        ca_file = ca_file or Path("sandbox-erp-ca.pem").resolve()
+        context = server_context(ca_file)
+    # The werkzeug server (not gunicorn): one process keeps an in-memory store and the fault
+    # switches shared by every request, and "down" can drop a raw socket.
+    server: BaseWSGIServer = make_server(host, port, app, threaded=True, ssl_context=context)
+    url = f"{'https' if tls else 'http'}://{host}:{server.server_port}"
+    if config.public_url is None:
+        set_public_url(app, url)
+    print(f"sandbox ERP listening on {url}", flush=True)
+    if ca_file is not None and tls:
+        print(f"sandbox ERP CA certificate: {ca_file}", flush=True)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        shutdown(app)
+
