@@ -8,7 +8,15 @@ from shared.settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The app factory (gunicorn: `ingress:create_app()`)."""
-    from ingress import errors, extensions, health, metrics, read_api, webhooks
+    from ingress import (
+        errors,
+        extensions,
+        health,
+        metrics,
+        orders_api,
+        read_api,
+        webhooks,
+    )
 
     config = settings or load_settings()
     app = Flask(__name__)
@@ -19,4 +27,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(read_api.bp)
+    app.register_blueprint(orders_api.bp)
     return app

@@ -17,11 +17,13 @@ def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
         raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc!r}") from exc
 
 
-def declare_all(amqp_url: str, retry_delays_ms: tuple[int, ...]) -> None:
+def declare_all(
+    amqp_url: str, retry_delays_ms: tuple[int, ...], order_retry_interval_ms: int | None = None
+) -> None:
     """Declare the whole topology on the broker; harmless when it already exists."""
     connection = blocking_connection(amqp_url, "migrate")
     try:
-        declare_topology(connection.channel(), retry_delays_ms)
+        declare_topology(connection.channel(), retry_delays_ms, order_retry_interval_ms)
     except pika.exceptions.ChannelClosedByBroker as exc:
         raise BrokerUnavailable(f"declaring the topology failed: {exc}") from exc
     finally:

@@ -23,7 +23,7 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
     created = create_database_if_missing(settings.database_url)
     upgrade_schema(settings.database_url)
-    declare_all(settings.amqp_url, settings.retry_delays_ms)
+    declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000)
     print(json.dumps({"database_created": created, "schema": "head", "topology": "declared"}))
     return EXIT_OK
 
@@ -47,7 +47,7 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
 
     settings.webhook_secrets()  # the ingress would refuse to start; say so before starting anything
     _migrate(settings, args)
-    return run_all(port=args.port)
+    return run_all(args.port or settings.ingress_port, None if args.no_sandbox else args.sandbox_port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,17 +62,38 @@ def build_parser() -> argparse.ArgumentParser:
     ingress.set_defaults(run=_ingress)
 
     worker = commands.add_parser("worker", help="run one worker process (scale each on its own)")
-    worker.add_argument("name", choices=["catalog", "inventory", "media"])
+    worker.add_argument("name", choices=["catalog", "inventory", "media", "orders"])
     worker.set_defaults(run=_worker)
 
-    dev = commands.add_parser("dev", help="migrate, then run the ingress and every worker on this machine")
+    from sandbox_erp.cli import (
+        add_sandbox_arguments,
+        add_send_webhook_arguments,
+        run_sandbox_command,
+        send_webhook_command,
+    )
+
+    sandbox = commands.add_parser("sandbox-erp", help="a stand-in ERP for development, staging and tests")
+    add_sandbox_arguments(sandbox)
+    sandbox.set_defaults(run=lambda _settings, args: run_sandbox_command(args), needs_settings=False)
+
+    send = commands.add_parser("send-webhook", help="sign a payload file and post it to the ingress")
+    add_send_webhook_arguments(send)
+    send.set_defaults(run=lambda _settings, args: send_webhook_command(args), needs_settings=False)
+
+    dev = commands.add_parser("dev", help="migrate, then run the sandbox ERP, the ingress and every worker here")
     dev.add_argument("--port", type=int, default=None, help="port of the ingress (default: INGRESS_PORT)")
+    dev.add_argument("--sandbox-port", type=int, default=8900, help="port of the sandbox ERP (default 8900)")
+    dev.add_argument("--no-sandbox", action="store_true", help="do not start the sandbox ERP")
     dev.set_defaults(run=_dev)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not getattr(args, "needs_settings", True):
+        # The sandbox ERP stands in for another system: it has settings of its own.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return int(args.run(None, args))
     try:
         settings = load_settings()
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,13 +1,16 @@
 """The consumer loop: the only worker code that touches pika.
 
 It takes messages in small batches, has a worker thread run the handler over each batch in one
-database transaction (a savepoint per message), and only after the commit acks them. A failed
+database transaction (a savepoint per message), and only after the commit acks them. A worker
+may also offer a batch handler: it gets the whole batch first, without savepoints, and if it fails
+the batch is rolled back and run again message by message, which finds the culprit. A failed
 message goes to its delay queue (transient) or its parking queue (permanent) before its ack, so
 nothing is lost between the two. While the handler runs, this thread keeps serving the
 connection, so heartbeats go on however long a batch takes.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -64,6 +67,8 @@ class Done:
 
 # A handler may return messages to send once its effect is committed (e.g. media downloads).
 Handler = Callable[[Delivery, Session], Iterable[OutgoingMessage] | None]
+# Handles a whole batch at once, returning each message's follow-ups in the batch's order.
+BatchHandler = Callable[[list[Delivery], Session], list[Iterable[OutgoingMessage] | None]]
 Outcome = Done | Retry | Park
 
 
@@ -84,12 +89,27 @@ def _db_aware(error: BaseException) -> BaseException:
 class BatchRunner:
     """Runs a handler over a batch in one transaction; decides each message's outcome."""
 
-    def __init__(self, handler: Handler, session_factory: sessionmaker[Session], config: ConsumerConfig) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        session_factory: sessionmaker[Session],
+        config: ConsumerConfig,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
         self._handler = handler
         self._session_factory = session_factory
         self._config = config
+        self._batch_handler = batch_handler
 
     def run(self, batch: list[Delivery]) -> list[Outcome]:
+        if self._batch_handler is not None and len(batch) > 1:
+            try:
+                return self._run_batch_handler(self._batch_handler, batch)
+            except Exception as exc:  # noqa: BLE001 (any failure falls back to the per-message path)
+                # Whatever it was (a bad message, a deadlock), the per-message path below isolates
+                # it and decides its retry or park; the batch handler's work is rolled back.
+                logger.warning("batch handler failed on messages %s to %s (%s); handling them one by one",
+                               batch[0].message_id, batch[-1].message_id, describe(_db_aware(exc)))
         try:
             return self._run_in_one_transaction(batch)
         except (TransientError, PermanentError) as exc:
@@ -97,6 +117,15 @@ class BatchRunner:
                 return [self._decide(batch[0], exc)]
             logger.warning("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
             return [self.run([delivery])[0] for delivery in batch]
+
+    def _run_batch_handler(self, batch_handler: BatchHandler, batch: list[Delivery]) -> list[Outcome]:
+        with self._session_factory() as session, session.begin():
+            results = batch_handler(batch, session)
+            # Checked before the commit: a handler that lost track of a message must not commit.
+            outcomes: list[Outcome] = [
+                Done(tuple(follow_ups or ())) for _, follow_ups in zip(batch, results, strict=True)
+            ]
+        return outcomes
 
     def _run_in_one_transaction(self, batch: list[Delivery]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -141,6 +170,12 @@ def _redirect(queue: WorkQueue, delivery: Delivery, outcome: Retry | Park) -> Ou
     headers[LAST_ERROR_HEADER] = outcome.reason[:1000]
     return OutgoingMessage(PARKING_EXCHANGE, queue.worker, delivery.body, delivery.message_id or "",
                            delivery.content_type or "application/json", headers)
+
+
+def _wake(connection: pika.BlockingConnection) -> None:
+    # A connection lost meanwhile is the consume loop's to handle, not this callback's.
+    with contextlib.suppress(pika.exceptions.ConnectionWrongStateError):
+        connection.add_callback_threadsafe(lambda: None)
 
 
 class Consumer:
@@ -218,6 +253,9 @@ class Consumer:
         batch: list[Delivery],
     ) -> None:
         future: Future[list[Outcome]] = self._executor.submit(self._runner.run, batch)
+        # With the prefetch window full no data arrives to end a wait early: the finished batch
+        # itself must wake this thread, or every batch would last the whole time limit.
+        future.add_done_callback(lambda _: _wake(connection))
         while not future.done():
             connection.process_data_events(time_limit=0.1)  # keeps heartbeats flowing
         outcomes = future.result()

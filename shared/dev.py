@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -11,23 +12,36 @@ from types import FrameType
 
 logger = logging.getLogger(__name__)
 
-ROLES: tuple[tuple[str, ...], ...] = (
-    ("ingress",),
-    ("worker", "catalog"),
-    ("worker", "inventory"),
-    ("worker", "media"),
-)
+WORKERS = ("catalog", "inventory", "media")
+SANDBOX_TOKEN = "sandbox-erp-token"
 
 
-def _start(role: tuple[str, ...], port: int | None) -> subprocess.Popen[bytes]:
-    arguments = [sys.executable, "-m", "shared.cli", *role]
-    if role == ("ingress",) and port is not None:
-        arguments += ["--port", str(port)]
+def dev_environment(ingress_port: int, sandbox_port: int | None) -> dict[str, str]:
+    """The environment of every child: the sandbox and erp-sync pointed at each other unless set."""
+    env = dict(os.environ)
+    env.setdefault("SANDBOX_ERP_WEBHOOK_URL", f"http://127.0.0.1:{ingress_port}/webhooks/erp")
+    if sandbox_port is not None:
+        env.setdefault("ERP_BASE_URL", f"http://127.0.0.1:{sandbox_port}")
+        env.setdefault("ERP_API_TOKEN", SANDBOX_TOKEN)
+    return env
+
+
+def roles(ingress_port: int, sandbox_port: int | None, env: dict[str, str]) -> list[list[str]]:
+    """The command line of every process `dev` runs."""
+    commands = [["ingress", "--port", str(ingress_port)]] + [["worker", name] for name in WORKERS]
+    if env.get("ERP_BASE_URL"):
+        commands.append(["worker", "orders"])
+    if sandbox_port is not None:
+        commands.append(["sandbox-erp", "--port", str(sandbox_port)])
+    return commands
+
+
+def _start(role: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     logger.info("starting %s", " ".join(role))
-    return subprocess.Popen(arguments)
+    return subprocess.Popen([sys.executable, "-m", "shared.cli", *role], env=env)
 
 
-def run_all(port: int | None = None, poll_s: float = 0.5) -> int:
+def run_all(ingress_port: int, sandbox_port: int | None = 8900, poll_s: float = 0.5) -> int:
     """Run every role until one exits or a signal arrives; then stop the rest. Returns the exit code."""
     stopping = False
 
@@ -38,12 +52,13 @@ def run_all(port: int | None = None, poll_s: float = 0.5) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    children = {role: _start(role, port) for role in ROLES}
+    env = dev_environment(ingress_port, sandbox_port)
+    children = {" ".join(role): _start(role, env) for role in roles(ingress_port, sandbox_port, env)}
     exit_code = 0
     while not stopping:
         for role, child in children.items():
             if child.poll() is not None:
-                logger.error("%s exited with %d; stopping the others", " ".join(role), child.returncode)
+                logger.error("%s exited with %d; stopping the others", role, child.returncode)
                 exit_code = child.returncode or 1
                 stopping = True
         time.sleep(poll_s)

@@ -33,7 +33,21 @@ class Settings(BaseSettings):
     erp_order_mode: Literal["orders", "adjust"] = "orders"
     order_retry_interval_s: int = Field(default=900, gt=0)
     order_retry_window_s: int = Field(default=7200, gt=0)
+    erp_connect_timeout_s: float = Field(default=3.05, gt=0)
+    erp_read_timeout_s: float = Field(default=10.0, gt=0)
+    erp_ca_bundle: Path | None = None
+    erp_warehouse_id: str = Field(default="WH-MAIN", min_length=1, max_length=100)
+    erp_quick_retries: int = Field(default=3, ge=1, le=10)
+    erp_quick_retry_base_s: float = Field(default=0.2, ge=0)
+    erp_probe_interval_s: float = Field(default=60.0, gt=0)
+    hold_grace_period_s: int = Field(default=3600, gt=0)
     media_allow_private_networks: bool = False
+
+    reconcile_schedule: str = "0 3 * * *"
+    reconcile_timezone: str = "UTC"
+    reconcile_drift_alert_share: float = Field(default=0.05, ge=0, le=1)
+    reconcile_read_timeout_s: float = Field(default=60.0, gt=0)
+    reconcile_max_duration_s: float = Field(default=1800.0, gt=0)
 
     webhook_max_age_s: int = Field(default=48 * 3600, gt=0)
     webhook_max_future_skew_s: int = Field(default=300, ge=0)
@@ -90,6 +104,33 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return url.rstrip("/")
 
+    @field_validator("erp_ca_bundle")
+    @classmethod
+    def _existing_ca_bundle(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"no CA bundle file at {path}")
+        return path
+
+    @field_validator("reconcile_schedule")
+    @classmethod
+    def _cron_expression(cls, expression: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(expression):
+            raise ValueError("must be a cron expression such as '0 3 * * *'")
+        return expression
+
+    @field_validator("reconcile_timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, url: str) -> str:
@@ -131,6 +172,14 @@ class Settings(BaseSettings):
         if not self.erp_webhook_secret:
             raise ConfigurationError("ERP_WEBHOOK_SECRET is not set: the ingress cannot verify webhooks")
         return tuple(s.get_secret_value().encode() for s in self.erp_webhook_secret)
+
+    def erp_credentials(self) -> tuple[str, str]:
+        """The ERP's base URL and API token; refuses to go on without either."""
+        if self.erp_base_url is None:
+            raise ConfigurationError("ERP_BASE_URL is not set: the orders worker cannot reach the ERP")
+        if self.erp_api_token is None or not self.erp_api_token.get_secret_value():
+            raise ConfigurationError("ERP_API_TOKEN is not set: the orders worker cannot authenticate to the ERP")
+        return self.erp_base_url, self.erp_api_token.get_secret_value()
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -10,6 +10,11 @@
         (TTL N ms, then dead-lettered back to erp-sync.<worker>)
     erp-sync.parking (direct) ──<worker>──▶ erp-sync.<worker>.parked
 
+    erp-sync.retry ──orders.<I>ms──▶ erp-sync.orders.delay.<I>ms (I = ORDER_RETRY_INTERVAL_S in ms)
+        the orders worker's own retry of an ERP push (spec 7.2), back to erp-sync.orders
+    (default exchange) ──erp-sync.orders──▶ erp-sync.orders
+        the ERP probe re-sends local_only orders to the orders worker alone
+
 Work queues are quorum queues whose own dead-letter exchange is the parking exchange, so a
 message that keeps killing its consumer (redelivered without an ack) is parked by the broker
 after `CRASH_DELIVERY_LIMIT` deliveries. Queue arguments cannot change once declared, so every
@@ -101,7 +106,19 @@ class DeclaringChannel(Protocol):
     def queue_bind(self, queue: str, exchange: str, routing_key: str) -> Any: ...
 
 
-def declare_topology(channel: DeclaringChannel, retry_delays_ms: tuple[int, ...]) -> None:
+def order_retry_route(interval_ms: int) -> tuple[str, str]:
+    """Exchange and routing key that bring an order back to the orders worker after `interval_ms`."""
+    return RETRY_EXCHANGE, WORK_QUEUES["orders"].retry_routing_key(interval_ms)
+
+
+def order_resend_route() -> tuple[str, str]:
+    """Exchange and routing key that put an order straight on the orders worker's queue."""
+    return "", WORK_QUEUES["orders"].name
+
+
+def declare_topology(
+    channel: DeclaringChannel, retry_delays_ms: tuple[int, ...], order_retry_interval_ms: int | None = None
+) -> None:
     """Declare every exchange, queue and binding; safe to call any number of times."""
     for exchange in (EVENTS_EXCHANGE, ORDERS_EXCHANGE, INTERNAL_EXCHANGE):
         channel.exchange_declare(exchange=exchange, exchange_type="topic", durable=True)
@@ -121,7 +138,10 @@ def declare_topology(channel: DeclaringChannel, retry_delays_ms: tuple[int, ...]
         )
         channel.queue_bind(queue=queue.parking_queue, exchange=PARKING_EXCHANGE, routing_key=queue.worker)
 
-        for delay_ms in retry_delays_ms:
+        delays = set(retry_delays_ms)
+        if queue.worker == "orders" and order_retry_interval_ms is not None:
+            delays.add(order_retry_interval_ms)
+        for delay_ms in sorted(delays):
             channel.queue_declare(
                 queue=queue.delay_queue(delay_ms),
                 durable=True,

@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
-from shared.consumer import Delivery, Handler
+from shared.consumer import BatchHandler, Delivery, Handler
 from shared.erp_events import InventoryChange, decode_event
 from shared.errors import MessageDecodeError
 from shared.models import StockChangeOutcome
+from shared.publisher import OutgoingMessage
 from shared.settings import Settings
 from workers.idempotency import record_event
+from workers.inventory_batch import apply_inventory_batch
 from workers.stock import apply_absolute, apply_delta, record_duplicate
 
 logger = logging.getLogger(__name__)
@@ -61,3 +64,13 @@ def build_handler(settings: Settings) -> Handler:
         apply_inventory_change(decode_inventory_change(delivery.body), session)
 
     return handle
+
+
+def build_batch_handler(settings: Settings) -> BatchHandler:
+    """The inventory worker's whole-batch handler: the same effects in a few statements."""
+
+    def handle_batch(deliveries: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
+        apply_inventory_batch([decode_inventory_change(delivery.body) for delivery in deliveries], session)
+        return [None] * len(deliveries)
+
+    return handle_batch

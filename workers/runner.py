@@ -8,18 +8,23 @@ import threading
 from types import FrameType
 
 from shared.broker import declare_all
-from shared.consumer import BatchRunner, Consumer, ConsumerConfig, Handler
+from shared.consumer import BatchHandler, BatchRunner, Consumer, ConsumerConfig, Handler
 from shared.db import make_engine, make_session_factory
+from shared.publisher import ConfirmingPublisher
 from shared.settings import Settings
 from shared.topology import WORK_QUEUES
 
 logger = logging.getLogger(__name__)
 
-# Each module offers `build_handler(settings) -> Handler`.
+# Each module offers `build_handler(settings) -> Handler`, and may offer
+# `build_batch_handler(settings) -> BatchHandler` for a faster path through whole batches, and
+# `start_background(settings, session_factory, publisher, stop) -> list[Thread]` for loops that run
+# beside the consumer in the same process (the orders worker's ERP probe).
 WORKER_MODULES: dict[str, str] = {
     "catalog": "workers.catalog",
     "inventory": "workers.inventory",
     "media": "workers.media",
+    "orders": "workers.orders",
 }
 
 
@@ -41,18 +46,33 @@ def build_handler(name: str, settings: Settings) -> tuple[Handler, int | None]:
     return handler, getattr(module, "BATCH_SIZE", None)
 
 
+def build_batch_handler(name: str, settings: Settings) -> BatchHandler | None:
+    """The worker's whole-batch handler, if it offers one."""
+    build = getattr(importlib.import_module(WORKER_MODULES[name]), "build_batch_handler", None)
+    batch_handler: BatchHandler | None = build(settings) if build is not None else None
+    return batch_handler
+
+
 def run_worker(name: str, settings: Settings, stop: threading.Event | None = None) -> None:
     """Consume the worker's queue until `stop` is set (SIGTERM and SIGINT set it)."""
     stop = stop or _stop_on_signals()
-    declare_all(settings.amqp_url, settings.retry_delays_ms)
+    declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000)
     engine = make_engine(settings.database_url)
     handler, batch_size = build_handler(name, settings)
     config = consumer_config(settings, batch_size)
-    runner = BatchRunner(handler, make_session_factory(engine), config)
+    session_factory = make_session_factory(engine)
+    runner = BatchRunner(handler, session_factory, config, build_batch_handler(name, settings))
+    start = getattr(importlib.import_module(WORKER_MODULES[name]), "start_background", None)
+    publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
+    background: list[threading.Thread] = start(settings, session_factory, publisher, stop) if start else []
     logger.info("worker %s starting", name)
     try:
         Consumer(WORK_QUEUES[name], runner, config).run(stop)
     finally:
+        stop.set()
+        for thread in background:
+            thread.join(timeout=30)
+        publisher.close()
         engine.dispose()
         logger.info("worker %s stopped", name)
 

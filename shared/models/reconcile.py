@@ -3,8 +3,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, column, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    column,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base
@@ -17,13 +32,23 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    SKIPPED = "skipped"  # another sweep held the lock, or this schedule slot was already swept
 
 
 class ReconciliationRun(Base):
     """One comparison of the ERP snapshot with our stock, and what it found."""
 
     __tablename__ = "reconciliation_runs"
-    __table_args__ = (CheckConstraint(column("status").in_([s.value for s in RunStatus]), name="status"),)
+    __table_args__ = (
+        CheckConstraint(column("status").in_([s.value for s in RunStatus]), name="status"),
+        # One running or succeeded run per schedule slot, however many schedulers race for it.
+        Index(
+            "uq_reconciliation_runs_one_per_slot",
+            "scheduled_for",
+            unique=True,
+            postgresql_where=text("status IN ('running', 'succeeded')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
@@ -35,6 +60,13 @@ class ReconciliationRun(Base):
     missing_in_commerce: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     missing_in_erp: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     error: Mapped[str | None] = mapped_column(Text)
+    scheduled_for: Mapped[datetime | None]  # the schedule slot; null for `reconcile --now`
+    snapshot_taken_at: Mapped[datetime | None]  # when reading began: figures stamped later are newer
+    snapshot_form: Mapped[str | None] = mapped_column(String(8))
+    newer_kept: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    drift_alert: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # The first SKUs missing on each side: {"missing_in_commerce": [...], "missing_in_erp": [...]}.
+    missing_skus: Mapped[dict[str, Any] | None]
 
     corrections: Mapped[list[ReconciliationCorrection]] = relationship(
         back_populates="run", cascade="all, delete-orphan"

@@ -7,8 +7,9 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pika
 import pytest
@@ -16,7 +17,16 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.consumer import BatchRunner, Consumer, ConsumerConfig, Delivery, Done, Handler, Outcome
+from shared.consumer import (
+    BatchHandler,
+    BatchRunner,
+    Consumer,
+    ConsumerConfig,
+    Delivery,
+    Done,
+    Handler,
+    Outcome,
+)
 from shared.db import make_engine, make_session_factory
 from shared.errors import BrokerUnavailable, DatabaseUnavailable, MessageDecodeError, PermanentError
 from shared.models.events import ProcessedEvent
@@ -145,8 +155,10 @@ def start_consumer(broker: str, db_engine: Engine) -> Iterator[Callable[..., Run
         amqp_url: str = broker,
         session_factory: sessionmaker[Session] | None = None,
         max_attempts: int = 4,
+        **config_overrides: Any,
     ) -> RunningConsumer:
-        config = ConsumerConfig(amqp_url=amqp_url, retry_delays_ms=DELAYS_MS, max_attempts=max_attempts)
+        config = ConsumerConfig(amqp_url=amqp_url, retry_delays_ms=DELAYS_MS, max_attempts=max_attempts,
+                                **config_overrides)
         runner = RecordingRunner(BatchRunner(handler, session_factory or make_session_factory(db_engine), config))
         consumer = Consumer(QUEUE, runner, config)  # type: ignore[arg-type]
         stop_event = threading.Event()
@@ -348,6 +360,23 @@ def test_transient_error_in_a_batch_does_not_hold_back_the_others(start_consumer
     assert all_queues_empty(broker)
 
 
+def test_a_full_prefetch_window_does_not_hold_back_the_next_batch(start_consumer, publish, broker, db_engine):
+    # given 200 messages waiting, and a consumer whose prefetch window is one batch: once it has
+    # a batch, no data arrives until it acks
+    event_ids = [publish() for _ in range(200)]
+
+    # when it takes them, twenty batches of ten
+    started = time.monotonic()
+    running = start_consumer(record_event, prefetch=10, batch_size=10)
+    wait_until(lambda: committed_ids(db_engine, event_ids) == set(event_ids), "every event to be committed")
+    elapsed = time.monotonic() - started
+
+    # then each batch is acked as soon as it is committed, not when a 0.1 s wait for data runs out
+    running.stop()
+    assert elapsed < 1.5, f"twenty batches took {elapsed:.2f} s"
+    assert all_queues_empty(broker)
+
+
 # --- the connection ----------------------------------------------------------------------
 
 
@@ -492,3 +521,119 @@ def test_batch_runner_turns_a_database_refusal_into_a_park(runner_session_factor
     assert outcomes[0].reason.startswith("PermanentError: database refused the data: [23505]")
     assert outcomes[1] == Done()
     assert stored(db_session, [event_id, other]) == {event_id, other}
+
+
+# --- the batch runner with a batch handler -----------------------------------------------
+
+
+def batch_of(handler: Handler, calls: list[list[str | None]]) -> BatchHandler:
+    """A batch handler doing what `handler` does for each message, noting each batch it gets."""
+
+    def handle_batch(batch: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
+        calls.append([d.message_id for d in batch])
+        return [handler(d, session) for d in batch]
+
+    return handle_batch
+
+
+def test_batch_handler_takes_a_good_batch_in_one_call(runner_session_factory, db_session):
+    # given a runner with a batch handler, and three good messages
+    event_ids = [new_id() for _ in range(3)]
+    per_message, seen = failing_for("none", PermanentError("never raised"))
+    calls: list[list[str | None]] = []
+    runner = BatchRunner(per_message, runner_session_factory, runner_config(), batch_of(record_event, calls))
+
+    # when the batch runs
+    outcomes = runner.run([delivery(i) for i in event_ids])
+
+    # then the batch handler had them all at once, the per-message handler none, and all are stored
+    assert outcomes == [Done()] * 3
+    assert calls == [event_ids]
+    assert seen == []
+    assert stored(db_session, event_ids) == set(event_ids)
+
+
+def test_batch_handler_follow_ups_are_each_messages_own(runner_session_factory):
+    # given a batch handler that asks for a follow-up for the second message only
+    follow_up = OutgoingMessage("exchange", "key", b"{}", "follow-up")
+
+    def handle_batch(batch: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
+        return [None, [follow_up]]
+
+    runner = BatchRunner(record_event, runner_session_factory, runner_config(), handle_batch)
+
+    # when a batch of two runs
+    outcomes = runner.run([delivery(new_id()), delivery(new_id())])
+
+    # then each message has its own follow-ups
+    assert outcomes == [Done(), Done((follow_up,))]
+
+
+def test_single_message_skips_the_batch_handler(runner_session_factory, db_session):
+    # given a runner with a batch handler
+    calls: list[list[str | None]] = []
+    runner = BatchRunner(record_event, runner_session_factory, runner_config(), batch_of(record_event, calls))
+
+    # when a batch of one runs
+    outcomes = runner.run([delivery(event_id := new_id())])
+
+    # then the per-message path handled it
+    assert outcomes == [Done()]
+    assert calls == []
+    assert stored(db_session, [event_id]) == {event_id}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermanentError("impossible"),
+        MessageDecodeError("message is not JSON", raw=b"{"),
+        KeyError("sku"),
+        DatabaseUnavailable("deadlock"),
+    ],
+)
+def test_batch_with_a_bad_message_falls_back_to_the_per_message_path(runner_session_factory, db_session, error):
+    # given two runners over the same handler, one with a batch handler, and a batch for each
+    # whose middle message fails
+    plain_ids, batched_ids = [new_id() for _ in range(3)], [new_id() for _ in range(3)]
+    plain_handler, plain_seen = failing_for(plain_ids[1], error)
+    batched_handler, seen = failing_for(batched_ids[1], error)
+    calls: list[list[str | None]] = []
+    plain = BatchRunner(plain_handler, runner_session_factory, runner_config())
+    batched = BatchRunner(batched_handler, runner_session_factory, runner_config(), batch_of(batched_handler, calls))
+
+    # when each runs its batch
+    expected = plain.run([delivery(i) for i in plain_ids])
+    outcomes = batched.run([delivery(i) for i in batched_ids])
+
+    # then the batch handler was tried once (up to the bad message), rolled back, and the
+    # per-message path saw the same, decided the same outcomes and stored the same rows as without it
+    assert calls == [batched_ids]
+    assert [batched_ids.index(d.message_id) for d in seen] == [0, 1, *(plain_ids.index(d.message_id) for d in plain_seen)]
+    assert outcomes == expected
+    assert outcomes[1] != Done()
+    assert stored(db_session, batched_ids) == {batched_ids[0], batched_ids[2]}
+    assert stored(db_session, plain_ids) == {plain_ids[0], plain_ids[2]}
+
+
+def test_batch_handler_that_loses_a_message_commits_nothing_of_its_own(runner_session_factory, db_session):
+    # given a batch handler that stores the messages but answers for one fewer
+    event_ids = [new_id() for _ in range(3)]
+    stored_by_batch: list[str] = []
+
+    def handle_batch(batch: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
+        for d in batch:
+            session.add(ProcessedEvent(event_id=d.message_id, event_type="batch"))
+        stored_by_batch.extend(d.message_id or "" for d in batch)
+        return [None] * (len(batch) - 1)
+
+    runner = BatchRunner(record_event, runner_session_factory, runner_config(), handle_batch)
+
+    # when the batch runs
+    outcomes = runner.run([delivery(i) for i in event_ids])
+
+    # then its work was rolled back and the per-message handler stored them instead
+    assert stored_by_batch == event_ids
+    assert outcomes == [Done()] * 3
+    types = set(db_session.scalars(select(ProcessedEvent.event_type).where(ProcessedEvent.event_id.in_(event_ids))))
+    assert types == {EVENT_TYPE}

@@ -5,6 +5,8 @@ import time
 import pika
 import requests
 
+from shared.orders import publish_order
+from shared.publisher import ConfirmingPublisher
 from tests import cli
 from tests.conftest import WEBHOOK_SECRET
 from tests.e2e.conftest import wait_for
@@ -13,9 +15,11 @@ from tests.factories import encode, inventory_event, signed_headers
 
 def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_database_url, broker, committed_session):
     # given `erp-sync dev` on a free port
-    port = cli.free_port()
-    process = cli.start("dev", "--port", str(port), DATABASE_URL=migrated_database_url, AMQP_URL=broker,
-                        ERP_WEBHOOK_SECRET=WEBHOOK_SECRET, INGRESS_WORKERS="1", INGRESS_THREADS="4")
+    port, sandbox_port = cli.free_port(), cli.free_port()
+    process = cli.start("dev", "--port", str(port), "--sandbox-port", str(sandbox_port),
+                        DATABASE_URL=migrated_database_url, AMQP_URL=broker,
+                        ERP_WEBHOOK_SECRET=WEBHOOK_SECRET, INGRESS_WORKERS="1", INGRESS_THREADS="4",
+                        SANDBOX_ERP_GROUPS="0", SANDBOX_ERP_TIME_SCALE="0.001")
     try:
         cli.wait_for_port(port, process)
         base = f"http://127.0.0.1:{port}"
@@ -29,6 +33,26 @@ def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_databa
         assert answer.status_code == 202
         shown = wait_for(lambda: (r := requests.get(f"{base}/api/v1/inventory/SKU-DEV", timeout=5)).ok and r.json())
         assert shown["erp_quantity"] == 12
+
+        # and a product created in the sandbox ERP, then sold in its store, reaches the shop by webhook
+        cli.wait_for_port(sandbox_port, process)
+        erp = f"http://127.0.0.1:{sandbox_port}/admin"
+        auth = {"Authorization": "Bearer sandbox-erp-token"}
+        group = requests.post(f"{erp}/products", json={}, headers=auth, timeout=10).json()
+        sku = group["variants"][0]["sku"]
+        before = wait_for(lambda: (r := requests.get(f"{base}/api/v1/products/{sku}", timeout=5)).ok and r.json())
+        requests.post(f"{erp}/sale", json={"sku": sku, "quantity": 1}, headers=auth, timeout=10).raise_for_status()
+        wait_for(lambda: requests.get(f"{base}/api/v1/inventory/{sku}", timeout=5).json()["erp_quantity"]
+                 == before["stock"]["erp_quantity"] - 1)
+
+        # and an online order reaches the sandbox ERP through the orders worker
+        publisher = ConfirmingPublisher(broker)
+        publish_order(publisher, {"order_id": "ORD-DEV-1", "order_date": "2026-11-25T10:15:00Z",
+                                  "customer_ref": "CUST-555",
+                                  "line_items": [{"sku": sku, "quantity": 1, "unit_price": "10.00"}]})
+        publisher.close()
+        wait_for(lambda: requests.get(f"{base}/api/v1/orders/ORD-DEV-1", timeout=5).json().get("status")
+                 == "synced")
     finally:
         started = time.monotonic()
         output = cli.stop(process)
@@ -36,7 +60,7 @@ def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_databa
     # and SIGTERM stops it, children included, in good time
     assert process.returncode == 0, output
     assert time.monotonic() - started < 25
-    assert consumers_of(broker, ["erp-sync.catalog", "erp-sync.inventory", "erp-sync.media"]) == 0
+    assert consumers_of(broker, ["erp-sync.catalog", "erp-sync.inventory", "erp-sync.media", "erp-sync.orders"]) == 0
 
 
 def consumers_of(amqp_url: str, queues: list[str]) -> int:

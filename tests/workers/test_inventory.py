@@ -17,7 +17,7 @@ from shared.retry_policy import Park
 from shared.settings import load_settings
 from tests.factories import catalog_event, encode, inventory_event, now_iso, variant_with
 from workers.catalog import apply_catalog_update
-from workers.inventory import apply_inventory_change, build_handler
+from workers.inventory import apply_inventory_change, build_batch_handler, build_handler
 from workers.stock import stock_history
 
 T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
@@ -151,15 +151,16 @@ def test_any_interleaving_and_duplication_of_absolute_figures_ends_on_the_newest
     assert sum(c.outcome == "duplicate" for c in history) == len(replays)
 
 
-@pytest.fixture
-def runner(db_engine, migrated_database_url):
-    """The consumer's BatchRunner with the real handler, its transactions rolled back at the end."""
+@pytest.fixture(params=["per-message handler", "with batch handler"])
+def runner(request, db_engine, migrated_database_url):
+    """The consumer's BatchRunner with the real handlers, its transactions rolled back at the end."""
     connection = db_engine.connect()
     outer = connection.begin()
     sessions = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    handler = build_handler(load_settings(database_url=migrated_database_url))
+    settings = load_settings(database_url=migrated_database_url)
+    batch_handler = build_batch_handler(settings) if request.param == "with batch handler" else None
     config = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)
-    yield BatchRunner(handler, sessions, config), sessions
+    yield BatchRunner(build_handler(settings), sessions, config, batch_handler), sessions
     outer.rollback()
     connection.close()
 

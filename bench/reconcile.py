@@ -1,0 +1,152 @@
+"""The reconciliation benchmark: a sweep of N SKUs with 1% drift against the sandbox ERP, per snapshot form.
+
+The sandbox ERP (seeded with N SKUs) serves from this process; commerce's stock_levels get the same
+SKUs by COPY, every 100th one off by one. Each sweep runs in a subprocess of its own, which reports
+its wall time and its peak memory (VmHWM, and VmRSS once imports were done). One JSON line goes to
+stdout, progress to stderr:
+
+    .venv/bin/python bench/reconcile.py [--skus 1000000] [--forms json,csv,url] [--baseline FILE]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+import psycopg  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+from bench.report import beside_baseline, emit, load_baseline  # noqa: E402
+from bench.sandbox import private_database  # noqa: E402
+from shared.db import psycopg_url  # noqa: E402
+from shared.settings import load_settings  # noqa: E402
+
+TOKEN = "bench-reconcile-token"
+TARGET_S, TARGET_MB = 10.0, 64.0
+DRIFT_EVERY = 100
+FORMS = ("json", "csv", "url")
+COMPARED = tuple(f"{form}_{key}" for form in FORMS for key in ("s", "peak_mb"))
+
+CHILD = """
+import json, sys, time
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+from shared.db import make_engine
+from shared.settings import load_settings
+from workers.reconcile import run_sweep
+settings = load_settings()
+engine = make_engine(settings.database_url)
+ready_mb = status("VmRSS:")
+started = time.perf_counter()
+summary = run_sweep(settings, engine)
+wall = time.perf_counter() - started
+print(json.dumps({"wall_s": wall, "peak_mb": status("VmHWM:"), "ready_mb": ready_mb, **summary.as_dict()}))
+"""
+
+
+def progress(message: str) -> None:
+    print(f"[bench reconcile] {message}", file=sys.stderr, flush=True)
+
+
+def seed_commerce(database_url: str, store: Any) -> int:
+    """stock_levels as the ERP has them, every DRIFT_EVERY-th SKU one more; how many differ."""
+    from sandbox_erp.catalog import stock_chunks
+
+    conninfo = psycopg_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    drifted = 0
+    with psycopg.connect(conninfo) as conn, conn.cursor() as cursor:
+        cursor.execute("TRUNCATE stock_levels, stock_changes, reconciliation_corrections, reconciliation_runs")
+        with cursor.copy("COPY stock_levels (sku, erp_quantity, erp_as_of) FROM STDIN") as copy:
+            number = 0
+            for rows in stock_chunks(store, 20_000):
+                for sku, qty in rows:
+                    number += 1
+                    off = number % DRIFT_EVERY == 0
+                    drifted += off
+                    copy.write_row((sku, qty + 1 if off else qty, "2024-01-01T00:00:00Z"))
+        cursor.execute("ANALYZE stock_levels")
+    return drifted
+
+
+def sweep_in_subprocess(database_url: str, erp_url: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "RECONCILE_"))}
+    env |= {"DATABASE_URL": database_url, "ERP_BASE_URL": erp_url, "ERP_API_TOKEN": TOKEN}
+    done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=False,
+                          timeout=600, cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"sweep failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import ijson
+
+    from sandbox_erp import SandboxConfig, create_app, shutdown
+
+    base = load_settings()
+    figures: dict[str, Any] = {"bench": "reconcile", "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                               "skus": args.skus, "drift_share": 1 / DRIFT_EVERY, "ijson_backend": ijson.backend,
+                               "target_s": TARGET_S, "target_mb": TARGET_MB}
+    with tempfile.TemporaryDirectory(prefix="erp-sync-bench-") as work, private_database(base.database_url) as db:
+        progress(f"seeding the sandbox ERP with {args.skus} SKUs")
+        started = time.perf_counter()
+        config = SandboxConfig(api_token=TOKEN, database=str(Path(work) / "erp.sqlite"), generate_groups=args.skus,
+                               variants_per_group=1, export_dir=Path(work))
+        app = create_app(config)
+        store = app.extensions["sandbox_erp.store"]
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        erp_url = f"http://127.0.0.1:{server.server_port}"
+        progress(f"sandbox ready in {time.perf_counter() - started:.1f} s at {erp_url}")
+        try:
+            for form in args.forms:
+                drifted = seed_commerce(db, store)
+                app.extensions["sandbox_erp.config"] = dataclasses.replace(config, snapshot_format=form)
+                progress(f"{form}: commerce seeded ({drifted} drifted), sweeping")
+                result = sweep_in_subprocess(db, erp_url)
+                progress(f"{form}: {result['status']} in {result['wall_s']:.2f} s, peak {result['peak_mb']:.1f} MB")
+                if result["status"] != "succeeded" or result["corrected"] != drifted:
+                    raise RuntimeError(f"{form}: unexpected sweep result {result}")
+                figures |= {f"{form}_s": round(result["wall_s"], 2), f"{form}_peak_mb": round(result["peak_mb"], 1),
+                            f"{form}_ready_mb": round(result["ready_mb"], 1),
+                            f"{form}_checked": result["checked"], f"{form}_corrected": result["corrected"]}
+        finally:
+            server.shutdown()
+            shutdown(app)
+    figures["ok"] = all(figures.get(f"{f}_s", 1e9) < TARGET_S and figures.get(f"{f}_peak_mb", 1e9) < TARGET_MB
+                        for f in args.forms)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the reconciliation sweep.")
+    parser.add_argument("--skus", type=int, default=1_000_000, help="SKUs on both sides (1000000)")
+    parser.add_argument("--forms", type=lambda s: s.split(","), default=list(FORMS), help="json,csv,url")
+    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
+    args = parser.parse_args(argv)
+    figures = run(args)
+    if args.baseline:
+        figures |= beside_baseline(figures, load_baseline(args.baseline), COMPARED)
+    emit(figures)
+    return 0 if figures["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The `order.placed` message: its schema, its decoding, and how the storefront publishes it."""
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+)
+
+from shared.errors import MessageDecodeError
+from shared.publisher import ConfirmingPublisher, OutgoingMessage
+from shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
+CONTENT_TYPE = "application/json"
+
+
+class LineItem(BaseModel):
+    """One line of an order."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    sku: Text
+    quantity: Annotated[StrictInt, Field(gt=0)]
+    unit_price: Money
+
+
+class OrderPlaced(BaseModel):
+    """An order placed on the storefront (the spec's Option A order plus an optional warehouse)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    order_id: Text
+    order_date: AwareDatetime
+    customer_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    line_items: list[LineItem] = Field(min_length=1)
+    warehouse_id: Text | None = None
+
+    def to_json(self) -> bytes:
+        """The body as sent on RabbitMQ and to the ERP: prices as JSON numbers with 2 decimals."""
+        return dumps(self.as_option_a() | ({"warehouse_id": self.warehouse_id} if self.warehouse_id else {}))
+
+    def as_option_a(self) -> dict[str, Any]:
+        """The spec 4 Option A body, with Decimal prices (see `dumps`)."""
+        return {
+            "order_id": self.order_id,
+            "order_date": self.order_date.isoformat().replace("+00:00", "Z"),
+            "customer_ref": self.customer_ref,
+            "line_items": [
+                {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price.quantize(Decimal("0.01"))}
+                for line in self.line_items
+            ],
+        }
+
+
+# A Decimal travels through json.dumps as this marked string and comes out as a bare number:
+# the json module has no way to print a Decimal as a number, and a float would lose digits.
+_DECIMAL_MARK = "\u0000decimal:"
+_MARKED = re.compile(r'"\\u0000decimal:(-?[0-9]+(?:\.[0-9]+)?)"')
+
+
+def _exact(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{_DECIMAL_MARK}{value:f}"
+    if isinstance(value, dict):
+        return {key: _exact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_exact(item) for item in value]
+    return value
+
+
+def dumps(value: Any) -> bytes:
+    """JSON with every Decimal written as a number with its exact digits (never a string, never a float)."""
+    return _MARKED.sub(r"\1", json.dumps(_exact(value), separators=(",", ":"))).encode()
+
+
+def decode_order(raw: bytes) -> OrderPlaced:
+    """Parse and validate an order body; prices are read as exact decimals.
+
+    Raises:
+        MessageDecodeError: not JSON, or not a valid order; keeps the raw bytes and each problem.
+    """
+    try:
+        data = json.loads(raw, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MessageDecodeError(f"order body is not JSON: {exc}", raw=raw) from exc
+    if not isinstance(data, dict):
+        raise MessageDecodeError("order body is not a JSON object", raw=raw)
+    try:
+        return OrderPlaced.model_validate(data)
+    except ValidationError as exc:
+        details: list[dict[str, object]] = [
+            {"field": ".".join(str(part) for part in error["loc"]), "problem": error["msg"]} for error in exc.errors()
+        ]
+        summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
+        raise MessageDecodeError(f"invalid order: {summary}", raw=raw, details=details) from exc
+
+
+def order_id_of(raw: bytes) -> str | None:
+    """The order id of a body that failed to decode, when it names a usable one."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    order_id = data.get("order_id") if isinstance(data, dict) else None
+    if isinstance(order_id, str) and 0 < len(order_id.strip()) <= 100:
+        return order_id.strip()
+    return None
+
+
+def order_message(order: OrderPlaced, exchange: str = ORDERS_EXCHANGE, routing_key: str = ORDER_PLACED,
+                  headers: dict[str, Any] | None = None) -> OutgoingMessage:
+    """The order as a persistent JSON message whose message id is the order id."""
+    return OutgoingMessage(exchange, routing_key, order.to_json(), order.order_id, CONTENT_TYPE, headers or {})
+
+
+def publish_order(publisher: ConfirmingPublisher, order: OrderPlaced | dict[str, Any]) -> None:
+    """Publish a placed order for erp-sync: validated, persistent, JSON, confirmed by RabbitMQ.
+
+    Raises:
+        MessageDecodeError: the order is not valid (nothing was published).
+        BrokerUnavailable: RabbitMQ did not confirm in time; publish again, the order id dedupes.
+        PublishRejected: the broker refused it or no queue is bound (run `erp-sync migrate`).
+    """
+    if not isinstance(order, OrderPlaced):
+        order = decode_order(dumps(order))
+    publisher.publish(order_message(order))

@@ -1,0 +1,278 @@
+"""Orders end to end: storefront publish -> RabbitMQ -> orders worker -> sandbox ERP over HTTP -> read API."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+
+import pika
+import pika.exceptions
+import pytest
+
+from shared.orders import publish_order
+from shared.publisher import ConfirmingPublisher
+from shared.topology import WORK_QUEUES
+from tests import cli
+from tests.conftest import TEST_RETRY_DELAYS_MS
+from tests.e2e.conftest import post, wait_for
+from tests.factories import inventory_event
+from tests.sandbox_erp.conftest import TOKEN
+from tests.workers.test_orders_helpers import running_sandbox
+
+SKU = "IPH15-128-BLK"
+ORDERS = WORK_QUEUES["orders"]
+
+
+def order(order_id: str, quantity: int = 2, sku: str = SKU, **extra) -> dict:
+    return {"order_id": order_id, "order_date": "2024-01-20T10:15:00Z", "customer_ref": "CUST-555",
+            "line_items": [{"sku": sku, "quantity": quantity, "unit_price": 79900.00}], **extra}
+
+
+def _purge_order_delays(amqp_url: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        for delay_ms in (1000,):
+            channel = connection.channel()
+            with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
+                channel.queue_purge(ORDERS.delay_queue(delay_ms))
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    with running_sandbox(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def order_settings(settings_factory, sandbox, broker):
+    _purge_order_delays(broker)
+
+    def build(**overrides):
+        values = {"erp_base_url": sandbox.url, "erp_api_token": TOKEN, "order_retry_interval_s": 1,
+                  "order_retry_window_s": 3, "erp_quick_retries": 2, "erp_quick_retry_base_s": 0.01,
+                  "erp_connect_timeout_s": 1, "erp_read_timeout_s": 3, "erp_probe_interval_s": 0.5, **overrides}
+        return settings_factory(**values)
+
+    yield build
+    _purge_order_delays(broker)
+
+
+@pytest.fixture
+def storefront(broker):
+    publisher = ConfirmingPublisher(broker)
+    yield publisher
+    publisher.close()
+
+
+def status_of(ingress, order_id: str) -> dict | None:
+    answer = ingress.get(f"/api/v1/orders/{order_id}")
+    return answer.get_json() if answer.status_code == 200 else None
+
+
+def wait_status(ingress, order_id: str, status: str, timeout: float = 20.0) -> dict:
+    return wait_for(lambda: (s := status_of(ingress, order_id)) and s["status"] == status and s, timeout)
+
+
+def available(ingress, sku: str = SKU) -> int:
+    return ingress.get(f"/api/v1/inventory/{sku}").get_json()["available"]
+
+
+@pytest.fixture
+def stock_of_50(ingress, start_workers, settings):
+    # The ERP's figure of 50 for the SKU, through the webhook path, so "available" has a base.
+    start_workers("inventory")
+    post(ingress, inventory_event(new_quantity=50, sku=SKU))
+    wait_for(lambda: ingress.get(f"/api/v1/inventory/{SKU}").status_code == 200)
+
+
+@pytest.mark.parametrize("mode, kind", [("orders", "order"), ("adjust", "adjust")])
+def test_order_reaches_the_erp_once_in_either_mode(ingress, storefront, start_workers, order_settings, sandbox,
+                                                  stock_of_50, mode, kind):
+    # given the orders worker in this mode
+    start_workers("orders", with_settings=order_settings(erp_order_mode=mode))
+
+    # when the storefront publishes an order
+    publish_order(storefront, order("ORD-E2E-1"))
+
+    # then it is synced, its stock held, and the ERP deducted it once under its key
+    state = wait_status(ingress, "ORD-E2E-1", "synced")
+    assert state["attempts"] == 1 and state["synced_at"] and [h["quantity"] for h in state["holds"]] == [2]
+    assert available(ingress) == 48
+    [received] = sandbox.orders()
+    assert (received["order_id"], received["kind"], received["idempotency_key"]) == ("ORD-E2E-1", kind, "ORD-E2E-1")
+    assert sandbox.stock(SKU) == 48
+
+
+def test_unknown_order_is_404(ingress):
+    assert ingress.get("/api/v1/orders/NOPE").status_code == 404
+
+
+def test_erp_down_then_back_syncs_the_order_once(ingress, storefront, start_workers, order_settings, sandbox,
+                                                 stock_of_50):
+    sandbox.fault("down")
+    start_workers("orders", with_settings=order_settings(order_retry_window_s=60))
+
+    publish_order(storefront, order("ORD-E2E-2"))
+
+    state = wait_status(ingress, "ORD-E2E-2", "pending_sync")
+    assert state["last_error"] and state["first_attempt_at"] and available(ingress) == 48
+    sandbox.fault("none")
+    state = wait_status(ingress, "ORD-E2E-2", "synced")
+    assert state["attempts"] >= 2 and state["last_error"] is None
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-E2E-2"] and sandbox.stock(SKU) == 48
+
+
+def test_erp_down_past_the_window_holds_locally_and_resends_when_back(ingress, storefront, start_workers,
+                                                                      order_settings, sandbox, stock_of_50):
+    sandbox.fault("5xx")
+    start_workers("orders", with_settings=order_settings(order_retry_window_s=2))
+
+    publish_order(storefront, order("ORD-OLD", quantity=1))
+    publish_order(storefront, order("ORD-NEW", quantity=3))
+
+    wait_status(ingress, "ORD-OLD", "local_only")
+    wait_status(ingress, "ORD-NEW", "local_only")
+    assert available(ingress) == 46
+    time.sleep(1.0)  # the probe keeps finding the ERP failing: still local_only, still held
+    assert status_of(ingress, "ORD-OLD")["status"] == "local_only" and available(ingress) == 46
+
+    sandbox.fault("none")
+    wait_status(ingress, "ORD-OLD", "synced")
+    wait_status(ingress, "ORD-NEW", "synced")
+    # re-sent oldest first, each once
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-OLD", "ORD-NEW"]
+    assert sandbox.stock(SKU) == 46
+
+
+def test_refused_order_is_rejected_and_its_stock_released(ingress, storefront, start_workers, order_settings,
+                                                          sandbox, stock_of_50):
+    sandbox.fault("none", reject_skus=[SKU])
+    start_workers("orders", with_settings=order_settings())
+
+    publish_order(storefront, order("ORD-E2E-400"))
+
+    state = wait_status(ingress, "ORD-E2E-400", "rejected")
+    assert "400" in state["last_error"] and [h["release_reason"] for h in state["holds"]] == ["rejected"]
+    assert available(ingress) == 50 and sandbox.orders() == []
+
+
+def test_duplicates_and_an_order_the_erp_has_end_synced_once(ingress, storefront, start_workers, order_settings,
+                                                             sandbox):
+    # given an order the ERP already took (409 on push)
+    from shared.orders import OrderPlaced
+    from workers.orders import erp_client
+
+    erp_client(order_settings()).import_order(OrderPlaced.model_validate(order("ORD-409")))
+    start_workers("orders", with_settings=order_settings())
+
+    # when it and another order are each published three times
+    for _ in range(3):
+        publish_order(storefront, order("ORD-409"))
+        publish_order(storefront, order("ORD-DUP"))
+
+    # then both end synced and the ERP holds each once
+    wait_status(ingress, "ORD-409", "synced")
+    wait_status(ingress, "ORD-DUP", "synced")
+    time.sleep(0.5)
+    assert sorted(o["order_id"] for o in sandbox.orders()) == ["ORD-409", "ORD-DUP"]
+    assert sandbox.stock(SKU) == 46
+    assert status_of(ingress, "ORD-DUP")["attempts"] == 1
+
+
+def test_malformed_order_is_parked_and_recorded(ingress, storefront, start_workers, order_settings, sandbox, broker):
+    from shared.publisher import OutgoingMessage
+    from shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
+    from tests.amqp_helpers import drain
+
+    start_workers("orders", with_settings=order_settings())
+    bad = b'{"order_id": "ORD-BAD", "order_date": "2024-01-20T10:15:00Z", "line_items": [{"sku": "X", "quantity": 0}]}'
+    storefront.publish(OutgoingMessage(ORDERS_EXCHANGE, ORDER_PLACED, bad, "ORD-BAD"))
+    publish_order(storefront, order("ORD-GOOD"))
+
+    state = wait_status(ingress, "ORD-BAD", "rejected")
+    assert "quantity" in state["last_error"]
+    wait_status(ingress, "ORD-GOOD", "synced")  # the worker went on
+    [parked] = wait_for(lambda: drain(broker, ORDERS.parking_queue))
+    assert parked.body == bad
+
+
+def test_hold_ends_only_with_a_newer_erp_figure(ingress, storefront, start_workers, order_settings, sandbox,
+                                                stock_of_50):
+    start_workers("orders", with_settings=order_settings())
+    publish_order(storefront, order("ORD-HOLD"))
+    state = wait_status(ingress, "ORD-HOLD", "synced")
+    synced_at = datetime.fromisoformat(state["synced_at"])
+
+    # when a figure stamped before the ERP's acknowledgement arrives (50: not counting the order yet)
+    older = (synced_at - timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
+    post(ingress, inventory_event(new_quantity=50, sku=SKU) | {"timestamp": older})
+    time.sleep(1.0)
+    # then the order is still held
+    assert available(ingress) == 48 and status_of(ingress, "ORD-HOLD")["holds"][0]["released_at"] is None
+
+    # when a newer figure arrives (48: the ERP counted the order)
+    newer = (datetime.now(UTC) + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+    post(ingress, inventory_event(new_quantity=48, sku=SKU) | {"timestamp": newer})
+
+    # then the hold ends and nothing is counted twice
+    wait_for(lambda: status_of(ingress, "ORD-HOLD")["holds"][0]["release_reason"] == "erp_figure")
+    assert available(ingress) == 48
+
+
+def _queue_counts(amqp_url: str) -> tuple[int, int]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        declared = connection.channel().queue_declare(ORDERS.name, passive=True)
+        return declared.method.message_count, declared.method.consumer_count
+    finally:
+        connection.close()
+
+
+def _start_worker_process(settings, sandbox_url: str):
+    return cli.start(
+        "worker", "orders",
+        DATABASE_URL=settings.database_url, AMQP_URL=settings.amqp_url, ERP_BASE_URL=sandbox_url,
+        ERP_API_TOKEN=TOKEN, ERP_READ_TIMEOUT_S="10", ORDER_RETRY_INTERVAL_S="1", ORDER_RETRY_WINDOW_S="30",
+        RETRY_DELAYS_MS=",".join(map(str, TEST_RETRY_DELAYS_MS)), ERP_PROBE_INTERVAL_S="1",
+    )
+
+
+def test_worker_killed_during_the_push_leaves_the_order_in_the_erp_once(ingress, storefront, order_settings,
+                                                                        sandbox, committed_session):
+    settings = order_settings()
+    # given a worker process and an ERP slow enough for the kill to land during the push
+    sandbox.fault("slow", delay_ms=2000)
+    worker = _start_worker_process(settings, sandbox.url)
+    try:
+        wait_for(lambda: _queue_counts(settings.amqp_url)[1] == 1, timeout=30)
+
+        # when an order is taken and the worker is killed while the ERP works on it
+        publish_order(storefront, order("ORD-KILL"))
+        wait_for(lambda: _queue_counts(settings.amqp_url)[0] == 0)
+        time.sleep(0.5)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()
+
+    # then the ERP took it although the worker never recorded its answer: the order is still "received"
+    wait_for(lambda: [o["order_id"] for o in sandbox.orders()] == ["ORD-KILL"], timeout=10)
+    assert status_of(ingress, "ORD-KILL")["status"] == "received"
+
+    # when a worker starts again
+    sandbox.fault("none")
+    worker = _start_worker_process(settings, sandbox.url)
+    try:
+        # then the redelivered order ends synced (409) and the ERP holds it once
+        wait_status(ingress, "ORD-KILL", "synced", timeout=30)
+    finally:
+        output = cli.stop(worker)
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-KILL"], output
+    assert sandbox.stock(SKU) == 48

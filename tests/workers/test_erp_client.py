@@ -1,0 +1,209 @@
+"""The ERP client against the sandbox ERP over real HTTP, and its one translation of requests' errors."""
+from __future__ import annotations
+
+import inspect
+import json
+from decimal import Decimal
+
+import pytest
+import requests
+
+from shared.erp_client import ErpClient, _translated
+from shared.errors import (
+    ErpRejected,
+    ErpSyncError,
+    ErpUnavailable,
+    PermanentError,
+    TransientError,
+)
+from shared.orders import decode_order, dumps
+from tests.sandbox_erp.conftest import TOKEN
+from tests.workers.test_orders_helpers import running_sandbox
+
+ORDER = decode_order(json.dumps({
+    "order_id": "ORD-WEB-1001", "order_date": "2024-01-20T10:15:00Z", "customer_ref": "CUST-555",
+    "line_items": [{"sku": "IPH15-128-BLK", "quantity": 2, "unit_price": 79900.00},
+                   {"sku": "IPH15-128-BLU", "quantity": 1, "unit_price": 0.1}],
+}).encode())
+
+
+class RecordingSession(requests.Session):
+    """A real session that keeps every request it sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        self.sent.append(request)
+        return super().send(request, **kwargs)
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    with running_sandbox(tmp_path) as running:
+        yield running
+
+
+def client_for(url: str, session: requests.Session | None = None, *, token: str = TOKEN, read_timeout_s: float = 5.0,
+               tries: int = 3) -> ErpClient:
+    return ErpClient(session or requests.Session(), url, token, connect_timeout_s=1.0, read_timeout_s=read_timeout_s,
+                     tries=tries, backoff_base_s=0.01)
+
+
+def test_import_order_posts_option_a_with_token_and_idempotency_key(sandbox):
+    # given a client recording what it sends
+    session = RecordingSession()
+    client = client_for(sandbox.url, session)
+
+    # when the order is imported
+    result = client.import_order(ORDER)
+
+    # then the ERP took it and deducted its lines
+    assert (result.status, result.already_imported) == (201, False)
+    assert (sandbox.stock("IPH15-128-BLK"), sandbox.stock("IPH15-128-BLU")) == (48, 41)
+    [received] = sandbox.orders()
+    assert received["idempotency_key"] == "ORD-WEB-1001" and received["kind"] == "order"
+    # and the request was the spec's body exactly, money as numbers with 2 decimals
+    [request] = session.sent
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["Idempotency-Key"] == "ORD-WEB-1001"
+    assert request.body == (
+        b'{"order_id":"ORD-WEB-1001","order_date":"2024-01-20T10:15:00Z","customer_ref":"CUST-555",'
+        b'"line_items":[{"sku":"IPH15-128-BLK","quantity":2,"unit_price":79900.00},'
+        b'{"sku":"IPH15-128-BLU","quantity":1,"unit_price":0.10}]}'
+    )
+
+
+def test_adjust_inventory_posts_negative_changes_for_the_warehouse(sandbox):
+    session = RecordingSession()
+
+    result = client_for(sandbox.url, session).adjust_inventory(ORDER, "WH-EAST")
+
+    assert result.status == 201
+    assert (sandbox.stock("IPH15-128-BLK"), sandbox.stock("IPH15-128-BLU")) == (48, 41)
+    [received] = sandbox.orders()
+    assert received["kind"] == "adjust" and received["idempotency_key"] == "ORD-WEB-1001"
+    assert json.loads(session.sent[0].body) == {
+        "reference_id": "ORD-WEB-1001",
+        "adjustments": [{"sku": "IPH15-128-BLK", "quantity_change": -2, "warehouse_id": "WH-EAST"},
+                        {"sku": "IPH15-128-BLU", "quantity_change": -1, "warehouse_id": "WH-EAST"}],
+    }
+
+
+def test_an_order_the_erp_already_has_counts_as_imported(sandbox):
+    # given an order the ERP took
+    client = client_for(sandbox.url)
+    client.import_order(ORDER)
+
+    # when it is pushed again
+    result = client.import_order(ORDER)
+
+    # then 409 is a success, and the ERP deducted it once
+    assert (result.status, result.already_imported) == (409, True)
+    assert sandbox.stock("IPH15-128-BLK") == 48 and len(sandbox.orders()) == 1
+
+
+@pytest.mark.parametrize("reject, token, status", [(["IPH15-128-BLU"], TOKEN, 400), ([], "wrong-token", 401)])
+def test_a_4xx_answer_is_rejected_with_status_and_body(sandbox, reject, token, status):
+    sandbox.fault("none", reject_skus=reject)
+
+    with pytest.raises(ErpRejected) as caught:
+        client_for(sandbox.url, token=token).import_order(ORDER)
+
+    assert caught.value.status == status and caught.value.body
+    assert sandbox.orders() == [] and sandbox.stock("IPH15-128-BLK") == 50
+
+
+def test_unknown_sku_is_rejected(sandbox):
+    order = decode_order(ORDER.to_json().replace(b"IPH15-128-BLU", b"NO-SUCH-SKU"))
+
+    with pytest.raises(ErpRejected) as caught:
+        client_for(sandbox.url).import_order(order)
+
+    assert caught.value.status == 400 and "NO-SUCH-SKU" in caught.value.body
+
+
+@pytest.mark.parametrize("mode, status", [("5xx", 503), ("5xx", 500), ("down", None)])
+def test_an_erp_outage_is_retried_quickly_then_reported_unavailable(sandbox, mode, status):
+    # given an ERP that fails every request
+    sandbox.fault(mode, status=status or 503)
+    session = RecordingSession()
+
+    # when an order is pushed
+    with pytest.raises(ErpUnavailable) as caught:
+        client_for(sandbox.url, session, tries=3).import_order(ORDER)
+
+    # then it was tried three times and the error keeps the answer's status
+    assert len(session.sent) == 3
+    assert caught.value.status == status
+    assert sandbox.orders() == []
+
+
+def test_a_blip_is_absorbed_by_the_quick_retries(sandbox):
+    # given an ERP that fails the first request only
+    calls = []
+
+    def fail_once(response, *args, **kwargs):
+        calls.append(response.status_code)
+        if len(calls) == 1:
+            sandbox.fault("none")
+
+    sandbox.fault("5xx")
+    session = requests.Session()
+    session.hooks["response"].append(fail_once)
+
+    # when an order is pushed
+    result = client_for(sandbox.url, session).import_order(ORDER)
+
+    # then the second try took it
+    assert calls == [503, 201] and result.status == 201
+
+
+def test_a_slow_erp_times_out_as_unavailable(sandbox):
+    sandbox.fault("slow", delay_ms=1500)
+
+    with pytest.raises(ErpUnavailable, match="in time"):
+        client_for(sandbox.url, read_timeout_s=0.3, tries=1).import_order(ORDER)
+
+
+def test_probe_tells_whether_the_erp_answers(sandbox):
+    client = client_for(sandbox.url)
+    assert client.probe() is True
+    sandbox.fault("down")
+    assert client.probe() is False
+    sandbox.fault("5xx")
+    assert client.probe() is False
+    sandbox.fault("none")
+    assert client.probe() is True
+
+
+def test_probe_of_nothing_listening_is_false():
+    from tests.cli import free_port
+
+    assert client_for(f"http://127.0.0.1:{free_port()}").probe() is False
+
+
+def _requests_exceptions() -> list[type[BaseException]]:
+    return sorted(
+        (cls for _, cls in inspect.getmembers(requests.exceptions, inspect.isclass)
+         if issubclass(cls, requests.RequestException)),
+        key=lambda cls: cls.__name__,
+    )
+
+
+@pytest.mark.parametrize("exception", _requests_exceptions(), ids=lambda cls: cls.__name__)
+def test_every_requests_exception_maps_to_one_of_ours(exception):
+    # when requests raises any of its exceptions inside the client's one translation point
+    with pytest.raises(ErpSyncError) as caught, _translated("order X"):
+        raise (exception("boom", "{", 0) if issubclass(exception, requests.JSONDecodeError) else exception("boom"))
+
+    # then it is ours, transient or permanent, with the cause kept
+    assert isinstance(caught.value, TransientError | PermanentError)
+    assert caught.value.__cause__.__class__ is exception
+
+
+def test_money_is_written_as_exact_json_numbers():
+    assert dumps({"p": Decimal("79900.00"), "q": [Decimal("0.10"), Decimal("-1.50")], "s": "79900.00"}) == (
+        b'{"p":79900.00,"q":[0.10,-1.50],"s":"79900.00"}'
+    )

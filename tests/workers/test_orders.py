@@ -1,0 +1,286 @@
+"""The orders handler against real PostgreSQL and the sandbox ERP over HTTP, one delivery at a time."""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from shared.availability import stock_view
+from shared.consumer import Delivery
+from shared.errors import MessageDecodeError
+from shared.models import Order, StockHold
+from shared.orders import decode_order
+from shared.retry_policy import PARK_REASON_HEADER
+from shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE
+from tests.sandbox_erp.conftest import TOKEN
+from tests.workers.test_orders_helpers import running_sandbox
+from workers.order_probe import release_expired_holds
+from workers.order_sync import RETRY_HEADER
+from workers.orders import build_handler, erp_client
+
+SKU = "IPH15-128-BLK"
+
+
+def order_body(order_id: str = "ORD-1", quantity: int = 2, sku: str = SKU, **extra) -> bytes:
+    return json.dumps({"order_id": order_id, "order_date": "2024-01-20T10:15:00Z", "customer_ref": "CUST-555",
+                       "line_items": [{"sku": sku, "quantity": quantity, "unit_price": 79900.00}], **extra}).encode()
+
+
+def delivery(body: bytes, *, tag: int = 1, headers: dict | None = None, redelivered: bool = False) -> Delivery:
+    return Delivery(tag, body, "ORD-1", "application/json", headers or {}, redelivered)
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    with running_sandbox(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def make_handler(settings_factory, sandbox):
+    def build(**overrides):
+        values = {"erp_base_url": sandbox.url, "erp_api_token": TOKEN, "order_retry_interval_s": 1,
+                  "order_retry_window_s": 3, "erp_quick_retries": 2, "erp_quick_retry_base_s": 0.01,
+                  "erp_connect_timeout_s": 1, "erp_read_timeout_s": 2, **overrides}
+        return following_push_requests(build_handler(settings_factory(**values)))
+
+    return build
+
+
+def following_push_requests(handle):
+    """The handler, also handling the push request a new order sends itself, as the queue would."""
+
+    def run(message: Delivery, session):
+        result = handle(message, session)
+        pushes = [m for m in result or [] if m.exchange == "" and m.routing_key == "erp-sync.orders"]
+        if not pushes:
+            return result
+        pushed = Delivery(message.delivery_tag + 1000, pushes[0].body, pushes[0].message_id,
+                          pushes[0].content_type, pushes[0].headers, False)
+        return [m for m in result if m not in pushes] + list(handle(pushed, session) or [])
+
+    return run
+
+
+def test_new_order_is_committed_with_its_holds_before_the_erp_is_called(settings_factory, sandbox, db_session):
+    # when a new order is handled by the raw handler
+    handle = build_handler(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN))
+    follow_ups = handle(delivery(order_body()), db_session)
+
+    # then it is recorded and held, the ERP not yet called, and a push request follows the commit
+    assert order_row(db_session).status == "received"
+    assert [(hold.sku, hold.quantity) for hold in open_holds(db_session)] == [(SKU, 2)]
+    assert sandbox.orders() == []
+    assert [(m.exchange, m.routing_key, m.headers[RETRY_HEADER]) for m in follow_ups] == [("", "erp-sync.orders", 0)]
+
+
+def order_row(session, order_id: str = "ORD-1") -> Order:
+    session.flush()
+    session.expire_all()
+    return session.get(Order, order_id)
+
+
+def open_holds(session, order_id: str = "ORD-1") -> list[StockHold]:
+    session.flush()
+    return list(session.scalars(select(StockHold).where(StockHold.order_id == order_id,
+                                                        StockHold.released_at.is_(None))))
+
+
+def test_new_order_is_recorded_held_and_synced(make_handler, sandbox, db_session):
+    # when a new order is handled
+    follow_ups = make_handler()(delivery(order_body()), db_session)
+
+    # then it is recorded, synced, its stock still held, and the ERP deducted it once
+    row = order_row(db_session)
+    assert follow_ups == [] and row.status == "synced" and row.attempts == 1 and row.synced_at is not None
+    assert [(line.sku, line.quantity, str(line.unit_price)) for line in row.lines] == [(SKU, 2, "79900.00")]
+    assert [(hold.sku, hold.quantity) for hold in open_holds(db_session)] == [(SKU, 2)]
+    assert sandbox.stock(SKU) == 48 and [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
+
+
+def test_recorded_order_reduces_available_at_once(make_handler, sandbox, db_session):
+    # given the ERP's figure of 50
+    db_session.execute(text("INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (:s, 50, :t)"),
+                       {"s": SKU, "t": datetime.now(UTC) - timedelta(hours=1)})
+    sandbox.fault("down")
+
+    # when an order for 2 is handled (even with the ERP down)
+    make_handler()(delivery(order_body()), db_session)
+
+    # then 48 are available
+    view = stock_view(db_session, SKU)
+    assert (view.erp_quantity, view.reserved, view.available) == (50, 2, 48)
+
+
+def test_adjust_mode_posts_a_deduction(make_handler, sandbox, db_session):
+    make_handler(erp_order_mode="adjust", erp_warehouse_id="WH-EAST")(delivery(order_body()), db_session)
+
+    assert order_row(db_session).status == "synced"
+    [received] = sandbox.orders()
+    assert received["kind"] == "adjust" and received["idempotency_key"] == "ORD-1"
+    assert received["body"]["adjustments"] == [{"sku": SKU, "quantity_change": -2, "warehouse_id": "WH-EAST"}]
+    assert sandbox.stock(SKU) == 48
+
+
+def test_duplicate_message_changes_nothing(make_handler, sandbox, db_session):
+    handle = make_handler()
+    handle(delivery(order_body()), db_session)
+
+    assert handle(delivery(order_body(), tag=2, redelivered=True), db_session) is None
+
+    assert order_row(db_session).attempts == 1 and len(sandbox.orders()) == 1 and sandbox.stock(SKU) == 48
+
+
+def test_order_the_erp_already_has_is_synced(make_handler, sandbox, db_session, settings_factory):
+    # given the ERP took the order already (a worker killed after the ERP's answer, before the commit)
+    client = erp_client(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN))
+    client.import_order(decode_order(order_body()))
+
+    # when the order is handled
+    make_handler()(delivery(order_body()), db_session)
+
+    # then 409 counts as synced and the ERP still holds it once
+    assert order_row(db_session).status == "synced"
+    assert len(sandbox.orders()) == 1 and sandbox.stock(SKU) == 48
+
+
+def test_refused_order_is_rejected_released_and_alerted(make_handler, sandbox, db_session, caplog):
+    sandbox.fault("none", reject_skus=[SKU])
+
+    with caplog.at_level(logging.ERROR):
+        follow_ups = make_handler()(delivery(order_body()), db_session)
+
+    row = order_row(db_session)
+    assert follow_ups == [] and row.status == "rejected" and "400" in row.last_error and SKU in row.last_error
+    assert open_holds(db_session) == []
+    assert [h.release_reason for h in row.holds] == ["rejected"]
+    assert any("ALERT" in r.message and "ORD-1" in r.message for r in caplog.records)
+
+
+def test_unreachable_erp_makes_order_pending_with_a_retry(make_handler, sandbox, db_session):
+    sandbox.fault("down")
+    handle = make_handler()
+
+    # when the push fails
+    [retry] = handle(delivery(order_body()), db_session)
+
+    # then the order waits, held, and a retry goes round the orders delay queue
+    row = order_row(db_session)
+    assert row.status == "pending_sync" and row.attempts == 1 and row.first_attempt_at and row.last_error
+    assert (retry.exchange, retry.routing_key, retry.message_id) == (RETRY_EXCHANGE, "orders.1000ms", "ORD-1")
+    assert retry.body == order_body() and retry.headers[RETRY_HEADER] == 1
+    assert len(open_holds(db_session)) == 1
+    # and a duplicate of the original message does not start a second retry chain
+    assert handle(delivery(order_body(), tag=2), db_session) is None
+
+    # when the retry arrives and the ERP is back
+    sandbox.fault("none")
+    assert handle(delivery(retry.body, tag=3, headers=retry.headers), db_session) == []
+
+    # then it is synced, in the ERP once
+    row = order_row(db_session)
+    assert row.status == "synced" and row.attempts == 2 and row.last_error is None
+    assert len(sandbox.orders()) == 1
+
+
+def test_order_goes_local_only_after_the_window(make_handler, sandbox, db_session):
+    sandbox.fault("5xx")
+    handle = make_handler()
+    [retry] = handle(delivery(order_body()), db_session)
+    # given its first attempt is older than the window
+    order_row(db_session).first_attempt_at = datetime.now(UTC) - timedelta(seconds=4)
+    db_session.flush()
+
+    # when the retry fails again
+    follow_ups = handle(delivery(retry.body, tag=2, headers=retry.headers), db_session)
+
+    # then no more retries: local_only, stock still held
+    row = order_row(db_session)
+    assert follow_ups == [] and row.status == "local_only" and row.attempts == 2
+    assert len(open_holds(db_session)) == 1
+
+    # and a re-sent message that fails again leaves it local_only
+    assert handle(delivery(retry.body, tag=3), db_session) == []
+    assert order_row(db_session).status == "local_only"
+
+
+@pytest.mark.parametrize("body, problem", [
+    (order_body(quantity=0), "quantity"),
+    (order_body(quantity="2"), "quantity"),
+    (json.dumps({"order_id": "ORD-1", "order_date": "yesterday", "line_items": []}).encode(), "order_date"),
+    (json.dumps({"order_id": "ORD-1", "order_date": "2024-01-20T10:15:00", "customer_ref": "C",
+                 "line_items": [{"sku": SKU, "quantity": 1, "unit_price": 1.0}]}).encode(), "order_date"),
+    (order_body().replace(b"79900.0", b"799.001"), "unit_price"),
+])
+def test_malformed_order_is_recorded_rejected_and_parked(make_handler, sandbox, db_session, body, problem):
+    [parked] = make_handler()(delivery(body), db_session)
+
+    row = order_row(db_session)
+    assert row.status == "rejected" and problem in row.last_error and row.holds == []
+    assert (parked.exchange, parked.routing_key, parked.body) == (PARKING_EXCHANGE, "orders", body)
+    assert problem in parked.headers[PARK_REASON_HEADER]
+    assert sandbox.orders() == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", json.dumps({"line_items": []}).encode()])
+def test_malformed_message_without_an_order_id_is_parked_by_the_consumer(make_handler, db_session, body):
+    with pytest.raises(MessageDecodeError) as caught:
+        make_handler()(delivery(body), db_session)
+    assert caught.value.raw == body
+
+
+def apply_figure(session, quantity: int, as_of: datetime) -> None:
+    # The statement every stock writer uses: an absolute figure moves erp_as_of.
+    session.execute(text(
+        "INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (:s, :q, :t) "
+        "ON CONFLICT (sku) DO UPDATE SET erp_quantity = excluded.erp_quantity, erp_as_of = excluded.erp_as_of "
+        "WHERE stock_levels.erp_as_of <= excluded.erp_as_of"), {"s": SKU, "q": quantity, "t": as_of})
+
+
+def test_hold_ends_only_with_an_erp_figure_newer_than_the_acknowledgement(make_handler, db_session):
+    make_handler()(delivery(order_body()), db_session)
+    synced_at = order_row(db_session).synced_at
+
+    # when a figure stamped before the ERP's acknowledgement is applied
+    apply_figure(db_session, 50, synced_at - timedelta(seconds=1))
+    # then the order is still held
+    assert len(open_holds(db_session)) == 1
+
+    # when a newer one arrives
+    apply_figure(db_session, 48, synced_at + timedelta(seconds=1))
+    # then the hold ends
+    assert open_holds(db_session) == []
+    assert [h.release_reason for h in order_row(db_session).holds] == ["erp_figure"]
+    assert stock_view(db_session, SKU).available == 48
+
+
+def test_unsynced_order_keeps_its_hold_whatever_figure_arrives(make_handler, sandbox, db_session):
+    sandbox.fault("down")
+    make_handler()(delivery(order_body()), db_session)
+
+    apply_figure(db_session, 50, datetime.now(UTC) + timedelta(hours=1))
+
+    assert len(open_holds(db_session)) == 1
+
+
+def test_grace_period_releases_only_holds_acknowledged_long_ago(make_handler, db_session):
+    make_handler()(delivery(order_body()), db_session)
+    now = datetime.now(UTC)
+
+    assert release_expired_holds(db_session, 3600, now) == 0
+    assert len(open_holds(db_session)) == 1
+
+    assert release_expired_holds(db_session, 3600, now + timedelta(seconds=3601)) == 1
+    assert [h.release_reason for h in order_row(db_session).holds] == ["grace_period"]
+
+
+def test_orders_worker_needs_the_erp_settings(settings_factory):
+    from shared.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="ERP_BASE_URL"):
+        build_handler(settings_factory(erp_api_token=TOKEN))
+    with pytest.raises(ConfigurationError, match="ERP_API_TOKEN"):
+        build_handler(settings_factory(erp_base_url="http://127.0.0.1:9"))

@@ -1,0 +1,259 @@
+"""The nightly sweep against real PostgreSQL and the sandbox ERP over real HTTP."""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from sandbox_erp import SandboxConfig, create_app, shutdown
+from shared.availability import stock_view
+from shared.models import Order, ReconciliationCorrection, StockChange, StockHold, StockLevel
+from tests.sandbox_erp.conftest import serving
+from workers.reconcile import run_sweep
+from workers.reconcile_history import history, show
+
+TOKEN = "reconcile-test-token"
+LONG_AGO = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def erp_catalog(stock: dict[str, int]) -> list[dict]:
+    variants = [{"sku": sku, "display_name": sku, "price": 10.0, "stock_quantity": qty, "attributes": {}}
+                for sku, qty in stock.items()]
+    return [{"product_group_id": "PG-REC", "group_name": "Reconcile", "category_hierarchy": ["Test"],
+             "is_active": True, "variants": variants}]
+
+
+@pytest.fixture
+def erp(tmp_path):
+    """Start a sandbox ERP holding `stock`; yields a function returning its base URL."""
+    stack = []
+
+    def start(stock: dict[str, int], snapshot_format: str = "json") -> str:
+        catalog = tmp_path / f"catalog-{len(stack)}.json"
+        catalog.write_text(json.dumps(erp_catalog(stock)))
+        app = create_app(SandboxConfig(api_token=TOKEN, catalog_file=catalog, export_dir=tmp_path,
+                                       snapshot_format=snapshot_format))  # type: ignore[arg-type]
+        context = serving(app)
+        url = context.__enter__()
+        stack.append((app, context))
+        return url
+
+    yield start
+    for app, context in stack:
+        context.__exit__(None, None, None)
+        shutdown(app)
+
+
+@pytest.fixture
+def sweep_settings(settings_factory):
+    def build(url: str, **overrides: object):
+        return settings_factory(erp_base_url=url, erp_api_token=TOKEN, **overrides)
+
+    return build
+
+
+def seed_levels(session, levels: dict[str, int], as_of: datetime = LONG_AGO) -> None:
+    session.add_all(StockLevel(sku=sku, erp_quantity=qty, erp_as_of=as_of) for sku, qty in levels.items())
+    session.commit()
+
+
+def levels(session) -> dict[str, int]:
+    session.expire_all()
+    return {level.sku: level.erp_quantity for level in session.scalars(select(StockLevel))}
+
+
+@pytest.mark.parametrize("form", ["json", "csv", "url"])
+def test_drift_is_corrected_in_every_snapshot_form(form, erp, sweep_settings, committed_session, db_engine):
+    # given the ERP and commerce disagreeing on one SKU of three
+    url = erp({"A-1": 10, "A-2": 0, "A-3": 7}, snapshot_format=form)
+    seed_levels(committed_session, {"A-1": 10, "A-2": 5, "A-3": 7})
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url), db_engine)
+
+    # then the drifted SKU carries the ERP's figure, and the run says so
+    assert levels(committed_session) == {"A-1": 10, "A-2": 0, "A-3": 7}
+    assert (summary.status, summary.snapshot_form) == ("succeeded", form)
+    assert (summary.checked, summary.mismatched, summary.corrected, summary.newer_kept) == (3, 1, 1, 0)
+    correction = committed_session.scalars(select(ReconciliationCorrection)).one()
+    assert (correction.run_id, correction.sku, correction.old_qty, correction.new_qty) == (summary.run_id, "A-2", 5, 0)
+    change = committed_session.scalars(select(StockChange)).one()
+    assert (change.sku, change.quantity, change.reason, change.event_id) == ("A-2", 0, "RECONCILE",
+                                                                           f"reconcile:{summary.run_id}")
+
+
+def test_figure_newer_than_the_snapshot_stays(erp, sweep_settings, committed_session, db_engine):
+    # given a webhook that applied a figure stamped after the sweep began
+    url = erp({"B-1": 3})
+    seed_levels(committed_session, {"B-1": 9}, as_of=datetime.now(UTC) + timedelta(minutes=5))
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url), db_engine)
+
+    # then the newer figure stays and is reported as kept
+    assert levels(committed_session) == {"B-1": 9}
+    assert (summary.mismatched, summary.corrected, summary.newer_kept) == (1, 0, 1)
+
+
+def test_held_stock_stays_held(erp, sweep_settings, committed_session, db_engine):
+    # given 3 held for an order the ERP has not taken yet, and the ERP's figure drifted to 8
+    url = erp({"C-1": 8})
+    seed_levels(committed_session, {"C-1": 10})
+    order = Order(order_id="ORD-REC-1", order_date=LONG_AGO, customer_ref="CUST-1")
+    order.holds.append(StockHold(sku="C-1", quantity=3))
+    committed_session.add(order)
+    committed_session.commit()
+
+    # when a sweep runs
+    run_sweep(sweep_settings(url), db_engine)
+
+    # then the ERP figure is corrected and the hold is still open
+    committed_session.expire_all()
+    view = stock_view(committed_session, "C-1")
+    assert view is not None and (view.erp_quantity, view.reserved, view.available) == (8, 3, 5)
+    assert committed_session.scalars(select(StockHold)).one().released_at is None
+
+
+def test_missing_skus_are_reported_both_ways_and_not_guessed(erp, sweep_settings, committed_session, db_engine):
+    # given a SKU only the ERP has and one only commerce has
+    url = erp({"D-1": 1, "D-ERP-ONLY": 4})
+    seed_levels(committed_session, {"D-1": 1, "D-SHOP-ONLY": 2})
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url), db_engine)
+
+    # then both are reported and neither is inserted nor removed
+    assert summary.missing_in_commerce.count == 1 and summary.missing_in_commerce.skus == ["D-ERP-ONLY"]
+    assert summary.missing_in_erp.count == 1 and summary.missing_in_erp.skus == ["D-SHOP-ONLY"]
+    assert levels(committed_session) == {"D-1": 1, "D-SHOP-ONLY": 2}
+    assert (summary.checked, summary.mismatched) == (1, 0)
+
+
+@pytest.mark.parametrize(("share", "alert"), [(0.05, True), (0.5, False)])
+def test_drift_above_the_share_raises_an_alert(share, alert, erp, sweep_settings, committed_session, db_engine,
+                                               caplog):
+    # given one SKU of three drifted (33%)
+    url = erp({"E-1": 1, "E-2": 2, "E-3": 3})
+    seed_levels(committed_session, {"E-1": 1, "E-2": 2, "E-3": 30})
+
+    # when a sweep runs with the alert share configured
+    summary = run_sweep(sweep_settings(url, reconcile_drift_alert_share=share), db_engine)
+
+    # then the alert is raised only above the share
+    assert summary.drift_alert is alert
+    assert any("ALERT" in r.getMessage() for r in caplog.records if r.levelname == "ERROR") is alert
+
+
+def test_two_sweeps_started_together_run_once(erp, sweep_settings, committed_session, db_engine):
+    # given a slow ERP, so the first sweep is still running when the second starts
+    url = erp({"F-1": 1})
+    seed_levels(committed_session, {"F-1": 2})
+    requests.put(f"{url}/admin/faults", json={"mode": "slow", "delay_ms": 1500},
+                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).raise_for_status()
+    settings = sweep_settings(url)
+    start = threading.Barrier(2)
+    results = []
+
+    def sweep() -> None:
+        start.wait()
+        results.append(run_sweep(settings, db_engine))
+
+    # when two sweeps start at the same moment
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    # then one ran and the other was skipped at once
+    assert sorted(s.status for s in results) == ["skipped", "succeeded"]
+    assert levels(committed_session) == {"F-1": 1}
+
+
+def test_one_sweep_per_schedule_slot(erp, sweep_settings, committed_session, db_engine):
+    # given three schedulers reaching the same slot one after the other
+    url = erp({"G-1": 1})
+    seed_levels(committed_session, {"G-1": 2})
+    slot = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+
+    # when each sweeps for it
+    statuses = [run_sweep(sweep_settings(url), db_engine, scheduled_for=slot).status for _ in range(3)]
+
+    # then only the first swept
+    assert statuses == ["succeeded", "skipped", "skipped"]
+
+
+def test_history_and_show_read_back_the_runs(erp, sweep_settings, committed_session, db_engine):
+    # given two sweeps, the first correcting one SKU
+    url = erp({"H-1": 1})
+    seed_levels(committed_session, {"H-1": 5})
+    first = run_sweep(sweep_settings(url), db_engine)
+    second = run_sweep(sweep_settings(url), db_engine)
+
+    # when the history and the first run are read
+    runs = history(committed_session, limit=10)
+    detail = show(committed_session, first.run_id)
+
+    # then the newest comes first and the run shows its correction
+    assert [r.run_id for r in runs] == [second.run_id, first.run_id]
+    assert detail is not None and detail["corrections"] == [{"sku": "H-1", "old": 5, "new": 1}]
+    assert json.loads(json.dumps(detail))["corrected"] == 1
+    assert show(committed_session, 999_999) is None
+
+
+def test_metrics_show_the_latest_sweep(erp, sweep_settings, committed_session, db_engine):
+    from ingress.reconcile_metrics import exposition
+
+    # given a sweep that corrected one SKU of two
+    url = erp({"M-1": 1, "M-2": 2})
+    seed_levels(committed_session, {"M-1": 1, "M-2": 20})
+    run_sweep(sweep_settings(url), db_engine)
+
+    # when the metrics are scraped
+    text = exposition(db_engine).decode()
+
+    # then they read the run from the database
+    assert 'erp_sync_reconcile_last_skus{kind="corrected"} 1.0' in text
+    assert 'erp_sync_reconcile_runs{status="succeeded"} 1.0' in text
+    assert "erp_sync_reconcile_drift_alert 1.0" in text
+    assert "erp_sync_reconcile_metrics_up 1.0" in text
+
+
+def test_three_schedulers_sweep_a_slot_once(erp, sweep_settings, committed_session, db_engine):
+    from workers.reconcile_schedule import run_reconcile_worker
+
+    # given three schedulers whose clocks say a minute slot is 1.5 s away
+    url = erp({"W-1": 1})
+    seed_levels(committed_session, {"W-1": 2})
+    real = datetime.now(UTC)
+    boundary = real.replace(second=0, microsecond=0) + timedelta(minutes=5)
+    offset = boundary - timedelta(seconds=1.5) - real
+    settings = sweep_settings(url, reconcile_schedule="* * * * *")
+    stop = threading.Event()
+    workers = [threading.Thread(target=run_reconcile_worker, args=(settings, stop),
+                                kwargs={"clock": lambda: datetime.now(UTC) + offset}) for _ in range(3)]
+
+    # when they run past the slot
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while datetime.now(UTC) < deadline:
+            runs = history(committed_session, limit=10)
+            if len(runs) == 3:
+                break
+            threading.Event().wait(0.2)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(10)
+
+    # then the slot was swept once, and the others skipped it
+    assert sorted(r.status for r in runs) == ["skipped", "skipped", "succeeded"]
+    assert {r.scheduled_for for r in runs} == {boundary}
+    assert levels(committed_session) == {"W-1": 1}
+    assert not any(worker.is_alive() for worker in workers)

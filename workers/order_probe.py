@@ -1,0 +1,107 @@
+"""The orders worker's background loop: ends holds past their grace period, re-sends local_only orders.
+
+Every `ERP_PROBE_INTERVAL_S`: holds of orders the ERP acknowledged more than `HOLD_GRACE_PERIOD_S`
+ago are released (the ERP's own figure should have arrived by then); and when local_only orders
+exist and the ERP answers a probe, they are put back on the orders queue oldest first, where the
+handler pushes them like any other order.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from shared.erp_client import ErpClient
+from shared.models.orders import Order, OrderStatus, StockHold
+from shared.orders import LineItem, OrderPlaced, order_message
+from shared.publisher import ConfirmingPublisher
+from shared.topology import order_resend_route
+
+logger = logging.getLogger(__name__)
+
+RESEND_BATCH = 500
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    released_holds: int
+    erp_answers: bool | None  # None: nothing to re-send, the ERP was not asked
+    resent: tuple[str, ...]
+
+
+def order_from_row(row: Order) -> OrderPlaced:
+    """The order message rebuilt from what was recorded."""
+    return OrderPlaced(
+        order_id=row.order_id, order_date=row.order_date, customer_ref=row.customer_ref,
+        warehouse_id=row.warehouse_id,
+        line_items=[LineItem(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price) for line in row.lines],
+    )
+
+
+def release_expired_holds(session: Session, grace_period_s: float, now: datetime) -> int:
+    """Release the open holds of orders the ERP acknowledged more than the grace period ago."""
+    acknowledged_long_ago = select(Order.order_id).where(
+        Order.synced_at.is_not(None), Order.synced_at < now - timedelta(seconds=grace_period_s)
+    )
+    result = session.execute(
+        update(StockHold)
+        .where(StockHold.released_at.is_(None), StockHold.order_id.in_(acknowledged_long_ago))
+        .values(released_at=now, release_reason="grace_period")
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+class OrderProbe:
+    """One loop per orders worker process."""
+
+    def __init__(
+        self, client: ErpClient, session_factory: sessionmaker[Session], publisher: ConfirmingPublisher,
+        *, interval_s: float, grace_period_s: float,
+    ) -> None:
+        self._client = client
+        self._session_factory = session_factory
+        self._publisher = publisher
+        self._interval_s = interval_s
+        self._grace_period_s = grace_period_s
+
+    def run(self, stop: threading.Event) -> None:
+        """Run `once` every interval until `stop` is set; a failed round is logged and the next one tried."""
+        while not stop.wait(self._interval_s):
+            try:
+                self.once()
+            except Exception:
+                logger.exception("ERP probe round failed; trying again in %.1f s", self._interval_s)
+
+    def once(self, now: datetime | None = None) -> ProbeReport:
+        """One round: release expired holds, then re-send local_only orders if the ERP answers."""
+        now = now or datetime.now(UTC)
+        with self._session_factory() as session, session.begin():
+            released = release_expired_holds(session, self._grace_period_s, now)
+        if released:
+            logger.info("released %d holds past their %.0f s grace period", released, self._grace_period_s)
+        with self._session_factory() as session, session.begin():
+            waiting = list(session.scalars(
+                select(Order)
+                .where(Order.status == OrderStatus.LOCAL_ONLY.value,
+                       (Order.next_attempt_at.is_(None)) | (Order.next_attempt_at <= now))
+                .order_by(Order.created_at, Order.order_id)
+                .limit(RESEND_BATCH)
+                .options(selectinload(Order.lines))
+            ))
+            if not waiting:
+                return ProbeReport(released, None, ())
+            if not self._client.probe():
+                logger.info("%d local_only orders wait; the ERP does not answer yet", len(waiting))
+                return ProbeReport(released, False, ())
+            exchange, routing_key = order_resend_route()
+            for row in waiting:
+                self._publisher.publish(order_message(order_from_row(row), exchange, routing_key))
+                # Not re-sent again before the handler had a chance to push it.
+                row.next_attempt_at = now + timedelta(seconds=self._interval_s)
+                logger.info("order %s re-sent to the orders worker, the ERP answers again", row.order_id)
+        return ProbeReport(released, True, tuple(row.order_id for row in waiting))

@@ -1,0 +1,120 @@
+"""The orders worker: record each placed order with its stock holds, then push it to the ERP once."""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+import requests
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.consumer import Delivery, Handler
+from shared.erp_client import ErpClient
+from shared.errors import MessageDecodeError
+from shared.models.orders import Order, OrderStatus
+from shared.orders import decode_order, order_id_of
+from shared.publisher import ConfirmingPublisher, OutgoingMessage
+from shared.retry_policy import LAST_ERROR_HEADER, PARK_REASON_HEADER
+from shared.settings import Settings
+from shared.topology import PARKING_EXCHANGE, WORK_QUEUES
+from workers.order_sync import (
+    RETRY_HEADER,
+    PushPolicy,
+    needs_push,
+    push_order,
+    record_order,
+)
+
+logger = logging.getLogger(__name__)
+
+# One order per transaction: its push to the ERP happens inside it, and a slow ERP must not hold
+# back (or a crash replay) other orders.
+BATCH_SIZE = 1
+MAX_REASON_CHARS = 1000
+
+
+def erp_client(settings: Settings) -> ErpClient:
+    """The ERP client for this process; stops the worker at start when ERP_BASE_URL or ERP_API_TOKEN is missing."""
+    base_url, token = settings.erp_credentials()
+    return ErpClient(
+        requests.Session(), base_url, token,
+        connect_timeout_s=settings.erp_connect_timeout_s, read_timeout_s=settings.erp_read_timeout_s,
+        ca_bundle=settings.erp_ca_bundle, tries=settings.erp_quick_retries,
+        backoff_base_s=settings.erp_quick_retry_base_s,
+    )
+
+
+def push_policy(settings: Settings) -> PushPolicy:
+    return PushPolicy(settings.erp_order_mode, settings.erp_warehouse_id, settings.order_retry_interval_s,
+                      settings.order_retry_window_s)
+
+
+def build_handler(settings: Settings) -> Handler:
+    """The orders worker's handler, with one ERP client (and its connection pool) for the process."""
+    client = erp_client(settings)
+    policy = push_policy(settings)
+
+    def handle(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
+        try:
+            order = decode_order(delivery.body)
+        except MessageDecodeError as exc:
+            return park_malformed(session, delivery, exc)
+        row, new = record_order(session, order)
+        is_retry = RETRY_HEADER in delivery.headers or delivery.redelivered
+        if not needs_push(row, is_retry=is_retry, now=datetime.now(UTC)):
+            logger.info("order %s is %s already; duplicate message ignored", order.order_id, row.status)
+            return None
+        if new:
+            logger.info("order %s recorded, %d lines held", order.order_id, len(order.line_items))
+            # Commit the order and its holds before talking to the ERP, so the shop stops selling the
+            # held stock at once, however slow the ERP is; the push follows as its own message.
+            return [push_request(order.order_id, delivery.body)]
+        return push_order(session, row, order, client, policy, delivery.body)
+
+    return handle
+
+
+def push_request(order_id: str, body: bytes) -> OutgoingMessage:
+    """The message that makes the orders worker push a recorded order to the ERP."""
+    queue = WORK_QUEUES["orders"].name
+    return OutgoingMessage("", queue, body, order_id, "application/json", {RETRY_HEADER: 0})
+
+
+def park_malformed(session: Session, delivery: Delivery, error: MessageDecodeError) -> list[OutgoingMessage]:
+    """Record a malformed order as rejected (when it names an order id) and park its message.
+
+    Parking is a follow-up message rather than a raised error: a raised error would roll back the
+    rejected row with the handler's savepoint, and the order could not be looked up.
+
+    Raises:
+        MessageDecodeError: the body names no usable order id; the consumer parks it.
+    """
+    order_id = order_id_of(delivery.body)
+    if order_id is None:
+        raise error
+    reason = f"malformed order message: {error}"[:MAX_REASON_CHARS]
+    session.execute(
+        pg_insert(Order)
+        .values(order_id=order_id, order_date=datetime.now(UTC), customer_ref="", status=OrderStatus.REJECTED.value,
+                last_error=reason)
+        .on_conflict_do_nothing(index_elements=[Order.order_id])
+    )
+    logger.error("ALERT order %s: parking malformed message: %s", order_id, reason)
+    headers = dict(delivery.headers) | {PARK_REASON_HEADER: reason, LAST_ERROR_HEADER: reason}
+    return [OutgoingMessage(PARKING_EXCHANGE, WORK_QUEUES["orders"].worker, delivery.body,
+                            delivery.message_id or order_id, delivery.content_type or "application/json", headers)]
+
+
+def start_background(
+    settings: Settings, session_factory: sessionmaker[Session], publisher: ConfirmingPublisher,
+    stop: threading.Event,
+) -> list[threading.Thread]:
+    """Start the ERP probe: re-sends local_only orders once the ERP answers, ends holds past their grace."""
+    from workers.order_probe import OrderProbe
+
+    probe = OrderProbe(erp_client(settings), session_factory, publisher,
+                       interval_s=settings.erp_probe_interval_s, grace_period_s=settings.hold_grace_period_s)
+    thread = threading.Thread(target=probe.run, args=(stop,), name="orders-erp-probe", daemon=True)
+    thread.start()
+    return [thread]

@@ -1,0 +1,205 @@
+"""The nightly sweep (spec 5.1): the ERP's snapshot compared with our stock, drift corrected in bulk.
+
+One sweep at a time across processes: a session-level advisory lock on a dedicated connection,
+held from start to end; a sweep that cannot take it is recorded as skipped and returns at once.
+The snapshot is COPYed into a temporary table and compared with set-based statements in ONE
+transaction, committed only after the whole snapshot was read: a broken stream changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import requests
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from shared.db import translate_db_error
+from shared.errors import ErpSyncError
+from shared.settings import Settings
+from workers.reconcile_history import RUNS, SweepSummary, summary_of
+from workers.snapshot_reader import Snapshot, SnapshotBroken, SnapshotSource, check_ijson_backend
+
+logger = logging.getLogger(__name__)
+
+LOCK_KEY = 7_305_921  # pg_advisory_lock key of the sweep; no other lock in erp-sync uses it
+SAMPLE_SKUS = 100
+DEADLINE_CHECK_ROWS = 10_000
+
+_INTERRUPTED = text("""
+UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(),
+       error = 'interrupted: the sweeping process ended without finishing'
+ WHERE status = 'running'""")
+_START = text("""
+INSERT INTO reconciliation_runs (status, scheduled_for) VALUES ('running', :slot)
+ON CONFLICT (scheduled_for) WHERE status IN ('running', 'succeeded') DO NOTHING RETURNING id""")
+_SKIPPED = text("""
+INSERT INTO reconciliation_runs (status, scheduled_for, finished_at, error)
+VALUES ('skipped', :slot, clock_timestamp(), :reason) RETURNING id""")
+_FAILED = text("""
+UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(), error = :error,
+       snapshot_taken_at = :taken WHERE id = :run""")
+_SNAPSHOT_TABLE = "CREATE TEMP TABLE reconcile_snapshot (sku text NOT NULL, qty integer NOT NULL) ON COMMIT DROP"
+_SNAPSHOT_INDEX = "CREATE UNIQUE INDEX ON reconcile_snapshot (sku)"
+# FOR UPDATE: a webhook committing meanwhile waits for us, and the old figure we record is current.
+_DIFF = """
+CREATE TEMP TABLE reconcile_diff (sku text, old_qty integer, new_qty integer, erp_as_of timestamptz) ON COMMIT DROP;
+WITH differing AS (
+    SELECT l.sku, l.erp_quantity, s.qty, l.erp_as_of
+      FROM stock_levels l JOIN reconcile_snapshot s ON s.sku = l.sku
+     WHERE l.erp_quantity <> s.qty
+       FOR UPDATE OF l
+)
+INSERT INTO reconcile_diff SELECT * FROM differing"""
+# A figure stamped at or after the snapshot's start is newer than the snapshot and stays. The
+# trigger of migration 0002 releases holds of orders the ERP had before that moment, no others.
+_CORRECT = text("""
+UPDATE stock_levels l SET erp_quantity = d.new_qty, erp_as_of = :taken, updated_at = now()
+  FROM reconcile_diff d WHERE l.sku = d.sku AND d.erp_as_of < :taken""")
+_RECORD = text("""
+INSERT INTO reconciliation_corrections (run_id, sku, old_qty, new_qty)
+SELECT :run, sku, old_qty, new_qty FROM reconcile_diff WHERE erp_as_of < :taken""")
+_HISTORY = text("""
+INSERT INTO stock_changes (sku, event_id, kind, quantity, resulting_quantity, reason, erp_timestamp, outcome)
+SELECT sku, 'reconcile:' || :run, 'absolute', new_qty, new_qty, 'RECONCILE', :taken, 'applied'
+  FROM reconcile_diff WHERE erp_as_of < :taken""")
+_COUNT_DIFF = text("""
+SELECT count(*) FILTER (WHERE erp_as_of < :taken), count(*) FILTER (WHERE erp_as_of >= :taken) FROM reconcile_diff""")
+_MISSING_IN_COMMERCE = text("""
+SELECT s.sku, count(*) OVER () FROM reconcile_snapshot s
+ WHERE NOT EXISTS (SELECT 1 FROM stock_levels l WHERE l.sku = s.sku) ORDER BY s.sku LIMIT :cap""")
+_MISSING_IN_ERP = text("""
+SELECT l.sku, count(*) OVER () FROM stock_levels l
+ WHERE NOT EXISTS (SELECT 1 FROM reconcile_snapshot s WHERE s.sku = l.sku) ORDER BY l.sku LIMIT :cap""")
+_FINISH = text("""
+UPDATE reconciliation_runs
+   SET status = 'succeeded', finished_at = clock_timestamp(), snapshot_taken_at = :taken, snapshot_form = :form,
+       checked = :checked, mismatched = :mismatched, corrected = :corrected, newer_kept = :newer_kept,
+       missing_in_commerce = :missing_in_commerce, missing_in_erp = :missing_in_erp,
+       drift_alert = :drift_alert, missing_skus = CAST(:missing_skus AS jsonb)
+ WHERE id = :run""")
+
+
+def snapshot_source(settings: Settings, http: requests.Session) -> SnapshotSource:
+    """The ERP's snapshot endpoint as the settings describe it."""
+    base_url, token = settings.erp_credentials()
+    return SnapshotSource(http, base_url, token, connect_timeout_s=settings.erp_connect_timeout_s,
+                          read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle)
+
+
+def run_sweep(settings: Settings, engine: Engine, *, scheduled_for: datetime | None = None,
+              http: requests.Session | None = None) -> SweepSummary:
+    """Sweep once unless another sweep runs (or this schedule slot was swept): the recorded summary."""
+    check_ijson_backend()
+    source = snapshot_source(settings, http or requests.Session())
+    with engine.connect() as conn:
+        locked = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}).scalar_one()
+        conn.commit()
+        if not locked:
+            return _skipped(conn, scheduled_for, "another sweep is running")
+        try:
+            return _locked_sweep(settings, conn, source, scheduled_for)
+        finally:
+            _unlock(conn)
+
+
+def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
+                  scheduled_for: datetime | None) -> SweepSummary:
+    conn.execute(_INTERRUPTED)  # we hold the lock: a run still "running" belongs to a dead process
+    run_id = conn.execute(_START, {"slot": scheduled_for}).scalar_one_or_none()
+    conn.commit()
+    if run_id is None:
+        return _skipped(conn, scheduled_for, "this schedule slot was already swept")
+    logger.info("reconciliation run %d started", run_id)
+    taken = datetime.now(UTC)  # before the request: figures stamped from now on are newer
+    try:
+        # One transaction, begun here so that SQLAlchemy rolls back what psycopg's COPY did.
+        with conn.begin(), source.open() as snapshot:
+            _compare_and_correct(settings, conn, run_id, snapshot, taken)
+    except (ErpSyncError, SQLAlchemyError, psycopg.Error) as exc:
+        error = exc if isinstance(exc, ErpSyncError) else _db_error(exc)
+        logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
+        conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": taken})
+        conn.commit()
+    summary = _summary(conn, run_id)
+    if summary.status == "succeeded":
+        logger.info("reconciliation run %d: %d checked, %d mismatched, %d corrected, %d newer kept in %.1f s",
+                    run_id, summary.checked, summary.mismatched, summary.corrected, summary.newer_kept,
+                    summary.duration_s)
+    return summary
+
+
+def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snapshot: Snapshot,
+                         taken: datetime) -> None:
+    """Everything inside the caller's one transaction; commits nothing."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    deadline = time.monotonic() + settings.reconcile_max_duration_s
+    rows = 0
+    with raw.cursor() as cursor:
+        cursor.execute(_SNAPSHOT_TABLE)
+        with cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
+            for row in snapshot.rows:
+                copy.write_row(row)
+                rows += 1
+                if rows % DEADLINE_CHECK_ROWS == 0 and time.monotonic() > deadline:
+                    raise SnapshotBroken(f"snapshot: still reading after {settings.reconcile_max_duration_s} s")
+        try:
+            cursor.execute(_SNAPSHOT_INDEX)
+        except psycopg.errors.UniqueViolation as exc:
+            raise SnapshotBroken(f"snapshot: a SKU appears twice ({exc.diag.message_detail})") from exc
+        cursor.execute("ANALYZE reconcile_snapshot")
+        cursor.execute(_DIFF)
+    params: dict[str, Any] = {"run": run_id, "taken": taken}
+    conn.execute(_CORRECT, params)
+    conn.execute(_RECORD, params)
+    conn.execute(_HISTORY, params)
+    corrected, newer_kept = conn.execute(_COUNT_DIFF, params).one()
+    in_commerce = conn.execute(_MISSING_IN_COMMERCE, {"cap": SAMPLE_SKUS}).all()
+    in_erp = conn.execute(_MISSING_IN_ERP, {"cap": SAMPLE_SKUS}).all()
+    missing_in_commerce = in_commerce[0][1] if in_commerce else 0
+    checked = rows - missing_in_commerce
+    mismatched = corrected + newer_kept
+    drift_alert = checked > 0 and mismatched / checked > settings.reconcile_drift_alert_share
+    if drift_alert:
+        logger.error("ALERT reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
+                     "webhooks are being lost", run_id, mismatched, checked, 100 * mismatched / checked,
+                     100 * settings.reconcile_drift_alert_share)
+    conn.execute(_FINISH, params | {
+        "form": snapshot.form, "checked": checked, "mismatched": mismatched, "corrected": corrected,
+        "newer_kept": newer_kept, "missing_in_commerce": missing_in_commerce,
+        "missing_in_erp": in_erp[0][1] if in_erp else 0, "drift_alert": drift_alert,
+        "missing_skus": json.dumps({"missing_in_commerce": [sku for sku, _ in in_commerce],
+                                    "missing_in_erp": [sku for sku, _ in in_erp]}),
+    })
+
+
+def _skipped(conn: Connection, scheduled_for: datetime | None, reason: str) -> SweepSummary:
+    run_id = conn.execute(_SKIPPED, {"slot": scheduled_for, "reason": reason}).scalar_one()
+    conn.commit()
+    logger.info("reconciliation run %d skipped: %s", run_id, reason)
+    return _summary(conn, run_id)
+
+
+def _summary(conn: Connection, run_id: int) -> SweepSummary:
+    summary = summary_of(conn.execute(RUNS.select().where(RUNS.c.id == run_id)).mappings().one())
+    conn.commit()
+    return summary
+
+
+def _unlock(conn: Connection) -> None:
+    try:
+        conn.rollback()
+        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+        conn.commit()
+    except SQLAlchemyError:
+        # A pooled connection must never keep the lock: drop it, and the server frees the lock.
+        conn.invalidate()
+
+
+def _db_error(exc: BaseException) -> ErpSyncError:
+    return translate_db_error(exc)

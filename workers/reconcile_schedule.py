@@ -1,0 +1,96 @@
+"""When the sweep runs: the next cron slot in the configured time zone, and the scheduler loop.
+
+Every scheduler process computes the same slots; the sweep it starts records its slot, and only
+one running or succeeded run may hold a slot (migration 0003), besides the advisory lock that
+keeps sweeps from overlapping. So one scheduler or three, the sweep runs once a slot.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+import requests
+from croniter import croniter
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from shared.db import make_engine
+from shared.errors import ErpSyncError
+from shared.settings import Settings
+from workers.reconcile import run_sweep
+
+logger = logging.getLogger(__name__)
+
+MAX_SLEEP_S = 60.0  # wake now and then: a clock set forward (or a suspended VM) is noticed
+
+
+def next_run(cron: str, tz: ZoneInfo, after: datetime) -> datetime:
+    """The first slot strictly after `after`, in UTC.
+
+    Slots are wall-clock times in `tz`. One that does not exist (spring forward) runs at the same
+    distance past the gap (02:30 becomes 03:30); one that exists twice (fall back) runs once, at
+    its first occurrence.
+    """
+    if after.tzinfo is None:
+        raise ValueError("after must be timezone-aware")
+    after_utc = after.astimezone(UTC)
+    slots = croniter(cron, after.astimezone(tz).replace(tzinfo=None))
+    while True:
+        wall: datetime = slots.get_next(datetime)
+        # fold=0: the first of two 02:30s; a nonexistent 02:30 takes the offset before the gap.
+        candidate = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        if candidate > after_utc:
+            return candidate
+
+
+def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None, *,
+                         clock: Callable[[], datetime] | None = None) -> None:
+    """Sweep at every slot of RECONCILE_SCHEDULE until `stop` is set (SIGTERM and SIGINT set it)."""
+    stop = stop or _stop_on_signals()
+    now = clock or (lambda: datetime.now(UTC))
+    tz = ZoneInfo(settings.reconcile_timezone)
+    settings.erp_credentials()  # refuse to start, naming the variable, rather than fail at 3 AM
+    engine = make_engine(settings.database_url)
+    http = requests.Session()
+    slot = next_run(settings.reconcile_schedule, tz, now())
+    logger.info("reconcile worker started; next sweep at %s", slot.astimezone(tz).isoformat())
+    try:
+        while not stop.is_set():
+            wait_s = (slot - now()).total_seconds()
+            if wait_s > 0:
+                stop.wait(min(wait_s, MAX_SLEEP_S))
+                continue
+            _sweep_slot(settings, engine, http, slot)
+            slot = next_run(settings.reconcile_schedule, tz, max(now(), slot + timedelta(seconds=1)))
+            logger.info("reconcile worker: next sweep at %s", slot.astimezone(tz).isoformat())
+    finally:
+        http.close()
+        engine.dispose()
+        logger.info("reconcile worker stopped")
+
+
+def _sweep_slot(settings: Settings, engine: Engine, http: requests.Session, slot: datetime) -> None:
+    try:
+        summary = run_sweep(settings, engine, scheduled_for=slot, http=http)
+    except (ErpSyncError, SQLAlchemyError) as exc:
+        # Not even recorded (the database is down): say so, and wait for the next slot.
+        logger.error("reconciliation for slot %s could not run: %s", slot.isoformat(), exc)
+        return
+    logger.info("reconciliation for slot %s: run %s %s", slot.isoformat(), summary.run_id, summary.status)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping after the current sweep", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop

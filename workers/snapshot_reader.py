@@ -1,0 +1,241 @@
+"""The ERP's stock snapshot (spec 5.1) read as a stream of (sku, qty) rows, whatever its form.
+
+    Content-Type application/json, body `[...]`       -> "json": ijson over the raw stream
+    Content-Type application/json, body `{"url": ..}` -> "url": that CSV file, fetched as a stream
+    Content-Type text/csv                             -> "csv": `sku,qty` rows over the raw stream
+
+Errors: a row that is not a SKU and an integer, a body cut short, an unknown form -> SnapshotBroken
+(permanent); the ERP unreachable, timing out or resetting mid-stream -> ErpUnavailable (transient).
+Either way the caller has not finished reading and must change nothing.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import ijson
+import requests
+import urllib3
+
+from shared.errors import ErpRejected, ErpUnavailable, PermanentError
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_PATH = "/api/v1/inventory/snapshot"
+MAX_URL_BODY_BYTES = 64 * 1024
+MAX_PEEK_BYTES = 4096
+READ_CHUNK_BYTES = 64 * 1024
+INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # stock_levels.erp_quantity is an integer column
+_INTEGER = re.compile(r"-?[0-9]+")
+Row = tuple[str, int]
+
+
+class SnapshotBroken(PermanentError):
+    """The snapshot cannot be trusted as a whole; `row` is the 1-based data row at fault, if any."""
+
+    def __init__(self, message: str, *, row: int | None = None) -> None:
+        super().__init__(message)
+        self.row = row
+
+
+@dataclass
+class Snapshot:
+    """An open snapshot: its form and its rows, read lazily from the network."""
+
+    form: str
+    rows: Iterator[Row]
+
+
+def check_ijson_backend() -> str:
+    """The ijson backend in use; a warning when it is not the C one (about 18x slower)."""
+    backend = str(ijson.backend)
+    if backend != "yajl2_c":
+        logger.warning("ijson backend is %s, not yajl2_c: snapshot parsing will be slow", backend)
+    return backend
+
+
+class SnapshotSource:
+    """Where the snapshot comes from: the ERP's base URL, its token, timeouts and CA bundle."""
+
+    def __init__(self, http: requests.Session, base_url: str, token: str, *, connect_timeout_s: float,
+                 read_timeout_s: float, ca_bundle: Path | str | None = None) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = (connect_timeout_s, read_timeout_s)
+        self._verify: bool | str = str(ca_bundle) if ca_bundle else True
+
+    @contextmanager
+    def open(self) -> Iterator[Snapshot]:
+        """GET the snapshot and yield its rows; the responses are closed on leaving."""
+        with self._get(f"{self._base_url}{SNAPSHOT_PATH}", with_token=True) as response:
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind in ("text/csv", "application/csv"):
+                yield Snapshot("csv", _guarded(csv_rows(response.raw)))
+                return
+            if kind != "application/json" and not kind.endswith("+json"):
+                raise SnapshotBroken(f"snapshot: unexpected Content-Type {kind or 'none'!r}")
+            stream = _Prefixed(response.raw, _peek(response.raw))
+            if stream.first == b"[":
+                yield Snapshot("json", _guarded(json_rows(stream)))
+                return
+            url = _export_url(stream)
+        with self._get(url, with_token=_same_origin(url, self._base_url)) as export:
+            yield Snapshot("url", _guarded(csv_rows(export.raw)))
+
+    @contextmanager
+    def _get(self, url: str, *, with_token: bool) -> Iterator[requests.Response]:
+        headers = {"Accept": "application/json, text/csv"}
+        if with_token:
+            # Only to the ERP itself: a presigned storage URL must not receive (nor would accept) it.
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            response = self._http.get(url, headers=headers, timeout=self._timeout, verify=self._verify,
+                                      stream=True)
+        except requests.RequestException as exc:
+            raise ErpUnavailable(f"snapshot: cannot read {url} ({type(exc).__name__}: {exc})") from exc
+        with response:
+            _check_status(url, response)
+            response.raw.decode_content = True  # gzip or deflate, undone while streaming
+            yield response
+
+
+def json_rows(stream: Any) -> Iterator[Row]:
+    """Rows of a JSON array of `{"sku", "qty"}` objects, parsed incrementally."""
+    for number, item in enumerate(ijson.items(stream, "item", buf_size=READ_CHUNK_BYTES), start=1):
+        if not isinstance(item, dict):
+            raise SnapshotBroken(f"snapshot row {number}: not an object", row=number)
+        yield _row(number, item.get("sku"), item.get("qty"))
+
+
+def csv_rows(raw: Any) -> Iterator[Row]:
+    """Rows of a `sku,qty` CSV file with a header line; a last line without its newline is a cut."""
+    text = io.TextIOWrapper(io.BufferedReader(_Prefixed(raw, b""), READ_CHUNK_BYTES), encoding="utf-8-sig", newline="")
+    lines = _Lines(text)
+    reader = csv.reader(lines, strict=True)
+    header = [name.strip().lower() for name in next(reader, [])]
+    if "sku" not in header or "qty" not in header:
+        raise SnapshotBroken(f"snapshot CSV: header must name sku and qty, got {header!r}")
+    sku_at, qty_at = header.index("sku"), header.index("qty")
+    width = max(sku_at, qty_at) + 1
+    for number, fields in enumerate(reader, start=1):
+        if not fields:
+            continue
+        if len(fields) < width:
+            raise SnapshotBroken(f"snapshot row {number}: {len(fields)} fields", row=number)
+        qty = fields[qty_at].strip()
+        yield _row(number, fields[sku_at], int(qty) if _INTEGER.fullmatch(qty) else qty)
+    if not lines.ended_cleanly:
+        raise SnapshotBroken("snapshot CSV: the last line has no line end (truncated)")
+
+
+def _row(number: int, sku: object, qty: object) -> Row:
+    if not isinstance(sku, str) or not sku.strip():
+        raise SnapshotBroken(f"snapshot row {number}: sku must be a non-empty string, got {sku!r}", row=number)
+    if type(qty) is not int or not INT4_MIN <= qty <= INT4_MAX:
+        raise SnapshotBroken(f"snapshot row {number} ({sku}): qty must be an integer, got {qty!r}", row=number)
+    return sku, qty
+
+
+def _guarded(rows: Iterator[Row]) -> Iterator[Row]:
+    """The rows, with every way a stream can break mapped onto our tree."""
+    try:
+        yield from rows
+    except ijson.JSONError as exc:
+        raise SnapshotBroken(f"snapshot JSON: {exc} (truncated or malformed)") from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise SnapshotBroken(f"snapshot CSV: {exc}") from exc
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        # IncompleteRead (Content-Length or chunk cut short), reset, read timeout.
+        raise ErpUnavailable(f"snapshot: the stream broke off ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_status(url: str, response: requests.Response) -> None:
+    status = response.status_code
+    if status == 200:
+        return
+    body = response.raw.read(2000, decode_content=True).decode("utf-8", "replace")
+    if status >= 500 or status == 429:
+        raise ErpUnavailable(f"snapshot: {url} answered {status}", status=status, body=body)
+    raise ErpRejected(f"snapshot: {url} answered {status}: {body}", status=status, body=body)
+
+
+def _peek(raw: Any) -> bytes:
+    """The body's first bytes, up to and including its first non-space byte."""
+    seen = b""
+    while len(seen) < MAX_PEEK_BYTES:
+        chunk: bytes = raw.read(1)
+        if not chunk:
+            break
+        seen += chunk
+        if not chunk.isspace():
+            return seen
+    raise SnapshotBroken("snapshot JSON: empty body")
+
+
+def _export_url(stream: _Prefixed) -> str:
+    body = b""
+    while len(body) <= MAX_URL_BODY_BYTES:
+        chunk = bytes(stream.read(READ_CHUNK_BYTES) or b"")
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > MAX_URL_BODY_BYTES:
+        raise SnapshotBroken("snapshot JSON: an object, but too large to be a {\"url\": ...} reply")
+    try:
+        url = json.loads(body).get("url")
+    except (ValueError, AttributeError) as exc:
+        raise SnapshotBroken(f"snapshot JSON: not an array nor a {{\"url\": ...}} object ({exc})") from exc
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise SnapshotBroken(f"snapshot JSON: url must be an http(s) URL, got {url!r}")
+    return url
+
+
+def _same_origin(url: str, base_url: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
+
+
+class _Prefixed(io.RawIOBase):
+    """A raw byte stream with bytes already read put back in front of it."""
+
+    def __init__(self, raw: Any, prefix: bytes) -> None:
+        super().__init__()
+        self._raw = raw
+        self._prefix = prefix
+        self.first = prefix.strip()[:1]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._prefix:
+            size = min(len(buffer), len(self._prefix))
+            buffer[:size] = self._prefix[:size]
+            self._prefix = self._prefix[size:]
+            return size
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Lines(Iterable[str]):
+    """The lines of a text stream, remembering whether the last one ended with a newline."""
+
+    def __init__(self, text: io.TextIOBase) -> None:
+        self._text = text
+        self.ended_cleanly = True
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._text:
+            self.ended_cleanly = line.endswith("\n")
+            yield line
