@@ -18,6 +18,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ingress import extensions, reconcile_metrics
+
 bp = Blueprint("metrics", __name__)
 
 WEBHOOKS_ACCEPTED = Counter(
@@ -40,4 +42,6 @@ def metrics() -> Response:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = REGISTRY
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    # The sweep's figures live in the database, not in any process: read them on each scrape.
+    sweeps = reconcile_metrics.exposition(extensions.engine())
+    return Response(generate_latest(registry) + sweeps, mimetype=CONTENT_TYPE_LATEST)

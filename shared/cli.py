@@ -13,6 +13,7 @@ from shared.settings import Settings, load_settings
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIGURATION = 2
+EXIT_SKIPPED = 3  # `reconcile --now`: another sweep was running
 
 logger = logging.getLogger("erp_sync")
 
@@ -36,6 +37,11 @@ def _ingress(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    if args.name == "reconcile":
+        from workers.reconcile_schedule import run_reconcile_worker
+
+        run_reconcile_worker(settings)
+        return EXIT_OK
     from workers.runner import run_worker
 
     run_worker(args.name, settings)
@@ -50,6 +56,31 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
     return run_all(args.port or settings.ingress_port, None if args.no_sandbox else args.sandbox_port)
 
 
+def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.db import make_engine, make_session_factory
+    from workers.reconcile import run_sweep
+    from workers.reconcile_history import history, show
+
+    engine = make_engine(settings.database_url)
+    try:
+        if args.now:
+            summary = run_sweep(settings, engine)
+            print(json.dumps(summary.as_dict(), indent=2))
+            return {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED}.get(summary.status, EXIT_FAILURE)
+        with make_session_factory(engine)() as session:
+            if args.show is not None:
+                run = show(session, args.show)
+                if run is None:
+                    print(f"erp-sync: no reconciliation run {args.show}", file=sys.stderr)
+                    return EXIT_FAILURE
+                print(json.dumps(run, indent=2))
+            else:
+                print(json.dumps([s.as_dict() for s in history(session, args.limit)], indent=2))
+        return EXIT_OK
+    finally:
+        engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="erp-sync", description="Keeps the ERP and the shop in sync.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -62,8 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     ingress.set_defaults(run=_ingress)
 
     worker = commands.add_parser("worker", help="run one worker process (scale each on its own)")
-    worker.add_argument("name", choices=["catalog", "inventory", "media", "orders"])
+    worker.add_argument("name", choices=["catalog", "inventory", "media", "orders", "reconcile"])
     worker.set_defaults(run=_worker)
+
+    reconcile = commands.add_parser("reconcile", help="compare the ERP's stock snapshot with ours and correct drift")
+    action = reconcile.add_mutually_exclusive_group(required=True)
+    action.add_argument("--now", action="store_true", help="run one sweep now and print its JSON summary")
+    action.add_argument("--history", action="store_true", help="print the latest runs as JSON")
+    action.add_argument("--show", type=int, metavar="RUN", help="print one run and its corrections as JSON")
+    reconcile.add_argument("--limit", type=int, default=20, help="runs listed by --history (20)")
+    reconcile.set_defaults(run=_reconcile)
 
     from sandbox_erp.cli import (
         add_sandbox_arguments,

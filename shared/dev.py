@@ -30,7 +30,7 @@ def roles(ingress_port: int, sandbox_port: int | None, env: dict[str, str]) -> l
     """The command line of every process `dev` runs."""
     commands = [["ingress", "--port", str(ingress_port)]] + [["worker", name] for name in WORKERS]
     if env.get("ERP_BASE_URL"):
-        commands.append(["worker", "orders"])
+        commands += [["worker", "orders"], ["worker", "reconcile"]]
     if sandbox_port is not None:
         commands.append(["sandbox-erp", "--port", str(sandbox_port)])
     return commands

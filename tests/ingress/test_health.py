@@ -23,3 +23,10 @@ def test_readyz_names_an_unreachable_database(settings_factory, broker):
     assert checks["broker"] == "ok"
     assert checks["database"] != "ok"
     app.extensions["erp_sync.publisher"].close()
+
+
+def test_metrics_include_the_sweeps_read_from_the_database(client):
+    text = client.get("/metrics").get_data(as_text=True)
+
+    assert "erp_sync_reconcile_metrics_up 1.0" in text
+    assert "erp_sync_webhooks_accepted_total" in text
