@@ -22,7 +22,12 @@ from shared.db import translate_db_error
 from shared.errors import ErpSyncError
 from shared.settings import Settings
 from workers.reconcile_history import RUNS, SweepSummary, summary_of
-from workers.snapshot_reader import Snapshot, SnapshotBroken, SnapshotSource, check_ijson_backend
+from workers.snapshot_reader import (
+    Snapshot,
+    SnapshotBroken,
+    SnapshotSource,
+    check_ijson_backend,
+)
 
 logger = logging.getLogger(__name__)
 

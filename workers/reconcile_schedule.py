@@ -7,11 +7,9 @@ keeps sweeps from overlapping. So one scheduler or three, the sweep runs once a 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 from zoneinfo import ZoneInfo
 
 import requests
@@ -22,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from shared.db import make_engine
 from shared.errors import ErpSyncError
 from shared.settings import Settings
+from shared.signals import stop_on_signals
 from workers.reconcile import run_sweep
 
 logger = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def next_run(cron: str, tz: ZoneInfo, after: datetime) -> datetime:
 def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None, *,
                          clock: Callable[[], datetime] | None = None) -> None:
     """Sweep at every slot of RECONCILE_SCHEDULE until `stop` is set (SIGTERM and SIGINT set it)."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals("finishing the current sweep")
     now = clock or (lambda: datetime.now(UTC))
     tz = ZoneInfo(settings.reconcile_timezone)
     settings.erp_credentials()  # refuse to start, naming the variable, rather than fail at 3 AM
@@ -82,15 +81,3 @@ def _sweep_slot(settings: Settings, engine: Engine, http: requests.Session, slot
         logger.error("reconciliation for slot %s could not run: %s", slot.isoformat(), exc)
         return
     logger.info("reconciliation for slot %s: run %s %s", slot.isoformat(), summary.run_id, summary.status)
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("signal %d: stopping after the current sweep", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    return stop

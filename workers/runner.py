@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import importlib
 import logging
-import signal
 import threading
-from types import FrameType
 
 from shared.broker import declare_all
 from shared.consumer import BatchHandler, BatchRunner, Consumer, ConsumerConfig, Handler
 from shared.db import make_engine, make_session_factory
 from shared.publisher import ConfirmingPublisher
 from shared.settings import Settings
+from shared.signals import stop_on_signals
 from shared.topology import WORK_QUEUES
 
 logger = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ def build_batch_handler(name: str, settings: Settings) -> BatchHandler | None:
 
 def run_worker(name: str, settings: Settings, stop: threading.Event | None = None) -> None:
     """Consume the worker's queue until `stop` is set (SIGTERM and SIGINT set it)."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals("finishing the current batch")
     declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000)
     engine = make_engine(settings.database_url)
     handler, batch_size = build_handler(name, settings)
@@ -75,15 +74,3 @@ def run_worker(name: str, settings: Settings, stop: threading.Event | None = Non
         publisher.close()
         engine.dispose()
         logger.info("worker %s stopped", name)
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("signal %d: finishing the current batch, then stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    return stop

@@ -129,17 +129,6 @@ def record_duplicate(
     _record_unapplied(session, change, StockChangeOutcome.DUPLICATE)
 
 
-def stock_history(session: Session, sku: str, limit: int = 100) -> list[StockChange]:
-    """The SKU's received figures and what became of each, newest first."""
-    query = (
-        select(StockChange)
-        .where(StockChange.sku == sku)
-        .order_by(StockChange.recorded_at.desc(), StockChange.id.desc())
-        .limit(limit)
-    )
-    return list(session.scalars(query))
-
-
 def _apply(session: Session, change: _Change, statement: TextClause, extra: dict[str, Any]) -> StockChangeOutcome:
     if session.execute(statement, {**change.history(), **extra}).first() is not None:
         return StockChangeOutcome.APPLIED

@@ -12,16 +12,30 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from shared.availability import stock_history
 from shared.consumer import Delivery
 from shared.erp_events import decode_event
 from shared.internal_messages import MediaDownload
-from shared.models import Category, Media, ProcessedEvent, ProductGroup, StockChange, StockLevel, Variant
+from shared.models import (
+    Category,
+    Media,
+    ProcessedEvent,
+    ProductGroup,
+    StockChange,
+    StockLevel,
+    Variant,
+)
 from shared.settings import load_settings
 from shared.topology import INTERNAL_EXCHANGE
-from tests.factories import catalog_event, encode, inventory_event, now_iso, variant_with
+from tests.factories import (
+    catalog_event,
+    encode,
+    inventory_event,
+    now_iso,
+    variant_with,
+)
 from workers.catalog import CatalogOutcome, apply_catalog_update, build_handler
 from workers.inventory import apply_inventory_change
-from workers.stock import stock_history
 
 BLACK, BLUE = "IPH15-128-BLK", "IPH15-128-BLU"
 

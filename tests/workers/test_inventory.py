@@ -10,15 +10,21 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from shared.availability import stock_history
 from shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
 from shared.erp_events import decode_event
 from shared.models import StockLevel, Variant
 from shared.retry_policy import Park
 from shared.settings import load_settings
-from tests.factories import catalog_event, encode, inventory_event, now_iso, variant_with
+from tests.factories import (
+    catalog_event,
+    encode,
+    inventory_event,
+    now_iso,
+    variant_with,
+)
 from workers.catalog import apply_catalog_update
 from workers.inventory import apply_inventory_change, build_batch_handler, build_handler
-from workers.stock import stock_history
 
 T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
 

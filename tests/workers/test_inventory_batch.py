@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from shared.availability import stock_history
 from shared.erp_events import InventoryChange
 from shared.errors import DatabaseUnavailable
 from shared.models import Order, ProcessedEvent, StockChange, StockHold, StockLevel
 from workers.inventory import apply_inventory_change
 from workers.inventory_batch import apply_inventory_batch
-from workers.stock import NO_TOTAL_YET, stock_history
+from workers.stock import NO_TOTAL_YET
 
 T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
 

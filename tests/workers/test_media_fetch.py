@@ -15,7 +15,13 @@ import trustme
 import urllib3.util.connection
 
 from shared.errors import MediaRejected, MediaUnavailable
-from shared.media_fetch import FetchedImage, MediaFetcher, address_problem, sniff_image_type, translate_requests_error
+from shared.media_fetch import (
+    FetchedImage,
+    MediaFetcher,
+    address_problem,
+    sniff_image_type,
+    translate_requests_error,
+)
 from tests.image_server import HTML, JPEG, MAX_BYTES, PNG, READ_TIMEOUT_S, ImageServer
 
 

@@ -11,7 +11,13 @@ from sqlalchemy import select
 
 from sandbox_erp import SandboxConfig, create_app, shutdown
 from shared.availability import stock_view
-from shared.models import Order, ReconciliationCorrection, StockChange, StockHold, StockLevel
+from shared.models import (
+    Order,
+    ReconciliationCorrection,
+    StockChange,
+    StockHold,
+    StockLevel,
+)
 from tests.sandbox_erp.conftest import serving
 from workers.reconcile import run_sweep
 from workers.reconcile_history import history, show

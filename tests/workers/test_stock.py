@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from shared.availability import stock_history
 from shared.erp_events import InventoryChange
 from shared.models import ProcessedEvent, StockChange, StockChangeOutcome, StockLevel
 from workers.inventory import apply_inventory_change
-from workers.stock import NO_TOTAL_YET, apply_absolute, apply_delta, stock_history
+from workers.stock import NO_TOTAL_YET, apply_absolute, apply_delta
 
 T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
 APPLIED, STALE = StockChangeOutcome.APPLIED, StockChangeOutcome.STALE

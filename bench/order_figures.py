@@ -1,0 +1,83 @@
+"""The orders benchmark's one JSON line: figures, targets and how each was measured."""
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.order_phases import Latency, Pushed
+from bench.visibility import percentile_ms
+from shared.settings import Settings
+
+TARGET_1W_PER_S = 200.0
+TARGET_SCALING = 1.6
+
+LoadAverages = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
+def _counts(result: Pushed) -> dict[str, Any]:
+    synced = result.statuses.get("synced", 0)
+    return {"synced": synced, "not_synced": result.drain.expected - synced, "statuses": result.statuses,
+            "in_erp": result.erp_orders, "retried": result.retried, "left_on_queue": result.left_on_queue,
+            "elapsed_s": round(result.drain.elapsed_s, 3),
+            "first_synced_s": None if result.drain.first_row_s is None else round(result.drain.first_row_s, 3)}
+
+
+def _complete(result: Pushed) -> bool:
+    return result.drain.complete and result.left_on_queue == 0 and result.erp_orders == result.drain.expected
+
+
+def _ms(values: list[float], fraction: float) -> float:
+    return round(percentile_ms(values, fraction), 1)
+
+
+def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed, Pushed, Latency],
+            load: LoadAverages) -> dict[str, Any]:
+    """The one JSON line's fields."""
+    one, two, seen = results
+    one_rate, two_rate = one.drain.rate, two.drain.rate
+    scaling = two_rate / one_rate if one_rate else 0.0
+    published = len(seen.paced.published_at)
+    return {
+        "benchmark": "orders",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "orders_1w_per_s": round(one_rate, 1),
+        "orders_2w_per_s": round(two_rate, 1),
+        "scaling": round(scaling, 2),
+        "publish_to_synced_p50_ms": _ms(seen.latencies_s, 0.5),
+        "publish_to_synced_p99_ms": _ms(seen.latencies_s, 0.99),
+        "publish_to_synced_max_ms": _ms(seen.latencies_s, 1.0),
+        "offered_per_s": args.rate,
+        "paced_duration_s": args.duration,
+        "counts": {
+            "1w": _counts(one),
+            "2w": _counts(two),
+            "paced": {"published": published, "synced": len(seen.latencies_s),
+                      "not_synced": published - len(seen.latencies_s), "statuses": seen.statuses,
+                      "in_erp": seen.erp_orders,
+                      "negative_latencies": sum(1 for value in seen.latencies_s if value < 0)},
+        },
+        "publish_lag_p99_ms": _ms(seen.paced.lags_s, 0.99),
+        "publish_confirm_p99_ms": _ms(seen.paced.confirms_s, 0.99),
+        "target_met": {
+            "orders_1w_per_s": _complete(one) and one_rate >= TARGET_1W_PER_S,
+            "scaling": _complete(one) and _complete(two) and scaling >= TARGET_SCALING,
+        },
+        "target": {"orders_1w_per_s": TARGET_1W_PER_S, "scaling": TARGET_SCALING},
+        "orders_per_phase": args.orders,
+        "skus": args.skus,
+        "erp_order_mode": settings.erp_order_mode,
+        "worker_prefetch": settings.worker_prefetch,
+        "cpus": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in load[0]],
+        "loadavg_end": [round(x, 2) for x in load[1]],
+        "method": {
+            "throughput": "orders queue pre-filled with publish_order (confirmed, 64 threads); clock from spawning "
+                          "`erp-sync worker orders` (start-up included) until every order has status synced, "
+                          "polled every 50 ms; sandbox ERP (werkzeug, in-memory) on the same machine",
+            "latency": f"one worker; {args.warmup:g} s of paced unmeasured orders synced first, then open-loop "
+                       f"publish_order at offered_per_s; latency = orders.synced_at (worker's clock at the ERP's "
+                       f"answer) - wall clock just before publish, both on this machine",
+        },
+    }

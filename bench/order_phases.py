@@ -1,0 +1,139 @@
+"""The orders benchmark's phases: drain pre-filled orders to the ERP, and time paced orders to `synced`."""
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from bench import queues
+from bench.drain import Drain, empty_tables
+from bench.order_erp import erp_orders
+from bench.order_load import (
+    ORDERS_QUEUE,
+    Paced,
+    make_orders,
+    prefill_orders,
+    publish_paced,
+)
+from bench.phases import progress
+from bench.worker_procs import workers_running
+
+POLL_INTERVAL_S = 0.05
+# Logged by workers/order_sync.py each time the ERP could not be reached.
+RETRY_LOG = " pending_sync (attempt "
+_SYNCED = text("SELECT count(*) FROM orders WHERE status = 'synced' AND order_id LIKE :pattern")
+_STATUSES = text("SELECT status, count(*) FROM orders WHERE order_id LIKE :pattern GROUP BY status")
+_TIMES = text("SELECT order_id, status, synced_at, updated_at FROM orders WHERE order_id LIKE :pattern")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every phase needs: the options, the workers' environment, the services, a scratch folder."""
+
+    args: argparse.Namespace
+    env: dict[str, str]
+    amqp_url: str
+    engine: Engine
+    erp_url: str
+    token: str
+    skus: list[str]
+    work_dir: Path
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A drain of pre-filled orders, and where every order ended up."""
+
+    drain: Drain
+    statuses: dict[str, int]
+    erp_orders: int
+    retried: int
+    left_on_queue: int
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Publish-to-synced seconds of each synced order of the paced run, and the orders that never got there."""
+
+    paced: Paced
+    latencies_s: list[float]
+    statuses: dict[str, int]
+    erp_orders: int
+
+
+def wait_synced(engine: Engine, prefix: str, expected: int, started: float, timeout_s: float,
+                alive: Callable[[], None]) -> Drain:
+    """Poll until `expected` orders named `<prefix>...` are synced; `alive` raises if a worker died."""
+    first_row_s: float | None = None
+    synced = 0
+    with engine.connect() as connection:
+        while (now := time.monotonic()) - started < timeout_s:
+            synced = int(connection.execute(_SYNCED, {"pattern": f"{prefix}%"}).scalar_one())
+            if synced and first_row_s is None:
+                first_row_s = now - started
+            if synced >= expected:
+                return Drain(expected, synced, now - started, first_row_s)
+            alive()
+            time.sleep(POLL_INTERVAL_S)
+    return Drain(expected, synced, time.monotonic() - started, first_row_s)
+
+
+def _statuses(engine: Engine, prefix: str) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {str(status): int(count) for status, count in connection.execute(_STATUSES, {"pattern": f"{prefix}%"})}
+
+
+def _fresh_state(setup: Setup) -> None:
+    empty_tables(setup.engine)
+    queues.purge(setup.amqp_url, ORDERS_QUEUE)
+
+
+def throughput(setup: Setup, processes: int) -> Pushed:
+    """Fill the orders queue, start `processes` workers and time them until every order is synced."""
+    prefix = f"BENCH-{processes}W-"
+    orders = make_orders(prefix, setup.args.orders, setup.skus)
+    _fresh_state(setup)
+    prefill_orders(setup.amqp_url, orders)
+    with workers_running("orders", processes, setup.env, setup.work_dir, f"x{processes}") as workers:
+        started = time.monotonic()  # taken after spawning: the processes' start-up counts
+        drain = wait_synced(setup.engine, prefix, len(orders), started, setup.args.drain_timeout, workers.check_alive)
+    left = queues.settled_depth(setup.amqp_url, ORDERS_QUEUE, quiet_s=0.2)
+    result = Pushed(drain, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
+                    workers.count_in_logs(RETRY_LOG), left)
+    progress(f"orders x{processes}: {drain.processed}/{drain.expected} synced in {drain.elapsed_s:.2f} s "
+             f"= {drain.rate:.0f}/s (first after {drain.first_row_s or 0:.2f} s), {result.erp_orders} in the ERP, "
+             f"{result.retried} retried, {left} left on the queue")
+    return result
+
+
+def latency(setup: Setup) -> Latency:
+    """One worker; a paced warm-up synced first, then the measured paced run, read back from `orders`."""
+    args = setup.args
+    warmup = make_orders("BENCH-WARM-", round(args.rate * args.warmup), setup.skus)
+    measured = make_orders("BENCH-LAT-", round(args.rate * args.duration), setup.skus)
+    _fresh_state(setup)
+    with workers_running("orders", 1, setup.env, setup.work_dir, "latency") as workers:
+        started = time.monotonic()
+        publish_paced(setup.amqp_url, warmup, args.rate)
+        wait_synced(setup.engine, "BENCH-WARM-", len(warmup), started, args.drain_timeout, workers.check_alive)
+        paced = publish_paced(setup.amqp_url, measured, args.rate)
+        wait_synced(setup.engine, "BENCH-LAT-", len(measured), time.monotonic(), args.drain_timeout,
+                    workers.check_alive)
+    with setup.engine.connect() as connection:
+        rows = connection.execute(_TIMES, {"pattern": "BENCH-LAT-%"}).all()
+    latencies = [_done_at(synced_at, updated_at) - paced.published_at[order_id]
+                 for order_id, status, synced_at, updated_at in rows if status == "synced"]
+    result = Latency(paced, latencies, _statuses(setup.engine, "BENCH-LAT-"),
+                     erp_orders(setup.erp_url, setup.token, "BENCH-LAT-"))
+    progress(f"paced at {args.rate:g}/s for {args.duration:g} s: {len(latencies)}/{len(measured)} synced")
+    return result
+
+
+def _done_at(synced_at: datetime | None, updated_at: datetime) -> float:
+    # synced_at is the worker's clock when the ERP's answer arrived; updated_at only if it were missing.
+    return (synced_at or updated_at).timestamp()

@@ -1,0 +1,125 @@
+"""The orders benchmark: orders a second pushed to the sandbox ERP by one and two workers, and publish-to-synced time.
+
+Runs the sandbox ERP (a generated catalog, no webhooks) and `erp-sync migrate` on a private
+database and vhost. Throughput phases pre-fill `commerce.orders` with confirmed `order.placed`
+messages, start `erp-sync worker orders` processes and time them from their start until every
+order is `synced`. The latency phase runs one worker and publishes orders at --rate. One JSON
+line goes to stdout, progress to stderr:
+
+    .venv/bin/python bench/orders.py [--orders 4000] [--rate 100] [--duration 20] [--baseline FILE]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `python bench/orders.py` puts bench/ first on sys.path, where bench/workers.py would shadow
+# the `workers` package; the repository root takes its place.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import secrets  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
+from typing import Any  # noqa: E402
+
+import requests  # noqa: E402
+from pika.exceptions import AMQPError  # noqa: E402
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
+
+from bench.drain import bench_engine  # noqa: E402
+from bench.order_erp import erp_sync, migrate, sandbox_env  # noqa: E402
+from bench.order_figures import figures  # noqa: E402
+from bench.order_load import write_catalog  # noqa: E402
+from bench.order_phases import Setup, latency, throughput  # noqa: E402
+from bench.phases import progress  # noqa: E402
+from bench.report import beside_baseline, emit, load_baseline  # noqa: E402
+from bench.sandbox import private_database, private_vhost  # noqa: E402
+from bench.servers import HOST, ServerFailed, free_port, running, server_env  # noqa: E402
+from shared.errors import ErpSyncError  # noqa: E402
+from shared.settings import load_settings  # noqa: E402
+
+COMPARED = ("orders_1w_per_s", "orders_2w_per_s", "scaling", "publish_to_synced_p50_ms", "publish_to_synced_p99_ms")
+EXIT_OK, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark the orders worker against the sandbox ERP.")
+    parser.add_argument("--orders", type=int, default=4_000, help="orders pre-filled per throughput run (4000)")
+    parser.add_argument("--skus", type=int, default=200, help="SKUs in the sandbox ERP's catalog (200)")
+    parser.add_argument("--stock", type=int, default=1_000_000, help="stock of each SKU in the ERP (1000000)")
+    parser.add_argument("--rate", type=float, default=100.0, help="orders a second offered for latency (100)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of measured paced orders (20)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured paced orders first (2)")
+    parser.add_argument("--mode", choices=("orders", "adjust"), default="orders", help="ERP_ORDER_MODE (orders)")
+    parser.add_argument("--drain-timeout", type=float, default=300.0, help="give a phase up after (300 s)")
+    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Set up the ERP, vhost and database, run every phase, tear everything down; the figures."""
+    base = load_settings()
+    token, secret = secrets.token_hex(16), secrets.token_hex(24)
+    load_before = os.getloadavg()
+    with ExitStack() as stack:
+        work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="erp-sync-bench-")))
+        skus = write_catalog(work_dir / "catalog.json", args.skus, args.stock)
+        erp_port = free_port()
+        erp_url = f"http://{HOST}:{erp_port}"
+        stack.enter_context(running("sandbox-erp", erp_sync("sandbox-erp", "--port", str(erp_port)),
+                                    sandbox_env(work_dir / "catalog.json", token), erp_port, work_dir))
+        amqp_url = stack.enter_context(private_vhost(base.amqp_url, base.retry_delays_ms))
+        database_url = stack.enter_context(private_database(base.database_url))
+        settings = load_settings(amqp_url=amqp_url, database_url=database_url, erp_base_url=erp_url,
+                                 erp_api_token=token, erp_order_mode=args.mode)
+        env = server_env(settings, secret, work_dir / "metrics") | {
+            "ERP_BASE_URL": erp_url, "ERP_API_TOKEN": token, "ERP_ORDER_MODE": args.mode}
+        migrate(env)
+        engine = bench_engine(database_url)
+        stack.callback(engine.dispose)
+        setup = Setup(args, env, amqp_url, engine, erp_url, token, skus, work_dir)
+        one = throughput(setup, 1)
+        two = throughput(setup, 2)
+        seen = latency(setup)
+    return figures(args, settings, (one, two, seen), (load_before, os.getloadavg()))
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # SystemExit unwinds through every `finally`: workers and ERP stopped, vhost and database dropped.
+    sys.exit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # The publisher reports its own orderly close as a warning; only real trouble is news here.
+    logging.basicConfig(level=logging.WARNING, format="bench: %(name)s: %(message)s")
+    logging.getLogger("shared.publisher").setLevel(logging.ERROR)
+    baseline = load_baseline(args.baseline) if args.baseline else None  # a bad file fails before the run
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    started = time.monotonic()
+    try:
+        result = run(args)
+    except KeyboardInterrupt:
+        progress("interrupted; workers and ERP stopped, vhost and database dropped")
+        return EXIT_INTERRUPTED
+    except (ServerFailed, ErpSyncError, RuntimeError, subprocess.CalledProcessError, OSError, AMQPError,
+            SQLAlchemyError, requests.RequestException) as exc:
+        progress(f"failed: {exc} {getattr(exc, 'stderr', None) or ''}".rstrip())
+        return EXIT_FAILURE
+    result["run_s"] = round(time.monotonic() - started)
+    if baseline is not None:
+        result |= beside_baseline(result, baseline, COMPARED)
+    progress(f"run took {result['run_s']} s")
+    emit(result)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
