@@ -84,7 +84,7 @@ def visibility(setup: Setup) -> Visibility:
     warmup_count, measured_count = round(args.rate * args.warmup), round(args.rate * args.duration)
     events = stock_events(warmup_count + measured_count, args.skus)
     headers = [signed_headers(event.body, setup.secret) for event in events]
-    pace = Pace(args.rate, args.poll_interval_ms / 1000, args.connections, args.connections)
+    pace = Pace(args.rate, args.poll_interval_ms / 1000, args.connections, args.connections, args.sample_every)
     port = free_port()
     with (running("ingress", ingress_command(port), setup.env, port, setup.work_dir),
           workers_running("inventory", 1, setup.env, setup.work_dir, "latency") as workers):

@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=500.0, help="webhooks a second offered for visibility (500)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured visibility load (60)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first (3)")
+    parser.add_argument("--sample-every", type=int, default=10,
+                        help="follow every Nth event to the read API (10); the rest are only posted")
     parser.add_argument("--poll-interval-ms", type=float, default=3.0,
                         help="pause after each read-API poll of a pending event (3)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per pool (16)")
