@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from shared.erp_client import ErpClient, PushResult
 from shared.errors import ErpRejected, ErpUnavailable
-from shared.models.orders import Order, OrderLine, OrderStatus, StockHold
+from shared.models.orders import Order, OrderStatus, StockHold
 from shared.orders import OrderPlaced
 from shared.publisher import OutgoingMessage
 from shared.topology import order_retry_route
@@ -47,32 +46,45 @@ class PushPolicy:
         return self.retry_interval_s * 1000
 
 
-def record_order(session: Session, order: OrderPlaced) -> tuple[Order, bool]:
-    """The order's row, locked for this transaction, inserted with its lines and holds if new.
+# Plain SQL: SQLAlchemy 2.0 cannot cache a compiled ON CONFLICT (sqlalchemy#10445), and the
+# ORM's bulk insert path costs more than the round trips it saves on an order's few lines.
+_INSERT_ORDER = text("""
+INSERT INTO orders (order_id, order_date, customer_ref, warehouse_id, status)
+VALUES (:order_id, :order_date, :customer_ref, :warehouse_id, 'received')
+ON CONFLICT (order_id) DO NOTHING
+RETURNING order_id
+""")
+_INSERT_LINE = text("""
+INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price)
+VALUES (:order_id, :line_no, :sku, :quantity, :unit_price)
+""")
+_INSERT_HOLD = text("INSERT INTO stock_holds (order_id, sku, quantity) VALUES (:order_id, :sku, :quantity)")
+
+
+def record_order(session: Session, order: OrderPlaced) -> Order | None:
+    """Insert a new order with its lines and holds and return None; or return the existing row, locked.
 
     The insert waits on a concurrent one for the same order id, so two workers handling duplicates
     never both push: the second sees the first one's outcome once it committed.
     """
-    inserted = session.execute(
-        pg_insert(Order)
-        .values(order_id=order.order_id, order_date=order.order_date, customer_ref=order.customer_ref,
-                warehouse_id=order.warehouse_id, status=OrderStatus.RECEIVED.value)
-        .on_conflict_do_nothing(index_elements=[Order.order_id])
-        .returning(Order.order_id)
-    ).scalar_one_or_none()
+    inserted = session.execute(_INSERT_ORDER, {
+        "order_id": order.order_id, "order_date": order.order_date, "customer_ref": order.customer_ref,
+        "warehouse_id": order.warehouse_id,
+    }).scalar_one_or_none()
     if inserted is not None:
-        session.execute(insert(OrderLine), [
-            {"order_id": order.order_id, "line_no": number, "sku": line.sku, "quantity": line.quantity,
-             "unit_price": line.unit_price}
-            for number, line in enumerate(order.line_items, start=1)
-        ])
-        session.execute(insert(StockHold), [
-            {"order_id": order.order_id, "sku": line.sku, "quantity": line.quantity} for line in order.line_items
-        ])
-    row = session.execute(
-        select(Order).where(Order.order_id == order.order_id).with_for_update().execution_options(populate_existing=True)
+        lines = [{"order_id": order.order_id, "line_no": number, "sku": line.sku, "quantity": line.quantity,
+                  "unit_price": line.unit_price} for number, line in enumerate(order.line_items, start=1)]
+        session.execute(_INSERT_LINE, lines)
+        session.execute(_INSERT_HOLD, [{k: line[k] for k in ("order_id", "sku", "quantity")} for line in lines])
+        return None
+    return load_locked(session, order.order_id)
+
+
+def load_locked(session: Session, order_id: str) -> Order:
+    """The order's row, locked for this transaction and read afresh."""
+    return session.execute(
+        select(Order).where(Order.order_id == order_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one()
-    return row, inserted is not None
 
 
 def needs_push(row: Order, *, is_retry: bool, now: datetime) -> bool:

@@ -60,16 +60,16 @@ def build_handler(settings: Settings) -> Handler:
             order = decode_order(delivery.body)
         except MessageDecodeError as exc:
             return park_malformed(session, delivery, exc)
-        row, new = record_order(session, order)
-        is_retry = RETRY_HEADER in delivery.headers or delivery.redelivered
-        if not needs_push(row, is_retry=is_retry, now=datetime.now(UTC)):
-            logger.info("order %s is %s already; duplicate message ignored", order.order_id, row.status)
-            return None
-        if new:
+        row = record_order(session, order)
+        if row is None:
             logger.info("order %s recorded, %d lines held", order.order_id, len(order.line_items))
             # Commit the order and its holds before talking to the ERP, so the shop stops selling the
             # held stock at once, however slow the ERP is; the push follows as its own message.
             return [push_request(order.order_id, delivery.body)]
+        is_retry = RETRY_HEADER in delivery.headers or delivery.redelivered
+        if not needs_push(row, is_retry=is_retry, now=datetime.now(UTC)):
+            logger.info("order %s is %s already; duplicate message ignored", order.order_id, row.status)
+            return None
         return push_order(session, row, order, client, policy, delivery.body)
 
     return handle
