@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BIN)/erp-sync dev
 
 test: $(STAMP)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
