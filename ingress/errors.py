@@ -1,10 +1,14 @@
 """API errors: one exception class, rendered as JSON by one handler."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -37,6 +41,15 @@ def _render_http_exception(error: HTTPException) -> tuple[Response, int]:
     return jsonify({"error": error.description or error.name, "details": []}), status
 
 
+def _render_database_error(error: SQLAlchemyError) -> tuple[Response, int, dict[str, str]]:
+    # The storefront must tell "down, try again" from a bug: the database is down, not the request wrong.
+    logger.error("read API: database unavailable: %s", error)
+    retry_after = str(current_app.extensions["erp_sync.settings"].unavailable_retry_after_s)
+    body = {"error": "the commerce database is unavailable; retry later", "details": []}
+    return jsonify(body), 503, {"Retry-After": retry_after}
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, _render_api_error)
+    app.register_error_handler(SQLAlchemyError, _render_database_error)
     app.register_error_handler(HTTPException, _render_http_exception)

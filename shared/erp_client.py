@@ -64,6 +64,10 @@ def _translated(what: str) -> Iterator[None]:
         raise ErpUnavailable(f"{what}: request failed ({type(exc).__name__}: {exc})") from exc
 
 
+# 4xx answers that say nothing about the order: authentication, a wrong URL, a request timeout.
+NOT_ABOUT_THE_ORDER = frozenset({401, 403, 404, 407, 408})
+
+
 def _check(what: str, response: requests.Response) -> PushResult:
     status = response.status_code
     body = _body_of(response)
@@ -71,6 +75,11 @@ def _check(what: str, response: requests.Response) -> PushResult:
         raise ErpUnavailable(f"{what}: the ERP answered {status}", status=status, body=body)
     if status == 409:
         return PushResult(status, datetime.now(UTC), True, body)
+    if status in NOT_ABOUT_THE_ORDER:
+        # Our token, our URL or the ERP's timeout: the order itself may be fine. Rejecting it would
+        # free its held stock and lose the sale; keep retrying while someone fixes the cause.
+        logger.error("ALERT %s: the ERP answered %s; check ERP_API_TOKEN and ERP_BASE_URL", what, status)
+        raise ErpUnavailable(f"{what}: the ERP answered {status}", status=status, body=body)
     if status >= 400:
         raise ErpRejected(f"{what}: the ERP refused it with {status}: {body}", status=status, body=body)
     if status >= 300:
@@ -131,7 +140,8 @@ class ErpClient:
         except ErpUnavailable as exc:
             logger.info("ERP probe: not answering (%s)", exc)
             return False
-        return response.status_code < 500
+        # A 401 or 404 is no sign that orders would go through.
+        return response.status_code < 400
 
     def _push(self, path: str, order_id: str, body: dict[str, Any]) -> PushResult:
         what = f"order {order_id}"

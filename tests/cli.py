@@ -5,8 +5,10 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 
 def command() -> list[str]:
@@ -29,8 +31,24 @@ def run(*args: str, timeout: float = 120, **variables: str) -> subprocess.Comple
 
 
 def start(*args: str, **variables: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([*command(), *args], env=clean_env(**variables), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # Output goes to a file, not a pipe: nobody reads a pipe while the process runs, and a chatty
+    # process (dev's six children) would block once it filled.
+    log = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen([*command(), *args], env=clean_env(**variables), stdout=log,
+                               stderr=subprocess.STDOUT, text=True)
+    _logs[process.pid] = log
+    return process
+
+
+_logs: dict[int, IO[str]] = {}
+
+
+def output_of(process: subprocess.Popen[str]) -> str:
+    log = _logs.get(process.pid)
+    if log is None:
+        return ""
+    log.seek(0)
+    return log.read()
 
 
 def free_port() -> int:
@@ -43,7 +61,7 @@ def wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 30
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"process exited early:\n{process.stdout.read() if process.stdout else ''}")
+            raise AssertionError(f"process exited early:\n{output_of(process)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -55,8 +73,12 @@ def wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 30
 def stop(process: subprocess.Popen[str]) -> str:
     process.terminate()
     try:
-        output, _ = process.communicate(timeout=30)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
-        output, _ = process.communicate()
-    return output or ""
+        process.wait()
+    output = output_of(process)
+    log = _logs.pop(process.pid, None)
+    if log is not None:
+        log.close()
+    return output

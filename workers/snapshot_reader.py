@@ -15,11 +15,11 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import ijson
@@ -28,6 +28,7 @@ import urllib3
 
 from shared.errors import ErpRejected, ErpUnavailable, PermanentError
 
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_PATH = "/api/v1/inventory/snapshot"
@@ -84,11 +85,11 @@ class SnapshotSource:
                 return
             if kind != "application/json" and not kind.endswith("+json"):
                 raise SnapshotBroken(f"snapshot: unexpected Content-Type {kind or 'none'!r}")
-            stream = _Prefixed(response.raw, _peek(response.raw))
+            stream = _reading(lambda: _Prefixed(response.raw, _peek(response.raw)))
             if stream.first == b"[":
                 yield Snapshot("json", _guarded(json_rows(stream)))
                 return
-            url = _export_url(stream)
+            url = _reading(lambda: _export_url(stream))
         with self._get(url, with_token=_same_origin(url, self._base_url)) as export:
             yield Snapshot("url", _guarded(csv_rows(export.raw)))
 
@@ -104,7 +105,7 @@ class SnapshotSource:
         except requests.RequestException as exc:
             raise ErpUnavailable(f"snapshot: cannot read {url} ({type(exc).__name__}: {exc})") from exc
         with response:
-            _check_status(url, response)
+            _reading(lambda: _check_status(url, response))
             response.raw.decode_content = True  # gzip or deflate, undone while streaming
             yield response
 
@@ -156,6 +157,17 @@ def _guarded(rows: Iterator[Row]) -> Iterator[Row]:
         raise SnapshotBroken(f"snapshot CSV: {exc}") from exc
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         # IncompleteRead (Content-Length or chunk cut short), reset, read timeout.
+        raise ErpUnavailable(f"snapshot: the stream broke off ({type(exc).__name__}: {exc})") from exc
+
+
+READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+def _reading(action: Callable[[], T]) -> T:
+    """Run a read of the response outside the row stream; a stream that broke off is transient."""
+    try:
+        return action()
+    except READ_ERRORS as exc:
         raise ErpUnavailable(f"snapshot: the stream broke off ({type(exc).__name__}: {exc})") from exc
 
 

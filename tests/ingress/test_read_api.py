@@ -111,3 +111,17 @@ def test_stock_history_lists_every_figure_newest_first_with_its_event(client, co
     assert client.get("/api/v1/inventory/IPH15-128-BLK/history?limit=2").get_json()["changes"][1]["event_id"] == "evt_2"
     assert client.get("/api/v1/inventory/IPH15-128-BLK/history?limit=0").status_code == 400
     assert client.get("/api/v1/inventory/NOPE/history").status_code == 404
+
+
+def test_read_api_answers_503_with_retry_after_when_the_database_is_down(settings_factory, broker):
+    from ingress import create_app
+
+    app = create_app(settings_factory(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere"))
+    try:
+        for path in ("/api/v1/inventory/SKU-1", "/api/v1/products/SKU-1", "/api/v1/orders/ORD-1"):
+            answer = app.test_client().get(path)
+            assert answer.status_code == 503, path
+            assert int(answer.headers["Retry-After"]) > 0
+            assert "unavailable" in answer.get_json()["error"]
+    finally:
+        app.extensions["erp_sync.publisher"].close()

@@ -132,8 +132,9 @@ def test_5xx_is_retried_on_the_scaled_schedule(erp, stub):
     # then it arrives three times, 60 ms then 300 ms apart (1 min and 5 min, scaled)
     arrivals = stub.wait_for(3)
     gaps = [b.at - a.at for a, b in zip(arrivals, arrivals[1:])]
-    assert gaps[0] == pytest.approx(0.060, abs=0.04)
-    assert gaps[1] == pytest.approx(0.300, abs=0.06)
+    # (never early; late only by what a loaded machine adds)
+    assert 0.055 <= gaps[0] < 0.5
+    assert 0.29 <= gaps[1] < 1.5
     assert len({a.body for a in arrivals}) == 1
     time.sleep(0.5)
     assert len(stub.arrivals) == 3
@@ -186,9 +187,10 @@ def test_connection_errors_are_retried(make_app, stub):
                       time_scale=0.001).test_client()
 
     admin(client, "sale", {"sku": "IPH15-128-BLK"})
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while (delivery := deliveries(client)[0])["attempts"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
 
-    [delivery] = deliveries(client)
     assert delivery["status"] == "pending" and delivery["attempts"] >= 2
     assert "ConnectionError" in delivery["last_error"]
 

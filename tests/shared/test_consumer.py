@@ -360,26 +360,6 @@ def test_transient_error_in_a_batch_does_not_hold_back_the_others(start_consumer
     assert all_queues_empty(broker)
 
 
-def test_a_full_prefetch_window_does_not_hold_back_the_next_batch(start_consumer, publish, broker, db_engine):
-    # given 200 messages waiting, and a consumer whose prefetch window is one batch: once it has
-    # a batch, no data arrives until it acks
-    event_ids = [publish() for _ in range(200)]
-
-    # when it takes them, twenty batches of ten
-    started = time.monotonic()
-    running = start_consumer(record_event, prefetch=10, batch_size=10)
-    wait_until(lambda: committed_ids(db_engine, event_ids) == set(event_ids), "every event to be committed")
-    elapsed = time.monotonic() - started
-
-    # then each batch is acked as soon as it is committed, not when a 0.1 s wait for data runs out
-    running.stop()
-    assert elapsed < 1.5, f"twenty batches took {elapsed:.2f} s"
-    assert all_queues_empty(broker)
-
-
-# --- the connection ----------------------------------------------------------------------
-
-
 def test_slow_handler_keeps_the_connection_alive(start_consumer, publish, broker, db_engine, caplog):
     # given a one-second heartbeat and a handler that takes four seconds
     caplog.set_level(logging.WARNING, logger="shared.consumer")

@@ -54,6 +54,8 @@ BROKEN = {
     "not an object": (JSON, b'[{"sku": "S-1", "qty": 1}, 7]', 0, "not an object"),
     "duplicate sku": (JSON, b'[{"sku": "S-2", "qty": 1}, {"sku": "S-2", "qty": 0}]', 0, "appears twice"),
     "unknown form": ("text/html", b"<html></html>", 0, "Content-Type"),
+    "json cut before its first byte": (JSON, b"", 100, "broke off"),
+    "url form cut before its first byte": (JSON, b'{"url": "http://127.0.0.1:9/x.csv', 100, "broke off"),
 }
 
 
