@@ -20,7 +20,7 @@ from shared.internal_messages import MediaDownload
 from shared.models import Category, Variant
 from shared.publisher import OutgoingMessage
 from shared.settings import Settings
-from workers.catalog_media import sync_media
+from workers.catalog_media import pending_downloads, sync_media
 from workers.idempotency import record_event
 from workers.stock import apply_absolute
 
@@ -89,7 +89,9 @@ def apply_catalog_update(event: CatalogUpdate, session: Session) -> CatalogResul
     if not record_event(session, event.event_id, event.event_type):
         logger.info("event %s for group %s was applied before; ignored as a duplicate",
                     event.event_id, data.product_group_id)
-        return CatalogResult(CatalogOutcome.DUPLICATE)
+        # A redelivery may mean the downloads sent after the first commit were lost with the
+        # connection: ask again for the images still pending (the media worker skips the rest).
+        return CatalogResult(CatalogOutcome.DUPLICATE, pending_downloads(session, [v.sku for v in data.variants]))
     variants = sorted(data.variants, key=lambda v: v.sku)  # one lock order for every writer
     if not _upsert_group(session, event, _category_id(session, data.category_hierarchy)):
         logger.info("event %s for group %s is older than the update applied; ignored as stale",

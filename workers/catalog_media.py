@@ -49,6 +49,14 @@ def sync_media(session: Session, variants: Sequence[VariantData]) -> tuple[Media
     )
 
 
+def pending_downloads(session: Session, skus: Sequence[str]) -> tuple[MediaDownload, ...]:
+    """A download for every image of these SKUs still pending (the media worker skips the rest)."""
+    query = (select(Media.id, Media.sku, Media.url)
+             .where(Media.sku.in_(skus), Media.status == MediaStatus.PENDING.value)
+             .order_by(Media.sku, Media.position))
+    return tuple(MediaDownload(media_id=row.id, sku=row.sku, url=row.url) for row in session.execute(query))
+
+
 def _replacement(sku: str, wanted: Iterable[tuple[str, bool]], rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
     by_url: dict[str, list[Row[Any]]] = defaultdict(list)
     for row in rows:

@@ -330,3 +330,19 @@ def test_two_processes_racing_on_one_group_never_go_backwards(db_engine, race_gr
         assert session.get(ProductGroup, race_group).group_name == "name 39"
         assert (variant(session, sku).price, stock(session, sku)) == (Decimal("39.00"), 39)
         assert [m.url for m in media(session, sku)] == ["https://erp-cdn.com/u/39.jpg"]
+
+
+def test_replayed_update_asks_again_for_the_images_still_pending(db_session):
+    # given an update applied whose download requests were lost (say, with the connection)
+    event = catalog()
+    first = apply_catalog_update(event, db_session)
+    confirmed = media(db_session, BLACK)[0]
+    db_session.execute(update(Media).where(Media.id == confirmed.id).values(status="confirmed"))
+
+    # when the broker delivers the event again
+    again = apply_catalog_update(event, db_session)
+
+    # then it changes nothing but requests the images not yet confirmed, and only those
+    assert again.outcome is CatalogOutcome.DUPLICATE
+    pending = {d.media_id for d in first.media_downloads} - {confirmed.id}
+    assert {d.media_id for d in again.media_downloads} == pending and pending
