@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AnyHttpUrl,
@@ -139,6 +139,18 @@ def decode_event(raw: bytes) -> ErpEvent:
         return model.model_validate(document)
     except ValidationError as exc:
         raise MessageDecodeError(f"invalid {event_type} event", raw=raw, details=field_errors(exc)) from exc
+
+
+EventT = TypeVar("EventT", CatalogUpdate, InventoryChange)
+
+
+def decode_event_of(raw: bytes, model: type[EventT]) -> EventT:
+    """Decode a queued body that must be an event of `model`'s type (a worker's own queue)."""
+    event = decode_event(raw)
+    if not isinstance(event, model):
+        expected = model.model_fields["event_type"].annotation.__args__[0]  # type: ignore[union-attr]
+        raise MessageDecodeError(f"expected event type {expected}, got {event.event_type}", raw=raw)
+    return event
 
 
 def event_age_problem(event: ErpEvent, now: datetime, max_age_s: int, max_future_s: int) -> str | None:

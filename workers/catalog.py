@@ -13,9 +13,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from shared.consumer import Delivery, Handler
-from shared.erp_events import CatalogUpdate, decode_event
+from shared.erp_events import CatalogUpdate, decode_event_of
 from shared.erp_events import Variant as VariantData
-from shared.errors import MessageDecodeError
 from shared.internal_messages import MediaDownload
 from shared.models import Category, Variant
 from shared.publisher import OutgoingMessage
@@ -107,10 +106,7 @@ def apply_catalog_update(event: CatalogUpdate, session: Session) -> CatalogResul
 
 def decode_catalog_update(raw: bytes) -> CatalogUpdate:
     """Decode a queued body that must be a `catalog.update`."""
-    event = decode_event(raw)
-    if not isinstance(event, CatalogUpdate):
-        raise MessageDecodeError(f"expected a catalog.update event, got {event.event_type}", raw=raw)
-    return event
+    return decode_event_of(raw, CatalogUpdate)
 
 
 def build_handler(settings: Settings) -> Handler:

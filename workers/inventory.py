@@ -9,8 +9,7 @@ from typing import TypedDict
 from sqlalchemy.orm import Session
 
 from shared.consumer import BatchHandler, Delivery, Handler
-from shared.erp_events import InventoryChange, decode_event
-from shared.errors import MessageDecodeError
+from shared.erp_events import InventoryChange, decode_event_of
 from shared.models import StockChangeOutcome
 from shared.publisher import OutgoingMessage
 from shared.settings import Settings
@@ -50,11 +49,8 @@ def apply_inventory_change(event: InventoryChange, session: Session) -> StockCha
 
 
 def decode_inventory_change(raw: bytes) -> InventoryChange:
-    """Decode a queued body that must be an `inventory.change`."""
-    event = decode_event(raw)
-    if not isinstance(event, InventoryChange):
-        raise MessageDecodeError(f"expected an inventory.change event, got {event.event_type}", raw=raw)
-    return event
+    """Decode a queued body that must be a `inventory.change`."""
+    return decode_event_of(raw, InventoryChange)
 
 
 def build_handler(settings: Settings) -> Handler:

@@ -190,7 +190,7 @@ def test_through_the_consumer_a_malformed_body_is_parked_and_a_valid_one_stored(
 
     # then the first two are parked with their reason and the valid one is stored
     assert isinstance(outcomes[0], Park) and "MessageDecodeError" in outcomes[0].reason
-    assert isinstance(outcomes[1], Park) and "expected an inventory.change" in outcomes[1].reason
+    assert isinstance(outcomes[1], Park) and "expected event type inventory.change" in outcomes[1].reason
     assert outcomes[2] == Done()
     with sessions() as session:
         assert quantity(session, sku) == 49
