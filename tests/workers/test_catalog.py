@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -34,6 +33,7 @@ from tests.factories import (
     now_iso,
     variant_with,
 )
+from tests.race import race_both_ways
 from workers.catalog import CatalogOutcome, apply_catalog_update, build_handler
 from workers.inventory import apply_inventory_change
 
@@ -305,24 +305,9 @@ def test_two_processes_racing_on_one_group_never_go_backwards(db_engine, race_gr
                                        media=[{"url": f"https://erp-cdn.com/u/{n}.jpg", "is_main": True}])])
         for n in range(40)
     ]
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def worker(order):
-        try:
-            start.wait()
-            for update_ in order:
-                with Session(db_engine) as session, session.begin():
-                    apply_catalog_update(update_, session)
-        except BaseException as exc:  # noqa: BLE001 (reported by the test thread)
-            errors.append(exc)
 
     # when they race
-    threads = [threading.Thread(target=worker, args=(order,)) for order in (updates, updates[::-1])]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    errors = race_both_ways(db_engine, apply_catalog_update, updates)
 
     # then the newest update stands whole: name, price, stock and image
     assert errors == []

@@ -1,7 +1,6 @@
 """The per-SKU stock rule against real PostgreSQL: newer figures win, deltas count once."""
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 from shared.availability import stock_history
 from shared.erp_events import InventoryChange
 from shared.models import ProcessedEvent, StockChange, StockChangeOutcome, StockLevel
+from tests.race import race_both_ways
 from workers.inventory import apply_inventory_change
 from workers.stock import NO_TOTAL_YET, apply_absolute, apply_delta
 
@@ -201,24 +201,9 @@ def test_two_processes_racing_on_one_sku_never_go_backwards(db_engine, race_sku)
     # the other newest first, each committing one event per transaction on its own connection
     events = [inventory_change(race_sku, f"evt_race_{uuid.uuid4()}", qty, T0 + timedelta(seconds=qty))
               for qty in range(200)]
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def worker(order: list[InventoryChange]) -> None:
-        try:
-            start.wait()
-            for event in order:
-                with Session(db_engine) as session, session.begin():
-                    apply_inventory_change(event, session)
-        except BaseException as exc:  # noqa: BLE001 (reported by the test thread)
-            errors.append(exc)
 
     # when they race
-    threads = [threading.Thread(target=worker, args=(order,)) for order in (events, events[::-1])]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    errors = race_both_ways(db_engine, apply_inventory_change, events)
 
     # then nothing failed, the newest figure stands, every figure had its effect once,
     # and the figures applied, in the order they were applied, only ever moved forward
