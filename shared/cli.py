@@ -136,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # pika narrates every connection at INFO; its warnings and errors still show.
+        logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
         return int(args.run(settings, args))
     except ConfigurationError as exc:
         print(f"erp-sync: configuration error: {exc}", file=sys.stderr)
