@@ -20,20 +20,17 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import argparse  # noqa: E402
 import secrets  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
-from types import FrameType  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench import wrk  # noqa: E402
 from bench.bare import WEBHOOK_PATH  # noqa: E402
 from bench.loadgen import Post  # noqa: E402
-from bench.phases import IngressRun, Plan, Throughput, measure_bare, measure_ingress, progress  # noqa: E402
-from bench.report import beside_baseline, emit, load_baseline  # noqa: E402
+from bench.phases import IngressRun, Plan, Throughput, measure_bare, measure_ingress  # noqa: E402
+from bench.harness import run_benchmark  # noqa: E402
 from bench.sandbox import private_database, private_vhost  # noqa: E402
 from bench.servers import ServerFailed, server_env  # noqa: E402
 from ingress.serve import gunicorn_options  # noqa: E402
@@ -44,7 +41,6 @@ from tests.factories import encode, inventory_event, signed_headers  # noqa: E40
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 20.0
 COMPARED = ("ingress_rps", "bare_rps", "ratio", "offered_rps", "p50_ms", "p99_ms")
-EXIT_OK, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -118,29 +114,13 @@ def figures(plan: Plan, settings: Settings, bare: Throughput, ingress: IngressRu
     }
 
 
-def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    # SystemExit unwinds through every `finally`: servers stopped, vhost and database dropped.
-    sys.exit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    baseline = load_baseline(args.baseline) if args.baseline else None  # a bad file fails before the run
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    started = time.monotonic()
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        progress("interrupted; servers stopped, vhost and database dropped")
-        return EXIT_INTERRUPTED
-    except (ServerFailed, ErpSyncError, subprocess.CalledProcessError, OSError) as exc:
-        progress(f"failed: {exc} {getattr(exc, 'stderr', None) or ''}".rstrip())
-        return EXIT_FAILURE
-    if baseline is not None:
-        result |= beside_baseline(result, baseline, COMPARED)
-    progress(f"run took {time.monotonic() - started:.0f} s")
-    emit(result)
-    return EXIT_OK
+    failures = (ServerFailed,
+                ErpSyncError,
+                subprocess.CalledProcessError,
+                OSError)
+    return run_benchmark(run, args, COMPARED, failures)
 
 
 if __name__ == "__main__":

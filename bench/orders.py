@@ -22,10 +22,8 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import secrets  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -38,15 +36,13 @@ from bench.order_erp import erp_sync, migrate, sandbox_env  # noqa: E402
 from bench.order_figures import figures  # noqa: E402
 from bench.order_load import write_catalog  # noqa: E402
 from bench.order_phases import Setup, latency, throughput  # noqa: E402
-from bench.phases import progress  # noqa: E402
-from bench.report import beside_baseline, emit, load_baseline  # noqa: E402
+from bench.harness import run_benchmark  # noqa: E402
 from bench.sandbox import private_database, private_vhost  # noqa: E402
 from bench.servers import HOST, ServerFailed, free_port, running, server_env  # noqa: E402
 from shared.errors import ErpSyncError  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
 
 COMPARED = ("orders_1w_per_s", "orders_2w_per_s", "scaling", "publish_to_synced_p50_ms", "publish_to_synced_p99_ms")
-EXIT_OK, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -91,34 +87,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return figures(args, settings, (one, two, seen), (load_before, os.getloadavg()))
 
 
-def _exit_on_sigterm(signum: int, _frame: object) -> None:
-    # SystemExit unwinds through every `finally`: workers and ERP stopped, vhost and database dropped.
-    sys.exit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # The publisher reports its own orderly close as a warning; only real trouble is news here.
     logging.basicConfig(level=logging.WARNING, format="bench: %(name)s: %(message)s")
     logging.getLogger("shared.publisher").setLevel(logging.ERROR)
-    baseline = load_baseline(args.baseline) if args.baseline else None  # a bad file fails before the run
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    started = time.monotonic()
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        progress("interrupted; workers and ERP stopped, vhost and database dropped")
-        return EXIT_INTERRUPTED
-    except (ServerFailed, ErpSyncError, RuntimeError, subprocess.CalledProcessError, OSError, AMQPError,
-            SQLAlchemyError, requests.RequestException) as exc:
-        progress(f"failed: {exc} {getattr(exc, 'stderr', None) or ''}".rstrip())
-        return EXIT_FAILURE
-    result["run_s"] = round(time.monotonic() - started)
-    if baseline is not None:
-        result |= beside_baseline(result, baseline, COMPARED)
-    progress(f"run took {result['run_s']} s")
-    emit(result)
-    return EXIT_OK
+    failures = (ServerFailed,
+                ErpSyncError,
+                RuntimeError,
+                subprocess.CalledProcessError,
+                OSError,
+                AMQPError,
+                SQLAlchemyError,
+                requests.RequestException)
+    return run_benchmark(run, args, COMPARED, failures)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,8 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import secrets  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -33,8 +31,7 @@ from pika.exceptions import AMQPError  # noqa: E402
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
 from bench.drain import bench_engine  # noqa: E402
-from bench.phases import progress  # noqa: E402
-from bench.report import beside_baseline, emit, load_baseline  # noqa: E402
+from bench.harness import run_benchmark  # noqa: E402
 from bench.sandbox import private_database, private_vhost  # noqa: E402
 from bench.servers import ServerFailed, server_env  # noqa: E402
 from bench.worker_figures import figures  # noqa: E402
@@ -43,7 +40,6 @@ from shared.errors import ErpSyncError  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
 
 COMPARED = ("inventory_1w_eps", "inventory_2w_eps", "visible_p50_ms", "visible_p99_ms", "catalog_groups_per_s")
-EXIT_OK, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,34 +80,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return figures(args, settings, (one, two, catalog, seen), (load_before, os.getloadavg()))
 
 
-def _exit_on_sigterm(signum: int, _frame: object) -> None:
-    # SystemExit unwinds through every `finally`: workers stopped, vhost and database dropped.
-    sys.exit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # The publisher reports its own orderly close as a warning; only real trouble is news here.
     logging.basicConfig(level=logging.WARNING, format="bench: %(name)s: %(message)s")
     logging.getLogger("shared.publisher").setLevel(logging.ERROR)
-    baseline = load_baseline(args.baseline) if args.baseline else None  # a bad file fails before the run
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    started = time.monotonic()
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        progress("interrupted; workers stopped, vhost and database dropped")
-        return EXIT_INTERRUPTED
-    except (ServerFailed, ErpSyncError, RuntimeError, subprocess.CalledProcessError, OSError, AMQPError,
-            SQLAlchemyError) as exc:
-        progress(f"failed: {exc} {getattr(exc, 'stderr', None) or ''}".rstrip())
-        return EXIT_FAILURE
-    result["run_s"] = round(time.monotonic() - started)
-    if baseline is not None:
-        result |= beside_baseline(result, baseline, COMPARED)
-    progress(f"run took {result['run_s']} s")
-    emit(result)
-    return EXIT_OK
+    failures = (ServerFailed,
+                ErpSyncError,
+                RuntimeError,
+                subprocess.CalledProcessError,
+                OSError,
+                AMQPError,
+                SQLAlchemyError)
+    return run_benchmark(run, args, COMPARED, failures)
 
 
 if __name__ == "__main__":

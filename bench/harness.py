@@ -1,0 +1,45 @@
+"""The frame every benchmark runs in: clean-up on Ctrl-C and SIGTERM, baseline beside, one JSON line."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench.phases import progress
+from bench.report import beside_baseline, emit, load_baseline
+
+EXIT_OK, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # SystemExit unwinds through every `finally`: servers stopped, vhost and database dropped.
+    sys.exit(128 + signum)
+
+
+def run_benchmark(
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    args: argparse.Namespace,
+    compared: Sequence[str],
+    failures: tuple[type[BaseException], ...],
+) -> int:
+    """Run one benchmark and print its figures, beside `args.baseline` when given; returns the exit code."""
+    baseline = load_baseline(args.baseline) if args.baseline else None  # a bad file fails before the run
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    started = time.monotonic()
+    try:
+        result = run(args)
+    except KeyboardInterrupt:
+        progress("interrupted; processes stopped, vhost and database dropped")
+        return EXIT_INTERRUPTED
+    except failures as exc:
+        progress(f"failed: {exc} {getattr(exc, 'stderr', None) or ''}".rstrip())
+        return EXIT_FAILURE
+    result.setdefault("run_s", round(time.monotonic() - started))
+    if baseline is not None:
+        result |= beside_baseline(result, baseline, compared)
+    progress(f"run took {result['run_s']} s")
+    emit(result)
+    return EXIT_OK
