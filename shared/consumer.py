@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pika
 import pika.exceptions
@@ -70,6 +70,12 @@ Handler = Callable[[Delivery, Session], Iterable[OutgoingMessage] | None]
 # Handles a whole batch at once, returning each message's follow-ups in the batch's order.
 BatchHandler = Callable[[list[Delivery], Session], list[Iterable[OutgoingMessage] | None]]
 Outcome = Done | Retry | Park
+
+
+class Runner(Protocol):
+    """Handles a batch and decides each message's outcome, in the batch's order (BatchRunner is one)."""
+
+    def run(self, batch: list[Delivery]) -> list[Outcome]: ...
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,7 @@ def _wake(connection: pika.BlockingConnection) -> None:
 class Consumer:
     """Consume one work queue until `stop` is set, reconnecting whenever the connection drops."""
 
-    def __init__(self, queue: WorkQueue, runner: BatchRunner, config: ConsumerConfig) -> None:
+    def __init__(self, queue: WorkQueue, runner: Runner, config: ConsumerConfig) -> None:
         self._queue = queue
         self._runner = runner
         self._config = config

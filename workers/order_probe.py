@@ -20,6 +20,7 @@ from shared.models.orders import Order, OrderStatus, StockHold
 from shared.orders import LineItem, OrderPlaced, order_message
 from shared.publisher import ConfirmingPublisher
 from shared.topology import order_resend_route
+from workers.order_sync import RESEND_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class OrderProbe:
                 select(Order)
                 .where(Order.status == OrderStatus.LOCAL_ONLY.value,
                        (Order.next_attempt_at.is_(None)) | (Order.next_attempt_at <= now))
-                .order_by(Order.created_at, Order.order_id)
+                .order_by(Order.arrival)
                 .limit(RESEND_BATCH)
                 .options(selectinload(Order.lines))
             ))
@@ -100,7 +101,7 @@ class OrderProbe:
                 return ProbeReport(released, False, ())
             exchange, routing_key = order_resend_route()
             for row in waiting:
-                self._publisher.publish(order_message(order_from_row(row), exchange, routing_key))
+                self._publisher.publish(order_message(order_from_row(row), exchange, routing_key, {RESEND_HEADER: 1}))
                 # Not re-sent again before the handler had a chance to push it.
                 row.next_attempt_at = now + timedelta(seconds=self._interval_s)
                 logger.info("order %s re-sent to the orders worker, the ERP answers again", row.order_id)

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 # Set on the orders worker's own retry messages: they continue a retry chain, a duplicate does not.
 RETRY_HEADER = "x-erp-sync-order-retry"
+# Set on the ERP probe's re-sends of local_only orders: the worker pushes them in turn, oldest first.
+RESEND_HEADER = "x-erp-sync-order-resend"
 MAX_ERROR_CHARS = 2000
 DONE = frozenset({OrderStatus.SYNCED.value, OrderStatus.REJECTED.value})
 
@@ -46,38 +48,55 @@ class PushPolicy:
         return self.retry_interval_s * 1000
 
 
-# Plain SQL: SQLAlchemy 2.0 cannot cache a compiled ON CONFLICT (sqlalchemy#10445), and the
-# ORM's bulk insert path costs more than the round trips it saves on an order's few lines.
-_INSERT_ORDER = text("""
+# Plain SQL over arrays: one statement per table whatever the batch's size. SQLAlchemy 2.0 cannot
+# cache a compiled ON CONFLICT (sqlalchemy#10445), and the ORM's bulk path costs more than it saves.
+_INSERT_ORDERS = text("""
 INSERT INTO orders (order_id, order_date, customer_ref, warehouse_id, status)
-VALUES (:order_id, :order_date, :customer_ref, :warehouse_id, 'received')
+SELECT o.order_id, o.order_date, o.customer_ref, o.warehouse_id, 'received'
+  FROM unnest(CAST(:order_ids AS text[]), CAST(:order_dates AS timestamptz[]),
+              CAST(:customer_refs AS text[]), CAST(:warehouse_ids AS text[]))
+       WITH ORDINALITY AS o(order_id, order_date, customer_ref, warehouse_id, position)
+ ORDER BY o.position
 ON CONFLICT (order_id) DO NOTHING
 RETURNING order_id
 """)
-_INSERT_LINE = text("""
+_INSERT_LINES = text("""
 INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price)
-VALUES (:order_id, :line_no, :sku, :quantity, :unit_price)
+SELECT * FROM unnest(CAST(:order_ids AS text[]), CAST(:line_nos AS integer[]), CAST(:skus AS text[]),
+                     CAST(:quantities AS integer[]), CAST(:unit_prices AS numeric[]))
 """)
-_INSERT_HOLD = text("INSERT INTO stock_holds (order_id, sku, quantity) VALUES (:order_id, :sku, :quantity)")
+_INSERT_HOLDS = text("""
+INSERT INTO stock_holds (order_id, sku, quantity)
+SELECT * FROM unnest(CAST(:order_ids AS text[]), CAST(:skus AS text[]), CAST(:quantities AS integer[]))
+""")
 
 
-def record_order(session: Session, order: OrderPlaced) -> Order | None:
-    """Insert a new order with its lines and holds and return None; or return the existing row, locked.
+def record_orders(session: Session, orders: Sequence[OrderPlaced]) -> set[str]:
+    """Insert the orders not recorded yet, in their order of arrival, with their lines and holds.
 
-    The insert waits on a concurrent one for the same order id, so two workers handling duplicates
-    never both push: the second sees the first one's outcome once it committed.
+    Returns the ids inserted; an order already there is left as it is. Two workers recording the
+    same duplicates in opposite orders could deadlock: PostgreSQL then fails one batch, and the
+    consumer records that batch message by message.
     """
-    inserted = session.execute(_INSERT_ORDER, {
-        "order_id": order.order_id, "order_date": order.order_date, "customer_ref": order.customer_ref,
-        "warehouse_id": order.warehouse_id,
-    }).scalar_one_or_none()
-    if inserted is not None:
-        lines = [{"order_id": order.order_id, "line_no": number, "sku": line.sku, "quantity": line.quantity,
-                  "unit_price": line.unit_price} for number, line in enumerate(order.line_items, start=1)]
-        session.execute(_INSERT_LINE, lines)
-        session.execute(_INSERT_HOLD, [{k: line[k] for k in ("order_id", "sku", "quantity")} for line in lines])
-        return None
-    return load_locked(session, order.order_id)
+    by_id: dict[str, OrderPlaced] = {}
+    for order in orders:
+        by_id.setdefault(order.order_id, order)  # a duplicate within the batch is the same order
+    first_of_each = list(by_id.values())
+    inserted = set(session.execute(_INSERT_ORDERS, {
+        "order_ids": [order.order_id for order in first_of_each],
+        "order_dates": [order.order_date for order in first_of_each],
+        "customer_refs": [order.customer_ref for order in first_of_each],
+        "warehouse_ids": [order.warehouse_id for order in first_of_each],
+    }).scalars())
+    lines = [(order.order_id, number, line) for order in first_of_each if order.order_id in inserted
+             for number, line in enumerate(order.line_items, start=1)]
+    if lines:
+        columns = {"order_ids": [order_id for order_id, _, _ in lines], "skus": [line.sku for _, _, line in lines],
+                   "quantities": [line.quantity for _, _, line in lines]}
+        session.execute(_INSERT_LINES, columns | {"line_nos": [number for _, number, _ in lines],
+                                                  "unit_prices": [line.unit_price for _, _, line in lines]})
+        session.execute(_INSERT_HOLDS, columns)
+    return inserted
 
 
 def load_locked(session: Session, order_id: str) -> Order:

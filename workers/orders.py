@@ -1,15 +1,16 @@
-"""The orders worker: record each placed order with its stock holds, then push it to the ERP once."""
+"""The orders worker: record each batch of placed orders with their stock holds, then push each to the ERP once."""
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import requests
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.consumer import Delivery, Handler
+from shared.consumer import BatchRunner, ConsumerConfig, Delivery, Handler
 from shared.erp_client import ErpClient
 from shared.errors import MessageDecodeError
 from shared.models.orders import Order, OrderStatus
@@ -18,19 +19,19 @@ from shared.publisher import ConfirmingPublisher, OutgoingMessage
 from shared.retry_policy import LAST_ERROR_HEADER, PARK_REASON_HEADER
 from shared.settings import Settings
 from shared.topology import PARKING_EXCHANGE, WORK_QUEUES
+from workers.order_runner import OrderRunner
 from workers.order_sync import (
+    RESEND_HEADER,
     RETRY_HEADER,
     PushPolicy,
+    load_locked,
     needs_push,
     push_order,
-    record_order,
+    record_orders,
 )
 
 logger = logging.getLogger(__name__)
 
-# One order per transaction: its push to the ERP happens inside it, and a slow ERP must not hold
-# back (or a crash replay) other orders.
-BATCH_SIZE = 1
 MAX_REASON_CHARS = 1000
 
 
@@ -50,35 +51,55 @@ def push_policy(settings: Settings) -> PushPolicy:
                       settings.order_retry_window_s)
 
 
-def build_handler(settings: Settings) -> Handler:
-    """The orders worker's handler, with one ERP client (and its connection pool) for the process."""
+def build_runner(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> OrderRunner:
+    """Record a whole batch in one transaction, then push its orders, each in a transaction of its own."""
+    return OrderRunner(
+        record=BatchRunner(record_order, session_factory, config, record_batch),
+        push=BatchRunner(build_push_handler(settings), session_factory, config),
+        concurrency=settings.order_push_concurrency,
+        in_turn=lambda delivery: RESEND_HEADER in delivery.headers,
+    )
+
+
+def record_order(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
+    """Record one order with its holds (nothing if it is recorded already); park it if it is malformed."""
+    try:
+        order = decode_order(delivery.body)
+    except MessageDecodeError as exc:
+        return park_malformed(session, delivery, exc)
+    if record_orders(session, [order]):
+        logger.info("order %s recorded, %d lines held", order.order_id, len(order.line_items))
+    return None
+
+
+def record_batch(batch: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
+    """Record a batch of orders at once.
+
+    Raises:
+        MessageDecodeError: a message is malformed; the consumer then records the batch message by
+            message, and `record_order` parks that one.
+    """
+    orders = [decode_order(delivery.body) for delivery in batch]
+    recorded = record_orders(session, orders)
+    logger.info("%d orders recorded with their holds (%d already known)", len(recorded), len(batch) - len(recorded))
+    return [None] * len(batch)
+
+
+def build_push_handler(settings: Settings) -> Handler:
+    """Push one recorded order to the ERP unless it is settled or its retry is on its way already."""
     client = erp_client(settings)
     policy = push_policy(settings)
 
-    def handle(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
-        try:
-            order = decode_order(delivery.body)
-        except MessageDecodeError as exc:
-            return park_malformed(session, delivery, exc)
-        row = record_order(session, order)
-        if row is None:
-            logger.info("order %s recorded, %d lines held", order.order_id, len(order.line_items))
-            # Commit the order and its holds before talking to the ERP, so the shop stops selling the
-            # held stock at once, however slow the ERP is; the push follows as its own message.
-            return [push_request(order.order_id, delivery.body)]
+    def push(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
+        order = decode_order(delivery.body)  # it decoded when it was recorded
+        row = load_locked(session, order.order_id)
         is_retry = RETRY_HEADER in delivery.headers or delivery.redelivered
         if not needs_push(row, is_retry=is_retry, now=datetime.now(UTC)):
             logger.info("order %s is %s already; duplicate message ignored", order.order_id, row.status)
             return None
         return push_order(session, row, order, client, policy, delivery.body)
 
-    return handle
-
-
-def push_request(order_id: str, body: bytes) -> OutgoingMessage:
-    """The message that makes the orders worker push a recorded order to the ERP."""
-    queue = WORK_QUEUES["orders"].name
-    return OutgoingMessage("", queue, body, order_id, "application/json", {RETRY_HEADER: 0})
+    return push
 
 
 def park_malformed(session: Session, delivery: Delivery, error: MessageDecodeError) -> list[OutgoingMessage]:

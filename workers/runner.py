@@ -6,7 +6,9 @@ import logging
 import threading
 
 from shared.broker import declare_all
-from shared.consumer import BatchHandler, BatchRunner, Consumer, ConsumerConfig, Handler
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.consumer import BatchHandler, BatchRunner, Consumer, ConsumerConfig, Handler, Runner
 from shared.db import make_engine, make_session_factory
 from shared.publisher import ConfirmingPublisher
 from shared.settings import Settings
@@ -16,7 +18,8 @@ from shared.topology import WORK_QUEUES
 logger = logging.getLogger(__name__)
 
 # Each module offers `build_handler(settings) -> Handler`, and may offer
-# `build_batch_handler(settings) -> BatchHandler` for a faster path through whole batches, and
+# `build_batch_handler(settings) -> BatchHandler` for a faster path through whole batches, or
+# `build_runner(settings, session_factory, config) -> Runner` to run its batches its own way, and
 # `start_background(settings, session_factory, publisher, stop) -> list[Thread]` for loops that run
 # beside the consumer in the same process (the orders worker's ERP probe).
 WORKER_MODULES: dict[str, str] = {
@@ -38,18 +41,18 @@ def consumer_config(settings: Settings, batch_size: int | None = None) -> Consum
     )
 
 
-def build_handler(name: str, settings: Settings) -> tuple[Handler, int | None]:
-    """The worker's handler and its own batch size, if it sets one (`BATCH_SIZE`)."""
+def build_runner(name: str, settings: Settings, session_factory: sessionmaker[Session]) -> tuple[Runner, ConsumerConfig]:
+    """The worker's runner (its own, or a BatchRunner over its handlers) and its consumer settings."""
     module = importlib.import_module(WORKER_MODULES[name])
+    config = consumer_config(settings, getattr(module, "BATCH_SIZE", None))
+    own_runner = getattr(module, "build_runner", None)
+    if own_runner is not None:
+        runner: Runner = own_runner(settings, session_factory, config)
+        return runner, config
     handler: Handler = module.build_handler(settings)
-    return handler, getattr(module, "BATCH_SIZE", None)
-
-
-def build_batch_handler(name: str, settings: Settings) -> BatchHandler | None:
-    """The worker's whole-batch handler, if it offers one."""
-    build = getattr(importlib.import_module(WORKER_MODULES[name]), "build_batch_handler", None)
-    batch_handler: BatchHandler | None = build(settings) if build is not None else None
-    return batch_handler
+    build_batch_handler = getattr(module, "build_batch_handler", None)
+    batch_handler: BatchHandler | None = build_batch_handler(settings) if build_batch_handler else None
+    return BatchRunner(handler, session_factory, config, batch_handler), config
 
 
 def run_worker(name: str, settings: Settings, stop: threading.Event | None = None) -> None:
@@ -57,10 +60,8 @@ def run_worker(name: str, settings: Settings, stop: threading.Event | None = Non
     stop = stop or stop_on_signals("finishing the current batch")
     declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000)
     engine = make_engine(settings.database_url)
-    handler, batch_size = build_handler(name, settings)
-    config = consumer_config(settings, batch_size)
     session_factory = make_session_factory(engine)
-    runner = BatchRunner(handler, session_factory, config, build_batch_handler(name, settings))
+    runner, config = build_runner(name, settings, session_factory)
     start = getattr(importlib.import_module(WORKER_MODULES[name]), "start_background", None)
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     background: list[threading.Thread] = start(settings, session_factory, publisher, stop) if start else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, column, func, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, Integer, String, Text, column, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base, CreatedAt, Money, UpdatedAt
@@ -37,6 +37,8 @@ class Order(Base):
     )
 
     order_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # In the order erp-sync received them (a batch's orders share one created_at).
+    arrival: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     order_date: Mapped[datetime]
     customer_ref: Mapped[str] = mapped_column(String(100))
     warehouse_id: Mapped[str | None] = mapped_column(String(100))

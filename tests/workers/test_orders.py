@@ -19,7 +19,7 @@ from tests.sandbox_erp.conftest import TOKEN
 from tests.workers.test_orders_helpers import running_sandbox
 from workers.order_probe import release_expired_holds
 from workers.order_sync import RETRY_HEADER
-from workers.orders import build_handler, erp_client
+from workers.orders import build_push_handler, erp_client, record_order
 
 SKU = "IPH15-128-BLK"
 
@@ -45,36 +45,19 @@ def make_handler(settings_factory, sandbox):
         values = {"erp_base_url": sandbox.url, "erp_api_token": TOKEN, "order_retry_interval_s": 1,
                   "order_retry_window_s": 3, "erp_quick_retries": 2, "erp_quick_retry_base_s": 0.01,
                   "erp_connect_timeout_s": 1, "erp_read_timeout_s": 2, **overrides}
-        return following_push_requests(build_handler(settings_factory(**values)))
+        return record_then_push(build_push_handler(settings_factory(**values)))
 
     return build
 
 
-def following_push_requests(handle):
-    """The handler, also handling the push request a new order sends itself, as the queue would."""
+def record_then_push(push):
+    """The orders runner's two steps on one session: record the order (or park it), then push it."""
 
     def run(message: Delivery, session):
-        result = handle(message, session)
-        pushes = [m for m in result or [] if m.exchange == "" and m.routing_key == "erp-sync.orders"]
-        if not pushes:
-            return result
-        pushed = Delivery(message.delivery_tag + 1000, pushes[0].body, pushes[0].message_id,
-                          pushes[0].content_type, pushes[0].headers, False)
-        return [m for m in result if m not in pushes] + list(handle(pushed, session) or [])
+        parked = record_order(message, session)
+        return parked if parked else push(message, session)
 
     return run
-
-
-def test_new_order_is_committed_with_its_holds_before_the_erp_is_called(settings_factory, sandbox, db_session):
-    # when a new order is handled by the raw handler
-    handle = build_handler(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN))
-    follow_ups = handle(delivery(order_body()), db_session)
-
-    # then it is recorded and held, the ERP not yet called, and a push request follows the commit
-    assert order_row(db_session).status == "received"
-    assert [(hold.sku, hold.quantity) for hold in open_holds(db_session)] == [(SKU, 2)]
-    assert sandbox.orders() == []
-    assert [(m.exchange, m.routing_key, m.headers[RETRY_HEADER]) for m in follow_ups] == [("", "erp-sync.orders", 0)]
 
 
 def order_row(session, order_id: str = "ORD-1") -> Order:
@@ -281,6 +264,6 @@ def test_orders_worker_needs_the_erp_settings(settings_factory):
     from shared.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="ERP_BASE_URL"):
-        build_handler(settings_factory(erp_api_token=TOKEN))
+        build_push_handler(settings_factory(erp_api_token=TOKEN))
     with pytest.raises(ConfigurationError, match="ERP_API_TOKEN"):
-        build_handler(settings_factory(erp_base_url="http://127.0.0.1:9"))
+        build_push_handler(settings_factory(erp_base_url="http://127.0.0.1:9"))

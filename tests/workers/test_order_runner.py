@@ -1,0 +1,112 @@
+"""The orders runner over whole batches, with real commits, real PostgreSQL and the sandbox ERP over HTTP."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select, text
+
+from shared.consumer import ConsumerConfig, Done, Park
+from shared.db import make_session_factory
+from shared.models import Order, StockHold
+from shared.retry_policy import PARK_REASON_HEADER
+from shared.topology import PARKING_EXCHANGE
+from tests.sandbox_erp.conftest import TOKEN
+from tests.workers.test_orders import SKU, delivery, order_body
+from tests.workers.test_orders_helpers import running_sandbox
+from workers.orders import build_runner
+
+CONFIG = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    with running_sandbox(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def runner(settings_factory, sandbox, db_engine, committed_session):
+    settings = settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, order_push_concurrency=4,
+                                erp_quick_retries=1, erp_read_timeout_s=5)
+    return build_runner(settings, make_session_factory(db_engine), CONFIG)
+
+
+def statuses(session) -> dict[str, str]:
+    session.expire_all()
+    return {row.order_id: row.status for row in session.scalars(select(Order))}
+
+
+def open_holds(session) -> dict[str, int]:
+    return {hold.order_id: hold.quantity
+            for hold in session.scalars(select(StockHold).where(StockHold.released_at.is_(None)))}
+
+
+def test_a_batch_is_recorded_and_each_order_reaches_the_erp_once(runner, sandbox, committed_session):
+    # given ten orders, one of them twice in the same batch
+    batch = [delivery(order_body(f"ORD-{n}", quantity=1), tag=n) for n in range(10)]
+    batch.append(delivery(order_body("ORD-3", quantity=1), tag=10))
+
+    outcomes = runner.run(batch)
+
+    # then every message is done, every order synced and held, and the ERP took each order once
+    assert outcomes == [Done()] * len(batch)
+    assert statuses(committed_session) == {f"ORD-{n}": "synced" for n in range(10)}
+    assert open_holds(committed_session) == {f"ORD-{n}": 1 for n in range(10)}
+    assert sorted(o["order_id"] for o in sandbox.orders()) == sorted(f"ORD-{n}" for n in range(10))
+    assert sandbox.stock(SKU) == 40
+
+
+def test_the_batch_is_committed_with_its_holds_before_any_push(runner, sandbox, committed_session):
+    # given an ERP that takes a while to answer
+    sandbox.fault("slow", delay_ms=1500)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (runner.run([delivery(order_body("ORD-1"))]), done.set()))
+    worker.start()
+
+    # then, while the push is still on its way, another connection sees the order and its hold
+    seen: dict[str, str] = {}
+    while not seen and not done.is_set():
+        seen = statuses(committed_session)
+        committed_session.rollback()
+    assert seen == {"ORD-1": "received"} and not done.is_set()
+    assert open_holds(committed_session) == {"ORD-1": 2}
+    assert sandbox.orders() == []
+
+    worker.join(timeout=30)
+    assert statuses(committed_session) == {"ORD-1": "synced"}
+
+
+def test_a_malformed_order_is_parked_and_the_rest_of_its_batch_goes_through(runner, sandbox, committed_session):
+    malformed = order_body("ORD-BAD", quantity=0)
+    no_order_id = b'{"line_items": []}'
+
+    outcomes = runner.run([delivery(order_body("ORD-1"), tag=1), delivery(malformed, tag=2),
+                           delivery(no_order_id, tag=3), delivery(order_body("ORD-2"), tag=4)])
+
+    # then the good orders are synced; the malformed one is recorded rejected and parked with its reason
+    assert [type(outcome) for outcome in outcomes] == [Done, Done, Park, Done]
+    assert outcomes[0] == outcomes[3] == Done()
+    [parked] = outcomes[1].follow_ups
+    assert (parked.exchange, parked.body) == (PARKING_EXCHANGE, malformed)
+    assert "quantity" in parked.headers[PARK_REASON_HEADER]
+    assert statuses(committed_session) == {"ORD-1": "synced", "ORD-2": "synced", "ORD-BAD": "rejected"}
+    assert sorted(o["order_id"] for o in sandbox.orders()) == ["ORD-1", "ORD-2"]
+
+
+def test_an_order_recorded_earlier_is_pushed_not_recorded_twice(runner, sandbox, committed_session):
+    # given an order recorded by a worker that died before pushing it
+    sandbox.fault("down")
+    runner.run([delivery(order_body("ORD-1"))])
+    assert statuses(committed_session) == {"ORD-1": "pending_sync"}
+    sandbox.fault("none")
+
+    # when its message comes again (redelivered)
+    outcomes = runner.run([delivery(order_body("ORD-1"), redelivered=True)])
+
+    # then it is synced, with its lines and hold recorded once
+    assert outcomes == [Done()]
+    assert statuses(committed_session) == {"ORD-1": "synced"}
+    lines = committed_session.execute(text("SELECT count(*) FROM order_lines WHERE order_id = 'ORD-1'")).scalar()
+    assert lines == 1 and open_holds(committed_session) == {"ORD-1": 2}
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
