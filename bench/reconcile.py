@@ -1,9 +1,9 @@
 """The reconciliation benchmark: a sweep of N SKUs with 1% drift against the sandbox ERP, per snapshot form.
 
 The sandbox ERP (seeded with N SKUs) serves from this process; commerce's stock_levels get the same
-SKUs by COPY, every 100th one off by one. Each sweep runs in a subprocess of its own, which reports
-its wall time and its peak memory (VmHWM, and VmRSS once imports were done). One JSON line goes to
-stdout, progress to stderr:
+SKUs by COPY, every 100th one off by one. Each sweep is `erp-sync reconcile --now` in a process of its
+own: its time is the run's recorded duration, its peak memory the process's maximum resident set
+as the kernel reports it when the process is reaped. One JSON line goes to stdout, progress to stderr:
 
     .venv/bin/python bench/reconcile.py [--skus 1000000] [--forms json,csv,url] [--baseline FILE]
 """
@@ -31,33 +31,28 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from bench.report import beside_baseline, emit, load_baseline  # noqa: E402
 from bench.sandbox import private_database  # noqa: E402
-from shared.db import psycopg_url  # noqa: E402
+from shared.pg import conninfo  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
 
 TOKEN = "bench-reconcile-token"
 TARGET_S, TARGET_MB = 10.0, 64.0
 DRIFT_EVERY = 100
+SWEEP_TIMEOUT_S = 600
+
+# Linux starts a child's ru_maxrss at the size of the process it was spawned from (execve keeps the
+# larger), and this one holds the sandbox's SKUs: a small launcher starts the sweep, reaps it, and
+# adds its peak (KiB) to stderr as the last line.
+LAUNCHER = """
+import os, signal, subprocess, sys
+sweep = subprocess.Popen(sys.argv[2:])
+signal.signal(signal.SIGALRM, lambda *_: sweep.kill())
+signal.alarm(int(sys.argv[1]))
+_, status, usage = os.wait4(sweep.pid, 0)
+print(usage.ru_maxrss, file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 FORMS = ("json", "csv", "url")
 COMPARED = tuple(f"{form}_{key}" for form in FORMS for key in ("s", "peak_mb"))
-
-CHILD = """
-import json, sys, time
-def status(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-from shared.db import make_engine
-from shared.settings import load_settings
-from workers.reconcile import run_sweep
-settings = load_settings()
-engine = make_engine(settings.database_url)
-ready_mb = status("VmRSS:")
-started = time.perf_counter()
-summary = run_sweep(settings, engine)
-wall = time.perf_counter() - started
-print(json.dumps({"wall_s": wall, "peak_mb": status("VmHWM:"), "ready_mb": ready_mb, **summary.as_dict()}))
-"""
-
 
 def progress(message: str) -> None:
     print(f"[bench reconcile] {message}", file=sys.stderr, flush=True)
@@ -67,9 +62,8 @@ def seed_commerce(database_url: str, store: Any) -> int:
     """stock_levels as the ERP has them, every DRIFT_EVERY-th SKU one more; how many differ."""
     from sandbox_erp.catalog import stock_chunks
 
-    conninfo = psycopg_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     drifted = 0
-    with psycopg.connect(conninfo) as conn, conn.cursor() as cursor:
+    with psycopg.connect(conninfo(database_url)) as conn, conn.cursor() as cursor:
         cursor.execute("TRUNCATE stock_levels, stock_changes, reconciliation_corrections, reconciliation_runs")
         with cursor.copy("COPY stock_levels (sku, erp_quantity, erp_as_of) FROM STDIN") as copy:
             number = 0
@@ -84,14 +78,17 @@ def seed_commerce(database_url: str, store: Any) -> int:
 
 
 def sweep_in_subprocess(database_url: str, erp_url: str) -> dict[str, Any]:
+    """`erp-sync reconcile --now`'s summary, with the sweeping process's peak memory in MB as "peak_mb"."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "RECONCILE_"))}
     env |= {"DATABASE_URL": database_url, "ERP_BASE_URL": erp_url, "ERP_API_TOKEN": TOKEN}
-    done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=False,
-                          timeout=600, cwd=Path(__file__).resolve().parent.parent)
+    command = [sys.executable, "-m", "shared.cli", "reconcile", "--now"]
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, str(SWEEP_TIMEOUT_S), *command], env=env,
+                          capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent.parent)
+    log, _, peak_kib = done.stderr.rstrip().rpartition("\n")
     if done.returncode != 0:
-        raise RuntimeError(f"sweep failed:\n{done.stderr[-3000:]}")
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
+        raise RuntimeError(f"sweep exited {done.returncode}:\n{log[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return figures | {"peak_mb": int(peak_kib) / 1024}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -121,11 +118,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 app.extensions["sandbox_erp.config"] = dataclasses.replace(config, snapshot_format=form)
                 progress(f"{form}: commerce seeded ({drifted} drifted), sweeping")
                 result = sweep_in_subprocess(db, erp_url)
-                progress(f"{form}: {result['status']} in {result['wall_s']:.2f} s, peak {result['peak_mb']:.1f} MB")
+                progress(f"{form}: {result['status']} in {result['duration_s']:.2f} s, "
+                         f"peak {result['peak_mb']:.1f} MB")
                 if result["status"] != "succeeded" or result["corrected"] != drifted:
                     raise RuntimeError(f"{form}: unexpected sweep result {result}")
-                figures |= {f"{form}_s": round(result["wall_s"], 2), f"{form}_peak_mb": round(result["peak_mb"], 1),
-                            f"{form}_ready_mb": round(result["ready_mb"], 1),
+                figures |= {f"{form}_s": round(result["duration_s"], 2), f"{form}_peak_mb": round(result["peak_mb"], 1),
                             f"{form}_checked": result["checked"], f"{form}_corrected": result["corrected"]}
         finally:
             server.shutdown()

@@ -14,6 +14,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIGURATION = 2
 EXIT_SKIPPED = 3  # `reconcile --now`: another sweep was running
+SANDBOX_COMMANDS = ("sandbox-erp", "send-webhook")
 
 logger = logging.getLogger("erp_sync")
 
@@ -57,16 +58,21 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.db import make_engine, make_session_factory
+    if not args.now:
+        return _reconcile_history(settings, args)
     from workers.reconcile import run_sweep
+
+    summary = run_sweep(settings)
+    print(json.dumps(summary.as_dict(), indent=2))
+    return {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED}.get(summary.status, EXIT_FAILURE)
+
+
+def _reconcile_history(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.db import make_engine, make_session_factory
     from workers.reconcile_history import history, show
 
     engine = make_engine(settings.database_url)
     try:
-        if args.now:
-            summary = run_sweep(settings, engine)
-            print(json.dumps(summary.as_dict(), indent=2))
-            return {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED}.get(summary.status, EXIT_FAILURE)
         with make_session_factory(engine)() as session:
             if args.show is not None:
                 run = show(session, args.show)
@@ -81,7 +87,8 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, sandbox: bool = True) -> argparse.ArgumentParser:
+    """Every command; with sandbox=False the sandbox's two lack their arguments, which import Flask and requests."""
     parser = argparse.ArgumentParser(prog="erp-sync", description="Keeps the ERP and the shop in sync.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -104,20 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--limit", type=int, default=20, help="runs listed by --history (20)")
     reconcile.set_defaults(run=_reconcile)
 
-    from sandbox_erp.cli import (
-        add_sandbox_arguments,
-        add_send_webhook_arguments,
-        run_sandbox_command,
-        send_webhook_command,
-    )
-
-    sandbox = commands.add_parser("sandbox-erp", help="a stand-in ERP for development, staging and tests")
-    add_sandbox_arguments(sandbox)
-    sandbox.set_defaults(run=lambda _settings, args: run_sandbox_command(args), needs_settings=False)
-
+    sandbox_erp = commands.add_parser("sandbox-erp", help="a stand-in ERP for development, staging and tests")
     send = commands.add_parser("send-webhook", help="sign a payload file and post it to the ingress")
-    add_send_webhook_arguments(send)
-    send.set_defaults(run=lambda _settings, args: send_webhook_command(args), needs_settings=False)
+    if sandbox:
+        from sandbox_erp.cli import (
+            add_sandbox_arguments,
+            add_send_webhook_arguments,
+            run_sandbox_command,
+            send_webhook_command,
+        )
+
+        add_sandbox_arguments(sandbox_erp)
+        sandbox_erp.set_defaults(run=lambda _settings, args: run_sandbox_command(args), needs_settings=False)
+        add_send_webhook_arguments(send)
+        send.set_defaults(run=lambda _settings, args: send_webhook_command(args), needs_settings=False)
 
     dev = commands.add_parser("dev", help="migrate, then run the sandbox ERP, the ingress and every worker here")
     dev.add_argument("--port", type=int, default=None, help="port of the ingress (default: INGRESS_PORT)")
@@ -128,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # The command comes first (the top level has no option but --help). Only the sandbox's own
+    # commands pay for its imports: the sweep's process has a memory target.
+    sandbox = bool(arguments) and arguments[0] in SANDBOX_COMMANDS
+    args = build_parser(sandbox=sandbox).parse_args(arguments)
     if not getattr(args, "needs_settings", True):
         # The sandbox ERP stands in for another system: it has settings of its own.
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -5,23 +5,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-import psycopg
 from sqlalchemy import DateTime, Engine, MetaData, Numeric, create_engine, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import (
-    DataError,
-    DBAPIError,
-    DisconnectionError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    SQLAlchemyError,
-)
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 
 from shared.errors import DatabaseUnavailable, PermanentError
+from shared.pg import CONNECT_ARGS, conninfo, error_summary, translate_pg_error
 
 NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
@@ -31,16 +23,8 @@ NAMING_CONVENTION = {
     "ck": "ck_%(table_name)s_%(constraint_name)s",
 }
 
-# PostgreSQL asks the client to run the transaction again: serialization failure, deadlock.
-RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
-UNAVAILABLE = (
-    OperationalError,
-    InterfaceError,
-    DisconnectionError,
-    PoolTimeoutError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
+# SQLAlchemy's own errors that say the database cannot be reached, without a driver error inside.
+UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
 
 
 class Base(DeclarativeBase):
@@ -64,25 +48,27 @@ Money = Annotated[Decimal, mapped_column(Numeric(12, 2))]
 
 def psycopg_url(database_url: str) -> URL:
     """The URL with the psycopg 3 driver, whatever PostgreSQL scheme it was given with."""
-    if database_url.startswith("postgres://"):
-        database_url = "postgresql://" + database_url.removeprefix("postgres://")
-    url = make_url(database_url)
-    if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
-        url = url.set(drivername="postgresql+psycopg")
-    return url
+    return make_url(conninfo(database_url)).set(drivername="postgresql+psycopg")
 
 
-def make_engine(database_url: str) -> Engine:
-    """An engine on psycopg 3 whose pooled connections are checked before use."""
+DEFAULT_POOL_SIZE = 5
+
+
+def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
+    """An engine on psycopg 3 whose pooled connections are checked before use.
+
+    `pool_size` connections stay open; more are opened when needed and closed when given back,
+    so it should cover the threads that use the database at the same time.
+    """
     return create_engine(
         psycopg_url(database_url),
         pool_pre_ping=True,
-        pool_size=5,
+        pool_size=pool_size,
         max_overflow=10,
         pool_timeout=10,
         # Recycle before firewalls and PgBouncer drop idle connections under us.
         pool_recycle=1800,
-        connect_args={"connect_timeout": 5, "application_name": "erp-sync"},
+        connect_args=CONNECT_ARGS,
     )
 
 
@@ -101,28 +87,9 @@ def check_database(engine: Engine) -> None:
 
 
 def translate_db_error(exc: BaseException) -> DatabaseUnavailable | PermanentError:
-    """Map a database exception onto our tree: transient (retry) or permanent (park)."""
-    sqlstate = _sqlstate(exc)
-    detail = f"[{sqlstate}] {_summary(exc)}" if sqlstate else _summary(exc)
-    if sqlstate in RETRYABLE_SQLSTATES:
-        return DatabaseUnavailable(f"database asked for a retry: {detail}")
-    if isinstance(exc, IntegrityError | DataError | psycopg.IntegrityError | psycopg.DataError):
-        return PermanentError(f"database refused the data: {detail}")
+    """Map a database exception, SQLAlchemy's or psycopg's, onto our tree: transient (retry) or permanent (park)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return translate_pg_error(exc.orig, connection_lost=exc.connection_invalidated)
     if isinstance(exc, UNAVAILABLE):
-        return DatabaseUnavailable(f"database unavailable: {detail}")
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return DatabaseUnavailable(f"database connection lost: {detail}")
-    return PermanentError(f"database error: {detail}")
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    original = exc.orig if isinstance(exc, DBAPIError) else exc
-    state = getattr(original, "sqlstate", None)
-    return state if isinstance(state, str) else None
-
-
-def _summary(exc: BaseException) -> str:
-    # The DBAPI message without SQLAlchemy's appended statement and parameters.
-    original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    lines = str(original).strip().splitlines()
-    return lines[0] if lines else type(original).__name__
+        return DatabaseUnavailable(f"database unavailable: {error_summary(exc)}")
+    return translate_pg_error(exc)

@@ -1,9 +1,12 @@
 """The nightly sweep (spec 5.1): the ERP's snapshot compared with our stock, drift corrected in bulk.
 
-One sweep at a time across processes: a session-level advisory lock on a dedicated connection,
-held from start to end; a sweep that cannot take it is recorded as skipped and returns at once.
-The snapshot is COPYed into a temporary table and compared with set-based statements in ONE
+One sweep at a time across processes: a session-level advisory lock, held by the sweep's own
+connection from start to end; a sweep that cannot take it is recorded as skipped and returns at
+once. The snapshot is COPYed into a temporary table and compared with set-based statements in ONE
 transaction, committed only after the whole snapshot was read: a broken stream changes nothing.
+
+psycopg and urllib3 only, never SQLAlchemy or requests: the sweeping process's peak memory is a
+target, and those imports alone would take it past.
 """
 from __future__ import annotations
 
@@ -14,19 +17,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-import requests
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+import urllib3
+from psycopg.rows import TupleRow, dict_row
 
-from shared.db import translate_db_error
 from shared.errors import ErpSyncError
+from shared.pg import connect, translate_pg_error
 from shared.settings import Settings
-from workers.reconcile_history import RUNS, SweepSummary, summary_of
+from workers.reconcile_summary import SweepSummary, summary_of
 from workers.snapshot_reader import (
     Snapshot,
     SnapshotBroken,
     SnapshotSource,
     check_ijson_backend,
+    http_pool,
 )
 
 logger = logging.getLogger(__name__)
@@ -35,19 +38,19 @@ LOCK_KEY = 7_305_921  # pg_advisory_lock key of the sweep; no other lock in erp-
 SAMPLE_SKUS = 100
 DEADLINE_CHECK_ROWS = 10_000
 
-_INTERRUPTED = text("""
+_INTERRUPTED = """
 UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(),
        error = 'interrupted: the sweeping process ended without finishing'
- WHERE status = 'running'""")
-_START = text("""
-INSERT INTO reconciliation_runs (status, scheduled_for) VALUES ('running', :slot)
-ON CONFLICT (scheduled_for) WHERE status IN ('running', 'succeeded') DO NOTHING RETURNING id""")
-_SKIPPED = text("""
+ WHERE status = 'running'"""
+_START = """
+INSERT INTO reconciliation_runs (status, scheduled_for) VALUES ('running', %(slot)s)
+ON CONFLICT (scheduled_for) WHERE status IN ('running', 'succeeded') DO NOTHING RETURNING id"""
+_SKIPPED = """
 INSERT INTO reconciliation_runs (status, scheduled_for, finished_at, error)
-VALUES ('skipped', :slot, clock_timestamp(), :reason) RETURNING id""")
-_FAILED = text("""
-UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(), error = :error,
-       snapshot_taken_at = :taken WHERE id = :run""")
+VALUES ('skipped', %(slot)s, clock_timestamp(), %(reason)s) RETURNING id"""
+_FAILED = """
+UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(), error = %(error)s,
+       snapshot_taken_at = %(taken)s WHERE id = %(run)s"""
 _SNAPSHOT_TABLE = "CREATE TEMP TABLE reconcile_snapshot (sku text NOT NULL, qty integer NOT NULL) ON COMMIT DROP"
 _SNAPSHOT_INDEX = "CREATE UNIQUE INDEX ON reconcile_snapshot (sku)"
 # FOR UPDATE: a webhook committing meanwhile waits for us, and the old figure we record is current.
@@ -62,74 +65,82 @@ WITH differing AS (
 INSERT INTO reconcile_diff SELECT * FROM differing"""
 # A figure stamped at or after the snapshot's start is newer than the snapshot and stays. The
 # trigger of migration 0002 releases holds of orders the ERP had before that moment, no others.
-_CORRECT = text("""
-UPDATE stock_levels l SET erp_quantity = d.new_qty, erp_as_of = :taken, updated_at = now()
-  FROM reconcile_diff d WHERE l.sku = d.sku AND d.erp_as_of < :taken""")
-_RECORD = text("""
+_CORRECT = """
+UPDATE stock_levels l SET erp_quantity = d.new_qty, erp_as_of = %(taken)s, updated_at = now()
+  FROM reconcile_diff d WHERE l.sku = d.sku AND d.erp_as_of < %(taken)s"""
+_RECORD = """
 INSERT INTO reconciliation_corrections (run_id, sku, old_qty, new_qty)
-SELECT :run, sku, old_qty, new_qty FROM reconcile_diff WHERE erp_as_of < :taken""")
-_HISTORY = text("""
+SELECT %(run)s, sku, old_qty, new_qty FROM reconcile_diff WHERE erp_as_of < %(taken)s"""
+_HISTORY = """
 INSERT INTO stock_changes (sku, event_id, kind, quantity, resulting_quantity, reason, erp_timestamp, outcome)
-SELECT sku, 'reconcile:' || :run, 'absolute', new_qty, new_qty, 'RECONCILE', :taken, 'applied'
-  FROM reconcile_diff WHERE erp_as_of < :taken""")
-_COUNT_DIFF = text("""
-SELECT count(*) FILTER (WHERE erp_as_of < :taken), count(*) FILTER (WHERE erp_as_of >= :taken) FROM reconcile_diff""")
-_MISSING_IN_COMMERCE = text("""
+SELECT sku, 'reconcile:' || %(run)s, 'absolute', new_qty, new_qty, 'RECONCILE', %(taken)s, 'applied'
+  FROM reconcile_diff WHERE erp_as_of < %(taken)s"""
+_COUNT_DIFF = """
+SELECT count(*) FILTER (WHERE erp_as_of < %(taken)s), count(*) FILTER (WHERE erp_as_of >= %(taken)s)
+  FROM reconcile_diff"""
+_MISSING_IN_COMMERCE = """
 SELECT s.sku, count(*) OVER () FROM reconcile_snapshot s
- WHERE NOT EXISTS (SELECT 1 FROM stock_levels l WHERE l.sku = s.sku) ORDER BY s.sku LIMIT :cap""")
-_MISSING_IN_ERP = text("""
+ WHERE NOT EXISTS (SELECT 1 FROM stock_levels l WHERE l.sku = s.sku) ORDER BY s.sku LIMIT %(cap)s"""
+_MISSING_IN_ERP = """
 SELECT l.sku, count(*) OVER () FROM stock_levels l
- WHERE NOT EXISTS (SELECT 1 FROM reconcile_snapshot s WHERE s.sku = l.sku) ORDER BY l.sku LIMIT :cap""")
-_FINISH = text("""
+ WHERE NOT EXISTS (SELECT 1 FROM reconcile_snapshot s WHERE s.sku = l.sku) ORDER BY l.sku LIMIT %(cap)s"""
+_FINISH = """
 UPDATE reconciliation_runs
-   SET status = 'succeeded', finished_at = clock_timestamp(), snapshot_taken_at = :taken, snapshot_form = :form,
-       checked = :checked, mismatched = :mismatched, corrected = :corrected, newer_kept = :newer_kept,
-       missing_in_commerce = :missing_in_commerce, missing_in_erp = :missing_in_erp,
-       drift_alert = :drift_alert, missing_skus = CAST(:missing_skus AS jsonb)
- WHERE id = :run""")
+   SET status = 'succeeded', finished_at = clock_timestamp(), snapshot_taken_at = %(taken)s,
+       snapshot_form = %(form)s, checked = %(checked)s, mismatched = %(mismatched)s, corrected = %(corrected)s,
+       newer_kept = %(newer_kept)s,
+       missing_in_commerce = %(missing_in_commerce)s, missing_in_erp = %(missing_in_erp)s,
+       drift_alert = %(drift_alert)s, missing_skus = CAST(%(missing_skus)s AS jsonb)
+ WHERE id = %(run)s"""
 
 
-def snapshot_source(settings: Settings, http: requests.Session) -> SnapshotSource:
+_RUN = "SELECT * FROM reconciliation_runs WHERE id = %s"
+
+Connection = psycopg.Connection[TupleRow]
+
+
+def snapshot_source(settings: Settings, http: urllib3.PoolManager) -> SnapshotSource:
     """The ERP's snapshot endpoint as the settings describe it."""
     base_url, token = settings.erp_credentials()
     return SnapshotSource(http, base_url, token, connect_timeout_s=settings.erp_connect_timeout_s,
-                          read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle)
+                          read_timeout_s=settings.reconcile_read_timeout_s)
 
 
-def run_sweep(settings: Settings, engine: Engine, *, scheduled_for: datetime | None = None,
-              http: requests.Session | None = None) -> SweepSummary:
-    """Sweep once unless another sweep runs (or this schedule slot was swept): the recorded summary."""
+def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
+              http: urllib3.PoolManager | None = None) -> SweepSummary:
+    """Sweep once unless another sweep runs (or this schedule slot was swept): the recorded summary.
+
+    Raises an ErpSyncError (DatabaseUnavailable, most likely) only when the run could not be recorded.
+    """
     check_ijson_backend()
-    source = snapshot_source(settings, http or requests.Session())
-    with engine.connect() as conn:
-        locked = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}).scalar_one()
-        conn.commit()
-        if not locked:
-            return _skipped(conn, scheduled_for, "another sweep is running")
-        try:
+    source = snapshot_source(settings, http or http_pool(settings.erp_ca_bundle))
+    try:
+        # Closing the connection ends its session, which frees the lock however the sweep ended.
+        with connect(settings.database_url, autocommit=True) as conn:
+            if not _one(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)))[0]:
+                return _skipped(conn, scheduled_for, "another sweep is running")
             return _locked_sweep(settings, conn, source, scheduled_for)
-        finally:
-            _unlock(conn)
+    except psycopg.Error as exc:
+        raise translate_pg_error(exc) from exc
 
 
 def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
                   scheduled_for: datetime | None) -> SweepSummary:
-    conn.execute(_INTERRUPTED)  # we hold the lock: a run still "running" belongs to a dead process
-    run_id = conn.execute(_START, {"slot": scheduled_for}).scalar_one_or_none()
-    conn.commit()
-    if run_id is None:
+    with conn.transaction():
+        conn.execute(_INTERRUPTED)  # we hold the lock: a run still "running" belongs to a dead process
+        started = conn.execute(_START, {"slot": scheduled_for}).fetchone()
+    if started is None:
         return _skipped(conn, scheduled_for, "this schedule slot was already swept")
+    run_id: int = started[0]
     logger.info("reconciliation run %d started", run_id)
     taken = datetime.now(UTC)  # before the request: figures stamped from now on are newer
     try:
-        # One transaction, begun here so that SQLAlchemy rolls back what psycopg's COPY did.
-        with conn.begin(), source.open() as snapshot:
+        with conn.transaction(), source.open() as snapshot:
             _compare_and_correct(settings, conn, run_id, snapshot, taken)
-    except (ErpSyncError, SQLAlchemyError, psycopg.Error) as exc:
-        error = exc if isinstance(exc, ErpSyncError) else _db_error(exc)
+    except (ErpSyncError, psycopg.Error) as exc:
+        error = exc if isinstance(exc, ErpSyncError) else translate_pg_error(exc)
         logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": taken})
-        conn.commit()
     summary = _summary(conn, run_id)
     if summary.status == "succeeded":
         logger.info("reconciliation run %d: %d checked, %d mismatched, %d corrected, %d newer kept in %.1f s",
@@ -141,31 +152,28 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
 def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snapshot: Snapshot,
                          taken: datetime) -> None:
     """Everything inside the caller's one transaction; commits nothing."""
-    raw = conn.connection.driver_connection
-    assert isinstance(raw, psycopg.Connection)
     deadline = time.monotonic() + settings.reconcile_max_duration_s
     rows = 0
-    with raw.cursor() as cursor:
-        cursor.execute(_SNAPSHOT_TABLE)
-        with cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
-            for row in snapshot.rows:
-                copy.write_row(row)
-                rows += 1
-                if rows % DEADLINE_CHECK_ROWS == 0 and time.monotonic() > deadline:
-                    raise SnapshotBroken(f"snapshot: still reading after {settings.reconcile_max_duration_s} s")
-        try:
-            cursor.execute(_SNAPSHOT_INDEX)
-        except psycopg.errors.UniqueViolation as exc:
-            raise SnapshotBroken(f"snapshot: a SKU appears twice ({exc.diag.message_detail})") from exc
-        cursor.execute("ANALYZE reconcile_snapshot")
-        cursor.execute(_DIFF)
+    conn.execute(_SNAPSHOT_TABLE)
+    with conn.cursor() as cursor, cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
+        for row in snapshot.rows:
+            copy.write_row(row)
+            rows += 1
+            if rows % DEADLINE_CHECK_ROWS == 0 and time.monotonic() > deadline:
+                raise SnapshotBroken(f"snapshot: still reading after {settings.reconcile_max_duration_s} s")
+    try:
+        conn.execute(_SNAPSHOT_INDEX)
+    except psycopg.errors.UniqueViolation as exc:
+        raise SnapshotBroken(f"snapshot: a SKU appears twice ({exc.diag.message_detail})") from exc
+    conn.execute("ANALYZE reconcile_snapshot")
+    conn.execute(_DIFF)
     params: dict[str, Any] = {"run": run_id, "taken": taken}
     conn.execute(_CORRECT, params)
     conn.execute(_RECORD, params)
     conn.execute(_HISTORY, params)
-    corrected, newer_kept = conn.execute(_COUNT_DIFF, params).one()
-    in_commerce = conn.execute(_MISSING_IN_COMMERCE, {"cap": SAMPLE_SKUS}).all()
-    in_erp = conn.execute(_MISSING_IN_ERP, {"cap": SAMPLE_SKUS}).all()
+    corrected, newer_kept = _one(conn.execute(_COUNT_DIFF, params))
+    in_commerce = conn.execute(_MISSING_IN_COMMERCE, {"cap": SAMPLE_SKUS}).fetchall()
+    in_erp = conn.execute(_MISSING_IN_ERP, {"cap": SAMPLE_SKUS}).fetchall()
     missing_in_commerce = in_commerce[0][1] if in_commerce else 0
     checked = rows - missing_in_commerce
     mismatched = corrected + newer_kept
@@ -184,27 +192,22 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
 
 
 def _skipped(conn: Connection, scheduled_for: datetime | None, reason: str) -> SweepSummary:
-    run_id = conn.execute(_SKIPPED, {"slot": scheduled_for, "reason": reason}).scalar_one()
-    conn.commit()
+    run_id: int = _one(conn.execute(_SKIPPED, {"slot": scheduled_for, "reason": reason}))[0]
     logger.info("reconciliation run %d skipped: %s", run_id, reason)
     return _summary(conn, run_id)
 
 
 def _summary(conn: Connection, run_id: int) -> SweepSummary:
-    summary = summary_of(conn.execute(RUNS.select().where(RUNS.c.id == run_id)).mappings().one())
-    conn.commit()
-    return summary
+    with conn.cursor(row_factory=dict_row) as cursor:
+        run = cursor.execute(_RUN, (run_id,)).fetchone()
+    if run is None:
+        raise LookupError(f"reconciliation run {run_id} is not recorded")
+    return summary_of(run)
 
 
-def _unlock(conn: Connection) -> None:
-    try:
-        conn.rollback()
-        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
-        conn.commit()
-    except SQLAlchemyError:
-        # A pooled connection must never keep the lock: drop it, and the server frees the lock.
-        conn.invalidate()
-
-
-def _db_error(exc: BaseException) -> ErpSyncError:
-    return translate_db_error(exc)
+def _one(cursor: psycopg.Cursor[TupleRow]) -> TupleRow:
+    """The one row of a statement that always returns one (an aggregate, a function, RETURNING)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row

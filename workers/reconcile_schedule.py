@@ -12,16 +12,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import requests
+import urllib3
 from croniter import croniter
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from shared.db import make_engine
 from shared.errors import ErpSyncError
 from shared.settings import Settings
 from shared.signals import stop_on_signals
 from workers.reconcile import run_sweep
+from workers.snapshot_reader import http_pool
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +52,7 @@ def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None
     now = clock or (lambda: datetime.now(UTC))
     tz = ZoneInfo(settings.reconcile_timezone)
     settings.erp_credentials()  # refuse to start, naming the variable, rather than fail at 3 AM
-    engine = make_engine(settings.database_url)
-    http = requests.Session()
+    http = http_pool(settings.erp_ca_bundle)
     slot = next_run(settings.reconcile_schedule, tz, now())
     logger.info("reconcile worker started; next sweep at %s", slot.astimezone(tz).isoformat())
     try:
@@ -64,19 +61,18 @@ def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None
             if wait_s > 0:
                 stop.wait(min(wait_s, MAX_SLEEP_S))
                 continue
-            _sweep_slot(settings, engine, http, slot)
+            _sweep_slot(settings, http, slot)
             slot = next_run(settings.reconcile_schedule, tz, max(now(), slot + timedelta(seconds=1)))
             logger.info("reconcile worker: next sweep at %s", slot.astimezone(tz).isoformat())
     finally:
-        http.close()
-        engine.dispose()
+        http.clear()
         logger.info("reconcile worker stopped")
 
 
-def _sweep_slot(settings: Settings, engine: Engine, http: requests.Session, slot: datetime) -> None:
+def _sweep_slot(settings: Settings, http: urllib3.PoolManager, slot: datetime) -> None:
     try:
-        summary = run_sweep(settings, engine, scheduled_for=slot, http=http)
-    except (ErpSyncError, SQLAlchemyError) as exc:
+        summary = run_sweep(settings, scheduled_for=slot, http=http)
+    except ErpSyncError as exc:
         # Not even recorded (the database is down): say so, and wait for the next slot.
         logger.error("reconciliation for slot %s could not run: %s", slot.isoformat(), exc)
         return

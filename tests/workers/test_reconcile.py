@@ -10,7 +10,9 @@ import requests
 from sqlalchemy import select
 
 from sandbox_erp import SandboxConfig, create_app, shutdown
+from sandbox_erp.tls import server_context
 from shared.availability import stock_view
+from shared.errors import DatabaseUnavailable
 from shared.models import (
     Order,
     ReconciliationCorrection,
@@ -38,12 +40,12 @@ def erp(tmp_path):
     """Start a sandbox ERP holding `stock`; yields a function returning its base URL."""
     stack = []
 
-    def start(stock: dict[str, int], snapshot_format: str = "json") -> str:
+    def start(stock: dict[str, int], snapshot_format: str = "json", ssl_context=None) -> str:
         catalog = tmp_path / f"catalog-{len(stack)}.json"
         catalog.write_text(json.dumps(erp_catalog(stock)))
         app = create_app(SandboxConfig(api_token=TOKEN, catalog_file=catalog, export_dir=tmp_path,
                                        snapshot_format=snapshot_format))  # type: ignore[arg-type]
-        context = serving(app)
+        context = serving(app, ssl_context)
         url = context.__enter__()
         stack.append((app, context))
         return url
@@ -73,13 +75,13 @@ def levels(session) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("form", ["json", "csv", "url"])
-def test_drift_is_corrected_in_every_snapshot_form(form, erp, sweep_settings, committed_session, db_engine):
+def test_drift_is_corrected_in_every_snapshot_form(form, erp, sweep_settings, committed_session):
     # given the ERP and commerce disagreeing on one SKU of three
     url = erp({"A-1": 10, "A-2": 0, "A-3": 7}, snapshot_format=form)
     seed_levels(committed_session, {"A-1": 10, "A-2": 5, "A-3": 7})
 
     # when a sweep runs
-    summary = run_sweep(sweep_settings(url), db_engine)
+    summary = run_sweep(sweep_settings(url))
 
     # then the drifted SKU carries the ERP's figure, and the run says so
     assert levels(committed_session) == {"A-1": 10, "A-2": 0, "A-3": 7}
@@ -92,20 +94,20 @@ def test_drift_is_corrected_in_every_snapshot_form(form, erp, sweep_settings, co
                                                                            f"reconcile:{summary.run_id}")
 
 
-def test_figure_newer_than_the_snapshot_stays(erp, sweep_settings, committed_session, db_engine):
+def test_figure_newer_than_the_snapshot_stays(erp, sweep_settings, committed_session):
     # given a webhook that applied a figure stamped after the sweep began
     url = erp({"B-1": 3})
     seed_levels(committed_session, {"B-1": 9}, as_of=datetime.now(UTC) + timedelta(minutes=5))
 
     # when a sweep runs
-    summary = run_sweep(sweep_settings(url), db_engine)
+    summary = run_sweep(sweep_settings(url))
 
     # then the newer figure stays and is reported as kept
     assert levels(committed_session) == {"B-1": 9}
     assert (summary.mismatched, summary.corrected, summary.newer_kept) == (1, 0, 1)
 
 
-def test_held_stock_stays_held(erp, sweep_settings, committed_session, db_engine):
+def test_held_stock_stays_held(erp, sweep_settings, committed_session):
     # given 3 held for an order the ERP has not taken yet, and the ERP's figure drifted to 8
     url = erp({"C-1": 8})
     seed_levels(committed_session, {"C-1": 10})
@@ -115,7 +117,7 @@ def test_held_stock_stays_held(erp, sweep_settings, committed_session, db_engine
     committed_session.commit()
 
     # when a sweep runs
-    run_sweep(sweep_settings(url), db_engine)
+    run_sweep(sweep_settings(url))
 
     # then the ERP figure is corrected and the hold is still open
     committed_session.expire_all()
@@ -124,13 +126,13 @@ def test_held_stock_stays_held(erp, sweep_settings, committed_session, db_engine
     assert committed_session.scalars(select(StockHold)).one().released_at is None
 
 
-def test_missing_skus_are_reported_both_ways_and_not_guessed(erp, sweep_settings, committed_session, db_engine):
+def test_missing_skus_are_reported_both_ways_and_not_guessed(erp, sweep_settings, committed_session):
     # given a SKU only the ERP has and one only commerce has
     url = erp({"D-1": 1, "D-ERP-ONLY": 4})
     seed_levels(committed_session, {"D-1": 1, "D-SHOP-ONLY": 2})
 
     # when a sweep runs
-    summary = run_sweep(sweep_settings(url), db_engine)
+    summary = run_sweep(sweep_settings(url))
 
     # then both are reported and neither is inserted nor removed
     assert summary.missing_in_commerce.count == 1 and summary.missing_in_commerce.skus == ["D-ERP-ONLY"]
@@ -140,21 +142,20 @@ def test_missing_skus_are_reported_both_ways_and_not_guessed(erp, sweep_settings
 
 
 @pytest.mark.parametrize(("share", "alert"), [(0.05, True), (0.5, False)])
-def test_drift_above_the_share_raises_an_alert(share, alert, erp, sweep_settings, committed_session, db_engine,
-                                               caplog):
+def test_drift_above_the_share_raises_an_alert(share, alert, erp, sweep_settings, committed_session, caplog):
     # given one SKU of three drifted (33%)
     url = erp({"E-1": 1, "E-2": 2, "E-3": 3})
     seed_levels(committed_session, {"E-1": 1, "E-2": 2, "E-3": 30})
 
     # when a sweep runs with the alert share configured
-    summary = run_sweep(sweep_settings(url, reconcile_drift_alert_share=share), db_engine)
+    summary = run_sweep(sweep_settings(url, reconcile_drift_alert_share=share))
 
     # then the alert is raised only above the share
     assert summary.drift_alert is alert
     assert any("ALERT" in r.getMessage() for r in caplog.records if r.levelname == "ERROR") is alert
 
 
-def test_two_sweeps_started_together_run_once(erp, sweep_settings, committed_session, db_engine):
+def test_two_sweeps_started_together_run_once(erp, sweep_settings, committed_session):
     # given a slow ERP, so the first sweep is still running when the second starts
     url = erp({"F-1": 1})
     seed_levels(committed_session, {"F-1": 2})
@@ -166,7 +167,7 @@ def test_two_sweeps_started_together_run_once(erp, sweep_settings, committed_ses
 
     def sweep() -> None:
         start.wait()
-        results.append(run_sweep(settings, db_engine))
+        results.append(run_sweep(settings))
 
     # when two sweeps start at the same moment
     threads = [threading.Thread(target=sweep) for _ in range(2)]
@@ -180,25 +181,49 @@ def test_two_sweeps_started_together_run_once(erp, sweep_settings, committed_ses
     assert levels(committed_session) == {"F-1": 1}
 
 
-def test_one_sweep_per_schedule_slot(erp, sweep_settings, committed_session, db_engine):
+def test_the_snapshot_is_read_over_tls_trusting_the_configured_ca(erp, sweep_settings, committed_session, tmp_path):
+    # given an ERP serving HTTPS with a certificate of a private CA
+    ca_file = tmp_path / "erp-ca.pem"
+    url = erp({"T-1": 1}, ssl_context=server_context(ca_file))
+    seed_levels(committed_session, {"T-1": 2})
+
+    # when a sweep runs without that CA, then with it as ERP_CA_BUNDLE
+    untrusted = run_sweep(sweep_settings(url))
+    trusted = run_sweep(sweep_settings(url, erp_ca_bundle=ca_file))
+
+    # then only the second trusted the ERP and corrected the SKU
+    assert untrusted.status == "failed" and "CERTIFICATE_VERIFY_FAILED" in (untrusted.error or "")
+    assert trusted.status == "succeeded" and levels(committed_session) == {"T-1": 1}
+
+
+def test_a_sweep_without_the_database_raises_database_unavailable(sweep_settings):
+    # given a database that does not answer
+    settings = sweep_settings("http://127.0.0.1:9", database_url="postgresql+psycopg://postgres@127.0.0.1:1/erp_sync")
+
+    # when a sweep runs, then it says so in our terms (the scheduler logs it and waits for the next slot)
+    with pytest.raises(DatabaseUnavailable, match="database unavailable"):
+        run_sweep(settings)
+
+
+def test_one_sweep_per_schedule_slot(erp, sweep_settings, committed_session):
     # given three schedulers reaching the same slot one after the other
     url = erp({"G-1": 1})
     seed_levels(committed_session, {"G-1": 2})
     slot = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
 
     # when each sweeps for it
-    statuses = [run_sweep(sweep_settings(url), db_engine, scheduled_for=slot).status for _ in range(3)]
+    statuses = [run_sweep(sweep_settings(url), scheduled_for=slot).status for _ in range(3)]
 
     # then only the first swept
     assert statuses == ["succeeded", "skipped", "skipped"]
 
 
-def test_history_and_show_read_back_the_runs(erp, sweep_settings, committed_session, db_engine):
+def test_history_and_show_read_back_the_runs(erp, sweep_settings, committed_session):
     # given two sweeps, the first correcting one SKU
     url = erp({"H-1": 1})
     seed_levels(committed_session, {"H-1": 5})
-    first = run_sweep(sweep_settings(url), db_engine)
-    second = run_sweep(sweep_settings(url), db_engine)
+    first = run_sweep(sweep_settings(url))
+    second = run_sweep(sweep_settings(url))
 
     # when the history and the first run are read
     runs = history(committed_session, limit=10)
@@ -217,7 +242,7 @@ def test_metrics_show_the_latest_sweep(erp, sweep_settings, committed_session, d
     # given a sweep that corrected one SKU of two
     url = erp({"M-1": 1, "M-2": 2})
     seed_levels(committed_session, {"M-1": 1, "M-2": 20})
-    run_sweep(sweep_settings(url), db_engine)
+    run_sweep(sweep_settings(url))
 
     # when the metrics are scraped
     text = exposition(db_engine).decode()
@@ -229,7 +254,7 @@ def test_metrics_show_the_latest_sweep(erp, sweep_settings, committed_session, d
     assert "erp_sync_reconcile_metrics_up 1.0" in text
 
 
-def test_three_schedulers_sweep_a_slot_once(erp, sweep_settings, committed_session, db_engine):
+def test_three_schedulers_sweep_a_slot_once(erp, sweep_settings, committed_session):
     from workers.reconcile_schedule import run_reconcile_worker
 
     # given three schedulers whose clocks say a minute slot is 1.5 s away

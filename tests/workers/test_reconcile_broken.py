@@ -60,14 +60,13 @@ BROKEN = {
 
 
 @pytest.mark.parametrize(("content_type", "body", "extra", "reason"), BROKEN.values(), ids=BROKEN.keys())
-def test_broken_snapshot_changes_nothing(content_type, body, extra, reason, sweep_settings, committed_session,
-                                         db_engine):
+def test_broken_snapshot_changes_nothing(content_type, body, extra, reason, sweep_settings, committed_session):
     # given commerce's stock, which the broken snapshot would correct were it whole
     seed_levels(committed_session, {"S-1": 5, "S-2": 5})
 
     # when a sweep reads the broken snapshot
     with serving_body(content_type, body, extra) as url:
-        summary = run_sweep(sweep_settings(url), db_engine)
+        summary = run_sweep(sweep_settings(url))
 
     # then nothing changed and the run is recorded failed with the reason
     assert levels(committed_session) == {"S-1": 5, "S-2": 5}

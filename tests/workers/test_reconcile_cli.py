@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 
 import pytest
 
@@ -12,6 +13,8 @@ from tests import cli
 from tests.workers.test_reconcile import TOKEN, erp, levels, seed_levels  # noqa: F401
 
 EXIT_SKIPPED = 3
+# Their imports alone would take the sweeping process past its 64 MB (bench/reconcile.py measures it).
+HEAVY = {"sqlalchemy", "requests", "flask", "werkzeug", "pika"}
 
 
 def _wired() -> bool:
@@ -54,3 +57,34 @@ def test_show_of_an_unknown_run_fails(committed_session, migrated_database_url):
     result = cli.run("reconcile", "--show", "424242", DATABASE_URL=migrated_database_url,
                      ERP_BASE_URL="http://127.0.0.1:9", ERP_API_TOKEN=TOKEN)
     assert result.returncode == 1 and "424242" in result.stderr
+
+
+def imported(output: str) -> set[str]:
+    """The top-level packages that PYTHONPROFILEIMPORTTIME=1 reported imported in `output`."""
+    return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in output.splitlines()
+            if line.startswith("import time:")}
+
+
+def test_the_sweeping_processes_import_no_orm_nor_web_nor_amqp_library(erp, committed_session,  # noqa: F811
+                                                                      migrated_database_url):
+    # given one drifted SKU
+    url = erp({"LEAN-1": 1, "LEAN-2": 2})
+    seed_levels(committed_session, {"LEAN-1": 1, "LEAN-2": 3})
+    env = {"DATABASE_URL": migrated_database_url, "ERP_BASE_URL": url, "ERP_API_TOKEN": TOKEN,
+           "PYTHONPROFILEIMPORTTIME": "1"}
+
+    # when a sweep runs from the command line, and a scheduler starts and stops
+    now = cli.run("reconcile", "--now", **env)
+    scheduler = cli.start("worker", "reconcile", **env)
+    deadline = time.monotonic() + 30
+    while "reconcile worker started" not in cli.output_of(scheduler) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    scheduled = cli.stop(scheduler)
+
+    # then the sweep did its work on psycopg and urllib3, and neither process imported any of them
+    assert now.returncode == 0 and json.loads(now.stdout)["corrected"] == 1, now.stderr[-3000:]
+    assert {"psycopg", "urllib3", "ijson"} <= imported(now.stderr)
+    assert imported(now.stderr) & HEAVY == set()
+    assert "reconcile worker stopped" in scheduled, scheduled[-3000:]
+    assert {"psycopg", "urllib3", "croniter"} <= imported(scheduled)
+    assert imported(scheduled) & HEAVY == set()

@@ -1,0 +1,59 @@
+"""PostgreSQL through psycopg alone: connections and error mapping without SQLAlchemy.
+
+The sweep's process uses only this; its peak memory is a target, and SQLAlchemy's import alone
+would take it past. shared/db.py builds its engine and its error mapping on the same pieces.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from shared.errors import DatabaseUnavailable, PermanentError
+
+# Every connection erp-sync opens, through SQLAlchemy or not.
+CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "application_name": "erp-sync"}
+# PostgreSQL asks the client to run the transaction again: serialization failure, deadlock.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def conninfo(database_url: str) -> str:
+    """DATABASE_URL as libpq takes it: `postgresql+psycopg://` (or `postgres://`) becomes `postgresql://`."""
+    scheme, separator, rest = database_url.partition("://")
+    if not separator or scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise ValueError(f"not a PostgreSQL URL: {scheme}://...")
+    return f"postgresql://{rest}"
+
+
+def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connection[TupleRow]:
+    """A new connection; DatabaseUnavailable when PostgreSQL does not answer."""
+    try:
+        return psycopg.connect(conninfo(database_url), autocommit=autocommit, **CONNECT_ARGS)
+    except psycopg.Error as exc:
+        raise translate_pg_error(exc) from exc
+
+
+def translate_pg_error(exc: BaseException, *, connection_lost: bool = False) -> DatabaseUnavailable | PermanentError:
+    """Map a psycopg exception onto our tree: transient (retry) or permanent (park).
+
+    `connection_lost`: the caller knows the connection died with the error (SQLAlchemy invalidated it).
+    """
+    state = getattr(exc, "sqlstate", None)
+    sqlstate = state if isinstance(state, str) else None
+    detail = f"[{sqlstate}] {error_summary(exc)}" if sqlstate else error_summary(exc)
+    if sqlstate in RETRYABLE_SQLSTATES:
+        return DatabaseUnavailable(f"database asked for a retry: {detail}")
+    if isinstance(exc, psycopg.IntegrityError | psycopg.DataError):
+        return PermanentError(f"database refused the data: {detail}")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return DatabaseUnavailable(f"database unavailable: {detail}")
+    if connection_lost:
+        return DatabaseUnavailable(f"database connection lost: {detail}")
+    return PermanentError(f"database error: {detail}")
+
+
+def error_summary(exc: BaseException) -> str:
+    """The error's first line (the server's message without its detail and hint lines)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
