@@ -11,6 +11,7 @@ connection, so heartbeats go on however long a batch takes.
 from __future__ import annotations
 
 import contextlib
+from contextlib import AbstractContextManager
 import logging
 import threading
 import time
@@ -134,18 +135,27 @@ class BatchRunner:
         return outcomes
 
     def _run_in_one_transaction(self, batch: list[Delivery]) -> list[Outcome]:
+        if len(batch) == 1:
+            return [self._run_alone(batch[0])]
         outcomes: list[Outcome] = []
         try:
             with self._session_factory() as session, session.begin():
                 for delivery in batch:
-                    outcomes.append(self._run_one(delivery, session))
+                    outcomes.append(self._run_one(delivery, session, session.begin_nested))
         except SQLAlchemyError as exc:
             raise translate_db_error(exc) from exc
         return outcomes
 
-    def _run_one(self, delivery: Delivery, session: Session) -> Outcome:
+    def _run_alone(self, delivery: Delivery) -> Outcome:
+        # A transaction of its own needs no savepoint: a failure rolls all of it back.
+        with self._session_factory() as session:
+            return self._run_one(delivery, session, session.begin)
+
+    def _run_one(
+        self, delivery: Delivery, session: Session, scope: Callable[[], AbstractContextManager[Any]]
+    ) -> Outcome:
         try:
-            with session.begin_nested():
+            with scope():
                 follow_ups = self._handler(delivery, session)
         except Exception as exc:
             error = _db_aware(exc)

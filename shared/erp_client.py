@@ -18,6 +18,7 @@ from typing import Any
 
 import backoff
 import requests
+import requests.auth
 
 from shared.errors import ErpRejected, ErpUnavailable
 from shared.orders import OrderPlaced, dumps
@@ -87,6 +88,17 @@ def _check(what: str, response: requests.Response) -> PushResult:
     return PushResult(status, datetime.now(UTC), False, body)
 
 
+class BearerAuth(requests.auth.AuthBase):
+    """The ERP's Bearer token; as a requests auth, it also spares a look for ~/.netrc on every call."""
+
+    def __init__(self, token: str) -> None:
+        self._value = f"Bearer {token}"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._value
+        return request
+
+
 class ErpClient:
     """Calls the ERP with a Bearer token, timeouts, verified TLS, and an Idempotency-Key per order."""
 
@@ -105,7 +117,7 @@ class ErpClient:
     ) -> None:
         self._session = session
         self._base_url = base_url.rstrip("/")
-        self._token = token
+        self._auth = BearerAuth(token)
         self._timeout = (connect_timeout_s, read_timeout_s)
         # requests verifies against certifi by default; a private CA is given as a bundle file.
         self._verify: bool | str = str(ca_bundle) if ca_bundle else True
@@ -133,7 +145,7 @@ class ErpClient:
         try:
             with _translated("probe"):
                 response = self._session.get(
-                    f"{self._base_url}{PROBE_PATH}", headers=self._headers(None), timeout=self._timeout,
+                    f"{self._base_url}{PROBE_PATH}", headers=self._headers(None), auth=self._auth, timeout=self._timeout,
                     verify=self._verify, stream=True,
                 )
                 response.close()
@@ -154,7 +166,7 @@ class ErpClient:
         def send() -> PushResult:
             with _translated(what):
                 response = self._session.post(
-                    f"{self._base_url}{path}", data=payload, headers=self._headers(order_id),
+                    f"{self._base_url}{path}", data=payload, headers=self._headers(order_id), auth=self._auth,
                     timeout=self._timeout, verify=self._verify,
                 )
             return _check(what, response)
@@ -162,7 +174,7 @@ class ErpClient:
         return send()
 
     def _headers(self, order_id: str | None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
         if order_id is not None:
             headers |= {"Content-Type": "application/json", "Idempotency-Key": order_id}
         return headers

@@ -39,8 +39,7 @@ class Settings(BaseSettings):
     erp_warehouse_id: str = Field(default="WH-MAIN", min_length=1, max_length=100)
     erp_quick_retries: int = Field(default=3, ge=1, le=10)
     erp_quick_retry_base_s: float = Field(default=0.2, ge=0)
-    # Each push holds one of the worker's pooled database connections (shared.db: 15 at most).
-    order_push_concurrency: int = Field(default=8, ge=1, le=12)
+    order_push_concurrency: int = Field(default=8, ge=1, le=32)
     erp_probe_interval_s: float = Field(default=60.0, gt=0)
     hold_grace_period_s: int = Field(default=3600, gt=0)
     media_allow_private_networks: bool = False

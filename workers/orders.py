@@ -51,6 +51,11 @@ def push_policy(settings: Settings) -> PushPolicy:
                       settings.order_retry_window_s)
 
 
+def database_connections(settings: Settings) -> int:
+    """Connections the worker uses at once: its pushes, the batch being recorded, the ERP probe."""
+    return settings.order_push_concurrency + 2
+
+
 def build_runner(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> OrderRunner:
     """Record a whole batch in one transaction, then push its orders, each in a transaction of its own."""
     return OrderRunner(

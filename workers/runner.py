@@ -9,7 +9,7 @@ from shared.broker import declare_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.consumer import BatchHandler, BatchRunner, Consumer, ConsumerConfig, Handler, Runner
-from shared.db import make_engine, make_session_factory
+from shared.db import DEFAULT_POOL_SIZE, make_engine, make_session_factory
 from shared.publisher import ConfirmingPublisher
 from shared.settings import Settings
 from shared.signals import stop_on_signals
@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 # Each module offers `build_handler(settings) -> Handler`, and may offer
 # `build_batch_handler(settings) -> BatchHandler` for a faster path through whole batches, or
 # `build_runner(settings, session_factory, config) -> Runner` to run its batches its own way, and
+# `database_connections(settings) -> int` when it uses more than a few at once, and
 # `start_background(settings, session_factory, publisher, stop) -> list[Thread]` for loops that run
 # beside the consumer in the same process (the orders worker's ERP probe).
 WORKER_MODULES: dict[str, str] = {
@@ -59,7 +60,8 @@ def run_worker(name: str, settings: Settings, stop: threading.Event | None = Non
     """Consume the worker's queue until `stop` is set (SIGTERM and SIGINT set it)."""
     stop = stop or stop_on_signals("finishing the current batch")
     declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000)
-    engine = make_engine(settings.database_url)
+    connections = getattr(importlib.import_module(WORKER_MODULES[name]), "database_connections", None)
+    engine = make_engine(settings.database_url, connections(settings) if connections else DEFAULT_POOL_SIZE)
     session_factory = make_session_factory(engine)
     runner, config = build_runner(name, settings, session_factory)
     start = getattr(importlib.import_module(WORKER_MODULES[name]), "start_background", None)
