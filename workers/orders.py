@@ -33,6 +33,9 @@ from workers.order_sync import (
 logger = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 1000
+# No wait for a batch to fill: under load orders pile up while the last batch is being pushed,
+# and a lone order should not wait for company.
+BATCH_WINDOW_MS = 0
 
 
 def erp_client(settings: Settings) -> ErpClient:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from types import ModuleType
 
 from shared.broker import declare_all
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +18,8 @@ from shared.topology import WORK_QUEUES
 
 logger = logging.getLogger(__name__)
 
-# Each module offers `build_handler(settings) -> Handler`, and may offer
+# Each module offers `build_handler(settings) -> Handler`, may fix `BATCH_SIZE` and
+# `BATCH_WINDOW_MS` (overriding WORKER_BATCH_SIZE and WORKER_BATCH_WINDOW_MS), and may offer
 # `build_batch_handler(settings) -> BatchHandler` for a faster path through whole batches, or
 # `build_runner(settings, session_factory, config) -> Runner` to run its batches its own way, and
 # `database_connections(settings) -> int` when it uses more than a few at once, and
@@ -31,21 +33,22 @@ WORKER_MODULES: dict[str, str] = {
 }
 
 
-def consumer_config(settings: Settings, batch_size: int | None = None) -> ConsumerConfig:
+def consumer_config(settings: Settings, module: ModuleType) -> ConsumerConfig:
+    """The consumer's settings, where the worker's module may fix its own BATCH_SIZE and BATCH_WINDOW_MS."""
     return ConsumerConfig(
         amqp_url=settings.amqp_url,
         retry_delays_ms=settings.retry_delays_ms,
         max_attempts=settings.max_delivery_attempts,
         prefetch=settings.worker_prefetch,
-        batch_size=batch_size or settings.worker_batch_size,
-        batch_window_s=settings.worker_batch_window_ms / 1000,
+        batch_size=getattr(module, "BATCH_SIZE", settings.worker_batch_size),
+        batch_window_s=getattr(module, "BATCH_WINDOW_MS", settings.worker_batch_window_ms) / 1000,
     )
 
 
 def build_runner(name: str, settings: Settings, session_factory: sessionmaker[Session]) -> tuple[Runner, ConsumerConfig]:
     """The worker's runner (its own, or a BatchRunner over its handlers) and its consumer settings."""
     module = importlib.import_module(WORKER_MODULES[name])
-    config = consumer_config(settings, getattr(module, "BATCH_SIZE", None))
+    config = consumer_config(settings, module)
     own_runner = getattr(module, "build_runner", None)
     if own_runner is not None:
         runner: Runner = own_runner(settings, session_factory, config)
