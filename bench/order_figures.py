@@ -20,7 +20,7 @@ def _counts(result: Pushed) -> dict[str, Any]:
     synced = result.statuses.get("synced", 0)
     return {"synced": synced, "not_synced": result.drain.expected - synced, "statuses": result.statuses,
             "in_erp": result.erp_orders, "retried": result.retried, "left_on_queue": result.left_on_queue,
-            "elapsed_s": round(result.drain.elapsed_s, 3),
+            "elapsed_s": round(result.drain.elapsed_s, 3), "cpu_busy": round(result.cpu_busy, 2),
             "first_synced_s": None if result.drain.first_row_s is None else round(result.drain.first_row_s, 3)}
 
 
@@ -45,6 +45,9 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         "orders_1w_per_s": round(one_rate, 1),
         "orders_2w_per_s": round(two_rate, 1),
         "scaling": round(scaling, 2),
+        # Near 1.0 with one worker, a second one has no CPU left to scale into.
+        "cpu_busy_1w": round(one.cpu_busy, 2),
+        "cpu_busy_2w": round(two.cpu_busy, 2),
         "publish_to_synced_p50_ms": _ms(seen.latencies_s, 0.5),
         "publish_to_synced_p99_ms": _ms(seen.latencies_s, 0.99),
         "publish_to_synced_max_ms": _ms(seen.latencies_s, 1.0),
@@ -69,7 +72,7 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         "skus": args.skus,
         "erp_order_mode": settings.erp_order_mode,
         "worker_prefetch": settings.worker_prefetch, "worker_batch_size": settings.worker_batch_size,
-        "worker_batch_window_ms": settings.worker_batch_window_ms, "order_push_concurrency": settings.order_push_concurrency,
+        "order_push_concurrency": settings.order_push_concurrency,
         "cpus": os.cpu_count(),
         "loadavg_start": [round(x, 2) for x in load[0]],
         "loadavg_end": [round(x, 2) for x in load[1]],

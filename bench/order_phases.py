@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from bench import queues
+from bench.cpu import busy_share, cpu_times
 from bench.drain import Drain, empty_tables
 from bench.order_erp import erp_orders
 from bench.order_load import (
@@ -54,6 +55,7 @@ class Pushed:
     erp_orders: int
     retried: int
     left_on_queue: int
+    cpu_busy: float  # share of the machine's CPU time busy during the drain (every process)
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,15 @@ def throughput(setup: Setup, processes: int) -> Pushed:
     _fresh_state(setup)
     prefill_orders(setup.amqp_url, orders)
     with workers_running("orders", processes, setup.env, setup.work_dir, f"x{processes}") as workers:
-        started = time.monotonic()  # taken after spawning: the processes' start-up counts
+        started, cpu_before = time.monotonic(), cpu_times()  # after spawning: the processes' start-up counts
         drain = wait_synced(setup.engine, prefix, len(orders), started, setup.args.drain_timeout, workers.check_alive)
+        cpu_busy = busy_share(cpu_before, cpu_times())
     left = queues.settled_depth(setup.amqp_url, ORDERS_QUEUE, quiet_s=0.2)
     result = Pushed(drain, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
-                    workers.count_in_logs(RETRY_LOG), left)
+                    workers.count_in_logs(RETRY_LOG), left, cpu_busy)
     progress(f"orders x{processes}: {drain.processed}/{drain.expected} synced in {drain.elapsed_s:.2f} s "
              f"= {drain.rate:.0f}/s (first after {drain.first_row_s or 0:.2f} s), {result.erp_orders} in the ERP, "
-             f"{result.retried} retried, {left} left on the queue")
+             f"{result.retried} retried, {left} left on the queue, CPUs {cpu_busy:.0%} busy")
     return result
 
 
