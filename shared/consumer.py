@@ -1,7 +1,8 @@
 """The consumer loop: the only worker code that touches pika.
 
 It takes messages in small batches, has a worker thread run the handler over each batch in one
-database transaction (a savepoint per message), and only after the commit acks them. A worker
+database transaction (a savepoint per message; a batch of one needs none), and only after the
+commit acks them. A worker may bring a runner of its own instead (the orders worker does). A worker
 may also offer a batch handler: it gets the whole batch first, without savepoints, and if it fails
 the batch is rolled back and run again message by message, which finds the culprit. A failed
 message goes to its delay queue (transient) or its parking queue (permanent) before its ack, so
@@ -11,12 +12,12 @@ connection, so heartbeats go on however long a batch takes.
 from __future__ import annotations
 
 import contextlib
-from contextlib import AbstractContextManager
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 

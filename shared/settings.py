@@ -139,6 +139,11 @@ class Settings(BaseSettings):
             raise ValueError("must be a PostgreSQL URL (postgresql+psycopg://...)")
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        rest = url.partition("://")[2]
+        host_ends = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+        if "@" in rest[host_ends:]:
+            # SQLAlchemy would read such a password whole, libpq (the sweep) up to the "/": refuse both.
+            raise ValueError("percent-encode '/', '?' and '#' in the user name and password (%2F, %3F, %23)")
         return url
 
     @field_validator("amqp_url")

@@ -1,41 +1,66 @@
 """Runs the orders worker's batches: record the whole batch and commit, then push its orders side by side."""
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from shared.consumer import Delivery, Done, Outcome, Runner
+
+logger = logging.getLogger(__name__)
+
+# Re-sends pushed in turn stop after this long; the rest stay local_only and come back with the
+# probe's next round. Against an ERP that hangs, a long backlog would otherwise keep the batch
+# unacked past RabbitMQ's consumer timeout, and the whole batch would come round again.
+IN_TURN_BUDGET_S = 60.0
 
 
 class OrderRunner:
     """Records a batch of orders in one transaction, then pushes each in a transaction of its own.
 
-    The record commits before any push starts, so the shop stops selling the held stock at once
-    however slow the ERP is. Pushes run `concurrency` at a time: each waits mostly on the ERP, and
-    each locks only its own order's row. Messages for which `in_turn` holds (the probe's re-sends
-    of a backlog, oldest first) are pushed one after another, in the batch's order.
+    The batch's record commits before any of its pushes starts, so the shop stops selling that
+    stock at once however slow the ERP is (orders arriving meanwhile wait for the batch to end).
+    Pushes run `concurrency` at a time: each waits mostly on the ERP and locks only its own
+    order's row. Messages for which `in_turn` holds (the probe's re-sends of a backlog, oldest
+    first) are pushed one after another in the batch's order, beside the others, for at most
+    `in_turn_budget_s`; those left are acked unpushed (their orders wait in the database).
     """
 
-    def __init__(self, record: Runner, push: Runner, concurrency: int, in_turn: Callable[[Delivery], bool]) -> None:
+    def __init__(self, record: Runner, push: Runner, concurrency: int, in_turn: Callable[[Delivery], bool],
+                 in_turn_budget_s: float = IN_TURN_BUDGET_S) -> None:
         self._record = record
         self._push = push
         self._in_turn = in_turn
+        self._in_turn_budget_s = in_turn_budget_s
         self._pushers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="orders-push")
 
     def run(self, batch: list[Delivery]) -> list[Outcome]:
         outcomes = self._record.run(batch)
-        # Recorded (or known already) and not parked: push. A retry or a park decided while
-        # recording stands, and the message comes back (or not) without being pushed.
+        # Recorded (or known already) and not parked: push. A Retry or Park decided while
+        # recording stands: the message comes back (or not) without being pushed.
         to_push = [number for number, outcome in enumerate(outcomes)
                    if isinstance(outcome, Done) and not outcome.follow_ups]
-        side_by_side = {number: self._pushers.submit(self._push_one, batch[number])
-                        for number in to_push if not self._in_turn(batch[number])}
-        for number in to_push:
-            if number not in side_by_side:
-                outcomes[number] = self._push_one(batch[number])
+        side_by_side: dict[int, Future[Outcome]] = {
+            number: self._pushers.submit(self._push_one, batch[number])
+            for number in to_push if not self._in_turn(batch[number])
+        }
+        try:
+            self._push_in_turn([n for n in to_push if n not in side_by_side], batch, outcomes)
+        finally:
+            wait(side_by_side.values())  # none is left running behind an error
         for number, pushed in side_by_side.items():
             outcomes[number] = pushed.result()
         return outcomes
+
+    def _push_in_turn(self, numbers: list[int], batch: list[Delivery], outcomes: list[Outcome]) -> None:
+        deadline = time.monotonic() + self._in_turn_budget_s
+        for position, number in enumerate(numbers):
+            if time.monotonic() > deadline:
+                logger.warning("%d re-sent orders left for the probe's next round, from %s on: the ERP is slow",
+                               len(numbers) - position, batch[number].message_id)
+                return
+            outcomes[number] = self._push_one(batch[number])
 
     def _push_one(self, delivery: Delivery) -> Outcome:
         return self._push.run([delivery])[0]

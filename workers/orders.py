@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import requests
+from requests.adapters import HTTPAdapter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,8 +42,12 @@ BATCH_WINDOW_MS = 0
 def erp_client(settings: Settings) -> ErpClient:
     """The ERP client for this process; stops the worker at start when ERP_BASE_URL or ERP_API_TOKEN is missing."""
     base_url, token = settings.erp_credentials()
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=parallel_pushes(settings))  # else extra connections are thrown away
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return ErpClient(
-        requests.Session(), base_url, token,
+        session, base_url, token,
         connect_timeout_s=settings.erp_connect_timeout_s, read_timeout_s=settings.erp_read_timeout_s,
         ca_bundle=settings.erp_ca_bundle, tries=settings.erp_quick_retries,
         backoff_base_s=settings.erp_quick_retry_base_s,
@@ -54,9 +59,14 @@ def push_policy(settings: Settings) -> PushPolicy:
                       settings.order_retry_window_s)
 
 
-def database_connections(settings: Settings) -> int:
-    """Connections the worker uses at once: its pushes, the batch being recorded, the ERP probe."""
+def parallel_pushes(settings: Settings) -> int:
+    """Pushes that may run at once: ORDER_PUSH_CONCURRENCY, one re-send in turn beside them, the ERP probe."""
     return settings.order_push_concurrency + 2
+
+
+def database_connections(settings: Settings) -> int:
+    """Connections the worker uses at once: one per push (a batch is recorded before its pushes start)."""
+    return parallel_pushes(settings)
 
 
 def build_runner(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> OrderRunner:

@@ -5,8 +5,8 @@ connection from start to end; a sweep that cannot take it is recorded as skipped
 once. The snapshot is COPYed into a temporary table and compared with set-based statements in ONE
 transaction, committed only after the whole snapshot was read: a broken stream changes nothing.
 
-psycopg and urllib3 only, never SQLAlchemy or requests: the sweeping process's peak memory is a
-target, and those imports alone would take it past.
+psycopg and requests only, never SQLAlchemy: the sweeping process's peak memory is a target, and
+SQLAlchemy's import alone would take it past.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-import urllib3
+import requests
 from psycopg.rows import TupleRow, dict_row
 
 from shared.errors import ErpSyncError
@@ -29,7 +29,6 @@ from workers.snapshot_reader import (
     SnapshotBroken,
     SnapshotSource,
     check_ijson_backend,
-    http_pool,
 )
 
 logger = logging.getLogger(__name__)
@@ -99,21 +98,21 @@ _RUN = "SELECT * FROM reconciliation_runs WHERE id = %s"
 Connection = psycopg.Connection[TupleRow]
 
 
-def snapshot_source(settings: Settings, http: urllib3.PoolManager) -> SnapshotSource:
+def snapshot_source(settings: Settings, http: requests.Session) -> SnapshotSource:
     """The ERP's snapshot endpoint as the settings describe it."""
     base_url, token = settings.erp_credentials()
     return SnapshotSource(http, base_url, token, connect_timeout_s=settings.erp_connect_timeout_s,
-                          read_timeout_s=settings.reconcile_read_timeout_s)
+                          read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle)
 
 
 def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
-              http: urllib3.PoolManager | None = None) -> SweepSummary:
+              http: requests.Session | None = None) -> SweepSummary:
     """Sweep once unless another sweep runs (or this schedule slot was swept): the recorded summary.
 
     Raises an ErpSyncError (DatabaseUnavailable, most likely) only when the run could not be recorded.
     """
     check_ijson_backend()
-    source = snapshot_source(settings, http or http_pool(settings.erp_ca_bundle))
+    source = snapshot_source(settings, http or requests.Session())
     try:
         # Closing the connection ends its session, which frees the lock however the sweep ended.
         with connect(settings.database_url, autocommit=True) as conn:

@@ -12,14 +12,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import urllib3
+import requests
 from croniter import croniter
 
 from shared.errors import ErpSyncError
 from shared.settings import Settings
 from shared.signals import stop_on_signals
 from workers.reconcile import run_sweep
-from workers.snapshot_reader import http_pool
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None
     now = clock or (lambda: datetime.now(UTC))
     tz = ZoneInfo(settings.reconcile_timezone)
     settings.erp_credentials()  # refuse to start, naming the variable, rather than fail at 3 AM
-    http = http_pool(settings.erp_ca_bundle)
+    http = requests.Session()
     slot = next_run(settings.reconcile_schedule, tz, now())
     logger.info("reconcile worker started; next sweep at %s", slot.astimezone(tz).isoformat())
     try:
@@ -65,11 +64,11 @@ def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None
             slot = next_run(settings.reconcile_schedule, tz, max(now(), slot + timedelta(seconds=1)))
             logger.info("reconcile worker: next sweep at %s", slot.astimezone(tz).isoformat())
     finally:
-        http.clear()
+        http.close()
         logger.info("reconcile worker stopped")
 
 
-def _sweep_slot(settings: Settings, http: urllib3.PoolManager, slot: datetime) -> None:
+def _sweep_slot(settings: Settings, http: requests.Session, slot: datetime) -> None:
     try:
         summary = run_sweep(settings, scheduled_for=slot, http=http)
     except ErpSyncError as exc:

@@ -6,9 +6,9 @@ import logging
 import threading
 from types import ModuleType
 
-from shared.broker import declare_all
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.broker import declare_all
 from shared.consumer import BatchHandler, BatchRunner, Consumer, ConsumerConfig, Handler, Runner
 from shared.db import DEFAULT_POOL_SIZE, make_engine, make_session_factory
 from shared.publisher import ConfirmingPublisher
@@ -18,11 +18,11 @@ from shared.topology import WORK_QUEUES
 
 logger = logging.getLogger(__name__)
 
-# Each module offers `build_handler(settings) -> Handler`, may fix `BATCH_SIZE` and
-# `BATCH_WINDOW_MS` (overriding WORKER_BATCH_SIZE and WORKER_BATCH_WINDOW_MS), and may offer
-# `build_batch_handler(settings) -> BatchHandler` for a faster path through whole batches, or
-# `build_runner(settings, session_factory, config) -> Runner` to run its batches its own way, and
-# `database_connections(settings) -> int` when it uses more than a few at once, and
+# Each module offers `build_handler(settings) -> Handler`, or `build_runner(settings,
+# session_factory, config) -> Runner` to run its batches its own way. It may also offer
+# `build_batch_handler(settings) -> BatchHandler` for a faster path through whole batches;
+# `BATCH_SIZE` and `BATCH_WINDOW_MS` (in place of WORKER_BATCH_SIZE and WORKER_BATCH_WINDOW_MS);
+# `database_connections(settings) -> int` when it uses more than a few at once; and
 # `start_background(settings, session_factory, publisher, stop) -> list[Thread]` for loops that run
 # beside the consumer in the same process (the orders worker's ERP probe).
 WORKER_MODULES: dict[str, str] = {
@@ -45,9 +45,10 @@ def consumer_config(settings: Settings, module: ModuleType) -> ConsumerConfig:
     )
 
 
-def build_runner(name: str, settings: Settings, session_factory: sessionmaker[Session]) -> tuple[Runner, ConsumerConfig]:
+def build_runner(
+    module: ModuleType, settings: Settings, session_factory: sessionmaker[Session]
+) -> tuple[Runner, ConsumerConfig]:
     """The worker's runner (its own, or a BatchRunner over its handlers) and its consumer settings."""
-    module = importlib.import_module(WORKER_MODULES[name])
     config = consumer_config(settings, module)
     own_runner = getattr(module, "build_runner", None)
     if own_runner is not None:
@@ -63,11 +64,12 @@ def run_worker(name: str, settings: Settings, stop: threading.Event | None = Non
     """Consume the worker's queue until `stop` is set (SIGTERM and SIGINT set it)."""
     stop = stop or stop_on_signals("finishing the current batch")
     declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000)
-    connections = getattr(importlib.import_module(WORKER_MODULES[name]), "database_connections", None)
+    module = importlib.import_module(WORKER_MODULES[name])
+    connections = getattr(module, "database_connections", None)
     engine = make_engine(settings.database_url, connections(settings) if connections else DEFAULT_POOL_SIZE)
     session_factory = make_session_factory(engine)
-    runner, config = build_runner(name, settings, session_factory)
-    start = getattr(importlib.import_module(WORKER_MODULES[name]), "start_background", None)
+    runner, config = build_runner(module, settings, session_factory)
+    start = getattr(module, "start_background", None)
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     background: list[threading.Thread] = start(settings, session_factory, publisher, stop) if start else []
     logger.info("worker %s starting", name)

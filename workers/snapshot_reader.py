@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import ijson
+import requests
 import urllib3
 
 from shared.errors import ErpRejected, ErpUnavailable, PermanentError
@@ -35,9 +36,6 @@ MAX_URL_BODY_BYTES = 64 * 1024
 MAX_PEEK_BYTES = 4096
 READ_CHUNK_BYTES = 64 * 1024
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # stock_levels.erp_quantity is an integer column
-# No retry (the next slot sweeps again); redirects followed, the token dropped on one to another host.
-RETRIES = urllib3.Retry(total=None, connect=False, read=False, other=0, redirect=10)
-READ_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 _INTEGER = re.compile(r"-?[0-9]+")
 Row = tuple[str, int]
 
@@ -66,20 +64,16 @@ def check_ijson_backend() -> str:
     return backend
 
 
-def http_pool(ca_bundle: Path | str | None = None) -> urllib3.PoolManager:
-    """Connections for snapshots: TLS verified against `ca_bundle`, or against the system's CAs without one."""
-    return urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=str(ca_bundle) if ca_bundle else None)
-
-
 class SnapshotSource:
-    """Where the snapshot comes from: the ERP's base URL, its token and timeouts (TLS is `http`'s)."""
+    """Where the snapshot comes from: the ERP's base URL, its token, timeouts and CA bundle."""
 
-    def __init__(self, http: urllib3.PoolManager, base_url: str, token: str, *, connect_timeout_s: float,
-                 read_timeout_s: float) -> None:
+    def __init__(self, http: requests.Session, base_url: str, token: str, *, connect_timeout_s: float,
+                 read_timeout_s: float, ca_bundle: Path | str | None = None) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._token = token
-        self._timeout = urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s)
+        self._timeout = (connect_timeout_s, read_timeout_s)
+        self._verify: bool | str = str(ca_bundle) if ca_bundle else True
 
     @contextmanager
     def open(self) -> Iterator[Snapshot]:
@@ -87,36 +81,33 @@ class SnapshotSource:
         with self._get(f"{self._base_url}{SNAPSHOT_PATH}", with_token=True) as response:
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if kind in ("text/csv", "application/csv"):
-                yield Snapshot("csv", _guarded(csv_rows(response)))
+                yield Snapshot("csv", _guarded(csv_rows(response.raw)))
                 return
             if kind != "application/json" and not kind.endswith("+json"):
                 raise SnapshotBroken(f"snapshot: unexpected Content-Type {kind or 'none'!r}")
-            stream = _reading(lambda: _Prefixed(response, _peek(response)))
+            stream = _reading(lambda: _Prefixed(response.raw, _peek(response.raw)))
             if stream.first == b"[":
                 yield Snapshot("json", _guarded(json_rows(stream)))
                 return
             url = _reading(lambda: _export_url(stream))
         with self._get(url, with_token=_same_origin(url, self._base_url)) as export:
-            yield Snapshot("url", _guarded(csv_rows(export)))
+            yield Snapshot("url", _guarded(csv_rows(export.raw)))
 
     @contextmanager
-    def _get(self, url: str, *, with_token: bool) -> Iterator[urllib3.BaseHTTPResponse]:
-        # gzip or deflate welcome: decode_content undoes it while streaming.
-        headers = urllib3.make_headers(accept_encoding=True) | {"Accept": "application/json, text/csv"}
+    def _get(self, url: str, *, with_token: bool) -> Iterator[requests.Response]:
+        headers = {"Accept": "application/json, text/csv"}
         if with_token:
             # Only to the ERP itself: a presigned storage URL must not receive (nor would accept) it.
             headers["Authorization"] = f"Bearer {self._token}"
         try:
-            response = self._http.request("GET", url, headers=headers, timeout=self._timeout, retries=RETRIES,
-                                          preload_content=False, decode_content=True)
-        except READ_ERRORS as exc:
+            response = self._http.get(url, headers=headers, timeout=self._timeout, verify=self._verify,
+                                      stream=True)
+        except requests.RequestException as exc:
             raise ErpUnavailable(f"snapshot: cannot read {url} ({type(exc).__name__}: {exc})") from exc
-        try:
+        with response:
             _reading(lambda: _check_status(url, response))
+            response.raw.decode_content = True  # gzip or deflate, undone while streaming
             yield response
-        finally:
-            response.close()  # one left mid-body is dropped, not drained
-            response.release_conn()
 
 
 def json_rows(stream: Any) -> Iterator[Row]:
@@ -164,9 +155,12 @@ def _guarded(rows: Iterator[Row]) -> Iterator[Row]:
         raise SnapshotBroken(f"snapshot JSON: {exc} (truncated or malformed)") from exc
     except (csv.Error, UnicodeDecodeError) as exc:
         raise SnapshotBroken(f"snapshot CSV: {exc}") from exc
-    except READ_ERRORS as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         # IncompleteRead (Content-Length or chunk cut short), reset, read timeout.
         raise ErpUnavailable(f"snapshot: the stream broke off ({type(exc).__name__}: {exc})") from exc
+
+
+READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
 def _reading(action: Callable[[], T]) -> T:
@@ -177,11 +171,11 @@ def _reading(action: Callable[[], T]) -> T:
         raise ErpUnavailable(f"snapshot: the stream broke off ({type(exc).__name__}: {exc})") from exc
 
 
-def _check_status(url: str, response: urllib3.BaseHTTPResponse) -> None:
-    status = response.status
+def _check_status(url: str, response: requests.Response) -> None:
+    status = response.status_code
     if status == 200:
         return
-    body = response.read(2000).decode("utf-8", "replace")
+    body = response.raw.read(2000, decode_content=True).decode("utf-8", "replace")
     if status >= 500 or status == 429:
         raise ErpUnavailable(f"snapshot: {url} answered {status}", status=status, body=body)
     raise ErpRejected(f"snapshot: {url} answered {status}: {body}", status=status, body=body)

@@ -254,7 +254,7 @@ def test_worker_killed_during_the_push_leaves_the_order_in_the_erp_once(ingress,
         # when an order is taken and the worker is killed while the ERP works on it
         publish_order(storefront, order("ORD-KILL"))
         wait_status(ingress, "ORD-KILL", "received")
-        time.sleep(0.5)  # its push request is taken at once; the ERP takes 2 s to answer it
+        time.sleep(0.5)  # recorded and pushed at once; the ERP takes 2 s to answer it
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 import psycopg
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -53,6 +54,34 @@ def test_missing_database_is_created_once(database_url: str) -> None:
         assert (first, second) == (True, False)
         with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == (name,)
+    finally:
+        admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_orders_recorded_before_0004_are_numbered_by_when_they_came(database_url: str) -> None:
+    # given a database at 0003 holding orders recorded at different times, inserted out of that order
+    name = f"erp_sync_test_0004_{uuid.uuid4().hex[:8]}"
+    url = make_url(database_url).set(database=name)
+    target = url.render_as_string(hide_password=False)
+    libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        create_database_if_missing(target)
+        command.upgrade(alembic_config(target), "0003")
+        with psycopg.connect(libpq) as conn:
+            for order_id, recorded in (("ORD-B", "2024-01-02"), ("ORD-C", "2024-01-03"), ("ORD-A", "2024-01-01")):
+                conn.execute("INSERT INTO orders (order_id, order_date, customer_ref, status, created_at) "
+                             "VALUES (%s, now(), '', 'local_only', %s)", (order_id, recorded))
+
+        # when it is upgraded, and an order comes after
+        upgrade_schema(target)
+        with psycopg.connect(libpq) as conn:
+            conn.execute("INSERT INTO orders (order_id, order_date, customer_ref) VALUES ('ORD-D', now(), '')")
+            numbered = conn.execute("SELECT order_id FROM orders ORDER BY arrival").fetchall()
+
+        # then arrival follows when each was recorded, and the new one comes last
+        assert [row[0] for row in numbered] == ["ORD-A", "ORD-B", "ORD-C", "ORD-D"]
     finally:
         admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
         with psycopg.connect(admin, autocommit=True) as conn:

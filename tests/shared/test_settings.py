@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 import pytest
 
 from shared.errors import ConfigurationError
@@ -53,6 +52,7 @@ def test_environment_names_are_read(monkeypatch):
         ("ORDER_RETRY_INTERVAL_S", "soon"),
         ("ORDER_RETRY_WINDOW_S", "0"),
         ("DATABASE_URL", "mysql://root@localhost/shop"),
+        ("DATABASE_URL", "postgresql+psycopg://app:pa/ss@db.example:5432/erp_sync"),
         ("AMQP_URL", "http://localhost:5672"),
         ("INGRESS_PORT", "70000"),
         ("RETRY_DELAYS_MS", "5000,1000"),
@@ -68,6 +68,22 @@ def test_bad_setting_stops_with_one_line_naming_it(monkeypatch, variable, value)
     message = str(caught.value)
     assert message.startswith(f"{variable}:")
     assert "\n" not in message
+
+
+def test_database_url_with_an_encoded_password_is_read_alike_by_sqlalchemy_and_libpq(monkeypatch):
+    from psycopg.conninfo import conninfo_to_dict
+    from sqlalchemy.engine import make_url
+
+    from shared.pg import conninfo
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://app:pa%2Fss%40x@db.example:5433/erp_sync")
+    url = load_settings().database_url
+
+    libpq = conninfo_to_dict(conninfo(url))
+    parsed = make_url(url)
+    assert (libpq["host"], libpq["port"], libpq["user"], libpq["password"], libpq["dbname"]) == (
+        parsed.host, str(parsed.port), parsed.username, parsed.password, parsed.database)
+    assert parsed.password == "pa/ss@x"
 
 
 def test_certificate_without_key_is_refused(monkeypatch, tmp_path):

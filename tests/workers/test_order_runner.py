@@ -37,9 +37,15 @@ def statuses(session) -> dict[str, str]:
     return {row.order_id: row.status for row in session.scalars(select(Order))}
 
 
-def open_holds(session) -> dict[str, int]:
-    return {hold.order_id: hold.quantity
-            for hold in session.scalars(select(StockHold).where(StockHold.released_at.is_(None)))}
+def attempts(session) -> dict[str, int]:
+    session.expire_all()
+    return {row.order_id: row.attempts for row in session.scalars(select(Order))}
+
+
+def open_holds(session) -> list[tuple[str, int]]:
+    """Every open hold as (order id, quantity), one per row: a hold recorded twice shows twice."""
+    holds = session.scalars(select(StockHold).where(StockHold.released_at.is_(None)))
+    return sorted((hold.order_id, hold.quantity) for hold in holds)
 
 
 def test_a_batch_is_recorded_and_each_order_reaches_the_erp_once(runner, sandbox, committed_session):
@@ -49,10 +55,11 @@ def test_a_batch_is_recorded_and_each_order_reaches_the_erp_once(runner, sandbox
 
     outcomes = runner.run(batch)
 
-    # then every message is done, every order synced and held, and the ERP took each order once
+    # then every message is done, every order pushed once, synced and held once
     assert outcomes == [Done()] * len(batch)
     assert statuses(committed_session) == {f"ORD-{n}": "synced" for n in range(10)}
-    assert open_holds(committed_session) == {f"ORD-{n}": 1 for n in range(10)}
+    assert attempts(committed_session) == {f"ORD-{n}": 1 for n in range(10)}
+    assert open_holds(committed_session) == sorted((f"ORD-{n}", 1) for n in range(10))
     assert sorted(o["order_id"] for o in sandbox.orders()) == sorted(f"ORD-{n}" for n in range(10))
     assert sandbox.stock(SKU) == 40
 
@@ -70,7 +77,7 @@ def test_the_batch_is_committed_with_its_holds_before_any_push(runner, sandbox, 
         seen = statuses(committed_session)
         committed_session.rollback()
     assert seen == {"ORD-1": "received"} and not done.is_set()
-    assert open_holds(committed_session) == {"ORD-1": 2}
+    assert open_holds(committed_session) == [("ORD-1", 2)]
     assert sandbox.orders() == []
 
     worker.join(timeout=30)
@@ -94,19 +101,28 @@ def test_a_malformed_order_is_parked_and_the_rest_of_its_batch_goes_through(runn
     assert sorted(o["order_id"] for o in sandbox.orders()) == ["ORD-1", "ORD-2"]
 
 
-def test_an_order_recorded_earlier_is_pushed_not_recorded_twice(runner, sandbox, committed_session):
-    # given an order recorded by a worker that died before pushing it
+def test_a_redelivered_order_is_pushed_again_not_recorded_twice(runner, sandbox, committed_session):
+    # given an order whose push failed (the ERP down): recorded, pending_sync, a retry on its way
     sandbox.fault("down")
     runner.run([delivery(order_body("ORD-1"))])
     assert statuses(committed_session) == {"ORD-1": "pending_sync"}
     sandbox.fault("none")
 
-    # when its message comes again (redelivered)
+    # when its message comes again, redelivered (the worker died before its ack)
     outcomes = runner.run([delivery(order_body("ORD-1"), redelivered=True)])
 
-    # then it is synced, with its lines and hold recorded once
+    # then it is pushed and synced, with its line and hold recorded once
     assert outcomes == [Done()]
     assert statuses(committed_session) == {"ORD-1": "synced"}
     lines = committed_session.execute(text("SELECT count(*) FROM order_lines WHERE order_id = 'ORD-1'")).scalar()
-    assert lines == 1 and open_holds(committed_session) == {"ORD-1": 2}
+    assert lines == 1 and open_holds(committed_session) == [("ORD-1", 2)]
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
+
+
+def test_a_duplicate_of_a_settled_order_is_not_pushed_again(runner, sandbox, committed_session):
+    runner.run([delivery(order_body("ORD-1"))])
+
+    outcomes = runner.run([delivery(order_body("ORD-1"), tag=2)])
+
+    assert outcomes == [Done()]
+    assert attempts(committed_session) == {"ORD-1": 1} and open_holds(committed_session) == [("ORD-1", 2)]

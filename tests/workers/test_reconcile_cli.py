@@ -1,33 +1,15 @@
-"""`erp-sync reconcile --now | --history | --show RUN` end to end (enable once shared/cli.py is wired)."""
+"""`erp-sync reconcile --now | --history | --show RUN` end to end."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import time
 
-import pytest
-
-from shared.cli import build_parser
 from tests import cli
 from tests.workers.test_reconcile import TOKEN, erp, levels, seed_levels  # noqa: F401
 
 EXIT_SKIPPED = 3
 # Their imports alone would take the sweeping process past its 64 MB (bench/reconcile.py measures it).
-HEAVY = {"sqlalchemy", "requests", "flask", "werkzeug", "pika"}
-
-
-def _wired() -> bool:
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            build_parser().parse_args(["reconcile", "--history"])
-    except SystemExit:
-        return False
-    return True
-
-
-# Runs by itself once `erp-sync reconcile` exists in shared/cli.py.
-pytestmark = pytest.mark.skipif(not _wired(), reason="erp-sync reconcile is not wired into shared/cli.py yet")
+HEAVY = {"sqlalchemy", "flask", "werkzeug", "pika"}
 
 
 def test_reconcile_now_prints_the_summary_and_history_shows_it(erp, committed_session,  # noqa: F811
@@ -81,10 +63,10 @@ def test_the_sweeping_processes_import_no_orm_nor_web_nor_amqp_library(erp, comm
         time.sleep(0.1)
     scheduled = cli.stop(scheduler)
 
-    # then the sweep did its work on psycopg and urllib3, and neither process imported any of them
+    # then the sweep did its work on psycopg and requests, and neither process imported any of the heavy ones
     assert now.returncode == 0 and json.loads(now.stdout)["corrected"] == 1, now.stderr[-3000:]
-    assert {"psycopg", "urllib3", "ijson"} <= imported(now.stderr)
+    assert {"psycopg", "requests", "ijson"} <= imported(now.stderr)
     assert imported(now.stderr) & HEAVY == set()
     assert "reconcile worker stopped" in scheduled, scheduled[-3000:]
-    assert {"psycopg", "urllib3", "croniter"} <= imported(scheduled)
+    assert {"psycopg", "requests", "croniter"} <= imported(scheduled)
     assert imported(scheduled) & HEAVY == set()

@@ -21,8 +21,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Number every order, those already there included."""
-    op.add_column("orders", sa.Column("arrival", sa.BigInteger(), sa.Identity(always=True), nullable=False))
+    """Number the orders already there by when they were recorded, then every new one as it comes."""
+    op.add_column("orders", sa.Column("arrival", sa.BigInteger(), nullable=True))
+    op.execute("""
+        UPDATE orders SET arrival = numbered.arrival
+          FROM (SELECT order_id, row_number() OVER (ORDER BY created_at, order_id) AS arrival FROM orders) AS numbered
+         WHERE orders.order_id = numbered.order_id""")
+    op.alter_column("orders", "arrival", nullable=False)
+    op.execute("ALTER TABLE orders ALTER COLUMN arrival ADD GENERATED ALWAYS AS IDENTITY")
+    op.execute("SELECT setval(pg_get_serial_sequence('orders', 'arrival'), (SELECT coalesce(max(arrival), 0) + 1 FROM orders), false)")
 
 
 def downgrade() -> None:
