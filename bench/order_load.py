@@ -18,6 +18,7 @@ from shared.publisher import ConfirmingPublisher
 from shared.topology import WORK_QUEUES
 
 ORDERS_QUEUE = WORK_QUEUES["orders"].name
+PUSH_QUEUE = WORK_QUEUES["orders-push"].name
 VARIANTS_PER_GROUP = 5
 # Callers waiting on confirms at once; the publisher shares confirm round trips between them.
 IN_FLIGHT = 64

@@ -16,6 +16,7 @@ from bench.drain import Drain, empty_tables
 from bench.order_erp import erp_orders
 from bench.order_load import (
     ORDERS_QUEUE,
+    PUSH_QUEUE,
     Paced,
     make_orders,
     prefill_orders,
@@ -92,7 +93,8 @@ def _statuses(engine: Engine, prefix: str) -> dict[str, int]:
 
 def _fresh_state(setup: Setup) -> None:
     empty_tables(setup.engine)
-    queues.purge(setup.amqp_url, ORDERS_QUEUE)
+    for queue in (ORDERS_QUEUE, PUSH_QUEUE):
+        queues.purge(setup.amqp_url, queue)
 
 
 def throughput(setup: Setup, processes: int) -> Pushed:
@@ -105,7 +107,7 @@ def throughput(setup: Setup, processes: int) -> Pushed:
         started, cpu_before = time.monotonic(), cpu_times()  # after spawning: the processes' start-up counts
         drain = wait_synced(setup.engine, prefix, len(orders), started, setup.args.drain_timeout, workers.check_alive)
         cpu_busy = busy_share(cpu_before, cpu_times())
-    left = queues.settled_depth(setup.amqp_url, ORDERS_QUEUE, quiet_s=0.2)
+    left = sum(queues.settled_depth(setup.amqp_url, queue, quiet_s=0.2) for queue in (ORDERS_QUEUE, PUSH_QUEUE))
     result = Pushed(drain, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
                     workers.count_in_logs(RETRY_LOG), left, cpu_busy)
     progress(f"orders x{processes}: {drain.processed}/{drain.expected} synced in {drain.elapsed_s:.2f} s "

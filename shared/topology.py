@@ -5,14 +5,16 @@
     commerce.orders (topic) ──order.placed──▶ erp-sync.orders
     erp-sync.internal (topic) ──media.download──▶ erp-sync.media
                               ──reconcile.run──▶ erp-sync.reconcile
+                              ──order.push────▶ erp-sync.orders-push
+        (the orders worker records an order from erp-sync.orders, then pushes it from here)
 
     erp-sync.retry (direct) ──<worker>.<N>ms──▶ erp-sync.<worker>.delay.<N>ms
         (TTL N ms, then dead-lettered back to erp-sync.<worker>)
     erp-sync.parking (direct) ──<worker>──▶ erp-sync.<worker>.parked
 
-    erp-sync.retry ──orders.<I>ms──▶ erp-sync.orders.delay.<I>ms (I = ORDER_RETRY_INTERVAL_S in ms)
-        the orders worker's own retry of an ERP push (spec 7.2), back to erp-sync.orders
-    (default exchange) ──erp-sync.orders──▶ erp-sync.orders
+    erp-sync.retry ──orders-push.<I>ms──▶ erp-sync.orders-push.delay.<I>ms (I = ORDER_RETRY_INTERVAL_S in ms)
+        the orders worker's own retry of an ERP push (spec 7.2), back to erp-sync.orders-push
+    (default exchange) ──erp-sync.orders-push──▶ erp-sync.orders-push
         the ERP probe re-sends local_only orders to the orders worker alone
 
 Work queues are quorum queues whose own dead-letter exchange is the parking exchange, so a
@@ -32,6 +34,7 @@ RETRY_EXCHANGE = "erp-sync.retry"
 PARKING_EXCHANGE = "erp-sync.parking"
 
 ORDER_PLACED = "order.placed"
+ORDER_PUSH = "order.push"
 CRASH_DELIVERY_LIMIT = 20
 
 
@@ -65,9 +68,13 @@ WORK_QUEUES: dict[str, WorkQueue] = {
         WorkQueue("inventory", EVENTS_EXCHANGE, "inventory.change"),
         WorkQueue("media", INTERNAL_EXCHANGE, "media.download"),
         WorkQueue("orders", ORDERS_EXCHANGE, ORDER_PLACED),
+        # The orders worker's second queue: recording never waits for the ERP.
+        WorkQueue("orders-push", INTERNAL_EXCHANGE, ORDER_PUSH),
         WorkQueue("reconcile", INTERNAL_EXCHANGE, "reconcile.run"),
     )
 }
+
+ORDERS_PUSH_QUEUE = WORK_QUEUES["orders-push"]
 
 EVENT_ROUTES: dict[str, str] = {
     q.routing_key: q.exchange for q in WORK_QUEUES.values() if q.exchange == EVENTS_EXCHANGE
@@ -107,13 +114,13 @@ class DeclaringChannel(Protocol):
 
 
 def order_retry_route(interval_ms: int) -> tuple[str, str]:
-    """Exchange and routing key that bring an order back to the orders worker after `interval_ms`."""
-    return RETRY_EXCHANGE, WORK_QUEUES["orders"].retry_routing_key(interval_ms)
+    """Exchange and routing key that bring an order back to the orders worker's pushes after `interval_ms`."""
+    return RETRY_EXCHANGE, ORDERS_PUSH_QUEUE.retry_routing_key(interval_ms)
 
 
 def order_resend_route() -> tuple[str, str]:
-    """Exchange and routing key that put an order straight on the orders worker's queue."""
-    return "", WORK_QUEUES["orders"].name
+    """Exchange and routing key that put an order straight on the orders worker's push queue."""
+    return "", ORDERS_PUSH_QUEUE.name
 
 
 def declare_topology(
@@ -139,7 +146,7 @@ def declare_topology(
         channel.queue_bind(queue=queue.parking_queue, exchange=PARKING_EXCHANGE, routing_key=queue.worker)
 
         delays = set(retry_delays_ms)
-        if queue.worker == "orders" and order_retry_interval_ms is not None:
+        if queue is ORDERS_PUSH_QUEUE and order_retry_interval_ms is not None:
             delays.add(order_retry_interval_ms)
         for delay_ms in sorted(delays):
             channel.queue_declare(

@@ -1,4 +1,4 @@
-"""Runs the orders worker's batches: record the whole batch and commit, then push its orders side by side."""
+"""Runs a batch of the orders worker's pushes: several orders at a time, each in a transaction of its own."""
 from __future__ import annotations
 
 import logging
@@ -16,37 +16,30 @@ logger = logging.getLogger(__name__)
 IN_TURN_BUDGET_S = 60.0
 
 
-class OrderRunner:
-    """Records a batch of orders in one transaction, then pushes each in a transaction of its own.
+class PushRunner:
+    """Pushes a batch's orders `concurrency` at a time, each through `push` in a transaction of its own.
 
-    The batch's record commits before any of its pushes starts, so the shop stops selling that
-    stock at once however slow the ERP is (orders arriving meanwhile wait for the batch to end).
-    Pushes run `concurrency` at a time: each waits mostly on the ERP and locks only its own
-    order's row. Messages for which `in_turn` holds (the probe's re-sends of a backlog, oldest
-    first) are pushed one after another in the batch's order, beside the others, for at most
-    `in_turn_budget_s`; those left are acked unpushed (their orders wait in the database).
+    Each push waits mostly on the ERP and locks only its own order's row. Messages for which
+    `in_turn` holds (the probe's re-sends of a backlog, oldest first) are pushed one after another
+    in the batch's order, beside the others, for at most `in_turn_budget_s`; those left are acked
+    unpushed (their orders wait in the database for the probe's next round).
     """
 
-    def __init__(self, record: Runner, push: Runner, concurrency: int, in_turn: Callable[[Delivery], bool],
+    def __init__(self, push: Runner, concurrency: int, in_turn: Callable[[Delivery], bool],
                  in_turn_budget_s: float = IN_TURN_BUDGET_S) -> None:
-        self._record = record
         self._push = push
         self._in_turn = in_turn
         self._in_turn_budget_s = in_turn_budget_s
         self._pushers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="orders-push")
 
     def run(self, batch: list[Delivery]) -> list[Outcome]:
-        outcomes = self._record.run(batch)
-        # Recorded (or known already) and not parked: push. A Retry or Park decided while
-        # recording stands: the message comes back (or not) without being pushed.
-        to_push = [number for number, outcome in enumerate(outcomes)
-                   if isinstance(outcome, Done) and not outcome.follow_ups]
+        outcomes: list[Outcome] = [Done()] * len(batch)
         side_by_side: dict[int, Future[Outcome]] = {
-            number: self._pushers.submit(self._push_one, batch[number])
-            for number in to_push if not self._in_turn(batch[number])
+            number: self._pushers.submit(self._push_one, delivery)
+            for number, delivery in enumerate(batch) if not self._in_turn(delivery)
         }
         try:
-            self._push_in_turn([n for n in to_push if n not in side_by_side], batch, outcomes)
+            self._push_in_turn([n for n in range(len(batch)) if n not in side_by_side], batch, outcomes)
         finally:
             wait(side_by_side.values())  # none is left running behind an error
         for number, pushed in side_by_side.items():

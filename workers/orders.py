@@ -1,4 +1,10 @@
-"""The orders worker: record each batch of placed orders with their stock holds, then push each to the ERP once."""
+"""The orders worker: record placed orders with their stock holds, then push each to the ERP once.
+
+Two consumers in one process. One takes `order.placed` from erp-sync.orders in batches, records
+them with their holds in one transaction, and hands each on to erp-sync.orders-push; the other
+pushes from there, several orders at a time. An ERP that hangs slows the pushes only: orders
+are still recorded, and their stock held, the moment they arrive.
+"""
 from __future__ import annotations
 
 import logging
@@ -11,7 +17,7 @@ from requests.adapters import HTTPAdapter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.consumer import BatchRunner, ConsumerConfig, Delivery, Handler
+from shared.consumer import BatchRunner, Consumer, ConsumerConfig, Delivery, Handler
 from shared.erp_client import ErpClient
 from shared.errors import MessageDecodeError
 from shared.models.orders import Order, OrderStatus
@@ -19,8 +25,8 @@ from shared.orders import decode_order, order_id_of
 from shared.publisher import ConfirmingPublisher, OutgoingMessage
 from shared.retry_policy import LAST_ERROR_HEADER, PARK_REASON_HEADER
 from shared.settings import Settings
-from shared.topology import PARKING_EXCHANGE, WORK_QUEUES
-from workers.order_runner import OrderRunner
+from shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, WORK_QUEUES
+from workers.order_runner import PushRunner
 from workers.order_sync import (
     RESEND_HEADER,
     RETRY_HEADER,
@@ -34,9 +40,11 @@ from workers.order_sync import (
 logger = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 1000
-# No wait for a batch to fill: under load orders pile up while the last batch is being pushed,
-# and a lone order should not wait for company.
+# No wait for a batch to fill: under load orders pile up while the last batch is handled, and a
+# lone order should not wait for company.
 BATCH_WINDOW_MS = 0
+# Headers that say what a push continues: an ERP retry chain, or the probe's re-send.
+CARRIED_HEADERS = (RETRY_HEADER, RESEND_HEADER)
 
 
 def erp_client(settings: Settings) -> ErpClient:
@@ -65,33 +73,35 @@ def parallel_pushes(settings: Settings) -> int:
 
 
 def database_connections(settings: Settings) -> int:
-    """Connections the worker uses at once: one per push (a batch is recorded before its pushes start)."""
-    return parallel_pushes(settings)
+    """Connections the worker uses at once: one per push, and the batch being recorded."""
+    return parallel_pushes(settings) + 1
 
 
-def build_runner(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> OrderRunner:
-    """Record a whole batch in one transaction, then push its orders, each in a transaction of its own."""
-    return OrderRunner(
-        record=BatchRunner(record_order, session_factory, config, record_batch),
-        push=BatchRunner(build_push_handler(settings), session_factory, config),
-        concurrency=settings.order_push_concurrency,
-        in_turn=lambda delivery: RESEND_HEADER in delivery.headers,
-    )
+def build_runner(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> BatchRunner:
+    """The runner of erp-sync.orders: record whole batches, each order then handed on to be pushed."""
+    return BatchRunner(record_order, session_factory, config, record_batch)
 
 
-def record_order(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
-    """Record one order with its holds (nothing if it is recorded already); park it if it is malformed."""
+def build_push_runner(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> PushRunner:
+    """The runner of erp-sync.orders-push: each order pushed in a transaction of its own, several at once."""
+    return PushRunner(BatchRunner(build_push_handler(settings), session_factory, config),
+                      concurrency=settings.order_push_concurrency,
+                      in_turn=lambda delivery: RESEND_HEADER in delivery.headers)
+
+
+def record_order(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
+    """Record one order with its holds (nothing if it is recorded already), then have it pushed; park it if malformed."""
     try:
         order = decode_order(delivery.body)
     except MessageDecodeError as exc:
         return park_malformed(session, delivery, exc)
     if record_orders(session, [order]):
         logger.info("order %s recorded, %d lines held", order.order_id, len(order.line_items))
-    return None
+    return [push_request(delivery, order.order_id)]
 
 
 def record_batch(batch: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
-    """Record a batch of orders at once.
+    """Record a batch of orders at once; each then goes on to be pushed.
 
     Raises:
         MessageDecodeError: a message is malformed; the consumer then records the batch message by
@@ -99,8 +109,16 @@ def record_batch(batch: list[Delivery], session: Session) -> list[Iterable[Outgo
     """
     orders = [decode_order(delivery.body) for delivery in batch]
     recorded = record_orders(session, orders)
-    logger.info("%d orders recorded with their holds (%d already known)", len(recorded), len(batch) - len(recorded))
-    return [None] * len(batch)
+    logger.info("%d orders recorded with their holds; %s", len(recorded),
+                ", ".join(order.order_id for order in orders))
+    return [[push_request(delivery, order.order_id)] for delivery, order in zip(batch, orders, strict=True)]
+
+
+def push_request(delivery: Delivery, order_id: str) -> OutgoingMessage:
+    """The recorded order's message on its way to the pushes, with what it continues, if anything."""
+    headers = {name: delivery.headers[name] for name in CARRIED_HEADERS if name in delivery.headers}
+    return OutgoingMessage(ORDERS_PUSH_QUEUE.exchange, ORDERS_PUSH_QUEUE.routing_key, delivery.body, order_id,
+                           delivery.content_type or "application/json", headers)
 
 
 def build_push_handler(settings: Settings) -> Handler:
@@ -109,7 +127,7 @@ def build_push_handler(settings: Settings) -> Handler:
     policy = push_policy(settings)
 
     def push(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
-        order = decode_order(delivery.body)  # it decoded when it was recorded
+        order = decode_order(delivery.body)  # it decoded when it was recorded (or the probe rebuilt it)
         row = load_locked(session, order.order_id)
         is_retry = RETRY_HEADER in delivery.headers or delivery.redelivered
         if not needs_push(row, is_retry=is_retry, now=datetime.now(UTC)):
@@ -147,13 +165,23 @@ def park_malformed(session: Session, delivery: Delivery, error: MessageDecodeErr
 
 def start_background(
     settings: Settings, session_factory: sessionmaker[Session], publisher: ConfirmingPublisher,
-    stop: threading.Event,
+    config: ConsumerConfig, stop: threading.Event,
 ) -> list[threading.Thread]:
-    """Start the ERP probe: re-sends local_only orders once the ERP answers, ends holds past their grace."""
+    """Start the pushes from erp-sync.orders-push, and the ERP probe (re-sends, holds past their grace)."""
     from workers.order_probe import OrderProbe
+
+    pushes = Consumer(ORDERS_PUSH_QUEUE, build_push_runner(settings, session_factory, config), config)
+
+    def push_until_stopped() -> None:
+        try:
+            pushes.run(stop)
+        finally:
+            stop.set()  # a worker that no longer pushes must not go on recording as if it did
 
     probe = OrderProbe(erp_client(settings), session_factory, publisher,
                        interval_s=settings.erp_probe_interval_s, grace_period_s=settings.hold_grace_period_s)
-    thread = threading.Thread(target=probe.run, args=(stop,), name="orders-erp-probe", daemon=True)
-    thread.start()
-    return [thread]
+    threads = [threading.Thread(target=push_until_stopped, name="orders-push-consumer", daemon=True),
+               threading.Thread(target=probe.run, args=(stop,), name="orders-erp-probe", daemon=True)]
+    for thread in threads:
+        thread.start()
+    return threads

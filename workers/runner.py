@@ -23,8 +23,8 @@ logger = logging.getLogger(__name__)
 # `build_batch_handler(settings) -> BatchHandler` for a faster path through whole batches;
 # `BATCH_SIZE` and `BATCH_WINDOW_MS` (in place of WORKER_BATCH_SIZE and WORKER_BATCH_WINDOW_MS);
 # `database_connections(settings) -> int` when it uses more than a few at once; and
-# `start_background(settings, session_factory, publisher, stop) -> list[Thread]` for loops that run
-# beside the consumer in the same process (the orders worker's ERP probe).
+# `start_background(settings, session_factory, publisher, config, stop) -> list[Thread]` for loops
+# that run beside the consumer in the same process (the orders worker's pushes and ERP probe).
 WORKER_MODULES: dict[str, str] = {
     "catalog": "workers.catalog",
     "inventory": "workers.inventory",
@@ -71,7 +71,7 @@ def run_worker(name: str, settings: Settings, stop: threading.Event | None = Non
     runner, config = build_runner(module, settings, session_factory)
     start = getattr(module, "start_background", None)
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
-    background: list[threading.Thread] = start(settings, session_factory, publisher, stop) if start else []
+    background: list[threading.Thread] = start(settings, session_factory, publisher, config, stop) if start else []
     logger.info("worker %s starting", name)
     try:
         Consumer(WORK_QUEUES[name], runner, config).run(stop)

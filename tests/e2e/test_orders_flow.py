@@ -13,7 +13,7 @@ import pytest
 
 from shared.orders import publish_order
 from shared.publisher import ConfirmingPublisher
-from shared.topology import WORK_QUEUES
+from shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
 from tests import cli
 from tests.conftest import TEST_RETRY_DELAYS_MS
 from tests.e2e.conftest import post, wait_for
@@ -36,7 +36,7 @@ def _purge_order_delays(amqp_url: str) -> None:
         for delay_ms in (1000,):
             channel = connection.channel()
             with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
-                channel.queue_purge(ORDERS.delay_queue(delay_ms))
+                channel.queue_purge(ORDERS_PUSH_QUEUE.delay_queue(delay_ms))
     finally:
         if connection.is_open:
             connection.close()
@@ -106,6 +106,26 @@ def test_order_reaches_the_erp_once_in_either_mode(ingress, storefront, start_wo
     [received] = sandbox.orders()
     assert (received["order_id"], received["kind"], received["idempotency_key"]) == ("ORD-E2E-1", kind, "ORD-E2E-1")
     assert sandbox.stock(SKU) == 48
+
+
+def test_orders_are_recorded_and_held_while_the_erp_is_slow_to_take_earlier_ones(
+        ingress, storefront, start_workers, order_settings, sandbox, stock_of_50):
+    # given an ERP that takes 3 s to answer, and one push at a time
+    sandbox.fault("slow", delay_ms=3000)
+    start_workers("orders", with_settings=order_settings(order_push_concurrency=1, erp_read_timeout_s=10))
+    publish_order(storefront, order("ORD-SLOW-1", quantity=1))
+    wait_status(ingress, "ORD-SLOW-1", "received")
+
+    # when more orders come while the first one's push is still waiting for the ERP
+    publish_order(storefront, order("ORD-SLOW-2", quantity=2))
+    publish_order(storefront, order("ORD-SLOW-3", quantity=3))
+
+    # then they are recorded and their stock held at once, before the ERP has answered the first
+    wait_status(ingress, "ORD-SLOW-3", "received", timeout=2.0)
+    assert available(ingress) == 44
+    assert status_of(ingress, "ORD-SLOW-1")["status"] == "received" and sandbox.orders() == []
+    for order_id in ("ORD-SLOW-1", "ORD-SLOW-2", "ORD-SLOW-3"):
+        wait_status(ingress, order_id, "synced", timeout=30)
 
 
 def test_unknown_order_is_404(ingress):

@@ -1,20 +1,19 @@
-"""The orders runner over whole batches, with real commits, real PostgreSQL and the sandbox ERP over HTTP."""
+"""The orders worker's two runners over whole batches: real commits, PostgreSQL and the sandbox ERP over HTTP."""
 from __future__ import annotations
 
-import threading
 
 import pytest
 from sqlalchemy import select, text
 
-from shared.consumer import ConsumerConfig, Done, Park
+from shared.consumer import ConsumerConfig, Delivery, Done, Park
 from shared.db import make_session_factory
 from shared.models import Order, StockHold
 from shared.retry_policy import PARK_REASON_HEADER
-from shared.topology import PARKING_EXCHANGE
+from shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE
 from tests.sandbox_erp.conftest import TOKEN
 from tests.workers.test_orders import SKU, delivery, order_body
 from tests.workers.test_orders_helpers import running_sandbox
-from workers.orders import build_runner
+from workers.orders import build_push_runner, build_runner
 
 CONFIG = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)
 
@@ -25,11 +24,35 @@ def sandbox(tmp_path):
         yield running
 
 
+class Orders:
+    """The worker's two queues as the tests play them: record a batch, then push what it handed on."""
+
+    def __init__(self, settings, sessions) -> None:
+        self.record = build_runner(settings, sessions, CONFIG)
+        self.push = build_push_runner(settings, sessions, CONFIG)
+
+    def recorded(self, batch: list[Delivery]) -> tuple[list, list[Delivery]]:
+        """The record outcomes, and the push requests they handed on, as the push queue delivers them."""
+        outcomes = self.record.run(batch)
+        requests = [message for outcome in outcomes if isinstance(outcome, Done) for message in outcome.follow_ups
+                    if (message.exchange, message.routing_key) == (ORDERS_PUSH_QUEUE.exchange,
+                                                                   ORDERS_PUSH_QUEUE.routing_key)]
+        return outcomes, [Delivery(1000 + n, m.body, m.message_id, m.content_type, m.headers)
+                          for n, m in enumerate(requests)]
+
+    def run(self, batch: list[Delivery]) -> list:
+        """Record, then push; each message's final outcome (parked ones as recording left them)."""
+        outcomes, requests = self.recorded(batch)
+        pushed = iter(self.push.run(requests))
+        return [next(pushed) if isinstance(o, Done) and o.follow_ups and o.follow_ups[0].exchange != PARKING_EXCHANGE
+                else o for o in outcomes]
+
+
 @pytest.fixture
 def runner(settings_factory, sandbox, db_engine, committed_session):
     settings = settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, order_push_concurrency=4,
                                 erp_quick_retries=1, erp_read_timeout_s=5)
-    return build_runner(settings, make_session_factory(db_engine), CONFIG)
+    return Orders(settings, make_session_factory(db_engine))
 
 
 def statuses(session) -> dict[str, str]:
@@ -64,24 +87,20 @@ def test_a_batch_is_recorded_and_each_order_reaches_the_erp_once(runner, sandbox
     assert sandbox.stock(SKU) == 40
 
 
-def test_the_batch_is_committed_with_its_holds_before_any_push(runner, sandbox, committed_session):
-    # given an ERP that takes a while to answer
-    sandbox.fault("slow", delay_ms=1500)
-    done = threading.Event()
-    worker = threading.Thread(target=lambda: (runner.run([delivery(order_body("ORD-1"))]), done.set()))
-    worker.start()
+def test_a_recorded_batch_is_committed_with_its_holds_and_handed_on_to_be_pushed(runner, sandbox, committed_session):
+    # when a batch is recorded (the ERP not yet called)
+    outcomes, requests = runner.recorded([delivery(order_body("ORD-1")), delivery(order_body("ORD-2", quantity=1))])
 
-    # then, while the push is still on its way, another connection sees the order and its hold
-    seen: dict[str, str] = {}
-    while not seen and not done.is_set():
-        seen = statuses(committed_session)
-        committed_session.rollback()
-    assert seen == {"ORD-1": "received"} and not done.is_set()
-    assert open_holds(committed_session) == [("ORD-1", 2)]
+    # then both orders are committed and held, and each goes on to the push queue as it came
+    assert statuses(committed_session) == {"ORD-1": "received", "ORD-2": "received"}
+    assert open_holds(committed_session) == [("ORD-1", 2), ("ORD-2", 1)]
     assert sandbox.orders() == []
+    assert [r.message_id for r in requests] == ["ORD-1", "ORD-2"]
+    assert [r.body for r in requests] == [order_body("ORD-1"), order_body("ORD-2", quantity=1)]
 
-    worker.join(timeout=30)
-    assert statuses(committed_session) == {"ORD-1": "synced"}
+    # and pushing them syncs both
+    assert runner.push.run(requests) == [Done(), Done()]
+    assert statuses(committed_session) == {"ORD-1": "synced", "ORD-2": "synced"}
 
 
 def test_a_malformed_order_is_parked_and_the_rest_of_its_batch_goes_through(runner, sandbox, committed_session):
@@ -101,21 +120,25 @@ def test_a_malformed_order_is_parked_and_the_rest_of_its_batch_goes_through(runn
     assert sorted(o["order_id"] for o in sandbox.orders()) == ["ORD-1", "ORD-2"]
 
 
-def test_a_redelivered_order_is_pushed_again_not_recorded_twice(runner, sandbox, committed_session):
-    # given an order whose push failed (the ERP down): recorded, pending_sync, a retry on its way
+def test_a_redelivered_order_starts_no_second_retry_chain(runner, sandbox, committed_session):
+    # given an order whose push failed (the ERP down): recorded, pending_sync, its retry on its way
     sandbox.fault("down")
-    runner.run([delivery(order_body("ORD-1"))])
-    assert statuses(committed_session) == {"ORD-1": "pending_sync"}
+    [failed] = runner.run([delivery(order_body("ORD-1"))])
+    [retry] = failed.follow_ups
     sandbox.fault("none")
 
-    # when its message comes again, redelivered (the worker died before its ack)
-    outcomes = runner.run([delivery(order_body("ORD-1"), redelivered=True)])
+    # when its order.placed message comes again, redelivered (the worker died before its ack)
+    assert runner.run([delivery(order_body("ORD-1"), redelivered=True)]) == [Done()]
 
-    # then it is pushed and synced, with its line and hold recorded once
-    assert outcomes == [Done()]
-    assert statuses(committed_session) == {"ORD-1": "synced"}
+    # then nothing more is pushed or recorded: the retry already on its way will push it
+    assert statuses(committed_session) == {"ORD-1": "pending_sync"} and attempts(committed_session) == {"ORD-1": 1}
     lines = committed_session.execute(text("SELECT count(*) FROM order_lines WHERE order_id = 'ORD-1'")).scalar()
     assert lines == 1 and open_holds(committed_session) == [("ORD-1", 2)]
+    assert sandbox.orders() == []
+
+    # when the retry comes round, the order is synced, in the ERP once
+    assert runner.push.run([Delivery(7, retry.body, retry.message_id, retry.content_type, retry.headers)]) == [Done()]
+    assert statuses(committed_session) == {"ORD-1": "synced"} and attempts(committed_session) == {"ORD-1": 2}
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
 
 

@@ -1,4 +1,4 @@
-"""OrderRunner's own logic with stand-in runners: what it pushes, how many at once, and in which order."""
+"""PushRunner's own logic with a stand-in push: how many it pushes at once, and in which order."""
 from __future__ import annotations
 
 import threading
@@ -6,24 +6,13 @@ import time
 
 from shared.consumer import Delivery, Done
 from shared.publisher import OutgoingMessage
-from shared.retry_policy import Park, Retry
-from workers.order_runner import OrderRunner
+from workers.order_runner import PushRunner
 
 RESENT = {"resent": 1}
 
 
 def delivery(tag: int, headers: dict | None = None) -> Delivery:
     return Delivery(tag, b"{}", f"ORD-{tag}", "application/json", headers or {})
-
-
-class Recorder:
-    """Records nothing; decides each message's outcome from a table (Done by default)."""
-
-    def __init__(self, outcomes: dict[int, object] | None = None) -> None:
-        self.outcomes = outcomes or {}
-
-    def run(self, batch):
-        return [self.outcomes.get(d.delivery_tag, Done()) for d in batch]
 
 
 class Pusher:
@@ -55,13 +44,13 @@ class Pusher:
         return [Done((OutgoingMessage("x", "pushed", b"", message.message_id or ""),))]
 
 
-def runner(record, push, concurrency=4) -> OrderRunner:
-    return OrderRunner(record, push, concurrency, in_turn=lambda d: bool(d.headers))
+def runner(push, concurrency=4, budget_s=60.0) -> PushRunner:
+    return PushRunner(push, concurrency, in_turn=lambda d: bool(d.headers), in_turn_budget_s=budget_s)
 
 
 def test_pushes_run_side_by_side_up_to_the_concurrency():
     push = Pusher()
-    outcomes = runner(Recorder(), push, concurrency=4).run([delivery(n) for n in range(12)])
+    outcomes = runner(push, concurrency=4).run([delivery(n) for n in range(12)])
 
     assert push.most_at_once == 4
     assert sorted(push.started) == list(range(12))
@@ -72,31 +61,19 @@ def test_resent_orders_are_pushed_one_after_another_in_the_batch_order():
     push = Pusher(pause_s=0.02)
     batch = [delivery(n, RESENT) for n in range(6)] + [delivery(n) for n in range(6, 10)]
 
-    runner(Recorder(), push, concurrency=4).run(batch)
+    runner(push, concurrency=4).run(batch)
 
     resent_order = [tag for tag in push.started if tag < 6]
     assert resent_order == list(range(6)) and push.in_turn_overlaps == 0
     assert sorted(push.started) == list(range(10))
 
 
-def test_what_recording_retried_or_parked_is_not_pushed():
-    retry, park = Retry(attempt=1, delay_ms=1000), Park("bad")
-    parked_with_reason = Done((OutgoingMessage("erp-sync.parking", "orders", b"", "ORD-3"),))
-    push = Pusher(pause_s=0)
-
-    outcomes = runner(Recorder({1: retry, 2: park, 3: parked_with_reason}), push).run(
-        [delivery(n) for n in range(5)])
-
-    assert sorted(push.started) == [0, 4]
-    assert outcomes[1:4] == [retry, park, parked_with_reason]
-
-
 def test_resent_orders_stop_at_the_budget_and_the_rest_is_acked_unpushed():
     push = Pusher(pause_s=0.2)
     batch = [delivery(n, RESENT) for n in range(5)]
 
-    outcomes = OrderRunner(Recorder(), push, 4, in_turn=lambda d: bool(d.headers), in_turn_budget_s=0.3).run(batch)
+    outcomes = runner(push, budget_s=0.3).run(batch)
 
-    # two fit in the budget; the others stay as recorded (their orders wait in the database for the probe)
+    # two fit in the budget; the others are acked unpushed (their orders wait in the database for the probe)
     assert push.started == [0, 1]
     assert outcomes[2:] == [Done()] * 3

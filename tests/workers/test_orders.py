@@ -51,11 +51,14 @@ def make_handler(settings_factory, sandbox):
 
 
 def record_then_push(push):
-    """The orders runner's two steps on one session: record the order (or park it), then push it."""
+    """The orders worker's two steps on one session: record the order (or park it), then push what it handed on."""
 
     def run(message: Delivery, session):
-        parked = record_order(message, session)
-        return parked if parked else push(message, session)
+        [handed_on] = record_order(message, session)
+        if handed_on.exchange == PARKING_EXCHANGE:
+            return [handed_on]
+        return push(Delivery(message.delivery_tag, handed_on.body, handed_on.message_id, handed_on.content_type,
+                             handed_on.headers), session)
 
     return run
 
@@ -153,7 +156,7 @@ def test_unreachable_erp_makes_order_pending_with_a_retry(make_handler, sandbox,
     # then the order waits, held, and a retry goes round the orders delay queue
     row = order_row(db_session)
     assert row.status == "pending_sync" and row.attempts == 1 and row.first_attempt_at and row.last_error
-    assert (retry.exchange, retry.routing_key, retry.message_id) == (RETRY_EXCHANGE, "orders.1000ms", "ORD-1")
+    assert (retry.exchange, retry.routing_key, retry.message_id) == (RETRY_EXCHANGE, "orders-push.1000ms", "ORD-1")
     assert retry.body == order_body() and retry.headers[RETRY_HEADER] == 1
     assert len(open_holds(db_session)) == 1
     # and a duplicate of the original message does not start a second retry chain
