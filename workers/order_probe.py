@@ -2,8 +2,8 @@
 
 Every `ERP_PROBE_INTERVAL_S`: holds of orders the ERP acknowledged more than `HOLD_GRACE_PERIOD_S`
 ago are released (the ERP's own figure should have arrived by then); and when local_only orders
-exist and the ERP answers a probe, they are put back on the orders queue oldest first, where the
-handler pushes them like any other order.
+exist and the ERP answers a probe, they are put on the orders worker's push queue oldest first,
+where they are pushed one after another.
 """
 from __future__ import annotations
 

@@ -175,6 +175,9 @@ def start_background(
     def push_until_stopped() -> None:
         try:
             pushes.run(stop)
+        except Exception:
+            logger.exception("the orders worker's push consumer failed; stopping the worker")
+            raise
         finally:
             stop.set()  # a worker that no longer pushes must not go on recording as if it did
 
