@@ -109,8 +109,8 @@ def record_batch(batch: list[Delivery], session: Session) -> list[Iterable[Outgo
     """
     orders = [decode_order(delivery.body) for delivery in batch]
     recorded = record_orders(session, orders)
-    logger.info("%d orders recorded with their holds; %s", len(recorded),
-                ", ".join(order.order_id for order in orders))
+    logger.info("%d orders recorded with their holds, %d known already (%s to %s)", len(recorded),
+                len(orders) - len(recorded), orders[0].order_id, orders[-1].order_id)
     return [[push_request(delivery, order.order_id)] for delivery, order in zip(batch, orders, strict=True)]
 
 
