@@ -28,8 +28,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db import translate_db_error
-from shared.errors import PermanentError, TransientError
-from shared.publisher import OutgoingMessage
+from shared.errors import BrokerUnavailable, PermanentError, PublishRejected, TransientError
+from shared.publisher import ConfirmingPublisher, OutgoingMessage
 from shared.retry_policy import (
     ATTEMPT_HEADER,
     LAST_ERROR_HEADER,
@@ -44,8 +44,9 @@ from shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
 
 logger = logging.getLogger(__name__)
 
-# Any of these ends the connection; the broker redelivers what was not acked.
-CONNECTION_ERRORS = (pika.exceptions.AMQPError,)
+# Any of these ends the connection; the broker redelivers what was not acked. A follow-up the
+# broker refused (no queue bound: the topology is missing) is one too, until an operator fixes it.
+CONNECTION_ERRORS = (pika.exceptions.AMQPError, BrokerUnavailable, PublishRejected)
 
 
 @dataclass(frozen=True)
@@ -198,10 +199,15 @@ def _wake(connection: pika.BlockingConnection) -> None:
 class Consumer:
     """Consume one work queue until `stop` is set, reconnecting whenever the connection drops."""
 
-    def __init__(self, queue: WorkQueue, runner: Runner, config: ConsumerConfig) -> None:
+    def __init__(
+        self, queue: WorkQueue, runner: Runner, config: ConsumerConfig, publisher: ConfirmingPublisher | None = None
+    ) -> None:
         self._queue = queue
         self._runner = runner
         self._config = config
+        # Follow-ups go out through a confirming publisher: all of a batch's at once, then one wait.
+        self._publisher = publisher or ConfirmingPublisher(config.amqp_url)
+        self._owns_publisher = publisher is None
         self._buffer: list[Delivery] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{queue.worker}-handler")
         self.connected = threading.Event()
@@ -218,6 +224,8 @@ class Consumer:
                 stop.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, 30.0)
         self._executor.shutdown(wait=True)
+        if self._owns_publisher:
+            self._publisher.close()
 
     def _consume(self, stop: threading.Event) -> None:
         parameters = pika.URLParameters(self._config.amqp_url)
@@ -226,16 +234,15 @@ class Consumer:
         try:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=self._config.prefetch)
-            redirect_channel = connection.channel()
-            redirect_channel.confirm_delivery()
             self._buffer.clear()
             channel.basic_consume(self._queue.name, self._on_message)
             self.connected.set()
             logger.info("consuming %s", self._queue.name)
             while not stop.is_set():
                 connection.process_data_events(time_limit=0.25)
-                while self._buffer:
-                    self._handle_batch(connection, channel, redirect_channel, self._take_batch(connection))
+                # Once stopped, what is still buffered stays unacked: the broker hands it out again.
+                while self._buffer and not stop.is_set():
+                    self._handle_batch(connection, channel, self._take_batch(connection))
         finally:
             self.connected.clear()
             if connection.is_open:
@@ -266,7 +273,6 @@ class Consumer:
         self,
         connection: pika.BlockingConnection,
         channel: BlockingChannel,
-        redirect_channel: BlockingChannel,
         batch: list[Delivery],
     ) -> None:
         future: Future[list[Outcome]] = self._executor.submit(self._runner.run, batch)
@@ -276,9 +282,12 @@ class Consumer:
         while not future.done():
             connection.process_data_events(time_limit=0.1)  # keeps heartbeats flowing
         outcomes = future.result()
-        for delivery, outcome in zip(batch, outcomes, strict=True):
-            messages = outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
-            for message in messages:
-                redirect_channel.basic_publish(message.exchange, message.routing_key, message.body,
-                                               message.properties(), mandatory=True)
+        messages = [
+            message
+            for delivery, outcome in zip(batch, outcomes, strict=True)
+            for message in (
+                outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
+            )
+        ]
+        self._publisher.publish_all(messages)
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)

@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -216,11 +217,23 @@ class ConfirmingPublisher:
             BrokerUnavailable: no connection, connection lost, or no confirm in time.
             PublishRejected: the broker nacked it or no queue took it.
         """
-        future = self._connected_link().submit(message)
-        try:
-            future.result(timeout=timeout_s or self._confirm_timeout_s)
-        except FutureTimeout as exc:
-            raise BrokerUnavailable(f"no confirm for message {message.message_id} in time") from exc
+        self.publish_all([message], timeout_s)
+
+    def publish_all(self, messages: Sequence[OutgoingMessage], timeout_s: float | None = None) -> None:
+        """Publish all of them at once, then wait until RabbitMQ confirmed every one.
+
+        One confirm round trip for the lot instead of one each; raises as `publish` does.
+        """
+        if not messages:
+            return
+        link = self._connected_link()
+        futures = [(message, link.submit(message)) for message in messages]
+        deadline = time.monotonic() + (timeout_s or self._confirm_timeout_s)
+        for message, future in futures:
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout as exc:
+                raise BrokerUnavailable(f"no confirm for message {message.message_id} in time") from exc
 
     def ensure_connected(self) -> None:
         """Connect now if not connected; raises BrokerUnavailable if that fails."""

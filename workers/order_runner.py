@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from shared.consumer import Delivery, Done, Outcome, Runner
+from shared.publisher import OutgoingMessage
 
 logger = logging.getLogger(__name__)
 
@@ -22,15 +24,23 @@ class PushRunner:
     Each push waits mostly on the ERP and locks only its own order's row. Messages for which
     `in_turn` holds (the probe's re-sends of a backlog, oldest first) are pushed one after another
     in the batch's order, beside the others, for at most `in_turn_budget_s`; those left are acked
-    unpushed (their orders wait in the database for the probe's next round).
+    unpushed (their orders wait in the database for the probe's next round). Once `stop` is set,
+    pushes not yet begun are not begun: `hand_back` turns each into a message that queues it again.
     """
 
     def __init__(self, push: Runner, concurrency: int, in_turn: Callable[[Delivery], bool],
-                 in_turn_budget_s: float = IN_TURN_BUDGET_S) -> None:
+                 in_turn_budget_s: float = IN_TURN_BUDGET_S, stop: threading.Event | None = None,
+                 hand_back: Callable[[Delivery], OutgoingMessage] | None = None) -> None:
         self._push = push
         self._in_turn = in_turn
         self._in_turn_budget_s = in_turn_budget_s
+        self._stop = stop or threading.Event()
+        self._hand_back = hand_back
         self._pushers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="orders-push")
+
+    def close(self) -> None:
+        """Wait for the pushes under way, and end the pushing threads."""
+        self._pushers.shutdown(wait=True)
 
     def run(self, batch: list[Delivery]) -> list[Outcome]:
         outcomes: list[Outcome] = [Done()] * len(batch)
@@ -49,6 +59,10 @@ class PushRunner:
     def _push_in_turn(self, numbers: list[int], batch: list[Delivery], outcomes: list[Outcome]) -> None:
         deadline = time.monotonic() + self._in_turn_budget_s
         for position, number in enumerate(numbers):
+            if self._stop.is_set():
+                logger.info("%d re-sent orders left for the probe's next round: the worker is stopping",
+                            len(numbers) - position)
+                return
             if time.monotonic() > deadline:
                 logger.warning("%d re-sent orders left for the probe's next round, from %s on: the ERP is slow",
                                len(numbers) - position, batch[number].message_id)
@@ -56,4 +70,6 @@ class PushRunner:
             outcomes[number] = self._push_one(batch[number])
 
     def _push_one(self, delivery: Delivery) -> Outcome:
+        if self._stop.is_set() and self._hand_back is not None:
+            return Done((self._hand_back(delivery),))
         return self._push.run([delivery])[0]

@@ -36,6 +36,7 @@ from workers.order_sync import (
     push_order,
     record_orders,
 )
+from workers.runner import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +83,14 @@ def build_runner(settings: Settings, session_factory: sessionmaker[Session], con
     return BatchRunner(record_order, session_factory, config, record_batch)
 
 
-def build_push_runner(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> PushRunner:
+def build_push_runner(
+    settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig, stop: threading.Event
+) -> PushRunner:
     """The runner of erp-sync.orders-push: each order pushed in a transaction of its own, several at once."""
     return PushRunner(BatchRunner(build_push_handler(settings), session_factory, config),
                       concurrency=settings.order_push_concurrency,
-                      in_turn=lambda delivery: RESEND_HEADER in delivery.headers)
+                      in_turn=lambda delivery: RESEND_HEADER in delivery.headers,
+                      stop=stop, hand_back=hand_back)
 
 
 def record_order(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
@@ -119,6 +123,13 @@ def push_request(delivery: Delivery, order_id: str) -> OutgoingMessage:
     headers = {name: delivery.headers[name] for name in CARRIED_HEADERS if name in delivery.headers}
     return OutgoingMessage(ORDERS_PUSH_QUEUE.exchange, ORDERS_PUSH_QUEUE.routing_key, delivery.body, order_id,
                            delivery.content_type or "application/json", headers)
+
+
+def hand_back(delivery: Delivery) -> OutgoingMessage:
+    """A push message not begun when the worker stops, as it was, to the back of erp-sync.orders-push."""
+    return OutgoingMessage(ORDERS_PUSH_QUEUE.exchange, ORDERS_PUSH_QUEUE.routing_key, delivery.body,
+                           delivery.message_id or "", delivery.content_type or "application/json",
+                           dict(delivery.headers))
 
 
 def build_push_handler(settings: Settings) -> Handler:
@@ -166,25 +177,23 @@ def park_malformed(session: Session, delivery: Delivery, error: MessageDecodeErr
 def start_background(
     settings: Settings, session_factory: sessionmaker[Session], publisher: ConfirmingPublisher,
     config: ConsumerConfig, stop: threading.Event,
-) -> list[threading.Thread]:
+) -> list[BackgroundLoop]:
     """Start the pushes from erp-sync.orders-push, and the ERP probe (re-sends, holds past their grace)."""
     from workers.order_probe import OrderProbe
 
-    pushes = Consumer(ORDERS_PUSH_QUEUE, build_push_runner(settings, session_factory, config), config)
+    push_runner = build_push_runner(settings, session_factory, config, stop)
+    pushes = Consumer(ORDERS_PUSH_QUEUE, push_runner, config, publisher)
 
-    def push_until_stopped() -> None:
+    def push_until_stopped(stop: threading.Event) -> None:
         try:
             pushes.run(stop)
-        except Exception:
-            logger.exception("the orders worker's push consumer failed; stopping the worker")
-            raise
         finally:
-            stop.set()  # a worker that no longer pushes must not go on recording as if it did
+            push_runner.close()
 
     probe = OrderProbe(erp_client(settings), session_factory, publisher,
                        interval_s=settings.erp_probe_interval_s, grace_period_s=settings.hold_grace_period_s)
-    threads = [threading.Thread(target=push_until_stopped, name="orders-push-consumer", daemon=True),
-               threading.Thread(target=probe.run, args=(stop,), name="orders-erp-probe", daemon=True)]
-    for thread in threads:
-        thread.start()
-    return threads
+    loops = [BackgroundLoop("the orders push consumer", push_until_stopped, stop),
+             BackgroundLoop("the orders ERP probe", probe.run, stop)]
+    for loop in loops:
+        loop.start()
+    return loops

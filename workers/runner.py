@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from collections.abc import Callable
 from types import ModuleType
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.broker import declare_all
 from shared.consumer import BatchHandler, BatchRunner, Consumer, ConsumerConfig, Handler, Runner
 from shared.db import DEFAULT_POOL_SIZE, make_engine, make_session_factory
+from shared.errors import ErpSyncError
 from shared.publisher import ConfirmingPublisher
 from shared.settings import Settings
 from shared.signals import stop_on_signals
@@ -23,14 +25,37 @@ logger = logging.getLogger(__name__)
 # `build_batch_handler(settings) -> BatchHandler` for a faster path through whole batches;
 # `BATCH_SIZE` and `BATCH_WINDOW_MS` (in place of WORKER_BATCH_SIZE and WORKER_BATCH_WINDOW_MS);
 # `database_connections(settings) -> int` when it uses more than a few at once; and
-# `start_background(settings, session_factory, publisher, config, stop) -> list[Thread]` for loops
-# that run beside the consumer in the same process (the orders worker's pushes and ERP probe).
+# `start_background(settings, session_factory, publisher, config, stop) -> list[BackgroundLoop]` for
+# loops that run beside the consumer in the same process (the orders worker's pushes and ERP probe).
 WORKER_MODULES: dict[str, str] = {
     "catalog": "workers.catalog",
     "inventory": "workers.inventory",
     "media": "workers.media",
     "orders": "workers.orders",
 }
+
+
+class WorkerFailed(ErpSyncError):
+    """A loop beside the consumer failed; the worker stopped with it and exits non-zero."""
+
+
+class BackgroundLoop(threading.Thread):
+    """Runs `loop(stop)` beside the consumer; when it fails, the whole worker stops and fails with it."""
+
+    def __init__(self, name: str, loop: Callable[[threading.Event], None], stop: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self._loop = loop
+        self._worker_stop = stop
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._loop(self._worker_stop)
+        except BaseException as exc:  # noqa: BLE001 (kept, and raised again by run_worker)
+            logger.exception("%s failed; stopping the worker", self.name)
+            self.failure = exc
+        finally:
+            self._worker_stop.set()  # a worker missing one of its loops must not go on as if it had it
 
 
 def consumer_config(settings: Settings, module: ModuleType) -> ConsumerConfig:
@@ -71,14 +96,19 @@ def run_worker(name: str, settings: Settings, stop: threading.Event | None = Non
     runner, config = build_runner(module, settings, session_factory)
     start = getattr(module, "start_background", None)
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
-    background: list[threading.Thread] = start(settings, session_factory, publisher, config, stop) if start else []
+    background: list[BackgroundLoop] = start(settings, session_factory, publisher, config, stop) if start else []
     logger.info("worker %s starting", name)
     try:
-        Consumer(WORK_QUEUES[name], runner, config).run(stop)
+        Consumer(WORK_QUEUES[name], runner, config, publisher).run(stop)
     finally:
         stop.set()
-        for thread in background:
-            thread.join(timeout=30)
+        # No time limit: a push under way ends within the ERP client's timeouts and retries, and
+        # one cut short would be pushed again. The orchestrator's own stop timeout is the bound.
+        for loop in background:
+            loop.join()
         publisher.close()
         engine.dispose()
         logger.info("worker %s stopped", name)
+    failed = next((loop for loop in background if loop.failure is not None), None)
+    if failed is not None:
+        raise WorkerFailed(f"worker {name} stopped: {failed.name} failed: {failed.failure}") from failed.failure

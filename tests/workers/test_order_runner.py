@@ -1,6 +1,7 @@
 """The orders worker's two runners over whole batches: real commits, PostgreSQL and the sandbox ERP over HTTP."""
 from __future__ import annotations
 
+import threading
 
 import pytest
 from sqlalchemy import select, text
@@ -29,7 +30,7 @@ class Orders:
 
     def __init__(self, settings, sessions) -> None:
         self.record = build_runner(settings, sessions, CONFIG)
-        self.push = build_push_runner(settings, sessions, CONFIG)
+        self.push = build_push_runner(settings, sessions, CONFIG, threading.Event())
 
     def recorded(self, batch: list[Delivery]) -> tuple[list, list[Delivery]]:
         """The record outcomes, and the push requests they handed on, as the push queue delivers them."""

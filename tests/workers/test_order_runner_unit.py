@@ -77,3 +77,46 @@ def test_resent_orders_stop_at_the_budget_and_the_rest_is_acked_unpushed():
     # two fit in the budget; the others are acked unpushed (their orders wait in the database for the probe)
     assert push.started == [0, 1]
     assert outcomes[2:] == [Done()] * 3
+
+
+def handed_back(message: Delivery) -> OutgoingMessage:
+    return OutgoingMessage("x", "handed-back", message.body, message.message_id or "")
+
+
+class StoppingPusher(Pusher):
+    """Sets `stop` as soon as its first push begins, as SIGTERM would in the middle of a batch."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__(pause_s=0.1)
+        self.stop = stop
+
+    def run(self, batch):
+        self.stop.set()
+        return super().run(batch)
+
+
+def test_a_stop_lets_pushes_under_way_finish_and_hands_back_those_not_begun():
+    stop = threading.Event()
+    push = StoppingPusher(stop)
+    pushes = PushRunner(push, 2, in_turn=lambda d: bool(d.headers), stop=stop, hand_back=handed_back)
+
+    outcomes = pushes.run([delivery(n) for n in range(8)])
+    pushes.close()
+
+    # the two begun before the stop took effect end as pushed; the other six go back to the queue unpushed
+    pushed = [n for n, o in enumerate(outcomes) if o.follow_ups[0].routing_key == "pushed"]
+    back = [n for n, o in enumerate(outcomes) if o.follow_ups[0].routing_key == "handed-back"]
+    assert sorted(push.started) == pushed and len(pushed) <= 2
+    assert sorted(pushed + back) == list(range(8))
+    assert all(outcomes[n].follow_ups[0].message_id == f"ORD-{n}" for n in back)
+
+
+def test_a_stop_leaves_resent_orders_not_begun_for_the_probe():
+    stop = threading.Event()
+    push = StoppingPusher(stop)
+    pushes = PushRunner(push, 2, in_turn=lambda d: bool(d.headers), stop=stop, hand_back=handed_back)
+
+    outcomes = pushes.run([delivery(n, RESENT) for n in range(4)])
+
+    assert push.started == [0]
+    assert outcomes[1:] == [Done()] * 3
