@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     order_push_concurrency: int = Field(default=8, ge=1, le=32)
     erp_probe_interval_s: float = Field(default=60.0, gt=0)
     hold_grace_period_s: int = Field(default=3600, gt=0)
+    # Longer than the retry path's whole span (5 delays, then 600 s each up to 25 attempts: 3.4 h).
+    order_stranded_after_s: int = Field(default=4 * 3600, gt=0)
     media_allow_private_networks: bool = False
 
     reconcile_schedule: str = "0 3 * * *"

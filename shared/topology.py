@@ -15,7 +15,7 @@
     erp-sync.retry ──orders-push.<I>ms──▶ erp-sync.orders-push.delay.<I>ms (I = ORDER_RETRY_INTERVAL_S in ms)
         the orders worker's own retry of an ERP push (spec 7.2), back to erp-sync.orders-push
     (default exchange) ──erp-sync.orders-push──▶ erp-sync.orders-push
-        the ERP probe re-sends local_only orders to the orders worker alone
+        the ERP probe re-sends local_only and stranded orders to the orders worker alone
 
 Work queues are quorum queues whose own dead-letter exchange is the parking exchange, so a
 message that keeps killing its consumer (redelivered without an ack) is parked by the broker

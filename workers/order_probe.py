@@ -1,9 +1,12 @@
-"""The orders worker's background loop: ends holds past their grace period, re-sends local_only orders.
+"""The orders worker's background loop: ends holds past their grace period, re-sends waiting orders.
 
 Every `ERP_PROBE_INTERVAL_S`: holds of orders the ERP acknowledged more than `HOLD_GRACE_PERIOD_S`
-ago are released (the ERP's own figure should have arrived by then); and when local_only orders
+ago are released (the ERP's own figure should have arrived by then); when local_only orders
 exist and the ERP answers a probe, they are put on the orders worker's push queue oldest first,
-where they are pushed one after another.
+where they are pushed one after another. Orders still `received` or `pending_sync` with nothing
+done to them for `ORDER_STRANDED_AFTER_S` have lost their push message (parked after the
+database failed it too often, or purged by hand): they are re-sent the same way, ERP or not,
+so that they go on through the usual states instead of holding their stock for good.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from shared.erp_client import ErpClient
@@ -30,8 +33,9 @@ RESEND_BATCH = 500
 @dataclass(frozen=True)
 class ProbeReport:
     released_holds: int
-    erp_answers: bool | None  # None: nothing to re-send, the ERP was not asked
+    erp_answers: bool | None  # None: no local_only order to re-send, the ERP was not asked
     resent: tuple[str, ...]
+    stranded: tuple[str, ...] = ()
 
 
 def order_from_row(row: Order) -> OrderPlaced:
@@ -62,13 +66,14 @@ class OrderProbe:
 
     def __init__(
         self, client: ErpClient, session_factory: sessionmaker[Session], publisher: ConfirmingPublisher,
-        *, interval_s: float, grace_period_s: float,
+        *, interval_s: float, grace_period_s: float, stranded_after_s: float,
     ) -> None:
         self._client = client
         self._session_factory = session_factory
         self._publisher = publisher
         self._interval_s = interval_s
         self._grace_period_s = grace_period_s
+        self._stranded_after_s = stranded_after_s
 
     def run(self, stop: threading.Event) -> None:
         """Run `once` every interval until `stop` is set; a failed round is logged and the next one tried."""
@@ -79,30 +84,43 @@ class OrderProbe:
                 logger.exception("ERP probe round failed; trying again in %.1f s", self._interval_s)
 
     def once(self, now: datetime | None = None) -> ProbeReport:
-        """One round: release expired holds, then re-send local_only orders if the ERP answers."""
+        """One round: release expired holds, re-send stranded orders, then local_only ones if the ERP answers."""
         now = now or datetime.now(UTC)
         with self._session_factory() as session, session.begin():
             released = release_expired_holds(session, self._grace_period_s, now)
         if released:
             logger.info("released %d holds past their %.0f s grace period", released, self._grace_period_s)
+        stranded = self._resend(
+            (Order.status.in_((OrderStatus.RECEIVED.value, OrderStatus.PENDING_SYNC.value)),
+             Order.updated_at < now - timedelta(seconds=self._stranded_after_s)),
+            now, "its push message is lost")
+        with self._session_factory() as session:
+            local_only = session.scalar(select(Order.order_id).where(*self._local_only_due(now)).limit(1))
+        if local_only is None:
+            return ProbeReport(released, None, (), stranded)
+        if not self._client.probe():
+            logger.info("local_only orders wait, from %s on; the ERP does not answer yet", local_only)
+            return ProbeReport(released, False, (), stranded)
+        resent = self._resend(self._local_only_due(now), now, "the ERP answers again")
+        return ProbeReport(released, True, resent, stranded)
+
+    @staticmethod
+    def _local_only_due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+        return (Order.status == OrderStatus.LOCAL_ONLY.value,
+                Order.next_attempt_at.is_(None) | (Order.next_attempt_at <= now))
+
+    def _resend(self, where: tuple[ColumnElement[bool], ...], now: datetime, why: str) -> tuple[str, ...]:
+        """Put the oldest orders matching `where` on the push queue, to be pushed one after another."""
         with self._session_factory() as session, session.begin():
-            waiting = list(session.scalars(
-                select(Order)
-                .where(Order.status == OrderStatus.LOCAL_ONLY.value,
-                       (Order.next_attempt_at.is_(None)) | (Order.next_attempt_at <= now))
-                .order_by(Order.arrival)
-                .limit(RESEND_BATCH)
-                .options(selectinload(Order.lines))
+            rows = list(session.scalars(
+                select(Order).where(*where).order_by(Order.arrival).limit(RESEND_BATCH)
+                .with_for_update(skip_locked=True).options(selectinload(Order.lines))
             ))
-            if not waiting:
-                return ProbeReport(released, None, ())
-            if not self._client.probe():
-                logger.info("%d local_only orders wait; the ERP does not answer yet", len(waiting))
-                return ProbeReport(released, False, ())
             exchange, routing_key = order_resend_route()
-            for row in waiting:
-                self._publisher.publish(order_message(order_from_row(row), exchange, routing_key, {RESEND_HEADER: 1}))
-                # Not re-sent again before the handler had a chance to push it.
+            self._publisher.publish_all(
+                [order_message(order_from_row(row), exchange, routing_key, {RESEND_HEADER: 1}) for row in rows])
+            for row in rows:
+                # Not re-sent again before the handler had a chance to push it (this also stamps updated_at).
                 row.next_attempt_at = now + timedelta(seconds=self._interval_s)
-                logger.info("order %s re-sent to the orders worker, the ERP answers again", row.order_id)
-        return ProbeReport(released, True, tuple(row.order_id for row in waiting))
+                logger.info("order %s re-sent to the orders worker: %s", row.order_id, why)
+        return tuple(row.order_id for row in rows)

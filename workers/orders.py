@@ -140,7 +140,9 @@ def build_push_handler(settings: Settings) -> Handler:
     def push(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
         order = decode_order(delivery.body)  # it decoded when it was recorded (or the probe rebuilt it)
         row = load_locked(session, order.order_id)
-        is_retry = RETRY_HEADER in delivery.headers or delivery.redelivered
+        # A retry chain's own message, the probe's re-send, or one the broker hands out again
+        # (its first delivery may have died with a worker) push even a pending_sync order.
+        is_retry = RETRY_HEADER in delivery.headers or RESEND_HEADER in delivery.headers or delivery.redelivered
         if not needs_push(row, is_retry=is_retry, now=datetime.now(UTC)):
             logger.info("order %s is %s already; duplicate message ignored", order.order_id, row.status)
             return None
@@ -191,7 +193,8 @@ def start_background(
             push_runner.close()
 
     probe = OrderProbe(erp_client(settings), session_factory, publisher,
-                       interval_s=settings.erp_probe_interval_s, grace_period_s=settings.hold_grace_period_s)
+                       interval_s=settings.erp_probe_interval_s, grace_period_s=settings.hold_grace_period_s,
+                       stranded_after_s=settings.order_stranded_after_s)
     loops = [BackgroundLoop("the orders push consumer", push_until_stopped, stop),
              BackgroundLoop("the orders ERP probe", probe.run, stop)]
     for loop in loops:

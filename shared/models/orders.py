@@ -47,6 +47,12 @@ class Order(Base):
             "next_attempt_at",
             postgresql_where=text("status IN ('pending_sync', 'local_only')"),
         ),
+        # The probe asks "which unsettled orders has nothing touched for hours?" (stranded ones).
+        Index(
+            "ix_orders_unsettled_since",
+            "updated_at",
+            postgresql_where=text("status IN ('received', 'pending_sync')"),
+        ),
     )
 
     order_id: Mapped[str] = mapped_column(String(100), primary_key=True)

@@ -1,0 +1,26 @@
+"""Orders: an index for the probe's search for stranded orders (unsettled and untouched for long).
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-02 00:00:00
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_orders_unsettled_since", "orders", ["updated_at"],
+                    postgresql_where=sa.text("status IN ('received', 'pending_sync')"))
+
+
+def downgrade() -> None:
+    op.drop_index("ix_orders_unsettled_since", table_name="orders")

@@ -1,0 +1,79 @@
+"""Orders whose push message is lost (parked, purged): the probe re-sends them instead of holding stock for good."""
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from shared.db import make_engine, make_session_factory
+from shared.models import Order
+from shared.models.orders import OrderStatus
+from shared.orders import OrderPlaced
+from shared.publisher import ConfirmingPublisher
+from shared.topology import ORDERS_PUSH_QUEUE
+from tests.amqp_helpers import drain
+from tests.e2e.test_orders_flow import available, order, order_settings, sandbox, stock_of_50, status_of  # noqa: F401
+from tests.e2e.test_orders_flow import SKU, wait_status
+from workers.order_probe import OrderProbe
+from workers.order_sync import RESEND_HEADER, record_orders
+from workers.orders import erp_client
+
+
+def record_without_push(session, order_id: str, status: OrderStatus = OrderStatus.RECEIVED) -> None:
+    """An order recorded with its hold whose push message never reached the push queue, or was parked."""
+    record_orders(session, [OrderPlaced.model_validate(order(order_id, quantity=1))])
+    if status is not OrderStatus.RECEIVED:
+        past = datetime.now(UTC) - timedelta(minutes=5)
+        session.execute(update(Order).where(Order.order_id == order_id)
+                        .values(status=status.value, attempts=1, first_attempt_at=past, next_attempt_at=past))
+    session.commit()
+
+
+@pytest.fixture
+def probe(order_settings, broker):  # noqa: F811
+    """A probe that calls orders stranded after 1 s, on the run's database, broker and sandbox ERP."""
+    settings = order_settings(order_stranded_after_s=1)
+    engine = make_engine(settings.database_url)
+    publisher = ConfirmingPublisher(broker)
+    yield OrderProbe(erp_client(settings), make_session_factory(engine), publisher,
+                     interval_s=60, grace_period_s=3600, stranded_after_s=1)
+    publisher.close()
+    engine.dispose()
+
+
+def test_an_order_untouched_past_the_limit_is_resent_once_and_a_fresh_one_is_not(probe, broker, committed_session):
+    # given an order stranded for over a second, and one recorded just now
+    record_without_push(committed_session, "ORD-LOST")
+    time.sleep(1.2)
+    record_without_push(committed_session, "ORD-FRESH")
+
+    # when the probe runs twice in a row
+    first = probe.once()
+    second = probe.once()
+
+    # then only the stranded order went to the push queue, once, marked as a re-send
+    assert first.stranded == ("ORD-LOST",) and second.stranded == ()
+    [resent] = drain(broker, ORDERS_PUSH_QUEUE.name)
+    assert OrderPlaced.model_validate_json(resent.body).order_id == "ORD-LOST"
+    assert resent.properties.headers[RESEND_HEADER] == 1
+    # and nothing had to ask the ERP: no local_only order waits
+    assert first.erp_answers is None
+
+
+@pytest.mark.parametrize("status", [OrderStatus.RECEIVED, OrderStatus.PENDING_SYNC])
+def test_a_stranded_order_reaches_the_erp_once_and_its_hold_stays_until_then(
+        status, ingress, start_workers, order_settings, sandbox, stock_of_50, committed_session):  # noqa: F811
+    # given an order holding stock whose push (or retry) message was lost
+    record_without_push(committed_session, "ORD-STRANDED", status)
+    assert available(ingress) == 49
+
+    # when the orders worker runs with a short stranded limit
+    start_workers("orders", with_settings=order_settings(order_stranded_after_s=1))
+
+    # then the probe re-sends it and the ERP takes it, once, with the stock still held meanwhile
+    state = wait_status(ingress, "ORD-STRANDED", "synced")
+    assert state["attempts"] == (2 if status is OrderStatus.PENDING_SYNC else 1)
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-STRANDED"]
+    assert sandbox.stock(SKU) == 49 and available(ingress) == 49
