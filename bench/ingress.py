@@ -54,14 +54,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto",
                         help="phase 1 load generator; auto = wrk when installed")
+    parser.add_argument("--connection-per-request", action="store_true",
+                        help="send `Connection: close` so each request opens a connection of its own, as a "
+                             "webhook sender without keep-alive does (default: keep-alive)")
     parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
     return parser.parse_args(argv)
 
 
-def signed_posts(secret: str, count: int) -> list[Post]:
+def signed_posts(secret: str, count: int, close: bool = False) -> list[Post]:
     """Distinct inventory.change events, signed once before the clock starts."""
     bodies = [encode(inventory_event()) for _ in range(count)]
-    return [Post(WEBHOOK_PATH, body, signed_headers(body, secret)) for body in bodies]
+    extra = {"Connection": "close"} if close else {}
+    return [Post(WEBHOOK_PATH, body, signed_headers(body, secret) | extra) for body in bodies]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         amqp_url = stack.enter_context(private_vhost(base.amqp_url, base.retry_delays_ms))
         database_url = stack.enter_context(private_database(base.database_url))
         settings = load_settings(amqp_url=amqp_url, database_url=database_url, erp_webhook_secret=secret)
-        plan = Plan(args, signed_posts(secret, args.bodies), use_wrk, work_dir)
+        plan = Plan(args, signed_posts(secret, args.bodies, args.connection_per_request), use_wrk, work_dir)
         bare = measure_bare(plan, server_env(settings, secret, work_dir / "metrics-bare"))
         ingress = measure_ingress(plan, server_env(settings, secret, work_dir / "metrics-ingress"), amqp_url)
     return figures(plan, settings, bare, ingress)
@@ -109,6 +113,7 @@ def figures(plan: Plan, settings: Settings, bare: Throughput, ingress: IngressRu
         "threads": options["threads"],
         "worker_class": options["worker_class"],
         "connections": plan.args.connections,
+        "connection_per_request": plan.args.connection_per_request,
         "duration_s": plan.args.duration,
         "load_generator": {"max_rate": generator, "latency": "python asyncio open loop, from scheduled send"},
     }
