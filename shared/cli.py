@@ -68,7 +68,9 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _reconcile_history(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.db import make_engine, make_session_factory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from shared.db import make_engine, make_session_factory, translate_db_error
     from workers.reconcile_history import history, show
 
     engine = make_engine(settings.database_url)
@@ -83,6 +85,8 @@ def _reconcile_history(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print(json.dumps([s.as_dict() for s in history(session, args.limit)], indent=2))
         return EXIT_OK
+    except SQLAlchemyError as exc:
+        raise translate_db_error(exc) from exc  # main prints it as one line
     finally:
         engine.dispose()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests import cli
 from tests.workers.test_reconcile import TOKEN, erp, levels, seed_levels  # noqa: F401
 
@@ -39,6 +41,18 @@ def test_show_of_an_unknown_run_fails(committed_session, migrated_database_url):
     result = cli.run("reconcile", "--show", "424242", DATABASE_URL=migrated_database_url,
                      ERP_BASE_URL="http://127.0.0.1:9", ERP_API_TOKEN=TOKEN)
     assert result.returncode == 1 and "424242" in result.stderr
+
+
+@pytest.mark.parametrize("args", [("--history",), ("--show", "1")])
+def test_history_with_the_database_down_says_so_in_one_line(args):
+    # given a DATABASE_URL where nothing listens
+    result = cli.run("reconcile", *args, DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync",
+                     ERP_BASE_URL="http://127.0.0.1:9", ERP_API_TOKEN=TOKEN)
+
+    # then the command fails with one line naming the database, no traceback
+    assert result.returncode == 1
+    assert result.stderr.startswith("erp-sync: database unavailable") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def imported(output: str) -> set[str]:
