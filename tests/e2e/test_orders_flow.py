@@ -147,6 +147,26 @@ def test_erp_down_then_back_syncs_the_order_once(ingress, storefront, start_work
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-E2E-2"] and sandbox.stock(SKU) == 48
 
 
+def test_an_unreachable_erp_sends_the_push_round_the_push_delay_queue(ingress, storefront, start_workers,
+                                                                      order_settings, sandbox, broker):
+    from tests.amqp_helpers import drain
+    from workers.order_sync import RETRY_HEADER
+
+    # given an ERP that fails and a retry interval long enough to find the retry waiting
+    sandbox.fault("5xx")
+    start_workers("orders", with_settings=order_settings(order_retry_interval_s=30, order_retry_window_s=600))
+
+    # when an order is placed
+    publish_order(storefront, order("ORD-DELAYED"))
+    wait_status(ingress, "ORD-DELAYED", "pending_sync")
+
+    # then its retry waits in the push queue's own delay queue (back to the pushes, not the recording)
+    [waiting] = wait_for(lambda: drain(broker, ORDERS_PUSH_QUEUE.delay_queue(30_000)))
+    assert waiting.properties.message_id == "ORD-DELAYED" and waiting.properties.headers[RETRY_HEADER] == 1
+    assert waiting.properties.delivery_mode == 2
+    assert drain(broker, ORDERS.name) == []  # nothing went back to be recorded again
+
+
 def test_erp_down_past_the_window_holds_locally_and_resends_when_back(ingress, storefront, start_workers,
                                                                       order_settings, sandbox, stock_of_50):
     sandbox.fault("5xx")

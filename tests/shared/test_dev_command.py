@@ -60,7 +60,8 @@ def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_databa
     # and SIGTERM stops it, children included, in good time
     assert process.returncode == 0, output
     assert time.monotonic() - started < 25
-    assert consumers_of(broker, ["erp-sync.catalog", "erp-sync.inventory", "erp-sync.media", "erp-sync.orders"]) == 0
+    assert consumers_of(broker, ["erp-sync.catalog", "erp-sync.inventory", "erp-sync.media", "erp-sync.orders",
+                                 "erp-sync.orders-push"]) == 0
 
 
 def consumers_of(amqp_url: str, queues: list[str]) -> int:

@@ -14,11 +14,11 @@ from shared.errors import MessageDecodeError
 from shared.models import Order, StockHold
 from shared.orders import decode_order
 from shared.retry_policy import PARK_REASON_HEADER
-from shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE
+from shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
 from tests.sandbox_erp.conftest import TOKEN
 from tests.workers.test_orders_helpers import running_sandbox
 from workers.order_probe import release_expired_holds
-from workers.order_sync import RETRY_HEADER
+from workers.order_sync import RESEND_HEADER, RETRY_HEADER
 from workers.orders import build_push_handler, erp_client, record_order
 
 SKU = "IPH15-128-BLK"
@@ -170,6 +170,42 @@ def test_unreachable_erp_makes_order_pending_with_a_retry(make_handler, sandbox,
     row = order_row(db_session)
     assert row.status == "synced" and row.attempts == 2 and row.last_error is None
     assert len(sandbox.orders()) == 1
+
+
+def test_a_redelivered_push_of_a_pending_order_is_pushed_but_a_plain_duplicate_is_not(settings_factory, sandbox,
+                                                                                     db_session):
+    # given an order pending_sync whose next retry is a minute away
+    settings = settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, order_retry_interval_s=60,
+                                order_retry_window_s=600, erp_quick_retries=1, erp_connect_timeout_s=1)
+    push = build_push_handler(settings)
+    record_order(delivery(order_body()), db_session)
+    sandbox.fault("down")
+    push(delivery(order_body()), db_session)
+    assert order_row(db_session).status == "pending_sync"
+    sandbox.fault("none")
+
+    # when a plain duplicate arrives, then nothing is pushed: the retry on its way will do it
+    assert push(delivery(order_body(), tag=2), db_session) is None
+    assert sandbox.orders() == [] and order_row(db_session).attempts == 1
+
+    # when the broker hands a message out again (its first delivery died with a worker), then it is pushed
+    assert push(delivery(order_body(), tag=3, redelivered=True), db_session) == []
+    row = order_row(db_session)
+    assert row.status == "synced" and row.attempts == 2
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
+
+
+def test_a_recorded_order_hands_on_what_it_continues_and_nothing_else(db_session):
+    # given an order.placed message carrying a retry count, a re-send mark and an unrelated header
+    headers = {RETRY_HEADER: 3, RESEND_HEADER: 1, "x-storefront-trace": "abc"}
+
+    # when it is recorded
+    [handed_on] = record_order(delivery(order_body(), headers=headers), db_session)
+
+    # then the message to the push queue keeps the retry and re-send marks only
+    assert (handed_on.exchange, handed_on.routing_key) == (ORDERS_PUSH_QUEUE.exchange, ORDERS_PUSH_QUEUE.routing_key)
+    assert handed_on.headers == {RETRY_HEADER: 3, RESEND_HEADER: 1}
+    assert handed_on.body == order_body() and handed_on.message_id == "ORD-1"
 
 
 def test_order_goes_local_only_after_the_window(make_handler, sandbox, db_session):
