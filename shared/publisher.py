@@ -10,9 +10,8 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +46,40 @@ class OutgoingMessage:
         )
 
 
+class _Confirmation:
+    """One message's outcome: set once by the I/O thread, waited for by the caller.
+
+    A bare lock, held until the outcome is known, costs a fraction of a `Future`'s condition
+    variable, and the ingress makes one per request.
+    """
+
+    __slots__ = ("_unresolved", "_error")
+
+    def __init__(self) -> None:
+        self._unresolved = threading.Lock()
+        self._unresolved.acquire()
+        self._error: BaseException | None = None
+
+    def confirm(self) -> None:
+        self._unresolved.release()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._unresolved.release()
+
+    def wait(self, timeout_s: float) -> bool:
+        """False if no outcome came in time; raises the failure if there was one."""
+        if not self._unresolved.acquire(timeout=timeout_s):
+            return False
+        self._unresolved.release()  # so that waiting again returns at once
+        if self._error is not None:
+            raise self._error
+        return True
+
+
 @dataclass
 class _Pending:
-    future: Future[None]
+    confirmation: _Confirmation
     message_id: str
     returned: bool = False
 
@@ -60,6 +90,11 @@ class _Link:
     def __init__(self, parameters: pika.URLParameters, connect_timeout_s: float) -> None:
         self._pending: dict[int, _Pending] = {}
         self._last_tag = 0
+        # Messages handed over by callers, published by the I/O thread. Every wakeup of that
+        # thread is a socket write and a GIL handoff, so one wakeup serves all that queued up.
+        self._outbox: deque[tuple[OutgoingMessage, _Confirmation]] = deque()
+        self._wake_lock = threading.Lock()
+        self._wake_pending = False
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self.alive = True
@@ -117,7 +152,16 @@ class _Link:
         self._ready.set()
         pending, self._pending = self._pending, {}
         for item in pending.values():
-            item.future.set_exception(BrokerUnavailable(f"connection lost before confirm: {reason}"))
+            item.confirmation.fail(BrokerUnavailable(f"connection lost before confirm: {reason}"))
+        self._fail_outbox()
+
+    def _fail_outbox(self) -> None:
+        while self._outbox:
+            try:
+                _message, confirmation = self._outbox.popleft()
+            except IndexError:
+                return
+            confirmation.fail(BrokerUnavailable("the publishing connection is gone"))
 
     def _on_return(
         self, _channel: Channel, _method: spec.Basic.Return, properties: pika.BasicProperties, _body: bytes
@@ -140,18 +184,27 @@ class _Link:
             if item is None:
                 continue
             if not acked:
-                item.future.set_exception(PublishRejected(f"broker refused message {item.message_id}"))
+                item.confirmation.fail(PublishRejected(f"broker refused message {item.message_id}"))
             elif item.returned:
-                item.future.set_exception(PublishRejected(f"no queue is bound for message {item.message_id}"))
+                item.confirmation.fail(PublishRejected(f"no queue is bound for message {item.message_id}"))
             else:
-                item.future.set_result(None)
+                item.confirmation.confirm()
 
-    def _publish_on_loop(self, message: OutgoingMessage, future: Future[None]) -> None:
+    def _drain_outbox(self) -> None:
+        # Cleared before draining: a message queued after this line either finds the flag down and
+        # wakes the loop again, or is still in the outbox for the loop below.
+        with self._wake_lock:
+            self._wake_pending = False
+        while self._outbox:
+            message, confirmation = self._outbox.popleft()
+            self._publish_on_loop(message, confirmation)
+
+    def _publish_on_loop(self, message: OutgoingMessage, confirmation: _Confirmation) -> None:
         if not self.alive or self._channel is None or not self._channel.is_open:
-            future.set_exception(BrokerUnavailable("publishing channel is closed"))
+            confirmation.fail(BrokerUnavailable("publishing channel is closed"))
             return
         self._last_tag += 1
-        self._pending[self._last_tag] = _Pending(future, message.message_id)
+        self._pending[self._last_tag] = _Pending(confirmation, message.message_id)
         try:
             # mandatory: a message no queue takes comes back instead of vanishing after the ack.
             self._channel.basic_publish(
@@ -159,18 +212,27 @@ class _Link:
             )
         except pika.exceptions.AMQPError as exc:
             self._pending.pop(self._last_tag, None)
-            future.set_exception(BrokerUnavailable(f"publish failed: {exc}"))
+            confirmation.fail(BrokerUnavailable(f"publish failed: {exc}"))
 
     # --- called from any thread ---
 
-    def submit(self, message: OutgoingMessage) -> Future[None]:
-        future: Future[None] = Future()
+    def submit(self, message: OutgoingMessage) -> _Confirmation:
+        confirmation = _Confirmation()
+        self._outbox.append((message, confirmation))
+        with self._wake_lock:
+            if self._wake_pending:
+                return confirmation
+            self._wake_pending = True
         try:
-            self._connection.ioloop.add_callback_threadsafe(lambda: self._publish_on_loop(message, future))
+            self._connection.ioloop.add_callback_threadsafe(self._drain_outbox)
         except (pika.exceptions.AMQPError, RuntimeError, AttributeError) as exc:
             self.alive = False
+            self._fail_outbox()
             raise BrokerUnavailable(f"publisher connection is gone: {exc}") from exc
-        return future
+        if not self.alive:
+            # The loop may have stopped before it could take this message: nobody else will fail it.
+            self._fail_outbox()
+        return confirmation
 
     def close(self) -> None:
         self.alive = False
@@ -227,13 +289,11 @@ class ConfirmingPublisher:
         if not messages:
             return
         link = self._connected_link()
-        futures = [(message, link.submit(message)) for message in messages]
+        confirmations = [(message, link.submit(message)) for message in messages]
         deadline = time.monotonic() + (timeout_s or self._confirm_timeout_s)
-        for message, future in futures:
-            try:
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except FutureTimeout as exc:
-                raise BrokerUnavailable(f"no confirm for message {message.message_id} in time") from exc
+        for message, confirmation in confirmations:
+            if not confirmation.wait(max(0.0, deadline - time.monotonic())):
+                raise BrokerUnavailable(f"no confirm for message {message.message_id} in time")
 
     def ensure_connected(self) -> None:
         """Connect now if not connected; raises BrokerUnavailable if that fails."""

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pika
 import pytest
 
 from shared.errors import BrokerUnavailable, PublishRejected
-from shared.publisher import ConfirmingPublisher, OutgoingMessage
+from shared.publisher import ConfirmingPublisher, OutgoingMessage, _Link
 from shared.topology import EVENTS_EXCHANGE
 from tests.amqp_helpers import drain
 
@@ -54,3 +56,53 @@ def test_unreachable_broker_fails_fast_with_broker_unavailable():
     # and a second attempt right after does not wait for another connect
     with pytest.raises(BrokerUnavailable, match="a moment ago"):
         publisher.publish(message(2))
+
+
+def test_channel_lost_amid_concurrent_publishes_answers_every_caller_and_loses_no_confirmed_message(
+    publisher, broker
+):
+    # given 32 threads publishing while one of them sends to a missing exchange, which makes
+    # the broker close the channel under all the others
+    def publish(index: int) -> str:
+        exchange = "no-such-exchange" if index == 100 else EVENTS_EXCHANGE
+        try:
+            publisher.publish(message(index, exchange=exchange), timeout_s=60)
+        except BrokerUnavailable:
+            return "unavailable"
+        return "confirmed"
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        outcomes = list(pool.map(publish, range(400)))
+
+    # then every caller heard of the lost channel at once, none sat out its 60 s confirm timeout,
+    # the bad one failed, and each message confirmed to its caller is on the queue
+    assert time.monotonic() - started < 30
+    assert outcomes[100] == "unavailable"
+    confirmed = {f"evt_{i}" for i, outcome in enumerate(outcomes) if outcome == "confirmed"}
+    landed = {m.properties.message_id for m in drain(broker, "erp-sync.inventory")}
+    assert confirmed <= landed
+    # and the publisher is usable again afterwards
+    publisher.publish(message(1000))
+    assert [m.properties.message_id for m in drain(broker, "erp-sync.inventory")] == ["evt_1000"]
+
+
+def test_publish_after_close_reconnects(publisher, broker):
+    publisher.publish(message(1))
+    publisher.close()
+
+    publisher.publish(message(2))
+
+    assert [m.properties.message_id for m in drain(broker, "erp-sync.inventory")] == ["evt_1", "evt_2"]
+
+
+def test_message_handed_to_a_connection_that_just_closed_fails_at_once(broker):
+    # The race this covers: a caller took the connection a moment before it closed.
+    parameters = pika.URLParameters(broker)
+    link = _Link(parameters, connect_timeout_s=2)
+    link.close()
+
+    confirmation = link.submit(message(1))
+
+    with pytest.raises(BrokerUnavailable):
+        confirmation.wait(0.5)
