@@ -2,14 +2,16 @@
 
 `apply_inventory_batch` ends exactly where `apply_inventory_change` over the same events, one by
 one in order, would: the same figures, the same history rows in the same order, the same
-idempotency records. It takes four statements however long the batch:
+idempotency records. It takes five statements however long the batch (four without a new total):
 
 1. record the batch's event ids at once; an id recorded before, or earlier in the batch, makes
    its event a duplicate;
 2. lock the batch's SKUs in sku order (every worker locks in that order, so two workers wait
    for each other rather than deadlock) and read their figures;
-3. resolve each SKU's events in arrival order in Python, by the rules workers/stock.py states;
-4. upsert each changed SKU's final figure, and insert every event's history row.
+3. for the SKUs that get a new total, read the applied deltas it must add back (those stamped
+   at or after the earliest such total): after the lock, so all committed ones;
+4. resolve each SKU's events in arrival order in Python, by the rules workers/stock.py states;
+5. upsert each changed SKU's final figure, and insert every event's history row.
 
 The hold-release trigger on stock_levels then sees each SKU's newest figure once rather than every
 figure on the way; as figures only move forward, it releases the same holds.
@@ -53,6 +55,12 @@ FROM unnest(CAST(:skus AS varchar[])) AS wanted (sku) JOIN stock_levels AS level
 ORDER BY level.sku
 FOR UPDATE OF level
 """)
+_LATER_DELTAS = text("""
+SELECT change.sku, change.erp_timestamp, change.delta
+FROM unnest(CAST(:skus AS varchar[]), CAST(:since AS timestamptz[])) AS wanted (sku, since)
+JOIN stock_changes AS change ON change.sku = wanted.sku AND change.erp_timestamp >= wanted.since
+WHERE change.kind = 'delta' AND change.outcome = 'applied'
+""")
 # Two upserts in one statement, as the single-event ones differ: a new figure sets erp_as_of, a sum
 # of deltas leaves it out of the SET (an update OF erp_as_of fires the trigger releasing stock
 # holds). Both keep the single-event guard and refuse to update a row we found missing.
@@ -95,13 +103,16 @@ class _Level:
     as_of: datetime
 
 
-def _next_level(level: _Level | None, event: InventoryChange) -> tuple[StockChangeOutcome, _Level]:
+def _next_level(
+    level: _Level | None, event: InventoryChange, applied_deltas: list[tuple[datetime, int]]
+) -> tuple[StockChangeOutcome, _Level]:
     # A fresh event's outcome and the SKU's figure after it, as workers/stock.py's upserts decide.
     data = event.data
     if level is not None and level.as_of > event.timestamp:
         return STALE, level
     if data.new_quantity is not None:
-        return APPLIED, _Level(data.new_quantity, event.timestamp)
+        later = sum(delta for stamped, delta in applied_deltas if stamped >= event.timestamp)
+        return APPLIED, _Level(data.new_quantity + later, event.timestamp)
     delta = data.quantity_change or 0
     if level is None:
         return APPLIED, _Level(delta, NO_TOTAL_YET)
@@ -119,6 +130,7 @@ def apply_inventory_batch(events: list[InventoryChange], session: Session) -> li
     for sku, quantity, as_of in session.execute(_LOCK_LEVELS, {"skus": skus}):
         levels[sku] = _Level(quantity, as_of)
     missing = [sku for sku, level in levels.items() if level is None]
+    applied_deltas = _applied_deltas_since_new_totals(session, [event for event in events if event.event_id in fresh])
 
     outcomes: list[StockChangeOutcome] = []
     history: list[dict[str, Any]] = []
@@ -129,12 +141,14 @@ def apply_inventory_batch(events: list[InventoryChange], session: Session) -> li
         outcome = DUPLICATE
         if event.event_id in fresh:
             fresh.discard(event.event_id)  # any later copy in this batch is a duplicate
-            outcome, level = _next_level(levels[sku], event)
+            outcome, level = _next_level(levels[sku], event, applied_deltas.get(sku, []))
             levels[sku] = level
             if outcome is APPLIED:
                 final[sku] = level
                 if event.data.new_quantity is not None:
                     new_figures.add(sku)
+                else:
+                    applied_deltas.setdefault(sku, []).append((event.timestamp, event.data.quantity_change or 0))
         if outcome is not APPLIED:
             logger.info("event %s for sku %s recorded as %s", event.event_id, sku, outcome.value)
         outcomes.append(outcome)
@@ -145,6 +159,24 @@ def apply_inventory_batch(events: list[InventoryChange], session: Session) -> li
     _write_levels(session, dict(sorted(final.items())), new_figures, missing)
     session.execute(_RECORD_HISTORY, {column: [row[column] for row in history] for column in history[0]})
     return outcomes
+
+
+def _applied_deltas_since_new_totals(
+    session: Session, fresh_events: list[InventoryChange]
+) -> dict[str, list[tuple[datetime, int]]]:
+    """Per SKU given a new total, the applied deltas stamped at or after its earliest one."""
+    since: dict[str, datetime] = {}
+    for event in fresh_events:
+        if event.data.new_quantity is not None:
+            sku = event.data.sku
+            since[sku] = min(since.get(sku, event.timestamp), event.timestamp)
+    found: dict[str, list[tuple[datetime, int]]] = {}
+    if not since:
+        return found
+    rows = session.execute(_LATER_DELTAS, {"skus": list(since), "since": list(since.values())})
+    for sku, stamped, delta in rows:
+        found.setdefault(sku, []).append((stamped, delta))
+    return found
 
 
 def _write_levels(session: Session, levels: dict[str, _Level], new_figures: set[str], missing: list[str]) -> None:

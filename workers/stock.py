@@ -2,19 +2,23 @@
 
 `stock_levels.erp_as_of` is the ERP timestamp of the absolute figure the quantity builds on.
 
-- An absolute figure replaces the quantity unless the row already holds a newer one. The
-  comparison is the WHERE of the upsert itself, so two processes racing on one SKU cannot go
-  backwards. On a tie the later-arriving figure wins: ERP timestamps may have second resolution,
-  and a second figure within the same second is more likely the later one.
+- An absolute figure stamped T replaces the quantity unless the row already holds a newer one,
+  and the deltas already applied that are stamped at or after T are added back onto it: the
+  total cannot contain them, so a total that arrives late never wipes out a later sale. On a tie
+  the later-arriving figure wins: ERP timestamps may have second resolution, and a second figure
+  within the same second is more likely the later one.
 - A delta adds to the quantity unless it is older than the absolute figure (which then already
   contains it). A delta never moves `erp_as_of`: deltas commute, so each one counts exactly once
   whatever order they arrive in, whereas moving the mark would turn a late older delta stale.
 - A delta for a SKU with no figure yet applies onto 0 and marks the row `NO_TOTAL_YET`. A brand
   new item's first goods receipt is then exact, an unknown prior stock counts as none (the
   storefront never shows stock the ERP has not reported), and the ERP's first total, however
-  old, replaces the guess.
+  old, replaces the guess (keeping the deltas stamped after it).
 
-Every call leaves a `stock_changes` row saying what became of the figure.
+An absolute figure first takes the SKU's row lock, so that the deltas it adds back are all the
+ones committed: a delta racing it either committed before (and is read) or waits for it (and
+then adds onto the new figure). Every call leaves a `stock_changes` row saying what became of
+the figure.
 """
 from __future__ import annotations
 
@@ -41,12 +45,21 @@ SELECT :sku, :event_id, :kind, CAST(:quantity AS integer), CAST(:delta AS intege
 FROM level
 RETURNING id
 """
+# Locks the SKU's row, creating it as an empty NO_TOTAL_YET one if there is none: a conflicting
+# ON CONFLICT DO UPDATE locks the row even where its WHERE leaves it unchanged.
+_LOCK_LEVEL = text("""
+INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (:sku, 0, :no_total_yet)
+ON CONFLICT (sku) DO UPDATE SET erp_quantity = stock_levels.erp_quantity WHERE false
+""")
+# A statement after the lock: it sees every delta committed for the SKU.
 _APPLY_ABSOLUTE = text("""
 WITH level AS (
-    INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (:sku, :quantity, :erp_timestamp)
-    ON CONFLICT (sku) DO UPDATE
-    SET erp_quantity = excluded.erp_quantity, erp_as_of = excluded.erp_as_of, updated_at = now()
-    WHERE stock_levels.erp_as_of <= excluded.erp_as_of
+    UPDATE stock_levels
+    SET erp_quantity = :quantity + (
+            SELECT COALESCE(sum(delta), 0) FROM stock_changes
+            WHERE sku = :sku AND kind = 'delta' AND outcome = 'applied' AND erp_timestamp >= :erp_timestamp),
+        erp_as_of = :erp_timestamp, updated_at = now()
+    WHERE sku = :sku AND erp_as_of <= :erp_timestamp
     RETURNING erp_quantity
 )""" + _RECORD_APPLIED)
 _APPLY_DELTA = text("""
@@ -93,8 +106,9 @@ def apply_absolute(
     location_id: str | None = None,
     reason: str | None = None,
 ) -> StockChangeOutcome:
-    """Set the SKU's ERP figure unless a newer one is already applied; applied or stale."""
+    """Set the SKU's ERP figure, plus the deltas stamped since, unless a newer one is applied; applied or stale."""
     change = _Change(sku, event_id, erp_timestamp, location_id, reason, quantity=quantity)
+    session.execute(_LOCK_LEVEL, {"sku": sku, "no_total_yet": NO_TOTAL_YET})
     return _apply(session, change, _APPLY_ABSOLUTE, {})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, and_, column, or_
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, and_, column, or_, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, CreatedAt, UpdatedAt
@@ -79,3 +79,6 @@ class StockChange(Base):
 
 # A SKU's history is read newest first.
 Index("ix_stock_changes_sku_recorded_at", StockChange.sku, StockChange.recorded_at.desc())
+# A new total adds back the deltas stamped at or after it (workers/stock.py): those alone, by time.
+Index("ix_stock_changes_applied_deltas", StockChange.sku, StockChange.erp_timestamp,
+      postgresql_where=text("kind = 'delta' AND outcome = 'applied'"))

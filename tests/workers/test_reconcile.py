@@ -22,6 +22,7 @@ from shared.models import (
 )
 from tests.sandbox_erp.conftest import serving
 from workers.reconcile import run_sweep
+from workers.stock import apply_delta
 from workers.reconcile_history import history, show
 
 TOKEN = "reconcile-test-token"
@@ -105,6 +106,29 @@ def test_figure_newer_than_the_snapshot_stays(erp, sweep_settings, committed_ses
     # then the newer figure stays and is reported as kept
     assert levels(committed_session) == {"B-1": 9}
     assert (summary.mismatched, summary.corrected, summary.newer_kept) == (1, 0, 1)
+
+
+def test_sales_stamped_after_the_snapshot_began_still_count(erp, sweep_settings, committed_session):
+    # given two SKUs the ERP counts 10 and 8 of, with a sale of one unit each stamped after the
+    # sweep begins and applied by the inventory worker before the sweep corrects anything;
+    # commerce's F-2 had drifted to 5 before its sale
+    url = erp({"F-1": 10, "F-2": 8})
+    seed_levels(committed_session, {"F-1": 10, "F-2": 5})
+    sale_time = datetime.now(UTC) + timedelta(minutes=5)
+    for sku in ("F-1", "F-2"):
+        apply_delta(committed_session, sku=sku, delta=-1, erp_timestamp=sale_time, event_id=f"evt_sale_{sku}")
+    committed_session.commit()
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url))
+
+    # then F-1 is no drift and keeps its sale; F-2 is corrected to the ERP's figure less its sale
+    assert levels(committed_session) == {"F-1": 9, "F-2": 7}
+    assert (summary.mismatched, summary.corrected, summary.newer_kept) == (1, 1, 0)
+    correction = committed_session.scalars(select(ReconciliationCorrection)).one()
+    assert (correction.sku, correction.old_qty, correction.new_qty) == ("F-2", 4, 7)
+    change = committed_session.scalars(select(StockChange).where(StockChange.reason == "RECONCILE")).one()
+    assert (change.sku, change.quantity, change.resulting_quantity) == ("F-2", 8, 7)
 
 
 def test_held_stock_stays_held(erp, sweep_settings, committed_session):

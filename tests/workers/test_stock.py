@@ -5,6 +5,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -150,11 +152,61 @@ def test_delta_for_a_sku_without_a_figure_applies_onto_zero_until_the_first_tota
     row = level(db_session, sku)
     assert (row.erp_quantity, row.erp_as_of) == (15, NO_TOTAL_YET)
 
-    # when the ERP's first total arrives, even one older than the deltas
+    # when the ERP's first total arrives, one older than the deltas
     assert absolute(db_session, sku, 12, T0) is APPLIED
 
-    # then the ERP's total replaces the guess
-    assert quantity(db_session, sku) == 12
+    # then the ERP's total replaces the guess, and the receipts stamped after it, which it
+    # cannot contain, still count
+    assert quantity(db_session, sku) == 27
+
+    # and a total newer than both receipts replaces them all
+    assert absolute(db_session, sku, 30, T0 + timedelta(minutes=3)) is APPLIED
+    assert quantity(db_session, sku) == 30
+
+
+def test_total_arriving_after_a_later_sale_keeps_the_sale(db_session):
+    # given 50 as of an hour ago, and a POS sale at 10:01 already applied
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0 - timedelta(hours=1))
+    delta(db_session, sku, -1, T0 + timedelta(minutes=1))
+
+    # when the ERP's total of 10:00, delayed in transit, arrives after the sale
+    outcome = absolute(db_session, sku, 50, T0)
+
+    # then the total applies but the shop still shows the unit sold at 10:01 as gone
+    assert outcome is APPLIED
+    row = level(db_session, sku)
+    assert (row.erp_quantity, row.erp_as_of) == (49, T0)
+    assert stock_history(db_session, sku)[0].resulting_quantity == 49
+
+
+@st.composite
+def deliveries(draw):
+    """Totals at distinct times and deltas at any of them, in some arrival order."""
+    seconds = draw(st.lists(st.integers(0, 20), unique=True, max_size=6))
+    totals = [(T0 + timedelta(seconds=at), draw(st.integers(0, 100)), None) for at in seconds]
+    deltas = draw(st.lists(st.tuples(st.integers(0, 20).map(lambda at: T0 + timedelta(seconds=at)),
+                                     st.just(None), st.integers(-5, 5)), max_size=10))
+    return draw(st.permutations(totals + deltas))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arrivals=deliveries())
+def test_the_figure_is_the_newest_total_plus_the_deltas_since_whatever_the_arrival_order(db_session, arrivals):
+    # given totals and deltas of one SKU arriving in any order
+    sku = new_sku()
+    for at, total, change in arrivals:
+        if total is not None:
+            absolute(db_session, sku, total, at)
+        else:
+            delta(db_session, sku, change, at)
+
+    # then the figure is the newest total plus every delta stamped at or after it
+    # (or the sum of the deltas while there is no total)
+    totals = [(at, total) for at, total, _ in arrivals if total is not None]
+    newest_at, newest_total = max(totals) if totals else (NO_TOTAL_YET, 0)
+    since = sum(change for at, total, change in arrivals if total is None and at >= newest_at)
+    assert quantity(db_session, sku) == (newest_total + since if arrivals else None)
 
 
 def test_history_lists_every_change_newest_first_with_its_event(db_session):
@@ -215,3 +267,25 @@ def test_two_processes_racing_on_one_sku_never_go_backwards(db_engine, race_sku)
     assert all(len(o) == 2 and o.count("duplicate") == 1 for o in outcomes.values())
     applied = [c.erp_timestamp for c in history if c.outcome == "applied"]
     assert applied == sorted(applied)
+
+
+def test_a_total_and_later_sales_racing_on_one_sku_lose_no_sale(db_engine, race_sku):
+    # given totals of 1,000 at even seconds and sales of one unit at odd seconds, each delivered to
+    # two workers: one takes them oldest first, the other newest first, one transaction per event
+    events = [
+        inventory_change(race_sku, f"evt_race_{uuid.uuid4()}", 1000, T0 + timedelta(seconds=second))
+        if second % 2 == 0 else
+        InventoryChange.model_validate({
+            "event_id": f"evt_race_{uuid.uuid4()}", "event_type": "inventory.change",
+            "timestamp": T0 + timedelta(seconds=second), "data": {"sku": race_sku, "quantity_change": -1},
+        })
+        for second in range(200)
+    ]
+
+    # when they race
+    errors = race_both_ways(db_engine, apply_inventory_change, events)
+
+    # then the newest total (second 198) stands with the one sale stamped after it
+    assert errors == []
+    with Session(db_engine) as session:
+        assert quantity(session, race_sku) == 999

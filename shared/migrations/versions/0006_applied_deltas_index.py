@@ -1,0 +1,29 @@
+"""Stock: an index of applied deltas by SKU and ERP time, read when a new total arrives.
+
+A total stamped T cannot contain a delta stamped at or after T; such deltas already applied are
+added back onto it (workers/stock.py), so a late total no longer wipes out a later sale.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-03 00:00:00
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_stock_changes_applied_deltas", "stock_changes", ["sku", "erp_timestamp"],
+                    postgresql_where=sa.text("kind = 'delta' AND outcome = 'applied'"))
+
+
+def downgrade() -> None:
+    op.drop_index("ix_stock_changes_applied_deltas", table_name="stock_changes")
