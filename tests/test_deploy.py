@@ -1,0 +1,76 @@
+"""deploy/: the compose file runs every process with the settings each needs, from one image.
+
+No Docker engine here, so these read the files: what `docker compose up` would start, with what
+environment, and what the image installs.
+"""
+from __future__ import annotations
+
+import configparser
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.cli import build_parser
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+OURS = {name: service for name, service in SERVICES.items() if "build" in service}
+REQUIRED = re.compile(r"^\$\{(?P<name>\w+):\?[^}]*\}$")
+
+
+def worker_names() -> set[str]:
+    parser = build_parser()
+    commands = next(action for action in parser._actions if action.dest == "command")  # noqa: SLF001
+    worker = commands.choices["worker"]  # type: ignore[index]
+    name = next(action for action in worker._actions if action.dest == "name")  # noqa: SLF001
+    return set(name.choices)
+
+
+def test_compose_runs_the_migration_the_ingress_and_every_worker():
+    commands = {tuple(service["command"]) for service in OURS.values()}
+
+    assert {("migrate",), ("ingress",)} <= commands
+    assert {command[1] for command in commands if command[0] == "worker"} == worker_names()
+
+
+def test_every_process_starts_only_after_the_migration_succeeded():
+    for name, service in OURS.items():
+        if name != "migrate":
+            assert service["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_every_variable_compose_sets_is_a_setting(name):
+    unknown = {key for key in OURS[name]["environment"] if key.lower() not in Settings.model_fields}
+
+    assert unknown == set()
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_the_environment_compose_gives_starts_the_process(name, monkeypatch):
+    # given the operator set what compose insists on (${VAR:?...}) and nothing else
+    environment = OURS[name]["environment"]
+    for key, value in environment.items():
+        required = REQUIRED.match(str(value))
+        monkeypatch.setenv(key, "operator-supplied-value-1234" if required and key != "ERP_BASE_URL"
+                           else "https://erp.example.test" if required else str(value))
+
+    # then the settings load, and the checks each process makes at start pass
+    settings = Settings()
+    settings.webhook_secrets()
+    settings.erp_credentials()
+    assert settings.database_url.endswith("@postgres:5432/erp_sync")
+    assert settings.amqp_url.startswith("amqp://guest:guest@rabbitmq:5672/")
+
+
+def test_the_image_installs_every_package_setup_cfg_names():
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    packages = {line.strip() for line in config["options.packages.find"]["include"].split() if "." not in line}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (REPO / "deploy" / "Dockerfile").read_text(), re.MULTILINE))
+
+    assert packages == copied
