@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 import requests
 
+from sandbox_erp.tls import server_context
 from shared.erp_client import ErpClient, _translated
 from shared.errors import (
     ErpRejected,
@@ -217,3 +218,45 @@ def test_money_is_written_as_exact_json_numbers():
     assert dumps({"p": Decimal("79900.00"), "q": [Decimal("0.10"), Decimal("-1.50")], "s": "79900.00"}) == (
         b'{"p":79900.00,"q":[0.10,-1.50],"s":"79900.00"}'
     )
+
+
+# Proxy and CA settings from the environment: read once when the client is made, as requests
+# would read them per call. The sandbox stands in for a forward proxy: it serves the absolute
+# URL a client sends to its proxy, so an order reaching it through an address that does not
+# resolve went by the proxy.
+UNRESOLVABLE_ERP = "http://erp.invalid:8080"
+
+
+def test_a_proxy_set_in_the_environment_carries_the_orders(sandbox, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", sandbox.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = client_for(UNRESOLVABLE_ERP)
+
+    result = client.import_order(ORDER)
+
+    assert result.status == 201
+    assert [order["idempotency_key"] for order in sandbox.orders()] == ["ORD-WEB-1001"]
+
+
+def test_no_proxy_for_the_erps_host_goes_direct(sandbox, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", sandbox.url)
+    monkeypatch.setenv("NO_PROXY", "erp.invalid")
+    client = client_for(UNRESOLVABLE_ERP, tries=1)
+
+    with pytest.raises(ErpUnavailable, match="cannot reach the ERP"):
+        client.import_order(ORDER)
+    assert sandbox.orders() == []
+
+
+def test_a_ca_bundle_set_in_the_environment_is_trusted(tmp_path, monkeypatch):
+    # given an ERP over TLS with a certificate of a private CA, named only by REQUESTS_CA_BUNDLE
+    bundle = tmp_path / "ca.pem"
+    context = server_context(bundle)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    with running_sandbox(tmp_path, ssl_context=context) as erp:
+        # when an order is pushed with no ERP_CA_BUNDLE
+        result = client_for(erp.url).import_order(ORDER)
+
+    # then the certificate was verified against that CA and the order went through
+    assert result.status == 201

@@ -38,7 +38,7 @@ class Sandbox:
 
 
 @contextmanager
-def running_sandbox(tmp_path, **overrides: Any) -> Iterator[Sandbox]:
+def running_sandbox(tmp_path, ssl_context=None, **overrides: Any) -> Iterator[Sandbox]:
     """A sandbox ERP seeded with the test catalog (IPH15-128-BLK: 50, IPH15-128-BLU: 42), no webhooks."""
     catalog = tmp_path / "sandbox-catalog.json"
     catalog.write_text(json.dumps(CATALOG))
@@ -46,7 +46,7 @@ def running_sandbox(tmp_path, **overrides: Any) -> Iterator[Sandbox]:
                                "export_dir": tmp_path, "webhook_url": None, "start_dispatcher": False, **overrides}
     app = create_app(SandboxConfig(**options))
     try:
-        with serving(app) as url:
+        with serving(app, ssl_context) as url:
             yield Sandbox(url, app)
     finally:
         shutdown(app)
