@@ -53,17 +53,26 @@ class _Confirmation:
     variable, and the ingress makes one per request.
     """
 
-    __slots__ = ("_unresolved", "_error")
+    __slots__ = ("_unresolved", "_error", "_resolved")
 
     def __init__(self) -> None:
         self._unresolved = threading.Lock()
         self._unresolved.acquire()
         self._error: BaseException | None = None
+        self._resolved = False
 
     def confirm(self) -> None:
-        self._unresolved.release()
+        self._resolve(None)
 
     def fail(self, error: BaseException) -> None:
+        self._resolve(error)
+
+    def _resolve(self, error: BaseException | None) -> None:
+        # The first outcome counts: a channel that closes inside basic_publish fails the message
+        # from its close callback before the publish's own error handler gets to it.
+        if self._resolved:
+            return
+        self._resolved = True
         self._error = error
         self._unresolved.release()
 

@@ -27,3 +27,12 @@ def test_wait_raises_the_failure_it_was_given():
 
     with pytest.raises(PublishRejected, match="evt_1"):
         confirmation.wait(1)
+
+
+def test_the_first_outcome_counts_and_a_second_is_ignored():
+    confirmation = _Confirmation()
+    confirmation.fail(PublishRejected("broker refused message evt_1"))
+    confirmation.confirm()
+
+    with pytest.raises(PublishRejected):
+        confirmation.wait(1)
