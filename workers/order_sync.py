@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select, text, update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from shared.erp_client import ErpClient, PushResult
 from shared.errors import ErpRejected, ErpUnavailable
-from shared.models.orders import Order, OrderStatus, StockHold
+from shared.models.orders import OrderStatus, StockHold
 from shared.orders import OrderPlaced
 from shared.publisher import OutgoingMessage
 from shared.topology import order_retry_route
@@ -99,14 +99,48 @@ def record_orders(session: Session, orders: Sequence[OrderPlaced]) -> set[str]:
     return inserted
 
 
-def load_locked(session: Session, order_id: str) -> Order:
-    """The order's row, locked for this transaction and read afresh."""
-    return session.execute(
-        select(Order).where(Order.order_id == order_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
+@dataclass
+class PushState:
+    """The columns of an order's row that a push reads and writes."""
+
+    order_id: str
+    status: str
+    attempts: int
+    first_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    synced_at: datetime | None
+    last_error: str | None
 
 
-def needs_push(row: Order, *, is_retry: bool, now: datetime) -> bool:
+# Plain SQL, read into a dataclass and written back in one UPDATE: the ORM's identity map and
+# unit of work took a third of a push's CPU, for one row read and written once.
+_LOAD_LOCKED = text("""
+SELECT order_id, status, attempts, first_attempt_at, next_attempt_at, synced_at, last_error
+  FROM orders WHERE order_id = :order_id FOR UPDATE
+""")
+_SAVE = text("""
+UPDATE orders
+   SET status = :status, attempts = :attempts, first_attempt_at = :first_attempt_at,
+       next_attempt_at = :next_attempt_at, synced_at = :synced_at, last_error = :last_error, updated_at = now()
+ WHERE order_id = :order_id
+""")
+
+
+def load_locked(session: Session, order_id: str) -> PushState:
+    """The order's row, locked for this transaction.
+
+    Raises:
+        sqlalchemy.exc.NoResultFound: no order has that id.
+    """
+    return PushState(*session.execute(_LOAD_LOCKED, {"order_id": order_id}).one())
+
+
+def save(session: Session, row: PushState) -> None:
+    """Write the push's outcome back to the order's row."""
+    session.execute(_SAVE, asdict(row))
+
+
+def needs_push(row: PushState, *, is_retry: bool, now: datetime) -> bool:
     """Whether this message should push the order now; duplicates of settled orders do nothing."""
     if row.status in DONE:
         return False
@@ -118,7 +152,7 @@ def needs_push(row: Order, *, is_retry: bool, now: datetime) -> bool:
 
 def push_order(
     session: Session,
-    row: Order,
+    row: PushState,
     order: OrderPlaced,
     client: ErpClient,
     policy: PushPolicy,
@@ -129,6 +163,20 @@ def push_order(
 
     Never raises for the ERP's answers: they are the order's state, not a failure of the message.
     """
+    follow_ups = _attempt(session, row, order, client, policy, body, now)
+    save(session, row)
+    return follow_ups
+
+
+def _attempt(
+    session: Session,
+    row: PushState,
+    order: OrderPlaced,
+    client: ErpClient,
+    policy: PushPolicy,
+    body: bytes,
+    now: Callable[[], datetime],
+) -> list[OutgoingMessage]:
     started = now()
     row.attempts += 1
     if row.first_attempt_at is None:
@@ -150,7 +198,7 @@ def _send(client: ErpClient, order: OrderPlaced, policy: PushPolicy) -> PushResu
     return client.import_order(order)
 
 
-def _synced(row: Order, result: PushResult) -> None:
+def _synced(row: PushState, result: PushResult) -> None:
     row.status = OrderStatus.SYNCED.value
     # The moment the ERP's answer arrived bounds its acknowledgement from above, so a stock figure
     # stamped later certainly includes the order: holds wait for one (see migration 0002).
@@ -161,7 +209,7 @@ def _synced(row: Order, result: PushResult) -> None:
                 ", the ERP already had it" if result.already_imported else "")
 
 
-def _reject(session: Session, row: Order, reason: str) -> None:
+def _reject(session: Session, row: PushState, reason: str) -> None:
     row.status = OrderStatus.REJECTED.value
     row.last_error = reason[:MAX_ERROR_CHARS]
     row.next_attempt_at = None
@@ -179,7 +227,7 @@ def release_holds(session: Session, order_id: str, reason: str) -> None:
 
 
 def _unavailable(
-    row: Order, error: ErpUnavailable, policy: PushPolicy, body: bytes, now: datetime
+    row: PushState, error: ErpUnavailable, policy: PushPolicy, body: bytes, now: datetime
 ) -> list[OutgoingMessage]:
     row.last_error = str(error)[:MAX_ERROR_CHARS]
     if row.status == OrderStatus.LOCAL_ONLY:
