@@ -74,3 +74,12 @@ def test_the_image_installs_every_package_setup_cfg_names():
     copied = set(re.findall(r"^COPY (\w+) \./\1$", (REPO / "deploy" / "Dockerfile").read_text(), re.MULTILINE))
 
     assert packages == copied
+
+
+def test_the_orders_worker_is_given_time_to_finish_its_pushes_on_stop():
+    # a push against a hanging ERP: ERP_QUICK_RETRIES tries of connect + read timeout, and back-offs
+    defaults = Settings()
+    worst_push_s = defaults.erp_quick_retries * (defaults.erp_connect_timeout_s + defaults.erp_read_timeout_s) + 2
+    grace = OURS["orders"]["stop_grace_period"]
+
+    assert grace.endswith("s") and int(grace[:-1]) > worst_push_s

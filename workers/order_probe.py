@@ -118,7 +118,7 @@ class OrderProbe:
             ))
             exchange, routing_key = order_resend_route()
             self._publisher.publish_all(
-                [order_message(order_from_row(row), exchange, routing_key, {RESEND_HEADER: 1}) for row in rows])
+                [order_message(order_from_row(row), exchange, routing_key, {RESEND_HEADER: row.attempts}) for row in rows])
             for row in rows:
                 # Not re-sent again before the handler had a chance to push it (this also stamps updated_at).
                 row.next_attempt_at = now + timedelta(seconds=self._interval_s)

@@ -25,7 +25,8 @@ class PushRunner:
     `in_turn` holds (the probe's re-sends of a backlog, oldest first) are pushed one after another
     in the batch's order, beside the others, for at most `in_turn_budget_s`; those left are acked
     unpushed (their orders wait in the database for the probe's next round). Once `stop` is set,
-    pushes not yet begun are not begun: `hand_back` turns each into a message that queues it again.
+    pushes not yet begun, re-sends included, are not begun: `hand_back` turns each into a message
+    that queues it again.
     """
 
     def __init__(self, push: Runner, concurrency: int, in_turn: Callable[[Delivery], bool],
@@ -60,8 +61,11 @@ class PushRunner:
         deadline = time.monotonic() + self._in_turn_budget_s
         for position, number in enumerate(numbers):
             if self._stop.is_set():
-                logger.info("%d re-sent orders left for the probe's next round: the worker is stopping",
-                            len(numbers) - position)
+                # Handed back rather than left: a stranded order's next re-send is hours away.
+                if self._hand_back is not None:
+                    for left in numbers[position:]:
+                        outcomes[left] = Done((self._hand_back(batch[left]),))
+                logger.info("%d re-sent orders not begun: the worker is stopping", len(numbers) - position)
                 return
             if time.monotonic() > deadline:
                 logger.warning("%d re-sent orders left for the probe's next round, from %s on: the ERP is slow",

@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 # Set on the orders worker's own retry messages: they continue a retry chain, a duplicate does not.
 RETRY_HEADER = "x-erp-sync-order-retry"
-# Set on the ERP probe's re-sends of local_only orders: the worker pushes them in turn, oldest first.
+# Set on the ERP probe's re-sends (local_only and stranded orders), to the order's attempts when
+# re-sent: the worker pushes them in turn, oldest first, and a re-send overtaken by a push is stale.
 RESEND_HEADER = "x-erp-sync-order-resend"
 MAX_ERROR_CHARS = 2000
 DONE = frozenset({OrderStatus.SYNCED.value, OrderStatus.REJECTED.value})

@@ -126,10 +126,16 @@ def push_request(delivery: Delivery, order_id: str) -> OutgoingMessage:
 
 
 def hand_back(delivery: Delivery) -> OutgoingMessage:
-    """A push message not begun when the worker stops, as it was, to the back of erp-sync.orders-push."""
+    """A push message not begun when the worker stops, as it was, to the back of erp-sync.orders-push.
+
+    A redelivered message may be all that is left of a retry chain (its worker died between commit
+    and publish); handed back, it says so with the retry mark, as a fresh delivery no longer would.
+    """
+    headers = dict(delivery.headers)
+    if delivery.redelivered:
+        headers.setdefault(RETRY_HEADER, 0)
     return OutgoingMessage(ORDERS_PUSH_QUEUE.exchange, ORDERS_PUSH_QUEUE.routing_key, delivery.body,
-                           delivery.message_id or "", delivery.content_type or "application/json",
-                           dict(delivery.headers))
+                           delivery.message_id or "", delivery.content_type or "application/json", headers)
 
 
 def build_push_handler(settings: Settings) -> Handler:
@@ -142,7 +148,10 @@ def build_push_handler(settings: Settings) -> Handler:
         row = load_locked(session, order.order_id)
         # A retry chain's own message, the probe's re-send, or one the broker hands out again
         # (its first delivery may have died with a worker) push even a pending_sync order.
-        is_retry = RETRY_HEADER in delivery.headers or RESEND_HEADER in delivery.headers or delivery.redelivered
+        # A re-send carries the attempts the probe saw: if a push came in between, it is stale and
+        # must not start a second retry chain beside the one that push started.
+        current_resend = delivery.headers.get(RESEND_HEADER) == row.attempts
+        is_retry = RETRY_HEADER in delivery.headers or current_resend or delivery.redelivered
         if not needs_push(row, is_retry=is_retry, now=datetime.now(UTC)):
             logger.info("order %s is %s already; duplicate message ignored", order.order_id, row.status)
             return None

@@ -57,7 +57,7 @@ def test_an_order_untouched_past_the_limit_is_resent_once_and_a_fresh_one_is_not
     assert first.stranded == ("ORD-LOST",) and second.stranded == ()
     [resent] = drain(broker, ORDERS_PUSH_QUEUE.name)
     assert OrderPlaced.model_validate_json(resent.body).order_id == "ORD-LOST"
-    assert resent.properties.headers[RESEND_HEADER] == 1
+    assert resent.properties.headers[RESEND_HEADER] == 0  # the attempts the probe saw
     # and nothing had to ask the ERP: no local_only order waits
     assert first.erp_answers is None
 

@@ -19,7 +19,7 @@ from tests.sandbox_erp.conftest import TOKEN
 from tests.workers.test_orders_helpers import running_sandbox
 from workers.order_probe import release_expired_holds
 from workers.order_sync import RESEND_HEADER, RETRY_HEADER
-from workers.orders import build_push_handler, erp_client, record_order
+from workers.orders import build_push_handler, erp_client, hand_back, record_order
 
 SKU = "IPH15-128-BLK"
 
@@ -193,6 +193,40 @@ def test_a_redelivered_push_of_a_pending_order_is_pushed_but_a_plain_duplicate_i
     row = order_row(db_session)
     assert row.status == "synced" and row.attempts == 2
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
+
+
+def test_a_resend_overtaken_by_a_push_starts_no_second_retry_chain(settings_factory, sandbox, db_session):
+    # given an order pending_sync after one attempt, its retry a minute away, and a probe re-send
+    # stamped with that one attempt
+    settings = settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, order_retry_interval_s=60,
+                                order_retry_window_s=600, erp_quick_retries=1, erp_connect_timeout_s=1)
+    push = build_push_handler(settings)
+    record_order(delivery(order_body()), db_session)
+    sandbox.fault("down")
+    push(delivery(order_body()), db_session)
+    resend = delivery(order_body(), tag=2, headers={RESEND_HEADER: 1})
+
+    # when another push came first (a second attempt, still failing, with its own retry on its way)
+    push(delivery(order_body(), tag=3, redelivered=True), db_session)
+    assert order_row(db_session).attempts == 2
+
+    # then the stale re-send neither pushes nor starts another retry chain
+    assert push(resend, db_session) is None
+    assert order_row(db_session).attempts == 2
+
+    # but a re-send stamped with the current attempts is pushed
+    sandbox.fault("none")
+    assert push(delivery(order_body(), tag=4, headers={RESEND_HEADER: 2}), db_session) == []
+    assert order_row(db_session).status == "synced"
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
+
+
+def test_a_push_handed_back_at_shutdown_keeps_what_its_redelivery_meant():
+    redelivered = Delivery(1, order_body(), "ORD-1", "application/json", {}, True)
+    fresh = Delivery(2, order_body(), "ORD-1", "application/json", {RESEND_HEADER: 4}, False)
+
+    assert hand_back(redelivered).headers == {RETRY_HEADER: 0}
+    assert hand_back(fresh).headers == {RESEND_HEADER: 4}
 
 
 def test_a_recorded_order_hands_on_what_it_continues_and_nothing_else(db_session):
