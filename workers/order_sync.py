@@ -164,33 +164,21 @@ def push_order(
 
     Never raises for the ERP's answers: they are the order's state, not a failure of the message.
     """
-    follow_ups = _attempt(session, row, order, client, policy, body, now)
-    save(session, row)
-    return follow_ups
-
-
-def _attempt(
-    session: Session,
-    row: PushState,
-    order: OrderPlaced,
-    client: ErpClient,
-    policy: PushPolicy,
-    body: bytes,
-    now: Callable[[], datetime],
-) -> list[OutgoingMessage]:
     started = now()
     row.attempts += 1
     if row.first_attempt_at is None:
         row.first_attempt_at = started
+    follow_ups: list[OutgoingMessage] = []
     try:
         result = _send(client, order, policy)
     except ErpRejected as exc:
         _reject(session, row, f"ERP refused the order ({exc.status}): {exc.body}")
-        return []
     except ErpUnavailable as exc:
-        return _unavailable(row, exc, policy, body, now())
-    _synced(row, result)
-    return []
+        follow_ups = _unavailable(row, exc, policy, body, now())
+    else:
+        _synced(row, result)
+    save(session, row)
+    return follow_ups
 
 
 def _send(client: ErpClient, order: OrderPlaced, policy: PushPolicy) -> PushResult:
