@@ -23,7 +23,7 @@ from shared.models.orders import Order, OrderStatus, StockHold
 from shared.orders import LineItem, OrderPlaced, order_message
 from shared.publisher import ConfirmingPublisher
 from shared.topology import order_resend_route
-from workers.order_sync import RESEND_HEADER
+from workers.order_sync import RESEND_HEADER, STRANDED_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class OrderProbe:
         stranded = self._resend(
             (Order.status.in_((OrderStatus.RECEIVED.value, OrderStatus.PENDING_SYNC.value)),
              Order.updated_at < now - timedelta(seconds=self._stranded_after_s)),
-            now, "its push message is lost")
+            now, "its push message is lost", {STRANDED_HEADER: 1})
         with self._session_factory() as session:
             local_only = session.scalar(select(Order.order_id).where(*self._local_only_due(now)).limit(1))
         if local_only is None:
@@ -109,7 +109,8 @@ class OrderProbe:
         return (Order.status == OrderStatus.LOCAL_ONLY.value,
                 Order.next_attempt_at.is_(None) | (Order.next_attempt_at <= now))
 
-    def _resend(self, where: tuple[ColumnElement[bool], ...], now: datetime, why: str) -> tuple[str, ...]:
+    def _resend(self, where: tuple[ColumnElement[bool], ...], now: datetime, why: str,
+                marks: dict[str, int] | None = None) -> tuple[str, ...]:
         """Put the oldest orders matching `where` on the push queue, to be pushed one after another."""
         with self._session_factory() as session, session.begin():
             rows = list(session.scalars(
@@ -118,7 +119,8 @@ class OrderProbe:
             ))
             exchange, routing_key = order_resend_route()
             self._publisher.publish_all(
-                [order_message(order_from_row(row), exchange, routing_key, {RESEND_HEADER: row.attempts}) for row in rows])
+                [order_message(order_from_row(row), exchange, routing_key, {RESEND_HEADER: row.attempts, **(marks or {})})
+                 for row in rows])
             for row in rows:
                 # Not re-sent again before the handler had a chance to push it (this also stamps updated_at).
                 row.next_attempt_at = now + timedelta(seconds=self._interval_s)

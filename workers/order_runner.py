@@ -24,16 +24,19 @@ class PushRunner:
     Each push waits mostly on the ERP and locks only its own order's row. Messages for which
     `in_turn` holds (the probe's re-sends of a backlog, oldest first) are pushed one after another
     in the batch's order, beside the others, for at most `in_turn_budget_s`; those left are acked
-    unpushed (their orders wait in the database for the probe's next round). Once `stop` is set,
+    unpushed (their orders wait in the database for the probe's next round), except those
+    `keep_over_budget` names, which `hand_back` queues again. Once `stop` is set,
     pushes not yet begun, re-sends included, are not begun: `hand_back` turns each into a message
     that queues it again.
     """
 
     def __init__(self, push: Runner, concurrency: int, in_turn: Callable[[Delivery], bool],
                  in_turn_budget_s: float = IN_TURN_BUDGET_S, stop: threading.Event | None = None,
-                 hand_back: Callable[[Delivery], OutgoingMessage] | None = None) -> None:
+                 hand_back: Callable[[Delivery], OutgoingMessage] | None = None,
+                 keep_over_budget: Callable[[Delivery], bool] = lambda _delivery: False) -> None:
         self._push = push
         self._in_turn = in_turn
+        self._keep_over_budget = keep_over_budget
         self._in_turn_budget_s = in_turn_budget_s
         self._stop = stop or threading.Event()
         self._hand_back = hand_back
@@ -68,8 +71,12 @@ class PushRunner:
                 logger.info("%d re-sent orders not begun: the worker is stopping", len(numbers) - position)
                 return
             if time.monotonic() > deadline:
-                logger.warning("%d re-sent orders left for the probe's next round, from %s on: the ERP is slow",
+                logger.warning("%d re-sent orders left unpushed, from %s on: the ERP is slow",
                                len(numbers) - position, batch[number].message_id)
+                if self._hand_back is not None:
+                    for left in numbers[position:]:
+                        if self._keep_over_budget(batch[left]):
+                            outcomes[left] = Done((self._hand_back(batch[left]),))
                 return
             outcomes[number] = self._push_one(batch[number])
 

@@ -31,6 +31,9 @@ RETRY_HEADER = "x-erp-sync-order-retry"
 # Set on the ERP probe's re-sends (local_only and stranded orders), to the order's attempts when
 # re-sent: the worker pushes them in turn, oldest first, and a re-send overtaken by a push is stale.
 RESEND_HEADER = "x-erp-sync-order-resend"
+# Also set on the probe's re-sends of stranded orders: one left unpushed goes back to the queue,
+# as the probe would not re-send it for ORDER_STRANDED_AFTER_S.
+STRANDED_HEADER = "x-erp-sync-order-stranded"
 MAX_ERROR_CHARS = 2000
 DONE = frozenset({OrderStatus.SYNCED.value, OrderStatus.REJECTED.value})
 

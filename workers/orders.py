@@ -30,6 +30,7 @@ from workers.order_runner import PushRunner
 from workers.order_sync import (
     RESEND_HEADER,
     RETRY_HEADER,
+    STRANDED_HEADER,
     PushPolicy,
     load_locked,
     needs_push,
@@ -90,7 +91,8 @@ def build_push_runner(
     return PushRunner(BatchRunner(build_push_handler(settings), session_factory, config),
                       concurrency=settings.order_push_concurrency,
                       in_turn=lambda delivery: RESEND_HEADER in delivery.headers,
-                      stop=stop, hand_back=hand_back)
+                      stop=stop, hand_back=hand_back,
+                      keep_over_budget=lambda delivery: STRANDED_HEADER in delivery.headers)
 
 
 def record_order(delivery: Delivery, session: Session) -> list[OutgoingMessage]:

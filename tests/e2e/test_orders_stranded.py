@@ -17,7 +17,7 @@ from tests.amqp_helpers import drain
 from tests.e2e.test_orders_flow import available, order, order_settings, sandbox, stock_of_50, status_of  # noqa: F401
 from tests.e2e.test_orders_flow import SKU, wait_status
 from workers.order_probe import OrderProbe
-from workers.order_sync import RESEND_HEADER, record_orders
+from workers.order_sync import RESEND_HEADER, STRANDED_HEADER, record_orders
 from workers.orders import erp_client
 
 
@@ -58,6 +58,7 @@ def test_an_order_untouched_past_the_limit_is_resent_once_and_a_fresh_one_is_not
     [resent] = drain(broker, ORDERS_PUSH_QUEUE.name)
     assert OrderPlaced.model_validate_json(resent.body).order_id == "ORD-LOST"
     assert resent.properties.headers[RESEND_HEADER] == 0  # the attempts the probe saw
+    assert resent.properties.headers[STRANDED_HEADER] == 1
     # and nothing had to ask the ERP: no local_only order waits
     assert first.erp_answers is None
 

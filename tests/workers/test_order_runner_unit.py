@@ -79,6 +79,21 @@ def test_resent_orders_stop_at_the_budget_and_the_rest_is_acked_unpushed():
     assert outcomes[2:] == [Done()] * 3
 
 
+def test_stranded_orders_over_the_budget_go_back_to_the_queue():
+    # (the probe would not re-send a stranded order for hours; a local_only one it re-sends next round)
+    push = Pusher(pause_s=0.2)
+    batch = [delivery(n, RESENT | ({"stranded": 1} if n % 2 else {})) for n in range(5)]
+    pushes = PushRunner(push, 4, in_turn=lambda d: bool(d.headers), in_turn_budget_s=0.3,
+                        hand_back=handed_back, keep_over_budget=lambda d: "stranded" in d.headers)
+
+    outcomes = pushes.run(batch)
+
+    assert push.started == [0, 1]
+    assert outcomes[2] == Done() and outcomes[4] == Done()
+    [back] = outcomes[3].follow_ups
+    assert (back.routing_key, back.message_id) == ("handed-back", "ORD-3")
+
+
 def handed_back(message: Delivery) -> OutgoingMessage:
     return OutgoingMessage("x", "handed-back", message.body, message.message_id or "")
 
