@@ -204,8 +204,11 @@ class _Link:
         # wakes the loop again, or is still in the outbox for the loop below.
         with self._wake_lock:
             self._wake_pending = False
-        while self._outbox:
-            message, confirmation = self._outbox.popleft()
+        while True:
+            try:
+                message, confirmation = self._outbox.popleft()
+            except IndexError:  # empty, or emptied by a caller failing what a dead link left
+                return
             self._publish_on_loop(message, confirmation)
 
     def _publish_on_loop(self, message: OutgoingMessage, confirmation: _Confirmation) -> None:
@@ -229,17 +232,18 @@ class _Link:
         confirmation = _Confirmation()
         self._outbox.append((message, confirmation))
         with self._wake_lock:
-            if self._wake_pending:
-                return confirmation
+            wake = not self._wake_pending
             self._wake_pending = True
-        try:
-            self._connection.ioloop.add_callback_threadsafe(self._drain_outbox)
-        except (pika.exceptions.AMQPError, RuntimeError, AttributeError) as exc:
-            self.alive = False
-            self._fail_outbox()
-            raise BrokerUnavailable(f"publisher connection is gone: {exc}") from exc
+        if wake:
+            try:
+                self._connection.ioloop.add_callback_threadsafe(self._drain_outbox)
+            except (pika.exceptions.AMQPError, RuntimeError, AttributeError) as exc:
+                self.alive = False
+                self._fail_outbox()
+                raise BrokerUnavailable(f"publisher connection is gone: {exc}") from exc
         if not self.alive:
-            # The loop may have stopped before it could take this message: nobody else will fail it.
+            # The loop may have stopped before it could take this message (and a wakeup asked for
+            # before it stopped never comes): nobody else will fail it.
             self._fail_outbox()
         return confirmation
 
