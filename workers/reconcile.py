@@ -52,16 +52,20 @@ UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(
        snapshot_taken_at = %(taken)s WHERE id = %(run)s"""
 _SNAPSHOT_TABLE = "CREATE TEMP TABLE reconcile_snapshot (sku text NOT NULL, qty integer NOT NULL) ON COMMIT DROP"
 _SNAPSHOT_INDEX = "CREATE UNIQUE INDEX ON reconcile_snapshot (sku)"
-# The sum of a SKU's applied deltas stamped at or after the snapshot's start: the snapshot cannot
-# contain them, so they count on top of it (as on top of any total, workers/stock.py).
+# A SKU's applied deltas stamped since the snapshot began (`taken`, before the request). Those
+# stamped after it was read in full (`read_until`) are certainly not in it and count on top of it
+# (as on top of any total, workers/stock.py); one stamped while it streamed may or may not be in
+# it, so such a SKU is left alone as newer than the snapshot.
 _LATER_DELTAS = """
 LEFT JOIN LATERAL (
-    SELECT sum(c.delta) AS delta FROM stock_changes c
+    SELECT sum(c.delta) FILTER (WHERE c.erp_timestamp >= %(read_until)s) AS delta,
+           COALESCE(bool_or(c.erp_timestamp < %(read_until)s), false) AS unsure
+      FROM stock_changes c
      WHERE c.sku = {sku} AND c.kind = 'delta' AND c.outcome = 'applied' AND c.erp_timestamp >= %(taken)s
 ) later ON true"""
 _DIFF_TABLE = """
-CREATE TEMP TABLE reconcile_diff (sku text, old_qty integer, erp_qty integer, new_qty integer, erp_as_of timestamptz)
-    ON COMMIT DROP"""
+CREATE TEMP TABLE reconcile_diff (sku text, old_qty integer, erp_qty integer, new_qty integer, erp_as_of timestamptz,
+                                  unsure boolean) ON COMMIT DROP"""
 # FOR UPDATE: a webhook committing meanwhile waits for us, and the old figure we record is current.
 # A figure that differs from the snapshot only by the deltas since is not drift.
 _DIFF = """
@@ -71,31 +75,34 @@ WITH differing AS (
      WHERE l.erp_quantity <> s.qty
        FOR UPDATE OF l
 )
-INSERT INTO reconcile_diff (sku, old_qty, erp_qty, new_qty, erp_as_of)
-SELECT d.sku, d.erp_quantity, d.qty, d.qty + COALESCE(later.delta, 0), d.erp_as_of
+INSERT INTO reconcile_diff (sku, old_qty, erp_qty, new_qty, erp_as_of, unsure)
+SELECT d.sku, d.erp_quantity, d.qty, d.qty + COALESCE(later.delta, 0), d.erp_as_of, later.unsure
   FROM differing d""" + _LATER_DELTAS.format(sku="d.sku") + """
  WHERE d.erp_quantity <> d.qty + COALESCE(later.delta, 0)"""
-# A figure stamped at or after the snapshot's start is newer than the snapshot and stays. The
-# trigger of migration 0002 releases holds of orders the ERP had before that moment, no others.
+# A figure stamped at or after the snapshot's start is newer than the snapshot and stays, and so
+# does a SKU with a delta stamped while the snapshot streamed.
+_CORRECTABLE = "{d}erp_as_of < %(taken)s AND NOT {d}unsure"
+# The trigger of migration 0002 releases holds of orders the ERP had before `taken`, no others.
 # The deltas are summed again here: the rows are locked now, so every committed one is seen.
 _CORRECT = """
 WITH corrected AS (
     UPDATE stock_levels l SET erp_quantity = d.erp_qty + COALESCE(later.delta, 0), erp_as_of = %(taken)s,
            updated_at = now()
       FROM reconcile_diff d""" + _LATER_DELTAS.format(sku="d.sku") + """
-     WHERE l.sku = d.sku AND d.erp_as_of < %(taken)s
+     WHERE l.sku = d.sku AND """ + _CORRECTABLE.format(d="d.") + """
     RETURNING l.sku, l.erp_quantity
 )
 UPDATE reconcile_diff d SET new_qty = c.erp_quantity FROM corrected c WHERE d.sku = c.sku"""
 _RECORD = """
 INSERT INTO reconciliation_corrections (run_id, sku, old_qty, new_qty)
-SELECT %(run)s, sku, old_qty, new_qty FROM reconcile_diff WHERE erp_as_of < %(taken)s"""
+SELECT %(run)s, sku, old_qty, new_qty FROM reconcile_diff WHERE """ + _CORRECTABLE.format(d="")
 _HISTORY = """
 INSERT INTO stock_changes (sku, event_id, kind, quantity, resulting_quantity, reason, erp_timestamp, outcome)
 SELECT sku, 'reconcile:' || %(run)s, 'absolute', erp_qty, new_qty, 'RECONCILE', %(taken)s, 'applied'
-  FROM reconcile_diff WHERE erp_as_of < %(taken)s"""
+  FROM reconcile_diff WHERE """ + _CORRECTABLE.format(d="")
 _COUNT_DIFF = """
-SELECT count(*) FILTER (WHERE erp_as_of < %(taken)s), count(*) FILTER (WHERE erp_as_of >= %(taken)s)
+SELECT count(*) FILTER (WHERE """ + _CORRECTABLE.format(d="") + """),
+       count(*) FILTER (WHERE NOT (""" + _CORRECTABLE.format(d="") + """))
   FROM reconcile_diff"""
 _MISSING_IN_COMMERCE = """
 SELECT s.sku, count(*) OVER () FROM reconcile_snapshot s
@@ -180,12 +187,13 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
             rows += 1
             if rows % DEADLINE_CHECK_ROWS == 0 and time.monotonic() > deadline:
                 raise SnapshotBroken(f"snapshot: still reading after {settings.reconcile_max_duration_s} s")
+    read_until = datetime.now(UTC)
     try:
         conn.execute(_SNAPSHOT_INDEX)
     except psycopg.errors.UniqueViolation as exc:
         raise SnapshotBroken(f"snapshot: a SKU appears twice ({exc.diag.message_detail})") from exc
     conn.execute("ANALYZE reconcile_snapshot")
-    params: dict[str, Any] = {"run": run_id, "taken": taken}
+    params: dict[str, Any] = {"run": run_id, "taken": taken, "read_until": read_until}
     conn.execute(_DIFF_TABLE)
     conn.execute(_DIFF, params)
     conn.execute(_CORRECT, params)
