@@ -150,9 +150,11 @@ def build_push_handler(settings: Settings) -> Handler:
         row = load_locked(session, order.order_id)
         # A retry chain's own message, the probe's re-send, or one the broker hands out again
         # (its first delivery may have died with a worker) push even a pending_sync order.
-        # A re-send carries the attempts the probe saw: if a push came in between, it is stale and
-        # must not start a second retry chain beside the one that push started.
-        current_resend = delivery.headers.get(RESEND_HEADER) == row.attempts
+        # A stranded order's re-send carries the attempts the probe saw: if a push came in between,
+        # it is stale and must not start a second retry chain beside the one that push started.
+        # (Re-sends queued before that mark existed carry neither and count as before.)
+        current_resend = RESEND_HEADER in delivery.headers and (
+            STRANDED_HEADER not in delivery.headers or delivery.headers[RESEND_HEADER] == row.attempts)
         is_retry = RETRY_HEADER in delivery.headers or current_resend or delivery.redelivered
         if not needs_push(row, is_retry=is_retry, now=datetime.now(UTC)):
             logger.info("order %s is %s already; duplicate message ignored", order.order_id, row.status)

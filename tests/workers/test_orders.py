@@ -18,7 +18,7 @@ from shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
 from tests.sandbox_erp.conftest import TOKEN
 from tests.workers.test_orders_helpers import running_sandbox
 from workers.order_probe import release_expired_holds
-from workers.order_sync import RESEND_HEADER, RETRY_HEADER
+from workers.order_sync import RESEND_HEADER, RETRY_HEADER, STRANDED_HEADER
 from workers.orders import build_push_handler, erp_client, hand_back, record_order
 
 SKU = "IPH15-128-BLK"
@@ -204,7 +204,7 @@ def test_a_resend_overtaken_by_a_push_starts_no_second_retry_chain(settings_fact
     record_order(delivery(order_body()), db_session)
     sandbox.fault("down")
     push(delivery(order_body()), db_session)
-    resend = delivery(order_body(), tag=2, headers={RESEND_HEADER: 1})
+    resend = delivery(order_body(), tag=2, headers={RESEND_HEADER: 1, STRANDED_HEADER: 1})
 
     # when another push came first (a second attempt, still failing, with its own retry on its way)
     push(delivery(order_body(), tag=3, redelivered=True), db_session)
@@ -216,9 +216,25 @@ def test_a_resend_overtaken_by_a_push_starts_no_second_retry_chain(settings_fact
 
     # but a re-send stamped with the current attempts is pushed
     sandbox.fault("none")
-    assert push(delivery(order_body(), tag=4, headers={RESEND_HEADER: 2}), db_session) == []
+    assert push(delivery(order_body(), tag=4, headers={RESEND_HEADER: 2, STRANDED_HEADER: 1}), db_session) == []
     assert order_row(db_session).status == "synced"
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
+
+
+def test_a_resend_queued_before_the_stranded_mark_existed_is_still_pushed(settings_factory, sandbox, db_session):
+    # given an order pending_sync after two attempts, and a re-send from before this release ({resend: 1})
+    settings = settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, order_retry_interval_s=60,
+                                order_retry_window_s=600, erp_quick_retries=1, erp_connect_timeout_s=1)
+    push = build_push_handler(settings)
+    record_order(delivery(order_body()), db_session)
+    sandbox.fault("down")
+    push(delivery(order_body()), db_session)
+    push(delivery(order_body(), tag=2, redelivered=True), db_session)
+    sandbox.fault("none")
+
+    # when it arrives, then it is pushed, as it was before the upgrade
+    assert push(delivery(order_body(), tag=3, headers={RESEND_HEADER: 1}), db_session) == []
+    assert order_row(db_session).status == "synced"
 
 
 def test_a_push_handed_back_at_shutdown_keeps_what_its_redelivery_meant():
