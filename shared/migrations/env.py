@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
+import time
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
 import shared.models  # noqa: F401  (fills Base.metadata with every table)
@@ -14,6 +15,7 @@ from shared.errors import ConfigurationError
 
 # Any constant works as long as every erp-sync process uses the same one.
 MIGRATION_LOCK_KEY = 0x657270_73796E63  # "erp" "sync"
+LOCK_POLL_S = 0.2
 
 
 def database_url() -> str:
@@ -36,15 +38,29 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def wait_for_migration_lock(connection: Connection) -> None:
+    """Take the migration lock, waiting while another process migrates.
+
+    Several processes may run `erp-sync migrate` at once. The lock is the session's, not a
+    transaction's: an index built CONCURRENTLY commits part-way, and the lock must stay. Closing
+    the connection (NullPool) ends the session and frees it, however the run ends. It is polled
+    between transactions rather than waited for in one: a migrator waiting inside a statement
+    holds a snapshot, which the other's CREATE INDEX CONCURRENTLY would wait for, a deadlock.
+    """
+    while not connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}):
+        connection.commit()
+        time.sleep(LOCK_POLL_S)
+    connection.commit()
+
+
 def run_migrations_online() -> None:
     """Run the migrations in one transaction, one migrating process at a time."""
     engine = create_engine(database_url(), poolclass=NullPool)
     try:
         with engine.connect() as connection:
+            wait_for_migration_lock(connection)
             context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)
             with context.begin_transaction():
-                # Several processes may run `erp-sync migrate` at once; the lock goes with the transaction.
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
                 context.run_migrations()
     finally:
         engine.dispose()

@@ -1,6 +1,8 @@
 """The packaged Alembic migrations: idempotent, in step with the models, able to create the database."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import psycopg
@@ -82,6 +84,34 @@ def test_orders_recorded_before_0004_are_numbered_by_when_they_came(database_url
 
         # then arrival follows when each was recorded, and the new one comes last
         assert [row[0] for row in numbered] == ["ORD-A", "ORD-B", "ORD-C", "ORD-D"]
+    finally:
+        admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_two_migrations_at_once_both_end_at_head_with_valid_indexes(database_url: str) -> None:
+    # given a new database, and two processes told to migrate it at the same moment
+    # (processes: Alembic's context is one per process)
+    name = f"erp_sync_test_twice_{uuid.uuid4().hex[:8]}"
+    url = make_url(database_url).set(database=name)
+    target = url.render_as_string(hide_password=False)
+    libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    create_database_if_missing(target)
+    migrate = [sys.executable, "-c", "import sys; from shared.migrate import upgrade_schema; upgrade_schema(sys.argv[1])",
+               target]
+    try:
+        # when they run (one builds its indexes CONCURRENTLY while the other waits for the lock)
+        processes = [subprocess.Popen(migrate, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(process.wait(timeout=120), process.stderr.read() if process.stderr else "")
+                   for process in processes]
+
+        # then neither failed nor hung, the schema is at head, and every index is usable
+        assert [code for code, _ in results] == [0, 0], results
+        head = ScriptDirectory.from_config(alembic_config(target)).get_current_head()
+        with psycopg.connect(libpq) as conn:
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (head,)
+            assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone() == (0,)
     finally:
         admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
         with psycopg.connect(admin, autocommit=True) as conn:

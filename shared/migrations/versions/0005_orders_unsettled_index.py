@@ -18,9 +18,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_orders_unsettled_since", "orders", ["updated_at"],
-                    postgresql_where=sa.text("status IN ('received', 'pending_sync')"))
+    # CONCURRENTLY, outside the migration's transaction: a plain build would hold up order recording
+    # for as long as it reads the whole table.
+    with op.get_context().autocommit_block():
+        op.create_index("ix_orders_unsettled_since", "orders", ["updated_at"],
+                        postgresql_where=sa.text("status IN ('received', 'pending_sync')"),
+                        postgresql_concurrently=True)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_orders_unsettled_since", table_name="orders")
+    with op.get_context().autocommit_block():
+        op.drop_index("ix_orders_unsettled_since", table_name="orders", postgresql_concurrently=True)

@@ -21,9 +21,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_stock_changes_applied_deltas", "stock_changes", ["sku", "erp_timestamp"],
-                    postgresql_where=sa.text("kind = 'delta' AND outcome = 'applied'"))
+    # CONCURRENTLY, outside the migration's transaction: a plain build would hold up every stock write
+    # for as long as it reads the whole table.
+    with op.get_context().autocommit_block():
+        op.create_index("ix_stock_changes_applied_deltas", "stock_changes", ["sku", "erp_timestamp"],
+                        postgresql_where=sa.text("kind = 'delta' AND outcome = 'applied'"),
+                        postgresql_concurrently=True)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_stock_changes_applied_deltas", table_name="stock_changes")
+    with op.get_context().autocommit_block():
+        op.drop_index("ix_stock_changes_applied_deltas", table_name="stock_changes", postgresql_concurrently=True)
