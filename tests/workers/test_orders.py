@@ -172,15 +172,22 @@ def test_unreachable_erp_makes_order_pending_with_a_retry(make_handler, sandbox,
     assert len(sandbox.orders()) == 1
 
 
-def test_a_redelivered_push_of_a_pending_order_is_pushed_but_a_plain_duplicate_is_not(settings_factory, sandbox,
-                                                                                     db_session):
-    # given an order pending_sync whose next retry is a minute away
+@pytest.fixture
+def pending_order(settings_factory, sandbox, db_session):
+    """ORD-1 pending_sync after one attempt, its retry a minute away; the ERP still down. Yields the push handler."""
     settings = settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, order_retry_interval_s=60,
                                 order_retry_window_s=600, erp_quick_retries=1, erp_connect_timeout_s=1)
     push = build_push_handler(settings)
     record_order(delivery(order_body()), db_session)
     sandbox.fault("down")
     push(delivery(order_body()), db_session)
+    return push
+
+
+def test_a_redelivered_push_of_a_pending_order_is_pushed_but_a_plain_duplicate_is_not(pending_order, sandbox,
+                                                                                     db_session):
+    # given an order pending_sync whose next retry is a minute away
+    push = pending_order
     assert order_row(db_session).status == "pending_sync"
     sandbox.fault("none")
 
@@ -195,15 +202,10 @@ def test_a_redelivered_push_of_a_pending_order_is_pushed_but_a_plain_duplicate_i
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
 
 
-def test_a_resend_overtaken_by_a_push_starts_no_second_retry_chain(settings_factory, sandbox, db_session):
+def test_a_resend_overtaken_by_a_push_starts_no_second_retry_chain(pending_order, sandbox, db_session):
     # given an order pending_sync after one attempt, its retry a minute away, and a probe re-send
     # stamped with that one attempt
-    settings = settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, order_retry_interval_s=60,
-                                order_retry_window_s=600, erp_quick_retries=1, erp_connect_timeout_s=1)
-    push = build_push_handler(settings)
-    record_order(delivery(order_body()), db_session)
-    sandbox.fault("down")
-    push(delivery(order_body()), db_session)
+    push = pending_order
     resend = delivery(order_body(), tag=2, headers={RESEND_HEADER: 1, STRANDED_HEADER: 1})
 
     # when another push came first (a second attempt, still failing, with its own retry on its way)
@@ -221,14 +223,9 @@ def test_a_resend_overtaken_by_a_push_starts_no_second_retry_chain(settings_fact
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
 
 
-def test_a_resend_queued_before_the_stranded_mark_existed_is_still_pushed(settings_factory, sandbox, db_session):
+def test_a_resend_queued_before_the_stranded_mark_existed_is_still_pushed(pending_order, sandbox, db_session):
     # given an order pending_sync after two attempts, and a re-send from before this release ({resend: 1})
-    settings = settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, order_retry_interval_s=60,
-                                order_retry_window_s=600, erp_quick_retries=1, erp_connect_timeout_s=1)
-    push = build_push_handler(settings)
-    record_order(delivery(order_body()), db_session)
-    sandbox.fault("down")
-    push(delivery(order_body()), db_session)
+    push = pending_order
     push(delivery(order_body(), tag=2, redelivered=True), db_session)
     sandbox.fault("none")
 
