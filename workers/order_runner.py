@@ -64,21 +64,25 @@ class PushRunner:
         deadline = time.monotonic() + self._in_turn_budget_s
         for position, number in enumerate(numbers):
             if self._stop.is_set():
-                # Handed back rather than left: a stranded order's next re-send is hours away.
-                if self._hand_back is not None:
-                    for left in numbers[position:]:
-                        outcomes[left] = Done((self._hand_back(batch[left]),))
+                # All handed back, not left: a stranded order's next re-send is hours away.
                 logger.info("%d re-sent orders not begun: the worker is stopping", len(numbers) - position)
+                self._leave(numbers[position:], batch, outcomes, keep=lambda _delivery: True)
                 return
             if time.monotonic() > deadline:
                 logger.warning("%d re-sent orders left unpushed, from %s on: the ERP is slow",
                                len(numbers) - position, batch[number].message_id)
-                if self._hand_back is not None:
-                    for left in numbers[position:]:
-                        if self._keep_over_budget(batch[left]):
-                            outcomes[left] = Done((self._hand_back(batch[left]),))
+                self._leave(numbers[position:], batch, outcomes, keep=self._keep_over_budget)
                 return
             outcomes[number] = self._push_one(batch[number])
+
+    def _leave(self, numbers: list[int], batch: list[Delivery], outcomes: list[Outcome],
+               keep: Callable[[Delivery], bool]) -> None:
+        """Hand back those of the unpushed that `keep` names; the others are acked as they are."""
+        if self._hand_back is None:
+            return
+        for number in numbers:
+            if keep(batch[number]):
+                outcomes[number] = Done((self._hand_back(batch[number]),))
 
     def _push_one(self, delivery: Delivery) -> Outcome:
         if self._stop.is_set() and self._hand_back is not None:

@@ -28,11 +28,11 @@ logger = logging.getLogger(__name__)
 
 # Set on the orders worker's own retry messages: they continue a retry chain, a duplicate does not.
 RETRY_HEADER = "x-erp-sync-order-retry"
-# Set on the ERP probe's re-sends (local_only and stranded orders), to the order's attempts when
-# re-sent: the worker pushes them in turn, oldest first, and a re-send overtaken by a push is stale.
+# Set on every ERP probe's re-send (of local_only and of stranded orders), to the order's attempts
+# when re-sent: the worker pushes re-sends in turn, oldest first.
 RESEND_HEADER = "x-erp-sync-order-resend"
-# Also set on the probe's re-sends of stranded orders: one left unpushed goes back to the queue,
-# as the probe would not re-send it for ORDER_STRANDED_AFTER_S.
+# Set beside it on the re-send of a stranded order: such a re-send overtaken by a push is stale,
+# and one left unpushed goes back to the queue (the probe would not re-send it for hours).
 STRANDED_HEADER = "x-erp-sync-order-stranded"
 MAX_ERROR_CHARS = 2000
 DONE = frozenset({OrderStatus.SYNCED.value, OrderStatus.REJECTED.value})
