@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,sandbox]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,10 +21,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/ingress.py
+	$(BIN)/python -m bench.ingress
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

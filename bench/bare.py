@@ -6,8 +6,8 @@ import argparse
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from ingress.serve import serve
-from shared.settings import load_settings
+from erp_sync.ingress.serve import serve
+from erp_sync.shared.settings import load_settings
 
 WEBHOOK_PATH = "/webhooks/erp"
 

@@ -6,37 +6,32 @@ connections can (wrk; a Python closed loop where wrk is missing). Phase 2 offers
 scheduled send time. After each ingress phase the queue must hold one message per 202.
 One JSON line goes to stdout, progress to stderr:
 
-    .venv/bin/python bench/ingress.py [--duration 15] [--connections 64] [--baseline FILE]
+    .venv/bin/python -m bench.ingress [--duration 15] [--connections 64] [--baseline FILE]
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-# `python bench/ingress.py` puts bench/ first on sys.path, where this very file would shadow
-# the `ingress` package; the repository root takes its place.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+import argparse
+import secrets
+import subprocess
+import tempfile
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any
 
-import argparse  # noqa: E402
-import secrets  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-from contextlib import ExitStack  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
-
-from bench import wrk  # noqa: E402
-from bench.bare import WEBHOOK_PATH  # noqa: E402
-from bench.loadgen import Post  # noqa: E402
-from bench.phases import IngressRun, Plan, Throughput, measure_bare, measure_ingress  # noqa: E402
-from bench.harness import run_benchmark  # noqa: E402
-from bench.sandbox import private_database, private_vhost  # noqa: E402
-from bench.servers import ServerFailed, server_env  # noqa: E402
-from ingress.serve import gunicorn_options  # noqa: E402
-from shared.errors import ErpSyncError  # noqa: E402
-from shared.settings import Settings, load_settings  # noqa: E402
-from tests.factories import encode, inventory_event, signed_headers  # noqa: E402
+from bench import wrk
+from bench.bare import WEBHOOK_PATH
+from bench.loadgen import Post
+from bench.phases import IngressRun, Plan, Throughput, measure_bare, measure_ingress
+from bench.harness import run_benchmark
+from bench.sandbox import private_database, private_vhost
+from bench.servers import ServerFailed, server_env
+from erp_sync.ingress.serve import gunicorn_options
+from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.settings import Settings, load_settings
+from tests.factories import encode, inventory_event, signed_headers
 
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 20.0

@@ -16,7 +16,7 @@ ADMIN_TIMEOUT_S = 60.0
 def erp_sync(*args: str) -> list[str]:
     """`erp-sync <args>` from this virtualenv."""
     script = Path(sys.executable).parent / "erp-sync"
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "shared.cli", *args]
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "erp_sync", *args]
 
 
 def sandbox_env(catalog_file: Path, token: str) -> dict[str, str]:

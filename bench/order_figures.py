@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.order_phases import Latency, Pushed
 from bench.visibility import percentile_ms
-from shared.settings import Settings
+from erp_sync.shared.settings import Settings
 
 TARGET_1W_PER_S = 200.0
 TARGET_SCALING = 1.6

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import queues
-from shared.orders import LineItem, OrderPlaced, publish_order
-from shared.publisher import ConfirmingPublisher
-from shared.topology import WORK_QUEUES
+from erp_sync.shared.orders import LineItem, OrderPlaced, publish_order
+from erp_sync.shared.publisher import ConfirmingPublisher
+from erp_sync.shared.topology import WORK_QUEUES
 
 ORDERS_QUEUE = WORK_QUEUES["orders"].name
 PUSH_QUEUE = WORK_QUEUES["orders-push"].name

@@ -6,41 +6,36 @@ messages, start `erp-sync worker orders` processes and time them from their star
 order is `synced`. The latency phase runs one worker and publishes orders at --rate. One JSON
 line goes to stdout, progress to stderr:
 
-    .venv/bin/python bench/orders.py [--orders 4000] [--rate 100] [--duration 20] [--baseline FILE]
+    .venv/bin/python -m bench.orders [--orders 4000] [--rate 100] [--duration 20] [--baseline FILE]
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-# `python bench/orders.py` puts bench/ first on sys.path, where bench/workers.py would shadow
-# the `workers` package; the repository root takes its place.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+import argparse
+import logging
+import os
+import secrets
+import subprocess
+import tempfile
+from contextlib import ExitStack
+from typing import Any
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import secrets  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-from contextlib import ExitStack  # noqa: E402
-from typing import Any  # noqa: E402
+import requests
+from pika.exceptions import AMQPError
+from sqlalchemy.exc import SQLAlchemyError
 
-import requests  # noqa: E402
-from pika.exceptions import AMQPError  # noqa: E402
-from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
-
-from bench.drain import bench_engine  # noqa: E402
-from bench.order_erp import erp_sync, migrate, sandbox_env  # noqa: E402
-from bench.order_figures import figures  # noqa: E402
-from bench.order_load import write_catalog  # noqa: E402
-from bench.order_phases import Setup, latency, throughput  # noqa: E402
-from bench.harness import run_benchmark  # noqa: E402
-from bench.sandbox import private_database, private_vhost  # noqa: E402
-from bench.servers import HOST, ServerFailed, free_port, running, server_env  # noqa: E402
-from shared.errors import ErpSyncError  # noqa: E402
-from shared.settings import load_settings  # noqa: E402
+from bench.drain import bench_engine
+from bench.order_erp import erp_sync, migrate, sandbox_env
+from bench.order_figures import figures
+from bench.order_load import write_catalog
+from bench.order_phases import Setup, latency, throughput
+from bench.harness import run_benchmark
+from bench.sandbox import private_database, private_vhost
+from bench.servers import HOST, ServerFailed, free_port, running, server_env
+from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.settings import load_settings
 
 COMPARED = ("orders_1w_per_s", "orders_2w_per_s", "scaling", "publish_to_synced_p50_ms", "publish_to_synced_p99_ms")
 
@@ -91,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # The publisher reports its own orderly close as a warning; only real trouble is news here.
     logging.basicConfig(level=logging.WARNING, format="bench: %(name)s: %(message)s")
-    logging.getLogger("shared.publisher").setLevel(logging.ERROR)
+    logging.getLogger("erp_sync.shared.publisher").setLevel(logging.ERROR)
     failures = (ServerFailed,
                 ErpSyncError,
                 RuntimeError,

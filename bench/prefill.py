@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from bench import queues
-from shared.publisher import ConfirmingPublisher, OutgoingMessage
-from shared.topology import WorkQueue
+from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
+from erp_sync.shared.topology import WorkQueue
 
 # Callers waiting on confirms at once; the publisher shares confirm round trips between them.
 IN_FLIGHT = 64

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from shared.broker import blocking_connection
+from erp_sync.shared.broker import blocking_connection
 
 
 def depth(amqp_url: str, queue: str) -> int:

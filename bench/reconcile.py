@@ -5,34 +5,31 @@ SKUs by COPY, every 100th one off by one. Each sweep is `erp-sync reconcile --no
 own: its time is the run's recorded duration, its peak memory the process's maximum resident set
 as the kernel reports it when the process is reaped. One JSON line goes to stdout, progress to stderr:
 
-    .venv/bin/python bench/reconcile.py [--skus 1000000] [--forms json,csv,url] [--baseline FILE]
+    .venv/bin/python -m bench.reconcile [--skus 1000000] [--forms json,csv,url] [--baseline FILE]
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
+import psycopg
+from werkzeug.serving import make_server
 
-import psycopg  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
-
-from bench.report import beside_baseline, emit, load_baseline  # noqa: E402
-from bench.sandbox import private_database  # noqa: E402
-from shared.pg import conninfo  # noqa: E402
-from shared.settings import load_settings  # noqa: E402
+from bench.report import beside_baseline, emit, load_baseline
+from bench.sandbox import private_database
+from erp_sync.shared.pg import conninfo
+from erp_sync.shared.settings import load_settings
 
 TOKEN = "bench-reconcile-token"
 TARGET_S, TARGET_MB = 10.0, 64.0
@@ -60,7 +57,7 @@ def progress(message: str) -> None:
 
 def seed_commerce(database_url: str, store: Any) -> int:
     """stock_levels as the ERP has them, every DRIFT_EVERY-th SKU one more; how many differ."""
-    from sandbox_erp.catalog import stock_chunks
+    from erp_sync.sandbox_erp.catalog import stock_chunks
 
     drifted = 0
     with psycopg.connect(conninfo(database_url)) as conn, conn.cursor() as cursor:
@@ -81,7 +78,7 @@ def sweep_in_subprocess(database_url: str, erp_url: str) -> dict[str, Any]:
     """`erp-sync reconcile --now`'s summary, with the sweeping process's peak memory in MB as "peak_mb"."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "RECONCILE_"))}
     env |= {"DATABASE_URL": database_url, "ERP_BASE_URL": erp_url, "ERP_API_TOKEN": TOKEN}
-    command = [sys.executable, "-m", "shared.cli", "reconcile", "--now"]
+    command = [sys.executable, "-m", "erp_sync", "reconcile", "--now"]
     done = subprocess.run([sys.executable, "-c", LAUNCHER, str(SWEEP_TIMEOUT_S), *command], env=env,
                           capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent.parent)
     log, _, peak_kib = done.stderr.rstrip().rpartition("\n")
@@ -94,7 +91,7 @@ def sweep_in_subprocess(database_url: str, erp_url: str) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import ijson
 
-    from sandbox_erp import SandboxConfig, create_app, shutdown
+    from erp_sync.sandbox_erp import SandboxConfig, create_app, shutdown
 
     base = load_settings()
     figures: dict[str, Any] = {"bench": "reconcile", "date": datetime.now(UTC).isoformat(timespec="seconds"),

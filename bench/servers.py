@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.settings import Settings
+from erp_sync.shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -35,7 +35,7 @@ def free_port() -> int:
 
 def _erp_sync() -> list[str]:
     script = Path(sys.executable).parent / "erp-sync"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "erp_sync"]
 
 
 def ingress_command(port: int) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 from bench.events import VARIANTS_PER_GROUP
 from bench.visibility import SLOWER_AFTER, Visibility, percentile_ms
 from bench.worker_phases import Drained
-from shared.settings import Settings
+from erp_sync.shared.settings import Settings
 
 TARGET_P99_MS = 100.0
 TARGET_RATE = 500.0

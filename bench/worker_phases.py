@@ -17,7 +17,7 @@ from bench.prefill import prefill
 from bench.servers import HOST, free_port, ingress_command, running
 from bench.visibility import Pace, Visibility, paced
 from bench.worker_procs import workers_running
-from shared.topology import WORK_QUEUES
+from erp_sync.shared.topology import WORK_QUEUES
 from tests.factories import signed_headers
 
 INVENTORY, CATALOG = WORK_QUEUES["inventory"], WORK_QUEUES["catalog"]

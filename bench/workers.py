@@ -6,38 +6,33 @@ processed_events row; nothing is subtracted, start-up included. The visibility p
 ingress and one inventory worker, offers signed webhooks at --rate and follows each 202 to the
 read API. One JSON line goes to stdout, progress to stderr:
 
-    .venv/bin/python bench/workers.py [--duration 60] [--rate 500] [--baseline FILE]
+    .venv/bin/python -m bench.workers [--duration 60] [--rate 500] [--baseline FILE]
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-# `python bench/workers.py` puts bench/ first on sys.path, where this very file would shadow
-# the `workers` package; the repository root takes its place.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+import argparse
+import logging
+import os
+import secrets
+import subprocess
+import tempfile
+from contextlib import ExitStack
+from typing import Any
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import secrets  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-from contextlib import ExitStack  # noqa: E402
-from typing import Any  # noqa: E402
+from pika.exceptions import AMQPError
+from sqlalchemy.exc import SQLAlchemyError
 
-from pika.exceptions import AMQPError  # noqa: E402
-from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
-
-from bench.drain import bench_engine  # noqa: E402
-from bench.harness import run_benchmark  # noqa: E402
-from bench.sandbox import private_database, private_vhost  # noqa: E402
-from bench.servers import ServerFailed, server_env  # noqa: E402
-from bench.worker_figures import figures  # noqa: E402
-from bench.worker_phases import Setup, catalog_throughput, inventory_throughput, visibility  # noqa: E402
-from shared.errors import ErpSyncError  # noqa: E402
-from shared.settings import load_settings  # noqa: E402
+from bench.drain import bench_engine
+from bench.harness import run_benchmark
+from bench.sandbox import private_database, private_vhost
+from bench.servers import ServerFailed, server_env
+from bench.worker_figures import figures
+from bench.worker_phases import Setup, catalog_throughput, inventory_throughput, visibility
+from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.settings import load_settings
 
 COMPARED = ("inventory_1w_eps", "inventory_2w_eps", "visible_p50_ms", "visible_p99_ms", "catalog_groups_per_s")
 
@@ -84,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # The publisher reports its own orderly close as a warning; only real trouble is news here.
     logging.basicConfig(level=logging.WARNING, format="bench: %(name)s: %(message)s")
-    logging.getLogger("shared.publisher").setLevel(logging.ERROR)
+    logging.getLogger("erp_sync.shared.publisher").setLevel(logging.ERROR)
     failures = (ServerFailed,
                 ErpSyncError,
                 RuntimeError,

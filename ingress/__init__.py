@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from shared.settings import Settings, load_settings
+from erp_sync.shared.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The app factory (gunicorn: `ingress:create_app()`)."""
-    from ingress import (
+    from erp_sync.ingress import (
         errors,
         extensions,
         health,

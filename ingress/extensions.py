@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
-from shared.db import make_engine
-from shared.publisher import ConfirmingPublisher
-from shared.settings import Settings
+from erp_sync.shared.db import make_engine
+from erp_sync.shared.publisher import ConfirmingPublisher
+from erp_sync.shared.settings import Settings
 
 
 def init_app(app: Flask, config: Settings) -> None:

@@ -6,9 +6,9 @@ import logging
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from ingress.extensions import engine, publisher
-from shared.db import check_database
-from shared.errors import ErpSyncError
+from erp_sync.ingress.extensions import engine, publisher
+from erp_sync.shared.db import check_database
+from erp_sync.shared.errors import ErpSyncError
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from ingress import extensions, reconcile_metrics
+from erp_sync.ingress import extensions, reconcile_metrics
 
 bp = Blueprint("metrics", __name__)
 

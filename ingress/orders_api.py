@@ -10,9 +10,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from ingress.errors import ApiError
-from ingress.extensions import engine
-from shared.models import Order, StockHold
+from erp_sync.ingress.errors import ApiError
+from erp_sync.ingress.extensions import engine
+from erp_sync.shared.models import Order, StockHold
 
 bp = Blueprint("orders_api", __name__, url_prefix="/api/v1")
 

@@ -9,10 +9,10 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from ingress.errors import ApiError
-from ingress.extensions import engine
-from shared.availability import StockView, stock_history, stock_view
-from shared.models import Media, StockChange, Variant
+from erp_sync.ingress.errors import ApiError
+from erp_sync.ingress.extensions import engine
+from erp_sync.ingress.availability import StockView, stock_history, stock_view
+from erp_sync.shared.models import Media, StockChange, Variant
 
 bp = Blueprint("read_api", __name__, url_prefix="/api/v1")
 

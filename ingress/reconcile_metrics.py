@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.models import ReconciliationRun
+from erp_sync.shared.models import ReconciliationRun
 
 logger = logging.getLogger(__name__)
 

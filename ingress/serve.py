@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from shared.settings import Settings
+from erp_sync.shared.settings import Settings
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
@@ -57,7 +57,7 @@ def serve(settings: Settings, port: int | None = None, app_factory: Callable[[],
     # Must be set before any worker defines its metrics, so /metrics adds up all workers.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="erp-sync-metrics-"))
     if app_factory is None:
-        from ingress import create_app
+        from erp_sync.ingress import create_app
 
         settings.webhook_secrets()  # refuse to start without a secret, before forking anything
 

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from ingress.errors import ApiError
-from ingress.extensions import publisher, settings
-from ingress.metrics import PUBLISH_SECONDS, WEBHOOKS_ACCEPTED, WEBHOOKS_REJECTED
-from ingress.signature import verify_signature
-from shared.erp_events import decode_event, event_age_problem
-from shared.errors import BrokerUnavailable, MessageDecodeError, PublishRejected
-from shared.publisher import OutgoingMessage
-from shared.topology import EVENTS_EXCHANGE
+from erp_sync.ingress.errors import ApiError
+from erp_sync.ingress.extensions import publisher, settings
+from erp_sync.ingress.metrics import PUBLISH_SECONDS, WEBHOOKS_ACCEPTED, WEBHOOKS_REJECTED
+from erp_sync.ingress.signature import verify_signature
+from erp_sync.shared.erp_events import decode_event, event_age_problem
+from erp_sync.shared.errors import BrokerUnavailable, MessageDecodeError, PublishRejected
+from erp_sync.shared.publisher import OutgoingMessage
+from erp_sync.shared.topology import EVENTS_EXCHANGE
 
 logger = logging.getLogger(__name__)
 

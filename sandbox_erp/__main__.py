@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from sandbox_erp.cli import add_sandbox_arguments, run_sandbox_command
+from erp_sync.sandbox_erp.cli import add_sandbox_arguments, run_sandbox_command
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

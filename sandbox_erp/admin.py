@@ -4,15 +4,15 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from sandbox_erp import outbox
-from sandbox_erp.api import json_body
-from sandbox_erp.auth import require_bearer
-from sandbox_erp.config import SandboxConfig
-from sandbox_erp.errors import ApiError
-from sandbox_erp.faults import Faults
-from sandbox_erp.ledger import Ledger
-from sandbox_erp.payloads import Faults as FaultsBody
-from sandbox_erp.payloads import PriceChange, StockMove, StockSet, parse
+from erp_sync.sandbox_erp import outbox
+from erp_sync.sandbox_erp.api import json_body
+from erp_sync.sandbox_erp.auth import require_bearer
+from erp_sync.sandbox_erp.config import SandboxConfig
+from erp_sync.sandbox_erp.errors import ApiError
+from erp_sync.sandbox_erp.faults import Faults
+from erp_sync.sandbox_erp.ledger import Ledger
+from erp_sync.sandbox_erp.payloads import Faults as FaultsBody
+from erp_sync.sandbox_erp.payloads import PriceChange, StockMove, StockSet, parse
 
 bp = Blueprint("sandbox_admin", __name__, url_prefix="/admin")
 

@@ -8,12 +8,12 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox_erp.auth import require_bearer
-from sandbox_erp.config import SandboxConfig
-from sandbox_erp.errors import ApiError
-from sandbox_erp.faults import reject_skus
-from sandbox_erp.ledger import Ledger
-from sandbox_erp.payloads import InventoryAdjust, OrderImport, parse
+from erp_sync.sandbox_erp.auth import require_bearer
+from erp_sync.sandbox_erp.config import SandboxConfig
+from erp_sync.sandbox_erp.errors import ApiError
+from erp_sync.sandbox_erp.faults import reject_skus
+from erp_sync.sandbox_erp.ledger import Ledger
+from erp_sync.sandbox_erp.payloads import InventoryAdjust, OrderImport, parse
 
 bp = Blueprint("sandbox_api", __name__, url_prefix="/api/v1")
 

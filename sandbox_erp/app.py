@@ -8,14 +8,14 @@ from pathlib import Path
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox_erp import admin, api, media, snapshot
-from sandbox_erp.config import SandboxConfig
-from sandbox_erp.delivery import Dispatcher
-from sandbox_erp.errors import ApiError
-from sandbox_erp.faults import Faults, before_spec_request
-from sandbox_erp.ledger import Ledger
-from sandbox_erp.seed import seed_store
-from sandbox_erp.store import Store
+from erp_sync.sandbox_erp import admin, api, media, snapshot
+from erp_sync.sandbox_erp.config import SandboxConfig
+from erp_sync.sandbox_erp.delivery import Dispatcher
+from erp_sync.sandbox_erp.errors import ApiError
+from erp_sync.sandbox_erp.faults import Faults, before_spec_request
+from erp_sync.sandbox_erp.ledger import Ledger
+from erp_sync.sandbox_erp.seed import seed_store
+from erp_sync.sandbox_erp.store import Store
 
 logger = logging.getLogger("sandbox_erp")
 

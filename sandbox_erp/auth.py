@@ -5,7 +5,7 @@ import hmac
 
 from flask import request
 
-from sandbox_erp.errors import ApiError
+from erp_sync.sandbox_erp.errors import ApiError
 
 
 def require_bearer(token: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from sandbox_erp.store import Store
+from erp_sync.sandbox_erp.store import Store
 
 Group = dict[str, Any]
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sandbox_erp.client import load_json_file, sandbox_admin, send_webhook
-from sandbox_erp.serving import run_sandbox
-from sandbox_erp.settings import DEFAULT_PORT, config_from_env
+from erp_sync.sandbox_erp.client import load_json_file, sandbox_admin, send_webhook
+from erp_sync.sandbox_erp.serving import run_sandbox
+from erp_sync.sandbox_erp.settings import DEFAULT_PORT, config_from_env
 
 __all__ = ["add_sandbox_arguments", "add_send_webhook_arguments", "run_sandbox", "run_sandbox_command",
            "sandbox_admin", "send_webhook", "send_webhook_command"]

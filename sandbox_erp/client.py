@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from sandbox_erp.events import sign
+from erp_sync.sandbox_erp.events import sign
 
 # verb -> (HTTP method, admin path)
 ADMIN_VERBS: dict[str, tuple[str, str]] = {

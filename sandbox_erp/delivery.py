@@ -7,10 +7,10 @@ import time
 
 import requests
 
-from sandbox_erp import outbox
-from sandbox_erp.config import GIVE_UP_AFTER_S, RETRY_SCHEDULE_S, SandboxConfig
-from sandbox_erp.events import sign
-from sandbox_erp.store import Store
+from erp_sync.sandbox_erp import outbox
+from erp_sync.sandbox_erp.config import GIVE_UP_AFTER_S, RETRY_SCHEDULE_S, SandboxConfig
+from erp_sync.sandbox_erp.events import sign
+from erp_sync.sandbox_erp.store import Store
 
 logger = logging.getLogger("sandbox_erp.delivery")
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sandbox_erp.catalog import Group
+from erp_sync.sandbox_erp.catalog import Group
 
 Event = dict[str, Any]
 

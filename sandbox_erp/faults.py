@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from flask import Response, current_app, request
 
-from sandbox_erp.errors import ApiError
+from erp_sync.sandbox_erp.errors import ApiError
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sandbox_erp import catalog, outbox, seed
-from sandbox_erp.catalog import Group
-from sandbox_erp.config import SandboxConfig
-from sandbox_erp.delivery import Dispatcher
-from sandbox_erp.errors import ApiError
-from sandbox_erp.events import Event, catalog_update, inventory_change, utc_now
-from sandbox_erp.payloads import InventoryAdjust, OrderImport
-from sandbox_erp.store import Store
+from erp_sync.sandbox_erp import catalog, outbox, seed
+from erp_sync.sandbox_erp.catalog import Group
+from erp_sync.sandbox_erp.config import SandboxConfig
+from erp_sync.sandbox_erp.delivery import Dispatcher
+from erp_sync.sandbox_erp.errors import ApiError
+from erp_sync.sandbox_erp.events import Event, catalog_update, inventory_change, utc_now
+from erp_sync.sandbox_erp.payloads import InventoryAdjust, OrderImport
+from erp_sync.sandbox_erp.store import Store
 
 
 class Ledger:

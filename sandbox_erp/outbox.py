@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from sandbox_erp.events import Event, encode, utc_now
+from erp_sync.sandbox_erp.events import Event, encode, utc_now
 
 PENDING = "pending"
 DELIVERED = "delivered"

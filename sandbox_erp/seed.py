@@ -6,7 +6,7 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
-from sandbox_erp.catalog import Group
+from erp_sync.sandbox_erp.catalog import Group
 
 _PRODUCTS = (
     ("Smartphone", '["Electronics", "Smartphones"]', "85171300", "Storage", ("64GB", "128GB", "256GB", "512GB")),
@@ -110,7 +110,7 @@ def load_catalog_file(path: Path) -> list[Group]:
 
 def seed_store(conn: sqlite3.Connection, catalog_file: Path | None, groups: int, variants: int, random_seed: int) -> int:
     """Fill an empty store from the catalog file and/or generated groups; returns variants written."""
-    from sandbox_erp.catalog import insert_groups, variant_count
+    from erp_sync.sandbox_erp.catalog import insert_groups, variant_count
 
     if variant_count(conn) > 0:
         return 0  # a file kept from an earlier run keeps its state

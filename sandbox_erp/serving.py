@@ -8,9 +8,9 @@ from types import FrameType
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from sandbox_erp.app import create_app, set_public_url, shutdown
-from sandbox_erp.config import SandboxConfig
-from sandbox_erp.settings import DEFAULT_PORT, config_from_env
+from erp_sync.sandbox_erp.app import create_app, set_public_url, shutdown
+from erp_sync.sandbox_erp.config import SandboxConfig
+from erp_sync.sandbox_erp.settings import DEFAULT_PORT, config_from_env
 
 logger = logging.getLogger("sandbox_erp")
 
@@ -22,7 +22,7 @@ def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = F
     app = create_app(config)
     context = None
     if tls:
-        from sandbox_erp.tls import server_context
+        from erp_sync.sandbox_erp.tls import server_context
 
         ca_file = ca_file or Path("sandbox-erp-ca.pem").resolve()
         context = server_context(ca_file)

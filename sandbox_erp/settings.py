@@ -5,7 +5,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from sandbox_erp.config import SNAPSHOT_FORMATS, SandboxConfig
+from erp_sync.sandbox_erp.config import SNAPSHOT_FORMATS, SandboxConfig
 
 DEFAULT_PORT = 8900
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, stream_with_context
 from flask.typing import ResponseReturnValue
 
-from sandbox_erp.auth import require_bearer
-from sandbox_erp.catalog import stock_chunks
-from sandbox_erp.config import SNAPSHOT_FORMATS, SandboxConfig
-from sandbox_erp.errors import ApiError
-from sandbox_erp.store import Store
+from erp_sync.sandbox_erp.auth import require_bearer
+from erp_sync.sandbox_erp.catalog import stock_chunks
+from erp_sync.sandbox_erp.config import SNAPSHOT_FORMATS, SandboxConfig
+from erp_sync.sandbox_erp.errors import ApiError
+from erp_sync.sandbox_erp.store import Store
 
 bp = Blueprint("sandbox_snapshot", __name__, url_prefix="/api/v1/inventory")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pika
 import pika.exceptions
 
-from shared.errors import BrokerUnavailable
-from shared.topology import declare_topology
+from erp_sync.shared.errors import BrokerUnavailable
+from erp_sync.shared.topology import declare_topology
 
 
 def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:

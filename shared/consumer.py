@@ -27,10 +27,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db import translate_db_error
-from shared.errors import BrokerUnavailable, PermanentError, PublishRejected, TransientError
-from shared.publisher import ConfirmingPublisher, OutgoingMessage
-from shared.retry_policy import (
+from erp_sync.shared.db import translate_db_error
+from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, TransientError
+from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
+from erp_sync.shared.retry_policy import (
     ATTEMPT_HEADER,
     LAST_ERROR_HEADER,
     PARK_REASON_HEADER,
@@ -40,7 +40,7 @@ from shared.retry_policy import (
     describe,
     failed_attempts,
 )
-from shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
+from erp_sync.shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
 
 logger = logging.getLogger(__name__)
 

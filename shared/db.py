@@ -12,8 +12,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 
-from shared.errors import DatabaseUnavailable, PermanentError
-from shared.pg import CONNECT_ARGS, conninfo, error_summary, translate_pg_error
+from erp_sync.shared.errors import DatabaseUnavailable, PermanentError
+from erp_sync.shared.pg import CONNECT_ARGS, conninfo, error_summary, translate_pg_error
 
 NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",

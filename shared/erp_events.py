@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.errors import MessageDecodeError
+from erp_sync.shared.errors import MessageDecodeError
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

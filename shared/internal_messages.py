@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.errors import MessageDecodeError
-from shared.publisher import OutgoingMessage
-from shared.topology import INTERNAL_EXCHANGE, WORK_QUEUES
+from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.publisher import OutgoingMessage
+from erp_sync.shared.topology import INTERNAL_EXCHANGE, WORK_QUEUES
 
 
 class MediaDownload(BaseModel):

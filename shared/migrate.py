@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from shared.db import psycopg_url, translate_db_error
+from erp_sync.shared.db import psycopg_url, translate_db_error
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MAINTENANCE_DATABASE = "postgres"

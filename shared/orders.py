@@ -16,9 +16,9 @@ from pydantic import (
     ValidationError,
 )
 
-from shared.errors import MessageDecodeError
-from shared.publisher import ConfirmingPublisher, OutgoingMessage
-from shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
+from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
+from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from shared.errors import DatabaseUnavailable, PermanentError
+from erp_sync.shared.errors import DatabaseUnavailable, PermanentError
 
 # Every connection erp-sync opens, through SQLAlchemy or not.
 CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "application_name": "erp-sync"}

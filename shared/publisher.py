@@ -20,7 +20,7 @@ import pika.exceptions
 from pika import spec
 from pika.channel import Channel
 
-from shared.errors import BrokerUnavailable, PublishRejected
+from erp_sync.shared.errors import BrokerUnavailable, PublishRejected
 
 logger = logging.getLogger(__name__)
 

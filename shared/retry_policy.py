@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.errors import PermanentError, TransientError
+from erp_sync.shared.errors import PermanentError, TransientError
 
 ATTEMPT_HEADER = "x-erp-sync-attempt"
 PARK_REASON_HEADER = "x-erp-sync-park-reason"

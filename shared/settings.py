@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.errors import ConfigurationError
+from erp_sync.shared.errors import ConfigurationError
 
 PLACEHOLDERS = frozenset(
     {"changeme", "change-me", "change_me", "secret", "xxx", "todo", "replace-me", "none", "null"}

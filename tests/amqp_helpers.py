@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pika
 
-from shared.topology import WORK_QUEUES
+from erp_sync.shared.topology import WORK_QUEUES
 
 
 @dataclass(frozen=True)

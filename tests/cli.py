@@ -13,7 +13,7 @@ from typing import IO
 
 def command() -> list[str]:
     script = Path(sys.executable).parent / "erp-sync"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "erp_sync"]
 
 
 def clean_env(**variables: str) -> dict[str, str]:

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.broker import declare_all
-from shared.settings import Settings, load_settings
+from erp_sync.shared.broker import declare_all
+from erp_sync.shared.settings import Settings, load_settings
 from tests import services
 from tests.amqp_helpers import purge_all
 

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from shared.db import make_engine
-from shared.migrate import upgrade_schema
+from erp_sync.shared.db import make_engine
+from erp_sync.shared.migrate import upgrade_schema
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ingress.signature import sign
+from erp_sync.ingress.signature import sign
 
 
 def now_iso(offset: timedelta = timedelta()) -> str:

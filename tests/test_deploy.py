@@ -5,7 +5,6 @@ environment, and what the image installs.
 """
 from __future__ import annotations
 
-import configparser
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from shared.cli import build_parser
-from shared.settings import Settings
+from erp_sync.shared.settings import Settings
+from erp_sync.workers.registry import WORKERS
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
@@ -23,19 +22,11 @@ OURS = {name: service for name, service in SERVICES.items() if "build" in servic
 REQUIRED = re.compile(r"^\$\{(?P<name>\w+):\?[^}]*\}$")
 
 
-def worker_names() -> set[str]:
-    parser = build_parser()
-    commands = next(action for action in parser._actions if action.dest == "command")  # noqa: SLF001
-    worker = commands.choices["worker"]  # type: ignore[index]
-    name = next(action for action in worker._actions if action.dest == "name")  # noqa: SLF001
-    return set(name.choices)
-
-
 def test_compose_runs_the_migration_the_ingress_and_every_worker():
     commands = {tuple(service["command"]) for service in OURS.values()}
 
     assert {("migrate",), ("ingress",)} <= commands
-    assert {command[1] for command in commands if command[0] == "worker"} == worker_names()
+    assert {command[1] for command in commands if command[0] == "worker"} == set(WORKERS)
 
 
 def test_every_process_starts_only_after_the_migration_succeeded():
@@ -68,13 +59,11 @@ def test_the_environment_compose_gives_starts_the_process(name, monkeypatch):
     assert {urlsplit(settings.database_url).hostname, urlsplit(settings.amqp_url).hostname} <= set(SERVICES)
 
 
-def test_the_image_installs_every_package_setup_cfg_names():
-    config = configparser.ConfigParser()
-    config.read(REPO / "setup.cfg")
-    packages = {line.strip() for line in config["options.packages.find"]["include"].split() if "." not in line}
+def test_the_image_installs_the_import_root_and_every_folder_it_links_but_the_sandbox():
+    linked = {path.name for path in (REPO / "erp_sync").iterdir() if path.is_symlink()}
     copied = set(re.findall(r"^COPY (\w+) \./\1$", (REPO / "deploy" / "Dockerfile").read_text(), re.MULTILINE))
 
-    assert packages == copied
+    assert copied == {"erp_sync"} | linked - {"sandbox_erp"}
 
 
 def test_the_orders_worker_is_given_time_to_finish_its_pushes_on_stop():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings
+from erp_sync.shared.settings import Settings
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 

@@ -12,16 +12,16 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from shared.consumer import Delivery, Handler
-from shared.erp_events import CatalogUpdate, decode_event_of
-from shared.erp_events import Variant as VariantData
-from shared.internal_messages import MediaDownload
-from shared.models import Category, Variant
-from shared.publisher import OutgoingMessage
-from shared.settings import Settings
-from workers.catalog_media import pending_downloads, sync_media
-from workers.idempotency import record_event
-from workers.stock import apply_absolute
+from erp_sync.shared.consumer import Delivery, Handler
+from erp_sync.shared.erp_events import CatalogUpdate, decode_event_of
+from erp_sync.shared.erp_events import Variant as VariantData
+from erp_sync.shared.internal_messages import MediaDownload
+from erp_sync.shared.models import Category, Variant
+from erp_sync.shared.publisher import OutgoingMessage
+from erp_sync.shared.settings import Settings
+from erp_sync.workers.catalog_media import pending_downloads, sync_media
+from erp_sync.workers.idempotency import record_event
+from erp_sync.workers.stock import apply_absolute
 
 logger = logging.getLogger(__name__)
 

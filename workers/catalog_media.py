@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import Row, delete, insert, select
 from sqlalchemy.orm import Session
 
-from shared.erp_events import Variant as VariantData
-from shared.internal_messages import MediaDownload
-from shared.models import Media, MediaStatus
+from erp_sync.shared.erp_events import Variant as VariantData
+from erp_sync.shared.internal_messages import MediaDownload
+from erp_sync.shared.models import Media, MediaStatus
 
 # What an image that stays carries over when the list changes around it.
 _DOWNLOAD_STATE = ("id", "status", "failure_reason", "attempts", "content_type", "byte_size", "sha256",

@@ -8,14 +8,14 @@ from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
-from shared.consumer import BatchHandler, Delivery, Handler
-from shared.erp_events import InventoryChange, decode_event_of
-from shared.models import StockChangeOutcome
-from shared.publisher import OutgoingMessage
-from shared.settings import Settings
-from workers.idempotency import record_event
-from workers.inventory_batch import apply_inventory_batch
-from workers.stock import apply_absolute, apply_delta, record_duplicate
+from erp_sync.shared.consumer import BatchHandler, Delivery, Handler
+from erp_sync.shared.erp_events import InventoryChange, decode_event_of
+from erp_sync.shared.models import StockChangeOutcome
+from erp_sync.shared.publisher import OutgoingMessage
+from erp_sync.shared.settings import Settings
+from erp_sync.workers.idempotency import record_event
+from erp_sync.workers.inventory_batch import apply_inventory_batch
+from erp_sync.workers.stock import apply_absolute, apply_delta, record_duplicate
 
 logger = logging.getLogger(__name__)
 

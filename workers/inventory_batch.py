@@ -30,10 +30,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.erp_events import InventoryChange
-from shared.errors import DatabaseUnavailable
-from shared.models import StockChangeKind, StockChangeOutcome
-from workers.stock import NO_TOTAL_YET
+from erp_sync.shared.erp_events import InventoryChange
+from erp_sync.shared.errors import DatabaseUnavailable
+from erp_sync.shared.models import StockChangeKind, StockChangeOutcome
+from erp_sync.workers.stock import NO_TOTAL_YET
 
 logger = logging.getLogger(__name__)
 

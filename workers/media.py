@@ -8,23 +8,19 @@ import requests
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.consumer import Delivery, Handler
-from shared.errors import MediaRejected, MediaUnavailable
-from shared.internal_messages import MediaDownload
-from shared.media_fetch import MediaFetcher
-from shared.models.catalog import Media, MediaStatus
-from shared.retry_policy import failed_attempts
-from shared.settings import Settings
+from erp_sync.shared.consumer import Delivery, Handler
+from erp_sync.shared.errors import MediaRejected, MediaUnavailable
+from erp_sync.shared.internal_messages import MediaDownload
+from erp_sync.workers.media_fetch import MediaFetcher
+from erp_sync.shared.models.catalog import Media, MediaStatus
+from erp_sync.shared.retry_policy import failed_attempts
+from erp_sync.shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 # After this many transient failures the image is marked failed rather than retried again.
 MAX_MEDIA_ATTEMPTS = 5
 MAX_REASON_CHARS = 500
-# One image per transaction: a slow or failing download must not hold back or replay others.
-BATCH_SIZE = 1
-
-
 def build_handler(settings: Settings) -> Handler:
     """The media worker's handler, with one fetcher (and its connection pool) for the process."""
     fetcher = MediaFetcher(

@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from shared.erp_client import ErpClient
-from shared.models.orders import Order, OrderStatus, StockHold
-from shared.orders import LineItem, OrderPlaced, order_message
-from shared.publisher import ConfirmingPublisher
-from shared.topology import order_resend_route
-from workers.order_sync import RESEND_HEADER, STRANDED_HEADER
+from erp_sync.workers.erp_client import ErpClient
+from erp_sync.shared.models.orders import Order, OrderStatus, StockHold
+from erp_sync.shared.orders import LineItem, OrderPlaced, order_message
+from erp_sync.shared.publisher import ConfirmingPublisher
+from erp_sync.shared.topology import order_resend_route
+from erp_sync.workers.order_sync import RESEND_HEADER, STRANDED_HEADER
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from shared.consumer import Delivery, Done, Outcome, Runner
-from shared.publisher import OutgoingMessage
+from erp_sync.shared.consumer import Delivery, Done, Outcome, Runner
+from erp_sync.shared.publisher import OutgoingMessage
 
 logger = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from typing import Literal
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
-from shared.erp_client import ErpClient, PushResult
-from shared.errors import ErpRejected, ErpUnavailable
-from shared.models.orders import OrderStatus, StockHold
-from shared.orders import OrderPlaced
-from shared.publisher import OutgoingMessage
-from shared.topology import order_retry_route
+from erp_sync.workers.erp_client import ErpClient, PushResult
+from erp_sync.shared.errors import ErpRejected, ErpUnavailable
+from erp_sync.shared.models.orders import OrderStatus, StockHold
+from erp_sync.shared.orders import OrderPlaced
+from erp_sync.shared.publisher import OutgoingMessage
+from erp_sync.shared.topology import order_retry_route
 
 logger = logging.getLogger(__name__)
 

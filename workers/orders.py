@@ -17,17 +17,17 @@ from requests.adapters import HTTPAdapter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.consumer import BatchRunner, Consumer, ConsumerConfig, Delivery, Handler
-from shared.erp_client import ErpClient
-from shared.errors import MessageDecodeError
-from shared.models.orders import Order, OrderStatus
-from shared.orders import decode_order, order_id_of
-from shared.publisher import ConfirmingPublisher, OutgoingMessage
-from shared.retry_policy import LAST_ERROR_HEADER, PARK_REASON_HEADER
-from shared.settings import Settings
-from shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, WORK_QUEUES
-from workers.order_runner import PushRunner
-from workers.order_sync import (
+from erp_sync.shared.consumer import BatchRunner, Consumer, ConsumerConfig, Delivery, Handler
+from erp_sync.workers.erp_client import ErpClient
+from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.models.orders import Order, OrderStatus
+from erp_sync.shared.orders import decode_order, order_id_of
+from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
+from erp_sync.shared.retry_policy import LAST_ERROR_HEADER, PARK_REASON_HEADER
+from erp_sync.shared.settings import Settings
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, WORK_QUEUES
+from erp_sync.workers.order_runner import PushRunner
+from erp_sync.workers.order_sync import (
     RESEND_HEADER,
     RETRY_HEADER,
     STRANDED_HEADER,
@@ -37,14 +37,11 @@ from workers.order_sync import (
     push_order,
     record_orders,
 )
-from workers.runner import BackgroundLoop
+from erp_sync.workers.background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 1000
-# No wait for a batch to fill: under load orders pile up while the last batch is handled, and a
-# lone order should not wait for company.
-BATCH_WINDOW_MS = 0
 # Headers that say what a push continues: an ERP retry chain, or the probe's re-send.
 CARRIED_HEADERS = (RETRY_HEADER, RESEND_HEADER)
 
@@ -194,7 +191,7 @@ def start_background(
     config: ConsumerConfig, stop: threading.Event,
 ) -> list[BackgroundLoop]:
     """Start the pushes from erp-sync.orders-push, and the ERP probe (re-sends, holds past their grace)."""
-    from workers.order_probe import OrderProbe
+    from erp_sync.workers.order_probe import OrderProbe
 
     push_runner = build_push_runner(settings, session_factory, config, stop)
     pushes = Consumer(ORDERS_PUSH_QUEUE, push_runner, config, publisher)

@@ -20,11 +20,11 @@ import psycopg
 import requests
 from psycopg.rows import TupleRow, dict_row
 
-from shared.errors import ErpSyncError
-from shared.pg import connect, translate_pg_error
-from shared.settings import Settings
-from workers.reconcile_summary import SweepSummary, summary_of
-from workers.snapshot_reader import (
+from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.pg import connect, translate_pg_error
+from erp_sync.shared.settings import Settings
+from erp_sync.workers.reconcile_summary import SweepSummary, summary_of
+from erp_sync.workers.snapshot_reader import (
     Snapshot,
     SnapshotBroken,
     SnapshotSource,

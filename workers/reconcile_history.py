@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.models import ReconciliationCorrection, ReconciliationRun
-from workers.reconcile_summary import SweepSummary, summary_of
+from erp_sync.shared.models import ReconciliationCorrection, ReconciliationRun
+from erp_sync.workers.reconcile_summary import SweepSummary, summary_of
 
 RUNS = ReconciliationRun.__table__
 

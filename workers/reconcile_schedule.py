@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import requests
 from croniter import croniter
 
-from shared.errors import ErpSyncError
-from shared.settings import Settings
-from shared.signals import stop_on_signals
-from workers.reconcile import run_sweep
+from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.settings import Settings
+from erp_sync.workers.signals import stop_on_signals
+from erp_sync.workers.reconcile import run_sweep
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import ijson
 import requests
 import urllib3
 
-from shared.errors import ErpRejected, ErpUnavailable, PermanentError
+from erp_sync.shared.errors import ErpRejected, ErpUnavailable, PermanentError
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import TextClause, insert, select, text
 from sqlalchemy.orm import Session
 
-from shared.models import StockChange, StockChangeKind, StockChangeOutcome, StockLevel
+from erp_sync.shared.models import StockChange, StockChangeKind, StockChangeOutcome, StockLevel
 
 # Older than any ERP timestamp: the quantity is a sum of deltas, not yet anchored on a total.
 NO_TOTAL_YET = datetime(1970, 1, 1, tzinfo=UTC)

@@ -9,9 +9,9 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
-import shared.models  # noqa: F401  (fills Base.metadata with every table)
-from shared.db import Base, psycopg_url
-from shared.errors import ConfigurationError
+import erp_sync.shared.models  # noqa: F401  (fills Base.metadata with every table)
+from erp_sync.shared.db import Base, psycopg_url
+from erp_sync.shared.errors import ConfigurationError
 
 # Any constant works as long as every erp-sync process uses the same one.
 MIGRATION_LOCK_KEY = 0x657270_73796E63  # "erp" "sync"

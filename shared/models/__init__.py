@@ -1,11 +1,11 @@
 """Every table of erp-sync; importing this module fills `Base.metadata` for Alembic."""
 from __future__ import annotations
 
-from shared.models.catalog import Category, Media, MediaStatus, ProductGroup, Variant
-from shared.models.events import ProcessedEvent
-from shared.models.inventory import StockChange, StockChangeKind, StockChangeOutcome, StockLevel
-from shared.models.orders import Order, OrderLine, OrderStatus, StockHold
-from shared.models.reconcile import ReconciliationCorrection, ReconciliationRun, RunStatus
+from erp_sync.shared.models.catalog import Category, Media, MediaStatus, ProductGroup, Variant
+from erp_sync.shared.models.events import ProcessedEvent
+from erp_sync.shared.models.inventory import StockChange, StockChangeKind, StockChangeOutcome, StockLevel
+from erp_sync.shared.models.orders import Order, OrderLine, OrderStatus, StockHold
+from erp_sync.shared.models.reconcile import ReconciliationCorrection, ReconciliationRun, RunStatus
 
 __all__ = [
     "Category",

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.db import Base, CreatedAt, Money, UpdatedAt
+from erp_sync.shared.db import Base, CreatedAt, Money, UpdatedAt
 
 SKU_LENGTH = 100
 

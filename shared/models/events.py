@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base
+from erp_sync.shared.db import Base
 
 
 class ProcessedEvent(Base):

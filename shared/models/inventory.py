@@ -7,8 +7,8 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, and_, column, or_, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, CreatedAt, UpdatedAt
-from shared.models.catalog import SKU_LENGTH
+from erp_sync.shared.db import Base, CreatedAt, UpdatedAt
+from erp_sync.shared.models.catalog import SKU_LENGTH
 
 
 class StockChangeKind(StrEnum):

@@ -20,8 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.db import Base, CreatedAt, Money, UpdatedAt
-from shared.models.catalog import SKU_LENGTH
+from erp_sync.shared.db import Base, CreatedAt, Money, UpdatedAt
+from erp_sync.shared.models.catalog import SKU_LENGTH
 
 
 class OrderStatus(StrEnum):

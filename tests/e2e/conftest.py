@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from ingress import create_app
+from erp_sync.ingress import create_app
 from tests.conftest import WEBHOOK_SECRET
 from tests.factories import encode, signed_headers
-from workers.runner import run_worker
+from erp_sync.workers.registry import WORKERS
+from erp_sync.workers.runner import run_worker
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def start_workers(settings, broker, committed_session):
     def start(*names: str, with_settings=None) -> None:
         for name in names:
             stop = threading.Event()
-            thread = threading.Thread(target=run_worker, args=(name, with_settings or settings, stop), daemon=True)
+            thread = threading.Thread(target=run_worker, args=(WORKERS[name], with_settings or settings, stop), daemon=True)
             thread.start()
             running.append((stop, thread))
 

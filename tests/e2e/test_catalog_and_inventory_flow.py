@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from ingress import create_app
+from erp_sync.ingress import create_app
 from tests.e2e.conftest import post, wait_for
 from tests.factories import catalog_event, inventory_event, now_iso
 from tests.image_server import PNG, running_image_server

@@ -11,9 +11,9 @@ import pika
 import pika.exceptions
 import pytest
 
-from shared.orders import publish_order
-from shared.publisher import ConfirmingPublisher
-from shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
+from erp_sync.shared.orders import publish_order
+from erp_sync.shared.publisher import ConfirmingPublisher
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
 from tests import cli
 from tests.conftest import TEST_RETRY_DELAYS_MS
 from tests.e2e.conftest import post, wait_for
@@ -150,7 +150,7 @@ def test_erp_down_then_back_syncs_the_order_once(ingress, storefront, start_work
 def test_an_unreachable_erp_sends_the_push_round_the_push_delay_queue(ingress, storefront, start_workers,
                                                                       order_settings, sandbox, broker):
     from tests.amqp_helpers import drain
-    from workers.order_sync import RETRY_HEADER
+    from erp_sync.workers.order_sync import RETRY_HEADER
 
     # given an ERP that fails and a retry interval long enough to find the retry waiting
     sandbox.fault("5xx")
@@ -204,8 +204,8 @@ def test_refused_order_is_rejected_and_its_stock_released(ingress, storefront, s
 def test_duplicates_and_an_order_the_erp_has_end_synced_once(ingress, storefront, start_workers, order_settings,
                                                              sandbox):
     # given an order the ERP already took (409 on push)
-    from shared.orders import OrderPlaced
-    from workers.orders import erp_client
+    from erp_sync.shared.orders import OrderPlaced
+    from erp_sync.workers.orders import erp_client
 
     erp_client(order_settings()).import_order(OrderPlaced.model_validate(order("ORD-409")))
     start_workers("orders", with_settings=order_settings())
@@ -225,8 +225,8 @@ def test_duplicates_and_an_order_the_erp_has_end_synced_once(ingress, storefront
 
 
 def test_malformed_order_is_parked_and_recorded(ingress, storefront, start_workers, order_settings, sandbox, broker):
-    from shared.publisher import OutgoingMessage
-    from shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
+    from erp_sync.shared.publisher import OutgoingMessage
+    from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
     from tests.amqp_helpers import drain
 
     start_workers("orders", with_settings=order_settings())

@@ -6,11 +6,12 @@ import time
 
 import pika
 
-from shared.orders import publish_order
-from shared.topology import ORDERS_PUSH_QUEUE
+from erp_sync.shared.orders import publish_order
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_orders_flow import order, order_settings, sandbox, status_of, storefront, wait_status  # noqa: F401
-from workers.runner import run_worker
+from erp_sync.workers.registry import WORKERS
+from erp_sync.workers.runner import run_worker
 
 ORDER_IDS = [f"ORD-STOP-{n}" for n in range(4)]
 
@@ -26,7 +27,7 @@ class OrdersWorker:
 
     def _run(self, settings) -> None:
         try:
-            run_worker("orders", settings, self.stop)
+            run_worker(WORKERS["orders"], settings, self.stop)
         except BaseException as exc:  # noqa: BLE001 (the test reports it)
             self.failure = exc
 

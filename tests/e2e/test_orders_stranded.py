@@ -7,18 +7,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from shared.db import make_engine, make_session_factory
-from shared.models import Order
-from shared.models.orders import OrderStatus
-from shared.orders import OrderPlaced
-from shared.publisher import ConfirmingPublisher
-from shared.topology import ORDERS_PUSH_QUEUE
+from erp_sync.shared.db import make_engine, make_session_factory
+from erp_sync.shared.models import Order
+from erp_sync.shared.models.orders import OrderStatus
+from erp_sync.shared.orders import OrderPlaced
+from erp_sync.shared.publisher import ConfirmingPublisher
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
 from tests.amqp_helpers import drain
 from tests.e2e.test_orders_flow import available, order, order_settings, sandbox, stock_of_50, status_of  # noqa: F401
 from tests.e2e.test_orders_flow import SKU, wait_status
-from workers.order_probe import OrderProbe
-from workers.order_sync import RESEND_HEADER, STRANDED_HEADER, record_orders
-from workers.orders import erp_client
+from erp_sync.workers.order_probe import OrderProbe
+from erp_sync.workers.order_sync import RESEND_HEADER, STRANDED_HEADER, record_orders
+from erp_sync.workers.orders import erp_client
 
 
 def record_without_push(session, order_id: str, status: OrderStatus = OrderStatus.RECEIVED) -> None:

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pika
 import pytest
 
-from shared.publisher import ConfirmingPublisher, OutgoingMessage
-from shared.topology import EVENTS_EXCHANGE
+from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
+from erp_sync.shared.topology import EVENTS_EXCHANGE
 from tests.amqp_helpers import drain
 from tests.conftest import TEST_RETRY_DELAYS_MS
 from tests.e2e.conftest import post, wait_for

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingress import create_app
+from erp_sync.ingress import create_app
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from ingress import create_app
+from erp_sync.ingress import create_app
 from tests import services
 from tests.amqp_helpers import drain
 from tests.factories import encode, inventory_event, signed_headers

@@ -13,7 +13,7 @@ def test_readyz_checks_broker_and_database(client):
 
 
 def test_readyz_names_an_unreachable_database(settings_factory, broker):
-    from ingress import create_app
+    from erp_sync.ingress import create_app
 
     app = create_app(settings_factory(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere"))
     response = app.test_client().get("/readyz")

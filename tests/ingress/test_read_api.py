@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from shared.models import Media, Order, ProductGroup, StockHold, StockLevel, Variant
+from erp_sync.shared.models import Media, Order, ProductGroup, StockHold, StockLevel, Variant
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -94,7 +94,7 @@ def test_product_of_an_inactive_group_is_inactive_and_not_for_sale(client, commi
 
 
 def test_stock_history_lists_every_figure_newest_first_with_its_event(client, committed_session):
-    from shared.models import StockChange
+    from erp_sync.shared.models import StockChange
 
     for n, (outcome, quantity) in enumerate([("applied", 50), ("applied", 49), ("stale", 48), ("duplicate", 49)]):
         committed_session.add(StockChange(sku="IPH15-128-BLK", event_id=f"evt_{n}", kind="absolute",
@@ -114,7 +114,7 @@ def test_stock_history_lists_every_figure_newest_first_with_its_event(client, co
 
 
 def test_read_api_answers_503_with_retry_after_when_the_database_is_down(settings_factory, broker):
-    from ingress import create_app
+    from erp_sync.ingress import create_app
 
     app = create_app(settings_factory(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere"))
     try:

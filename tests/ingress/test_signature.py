@@ -5,7 +5,7 @@ import hmac
 
 import pytest
 
-from ingress.signature import sign, verify_signature
+from erp_sync.ingress.signature import sign, verify_signature
 
 BODY = b'{"event_id": "evt_1"}'
 SECRET = b"current-secret-0123456789"

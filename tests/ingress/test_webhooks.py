@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from ingress import create_app
-from shared.errors import ConfigurationError
+from erp_sync.ingress import create_app
+from erp_sync.shared.errors import ConfigurationError
 from tests.amqp_helpers import drain
 from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
 from tests.factories import (

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import pytest
 from werkzeug.serving import make_server
 
-from sandbox_erp import SandboxConfig, create_app, set_public_url, shutdown
+from erp_sync.sandbox_erp import SandboxConfig, create_app, set_public_url, shutdown
 
 TOKEN = "sandbox-test-token"
 ADMIN_TOKEN = "sandbox-admin-token"

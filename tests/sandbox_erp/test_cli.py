@@ -12,9 +12,9 @@ import sys
 import pytest
 import requests
 
-from sandbox_erp.cli import add_sandbox_arguments, add_send_webhook_arguments, run_sandbox_command, \
+from erp_sync.sandbox_erp.cli import add_sandbox_arguments, add_send_webhook_arguments, run_sandbox_command, \
     send_webhook, send_webhook_command
-from sandbox_erp.settings import config_from_env
+from erp_sync.sandbox_erp.settings import config_from_env
 from tests.sandbox_erp.conftest import ADMIN_TOKEN, SECRET, TOKEN, bearer, serving
 from tests.sandbox_erp.ingress_stub import IngressStub
 
@@ -112,7 +112,7 @@ def test_tls_serves_https_trusted_through_the_written_ca(tmp_path):
     # given `sandbox-erp --tls` writing its CA to a file
     ca = tmp_path / "ca.pem"
     env = {**os.environ, "SANDBOX_ERP_API_TOKEN": TOKEN, "SANDBOX_ERP_WEBHOOK_URL": ""}
-    process = subprocess.Popen([sys.executable, "-m", "sandbox_erp", "--port", "0", "--tls", "--ca-file", str(ca)],
+    process = subprocess.Popen([sys.executable, "-m", "erp_sync.sandbox_erp", "--port", "0", "--tls", "--ca-file", str(ca)],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         url = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)

@@ -108,7 +108,7 @@ def million_sku_sandbox(tmp_path_factory):
     database = tmp_path_factory.mktemp("million") / "erp.db"
     env = {**os.environ, "SANDBOX_ERP_API_TOKEN": TOKEN, "SANDBOX_ERP_DATABASE": str(database),
            "SANDBOX_ERP_GROUPS": "250000", "SANDBOX_ERP_VARIANTS": "4", "SANDBOX_ERP_WEBHOOK_URL": ""}
-    process = subprocess.Popen([sys.executable, "-m", "sandbox_erp", "--port", "0"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "erp_sync.sandbox_erp", "--port", "0"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = process.stdout.readline()

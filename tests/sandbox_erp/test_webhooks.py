@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from sandbox_erp.delivery import next_attempt_at, outcome, retry_delay
+from erp_sync.sandbox_erp.delivery import next_attempt_at, outcome, retry_delay
 from tests.sandbox_erp.conftest import ADMIN_TOKEN, SECRET, bearer, serving
 from tests.sandbox_erp.ingress_stub import IngressStub
 

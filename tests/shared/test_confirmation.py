@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from shared.errors import PublishRejected
-from shared.publisher import _Confirmation
+from erp_sync.shared.errors import PublishRejected
+from erp_sync.shared.publisher import _Confirmation
 
 
 def test_wait_returns_false_when_nothing_arrives_in_time():

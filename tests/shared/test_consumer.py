@@ -17,7 +17,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.consumer import (
+from erp_sync.shared.consumer import (
     BatchHandler,
     BatchRunner,
     Consumer,
@@ -27,12 +27,12 @@ from shared.consumer import (
     Handler,
     Outcome,
 )
-from shared.db import make_engine, make_session_factory
-from shared.errors import BrokerUnavailable, DatabaseUnavailable, MessageDecodeError, PermanentError
-from shared.models.events import ProcessedEvent
-from shared.publisher import ConfirmingPublisher, OutgoingMessage
-from shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER, Park, Retry
-from shared.topology import EVENTS_EXCHANGE, WORK_QUEUES
+from erp_sync.shared.db import make_engine, make_session_factory
+from erp_sync.shared.errors import BrokerUnavailable, DatabaseUnavailable, MessageDecodeError, PermanentError
+from erp_sync.shared.models.events import ProcessedEvent
+from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER, Park, Retry
+from erp_sync.shared.topology import EVENTS_EXCHANGE, WORK_QUEUES
 from tests.amqp_helpers import drain
 from tests.services import close_all_connections
 from tests.tcp_proxy import TcpProxy
@@ -362,7 +362,7 @@ def test_transient_error_in_a_batch_does_not_hold_back_the_others(start_consumer
 
 def test_slow_handler_keeps_the_connection_alive(start_consumer, publish, broker, db_engine, caplog):
     # given a one-second heartbeat and a handler that takes four seconds
-    caplog.set_level(logging.WARNING, logger="shared.consumer")
+    caplog.set_level(logging.WARNING, logger="erp_sync.shared.consumer")
     seen: list[Delivery] = []
 
     def slow_handler(delivery: Delivery, session: Session) -> None:
@@ -387,7 +387,7 @@ def test_consumer_reconnects_by_itself_when_the_broker_drops_it(
     start_consumer, publish, broker, amqp_vhost, db_engine, caplog
 ):
     # given a consumer that has handled a message
-    caplog.set_level(logging.WARNING, logger="shared.consumer")
+    caplog.set_level(logging.WARNING, logger="erp_sync.shared.consumer")
     running = start_consumer(record_event)
     first_id = publish()
     wait_until(lambda: committed(db_engine, first_id) == 1, "the first event to be committed")

@@ -5,8 +5,8 @@ import time
 import pika
 import requests
 
-from shared.orders import publish_order
-from shared.publisher import ConfirmingPublisher
+from erp_sync.shared.orders import publish_order
+from erp_sync.shared.publisher import ConfirmingPublisher
 from tests import cli
 from tests.conftest import WEBHOOK_SECRET
 from tests.e2e.conftest import wait_for

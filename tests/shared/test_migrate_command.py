@@ -7,7 +7,7 @@ import pika
 import psycopg
 import pytest
 
-from shared.topology import WORK_QUEUES
+from erp_sync.shared.topology import WORK_QUEUES
 from tests import cli, services
 
 

@@ -13,9 +13,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-import shared.models  # noqa: F401  (fills Base.metadata)
-from shared.db import Base
-from shared.migrate import alembic_config, create_database_if_missing, upgrade_schema
+import erp_sync.shared.models  # noqa: F401  (fills Base.metadata)
+from erp_sync.shared.db import Base
+from erp_sync.shared.migrate import alembic_config, create_database_if_missing, upgrade_schema
 
 
 def test_upgrading_twice_is_harmless(migrated_database_url: str, db_engine: Engine) -> None:
@@ -98,7 +98,7 @@ def test_two_migrations_at_once_both_end_at_head_with_valid_indexes(database_url
     target = url.render_as_string(hide_password=False)
     libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
     create_database_if_missing(target)
-    migrate = [sys.executable, "-c", "import sys; from shared.migrate import upgrade_schema; upgrade_schema(sys.argv[1])",
+    migrate = [sys.executable, "-c", "import sys; from erp_sync.shared.migrate import upgrade_schema; upgrade_schema(sys.argv[1])",
                target]
     try:
         # when they run (one builds its indexes CONCURRENTLY while the other waits for the lock)

@@ -17,9 +17,9 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session
 
-from shared.db import check_database, translate_db_error
-from shared.errors import DatabaseUnavailable, PermanentError
-from shared.models import Order, OrderLine, ProductGroup, StockLevel, Variant
+from erp_sync.shared.db import check_database, translate_db_error
+from erp_sync.shared.errors import DatabaseUnavailable, PermanentError
+from erp_sync.shared.models import Order, OrderLine, ProductGroup, StockLevel, Variant
 
 ERP_TIME = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
 

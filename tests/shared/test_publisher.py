@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pika
 import pytest
 
-from shared.errors import BrokerUnavailable, PublishRejected
-from shared.publisher import ConfirmingPublisher, OutgoingMessage, _Link
-from shared.topology import EVENTS_EXCHANGE
+from erp_sync.shared.errors import BrokerUnavailable, PublishRejected
+from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage, _Link
+from erp_sync.shared.topology import EVENTS_EXCHANGE
 from tests.amqp_helpers import drain
 
 

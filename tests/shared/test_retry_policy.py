@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import DatabaseUnavailable, MessageDecodeError
-from shared.retry_policy import ATTEMPT_HEADER, Park, Retry, decide, failed_attempts
+from erp_sync.shared.errors import DatabaseUnavailable, MessageDecodeError
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Park, Retry, decide, failed_attempts
 
 DELAYS = (1_000, 5_000, 30_000)
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import ConfigurationError
-from shared.settings import load_settings
+from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.settings import load_settings
 
 GOOD_SECRET = "a-real-secret-of-some-length"
 
@@ -74,7 +74,7 @@ def test_database_url_with_an_encoded_password_is_read_alike_by_sqlalchemy_and_l
     from psycopg.conninfo import conninfo_to_dict
     from sqlalchemy.engine import make_url
 
-    from shared.pg import conninfo
+    from erp_sync.shared.pg import conninfo
 
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://app:pa%2Fss%40x@db.example:5433/erp_sync")
     url = load_settings().database_url

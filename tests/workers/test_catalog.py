@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from shared.availability import stock_history
-from shared.consumer import Delivery
-from shared.erp_events import decode_event
-from shared.internal_messages import MediaDownload
-from shared.models import (
+from erp_sync.ingress.availability import stock_history
+from erp_sync.shared.consumer import Delivery
+from erp_sync.shared.erp_events import decode_event
+from erp_sync.shared.internal_messages import MediaDownload
+from erp_sync.shared.models import (
     Category,
     Media,
     ProcessedEvent,
@@ -24,8 +24,8 @@ from shared.models import (
     StockLevel,
     Variant,
 )
-from shared.settings import load_settings
-from shared.topology import INTERNAL_EXCHANGE
+from erp_sync.shared.settings import load_settings
+from erp_sync.shared.topology import INTERNAL_EXCHANGE
 from tests.factories import (
     catalog_event,
     encode,
@@ -34,8 +34,8 @@ from tests.factories import (
     variant_with,
 )
 from tests.race import race_both_ways
-from workers.catalog import CatalogOutcome, apply_catalog_update, build_handler
-from workers.inventory import apply_inventory_change
+from erp_sync.workers.catalog import CatalogOutcome, apply_catalog_update, build_handler
+from erp_sync.workers.inventory import apply_inventory_change
 
 BLACK, BLUE = "IPH15-128-BLK", "IPH15-128-BLU"
 
@@ -138,7 +138,7 @@ def test_sku_listed_under_another_group_moves_there_and_the_move_is_logged(db_se
 
     # when PG-2002 lists it
     moving = catalog(product_group_id="PG-2002", group_name="iPhone 15 Black", variants=[variant_with()])
-    with caplog.at_level(logging.INFO, logger="workers.catalog"):
+    with caplog.at_level(logging.INFO, logger="erp_sync.workers.catalog"):
         apply_catalog_update(moving, db_session)
 
     # then it belongs to PG-2002 and the log names the event, the SKU and both groups

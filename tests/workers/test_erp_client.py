@@ -8,16 +8,16 @@ from decimal import Decimal
 import pytest
 import requests
 
-from sandbox_erp.tls import server_context
-from shared.erp_client import ErpClient, _translated
-from shared.errors import (
+from erp_sync.sandbox_erp.tls import server_context
+from erp_sync.workers.erp_client import ErpClient, _translated
+from erp_sync.shared.errors import (
     ErpRejected,
     ErpSyncError,
     ErpUnavailable,
     PermanentError,
     TransientError,
 )
-from shared.orders import decode_order, dumps
+from erp_sync.shared.orders import decode_order, dumps
 from tests.sandbox_erp.conftest import TOKEN
 from tests.workers.test_orders_helpers import running_sandbox
 

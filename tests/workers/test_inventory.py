@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from shared.availability import stock_history
-from shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
-from shared.erp_events import decode_event
-from shared.models import StockLevel, Variant
-from shared.retry_policy import Park
-from shared.settings import load_settings
+from erp_sync.ingress.availability import stock_history
+from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
+from erp_sync.shared.erp_events import decode_event
+from erp_sync.shared.models import StockLevel, Variant
+from erp_sync.shared.retry_policy import Park
+from erp_sync.shared.settings import load_settings
 from tests.factories import (
     catalog_event,
     encode,
@@ -23,8 +23,8 @@ from tests.factories import (
     now_iso,
     variant_with,
 )
-from workers.catalog import apply_catalog_update
-from workers.inventory import apply_inventory_change, build_batch_handler, build_handler
+from erp_sync.workers.catalog import apply_catalog_update
+from erp_sync.workers.inventory import apply_inventory_change, build_batch_handler, build_handler
 
 T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
 

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from shared.availability import stock_history
-from shared.erp_events import InventoryChange
-from shared.errors import DatabaseUnavailable
-from shared.models import Order, ProcessedEvent, StockChange, StockHold, StockLevel
-from workers.inventory import apply_inventory_change
-from workers.inventory_batch import apply_inventory_batch
-from workers.stock import NO_TOTAL_YET
+from erp_sync.ingress.availability import stock_history
+from erp_sync.shared.erp_events import InventoryChange
+from erp_sync.shared.errors import DatabaseUnavailable
+from erp_sync.shared.models import Order, ProcessedEvent, StockChange, StockHold, StockLevel
+from erp_sync.workers.inventory import apply_inventory_change
+from erp_sync.workers.inventory_batch import apply_inventory_batch
+from erp_sync.workers.stock import NO_TOTAL_YET
 
 T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ import requests
 import trustme
 import urllib3.util.connection
 
-from shared.errors import MediaRejected, MediaUnavailable
-from shared.media_fetch import (
+from erp_sync.shared.errors import MediaRejected, MediaUnavailable
+from erp_sync.workers.media_fetch import (
     FetchedImage,
     MediaFetcher,
     address_problem,

@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
-from shared.errors import MediaUnavailable, MessageDecodeError
-from shared.internal_messages import MediaDownload
-from shared.models.catalog import Media, MediaStatus, ProductGroup, Variant
-from shared.retry_policy import ATTEMPT_HEADER, Retry
-from shared.settings import load_settings
+from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
+from erp_sync.shared.errors import MediaUnavailable, MessageDecodeError
+from erp_sync.shared.internal_messages import MediaDownload
+from erp_sync.shared.models.catalog import Media, MediaStatus, ProductGroup, Variant
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
+from erp_sync.shared.settings import load_settings
 from tests.image_server import MAX_BYTES, PNG
-from workers.media import build_handler
+from erp_sync.workers.media import build_handler
 
 SKU = "IPH15-128-BLK"
 

@@ -6,15 +6,15 @@ import threading
 import pytest
 from sqlalchemy import select, text
 
-from shared.consumer import ConsumerConfig, Delivery, Done, Park
-from shared.db import make_session_factory
-from shared.models import Order, StockHold
-from shared.retry_policy import PARK_REASON_HEADER
-from shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE
+from erp_sync.shared.consumer import ConsumerConfig, Delivery, Done, Park
+from erp_sync.shared.db import make_session_factory
+from erp_sync.shared.models import Order, StockHold
+from erp_sync.shared.retry_policy import PARK_REASON_HEADER
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE
 from tests.sandbox_erp.conftest import TOKEN
 from tests.workers.test_orders import SKU, delivery, order_body
 from tests.workers.test_orders_helpers import running_sandbox
-from workers.orders import build_push_runner, build_runner
+from erp_sync.workers.orders import build_push_runner, build_runner
 
 CONFIG = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import threading
 import time
 
-from shared.consumer import Delivery, Done
-from shared.publisher import OutgoingMessage
-from workers.order_runner import PushRunner
+from erp_sync.shared.consumer import Delivery, Done
+from erp_sync.shared.publisher import OutgoingMessage
+from erp_sync.workers.order_runner import PushRunner
 
 RESENT = {"resent": 1}
 

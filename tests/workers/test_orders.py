@@ -8,18 +8,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from shared.availability import stock_view
-from shared.consumer import Delivery
-from shared.errors import MessageDecodeError
-from shared.models import Order, StockHold
-from shared.orders import decode_order
-from shared.retry_policy import PARK_REASON_HEADER
-from shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
+from erp_sync.ingress.availability import stock_view
+from erp_sync.shared.consumer import Delivery
+from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.models import Order, StockHold
+from erp_sync.shared.orders import decode_order
+from erp_sync.shared.retry_policy import PARK_REASON_HEADER
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
 from tests.sandbox_erp.conftest import TOKEN
 from tests.workers.test_orders_helpers import running_sandbox
-from workers.order_probe import release_expired_holds
-from workers.order_sync import RESEND_HEADER, RETRY_HEADER, STRANDED_HEADER
-from workers.orders import build_push_handler, erp_client, hand_back, record_order
+from erp_sync.workers.order_probe import release_expired_holds
+from erp_sync.workers.order_sync import RESEND_HEADER, RETRY_HEADER, STRANDED_HEADER
+from erp_sync.workers.orders import build_push_handler, erp_client, hand_back, record_order
 
 SKU = "IPH15-128-BLK"
 
@@ -347,7 +347,7 @@ def test_grace_period_releases_only_holds_acknowledged_long_ago(make_handler, db
 
 
 def test_orders_worker_needs_the_erp_settings(settings_factory):
-    from shared.errors import ConfigurationError
+    from erp_sync.shared.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="ERP_BASE_URL"):
         build_push_handler(settings_factory(erp_api_token=TOKEN))

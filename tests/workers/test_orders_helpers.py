@@ -10,7 +10,7 @@ from typing import Any
 import requests
 from flask import Flask
 
-from sandbox_erp import SandboxConfig, create_app, shutdown
+from erp_sync.sandbox_erp import SandboxConfig, create_app, shutdown
 from tests.sandbox_erp.conftest import ADMIN_TOKEN, CATALOG, TOKEN, serving
 
 

@@ -9,11 +9,11 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from sandbox_erp import SandboxConfig, create_app, shutdown
-from sandbox_erp.tls import server_context
-from shared.availability import stock_view
-from shared.errors import DatabaseUnavailable
-from shared.models import (
+from erp_sync.sandbox_erp import SandboxConfig, create_app, shutdown
+from erp_sync.sandbox_erp.tls import server_context
+from erp_sync.ingress.availability import stock_view
+from erp_sync.shared.errors import DatabaseUnavailable
+from erp_sync.shared.models import (
     Order,
     ReconciliationCorrection,
     StockChange,
@@ -21,9 +21,9 @@ from shared.models import (
     StockLevel,
 )
 from tests.sandbox_erp.conftest import serving
-from workers.reconcile import run_sweep
-from workers.stock import apply_delta
-from workers.reconcile_history import history, show
+from erp_sync.workers.reconcile import run_sweep
+from erp_sync.workers.stock import apply_delta
+from erp_sync.workers.reconcile_history import history, show
 
 TOKEN = "reconcile-test-token"
 LONG_AGO = datetime(2024, 1, 1, tzinfo=UTC)
@@ -281,7 +281,7 @@ def test_history_and_show_read_back_the_runs(erp, sweep_settings, committed_sess
 
 
 def test_metrics_show_the_latest_sweep(erp, sweep_settings, committed_session, db_engine):
-    from ingress.reconcile_metrics import exposition
+    from erp_sync.ingress.reconcile_metrics import exposition
 
     # given a sweep that corrected one SKU of two
     url = erp({"M-1": 1, "M-2": 2})
@@ -299,7 +299,7 @@ def test_metrics_show_the_latest_sweep(erp, sweep_settings, committed_session, d
 
 
 def test_three_schedulers_sweep_a_slot_once(erp, sweep_settings, committed_session):
-    from workers.reconcile_schedule import run_reconcile_worker
+    from erp_sync.workers.reconcile_schedule import run_reconcile_worker
 
     # given three schedulers whose clocks say a minute slot is 1.5 s away
     url = erp({"W-1": 1})

@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared.models import ReconciliationCorrection, ReconciliationRun
+from erp_sync.shared.models import ReconciliationCorrection, ReconciliationRun
 from tests.workers.test_reconcile import TOKEN, levels, seed_levels, sweep_settings  # noqa: F401
-from workers.reconcile import run_sweep
+from erp_sync.workers.reconcile import run_sweep
 
 JSON, CSV = "application/json", "text/csv"
 

@@ -1,14 +1,14 @@
 """run_worker and the loops beside its consumer: one that fails stops the worker, which then fails too."""
 from __future__ import annotations
 
-import sys
 import threading
-import types
 
 import pytest
 
-from workers import runner
-from workers.runner import BackgroundLoop, WorkerFailed, run_worker
+from erp_sync.shared.topology import WORK_QUEUES
+from erp_sync.workers.background import BackgroundLoop
+from erp_sync.workers.registry import ConsumingWorker, per_message
+from erp_sync.workers.runner import WorkerFailed, run_worker
 
 
 def broken_loop(stop: threading.Event) -> None:
@@ -38,21 +38,20 @@ def test_a_loop_that_ends_with_the_stop_is_no_failure():
 
 
 @pytest.fixture
-def worker_with_a_broken_loop(monkeypatch):
+def worker_with_a_broken_loop():
     """The orders worker's queue, with a handler that does nothing and a loop beside it that fails."""
-    module = types.ModuleType("tests_broken_worker")
-    module.build_handler = lambda settings: (lambda delivery, session: None)  # type: ignore[attr-defined]
 
-    def start_background(settings, session_factory, publisher, config, stop):
+    def start_loops(settings, session_factory, publisher, config, stop):
         loop = BackgroundLoop("the broken loop", broken_loop, stop)
         loop.start()
         return [loop]
 
-    module.start_background = start_background  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(runner.WORKER_MODULES, "orders", module.__name__)
+    return ConsumingWorker(
+        "orders", WORK_QUEUES["orders"], per_message(lambda settings: (lambda delivery, session: None)),
+        start_loops=start_loops,
+    )
 
 
 def test_the_worker_stops_and_fails_when_a_loop_beside_its_consumer_fails(worker_with_a_broken_loop, settings):
     with pytest.raises(WorkerFailed, match="the broken loop failed: the ERP client could not be built"):
-        run_worker("orders", settings, threading.Event())
+        run_worker(worker_with_a_broken_loop, settings, threading.Event())

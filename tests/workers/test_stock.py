@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from shared.availability import stock_history
-from shared.erp_events import InventoryChange
-from shared.models import ProcessedEvent, StockChange, StockChangeOutcome, StockLevel
+from erp_sync.ingress.availability import stock_history
+from erp_sync.shared.erp_events import InventoryChange
+from erp_sync.shared.models import ProcessedEvent, StockChange, StockChangeOutcome, StockLevel
 from tests.race import race_both_ways
-from workers.inventory import apply_inventory_change
-from workers.stock import NO_TOTAL_YET, apply_absolute, apply_delta
+from erp_sync.workers.inventory import apply_inventory_change
+from erp_sync.workers.stock import NO_TOTAL_YET, apply_absolute, apply_delta
 
 T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
 APPLIED, STALE = StockChangeOutcome.APPLIED, StockChangeOutcome.STALE

@@ -21,8 +21,8 @@ import backoff
 import requests
 import requests.auth
 
-from shared.errors import ErpRejected, ErpUnavailable
-from shared.orders import OrderPlaced, dumps
+from erp_sync.shared.errors import ErpRejected, ErpUnavailable
+from erp_sync.shared.orders import OrderPlaced, dumps
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.models import StockChange, StockHold, StockLevel, Variant
+from erp_sync.shared.models import StockChange, StockHold, StockLevel, Variant
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """`erp-sync dev`: every process of erp-sync on this machine, started and stopped together."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -10,10 +11,27 @@ import time
 from collections.abc import Iterable
 from types import FrameType
 
+from erp_sync.cli.migrate import run_migrate
+from erp_sync.shared.settings import Settings
+from erp_sync.workers.registry import WORKERS
+
 logger = logging.getLogger(__name__)
 
-WORKERS = ("catalog", "inventory", "media")
 SANDBOX_TOKEN = "sandbox-erp-token"
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dev = commands.add_parser("dev", help="migrate, then run the sandbox ERP, the ingress and every worker here")
+    dev.add_argument("--port", type=int, default=None, help="port of the ingress (default: INGRESS_PORT)")
+    dev.add_argument("--sandbox-port", type=int, default=8900, help="port of the sandbox ERP (default 8900)")
+    dev.add_argument("--no-sandbox", action="store_true", help="do not start the sandbox ERP")
+    dev.set_defaults(run=run_dev)
+
+
+def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    settings.webhook_secrets()  # the ingress would refuse to start; say so before starting anything
+    run_migrate(settings, args)
+    return run_all(args.port or settings.ingress_port, None if args.no_sandbox else args.sandbox_port)
 
 
 def dev_environment(ingress_port: int, sandbox_port: int | None) -> dict[str, str]:
@@ -28,9 +46,10 @@ def dev_environment(ingress_port: int, sandbox_port: int | None) -> dict[str, st
 
 def roles(ingress_port: int, sandbox_port: int | None, env: dict[str, str]) -> list[list[str]]:
     """The command line of every process `dev` runs."""
-    commands = [["ingress", "--port", str(ingress_port)]] + [["worker", name] for name in WORKERS]
-    if env.get("ERP_BASE_URL"):
-        commands += [["worker", "orders"], ["worker", "reconcile"]]
+    # The workers that talk to the ERP would refuse to start without it.
+    commands = [["ingress", "--port", str(ingress_port)]] + [
+        ["worker", worker.name] for worker in WORKERS.values() if env.get("ERP_BASE_URL") or not worker.needs_erp
+    ]
     if sandbox_port is not None:
         commands.append(["sandbox-erp", "--port", str(sandbox_port)])
     return commands
@@ -38,7 +57,7 @@ def roles(ingress_port: int, sandbox_port: int | None, env: dict[str, str]) -> l
 
 def _start(role: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     logger.info("starting %s", " ".join(role))
-    return subprocess.Popen([sys.executable, "-m", "shared.cli", *role], env=env)
+    return subprocess.Popen([sys.executable, "-m", "erp_sync", *role], env=env)
 
 
 def run_all(ingress_port: int, sandbox_port: int | None = 8900, poll_s: float = 0.5) -> int:

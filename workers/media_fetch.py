@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from shared.errors import MediaRejected, MediaUnavailable
+from erp_sync.shared.errors import MediaRejected, MediaUnavailable
 
 logger = logging.getLogger(__name__)
 

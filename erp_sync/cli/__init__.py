@@ -1,0 +1,54 @@
+"""`erp-sync`, the one console script: assembles every command group, parses, dispatches.
+
+Each module of this package is one command group (`register` adds its subcommands). Only the
+sandbox's commands import the sandbox: the sweep's process has a memory target.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from erp_sync.cli import dev, migrate, reconcile, sandbox, serve, worker
+from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE
+from erp_sync.shared.errors import ConfigurationError, ErpSyncError
+from erp_sync.shared.settings import load_settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def build_parser(*, with_sandbox: bool = True) -> argparse.ArgumentParser:
+    """Every command; with_sandbox=False leaves the sandbox's two without their arguments."""
+    parser = argparse.ArgumentParser(prog="erp-sync", description="Keeps the ERP and the shop in sync.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    migrate.register(commands)
+    serve.register(commands)
+    worker.register(commands)
+    reconcile.register(commands)
+    sandbox.register(commands, with_arguments=with_sandbox)
+    dev.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # The command comes first (the top level has no option but --help).
+    with_sandbox = bool(arguments) and arguments[0] in sandbox.COMMANDS
+    args = build_parser(with_sandbox=with_sandbox).parse_args(arguments)
+    if not getattr(args, "needs_settings", True):
+        # The sandbox ERP stands in for another system: it has settings of its own.
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        return int(args.run(None, args))
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+        # pika narrates every connection at INFO; its warnings and errors still show.
+        logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+        return int(args.run(settings, args))
+    except ConfigurationError as exc:
+        print(f"erp-sync: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    except ErpSyncError as exc:
+        print(f"erp-sync: {exc}", file=sys.stderr)
+        return EXIT_FAILURE

@@ -1,0 +1,15 @@
+"""The exit codes every `erp-sync` command answers with, and the shape of a command."""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from erp_sync.shared.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # a service failed; the line on stderr says which
+EXIT_CONFIGURATION = 2  # a setting is missing or wrong; the line names the variable
+EXIT_SKIPPED = 3  # `reconcile --now`: another sweep was running
+
+# What a subcommand runs: settings are None for the commands that set `needs_settings=False`.
+Command = Callable[[Settings, argparse.Namespace], int]
