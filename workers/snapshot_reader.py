@@ -113,11 +113,13 @@ class SnapshotSource:
         if with_token:
             # Only to the ERP itself: a presigned storage URL must not receive (nor would accept) it.
             headers["Authorization"] = f"Bearer {self._token}"
-        with translated("snapshot", url):
+        # The hints of a refusal (ERP_API_TOKEN, ERP_BASE_URL) are about the ERP's own URL, not a file's.
+        what = "snapshot" if with_token else "snapshot file (at the URL the ERP gave)"
+        with translated(what, url):
             response = self._http.get(url, headers=headers, timeout=self._timeout, verify=self._verify,
                                       stream=True)
         try:
-            check_answer("snapshot", response)
+            check_answer(what, response)
         except Exception:
             response.close()
             raise
