@@ -16,9 +16,9 @@ from typing import Any
 import requests
 import requests.auth
 
-from erp_sync.shared.errors import ErpMisconfigured, ErpUnavailable
+from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import OrderPlaced, dumps
-from erp_sync.workers.erp_http import body_excerpt, check_answer, error_class, quick_retries, translated
+from erp_sync.workers.erp_http import body_excerpt, check_answer, quick_retries, translated
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +99,7 @@ class ErpClient:
         return self._push(INVENTORY_ADJUST_PATH, order.order_id, body)
 
     def probe(self) -> bool:
-        """Whether the ERP takes calls: a success answers, the body is never read.
-
-        A 401 or 404 is no sign that orders would go through, so it counts as no answer.
-        """
+        """Whether the ERP takes calls: only a success counts (a 401 or 404 is no sign that orders would go through)."""
         url = f"{self._base_url}{PROBE_PATH}"
         try:
             with translated("probe", url):
@@ -110,11 +107,16 @@ class ErpClient:
                     url, headers=self._headers(None), auth=self._auth, timeout=self._timeout,
                     verify=self._verify, proxies=self._proxies, stream=True,
                 )
-                response.close()
-        except ErpUnavailable as exc:
+            with response:  # the snapshot's body is never read, only an error's first bytes
+                check_answer("probe", response)
+        except ErpMisconfigured as exc:
+            # local_only orders wait for an operator, not for the ERP: say so at every probe.
+            logger.error("ALERT ERP probe: %s", exc)
+            return False
+        except (ErpUnavailable, ErpRejected) as exc:
             logger.info("ERP probe: not answering (%s)", exc)
             return False
-        return error_class(response.status_code) is None
+        return True
 
     def _push(self, path: str, order_id: str, body: dict[str, Any]) -> PushResult:
         what = f"order {order_id}"

@@ -119,7 +119,11 @@ def test_a_wrong_token_is_not_the_orders_fault_and_waits_for_an_operator(sandbox
     assert caught.value.url == f"{sandbox.url}/api/v1/orders/import" and len(session.sent) == 1
     assert any("ALERT" in r.message and "ERP_API_TOKEN" in r.message for r in caplog.records)
     assert sandbox.orders() == [] and sandbox.stock("IPH15-128-BLK") == 50
-    assert client_for(sandbox.url, token="wrong-token").probe() is False
+    # and the probe (which re-sends local_only orders) sees no ERP, and says why
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        assert client_for(sandbox.url, token="wrong-token").probe() is False
+    assert any(r.message.startswith("ALERT ERP probe") and "ERP_API_TOKEN" in r.message for r in caplog.records)
 
 
 def test_unknown_sku_is_rejected(sandbox):
