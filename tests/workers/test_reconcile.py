@@ -22,7 +22,8 @@ from erp_sync.shared.models import (
 )
 from tests.sandbox_erp.conftest import serving
 from erp_sync.workers.reconcile import run_sweep
-from erp_sync.workers.stock import apply_delta
+from erp_sync.workers.stock import StockEvent, apply_stock_events
+from erp_sync.workers.stock_rule import Delta
 from erp_sync.workers.reconcile_history import history, show
 
 TOKEN = "reconcile-test-token"
@@ -117,7 +118,7 @@ def test_sales_stamped_after_the_snapshot_began_still_count(erp, sweep_settings,
     seed_levels(committed_session, {"F-1": 10, "F-2": 5})
     sale_time = datetime.now(UTC) + timedelta(minutes=5)
     for sku in ("F-1", "F-2"):
-        apply_delta(committed_session, sku=sku, delta=-1, erp_timestamp=sale_time, event_id=f"evt_sale_{sku}")
+        apply_stock_events(committed_session, [StockEvent(f"evt_sale_{sku}", sku, Delta(-1, sale_time))])
     committed_session.commit()
 
     # when a sweep runs
@@ -139,8 +140,8 @@ def test_a_sku_with_a_sale_stamped_while_the_snapshot_streamed_is_left_alone(erp
     url = erp({"G-1": 10})
     erp.latest_app().extensions["sandbox_erp.faults"].set("slow", 503, 1000, [])
     seed_levels(committed_session, {"G-1": 5})
-    apply_delta(committed_session, sku="G-1", delta=-1, erp_timestamp=datetime.now(UTC) + timedelta(seconds=0.5),
-                event_id="evt_sale_G-1")
+    sale_time = datetime.now(UTC) + timedelta(seconds=0.5)
+    apply_stock_events(committed_session, [StockEvent("evt_sale_G-1", "G-1", Delta(-1, sale_time))])
     committed_session.commit()
 
     # when a sweep runs

@@ -15,7 +15,8 @@ from erp_sync.shared.erp_events import InventoryChange
 from erp_sync.shared.models import ProcessedEvent, StockChange, StockChangeOutcome, StockLevel
 from tests.race import race_both_ways
 from erp_sync.workers.inventory import apply_inventory_change
-from erp_sync.workers.stock import NO_TOTAL_YET, apply_absolute, apply_delta
+from erp_sync.workers.stock import StockEvent, apply_stock_events
+from erp_sync.workers.stock_rule import NO_TOTAL_YET, Delta, Total
 
 T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
 APPLIED, STALE = StockChangeOutcome.APPLIED, StockChangeOutcome.STALE
@@ -34,12 +35,12 @@ def quantity(session: Session, sku: str) -> int | None:
 
 
 def absolute(session: Session, sku: str, qty: int, at: datetime, event_id: str | None = None, **context):
-    return apply_absolute(session, sku=sku, quantity=qty, erp_timestamp=at,
-                          event_id=event_id or f"evt_{uuid.uuid4()}", **context)
+    event = StockEvent(event_id or f"evt_{uuid.uuid4()}", sku, Total(qty, at), **context)
+    return apply_stock_events(session, [event])[0].outcome
 
 
 def delta(session: Session, sku: str, change: int, at: datetime, event_id: str | None = None):
-    return apply_delta(session, sku=sku, delta=change, erp_timestamp=at, event_id=event_id or f"evt_{uuid.uuid4()}")
+    return apply_stock_events(session, [StockEvent(event_id or f"evt_{uuid.uuid4()}", sku, Delta(change, at))])[0].outcome
 
 
 def test_first_absolute_figure_sets_the_stock(db_session):
