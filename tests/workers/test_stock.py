@@ -40,7 +40,8 @@ def absolute(session: Session, sku: str, qty: int, at: datetime, event_id: str |
 
 
 def delta(session: Session, sku: str, change: int, at: datetime, event_id: str | None = None):
-    return apply_stock_events(session, [StockEvent(event_id or f"evt_{uuid.uuid4()}", sku, Delta(change, at))])[0].outcome
+    event = StockEvent(event_id or f"evt_{uuid.uuid4()}", sku, Delta(change, at))
+    return apply_stock_events(session, [event])[0].outcome
 
 
 def test_first_absolute_figure_sets_the_stock(db_session):
