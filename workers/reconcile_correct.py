@@ -5,7 +5,8 @@ million in seconds), and tests/integration/workers/test_reconcile_rule.py checks
 alike. The snapshot in `reconcile_snapshot` is a total of each SKU it lists, stamped `taken` (when
 the sweep began, before the request):
 
-- a figure building on a total stamped at or after `taken` is newer and stays (stale);
+- a figure building on a total stamped after `taken` is newer and stays (stale); on a tie the
+  snapshot, the later arrival, wins;
 - the applied deltas stamped at or after `taken` are added back onto the snapshot's figure. One
   stamped while the snapshot streamed (before `read_until`, when it was read in full) may or may
   not be in it, so such a SKU is left alone rather than corrected on a guess;
@@ -32,23 +33,27 @@ LEFT JOIN LATERAL (
       FROM stock_changes c
      WHERE c.sku = {sku} AND c.kind = 'delta' AND c.outcome = 'applied' AND c.erp_timestamp >= %(taken)s
 ) later ON true"""
+_HAS_LATER_DELTAS = """EXISTS (
+    SELECT 1 FROM stock_changes c
+     WHERE c.sku = l.sku AND c.kind = 'delta' AND c.outcome = 'applied' AND c.erp_timestamp >= %(taken)s)"""
 _DIFF_TABLE = """
 CREATE TEMP TABLE reconcile_diff (sku text, old_qty integer, erp_qty integer, new_qty integer, erp_as_of timestamptz,
                                   unsure boolean) ON COMMIT DROP"""
 # FOR UPDATE: a webhook committing meanwhile waits for us, and the old figure we record is current.
-# A figure that differs from the snapshot only by the deltas since is not drift.
+# The deltas are looked up only for a SKU that differs from the snapshot or has a delta since
+# (an index probe); a figure that differs from the snapshot only by the deltas since is no drift.
 _DIFF = """
 WITH differing AS (
     SELECT l.sku, l.erp_quantity, s.qty, l.erp_as_of
       FROM stock_levels l JOIN reconcile_snapshot s ON s.sku = l.sku
-     WHERE l.erp_quantity <> s.qty
+     WHERE l.erp_quantity <> s.qty OR """ + _HAS_LATER_DELTAS + """
        FOR UPDATE OF l
 )
 INSERT INTO reconcile_diff (sku, old_qty, erp_qty, new_qty, erp_as_of, unsure)
 SELECT d.sku, d.erp_quantity, d.qty, d.qty + COALESCE(later.delta, 0), d.erp_as_of, later.unsure
   FROM differing d""" + _LATER_DELTAS.format(sku="d.sku") + """
  WHERE d.erp_quantity <> d.qty + COALESCE(later.delta, 0)"""
-_CORRECTABLE = "{d}erp_as_of < %(taken)s AND NOT {d}unsure"
+_CORRECTABLE = "{d}erp_as_of <= %(taken)s AND NOT {d}unsure"
 # The deltas are summed again here: the rows are locked now, so every committed one is seen.
 _CORRECT = """
 WITH corrected AS (
