@@ -31,8 +31,8 @@ def apply_inventory_batch(events: list[InventoryChange], session: Session) -> li
         # The schema guarantees exactly one of new_quantity and quantity_change.
         change = (Total(data.new_quantity, event.timestamp) if data.new_quantity is not None
                   else Delta(data.quantity_change or 0, event.timestamp))
-        stock_events.append(StockEvent(event.event_id, data.sku, change, data.location_id, data.reason,
-                                       duplicate=event.event_id not in fresh))
+        stock_events.append(StockEvent(event.event_id, data.sku, change, duplicate=event.event_id not in fresh,
+                                       location_id=data.location_id, reason=data.reason))
         fresh.discard(event.event_id)  # a later copy in the same batch is a duplicate
     return [decision.outcome for decision in apply_stock_events(session, stock_events)]
 

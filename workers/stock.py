@@ -81,16 +81,16 @@ SELECT * FROM unnest(
 """)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StockEvent:
     """One stock figure or difference for one SKU, with the context its history row keeps."""
 
     event_id: str
     sku: str
     change: Change
+    duplicate: bool = False  # its event id was recorded before: it changes nothing
     location_id: str | None = None
     reason: str | None = None
-    duplicate: bool = False  # its event id was recorded before: it changes nothing
 
 
 def apply_stock_events(session: Session, events: Sequence[StockEvent]) -> list[Decision]:

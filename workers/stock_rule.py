@@ -30,7 +30,7 @@ from erp_sync.shared.models import StockChangeOutcome
 NO_TOTAL_YET = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Figure:
     """A SKU's stock as the ERP reported it: a quantity, built on the total stamped `as_of`."""
 
@@ -41,7 +41,7 @@ class Figure:
 NO_FIGURE = Figure(0, NO_TOTAL_YET)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Total:
     """An absolute figure (`new_quantity`) stamped by the ERP."""
 
@@ -49,7 +49,7 @@ class Total:
     stamped: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delta:
     """A difference (`quantity_change`) stamped by the ERP."""
 
@@ -61,7 +61,7 @@ Change = Total | Delta
 AppliedDelta = tuple[datetime, int]  # (stamped, change) of a delta already counted in the figure
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What became of an event, and the SKU's figure after it."""
 
