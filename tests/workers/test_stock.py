@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from erp_sync.ingress.availability import stock_history
 from erp_sync.shared.erp_events import InventoryChange
-from erp_sync.shared.models import ProcessedEvent, StockChange, StockChangeOutcome, StockLevel
+from erp_sync.shared.models import Order, ProcessedEvent, StockChange, StockChangeOutcome, StockHold, StockLevel
 from tests.race import race_both_ways
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.stock import StockEvent, apply_stock_events
@@ -291,3 +291,29 @@ def test_a_total_and_later_sales_racing_on_one_sku_lose_no_sale(db_engine, race_
     assert errors == []
     with Session(db_engine) as session:
         assert quantity(session, race_sku) == 999
+
+
+def open_holds(session: Session, sku: str) -> list[str]:
+    return list(session.scalars(select(StockHold.order_id).where(StockHold.sku == sku, StockHold.released_at.is_(None))))
+
+
+def test_a_total_newer_than_the_erps_acknowledgement_releases_the_hold_a_delta_or_older_total_does_not(db_session):
+    # given an order the ERP acknowledged at T0 holding one unit of a SKU
+    sku = new_sku()
+    order_id = f"ORD-{uuid.uuid4().hex[:8]}"
+    db_session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1", synced_at=T0))
+    db_session.add(StockHold(order_id=order_id, sku=sku, quantity=1))
+    db_session.flush()
+
+    # when a total stamped before the acknowledgement and a later delta arrive
+    absolute(db_session, sku, 50, T0 - timedelta(seconds=1))
+    delta(db_session, sku, -1, T0 + timedelta(seconds=1))
+
+    # then the order still holds its unit: neither may count the order yet
+    assert open_holds(db_session, sku) == [order_id]
+
+    # when a total stamped after the acknowledgement arrives
+    absolute(db_session, sku, 48, T0 + timedelta(seconds=2))
+
+    # then the hold ends
+    assert open_holds(db_session, sku) == []
