@@ -294,7 +294,8 @@ def test_a_total_and_later_sales_racing_on_one_sku_lose_no_sale(db_engine, race_
 
 
 def open_holds(session: Session, sku: str) -> list[str]:
-    return list(session.scalars(select(StockHold.order_id).where(StockHold.sku == sku, StockHold.released_at.is_(None))))
+    held = select(StockHold.order_id).where(StockHold.sku == sku, StockHold.released_at.is_(None))
+    return list(session.scalars(held))
 
 
 def test_a_total_newer_than_the_erps_acknowledgement_releases_the_hold_a_delta_or_older_total_does_not(db_session):
