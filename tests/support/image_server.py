@@ -1,4 +1,4 @@
-"""A real HTTP server on 127.0.0.1 serving test images and faults, counting requests per path."""
+"""A real HTTP server on 127.0.0.1 serving test images and faults, counting requests per path; and its fixture."""
 from __future__ import annotations
 
 import struct
@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -113,3 +115,9 @@ def running_image_server() -> Iterator[ImageServer]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def image_server() -> Iterator[ImageServer]:
+    with running_image_server() as server:
+        yield server

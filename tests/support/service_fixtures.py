@@ -1,3 +1,4 @@
+"""Fixtures on the services: the run's PostgreSQL database and RabbitMQ vhost, and settings naming them."""
 from __future__ import annotations
 
 import os
@@ -7,14 +8,9 @@ import pytest
 
 from erp_sync.shared.broker import declare_all
 from erp_sync.shared.settings import Settings, load_settings
-from tests import services
-from tests.amqp_helpers import purge_all
-
-pytest_plugins = ["tests.db_fixtures"]
-
-WEBHOOK_SECRET = "test-webhook-secret-0123456789"
-OLD_WEBHOOK_SECRET = "old-webhook-secret-9876543210"
-TEST_RETRY_DELAYS_MS = (200, 400)
+from tests.support import services
+from tests.support.amqp import purge_all
+from tests.support.settings import OLD_WEBHOOK_SECRET, TEST_RETRY_DELAYS_MS, WEBHOOK_SECRET
 
 
 def _unavailable(what: str) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from erp_sync.shared.settings import Settings
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 @pytest.mark.parametrize("field", sorted(Settings.model_fields))

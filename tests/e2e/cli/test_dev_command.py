@@ -7,10 +7,10 @@ import requests
 
 from erp_sync.shared.orders import publish_order
 from erp_sync.shared.publisher import ConfirmingPublisher
-from tests import cli
-from tests.conftest import WEBHOOK_SECRET
-from tests.e2e.conftest import wait_for
-from tests.factories import encode, inventory_event, signed_headers
+from tests.support import cli
+from tests.support.settings import WEBHOOK_SECRET
+from tests.support.waiting import wait_for
+from tests.support.factories import encode, inventory_event, signed_headers
 
 
 def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_database_url, broker, committed_session):

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from erp_sync.shared.topology import WORK_QUEUES
-from tests import cli, services
+from tests.support import cli, services
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests import cli
-from tests.workers.test_reconcile import TOKEN, erp, levels, seed_levels  # noqa: F401
+from tests.support import cli
+from tests.support.reconcile import TOKEN, levels, seed_levels
 
 EXIT_SKIPPED = 3
 # Their imports alone would take the sweeping process past its 64 MB (bench/reconcile.py measures it).

@@ -4,10 +4,10 @@ import pytest
 import requests
 import trustme
 
-from tests import cli
-from tests.amqp_helpers import drain
-from tests.conftest import WEBHOOK_SECRET
-from tests.factories import encode, inventory_event, signed_headers
+from tests.support import cli
+from tests.support.amqp import drain
+from tests.support.settings import WEBHOOK_SECRET
+from tests.support.factories import encode, inventory_event, signed_headers
 
 
 @pytest.fixture

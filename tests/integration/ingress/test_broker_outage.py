@@ -9,11 +9,11 @@ import requests
 from werkzeug.serving import make_server
 
 from erp_sync.ingress import create_app
-from tests import services
-from tests.amqp_helpers import drain
-from tests.factories import encode, inventory_event, signed_headers
-from tests.conftest import WEBHOOK_SECRET
-from tests.tcp_proxy import TcpProxy
+from tests.support import services
+from tests.support.amqp import drain
+from tests.support.factories import encode, inventory_event, signed_headers
+from tests.support.settings import WEBHOOK_SECRET
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture

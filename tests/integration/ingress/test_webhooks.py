@@ -7,9 +7,9 @@ import pytest
 
 from erp_sync.ingress import create_app
 from erp_sync.shared.errors import ConfigurationError
-from tests.amqp_helpers import drain
-from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
-from tests.factories import (
+from tests.support.amqp import drain
+from tests.support.settings import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
+from tests.support.factories import (
     catalog_event,
     encode,
     inventory_event,

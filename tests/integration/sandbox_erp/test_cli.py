@@ -4,19 +4,13 @@ import argparse
 import hashlib
 import hmac
 import json
-import os
-import re
-import subprocess
-import sys
 
 import pytest
-import requests
 
 from erp_sync.sandbox_erp.cli import add_sandbox_arguments, add_send_webhook_arguments, run_sandbox_command, \
     send_webhook, send_webhook_command
-from erp_sync.sandbox_erp.settings import config_from_env
-from tests.sandbox_erp.conftest import ADMIN_TOKEN, SECRET, TOKEN, bearer, serving
-from tests.sandbox_erp.ingress_stub import IngressStub
+from tests.support.sandbox import ADMIN_TOKEN, SECRET, serving
+from tests.support.ingress_stub import IngressStub
 
 
 def sandbox_args(*argv):
@@ -95,35 +89,3 @@ def test_send_webhook_command_prints_status_and_body(tmp_path, stub, monkeypatch
 
     assert capsys.readouterr().out.startswith("202\n")
     assert stub.arrivals[0].headers["X-Erp-Signature"] == hmac.new(SECRET.encode(), b"{}", hashlib.sha256).hexdigest()
-
-
-def test_config_from_env_falls_back_on_erp_sync_settings():
-    config = config_from_env({"ERP_API_TOKEN": "t", "ERP_WEBHOOK_SECRET": "new,old", "INGRESS_PORT": "8123",
-                              "SANDBOX_ERP_TIME_SCALE": "0.01", "SANDBOX_ERP_SNAPSHOT_FORMAT": "csv"})
-
-    assert (config.api_token, config.webhook_secret) == ("t", "new")
-    assert config.webhook_url == "http://127.0.0.1:8123/webhooks/erp"
-    assert (config.time_scale, config.snapshot_format, config.generate_groups) == (0.01, "csv", 20)
-    with pytest.raises(ValueError, match="SANDBOX_ERP_SNAPSHOT_FORMAT"):
-        config_from_env({"SANDBOX_ERP_SNAPSHOT_FORMAT": "xml"})
-
-
-def test_tls_serves_https_trusted_through_the_written_ca(tmp_path):
-    # given `sandbox-erp --tls` writing its CA to a file
-    ca = tmp_path / "ca.pem"
-    env = {**os.environ, "SANDBOX_ERP_API_TOKEN": TOKEN, "SANDBOX_ERP_WEBHOOK_URL": ""}
-    process = subprocess.Popen([sys.executable, "-m", "erp_sync.sandbox_erp", "--port", "0", "--tls", "--ca-file", str(ca)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        url = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)
-        assert str(ca) in process.stdout.readline()
-
-        # then a client trusting that CA gets the snapshot over HTTPS, and one that does not is refused
-        assert url.startswith("https://")
-        response = requests.get(f"{url}/api/v1/inventory/snapshot", headers=bearer(), verify=str(ca))
-        assert response.status_code == 200 and len(response.json()) == 60
-        with pytest.raises(requests.exceptions.SSLError):
-            requests.get(f"{url}/api/v1/inventory/snapshot", headers=bearer())
-    finally:
-        process.terminate()
-        process.wait(10)

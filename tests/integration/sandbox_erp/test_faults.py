@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from tests.sandbox_erp.conftest import ADMIN_TOKEN, bearer
+from tests.support.sandbox import ADMIN_TOKEN, bearer
 
 ORDER = {"order_id": "ORD-F-1", "line_items": [{"sku": "IPH15-128-BLK", "quantity": 1}]}
 
@@ -68,20 +68,6 @@ def test_chosen_skus_are_rejected_with_400(live):
     assert rejected.json() == {"error": "sku rejected by the ERP", "details": [{"sku": "IPH15-128-BLK"}]}
     assert other.status_code == 201
     assert stock(live) == 50
-
-
-def test_fault_state_is_readable_and_validated(client):
-    headers = bearer(ADMIN_TOKEN)
-    assert client.get("/admin/faults", headers=headers).get_json()["mode"] == "none"
-    assert client.put("/admin/faults", json={"mode": "broken"}, headers=headers).status_code == 400
-    assert client.put("/admin/faults", json={"mode": "5xx", "status": 404}, headers=headers).status_code == 400
-    assert client.put("/admin/faults", json={"mode": "down"}, headers=bearer()).status_code == 401
-
-
-@pytest.mark.parametrize("path", ["/admin/orders", "/admin/deliveries", "/admin/alerts", "/admin/faults"])
-def test_admin_api_needs_the_admin_token(client, path):
-    assert client.get(path, headers=bearer("wrong")).status_code == 401
-    assert client.get(path, headers=bearer(ADMIN_TOKEN)).status_code == 200
 
 
 def test_media_urls_serve_png_pictures(live):

@@ -8,9 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from erp_sync.sandbox_erp.delivery import next_attempt_at, outcome, retry_delay
-from tests.sandbox_erp.conftest import ADMIN_TOKEN, SECRET, bearer, serving
-from tests.sandbox_erp.ingress_stub import IngressStub
+from tests.support.sandbox import ADMIN_TOKEN, SECRET, admin, bearer, deliveries, serving
+from tests.support.ingress_stub import IngressStub
 
 
 @pytest.fixture
@@ -28,16 +27,6 @@ def erp(make_app, stub):
         return app.test_client()
 
     return build
-
-
-def admin(client, verb, body):
-    response = client.post(f"/admin/{verb}", json=body, headers=bearer(ADMIN_TOKEN))
-    assert response.status_code in (200, 201), response.get_json()
-    return response.get_json()
-
-
-def deliveries(client):
-    return client.get("/admin/deliveries", headers=bearer(ADMIN_TOKEN)).get_json()
 
 
 def test_in_store_sale_fires_a_signed_absolute_inventory_change(erp, stub):
@@ -181,7 +170,7 @@ def test_still_failing_after_24h_scaled_raises_an_admin_alert(erp, stub, caplog)
 
 def test_connection_errors_are_retried(make_app, stub):
     # given the ingress is unreachable at first
-    from tests.cli import free_port
+    from tests.support.cli import free_port
 
     client = make_app(webhook_url=f"http://127.0.0.1:{free_port()}/webhooks/erp", webhook_secret=SECRET,
                       time_scale=0.001).test_client()
@@ -193,30 +182,3 @@ def test_connection_errors_are_retried(make_app, stub):
 
     assert delivery["status"] == "pending" and delivery["attempts"] >= 2
     assert "ConnectionError" in delivery["last_error"]
-
-
-def test_without_a_webhook_url_events_are_kept_but_not_sent(client):
-    admin(client, "sale", {"sku": "IPH15-128-BLK"})
-
-    [delivery] = deliveries(client)
-    assert delivery["status"] == "not_sent"
-
-
-@pytest.mark.parametrize(
-    "failures, seconds", [(1, 60), (2, 300), (3, 900), (4, 3600), (5, 21600), (6, 21600), (20, 21600)]
-)
-def test_retry_delays_follow_spec_7_1(failures, seconds):
-    assert retry_delay(failures, 1.0) == seconds
-    assert retry_delay(failures, 0.001) == pytest.approx(seconds * 0.001)
-
-
-def test_retries_stop_at_the_24h_horizon():
-    assert next_attempt_at(0, 86000, 6, 1.0) == 86400
-    assert next_attempt_at(0, 86400, 7, 1.0) is None
-
-
-@pytest.mark.parametrize("status, result", [(202, "delivered"), (200, "delivered"), (400, "data_error"),
-                                            (401, "rejected"), (500, "pending"), (502, "pending"),
-                                            (503, "pending"), (504, "pending"), (None, "pending")])
-def test_outcome_of_an_answer(status, result):
-    assert outcome(status) == result

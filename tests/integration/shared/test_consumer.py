@@ -33,9 +33,9 @@ from erp_sync.shared.models.events import ProcessedEvent
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER, Park, Retry
 from erp_sync.shared.topology import EVENTS_EXCHANGE, WORK_QUEUES
-from tests.amqp_helpers import drain
-from tests.services import close_all_connections
-from tests.tcp_proxy import TcpProxy
+from tests.support.amqp import drain
+from tests.support.services import close_all_connections
+from tests.support.tcp_proxy import TcpProxy
 
 QUEUE = WORK_QUEUES["inventory"]
 DELAYS_MS = (200, 400)

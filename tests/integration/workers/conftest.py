@@ -1,13 +1,15 @@
+"""Fixtures of the workers' integration tests: an image server, a sandbox ERP holding given stock, sweep settings."""
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 
-from tests.image_server import ImageServer, running_image_server
+from tests.support.image_server import image_server  # noqa: F401
+from tests.support.reconcile import TOKEN, erp  # noqa: F401
 
 
 @pytest.fixture
-def image_server() -> Iterator[ImageServer]:
-    with running_image_server() as server:
-        yield server
+def sweep_settings(settings_factory):
+    def build(url: str, **overrides: object):
+        return settings_factory(erp_base_url=url, erp_api_token=TOKEN, **overrides)
+
+    return build

@@ -26,14 +26,14 @@ from erp_sync.shared.models import (
 )
 from erp_sync.shared.settings import load_settings
 from erp_sync.shared.topology import INTERNAL_EXCHANGE
-from tests.factories import (
+from tests.support.factories import (
     catalog_event,
     encode,
     inventory_event,
     now_iso,
     variant_with,
 )
-from tests.race import race_both_ways
+from tests.support.race import race_both_ways
 from erp_sync.workers.catalog import CatalogOutcome, apply_catalog_update, build_handler
 from erp_sync.workers.inventory import apply_inventory_change
 

@@ -1,25 +1,19 @@
-"""The ERP client against the sandbox ERP over real HTTP, and its one translation of requests' errors."""
+"""The ERP client against the sandbox ERP over real HTTP."""
 from __future__ import annotations
 
-import inspect
 import json
-from decimal import Decimal
 
 import pytest
 import requests
 
 from erp_sync.sandbox_erp.tls import server_context
-from erp_sync.workers.erp_client import ErpClient, _translated
+from erp_sync.workers.erp_client import ErpClient
 from erp_sync.shared.errors import (
     ErpRejected,
-    ErpSyncError,
     ErpUnavailable,
-    PermanentError,
-    TransientError,
 )
-from erp_sync.shared.orders import decode_order, dumps
-from tests.sandbox_erp.conftest import TOKEN
-from tests.workers.test_orders_helpers import running_sandbox
+from erp_sync.shared.orders import decode_order
+from tests.support.sandbox import TOKEN, running_sandbox
 
 ORDER = decode_order(json.dumps({
     "order_id": "ORD-WEB-1001", "order_date": "2024-01-20T10:15:00Z", "customer_ref": "CUST-555",
@@ -187,37 +181,6 @@ def test_probe_tells_whether_the_erp_answers(sandbox):
     assert client.probe() is False
     sandbox.fault("none")
     assert client.probe() is True
-
-
-def test_probe_of_nothing_listening_is_false():
-    from tests.cli import free_port
-
-    assert client_for(f"http://127.0.0.1:{free_port()}").probe() is False
-
-
-def _requests_exceptions() -> list[type[BaseException]]:
-    return sorted(
-        (cls for _, cls in inspect.getmembers(requests.exceptions, inspect.isclass)
-         if issubclass(cls, requests.RequestException)),
-        key=lambda cls: cls.__name__,
-    )
-
-
-@pytest.mark.parametrize("exception", _requests_exceptions(), ids=lambda cls: cls.__name__)
-def test_every_requests_exception_maps_to_one_of_ours(exception):
-    # when requests raises any of its exceptions inside the client's one translation point
-    with pytest.raises(ErpSyncError) as caught, _translated("order X"):
-        raise (exception("boom", "{", 0) if issubclass(exception, requests.JSONDecodeError) else exception("boom"))
-
-    # then it is ours, transient or permanent, with the cause kept
-    assert isinstance(caught.value, TransientError | PermanentError)
-    assert caught.value.__cause__.__class__ is exception
-
-
-def test_money_is_written_as_exact_json_numbers():
-    assert dumps({"p": Decimal("79900.00"), "q": [Decimal("0.10"), Decimal("-1.50")], "s": "79900.00"}) == (
-        b'{"p":79900.00,"q":[0.10,-1.50],"s":"79900.00"}'
-    )
 
 
 # Proxy and CA settings from the environment: read once when the client is made, as requests

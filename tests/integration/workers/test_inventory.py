@@ -16,7 +16,7 @@ from erp_sync.shared.erp_events import decode_event
 from erp_sync.shared.models import StockLevel, Variant
 from erp_sync.shared.retry_policy import Park
 from erp_sync.shared.settings import load_settings
-from tests.factories import (
+from tests.support.factories import (
     catalog_event,
     encode,
     inventory_event,

@@ -15,7 +15,7 @@ from erp_sync.shared.internal_messages import MediaDownload
 from erp_sync.shared.models.catalog import Media, MediaStatus, ProductGroup, Variant
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
 from erp_sync.shared.settings import load_settings
-from tests.image_server import MAX_BYTES, PNG
+from tests.support.image_server import MAX_BYTES, PNG
 from erp_sync.workers.media import build_handler
 
 SKU = "IPH15-128-BLK"

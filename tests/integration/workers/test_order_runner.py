@@ -11,9 +11,9 @@ from erp_sync.shared.db import make_session_factory
 from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE
-from tests.sandbox_erp.conftest import TOKEN
-from tests.workers.test_orders import SKU, delivery, order_body
-from tests.workers.test_orders_helpers import running_sandbox
+from tests.support.sandbox import TOKEN
+from tests.support.orders import SKU, delivery, order_body
+from tests.support.sandbox import running_sandbox
 from erp_sync.workers.orders import build_push_runner, build_runner
 
 CONFIG = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)

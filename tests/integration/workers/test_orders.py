@@ -15,23 +15,11 @@ from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.orders import decode_order
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
-from tests.sandbox_erp.conftest import TOKEN
-from tests.workers.test_orders_helpers import running_sandbox
+from tests.support.orders import SKU, delivery, order_body
+from tests.support.sandbox import TOKEN, running_sandbox
 from erp_sync.workers.order_probe import release_expired_holds
 from erp_sync.workers.order_sync import RESEND_HEADER, RETRY_HEADER, STRANDED_HEADER
 from erp_sync.workers.orders import build_push_handler, erp_client, hand_back, record_order
-
-SKU = "IPH15-128-BLK"
-
-
-def order_body(order_id: str = "ORD-1", quantity: int = 2, sku: str = SKU, **extra) -> bytes:
-    return json.dumps({"order_id": order_id, "order_date": "2024-01-20T10:15:00Z", "customer_ref": "CUST-555",
-                       "line_items": [{"sku": sku, "quantity": quantity, "unit_price": 79900.00}], **extra}).encode()
-
-
-def delivery(body: bytes, *, tag: int = 1, headers: dict | None = None, redelivered: bool = False) -> Delivery:
-    return Delivery(tag, body, "ORD-1", "application/json", headers or {}, redelivered)
-
 
 @pytest.fixture
 def sandbox(tmp_path):

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from erp_sync.shared.models import ReconciliationCorrection, ReconciliationRun
-from tests.workers.test_reconcile import TOKEN, levels, seed_levels, sweep_settings  # noqa: F401
+from tests.support.reconcile import levels, seed_levels
 from erp_sync.workers.reconcile import run_sweep
 
 JSON, CSV = "application/json", "text/csv"

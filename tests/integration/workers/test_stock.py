@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from erp_sync.ingress.availability import stock_history
 from erp_sync.shared.erp_events import InventoryChange
 from erp_sync.shared.models import ProcessedEvent, StockChange, StockChangeOutcome, StockLevel
-from tests.race import race_both_ways
+from tests.support.race import race_both_ways
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.stock import NO_TOTAL_YET, apply_absolute, apply_delta
 

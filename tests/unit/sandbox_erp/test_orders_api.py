@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sandbox_erp.conftest import ADMIN_TOKEN, TOKEN, bearer
+from tests.support.sandbox import ADMIN_TOKEN, TOKEN, bearer
 
 ORDER = {
     "order_id": "ORD-WEB-1001",

@@ -22,7 +22,7 @@ from erp_sync.workers.media_fetch import (
     sniff_image_type,
     translate_requests_error,
 )
-from tests.image_server import HTML, JPEG, MAX_BYTES, PNG, READ_TIMEOUT_S, ImageServer
+from tests.support.image_server import HTML, JPEG, MAX_BYTES, PNG, READ_TIMEOUT_S, ImageServer
 
 
 def make_fetcher(session: requests.Session | None = None, **overrides) -> MediaFetcher:
