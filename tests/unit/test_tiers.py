@@ -4,8 +4,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 TESTS = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "integration", "e2e")
 MODULES = sorted(path for tier in TIERS for path in (TESTS / tier).rglob("*.py"))
@@ -28,32 +26,35 @@ def is_fixture(decorator: ast.expr) -> bool:
     return isinstance(target, ast.Attribute) and target.attr == "fixture"
 
 
-@pytest.mark.parametrize("path", MODULES + BENCH, ids=lambda path: str(path.relative_to(TESTS.parent)))
-def test_tests_and_benchmarks_import_helpers_from_tests_support_only(path):
-    others = {name for name in imported_names(path) if name.split(".")[0] == "tests" and
-              name != "tests.support" and not name.startswith("tests.support.")}
+def test_tests_and_benchmarks_import_helpers_from_tests_support_only():
+    offenders = {str(path.relative_to(TESTS.parent)): others for path in MODULES + BENCH
+                 if (others := {name for name in imported_names(path) if name.split(".")[0] == "tests"
+                                and name != "tests.support" and not name.startswith("tests.support.")})}
 
-    assert others == set(), f"{path.name} imports {others}: move what it needs to tests/support/"
-
-
-@pytest.mark.parametrize("path", SUPPORT, ids=lambda path: str(path.relative_to(TESTS)))
-def test_support_imports_no_test(path):
-    tiers = {name for name in imported_names(path) if name.split(".")[:2] in [["tests", tier] for tier in TIERS]}
-
-    assert tiers == set()
+    assert offenders == {}, "move what these import to tests/support/"
 
 
-@pytest.mark.parametrize("path", [p for p in MODULES if p.name == "conftest.py"], ids=lambda path: str(path.relative_to(TESTS)))
-def test_a_conftest_defines_fixtures_only(path):
-    tree = ast.parse(path.read_text(), str(path))
-    helpers = [node.name for node in tree.body
-               if isinstance(node, ast.FunctionDef | ast.ClassDef)
-               and not any(is_fixture(decorator) for decorator in node.decorator_list)]
-    plugins = [node for node in tree.body if isinstance(node, ast.Assign)
-               and any(isinstance(target, ast.Name) and target.id == "pytest_plugins" for target in node.targets)]
+def test_support_imports_no_test():
+    offenders = {str(path.relative_to(TESTS)): tiers for path in SUPPORT
+                 if (tiers := {name for name in imported_names(path)
+                               if name.split(".")[:2] in [["tests", tier] for tier in TIERS]})}
 
-    assert helpers == [], f"{path} defines {helpers}: helpers live in tests/support/"
-    assert plugins == []
+    assert offenders == {}
+
+
+def test_a_conftest_defines_fixtures_only():
+    offenders: dict[str, list[str]] = {}
+    for path in (p for p in MODULES if p.name == "conftest.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        helpers = [node.name for node in tree.body
+                   if isinstance(node, ast.FunctionDef | ast.ClassDef)
+                   and not any(is_fixture(decorator) for decorator in node.decorator_list)]
+        helpers += [target.id for node in tree.body if isinstance(node, ast.Assign)
+                    for target in node.targets if isinstance(target, ast.Name) and target.id == "pytest_plugins"]
+        if helpers:
+            offenders[str(path.relative_to(TESTS))] = helpers
+
+    assert offenders == {}, "helpers live in tests/support/; plugins' fixtures are offered by a tier's conftest"
 
 
 def test_no_conftest_above_the_tiers():
