@@ -20,7 +20,7 @@ import psycopg
 import requests
 from psycopg.rows import TupleRow, dict_row
 
-from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.errors import ErpMisconfigured, ErpSyncError
 from erp_sync.shared.pg import connect, translate_pg_error
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.reconcile_summary import SweepSummary, summary_of
@@ -129,7 +129,8 @@ def snapshot_source(settings: Settings, http: requests.Session) -> SnapshotSourc
     """The ERP's snapshot endpoint as the settings describe it."""
     base_url, token = settings.erp_credentials()
     return SnapshotSource(http, base_url, token, connect_timeout_s=settings.erp_connect_timeout_s,
-                          read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle)
+                          read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle,
+                          tries=settings.erp_quick_retries, backoff_base_s=settings.erp_quick_retry_base_s)
 
 
 def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
@@ -165,7 +166,12 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
             _compare_and_correct(settings, conn, run_id, snapshot, taken)
     except (ErpSyncError, psycopg.Error) as exc:
         error = exc if isinstance(exc, ErpSyncError) else translate_pg_error(exc)
-        logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
+        if isinstance(error, ErpMisconfigured):
+            # Not retried: the ERP would answer the same until an operator fixes the setting the
+            # error names; the next slot tries again.
+            logger.error("ALERT reconciliation run %d failed, nothing changed: %s", run_id, error)
+        else:
+            logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": taken})
     summary = _summary(conn, run_id)
     if summary.status == "succeeded":

@@ -10,6 +10,6 @@ from tests.support.reconcile import TOKEN, erp  # noqa: F401
 @pytest.fixture
 def sweep_settings(settings_factory):
     def build(url: str, **overrides: object):
-        return settings_factory(erp_base_url=url, erp_api_token=TOKEN, **overrides)
+        return settings_factory(**{"erp_base_url": url, "erp_api_token": TOKEN} | overrides)
 
     return build

@@ -8,10 +8,7 @@ import requests
 
 from erp_sync.sandbox_erp.tls import server_context
 from erp_sync.workers.erp_client import ErpClient
-from erp_sync.shared.errors import (
-    ErpRejected,
-    ErpUnavailable,
-)
+from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import decode_order
 from tests.support.sandbox import TOKEN, running_sandbox
 
@@ -109,15 +106,22 @@ def test_a_4xx_answer_about_the_order_is_rejected_with_status_and_body(sandbox):
     assert sandbox.orders() == [] and sandbox.stock("IPH15-128-BLK") == 50
 
 
-def test_a_wrong_token_is_not_the_orders_fault_and_is_retried_not_rejected(sandbox, caplog):
-    # A rotated token must not reject (and unhold) every order: it stays transient, with an alert.
-    with caplog.at_level("ERROR"), pytest.raises(ErpUnavailable) as caught:
-        client_for(sandbox.url, token="wrong-token").import_order(ORDER)
+def test_a_wrong_token_is_not_the_orders_fault_and_waits_for_an_operator(sandbox, caplog):
+    # A rotated token must not reject (and unhold) every order: the order waits (an ErpUnavailable,
+    # so pending), with an alert, and the ERP is not asked again at once: it would answer the same.
+    session = RecordingSession()
+    with caplog.at_level("ERROR"), pytest.raises(ErpMisconfigured) as caught:
+        client_for(sandbox.url, session, token="wrong-token", tries=3).import_order(ORDER)
 
-    assert caught.value.status == 401
+    assert isinstance(caught.value, ErpUnavailable) and caught.value.status == 401
+    assert caught.value.url == f"{sandbox.url}/api/v1/orders/import" and len(session.sent) == 1
     assert any("ALERT" in r.message and "ERP_API_TOKEN" in r.message for r in caplog.records)
     assert sandbox.orders() == [] and sandbox.stock("IPH15-128-BLK") == 50
-    assert client_for(sandbox.url, token="wrong-token").probe() is False
+    # and the probe (which re-sends local_only orders) sees no ERP, and says why
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        assert client_for(sandbox.url, token="wrong-token").probe() is False
+    assert any(r.message.startswith("ALERT ERP probe") and "ERP_API_TOKEN" in r.message for r in caplog.records)
 
 
 def test_unknown_sku_is_rejected(sandbox):

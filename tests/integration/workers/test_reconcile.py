@@ -185,7 +185,77 @@ def test_the_snapshot_is_read_over_tls_trusting_the_configured_ca(erp, sweep_set
 
     # then only the second trusted the ERP and corrected the SKU
     assert untrusted.status == "failed" and "CERTIFICATE_VERIFY_FAILED" in (untrusted.error or "")
+    assert "ERP_CA_BUNDLE" in (untrusted.error or "")
     assert trusted.status == "succeeded" and levels(committed_session) == {"T-1": 1}
+
+
+def counting_session(on_answer=None) -> tuple[requests.Session, list[int]]:
+    """A real session that notes the status of every answer it got (and may act on it)."""
+    statuses: list[int] = []
+    session = requests.Session()
+
+    def note(response, *args, **kwargs):
+        statuses.append(response.status_code)
+        if on_answer is not None:
+            on_answer(len(statuses))
+
+    session.hooks["response"].append(note)
+    return session, statuses
+
+
+@pytest.mark.parametrize(("token", "path", "status", "setting"), [
+    ("wrong-token", "", 401, "ERP_API_TOKEN"),
+    (TOKEN, "/no-such-erp", 404, "ERP_BASE_URL"),
+])
+def test_a_misconfigured_erp_link_fails_the_sweep_at_once_with_an_alert(token, path, status, setting, erp,
+                                                                         sweep_settings, committed_session, caplog):
+    # given an ERP we would call with a wrong token, or at a wrong base URL
+    url = erp({"M-1": 1}) + path
+    seed_levels(committed_session, {"M-1": 2})
+    http, statuses = counting_session()
+
+    # when a sweep runs, with quick retries allowed
+    with caplog.at_level("ERROR"):
+        summary = run_sweep(sweep_settings(url, erp_api_token=token, erp_quick_retries=3,
+                                           erp_quick_retry_base_s=0.01), http=http)
+
+    # then the run failed naming the setting to fix, the ERP was asked once, an operator alerted
+    assert summary.status == "failed" and setting in (summary.error or "") and str(status) in (summary.error or "")
+    assert statuses == [status]
+    assert any("ALERT" in r.getMessage() and setting in r.getMessage() for r in caplog.records)
+    assert levels(committed_session) == {"M-1": 2}
+
+
+def test_an_erp_outage_is_tried_a_few_times_then_fails_the_sweep(erp, sweep_settings, committed_session):
+    # given an ERP answering 503 to everything
+    url = erp({"O-1": 1})
+    seed_levels(committed_session, {"O-1": 2})
+    erp.latest_app().extensions["sandbox_erp.faults"].set("5xx", 503, 0, [])
+    http, statuses = counting_session()
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url, erp_quick_retries=3, erp_quick_retry_base_s=0.01), http=http)
+
+    # then it tried three times, and the run failed with the ERP's answer, nothing changed
+    assert statuses == [503, 503, 503]
+    assert summary.status == "failed" and "answered 503" in (summary.error or "")
+    assert levels(committed_session) == {"O-1": 2}
+
+
+def test_a_blip_of_the_erp_is_absorbed_by_the_quick_retries(erp, sweep_settings, committed_session):
+    # given an ERP that answers 503 once, then serves again
+    url = erp({"B-1": 1})
+    seed_levels(committed_session, {"B-1": 2})
+    faults = erp.latest_app().extensions["sandbox_erp.faults"]
+    faults.set("5xx", 503, 0, [])
+    http, statuses = counting_session(lambda answers: faults.set("none", 503, 0, []))
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url, erp_quick_retries=3, erp_quick_retry_base_s=0.01), http=http)
+
+    # then the second try read the snapshot and the SKU was corrected
+    assert statuses == [503, 200]
+    assert summary.status == "succeeded" and levels(committed_session) == {"B-1": 1}
 
 
 def test_a_sweep_without_the_database_raises_database_unavailable(sweep_settings):

@@ -7,7 +7,7 @@ import pytest
 
 from erp_sync.shared.topology import WORK_QUEUES
 from erp_sync.workers.background import BackgroundLoop
-from erp_sync.workers.registry import ConsumingWorker, per_message
+from erp_sync.workers.registry import ConsumingWorker, batches_of
 from erp_sync.workers.runner import WorkerFailed, run_worker
 
 
@@ -24,10 +24,10 @@ def worker_with_a_broken_loop():
         loop.start()
         return [loop]
 
-    return ConsumingWorker(
-        "orders", WORK_QUEUES["orders"], per_message(lambda settings: (lambda delivery, session: None)),
-        start_loops=start_loops,
-    )
+    def do_nothing(settings, sessions, config):
+        return batches_of(lambda delivery, session: None, sessions, config)
+
+    return ConsumingWorker("orders", WORK_QUEUES["orders"], do_nothing, start_loops=start_loops)
 
 
 def test_the_worker_stops_and_fails_when_a_loop_beside_its_consumer_fails(worker_with_a_broken_loop, settings):
