@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import pytest
 
@@ -20,9 +21,22 @@ def _unavailable(what: str) -> None:
     pytest.skip(f"{what} is not reachable")
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """An empty PostgreSQL database of this test run's own."""
+_OPENED = pytest.StashKey[dict[str, str]]()
+
+
+def _once_per_run(request: pytest.FixtureRequest, name: str, resource: Callable[[], AbstractContextManager[str]]) -> str:
+    # The integration and e2e conftests each offer these session fixtures, so pytest would make
+    # them once per tier: the run keeps the first one open instead, and closes it at its end.
+    opened = request.config.stash.setdefault(_OPENED, {})
+    if name not in opened:
+        stack = ExitStack()
+        opened[name] = stack.enter_context(resource())
+        request.config.add_cleanup(stack.close)
+    return opened[name]
+
+
+@contextmanager
+def _private_database() -> Iterator[str]:
     with services.postgres_server() as server:
         if not services.reachable(server, 5432):
             _unavailable("PostgreSQL")
@@ -30,14 +44,25 @@ def database_url() -> Iterator[str]:
             yield url
 
 
-@pytest.fixture(scope="session")
-def amqp_url() -> Iterator[str]:
-    """A RabbitMQ vhost of this test run's own."""
+@contextmanager
+def _private_vhost() -> Iterator[str]:
     with services.rabbitmq_server() as (server, management):
         if not services.reachable(server, 5672):
             _unavailable("RabbitMQ")
         with services.private_vhost(server, management) as url:
             yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty PostgreSQL database of this test run's own."""
+    return _once_per_run(request, "database", _private_database)
+
+
+@pytest.fixture(scope="session")
+def amqp_url(request: pytest.FixtureRequest) -> str:
+    """A RabbitMQ vhost of this test run's own."""
+    return _once_per_run(request, "vhost", _private_vhost)
 
 
 @pytest.fixture(scope="session")
