@@ -44,7 +44,7 @@ def _media_json(media: Media) -> dict[str, Any]:
     }
 
 
-@bp.get("/inventory/<path:sku>")
+@bp.get("/inventory/<identifier:sku>")
 def inventory(sku: str) -> ResponseReturnValue:
     with Session(engine()) as session:
         view = stock_view(session, sku)
@@ -53,7 +53,7 @@ def inventory(sku: str) -> ResponseReturnValue:
     return jsonify(_stock_json(view))
 
 
-@bp.get("/inventory/<path:sku>/history")
+@bp.get("/inventory/<identifier:sku>/history")
 def inventory_history(sku: str) -> ResponseReturnValue:
     """Every stock figure received for the SKU, newest first, with what became of it."""
     limit = request.args.get("limit", default=100, type=int)
@@ -82,7 +82,7 @@ def _change_json(change: StockChange) -> dict[str, Any]:
     }
 
 
-@bp.get("/products/<path:sku>")
+@bp.get("/products/<identifier:sku>")
 def product(sku: str) -> ResponseReturnValue:
     with Session(engine()) as session:
         variant = session.scalar(

@@ -11,7 +11,7 @@ from erp_sync.shared.broker import declare_all
 from erp_sync.shared.settings import Settings, load_settings
 from tests.support import services
 from tests.support.amqp import purge_all
-from tests.support.settings import OLD_WEBHOOK_SECRET, TEST_RETRY_DELAYS_MS, WEBHOOK_SECRET
+from tests.support.settings import API_TOKEN, OLD_API_TOKEN, OLD_WEBHOOK_SECRET, TEST_RETRY_DELAYS_MS, WEBHOOK_SECRET
 
 
 def _unavailable(what: str) -> None:
@@ -92,6 +92,7 @@ def settings_factory(migrated_database_url: str, amqp_url: str):
             "database_url": migrated_database_url,
             "amqp_url": amqp_url,
             "erp_webhook_secret": f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
+            "storefront_api_token": f"{API_TOKEN},{OLD_API_TOKEN}",
             "publish_confirm_timeout_s": 5.0,
             "retry_delays_ms": TEST_RETRY_DELAYS_MS,
             "max_delivery_attempts": 5,

@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from erp_sync.ingress import create_app
+from erp_sync.ingress.storefront import create_api_app
+from tests.support.storefront import api_client
 
 
 @pytest.fixture
@@ -15,3 +17,16 @@ def app(settings, broker):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def api_app(settings, broker):
+    app = create_api_app(settings)
+    yield app
+    app.extensions["erp_sync.publisher"].close()
+
+
+@pytest.fixture
+def api(api_app):
+    """A client of the storefront API with a valid token."""
+    return api_client(api_app)
