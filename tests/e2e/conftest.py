@@ -12,15 +12,7 @@ from erp_sync.workers.registry import WORKERS
 from erp_sync.workers.runner import run_worker
 from tests.support.db_fixtures import committed_session, db_engine, db_session, migrated_database_url  # noqa: F401
 from tests.support.image_server import image_server  # noqa: F401
-from tests.support.service_fixtures import (  # noqa: F401
-    amqp_url,
-    amqp_vhost,
-    broker,
-    database_url,
-    settings,
-    settings_factory,
-    topology,
-)
+from tests.support.service_fixtures import *  # noqa: F403 (the service fixtures)
 from tests.support.factories import inventory_event
 from tests.support.orders import SKU, purge_order_delays
 from tests.support.sandbox import TOKEN, running_sandbox

@@ -14,6 +14,9 @@ from tests.support.amqp import purge_all
 from tests.support.settings import API_TOKEN, OLD_API_TOKEN, OLD_WEBHOOK_SECRET, TEST_RETRY_DELAYS_MS, WEBHOOK_SECRET
 
 
+# What a service tier's conftest takes with `from tests.support.service_fixtures import *`.
+__all__ = ["amqp_url", "amqp_vhost", "broker", "database_url", "settings", "settings_factory", "topology"]
+
 def _unavailable(what: str) -> None:
     # A laptop without the services skips; CI must never pass by skipping.
     if os.environ.get("CI"):

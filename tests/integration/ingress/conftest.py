@@ -1,17 +1,24 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from flask import Flask
 
 from erp_sync.ingress import create_app
 from erp_sync.ingress.storefront import create_api_app
 from tests.support.storefront import api_client
 
 
-@pytest.fixture
-def app(settings, broker):
-    app = create_app(settings)
+def _closed_after(app: Flask) -> Iterator[Flask]:
     yield app
     app.extensions["erp_sync.publisher"].close()
+
+
+@pytest.fixture
+def app(settings, broker):
+    """The ERP's door."""
+    yield from _closed_after(create_app(settings))
 
 
 @pytest.fixture
@@ -21,9 +28,8 @@ def client(app):
 
 @pytest.fixture
 def api_app(settings, broker):
-    app = create_api_app(settings)
-    yield app
-    app.extensions["erp_sync.publisher"].close()
+    """The storefront's API."""
+    yield from _closed_after(create_api_app(settings))
 
 
 @pytest.fixture
