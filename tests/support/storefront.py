@@ -1,5 +1,7 @@
-"""The storefront's side of the HTTP edges in tests: an API client carrying its token."""
+"""erp-sync's HTTP edges in tests: an API client carrying its token, both edges as one, an app closed after use."""
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -26,3 +28,9 @@ class Edges:
 
     def get(self, *args, **kwargs):
         return self.api.get(*args, **kwargs)
+
+
+def closed_after(app: Flask) -> Iterator[Flask]:
+    """Yield the app, then close the publisher it holds (for a fixture: `yield from closed_after(app)`)."""
+    yield app
+    app.extensions["erp_sync.publisher"].close()

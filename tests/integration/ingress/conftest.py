@@ -1,24 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from flask import Flask
 
 from erp_sync.ingress import create_app
 from erp_sync.ingress.storefront import create_api_app
-from tests.support.storefront import api_client
-
-
-def _closed_after(app: Flask) -> Iterator[Flask]:
-    yield app
-    app.extensions["erp_sync.publisher"].close()
+from tests.support.storefront import api_client, closed_after
 
 
 @pytest.fixture
 def app(settings, broker):
     """The ERP's door."""
-    yield from _closed_after(create_app(settings))
+    yield from closed_after(create_app(settings))
 
 
 @pytest.fixture
@@ -29,7 +21,7 @@ def client(app):
 @pytest.fixture
 def api_app(settings, broker):
     """The storefront's API."""
-    yield from _closed_after(create_api_app(settings))
+    yield from closed_after(create_api_app(settings))
 
 
 @pytest.fixture
