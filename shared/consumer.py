@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import pika
@@ -238,15 +238,18 @@ class Consumer:
             channel.basic_consume(self._queue.name, self._on_message)
             self.connected.set()
             logger.info("consuming %s", self._queue.name)
-            while not stop.is_set():
-                connection.process_data_events(time_limit=0.25)
-                # Once stopped, what is still buffered stays unacked: the broker hands it out again.
-                while self._buffer and not stop.is_set():
-                    self._handle_batch(connection, channel, self._take_batch(connection))
+            self._serve(connection, channel, stop)
         finally:
             self.connected.clear()
             if connection.is_open:
                 connection.close()
+
+    def _serve(self, connection: pika.BlockingConnection, channel: BlockingChannel, stop: threading.Event) -> None:
+        while not stop.is_set():
+            connection.process_data_events(time_limit=0.25)
+            # Once stopped, what is still buffered stays unacked: the broker hands it out again.
+            while self._buffer and not stop.is_set():
+                self._handle_batch(connection, channel, self._take_batch(connection))
 
     def _on_message(
         self, _channel: BlockingChannel, method: Any, properties: pika.BasicProperties, body: bytes
@@ -283,11 +286,64 @@ class Consumer:
             connection.process_data_events(time_limit=0.1)  # keeps heartbeats flowing
         outcomes = future.result()
         messages = [
-            message
-            for delivery, outcome in zip(batch, outcomes, strict=True)
-            for message in (
-                outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
-            )
+            message for delivery, outcome in zip(batch, outcomes, strict=True)
+            for message in self._next_messages(delivery, outcome)
         ]
         self._publisher.publish_all(messages)
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)
+
+    def _next_messages(self, delivery: Delivery, outcome: Outcome) -> tuple[OutgoingMessage, ...]:
+        return outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
+
+
+class ConcurrentConsumer(Consumer):
+    """Consume one work queue `concurrency` messages at a time, each handled and acked on its own.
+
+    For messages that each wait on something slow (the orders worker's ERP calls): a slow one holds
+    up only itself, and the next message starts in the first free thread. Each goes through the
+    runner alone; its follow-ups are published from its thread, and its ack goes back to the
+    connection's thread. Once stopped, messages under way end and are acked; the others stay
+    unacked, and the broker hands them out again.
+    """
+
+    def __init__(self, queue: WorkQueue, runner: Runner, config: ConsumerConfig, publisher: ConfirmingPublisher,
+                 concurrency: int) -> None:
+        # Twice as many prefetched as handled: the next message is at hand when a thread frees up.
+        super().__init__(queue, runner, replace(config, prefetch=2 * concurrency), publisher)
+        self._concurrency = concurrency
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{queue.worker}-handler")
+        self._running = 0  # touched on the connection's thread only
+        self._failure: BaseException | None = None
+
+    def _serve(self, connection: pika.BlockingConnection, channel: BlockingChannel, stop: threading.Event) -> None:
+        self._running, self._failure = 0, None
+        try:
+            while not stop.is_set():
+                connection.process_data_events(time_limit=0.25)
+                if self._failure is not None:
+                    raise self._failure
+                while self._buffer and self._running < self._concurrency:
+                    self._running += 1
+                    self._executor.submit(self._handle_one, connection, channel, self._buffer.pop(0))
+        finally:
+            while self._running and connection.is_open:
+                connection.process_data_events(time_limit=0.1)
+
+    def _handle_one(self, connection: pika.BlockingConnection, channel: BlockingChannel, delivery: Delivery) -> None:
+        def settled(failure: BaseException | None) -> None:
+            self._running -= 1
+            if failure is None:
+                channel.basic_ack(delivery.delivery_tag)
+            else:
+                self._failure = failure  # the loop raises it: a reconnect brings the message back
+
+        try:
+            [outcome] = self._runner.run([delivery])
+            self._publisher.publish_all(self._next_messages(delivery, outcome))
+        except Exception as exc:  # noqa: BLE001 (handed to the connection's thread, which raises it)
+            result: BaseException | None = exc
+        else:
+            result = None
+        # A connection lost meanwhile takes the message back unacked: it is handed out again.
+        with contextlib.suppress(pika.exceptions.ConnectionWrongStateError):
+            connection.add_callback_threadsafe(lambda: settled(result))

@@ -1,16 +1,15 @@
 """The orders worker: record placed orders with their stock holds, then push each to the ERP once.
 
 One consumer takes `order.placed` from erp-sync.orders in batches, records them with their holds
-in one transaction, and asks erp-sync.orders-push to push each. ORDER_PUSH_CONCURRENCY consumers
-of their own take one push each from there, each in its own transaction: an ERP that is slow to
-answer one order holds up only that push, and an ERP that hangs holds up no recording.
+in one transaction, and asks erp-sync.orders-push to push each. Another pushes from there,
+ORDER_PUSH_CONCURRENCY orders at a time, each in its own transaction and acked on its own: an ERP
+slow to answer one order holds up only that push, and an ERP that hangs holds up no recording.
 """
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import requests
@@ -18,7 +17,7 @@ from requests.adapters import HTTPAdapter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from erp_sync.shared.consumer import BatchRunner, Consumer, ConsumerConfig, Delivery, Handler
+from erp_sync.shared.consumer import BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handler
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.models.orders import Order, OrderStatus
 from erp_sync.shared.orders import decode_order, order_id_of
@@ -132,7 +131,7 @@ def build_push_handler(settings: Settings) -> Handler:
 
 
 def build_push_runner(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> BatchRunner:
-    """The runner of erp-sync.orders-push; its consumers hand it one message at a time."""
+    """The runner of erp-sync.orders-push; its consumer hands it one message at a time."""
     return BatchRunner(build_push_handler(settings), session_factory, config)
 
 
@@ -140,19 +139,17 @@ def start_background(
     settings: Settings, session_factory: sessionmaker[Session], publisher: ConfirmingPublisher,
     config: ConsumerConfig, stop: threading.Event,
 ) -> list[BackgroundLoop]:
-    """Start the push consumers on erp-sync.orders-push, and the ERP probe (re-sends, holds past their grace).
+    """Start the pushes from erp-sync.orders-push, and the ERP probe (re-sends, holds past their grace).
 
-    Each push consumer holds one message at a time: once stopped, it finishes the push under way,
-    and the broker hands the messages not begun to the next worker.
+    Once stopped, the pushes under way end; the broker hands those not begun to the next worker.
     """
-    push_config = replace(config, prefetch=1, batch_size=1, batch_window_s=0)
-    runner = build_push_runner(settings, session_factory, push_config)
-    loops = [BackgroundLoop(f"orders push consumer {n}", Consumer(ORDERS_PUSH_QUEUE, runner, push_config, publisher).run,
-                            stop) for n in range(settings.order_push_concurrency)]
+    pushes = ConcurrentConsumer(ORDERS_PUSH_QUEUE, build_push_runner(settings, session_factory, config), config,
+                                publisher, concurrency=settings.order_push_concurrency)
     probe = OrderProbe(erp_client(settings), session_factory, publisher,
                        interval_s=settings.erp_probe_interval_s, grace_period_s=settings.hold_grace_period_s,
                        stranded_after_s=settings.order_stranded_after_s)
-    loops.append(BackgroundLoop("the orders ERP probe", probe.run, stop))
+    loops = [BackgroundLoop("the orders push consumer", pushes.run, stop),
+             BackgroundLoop("the orders ERP probe", probe.run, stop)]
     for loop in loops:
         loop.start()
     return loops
