@@ -306,8 +306,8 @@ class ConcurrentConsumer(Consumer):
     unacked, and the broker hands them out again.
     """
 
-    def __init__(self, queue: WorkQueue, runner: Runner, config: ConsumerConfig, publisher: ConfirmingPublisher,
-                 concurrency: int) -> None:
+    def __init__(self, queue: WorkQueue, runner: Runner, config: ConsumerConfig,
+                 publisher: ConfirmingPublisher | None = None, *, concurrency: int) -> None:
         # Twice as many prefetched as handled: the next message is at hand when a thread frees up.
         super().__init__(queue, runner, replace(config, prefetch=2 * concurrency), publisher)
         self._concurrency = concurrency

@@ -26,6 +26,10 @@ SELECT o.order_id, o.order_date, o.customer_ref, o.warehouse_id, 'received'
 ON CONFLICT (order_id) DO NOTHING
 RETURNING order_id
 """)
+_INSERT_REJECTED = text("""
+INSERT INTO orders (order_id, order_date, customer_ref, status, last_error)
+VALUES (:order_id, clock_timestamp(), '', 'rejected', :reason) ON CONFLICT (order_id) DO NOTHING
+""")
 _INSERT_LINES = text("""
 INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price)
 SELECT * FROM unnest(CAST(:order_ids AS text[]), CAST(:line_nos AS integer[]), CAST(:skus AS text[]),
@@ -39,13 +43,12 @@ SELECT * FROM unnest(CAST(:order_ids AS text[]), CAST(:skus AS text[]), CAST(:qu
 # confirmed, and a push that skipped such a row would drop the re-send itself. A duplicate waits
 # for the push in flight instead, then finds the order settled or not due.
 # clock_timestamp(), not now(): the database's clock, one for every worker, read at the lock.
+# The lines come along, one row each: a push needs them, and it saves a round trip.
 _LOCK = text("""
-SELECT order_id, status, attempts, first_attempt_at, next_attempt_at, synced_at, last_error, clock_timestamp()
-  FROM orders WHERE order_id = :order_id FOR UPDATE
-""")
-_ORDER = text("""
-SELECT o.order_date, o.customer_ref, o.warehouse_id, l.sku, l.quantity, l.unit_price
-  FROM orders o JOIN order_lines l USING (order_id) WHERE o.order_id = :order_id ORDER BY l.line_no
+SELECT o.order_id, o.status, o.attempts, o.first_attempt_at, o.next_attempt_at, o.synced_at, o.last_error,
+       clock_timestamp(), o.order_date, o.customer_ref, o.warehouse_id, l.sku, l.quantity, l.unit_price
+  FROM orders o LEFT JOIN order_lines l USING (order_id)
+ WHERE o.order_id = :order_id ORDER BY l.line_no FOR UPDATE OF o
 """)
 _SAVE = text("""
 UPDATE orders
@@ -101,6 +104,11 @@ def record_orders(session: Session, orders: Sequence[OrderPlaced]) -> set[str]:
     return inserted
 
 
+def record_rejected(session: Session, order_id: str, reason: str) -> None:
+    """Record an order whose message is malformed as rejected, unless it is recorded already."""
+    session.execute(_INSERT_REJECTED, {"order_id": order_id, "reason": reason})
+
+
 @dataclass
 class PushState:
     """The columns of an order's row that a push reads and writes, and the database's time at the lock."""
@@ -115,20 +123,20 @@ class PushState:
     now: datetime
 
 
-def lock(session: Session, order_id: str) -> PushState | None:
-    """The order's row, locked for this transaction; None if no order has that id."""
-    row = session.execute(_LOCK, {"order_id": order_id}).one_or_none()
-    return None if row is None else PushState(*row)
-
-
-def recorded_order(session: Session, order_id: str) -> OrderPlaced:
-    """The order as recorded (validated when it arrived, so not again)."""
-    rows = session.execute(_ORDER, {"order_id": order_id}).all()
-    return OrderPlaced.model_construct(
-        order_id=order_id, order_date=rows[0].order_date, customer_ref=rows[0].customer_ref,
-        warehouse_id=rows[0].warehouse_id,
-        line_items=[LineItem.model_construct(sku=r.sku, quantity=r.quantity, unit_price=r.unit_price) for r in rows],
+def lock(session: Session, order_id: str) -> tuple[PushState, OrderPlaced] | None:
+    """The order's row, locked for this transaction, and the order as recorded; None if no order has that id."""
+    rows = session.execute(_LOCK, {"order_id": order_id}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    # Validated when it arrived, so not again.
+    order = OrderPlaced.model_construct(
+        order_id=order_id, order_date=first.order_date, customer_ref=first.customer_ref,
+        warehouse_id=first.warehouse_id,
+        line_items=[LineItem.model_construct(sku=r.sku, quantity=r.quantity, unit_price=r.unit_price)
+                    for r in rows if r.sku is not None],
     )
+    return PushState(*first[:8]), order
 
 
 def save(session: Session, row: PushState) -> None:

@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 
 from erp_sync.shared.errors import ErpRejected, ErpUnavailable
 from erp_sync.shared.models.orders import OrderStatus
+from erp_sync.shared.orders import OrderPlaced
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, order_retry_route
 from erp_sync.workers.erp_client import ErpClient, PushResult
-from erp_sync.workers.order_store import PushState, oldest_local_only, recorded_order, release_holds, save
+from erp_sync.workers.order_store import PushState, oldest_local_only, release_holds, save
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +75,13 @@ def next_attempt(first_attempt_at: datetime, now: datetime, policy: PushPolicy) 
     return now + timedelta(seconds=policy.retry_interval_s)
 
 
-def push_order(session: Session, row: PushState, client: ErpClient, policy: PushPolicy) -> list[OutgoingMessage]:
+def push_order(session: Session, row: PushState, order: OrderPlaced, client: ErpClient,
+               policy: PushPolicy) -> list[OutgoingMessage]:
     """Push one due order and record the outcome on its row; returns what comes next for it, if anything.
 
     Never raises for the ERP's answers: they are the order's state, not a failure of the message.
     """
     was_local_only = row.status == OrderStatus.LOCAL_ONLY
-    order = recorded_order(session, row.order_id)
     row.attempts += 1
     row.first_attempt_at = row.first_attempt_at or row.now
     follow_ups: list[OutgoingMessage] = []

@@ -10,16 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import requests
 from requests.adapters import HTTPAdapter
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.shared.consumer import BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handler
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.models.orders import Order, OrderStatus
 from erp_sync.shared.orders import decode_order, order_id_of
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.retry_policy import LAST_ERROR_HEADER, PARK_REASON_HEADER
@@ -28,7 +25,7 @@ from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, WORK_Q
 from erp_sync.workers.background import BackgroundLoop
 from erp_sync.workers.erp_client import ErpClient
 from erp_sync.workers.order_probe import OrderProbe
-from erp_sync.workers.order_store import lock, record_orders
+from erp_sync.workers.order_store import lock, record_orders, record_rejected
 from erp_sync.workers.order_sync import PushPolicy, is_due, push_message, push_order
 
 logger = logging.getLogger(__name__)
@@ -100,12 +97,7 @@ def park_malformed(session: Session, delivery: Delivery, error: MessageDecodeErr
     if order_id is None:
         raise error
     reason = f"malformed order message: {error}"[:MAX_REASON_CHARS]
-    session.execute(
-        pg_insert(Order)
-        .values(order_id=order_id, order_date=datetime.now(UTC), customer_ref="", status=OrderStatus.REJECTED.value,
-                last_error=reason)
-        .on_conflict_do_nothing(index_elements=[Order.order_id])
-    )
+    record_rejected(session, order_id, reason)
     logger.error("ALERT order %s: parking malformed message: %s", order_id, reason)
     headers = dict(delivery.headers) | {PARK_REASON_HEADER: reason, LAST_ERROR_HEADER: reason}
     return [OutgoingMessage(PARKING_EXCHANGE, WORK_QUEUES["orders"].worker, delivery.body,
@@ -119,13 +111,14 @@ def build_push_handler(settings: Settings) -> Handler:
 
     def push(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
         order_id = order_id_of(delivery.body)
-        row = lock(session, order_id) if order_id else None
-        if row is None:
+        locked = lock(session, order_id) if order_id else None
+        if locked is None:
             raise MessageDecodeError(f"push message names no recorded order: {order_id}", raw=delivery.body)
+        row, order = locked
         if not is_due(row, redelivered=delivery.redelivered):
             logger.info("order %s is %s, not due; message ignored", order_id, row.status)
             return None
-        return push_order(session, row, client, policy)
+        return push_order(session, row, order, client, policy)
 
     return push
 
