@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test test-unit bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,15 @@ run: export ERP_WEBHOOK_SECRET ?= local-development-webhook-secret
 run: $(STAMP)
 	$(BIN)/erp-sync dev
 
+# All three tiers of tests/ (unit, integration, e2e); the last two need PostgreSQL and RabbitMQ.
 test: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
+
+# The unit tier alone: no service needed, seconds.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingress

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tests.factories import catalog_event, encode, inventory_event
+from tests.support.factories import catalog_event, encode, inventory_event
 
 VARIANTS_PER_GROUP = 5
 # Discard port: a URL that is well-formed but never fetched (no media worker runs).

@@ -31,7 +31,7 @@ from bench.servers import ServerFailed, server_env
 from erp_sync.ingress.serve import gunicorn_options
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.settings import Settings, load_settings
-from tests.factories import encode, inventory_event, signed_headers
+from tests.support.factories import encode, inventory_event, signed_headers
 
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 20.0

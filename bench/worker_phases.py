@@ -18,7 +18,7 @@ from bench.servers import HOST, free_port, ingress_command, running
 from bench.visibility import Pace, Visibility, paced
 from bench.worker_procs import workers_running
 from erp_sync.shared.topology import WORK_QUEUES
-from tests.factories import signed_headers
+from tests.support.factories import signed_headers
 
 INVENTORY, CATALOG = WORK_QUEUES["inventory"], WORK_QUEUES["catalog"]
 # Logged by shared/consumer.py for each message sent to a retry delay or to parking.

@@ -5,15 +5,17 @@
     ├── TransientError            retry later with a growing delay
     │   ├── BrokerUnavailable     RabbitMQ unreachable, channel closed, confirm timed out
     │   ├── DatabaseUnavailable   PostgreSQL unreachable, deadlock, serialization failure
-    │   ├── ErpUnavailable        the ERP timed out, refused, or answered 5xx
+    │   ├── ErpUnavailable        the ERP did not take a request: unreachable, timed out, 5xx, 429, 408
+    │   │   └── ErpMisconfigured  our token, base URL or CA does not fit the ERP (401, 403, 404...): alert
     │   └── MediaUnavailable      an image server timed out, refused, or answered 5xx or 429
     └── PermanentError            can never succeed; park with the reason
         ├── MessageDecodeError    the body is not a valid message (keeps the raw bytes)
         ├── PublishRejected       the broker nacked or returned a message (no route)
-        ├── ErpRejected           the ERP answered 4xx
+        ├── ErpRejected           the ERP refused the request itself (400, 409, 422, ...)
         └── MediaRejected         an image URL answered 4xx, is not an image, is too big, or is forbidden
 
-A worker decides between retry and park from the class alone.
+A worker decides between retry and park from the class alone. Which ERP answer raises which of
+the three ERP errors is decided in one place, erp_sync.workers.erp_http.
 """
 from __future__ import annotations
 
@@ -43,12 +45,22 @@ class DatabaseUnavailable(TransientError):
 
 
 class ErpUnavailable(TransientError):
-    """The ERP could not be reached or answered with a server error."""
+    """The ERP did not take a request this time; the URL, its status and a body excerpt (if any) are kept."""
 
-    def __init__(self, message: str, *, status: int | None = None, body: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, body: str | None = None,
+                 url: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        self.url = url
+
+
+class ErpMisconfigured(ErpUnavailable):
+    """Our token, base URL or CA does not fit the ERP: retrying soon is pointless, an operator must act.
+
+    A transient error all the same: the request that met it is not at fault, and must wait (an
+    order stays pending) rather than be refused.
+    """
 
 
 class MediaUnavailable(TransientError):
@@ -74,12 +86,13 @@ class PublishRejected(PermanentError):
 
 
 class ErpRejected(PermanentError):
-    """The ERP refused a request for good (4xx); status and body are kept."""
+    """The ERP refused a request for good (4xx about the request); URL, status and body are kept."""
 
-    def __init__(self, message: str, *, status: int, body: str) -> None:
+    def __init__(self, message: str, *, status: int, body: str, url: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        self.url = url
 
 
 class MediaRejected(PermanentError):

@@ -21,7 +21,8 @@ from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
 from erp_sync.workers.idempotency import record_event
-from erp_sync.workers.stock import apply_absolute
+from erp_sync.workers.stock import StockEvent, apply_stock_events
+from erp_sync.workers.stock_rule import Total
 
 logger = logging.getLogger(__name__)
 
@@ -207,13 +208,8 @@ def _deactivate_omitted(session: Session, event: CatalogUpdate) -> None:
 
 
 def _apply_stock(session: Session, event: CatalogUpdate, variants: Iterable[VariantData]) -> None:
-    for variant in variants:
-        if variant.stock_quantity is not None:
-            apply_absolute(
-                session,
-                sku=variant.sku,
-                quantity=variant.stock_quantity,
-                erp_timestamp=event.timestamp,
-                event_id=event.event_id,
-                reason=event.event_type,
-            )
+    apply_stock_events(session, [
+        StockEvent(event.event_id, variant.sku, Total(variant.stock_quantity, event.timestamp), reason=event.event_type)
+        for variant in variants
+        if variant.stock_quantity is not None
+    ])

@@ -1,10 +1,7 @@
 """The inventory worker: applies `inventory.change` events (spec 3.2) to the SKU's stock."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
-from datetime import datetime
-from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -13,39 +10,31 @@ from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.models import StockChangeOutcome
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.idempotency import record_event
-from erp_sync.workers.inventory_batch import apply_inventory_batch
-from erp_sync.workers.stock import apply_absolute, apply_delta, record_duplicate
-
-logger = logging.getLogger(__name__)
-
-
-class _Context(TypedDict):
-    sku: str
-    erp_timestamp: datetime
-    event_id: str
-    location_id: str | None
-    reason: str | None
+from erp_sync.workers.idempotency import record_events
+from erp_sync.workers.stock import StockEvent, apply_stock_events
+from erp_sync.workers.stock_rule import Delta, Total
 
 
 def apply_inventory_change(event: InventoryChange, session: Session) -> StockChangeOutcome:
-    """Apply one stock figure or difference once; a SKU not in the catalog is recorded all the same."""
-    data = event.data
-    context = _Context(sku=data.sku, erp_timestamp=event.timestamp, event_id=event.event_id,
-                       location_id=data.location_id, reason=data.reason)
-    if not record_event(session, event.event_id, event.event_type):
-        record_duplicate(session, quantity=data.new_quantity, delta=data.quantity_change, **context)
-        logger.info("event %s for sku %s was applied before; ignored as a duplicate", event.event_id, data.sku)
-        return StockChangeOutcome.DUPLICATE
-    if data.new_quantity is not None:
-        outcome = apply_absolute(session, quantity=data.new_quantity, **context)
-    else:
+    """Apply one stock figure or difference once: a batch of one."""
+    return apply_inventory_batch([event], session)[0]
+
+
+def apply_inventory_batch(events: list[InventoryChange], session: Session) -> list[StockChangeOutcome]:
+    """Apply each event once, in arrival order; a SKU not in the catalog is recorded all the same."""
+    if not events:
+        return []
+    fresh = record_events(session, (event.event_id for event in events), events[0].event_type)
+    stock_events: list[StockEvent] = []
+    for event in events:
+        data = event.data
         # The schema guarantees exactly one of new_quantity and quantity_change.
-        outcome = apply_delta(session, delta=data.quantity_change or 0, **context)
-    if outcome is StockChangeOutcome.STALE:
-        logger.info("event %s for sku %s is older than the figure applied; recorded as stale",
-                    event.event_id, data.sku)
-    return outcome
+        change = (Total(data.new_quantity, event.timestamp) if data.new_quantity is not None
+                  else Delta(data.quantity_change or 0, event.timestamp))
+        stock_events.append(StockEvent(event.event_id, data.sku, change, duplicate=event.event_id not in fresh,
+                                       location_id=data.location_id, reason=data.reason))
+        fresh.discard(event.event_id)  # a later copy in the same batch is a duplicate
+    return [decision.outcome for decision in apply_stock_events(session, stock_events)]
 
 
 def decode_inventory_change(raw: bytes) -> InventoryChange:
@@ -63,7 +52,7 @@ def build_handler(settings: Settings) -> Handler:
 
 
 def build_batch_handler(settings: Settings) -> BatchHandler:
-    """The inventory worker's whole-batch handler: the same effects in a few statements."""
+    """The inventory worker's whole-batch handler: the batch in one pass of the stock path, not one per event."""
 
     def handle_batch(deliveries: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
         apply_inventory_batch([decode_inventory_change(delivery.body) for delivery in deliveries], session)

@@ -14,15 +14,15 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 import requests
 from psycopg.rows import TupleRow, dict_row
 
-from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.errors import ErpMisconfigured, ErpSyncError
 from erp_sync.shared.pg import connect, translate_pg_error
 from erp_sync.shared.settings import Settings
+from erp_sync.workers.reconcile_correct import correct_to_snapshot
 from erp_sync.workers.reconcile_summary import SweepSummary, summary_of
 from erp_sync.workers.snapshot_reader import (
     Snapshot,
@@ -52,58 +52,6 @@ UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(
        snapshot_taken_at = %(taken)s WHERE id = %(run)s"""
 _SNAPSHOT_TABLE = "CREATE TEMP TABLE reconcile_snapshot (sku text NOT NULL, qty integer NOT NULL) ON COMMIT DROP"
 _SNAPSHOT_INDEX = "CREATE UNIQUE INDEX ON reconcile_snapshot (sku)"
-# A SKU's applied deltas stamped since the snapshot began (`taken`, before the request). Those
-# stamped after it was read in full (`read_until`) are certainly not in it and count on top of it
-# (as on top of any total, workers/stock.py); one stamped while it streamed may or may not be in
-# it, so such a SKU is left alone as newer than the snapshot.
-_LATER_DELTAS = """
-LEFT JOIN LATERAL (
-    SELECT sum(c.delta) FILTER (WHERE c.erp_timestamp >= %(read_until)s) AS delta,
-           COALESCE(bool_or(c.erp_timestamp < %(read_until)s), false) AS unsure
-      FROM stock_changes c
-     WHERE c.sku = {sku} AND c.kind = 'delta' AND c.outcome = 'applied' AND c.erp_timestamp >= %(taken)s
-) later ON true"""
-_DIFF_TABLE = """
-CREATE TEMP TABLE reconcile_diff (sku text, old_qty integer, erp_qty integer, new_qty integer, erp_as_of timestamptz,
-                                  unsure boolean) ON COMMIT DROP"""
-# FOR UPDATE: a webhook committing meanwhile waits for us, and the old figure we record is current.
-# A figure that differs from the snapshot only by the deltas since is not drift.
-_DIFF = """
-WITH differing AS (
-    SELECT l.sku, l.erp_quantity, s.qty, l.erp_as_of
-      FROM stock_levels l JOIN reconcile_snapshot s ON s.sku = l.sku
-     WHERE l.erp_quantity <> s.qty
-       FOR UPDATE OF l
-)
-INSERT INTO reconcile_diff (sku, old_qty, erp_qty, new_qty, erp_as_of, unsure)
-SELECT d.sku, d.erp_quantity, d.qty, d.qty + COALESCE(later.delta, 0), d.erp_as_of, later.unsure
-  FROM differing d""" + _LATER_DELTAS.format(sku="d.sku") + """
- WHERE d.erp_quantity <> d.qty + COALESCE(later.delta, 0)"""
-# A figure stamped at or after the snapshot's start is newer than the snapshot and stays, and so
-# does a SKU with a delta stamped while the snapshot streamed.
-_CORRECTABLE = "{d}erp_as_of < %(taken)s AND NOT {d}unsure"
-# The trigger of migration 0002 releases holds of orders the ERP had before `taken`, no others.
-# The deltas are summed again here: the rows are locked now, so every committed one is seen.
-_CORRECT = """
-WITH corrected AS (
-    UPDATE stock_levels l SET erp_quantity = d.erp_qty + COALESCE(later.delta, 0), erp_as_of = %(taken)s,
-           updated_at = now()
-      FROM reconcile_diff d""" + _LATER_DELTAS.format(sku="d.sku") + """
-     WHERE l.sku = d.sku AND """ + _CORRECTABLE.format(d="d.") + """
-    RETURNING l.sku, l.erp_quantity
-)
-UPDATE reconcile_diff d SET new_qty = c.erp_quantity FROM corrected c WHERE d.sku = c.sku"""
-_RECORD = """
-INSERT INTO reconciliation_corrections (run_id, sku, old_qty, new_qty)
-SELECT %(run)s, sku, old_qty, new_qty FROM reconcile_diff WHERE """ + _CORRECTABLE.format(d="")
-_HISTORY = """
-INSERT INTO stock_changes (sku, event_id, kind, quantity, resulting_quantity, reason, erp_timestamp, outcome)
-SELECT sku, 'reconcile:' || %(run)s, 'absolute', erp_qty, new_qty, 'RECONCILE', %(taken)s, 'applied'
-  FROM reconcile_diff WHERE """ + _CORRECTABLE.format(d="")
-_COUNT_DIFF = """
-SELECT count(*) FILTER (WHERE """ + _CORRECTABLE.format(d="") + """),
-       count(*) FILTER (WHERE NOT (""" + _CORRECTABLE.format(d="") + """))
-  FROM reconcile_diff"""
 _MISSING_IN_COMMERCE = """
 SELECT s.sku, count(*) OVER () FROM reconcile_snapshot s
  WHERE NOT EXISTS (SELECT 1 FROM stock_levels l WHERE l.sku = s.sku) ORDER BY s.sku LIMIT %(cap)s"""
@@ -129,7 +77,8 @@ def snapshot_source(settings: Settings, http: requests.Session) -> SnapshotSourc
     """The ERP's snapshot endpoint as the settings describe it."""
     base_url, token = settings.erp_credentials()
     return SnapshotSource(http, base_url, token, connect_timeout_s=settings.erp_connect_timeout_s,
-                          read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle)
+                          read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle,
+                          tries=settings.erp_quick_retries, backoff_base_s=settings.erp_quick_retry_base_s)
 
 
 def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
@@ -165,7 +114,12 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
             _compare_and_correct(settings, conn, run_id, snapshot, taken)
     except (ErpSyncError, psycopg.Error) as exc:
         error = exc if isinstance(exc, ErpSyncError) else translate_pg_error(exc)
-        logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
+        if isinstance(error, ErpMisconfigured):
+            # Not retried: the ERP would answer the same until an operator fixes the setting the
+            # error names; the next slot tries again.
+            logger.error("ALERT reconciliation run %d failed, nothing changed: %s", run_id, error)
+        else:
+            logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": taken})
     summary = _summary(conn, run_id)
     if summary.status == "succeeded":
@@ -193,13 +147,7 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
     except psycopg.errors.UniqueViolation as exc:
         raise SnapshotBroken(f"snapshot: a SKU appears twice ({exc.diag.message_detail})") from exc
     conn.execute("ANALYZE reconcile_snapshot")
-    params: dict[str, Any] = {"run": run_id, "taken": taken, "read_until": read_until}
-    conn.execute(_DIFF_TABLE)
-    conn.execute(_DIFF, params)
-    conn.execute(_CORRECT, params)
-    conn.execute(_RECORD, params)
-    conn.execute(_HISTORY, params)
-    corrected, newer_kept = _one(conn.execute(_COUNT_DIFF, params))
+    corrected, newer_kept = correct_to_snapshot(conn, run_id, taken, read_until)
     in_commerce = conn.execute(_MISSING_IN_COMMERCE, {"cap": SAMPLE_SKUS}).fetchall()
     in_erp = conn.execute(_MISSING_IN_ERP, {"cap": SAMPLE_SKUS}).fetchall()
     missing_in_commerce = in_commerce[0][1] if in_commerce else 0
@@ -210,8 +158,8 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
         logger.error("ALERT reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
                      "webhooks are being lost", run_id, mismatched, checked, 100 * mismatched / checked,
                      100 * settings.reconcile_drift_alert_share)
-    conn.execute(_FINISH, params | {
-        "form": snapshot.form, "checked": checked, "mismatched": mismatched, "corrected": corrected,
+    conn.execute(_FINISH, {
+        "run": run_id, "taken": taken, "form": snapshot.form, "checked": checked, "mismatched": mismatched, "corrected": corrected,
         "newer_kept": newer_kept, "missing_in_commerce": missing_in_commerce,
         "missing_in_erp": in_erp[0][1] if in_erp else 0, "drift_alert": drift_alert,
         "missing_skus": json.dumps({"missing_in_commerce": [sku for sku, _ in in_commerce],

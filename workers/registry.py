@@ -2,41 +2,32 @@
 
 A consuming worker takes messages from its work queue (`shared.topology`) through the one
 consumer; a scheduled worker runs a loop of its own. Each record says everything the process
-needs, typed, so nothing is discovered on a module at run time.
+needs, typed, so nothing is discovered on a module at run time. The record's functions import
+their worker on first call: the sweep's processes, which read this list too, have a memory
+target that SQLAlchemy and pika alone would exceed.
 """
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from erp_sync.shared.consumer import BatchHandler, BatchRunner, ConsumerConfig, Handler, Runner
-from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import WORK_QUEUES, WorkQueue
-from erp_sync.workers import catalog, inventory, media, orders
-from erp_sync.workers.background import BackgroundLoop
-from erp_sync.workers.reconcile_schedule import run_reconcile_worker
 
-RunnerFactory = Callable[[Settings, sessionmaker[Session], ConsumerConfig], Runner]
-LoopsFactory = Callable[
-    [Settings, sessionmaker[Session], ConfirmingPublisher, ConsumerConfig, threading.Event], list[BackgroundLoop]
-]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
+    from erp_sync.shared.consumer import BatchHandler, ConsumerConfig, Handler, Runner
+    from erp_sync.shared.publisher import ConfirmingPublisher
+    from erp_sync.workers.background import BackgroundLoop
 
-def per_message(
-    build_handler: Callable[[Settings], Handler],
-    build_batch_handler: Callable[[Settings], BatchHandler] | None = None,
-) -> RunnerFactory:
-    """Batches of a handler's messages, each in a savepoint, or through a faster whole-batch handler."""
-
-    def build(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> Runner:
-        batch_handler = build_batch_handler(settings) if build_batch_handler else None
-        return BatchRunner(build_handler(settings), session_factory, config, batch_handler)
-
-    return build
+    RunnerFactory = Callable[[Settings, sessionmaker[Session], ConsumerConfig], Runner]
+    LoopsFactory = Callable[
+        [Settings, sessionmaker[Session], ConfirmingPublisher, ConsumerConfig, threading.Event],
+        list[BackgroundLoop],
+    ]
 
 
 @dataclass(frozen=True)
@@ -64,25 +55,78 @@ class ScheduledWorker:
 
 Worker = ConsumingWorker | ScheduledWorker
 
+
+def batches_of(
+    handler: Handler, sessions: sessionmaker[Session], config: ConsumerConfig,
+    batch_handler: BatchHandler | None = None,
+) -> Runner:
+    """Batches of one handler's messages, each in a savepoint, or through a faster whole-batch handler."""
+    from erp_sync.shared.consumer import BatchRunner
+
+    return BatchRunner(handler, sessions, config, batch_handler)
+
+
+def _catalog(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:
+    from erp_sync.workers import catalog
+
+    return batches_of(catalog.build_handler(settings), sessions, config)
+
+
+def _inventory(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:
+    from erp_sync.workers import inventory
+
+    return batches_of(inventory.build_handler(settings), sessions, config, inventory.build_batch_handler(settings))
+
+
+def _media(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:
+    from erp_sync.workers import media
+
+    return batches_of(media.build_handler(settings), sessions, config)
+
+
+def _orders(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:
+    from erp_sync.workers import orders
+
+    return orders.build_runner(settings, sessions, config)
+
+
+def _orders_connections(settings: Settings) -> int:
+    from erp_sync.workers import orders
+
+    return orders.database_connections(settings)
+
+
+def _orders_loops(
+    settings: Settings, sessions: sessionmaker[Session], publisher: ConfirmingPublisher,
+    config: ConsumerConfig, stop: threading.Event,
+) -> list[BackgroundLoop]:
+    from erp_sync.workers import orders
+
+    return orders.start_background(settings, sessions, publisher, config, stop)
+
+
+def _reconcile(settings: Settings) -> None:
+    from erp_sync.workers.reconcile_schedule import run_reconcile_worker
+
+    run_reconcile_worker(settings)
+
+
 WORKERS: dict[str, Worker] = {
     worker.name: worker
     for worker in (
-        ConsumingWorker("catalog", WORK_QUEUES["catalog"], per_message(catalog.build_handler)),
-        ConsumingWorker(
-            "inventory", WORK_QUEUES["inventory"],
-            per_message(inventory.build_handler, inventory.build_batch_handler),
-        ),
+        ConsumingWorker("catalog", WORK_QUEUES["catalog"], _catalog),
+        ConsumingWorker("inventory", WORK_QUEUES["inventory"], _inventory),
         # One image per transaction: a slow or failing download must not hold back or replay others.
-        ConsumingWorker("media", WORK_QUEUES["media"], per_message(media.build_handler), batch_size=1),
+        ConsumingWorker("media", WORK_QUEUES["media"], _media, batch_size=1),
         ConsumingWorker(
-            "orders", WORK_QUEUES["orders"], orders.build_runner,
+            "orders", WORK_QUEUES["orders"], _orders,
             # No wait for a batch to fill: under load orders pile up while the last batch is
             # handled, and a lone order should not wait for company.
             batch_window_ms=0,
-            database_connections=orders.database_connections,
-            start_loops=orders.start_background,
+            database_connections=_orders_connections,
+            start_loops=_orders_loops,
             needs_erp=True,
         ),
-        ScheduledWorker("reconcile", run_reconcile_worker, needs_erp=True),
+        ScheduledWorker("reconcile", _reconcile, needs_erp=True),
     )
 }

@@ -5,8 +5,9 @@
     Content-Type text/csv                             -> "csv": `sku,qty` rows over the raw stream
 
 Errors: a row that is not a SKU and an integer, a body cut short, an unknown form -> SnapshotBroken
-(permanent); the ERP unreachable, timing out or resetting mid-stream -> ErpUnavailable (transient).
-Either way the caller has not finished reading and must change nothing.
+(permanent); what the ERP's answers and transport failures mean (ErpUnavailable, ErpMisconfigured,
+ErpRejected) is decided in workers/erp_http.py, for the orders as well. Either way the caller has
+not finished reading and must change nothing.
 """
 from __future__ import annotations
 
@@ -15,20 +16,19 @@ import io
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import ijson
 import requests
-import urllib3
 
-from erp_sync.shared.errors import ErpRejected, ErpUnavailable, PermanentError
+from erp_sync.shared.errors import PermanentError
+from erp_sync.workers.erp_http import check_answer, quick_retries, translated
 
-T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_PATH = "/api/v1/inventory/snapshot"
@@ -65,49 +65,65 @@ def check_ijson_backend() -> str:
 
 
 class SnapshotSource:
-    """Where the snapshot comes from: the ERP's base URL, its token, timeouts and CA bundle."""
+    """Where the snapshot comes from: the ERP's base URL, its token, timeouts and CA bundle.
+
+    Opening a snapshot gets `tries` quick tries while the ERP is unavailable (not once reading has
+    begun, nor when it is misconfigured or refuses: the run fails, with the reason).
+    """
 
     def __init__(self, http: requests.Session, base_url: str, token: str, *, connect_timeout_s: float,
-                 read_timeout_s: float, ca_bundle: Path | str | None = None) -> None:
+                 read_timeout_s: float, ca_bundle: Path | str | None = None, tries: int = 1,
+                 backoff_base_s: float = 0.2) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = (connect_timeout_s, read_timeout_s)
         self._verify: bool | str = str(ca_bundle) if ca_bundle else True
+        self._answer = quick_retries(tries, backoff_base_s)(self._answer_once)
 
     @contextmanager
     def open(self) -> Iterator[Snapshot]:
         """GET the snapshot and yield its rows; the responses are closed on leaving."""
-        with self._get(f"{self._base_url}{SNAPSHOT_PATH}", with_token=True) as response:
+        snapshot_url = f"{self._base_url}{SNAPSHOT_PATH}"
+        with self._get(snapshot_url, with_token=True) as response:
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if kind in ("text/csv", "application/csv"):
-                yield Snapshot("csv", _guarded(csv_rows(response.raw)))
+                yield Snapshot("csv", _guarded(csv_rows(response.raw), snapshot_url))
                 return
             if kind != "application/json" and not kind.endswith("+json"):
                 raise SnapshotBroken(f"snapshot: unexpected Content-Type {kind or 'none'!r}")
-            stream = _reading(lambda: _Prefixed(response.raw, _peek(response.raw)))
+            with translated("snapshot", snapshot_url):
+                stream = _Prefixed(response.raw, _peek(response.raw))
             if stream.first == b"[":
-                yield Snapshot("json", _guarded(json_rows(stream)))
+                yield Snapshot("json", _guarded(json_rows(stream), snapshot_url))
                 return
-            url = _reading(lambda: _export_url(stream))
+            with translated("snapshot", snapshot_url):
+                url = _export_url(stream)
         with self._get(url, with_token=_same_origin(url, self._base_url)) as export:
-            yield Snapshot("url", _guarded(csv_rows(export.raw)))
+            yield Snapshot("url", _guarded(csv_rows(export.raw), url))
 
     @contextmanager
     def _get(self, url: str, *, with_token: bool) -> Iterator[requests.Response]:
+        with self._answer(url, with_token) as response:
+            response.raw.decode_content = True  # gzip or deflate, undone while streaming
+            yield response
+
+    def _answer_once(self, url: str, with_token: bool) -> requests.Response:
         headers = {"Accept": "application/json, text/csv"}
         if with_token:
             # Only to the ERP itself: a presigned storage URL must not receive (nor would accept) it.
             headers["Authorization"] = f"Bearer {self._token}"
-        try:
+        # The hints of a refusal (ERP_API_TOKEN, ERP_BASE_URL) are about the ERP's own URL, not a file's.
+        what = "snapshot" if with_token else "snapshot file (at the URL the ERP gave)"
+        with translated(what, url):
             response = self._http.get(url, headers=headers, timeout=self._timeout, verify=self._verify,
                                       stream=True)
-        except requests.RequestException as exc:
-            raise ErpUnavailable(f"snapshot: cannot read {url} ({type(exc).__name__}: {exc})") from exc
-        with response:
-            _reading(lambda: _check_status(url, response))
-            response.raw.decode_content = True  # gzip or deflate, undone while streaming
-            yield response
+        try:
+            check_answer(what, response)
+        except Exception:
+            response.close()
+            raise
+        return response
 
 
 def json_rows(stream: Any) -> Iterator[Row]:
@@ -147,38 +163,15 @@ def _row(number: int, sku: object, qty: object) -> Row:
     return sku, qty
 
 
-def _guarded(rows: Iterator[Row]) -> Iterator[Row]:
+def _guarded(rows: Iterator[Row], url: str) -> Iterator[Row]:
     """The rows, with every way a stream can break mapped onto our tree."""
-    try:
-        yield from rows
-    except ijson.JSONError as exc:
-        raise SnapshotBroken(f"snapshot JSON: {exc} (truncated or malformed)") from exc
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise SnapshotBroken(f"snapshot CSV: {exc}") from exc
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        # IncompleteRead (Content-Length or chunk cut short), reset, read timeout.
-        raise ErpUnavailable(f"snapshot: the stream broke off ({type(exc).__name__}: {exc})") from exc
-
-
-READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
-
-
-def _reading(action: Callable[[], T]) -> T:
-    """Run a read of the response outside the row stream; a stream that broke off is transient."""
-    try:
-        return action()
-    except READ_ERRORS as exc:
-        raise ErpUnavailable(f"snapshot: the stream broke off ({type(exc).__name__}: {exc})") from exc
-
-
-def _check_status(url: str, response: requests.Response) -> None:
-    status = response.status_code
-    if status == 200:
-        return
-    body = response.raw.read(2000, decode_content=True).decode("utf-8", "replace")
-    if status >= 500 or status == 429:
-        raise ErpUnavailable(f"snapshot: {url} answered {status}", status=status, body=body)
-    raise ErpRejected(f"snapshot: {url} answered {status}: {body}", status=status, body=body)
+    with translated("snapshot", url):
+        try:
+            yield from rows
+        except ijson.JSONError as exc:
+            raise SnapshotBroken(f"snapshot JSON: {exc} (truncated or malformed)") from exc
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise SnapshotBroken(f"snapshot CSV: {exc}") from exc
 
 
 def _peek(raw: Any) -> bytes:

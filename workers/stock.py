@@ -1,159 +1,165 @@
-"""The per-SKU stock rule both workers apply: newer ERP figures win, deltas count once.
+"""The one path of stock events into the stock tables: the rule of workers/stock_rule.py, applied in bulk.
 
-`stock_levels.erp_as_of` is the ERP timestamp of the absolute figure the quantity builds on.
+Every writer of ERP stock figures comes here (the inventory worker with a batch of events or a
+batch of one, the catalog worker with a group's figures), and it takes three statements however
+many events and SKUs:
 
-- An absolute figure stamped T replaces the quantity unless the row already holds a newer one,
-  and the deltas already applied that are stamped at or after T are added back onto it: the
-  total cannot contain them, so a total that arrives late never wipes out a later sale. On a tie
-  the later-arriving figure wins: ERP timestamps may have second resolution, and a second figure
-  within the same second is more likely the later one.
-- A delta adds to the quantity unless it is older than the absolute figure (which then already
-  contains it). A delta never moves `erp_as_of`: deltas commute, so each one counts exactly once
-  whatever order they arrive in, whereas moving the mark would turn a late older delta stale.
-- A delta for a SKU with no figure yet applies onto 0 and marks the row `NO_TOTAL_YET`. A brand
-  new item's first goods receipt is then exact, an unknown prior stock counts as none (the
-  storefront never shows stock the ERP has not reported), and the ERP's first total, however
-  old, replaces the guess (keeping the deltas stamped after it).
+1. lock the rows of the SKUs with a fresh event, in sku order (every writer locks in that order,
+   so two wait for each other rather than deadlock), creating a `NO_FIGURE` row where there is
+   none: a row created concurrently is then waited for and built on, never overwritten;
+2. read the figures and, for a SKU given a total, the applied deltas stamped at or after its
+   earliest one: after the lock, so all committed ones;
+3. write each changed SKU's final figure and every event's history row.
 
-An absolute figure first takes the SKU's row lock, so that the deltas it adds back are all the
-ones committed: a delta racing it either committed before (and is read) or waits for it (and
-then adds onto the new figure). Every call leaves a `stock_changes` row saying what became of
-the figure.
+The events are decided in arrival order in between, by the rule alone. The hold-release trigger
+on stock_levels (migration 0002) sees each SKU's newest figure once rather than every figure on the
+way; as figures only move forward, it releases the same holds. A sum of deltas is written without
+touching `erp_as_of`, as an update OF erp_as_of fires that trigger.
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, insert, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from erp_sync.shared.models import StockChange, StockChangeKind, StockChangeOutcome, StockLevel
+from erp_sync.shared.models import StockChangeKind, StockChangeOutcome
+from erp_sync.workers.stock_rule import NO_TOTAL_YET, Change, Decision, Figure, Ledger, Total
 
-# Older than any ERP timestamp: the quantity is a sum of deltas, not yet anchored on a total.
-NO_TOTAL_YET = datetime(1970, 1, 1, tzinfo=UTC)
+logger = logging.getLogger(__name__)
 
-# Written as SQL because SQLAlchemy 2.0 cannot cache a compiled PostgreSQL ON CONFLICT
-# (sqlalchemy#10445): compiling it anew for every event would cost more than its round trip.
-# The upsert and the history row of an applied figure share one statement, one round trip.
-_RECORD_APPLIED = """
-INSERT INTO stock_changes
-    (sku, event_id, kind, quantity, delta, resulting_quantity, location_id, reason, erp_timestamp, outcome)
-SELECT :sku, :event_id, :kind, CAST(:quantity AS integer), CAST(:delta AS integer), level.erp_quantity,
-       CAST(:location_id AS varchar), CAST(:reason AS varchar), :erp_timestamp, 'applied'
-FROM level
-RETURNING id
-"""
-# Locks the SKU's row, creating it as an empty NO_TOTAL_YET one if there is none: a conflicting
-# ON CONFLICT DO UPDATE locks the row even where its WHERE leaves it unchanged.
-_LOCK_LEVEL = text("""
-INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (:sku, 0, :no_total_yet)
+# Plain SQL over arrays: one statement text whatever the batch size, so PostgreSQL and
+# SQLAlchemy both reuse it (and SQLAlchemy cannot cache a compiled ON CONFLICT, sqlalchemy#10445).
+# A conflicting ON CONFLICT DO UPDATE locks the row even where its WHERE leaves it unchanged.
+_LOCK = text("""
+INSERT INTO stock_levels (sku, erp_quantity, erp_as_of)
+SELECT sku, 0, :no_total_yet FROM unnest(CAST(:skus AS varchar[])) AS wanted (sku) ORDER BY sku
 ON CONFLICT (sku) DO UPDATE SET erp_quantity = stock_levels.erp_quantity WHERE false
 """)
-# A statement after the lock: it sees every delta committed for the SKU.
-_APPLY_ABSOLUTE = text("""
+# Joined to the wanted SKUs rather than `WHERE sku = ANY(...)`, which the planner answers with a
+# sequential scan of a table whose rows all churn (five times slower, measured at 2,000 SKUs).
+_READ = text("""
+SELECT level.sku, level.erp_quantity, level.erp_as_of, later.stamps, later.deltas
+FROM unnest(CAST(:skus AS varchar[]), CAST(:since AS timestamptz[])) AS wanted (sku, since)
+JOIN stock_levels AS level ON level.sku = wanted.sku
+LEFT JOIN LATERAL (
+    SELECT array_agg(change.erp_timestamp) AS stamps, array_agg(change.delta) AS deltas
+    FROM stock_changes AS change
+    WHERE change.sku = wanted.sku AND change.kind = 'delta' AND change.outcome = 'applied'
+      AND change.erp_timestamp >= wanted.since
+) AS later ON true
+""")
+# Upserts rather than UPDATE ... FROM, so each row is found through the primary key whatever the
+# planner thinks of the array (every row exists and is locked by now). A new total sets erp_as_of,
+# a sum of deltas leaves it out of the SET (see the docstring).
+_WRITE = text("""
 WITH level AS (
-    UPDATE stock_levels
-    SET erp_quantity = :quantity + (
-            SELECT COALESCE(sum(delta), 0) FROM stock_changes
-            WHERE sku = :sku AND kind = 'delta' AND outcome = 'applied' AND erp_timestamp >= :erp_timestamp),
-        erp_as_of = :erp_timestamp, updated_at = now()
-    WHERE sku = :sku AND erp_as_of <= :erp_timestamp
-    RETURNING erp_quantity
-)""" + _RECORD_APPLIED)
-_APPLY_DELTA = text("""
-WITH level AS (
-    INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (:sku, :delta, :no_total_yet)
+    SELECT * FROM unnest(CAST(:skus AS varchar[]), CAST(:quantities AS integer[]),
+                         CAST(:as_of AS timestamptz[]), CAST(:new_total AS boolean[]))
+        AS level (sku, erp_quantity, erp_as_of, new_total)
+), total AS (
+    INSERT INTO stock_levels (sku, erp_quantity, erp_as_of)
+    SELECT sku, erp_quantity, erp_as_of FROM level WHERE new_total
     ON CONFLICT (sku) DO UPDATE
-    SET erp_quantity = stock_levels.erp_quantity + excluded.erp_quantity, updated_at = now()
-    WHERE stock_levels.erp_as_of <= :erp_timestamp
-    RETURNING erp_quantity
-)""" + _RECORD_APPLIED)
+    SET erp_quantity = excluded.erp_quantity, erp_as_of = excluded.erp_as_of, updated_at = now()
+), deltas AS (
+    INSERT INTO stock_levels (sku, erp_quantity, erp_as_of)
+    SELECT sku, erp_quantity, erp_as_of FROM level WHERE NOT new_total
+    ON CONFLICT (sku) DO UPDATE SET erp_quantity = excluded.erp_quantity, updated_at = now()
+)
+INSERT INTO stock_changes
+    (sku, event_id, kind, quantity, delta, resulting_quantity, location_id, reason, erp_timestamp, outcome)
+SELECT * FROM unnest(
+    CAST(:h_sku AS varchar[]), CAST(:h_event_id AS varchar[]), CAST(:h_kind AS varchar[]),
+    CAST(:h_quantity AS integer[]), CAST(:h_delta AS integer[]), CAST(:h_resulting_quantity AS integer[]),
+    CAST(:h_location_id AS varchar[]), CAST(:h_reason AS varchar[]), CAST(:h_erp_timestamp AS timestamptz[]),
+    CAST(:h_outcome AS varchar[]))
+""")
 
 
-@dataclass(frozen=True)
-class _Change:
-    sku: str
+@dataclass(frozen=True, slots=True)
+class StockEvent:
+    """One stock figure or difference for one SKU, with the context its history row keeps."""
+
     event_id: str
-    erp_timestamp: datetime
-    location_id: str | None
-    reason: str | None
-    quantity: int | None = None
-    delta: int | None = None
-
-    def history(self) -> dict[str, Any]:
-        kind = StockChangeKind.ABSOLUTE if self.quantity is not None else StockChangeKind.DELTA
-        return {
-            "sku": self.sku,
-            "event_id": self.event_id,
-            "kind": kind.value,
-            "quantity": self.quantity,
-            "delta": self.delta,
-            "location_id": self.location_id,
-            "reason": self.reason,
-            "erp_timestamp": self.erp_timestamp,
-        }
+    sku: str
+    change: Change
+    duplicate: bool = False  # its event id was recorded before: it changes nothing
+    location_id: str | None = None
+    reason: str | None = None
 
 
-def apply_absolute(
-    session: Session,
-    *,
-    sku: str,
-    quantity: int,
-    erp_timestamp: datetime,
-    event_id: str,
-    location_id: str | None = None,
-    reason: str | None = None,
-) -> StockChangeOutcome:
-    """Set the SKU's ERP figure, plus the deltas stamped since, unless a newer one is applied; applied or stale."""
-    change = _Change(sku, event_id, erp_timestamp, location_id, reason, quantity=quantity)
-    session.execute(_LOCK_LEVEL, {"sku": sku, "no_total_yet": NO_TOTAL_YET})
-    return _apply(session, change, _APPLY_ABSOLUTE, {})
+def apply_stock_events(session: Session, events: Sequence[StockEvent]) -> list[Decision]:
+    """Decide the events in arrival order by the stock rule and write the outcome; one decision each."""
+    if not events:
+        return []
+    if fresh_skus := sorted({event.sku for event in events if not event.duplicate}):
+        session.execute(_LOCK, {"skus": fresh_skus, "no_total_yet": NO_TOTAL_YET})
+    ledgers = _read_ledgers(session, events)
+
+    decisions: list[Decision] = []
+    history: list[dict[str, Any]] = []
+    changed: dict[str, bool] = {}  # SKU -> whether a new total moved erp_as_of
+    for event in events:
+        ledger = ledgers.get(event.sku)
+        decision = (ledger or Ledger()).take(event.change, duplicate=event.duplicate)
+        if decision.outcome is StockChangeOutcome.APPLIED:
+            changed[event.sku] = changed.get(event.sku, False) or isinstance(event.change, Total)
+        else:
+            logger.info("event %s for sku %s recorded as %s", event.event_id, event.sku, decision.outcome.value)
+        decisions.append(decision)
+        # Only an event seen before can meet a SKU without a row (a fresh one's row is made above).
+        history.append(_history_row(event, decision, decision.figure.quantity if ledger else None))
+
+    # A figure beyond an integer fails the casts below, as a whole: the inventory worker's
+    # consumer then applies the events one by one and parks just that one.
+    figures = {sku: ledgers[sku].figure for sku in sorted(changed)}
+    session.execute(_WRITE, {
+        "skus": list(figures),
+        "quantities": [figure.quantity for figure in figures.values()],
+        "as_of": [figure.as_of for figure in figures.values()],
+        "new_total": [changed[sku] for sku in figures],
+        **{f"h_{column}": [row[column] for row in history] for column in history[0]},
+    })
+    return decisions
 
 
-def apply_delta(
-    session: Session,
-    *,
-    sku: str,
-    delta: int,
-    erp_timestamp: datetime,
-    event_id: str,
-    location_id: str | None = None,
-    reason: str | None = None,
-) -> StockChangeOutcome:
-    """Add a difference to the SKU's figure unless a newer total already holds it; applied or stale."""
-    change = _Change(sku, event_id, erp_timestamp, location_id, reason, delta=delta)
-    return _apply(session, change, _APPLY_DELTA, {"no_total_yet": NO_TOTAL_YET})
+def _read_ledgers(session: Session, events: Sequence[StockEvent]) -> dict[str, Ledger]:
+    """Each SKU's figure and the applied deltas its earliest total in `events` must add back."""
+    since: dict[str, datetime | None] = {}
+    for event in events:
+        earliest = since.get(event.sku)
+        if isinstance(event.change, Total) and not event.duplicate:
+            stamped = event.change.stamped
+            since[event.sku] = stamped if earliest is None else min(earliest, stamped)
+        else:
+            since.setdefault(event.sku, None)
+    skus = sorted(since)
+    rows = session.execute(_READ, {"skus": skus, "since": [since[sku] for sku in skus]})
+    return {
+        sku: Ledger(Figure(quantity, as_of), list(zip(stamps or [], deltas or [], strict=True)))
+        for sku, quantity, as_of, stamps, deltas in rows
+    }
 
 
-def record_duplicate(
-    session: Session,
-    *,
-    sku: str,
-    erp_timestamp: datetime,
-    event_id: str,
-    quantity: int | None = None,
-    delta: int | None = None,
-    location_id: str | None = None,
-    reason: str | None = None,
-) -> None:
-    """Note in the history that an event seen before came again; the figure stays as it is."""
-    change = _Change(sku, event_id, erp_timestamp, location_id, reason, quantity=quantity, delta=delta)
-    _record_unapplied(session, change, StockChangeOutcome.DUPLICATE)
-
-
-def _apply(session: Session, change: _Change, statement: TextClause, extra: dict[str, Any]) -> StockChangeOutcome:
-    if session.execute(statement, {**change.history(), **extra}).first() is not None:
-        return StockChangeOutcome.APPLIED
-    _record_unapplied(session, change, StockChangeOutcome.STALE)
-    return StockChangeOutcome.STALE
-
-
-def _record_unapplied(session: Session, change: _Change, outcome: StockChangeOutcome) -> None:
-    # A new statement sees the figure that beat this one (the upsert left its row locked).
-    current = select(StockLevel.erp_quantity).where(StockLevel.sku == change.sku).scalar_subquery()
-    session.execute(
-        insert(StockChange).values(**change.history(), resulting_quantity=current, outcome=outcome.value)
-    )
-
+def _history_row(event: StockEvent, decision: Decision, resulting_quantity: int | None) -> dict[str, Any]:
+    if isinstance(event.change, Total):
+        kind, quantity, delta = StockChangeKind.ABSOLUTE, event.change.quantity, None
+    else:
+        kind, quantity, delta = StockChangeKind.DELTA, None, event.change.change
+    return {
+        "sku": event.sku,
+        "event_id": event.event_id,
+        "kind": kind.value,
+        "quantity": quantity,
+        "delta": delta,
+        "resulting_quantity": resulting_quantity,
+        "location_id": event.location_id,
+        "reason": event.reason,
+        "erp_timestamp": event.change.stamped,
+        "outcome": decision.outcome.value,
+    }

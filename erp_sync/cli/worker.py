@@ -15,10 +15,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_worker_command(settings: Settings, args: argparse.Namespace) -> int:
-    from erp_sync.workers.runner import run_worker
-
     worker = WORKERS[args.name]
     if isinstance(worker, ConsumingWorker):
+        # Imported here: a scheduled worker needs neither pika nor SQLAlchemy.
+        from erp_sync.workers.runner import run_worker
+
         run_worker(worker, settings)
     else:
         worker.run(settings)

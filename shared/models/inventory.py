@@ -79,6 +79,6 @@ class StockChange(Base):
 
 # A SKU's history is read newest first.
 Index("ix_stock_changes_sku_recorded_at", StockChange.sku, StockChange.recorded_at.desc())
-# A new total adds back the deltas stamped at or after it (workers/stock.py): those alone, by time.
+# A new total adds back the deltas stamped at or after it (workers/stock_rule.py): those alone, by time.
 Index("ix_stock_changes_applied_deltas", StockChange.sku, StockChange.erp_timestamp,
       postgresql_where=text("kind = 'delta' AND outcome = 'applied'"))

@@ -1,16 +1,30 @@
+"""Fixtures of the end-to-end tier: the services, the ingress and workers on them, and the orders' ERP."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 
 from erp_sync.ingress import create_app
-from tests.conftest import WEBHOOK_SECRET
-from tests.factories import encode, signed_headers
+from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.workers.registry import WORKERS
 from erp_sync.workers.runner import run_worker
+from tests.support.db_fixtures import committed_session, db_engine, db_session, migrated_database_url  # noqa: F401
+from tests.support.image_server import image_server  # noqa: F401
+from tests.support.service_fixtures import (  # noqa: F401
+    amqp_url,
+    amqp_vhost,
+    broker,
+    database_url,
+    settings,
+    settings_factory,
+    topology,
+)
+from tests.support.factories import inventory_event
+from tests.support.orders import SKU, purge_order_delays
+from tests.support.sandbox import TOKEN, running_sandbox
+from tests.support.waiting import wait_for
+from tests.support.webhooks import post
 
 
 @pytest.fixture
@@ -19,13 +33,6 @@ def ingress(settings):
     app = create_app(settings)
     yield app.test_client()
     app.extensions["erp_sync.publisher"].close()
-
-
-def post(client, event: dict) -> None:
-    """Post one event, signed, and insist it was accepted."""
-    body = encode(event)
-    answer = client.post("/webhooks/erp", data=body, headers=signed_headers(body, WEBHOOK_SECRET))
-    assert answer.status_code == 202, answer.get_json()
 
 
 @pytest.fixture
@@ -47,12 +54,36 @@ def start_workers(settings, broker, committed_session):
         thread.join(timeout=15)
 
 
-def wait_for(check: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
-    """Poll until `check` returns something truthy; fail with its last value otherwise."""
-    deadline = time.monotonic() + timeout
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = check()
-    assert value, f"condition not met within {timeout} s (last value {value!r})"
-    return value
+@pytest.fixture
+def sandbox(tmp_path):
+    with running_sandbox(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def order_settings(settings_factory, sandbox, broker):
+    purge_order_delays(broker)
+
+    def build(**overrides):
+        values = {"erp_base_url": sandbox.url, "erp_api_token": TOKEN, "order_retry_interval_s": 1,
+                  "order_retry_window_s": 3, "erp_quick_retries": 2, "erp_quick_retry_base_s": 0.01,
+                  "erp_connect_timeout_s": 1, "erp_read_timeout_s": 3, "erp_probe_interval_s": 0.5, **overrides}
+        return settings_factory(**values)
+
+    yield build
+    purge_order_delays(broker)
+
+
+@pytest.fixture
+def storefront(broker):
+    publisher = ConfirmingPublisher(broker)
+    yield publisher
+    publisher.close()
+
+
+@pytest.fixture
+def stock_of_50(ingress, start_workers, settings):
+    # The ERP's figure of 50 for the SKU, through the webhook path, so "available" has a base.
+    start_workers("inventory")
+    post(ingress, inventory_event(new_quantity=50, sku=SKU))
+    wait_for(lambda: ingress.get(f"/api/v1/inventory/{SKU}").status_code == 200)

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 
 from erp_sync.ingress import create_app
-from tests.e2e.conftest import post, wait_for
-from tests.factories import catalog_event, inventory_event, now_iso
-from tests.image_server import PNG, running_image_server
+from tests.support.waiting import wait_for
+from tests.support.webhooks import post
+from tests.support.factories import catalog_event, inventory_event, now_iso
+from tests.support.image_server import PNG, running_image_server
 
 
 def product(client, sku):

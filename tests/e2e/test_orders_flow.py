@@ -1,93 +1,25 @@
 """Orders end to end: storefront publish -> RabbitMQ -> orders worker -> sandbox ERP over HTTP -> read API."""
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
 
 import pika
-import pika.exceptions
 import pytest
 
 from erp_sync.shared.orders import publish_order
-from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
-from tests import cli
-from tests.conftest import TEST_RETRY_DELAYS_MS
-from tests.e2e.conftest import post, wait_for
-from tests.factories import inventory_event
-from tests.sandbox_erp.conftest import TOKEN
-from tests.workers.test_orders_helpers import running_sandbox
+from tests.support import cli
+from tests.support.factories import inventory_event
+from tests.support.orders import SKU, available, order, status_of, wait_status
+from tests.support.sandbox import TOKEN
+from tests.support.settings import TEST_RETRY_DELAYS_MS
+from tests.support.waiting import wait_for
+from tests.support.webhooks import post
 
-SKU = "IPH15-128-BLK"
 ORDERS = WORK_QUEUES["orders"]
-
-
-def order(order_id: str, quantity: int = 2, sku: str = SKU, **extra) -> dict:
-    return {"order_id": order_id, "order_date": "2024-01-20T10:15:00Z", "customer_ref": "CUST-555",
-            "line_items": [{"sku": sku, "quantity": quantity, "unit_price": 79900.00}], **extra}
-
-
-def _purge_order_delays(amqp_url: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        for delay_ms in (1000,):
-            channel = connection.channel()
-            with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
-                channel.queue_purge(ORDERS_PUSH_QUEUE.delay_queue(delay_ms))
-    finally:
-        if connection.is_open:
-            connection.close()
-
-
-@pytest.fixture
-def sandbox(tmp_path):
-    with running_sandbox(tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-def order_settings(settings_factory, sandbox, broker):
-    _purge_order_delays(broker)
-
-    def build(**overrides):
-        values = {"erp_base_url": sandbox.url, "erp_api_token": TOKEN, "order_retry_interval_s": 1,
-                  "order_retry_window_s": 3, "erp_quick_retries": 2, "erp_quick_retry_base_s": 0.01,
-                  "erp_connect_timeout_s": 1, "erp_read_timeout_s": 3, "erp_probe_interval_s": 0.5, **overrides}
-        return settings_factory(**values)
-
-    yield build
-    _purge_order_delays(broker)
-
-
-@pytest.fixture
-def storefront(broker):
-    publisher = ConfirmingPublisher(broker)
-    yield publisher
-    publisher.close()
-
-
-def status_of(ingress, order_id: str) -> dict | None:
-    answer = ingress.get(f"/api/v1/orders/{order_id}")
-    return answer.get_json() if answer.status_code == 200 else None
-
-
-def wait_status(ingress, order_id: str, status: str, timeout: float = 20.0) -> dict:
-    return wait_for(lambda: (s := status_of(ingress, order_id)) and s["status"] == status and s, timeout)
-
-
-def available(ingress, sku: str = SKU) -> int:
-    return ingress.get(f"/api/v1/inventory/{sku}").get_json()["available"]
-
-
-@pytest.fixture
-def stock_of_50(ingress, start_workers, settings):
-    # The ERP's figure of 50 for the SKU, through the webhook path, so "available" has a base.
-    start_workers("inventory")
-    post(ingress, inventory_event(new_quantity=50, sku=SKU))
-    wait_for(lambda: ingress.get(f"/api/v1/inventory/{SKU}").status_code == 200)
 
 
 @pytest.mark.parametrize("mode, kind", [("orders", "order"), ("adjust", "adjust")])
@@ -186,7 +118,7 @@ def test_an_unreachable_erp_sends_the_push_round_the_push_delay_queue(ingress, s
                                                                       order_settings, sandbox, broker):
     import json
 
-    from tests.amqp_helpers import drain
+    from tests.support.amqp import drain
 
     # given an ERP that fails and a retry interval long enough to find the retry waiting
     sandbox.fault("5xx")
@@ -263,7 +195,7 @@ def test_duplicates_and_an_order_the_erp_has_end_synced_once(ingress, storefront
 def test_malformed_order_is_parked_and_recorded(ingress, storefront, start_workers, order_settings, sandbox, broker):
     from erp_sync.shared.publisher import OutgoingMessage
     from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
-    from tests.amqp_helpers import drain
+    from tests.support.amqp import drain
 
     start_workers("orders", with_settings=order_settings())
     bad = b'{"order_id": "ORD-BAD", "order_date": "2024-01-20T10:15:00Z", "line_items": [{"sku": "X", "quantity": 0}]}'

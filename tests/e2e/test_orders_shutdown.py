@@ -8,8 +8,8 @@ import pika
 
 from erp_sync.shared.orders import publish_order
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
-from tests.e2e.conftest import wait_for
-from tests.e2e.test_orders_flow import order, order_settings, sandbox, status_of, storefront, wait_status  # noqa: F401
+from tests.support.waiting import wait_for
+from tests.support.orders import order, status_of, wait_status
 from erp_sync.workers.registry import WORKERS
 from erp_sync.workers.runner import run_worker
 

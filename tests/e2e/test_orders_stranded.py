@@ -14,9 +14,8 @@ from erp_sync.shared.models.orders import OrderStatus
 from erp_sync.shared.orders import OrderPlaced
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
-from tests.amqp_helpers import drain
-from tests.e2e.test_orders_flow import available, order, order_settings, sandbox, stock_of_50, status_of  # noqa: F401
-from tests.e2e.test_orders_flow import SKU, wait_status
+from tests.support.amqp import drain
+from tests.support.orders import SKU, available, order, wait_status
 from erp_sync.workers.order_probe import OrderProbe
 from erp_sync.workers.order_store import record_orders
 from erp_sync.workers.orders import erp_client

@@ -10,11 +10,12 @@ import pytest
 
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import EVENTS_EXCHANGE
-from tests.amqp_helpers import drain
-from tests.conftest import TEST_RETRY_DELAYS_MS
-from tests.e2e.conftest import post, wait_for
-from tests.factories import inventory_event, now_iso
-from tests.tcp_proxy import TcpProxy
+from tests.support.amqp import drain
+from tests.support.settings import TEST_RETRY_DELAYS_MS
+from tests.support.waiting import wait_for
+from tests.support.webhooks import post
+from tests.support.factories import inventory_event, now_iso
+from tests.support.tcp_proxy import TcpProxy
 
 
 def erp_quantity(client, sku):

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import time
+
+import pika
+import requests
+
+from erp_sync.shared.orders import publish_order
+from erp_sync.shared.publisher import ConfirmingPublisher
+from tests.support import cli
+from tests.support.settings import WEBHOOK_SECRET
+from tests.support.waiting import wait_for
+from tests.support.factories import encode, inventory_event, signed_headers
+
+
+def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_database_url, broker, committed_session):
+    # given `erp-sync dev` on a free port
+    port, sandbox_port = cli.free_port(), cli.free_port()
+    process = cli.start("dev", "--port", str(port), "--sandbox-port", str(sandbox_port),
+                        DATABASE_URL=migrated_database_url, AMQP_URL=broker,
+                        ERP_WEBHOOK_SECRET=WEBHOOK_SECRET, INGRESS_WORKERS="1", INGRESS_THREADS="4",
+                        SANDBOX_ERP_GROUPS="0", SANDBOX_ERP_TIME_SCALE="0.001")
+    try:
+        cli.wait_for_port(port, process)
+        base = f"http://127.0.0.1:{port}"
+
+        # when the ERP sends a stock figure
+        body = encode(inventory_event(sku="SKU-DEV", new_quantity=12))
+        answer = requests.post(f"{base}/webhooks/erp", data=body, headers=signed_headers(body, WEBHOOK_SECRET),
+                               timeout=10)
+
+        # then the inventory worker it started applies it, visible in the read API
+        assert answer.status_code == 202
+        shown = wait_for(lambda: (r := requests.get(f"{base}/api/v1/inventory/SKU-DEV", timeout=5)).ok and r.json())
+        assert shown["erp_quantity"] == 12
+
+        # and a product created in the sandbox ERP, then sold in its store, reaches the shop by webhook
+        cli.wait_for_port(sandbox_port, process)
+        erp = f"http://127.0.0.1:{sandbox_port}/admin"
+        auth = {"Authorization": "Bearer sandbox-erp-token"}
+        group = requests.post(f"{erp}/products", json={}, headers=auth, timeout=10).json()
+        sku = group["variants"][0]["sku"]
+        before = wait_for(lambda: (r := requests.get(f"{base}/api/v1/products/{sku}", timeout=5)).ok and r.json())
+        requests.post(f"{erp}/sale", json={"sku": sku, "quantity": 1}, headers=auth, timeout=10).raise_for_status()
+        wait_for(lambda: requests.get(f"{base}/api/v1/inventory/{sku}", timeout=5).json()["erp_quantity"]
+                 == before["stock"]["erp_quantity"] - 1)
+
+        # and an online order reaches the sandbox ERP through the orders worker
+        publisher = ConfirmingPublisher(broker)
+        publish_order(publisher, {"order_id": "ORD-DEV-1", "order_date": "2026-11-25T10:15:00Z",
+                                  "customer_ref": "CUST-555",
+                                  "line_items": [{"sku": sku, "quantity": 1, "unit_price": "10.00"}]})
+        publisher.close()
+        wait_for(lambda: requests.get(f"{base}/api/v1/orders/ORD-DEV-1", timeout=5).json().get("status")
+                 == "synced")
+    finally:
+        started = time.monotonic()
+        output = cli.stop(process)
+
+    # and SIGTERM stops it, children included, in good time
+    assert process.returncode == 0, output
+    assert time.monotonic() - started < 25
+    assert consumers_of(broker, ["erp-sync.catalog", "erp-sync.inventory", "erp-sync.media", "erp-sync.orders",
+                                 "erp-sync.orders-push"]) == 0
+
+
+def consumers_of(amqp_url: str, queues: list[str]) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        return sum(channel.queue_declare(q, passive=True).method.consumer_count for q in queues)
+    finally:
+        connection.close()
+
+
+def test_dev_without_a_secret_stops_before_starting_anything(migrated_database_url, broker):
+    result = cli.run("dev", DATABASE_URL=migrated_database_url, AMQP_URL=broker)
+
+    assert result.returncode == 2
+    assert "ERP_WEBHOOK_SECRET" in result.stderr

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+import uuid
+
+import pika
+import psycopg
+import pytest
+
+from erp_sync.shared.topology import WORK_QUEUES
+from tests.support import cli, services
+
+
+@pytest.fixture
+def missing_database_url(database_url):
+    name = f"erp_sync_test_new_{uuid.uuid4().hex[:8]}"
+    url = services.with_path(database_url, name)
+    yield url
+    admin = services.libpq_url(services.with_path(database_url, "postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_migrate_creates_the_database_schema_and_topology_and_is_safe_twice(missing_database_url, amqp_url):
+    # when a newcomer runs `erp-sync migrate` twice against a server without the database
+    first = cli.run("migrate", DATABASE_URL=missing_database_url, AMQP_URL=amqp_url)
+    second = cli.run("migrate", DATABASE_URL=missing_database_url, AMQP_URL=amqp_url)
+
+    # then the first creates it, the second changes nothing, and both succeed
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert json.loads(first.stdout.splitlines()[-1])["database_created"] is True
+    assert json.loads(second.stdout.splitlines()[-1])["database_created"] is False
+    with psycopg.connect(services.libpq_url(missing_database_url)) as conn:
+        tables = {row[0] for row in conn.execute("select tablename from pg_tables where schemaname='public'")}
+    assert {"product_groups", "variants", "stock_levels", "processed_events", "orders"} <= tables
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        for queue in WORK_QUEUES.values():
+            for name in (queue.name, queue.parking_queue, queue.delay_queue(1_000)):
+                channel.queue_declare(name, passive=True)  # raises if it does not exist
+    finally:
+        connection.close()
+
+
+def test_migrate_with_an_unreachable_broker_fails_with_one_line(migrated_database_url):
+    result = cli.run("migrate", DATABASE_URL=migrated_database_url, AMQP_URL="amqp://guest:guest@127.0.0.1:9/%2F")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("erp-sync: cannot connect to RabbitMQ")
+
+
+def test_bad_setting_stops_the_command_with_one_line_naming_it():
+    result = cli.run("migrate", ERP_ORDER_MODE="sometimes")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "erp-sync: configuration error: ERP_ORDER_MODE: Input should be 'orders' or 'adjust'"
+    ]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+import requests
+import trustme
+
+from tests.support import cli
+from tests.support.amqp import drain
+from tests.support.settings import WEBHOOK_SECRET
+from tests.support.factories import encode, inventory_event, signed_headers
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    cert, key, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    certificate.cert_chain_pems[0].write_to_path(str(cert))
+    for pem in certificate.cert_chain_pems[1:]:
+        pem.write_to_path(str(cert), append=True)
+    certificate.private_key_pem.write_to_path(str(key))
+    authority.cert_pem.write_to_path(str(ca))
+    return cert, key, ca
+
+
+def test_gunicorn_serves_signed_webhooks_over_tls(migrated_database_url, broker, tls_files):
+    # given `erp-sync ingress` with a certificate and key
+    cert, key, ca = tls_files
+    port = cli.free_port()
+    process = cli.start(
+        "ingress", "--port", str(port),
+        DATABASE_URL=migrated_database_url, AMQP_URL=broker, ERP_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        INGRESS_TLS_CERTFILE=str(cert), INGRESS_TLS_KEYFILE=str(key), INGRESS_WORKERS="2", INGRESS_THREADS="4",
+    )
+    try:
+        cli.wait_for_port(port, process)
+        event = inventory_event()
+        body = encode(event)
+
+        # when the ERP posts a signed event over HTTPS, trusting only our CA
+        response = requests.post(f"https://127.0.0.1:{port}/webhooks/erp", data=body,
+                                 headers=signed_headers(body, WEBHOOK_SECRET), verify=str(ca), timeout=10)
+        plain = requests.Session()
+        with pytest.raises(requests.exceptions.SSLError):
+            plain.get(f"https://127.0.0.1:{port}/healthz", timeout=10)  # not trusted without our CA
+        metrics = requests.get(f"https://127.0.0.1:{port}/metrics", verify=str(ca), timeout=10).text
+    finally:
+        output = cli.stop(process)
+
+    # then it is accepted over TLS and on the queue
+    assert response.status_code == 202, output
+    assert [m.body for m in drain(broker, "erp-sync.inventory")] == [body]
+    assert 'erp_sync_webhooks_accepted_total{event_type="inventory.change"}' in metrics
+
+
+def test_ingress_without_a_secret_stops_at_start_naming_it(migrated_database_url, broker):
+    result = cli.run("ingress", DATABASE_URL=migrated_database_url, AMQP_URL=broker)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "erp-sync: configuration error: ERP_WEBHOOK_SECRET is not set: the ingress cannot verify webhooks"
+    ]

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from erp_sync.sandbox_erp.cli import add_sandbox_arguments, add_send_webhook_arguments, run_sandbox_command, \
+    send_webhook, send_webhook_command
+from tests.support.sandbox import ADMIN_TOKEN, SECRET, serving
+from tests.support.ingress_stub import IngressStub
+
+
+def sandbox_args(*argv):
+    parser = argparse.ArgumentParser()
+    add_sandbox_arguments(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.fixture
+def admin_env(monkeypatch, live):
+    monkeypatch.setenv("SANDBOX_ERP_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("SANDBOX_ERP_URL", live)
+    return live
+
+
+@pytest.mark.parametrize(
+    "argv, check",
+    [
+        (("sale", "IPH15-128-BLK", "--quantity", "3"), {"sku": "IPH15-128-BLK", "qty": 47}),
+        (("receipt", "IPH15-128-BLU", "--quantity", "8"), {"sku": "IPH15-128-BLU", "qty": 50}),
+        (("adjust", "IPH15-128-BLU", "--set", "5"), {"sku": "IPH15-128-BLU", "qty": 5}),
+        (("adjust", "IPH15-128-BLU", "--change", "-2"), {"sku": "IPH15-128-BLU", "qty": 40}),
+        (("fault", "5xx", "--status", "502"), {"mode": "5xx", "status": 502, "delay_ms": 0, "reject_skus": []}),
+        (("orders",), []),
+        (("alerts",), []),
+    ],
+)
+def test_admin_verbs_call_the_running_sandbox(admin_env, capsys, argv, check):
+    assert run_sandbox_command(sandbox_args(*argv)) == 0
+
+    assert json.loads(capsys.readouterr().out) == check
+
+
+def test_price_and_new_product_verbs(admin_env, capsys):
+    assert run_sandbox_command(sandbox_args("price", "IPH15-128-BLK", "1999.99", "--mrp", "2499")) == 0
+    group = json.loads(capsys.readouterr().out)
+    assert group["variants"][0]["price"] == 1999.99
+
+    assert run_sandbox_command(sandbox_args("new-product")) == 0
+    assert json.loads(capsys.readouterr().out)["product_group_id"].startswith("PG-")
+
+
+def test_a_failing_verb_exits_non_zero(admin_env, capsys):
+    assert run_sandbox_command(sandbox_args("sale", "NOPE")) == 1
+    assert "unknown sku" in capsys.readouterr().out
+
+
+@pytest.fixture
+def stub():
+    stub = IngressStub()
+    with serving(stub.app()) as url:
+        stub.url = f"{url}/webhooks/erp"
+        yield stub
+
+
+def test_send_webhook_signs_the_file_byte_for_byte(tmp_path, stub):
+    payload = tmp_path / "event.json"
+    payload.write_bytes(b'{"event_id": "evt_1",  "event_type": "inventory.change"}\n')
+
+    status, body = send_webhook(payload, stub.url, SECRET)
+
+    assert status == 202 and "stub" in body
+    [arrival] = stub.arrivals
+    assert arrival.body == payload.read_bytes()
+    assert arrival.headers["X-Erp-Signature"] == hmac.new(SECRET.encode(), arrival.body, hashlib.sha256).hexdigest()
+
+
+def test_send_webhook_command_prints_status_and_body(tmp_path, stub, monkeypatch, capsys):
+    monkeypatch.setenv("ERP_WEBHOOK_SECRET", f"{SECRET},older-secret")
+    payload = tmp_path / "event.json"
+    payload.write_text("{}")
+    parser = argparse.ArgumentParser()
+    add_send_webhook_arguments(parser)
+
+    assert send_webhook_command(parser.parse_args([str(payload), "--url", stub.url])) == 0
+
+    assert capsys.readouterr().out.startswith("202\n")
+    assert stub.arrivals[0].headers["X-Erp-Signature"] == hmac.new(SECRET.encode(), b"{}", hashlib.sha256).hexdigest()

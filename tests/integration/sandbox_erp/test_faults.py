@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.support.sandbox import ADMIN_TOKEN, bearer
+
+ORDER = {"order_id": "ORD-F-1", "line_items": [{"sku": "IPH15-128-BLK", "quantity": 1}]}
+
+
+def set_faults(base, **state):
+    response = requests.put(f"{base}/admin/faults", json=state, headers=bearer(ADMIN_TOKEN))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def stock(base):
+    return requests.get(f"{base}/admin/stock/IPH15-128-BLK", headers=bearer(ADMIN_TOKEN)).json()["qty"]
+
+
+def test_down_drops_the_connection_without_an_answer(live):
+    set_faults(live, mode="down")
+
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"{live}/api/v1/orders/import", json=ORDER, headers=bearer())
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{live}/api/v1/inventory/snapshot", headers=bearer())
+
+    # the admin API stays up, so the fault can be switched off again
+    assert stock(live) == 50
+    set_faults(live, mode="none")
+    assert requests.post(f"{live}/api/v1/orders/import", json=ORDER, headers=bearer()).status_code == 201
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_5xx_mode_answers_the_chosen_status_and_deducts_nothing(live, status):
+    set_faults(live, mode="5xx", status=status)
+
+    response = requests.post(f"{live}/api/v1/orders/import", json=ORDER, headers=bearer())
+
+    assert response.status_code == status
+    assert stock(live) == 50
+
+
+def test_slow_mode_delays_the_answer(live):
+    set_faults(live, mode="slow", delay_ms=300)
+
+    started = time.monotonic()
+    response = requests.post(f"{live}/api/v1/orders/import", json=ORDER, headers=bearer())
+
+    assert response.status_code == 201
+    assert time.monotonic() - started >= 0.3
+    with pytest.raises(requests.Timeout):
+        requests.post(f"{live}/api/v1/orders/import", json={**ORDER, "order_id": "ORD-F-2"}, headers=bearer(),
+                      timeout=0.1)
+
+
+def test_chosen_skus_are_rejected_with_400(live):
+    set_faults(live, reject_skus=["IPH15-128-BLK"])
+
+    rejected = requests.post(f"{live}/api/v1/orders/import", json=ORDER, headers=bearer())
+    other = requests.post(f"{live}/api/v1/inventory/adjust", headers=bearer(),
+                          json={"reference_id": "R-1", "adjustments": [{"sku": "IPH15-128-BLU", "quantity_change": -1}]})
+
+    assert rejected.status_code == 400
+    assert rejected.json() == {"error": "sku rejected by the ERP", "details": [{"sku": "IPH15-128-BLK"}]}
+    assert other.status_code == 201
+    assert stock(live) == 50
+
+
+def test_media_urls_serve_png_pictures(live):
+    response = requests.get(f"{live}/media/SKU-0000001-01.png")
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG\r\n\x1a\n")

@@ -1,0 +1,333 @@
+"""The catalog worker against real PostgreSQL: spec 3.1's full objects, ordering, moves, media."""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from erp_sync.ingress.availability import stock_history
+from erp_sync.shared.consumer import Delivery
+from erp_sync.shared.erp_events import decode_event
+from erp_sync.shared.internal_messages import MediaDownload
+from erp_sync.shared.models import (
+    Category,
+    Media,
+    ProcessedEvent,
+    ProductGroup,
+    StockChange,
+    StockLevel,
+    Variant,
+)
+from erp_sync.shared.settings import load_settings
+from erp_sync.shared.topology import INTERNAL_EXCHANGE
+from tests.support.factories import (
+    catalog_event,
+    encode,
+    inventory_event,
+    now_iso,
+    variant_with,
+)
+from tests.support.race import race_both_ways
+from erp_sync.workers.catalog import CatalogOutcome, apply_catalog_update, build_handler
+from erp_sync.workers.inventory import apply_inventory_change
+
+BLACK, BLUE = "IPH15-128-BLK", "IPH15-128-BLU"
+
+
+@pytest.fixture(autouse=True)
+def empty_catalog(db_session):
+    """Each test starts from an empty catalog whatever other tests committed (rolled back after)."""
+    for model in (Media, Variant, ProductGroup, StockChange, StockLevel):
+        db_session.execute(delete(model))
+
+
+def catalog(*, at=timedelta(), **data):
+    document = catalog_event(**data)
+    document["timestamp"] = now_iso(at)
+    return decode_event(encode(document))
+
+
+def variant(session, sku):
+    return session.execute(select(Variant).where(Variant.sku == sku)).scalar_one()
+
+
+def media(session, sku):
+    return session.execute(select(Media).where(Media.sku == sku).order_by(Media.position)).scalars().all()
+
+
+def stock(session, sku):
+    return session.scalar(select(StockLevel.erp_quantity).where(StockLevel.sku == sku))
+
+
+def test_spec_example_is_stored_with_exact_prices_attributes_category_and_media(db_session):
+    # given nothing in the catalog
+    # when spec 3.1's example arrives
+    result = apply_catalog_update(catalog(), db_session)
+
+    # then the group, its category path and both variants are there as the ERP sent them
+    assert result.outcome is CatalogOutcome.APPLIED
+    group = db_session.get(ProductGroup, "PG-1001")
+    assert (group.group_name, group.description, group.tax_hsn, group.is_active) == (
+        "iPhone 15", "<p>Full HTML...</p>", "85171300", True)
+    assert group.category_path == ["Electronics", "Smartphones", "Apple"]
+    leaf = db_session.get(Category, group.category_id)
+    assert (leaf.name, leaf.parent.name, leaf.parent.parent.name, leaf.parent.parent.parent) == (
+        "Apple", "Smartphones", "Electronics", None)
+    black, blue = variant(db_session, BLACK), variant(db_session, BLUE)
+    assert (black.display_name, black.price, black.mrp) == ("iPhone 15 128GB Black", Decimal("79900.00"),
+                                                           Decimal("89900.00"))
+    assert (blue.price, blue.mrp, blue.is_active) == (Decimal("79900.00"), None, True)
+    assert black.attributes == {"Color": "Black", "Storage": "128GB"}
+    assert (stock(db_session, BLACK), stock(db_session, BLUE)) == (50, 42)
+
+    # and the images are in order, the main one marked, each pending and asked for
+    assert [(m.position, m.url, m.is_main, m.status) for m in media(db_session, BLACK)] == [
+        (0, "https://erp-cdn.com/u/iph15-blk.jpg", True, "pending"),
+        (1, "https://erp-cdn.com/u/iph15-blk-back.jpg", False, "pending"),
+    ]
+    rows = media(db_session, BLACK) + media(db_session, BLUE)
+    assert set(result.media_downloads) == {MediaDownload(media_id=m.id, sku=m.sku, url=m.url) for m in rows}
+
+
+def test_attributes_stay_queryable_for_filter_by(db_session):
+    # given a variant with text and numeric attributes
+    apply_catalog_update(catalog(variants=[variant_with(attributes={"Color": "Black", "Screen": 6.1, "SIMs": 2})]),
+                         db_session)
+
+    # when the storefront filters by them
+    found = db_session.scalars(select(Variant.sku).where(Variant.attributes.contains({"Screen": 6.1, "SIMs": 2})))
+
+    # then the variant matches, its numbers still numbers
+    assert list(found) == [BLACK]
+    assert variant(db_session, BLACK).attributes == {"Color": "Black", "Screen": 6.1, "SIMs": 2}
+
+
+def test_variant_no_longer_listed_is_deactivated_not_deleted(db_session):
+    # given the group with two variants
+    apply_catalog_update(catalog(at=timedelta(minutes=-1)), db_session)
+
+    # when a later full update lists only the black one
+    apply_catalog_update(catalog(variants=[variant_with()]), db_session)
+
+    # then the blue one is still there for the orders that name it, but inactive
+    assert (variant(db_session, BLACK).is_active, variant(db_session, BLUE).is_active) == (True, False)
+    assert media(db_session, BLUE) != []
+
+
+def test_inactive_group_deactivates_the_group_and_all_its_variants(db_session):
+    # given the active group
+    apply_catalog_update(catalog(at=timedelta(minutes=-1)), db_session)
+
+    # when the ERP marks it inactive
+    apply_catalog_update(catalog(is_active=False), db_session)
+
+    # then the group and every variant are inactive
+    assert db_session.get(ProductGroup, "PG-1001").is_active is False
+    assert (variant(db_session, BLACK).is_active, variant(db_session, BLUE).is_active) == (False, False)
+
+
+def test_sku_listed_under_another_group_moves_there_and_the_move_is_logged(db_session, caplog):
+    # given the black variant in PG-1001
+    apply_catalog_update(catalog(at=timedelta(minutes=-1)), db_session)
+
+    # when PG-2002 lists it
+    moving = catalog(product_group_id="PG-2002", group_name="iPhone 15 Black", variants=[variant_with()])
+    with caplog.at_level(logging.INFO, logger="erp_sync.workers.catalog"):
+        apply_catalog_update(moving, db_session)
+
+    # then it belongs to PG-2002 and the log names the event, the SKU and both groups
+    assert variant(db_session, BLACK).product_group_id == "PG-2002"
+    moves = [r for r in caplog.records if "moved" in r.getMessage()]
+    assert [r.args for r in moves] == [(moving.event_id, BLACK, "PG-1001", "PG-2002")]
+
+
+def test_late_update_of_the_old_group_does_not_pull_a_moved_sku_back(db_session):
+    # given the black variant moved to PG-2002 by an update of 10:05
+    apply_catalog_update(catalog(product_group_id="PG-2002", variants=[variant_with()]), db_session)
+
+    # when an update of PG-1001 from 10:00, still listing it, arrives late
+    apply_catalog_update(catalog(at=timedelta(minutes=-5)), db_session)
+
+    # then the black variant stays in PG-2002, and PG-1001 got its blue one
+    assert variant(db_session, BLACK).product_group_id == "PG-2002"
+    assert variant(db_session, BLUE).product_group_id == "PG-1001"
+
+
+def test_update_older_than_the_one_applied_is_ignored_as_stale(db_session):
+    # given the group as of now
+    apply_catalog_update(catalog(), db_session)
+
+    # when an update from an hour ago arrives late
+    late = catalog(at=timedelta(hours=-1), group_name="iPhone 15 (old name)",
+                   variants=[variant_with(price=1.00, media=[{"url": "https://erp-cdn.com/u/old.jpg"}])])
+    result = apply_catalog_update(late, db_session)
+
+    # then nothing of it shows
+    assert result.outcome is CatalogOutcome.STALE and result.media_downloads == ()
+    assert db_session.get(ProductGroup, "PG-1001").group_name == "iPhone 15"
+    assert variant(db_session, BLACK).price == Decimal("79900.00")
+    assert variant(db_session, BLUE).is_active is True
+    assert [m.url for m in media(db_session, BLACK)][0] == "https://erp-cdn.com/u/iph15-blk.jpg"
+
+
+def test_replayed_update_changes_nothing(db_session):
+    # given an update applied, then the blue variant's price changed by a newer one
+    first = catalog(at=timedelta(minutes=-1))
+    apply_catalog_update(first, db_session)
+    blue = catalog_event()["data"]["variants"][1] | {"price": 69900.00}
+    apply_catalog_update(catalog(variants=[variant_with(), blue]), db_session)
+
+    # when the first update is delivered again
+    result = apply_catalog_update(first, db_session)
+
+    # then it is a duplicate and nothing moved back
+    assert result.outcome is CatalogOutcome.DUPLICATE
+    assert variant(db_session, BLUE).price == Decimal("69900.00")
+    assert [c.event_id for c in stock_history(db_session, BLUE)].count(first.event_id) == 1
+
+
+def test_stock_in_a_catalog_update_older_than_an_inventory_figure_is_ignored(db_session):
+    # given an inventory figure of 49 as of now
+    apply_inventory_change(decode_event(encode(inventory_event(new_quantity=49))), db_session)
+
+    # when a catalog update of a minute ago says 50
+    update_ = catalog(at=timedelta(minutes=-1))
+    apply_catalog_update(update_, db_session)
+
+    # then the product is there but 49 stands, the 50 recorded as stale
+    assert variant(db_session, BLACK).display_name == "iPhone 15 128GB Black"
+    assert stock(db_session, BLACK) == 49
+    latest = stock_history(db_session, BLACK)[0]
+    assert (latest.event_id, latest.outcome, latest.quantity) == (update_.event_id, "stale", 50)
+
+
+def confirm_all(session, sku):
+    session.execute(update(Media).where(Media.sku == sku).values(status="confirmed", sha256="ab" * 32,
+                                                                byte_size=1234, content_type="image/jpeg"))
+
+
+def test_unchanged_media_keeps_its_confirmed_status_and_digest(db_session):
+    # given the black variant's images downloaded and confirmed
+    apply_catalog_update(catalog(at=timedelta(minutes=-1)), db_session)
+    confirm_all(db_session, BLACK)
+    before = [(m.id, m.url) for m in media(db_session, BLACK)]
+
+    # when a newer update lists the same images (say, a new price)
+    result = apply_catalog_update(catalog(variants=[variant_with(price=74900.00)]), db_session)
+
+    # then they stay confirmed with their digest, and nothing is downloaded again
+    db_session.expire_all()
+    after = media(db_session, BLACK)
+    assert [(m.id, m.url) for m in after] == before
+    assert {(m.status, m.sha256) for m in after} == {("confirmed", "ab" * 32)}
+    assert result.media_downloads == ()
+
+
+def test_changed_media_keeps_the_images_that_stay_and_asks_for_the_new_ones(db_session):
+    # given the black variant's two images confirmed
+    apply_catalog_update(catalog(at=timedelta(minutes=-1)), db_session)
+    confirm_all(db_session, BLACK)
+    kept = media(db_session, BLACK)[1]
+
+    # when a newer update drops the front image, puts the back one first as main, and adds a side one
+    images = [{"url": kept.url, "is_main": True}, {"url": "https://erp-cdn.com/u/iph15-blk-side.jpg"}]
+    result = apply_catalog_update(catalog(variants=[variant_with(media=images)]), db_session)
+
+    # then the back image keeps its row and confirmation, and only the side one is asked for
+    db_session.expire_all()
+    rows = media(db_session, BLACK)
+    assert [(m.position, m.url, m.is_main, m.status) for m in rows] == [
+        (0, kept.url, True, "confirmed"),
+        (1, "https://erp-cdn.com/u/iph15-blk-side.jpg", False, "pending"),
+    ]
+    assert (rows[0].id, rows[0].sha256, rows[0].byte_size) == (kept.id, "ab" * 32, 1234)
+    assert result.media_downloads == (MediaDownload(media_id=rows[1].id, sku=BLACK, url=rows[1].url),)
+
+
+def test_groups_share_their_category_nodes(db_session):
+    # given a group under Electronics > Smartphones > Apple
+    apply_catalog_update(catalog(), db_session)
+
+    # when another group comes under Electronics > Smartphones > Samsung
+    other = variant_with(sku="S24-BLK")
+    apply_catalog_update(catalog(product_group_id="PG-S24", variants=[other],
+                                 category_hierarchy=["Electronics", "Smartphones", "Samsung"]), db_session)
+
+    # then both leaves hang under the same Smartphones node
+    apple = db_session.get(Category, db_session.get(ProductGroup, "PG-1001").category_id)
+    samsung = db_session.get(Category, db_session.get(ProductGroup, "PG-S24").category_id)
+    assert samsung.name == "Samsung" and samsung.parent_id == apple.parent_id
+
+
+def test_handler_returns_the_media_downloads_to_send_after_commit(db_session, migrated_database_url):
+    # given the catalog worker's handler
+    handle = build_handler(load_settings(database_url=migrated_database_url))
+    body = encode(catalog_event())
+
+    # when it handles the spec's example
+    messages = handle(Delivery(delivery_tag=1, body=body, message_id="m1", content_type="application/json"),
+                      db_session)
+
+    # then it asks the media worker for each of the three images
+    assert {m.exchange for m in messages} == {INTERNAL_EXCHANGE}
+    assert sorted(json.loads(m.body)["url"] for m in messages) == sorted(m.url for m in db_session.scalars(select(Media)))
+
+
+@pytest.fixture
+def race_group(db_engine):
+    group_id = f"PG-{uuid.uuid4().hex[:8]}"
+    yield group_id
+    skus = select(Variant.sku).where(Variant.product_group_id == group_id)
+    with Session(db_engine) as session, session.begin():
+        events = select(StockChange.event_id).where(StockChange.sku.in_(skus)).scalar_subquery()
+        session.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.in_(events)))
+        session.execute(delete(StockChange).where(StockChange.sku.in_(skus)))
+        session.execute(delete(StockLevel).where(StockLevel.sku.in_(skus)))
+        session.execute(delete(Media).where(Media.sku.in_(skus)))
+        session.execute(delete(Variant).where(Variant.product_group_id == group_id))
+        session.execute(delete(ProductGroup).where(ProductGroup.product_group_id == group_id))
+        session.execute(delete(Category).where(Category.name == group_id))
+
+
+def test_two_processes_racing_on_one_group_never_go_backwards(db_engine, race_group):
+    # given 40 updates of one group, each delivered to two workers in opposite orders
+    sku = f"{race_group}-BLK"
+    updates = [
+        catalog(at=timedelta(seconds=n), product_group_id=race_group, group_name=f"name {n}",
+                category_hierarchy=[race_group],
+                variants=[variant_with(sku=sku, price=n, stock_quantity=n,
+                                       media=[{"url": f"https://erp-cdn.com/u/{n}.jpg", "is_main": True}])])
+        for n in range(40)
+    ]
+
+    # when they race
+    errors = race_both_ways(db_engine, apply_catalog_update, updates)
+
+    # then the newest update stands whole: name, price, stock and image
+    assert errors == []
+    with Session(db_engine) as session:
+        assert session.get(ProductGroup, race_group).group_name == "name 39"
+        assert (variant(session, sku).price, stock(session, sku)) == (Decimal("39.00"), 39)
+        assert [m.url for m in media(session, sku)] == ["https://erp-cdn.com/u/39.jpg"]
+
+
+def test_replayed_update_asks_again_for_the_images_still_pending(db_session):
+    # given an update applied whose download requests were lost (say, with the connection)
+    event = catalog()
+    first = apply_catalog_update(event, db_session)
+    confirmed = media(db_session, BLACK)[0]
+    db_session.execute(update(Media).where(Media.id == confirmed.id).values(status="confirmed"))
+
+    # when the broker delivers the event again
+    again = apply_catalog_update(event, db_session)
+
+    # then it changes nothing but requests the images not yet confirmed, and only those
+    assert again.outcome is CatalogOutcome.DUPLICATE
+    pending = {d.media_id for d in first.media_downloads} - {confirmed.id}
+    assert {d.media_id for d in again.media_downloads} == pending and pending

@@ -1,0 +1,229 @@
+"""The ERP client against the sandbox ERP over real HTTP."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from erp_sync.sandbox_erp.tls import server_context
+from erp_sync.workers.erp_client import ErpClient
+from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
+from erp_sync.shared.orders import decode_order
+from tests.support.sandbox import TOKEN, running_sandbox
+
+ORDER = decode_order(json.dumps({
+    "order_id": "ORD-WEB-1001", "order_date": "2024-01-20T10:15:00Z", "customer_ref": "CUST-555",
+    "line_items": [{"sku": "IPH15-128-BLK", "quantity": 2, "unit_price": 79900.00},
+                   {"sku": "IPH15-128-BLU", "quantity": 1, "unit_price": 0.1}],
+}).encode())
+
+
+class RecordingSession(requests.Session):
+    """A real session that keeps every request it sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        self.sent.append(request)
+        return super().send(request, **kwargs)
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    with running_sandbox(tmp_path) as running:
+        yield running
+
+
+def client_for(url: str, session: requests.Session | None = None, *, token: str = TOKEN, read_timeout_s: float = 5.0,
+               tries: int = 3) -> ErpClient:
+    return ErpClient(session or requests.Session(), url, token, connect_timeout_s=1.0, read_timeout_s=read_timeout_s,
+                     tries=tries, backoff_base_s=0.01)
+
+
+def test_import_order_posts_option_a_with_token_and_idempotency_key(sandbox):
+    # given a client recording what it sends
+    session = RecordingSession()
+    client = client_for(sandbox.url, session)
+
+    # when the order is imported
+    result = client.import_order(ORDER)
+
+    # then the ERP took it and deducted its lines
+    assert (result.status, result.already_imported) == (201, False)
+    assert (sandbox.stock("IPH15-128-BLK"), sandbox.stock("IPH15-128-BLU")) == (48, 41)
+    [received] = sandbox.orders()
+    assert received["idempotency_key"] == "ORD-WEB-1001" and received["kind"] == "order"
+    # and the request was the spec's body exactly, money as numbers with 2 decimals
+    [request] = session.sent
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["Idempotency-Key"] == "ORD-WEB-1001"
+    assert request.body == (
+        b'{"order_id":"ORD-WEB-1001","order_date":"2024-01-20T10:15:00Z","customer_ref":"CUST-555",'
+        b'"line_items":[{"sku":"IPH15-128-BLK","quantity":2,"unit_price":79900.00},'
+        b'{"sku":"IPH15-128-BLU","quantity":1,"unit_price":0.10}]}'
+    )
+
+
+def test_adjust_inventory_posts_negative_changes_for_the_warehouse(sandbox):
+    session = RecordingSession()
+
+    result = client_for(sandbox.url, session).adjust_inventory(ORDER, "WH-EAST")
+
+    assert result.status == 201
+    assert (sandbox.stock("IPH15-128-BLK"), sandbox.stock("IPH15-128-BLU")) == (48, 41)
+    [received] = sandbox.orders()
+    assert received["kind"] == "adjust" and received["idempotency_key"] == "ORD-WEB-1001"
+    assert json.loads(session.sent[0].body) == {
+        "reference_id": "ORD-WEB-1001",
+        "adjustments": [{"sku": "IPH15-128-BLK", "quantity_change": -2, "warehouse_id": "WH-EAST"},
+                        {"sku": "IPH15-128-BLU", "quantity_change": -1, "warehouse_id": "WH-EAST"}],
+    }
+
+
+def test_an_order_the_erp_already_has_counts_as_imported(sandbox):
+    # given an order the ERP took
+    client = client_for(sandbox.url)
+    client.import_order(ORDER)
+
+    # when it is pushed again
+    result = client.import_order(ORDER)
+
+    # then 409 is a success, and the ERP deducted it once
+    assert (result.status, result.already_imported) == (409, True)
+    assert sandbox.stock("IPH15-128-BLK") == 48 and len(sandbox.orders()) == 1
+
+
+def test_a_4xx_answer_about_the_order_is_rejected_with_status_and_body(sandbox):
+    sandbox.fault("none", reject_skus=["IPH15-128-BLU"])
+
+    with pytest.raises(ErpRejected) as caught:
+        client_for(sandbox.url).import_order(ORDER)
+
+    assert caught.value.status == 400 and caught.value.body
+    assert sandbox.orders() == [] and sandbox.stock("IPH15-128-BLK") == 50
+
+
+def test_a_wrong_token_is_not_the_orders_fault_and_waits_for_an_operator(sandbox, caplog):
+    # A rotated token must not reject (and unhold) every order: the order waits (an ErpUnavailable,
+    # so pending), with an alert, and the ERP is not asked again at once: it would answer the same.
+    session = RecordingSession()
+    with caplog.at_level("ERROR"), pytest.raises(ErpMisconfigured) as caught:
+        client_for(sandbox.url, session, token="wrong-token", tries=3).import_order(ORDER)
+
+    assert isinstance(caught.value, ErpUnavailable) and caught.value.status == 401
+    assert caught.value.url == f"{sandbox.url}/api/v1/orders/import" and len(session.sent) == 1
+    assert any("ALERT" in r.message and "ERP_API_TOKEN" in r.message for r in caplog.records)
+    assert sandbox.orders() == [] and sandbox.stock("IPH15-128-BLK") == 50
+    # and the probe (which re-sends local_only orders) sees no ERP, and says why
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        assert client_for(sandbox.url, token="wrong-token").probe() is False
+    assert any(r.message.startswith("ALERT ERP probe") and "ERP_API_TOKEN" in r.message for r in caplog.records)
+
+
+def test_unknown_sku_is_rejected(sandbox):
+    order = decode_order(ORDER.to_json().replace(b"IPH15-128-BLU", b"NO-SUCH-SKU"))
+
+    with pytest.raises(ErpRejected) as caught:
+        client_for(sandbox.url).import_order(order)
+
+    assert caught.value.status == 400 and "NO-SUCH-SKU" in caught.value.body
+
+
+@pytest.mark.parametrize("mode, status", [("5xx", 503), ("5xx", 500), ("down", None)])
+def test_an_erp_outage_is_retried_quickly_then_reported_unavailable(sandbox, mode, status):
+    # given an ERP that fails every request
+    sandbox.fault(mode, status=status or 503)
+    session = RecordingSession()
+
+    # when an order is pushed
+    with pytest.raises(ErpUnavailable) as caught:
+        client_for(sandbox.url, session, tries=3).import_order(ORDER)
+
+    # then it was tried three times and the error keeps the answer's status
+    assert len(session.sent) == 3
+    assert caught.value.status == status
+    assert sandbox.orders() == []
+
+
+def test_a_blip_is_absorbed_by_the_quick_retries(sandbox):
+    # given an ERP that fails the first request only
+    calls = []
+
+    def fail_once(response, *args, **kwargs):
+        calls.append(response.status_code)
+        if len(calls) == 1:
+            sandbox.fault("none")
+
+    sandbox.fault("5xx")
+    session = requests.Session()
+    session.hooks["response"].append(fail_once)
+
+    # when an order is pushed
+    result = client_for(sandbox.url, session).import_order(ORDER)
+
+    # then the second try took it
+    assert calls == [503, 201] and result.status == 201
+
+
+def test_a_slow_erp_times_out_as_unavailable(sandbox):
+    sandbox.fault("slow", delay_ms=1500)
+
+    with pytest.raises(ErpUnavailable, match="in time"):
+        client_for(sandbox.url, read_timeout_s=0.3, tries=1).import_order(ORDER)
+
+
+def test_probe_tells_whether_the_erp_answers(sandbox):
+    client = client_for(sandbox.url)
+    assert client.probe() is True
+    sandbox.fault("down")
+    assert client.probe() is False
+    sandbox.fault("5xx")
+    assert client.probe() is False
+    sandbox.fault("none")
+    assert client.probe() is True
+
+
+# Proxy and CA settings from the environment: read once when the client is made, as requests
+# would read them per call. The sandbox stands in for a forward proxy: it serves the absolute
+# URL a client sends to its proxy, so an order reaching it through an address that does not
+# resolve went by the proxy.
+UNRESOLVABLE_ERP = "http://erp.invalid:8080"
+
+
+def test_a_proxy_set_in_the_environment_carries_the_orders(sandbox, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", sandbox.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = client_for(UNRESOLVABLE_ERP)
+
+    result = client.import_order(ORDER)
+
+    assert result.status == 201
+    assert [order["idempotency_key"] for order in sandbox.orders()] == ["ORD-WEB-1001"]
+
+
+def test_no_proxy_for_the_erps_host_goes_direct(sandbox, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", sandbox.url)
+    monkeypatch.setenv("NO_PROXY", "erp.invalid")
+    client = client_for(UNRESOLVABLE_ERP, tries=1)
+
+    with pytest.raises(ErpUnavailable, match="cannot reach the ERP"):
+        client.import_order(ORDER)
+    assert sandbox.orders() == []
+
+
+def test_a_ca_bundle_set_in_the_environment_is_trusted(tmp_path, monkeypatch):
+    # given an ERP over TLS with a certificate of a private CA, named only by REQUESTS_CA_BUNDLE
+    bundle = tmp_path / "ca.pem"
+    context = server_context(bundle)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    with running_sandbox(tmp_path, ssl_context=context) as erp:
+        # when an order is pushed with no ERP_CA_BUNDLE
+        result = client_for(erp.url).import_order(ORDER)
+
+    # then the certificate was verified against that CA and the order went through
+    assert result.status == 201

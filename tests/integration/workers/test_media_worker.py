@@ -1,0 +1,171 @@
+"""The media worker's handler against the real database and a real image server on loopback."""
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
+from erp_sync.shared.errors import MediaUnavailable, MessageDecodeError
+from erp_sync.shared.internal_messages import MediaDownload
+from erp_sync.shared.models.catalog import Media, MediaStatus, ProductGroup, Variant
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
+from erp_sync.shared.settings import load_settings
+from tests.support.image_server import MAX_BYTES, PNG
+from erp_sync.workers.media import build_handler
+
+SKU = "IPH15-128-BLK"
+
+
+@pytest.fixture
+def handler():
+    settings = load_settings(media_allow_private_networks=True, media_timeout_s=1.0, media_max_bytes=MAX_BYTES,
+                             max_delivery_attempts=25)
+    return build_handler(settings)
+
+
+@pytest.fixture
+def add_media(db_session):
+    """Adds a product with one image at `url`; returns the image's row."""
+    now = datetime.now(UTC)
+    db_session.add(ProductGroup(product_group_id="PG-1001", group_name="iPhone 15", erp_updated_at=now))
+    db_session.add(Variant(sku=SKU, product_group_id="PG-1001", display_name="iPhone 15 128GB Black",
+                           price=Decimal("79900.00"), erp_updated_at=now))
+
+    def add(url: str) -> Media:
+        media = Media(sku=SKU, position=0, url=url, is_main=True)
+        db_session.add(media)
+        db_session.flush()
+        return media
+
+    return add
+
+
+def delivery_for(media: Media, url: str | None = None, attempt: int | None = None) -> Delivery:
+    body = MediaDownload(media_id=media.id, sku=media.sku, url=url or media.url).to_message().body
+    headers = {ATTEMPT_HEADER: attempt} if attempt else {}
+    return Delivery(delivery_tag=1, body=body, message_id=f"media-{media.id}", content_type="application/json",
+                    headers=headers)
+
+
+def stored(db_session, media: Media) -> Media:
+    db_session.expire_all()
+    return db_session.scalars(select(Media).where(Media.id == media.id)).one()
+
+
+def test_downloaded_image_is_confirmed_with_its_digest(db_session, handler, add_media, image_server):
+    media = add_media(f"{image_server.base}/tiny.png")
+
+    follow_ups = handler(delivery_for(media), db_session)
+
+    row = stored(db_session, media)
+    assert follow_ups is None
+    assert (row.status, row.content_type, row.byte_size) == (MediaStatus.CONFIRMED, "image/png", len(PNG))
+    assert row.sha256 == hashlib.sha256(PNG).hexdigest()
+    assert row.downloaded_at is not None and row.failure_reason is None
+    assert row.attempts == 1
+
+
+@pytest.mark.parametrize(("path", "reason"), [
+    ("/missing.png", "HTTP 404"),
+    ("/page-as.png", "served as image/png but not a PNG, JPEG, GIF or WebP image"),
+    ("/huge.png", f"larger than {MAX_BYTES} bytes ({len(PNG) + MAX_BYTES} announced)"),
+    ("/huge-chunked.png", f"larger than {MAX_BYTES} bytes"),
+])
+def test_an_image_that_can_never_be_fetched_is_marked_failed_without_raising(
+    db_session, handler, add_media, image_server, path, reason
+):
+    media = add_media(f"{image_server.base}{path}")
+
+    handler(delivery_for(media), db_session)
+
+    row = stored(db_session, media)
+    assert (row.status, row.failure_reason) == (MediaStatus.FAILED, reason)
+    assert row.sha256 is None and row.downloaded_at is None
+
+
+def test_a_server_error_raises_for_a_retry_and_leaves_the_row_pending(db_session, handler, add_media, image_server):
+    media = add_media(f"{image_server.base}/down.png")
+
+    with pytest.raises(MediaUnavailable) as caught:
+        handler(delivery_for(media), db_session)
+
+    assert caught.value.status == 503
+    assert stored(db_session, media).status == MediaStatus.PENDING
+
+
+def test_the_last_attempt_marks_the_image_failed_instead_of_retrying(db_session, handler, add_media, image_server):
+    media = add_media(f"{image_server.base}/down.png")
+
+    handler(delivery_for(media, attempt=5), db_session)
+
+    row = stored(db_session, media)
+    assert (row.status, row.failure_reason, row.attempts) == (MediaStatus.FAILED, "gave up after 5 attempts: HTTP 503", 5)
+
+
+def test_a_duplicate_message_for_a_confirmed_image_downloads_nothing(db_session, handler, add_media, image_server):
+    media = add_media(f"{image_server.base}/tiny.png")
+    handler(delivery_for(media), db_session)
+
+    handler(delivery_for(media), db_session)
+
+    assert image_server.hits == {"/tiny.png": 1}
+    assert stored(db_session, media).status == MediaStatus.CONFIRMED
+
+
+def test_a_message_for_a_replaced_url_downloads_nothing(db_session, handler, add_media, image_server):
+    media = add_media(f"{image_server.base}/tiny.png")
+
+    handler(delivery_for(media, url=f"{image_server.base}/photo.jpg"), db_session)
+
+    assert sum(image_server.hits.values()) == 0
+    assert stored(db_session, media).status == MediaStatus.PENDING
+
+
+def test_a_message_for_a_deleted_row_is_done(db_session, handler, add_media, image_server):
+    media = add_media(f"{image_server.base}/tiny.png")
+    delivery = delivery_for(media)
+    db_session.delete(media)
+    db_session.flush()
+
+    assert handler(delivery, db_session) is None
+    assert sum(image_server.hits.values()) == 0
+
+
+def test_an_undecodable_message_is_a_permanent_error(db_session, handler):
+    with pytest.raises(MessageDecodeError):
+        handler(Delivery(delivery_tag=1, body=b'{"media_id": "x"}', message_id="m", content_type=None), db_session)
+
+
+def test_forbidden_address_is_marked_failed_when_private_networks_are_off(db_session, add_media, image_server):
+    handler = build_handler(load_settings(media_allow_private_networks=False))
+    media = add_media(f"{image_server.base}/tiny.png")
+
+    handler(delivery_for(media), db_session)
+
+    row = stored(db_session, media)
+    assert row.status == MediaStatus.FAILED
+    assert row.failure_reason == "refused loopback address 127.0.0.1 of 127.0.0.1"
+    assert sum(image_server.hits.values()) == 0
+
+
+def test_inside_the_consumer_a_failure_is_done_and_an_outage_is_retried(db_session, handler, add_media, image_server):
+    # given the consumer's batch runner on this test's transaction
+    failing = add_media(f"{image_server.base}/missing.png")
+    down = Media(sku=SKU, position=1, url=f"{image_server.base}/down.png")
+    db_session.add(down)
+    db_session.flush()
+    factory = sessionmaker(bind=db_session.connection(), join_transaction_mode="create_savepoint")
+    runner = BatchRunner(handler, factory, ConsumerConfig("amqp://unused", (200, 400), max_attempts=25))
+
+    # when both run in one batch
+    outcomes = runner.run([delivery_for(failing), delivery_for(down)])
+
+    # then the 404 is recorded and done, the 503 goes round the retry path with its row untouched
+    assert outcomes == [Done(), Retry(delay_ms=200, attempt=2)]
+    assert (stored(db_session, failing).status, stored(db_session, down).status) == (
+        MediaStatus.FAILED, MediaStatus.PENDING)

@@ -1,0 +1,355 @@
+"""The orders handler against real PostgreSQL and the sandbox ERP over HTTP, one delivery at a time."""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from erp_sync.ingress.availability import stock_view
+from erp_sync.shared.consumer import Delivery
+from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.models import Order, StockHold
+from erp_sync.shared.orders import decode_order
+from erp_sync.shared.retry_policy import PARK_REASON_HEADER
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
+from tests.support.orders import SKU, delivery, order_body, push_body
+from tests.support.sandbox import TOKEN, running_sandbox
+from erp_sync.workers.order_store import release_expired_holds
+from erp_sync.workers.orders import build_push_handler, erp_client, record_order
+
+@pytest.fixture
+def sandbox(tmp_path):
+    with running_sandbox(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def make_handler(settings_factory, sandbox):
+    def build(**overrides):
+        values = {"erp_base_url": sandbox.url, "erp_api_token": TOKEN, "order_retry_interval_s": 1,
+                  "order_retry_window_s": 3, "erp_quick_retries": 2, "erp_quick_retry_base_s": 0.01,
+                  "erp_connect_timeout_s": 1, "erp_read_timeout_s": 2, **overrides}
+        return record_then_push(build_push_handler(settings_factory(**values)))
+
+    return build
+
+
+def record_then_push(push):
+    """The orders worker's two steps on one session: record the order (or park it), then push what it handed on."""
+
+    def run(message: Delivery, session):
+        [handed_on] = record_order(message, session)
+        if handed_on.exchange == PARKING_EXCHANGE:
+            return [handed_on]
+        return push(Delivery(message.delivery_tag, handed_on.body, handed_on.message_id, handed_on.content_type,
+                             handed_on.headers), session)
+
+    run.push = push  # a message straight from the push queue (a retry, a re-send)
+    return run
+
+
+def interval_passed(session, order_id: str = "ORD-1") -> None:
+    """As if the order's retry interval had passed: its retry is due now."""
+    session.execute(text("UPDATE orders SET next_attempt_at = clock_timestamp() - interval '1 second' "
+                         "WHERE order_id = :id"), {"id": order_id})
+
+
+def order_row(session, order_id: str = "ORD-1") -> Order:
+    session.flush()
+    session.expire_all()
+    return session.get(Order, order_id)
+
+
+def open_holds(session, order_id: str = "ORD-1") -> list[StockHold]:
+    session.flush()
+    return list(session.scalars(select(StockHold).where(StockHold.order_id == order_id,
+                                                        StockHold.released_at.is_(None))))
+
+
+def test_new_order_is_recorded_held_and_synced(make_handler, sandbox, db_session):
+    # when a new order is handled
+    follow_ups = make_handler()(delivery(order_body()), db_session)
+
+    # then it is recorded, synced, its stock still held, and the ERP deducted it once
+    row = order_row(db_session)
+    assert follow_ups == [] and row.status == "synced" and row.attempts == 1 and row.synced_at is not None
+    assert [(line.sku, line.quantity, str(line.unit_price)) for line in row.lines] == [(SKU, 2, "79900.00")]
+    assert [(hold.sku, hold.quantity) for hold in open_holds(db_session)] == [(SKU, 2)]
+    assert sandbox.stock(SKU) == 48 and [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
+
+
+def test_recorded_order_reduces_available_at_once(make_handler, sandbox, db_session):
+    # given the ERP's figure of 50
+    db_session.execute(text("INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (:s, 50, :t)"),
+                       {"s": SKU, "t": datetime.now(UTC) - timedelta(hours=1)})
+    sandbox.fault("down")
+
+    # when an order for 2 is handled (even with the ERP down)
+    make_handler()(delivery(order_body()), db_session)
+
+    # then 48 are available
+    view = stock_view(db_session, SKU)
+    assert (view.erp_quantity, view.reserved, view.available) == (50, 2, 48)
+
+
+def test_adjust_mode_posts_a_deduction(make_handler, sandbox, db_session):
+    make_handler(erp_order_mode="adjust", erp_warehouse_id="WH-EAST")(delivery(order_body()), db_session)
+
+    assert order_row(db_session).status == "synced"
+    [received] = sandbox.orders()
+    assert received["kind"] == "adjust" and received["idempotency_key"] == "ORD-1"
+    assert received["body"]["adjustments"] == [{"sku": SKU, "quantity_change": -2, "warehouse_id": "WH-EAST"}]
+    assert sandbox.stock(SKU) == 48
+
+
+def test_duplicate_message_changes_nothing(make_handler, sandbox, db_session):
+    handle = make_handler()
+    handle(delivery(order_body()), db_session)
+
+    assert handle(delivery(order_body(), tag=2, redelivered=True), db_session) is None
+
+    assert order_row(db_session).attempts == 1 and len(sandbox.orders()) == 1 and sandbox.stock(SKU) == 48
+
+
+def test_order_the_erp_already_has_is_synced(make_handler, sandbox, db_session, settings_factory):
+    # given the ERP took the order already (a worker killed after the ERP's answer, before the commit)
+    client = erp_client(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN))
+    client.import_order(decode_order(order_body()))
+
+    # when the order is handled
+    make_handler()(delivery(order_body()), db_session)
+
+    # then 409 counts as synced and the ERP still holds it once
+    assert order_row(db_session).status == "synced"
+    assert len(sandbox.orders()) == 1 and sandbox.stock(SKU) == 48
+
+
+def test_refused_order_is_rejected_released_and_alerted(make_handler, sandbox, db_session, caplog):
+    sandbox.fault("none", reject_skus=[SKU])
+
+    with caplog.at_level(logging.ERROR):
+        follow_ups = make_handler()(delivery(order_body()), db_session)
+
+    row = order_row(db_session)
+    assert follow_ups == [] and row.status == "rejected" and "400" in row.last_error and SKU in row.last_error
+    assert open_holds(db_session) == []
+    assert [h.release_reason for h in row.holds] == ["rejected"]
+    assert any("ALERT" in r.message and "ORD-1" in r.message for r in caplog.records)
+
+
+def test_unreachable_erp_makes_order_pending_with_a_retry(make_handler, sandbox, db_session):
+    sandbox.fault("down")
+    handle = make_handler()
+
+    # when the push fails
+    [retry] = handle(delivery(order_body()), db_session)
+
+    # then the order waits, held, and a retry naming it goes round the orders delay queue
+    row = order_row(db_session)
+    assert row.status == "pending_sync" and row.attempts == 1 and row.first_attempt_at and row.last_error
+    assert row.next_attempt_at > row.first_attempt_at
+    assert (retry.exchange, retry.routing_key, retry.message_id) == (RETRY_EXCHANGE, "orders-push.1000ms", "ORD-1")
+    assert retry.body == push_body() and retry.headers == {}
+    assert len(open_holds(db_session)) == 1
+    # and neither a duplicate of the original message nor a retry before its time starts a second retry chain
+    assert handle(delivery(order_body(), tag=2), db_session) is None
+    assert handle.push(delivery(retry.body, tag=3), db_session) is None
+
+    # when the retry arrives after its interval and the ERP is back
+    interval_passed(db_session)
+    sandbox.fault("none")
+    assert handle.push(delivery(retry.body, tag=4), db_session) == []
+
+    # then it is synced, in the ERP once
+    row = order_row(db_session)
+    assert row.status == "synced" and row.attempts == 2 and row.last_error is None
+    assert len(sandbox.orders()) == 1
+
+
+@pytest.fixture
+def pending_order(settings_factory, sandbox, db_session):
+    """ORD-1 pending_sync after one attempt, its retry a minute away; the ERP still down. Yields the push handler."""
+    settings = settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, order_retry_interval_s=60,
+                                order_retry_window_s=600, erp_quick_retries=1, erp_connect_timeout_s=1)
+    push = build_push_handler(settings)
+    record_order(delivery(order_body()), db_session)
+    sandbox.fault("down")
+    push(delivery(order_body()), db_session)
+    return push
+
+
+def test_a_redelivered_push_of_a_pending_order_is_pushed_but_a_plain_duplicate_is_not(pending_order, sandbox,
+                                                                                     db_session):
+    # given an order pending_sync whose next retry is a minute away
+    push = pending_order
+    assert order_row(db_session).status == "pending_sync"
+    sandbox.fault("none")
+
+    # when a plain duplicate arrives, then nothing is pushed: the retry on its way will do it
+    assert push(delivery(order_body(), tag=2), db_session) is None
+    assert sandbox.orders() == [] and order_row(db_session).attempts == 1
+
+    # when the broker hands a message out again (its first delivery died with a worker), then it is pushed
+    assert push(delivery(order_body(), tag=3, redelivered=True), db_session) == []
+    row = order_row(db_session)
+    assert row.status == "synced" and row.attempts == 2
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
+
+
+def test_a_resend_overtaken_by_a_push_starts_no_second_retry_chain(pending_order, sandbox, db_session):
+    # given an order pending_sync after one attempt, and a probe re-send of it on its way
+    push = pending_order
+    resend = delivery(push_body(), tag=2)
+
+    # when another push came first (a second attempt, still failing, with its own retry on its way)
+    push(delivery(order_body(), tag=3, redelivered=True), db_session)
+    assert order_row(db_session).attempts == 2
+
+    # then the stale re-send neither pushes nor starts another retry chain
+    assert push(resend, db_session) is None
+    assert order_row(db_session).attempts == 2
+
+    # but once that retry is due, a message naming the order pushes it
+    interval_passed(db_session)
+    sandbox.fault("none")
+    assert push(delivery(push_body(), tag=4), db_session) == []
+    assert order_row(db_session).status == "synced"
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-erp-sync-order-retry": 1},
+                                     {"x-erp-sync-order-resend": 1, "x-erp-sync-order-stranded": 1}])
+def test_a_push_message_of_the_previous_release_is_decided_by_the_row(pending_order, sandbox, db_session, headers):
+    # given an order pending_sync whose retry is a minute away, and messages queued by the previous
+    # release (the whole order as body, with or without its retry and re-send marks)
+    push = pending_order
+    sandbox.fault("none")
+
+    # when one arrives before the order is due, then it is ignored whatever its marks
+    assert push(delivery(order_body(), tag=2, headers=headers), db_session) is None
+
+    # when one arrives once it is due, then it is pushed
+    interval_passed(db_session)
+    assert push(delivery(order_body(), tag=3, headers=headers), db_session) == []
+    assert order_row(db_session).status == "synced" and order_row(db_session).attempts == 2
+
+
+def test_a_recorded_order_asks_for_its_push_by_id_alone(db_session):
+    # given an order.placed message carrying an unrelated header
+    headers = {"x-erp-sync-order-retry": 3, "x-storefront-trace": "abc"}
+
+    # when it is recorded
+    [handed_on] = record_order(delivery(order_body(), headers=headers), db_session)
+
+    # then the message to the push queue names the order and nothing else
+    assert (handed_on.exchange, handed_on.routing_key) == (ORDERS_PUSH_QUEUE.exchange, ORDERS_PUSH_QUEUE.routing_key)
+    assert handed_on.headers == {} and handed_on.body == push_body() and handed_on.message_id == "ORD-1"
+
+
+def test_a_push_message_naming_no_recorded_order_is_parked(make_handler, db_session):
+    with pytest.raises(MessageDecodeError):
+        make_handler().push(delivery(push_body("ORD-NOWHERE")), db_session)
+
+
+def test_order_goes_local_only_after_the_window(make_handler, sandbox, db_session):
+    sandbox.fault("5xx")
+    handle = make_handler()
+    [retry] = handle(delivery(order_body()), db_session)
+    # given its first attempt is older than the window
+    order_row(db_session).first_attempt_at = datetime.now(UTC) - timedelta(seconds=4)
+    db_session.flush()
+    interval_passed(db_session)
+
+    # when the retry fails again
+    follow_ups = handle.push(delivery(retry.body, tag=2), db_session)
+
+    # then no more retries: local_only, stock still held
+    row = order_row(db_session)
+    assert follow_ups == [] and row.status == "local_only" and row.attempts == 2
+    assert len(open_holds(db_session)) == 1
+
+    # and a re-sent message that fails again leaves it local_only
+    assert handle.push(delivery(retry.body, tag=3), db_session) == []
+    assert order_row(db_session).status == "local_only"
+
+
+@pytest.mark.parametrize("body, problem", [
+    (order_body(quantity=0), "quantity"),
+    (order_body(quantity="2"), "quantity"),
+    (json.dumps({"order_id": "ORD-1", "order_date": "yesterday", "line_items": []}).encode(), "order_date"),
+    (json.dumps({"order_id": "ORD-1", "order_date": "2024-01-20T10:15:00", "customer_ref": "C",
+                 "line_items": [{"sku": SKU, "quantity": 1, "unit_price": 1.0}]}).encode(), "order_date"),
+    (order_body().replace(b"79900.0", b"799.001"), "unit_price"),
+])
+def test_malformed_order_is_recorded_rejected_and_parked(make_handler, sandbox, db_session, body, problem):
+    [parked] = make_handler()(delivery(body), db_session)
+
+    row = order_row(db_session)
+    assert row.status == "rejected" and problem in row.last_error and row.holds == []
+    assert (parked.exchange, parked.routing_key, parked.body) == (PARKING_EXCHANGE, "orders", body)
+    assert problem in parked.headers[PARK_REASON_HEADER]
+    assert sandbox.orders() == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", json.dumps({"line_items": []}).encode()])
+def test_malformed_message_without_an_order_id_is_parked_by_the_consumer(make_handler, db_session, body):
+    with pytest.raises(MessageDecodeError) as caught:
+        make_handler()(delivery(body), db_session)
+    assert caught.value.raw == body
+
+
+def apply_figure(session, quantity: int, as_of: datetime) -> None:
+    # The statement every stock writer uses: an absolute figure moves erp_as_of.
+    session.execute(text(
+        "INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (:s, :q, :t) "
+        "ON CONFLICT (sku) DO UPDATE SET erp_quantity = excluded.erp_quantity, erp_as_of = excluded.erp_as_of "
+        "WHERE stock_levels.erp_as_of <= excluded.erp_as_of"), {"s": SKU, "q": quantity, "t": as_of})
+
+
+def test_hold_ends_only_with_an_erp_figure_newer_than_the_acknowledgement(make_handler, db_session):
+    make_handler()(delivery(order_body()), db_session)
+    synced_at = order_row(db_session).synced_at
+
+    # when a figure stamped before the ERP's acknowledgement is applied
+    apply_figure(db_session, 50, synced_at - timedelta(seconds=1))
+    # then the order is still held
+    assert len(open_holds(db_session)) == 1
+
+    # when a newer one arrives
+    apply_figure(db_session, 48, synced_at + timedelta(seconds=1))
+    # then the hold ends
+    assert open_holds(db_session) == []
+    assert [h.release_reason for h in order_row(db_session).holds] == ["erp_figure"]
+    assert stock_view(db_session, SKU).available == 48
+
+
+def test_unsynced_order_keeps_its_hold_whatever_figure_arrives(make_handler, sandbox, db_session):
+    sandbox.fault("down")
+    make_handler()(delivery(order_body()), db_session)
+
+    apply_figure(db_session, 50, datetime.now(UTC) + timedelta(hours=1))
+
+    assert len(open_holds(db_session)) == 1
+
+
+def test_grace_period_releases_only_holds_acknowledged_long_ago(make_handler, db_session):
+    make_handler()(delivery(order_body()), db_session)
+    now = datetime.now(UTC)
+
+    assert release_expired_holds(db_session, 3600, now) == 0
+    assert len(open_holds(db_session)) == 1
+
+    assert release_expired_holds(db_session, 3600, now + timedelta(seconds=3601)) == 1
+    assert [h.release_reason for h in order_row(db_session).holds] == ["grace_period"]
+
+
+def test_orders_worker_needs_the_erp_settings(settings_factory):
+    from erp_sync.shared.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="ERP_BASE_URL"):
+        build_push_handler(settings_factory(erp_api_token=TOKEN))
+    with pytest.raises(ConfigurationError, match="ERP_API_TOKEN"):
+        build_push_handler(settings_factory(erp_base_url="http://127.0.0.1:9"))

@@ -1,0 +1,353 @@
+"""The nightly sweep against real PostgreSQL and the sandbox ERP over real HTTP."""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from erp_sync.sandbox_erp.tls import server_context
+from erp_sync.ingress.availability import stock_view
+from erp_sync.shared.errors import DatabaseUnavailable
+from erp_sync.shared.models import (
+    Order,
+    ReconciliationCorrection,
+    StockChange,
+    StockHold,
+)
+from erp_sync.workers.reconcile import run_sweep
+from erp_sync.workers.stock import StockEvent, apply_stock_events
+from erp_sync.workers.stock_rule import Delta
+from erp_sync.workers.reconcile_history import history, show
+from tests.support.reconcile import LONG_AGO, TOKEN, levels, seed_levels
+
+
+@pytest.mark.parametrize("form", ["json", "csv", "url"])
+def test_drift_is_corrected_in_every_snapshot_form(form, erp, sweep_settings, committed_session):
+    # given the ERP and commerce disagreeing on one SKU of three
+    url = erp({"A-1": 10, "A-2": 0, "A-3": 7}, snapshot_format=form)
+    seed_levels(committed_session, {"A-1": 10, "A-2": 5, "A-3": 7})
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url))
+
+    # then the drifted SKU carries the ERP's figure, and the run says so
+    assert levels(committed_session) == {"A-1": 10, "A-2": 0, "A-3": 7}
+    assert (summary.status, summary.snapshot_form) == ("succeeded", form)
+    assert (summary.checked, summary.mismatched, summary.corrected, summary.newer_kept) == (3, 1, 1, 0)
+    correction = committed_session.scalars(select(ReconciliationCorrection)).one()
+    assert (correction.run_id, correction.sku, correction.old_qty, correction.new_qty) == (summary.run_id, "A-2", 5, 0)
+    change = committed_session.scalars(select(StockChange)).one()
+    assert (change.sku, change.quantity, change.reason, change.event_id) == ("A-2", 0, "RECONCILE",
+                                                                           f"reconcile:{summary.run_id}")
+
+
+def test_figure_newer_than_the_snapshot_stays(erp, sweep_settings, committed_session):
+    # given a webhook that applied a figure stamped after the sweep began
+    url = erp({"B-1": 3})
+    seed_levels(committed_session, {"B-1": 9}, as_of=datetime.now(UTC) + timedelta(minutes=5))
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url))
+
+    # then the newer figure stays and is reported as kept
+    assert levels(committed_session) == {"B-1": 9}
+    assert (summary.mismatched, summary.corrected, summary.newer_kept) == (1, 0, 1)
+
+
+def test_sales_stamped_after_the_snapshot_began_still_count(erp, sweep_settings, committed_session):
+    # given two SKUs the ERP counts 10 and 8 of, with a sale of one unit each stamped after the
+    # sweep begins and applied by the inventory worker before the sweep corrects anything;
+    # commerce's F-2 had drifted to 5 before its sale
+    url = erp({"F-1": 10, "F-2": 8})
+    seed_levels(committed_session, {"F-1": 10, "F-2": 5})
+    sale_time = datetime.now(UTC) + timedelta(minutes=5)
+    for sku in ("F-1", "F-2"):
+        apply_stock_events(committed_session, [StockEvent(f"evt_sale_{sku}", sku, Delta(-1, sale_time))])
+    committed_session.commit()
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url))
+
+    # then F-1 is no drift and keeps its sale; F-2 is corrected to the ERP's figure less its sale
+    assert levels(committed_session) == {"F-1": 9, "F-2": 7}
+    assert (summary.mismatched, summary.corrected, summary.newer_kept) == (1, 1, 0)
+    correction = committed_session.scalars(select(ReconciliationCorrection)).one()
+    assert (correction.sku, correction.old_qty, correction.new_qty) == ("F-2", 4, 7)
+    change = committed_session.scalars(select(StockChange).where(StockChange.reason == "RECONCILE")).one()
+    assert (change.sku, change.quantity, change.resulting_quantity) == ("F-2", 8, 7)
+
+
+def test_a_sku_with_a_sale_stamped_while_the_snapshot_streamed_is_left_alone(erp, sweep_settings,
+                                                                           committed_session):
+    # given an ERP whose snapshot takes a second to answer, and a drifted SKU with a sale stamped
+    # half a second into the sweep: the snapshot may or may not include it
+    url = erp({"G-1": 10})
+    erp.latest_app().extensions["sandbox_erp.faults"].set("slow", 503, 1000, [])
+    seed_levels(committed_session, {"G-1": 5})
+    sale_time = datetime.now(UTC) + timedelta(seconds=0.5)
+    apply_stock_events(committed_session, [StockEvent("evt_sale_G-1", "G-1", Delta(-1, sale_time))])
+    committed_session.commit()
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url))
+
+    # then the SKU is not corrected on a guess, and is reported as kept
+    assert levels(committed_session) == {"G-1": 4}
+    assert (summary.mismatched, summary.corrected, summary.newer_kept) == (1, 0, 1)
+
+
+def test_held_stock_stays_held(erp, sweep_settings, committed_session):
+    # given 3 held for an order the ERP has not taken yet, and the ERP's figure drifted to 8
+    url = erp({"C-1": 8})
+    seed_levels(committed_session, {"C-1": 10})
+    order = Order(order_id="ORD-REC-1", order_date=LONG_AGO, customer_ref="CUST-1")
+    order.holds.append(StockHold(sku="C-1", quantity=3))
+    committed_session.add(order)
+    committed_session.commit()
+
+    # when a sweep runs
+    run_sweep(sweep_settings(url))
+
+    # then the ERP figure is corrected and the hold is still open
+    committed_session.expire_all()
+    view = stock_view(committed_session, "C-1")
+    assert view is not None and (view.erp_quantity, view.reserved, view.available) == (8, 3, 5)
+    assert committed_session.scalars(select(StockHold)).one().released_at is None
+
+
+def test_missing_skus_are_reported_both_ways_and_not_guessed(erp, sweep_settings, committed_session):
+    # given a SKU only the ERP has and one only commerce has
+    url = erp({"D-1": 1, "D-ERP-ONLY": 4})
+    seed_levels(committed_session, {"D-1": 1, "D-SHOP-ONLY": 2})
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url))
+
+    # then both are reported and neither is inserted nor removed
+    assert summary.missing_in_commerce.count == 1 and summary.missing_in_commerce.skus == ["D-ERP-ONLY"]
+    assert summary.missing_in_erp.count == 1 and summary.missing_in_erp.skus == ["D-SHOP-ONLY"]
+    assert levels(committed_session) == {"D-1": 1, "D-SHOP-ONLY": 2}
+    assert (summary.checked, summary.mismatched) == (1, 0)
+
+
+@pytest.mark.parametrize(("share", "alert"), [(0.05, True), (0.5, False)])
+def test_drift_above_the_share_raises_an_alert(share, alert, erp, sweep_settings, committed_session, caplog):
+    # given one SKU of three drifted (33%)
+    url = erp({"E-1": 1, "E-2": 2, "E-3": 3})
+    seed_levels(committed_session, {"E-1": 1, "E-2": 2, "E-3": 30})
+
+    # when a sweep runs with the alert share configured
+    summary = run_sweep(sweep_settings(url, reconcile_drift_alert_share=share))
+
+    # then the alert is raised only above the share
+    assert summary.drift_alert is alert
+    assert any("ALERT" in r.getMessage() for r in caplog.records if r.levelname == "ERROR") is alert
+
+
+def test_two_sweeps_started_together_run_once(erp, sweep_settings, committed_session):
+    # given a slow ERP, so the first sweep is still running when the second starts
+    url = erp({"F-1": 1})
+    seed_levels(committed_session, {"F-1": 2})
+    requests.put(f"{url}/admin/faults", json={"mode": "slow", "delay_ms": 1500},
+                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).raise_for_status()
+    settings = sweep_settings(url)
+    start = threading.Barrier(2)
+    results = []
+
+    def sweep() -> None:
+        start.wait()
+        results.append(run_sweep(settings))
+
+    # when two sweeps start at the same moment
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    # then one ran and the other was skipped at once
+    assert sorted(s.status for s in results) == ["skipped", "succeeded"]
+    assert levels(committed_session) == {"F-1": 1}
+
+
+def test_the_snapshot_is_read_over_tls_trusting_the_configured_ca(erp, sweep_settings, committed_session, tmp_path):
+    # given an ERP serving HTTPS with a certificate of a private CA
+    ca_file = tmp_path / "erp-ca.pem"
+    url = erp({"T-1": 1}, ssl_context=server_context(ca_file))
+    seed_levels(committed_session, {"T-1": 2})
+
+    # when a sweep runs without that CA, then with it as ERP_CA_BUNDLE
+    untrusted = run_sweep(sweep_settings(url))
+    trusted = run_sweep(sweep_settings(url, erp_ca_bundle=ca_file))
+
+    # then only the second trusted the ERP and corrected the SKU
+    assert untrusted.status == "failed" and "CERTIFICATE_VERIFY_FAILED" in (untrusted.error or "")
+    assert "ERP_CA_BUNDLE" in (untrusted.error or "")
+    assert trusted.status == "succeeded" and levels(committed_session) == {"T-1": 1}
+
+
+def counting_session(on_answer=None) -> tuple[requests.Session, list[int]]:
+    """A real session that notes the status of every answer it got (and may act on it)."""
+    statuses: list[int] = []
+    session = requests.Session()
+
+    def note(response, *args, **kwargs):
+        statuses.append(response.status_code)
+        if on_answer is not None:
+            on_answer(len(statuses))
+
+    session.hooks["response"].append(note)
+    return session, statuses
+
+
+@pytest.mark.parametrize(("token", "path", "status", "setting"), [
+    ("wrong-token", "", 401, "ERP_API_TOKEN"),
+    (TOKEN, "/no-such-erp", 404, "ERP_BASE_URL"),
+])
+def test_a_misconfigured_erp_link_fails_the_sweep_at_once_with_an_alert(token, path, status, setting, erp,
+                                                                         sweep_settings, committed_session, caplog):
+    # given an ERP we would call with a wrong token, or at a wrong base URL
+    url = erp({"M-1": 1}) + path
+    seed_levels(committed_session, {"M-1": 2})
+    http, statuses = counting_session()
+
+    # when a sweep runs, with quick retries allowed
+    with caplog.at_level("ERROR"):
+        summary = run_sweep(sweep_settings(url, erp_api_token=token, erp_quick_retries=3,
+                                           erp_quick_retry_base_s=0.01), http=http)
+
+    # then the run failed naming the setting to fix, the ERP was asked once, an operator alerted
+    assert summary.status == "failed" and setting in (summary.error or "") and str(status) in (summary.error or "")
+    assert statuses == [status]
+    assert any("ALERT" in r.getMessage() and setting in r.getMessage() for r in caplog.records)
+    assert levels(committed_session) == {"M-1": 2}
+
+
+def test_an_erp_outage_is_tried_a_few_times_then_fails_the_sweep(erp, sweep_settings, committed_session):
+    # given an ERP answering 503 to everything
+    url = erp({"O-1": 1})
+    seed_levels(committed_session, {"O-1": 2})
+    erp.latest_app().extensions["sandbox_erp.faults"].set("5xx", 503, 0, [])
+    http, statuses = counting_session()
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url, erp_quick_retries=3, erp_quick_retry_base_s=0.01), http=http)
+
+    # then it tried three times, and the run failed with the ERP's answer, nothing changed
+    assert statuses == [503, 503, 503]
+    assert summary.status == "failed" and "answered 503" in (summary.error or "")
+    assert levels(committed_session) == {"O-1": 2}
+
+
+def test_a_blip_of_the_erp_is_absorbed_by_the_quick_retries(erp, sweep_settings, committed_session):
+    # given an ERP that answers 503 once, then serves again
+    url = erp({"B-1": 1})
+    seed_levels(committed_session, {"B-1": 2})
+    faults = erp.latest_app().extensions["sandbox_erp.faults"]
+    faults.set("5xx", 503, 0, [])
+    http, statuses = counting_session(lambda answers: faults.set("none", 503, 0, []))
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url, erp_quick_retries=3, erp_quick_retry_base_s=0.01), http=http)
+
+    # then the second try read the snapshot and the SKU was corrected
+    assert statuses == [503, 200]
+    assert summary.status == "succeeded" and levels(committed_session) == {"B-1": 1}
+
+
+def test_a_sweep_without_the_database_raises_database_unavailable(sweep_settings):
+    # given a database that does not answer
+    settings = sweep_settings("http://127.0.0.1:9", database_url="postgresql+psycopg://postgres@127.0.0.1:1/erp_sync")
+
+    # when a sweep runs, then it says so in our terms (the scheduler logs it and waits for the next slot)
+    with pytest.raises(DatabaseUnavailable, match="database unavailable"):
+        run_sweep(settings)
+
+
+def test_one_sweep_per_schedule_slot(erp, sweep_settings, committed_session):
+    # given three schedulers reaching the same slot one after the other
+    url = erp({"G-1": 1})
+    seed_levels(committed_session, {"G-1": 2})
+    slot = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+
+    # when each sweeps for it
+    statuses = [run_sweep(sweep_settings(url), scheduled_for=slot).status for _ in range(3)]
+
+    # then only the first swept
+    assert statuses == ["succeeded", "skipped", "skipped"]
+
+
+def test_history_and_show_read_back_the_runs(erp, sweep_settings, committed_session):
+    # given two sweeps, the first correcting one SKU
+    url = erp({"H-1": 1})
+    seed_levels(committed_session, {"H-1": 5})
+    first = run_sweep(sweep_settings(url))
+    second = run_sweep(sweep_settings(url))
+
+    # when the history and the first run are read
+    runs = history(committed_session, limit=10)
+    detail = show(committed_session, first.run_id)
+
+    # then the newest comes first and the run shows its correction
+    assert [r.run_id for r in runs] == [second.run_id, first.run_id]
+    assert detail is not None and detail["corrections"] == [{"sku": "H-1", "old": 5, "new": 1}]
+    assert json.loads(json.dumps(detail))["corrected"] == 1
+    assert show(committed_session, 999_999) is None
+
+
+def test_metrics_show_the_latest_sweep(erp, sweep_settings, committed_session, db_engine):
+    from erp_sync.ingress.reconcile_metrics import exposition
+
+    # given a sweep that corrected one SKU of two
+    url = erp({"M-1": 1, "M-2": 2})
+    seed_levels(committed_session, {"M-1": 1, "M-2": 20})
+    run_sweep(sweep_settings(url))
+
+    # when the metrics are scraped
+    text = exposition(db_engine).decode()
+
+    # then they read the run from the database
+    assert 'erp_sync_reconcile_last_skus{kind="corrected"} 1.0' in text
+    assert 'erp_sync_reconcile_runs{status="succeeded"} 1.0' in text
+    assert "erp_sync_reconcile_drift_alert 1.0" in text
+    assert "erp_sync_reconcile_metrics_up 1.0" in text
+
+
+def test_three_schedulers_sweep_a_slot_once(erp, sweep_settings, committed_session):
+    from erp_sync.workers.reconcile_schedule import run_reconcile_worker
+
+    # given three schedulers whose clocks say a minute slot is 1.5 s away
+    url = erp({"W-1": 1})
+    seed_levels(committed_session, {"W-1": 2})
+    real = datetime.now(UTC)
+    boundary = real.replace(second=0, microsecond=0) + timedelta(minutes=5)
+    offset = boundary - timedelta(seconds=1.5) - real
+    settings = sweep_settings(url, reconcile_schedule="* * * * *")
+    stop = threading.Event()
+    workers = [threading.Thread(target=run_reconcile_worker, args=(settings, stop),
+                                kwargs={"clock": lambda: datetime.now(UTC) + offset}) for _ in range(3)]
+
+    # when they run past the slot
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while datetime.now(UTC) < deadline:
+            runs = history(committed_session, limit=10)
+            if len(runs) == 3:
+                break
+            threading.Event().wait(0.2)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(10)
+
+    # then the slot was swept once, and the others skipped it
+    assert sorted(r.status for r in runs) == ["skipped", "skipped", "succeeded"]
+    assert {r.scheduled_for for r in runs} == {boundary}
+    assert levels(committed_session) == {"W-1": 1}
+    assert not any(worker.is_alive() for worker in workers)

@@ -1,0 +1,76 @@
+"""A snapshot that is cut short or malformed aborts the sweep, changes nothing, and is recorded failed."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from erp_sync.shared.models import ReconciliationCorrection, ReconciliationRun
+from tests.support.reconcile import levels, seed_levels
+from erp_sync.workers.reconcile import run_sweep
+
+JSON, CSV = "application/json", "text/csv"
+
+
+@contextmanager
+def serving_body(content_type: str, body: bytes, extra_length: int = 0) -> Iterator[str]:
+    """Answer every GET with `body`, declaring `extra_length` bytes more than it sends."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body) + extra_length))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+BROKEN = {
+    "json cut mid-array": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "q', 0, "truncated or malformed"),
+    "json cut by the connection": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 0}', 500, "broke off"),
+    "csv cut mid-line": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,", 0, "qty must be an integer"),
+    "csv without its last line end": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,0", 0, "truncated"),
+    "csv cut by the connection": (CSV, b"sku,qty\r\nS-1,1\r\n", 300, "broke off"),
+    "empty sku": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "", "qty": 0}]', 0, "non-empty string"),
+    "fractional qty": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 0.5}]', 0, "integer"),
+    "text qty": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,many\r\n", 0, "integer"),
+    "not an object": (JSON, b'[{"sku": "S-1", "qty": 1}, 7]', 0, "not an object"),
+    "duplicate sku": (JSON, b'[{"sku": "S-2", "qty": 1}, {"sku": "S-2", "qty": 0}]', 0, "appears twice"),
+    "unknown form": ("text/html", b"<html></html>", 0, "Content-Type"),
+    "json cut before its first byte": (JSON, b"", 100, "broke off"),
+    "url form cut before its first byte": (JSON, b'{"url": "http://127.0.0.1:9/x.csv', 100, "broke off"),
+}
+
+
+@pytest.mark.parametrize(("content_type", "body", "extra", "reason"), BROKEN.values(), ids=BROKEN.keys())
+def test_broken_snapshot_changes_nothing(content_type, body, extra, reason, sweep_settings, committed_session):
+    # given commerce's stock, which the broken snapshot would correct were it whole
+    seed_levels(committed_session, {"S-1": 5, "S-2": 5})
+
+    # when a sweep reads the broken snapshot
+    with serving_body(content_type, body, extra) as url:
+        summary = run_sweep(sweep_settings(url))
+
+    # then nothing changed and the run is recorded failed with the reason
+    assert levels(committed_session) == {"S-1": 5, "S-2": 5}
+    assert summary.status == "failed" and reason in (summary.error or "")
+    run = committed_session.get(ReconciliationRun, summary.run_id)
+    assert run is not None and run.status == "failed" and run.finished_at is not None
+    assert committed_session.query(ReconciliationCorrection).count() == 0

@@ -1,0 +1,320 @@
+"""The per-SKU stock rule against real PostgreSQL: newer figures win, deltas count once."""
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from erp_sync.ingress.availability import stock_history
+from erp_sync.shared.erp_events import InventoryChange
+from erp_sync.shared.models import Order, ProcessedEvent, StockChange, StockChangeOutcome, StockHold, StockLevel
+from tests.support.race import race_both_ways
+from erp_sync.workers.inventory import apply_inventory_change
+from erp_sync.workers.stock import StockEvent, apply_stock_events
+from erp_sync.workers.stock_rule import NO_TOTAL_YET, Delta, Total
+
+T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
+APPLIED, STALE = StockChangeOutcome.APPLIED, StockChangeOutcome.STALE
+
+
+def new_sku() -> str:
+    return f"SKU-{uuid.uuid4().hex[:12]}"
+
+
+def level(session: Session, sku: str) -> StockLevel | None:
+    return session.execute(select(StockLevel).where(StockLevel.sku == sku)).scalar_one_or_none()
+
+
+def quantity(session: Session, sku: str) -> int | None:
+    return session.scalar(select(StockLevel.erp_quantity).where(StockLevel.sku == sku))
+
+
+def absolute(session: Session, sku: str, qty: int, at: datetime, event_id: str | None = None, **context):
+    event = StockEvent(event_id or f"evt_{uuid.uuid4()}", sku, Total(qty, at), **context)
+    return apply_stock_events(session, [event])[0].outcome
+
+
+def delta(session: Session, sku: str, change: int, at: datetime, event_id: str | None = None):
+    event = StockEvent(event_id or f"evt_{uuid.uuid4()}", sku, Delta(change, at))
+    return apply_stock_events(session, [event])[0].outcome
+
+
+def test_first_absolute_figure_sets_the_stock(db_session):
+    # given a SKU with no figure yet
+    sku = new_sku()
+
+    # when the ERP reports 50 of it
+    outcome = absolute(db_session, sku, 50, T0)
+
+    # then 50 is its figure as of the ERP's timestamp
+    assert outcome is APPLIED
+    row = level(db_session, sku)
+    assert (row.erp_quantity, row.erp_as_of) == (50, T0)
+
+
+def test_newer_absolute_figure_replaces_the_older(db_session):
+    # given 50 as of T0
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0)
+
+    # when 49 arrives as of a minute later
+    outcome = absolute(db_session, sku, 49, T0 + timedelta(minutes=1))
+
+    # then 49 stands
+    assert outcome is APPLIED
+    assert quantity(db_session, sku) == 49
+
+
+def test_older_absolute_figure_is_ignored_and_recorded_stale(db_session):
+    # given 49 as of 10:05
+    sku = new_sku()
+    absolute(db_session, sku, 49, T0 + timedelta(minutes=5))
+
+    # when 50 as of 10:00 arrives late
+    outcome = absolute(db_session, sku, 50, T0, event_id="evt_late", location_id="WH-MAIN", reason="RECOUNT")
+
+    # then 49 stays, and the history says the late figure was stale, next to what stood instead
+    assert outcome is STALE
+    assert quantity(db_session, sku) == 49
+    latest = stock_history(db_session, sku)[0]
+    assert (latest.event_id, latest.outcome, latest.quantity, latest.resulting_quantity) == ("evt_late", "stale", 50, 49)
+    assert (latest.location_id, latest.reason, latest.erp_timestamp) == ("WH-MAIN", "RECOUNT", T0)
+
+
+def test_figure_with_the_same_timestamp_wins_as_the_later_arrival(db_session):
+    # given 50 as of T0 (ERP timestamps may have second resolution)
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0)
+
+    # when 49 arrives with the very same timestamp
+    outcome = absolute(db_session, sku, 49, T0)
+
+    # then the later arrival wins
+    assert outcome is APPLIED
+    assert quantity(db_session, sku) == 49
+
+
+def test_delta_adds_to_the_figure(db_session):
+    # given 50 as of T0
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0)
+
+    # when a POS sale of one arrives as a delta
+    outcome = delta(db_session, sku, -1, T0 + timedelta(seconds=30))
+
+    # then 49 stands, still anchored on the total of T0
+    assert outcome is APPLIED
+    row = level(db_session, sku)
+    assert (row.erp_quantity, row.erp_as_of) == (49, T0)
+    assert stock_history(db_session, sku)[0].resulting_quantity == 49
+
+
+def test_delta_older_than_the_absolute_figure_is_stale(db_session):
+    # given 49 as of 10:05, a total that already counts everything before it
+    sku = new_sku()
+    absolute(db_session, sku, 49, T0 + timedelta(minutes=5))
+
+    # when a sale of 10:00 arrives late as a delta
+    outcome = delta(db_session, sku, -1, T0)
+
+    # then it is not counted twice
+    assert outcome is STALE
+    assert quantity(db_session, sku) == 49
+    assert stock_history(db_session, sku)[0].outcome == "stale"
+
+
+def test_deltas_count_once_whatever_order_they_arrive_in(db_session):
+    # given 50 as of T0
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0)
+
+    # when a sale of 10:02 arrives before a goods receipt of 10:01
+    outcomes = [delta(db_session, sku, -1, T0 + timedelta(minutes=2)), delta(db_session, sku, 10, T0 + timedelta(minutes=1))]
+
+    # then both count
+    assert outcomes == [APPLIED, APPLIED]
+    assert quantity(db_session, sku) == 59
+
+
+def test_delta_for_a_sku_without_a_figure_applies_onto_zero_until_the_first_total(db_session):
+    # given a SKU the ERP never reported a total for
+    sku = new_sku()
+
+    # when goods receipts arrive as deltas, the later one first
+    delta(db_session, sku, 5, T0 + timedelta(minutes=2))
+    outcome = delta(db_session, sku, 10, T0 + timedelta(minutes=1))
+
+    # then they add up from nothing, not yet anchored on any total
+    assert outcome is APPLIED
+    row = level(db_session, sku)
+    assert (row.erp_quantity, row.erp_as_of) == (15, NO_TOTAL_YET)
+
+    # when the ERP's first total arrives, one older than the deltas
+    assert absolute(db_session, sku, 12, T0) is APPLIED
+
+    # then the ERP's total replaces the guess, and the receipts stamped after it, which it
+    # cannot contain, still count
+    assert quantity(db_session, sku) == 27
+
+    # and a total newer than both receipts replaces them all
+    assert absolute(db_session, sku, 30, T0 + timedelta(minutes=3)) is APPLIED
+    assert quantity(db_session, sku) == 30
+
+
+def test_total_arriving_after_a_later_sale_keeps_the_sale(db_session):
+    # given 50 as of an hour ago, and a POS sale at 10:01 already applied
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0 - timedelta(hours=1))
+    delta(db_session, sku, -1, T0 + timedelta(minutes=1))
+
+    # when the ERP's total of 10:00, delayed in transit, arrives after the sale
+    outcome = absolute(db_session, sku, 50, T0)
+
+    # then the total applies but the shop still shows the unit sold at 10:01 as gone
+    assert outcome is APPLIED
+    row = level(db_session, sku)
+    assert (row.erp_quantity, row.erp_as_of) == (49, T0)
+    assert stock_history(db_session, sku)[0].resulting_quantity == 49
+
+
+@st.composite
+def deliveries(draw):
+    """Totals at distinct times and deltas at any of them, in some arrival order."""
+    seconds = draw(st.lists(st.integers(0, 20), unique=True, max_size=6))
+    totals = [(T0 + timedelta(seconds=at), draw(st.integers(0, 100)), None) for at in seconds]
+    deltas = draw(st.lists(st.tuples(st.integers(0, 20).map(lambda at: T0 + timedelta(seconds=at)),
+                                     st.just(None), st.integers(-5, 5)), max_size=10))
+    return draw(st.permutations(totals + deltas))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arrivals=deliveries())
+def test_the_figure_is_the_newest_total_plus_the_deltas_since_whatever_the_arrival_order(db_session, arrivals):
+    # given totals and deltas of one SKU arriving in any order
+    sku = new_sku()
+    for at, total, change in arrivals:
+        if total is not None:
+            absolute(db_session, sku, total, at)
+        else:
+            delta(db_session, sku, change, at)
+
+    # then the figure is the newest total plus every delta stamped at or after it
+    # (or the sum of the deltas while there is no total)
+    totals = [(at, total) for at, total, _ in arrivals if total is not None]
+    newest_at, newest_total = max(totals) if totals else (NO_TOTAL_YET, 0)
+    since = sum(change for at, total, change in arrivals if total is None and at >= newest_at)
+    assert quantity(db_session, sku) == (newest_total + since if arrivals else None)
+
+
+def test_history_lists_every_change_newest_first_with_its_event(db_session):
+    # given three figures of one SKU, one of them stale, and a figure of another SKU
+    sku = new_sku()
+    absolute(db_session, sku, 50, T0, event_id="evt_a", location_id="WH-MAIN", reason="GOODS_RECEIPT")
+    delta(db_session, sku, -1, T0 + timedelta(minutes=1), event_id="evt_b")
+    absolute(db_session, sku, 60, T0 - timedelta(minutes=1), event_id="evt_c")
+    absolute(db_session, new_sku(), 7, T0)
+
+    # when the history is read
+    history = stock_history(db_session, sku)
+
+    # then it shows this SKU's changes, newest first, each with its event and what became of it
+    assert [(c.event_id, c.kind, c.outcome, c.resulting_quantity) for c in history] == [
+        ("evt_c", "absolute", "stale", 49),
+        ("evt_b", "delta", "applied", 49),
+        ("evt_a", "absolute", "applied", 50),
+    ]
+    assert (history[2].location_id, history[2].reason) == ("WH-MAIN", "GOODS_RECEIPT")
+    assert [c.event_id for c in stock_history(db_session, sku, limit=2)] == ["evt_c", "evt_b"]
+
+
+def inventory_change(sku: str, event_id: str, qty: int, at: datetime) -> InventoryChange:
+    return InventoryChange.model_validate({
+        "event_id": event_id, "event_type": "inventory.change", "timestamp": at,
+        "data": {"sku": sku, "new_quantity": qty},
+    })
+
+
+@pytest.fixture
+def race_sku(db_engine):
+    sku = new_sku()
+    yield sku
+    with Session(db_engine) as session, session.begin():
+        event_ids = select(StockChange.event_id).where(StockChange.sku == sku).scalar_subquery()
+        session.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.in_(event_ids)))
+        session.execute(delete(StockChange).where(StockChange.sku == sku))
+        session.execute(delete(StockLevel).where(StockLevel.sku == sku))
+
+
+def test_two_processes_racing_on_one_sku_never_go_backwards(db_engine, race_sku):
+    # given 200 figures of one SKU, each delivered to two workers: one takes them oldest first,
+    # the other newest first, each committing one event per transaction on its own connection
+    events = [inventory_change(race_sku, f"evt_race_{uuid.uuid4()}", qty, T0 + timedelta(seconds=qty))
+              for qty in range(200)]
+
+    # when they race
+    errors = race_both_ways(db_engine, apply_inventory_change, events)
+
+    # then nothing failed, the newest figure stands, every figure had its effect once,
+    # and the figures applied, in the order they were applied, only ever moved forward
+    assert errors == []
+    with Session(db_engine) as session:
+        assert quantity(session, race_sku) == 199
+        history = session.scalars(select(StockChange).where(StockChange.sku == race_sku).order_by(StockChange.id)).all()
+    outcomes = {event.event_id: sorted(c.outcome for c in history if c.event_id == event.event_id) for event in events}
+    assert all(len(o) == 2 and o.count("duplicate") == 1 for o in outcomes.values())
+    applied = [c.erp_timestamp for c in history if c.outcome == "applied"]
+    assert applied == sorted(applied)
+
+
+def test_a_total_and_later_sales_racing_on_one_sku_lose_no_sale(db_engine, race_sku):
+    # given totals of 1,000 at even seconds and sales of one unit at odd seconds, each delivered to
+    # two workers: one takes them oldest first, the other newest first, one transaction per event
+    events = [
+        inventory_change(race_sku, f"evt_race_{uuid.uuid4()}", 1000, T0 + timedelta(seconds=second))
+        if second % 2 == 0 else
+        InventoryChange.model_validate({
+            "event_id": f"evt_race_{uuid.uuid4()}", "event_type": "inventory.change",
+            "timestamp": T0 + timedelta(seconds=second), "data": {"sku": race_sku, "quantity_change": -1},
+        })
+        for second in range(200)
+    ]
+
+    # when they race
+    errors = race_both_ways(db_engine, apply_inventory_change, events)
+
+    # then the newest total (second 198) stands with the one sale stamped after it
+    assert errors == []
+    with Session(db_engine) as session:
+        assert quantity(session, race_sku) == 999
+
+
+def open_holds(session: Session, sku: str) -> list[str]:
+    held = select(StockHold.order_id).where(StockHold.sku == sku, StockHold.released_at.is_(None))
+    return list(session.scalars(held))
+
+
+def test_a_total_newer_than_the_erps_acknowledgement_releases_the_hold_a_delta_or_older_total_does_not(db_session):
+    # given an order the ERP acknowledged at T0 holding one unit of a SKU
+    sku = new_sku()
+    order_id = f"ORD-{uuid.uuid4().hex[:8]}"
+    db_session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1", synced_at=T0))
+    db_session.add(StockHold(order_id=order_id, sku=sku, quantity=1))
+    db_session.flush()
+
+    # when a total stamped before the acknowledgement and a later delta arrive
+    absolute(db_session, sku, 50, T0 - timedelta(seconds=1))
+    delta(db_session, sku, -1, T0 + timedelta(seconds=1))
+
+    # then the order still holds its unit: neither may count the order yet
+    assert open_holds(db_session, sku) == [order_id]
+
+    # when a total stamped after the acknowledgement arrives
+    absolute(db_session, sku, 48, T0 + timedelta(seconds=2))
+
+    # then the hold ends
+    assert open_holds(db_session, sku) == []

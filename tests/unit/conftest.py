@@ -1,0 +1,18 @@
+"""The unit tier needs no service. It offers no fixture of the services (asking for `database_url`,
+`broker` or `settings` here is an error), and a test that reaches one anyway fails."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.no_services import guard
+
+
+@pytest.fixture(autouse=True)
+def no_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    reached = guard(monkeypatch)
+    yield reached
+    if reached:
+        pytest.fail("a unit test reached what only integration and e2e tests may: " + "; ".join(reached),
+                    pytrace=False)

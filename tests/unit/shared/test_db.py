@@ -1,0 +1,45 @@
+"""The database's errors as the workers see them: unavailable (retry) or permanent (park)."""
+from __future__ import annotations
+
+import psycopg.errors
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+
+from erp_sync.shared.db import check_database, translate_db_error
+from erp_sync.shared.errors import DatabaseUnavailable, PermanentError
+
+
+def test_check_database_reports_an_unreachable_database() -> None:
+    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/erp_sync")
+
+    with pytest.raises(DatabaseUnavailable) as unavailable:
+        check_database(engine)
+
+    assert isinstance(unavailable.value.__cause__, OperationalError)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused")), DatabaseUnavailable),
+        (InterfaceError("SELECT 1", {}, psycopg.InterfaceError("connection closed")), DatabaseUnavailable),
+        (DisconnectionError("connection invalidated"), DatabaseUnavailable),
+        (OperationalError("UPDATE", {}, psycopg.errors.SerializationFailure("retry")), DatabaseUnavailable),
+        (OperationalError("UPDATE", {}, psycopg.errors.DeadlockDetected("deadlock")), DatabaseUnavailable),
+        (DBAPIError("UPDATE", {}, psycopg.errors.SerializationFailure("retry")), DatabaseUnavailable),
+        (IntegrityError("INSERT", {}, psycopg.errors.CheckViolation("ck")), PermanentError),
+        (DataError("INSERT", {}, psycopg.errors.NumericValueOutOfRange("overflow")), PermanentError),
+    ],
+)
+def test_database_errors_map_to_retry_or_park(error: Exception, expected: type[Exception]) -> None:
+    translated = translate_db_error(error)
+
+    assert type(translated) is expected

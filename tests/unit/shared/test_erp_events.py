@@ -1,0 +1,62 @@
+"""The ERP's events decoded without the ingress: every bad field named, money exact, the timestamp window."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from erp_sync.shared.erp_events import CatalogUpdate, InventoryChange, decode_event, decode_event_of, event_age_problem
+from erp_sync.shared.errors import MessageDecodeError
+from tests.support.bad_events import BAD_EVENTS, OUT_OF_WINDOW
+from tests.support.factories import catalog_event, encode, inventory_event
+
+DECODER_REFUSES = [(body, fields) for name, body, fields in BAD_EVENTS if name not in OUT_OF_WINDOW]
+DECODER_IDS = [name for name, _, _ in BAD_EVENTS if name not in OUT_OF_WINDOW]
+NOW = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
+DAY_S, FIVE_MINUTES_S = 24 * 3600, 300
+
+
+@pytest.mark.parametrize(("body", "fields"), DECODER_REFUSES, ids=DECODER_IDS)
+def test_a_bad_event_is_refused_naming_every_bad_field_and_keeping_its_bytes(body, fields):
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+
+    assert sorted({d["field"] for d in refused.value.details}) == sorted(fields)
+    assert all(d["message"] for d in refused.value.details)
+    assert refused.value.raw == body
+
+
+def test_the_spec_examples_decode_with_money_as_decimal():
+    catalog = decode_event(encode(catalog_event()))
+    inventory = decode_event(encode(inventory_event()))
+
+    assert isinstance(catalog, CatalogUpdate) and isinstance(inventory, InventoryChange)
+    assert catalog.data.variants[0].price == Decimal("79900.00")
+    assert isinstance(catalog.data.variants[0].price, Decimal)
+    assert (inventory.data.sku, inventory.data.new_quantity, inventory.data.quantity_change) == ("IPH15-128-BLK", 49, None)
+
+
+def test_an_event_on_the_wrong_queue_is_refused():
+    with pytest.raises(MessageDecodeError, match="expected event type inventory.change, got catalog.update"):
+        decode_event_of(encode(catalog_event()), InventoryChange)
+
+
+@pytest.mark.parametrize(
+    ("stamped", "problem"),
+    [
+        (NOW - timedelta(seconds=DAY_S), None),
+        (NOW - timedelta(seconds=DAY_S + 1), "older than"),
+        (NOW + timedelta(seconds=FIVE_MINUTES_S), None),
+        (NOW + timedelta(seconds=FIVE_MINUTES_S + 1), "in the future"),
+    ],
+)
+def test_the_timestamp_window(stamped, problem):
+    event = decode_event(encode({**inventory_event(), "timestamp": stamped.isoformat()}))
+
+    found = event_age_problem(event, NOW, max_age_s=DAY_S, max_future_s=FIVE_MINUTES_S)
+
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found

@@ -1,0 +1,22 @@
+"""The publisher without a broker: it fails fast, and at once on the next try."""
+from __future__ import annotations
+
+import pytest
+
+from erp_sync.shared.errors import BrokerUnavailable
+from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
+from erp_sync.shared.topology import EVENTS_EXCHANGE
+
+
+def message(index: int, routing_key: str = "inventory.change", exchange: str = EVENTS_EXCHANGE) -> OutgoingMessage:
+    return OutgoingMessage(exchange, routing_key, f'{{"n": {index}}}'.encode(), message_id=f"evt_{index}")
+
+
+def test_unreachable_broker_fails_fast_with_broker_unavailable():
+    publisher = ConfirmingPublisher("amqp://guest:guest@127.0.0.1:9/%2F", connect_timeout_s=1)
+
+    with pytest.raises(BrokerUnavailable, match="cannot connect"):
+        publisher.publish(message(1))
+    # and a second attempt right after does not wait for another connect
+    with pytest.raises(BrokerUnavailable, match="a moment ago"):
+        publisher.publish(message(2))

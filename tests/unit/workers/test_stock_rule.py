@@ -1,0 +1,119 @@
+"""The stock rule on its own: newer totals win, late totals keep later deltas, deltas count once."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from erp_sync.shared.models import StockChangeOutcome
+from erp_sync.workers.stock_rule import NO_FIGURE, NO_TOTAL_YET, Decision, Delta, Figure, Ledger, Total, next_figure
+
+T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
+APPLIED, STALE, DUPLICATE = StockChangeOutcome.APPLIED, StockChangeOutcome.STALE, StockChangeOutcome.DUPLICATE
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize(
+    ("current", "applied_deltas", "change", "expected"),
+    [
+        pytest.param(NO_FIGURE, [], Total(50, at(0)), Decision(APPLIED, Figure(50, at(0))),
+                     id="a first total sets the figure"),
+        pytest.param(Figure(50, at(0)), [], Total(49, at(1)), Decision(APPLIED, Figure(49, at(1))),
+                     id="a newer total replaces the older"),
+        pytest.param(Figure(49, at(5)), [], Total(50, at(0)), Decision(STALE, Figure(49, at(5))),
+                     id="an older total is stale"),
+        pytest.param(Figure(50, at(0)), [], Total(49, at(0)), Decision(APPLIED, Figure(49, at(0))),
+                     id="on a tie the later arrival wins"),
+        pytest.param(Figure(50, at(0)), [], Delta(-1, at(0.5)), Decision(APPLIED, Figure(49, at(0))),
+                     id="a delta adds and keeps the total's timestamp"),
+        pytest.param(Figure(50, at(0)), [], Delta(-1, at(0)), Decision(APPLIED, Figure(49, at(0))),
+                     id="a delta stamped with the total's timestamp counts"),
+        pytest.param(Figure(49, at(5)), [], Delta(-1, at(0)), Decision(STALE, Figure(49, at(5))),
+                     id="a delta older than the total is stale"),
+        pytest.param(NO_FIGURE, [], Delta(5, at(2)), Decision(APPLIED, Figure(5, NO_TOTAL_YET)),
+                     id="a delta without a figure applies onto zero"),
+        pytest.param(Figure(15, NO_TOTAL_YET), [(at(1), 10), (at(2), 5)], Total(12, at(0)),
+                     Decision(APPLIED, Figure(27, at(0))),
+                     id="a first total however old replaces the guess and keeps later deltas"),
+        pytest.param(Figure(49, at(-60)), [(at(1), -1)], Total(50, at(0)), Decision(APPLIED, Figure(49, at(0))),
+                     id="a late total keeps a later sale"),
+        pytest.param(Figure(49, at(-60)), [(at(-30), -1), (at(0), -2), (at(1), 4)], Total(50, at(0)),
+                     Decision(APPLIED, Figure(52, at(0))),
+                     id="a total adds back the deltas stamped at or after it, no earlier ones"),
+        pytest.param(Figure(49, at(5)), [], Total(60, at(6)), Decision(DUPLICATE, Figure(49, at(5))),
+                     id="a duplicate changes nothing"),
+    ],
+)
+def test_next_figure(current, applied_deltas, change, expected):
+    # given a SKU's figure and the deltas applied since it
+    # when an event arrives
+    decision = next_figure(current, applied_deltas, change, duplicate=expected.outcome is DUPLICATE)
+
+    # then the rule decides as the table says
+    assert decision == expected
+
+
+@st.composite
+def arrivals(draw):
+    """Totals at distinct seconds and deltas at any of them, in some arrival order."""
+    seconds = draw(st.lists(st.integers(0, 20), unique=True, max_size=6))
+    totals = [Total(draw(st.integers(0, 100)), T0 + timedelta(seconds=s)) for s in seconds]
+    stamps = st.integers(0, 20).map(lambda s: T0 + timedelta(seconds=s))
+    deltas = draw(st.lists(st.builds(Delta, st.integers(-5, 5), stamps), max_size=10))
+    return draw(st.permutations(totals + deltas))
+
+
+@given(changes=arrivals())
+def test_any_arrival_order_ends_at_the_newest_total_plus_the_deltas_stamped_since(changes):
+    # given totals and deltas of one SKU arriving in any order
+    ledger = Ledger()
+
+    # when each passes through the rule
+    for change in changes:
+        ledger.take(change)
+
+    # then the figure is the newest total plus every delta stamped at or after it
+    # (or the sum of the deltas while there is no total)
+    totals = [change for change in changes if isinstance(change, Total)]
+    newest = max(totals, key=lambda total: total.stamped, default=Total(0, NO_TOTAL_YET))
+    since = sum(change.change for change in changes if isinstance(change, Delta) and change.stamped >= newest.stamped)
+    assert ledger.figure == Figure(newest.quantity + since, newest.stamped)
+
+
+@given(changes=arrivals(), data=st.data())
+def test_a_duplicate_anywhere_changes_nothing(changes, data):
+    # given the same arrivals, once as they are and once with copies recorded as duplicates
+    once, with_copies = Ledger(), Ledger()
+    for change in changes:
+        once.take(change)
+
+    # when copies of some events arrive again among them
+    for change in changes:
+        with_copies.take(change)
+        if data.draw(st.booleans()):
+            assert with_copies.take(change, duplicate=True).outcome is DUPLICATE
+
+    # then both end at the same figure, having counted the same deltas
+    assert with_copies == once
+
+
+@given(changes=arrivals())
+def test_the_figure_only_moves_forward_and_a_stale_event_changes_nothing(changes):
+    # given a SKU taking events in any order
+    ledger = Ledger()
+    for change in changes:
+        before = ledger.figure
+
+        # when an event passes through the rule
+        decision = ledger.take(change)
+
+        # then its total's timestamp never goes back, and an event that did not apply left the figure alone
+        assert ledger.figure.as_of >= before.as_of
+        if decision.outcome is not APPLIED:
+            assert ledger.figure == before
+        assert decision.figure == ledger.figure

@@ -1,0 +1,174 @@
+"""The ERP's HTTP edge: what each answer and each transport failure of a call to the ERP means.
+
+The orders client (workers/erp_client.py) and the snapshot reader (workers/snapshot_reader.py)
+both go through here, so an answer means the same to both:
+
+    answer or failure                              error             why
+    2xx                                            (none)            done
+    408, 425, 429, 5xx; unreachable, timed out,    ErpUnavailable    the ERP is busy or down: it goes away
+      reset, a stream cut short, a TLS handshake                     by itself; a few quick tries here
+    401, 403, 407                                  ErpMisconfigured  our credentials: an operator must fix
+    404, 405, 410, 421; 3xx (redirects not taken)  ErpMisconfigured  our base URL or endpoint, likewise
+    a certificate we do not trust; a malformed     ErpMisconfigured  ERP_CA_BUNDLE, ERP_BASE_URL, the token
+      URL or header; a redirect loop
+    any other 4xx (400, 409, 413, 422, ...)        ErpRejected       the request itself is refused, for good
+
+ErpMisconfigured is an ErpUnavailable (the request is not at fault and must wait, never be
+refused) that `quick_retries` does not retry: only an operator can make it succeed. A 409 to an
+order means the ERP already has it, a success: the orders client checks for it before calling
+`check_answer`. Every error keeps the URL (without its query: a presigned URL's signature stays
+out of logs), the status and an excerpt of the body.
+"""
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import backoff
+import requests
+import urllib3
+
+from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+ErpErrorClass = type[ErpUnavailable] | type[ErpRejected]
+
+MAX_BODY_BYTES = 2000
+COME_BACK_LATER = frozenset({408, 425, 429})
+# Answers that say nothing about the request, only that our side of the link is wrong.
+NOT_ABOUT_THE_REQUEST = {
+    401: "the ERP refused our token: check ERP_API_TOKEN",
+    403: "the ERP does not allow our token this call: check ERP_API_TOKEN and its rights at the ERP",
+    404: "no such endpoint: check ERP_BASE_URL",
+    405: "the endpoint does not take this method: check ERP_BASE_URL",
+    407: "the proxy wants credentials: check HTTPS_PROXY",
+    410: "the endpoint is gone: check ERP_BASE_URL",
+    421: "the server is not the ERP for that host: check ERP_BASE_URL",
+}
+REDIRECT_HINT = "a redirect to {}: set ERP_BASE_URL to where it points"
+
+# Transport failures, from requests and (while a streamed body is read) urllib3 and the socket.
+# The most specific class of an exception's MRO found here decides, as in httpx's
+# map_httpcore_exceptions.
+TRANSPORT_ERRORS: dict[type[Exception], tuple[type[ErpUnavailable], str]] = {
+    requests.exceptions.InvalidURL: (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):"),
+    requests.exceptions.MissingSchema: (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):"),
+    requests.exceptions.InvalidSchema: (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):"),
+    requests.exceptions.URLRequired: (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):"),
+    requests.exceptions.InvalidHeader: (ErpMisconfigured, "a header we send is invalid (check ERP_API_TOKEN) for"),
+    requests.exceptions.TooManyRedirects: (ErpMisconfigured, "redirects without end (check ERP_BASE_URL):"),
+    # Refined in `_transport_error`: only a certificate we do not trust is configuration.
+    requests.exceptions.SSLError: (ErpUnavailable, "no TLS link to"),
+    requests.exceptions.ProxyError: (ErpUnavailable, "cannot reach the ERP through the proxy at"),
+    requests.exceptions.ConnectTimeout: (ErpUnavailable, "cannot reach the ERP in time at"),
+    requests.ConnectionError: (ErpUnavailable, "cannot reach the ERP at"),
+    requests.Timeout: (ErpUnavailable, "the ERP did not answer in time at"),
+    requests.exceptions.ChunkedEncodingError: (ErpUnavailable, "the stream broke off from"),
+    requests.exceptions.ContentDecodingError: (ErpUnavailable, "the stream broke off from"),
+    # InvalidJSONError, RetryError, StreamConsumedError...: the request may or may not have reached
+    # the ERP; an order's Idempotency-Key makes trying again safe.
+    requests.RequestException: (ErpUnavailable, "the request failed at"),
+    urllib3.exceptions.TimeoutError: (ErpUnavailable, "the ERP did not answer in time at"),
+    urllib3.exceptions.HTTPError: (ErpUnavailable, "the stream broke off from"),
+    TimeoutError: (ErpUnavailable, "the ERP did not answer in time at"),
+    OSError: (ErpUnavailable, "the stream broke off from"),
+}
+CAUGHT = tuple(TRANSPORT_ERRORS)
+TRUST_HINT = "a certificate we do not trust (check ERP_CA_BUNDLE) at"
+
+
+def error_class(status: int) -> ErpErrorClass | None:
+    """The error an answer with this status raises; None for a success."""
+    if 200 <= status < 300:
+        return None
+    if status >= 500 or status in COME_BACK_LATER:
+        return ErpUnavailable
+    if 300 <= status < 400 or status in NOT_ABOUT_THE_REQUEST:
+        return ErpMisconfigured
+    if 400 <= status < 500:
+        return ErpRejected
+    return ErpUnavailable  # a 1xx as the final answer: the link is confused, not the request
+
+
+def check_answer(what: str, response: requests.Response) -> None:
+    """Raise the error the response's status maps to; return for a success."""
+    status = response.status_code
+    kind = error_class(status)
+    if kind is None:
+        return
+    url, body = shown(response.url), body_excerpt(response)
+    if kind is ErpRejected:
+        raise ErpRejected(f"{what}: {url} refused it with {status}: {body}", status=status, body=body, url=url)
+    if kind is ErpMisconfigured:
+        hint = NOT_ABOUT_THE_REQUEST.get(status) or REDIRECT_HINT.format(response.headers.get("Location", "nowhere"))
+        raise ErpMisconfigured(f"{what}: {url} answered {status}, {hint}", status=status, body=body, url=url)
+    raise ErpUnavailable(f"{what}: {url} answered {status}", status=status, body=body, url=url)
+
+
+@contextmanager
+def translated(what: str, url: str) -> Iterator[None]:
+    """Map the transport failures of a call to `url`, or of reading its body, onto our tree; the cause stays chained."""
+    try:
+        yield
+    except CAUGHT as exc:
+        raise transport_error(what, url, exc) from exc
+
+
+def transport_error(what: str, url: str, exc: Exception) -> ErpUnavailable:
+    """Our error for one transport failure (any exception in TRANSPORT_ERRORS)."""
+    kind, says = next(TRANSPORT_ERRORS[cls] for cls in type(exc).__mro__ if cls in TRANSPORT_ERRORS)
+    if isinstance(exc, requests.exceptions.SSLError) and _certificate_refused(exc):
+        kind, says = ErpMisconfigured, TRUST_HINT
+    return kind(f"{what}: {says} {shown(url)} ({type(exc).__name__}: {exc})", url=shown(url))
+
+
+def quick_retries(tries: int, base_s: float, on_retry: Callable[[dict[str, Any]], None] | None = None,
+                  ) -> Callable[[F], F]:
+    """A decorator: up to `tries` tries, growing pauses, on ErpUnavailable alone, never on ErpMisconfigured."""
+
+    def log_retry(details: Any) -> None:
+        logger.warning("ERP call retry %d in %.2f s: %s", details["tries"], details["wait"], details.get("exception"))
+        if on_retry is not None:
+            on_retry(dict(details))
+
+    decorator: Callable[[F], F] = backoff.on_exception(
+        backoff.expo, ErpUnavailable, max_tries=tries, factor=base_s, jitter=backoff.full_jitter,
+        giveup=lambda exc: isinstance(exc, ErpMisconfigured), on_backoff=log_retry, raise_on_giveup=True,
+    )
+    return decorator
+
+
+def body_excerpt(response: requests.Response) -> str:
+    """The first MAX_BODY_BYTES of the body (of a streamed one too), or "" when it cannot be read."""
+    try:
+        chunk = next(response.iter_content(MAX_BODY_BYTES), b"")
+    except CAUGHT:
+        return ""
+    return chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else str(chunk)
+
+
+def shown(url: str) -> str:
+    """The URL as errors and logs show it: no credentials, no query (a presigned URL's signature)."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether the ERP's certificate failed verification, somewhere in the wrapped causes of a TLS failure."""
+    todo, seen = [exc], set()
+    while todo:
+        error = todo.pop()
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return True
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        wrapped = [*error.args, getattr(error, "reason", None), error.__cause__, error.__context__]
+        todo.extend(item for item in wrapped if isinstance(item, BaseException))
+    return False

@@ -1,0 +1,100 @@
+"""The stock rule, once: a SKU's next figure from its current one and an incoming ERP event.
+
+A figure is a quantity and `as_of`, the ERP timestamp of the total it builds on. Pure: no
+database; workers/stock.py loads what it needs and writes what it decides, and the nightly
+sweep's set-based SQL (workers/reconcile.py) is tested against it.
+
+- A total stamped T replaces the figure unless the figure builds on a newer total, and the
+  deltas already applied that are stamped at or after T are added back onto it: the total cannot
+  contain them, so a total that arrives late never wipes out a later sale. On a tie the
+  later-arriving total wins: ERP timestamps may have second resolution, and a second total within
+  the same second is more likely the later one.
+- A delta adds to the figure unless it is older than the total the figure builds on (which then
+  already contains it). A delta never moves `as_of`: deltas commute, so each one counts exactly
+  once whatever order they arrive in, whereas moving the mark would turn a late older delta stale.
+- A SKU with no figure yet has `NO_FIGURE`: a delta applies onto 0 and leaves the figure
+  `NO_TOTAL_YET`. A brand new item's first goods receipt is then exact, an unknown prior stock
+  counts as none (the storefront never shows stock the ERP has not reported), and the ERP's first
+  total, however old, replaces the guess (keeping the deltas stamped after it).
+- An event seen before (a redelivery, a replay) changes nothing: a duplicate.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from erp_sync.shared.models import StockChangeOutcome
+
+# Older than any ERP timestamp: the quantity is a sum of deltas, not yet anchored on a total.
+NO_TOTAL_YET = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """A SKU's stock as the ERP reported it: a quantity, built on the total stamped `as_of`."""
+
+    quantity: int
+    as_of: datetime
+
+
+NO_FIGURE = Figure(0, NO_TOTAL_YET)
+
+
+@dataclass(frozen=True, slots=True)
+class Total:
+    """An absolute figure (`new_quantity`) stamped by the ERP."""
+
+    quantity: int
+    stamped: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A difference (`quantity_change`) stamped by the ERP."""
+
+    change: int
+    stamped: datetime
+
+
+Change = Total | Delta
+AppliedDelta = tuple[datetime, int]  # (stamped, change) of a delta already counted in the figure
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What became of an event, and the SKU's figure after it."""
+
+    outcome: StockChangeOutcome
+    figure: Figure
+
+
+def next_figure(
+    current: Figure, applied_deltas: Iterable[AppliedDelta], change: Change, *, duplicate: bool = False
+) -> Decision:
+    """The outcome of `change` on a SKU at `current`, given the deltas applied since `current.as_of`."""
+    if duplicate:
+        return Decision(StockChangeOutcome.DUPLICATE, current)
+    if current.as_of > change.stamped:
+        return Decision(StockChangeOutcome.STALE, current)
+    if isinstance(change, Total):
+        later = sum(delta for stamped, delta in applied_deltas if stamped >= change.stamped)
+        return Decision(StockChangeOutcome.APPLIED, Figure(change.quantity + later, change.stamped))
+    return Decision(StockChangeOutcome.APPLIED, Figure(current.quantity + change.change, current.as_of))
+
+
+@dataclass
+class Ledger:
+    """One SKU's figure and applied deltas, as events pass through the rule in arrival order."""
+
+    figure: Figure = NO_FIGURE
+    applied_deltas: list[AppliedDelta] = field(default_factory=list)
+
+    def take(self, change: Change, *, duplicate: bool = False) -> Decision:
+        """Decide `change` by the rule and carry its effect forward to the next event."""
+        decision = next_figure(self.figure, self.applied_deltas, change, duplicate=duplicate)
+        if decision.outcome is StockChangeOutcome.APPLIED:
+            self.figure = decision.figure
+            if isinstance(change, Delta):
+                self.applied_deltas.append((change.stamped, change.change))
+        return decision
