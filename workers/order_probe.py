@@ -4,7 +4,7 @@ Every `ERP_PROBE_INTERVAL_S`: holds of orders the ERP acknowledged more than `HO
 ago are released (the ERP's own figure should have arrived by then). Orders still `received` or
 `pending_sync` untouched for `ORDER_STRANDED_AFTER_S` have lost their push message (parked after
 the database failed it too often, or purged by hand): each is asked to be pushed again, ERP or
-not. When local_only orders exist and the ERP answers a probe, the oldest is asked to be pushed;
+not. When local_only orders are due and the ERP answers a probe, the oldest is asked to be pushed;
 each one the ERP answers then asks for the next (see `order_sync`). The row decides each push.
 """
 from __future__ import annotations
@@ -61,8 +61,9 @@ class OrderProbe:
         now = now or datetime.now(UTC)
         with self._session_factory() as session, session.begin():
             released = release_expired_holds(session, self._grace_period_s, now)
-            if released:
-                logger.info("released %d holds past their %.0f s grace period", released, self._grace_period_s)
+        if released:
+            logger.info("released %d holds past their %.0f s grace period", released, self._grace_period_s)
+        with self._session_factory() as session, session.begin():
             # Published before the commit, so a failed publish leaves them stranded for the next round.
             stranded = touch_stranded(session, now - timedelta(seconds=self._stranded_after_s), RESEND_BATCH)
             self._publisher.publish_all([push_message(order_id) for order_id in stranded])

@@ -65,7 +65,11 @@ UPDATE stock_holds SET released_at = :now, release_reason = 'grace_period'
  WHERE released_at IS NULL
    AND order_id IN (SELECT order_id FROM orders WHERE synced_at < :now - :grace_period)
 """)
-_OLDEST_LOCAL_ONLY = text("SELECT order_id FROM orders WHERE status = 'local_only' ORDER BY arrival LIMIT 1")
+_OLDEST_LOCAL_ONLY = text("""
+SELECT order_id FROM orders
+ WHERE status = 'local_only' AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp())
+ ORDER BY arrival LIMIT 1
+""")
 # Marked as touched (updated_at) so that the next rounds leave them alone while their push waits.
 _TOUCH_STRANDED = text("""
 UPDATE orders SET updated_at = now()
@@ -158,7 +162,7 @@ def release_expired_holds(session: Session, grace_period_s: float, now: datetime
 
 
 def oldest_local_only(session: Session) -> str | None:
-    """The local_only order that arrived first, if any."""
+    """The local_only order that arrived first among those due, if any."""
     order_id: str | None = session.scalar(_OLDEST_LOCAL_ONLY)
     return order_id
 

@@ -4,8 +4,8 @@
              ──4xx──────────▶ rejected (holds released at once, alert)
              ──unreachable──▶ pending_sync ──its retry, ORDER_RETRY_INTERVAL_S later──▶ push again
                               └── ORDER_RETRY_WINDOW_S after the first attempt ──▶ local_only
-    local_only ──the ERP probe re-sends the oldest──▶ push again (stays local_only if that fails);
-               once the ERP has answered, the next oldest local_only order follows
+    local_only ──the ERP probe re-sends the oldest──▶ push again; once the ERP has answered, the
+               next oldest local_only order follows (one that fails waits ORDER_RETRY_INTERVAL_S)
 
 A push message only names the order. Its receiver locks the row and pushes only a due order, so a
 duplicate, a stale retry or a re-send is harmless: at most one message of an order finds it due.
@@ -60,7 +60,7 @@ def is_due(row: PushState, *, redelivered: bool) -> bool:
     """Whether a message naming this order should push it now."""
     if row.status in SETTLED:
         return False
-    if row.status == OrderStatus.PENDING_SYNC and row.next_attempt_at is not None and row.next_attempt_at > row.now:
+    if row.next_attempt_at is not None and row.next_attempt_at > row.now:
         # Its retry waits in the delay queue. A redelivered message may be all that is left of it
         # (its worker died between the commit and the publish): pushed early, it costs one call,
         # and the retry it overtook then finds the order not yet due.
@@ -124,6 +124,8 @@ def _rejected(session: Session, row: PushState, reason: str) -> None:
 def _unavailable(row: PushState, error: ErpUnavailable, policy: PushPolicy) -> list[OutgoingMessage]:
     row.last_error = str(error)[:MAX_ERROR_CHARS]
     if row.status == OrderStatus.LOCAL_ONLY:
+        # Not due for a while, so that the probe's next round starts with the orders after it.
+        row.next_attempt_at = row.now + timedelta(seconds=policy.retry_interval_s)
         logger.warning("order %s still local_only, the ERP is unreachable: %s", row.order_id, error)
         return []
     assert row.first_attempt_at is not None  # set by push_order before sending

@@ -17,7 +17,7 @@ from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
-from erp_sync.workers.order_store import release_expired_holds
+from erp_sync.workers.order_store import oldest_local_only, release_expired_holds
 from erp_sync.workers.orders import build_push_handler, erp_client, record_order
 
 @pytest.fixture
@@ -274,6 +274,29 @@ def test_order_goes_local_only_after_the_window(make_handler, sandbox, db_sessio
     # and a re-sent message that fails again leaves it local_only
     assert handle.push(delivery(retry.body, tag=3), db_session) == []
     assert order_row(db_session).status == "local_only"
+
+
+def test_local_only_orders_go_oldest_first_and_one_that_fails_again_waits_behind_the_others(
+        make_handler, sandbox, db_session):
+    # given three local_only orders, from the oldest ORD-1 to ORD-3
+    handle = make_handler()
+    sandbox.fault("down")
+    for order_id in ("ORD-1", "ORD-2", "ORD-3"):
+        handle(delivery(order_body(order_id)), db_session)
+    db_session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
+    assert oldest_local_only(db_session) == "ORD-1"
+
+    # when the oldest is pushed again and fails, then the next round starts with the one after it
+    assert handle.push(delivery(push_body("ORD-1")), db_session) == []
+    assert order_row(db_session, "ORD-1").status == "local_only"
+    assert oldest_local_only(db_session) == "ORD-2"
+
+    # when the ERP answers again, each order it takes asks for the next due one, until none is left
+    sandbox.fault("none")
+    [following] = handle.push(delivery(push_body("ORD-2")), db_session)
+    assert following.body == push_body("ORD-3")
+    assert handle.push(delivery(following.body), db_session) == []
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-2", "ORD-3"]
 
 
 @pytest.mark.parametrize("body, problem", [

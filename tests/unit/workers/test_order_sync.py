@@ -28,6 +28,8 @@ def row(status: str, next_attempt_at: datetime | None = None) -> PushState:
     # handed out again by the broker, it may be all that is left of that retry
     ("pending_sync", NOW + timedelta(minutes=10), True, True),
     ("local_only", None, False, True),
+    # it failed again a moment ago: the probe's next round starts with the orders after it
+    ("local_only", NOW + timedelta(minutes=10), False, False),
 ])
 def test_a_message_pushes_only_an_order_that_is_due(status, next_attempt_at, redelivered, due):
     assert is_due(row(status, next_attempt_at), redelivered=redelivered) is due
