@@ -2,7 +2,8 @@
 
 It takes messages in small batches, has a worker thread run the handler over each batch in one
 database transaction (a savepoint per message; a batch of one needs none), and only after the
-commit acks them. A worker may bring a runner of its own instead (the orders worker does). A worker
+commit acks them. A worker whose messages each wait on something slow uses `ConcurrentConsumer`
+instead: several messages under way at once, each acked as soon as it is done. A worker
 may also offer a batch handler: it gets the whole batch first, without savepoints, and if it fails
 the batch is rolled back and run again message by message, which finds the culprit. A failed
 message goes to its delay queue (transient) or its parking queue (permanent) before its ack, so
