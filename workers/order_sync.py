@@ -61,9 +61,10 @@ def is_due(row: PushState, *, redelivered: bool) -> bool:
     if row.status in SETTLED:
         return False
     if row.next_attempt_at is not None and row.next_attempt_at > row.now:
-        # Its retry waits in the delay queue. A redelivered message may be all that is left of it
-        # (its worker died between the commit and the publish): pushed early, it costs one call,
-        # and the retry it overtook then finds the order not yet due.
+        # Its retry waits in the delay queue (a local_only one: for a later probe round). A
+        # redelivered message may be all that is left of that retry (its worker died between the
+        # commit and the publish): pushed early, it costs one call, and the retry it overtook then
+        # finds the order not yet due.
         return redelivered
     return True
 
