@@ -6,7 +6,7 @@ import argparse
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from erp_sync.ingress.serve import serve
+from erp_sync.ingress.serve import door_listener, serve
 from erp_sync.shared.settings import load_settings
 
 WEBHOOK_PATH = "/webhooks/erp"
@@ -26,7 +26,8 @@ def create_bare_app() -> Flask:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    serve(load_settings(), port=parser.parse_args().port, app_factory=create_bare_app)
+    settings = load_settings()
+    serve(settings, create_bare_app, door_listener(settings, parser.parse_args().port))
 
 
 if __name__ == "__main__":

@@ -2,16 +2,32 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pika.exceptions import AMQPError
+from sqlalchemy.exc import SQLAlchemyError
+
 from bench.phases import progress
 from bench.report import beside_baseline, emit, load_baseline
+from bench.servers import ServerFailed
+from erp_sync.shared.errors import ErpSyncError
 
 EXIT_OK, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 130
+# What ends a worker benchmark with one line instead of a traceback.
+SERVICE_FAILURES = (ServerFailed, ErpSyncError, RuntimeError, subprocess.CalledProcessError, OSError, AMQPError,
+                    SQLAlchemyError)
+
+
+def quiet_logging() -> None:
+    """Warnings and errors only: the publisher reports its own orderly close as a warning, not news here."""
+    logging.basicConfig(level=logging.WARNING, format="bench: %(name)s: %(message)s")
+    logging.getLogger("erp_sync.shared.publisher").setLevel(logging.ERROR)
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:

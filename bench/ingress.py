@@ -10,22 +10,21 @@ One JSON line goes to stdout, progress to stderr:
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import argparse
 import secrets
 import subprocess
+import sys
 import tempfile
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench import wrk
 from bench.bare import WEBHOOK_PATH
+from bench.harness import run_benchmark
 from bench.loadgen import Post
 from bench.phases import IngressRun, Plan, Throughput, measure_bare, measure_ingress
-from bench.harness import run_benchmark
 from bench.sandbox import private_database, private_vhost
 from bench.servers import ServerFailed, server_env
 from erp_sync.ingress.serve import gunicorn_options

@@ -1,12 +1,10 @@
 """The orders benchmark's phases: drain pre-filled orders to the ERP, and time paced orders to `synced`."""
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -23,6 +21,7 @@ from bench.order_load import (
     publish_paced,
 )
 from bench.phases import progress
+from bench.stage import Stage
 from bench.worker_procs import workers_running
 
 POLL_INTERVAL_S = 0.05
@@ -34,17 +33,12 @@ _TIMES = text("SELECT order_id, status, synced_at, updated_at FROM orders WHERE 
 
 
 @dataclass(frozen=True)
-class Setup:
-    """What every phase needs: the options, the workers' environment, the services, a scratch folder."""
+class Setup(Stage):
+    """A stage with the sandbox ERP: its URL, its token, the SKUs of its catalog."""
 
-    args: argparse.Namespace
-    env: dict[str, str]
-    amqp_url: str
-    engine: Engine
     erp_url: str
     token: str
     skus: list[str]
-    work_dir: Path
 
 
 @dataclass(frozen=True)

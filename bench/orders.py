@@ -10,31 +10,25 @@ line goes to stdout, progress to stderr:
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import argparse
-import logging
 import os
 import secrets
-import subprocess
+import sys
 import tempfile
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import requests
-from pika.exceptions import AMQPError
-from sqlalchemy.exc import SQLAlchemyError
 
 from bench.drain import bench_engine
+from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
 from bench.order_erp import erp_sync, migrate, sandbox_env
 from bench.order_figures import figures
 from bench.order_load import write_catalog
 from bench.order_phases import Setup, latency, throughput
-from bench.harness import run_benchmark
 from bench.sandbox import private_database, private_vhost
-from bench.servers import HOST, ServerFailed, free_port, running, server_env
-from erp_sync.shared.errors import ErpSyncError
+from bench.servers import HOST, free_port, running, server_env
 from erp_sync.shared.settings import load_settings
 
 COMPARED = ("orders_1w_per_s", "orders_2w_per_s", "scaling", "publish_to_synced_p50_ms", "publish_to_synced_p99_ms")
@@ -75,7 +69,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         migrate(env)
         engine = bench_engine(database_url)
         stack.callback(engine.dispose)
-        setup = Setup(args, env, amqp_url, engine, erp_url, token, skus, work_dir)
+        setup = Setup(args, env, amqp_url, engine, work_dir, erp_url=erp_url, token=token, skus=skus)
         one = throughput(setup, 1)
         two = throughput(setup, 2)
         seen = latency(setup)
@@ -84,18 +78,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # The publisher reports its own orderly close as a warning; only real trouble is news here.
-    logging.basicConfig(level=logging.WARNING, format="bench: %(name)s: %(message)s")
-    logging.getLogger("erp_sync.shared.publisher").setLevel(logging.ERROR)
-    failures = (ServerFailed,
-                ErpSyncError,
-                RuntimeError,
-                subprocess.CalledProcessError,
-                OSError,
-                AMQPError,
-                SQLAlchemyError,
-                requests.RequestException)
-    return run_benchmark(run, args, COMPARED, failures)
+    quiet_logging()
+    return run_benchmark(run, args, COMPARED, SERVICE_FAILURES + (requests.RequestException,))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,15 @@ from pathlib import Path
 from bench import queues, wrk
 from bench.bare import WEBHOOK_PATH
 from bench.loadgen import Post, Result, closed_loop, open_loop
-from bench.servers import HOST, ServerFailed, bare_command, free_port, ingress_command, log_tail, running
+from bench.servers import (
+    HOST,
+    ServerFailed,
+    bare_command,
+    free_port,
+    ingress_command,
+    log_tail,
+    running,
+)
 from erp_sync.shared.topology import WORK_QUEUES
 
 INGRESS_QUEUE = WORK_QUEUES["inventory"].name

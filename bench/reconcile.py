@@ -9,18 +9,17 @@ as the kernel reports it when the process is reaped. One JSON line goes to stdou
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import argparse
 import dataclasses
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg

@@ -12,7 +12,11 @@ from sqlalchemy.pool import NullPool
 
 from erp_sync.shared.broker import declare_all
 from erp_sync.shared.db import psycopg_url
-from erp_sync.shared.migrate import MAINTENANCE_DATABASE, create_database_if_missing, upgrade_schema
+from erp_sync.shared.migrate import (
+    MAINTENANCE_DATABASE,
+    create_database_if_missing,
+    upgrade_schema,
+)
 
 
 def _rabbitmqctl(*args: str, check: bool = True) -> None:

@@ -1,13 +1,9 @@
 """The workers benchmark's phases: drain a pre-filled queue, and follow paced events to the read API."""
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from dataclasses import dataclass
-from pathlib import Path
-
-from sqlalchemy import Engine
 
 from bench import queues
 from bench.drain import Drain, empty_tables, wait_processed
@@ -15,6 +11,7 @@ from bench.events import catalog_groups, stock_events
 from bench.phases import progress
 from bench.prefill import prefill
 from bench.servers import HOST, free_port, ingress_command, running
+from bench.stage import Stage
 from bench.visibility import Pace, Visibility, paced
 from bench.worker_procs import workers_running
 from erp_sync.shared.topology import WORK_QUEUES
@@ -26,15 +23,10 @@ RETRY_LOG, PARK_LOG = "; attempt ", "parking message "
 
 
 @dataclass(frozen=True)
-class Setup:
-    """What every phase needs: the options, the services' environment, the database, a scratch folder."""
+class Setup(Stage):
+    """A stage whose webhooks are signed with `secret`."""
 
-    args: argparse.Namespace
-    env: dict[str, str]
-    amqp_url: str
-    engine: Engine
     secret: str
-    work_dir: Path
 
 
 @dataclass(frozen=True)

@@ -10,28 +10,26 @@ read API. One JSON line goes to stdout, progress to stderr:
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import argparse
-import logging
 import os
 import secrets
-import subprocess
+import sys
 import tempfile
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
-from pika.exceptions import AMQPError
-from sqlalchemy.exc import SQLAlchemyError
-
 from bench.drain import bench_engine
-from bench.harness import run_benchmark
+from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
 from bench.sandbox import private_database, private_vhost
-from bench.servers import ServerFailed, server_env
+from bench.servers import server_env
 from bench.worker_figures import figures
-from bench.worker_phases import Setup, catalog_throughput, inventory_throughput, visibility
-from erp_sync.shared.errors import ErpSyncError
+from bench.worker_phases import (
+    Setup,
+    catalog_throughput,
+    inventory_throughput,
+    visibility,
+)
 from erp_sync.shared.settings import load_settings
 
 COMPARED = ("inventory_1w_eps", "inventory_2w_eps", "visible_p50_ms", "visible_p99_ms", "catalog_groups_per_s")
@@ -67,7 +65,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = load_settings(amqp_url=amqp_url, database_url=database_url, erp_webhook_secret=secret)
         engine = bench_engine(database_url)
         stack.callback(engine.dispose)
-        setup = Setup(args, server_env(settings, secret, work_dir / "metrics"), amqp_url, engine, secret, work_dir)
+        setup = Setup(args, server_env(settings, secret, work_dir / "metrics"), amqp_url, engine, work_dir, secret=secret)
         one = inventory_throughput(setup, 1)
         two = inventory_throughput(setup, 2)
         catalog = catalog_throughput(setup)
@@ -77,17 +75,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # The publisher reports its own orderly close as a warning; only real trouble is news here.
-    logging.basicConfig(level=logging.WARNING, format="bench: %(name)s: %(message)s")
-    logging.getLogger("erp_sync.shared.publisher").setLevel(logging.ERROR)
-    failures = (ServerFailed,
-                ErpSyncError,
-                RuntimeError,
-                subprocess.CalledProcessError,
-                OSError,
-                AMQPError,
-                SQLAlchemyError)
-    return run_benchmark(run, args, COMPARED, failures)
+    quiet_logging()
+    return run_benchmark(run, args, COMPARED, SERVICE_FAILURES)
 
 
 if __name__ == "__main__":

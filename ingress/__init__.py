@@ -1,4 +1,9 @@
-"""The ingress: a thin Flask app that takes the ERP's signed webhooks and puts them on RabbitMQ."""
+"""The HTTP edges, one app per audience.
+
+`create_app`: the ERP's door (`erp-sync ingress`), which takes signed webhooks and puts them on
+RabbitMQ. `storefront.create_api_app`: the storefront's read API (`erp-sync api`), behind its
+own token. Each runs in processes of its own, so neither's load or outage reaches the other.
+"""
 from __future__ import annotations
 
 from flask import Flask
@@ -7,25 +12,17 @@ from erp_sync.shared.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """The app factory (gunicorn: `ingress:create_app()`)."""
-    from erp_sync.ingress import (
-        errors,
-        extensions,
-        health,
-        metrics,
-        orders_api,
-        read_api,
-        webhooks,
-    )
+    """The ERP's door: the webhook and the probes."""
+    from erp_sync.ingress import errors, extensions, health, metrics, webhooks
 
     config = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.webhook_max_body_bytes
     extensions.init_app(app, config)
+    # Fails at start, naming ERP_WEBHOOK_SECRET, when no secret is configured.
+    app.extensions["erp_sync.secrets"] = config.webhook_secrets()
     errors.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
-    app.register_blueprint(read_api.bp)
-    app.register_blueprint(orders_api.bp)
     return app

@@ -49,7 +49,14 @@ def _render_database_error(error: SQLAlchemyError) -> tuple[Response, int, dict[
     return jsonify(body), 503, {"Retry-After": retry_after}
 
 
+def _nosniff(response: Response) -> Response:
+    # A browser must never take a JSON answer (which may echo ERP text) for HTML or script.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.after_request(_nosniff)
     app.register_error_handler(ApiError, _render_api_error)
     app.register_error_handler(SQLAlchemyError, _render_database_error)
     app.register_error_handler(HTTPException, _render_http_exception)

@@ -11,8 +11,6 @@ from erp_sync.shared.settings import Settings
 
 def init_app(app: Flask, config: Settings) -> None:
     app.extensions["erp_sync.settings"] = config
-    # Fails at start, naming ERP_WEBHOOK_SECRET, when no secret is configured.
-    app.extensions["erp_sync.secrets"] = config.webhook_secrets()
     app.extensions["erp_sync.publisher"] = ConfirmingPublisher(
         config.amqp_url, confirm_timeout_s=config.publish_confirm_timeout_s
     )

@@ -30,7 +30,7 @@ def _hold_json(hold: StockHold) -> dict[str, Any]:
             "released_at": _time(hold.released_at), "release_reason": hold.release_reason}
 
 
-@bp.get("/orders/<path:order_id>")
+@bp.get("/orders/<identifier:order_id>")
 def order(order_id: str) -> ResponseReturnValue:
     with Session(engine()) as session:
         row = session.scalar(

@@ -21,30 +21,21 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{value.quantize(Decimal('0.01'))}"
 
 
+STOCK_FIELDS = ("sku", "erp_quantity", "reserved", "available")
+MEDIA_FIELDS = ("url", "position", "is_main", "status", "failure_reason", "content_type", "byte_size", "sha256")
+
+
 def _stock_json(view: StockView) -> dict[str, Any]:
-    return {
-        "sku": view.sku,
-        "erp_quantity": view.erp_quantity,
-        "reserved": view.reserved,
-        "available": view.available,
-        "updated_at": view.updated_at.isoformat() if view.updated_at else None,
+    return {name: getattr(view, name) for name in STOCK_FIELDS} | {
+        "updated_at": view.updated_at.isoformat() if view.updated_at else None
     }
 
 
 def _media_json(media: Media) -> dict[str, Any]:
-    return {
-        "url": media.url,
-        "position": media.position,
-        "is_main": media.is_main,
-        "status": media.status,
-        "failure_reason": media.failure_reason,
-        "content_type": media.content_type,
-        "byte_size": media.byte_size,
-        "sha256": media.sha256,
-    }
+    return {name: getattr(media, name) for name in MEDIA_FIELDS}
 
 
-@bp.get("/inventory/<path:sku>")
+@bp.get("/inventory/<identifier:sku>")
 def inventory(sku: str) -> ResponseReturnValue:
     with Session(engine()) as session:
         view = stock_view(session, sku)
@@ -53,7 +44,7 @@ def inventory(sku: str) -> ResponseReturnValue:
     return jsonify(_stock_json(view))
 
 
-@bp.get("/inventory/<path:sku>/history")
+@bp.get("/inventory/<identifier:sku>/history")
 def inventory_history(sku: str) -> ResponseReturnValue:
     """Every stock figure received for the SKU, newest first, with what became of it."""
     limit = request.args.get("limit", default=100, type=int)
@@ -82,7 +73,7 @@ def _change_json(change: StockChange) -> dict[str, Any]:
     }
 
 
-@bp.get("/products/<path:sku>")
+@bp.get("/products/<identifier:sku>")
 def product(sku: str) -> ResponseReturnValue:
     with Session(engine()) as session:
         variant = session.scalar(

@@ -1,9 +1,13 @@
-"""Production serving: gunicorn with threaded workers on the app factory, TLS when configured."""
+"""Production serving: gunicorn with threaded workers on an app factory, TLS when configured.
+
+The ERP's door and the storefront's API are served alike, each on its own listener.
+"""
 from __future__ import annotations
 
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
@@ -18,14 +22,34 @@ def _child_exit(_server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def gunicorn_options(settings: Settings, port: int | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Listener:
+    """Where one audience's app listens, and how many processes and threads serve it."""
+
+    host: str
+    port: int
+    workers: int
+    threads: int
+
+
+def door_listener(settings: Settings, port: int | None = None) -> Listener:
+    return Listener(settings.ingress_host, port or settings.ingress_port, settings.ingress_workers,
+                    settings.ingress_threads)
+
+
+def api_listener(settings: Settings, port: int | None = None) -> Listener:
+    return Listener(settings.api_host, port or settings.api_port, settings.api_workers, settings.api_threads)
+
+
+def gunicorn_options(settings: Settings, listener: Listener | None = None) -> dict[str, Any]:
     """The gunicorn settings erp-sync runs with; the benchmark reuses them for its bare endpoint."""
+    listener = listener or door_listener(settings)
     options: dict[str, Any] = {
-        "bind": f"{settings.ingress_host}:{port or settings.ingress_port}",
-        "workers": settings.ingress_workers,
+        "bind": f"{listener.host}:{listener.port}",
+        "workers": listener.workers,
         # Threads let many requests wait for their confirms at once on one publisher connection.
         "worker_class": "gthread",
-        "threads": settings.ingress_threads,
+        "threads": listener.threads,
         "keepalive": 5,
         "graceful_timeout": 20,
         "errorlog": "-",
@@ -52,16 +76,24 @@ class _Server(BaseApplication):  # type: ignore[misc]
         return self._app_factory()
 
 
-def serve(settings: Settings, port: int | None = None, app_factory: Callable[[], Flask] | None = None) -> None:
+def serve(settings: Settings, app_factory: Callable[[], Flask], listener: Listener) -> None:
     """Run gunicorn in the foreground until it is told to stop."""
     # Must be set before any worker defines its metrics, so /metrics adds up all workers.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="erp-sync-metrics-"))
-    if app_factory is None:
-        from erp_sync.ingress import create_app
+    _Server(app_factory, gunicorn_options(settings, listener)).run()
 
-        settings.webhook_secrets()  # refuse to start without a secret, before forking anything
 
-        def app_factory() -> Flask:
-            return create_app(settings)
+def serve_door(settings: Settings, port: int | None = None) -> None:
+    """`erp-sync ingress`: the ERP's door."""
+    from erp_sync.ingress import create_app
 
-    _Server(app_factory, gunicorn_options(settings, port)).run()
+    settings.webhook_secrets()  # refuse to start without a secret, before forking anything
+    serve(settings, lambda: create_app(settings), door_listener(settings, port))
+
+
+def serve_api(settings: Settings, port: int | None = None) -> None:
+    """`erp-sync api`: the storefront's read API."""
+    from erp_sync.ingress.storefront import create_api_app
+
+    settings.storefront_tokens()  # refuse to start without a token, before forking anything
+    serve(settings, lambda: create_api_app(settings), api_listener(settings, port))

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -35,6 +36,7 @@ from erp_sync.shared.retry_policy import (
     ATTEMPT_HEADER,
     LAST_ERROR_HEADER,
     PARK_REASON_HEADER,
+    PARKED_AT_HEADER,
     Park,
     Retry,
     decide,
@@ -187,6 +189,7 @@ def _redirect(queue: WorkQueue, delivery: Delivery, outcome: Retry | Park) -> Ou
                                delivery.message_id or "", delivery.content_type or "application/json", headers)
     headers[PARK_REASON_HEADER] = outcome.reason[:1000]
     headers[LAST_ERROR_HEADER] = outcome.reason[:1000]
+    headers[PARKED_AT_HEADER] = datetime.now(UTC).isoformat()
     return OutgoingMessage(PARKING_EXCHANGE, queue.worker, delivery.body, delivery.message_id or "",
                            delivery.content_type or "application/json", headers)
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    PlainValidator,
     AnyHttpUrl,
     AwareDatetime,
     BaseModel,
@@ -21,12 +22,49 @@ from pydantic import (
 )
 
 from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.fields import Identifier, NoControls, NoNul, Quantity, QuantityChange, refuse_nul
 
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+MAX_ATTRIBUTE_DIGITS = 15
+MAX_VARIANTS = 5_000  # a bulk load sends 1,000 a group; this bounds the work one request can cost
+MAX_DESCRIPTION_CHARS = 100_000
+MAX_ATTRIBUTE_CHARS = 1_000
+MAX_DETAILS = 20  # an error answer lists the first problems and counts them all
+
+Sku = Identifier
+EventId = Identifier
+GroupId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), NoControls]
+LocationId = Annotated[str, StringConstraints(max_length=100), NoControls]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
+Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS), NoNul]
+TaxCode = Annotated[str, StringConstraints(max_length=20), NoNul]
+Reason = Annotated[str, StringConstraints(max_length=255), NoNul]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
-Quantity = Annotated[StrictInt, Field(ge=0)]
-AttributeValue = str | StrictInt | Decimal | StrictBool
+
+
+def _attribute_value(value: object) -> str | int | Decimal | bool:
+    """A string, number or boolean; a number is bounded before any worker converts it (int() of
+    1e1000000 would hold the catalog worker for a minute)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_ATTRIBUTE_CHARS:
+            raise ValueError(f"a text value has at most {MAX_ATTRIBUTE_CHARS} characters")
+        return refuse_nul(value)
+    if isinstance(value, int | Decimal):
+        number = Decimal(value) if isinstance(value, int) else value
+        # adjusted() and the exponent read the number's digits; arithmetic on 1e1000000 would overflow.
+        if not number.is_finite() or number.adjusted() >= MAX_ATTRIBUTE_DIGITS or _decimals(number) > 6:
+            raise ValueError(f"a number has at most {MAX_ATTRIBUTE_DIGITS} digits before the point and 6 after")
+        return value
+    raise ValueError("must be a string, a number or a boolean")
+
+
+def _decimals(number: Decimal) -> int:
+    exponent = number.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+AttributeValue = Annotated[str | int | Decimal | bool, PlainValidator(_attribute_value)]
 
 
 class _Model(BaseModel):
@@ -40,22 +78,22 @@ class Media(_Model):
 
 class Variant(_Model):
     sku: Sku
-    display_name: NonEmpty
+    display_name: Name
     price: Money
     mrp: Money | None = None
     stock_quantity: Quantity | None = None
-    attributes: dict[NonEmpty, AttributeValue] = Field(default_factory=dict)
+    attributes: dict[Name, AttributeValue] = Field(default_factory=dict, max_length=200)
     media: list[Media] = Field(min_length=1)
 
 
 class CatalogData(_Model):
-    product_group_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-    group_name: NonEmpty
-    description: str = ""
-    category_hierarchy: list[NonEmpty] = Field(default_factory=list)
-    tax_hsn: str | None = None
+    product_group_id: GroupId
+    group_name: Name
+    description: Description = ""
+    category_hierarchy: list[Name] = Field(default_factory=list, max_length=20)
+    tax_hsn: TaxCode | None = None
     is_active: StrictBool = True
-    variants: list[Variant] = Field(min_length=1)
+    variants: list[Variant] = Field(min_length=1, max_length=MAX_VARIANTS)
 
     @field_validator("variants")
     @classmethod
@@ -70,10 +108,10 @@ class CatalogData(_Model):
 
 class InventoryData(_Model):
     sku: Sku
-    location_id: str | None = None
+    location_id: LocationId | None = None
     new_quantity: Quantity | None = None
-    quantity_change: StrictInt | None = None
-    reason: str | None = None
+    quantity_change: QuantityChange | None = None
+    reason: Reason | None = None
 
     @model_validator(mode="after")
     def _absolute_or_delta(self) -> InventoryData:
@@ -83,7 +121,7 @@ class InventoryData(_Model):
 
 
 class _Envelope(_Model):
-    event_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    event_id: EventId
     timestamp: AwareDatetime
 
 
@@ -105,9 +143,9 @@ EVENT_MODELS: dict[str, type[CatalogUpdate] | type[InventoryChange]] = {
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic's errors as `{"field": "data.variants.0.price", "message": ...}`."""
+    """The first MAX_DETAILS of pydantic's errors as `{"field": "data.variants.0.price", "message": ...}`."""
     details = []
-    for error in exc.errors(include_url=False, include_input=False):
+    for error in exc.errors(include_url=False, include_input=False)[:MAX_DETAILS]:
         path = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         details.append({"field": path or "(body)", "message": message})
@@ -122,7 +160,8 @@ def decode_event(raw: bytes) -> ErpEvent:
     """
     try:
         document = json.loads(raw, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # ValueError: an integer of more than 4,300 digits; RecursionError: nesting deeper than Python's stack.
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MessageDecodeError(f"body is not valid JSON: {exc}", raw=raw,
                                  details=[{"field": "(body)", "message": "invalid JSON"}]) from exc
     if not isinstance(document, dict):
@@ -138,7 +177,10 @@ def decode_event(raw: bytes) -> ErpEvent:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        raise MessageDecodeError(f"invalid {event_type} event", raw=raw, details=field_errors(exc)) from exc
+        count = exc.error_count()
+        listed = f", the first {MAX_DETAILS} listed" if count > MAX_DETAILS else ""
+        raise MessageDecodeError(f"invalid {event_type} event: {count} problem(s){listed}", raw=raw,
+                                 details=field_errors(exc)) from exc
 
 
 EventT = TypeVar("EventT", CatalogUpdate, InventoryChange)

@@ -11,16 +11,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
     StringConstraints,
     ValidationError,
 )
 
 from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.fields import Identifier, NoNul, PositiveQuantity
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
 CONTENT_TYPE = "application/json"
 
@@ -30,8 +29,8 @@ class LineItem(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    sku: Text
-    quantity: Annotated[StrictInt, Field(gt=0)]
+    sku: Identifier
+    quantity: PositiveQuantity
     unit_price: Money
 
 
@@ -40,11 +39,11 @@ class OrderPlaced(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    order_id: Text
+    order_id: Identifier
     order_date: AwareDatetime
-    customer_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    customer_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), NoNul] = ""
     line_items: list[LineItem] = Field(min_length=1)
-    warehouse_id: Text | None = None
+    warehouse_id: Identifier | None = None
 
     def to_json(self) -> bytes:
         """The body as sent on RabbitMQ and to the ERP: prices as JSON numbers with 2 decimals."""

@@ -8,6 +8,7 @@ from erp_sync.shared.errors import PermanentError, TransientError
 ATTEMPT_HEADER = "x-erp-sync-attempt"
 PARK_REASON_HEADER = "x-erp-sync-park-reason"
 LAST_ERROR_HEADER = "x-erp-sync-last-error"
+PARKED_AT_HEADER = "x-erp-sync-parked-at"
 
 
 @dataclass(frozen=True)

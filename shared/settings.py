@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     ingress_tls_certfile: Path | None = None
     ingress_tls_keyfile: Path | None = None
 
+    storefront_api_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8001, gt=0, lt=65536)
+    api_workers: int = Field(default=2, gt=0)
+    api_threads: int = Field(default=32, gt=0)
+
     retry_delays_ms: Annotated[tuple[int, ...], NoDecode] = (1_000, 5_000, 30_000, 120_000, 600_000)
     max_delivery_attempts: int = Field(default=25, gt=0)
     worker_prefetch: int = Field(default=200, gt=0)
@@ -74,14 +80,14 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("erp_webhook_secret", mode="before")
+    @field_validator("erp_webhook_secret", "storefront_api_token", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("erp_webhook_secret")
+    @field_validator("erp_webhook_secret", "storefront_api_token")
     @classmethod
     def _reject_placeholder_secrets(cls, secrets: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
         for secret in secrets:
@@ -180,6 +186,12 @@ class Settings(BaseSettings):
         if not self.erp_webhook_secret:
             raise ConfigurationError("ERP_WEBHOOK_SECRET is not set: the ingress cannot verify webhooks")
         return tuple(s.get_secret_value().encode() for s in self.erp_webhook_secret)
+
+    def storefront_tokens(self) -> tuple[bytes, ...]:
+        """The storefront's accepted API tokens; refuses to go on without one."""
+        if not self.storefront_api_token:
+            raise ConfigurationError("STOREFRONT_API_TOKEN is not set: erp-sync api serves no one without a token")
+        return tuple(token.get_secret_value().encode() for token in self.storefront_api_token)
 
     def erp_credentials(self) -> tuple[str, str]:
         """The ERP's base URL and API token; refuses to go on without either."""

@@ -10,12 +10,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from erp_sync.cli import dev, migrate, reconcile, sandbox, serve, worker
+from erp_sync.cli import dev, dlq, migrate, reconcile, sandbox, serve, worker
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE
 from erp_sync.shared.errors import ConfigurationError, ErpSyncError
+from erp_sync.shared.logs import configure_logging
 from erp_sync.shared.settings import load_settings
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def build_parser(*, with_sandbox: bool = True) -> argparse.ArgumentParser:
@@ -26,6 +25,7 @@ def build_parser(*, with_sandbox: bool = True) -> argparse.ArgumentParser:
     serve.register(commands)
     worker.register(commands)
     reconcile.register(commands)
+    dlq.register(commands)
     sandbox.register(commands, with_arguments=with_sandbox)
     dev.register(commands)
     return parser
@@ -38,11 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(with_sandbox=with_sandbox).parse_args(arguments)
     if not getattr(args, "needs_settings", True):
         # The sandbox ERP stands in for another system: it has settings of its own.
-        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        configure_logging(logging.INFO)
         return int(args.run(None, args))
     try:
         settings = load_settings()
-        logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+        configure_logging(settings.log_level)
         # pika narrates every connection at INFO; its warnings and errors still show.
         logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
         return int(args.run(settings, args))

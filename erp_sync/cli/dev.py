@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from types import FrameType
 
 from erp_sync.cli.migrate import run_migrate
@@ -23,6 +25,7 @@ SANDBOX_TOKEN = "sandbox-erp-token"
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dev = commands.add_parser("dev", help="migrate, then run the sandbox ERP, the ingress and every worker here")
     dev.add_argument("--port", type=int, default=None, help="port of the ingress (default: INGRESS_PORT)")
+    dev.add_argument("--api-port", type=int, default=None, help="port of the storefront API (default: API_PORT)")
     dev.add_argument("--sandbox-port", type=int, default=8900, help="port of the sandbox ERP (default 8900)")
     dev.add_argument("--no-sandbox", action="store_true", help="do not start the sandbox ERP")
     dev.set_defaults(run=run_dev)
@@ -31,27 +34,40 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     settings.webhook_secrets()  # the ingress would refuse to start; say so before starting anything
     run_migrate(settings, args)
-    return run_all(args.port or settings.ingress_port, None if args.no_sandbox else args.sandbox_port)
+    ports = Ports(args.port or settings.ingress_port, args.api_port or settings.api_port,
+                  None if args.no_sandbox else args.sandbox_port)
+    return run_all(ports)
 
 
-def dev_environment(ingress_port: int, sandbox_port: int | None) -> dict[str, str]:
+@dataclass(frozen=True)
+class Ports:
+    """Where `dev` serves the ERP's door, the storefront's API and (unless None) the sandbox ERP."""
+
+    ingress: int
+    api: int
+    sandbox: int | None = 8900
+
+
+def dev_environment(ports: Ports) -> dict[str, str]:
     """The environment of every child: the sandbox and erp-sync pointed at each other unless set."""
     env = dict(os.environ)
-    env.setdefault("SANDBOX_ERP_WEBHOOK_URL", f"http://127.0.0.1:{ingress_port}/webhooks/erp")
-    if sandbox_port is not None:
-        env.setdefault("ERP_BASE_URL", f"http://127.0.0.1:{sandbox_port}")
+    # A token of this run's own: the storefront API never runs on a well-known one.
+    env.setdefault("STOREFRONT_API_TOKEN", secrets.token_urlsafe(24))
+    env.setdefault("SANDBOX_ERP_WEBHOOK_URL", f"http://127.0.0.1:{ports.ingress}/webhooks/erp")
+    if ports.sandbox is not None:
+        env.setdefault("ERP_BASE_URL", f"http://127.0.0.1:{ports.sandbox}")
         env.setdefault("ERP_API_TOKEN", SANDBOX_TOKEN)
     return env
 
 
-def roles(ingress_port: int, sandbox_port: int | None, env: dict[str, str]) -> list[list[str]]:
+def roles(ports: Ports, env: dict[str, str]) -> list[list[str]]:
     """The command line of every process `dev` runs."""
     # The workers that talk to the ERP would refuse to start without it.
-    commands = [["ingress", "--port", str(ingress_port)]] + [
+    commands = [["ingress", "--port", str(ports.ingress)], ["api", "--port", str(ports.api)]] + [
         ["worker", worker.name] for worker in WORKERS.values() if env.get("ERP_BASE_URL") or not worker.needs_erp
     ]
-    if sandbox_port is not None:
-        commands.append(["sandbox-erp", "--port", str(sandbox_port)])
+    if ports.sandbox is not None:
+        commands.append(["sandbox-erp", "--port", str(ports.sandbox)])
     return commands
 
 
@@ -60,7 +76,7 @@ def _start(role: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "erp_sync", *role], env=env)
 
 
-def run_all(ingress_port: int, sandbox_port: int | None = 8900, poll_s: float = 0.5) -> int:
+def run_all(ports: Ports, poll_s: float = 0.5) -> int:
     """Run every role until one exits or a signal arrives; then stop the rest. Returns the exit code."""
     stopping = False
 
@@ -71,8 +87,11 @@ def run_all(ingress_port: int, sandbox_port: int | None = 8900, poll_s: float = 
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    env = dev_environment(ingress_port, sandbox_port)
-    children = {" ".join(role): _start(role, env) for role in roles(ingress_port, sandbox_port, env)}
+    env = dev_environment(ports)
+    children = {" ".join(role): _start(role, env) for role in roles(ports, env)}
+    logger.info("the ERP's door: http://127.0.0.1:%d/webhooks/erp", ports.ingress)
+    logger.info("the storefront API: http://127.0.0.1:%d/api/v1/ with Authorization: Bearer %s",
+                ports.api, env["STOREFRONT_API_TOKEN"].split(",")[0])
     exit_code = 0
     while not stopping:
         for role, child in children.items():

@@ -1,4 +1,4 @@
-"""`erp-sync ingress`: the ERP's door, served by gunicorn."""
+"""`erp-sync ingress` and `erp-sync api`: the ERP's door and the storefront's API, each its own process."""
 from __future__ import annotations
 
 import argparse
@@ -8,13 +8,23 @@ from erp_sync.shared.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ingress = commands.add_parser("ingress", help="serve the webhook ingress and read API (gunicorn)")
+    ingress = commands.add_parser("ingress", help="serve the ERP's webhook door (gunicorn)")
     ingress.add_argument("--port", type=int, default=None, help="port to listen on (default: INGRESS_PORT)")
     ingress.set_defaults(run=run_ingress)
+    api = commands.add_parser("api", help="serve the storefront's read API (gunicorn; needs STOREFRONT_API_TOKEN)")
+    api.add_argument("--port", type=int, default=None, help="port to listen on (default: API_PORT)")
+    api.set_defaults(run=run_api)
 
 
 def run_ingress(settings: Settings, args: argparse.Namespace) -> int:
-    from erp_sync.ingress.serve import serve
+    from erp_sync.ingress.serve import serve_door
 
-    serve(settings, port=args.port)
+    serve_door(settings, port=args.port)
+    return EXIT_OK
+
+
+def run_api(settings: Settings, args: argparse.Namespace) -> int:
+    from erp_sync.ingress.serve import serve_api
+
+    serve_api(settings, port=args.port)
     return EXIT_OK

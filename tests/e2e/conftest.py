@@ -6,33 +6,28 @@ import threading
 import pytest
 
 from erp_sync.ingress import create_app
+from erp_sync.ingress.storefront import create_api_app
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.workers.registry import WORKERS
 from erp_sync.workers.runner import run_worker
 from tests.support.db_fixtures import committed_session, db_engine, db_session, migrated_database_url  # noqa: F401
 from tests.support.image_server import image_server  # noqa: F401
-from tests.support.service_fixtures import (  # noqa: F401
-    amqp_url,
-    amqp_vhost,
-    broker,
-    database_url,
-    settings,
-    settings_factory,
-    topology,
-)
+from tests.support.service_fixtures import *  # noqa: F403 (the service fixtures)
 from tests.support.factories import inventory_event
 from tests.support.orders import SKU, purge_order_delays
 from tests.support.sandbox import TOKEN, running_sandbox
+from tests.support.storefront import Edges, api_client
 from tests.support.waiting import wait_for
 from tests.support.webhooks import post
 
 
 @pytest.fixture
 def ingress(settings):
-    """A test client of the ingress app on the run's broker and database."""
-    app = create_app(settings)
-    yield app.test_client()
-    app.extensions["erp_sync.publisher"].close()
+    """erp-sync's HTTP edges on the run's broker and database: posts go to the ERP's door, reads to the API."""
+    door, api = create_app(settings), create_api_app(settings)
+    yield Edges(door.test_client(), api_client(api))
+    for app in (door, api):
+        app.extensions["erp_sync.publisher"].close()
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ from datetime import timedelta
 import pytest
 
 from erp_sync.ingress import create_app
+from erp_sync.ingress.storefront import create_api_app
+from tests.support.storefront import Edges, api_client
 from tests.support.waiting import wait_for
 from tests.support.webhooks import post
 from tests.support.factories import catalog_event, inventory_event, now_iso
@@ -85,8 +87,8 @@ def image_server():
 def test_media_is_downloaded_in_the_background_and_confirmed(settings_factory, start_workers, image_server):
     # given the workers allowed to fetch from this machine (as in development)
     settings = settings_factory(media_allow_private_networks=True)
-    app = create_app(settings)
-    client = app.test_client()
+    door, api = create_app(settings), create_api_app(settings)
+    client = Edges(door.test_client(), api_client(api))
     start_workers("catalog", "media", with_settings=settings)
     variant = catalog_event()["data"]["variants"][0]
     variant["media"] = [{"url": f"{image_server.base}/tiny.png", "is_main": True}]
@@ -101,4 +103,5 @@ def test_media_is_downloaded_in_the_background_and_confirmed(settings_factory, s
     assert media["sha256"] == hashlib.sha256(PNG).hexdigest()
     assert (media["byte_size"], media["content_type"]) == (len(PNG), "image/png")
     assert image_server.hits == {"/tiny.png": 1}
-    app.extensions["erp_sync.publisher"].close()
+    for app in (door, api):
+        app.extensions["erp_sync.publisher"].close()

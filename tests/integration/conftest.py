@@ -2,12 +2,4 @@
 from __future__ import annotations
 
 from tests.support.db_fixtures import committed_session, db_engine, db_session, migrated_database_url  # noqa: F401
-from tests.support.service_fixtures import (  # noqa: F401
-    amqp_url,
-    amqp_vhost,
-    broker,
-    database_url,
-    settings,
-    settings_factory,
-    topology,
-)
+from tests.support.service_fixtures import *  # noqa: F403 (the service fixtures)

@@ -40,5 +40,40 @@ BAD_EVENTS = [
     ),
 ]
 
+
+def _with_raw_number(event: dict, placeholder: int, raw_number: bytes) -> bytes:
+    """The event's JSON with one number spelled as given (JSON numbers json.dumps cannot write)."""
+    return encode(event).replace(str(placeholder).encode(), raw_number, 1)
+
+
+# Values storage could not hold, and bodies that would cost the door unbounded work: each must be a
+# prompt 400 naming the field, never a 202 the workers then park, nor a 500 the ERP retries for a day.
+HOSTILE_EVENTS = [
+    ("stock-over-int32", encode(inventory_event(new_quantity=2**31)), ["data.new_quantity"]),
+    ("delta-far-below-int32", encode(inventory_event(new_quantity=None, quantity_change=-(2**40))),
+     ["data.quantity_change"]),
+    ("variant-stock-over-int32", encode(_catalog_variant(stock_quantity=2**31)), ["data.variants.0.stock_quantity"]),
+    ("nul-in-sku", encode(inventory_event(sku="SKU\x00X")), ["data.sku"]),
+    ("newline-in-event-id", encode({**inventory_event(), "event_id": "evt_1\nALERT forged"}), ["event_id"]),
+    ("nul-in-description", encode(catalog_event(description="<p>\x00</p>")), ["data.description"]),
+    ("nul-in-attribute-key", encode(_catalog_variant(attributes={"Col\x00or": "Black"})),
+     ["data.variants.0.attributes.Col\x00or.[key]"]),
+    ("long-group-name", encode(catalog_event(group_name="G" * 256)), ["data.group_name"]),
+    ("long-display-name", encode(_catalog_variant(display_name="D" * 256)), ["data.variants.0.display_name"]),
+    ("long-category", encode(catalog_event(category_hierarchy=["C" * 256])), ["data.category_hierarchy.0"]),
+    ("long-tax-hsn", encode(catalog_event(tax_hsn="8" * 21)), ["data.tax_hsn"]),
+    ("long-location", encode(inventory_event(location_id="L" * 101)), ["data.location_id"]),
+    ("long-reason", encode(inventory_event(reason="R" * 256)), ["data.reason"]),
+    ("huge-attribute-number", _with_raw_number(_catalog_variant(attributes={"Weight": 123456789}), 123456789,
+                                               b"1e1000000"), ["data.variants.0.attributes.Weight"]),
+    ("attribute-number-of-many-decimals", _with_raw_number(_catalog_variant(attributes={"W": 123456789}), 123456789,
+                                                           b"1e-1000000"), ["data.variants.0.attributes.W"]),
+    ("deep-nesting", b'{"a":' * 100_000 + b"1" + b"}" * 100_000, ["(body)"]),
+    ("integer-of-5000-digits", _with_raw_number(inventory_event(new_quantity=123456789), 123456789, b"9" * 5000),
+     ["(body)"]),
+    ("too-many-variants", encode(catalog_event(variants=[{}] * 250_000)), ["data.variants"]),
+]
+BAD_EVENTS += HOSTILE_EVENTS
+
 # Refused by the ingress's window on timestamps (shared.erp_events.event_age_problem), not by the decoder.
 OUT_OF_WINDOW = {"too-old", "from-the-future"}

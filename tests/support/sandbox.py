@@ -13,29 +13,14 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from erp_sync.sandbox_erp import SandboxConfig, create_app, set_public_url, shutdown
+from tests.support.factories import catalog_event
 
 TOKEN = "sandbox-test-token"
 ADMIN_TOKEN = "sandbox-admin-token"
 SECRET = "sandbox-webhook-secret"
 
-CATALOG = [
-    {
-        "product_group_id": "PG-1001",
-        "group_name": "iPhone 15",
-        "description": "<p>Full HTML...</p>",
-        "category_hierarchy": ["Electronics", "Smartphones", "Apple"],
-        "tax_hsn": "85171300",
-        "is_active": True,
-        "variants": [
-            {"sku": "IPH15-128-BLK", "display_name": "iPhone 15 128GB Black", "price": 79900.00, "mrp": 89900.00,
-             "stock_quantity": 50, "attributes": {"Color": "Black", "Storage": "128GB"},
-             "media": [{"url": "https://erp-cdn.com/u/iph15-blk.jpg", "is_main": True}]},
-            {"sku": "IPH15-128-BLU", "display_name": "iPhone 15 128GB Blue", "price": 79900.00,
-             "stock_quantity": 42, "attributes": {"Color": "Blue", "Storage": "128GB"},
-             "media": [{"url": "https://erp-cdn.com/u/iph15-blu.jpg", "is_main": True}]},
-        ],
-    }
-]
+# The spec's example group (3.1), as the sandbox's catalog file holds it.
+CATALOG = [catalog_event()["data"]]
 
 
 def bearer(token: str = TOKEN) -> dict[str, str]:

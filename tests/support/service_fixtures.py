@@ -11,8 +11,11 @@ from erp_sync.shared.broker import declare_all
 from erp_sync.shared.settings import Settings, load_settings
 from tests.support import services
 from tests.support.amqp import purge_all
-from tests.support.settings import OLD_WEBHOOK_SECRET, TEST_RETRY_DELAYS_MS, WEBHOOK_SECRET
+from tests.support.settings import API_TOKEN, OLD_API_TOKEN, OLD_WEBHOOK_SECRET, TEST_RETRY_DELAYS_MS, WEBHOOK_SECRET
 
+
+# What a service tier's conftest takes with `from tests.support.service_fixtures import *`.
+__all__ = ["amqp_url", "amqp_vhost", "broker", "database_url", "settings", "settings_factory", "topology"]
 
 def _unavailable(what: str) -> None:
     # A laptop without the services skips; CI must never pass by skipping.
@@ -92,6 +95,7 @@ def settings_factory(migrated_database_url: str, amqp_url: str):
             "database_url": migrated_database_url,
             "amqp_url": amqp_url,
             "erp_webhook_secret": f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
+            "storefront_api_token": f"{API_TOKEN},{OLD_API_TOKEN}",
             "publish_confirm_timeout_s": 5.0,
             "retry_delays_ms": TEST_RETRY_DELAYS_MS,
             "max_delivery_attempts": 5,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import croniter  # noqa: F401  (its import runs `file` once to learn the word size: not a test's doing)
 import pytest
 
 from tests.support.no_services import guard

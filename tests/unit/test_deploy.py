@@ -22,10 +22,10 @@ OURS = {name: service for name, service in SERVICES.items() if "build" in servic
 REQUIRED = re.compile(r"^\$\{(?P<name>\w+):\?[^}]*\}$")
 
 
-def test_compose_runs_the_migration_the_ingress_and_every_worker():
+def test_compose_runs_the_migration_the_door_the_api_and_every_worker():
     commands = {tuple(service["command"]) for service in OURS.values()}
 
-    assert {("migrate",), ("ingress",)} <= commands
+    assert {("migrate",), ("ingress",), ("api",)} <= commands
     assert {command[1] for command in commands if command[0] == "worker"} == set(WORKERS)
 
 
@@ -54,6 +54,7 @@ def test_the_environment_compose_gives_starts_the_process(name, monkeypatch):
     # then the settings load, and the checks each process makes at start pass
     settings = Settings()
     settings.webhook_secrets()
+    settings.storefront_tokens()
     settings.erp_credentials()
     # and the database and broker it names are services of the same compose file
     assert {urlsplit(settings.database_url).hostname, urlsplit(settings.amqp_url).hostname} <= set(SERVICES)

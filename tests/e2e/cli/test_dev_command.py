@@ -8,31 +8,37 @@ import requests
 from erp_sync.shared.orders import publish_order
 from erp_sync.shared.publisher import ConfirmingPublisher
 from tests.support import cli
-from tests.support.settings import WEBHOOK_SECRET
+from tests.support.settings import API_TOKEN, WEBHOOK_SECRET
 from tests.support.waiting import wait_for
 from tests.support.factories import encode, inventory_event, signed_headers
 
 
 def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_database_url, broker, committed_session):
     # given `erp-sync dev` on a free port
-    port, sandbox_port = cli.free_port(), cli.free_port()
-    process = cli.start("dev", "--port", str(port), "--sandbox-port", str(sandbox_port),
+    port, api_port, sandbox_port = cli.free_port(), cli.free_port(), cli.free_port()
+    process = cli.start("dev", "--port", str(port), "--api-port", str(api_port), "--sandbox-port", str(sandbox_port),
                         DATABASE_URL=migrated_database_url, AMQP_URL=broker,
-                        ERP_WEBHOOK_SECRET=WEBHOOK_SECRET, INGRESS_WORKERS="1", INGRESS_THREADS="4",
+                        ERP_WEBHOOK_SECRET=WEBHOOK_SECRET, STOREFRONT_API_TOKEN=API_TOKEN,
+                        INGRESS_WORKERS="1", INGRESS_THREADS="4", API_WORKERS="1", API_THREADS="4",
                         SANDBOX_ERP_GROUPS="0", SANDBOX_ERP_TIME_SCALE="0.001")
+    shop = requests.Session()
+    shop.headers["Authorization"] = f"Bearer {API_TOKEN}"
     try:
         cli.wait_for_port(port, process)
-        base = f"http://127.0.0.1:{port}"
+        cli.wait_for_port(api_port, process)
+        door, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
 
         # when the ERP sends a stock figure
         body = encode(inventory_event(sku="SKU-DEV", new_quantity=12))
-        answer = requests.post(f"{base}/webhooks/erp", data=body, headers=signed_headers(body, WEBHOOK_SECRET),
+        answer = requests.post(f"{door}/webhooks/erp", data=body, headers=signed_headers(body, WEBHOOK_SECRET),
                                timeout=10)
 
-        # then the inventory worker it started applies it, visible in the read API
+        # then the inventory worker it started applies it, visible in the storefront's API, not on the door
         assert answer.status_code == 202
-        shown = wait_for(lambda: (r := requests.get(f"{base}/api/v1/inventory/SKU-DEV", timeout=5)).ok and r.json())
+        shown = wait_for(lambda: (r := shop.get(f"{api}/api/v1/inventory/SKU-DEV", timeout=5)).ok and r.json())
         assert shown["erp_quantity"] == 12
+        assert requests.get(f"{door}/api/v1/inventory/SKU-DEV", timeout=5).status_code == 404
+        assert requests.get(f"{api}/api/v1/inventory/SKU-DEV", timeout=5).status_code == 401
 
         # and a product created in the sandbox ERP, then sold in its store, reaches the shop by webhook
         cli.wait_for_port(sandbox_port, process)
@@ -40,9 +46,9 @@ def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_databa
         auth = {"Authorization": "Bearer sandbox-erp-token"}
         group = requests.post(f"{erp}/products", json={}, headers=auth, timeout=10).json()
         sku = group["variants"][0]["sku"]
-        before = wait_for(lambda: (r := requests.get(f"{base}/api/v1/products/{sku}", timeout=5)).ok and r.json())
+        before = wait_for(lambda: (r := shop.get(f"{api}/api/v1/products/{sku}", timeout=5)).ok and r.json())
         requests.post(f"{erp}/sale", json={"sku": sku, "quantity": 1}, headers=auth, timeout=10).raise_for_status()
-        wait_for(lambda: requests.get(f"{base}/api/v1/inventory/{sku}", timeout=5).json()["erp_quantity"]
+        wait_for(lambda: shop.get(f"{api}/api/v1/inventory/{sku}", timeout=5).json()["erp_quantity"]
                  == before["stock"]["erp_quantity"] - 1)
 
         # and an online order reaches the sandbox ERP through the orders worker
@@ -51,7 +57,7 @@ def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_databa
                                   "customer_ref": "CUST-555",
                                   "line_items": [{"sku": sku, "quantity": 1, "unit_price": "10.00"}]})
         publisher.close()
-        wait_for(lambda: requests.get(f"{base}/api/v1/orders/ORD-DEV-1", timeout=5).json().get("status")
+        wait_for(lambda: shop.get(f"{api}/api/v1/orders/ORD-DEV-1", timeout=5).json().get("status")
                  == "synced")
     finally:
         started = time.monotonic()

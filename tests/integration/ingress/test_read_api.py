@@ -3,7 +3,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from erp_sync.ingress.storefront import create_api_app
 from erp_sync.shared.models import Media, Order, ProductGroup, StockHold, StockLevel, Variant
+from tests.support.storefront import api_client
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -32,7 +34,7 @@ def hold(session, sku, quantity, order_id="ORD-WEB-1001", released=False):
     session.commit()
 
 
-def test_inventory_shows_erp_figure_minus_open_holds(client, committed_session):
+def test_inventory_shows_erp_figure_minus_open_holds(api, committed_session):
     # given the ERP says 49 and two orders hold 3 (one more hold already released)
     committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=49, erp_as_of=NOW))
     committed_session.commit()
@@ -40,7 +42,7 @@ def test_inventory_shows_erp_figure_minus_open_holds(client, committed_session):
     hold(committed_session, "IPH15-128-BLK", 1, "ORD-2")
     hold(committed_session, "IPH15-128-BLK", 5, "ORD-3", released=True)
 
-    answer = client.get("/api/v1/inventory/IPH15-128-BLK")
+    answer = api.get("/api/v1/inventory/IPH15-128-BLK")
 
     assert answer.status_code == 200
     body = answer.get_json()
@@ -48,27 +50,27 @@ def test_inventory_shows_erp_figure_minus_open_holds(client, committed_session):
     assert body["updated_at"]
 
 
-def test_available_never_goes_below_zero(client, committed_session):
+def test_available_never_goes_below_zero(api, committed_session):
     committed_session.add(StockLevel(sku="LAST-ONE", erp_quantity=1, erp_as_of=NOW))
     committed_session.commit()
     hold(committed_session, "LAST-ONE", 2)
 
-    assert client.get("/api/v1/inventory/LAST-ONE").get_json()["available"] == 0
+    assert api.get("/api/v1/inventory/LAST-ONE").get_json()["available"] == 0
 
 
-def test_unknown_sku_is_404(client, committed_session):
+def test_unknown_sku_is_404(api, committed_session):
     for path in ("/api/v1/inventory/NOPE", "/api/v1/products/NOPE"):
-        answer = client.get(path)
+        answer = api.get(path)
         assert answer.status_code == 404
         assert "NOPE" in answer.get_json()["error"]
 
 
-def test_product_shows_prices_as_two_decimal_strings_with_group_media_and_stock(client, committed_session):
+def test_product_shows_prices_as_two_decimal_strings_with_group_media_and_stock(api, committed_session):
     add_product(committed_session)
     committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=50, erp_as_of=NOW))
     committed_session.commit()
 
-    body = client.get("/api/v1/products/IPH15-128-BLK").get_json()
+    body = api.get("/api/v1/products/IPH15-128-BLK").get_json()
 
     assert (body["price"], body["mrp"]) == ("79900.00", "89900.50")
     assert body["attributes"] == {"Color": "Black"}
@@ -82,18 +84,18 @@ def test_product_shows_prices_as_two_decimal_strings_with_group_media_and_stock(
     assert body["media"][1]["failure_reason"] == "HTTP 404"
 
 
-def test_product_of_an_inactive_group_is_inactive_and_not_for_sale(client, committed_session):
+def test_product_of_an_inactive_group_is_inactive_and_not_for_sale(api, committed_session):
     add_product(committed_session, group_active=False)
     committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=50, erp_as_of=NOW))
     committed_session.commit()
 
-    body = client.get("/api/v1/products/IPH15-128-BLK").get_json()
+    body = api.get("/api/v1/products/IPH15-128-BLK").get_json()
 
     assert body["is_active"] is False
     assert body["available"] == 0
 
 
-def test_stock_history_lists_every_figure_newest_first_with_its_event(client, committed_session):
+def test_stock_history_lists_every_figure_newest_first_with_its_event(api, committed_session):
     from erp_sync.shared.models import StockChange
 
     for n, (outcome, quantity) in enumerate([("applied", 50), ("applied", 49), ("stale", 48), ("duplicate", 49)]):
@@ -102,24 +104,22 @@ def test_stock_history_lists_every_figure_newest_first_with_its_event(client, co
                                           reason="POS_SALE", erp_timestamp=NOW, outcome=outcome))
         committed_session.commit()
 
-    body = client.get("/api/v1/inventory/IPH15-128-BLK/history").get_json()
+    body = api.get("/api/v1/inventory/IPH15-128-BLK/history").get_json()
 
     assert [(c["event_id"], c["outcome"]) for c in body["changes"]] == [
         ("evt_3", "duplicate"), ("evt_2", "stale"), ("evt_1", "applied"), ("evt_0", "applied")
     ]
     assert body["changes"][0]["location_id"] == "WH-MAIN"
-    assert client.get("/api/v1/inventory/IPH15-128-BLK/history?limit=2").get_json()["changes"][1]["event_id"] == "evt_2"
-    assert client.get("/api/v1/inventory/IPH15-128-BLK/history?limit=0").status_code == 400
-    assert client.get("/api/v1/inventory/NOPE/history").status_code == 404
+    assert api.get("/api/v1/inventory/IPH15-128-BLK/history?limit=2").get_json()["changes"][1]["event_id"] == "evt_2"
+    assert api.get("/api/v1/inventory/IPH15-128-BLK/history?limit=0").status_code == 400
+    assert api.get("/api/v1/inventory/NOPE/history").status_code == 404
 
 
 def test_read_api_answers_503_with_retry_after_when_the_database_is_down(settings_factory, broker):
-    from erp_sync.ingress import create_app
-
-    app = create_app(settings_factory(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere"))
+    app = create_api_app(settings_factory(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere"))
     try:
         for path in ("/api/v1/inventory/SKU-1", "/api/v1/products/SKU-1", "/api/v1/orders/ORD-1"):
-            answer = app.test_client().get(path)
+            answer = api_client(app).get(path)
             assert answer.status_code == 503, path
             assert int(answer.headers["Retry-After"]) > 0
             assert "unavailable" in answer.get_json()["error"]

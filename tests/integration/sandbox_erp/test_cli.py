@@ -9,8 +9,7 @@ import pytest
 
 from erp_sync.sandbox_erp.cli import add_sandbox_arguments, add_send_webhook_arguments, run_sandbox_command, \
     send_webhook, send_webhook_command
-from tests.support.sandbox import ADMIN_TOKEN, SECRET, serving
-from tests.support.ingress_stub import IngressStub
+from tests.support.sandbox import ADMIN_TOKEN, SECRET
 
 
 def sandbox_args(*argv):
@@ -56,14 +55,6 @@ def test_price_and_new_product_verbs(admin_env, capsys):
 def test_a_failing_verb_exits_non_zero(admin_env, capsys):
     assert run_sandbox_command(sandbox_args("sale", "NOPE")) == 1
     assert "unknown sku" in capsys.readouterr().out
-
-
-@pytest.fixture
-def stub():
-    stub = IngressStub()
-    with serving(stub.app()) as url:
-        stub.url = f"{url}/webhooks/erp"
-        yield stub
 
 
 def test_send_webhook_signs_the_file_byte_for_byte(tmp_path, stub):

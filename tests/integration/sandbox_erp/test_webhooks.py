@@ -8,16 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.support.sandbox import ADMIN_TOKEN, SECRET, admin, bearer, deliveries, serving
-from tests.support.ingress_stub import IngressStub
-
-
-@pytest.fixture
-def stub():
-    stub = IngressStub()
-    with serving(stub.app()) as url:
-        stub.url = f"{url}/webhooks/erp"
-        yield stub
+from tests.support.sandbox import ADMIN_TOKEN, SECRET, admin, bearer, deliveries
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from erp_sync.shared.erp_events import CatalogUpdate, InventoryChange, decode_event, decode_event_of, event_age_problem
 from erp_sync.shared.errors import MessageDecodeError
 from tests.support.bad_events import BAD_EVENTS, OUT_OF_WINDOW
-from tests.support.factories import catalog_event, encode, inventory_event
+from tests.support.factories import catalog_event, encode, inventory_event, variant_with
 
 DECODER_REFUSES = [(body, fields) for name, body, fields in BAD_EVENTS if name not in OUT_OF_WINDOW]
 DECODER_IDS = [name for name, _, _ in BAD_EVENTS if name not in OUT_OF_WINDOW]
@@ -60,3 +60,20 @@ def test_the_timestamp_window(stamped, problem):
         assert found is None
     else:
         assert found is not None and problem in found
+
+
+def test_a_refusal_lists_the_first_problems_and_counts_them_all():
+    event = catalog_event(variants=[variant_with(sku=f"SKU-{n}", price="cheap") for n in range(30)])
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(encode(event))
+
+    assert len(refused.value.details) == 20
+    assert "30 problem(s), the first 20 listed" in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["Black", 128, -1.5, True, 999_999_999_999_999, "x" * 1000])
+def test_attribute_values_storage_and_workers_can_hold_are_kept(value):
+    event = decode_event(encode(catalog_event(variants=[variant_with(attributes={"A": value})])))
+
+    assert event.data.variants[0].attributes["A"] == value

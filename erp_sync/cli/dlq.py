@@ -1,0 +1,76 @@
+"""`erp-sync dlq list|show|replay|purge`: the parked messages, with their reasons."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
+from erp_sync.shared.settings import Settings
+
+if TYPE_CHECKING:
+    from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dlq = commands.add_parser("dlq", help="list, show, replay or purge parked messages")
+    actions = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every parked message: queue, id, attempts, parked at, reason")
+    listing.add_argument("queue", nargs="?", help="one worker's queue (catalog, inventory, media, orders, ...)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    show = actions.add_parser("show", help="one parked message with its headers and body")
+    show.add_argument("id", help="its event or order id")
+    replay = actions.add_parser("replay", help="put parked messages back on their work queues")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", nargs="*", default=[], metavar="ID", help="event or order ids")
+    which.add_argument("--all", action="store_true", help="every parked message (of --queue)")
+    replay.add_argument("--queue", help="only this worker's parked messages")
+    purge = actions.add_parser("purge", help="drop parked messages for good")
+    purge.add_argument("--queue", help="only this worker's parked messages")
+    purge.add_argument("--yes", action="store_true", help="yes, drop them: they cannot be brought back")
+    dlq.set_defaults(run=run_dlq)
+
+
+def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here: pika is no import of the sweep's process, which builds this parser too.
+    from erp_sync.shared.dead_letters import DeadLetters
+
+    letters = DeadLetters(settings.amqp_url)
+    if args.action == "list":
+        for parked in letters.parked(args.queue):
+            summary = parked.summary()
+            print(json.dumps(summary) if args.json else
+                  "{queue}\t{id}\tattempts={attempts}\tparked_at={parked_at}\t{reason}".format(**summary))
+        return EXIT_OK
+    if args.action == "show":
+        return _show(letters.parked(), args.id)
+    if args.action == "replay":
+        return _replay(letters, args)
+    if not args.yes:
+        print("erp-sync: dlq purge drops messages for good; add --yes", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    print(json.dumps({"purged": letters.purge(args.queue)}))
+    return EXIT_OK
+
+
+def _show(parked: list[ParkedMessage], message_id: str) -> int:
+    found = [message for message in parked if message.message_id == message_id]
+    if not found:
+        print(f"erp-sync: no parked message {message_id}", file=sys.stderr)
+        return EXIT_FAILURE
+    for message in found:
+        print(json.dumps(message.summary() | {"headers": {k: str(v) for k, v in message.headers.items()},
+                                              "body": message.body.decode("utf-8", "replace")}, indent=2))
+    return EXIT_OK
+
+
+def _replay(letters: DeadLetters, args: argparse.Namespace) -> int:
+    wanted = None if args.all else set(args.ids)
+    replayed = letters.replay(wanted, args.queue)
+    for parked in replayed:
+        print(f"replayed {parked.worker}\t{parked.message_id}")
+    missing = (wanted or set()) - {parked.message_id for parked in replayed}
+    for message_id in sorted(missing):
+        print(f"erp-sync: no parked message {message_id}", file=sys.stderr)
+    return EXIT_FAILURE if missing else EXIT_OK

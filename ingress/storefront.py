@@ -1,0 +1,37 @@
+"""The storefront's read API (`erp-sync api`): stock, products and orders, behind a Bearer token."""
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+
+from erp_sync.ingress import errors, extensions, health, metrics, orders_api, read_api
+from erp_sync.ingress.bearer import bearer_token_matches
+from erp_sync.ingress.errors import ApiError
+from erp_sync.ingress.identifiers import IdentifierConverter
+from erp_sync.shared.settings import Settings, load_settings
+
+# The orchestrator's probes carry no token; neither answer says anything about the shop.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def create_api_app(settings: Settings | None = None) -> Flask:
+    """The storefront's app; refuses to be built without STOREFRONT_API_TOKEN."""
+    config = settings or load_settings()
+    app = Flask(__name__)
+    extensions.init_app(app, config)
+    app.extensions["erp_sync.api_tokens"] = config.storefront_tokens()
+    errors.init_app(app)
+    app.url_map.converters["identifier"] = IdentifierConverter
+    app.before_request(_require_token)
+    app.register_blueprint(read_api.bp)
+    app.register_blueprint(orders_api.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    return app
+
+
+def _require_token() -> None:
+    if request.path in OPEN_PATHS:
+        return
+    if not bearer_token_matches(current_app.extensions["erp_sync.api_tokens"], request.headers.get("Authorization")):
+        raise ApiError(401, "missing or invalid Authorization: Bearer token",
+                       headers={"WWW-Authenticate": 'Bearer realm="erp-sync storefront API"'})

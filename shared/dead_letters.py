@@ -1,0 +1,138 @@
+"""Parked messages (the dead letters): list them with their reasons, replay them, purge them.
+
+A message is parked on `erp-sync.<worker>.parked` by the consumer (with its reason, attempts and
+time in headers) or by the broker after too many deliveries without an ack (`x-death`). Reading
+takes each message without an ack and hands it back when the channel closes, so a listing
+changes nothing. A replay puts the message back on its work queue as it first arrived; the
+workers record every event and order id with its effect, so replaying one already applied
+changes nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from erp_sync.shared.broker import blocking_connection
+from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, PublishRejected
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
+from erp_sync.shared.topology import WORK_QUEUES, WorkQueue
+
+# Headers of the failed attempts; a replay starts the message afresh.
+FAILURE_HEADERS = (ATTEMPT_HEADER, PARK_REASON_HEADER, LAST_ERROR_HEADER, PARKED_AT_HEADER, "x-death",
+                   "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+                   "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count")
+
+
+@dataclass(frozen=True)
+class ParkedMessage:
+    """One parked message: whose queue, its event or order id, why, after how many attempts, since when."""
+
+    worker: str
+    message_id: str
+    reason: str
+    attempts: int
+    parked_at: str | None
+    body: bytes
+    content_type: str
+    headers: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        return {"queue": self.worker, "id": self.message_id, "reason": self.reason, "attempts": self.attempts,
+                "parked_at": self.parked_at}
+
+
+def parked_from(worker: str, properties: pika.BasicProperties, body: bytes) -> ParkedMessage:
+    headers = dict(properties.headers or {})
+    deaths = headers.get("x-death") or [{}]
+    broker_death = deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
+    attempts = headers.get(ATTEMPT_HEADER, headers.get("x-delivery-count", broker_death.get("count", 1)))
+    reason = headers.get(PARK_REASON_HEADER) or (
+        f"broker: {broker_death.get('reason', 'dead-lettered')} after {attempts} deliveries" if broker_death
+        else "unknown")
+    parked_at = headers.get(PARKED_AT_HEADER) or broker_death.get("time")
+    return ParkedMessage(worker, properties.message_id or "", _text(reason), int(attempts or 1),
+                         None if parked_at is None else _text(parked_at), body,
+                         properties.content_type or "application/json", headers)
+
+
+def work_queues(worker: str | None) -> list[WorkQueue]:
+    """The queues a command addresses: one worker's (by name), or all."""
+    if worker is None:
+        return list(WORK_QUEUES.values())
+    if worker not in WORK_QUEUES:
+        raise ConfigurationError(f"no queue {worker!r}; the queues are {', '.join(WORK_QUEUES)}")
+    return [WORK_QUEUES[worker]]
+
+
+class DeadLetters:
+    """The parking queues of one broker (vhost)."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self._amqp_url = amqp_url
+
+    def parked(self, worker: str | None = None) -> list[ParkedMessage]:
+        """Every parked message, oldest first per queue; none is taken off its queue."""
+        with self._channel() as channel:
+            return [parked for queue in work_queues(worker) for parked, _ in _take_all(channel, queue)]
+
+    def replay(self, ids: set[str] | None, worker: str | None = None) -> list[ParkedMessage]:
+        """Put the parked messages with these ids (all when None) back on their work queues."""
+        replayed: list[ParkedMessage] = []
+        with self._channel() as channel:
+            channel.confirm_delivery()
+            for queue in work_queues(worker):
+                for parked, tag in _take_all(channel, queue):
+                    if ids is not None and parked.message_id not in ids:
+                        continue
+                    _publish_afresh(channel, queue, parked)
+                    channel.basic_ack(tag)
+                    replayed.append(parked)
+        return replayed
+
+    def purge(self, worker: str | None = None) -> dict[str, int]:
+        """Drop every parked message; how many each queue held."""
+        with self._channel() as channel:
+            return {queue.worker: channel.queue_purge(queue.parking_queue).method.message_count
+                    for queue in work_queues(worker)}
+
+    @contextlib.contextmanager
+    def _channel(self) -> Iterator[BlockingChannel]:
+        connection = blocking_connection(self._amqp_url, "dlq")
+        try:
+            yield connection.channel()
+        except pika.exceptions.AMQPError as exc:
+            raise BrokerUnavailable(f"RabbitMQ failed during the command: {exc!r}") from exc
+        finally:
+            # Closing hands back every message taken and not acked: a listing changes nothing.
+            if connection.is_open:
+                connection.close()
+
+
+def _take_all(channel: BlockingChannel, queue: WorkQueue) -> Iterator[tuple[ParkedMessage, int]]:
+    """Each message on the queue's parking queue when the call began, taken without an ack."""
+    waiting = channel.queue_declare(queue.parking_queue, passive=True).method.message_count
+    for _ in range(waiting):
+        method, properties, body = channel.basic_get(queue.parking_queue, auto_ack=False)
+        if method is None:
+            return
+        yield parked_from(queue.worker, properties, body), method.delivery_tag
+
+
+def _publish_afresh(channel: BlockingChannel, queue: WorkQueue, parked: ParkedMessage) -> None:
+    headers = {key: value for key, value in parked.headers.items() if key not in FAILURE_HEADERS}
+    properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, message_id=parked.message_id,
+                                      content_type=parked.content_type, headers=headers)
+    try:
+        channel.basic_publish("", queue.name, parked.body, properties, mandatory=True)
+    except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+        raise PublishRejected(f"RabbitMQ refused the replay of {parked.message_id} to {queue.name}") from exc
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,45 @@
+"""Field types bounded by what their columns hold, so whatever a validator accepts a worker can store.
+
+PostgreSQL refuses NUL in any text; an identifier (a SKU, an event or order id) holds no control
+character at all, since it also appears in logs, URLs and queue headers.
+"""
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StrictInt, StringConstraints
+
+IDENTIFIER_LENGTH = 100  # SKUs, event ids, order ids, locations, warehouses
+MAX_QUANTITY = 1_000_000_000  # the quantity columns are 32-bit integers
+
+
+def has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in value)
+
+
+def is_storable_identifier(value: str) -> bool:
+    """True for a non-empty id that fits its column and holds no control character."""
+    return 0 < len(value) <= IDENTIFIER_LENGTH and not has_control_characters(value)
+
+
+def refuse_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+def refuse_control_characters(value: str) -> str:
+    if has_control_characters(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+NoNul = AfterValidator(refuse_nul)
+NoControls = AfterValidator(refuse_control_characters)
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=IDENTIFIER_LENGTH), NoControls
+]
+Quantity = Annotated[StrictInt, Field(ge=0, le=MAX_QUANTITY)]
+PositiveQuantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
+QuantityChange = Annotated[StrictInt, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]

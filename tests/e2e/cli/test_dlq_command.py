@@ -1,0 +1,65 @@
+"""`erp-sync dlq`: an operator lists the parked messages, replays one, and an event already applied changes nothing."""
+from __future__ import annotations
+
+import json
+
+import pika
+
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER
+from erp_sync.shared.topology import PARKING_EXCHANGE
+from tests.support import cli
+from tests.support.factories import encode, inventory_event
+from tests.support.waiting import wait_for
+from tests.support.webhooks import post
+
+
+def park_copy(amqp_url: str, body: bytes, event_id: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        properties = pika.BasicProperties(message_id=event_id, content_type="application/json", delivery_mode=2,
+                                          headers={PARK_REASON_HEADER: "DatabaseUnavailable: gave up", ATTEMPT_HEADER: 25})
+        connection.channel().basic_publish(PARKING_EXCHANGE, "inventory", body, properties)
+    finally:
+        connection.close()
+
+
+def test_replaying_an_event_already_applied_changes_nothing(ingress, start_workers, broker, migrated_database_url):
+    # given a stock figure applied, then (as after an outage) a copy of it parked, and a later sale applied
+    start_workers("inventory")
+    event = inventory_event(sku="SKU-DLQ", new_quantity=10)
+    post(ingress, event)
+    post(ingress, inventory_event(sku="SKU-DLQ", new_quantity=None, quantity_change=-1))
+    wait_for(lambda: ingress.get("/api/v1/inventory/SKU-DLQ").get_json().get("erp_quantity") == 9)
+    park_copy(broker, encode(event), event["event_id"])
+    env = {"AMQP_URL": broker, "DATABASE_URL": migrated_database_url}
+
+    # when the operator lists the parked messages and replays that one
+    listed = cli.run("dlq", "list", "--json", **env)
+    replayed = cli.run("dlq", "replay", event["event_id"], **env)
+
+    # then the listing named it with its reason and attempts, and the replay took it off the parking queue
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line) for line in listed.stdout.splitlines()] == [
+        {"queue": "inventory", "id": event["event_id"], "reason": "DatabaseUnavailable: gave up", "attempts": 25,
+         "parked_at": None}]
+    assert replayed.returncode == 0 and f"replayed inventory\t{event['event_id']}" in replayed.stdout
+    assert cli.run("dlq", "list", **env).stdout == ""
+    # and the worker took it for the duplicate it is: the sale after it still counts
+    history = wait_for(lambda: (h := ingress.get("/api/v1/inventory/SKU-DLQ/history").get_json()["changes"])
+                       and h[0]["outcome"] == "duplicate" and h)
+    assert history[0]["event_id"] == event["event_id"]
+    assert ingress.get("/api/v1/inventory/SKU-DLQ").get_json()["erp_quantity"] == 9
+
+
+def test_replaying_an_id_not_parked_says_so_and_fails(broker):
+    result = cli.run("dlq", "replay", "evt_nowhere", AMQP_URL=broker)
+
+    assert result.returncode == 1
+    assert "no parked message evt_nowhere" in result.stderr
+
+
+def test_purge_asks_for_yes(broker):
+    result = cli.run("dlq", "purge", AMQP_URL=broker)
+
+    assert result.returncode == 2
+    assert "--yes" in result.stderr

@@ -1,0 +1,83 @@
+"""Parked messages: listed with reason, id, attempts and time without being taken; replayed afresh; purged."""
+from __future__ import annotations
+
+import pika
+import pytest
+
+from erp_sync.shared.dead_letters import DeadLetters
+from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
+from erp_sync.shared.topology import PARKING_EXCHANGE
+from tests.support.amqp import drain
+
+
+def park(amqp_url: str, worker: str, message_id: str, reason: str = "ValueError: bad", attempts: int = 3) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        headers = {PARK_REASON_HEADER: reason, ATTEMPT_HEADER: attempts, PARKED_AT_HEADER: "2026-12-04T03:00:00+00:00",
+                   "x-keep": "kept"}
+        connection.channel().basic_publish(PARKING_EXCHANGE, worker, f'{{"id": "{message_id}"}}'.encode(),
+                                           pika.BasicProperties(message_id=message_id, headers=headers,
+                                                                content_type="application/json", delivery_mode=2))
+    finally:
+        connection.close()
+
+
+def test_a_listing_shows_each_parked_message_and_takes_none(broker):
+    # given two messages parked by the inventory and the catalog worker
+    park(broker, "inventory", "evt_1", "IntegrityError: no", attempts=1)
+    park(broker, "catalog", "evt_2", "gave up after 5 attempts", attempts=5)
+    letters = DeadLetters(broker)
+
+    # when they are listed, all and by queue
+    listed = [m.summary() for m in letters.parked()]
+    only_catalog = [m.message_id for m in letters.parked("catalog")]
+
+    # then each shows where, what, why, how often and since when, and both are still parked
+    assert {(m["queue"], m["id"], m["reason"], m["attempts"], m["parked_at"]) for m in listed} == {
+        ("inventory", "evt_1", "IntegrityError: no", 1, "2026-12-04T03:00:00+00:00"),
+        ("catalog", "evt_2", "gave up after 5 attempts", 5, "2026-12-04T03:00:00+00:00"),
+    }
+    assert only_catalog == ["evt_2"]
+    assert len(letters.parked()) == 2
+
+
+def test_a_replay_puts_the_message_back_on_its_work_queue_as_it_first_arrived(broker):
+    park(broker, "inventory", "evt_1")
+    park(broker, "inventory", "evt_2")
+
+    replayed = DeadLetters(broker).replay({"evt_2"})
+
+    assert [m.message_id for m in replayed] == ["evt_2"]
+    back = drain(broker, "erp-sync.inventory")
+    assert [m.properties.message_id for m in back] == ["evt_2"]
+    assert back[0].body == b'{"id": "evt_2"}'
+    headers = back[0].properties.headers
+    assert headers["x-keep"] == "kept"
+    assert not {ATTEMPT_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER} & set(headers)
+    assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
+
+
+def test_replay_all_of_one_queue_leaves_the_others_parked(broker):
+    park(broker, "inventory", "evt_1")
+    park(broker, "media", "media_1")
+
+    DeadLetters(broker).replay(None, "inventory")
+
+    assert [m.properties.message_id for m in drain(broker, "erp-sync.inventory")] == ["evt_1"]
+    assert [m.message_id for m in DeadLetters(broker).parked()] == ["media_1"]
+
+
+def test_purge_drops_and_counts_per_queue(broker):
+    park(broker, "orders", "ORD-1")
+    park(broker, "orders", "ORD-2")
+
+    purged = DeadLetters(broker).purge("orders")
+
+    assert purged == {"orders": 2}
+    assert DeadLetters(broker).parked() == []
+
+
+def test_an_unknown_queue_is_named_with_the_ones_that_exist(broker):
+    with pytest.raises(ConfigurationError, match="no queue 'nope'; the queues are catalog, inventory"):
+        DeadLetters(broker).parked("nope")

@@ -1,0 +1,32 @@
+"""The registry is the one list of workers: every work queue has its worker, every worker its command."""
+from __future__ import annotations
+
+from erp_sync.cli import build_parser
+from erp_sync.shared.topology import WORK_QUEUES
+from erp_sync.workers.registry import WORKERS, ConsumingWorker
+
+# Queues a consuming worker reads beside its own: the orders worker pushes from erp-sync.orders-push.
+SECOND_QUEUES = {"orders-push": "orders"}
+# Declared for a sweep on demand; the reconcile worker runs on its schedule and reads no queue yet.
+UNREAD_QUEUES = {"reconcile"}
+
+
+def test_every_work_queue_is_read_by_one_registered_worker():
+    own = {worker.queue.worker: name for name, worker in WORKERS.items() if isinstance(worker, ConsumingWorker)}
+    readers = own | SECOND_QUEUES
+
+    assert set(readers) == set(WORK_QUEUES) - UNREAD_QUEUES
+    assert set(SECOND_QUEUES.values()) <= set(WORKERS)
+
+
+def test_each_record_is_filed_under_its_own_name():
+    assert all(name == worker.name for name, worker in WORKERS.items())
+
+
+def test_the_worker_command_offers_exactly_the_registered_workers():
+    args = build_parser().parse_args(["worker", "media"])
+    commands = next(action for action in build_parser()._actions if action.dest == "command")  # noqa: SLF001
+    name = next(action for action in commands.choices["worker"]._actions if action.dest == "name")  # noqa: SLF001
+
+    assert args.name == "media"
+    assert set(name.choices) == set(WORKERS)
