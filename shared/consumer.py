@@ -2,7 +2,8 @@
 
 It takes messages in small batches, has a worker thread run the handler over each batch in one
 database transaction (a savepoint per message; a batch of one needs none), and only after the
-commit acks them. A worker may bring a runner of its own instead (the orders worker does). A worker
+commit acks them. A worker whose messages each wait on something slow uses `ConcurrentConsumer`
+instead: several messages under way at once, each acked as soon as it is done. A worker
 may also offer a batch handler: it gets the whole batch first, without savepoints, and if it fails
 the batch is rolled back and run again message by message, which finds the culprit. A failed
 message goes to its delay queue (transient) or its parking queue (permanent) before its ack, so
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import pika
@@ -241,15 +242,18 @@ class Consumer:
             channel.basic_consume(self._queue.name, self._on_message)
             self.connected.set()
             logger.info("consuming %s", self._queue.name)
-            while not stop.is_set():
-                connection.process_data_events(time_limit=0.25)
-                # Once stopped, what is still buffered stays unacked: the broker hands it out again.
-                while self._buffer and not stop.is_set():
-                    self._handle_batch(connection, channel, self._take_batch(connection))
+            self._serve(connection, channel, stop)
         finally:
             self.connected.clear()
             if connection.is_open:
                 connection.close()
+
+    def _serve(self, connection: pika.BlockingConnection, channel: BlockingChannel, stop: threading.Event) -> None:
+        while not stop.is_set():
+            connection.process_data_events(time_limit=0.25)
+            # Once stopped, what is still buffered stays unacked: the broker hands it out again.
+            while self._buffer and not stop.is_set():
+                self._handle_batch(connection, channel, self._take_batch(connection))
 
     def _on_message(
         self, _channel: BlockingChannel, method: Any, properties: pika.BasicProperties, body: bytes
@@ -286,11 +290,64 @@ class Consumer:
             connection.process_data_events(time_limit=0.1)  # keeps heartbeats flowing
         outcomes = future.result()
         messages = [
-            message
-            for delivery, outcome in zip(batch, outcomes, strict=True)
-            for message in (
-                outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
-            )
+            message for delivery, outcome in zip(batch, outcomes, strict=True)
+            for message in self._next_messages(delivery, outcome)
         ]
         self._publisher.publish_all(messages)
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)
+
+    def _next_messages(self, delivery: Delivery, outcome: Outcome) -> tuple[OutgoingMessage, ...]:
+        return outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
+
+
+class ConcurrentConsumer(Consumer):
+    """Consume one work queue `concurrency` messages at a time, each handled and acked on its own.
+
+    For messages that each wait on something slow (the orders worker's ERP calls): a slow one holds
+    up only itself, and the next message starts in the first free thread. Each goes through the
+    runner alone; its follow-ups are published from its thread, and its ack goes back to the
+    connection's thread. Once stopped, messages under way end and are acked; the others stay
+    unacked, and the broker hands them out again.
+    """
+
+    def __init__(self, queue: WorkQueue, runner: Runner, config: ConsumerConfig,
+                 publisher: ConfirmingPublisher | None = None, *, concurrency: int) -> None:
+        # Twice as many prefetched as handled: the next message is at hand when a thread frees up.
+        super().__init__(queue, runner, replace(config, prefetch=2 * concurrency), publisher)
+        self._concurrency = concurrency
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{queue.worker}-handler")
+        self._running = 0  # touched on the connection's thread only
+        self._failure: BaseException | None = None
+
+    def _serve(self, connection: pika.BlockingConnection, channel: BlockingChannel, stop: threading.Event) -> None:
+        self._running, self._failure = 0, None
+        try:
+            while not stop.is_set():
+                connection.process_data_events(time_limit=0.25)
+                if self._failure is not None:
+                    raise self._failure
+                while self._buffer and self._running < self._concurrency:
+                    self._running += 1
+                    self._executor.submit(self._handle_one, connection, channel, self._buffer.pop(0))
+        finally:
+            while self._running and connection.is_open:
+                connection.process_data_events(time_limit=0.1)
+
+    def _handle_one(self, connection: pika.BlockingConnection, channel: BlockingChannel, delivery: Delivery) -> None:
+        def settled(failure: BaseException | None) -> None:
+            self._running -= 1
+            if failure is None:
+                channel.basic_ack(delivery.delivery_tag)
+            else:
+                self._failure = failure  # the loop raises it: a reconnect brings the message back
+
+        try:
+            [outcome] = self._runner.run([delivery])
+            self._publisher.publish_all(self._next_messages(delivery, outcome))
+        except Exception as exc:  # noqa: BLE001 (handed to the connection's thread, which raises it)
+            result: BaseException | None = exc
+        else:
+            result = None
+        # A connection lost meanwhile takes the message back unacked: it is handed out again.
+        with contextlib.suppress(pika.exceptions.ConnectionWrongStateError):
+            connection.add_callback_threadsafe(lambda: settled(result))

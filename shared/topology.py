@@ -14,8 +14,6 @@
 
     erp-sync.retry ──orders-push.<I>ms──▶ erp-sync.orders-push.delay.<I>ms (I = ORDER_RETRY_INTERVAL_S in ms)
         the orders worker's own retry of an ERP push (spec 7.2), back to erp-sync.orders-push
-    (default exchange) ──erp-sync.orders-push──▶ erp-sync.orders-push
-        the ERP probe re-sends local_only and stranded orders to the orders worker alone
 
 Work queues are quorum queues whose own dead-letter exchange is the parking exchange, so a
 message that keeps killing its consumer (redelivered without an ack) is parked by the broker
@@ -116,11 +114,6 @@ class DeclaringChannel(Protocol):
 def order_retry_route(interval_ms: int) -> tuple[str, str]:
     """Exchange and routing key that bring an order back to the orders worker's pushes after `interval_ms`."""
     return RETRY_EXCHANGE, ORDERS_PUSH_QUEUE.retry_routing_key(interval_ms)
-
-
-def order_resend_route() -> tuple[str, str]:
-    """Exchange and routing key that put an order straight on the orders worker's push queue."""
-    return "", ORDERS_PUSH_QUEUE.name
 
 
 def declare_topology(

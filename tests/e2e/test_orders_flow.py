@@ -60,6 +60,41 @@ def test_orders_are_recorded_and_held_while_the_erp_is_slow_to_take_earlier_ones
         wait_status(ingress, order_id, "synced", timeout=30)
 
 
+def test_a_push_held_up_holds_up_no_other_push(ingress, storefront, start_workers, order_settings, sandbox,
+                                              db_engine, committed_session):
+    from sqlalchemy import text
+
+    from erp_sync.shared.orders import OrderPlaced
+    from erp_sync.workers.order_store import record_orders
+    from erp_sync.workers.order_sync import push_message
+
+    # given a recorded order whose push will be held up: its row locked, as a slow ERP call holds it
+    record_orders(committed_session, [OrderPlaced.model_validate(order("ORD-HELD", quantity=1))])
+    committed_session.commit()
+    committed_session.execute(text("SELECT 1 FROM orders WHERE order_id = 'ORD-HELD' FOR UPDATE"))
+    start_workers("orders", with_settings=order_settings(order_push_concurrency=2))
+    storefront.publish(push_message("ORD-HELD"))
+
+    def pushes_waiting_for_a_lock() -> int:
+        with db_engine.connect() as watcher:  # a transaction of its own: activity is a snapshot per transaction
+            return watcher.execute(text("SELECT count(*) FROM pg_stat_activity "
+                                        "WHERE wait_event_type = 'Lock' AND datname = current_database()")).scalar()
+
+    wait_for(lambda: pushes_waiting_for_a_lock() == 1)
+
+    # when another order comes while that push waits
+    publish_order(storefront, order("ORD-FREE", quantity=2))
+
+    # then it is pushed and synced meanwhile
+    wait_status(ingress, "ORD-FREE", "synced")
+    assert status_of(ingress, "ORD-HELD")["status"] == "received"
+
+    # and once the held push goes on, that order is synced too, each in the ERP once
+    committed_session.rollback()
+    wait_status(ingress, "ORD-HELD", "synced")
+    assert sorted(o["order_id"] for o in sandbox.orders()) == ["ORD-FREE", "ORD-HELD"]
+
+
 def test_unknown_order_is_404(ingress):
     assert ingress.get("/api/v1/orders/NOPE").status_code == 404
 
@@ -81,8 +116,9 @@ def test_erp_down_then_back_syncs_the_order_once(ingress, storefront, start_work
 
 def test_an_unreachable_erp_sends_the_push_round_the_push_delay_queue(ingress, storefront, start_workers,
                                                                       order_settings, sandbox, broker):
+    import json
+
     from tests.support.amqp import drain
-    from erp_sync.workers.order_sync import RETRY_HEADER
 
     # given an ERP that fails and a retry interval long enough to find the retry waiting
     sandbox.fault("5xx")
@@ -94,7 +130,7 @@ def test_an_unreachable_erp_sends_the_push_round_the_push_delay_queue(ingress, s
 
     # then its retry waits in the push queue's own delay queue (back to the pushes, not the recording)
     [waiting] = wait_for(lambda: drain(broker, ORDERS_PUSH_QUEUE.delay_queue(30_000)))
-    assert waiting.properties.message_id == "ORD-DELAYED" and waiting.properties.headers[RETRY_HEADER] == 1
+    assert waiting.properties.message_id == "ORD-DELAYED" and json.loads(waiting.body) == {"order_id": "ORD-DELAYED"}
     assert waiting.properties.delivery_mode == 2
     assert drain(broker, ORDERS.name) == []  # nothing went back to be recorded again
 

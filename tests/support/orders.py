@@ -24,6 +24,11 @@ def order_body(order_id: str = "ORD-1", quantity: int = 2, sku: str = SKU, **ext
                        "line_items": [{"sku": sku, "quantity": quantity, "unit_price": 79900.00}], **extra}).encode()
 
 
+def push_body(order_id: str = "ORD-1") -> bytes:
+    """A push message's body: it names the order and nothing else."""
+    return json.dumps({"order_id": order_id}).encode()
+
+
 def delivery(body: bytes, *, tag: int = 1, headers: dict | None = None, redelivered: bool = False) -> Delivery:
     return Delivery(tag, body, "ORD-1", "application/json", headers or {}, redelivered)
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from erp_sync.shared.consumer import (
     BatchHandler,
     BatchRunner,
+    ConcurrentConsumer,
     Consumer,
     ConsumerConfig,
     Delivery,
@@ -155,12 +156,14 @@ def start_consumer(broker: str, db_engine: Engine) -> Iterator[Callable[..., Run
         amqp_url: str = broker,
         session_factory: sessionmaker[Session] | None = None,
         max_attempts: int = 4,
+        concurrency: int | None = None,
         **config_overrides: Any,
     ) -> RunningConsumer:
         config = ConsumerConfig(amqp_url=amqp_url, retry_delays_ms=DELAYS_MS, max_attempts=max_attempts,
                                 **config_overrides)
         runner = RecordingRunner(BatchRunner(handler, session_factory or make_session_factory(db_engine), config))
-        consumer = Consumer(QUEUE, runner, config)  # type: ignore[arg-type]
+        consumer = (Consumer(QUEUE, runner, config) if concurrency is None  # type: ignore[arg-type]
+                    else ConcurrentConsumer(QUEUE, runner, config, concurrency=concurrency))
         stop_event = threading.Event()
         thread = threading.Thread(target=consumer.run, args=(stop_event,), name="test-consumer", daemon=True)
         thread.start()
@@ -357,6 +360,32 @@ def test_transient_error_in_a_batch_does_not_hold_back_the_others(start_consumer
     assert max(running.runner.batch_sizes) > 1, "the messages were not handled as a batch"
     assert running.runner.outcomes[flaky_id] == [Retry(200, 2), Done()]
     assert all(running.runner.outcomes[i] == [Done()] for i in event_ids if i != flaky_id)
+    assert all_queues_empty(broker)
+
+
+def test_a_concurrent_consumer_commits_and_acks_each_message_while_another_is_held_up(
+        start_consumer, publish, broker, db_engine):
+    # given a consumer of two at a time whose first message is held up until the test lets it go
+    held, let_go = new_id(), threading.Event()
+
+    def handler(delivery: Delivery, session: Session) -> None:
+        if delivery.message_id == held:
+            let_go.wait(15)
+        record_event(delivery, session)
+
+    running = start_consumer(handler, concurrency=2)
+
+    # when that message and three others arrive
+    publish(event_id=held)
+    others = [publish() for _ in range(3)]
+
+    # then the others are committed and acked one by one meanwhile
+    wait_until(lambda: committed_ids(db_engine, others) == set(others), "the others committed")
+    assert committed(db_engine, held) == 0
+    running.stop_event.set()  # stopping: the held one still ends, and is acked
+    let_go.set()
+    running.stop()
+    assert committed(db_engine, held) == 1
     assert all_queues_empty(broker)
 
 

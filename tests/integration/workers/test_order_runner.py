@@ -1,8 +1,6 @@
 """The orders worker's two runners over whole batches: real commits, PostgreSQL and the sandbox ERP over HTTP."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import select, text
 
@@ -12,7 +10,7 @@ from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE
 from tests.support.sandbox import TOKEN
-from tests.support.orders import SKU, delivery, order_body
+from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import running_sandbox
 from erp_sync.workers.orders import build_push_runner, build_runner
 
@@ -30,7 +28,7 @@ class Orders:
 
     def __init__(self, settings, sessions) -> None:
         self.record = build_runner(settings, sessions, CONFIG)
-        self.push = build_push_runner(settings, sessions, CONFIG, threading.Event())
+        self.push = build_push_runner(settings, sessions, CONFIG)
 
     def recorded(self, batch: list[Delivery]) -> tuple[list, list[Delivery]]:
         """The record outcomes, and the push requests they handed on, as the push queue delivers them."""
@@ -92,12 +90,12 @@ def test_a_recorded_batch_is_committed_with_its_holds_and_handed_on_to_be_pushed
     # when a batch is recorded (the ERP not yet called)
     outcomes, requests = runner.recorded([delivery(order_body("ORD-1")), delivery(order_body("ORD-2", quantity=1))])
 
-    # then both orders are committed and held, and each goes on to the push queue as it came
+    # then both orders are committed and held, and the push queue is asked to push each
     assert statuses(committed_session) == {"ORD-1": "received", "ORD-2": "received"}
     assert open_holds(committed_session) == [("ORD-1", 2), ("ORD-2", 1)]
     assert sandbox.orders() == []
     assert [r.message_id for r in requests] == ["ORD-1", "ORD-2"]
-    assert [r.body for r in requests] == [order_body("ORD-1"), order_body("ORD-2", quantity=1)]
+    assert [r.body for r in requests] == [push_body("ORD-1"), push_body("ORD-2")]
 
     # and pushing them syncs both
     assert runner.push.run(requests) == [Done(), Done()]
@@ -137,7 +135,9 @@ def test_a_redelivered_order_starts_no_second_retry_chain(runner, sandbox, commi
     assert lines == 1 and open_holds(committed_session) == [("ORD-1", 2)]
     assert sandbox.orders() == []
 
-    # when the retry comes round, the order is synced, in the ERP once
+    # when the retry comes round after its interval, the order is synced, in the ERP once
+    committed_session.execute(text("UPDATE orders SET next_attempt_at = clock_timestamp() - interval '1 second'"))
+    committed_session.commit()
     assert runner.push.run([Delivery(7, retry.body, retry.message_id, retry.content_type, retry.headers)]) == [Done()]
     assert statuses(committed_session) == {"ORD-1": "synced"} and attempts(committed_session) == {"ORD-1": 2}
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]

@@ -15,11 +15,10 @@ from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.orders import decode_order
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
-from tests.support.orders import SKU, delivery, order_body
+from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
-from erp_sync.workers.order_probe import release_expired_holds
-from erp_sync.workers.order_sync import RESEND_HEADER, RETRY_HEADER, STRANDED_HEADER
-from erp_sync.workers.orders import build_push_handler, erp_client, hand_back, record_order
+from erp_sync.workers.order_store import oldest_local_only, release_expired_holds
+from erp_sync.workers.orders import build_push_handler, erp_client, record_order
 
 @pytest.fixture
 def sandbox(tmp_path):
@@ -48,7 +47,14 @@ def record_then_push(push):
         return push(Delivery(message.delivery_tag, handed_on.body, handed_on.message_id, handed_on.content_type,
                              handed_on.headers), session)
 
+    run.push = push  # a message straight from the push queue (a retry, a re-send)
     return run
+
+
+def interval_passed(session, order_id: str = "ORD-1") -> None:
+    """As if the order's retry interval had passed: its retry is due now."""
+    session.execute(text("UPDATE orders SET next_attempt_at = clock_timestamp() - interval '1 second' "
+                         "WHERE order_id = :id"), {"id": order_id})
 
 
 def order_row(session, order_id: str = "ORD-1") -> Order:
@@ -141,18 +147,21 @@ def test_unreachable_erp_makes_order_pending_with_a_retry(make_handler, sandbox,
     # when the push fails
     [retry] = handle(delivery(order_body()), db_session)
 
-    # then the order waits, held, and a retry goes round the orders delay queue
+    # then the order waits, held, and a retry naming it goes round the orders delay queue
     row = order_row(db_session)
     assert row.status == "pending_sync" and row.attempts == 1 and row.first_attempt_at and row.last_error
+    assert row.next_attempt_at > row.first_attempt_at
     assert (retry.exchange, retry.routing_key, retry.message_id) == (RETRY_EXCHANGE, "orders-push.1000ms", "ORD-1")
-    assert retry.body == order_body() and retry.headers[RETRY_HEADER] == 1
+    assert retry.body == push_body() and retry.headers == {}
     assert len(open_holds(db_session)) == 1
-    # and a duplicate of the original message does not start a second retry chain
+    # and neither a duplicate of the original message nor a retry before its time starts a second retry chain
     assert handle(delivery(order_body(), tag=2), db_session) is None
+    assert handle.push(delivery(retry.body, tag=3), db_session) is None
 
-    # when the retry arrives and the ERP is back
+    # when the retry arrives after its interval and the ERP is back
+    interval_passed(db_session)
     sandbox.fault("none")
-    assert handle(delivery(retry.body, tag=3, headers=retry.headers), db_session) == []
+    assert handle.push(delivery(retry.body, tag=4), db_session) == []
 
     # then it is synced, in the ERP once
     row = order_row(db_session)
@@ -191,10 +200,9 @@ def test_a_redelivered_push_of_a_pending_order_is_pushed_but_a_plain_duplicate_i
 
 
 def test_a_resend_overtaken_by_a_push_starts_no_second_retry_chain(pending_order, sandbox, db_session):
-    # given an order pending_sync after one attempt, its retry a minute away, and a probe re-send
-    # stamped with that one attempt
+    # given an order pending_sync after one attempt, and a probe re-send of it on its way
     push = pending_order
-    resend = delivery(order_body(), tag=2, headers={RESEND_HEADER: 1, STRANDED_HEADER: 1})
+    resend = delivery(push_body(), tag=2)
 
     # when another push came first (a second attempt, still failing, with its own retry on its way)
     push(delivery(order_body(), tag=3, redelivered=True), db_session)
@@ -204,43 +212,46 @@ def test_a_resend_overtaken_by_a_push_starts_no_second_retry_chain(pending_order
     assert push(resend, db_session) is None
     assert order_row(db_session).attempts == 2
 
-    # but a re-send stamped with the current attempts is pushed
+    # but once that retry is due, a message naming the order pushes it
+    interval_passed(db_session)
     sandbox.fault("none")
-    assert push(delivery(order_body(), tag=4, headers={RESEND_HEADER: 2, STRANDED_HEADER: 1}), db_session) == []
+    assert push(delivery(push_body(), tag=4), db_session) == []
     assert order_row(db_session).status == "synced"
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
 
 
-def test_a_resend_queued_before_the_stranded_mark_existed_is_still_pushed(pending_order, sandbox, db_session):
-    # given an order pending_sync after two attempts, and a re-send from before this release ({resend: 1})
+@pytest.mark.parametrize("headers", [{}, {"x-erp-sync-order-retry": 1},
+                                     {"x-erp-sync-order-resend": 1, "x-erp-sync-order-stranded": 1}])
+def test_a_push_message_of_the_previous_release_is_decided_by_the_row(pending_order, sandbox, db_session, headers):
+    # given an order pending_sync whose retry is a minute away, and messages queued by the previous
+    # release (the whole order as body, with or without its retry and re-send marks)
     push = pending_order
-    push(delivery(order_body(), tag=2, redelivered=True), db_session)
     sandbox.fault("none")
 
-    # when it arrives, then it is pushed, as it was before the upgrade
-    assert push(delivery(order_body(), tag=3, headers={RESEND_HEADER: 1}), db_session) == []
-    assert order_row(db_session).status == "synced"
+    # when one arrives before the order is due, then it is ignored whatever its marks
+    assert push(delivery(order_body(), tag=2, headers=headers), db_session) is None
+
+    # when one arrives once it is due, then it is pushed
+    interval_passed(db_session)
+    assert push(delivery(order_body(), tag=3, headers=headers), db_session) == []
+    assert order_row(db_session).status == "synced" and order_row(db_session).attempts == 2
 
 
-def test_a_push_handed_back_at_shutdown_keeps_what_its_redelivery_meant():
-    redelivered = Delivery(1, order_body(), "ORD-1", "application/json", {}, True)
-    fresh = Delivery(2, order_body(), "ORD-1", "application/json", {RESEND_HEADER: 4}, False)
-
-    assert hand_back(redelivered).headers == {RETRY_HEADER: 0}
-    assert hand_back(fresh).headers == {RESEND_HEADER: 4}
-
-
-def test_a_recorded_order_hands_on_what_it_continues_and_nothing_else(db_session):
-    # given an order.placed message carrying a retry count, a re-send mark and an unrelated header
-    headers = {RETRY_HEADER: 3, RESEND_HEADER: 1, "x-storefront-trace": "abc"}
+def test_a_recorded_order_asks_for_its_push_by_id_alone(db_session):
+    # given an order.placed message carrying an unrelated header
+    headers = {"x-erp-sync-order-retry": 3, "x-storefront-trace": "abc"}
 
     # when it is recorded
     [handed_on] = record_order(delivery(order_body(), headers=headers), db_session)
 
-    # then the message to the push queue keeps the retry and re-send marks only
+    # then the message to the push queue names the order and nothing else
     assert (handed_on.exchange, handed_on.routing_key) == (ORDERS_PUSH_QUEUE.exchange, ORDERS_PUSH_QUEUE.routing_key)
-    assert handed_on.headers == {RETRY_HEADER: 3, RESEND_HEADER: 1}
-    assert handed_on.body == order_body() and handed_on.message_id == "ORD-1"
+    assert handed_on.headers == {} and handed_on.body == push_body() and handed_on.message_id == "ORD-1"
+
+
+def test_a_push_message_naming_no_recorded_order_is_parked(make_handler, db_session):
+    with pytest.raises(MessageDecodeError):
+        make_handler().push(delivery(push_body("ORD-NOWHERE")), db_session)
 
 
 def test_order_goes_local_only_after_the_window(make_handler, sandbox, db_session):
@@ -250,9 +261,10 @@ def test_order_goes_local_only_after_the_window(make_handler, sandbox, db_sessio
     # given its first attempt is older than the window
     order_row(db_session).first_attempt_at = datetime.now(UTC) - timedelta(seconds=4)
     db_session.flush()
+    interval_passed(db_session)
 
     # when the retry fails again
-    follow_ups = handle(delivery(retry.body, tag=2, headers=retry.headers), db_session)
+    follow_ups = handle.push(delivery(retry.body, tag=2), db_session)
 
     # then no more retries: local_only, stock still held
     row = order_row(db_session)
@@ -260,8 +272,31 @@ def test_order_goes_local_only_after_the_window(make_handler, sandbox, db_sessio
     assert len(open_holds(db_session)) == 1
 
     # and a re-sent message that fails again leaves it local_only
-    assert handle(delivery(retry.body, tag=3), db_session) == []
+    assert handle.push(delivery(retry.body, tag=3), db_session) == []
     assert order_row(db_session).status == "local_only"
+
+
+def test_local_only_orders_go_oldest_first_and_one_that_fails_again_waits_behind_the_others(
+        make_handler, sandbox, db_session):
+    # given three local_only orders, from the oldest ORD-1 to ORD-3
+    handle = make_handler()
+    sandbox.fault("down")
+    for order_id in ("ORD-1", "ORD-2", "ORD-3"):
+        handle(delivery(order_body(order_id)), db_session)
+    db_session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
+    assert oldest_local_only(db_session) == "ORD-1"
+
+    # when the oldest is pushed again and fails, then the next round starts with the one after it
+    assert handle.push(delivery(push_body("ORD-1")), db_session) == []
+    assert order_row(db_session, "ORD-1").status == "local_only"
+    assert oldest_local_only(db_session) == "ORD-2"
+
+    # when the ERP answers again, each order it takes asks for the next due one, until none is left
+    sandbox.fault("none")
+    [following] = handle.push(delivery(push_body("ORD-2")), db_session)
+    assert following.body == push_body("ORD-3")
+    assert handle.push(delivery(following.body), db_session) == []
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-2", "ORD-3"]
 
 
 @pytest.mark.parametrize("body, problem", [
