@@ -70,6 +70,12 @@ SELECT order_id FROM orders
  WHERE status = 'local_only' AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp())
  ORDER BY arrival LIMIT 1
 """)
+# An operator's "push it now": due at once; the row lock still lets one push at a time through.
+_MAKE_DUE = text("""
+UPDATE orders SET next_attempt_at = NULL, updated_at = now()
+ WHERE status IN ('pending_sync', 'local_only') AND (CAST(:order_ids AS text[]) IS NULL OR order_id = ANY(:order_ids))
+RETURNING order_id
+""")
 # Marked as touched (updated_at) so that the next rounds leave them alone while their push waits.
 _TOUCH_STRANDED = text("""
 UPDATE orders SET updated_at = now()
@@ -171,3 +177,9 @@ def touch_stranded(session: Session, cutoff: datetime, limit: int) -> list[str]:
     """Unsettled orders nothing has touched since `cutoff`, oldest first, marked as touched now."""
     rows = session.execute(_TOUCH_STRANDED, {"cutoff": cutoff, "limit": limit}).all()
     return [order_id for order_id, _ in sorted(rows, key=lambda row: row.arrival)]
+
+
+def make_due(session: Session, order_ids: Sequence[str] | None) -> list[str]:
+    """Make these waiting orders (pending_sync or local_only; all such when None) due now; the ids made due."""
+    ids = None if order_ids is None else list(order_ids)
+    return sorted(session.execute(_MAKE_DUE, {"order_ids": ids}).scalars())

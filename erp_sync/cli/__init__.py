@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from erp_sync.cli import dev, dlq, migrate, reconcile, sandbox, serve, worker
+from erp_sync.cli import dev, dlq, migrate, orders, reconcile, sandbox, serve, worker
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE
 from erp_sync.shared.errors import ConfigurationError, ErpSyncError
 from erp_sync.shared.logs import configure_logging
@@ -26,6 +26,7 @@ def build_parser(*, with_sandbox: bool = True) -> argparse.ArgumentParser:
     worker.register(commands)
     reconcile.register(commands)
     dlq.register(commands)
+    orders.register(commands)
     sandbox.register(commands, with_arguments=with_sandbox)
     dev.register(commands)
     return parser

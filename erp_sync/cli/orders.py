@@ -1,0 +1,79 @@
+"""`erp-sync orders list|show|retry`: orders by status, one order whole, a waiting one pushed now."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
+from erp_sync.shared.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    orders = commands.add_parser("orders", help="orders by status; push a waiting one now")
+    actions = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="orders, oldest first, one JSON object a line")
+    listing.add_argument("--status", help="received, synced, pending_sync, local_only or rejected")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    show = actions.add_parser("show", help="one order with its lines and holds")
+    show.add_argument("id")
+    retry = actions.add_parser("retry", help="push pending_sync or local_only orders now")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", nargs="*", default=[], metavar="ID")
+    which.add_argument("--all", action="store_true", help="every pending_sync and local_only order")
+    orders.set_defaults(run=run_orders)
+
+
+def run_orders(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here: SQLAlchemy is no import of the sweep's process, which builds this parser too.
+    from erp_sync.shared.db import make_engine, make_session_factory
+    from erp_sync.shared.models import OrderStatus
+    from erp_sync.shared.order_view import order_view, orders_by_status
+
+    statuses = [status.value for status in OrderStatus]
+    if args.action == "list" and args.status not in (None, *statuses):
+        print(f"erp-sync: no status {args.status!r}; the statuses are {', '.join(statuses)}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            if args.action == "list":
+                for order in orders_by_status(session, args.status, args.limit):
+                    print(json.dumps(order))
+                return EXIT_OK
+            if args.action == "show":
+                view = order_view(session, args.id)
+                if view is None:
+                    print(f"erp-sync: no order {args.id}", file=sys.stderr)
+                    return EXIT_FAILURE
+                print(json.dumps(view, indent=2))
+                return EXIT_OK
+            return _retry(settings, session, None if args.all else args.ids)
+    finally:
+        engine.dispose()
+
+
+def _retry(settings: Settings, session: Session, order_ids: list[str] | None) -> int:
+    from erp_sync.shared.publisher import ConfirmingPublisher
+    from erp_sync.workers.order_store import make_due
+    from erp_sync.workers.order_sync import push_message
+
+    due = make_due(session, order_ids)
+    session.commit()
+    publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
+    try:
+        publisher.publish_all([push_message(order_id) for order_id in due])
+    finally:
+        publisher.close()
+    for order_id in due:
+        print(f"pushing {order_id}")
+    not_waiting = sorted(set(order_ids or ()) - set(due))
+    for order_id in not_waiting:
+        print(f"erp-sync: order {order_id} is not pending_sync or local_only (or unknown): not pushed",
+              file=sys.stderr)
+    return EXIT_FAILURE if not_waiting else EXIT_OK

@@ -1,0 +1,49 @@
+"""Where an order stands, as the storefront API and the operator's `erp-sync orders` show it."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from erp_sync.shared.models import Order, StockHold
+
+ORDER_FIELDS = ("order_id", "status", "attempts", "last_error", "customer_ref", "warehouse_id")
+ORDER_TIMES = ("order_date", "created_at", "updated_at", "first_attempt_at", "next_attempt_at", "synced_at")
+HOLD_TIMES = ("held_at", "released_at")
+
+
+def order_view(session: Session, order_id: str) -> dict[str, Any] | None:
+    """The order with its lines and holds, or None when no order has that id."""
+    row = session.scalar(
+        select(Order).where(Order.order_id == order_id).options(selectinload(Order.lines), selectinload(Order.holds))
+    )
+    if row is None:
+        return None
+    return _fields(row, ORDER_FIELDS, ORDER_TIMES) | {
+        "lines": [{"line_no": line.line_no, "sku": line.sku, "quantity": line.quantity,
+                   "unit_price": f"{line.unit_price.quantize(Decimal('0.01'))}"} for line in row.lines],
+        "holds": [_hold(hold) for hold in sorted(row.holds, key=lambda hold: hold.id)],
+    }
+
+
+def orders_by_status(session: Session, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """Orders (of one status, or all), oldest first, without their lines."""
+    query = select(Order).order_by(Order.created_at, Order.order_id).limit(limit)
+    if status is not None:
+        query = query.where(Order.status == status)
+    return [_fields(row, ORDER_FIELDS, ORDER_TIMES) for row in session.scalars(query)]
+
+
+def _hold(hold: StockHold) -> dict[str, Any]:
+    return _fields(hold, ("sku", "quantity", "release_reason"), HOLD_TIMES)
+
+
+def _fields(row: object, plain: tuple[str, ...], times: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in plain} | {name: _time(getattr(row, name)) for name in times}
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,46 @@
+"""`erp-sync orders`: the person on call lists the waiting orders and pushes one now, without waiting for its retry."""
+from __future__ import annotations
+
+import json
+
+from erp_sync.shared.orders import publish_order
+from tests.support import cli
+from tests.support.orders import SKU, order, wait_status
+
+
+def test_a_waiting_order_is_listed_shown_and_pushed_now(ingress, storefront, start_workers, order_settings, sandbox,
+                                                        stock_of_50, broker, migrated_database_url):
+    # given an order left pending_sync by an ERP that was down, its next retry an hour away
+    sandbox.fault("down")
+    start_workers("orders", with_settings=order_settings(order_retry_interval_s=3600, order_retry_window_s=7200,
+                                                         erp_probe_interval_s=3600))
+    publish_order(storefront, order("ORD-CLI-1"))
+    wait_status(ingress, "ORD-CLI-1", "pending_sync")
+    sandbox.fault("none")
+    env = {"DATABASE_URL": migrated_database_url, "AMQP_URL": broker}
+
+    # when the operator lists what waits, looks at it, and pushes it now
+    listed = cli.run("orders", "list", "--status", "pending_sync", **env)
+    shown = cli.run("orders", "show", "ORD-CLI-1", **env)
+    retried = cli.run("orders", "retry", "ORD-CLI-1", **env)
+
+    # then it was listed and shown with its error, and it reaches the ERP once, long before its retry
+    assert [json.loads(line)["order_id"] for line in listed.stdout.splitlines()] == ["ORD-CLI-1"], listed.stderr
+    assert json.loads(shown.stdout)["last_error"] and json.loads(shown.stdout)["lines"][0]["sku"] == SKU
+    assert retried.returncode == 0 and "pushing ORD-CLI-1" in retried.stdout, retried.stderr
+    wait_status(ingress, "ORD-CLI-1", "synced", timeout=10)
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-CLI-1"]
+
+
+def test_retrying_a_settled_or_unknown_order_pushes_nothing_and_says_so(broker, migrated_database_url):
+    result = cli.run("orders", "retry", "ORD-NOWHERE", DATABASE_URL=migrated_database_url, AMQP_URL=broker)
+
+    assert result.returncode == 1
+    assert "order ORD-NOWHERE is not pending_sync or local_only (or unknown): not pushed" in result.stderr
+
+
+def test_an_unknown_status_is_named_with_the_known_ones(migrated_database_url):
+    result = cli.run("orders", "list", "--status", "lost", DATABASE_URL=migrated_database_url)
+
+    assert result.returncode == 2
+    assert "the statuses are received, synced, pending_sync, local_only, rejected" in result.stderr
