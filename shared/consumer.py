@@ -176,7 +176,8 @@ class BatchRunner:
         if isinstance(outcome, Park):
             logger.error("parking message %s: %s", delivery.message_id, outcome.reason)
         else:
-            logger.warning("message %s failed (%s); attempt %d in %d ms",
+            # Expected (an outage's retries): news only when it ends in parking, an ERROR.
+            logger.info("message %s failed (%s); attempt %d in %d ms",
                            delivery.message_id, describe(error), outcome.attempt, outcome.delay_ms)
         return outcome
 

@@ -20,3 +20,16 @@ def test_unreachable_broker_fails_fast_with_broker_unavailable():
     # and a second attempt right after does not wait for another connect
     with pytest.raises(BrokerUnavailable, match="a moment ago"):
         publisher.publish(message(2))
+
+
+def test_a_close_we_asked_for_is_routine_and_one_the_broker_made_is_news():
+    import logging
+
+    import pika.exceptions
+
+    from erp_sync.shared.publisher import _level_of
+
+    assert _level_of(pika.exceptions.ChannelClosedByClient(200, "Normal shutdown")) == logging.DEBUG
+    assert _level_of(pika.exceptions.ConnectionClosedByClient(200, "Normal shutdown")) == logging.DEBUG
+    assert _level_of(pika.exceptions.ChannelClosedByBroker(406, "PRECONDITION_FAILED")) == logging.WARNING
+    assert _level_of(pika.exceptions.StreamLostError("connection reset")) == logging.WARNING
