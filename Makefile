@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit bench clean
+.PHONY: install run test test-unit bench openapi clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test-unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingress
+
+# Rewrite the published OpenAPI documents (docs/openapi/) from the code; a unit test fails when they differ.
+openapi: $(STAMP)
+	$(BIN)/python -m erp_sync.ingress.openapi .
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -13,7 +13,7 @@ from erp_sync.shared.settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The ERP's door: the webhook and the probes."""
-    from erp_sync.ingress import errors, extensions, health, metrics, webhooks
+    from erp_sync.ingress import errors, extensions, health, metrics, openapi, webhooks
 
     config = settings or load_settings()
     app = Flask(__name__)
@@ -25,4 +25,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.extensions["erp_sync.openapi"] = openapi.ingress_document()
+    app.register_blueprint(openapi.bp)
     return app

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from erp_sync.ingress import errors, extensions, health, metrics, orders_api, read_api
+from erp_sync.ingress import errors, extensions, health, metrics, openapi, orders_api, read_api
 from erp_sync.ingress.bearer import bearer_token_matches
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.identifiers import IdentifierConverter
 from erp_sync.shared.settings import Settings, load_settings
 
-# The orchestrator's probes carry no token; neither answer says anything about the shop.
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# The orchestrator's probes carry no token; neither answer says anything about the shop. Nor does
+# the published contract.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 
 
 def create_api_app(settings: Settings | None = None) -> Flask:
@@ -26,6 +27,8 @@ def create_api_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(orders_api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.extensions["erp_sync.openapi"] = openapi.api_document()
+    app.register_blueprint(openapi.bp)
     return app
 
 

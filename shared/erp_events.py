@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     PlainValidator,
+    WithJsonSchema,
     AnyHttpUrl,
     AwareDatetime,
     BaseModel,
@@ -64,7 +65,16 @@ def _decimals(number: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
-AttributeValue = Annotated[str | int | Decimal | bool, PlainValidator(_attribute_value)]
+# A PlainValidator hides the accepted types from pydantic's JSON Schema: the contract states them here.
+AttributeValue = Annotated[str | int | Decimal | bool, PlainValidator(_attribute_value), WithJsonSchema({
+    "anyOf": [
+        {"type": "string", "maxLength": MAX_ATTRIBUTE_CHARS},
+        {"type": "number", "exclusiveMinimum": -(10**MAX_ATTRIBUTE_DIGITS), "exclusiveMaximum": 10**MAX_ATTRIBUTE_DIGITS},
+        {"type": "boolean"},
+    ],
+    "description": f"A string, a number (at most {MAX_ATTRIBUTE_DIGITS} digits before the point and 6 after) "
+                   "or a boolean; no NUL character.",
+})]
 
 
 class _Model(BaseModel):
