@@ -117,7 +117,7 @@ def fuzz(app: Flask, max_examples: int, known: dict[str, str] | None = None) -> 
 
 
 def _run(strategy: Any, max_examples: int) -> None:
-    @hypothesis.settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
+    @hypothesis.settings(max_examples=max_examples, deadline=None, database=None,
                          suppress_health_check=list(hypothesis.HealthCheck))
     @hypothesis.given(case=strategy)
     def call(case: schemathesis.Case) -> None:
