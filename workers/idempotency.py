@@ -95,17 +95,18 @@ def record_events(session: Session, arrivals: Sequence[Arrival]) -> list[bool]:
     }))
     recorded = {event_id: Recorded(arrival.event_type, arrival.digest)
                 for event_id, arrival in first.items() if event_id in fresh}
-    if stale := [event_id for event_id in ids if event_id not in fresh]:
-        for event_id, event_type, digest in session.execute(_RECORDED, {"event_ids": stale}):
+    if seen_before := [event_id for event_id in ids if event_id not in fresh]:
+        for event_id, event_type, digest in session.execute(_RECORDED, {"event_ids": seen_before}):
             recorded[event_id] = Recorded(event_type, digest)
 
     verdicts: list[bool] = []
     for arrival in arrivals:
-        if not is_same_event(recorded[arrival.event_id], arrival):
-            held = recorded[arrival.event_id]
+        # A row pruned between the two statements leaves nothing to compare: a duplicate, as before 0007.
+        held = recorded.get(arrival.event_id, Recorded(arrival.event_type, None))
+        if not is_same_event(held, arrival):
             raise EventIdConflict(
                 f"event id {arrival.event_id} was applied before with a different body "
-                f"(as a {held.event_type} event); this {arrival.event_type} event is not applied",
+                f"({held.event_type}); this {arrival.event_type} event is not applied",
                 event_id=arrival.event_id, event_type=arrival.event_type)
         verdicts.append(arrival.event_id in fresh)
         fresh.discard(arrival.event_id)  # a later copy in `arrivals` is a duplicate
