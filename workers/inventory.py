@@ -15,8 +15,9 @@ from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Delta, Total
 
 
-def apply_inventory_change(event: InventoryChange, session: Session, digest: bytes | None = None) -> StockChangeOutcome:
-    """Apply one stock figure or difference once: a batch of one, but a reused id is alerted (see idempotency).
+def apply_inventory_change(event: InventoryChange, session: Session,
+                           digest: bytes | None = None) -> StockChangeOutcome:
+    """Apply one stock figure or difference once; a reused id is alerted and counted (`record_event`).
 
     `digest` is its body's (`body_digest`); without one, a reused id is told only by its event type.
     """
