@@ -12,6 +12,7 @@
         ├── MessageDecodeError    the body is not a valid message (keeps the raw bytes)
         ├── PublishRejected       the broker nacked or returned a message (no route)
         ├── ErpRejected           the ERP refused the request itself (400, 409, 422, ...)
+        ├── EventIdConflict       an event id already applied with another body or event type: alert
         └── MediaRejected         an image URL answered 4xx, is not an image, is too big, or is forbidden
 
 A worker decides between retry and park from the class alone. Which ERP answer raises which of
@@ -102,3 +103,15 @@ class MediaRejected(PermanentError):
         super().__init__(message)
         self.url = url
         self.status = status
+
+
+class EventIdConflict(PermanentError):
+    """An event id the ERP used before for another body (or event type): applying it would lose one of the two.
+
+    Parked rather than dropped as a duplicate: an operator must learn which event the ERP meant.
+    """
+
+    def __init__(self, message: str, *, event_id: str, event_type: str) -> None:
+        super().__init__(message)
+        self.event_id = event_id
+        self.event_type = event_type

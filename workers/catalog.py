@@ -20,7 +20,7 @@ from erp_sync.shared.models import Category, Variant
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
-from erp_sync.workers.idempotency import record_event
+from erp_sync.workers.idempotency import Arrival, body_digest, record_event
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Total
 
@@ -79,14 +79,16 @@ class CatalogResult:
     media_downloads: tuple[MediaDownload, ...] = ()
 
 
-def apply_catalog_update(event: CatalogUpdate, session: Session) -> CatalogResult:
+def apply_catalog_update(event: CatalogUpdate, session: Session, digest: bytes | None = None) -> CatalogResult:
     """Apply the full product group unless it is a duplicate or older than the one applied.
+
+    `digest` is its body's (`body_digest`); without one, a reused id is told only by its event type.
 
     Stock figures go through the per-SKU stock rule even when the group part is stale: a figure
     is a fact of its own, and that rule alone knows whether a newer one exists.
     """
     data = event.data
-    if not record_event(session, event.event_id, event.event_type):
+    if not record_event(session, Arrival(event.event_id, event.event_type, digest)):
         logger.info("event %s for group %s was applied before; ignored as a duplicate",
                     event.event_id, data.product_group_id)
         # A redelivery may mean the downloads sent after the first commit were lost with the
@@ -114,7 +116,7 @@ def build_handler(settings: Settings) -> Handler:
     """The catalog worker's handler; image downloads are requested after the commit."""
 
     def handle(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
-        result = apply_catalog_update(decode_catalog_update(delivery.body), session)
+        result = apply_catalog_update(decode_catalog_update(delivery.body), session, body_digest(delivery.body))
         return [download.to_message() for download in result.media_downloads]
 
     return handle

@@ -1,29 +1,130 @@
-"""The idempotency record: an event's effect happens once, in the transaction that records it."""
+"""The idempotency record: an event's effect happens once, in the transaction that records it.
+
+An event id names one event. The record keeps the SHA-256 of the body the ERP signed (the
+ingress publishes those bytes unchanged, and a retry or a replay from the parking queue carries
+them unchanged), so a redelivery, same id and same body, is a harmless duplicate, while the
+same id with another body or event type is a conflict: parked, never dropped as a duplicate.
+"""
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from erp_sync.shared.errors import EventIdConflict
+from erp_sync.workers.metrics import EVENT_ID_CONFLICTS
+
+logger = logging.getLogger(__name__)
+
 # DO NOTHING rather than catching IntegrityError: a concurrent duplicate waits for the first
 # one's commit and then reads as a duplicate instead of failing (and being parked). Plain SQL
-# over an array: one statement text for any number of events, and SQLAlchemy 2.0 compiles a
+# over arrays: one statement text for any number of events, and SQLAlchemy 2.0 compiles a
 # PostgreSQL ON CONFLICT anew every time (sqlalchemy#10445).
 _RECORD = text("""
-INSERT INTO processed_events (event_id, event_type)
-SELECT unnest(CAST(:event_ids AS varchar[])), :event_type
+INSERT INTO processed_events (event_id, event_type, body_digest)
+SELECT event_id, :event_type, body_digest
+FROM unnest(CAST(:event_ids AS varchar[]), CAST(:digests AS bytea[])) AS arrived (event_id, body_digest)
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """)
+# A separate statement: it sees a row a concurrent transaction committed while _RECORD waited for it.
+_RECORDED = text("""
+SELECT event_id, event_type, body_digest FROM processed_events WHERE event_id = ANY(CAST(:event_ids AS varchar[]))
+""")
 
 
-def record_events(session: Session, event_ids: Iterable[str], event_type: str) -> set[str]:
-    """Record the events as processed; the ids not recorded before (the rest are redeliveries or replays)."""
+def body_digest(raw: bytes) -> bytes:
+    """The digest the record keeps of a body, as the ERP signed it."""
+    return hashlib.sha256(raw).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """An event as it arrived: its id, its type and its body's digest (None: unknown, taken as the same)."""
+
+    event_id: str
+    event_type: str
+    digest: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """How an id was recorded first: the type and digest a later arrival of the id must match."""
+
+    event_type: str
+    digest: bytes | None
+
+
+def is_same_event(recorded: Recorded, arrival: Arrival) -> bool:
+    """Whether `arrival` is a redelivery of the event recorded under its id.
+
+    The type must match; a digest missing on either side (a row of a release before 0007, or a
+    caller that holds no body) cannot tell, and is taken as the same body, as before.
+    """
+    if recorded.event_type != arrival.event_type:
+        return False
+    return recorded.digest is None or arrival.digest is None or recorded.digest == arrival.digest
+
+
+def record_events(session: Session, arrivals: Sequence[Arrival]) -> list[bool]:
+    """Record the events as processed; for each, in order, whether it is the first of its id.
+
+    False is a duplicate: a redelivery, a replay, or a later copy in `arrivals`. Events of one
+    type only (a worker's queue).
+
+    Raises:
+        EventIdConflict: for the first arrival whose id was recorded, before or earlier in
+            `arrivals`, with another body or type. Nothing is reported: a batch is run again
+            message by message, and `record_event` reports the conflict there.
+    """
+    if not arrivals:
+        return []
+    first: dict[str, Arrival] = {}
+    for arrival in arrivals:
+        first.setdefault(arrival.event_id, arrival)
     # Sorted: two transactions recording overlapping ids wait for each other rather than deadlock.
-    return set(session.scalars(_RECORD, {"event_ids": sorted(set(event_ids)), "event_type": event_type}))
+    ids = sorted(first)
+    fresh = set(session.scalars(_RECORD, {
+        "event_ids": ids,
+        "digests": [first[event_id].digest for event_id in ids],
+        "event_type": arrivals[0].event_type,
+    }))
+    recorded = {event_id: Recorded(arrival.event_type, arrival.digest)
+                for event_id, arrival in first.items() if event_id in fresh}
+    if seen_before := [event_id for event_id in ids if event_id not in fresh]:
+        for event_id, event_type, digest in session.execute(_RECORDED, {"event_ids": seen_before}):
+            recorded[event_id] = Recorded(event_type, digest)
+
+    verdicts: list[bool] = []
+    for arrival in arrivals:
+        # A row pruned between the two statements leaves nothing to compare: a duplicate, as before 0007.
+        held = recorded.get(arrival.event_id, Recorded(arrival.event_type, None))
+        if not is_same_event(held, arrival):
+            raise EventIdConflict(
+                f"event id {arrival.event_id} was applied before with a different body "
+                f"({held.event_type}); this {arrival.event_type} event is not applied",
+                event_id=arrival.event_id, event_type=arrival.event_type)
+        verdicts.append(arrival.event_id in fresh)
+        fresh.discard(arrival.event_id)  # a later copy in `arrivals` is a duplicate
+    return verdicts
 
 
-def record_event(session: Session, event_id: str, event_type: str) -> bool:
-    """Record the event as processed; False when it already was (a redelivery or a replay)."""
-    return bool(record_events(session, [event_id], event_type))
+def record_event(session: Session, arrival: Arrival) -> bool:
+    """Record one event as processed; False when it already was (a redelivery or a replay).
+
+    Raises:
+        EventIdConflict: its id was recorded with another body or type; alerted and counted here,
+            the one place a conflict is final (a batch that met one is run again message by message).
+    """
+    try:
+        [first] = record_events(session, [arrival])
+    except EventIdConflict as conflict:
+        logger.error("ALERT event id %s reused by the ERP for a different %s event; parking it, not applied",
+                     conflict.event_id, conflict.event_type)
+        EVENT_ID_CONFLICTS.labels(event_type=conflict.event_type).inc()
+        raise
+    return first

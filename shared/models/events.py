@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, func
+from sqlalchemy import DateTime, LargeBinary, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from erp_sync.shared.db import Base
@@ -16,5 +16,8 @@ class ProcessedEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     event_type: Mapped[str] = mapped_column(String(50))
+    # SHA-256 of the body as the ERP signed it: a reused id with another body is a conflict, not a
+    # duplicate. None on the rows of releases before 0007, which count as the same body.
+    body_digest: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # Indexed so old records can be pruned once no redelivery can still arrive.
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
