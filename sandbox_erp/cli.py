@@ -11,12 +11,14 @@ from typing import Any
 from erp_sync.sandbox_erp.client import load_json_file, sandbox_admin, send_webhook
 from erp_sync.sandbox_erp.serving import run_sandbox
 from erp_sync.sandbox_erp.settings import DEFAULT_PORT, config_from_env
+from erp_sync.shared.errors import ConfigurationError
 
 __all__ = ["add_sandbox_arguments", "add_send_webhook_arguments", "run_sandbox", "run_sandbox_command",
            "sandbox_admin", "send_webhook", "send_webhook_command"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_CONFIGURATION = 2  # as every erp-sync command: the line on stderr names the variable
 
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +72,11 @@ def _payload(args: argparse.Namespace) -> dict[str, Any] | None:
 def run_sandbox_command(args: argparse.Namespace) -> int:
     """Serve the sandbox, or run one admin verb against a running one and print its answer."""
     if args.verb is None:
-        run_sandbox(port=args.port, host=args.host, tls=args.tls, ca_file=args.ca_file)
+        try:
+            run_sandbox(port=args.port, host=args.host, tls=args.tls, ca_file=args.ca_file)
+        except ConfigurationError as exc:
+            print(f"erp-sync: configuration error: {exc}", file=sys.stderr)
+            return EXIT_CONFIGURATION
         return EXIT_OK
     config = config_from_env()
     url = args.url or os.environ.get("SANDBOX_ERP_URL", f"http://127.0.0.1:{DEFAULT_PORT}")

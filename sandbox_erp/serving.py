@@ -10,6 +10,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from erp_sync.sandbox_erp.app import create_app, set_public_url, shutdown
 from erp_sync.sandbox_erp.config import SandboxConfig
+from erp_sync.sandbox_erp.exposure import check_exposure
 from erp_sync.sandbox_erp.settings import DEFAULT_PORT, config_from_env
 
 logger = logging.getLogger("sandbox_erp")
@@ -17,8 +18,13 @@ logger = logging.getLogger("sandbox_erp")
 
 def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = False,
                 config: SandboxConfig | None = None, ca_file: Path | None = None) -> None:
-    """Serve the sandbox ERP in the foreground until SIGINT or SIGTERM."""
+    """Serve the sandbox ERP in the foreground until SIGINT or SIGTERM.
+
+    Raises:
+        ConfigurationError: asked to listen beyond loopback with a well-known token or secret.
+    """
     config = config or config_from_env()
+    check_exposure(host, config)
     app = create_app(config)
     context = None
     if tls:

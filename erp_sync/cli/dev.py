@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import FrameType
 
@@ -19,7 +19,6 @@ from erp_sync.workers.registry import WORKERS
 
 logger = logging.getLogger(__name__)
 
-SANDBOX_TOKEN = "sandbox-erp-token"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +31,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_dev(settings: Settings, args: argparse.Namespace) -> int:
-    settings.webhook_secrets()  # the ingress would refuse to start; say so before starting anything
     run_migrate(settings, args)
     ports = Ports(args.port or settings.ingress_port, args.api_port or settings.api_port,
                   None if args.no_sandbox else args.sandbox_port)
@@ -48,16 +46,26 @@ class Ports:
     sandbox: int | None = 8900
 
 
-def dev_environment(ports: Ports) -> dict[str, str]:
-    """The environment of every child: the sandbox and erp-sync pointed at each other unless set."""
-    env = dict(os.environ)
-    # A token of this run's own: the storefront API never runs on a well-known one.
-    env.setdefault("STOREFRONT_API_TOKEN", secrets.token_urlsafe(24))
+def dev_environment(ports: Ports, environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment of every child, and the secrets made for this run (those not set already).
+
+    The sandbox and erp-sync are pointed at each other and share one webhook secret and one ERP
+    token: the sandbox falls back on ERP_WEBHOOK_SECRET and ERP_API_TOKEN, and its own variables,
+    when set, are taken for erp-sync's.
+    """
+    env = dict(os.environ if environ is None else environ)
     env.setdefault("SANDBOX_ERP_WEBHOOK_URL", f"http://127.0.0.1:{ports.ingress}/webhooks/erp")
+    wanted = ["ERP_WEBHOOK_SECRET", "STOREFRONT_API_TOKEN"]
     if ports.sandbox is not None:
         env.setdefault("ERP_BASE_URL", f"http://127.0.0.1:{ports.sandbox}")
-        env.setdefault("ERP_API_TOKEN", SANDBOX_TOKEN)
-    return env
+        for ours, sandbox in (("ERP_WEBHOOK_SECRET", "SANDBOX_ERP_WEBHOOK_SECRET"),
+                              ("ERP_API_TOKEN", "SANDBOX_ERP_API_TOKEN")):
+            if env.get(sandbox) and not env.get(ours):
+                env[ours] = env[sandbox]
+        wanted.append("ERP_API_TOKEN")
+    made = {name: secrets.token_urlsafe(24) for name in wanted if not env.get(name)}
+    env.update(made)
+    return env, made
 
 
 def roles(ports: Ports, env: dict[str, str]) -> list[list[str]]:
@@ -87,8 +95,13 @@ def run_all(ports: Ports, poll_s: float = 0.5) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    env = dev_environment(ports)
+    env, made = dev_environment(ports)
     children = {" ".join(role): _start(role, env) for role in roles(ports, env)}
+    if made:
+        # Made per run, never a well-known value that anyone could sign or read with; printed so
+        # another shell can sign webhooks, call the sandbox's admin API and read the API.
+        logger.info("secrets made for this run; in another shell: export %s",
+                    " ".join(f"{name}={value}" for name, value in made.items()))
     logger.info("the ERP's door: http://127.0.0.1:%d/webhooks/erp", ports.ingress)
     logger.info("the storefront API: http://127.0.0.1:%d/api/v1/ with Authorization: Bearer %s",
                 ports.api, env["STOREFRONT_API_TOKEN"].split(",")[0])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import time
 
 import pika
@@ -8,29 +9,31 @@ import requests
 from erp_sync.shared.orders import publish_order
 from erp_sync.shared.publisher import ConfirmingPublisher
 from tests.support import cli
-from tests.support.settings import API_TOKEN, WEBHOOK_SECRET
 from tests.support.waiting import wait_for
 from tests.support.factories import encode, inventory_event, signed_headers
 
 
 def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_database_url, broker, committed_session):
-    # given `erp-sync dev` on a free port
+    # given `erp-sync dev` on a free port, no secret set: it makes them and prints them
     port, api_port, sandbox_port = cli.free_port(), cli.free_port(), cli.free_port()
     process = cli.start("dev", "--port", str(port), "--api-port", str(api_port), "--sandbox-port", str(sandbox_port),
-                        DATABASE_URL=migrated_database_url, AMQP_URL=broker,
-                        ERP_WEBHOOK_SECRET=WEBHOOK_SECRET, STOREFRONT_API_TOKEN=API_TOKEN,
+                        DATABASE_URL=migrated_database_url, AMQP_URL=broker, STOREFRONT_API_TOKEN="",
+                        SANDBOX_ERP_API_TOKEN="", SANDBOX_ERP_ADMIN_TOKEN="", SANDBOX_ERP_WEBHOOK_SECRET="",
                         INGRESS_WORKERS="1", INGRESS_THREADS="4", API_WORKERS="1", API_THREADS="4",
                         SANDBOX_ERP_GROUPS="0", SANDBOX_ERP_TIME_SCALE="0.001")
     shop = requests.Session()
-    shop.headers["Authorization"] = f"Bearer {API_TOKEN}"
     try:
+        made = wait_for(lambda: printed_secrets(cli.output_of(process)), timeout=60)
+        assert set(made) == {"ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN"}
+        secret = made["ERP_WEBHOOK_SECRET"]
+        shop.headers["Authorization"] = f"Bearer {made['STOREFRONT_API_TOKEN']}"
         cli.wait_for_port(port, process)
         cli.wait_for_port(api_port, process)
         door, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
 
         # when the ERP sends a stock figure
         body = encode(inventory_event(sku="SKU-DEV", new_quantity=12))
-        answer = requests.post(f"{door}/webhooks/erp", data=body, headers=signed_headers(body, WEBHOOK_SECRET),
+        answer = requests.post(f"{door}/webhooks/erp", data=body, headers=signed_headers(body, secret),
                                timeout=10)
 
         # then the inventory worker it started applies it, visible in the storefront's API, not on the door
@@ -43,7 +46,7 @@ def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_databa
         # and a product created in the sandbox ERP, then sold in its store, reaches the shop by webhook
         cli.wait_for_port(sandbox_port, process)
         erp = f"http://127.0.0.1:{sandbox_port}/admin"
-        auth = {"Authorization": "Bearer sandbox-erp-token"}
+        auth = {"Authorization": f"Bearer {made['ERP_API_TOKEN']}"}
         group = requests.post(f"{erp}/products", json={}, headers=auth, timeout=10).json()
         sku = group["variants"][0]["sku"]
         before = wait_for(lambda: (r := shop.get(f"{api}/api/v1/products/{sku}", timeout=5)).ok and r.json())
@@ -70,6 +73,12 @@ def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_databa
                                  "erp-sync.orders-push"]) == 0
 
 
+def printed_secrets(output: str) -> dict[str, str]:
+    """The secrets dev says it made for this run, from its `export NAME=value ...` line."""
+    line = re.search(r"secrets made for this run; in another shell: export (.*)", output)
+    return dict(pair.split("=", 1) for pair in line.group(1).split()) if line else {}
+
+
 def consumers_of(amqp_url: str, queues: list[str]) -> int:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
@@ -79,8 +88,8 @@ def consumers_of(amqp_url: str, queues: list[str]) -> int:
         connection.close()
 
 
-def test_dev_without_a_secret_stops_before_starting_anything(migrated_database_url, broker):
-    result = cli.run("dev", DATABASE_URL=migrated_database_url, AMQP_URL=broker)
+def test_dev_with_a_placeholder_secret_stops_before_starting_anything(migrated_database_url, broker):
+    result = cli.run("dev", DATABASE_URL=migrated_database_url, AMQP_URL=broker, ERP_WEBHOOK_SECRET="changeme")
 
     assert result.returncode == 2
     assert "ERP_WEBHOOK_SECRET" in result.stderr

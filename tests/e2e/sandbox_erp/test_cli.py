@@ -9,6 +9,7 @@ import sys
 import pytest
 import requests
 
+from tests.support import cli
 from tests.support.sandbox import TOKEN, bearer
 
 
@@ -28,6 +29,38 @@ def test_tls_serves_https_trusted_through_the_written_ca(tmp_path):
         assert response.status_code == 200 and len(response.json()) == 60
         with pytest.raises(requests.exceptions.SSLError):
             requests.get(f"{url}/api/v1/inventory/snapshot", headers=bearer())
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_beyond_loopback_with_the_default_token_it_refuses_to_start():
+    # given no token set, as a careless deployment would leave it
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SANDBOX_ERP_", "ERP_"))}
+
+    # when it is asked to listen on every address
+    result = subprocess.run([*cli.command(), "sandbox-erp", "--host", "0.0.0.0", "--port", "0"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+
+    # then it stops at once with one line naming the variable, and serves nothing
+    assert result.returncode == 2, result.stderr
+    assert "SANDBOX_ERP_API_TOKEN" in result.stderr
+    assert "listening" not in result.stdout
+
+
+def test_beyond_loopback_with_tokens_of_its_own_it_serves():
+    env = {**os.environ, "SANDBOX_ERP_API_TOKEN": "a-token-of-this-deployment", "SANDBOX_ERP_WEBHOOK_URL": "",
+           "SANDBOX_ERP_GROUPS": "0"}
+    env.pop("SANDBOX_ERP_ADMIN_TOKEN", None)
+    env.pop("SANDBOX_ERP_WEBHOOK_SECRET", None)
+    env.pop("ERP_WEBHOOK_SECRET", None)
+    process = subprocess.Popen([*cli.command(), "sandbox-erp", "--host", "0.0.0.0", "--port", "0"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = re.search(r"listening on http://0\.0\.0\.0:(\d+)", process.stdout.readline()).group(1)
+        answer = requests.get(f"http://127.0.0.1:{port}/api/v1/inventory/snapshot", timeout=10,
+                              headers={"Authorization": "Bearer a-token-of-this-deployment"})
+        assert answer.status_code == 200
     finally:
         process.terminate()
         process.wait(10)
