@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from granian.rsgi import HTTPProtocol, ProtocolClosed, ProtocolError, Scope
+from granian.rsgi import HTTPProtocol, ProtocolClosed, ProtocolError, Scope  # type: ignore[attr-defined]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ class WsgiApp(Protocol):
 TOO_SLOW: Answer = (408, [("content-type", "application/json"), ("x-content-type-options", "nosniff"),
                           ("connection", "close")],
                     b'{"error": "the request body did not arrive in time", "details": []}')
+# The body is read whole before the app runs: the app sees its length, never its framing.
+BODY_FRAMING = frozenset({"content-length", "transfer-encoding"})
 FAILED: Answer = (500, [("content-type", "application/json"), ("connection", "close")],
                   b'{"error": "internal server error", "details": []}')
 
@@ -125,11 +127,12 @@ def wsgi_environ(scope: Scope, body: bytes, length: int | None) -> dict[str, Any
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
     }
     if length is not None:
         environ["CONTENT_LENGTH"] = str(length)
     for name, value in scope.headers.items():
-        if name == "content-length":
+        if name in BODY_FRAMING:
             continue
         key = "CONTENT_TYPE" if name == "content-type" else "HTTP_" + name.upper().replace("-", "_")
         environ[key] = f"{environ[key]},{value}" if key in environ else value

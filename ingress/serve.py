@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
 from granian.constants import HTTPModes, Interfaces, SSLProtocols
@@ -92,7 +92,9 @@ def serve(settings: Settings, app_factory: Callable[[], Flask], listener: Listen
     # Must be set before any worker defines its metrics, so /metrics adds up all workers.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="erp-sync-metrics-"))
     server = MPServer(target="erp-sync", **server_options(settings, listener))
-    server.serve(target_loader=partial(load_bridge, app_factory, settings, listener.threads), wrap_loader=False)
+    loader = partial(load_bridge, app_factory, settings, listener.threads)
+    # granian's type says "a callable"; any object with __rsgi__ is an RSGI app to it.
+    server.serve(target_loader=cast("Callable[[], Callable[..., Any]]", loader), wrap_loader=False)
 
 
 def serve_door(settings: Settings, port: int | None = None) -> None:

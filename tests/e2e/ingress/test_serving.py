@@ -23,7 +23,7 @@ def tls_files(tmp_path):
     return cert, key, ca
 
 
-def test_gunicorn_serves_signed_webhooks_over_tls(migrated_database_url, broker, tls_files):
+def test_the_ingress_serves_signed_webhooks_over_tls(migrated_database_url, broker, tls_files):
     # given `erp-sync ingress` with a certificate and key
     cert, key, ca = tls_files
     port = cli.free_port()
