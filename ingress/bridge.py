@@ -65,16 +65,18 @@ class WsgiBridge:
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         if scope.proto != "http":
             return
-        try:
-            async with asyncio.timeout(self._body_timeout_s):
-                body, length = await self._read_body(scope, protocol)
-        except TimeoutError:
-            logger.info("closed a connection from %s: its request body took over %s s",
-                        scope.client, self._body_timeout_s)
-            protocol.response_bytes(*TOO_SLOW)
-            return
-        except (ProtocolClosed, ProtocolError):
-            return  # the client went away mid-body
+        body, length = b"", None
+        if "content-length" in scope.headers or "transfer-encoding" in scope.headers:
+            try:
+                async with asyncio.timeout(self._body_timeout_s):
+                    body, length = await self._read_body(scope.headers.get("content-length"), protocol)
+            except TimeoutError:
+                logger.info("closed a connection from %s: its request body took over %s s",
+                            scope.client, self._body_timeout_s)
+                protocol.response_bytes(*TOO_SLOW)
+                return
+            except (ProtocolClosed, ProtocolError):
+                return  # the client went away mid-body
         answered = self._loop.create_future()
         self._threads.submit(self._answer, wsgi_environ(scope, body, length), protocol, answered)
         # granian answers 500 for a request whose coroutine ends unanswered: wait for the thread.
@@ -87,14 +89,14 @@ class WsgiBridge:
         finally:
             self._loop.call_soon_threadsafe(answered.set_result, None)
 
-    async def _read_body(self, scope: Scope, protocol: HTTPProtocol) -> tuple[bytes, int | None]:
+    async def _read_body(self, declared: str | None, protocol: HTTPProtocol) -> tuple[bytes, int]:
         """The body (at most max_body_bytes + 1 bytes) and the CONTENT_LENGTH to tell the app."""
-        headers = scope.headers
-        declared = headers.get("content-length")
-        if declared is None and "transfer-encoding" not in headers:
-            return b"", None
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
-            return b"", int(declared)
+        if declared is not None:
+            # hyper has checked that the header is a number and holds the body to it.
+            length = int(declared)
+            if length > self._max_body_bytes:
+                return b"", length
+            return (await protocol() if length else b""), length
         chunks: list[bytes] = []
         size = 0
         async for chunk in protocol:

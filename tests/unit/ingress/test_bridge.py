@@ -51,6 +51,9 @@ class Protocol:
             self.read.append(chunk)
             yield chunk
 
+    async def __call__(self) -> bytes:
+        return b"".join([chunk async for chunk in self])
+
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.answer = (status, headers, body)
 
