@@ -33,10 +33,10 @@ class WsgiApp(Protocol):
 TOO_SLOW: Answer = (408, [("content-type", "application/json"), ("x-content-type-options", "nosniff"),
                           ("connection", "close")],
                     b'{"error": "the request body did not arrive in time", "details": []}')
-# The body is read whole before the app runs: the app sees its length, never its framing.
-BODY_FRAMING = frozenset({"content-length", "transfer-encoding"})
 FAILED: Answer = (500, [("content-type", "application/json"), ("connection", "close")],
                   b'{"error": "internal server error", "details": []}')
+# The body is read whole before the app runs: the app sees its length, never its framing.
+BODY_FRAMING = frozenset({"content-length", "transfer-encoding"})
 
 
 class WsgiBridge:
