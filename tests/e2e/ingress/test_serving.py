@@ -91,3 +91,30 @@ def test_sigterm_lets_a_webhook_under_way_finish_then_stops(migrated_database_ur
     finally:
         output = cli.stop(process)
     assert [m.body for m in drain(broker, "erp-sync.inventory")] == [body], output
+
+
+def test_a_signed_chunked_body_over_the_limit_is_413_without_being_read_whole(migrated_database_url, broker):
+    # given `erp-sync ingress` taking bodies of up to 1 MiB
+    port = cli.free_port()
+    process = cli.start("ingress", "--port", str(port), DATABASE_URL=migrated_database_url, AMQP_URL=broker,
+                        ERP_WEBHOOK_SECRET=WEBHOOK_SECRET, INGRESS_WORKERS="1", WEBHOOK_MAX_BODY_BYTES=str(2**20))
+    try:
+        cli.wait_for_port(port, process)
+        body = b" " * (6 * 2**20)
+        head = "".join(f"{name}: {value}\r\n" for name, value in signed_headers(body, WEBHOOK_SECRET).items())
+
+        # when a correctly signed 6 MiB body comes chunked, without Content-Length
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"POST /webhooks/erp HTTP/1.1\r\nHost: erp\r\nTransfer-Encoding: chunked\r\n{head}\r\n".encode())
+            try:
+                for start in range(0, len(body), 2**16):
+                    sock.sendall(b"10000\r\n" + body[start:start + 2**16] + b"\r\n")
+            except OSError:
+                pass  # the server stopped reading: what this test is about
+            answer = sock.makefile("rb").readline()
+    finally:
+        cli.stop(process)
+
+    # then the answer is 413 (not 401 for a signature over a cut body), and nothing is queued
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert drain(broker, "erp-sync.inventory") == []
