@@ -1,4 +1,4 @@
-"""The benchmark's yardstick: a Flask endpoint that only answers 202, under the ingress's gunicorn settings."""
+"""The benchmark's yardstick: a Flask endpoint that only answers 202, under the ingress's server settings."""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,4 @@
-"""The ingress benchmark: signed webhooks a second through gunicorn to a confirmed publish, beside a bare 202.
+"""The ingress benchmark: signed webhooks a second through the production server to a confirmed publish, beside a bare 202.
 
 Phase 1 drives the bare endpoint, then the ingress, as hard as --connections keep-alive
 connections can (wrk; a Python closed loop where wrk is missing). Phase 2 offers the ingress
@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import granian
+
 from bench import wrk
 from bench.bare import WEBHOOK_PATH
 from bench.harness import run_benchmark
@@ -27,7 +29,7 @@ from bench.loadgen import Post
 from bench.phases import IngressRun, Plan, Throughput, measure_bare, measure_ingress
 from bench.sandbox import private_database, private_vhost
 from bench.servers import ServerFailed, server_env
-from erp_sync.ingress.serve import gunicorn_options
+from erp_sync.ingress.serve import door_listener
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.settings import Settings, load_settings
 from tests.support.factories import encode, inventory_event, signed_headers
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def figures(plan: Plan, settings: Settings, bare: Throughput, ingress: IngressRun) -> dict[str, Any]:
     """The one JSON line's fields."""
-    options = gunicorn_options(settings)
+    listener = door_listener(settings)
     peak, latency = ingress.peak, ingress.latency
     ratio = peak.rate / bare.rate
     p50, p99 = latency.percentile_ms(0.5), latency.percentile_ms(0.99)
@@ -103,9 +105,9 @@ def figures(plan: Plan, settings: Settings, bare: Throughput, ingress: IngressRu
         "stored_unanswered": ingress.peak_delivery.unanswered + ingress.latency_delivery.unanswered,
         "target_met": ratio >= TARGET_RATIO and p99 < TARGET_P99_MS,
         "target": {"ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
-        "workers": options["workers"],
-        "threads": options["threads"],
-        "worker_class": options["worker_class"],
+        "workers": listener.workers,
+        "threads": listener.threads,
+        "server": f"granian {granian.__version__} (RSGI; bodies read on the event loop, requests on threads)",
         "connections": plan.args.connections,
         "connection_per_request": plan.args.connection_per_request,
         "duration_s": plan.args.duration,

@@ -18,7 +18,7 @@ from erp_sync.shared.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
-# gunicorn's graceful_timeout is 20 s; after that only SIGKILL is left.
+# The server gives requests under way 20 s after SIGTERM (ingress/serve.py); after that only SIGKILL is left.
 STOP_TIMEOUT_S = 25.0
 PR_SET_PDEATHSIG = 1
 
@@ -65,7 +65,7 @@ def bare_command(port: int) -> list[str]:
 
 
 def _die_with_parent() -> None:
-    # A benchmark killed with SIGKILL cleans nothing up; its gunicorn must not outlive it.
+    # A benchmark killed with SIGKILL cleans nothing up; its servers must not outlive it.
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 

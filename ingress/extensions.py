@@ -17,6 +17,13 @@ def init_app(app: Flask, config: Settings) -> None:
     app.extensions["erp_sync.engine"] = make_engine(config.database_url)
 
 
+def close(app: Flask) -> None:
+    """Close what init_app opened, once the app's worker stops serving."""
+    if "erp_sync.publisher" in app.extensions:
+        app.extensions["erp_sync.publisher"].close()
+        app.extensions["erp_sync.engine"].dispose()
+
+
 def settings() -> Settings:
     return current_app.extensions["erp_sync.settings"]  # type: ignore[no-any-return]
 

@@ -1,11 +1,14 @@
 """Prometheus metrics of the ingress, and `GET /metrics`.
 
-Under gunicorn each worker is a process of its own; `PROMETHEUS_MULTIPROC_DIR` (set by
-`erp-sync ingress`) makes /metrics add up every worker's figures.
+Each worker is a process of its own; `PROMETHEUS_MULTIPROC_DIR` (set by `erp-sync ingress`)
+makes /metrics add up every worker's figures. A dead worker's counters and histograms still
+count; its live gauges must not, and granian has no hook for a worker's exit, so each scrape
+drops those of processes that are gone.
 """
 from __future__ import annotations
 
 import os
+import re
 
 from flask import Blueprint, Response
 from prometheus_client import (
@@ -35,9 +38,32 @@ PUBLISH_SECONDS = Histogram(
 )
 
 
+# prometheus_client's file for one process's gauges in a `live*` mode.
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]*_(\d+)\.db")
+
+
+def forget_dead_processes(directory: str) -> None:
+    """Remove the live gauges of the processes that have exited, as a child-exit hook would."""
+    for name in os.listdir(directory):
+        match = _LIVE_GAUGE_FILE.fullmatch(name)
+        if match and not _alive(int(match[1])):
+            multiprocess.mark_process_dead(int(match[1]), directory)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        forget_dead_processes(directory)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:

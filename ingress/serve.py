@@ -1,6 +1,9 @@
-"""Production serving: gunicorn with threaded workers on an app factory, TLS when configured.
+"""Production serving: granian worker processes, each running the app on threads; TLS when configured.
 
-The ERP's door and the storefront's API are served alike, each on its own listener.
+The ERP's door and the storefront's API are served alike, each on its own listener. granian
+reads requests in Rust without a thread per connection and cuts a client whose headers take over
+HTTP_READ_TIMEOUT_S; the bridge (ingress/bridge.py) reads bodies under the same deadline, so slow
+clients cost a little memory for a bounded time, never a thread.
 """
 from __future__ import annotations
 
@@ -8,18 +11,25 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
 
 from flask import Flask
-from gunicorn.app.base import BaseApplication
+from granian.constants import HTTPModes, Interfaces, SSLProtocols
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
+from granian.server import MPServer
 
+from erp_sync.ingress import extensions
+from erp_sync.ingress.bridge import WsgiBridge
 from erp_sync.shared.settings import Settings
 
-
-def _child_exit(_server: Any, worker: Any) -> None:
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+# After SIGTERM, requests under way get this long to finish before their worker is killed.
+GRACEFUL_TIMEOUT_S = 20
+# Connections one worker holds at once (granian's backpressure): slow clients are cut after the
+# read timeout, so this bounds memory, not threads.
+CONNECTIONS_PER_WORKER = 2048
 
 
 @dataclass(frozen=True)
@@ -41,46 +51,50 @@ def api_listener(settings: Settings, port: int | None = None) -> Listener:
     return Listener(settings.api_host, port or settings.api_port, settings.api_workers, settings.api_threads)
 
 
-def gunicorn_options(settings: Settings, listener: Listener | None = None) -> dict[str, Any]:
-    """The gunicorn settings erp-sync runs with; the benchmark reuses them for its bare endpoint."""
+def server_options(settings: Settings, listener: Listener | None = None) -> dict[str, Any]:
+    """The granian settings erp-sync runs with; the benchmark reuses them for its bare endpoint."""
     listener = listener or door_listener(settings)
     options: dict[str, Any] = {
-        "bind": f"{listener.host}:{listener.port}",
+        "address": listener.host,
+        "port": listener.port,
+        "interface": Interfaces.RSGI,
+        "http": HTTPModes.http1,
+        "websockets": False,
         "workers": listener.workers,
-        # Threads let many requests wait for their confirms at once on one publisher connection.
-        "worker_class": "gthread",
-        "threads": listener.threads,
-        "keepalive": 5,
-        "graceful_timeout": 20,
-        "errorlog": "-",
-        "loglevel": settings.log_level.lower(),
-        "child_exit": _child_exit,
+        "backlog": max(1024, CONNECTIONS_PER_WORKER * listener.workers),
+        "backpressure": CONNECTIONS_PER_WORKER,
+        "http1_settings": HTTP1Settings(header_read_timeout=round(settings.http_read_timeout_s * 1000)),
+        # A worker that dies is replaced, as gunicorn did; one that keeps dying stops the server.
+        "respawn_failed_workers": True,
+        "workers_kill_timeout": GRACEFUL_TIMEOUT_S,
+        "log_level": LogLevels(settings.log_level.lower()),
+        # granian's own lines go through the root logger (shared/logs.py: escaped, one format).
+        "log_dictconfig": {"version": 1, "disable_existing_loggers": False,
+                           "loggers": {"_granian": {"propagate": True}}},
     }
     if settings.ingress_tls_certfile and settings.ingress_tls_keyfile:
-        options["certfile"] = str(settings.ingress_tls_certfile)
-        options["keyfile"] = str(settings.ingress_tls_keyfile)
+        options["ssl_cert"] = Path(settings.ingress_tls_certfile)
+        options["ssl_key"] = Path(settings.ingress_tls_keyfile)
+        # A legacy ERP may not speak TLS 1.3; 1.2 is what the threaded server accepted too.
+        options["ssl_protocol_min"] = SSLProtocols.tls12
     return options
 
 
-class _Server(BaseApplication):  # type: ignore[misc]
-    def __init__(self, app_factory: Callable[[], Flask], options: dict[str, Any]) -> None:
-        self._app_factory = app_factory
-        self._options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Flask:
-        return self._app_factory()
+def load_bridge(app_factory: Callable[[], Flask], settings: Settings, threads: int) -> WsgiBridge:
+    """Build the app in the worker process (after the fork): its publisher is this process's own."""
+    app = app_factory()
+    return WsgiBridge(app, threads=threads, body_timeout_s=settings.http_read_timeout_s,
+                      max_body_bytes=settings.webhook_max_body_bytes, on_close=partial(extensions.close, app))
 
 
 def serve(settings: Settings, app_factory: Callable[[], Flask], listener: Listener) -> None:
-    """Run gunicorn in the foreground until it is told to stop."""
+    """Run granian in the foreground until SIGTERM or SIGINT; `app_factory` is called in each worker."""
     # Must be set before any worker defines its metrics, so /metrics adds up all workers.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="erp-sync-metrics-"))
-    _Server(app_factory, gunicorn_options(settings, listener)).run()
+    server = MPServer(target="erp-sync", **server_options(settings, listener))
+    loader = partial(load_bridge, app_factory, settings, listener.threads)
+    # granian's type says "a callable"; any object with __rsgi__ is an RSGI app to it.
+    server.serve(target_loader=cast("Callable[[], Callable[..., Any]]", loader), wrap_loader=False)
 
 
 def serve_door(settings: Settings, port: int | None = None) -> None:
@@ -88,7 +102,7 @@ def serve_door(settings: Settings, port: int | None = None) -> None:
     from erp_sync.ingress import create_app
 
     settings.webhook_secrets()  # refuse to start without a secret, before forking anything
-    serve(settings, lambda: create_app(settings), door_listener(settings, port))
+    serve(settings, partial(create_app, settings), door_listener(settings, port))
 
 
 def serve_api(settings: Settings, port: int | None = None) -> None:
@@ -96,4 +110,4 @@ def serve_api(settings: Settings, port: int | None = None) -> None:
     from erp_sync.ingress.storefront import create_api_app
 
     settings.storefront_tokens()  # refuse to start without a token, before forking anything
-    serve(settings, lambda: create_api_app(settings), api_listener(settings, port))
+    serve(settings, partial(create_api_app, settings), api_listener(settings, port))

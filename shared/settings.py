@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     ingress_threads: int = Field(default=32, gt=0)
     ingress_tls_certfile: Path | None = None
     ingress_tls_keyfile: Path | None = None
+    # Headers, then the body, must each arrive within this (granian's header timeout caps it at 60 s).
+    http_read_timeout_s: float = Field(default=30.0, ge=0.001, le=60.0)
 
     storefront_api_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     api_host: str = "127.0.0.1"

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import signal
+import socket
+
 import pytest
 import requests
 import trustme
@@ -8,6 +11,7 @@ from tests.support import cli
 from tests.support.amqp import drain
 from tests.support.settings import WEBHOOK_SECRET
 from tests.support.factories import encode, inventory_event, signed_headers
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -23,7 +27,7 @@ def tls_files(tmp_path):
     return cert, key, ca
 
 
-def test_gunicorn_serves_signed_webhooks_over_tls(migrated_database_url, broker, tls_files):
+def test_the_ingress_serves_signed_webhooks_over_tls(migrated_database_url, broker, tls_files):
     # given `erp-sync ingress` with a certificate and key
     cert, key, ca = tls_files
     port = cli.free_port()
@@ -60,3 +64,57 @@ def test_ingress_without_a_secret_stops_at_start_naming_it(migrated_database_url
     assert result.stderr.strip().splitlines() == [
         "erp-sync: configuration error: ERP_WEBHOOK_SECRET is not set: the ingress cannot verify webhooks"
     ]
+
+
+def test_sigterm_lets_a_webhook_under_way_finish_then_stops(migrated_database_url, broker):
+    # given `erp-sync ingress` in the middle of receiving a signed webhook
+    port = cli.free_port()
+    process = cli.start("ingress", "--port", str(port), DATABASE_URL=migrated_database_url, AMQP_URL=broker,
+                        ERP_WEBHOOK_SECRET=WEBHOOK_SECRET, INGRESS_WORKERS="1")
+    try:
+        cli.wait_for_port(port, process)
+        body = encode(inventory_event())
+        head = "".join(f"{name}: {value}\r\n" for name, value in signed_headers(body, WEBHOOK_SECRET).items())
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"POST /webhooks/erp HTTP/1.1\r\nHost: erp\r\nContent-Length: {len(body)}\r\n{head}\r\n"
+                         .encode() + body[:10])
+
+            # when it is told to stop, and only then the rest of the body arrives
+            process.send_signal(signal.SIGTERM)
+            wait_for(lambda: "Stopping worker" in cli.output_of(process))
+            sock.sendall(body[10:])
+            answer = sock.makefile("rb").readline()
+
+        # then the webhook is answered and stored, and the server exits cleanly
+        assert answer.startswith(b"HTTP/1.1 202"), answer
+        assert process.wait(timeout=30) == 0, cli.output_of(process)
+    finally:
+        output = cli.stop(process)
+    assert [m.body for m in drain(broker, "erp-sync.inventory")] == [body], output
+
+
+def test_a_signed_chunked_body_over_the_limit_is_413_without_being_read_whole(migrated_database_url, broker):
+    # given `erp-sync ingress` taking bodies of up to 1 MiB
+    port = cli.free_port()
+    process = cli.start("ingress", "--port", str(port), DATABASE_URL=migrated_database_url, AMQP_URL=broker,
+                        ERP_WEBHOOK_SECRET=WEBHOOK_SECRET, INGRESS_WORKERS="1", WEBHOOK_MAX_BODY_BYTES=str(2**20))
+    try:
+        cli.wait_for_port(port, process)
+        body = b" " * (6 * 2**20)
+        head = "".join(f"{name}: {value}\r\n" for name, value in signed_headers(body, WEBHOOK_SECRET).items())
+
+        # when a correctly signed 6 MiB body comes chunked, without Content-Length
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"POST /webhooks/erp HTTP/1.1\r\nHost: erp\r\nTransfer-Encoding: chunked\r\n{head}\r\n".encode())
+            try:
+                for start in range(0, len(body), 2**16):
+                    sock.sendall(b"10000\r\n" + body[start:start + 2**16] + b"\r\n")
+            except OSError:
+                pass  # the server stopped reading: what this test is about
+            answer = sock.makefile("rb").readline()
+    finally:
+        cli.stop(process)
+
+    # then the answer is 413 (not 401 for a signature over a cut body), and nothing is queued
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert drain(broker, "erp-sync.inventory") == []
