@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.fields import Identifier, NoNul, PositiveQuantity
+from erp_sync.shared.fields import Identifier, NoNul, PositiveQuantity, is_storable_identifier
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
 
@@ -91,7 +91,8 @@ def decode_order(raw: bytes) -> OrderPlaced:
     """
     try:
         data = json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
+    # RecursionError: nesting deeper than Python's stack; ValueError covers integers of 4,300+ digits.
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MessageDecodeError(f"order body is not JSON: {exc}", raw=raw) from exc
     if not isinstance(data, dict):
         raise MessageDecodeError("order body is not a JSON object", raw=raw)
@@ -109,10 +110,10 @@ def order_id_of(raw: bytes) -> str | None:
     """The order id of a body that failed to decode, when it names a usable one."""
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     order_id = data.get("order_id") if isinstance(data, dict) else None
-    if isinstance(order_id, str) and 0 < len(order_id.strip()) <= 100:
+    if isinstance(order_id, str) and is_storable_identifier(order_id.strip()):
         return order_id.strip()
     return None
 

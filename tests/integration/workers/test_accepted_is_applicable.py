@@ -1,4 +1,4 @@
-"""Accepted means applicable: every event the ingress's validation accepts, the workers can store.
+"""Accepted means applicable: every event the ingress accepts, and every order `publish_order` confirms, the workers can store.
 
 Hypothesis writes events full of edge values (the longest names, NUL and control characters,
 numbers at and past every bound, unicode); whatever `decode_event` accepts is applied by the real
@@ -11,12 +11,15 @@ import json
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.erp_events import CatalogUpdate, InventoryChange, decode_event
 from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.orders import OrderPlaced
 from erp_sync.workers.catalog import apply_catalog_update
 from erp_sync.workers.inventory import apply_inventory_change
+from erp_sync.workers.order_store import record_orders
 from tests.support.factories import catalog_event, inventory_event
 
 BOUNDS = [0, 1, -1, 2**31 - 1, 2**31, -(2**31), 10**9, 10**9 + 1, 10**15 - 1, 10**15, 2**63]
@@ -81,14 +84,41 @@ def applied_in_a_rolled_back_transaction(db_engine, apply) -> None:
         transaction.rollback()
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
                                                                   HealthCheck.too_slow])
 @given(catalog=catalog_events(), inventory=inventory_events())
 def test_every_event_the_ingress_accepts_the_workers_can_apply(db_engine, catalog, inventory):
     catalog_update, inventory_change = accepted(catalog), accepted(inventory)
+    assume(catalog_update.event_id != inventory_change.event_id)  # one id for two events is a conflict, parked
 
     def apply(session: Session) -> None:
         apply_catalog_update(catalog_update, session)
         apply_inventory_change(inventory_change, session)
 
     applied_in_a_rolled_back_transaction(db_engine, apply)
+
+
+ORDER_PATHS = [("order_id",), ("customer_ref",), ("warehouse_id",), ("line_items", 0, "sku"),
+               ("line_items", 0, "quantity"), ("line_items", 0, "unit_price"), ("line_items", 1, "quantity")]
+
+
+@st.composite
+def orders(draw) -> dict:
+    order = {"order_id": "ORD-HYP-1", "order_date": "2026-12-04T10:15:00Z", "customer_ref": "CUST-555",
+             "line_items": [{"sku": "SKU-1", "quantity": 1, "unit_price": 10.5},
+                            {"sku": "SKU-2", "quantity": 2, "unit_price": 0}]}
+    changes = draw(st.lists(st.tuples(st.sampled_from(ORDER_PATHS), values), max_size=3))
+    return with_values(order, changes)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
+                                                                  HealthCheck.too_slow])
+@given(order=orders())
+def test_every_order_publish_order_confirms_the_orders_worker_can_record(db_engine, order):
+    try:
+        placed = OrderPlaced.model_validate(order)  # what publish_order validates before it publishes
+    except ValidationError:
+        assume(False)
+        raise
+
+    applied_in_a_rolled_back_transaction(db_engine, lambda session: record_orders(session, [placed]))
