@@ -5,7 +5,9 @@ import pika
 import pika.exceptions
 
 from erp_sync.shared.errors import BrokerUnavailable
-from erp_sync.shared.topology import declare_topology
+
+PRECONDITION_FAILED = 406
+from erp_sync.shared.topology import DEFAULT_QUEUE_BOUND, QueueBound, declare_topology
 
 
 def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
@@ -18,14 +20,21 @@ def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
 
 
 def declare_all(
-    amqp_url: str, retry_delays_ms: tuple[int, ...], order_retry_interval_ms: int | None = None
+    amqp_url: str,
+    retry_delays_ms: tuple[int, ...],
+    order_retry_interval_ms: int | None = None,
+    bound: QueueBound = DEFAULT_QUEUE_BOUND,
 ) -> None:
     """Declare the whole topology on the broker; harmless when it already exists."""
     connection = blocking_connection(amqp_url, "migrate")
     try:
-        declare_topology(connection.channel(), retry_delays_ms, order_retry_interval_ms)
+        declare_topology(connection.channel(), retry_delays_ms, order_retry_interval_ms, bound)
     except pika.exceptions.ChannelClosedByBroker as exc:
-        raise BrokerUnavailable(f"declaring the topology failed: {exc}") from exc
+        hint = ""
+        if exc.reply_code == PRECONDITION_FAILED:
+            hint = ("; a queue exists with other arguments (a new QUEUE_MAX_LENGTH or QUEUE_MAX_BYTES?): "
+                    "drain and delete it, then declare again (CHANGELOG.md)")
+        raise BrokerUnavailable(f"declaring the topology failed: {exc}{hint}") from exc
     finally:
         if connection.is_open:
             connection.close()
