@@ -1,4 +1,4 @@
-"""Short-lived blocking connections for set-up work (declaring the topology, checks)."""
+"""Short-lived blocking connections for set-up work (declaring the topology) and checks (queue depths)."""
 from __future__ import annotations
 
 import pika
@@ -7,7 +7,7 @@ import pika.exceptions
 from erp_sync.shared.errors import BrokerUnavailable
 
 PRECONDITION_FAILED = 406
-from erp_sync.shared.topology import DEFAULT_QUEUE_BOUND, QueueBound, declare_topology
+from erp_sync.shared.topology import DEFAULT_QUEUE_BOUND, WORK_QUEUES, QueueBound, declare_topology
 
 
 def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
@@ -35,6 +35,22 @@ def declare_all(
             hint = ("; a queue exists with other arguments (a new QUEUE_MAX_LENGTH or QUEUE_MAX_BYTES?): "
                     "drain and delete it, then declare again (CHANGELOG.md)")
         raise BrokerUnavailable(f"declaring the topology failed: {exc}{hint}") from exc
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def queue_depths(amqp_url: str) -> dict[str, int]:
+    """Messages ready on each work queue, by a passive declare (no management API needed)."""
+    connection = blocking_connection(amqp_url, "metrics")
+    try:
+        channel = connection.channel()
+        return {
+            queue.name: int(channel.queue_declare(queue.name, passive=True).method.message_count)
+            for queue in WORK_QUEUES.values()
+        }
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailable(f"reading the queue depths failed: {exc!r}") from exc
     finally:
         if connection.is_open:
             connection.close()
