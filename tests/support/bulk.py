@@ -7,13 +7,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from erp_sync.shared.broker import declare_all
 from erp_sync.shared.consumer import Consumer
 from erp_sync.shared.db import make_engine, make_session_factory
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import Settings
+from erp_sync.shared.topology import QueueBound
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
 from erp_sync.workers.runner import consumer_config
+from tests.support import services
 from tests.support.factories import catalog_event
+from tests.support.settings import TEST_RETRY_DELAYS_MS
 
 
 def big_group(variants: int, images: int = 2) -> dict[str, Any]:
@@ -53,3 +57,11 @@ def consuming(worker_name: str, settings: Settings) -> Iterator[Consumer]:
         thread.join(timeout=30)
         publisher.close()
         engine.dispose()
+
+
+@contextmanager
+def bounded_vhost(bound: QueueBound) -> Iterator[str]:
+    """A vhost of its own whose work queues are declared with `bound` (queue arguments never change)."""
+    with services.rabbitmq_server() as (server, management), services.private_vhost(server, management) as url:
+        declare_all(url, TEST_RETRY_DELAYS_MS, bound=bound)
+        yield url
