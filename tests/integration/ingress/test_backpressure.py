@@ -60,14 +60,22 @@ def test_a_stopped_worker_turns_into_503_and_every_event_is_applied_once_retried
     assert 'erp_sync_queue_max_messages{queue="erp-sync.catalog"} 5.0' in metrics
     assert f'erp_sync_queue_messages{{queue="erp-sync.catalog"}} {float(len(accepted))}' in metrics
 
-    # when the catalog worker starts and the ERP retries what was refused, until accepted
+    # when the catalog worker starts and the ERP retries what was refused, until accepted (the
+    # media queue, bounded too, emptied as a media worker would, or it would hold the catalog back)
+    def retried(event: dict) -> bool:
+        drain(bounded_settings.amqp_url, "erp-sync.media")
+        return post(client, event).status_code == 202
+
+    def all_applied() -> bool:
+        drain(bounded_settings.amqp_url, "erp-sync.media")
+        return set(committed_session.scalars(
+            select(ProductGroup.product_group_id).where(ProductGroup.product_group_id.in_(groups)))) == set(groups)
+
+    groups = [event["data"]["product_group_id"] for event in accepted + refused]
     with consuming("catalog", bounded_settings):
         for event in refused:
-            wait_for(lambda event=event: post(client, event).status_code == 202, timeout=30, interval=0.2)
-        groups = [event["data"]["product_group_id"] for event in accepted + refused]
-        wait_for(lambda: set(committed_session.scalars(
-            select(ProductGroup.product_group_id).where(ProductGroup.product_group_id.in_(groups)))) == set(groups),
-            timeout=60)
+            wait_for(lambda event=event: retried(event), timeout=30, interval=0.2)
+        wait_for(all_applied, timeout=60, interval=0.2)
 
     # then every event was applied, once: none went round a retry or into parking
     assert drain(bounded_settings.amqp_url, "erp-sync.catalog.parked") == []
