@@ -34,10 +34,10 @@ class QueueCollector(Collector):
         yield up
         bound = self._settings.queue_bound
         messages = GaugeMetricFamily("erp_sync_queue_messages", "Messages ready on the work queue", labels=["queue"])
-        max_messages = GaugeMetricFamily(
-            "erp_sync_queue_max_messages", "Messages the work queue holds before it refuses publishes", labels=["queue"])
-        max_bytes = GaugeMetricFamily(
-            "erp_sync_queue_max_bytes", "Bytes the work queue holds before it refuses publishes", labels=["queue"])
+        max_messages = GaugeMetricFamily("erp_sync_queue_max_messages",
+                                         "Messages the work queue holds before it refuses publishes", labels=["queue"])
+        max_bytes = GaugeMetricFamily("erp_sync_queue_max_bytes",
+                                      "Bytes the work queue holds before it refuses publishes", labels=["queue"])
         for name, depth in depths.items():
             messages.add_metric([name], depth)
             max_messages.add_metric([name], bound.max_length)

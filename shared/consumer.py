@@ -308,9 +308,10 @@ class Consumer:
 
     def _publish_follow_ups(self, messages: list[OutgoingMessage]) -> None:
         # Patient: a slow confirm taken for a lost connection would redeliver the batch and
-        # publish its follow-ups again. A full queue is waited out the same way, unacked.
+        # publish its follow-ups again. A full queue is waited out the same way, unacked. Once
+        # stopped, the batch stays unacked: redelivered, its events re-request what is pending.
         pause_s = 0.5
-        while messages := self._publisher.publish_what_fits(messages):
+        while messages := self._publisher.publish_what_fits(messages, stop=self._stop):
             if self._stop.wait(pause_s):
                 raise QueueFull(f"stopping with {len(messages)} follow-ups refused, first {messages[0].message_id}")
             logger.warning("%d follow-ups refused as their queue is full, first %s; trying again",

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -314,25 +314,30 @@ class ConfirmingPublisher:
             ConfirmTimeout: not patient, and no confirm in time though the connection lives.
             PublishRejected: the broker nacked one (QueueFull) or no queue took it.
         """
-        for _message, error in self._publish_windows(messages, timeout_s, patient):
+        for _message, error in self._publish_windows(messages, timeout_s, lambda: patient):
             raise error
 
     def publish_what_fits(
-        self, messages: Sequence[OutgoingMessage], timeout_s: float | None = None
+        self,
+        messages: Sequence[OutgoingMessage],
+        timeout_s: float | None = None,
+        *,
+        stop: threading.Event | None = None,
     ) -> list[OutgoingMessage]:
-        """Publish patiently as `publish_all` does; return those refused because their queue is full.
+        """Publish patiently (until `stop` is set); return the messages refused as their queue is full.
 
-        Raises as `publish_all` does for anything but QueueFull.
+        Raises as `publish_all` does for anything but QueueFull; ConfirmTimeout once stopped.
         """
         refused: list[OutgoingMessage] = []
-        for message, error in self._publish_windows(messages, timeout_s, patient=True):
+        patient = (lambda: True) if stop is None else (lambda: not stop.is_set())
+        for message, error in self._publish_windows(messages, timeout_s, patient):
             if not isinstance(error, QueueFull):
                 raise error
             refused.append(message)
         return refused
 
     def _publish_windows(
-        self, messages: Sequence[OutgoingMessage], timeout_s: float | None, patient: bool
+        self, messages: Sequence[OutgoingMessage], timeout_s: float | None, patient: Callable[[], bool]
     ) -> Iterator[tuple[OutgoingMessage, PublishRejected]]:
         """Yield each message the broker refused, with why; raise if the connection fails."""
         timeout_s = timeout_s or self._confirm_timeout_s
@@ -345,7 +350,7 @@ class ConfirmingPublisher:
                     while not confirmation.wait(max(0.0, deadline - time.monotonic())):
                         if not link.alive:
                             raise BrokerUnavailable(f"connection lost before the confirm of {message.message_id}")
-                        if not patient:
+                        if not patient():
                             raise ConfirmTimeout(f"no confirm for message {message.message_id} in time")
                         logger.warning("no confirm for message %s after %.1f s; the connection is alive, "
                                        "still waiting", message.message_id, timeout_s)

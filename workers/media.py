@@ -124,7 +124,8 @@ def _confirm_url(
 def _record_failure(session: Session, url: str, ids: list[int], attempt: int, reason: str) -> None:
     # A failed image never blocks its product: the reason shows in the product API instead.
     logger.warning("media %s failed (%s): %s", ids, url, reason)
-    _update_rows(session, url, ids, status=MediaStatus.FAILED, attempts=attempt, failure_reason=reason[:MAX_REASON_CHARS])
+    _update_rows(session, url, ids, status=MediaStatus.FAILED, attempts=attempt,
+                 failure_reason=reason[:MAX_REASON_CHARS])
 
 
 def _update_rows(session: Session, url: str, ids: list[int], **values: object) -> None:

@@ -22,7 +22,8 @@ BOUND = QueueBound(max_length=2, max_bytes=1024 * 1024)
 
 
 def filler(n: int) -> OutgoingMessage:
-    return MediaBatch(images=(MediaDownload(media_id=-n, sku="FILLER", url=f"https://cdn.example/{n}.jpg"),)).to_message()
+    image = MediaDownload(media_id=-n, sku="FILLER", url=f"https://cdn.example/{n}.jpg")
+    return MediaBatch(images=(image,)).to_message()
 
 
 def fill(publisher: ConfirmingPublisher) -> int:
