@@ -21,7 +21,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from erp_sync.ingress import extensions, reconcile_metrics
+from erp_sync.ingress import extensions, queue_metrics, reconcile_metrics
 
 bp = Blueprint("metrics", __name__)
 
@@ -70,4 +70,6 @@ def metrics() -> Response:
         registry = REGISTRY
     # The sweep's figures live in the database, not in any process: read them on each scrape.
     sweeps = reconcile_metrics.exposition(extensions.engine())
-    return Response(generate_latest(registry) + sweeps, mimetype=CONTENT_TYPE_LATEST)
+    # So are the queues' depths: one short connection and a passive declare per work queue.
+    queues = queue_metrics.exposition(extensions.settings())
+    return Response(generate_latest(registry) + sweeps + queues, mimetype=CONTENT_TYPE_LATEST)

@@ -13,7 +13,7 @@ from erp_sync.ingress.extensions import publisher, settings
 from erp_sync.ingress.metrics import PUBLISH_SECONDS, WEBHOOKS_ACCEPTED, WEBHOOKS_REJECTED
 from erp_sync.ingress.signature import verify_signature
 from erp_sync.shared.erp_events import decode_event, event_age_problem
-from erp_sync.shared.errors import BrokerUnavailable, MessageDecodeError, PublishRejected
+from erp_sync.shared.errors import BrokerUnavailable, MessageDecodeError, PublishRejected, QueueFull
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.topology import EVENTS_EXCHANGE
 
@@ -52,6 +52,11 @@ def receive_erp_event() -> ResponseReturnValue:
     started = time.perf_counter()
     try:
         publisher().publish(message)
+    except QueueFull as exc:
+        # Backpressure: the worker is far behind; the ERP retries later (spec 7.1), nothing is lost.
+        logger.warning("event %s refused: its queue is at its bound (%s)", event.event_id, exc)
+        raise _reject(503, "queue_full", "the event's queue is full; retry later",
+                      headers={"Retry-After": str(config.unavailable_retry_after_s)}) from exc
     except (BrokerUnavailable, PublishRejected) as exc:
         logger.error("event %s not stored on the broker: %s", event.event_id, exc)
         raise _reject(503, "unavailable", "the event could not be stored durably; retry later",

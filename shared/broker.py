@@ -1,11 +1,13 @@
-"""Short-lived blocking connections for set-up work (declaring the topology, checks)."""
+"""Short-lived blocking connections for set-up work (declaring the topology) and checks (queue depths)."""
 from __future__ import annotations
 
 import pika
 import pika.exceptions
 
 from erp_sync.shared.errors import BrokerUnavailable
-from erp_sync.shared.topology import declare_topology
+
+PRECONDITION_FAILED = 406
+from erp_sync.shared.topology import DEFAULT_QUEUE_BOUND, WORK_QUEUES, QueueBound, declare_topology
 
 
 def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
@@ -18,14 +20,37 @@ def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
 
 
 def declare_all(
-    amqp_url: str, retry_delays_ms: tuple[int, ...], order_retry_interval_ms: int | None = None
+    amqp_url: str,
+    retry_delays_ms: tuple[int, ...],
+    order_retry_interval_ms: int | None = None,
+    bound: QueueBound = DEFAULT_QUEUE_BOUND,
 ) -> None:
     """Declare the whole topology on the broker; harmless when it already exists."""
     connection = blocking_connection(amqp_url, "migrate")
     try:
-        declare_topology(connection.channel(), retry_delays_ms, order_retry_interval_ms)
+        declare_topology(connection.channel(), retry_delays_ms, order_retry_interval_ms, bound)
     except pika.exceptions.ChannelClosedByBroker as exc:
-        raise BrokerUnavailable(f"declaring the topology failed: {exc}") from exc
+        hint = ""
+        if exc.reply_code == PRECONDITION_FAILED:
+            hint = ("; a queue exists with other arguments (a new QUEUE_MAX_LENGTH or QUEUE_MAX_BYTES?): "
+                    "drain and delete it, then declare again (CHANGELOG.md)")
+        raise BrokerUnavailable(f"declaring the topology failed: {exc}{hint}") from exc
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def queue_depths(amqp_url: str) -> dict[str, int]:
+    """Messages ready on each work queue, by a passive declare (no management API needed)."""
+    connection = blocking_connection(amqp_url, "metrics")
+    try:
+        channel = connection.channel()
+        return {
+            queue.name: int(channel.queue_declare(queue.name, passive=True).method.message_count)
+            for queue in WORK_QUEUES.values()
+        }
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailable(f"reading the queue depths failed: {exc!r}") from exc
     finally:
         if connection.is_open:
             connection.close()

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pika
 import pika.exceptions
@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.shared.db import translate_db_error
-from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, TransientError
+from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, QueueFull, TransientError
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.retry_policy import (
     ATTEMPT_HEADER,
@@ -46,6 +46,7 @@ from erp_sync.shared.retry_policy import (
 from erp_sync.shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Any of these ends the connection; the broker redelivers what was not acked. A follow-up the
 # broker refused (no queue bound: the topology is missing) is one too, until an operator fixes it.
@@ -195,6 +196,16 @@ def _redirect(queue: WorkQueue, delivery: Delivery, outcome: Retry | Park) -> Ou
                            delivery.content_type or "application/json", headers)
 
 
+def _while_serving(connection: pika.BlockingConnection, future: Future[_T]) -> _T:
+    """The future's result, serving the connection (heartbeats) until it is there."""
+    # With the prefetch window full no data arrives to end a wait early: the finished work
+    # itself must wake this thread, or every batch would last the whole time limit.
+    future.add_done_callback(lambda _: _wake(connection))
+    while not future.done():
+        connection.process_data_events(time_limit=0.1)
+    return future.result()
+
+
 def _wake(connection: pika.BlockingConnection) -> None:
     # A connection lost meanwhile is the consume loop's to handle, not this callback's.
     with contextlib.suppress(pika.exceptions.ConnectionWrongStateError):
@@ -216,8 +227,11 @@ class Consumer:
         self._buffer: list[Delivery] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{queue.worker}-handler")
         self.connected = threading.Event()
+        self.connections = 0  # connections opened so far: more than one means a reconnect
+        self._stop = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         backoff_s = 0.5
         while not stop.is_set():
             try:
@@ -236,6 +250,7 @@ class Consumer:
         parameters = pika.URLParameters(self._config.amqp_url)
         parameters.client_properties = {"connection_name": f"erp-sync worker {self._queue.worker}"}
         connection = pika.BlockingConnection(parameters)
+        self.connections += 1
         try:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=self._config.prefetch)
@@ -283,19 +298,25 @@ class Consumer:
         channel: BlockingChannel,
         batch: list[Delivery],
     ) -> None:
-        future: Future[list[Outcome]] = self._executor.submit(self._runner.run, batch)
-        # With the prefetch window full no data arrives to end a wait early: the finished batch
-        # itself must wake this thread, or every batch would last the whole time limit.
-        future.add_done_callback(lambda _: _wake(connection))
-        while not future.done():
-            connection.process_data_events(time_limit=0.1)  # keeps heartbeats flowing
-        outcomes = future.result()
+        outcomes = _while_serving(connection, self._executor.submit(self._runner.run, batch))
         messages = [
             message for delivery, outcome in zip(batch, outcomes, strict=True)
             for message in self._next_messages(delivery, outcome)
         ]
-        self._publisher.publish_all(messages)
+        _while_serving(connection, self._executor.submit(self._publish_follow_ups, messages))
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)
+
+    def _publish_follow_ups(self, messages: list[OutgoingMessage]) -> None:
+        # Patient: a slow confirm taken for a lost connection would redeliver the batch and
+        # publish its follow-ups again. A full queue is waited out the same way, unacked. Once
+        # stopped, the batch stays unacked: redelivered, its events re-request what is pending.
+        pause_s = 0.5
+        while messages := self._publisher.publish_what_fits(messages, stop=self._stop):
+            if self._stop.wait(pause_s):
+                raise QueueFull(f"stopping with {len(messages)} follow-ups refused, first {messages[0].message_id}")
+            logger.warning("%d follow-ups refused as their queue is full, first %s; trying again",
+                           len(messages), messages[0].message_id)
+            pause_s = min(pause_s * 2, 30.0)
 
     def _next_messages(self, delivery: Delivery, outcome: Outcome) -> tuple[OutgoingMessage, ...]:
         return outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)

@@ -4,6 +4,7 @@
     ├── ConfigurationError        a setting is missing or wrong; the process stops at start
     ├── TransientError            retry later with a growing delay
     │   ├── BrokerUnavailable     RabbitMQ unreachable, channel closed, confirm timed out
+    │   │   └── ConfirmTimeout    no confirm in time, though the connection is still alive
     │   ├── DatabaseUnavailable   PostgreSQL unreachable, deadlock, serialization failure
     │   ├── ErpUnavailable        the ERP did not take a request: unreachable, timed out, 5xx, 429, 408
     │   │   └── ErpMisconfigured  our token, base URL or CA does not fit the ERP (401, 403, 404...): alert
@@ -11,6 +12,7 @@
     └── PermanentError            can never succeed; park with the reason
         ├── MessageDecodeError    the body is not a valid message (keeps the raw bytes)
         ├── PublishRejected       the broker nacked or returned a message (no route)
+        │   └── QueueFull         nacked: the queue is at its bound (reject-publish), try again later
         ├── ErpRejected           the ERP refused the request itself (400, 409, 422, ...)
         ├── EventIdConflict       an event id already applied with another body or event type: alert
         └── MediaRejected         an image URL answered 4xx, is not an image, is too big, or is forbidden
@@ -39,6 +41,10 @@ class PermanentError(ErpSyncError):
 
 class BrokerUnavailable(TransientError):
     """RabbitMQ could not take or confirm a message in time."""
+
+
+class ConfirmTimeout(BrokerUnavailable):
+    """No confirm came in time, yet the connection is alive: the broker is slow, not gone."""
 
 
 class DatabaseUnavailable(TransientError):
@@ -84,6 +90,13 @@ class MessageDecodeError(PermanentError):
 
 class PublishRejected(PermanentError):
     """The broker refused a message (nack, or returned as unroutable)."""
+
+
+class QueueFull(PublishRejected):
+    """The broker nacked a message: with `reject-publish` overflow, its queue is at its bound.
+
+    Only backpressure, though a PublishRejected for callers that treat every refusal alike.
+    """
 
 
 class ErpRejected(PermanentError):

@@ -1,11 +1,19 @@
 """Messages erp-sync sends itself on the internal exchange."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+import json
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.publisher import OutgoingMessage
-from erp_sync.shared.topology import INTERNAL_EXCHANGE, WORK_QUEUES
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER
+from erp_sync.shared.topology import INTERNAL_EXCHANGE, RETRY_EXCHANGE, WORK_QUEUES
+
+# Images named by one media message: a group's follow-ups are a message or two, not one per
+# image (a catalog push of 1,000-variant groups would otherwise publish 100,000 per batch).
+MEDIA_IMAGES_PER_MESSAGE = 1_000
 
 
 class MediaDownload(BaseModel):
@@ -25,9 +33,46 @@ class MediaDownload(BaseModel):
             message_id=f"media-{self.media_id}",
         )
 
-    @classmethod
-    def decode(cls, raw: bytes) -> MediaDownload:
-        try:
-            return cls.model_validate_json(raw)
-        except ValidationError as exc:
-            raise MessageDecodeError(f"invalid media.download message: {exc.error_count()} errors", raw=raw) from exc
+
+class MediaBatch(BaseModel):
+    """Ask the media worker to fetch and confirm several image rows, each distinct URL once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    images: tuple[MediaDownload, ...] = Field(min_length=1)
+
+    @property
+    def message_id(self) -> str:
+        return f"media-{self.images[0].media_id}-{len(self.images)}"
+
+    def to_message(self) -> OutgoingMessage:
+        return OutgoingMessage(
+            INTERNAL_EXCHANGE, WORK_QUEUES["media"].routing_key, self.model_dump_json().encode(), self.message_id
+        )
+
+    def retry_message(self, attempt: int, delay_ms: int) -> OutgoingMessage:
+        """This batch again after `delay_ms`, as attempt number `attempt` (its images' failures were transient)."""
+        return OutgoingMessage(
+            RETRY_EXCHANGE, WORK_QUEUES["media"].retry_routing_key(delay_ms), self.model_dump_json().encode(),
+            self.message_id, headers={ATTEMPT_HEADER: attempt},
+        )
+
+
+def media_messages(downloads: Sequence[MediaDownload]) -> list[OutgoingMessage]:
+    """The media messages asking for these downloads, `MEDIA_IMAGES_PER_MESSAGE` images at most each."""
+    return [
+        MediaBatch(images=tuple(downloads[start:start + MEDIA_IMAGES_PER_MESSAGE])).to_message()
+        for start in range(0, len(downloads), MEDIA_IMAGES_PER_MESSAGE)
+    ]
+
+
+def decode_media_request(raw: bytes) -> MediaBatch | MediaDownload:
+    """A media message: a batch, or one image (as sent before batches; still queued after an upgrade)."""
+    try:
+        is_batch = "images" in json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise MessageDecodeError(f"invalid media message: {exc}", raw=raw) from exc
+    try:
+        return MediaBatch.model_validate_json(raw) if is_batch else MediaDownload.model_validate_json(raw)
+    except ValidationError as exc:
+        raise MessageDecodeError(f"invalid media message: {exc.error_count()} errors", raw=raw) from exc

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +20,13 @@ import pika.exceptions
 from pika import spec
 from pika.channel import Channel
 
-from erp_sync.shared.errors import BrokerUnavailable, PublishRejected
+from erp_sync.shared.errors import BrokerUnavailable, ConfirmTimeout, PublishRejected, QueueFull
 
 logger = logging.getLogger(__name__)
+
+# Messages in flight per wait: bounds the broker's and this process's unconfirmed backlog, and
+# gives every window the whole confirm timeout however long the list is.
+CONFIRM_WINDOW = 1_000
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,8 @@ class _Link:
             if item is None:
                 continue
             if not acked:
-                item.confirmation.fail(PublishRejected(f"broker refused message {item.message_id}"))
+                # With reject-publish overflow a nack means the queue is at its bound.
+                item.confirmation.fail(QueueFull(f"broker refused message {item.message_id}: queue full"))
             elif item.returned:
                 item.confirmation.fail(PublishRejected(f"no queue is bound for message {item.message_id}"))
             else:
@@ -294,19 +299,64 @@ class ConfirmingPublisher:
         """
         self.publish_all([message], timeout_s)
 
-    def publish_all(self, messages: Sequence[OutgoingMessage], timeout_s: float | None = None) -> None:
-        """Publish all of them at once, then wait until RabbitMQ confirmed every one.
+    def publish_all(
+        self, messages: Sequence[OutgoingMessage], timeout_s: float | None = None, *, patient: bool = False
+    ) -> None:
+        """Publish all of them, `CONFIRM_WINDOW` at a time, and return once RabbitMQ confirmed every one.
 
-        One confirm round trip for the lot instead of one each; raises as `publish` does.
+        One confirm round trip per window instead of one per message. Each window has the timeout
+        to itself, so a long list is never cut short by the time the first windows took. A
+        `patient` caller (a worker publishing follow-ups) keeps waiting while the connection
+        lives: a slow confirm is not a lost connection.
+
+        Raises:
+            BrokerUnavailable: no connection, or connection lost before the confirms.
+            ConfirmTimeout: not patient, and no confirm in time though the connection lives.
+            PublishRejected: the broker nacked one (QueueFull) or no queue took it.
         """
-        if not messages:
-            return
-        link = self._connected_link()
-        confirmations = [(message, link.submit(message)) for message in messages]
-        deadline = time.monotonic() + (timeout_s or self._confirm_timeout_s)
-        for message, confirmation in confirmations:
-            if not confirmation.wait(max(0.0, deadline - time.monotonic())):
-                raise BrokerUnavailable(f"no confirm for message {message.message_id} in time")
+        for _message, error in self._publish_windows(messages, timeout_s, lambda: patient):
+            raise error
+
+    def publish_what_fits(
+        self,
+        messages: Sequence[OutgoingMessage],
+        timeout_s: float | None = None,
+        *,
+        stop: threading.Event | None = None,
+    ) -> list[OutgoingMessage]:
+        """Publish patiently (until `stop` is set); return the messages refused as their queue is full.
+
+        Raises as `publish_all` does for anything but QueueFull; ConfirmTimeout once stopped.
+        """
+        refused: list[OutgoingMessage] = []
+        patient = (lambda: True) if stop is None else (lambda: not stop.is_set())
+        for message, error in self._publish_windows(messages, timeout_s, patient):
+            if not isinstance(error, QueueFull):
+                raise error
+            refused.append(message)
+        return refused
+
+    def _publish_windows(
+        self, messages: Sequence[OutgoingMessage], timeout_s: float | None, patient: Callable[[], bool]
+    ) -> Iterator[tuple[OutgoingMessage, PublishRejected]]:
+        """Yield each message the broker refused, with why; raise if the connection fails."""
+        timeout_s = timeout_s or self._confirm_timeout_s
+        for start in range(0, len(messages), CONFIRM_WINDOW):
+            link = self._connected_link()
+            window = [(message, link.submit(message)) for message in messages[start:start + CONFIRM_WINDOW]]
+            deadline = time.monotonic() + timeout_s
+            for message, confirmation in window:
+                try:
+                    while not confirmation.wait(max(0.0, deadline - time.monotonic())):
+                        if not link.alive:
+                            raise BrokerUnavailable(f"connection lost before the confirm of {message.message_id}")
+                        if not patient():
+                            raise ConfirmTimeout(f"no confirm for message {message.message_id} in time")
+                        logger.warning("no confirm for message %s after %.1f s; the connection is alive, "
+                                       "still waiting", message.message_id, timeout_s)
+                        deadline = time.monotonic() + timeout_s
+                except PublishRejected as exc:
+                    yield message, exc
 
     def ensure_connected(self) -> None:
         """Connect now if not connected; raises BrokerUnavailable if that fails."""

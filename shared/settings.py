@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.topology import DEFAULT_QUEUE_BOUND, QueueBound
 
 PLACEHOLDERS = frozenset(
     {"changeme", "change-me", "change_me", "secret", "xxx", "todo", "replace-me", "none", "null"}
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     publish_confirm_timeout_s: float = Field(default=5.0, gt=0)
     unavailable_retry_after_s: int = Field(default=30, gt=0)
+    queue_max_length: int = Field(default=DEFAULT_QUEUE_BOUND.max_length, gt=0)
+    queue_max_bytes: int = Field(default=DEFAULT_QUEUE_BOUND.max_bytes, gt=0)
 
     ingress_host: str = "127.0.0.1"
     ingress_port: int = Field(default=8000, gt=0, lt=65536)
@@ -182,6 +185,11 @@ class Settings(BaseSettings):
         if (self.ingress_tls_certfile is None) != (self.ingress_tls_keyfile is None):
             raise ValueError("INGRESS_TLS_CERTFILE and INGRESS_TLS_KEYFILE go together")
         return self
+
+    @property
+    def queue_bound(self) -> QueueBound:
+        """Every work queue's bound, as declared on the broker."""
+        return QueueBound(self.queue_max_length, self.queue_max_bytes)
 
     def webhook_secrets(self) -> tuple[bytes, ...]:
         """The accepted webhook secrets; refuses to go on without one."""

@@ -17,8 +17,12 @@
 
 Work queues are quorum queues whose own dead-letter exchange is the parking exchange, so a
 message that keeps killing its consumer (redelivered without an ack) is parked by the broker
-after `CRASH_DELIVERY_LIMIT` deliveries. Queue arguments cannot change once declared, so every
-value in them is fixed here, and a new retry delay makes a new delay queue rather than a change.
+after `CRASH_DELIVERY_LIMIT` deliveries. Each work queue is bounded (`QueueBound`: messages and
+bytes) with `reject-publish` overflow: past its bound the broker nacks a publish, so a worker far
+behind turns into a 503 at the ingress (backpressure) instead of a memory alarm that blocks every
+publisher. Queue arguments cannot change once declared (PRECONDITION_FAILED), so every value in
+them is fixed here, and a new retry delay makes a new delay queue rather than a change; a new
+bound means draining and deleting the work queues before `erp-sync migrate` (CHANGELOG.md).
 """
 from __future__ import annotations
 
@@ -34,6 +38,19 @@ PARKING_EXCHANGE = "erp-sync.parking"
 ORDER_PLACED = "order.placed"
 ORDER_PUSH = "order.push"
 CRASH_DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class QueueBound:
+    """How much a work queue holds before the broker refuses publishes to it."""
+
+    max_length: int
+    max_bytes: int
+
+
+# Sized for one 24 GB machine: six work queues at their bound stay far below RabbitMQ's default
+# memory watermark (40% of RAM); 100,000 stock events, or some 1,700 catalog events of 1,000 variants.
+DEFAULT_QUEUE_BOUND = QueueBound(max_length=100_000, max_bytes=512 * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -79,16 +96,20 @@ EVENT_ROUTES: dict[str, str] = {
 }
 
 
-def queue_arguments(role: str, queue: WorkQueue, *, delay_ms: int = 0) -> dict[str, Any]:
+def queue_arguments(
+    role: str, queue: WorkQueue, *, delay_ms: int = 0, bound: QueueBound = DEFAULT_QUEUE_BOUND
+) -> dict[str, Any]:
     """The x-arguments of a work, delay or parking queue; declared identically everywhere."""
     arguments: dict[str, Any] = {"x-queue-type": "quorum"}
     if role == "work":
         arguments |= {
+            "x-max-length": bound.max_length,
+            "x-max-length-bytes": bound.max_bytes,
             "x-dead-letter-exchange": PARKING_EXCHANGE,
             "x-dead-letter-routing-key": queue.worker,
             "x-delivery-limit": CRASH_DELIVERY_LIMIT,
-            # at-least-once dead-lettering needs reject-publish; without it a broker-parked
-            # message could be lost between the two queues.
+            # Past the bound the publisher gets a nack (backpressure), never a dropped message;
+            # at-least-once dead-lettering needs reject-publish too.
             "x-dead-letter-strategy": "at-least-once",
             "x-overflow": "reject-publish",
         }
@@ -117,7 +138,10 @@ def order_retry_route(interval_ms: int) -> tuple[str, str]:
 
 
 def declare_topology(
-    channel: DeclaringChannel, retry_delays_ms: tuple[int, ...], order_retry_interval_ms: int | None = None
+    channel: DeclaringChannel,
+    retry_delays_ms: tuple[int, ...],
+    order_retry_interval_ms: int | None = None,
+    bound: QueueBound = DEFAULT_QUEUE_BOUND,
 ) -> None:
     """Declare every exchange, queue and binding; safe to call any number of times."""
     for exchange in (EVENTS_EXCHANGE, ORDERS_EXCHANGE, INTERNAL_EXCHANGE):
@@ -129,7 +153,7 @@ def declare_topology(
         channel.queue_declare(
             queue=queue.name,
             durable=True,
-            arguments=queue_arguments("work", queue),
+            arguments=queue_arguments("work", queue, bound=bound),
         )
         channel.queue_bind(queue=queue.name, exchange=queue.exchange, routing_key=queue.routing_key)
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from erp_sync.shared.consumer import Delivery, Handler
 from erp_sync.shared.erp_events import CatalogUpdate, decode_event_of
 from erp_sync.shared.erp_events import Variant as VariantData
-from erp_sync.shared.internal_messages import MediaDownload
+from erp_sync.shared.internal_messages import MediaDownload, media_messages
 from erp_sync.shared.models import Category, Variant
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
@@ -117,7 +117,7 @@ def build_handler(settings: Settings) -> Handler:
 
     def handle(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
         result = apply_catalog_update(decode_catalog_update(delivery.body), session, body_digest(delivery.body))
-        return [download.to_message() for download in result.media_downloads]
+        return media_messages(result.media_downloads)
 
     return handle
 

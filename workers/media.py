@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime
 
 import requests
@@ -10,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from erp_sync.shared.consumer import Delivery, Handler
 from erp_sync.shared.errors import MediaRejected, MediaUnavailable
-from erp_sync.shared.internal_messages import MediaDownload
-from erp_sync.workers.media_fetch import MediaFetcher
+from erp_sync.shared.internal_messages import MediaBatch, MediaDownload, decode_media_request
 from erp_sync.shared.models.catalog import Media, MediaStatus
-from erp_sync.shared.retry_policy import failed_attempts
+from erp_sync.shared.publisher import OutgoingMessage
+from erp_sync.shared.retry_policy import Retry, decide, failed_attempts
 from erp_sync.shared.settings import Settings
+from erp_sync.workers.media_fetch import MediaFetcher
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +37,20 @@ def build_handler(settings: Settings) -> Handler:
     # Give up before the consumer would park the message, so the row never stays pending.
     give_up_at = min(MAX_MEDIA_ATTEMPTS, settings.max_delivery_attempts)
 
-    def handle(delivery: Delivery, session: Session) -> None:
+    def handle(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
         attempt = failed_attempts(delivery.headers) + 1
-        confirm_media(MediaDownload.decode(delivery.body), session, fetcher, attempt=attempt, give_up_at=give_up_at)
+        request = decode_media_request(delivery.body)
+        if isinstance(request, MediaDownload):
+            confirm_media(request, session, fetcher, attempt=attempt, give_up_at=give_up_at)
+            return None
+        unfinished = confirm_batch(request, session, fetcher, attempt=attempt, give_up_at=give_up_at)
+        if unfinished is None:
+            return None
+        # Only the images whose server failed for now go round again; the others are recorded.
+        again, error = unfinished
+        retry = decide(error, attempt - 1, settings.retry_delays_ms, settings.max_delivery_attempts)
+        assert isinstance(retry, Retry), "give_up_at is below the consumer's max attempts"
+        return [again.retry_message(retry.attempt, retry.delay_ms)]
 
     return handle
 
@@ -50,41 +63,74 @@ def confirm_media(
     Raises:
         MediaUnavailable: a transient failure before attempt `give_up_at`, so the message is retried.
     """
-    row = session.execute(select(Media.url, Media.status).where(Media.id == request.media_id)).one_or_none()
-    if row is None or row.url != request.url or row.status == MediaStatus.CONFIRMED:
-        # Replaced by a later catalog update, or a redelivery of a download already done.
-        logger.info("media %s of %s: nothing to do", request.media_id, request.sku)
-        return
+    unfinished = confirm_batch(MediaBatch(images=(request,)), session, fetcher, attempt=attempt, give_up_at=give_up_at)
+    if unfinished is not None:
+        raise unfinished[1]
+
+
+def confirm_batch(
+    batch: MediaBatch, session: Session, fetcher: MediaFetcher, *, attempt: int, give_up_at: int
+) -> tuple[MediaBatch, MediaUnavailable] | None:
+    """Fetch each distinct URL of the batch's still pending rows once; record the outcome on its rows.
+
+    Returns the images whose server failed transiently before attempt `give_up_at` (to retry),
+    with the last such failure, if any.
+    """
+    pending = dict(session.execute(
+        select(Media.id, Media.url).where(Media.id.in_([image.media_id for image in batch.images]),
+                                          Media.status == MediaStatus.PENDING)
+    ).tuples().all())
+    by_url: dict[str, list[MediaDownload]] = defaultdict(list)
+    for image in batch.images:
+        # Not pending: replaced by a later catalog update, already done, or a redelivery.
+        if pending.get(image.media_id) == image.url:
+            by_url[image.url].append(image)
+    if len(by_url) < len(batch.images):
+        logger.info("media %s: %d of %d images no longer pending, skipped", batch.message_id,
+                    len(batch.images) - sum(map(len, by_url.values())), len(batch.images))
+    again: list[MediaDownload] = []
+    last_error: MediaUnavailable | None = None
+    for url, images in by_url.items():
+        error = _confirm_url(session, fetcher, url, images, attempt, give_up_at)
+        if error is not None:
+            again.extend(images)
+            last_error = error
+    return None if last_error is None else (MediaBatch(images=tuple(again)), last_error)
+
+
+def _confirm_url(
+    session: Session, fetcher: MediaFetcher, url: str, images: list[MediaDownload], attempt: int, give_up_at: int
+) -> MediaUnavailable | None:
+    """Fetch `url` once for all these rows and record the outcome; the failure if it is to be tried again."""
+    ids = [image.media_id for image in images]
     try:
-        image = fetcher.fetch(request.url)
+        image = fetcher.fetch(url)
     except MediaRejected as exc:
-        _record_failure(session, request, attempt, str(exc))
-        return
+        _record_failure(session, url, ids, attempt, str(exc))
+        return None
     except MediaUnavailable as exc:
         if attempt < give_up_at:
-            logger.warning("media %s of %s unavailable (attempt %d): %s", request.media_id, request.sku, attempt, exc)
-            raise
-        _record_failure(session, request, attempt, f"gave up after {attempt} attempts: {exc}")
-        return
-    _update_row(session, request, status=MediaStatus.CONFIRMED, attempts=attempt, failure_reason=None,
-                content_type=image.content_type, byte_size=image.byte_size, sha256=image.sha256,
-                downloaded_at=datetime.now(UTC))
-    logger.info("media %s of %s confirmed: %d bytes, sha256 %s", request.media_id, request.sku,
-                image.byte_size, image.sha256)
+            logger.warning("media %s (%s) unavailable (attempt %d): %s", ids, url, attempt, exc)
+            return exc
+        _record_failure(session, url, ids, attempt, f"gave up after {attempt} attempts: {exc}")
+        return None
+    _update_rows(session, url, ids, status=MediaStatus.CONFIRMED, attempts=attempt, failure_reason=None,
+                 content_type=image.content_type, byte_size=image.byte_size, sha256=image.sha256,
+                 downloaded_at=datetime.now(UTC))
+    logger.info("media %s (%s) confirmed: %d bytes, sha256 %s", ids, url, image.byte_size, image.sha256)
+    return None
 
 
-def _record_failure(session: Session, request: MediaDownload, attempt: int, reason: str) -> None:
+def _record_failure(session: Session, url: str, ids: list[int], attempt: int, reason: str) -> None:
     # A failed image never blocks its product: the reason shows in the product API instead.
-    logger.warning("media %s of %s failed (%s): %s", request.media_id, request.sku, request.url, reason)
-    _update_row(session, request, status=MediaStatus.FAILED, attempts=attempt,
-                failure_reason=reason[:MAX_REASON_CHARS])
+    logger.warning("media %s failed (%s): %s", ids, url, reason)
+    _update_rows(session, url, ids, status=MediaStatus.FAILED, attempts=attempt,
+                 failure_reason=reason[:MAX_REASON_CHARS])
 
 
-def _update_row(session: Session, request: MediaDownload, **values: object) -> None:
+def _update_rows(session: Session, url: str, ids: list[int], **values: object) -> None:
     # Guarded by url and status, so a catalog update or a duplicate that committed during the
     # download is not overwritten with this download's result.
     session.execute(
-        update(Media)
-        .where(Media.id == request.media_id, Media.url == request.url, Media.status != MediaStatus.CONFIRMED)
-        .values(**values)
+        update(Media).where(Media.id.in_(ids), Media.url == url, Media.status == MediaStatus.PENDING).values(**values)
     )

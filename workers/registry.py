@@ -116,7 +116,8 @@ WORKERS: dict[str, Worker] = {
     for worker in (
         ConsumingWorker("catalog", WORK_QUEUES["catalog"], _catalog),
         ConsumingWorker("inventory", WORK_QUEUES["inventory"], _inventory),
-        # One image per transaction: a slow or failing download must not hold back or replay others.
+        # One message (up to 1,000 images) per transaction: a slow or failing download must not hold
+        # back or replay another message's.
         ConsumingWorker("media", WORK_QUEUES["media"], _media, batch_size=1),
         ConsumingWorker(
             "orders", WORK_QUEUES["orders"], _orders,

@@ -19,6 +19,7 @@ def run_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
     created = create_database_if_missing(settings.database_url)
     upgrade_schema(settings.database_url)
-    declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000)
+    declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000,
+                settings.queue_bound)
     print(json.dumps({"database_created": created, "schema": "head", "topology": "declared"}))
     return EXIT_OK

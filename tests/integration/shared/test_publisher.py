@@ -97,3 +97,18 @@ def test_message_handed_to_a_connection_that_just_closed_fails_at_once(broker):
     for confirmation in (first, second):
         with pytest.raises(BrokerUnavailable):
             confirmation.wait(0.5)
+
+
+def test_a_patient_publish_outlasts_a_confirm_timeout_far_too_short_for_its_windows(broker, caplog):
+    # given a confirm timeout no window of 1,000 messages can meet
+    publisher = ConfirmingPublisher(broker, confirm_timeout_s=0.0001)
+    try:
+        # when a worker publishes 2,500 follow-ups patiently
+        publisher.publish_all([message(i) for i in range(2500)], patient=True)
+    finally:
+        publisher.close()
+
+    # then every one is stored once: waiting longer was no reason to give up or publish again
+    landed = drain(broker, "erp-sync.inventory")
+    assert sorted(m.properties.message_id for m in landed) == sorted(f"evt_{i}" for i in range(2500))
+    assert "the connection is alive, still waiting" in caplog.text

@@ -274,9 +274,11 @@ def test_handler_returns_the_media_downloads_to_send_after_commit(db_session, mi
     messages = handle(Delivery(delivery_tag=1, body=body, message_id="m1", content_type="application/json"),
                       db_session)
 
-    # then it asks the media worker for each of the three images
-    assert {m.exchange for m in messages} == {INTERNAL_EXCHANGE}
-    assert sorted(json.loads(m.body)["url"] for m in messages) == sorted(m.url for m in db_session.scalars(select(Media)))
+    # then one message asks the media worker for the group's three images
+    [message] = messages
+    assert message.exchange == INTERNAL_EXCHANGE
+    assert sorted(image["url"] for image in json.loads(message.body)["images"]) == sorted(
+        m.url for m in db_session.scalars(select(Media)))
 
 
 @pytest.fixture

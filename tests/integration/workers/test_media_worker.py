@@ -11,7 +11,8 @@ from sqlalchemy.orm import sessionmaker
 
 from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
 from erp_sync.shared.errors import MediaUnavailable, MessageDecodeError
-from erp_sync.shared.internal_messages import MediaDownload
+from erp_sync.shared.internal_messages import MediaBatch, MediaDownload
+from erp_sync.shared.topology import RETRY_EXCHANGE
 from erp_sync.shared.models.catalog import Media, MediaStatus, ProductGroup, Variant
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
 from erp_sync.shared.settings import load_settings
@@ -169,3 +170,63 @@ def test_inside_the_consumer_a_failure_is_done_and_an_outage_is_retried(db_sessi
     assert outcomes == [Done(), Retry(delay_ms=200, attempt=2)]
     assert (stored(db_session, failing).status, stored(db_session, down).status) == (
         MediaStatus.FAILED, MediaStatus.PENDING)
+
+
+def batch_delivery(rows: list[Media], attempt: int | None = None) -> Delivery:
+    batch = MediaBatch(images=tuple(MediaDownload(media_id=m.id, sku=m.sku, url=m.url) for m in rows))
+    headers = {ATTEMPT_HEADER: attempt} if attempt else {}
+    return Delivery(delivery_tag=1, body=batch.to_message().body, message_id=batch.message_id,
+                    content_type="application/json", headers=headers)
+
+
+@pytest.fixture
+def add_images(db_session, add_media):
+    """Adds images at these paths, one position each, to the product; returns their rows."""
+    def add(*urls: str) -> list[Media]:
+        rows = [Media(sku=SKU, position=position, url=url) for position, url in enumerate(urls, start=1)]
+        db_session.add_all(rows)
+        db_session.flush()
+        return rows
+
+    return add
+
+
+def test_a_batch_fetches_each_distinct_url_once_and_confirms_every_row(db_session, handler, add_images, image_server):
+    # given two rows showing the same image and one row of another
+    rows = add_images(f"{image_server.base}/tiny.png", f"{image_server.base}/tiny.png", f"{image_server.base}/missing.png")
+
+    # when one batch names all three
+    follow_ups = handler(batch_delivery(rows), db_session)
+
+    # then the shared URL was fetched once, and every row has its outcome
+    assert follow_ups is None
+    assert image_server.hits["/tiny.png"] == 1
+    assert [stored(db_session, row).status for row in rows] == [
+        MediaStatus.CONFIRMED, MediaStatus.CONFIRMED, MediaStatus.FAILED]
+
+
+def test_a_batch_skips_rows_no_longer_pending(db_session, handler, add_images, image_server):
+    # given a batch whose image was confirmed since it was sent
+    rows = add_images(f"{image_server.base}/tiny.png")
+    handler(batch_delivery(rows), db_session)
+
+    # when the same batch comes again
+    handler(batch_delivery(rows), db_session)
+
+    # then nothing is fetched again
+    assert image_server.hits["/tiny.png"] == 1
+
+
+def test_a_batch_sends_only_its_unavailable_images_round_again(db_session, handler, add_images, image_server):
+    # given a batch with an image whose server is down and one that works
+    down, fine = add_images(f"{image_server.base}/down.png", f"{image_server.base}/tiny.png")
+
+    # when the handler runs it
+    [retry] = handler(batch_delivery([down, fine]), db_session)
+
+    # then the working one is confirmed and only the other goes to a delay queue, as attempt 2
+    assert stored(db_session, fine).status == MediaStatus.CONFIRMED
+    assert stored(db_session, down).status == MediaStatus.PENDING
+    assert retry.exchange == RETRY_EXCHANGE and retry.headers == {ATTEMPT_HEADER: 2}
+    assert MediaBatch.model_validate_json(retry.body).images == (
+        MediaDownload(media_id=down.id, sku=SKU, url=down.url),)

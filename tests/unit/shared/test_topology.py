@@ -11,6 +11,7 @@ from erp_sync.shared.topology import (
     RETRY_EXCHANGE,
     WORK_QUEUES,
     declare_topology,
+    QueueBound,
     queue_arguments,
 )
 
@@ -80,6 +81,13 @@ def test_dead_lettering_loses_nothing_between_two_queues():
     for role in ("work", "delay"):
         arguments = queue_arguments(role, WORK_QUEUES["inventory"], delay_ms=1_000)
         assert (arguments["x-dead-letter-strategy"], arguments["x-overflow"]) == ("at-least-once", "reject-publish")
+
+
+def test_a_work_queue_is_bounded_and_refuses_publishes_past_its_bound():
+    arguments = queue_arguments("work", WORK_QUEUES["catalog"], bound=QueueBound(max_length=10, max_bytes=4096))
+
+    assert (arguments["x-max-length"], arguments["x-max-length-bytes"]) == (10, 4096)
+    assert arguments["x-overflow"] == "reject-publish"
 
 
 def test_an_unknown_queue_role_is_refused():
