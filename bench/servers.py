@@ -43,6 +43,11 @@ def ingress_command(port: int) -> list[str]:
     return [*_erp_sync(), "ingress", "--port", str(port)]
 
 
+def api_command(port: int) -> list[str]:
+    """`erp-sync api`, the storefront's read API, as production runs it."""
+    return [*_erp_sync(), "api", "--port", str(port)]
+
+
 def worker_command(name: str) -> list[str]:
     """`erp-sync worker <name>`, as production runs it."""
     return [*_erp_sync(), "worker", name]
@@ -55,6 +60,8 @@ def server_env(settings: Settings, secret: str, metrics_dir: Path) -> dict[str, 
         "DATABASE_URL": settings.database_url,
         "AMQP_URL": settings.amqp_url,
         "ERP_WEBHOOK_SECRET": secret,
+        # The benchmark's reads carry the same random value as the storefront's token.
+        "STOREFRONT_API_TOKEN": secret,
         # serve() would otherwise leave a fresh temporary folder behind on every start.
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }

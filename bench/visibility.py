@@ -102,11 +102,12 @@ async def _follow(posts: Pool, polls: Pool, post: bytes, poll: bytes | None, qua
         await asyncio.sleep(max(pace.poll_interval_s, (now - accepted_at) * SLOWER_AFTER))
 
 
-async def paced(host: str, port: int, events: Sequence[StockEvent], headers: Sequence[dict[str, str]],
-                pace: Pace) -> Visibility:
-    """Offer `events` at `pace.rate` a second and follow each one to the read API."""
+async def paced(host: str, ports: tuple[int, int], token: str, events: Sequence[StockEvent],
+                headers: Sequence[dict[str, str]], pace: Pace) -> Visibility:
+    """Offer `events` to the door at `pace.rate` a second and follow each one to the storefront API."""
     loop = asyncio.get_running_loop()
-    posts, polls = Pool(host, port, pace.post_connections), Pool(host, port, pace.poll_connections)
+    port, api_port = ports
+    posts, polls = Pool(host, port, pace.post_connections), Pool(host, api_port, pace.poll_connections)
     seen, tasks = Visibility(), []
     start = loop.time() + 0.01
     for index, (event, header) in enumerate(zip(events, headers, strict=True)):
@@ -115,7 +116,8 @@ async def paced(host: str, port: int, events: Sequence[StockEvent], headers: Seq
             await asyncio.sleep(delay)
         seen.send_lags_s.append(max(0.0, loop.time() - scheduled))
         post = Post("/webhooks/erp", event.body, header).wire(host, port)
-        poll = (f"GET /api/v1/inventory/{event.sku} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode("latin-1")
+        poll = (f"GET /api/v1/inventory/{event.sku} HTTP/1.1\r\nHost: {host}:{api_port}\r\n"
+                f"Authorization: Bearer {token}\r\n\r\n".encode("latin-1")
                 if index % pace.sample_every == 0 else None)
         tasks.append(asyncio.create_task(_follow(posts, polls, post, poll, event.quantity, scheduled, pace, seen)))
         seen.sent += 1

@@ -10,7 +10,7 @@ from bench.drain import Drain, empty_tables, wait_processed
 from bench.events import catalog_groups, stock_events
 from bench.phases import progress
 from bench.prefill import prefill
-from bench.servers import HOST, free_port, ingress_command, running
+from bench.servers import HOST, api_command, free_port, ingress_command, running
 from bench.stage import Stage
 from bench.visibility import Pace, Visibility, paced
 from bench.worker_procs import workers_running
@@ -70,19 +70,21 @@ def catalog_throughput(setup: Setup) -> Drained:
 
 
 def visibility(setup: Setup) -> Visibility:
-    """The ingress and one inventory worker; a warm-up at the rate, then the measured run."""
+    """The ingress, the storefront API and one inventory worker; a warm-up at the rate, then the measured run."""
     args = setup.args
     empty_tables(setup.engine)
     warmup_count, measured_count = round(args.rate * args.warmup), round(args.rate * args.duration)
     events = stock_events(warmup_count + measured_count, args.skus)
     headers = [signed_headers(event.body, setup.secret) for event in events]
     pace = Pace(args.rate, args.poll_interval_ms / 1000, args.connections, args.connections, args.sample_every)
-    port = free_port()
+    ports = port, api_port = free_port(), free_port()
+    token = setup.env["STOREFRONT_API_TOKEN"]
     with (running("ingress", ingress_command(port), setup.env, port, setup.work_dir),
+          running("api", api_command(api_port), setup.env, api_port, setup.work_dir),
           workers_running("inventory", 1, setup.env, setup.work_dir, "latency") as workers):
-        asyncio.run(paced(HOST, port, events[:warmup_count], headers[:warmup_count], pace))
+        asyncio.run(paced(HOST, ports, token, events[:warmup_count], headers[:warmup_count], pace))
         workers.check_alive()
-        seen = asyncio.run(paced(HOST, port, events[warmup_count:], headers[warmup_count:], pace))
+        seen = asyncio.run(paced(HOST, ports, token, events[warmup_count:], headers[warmup_count:], pace))
         workers.check_alive()
     progress(f"visibility at {args.rate:.0f}/s: {len(seen.from_202_s)} seen, {seen.never_visible} never, "
              f"{seen.refused} refused, {seen.polls} polls")
