@@ -132,7 +132,7 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
         else:
             logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": taken})
-    summary = _summary(conn, run_id)
+    summary = read_summary(conn, run_id)
     if summary.status == "held":
         logger.error("ALERT reconciliation run %d held, nothing changed: %s; decide with "
                      "`erp-sync reconcile --approve %d` or `--reject %d`", run_id, summary.held_reason,
@@ -152,7 +152,7 @@ def _dry_run(settings: Settings, conn: Connection, source: SnapshotSource,
         taken = datetime.now(UTC)
         with source.open() as snapshot:
             _compare_and_correct(settings, conn, run_id, snapshot, taken, dry_run=True)
-        summary = _summary(conn, run_id)
+        summary = read_summary(conn, run_id)
         for change in changes(conn, taken):
             on_change(change)
         raise psycopg.Rollback(tx)
@@ -211,10 +211,10 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
 def _skipped(conn: Connection, scheduled_for: datetime | None, reason: str) -> SweepSummary:
     run_id: int = _one(conn.execute(_SKIPPED, {"slot": scheduled_for, "reason": reason}))[0]
     logger.info("reconciliation run %d skipped: %s", run_id, reason)
-    return _summary(conn, run_id)
+    return read_summary(conn, run_id)
 
 
-def _summary(conn: Connection, run_id: int) -> SweepSummary:
+def read_summary(conn: Connection, run_id: int) -> SweepSummary:
     with conn.cursor(row_factory=dict_row) as cursor:
         run = cursor.execute(_RUN, (run_id,)).fetchone()
     if run is None:
