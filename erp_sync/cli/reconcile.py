@@ -24,7 +24,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         help="compare as a sweep would, write nothing; print the summary and every change")
     action.add_argument("--approve", type=int, metavar="RUN", help="apply a held run's changes")
     action.add_argument("--reject", type=int, metavar="RUN", help="close a held run without applying it")
-    action.add_argument("--history", action="store_true", help="print the latest runs as JSON")
+    action.add_argument("--history", action="store_true",
+                        help="print the stock holds (open, oldest, ended by cause) and the latest runs as JSON")
     action.add_argument("--show", type=int, metavar="RUN", help="print one run and its corrections as JSON")
     reconcile.add_argument("--limit", type=int, default=20, help="runs listed by --history (20)")
     reconcile.add_argument("--output", metavar="FILE",
@@ -91,7 +92,7 @@ def _print_history(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from erp_sync.shared.db import make_engine, make_session_factory, translate_db_error
-    from erp_sync.workers.reconcile_history import history, show
+    from erp_sync.workers.reconcile_history import show, stock_truth
 
     engine = make_engine(settings.database_url)
     try:
@@ -103,7 +104,7 @@ def _print_history(settings: Settings, args: argparse.Namespace) -> int:
                     return EXIT_FAILURE
                 print(json.dumps(run, indent=2))
             else:
-                print(json.dumps([s.as_dict() for s in history(session, args.limit)], indent=2))
+                print(json.dumps(stock_truth(session, args.limit), indent=2))
         return EXIT_OK
     except SQLAlchemyError as exc:
         raise translate_db_error(exc) from exc  # main prints it as one line

@@ -37,7 +37,8 @@ def test_reconcile_now_prints_the_summary_and_history_shows_it(erp, committed_se
         "status": "succeeded", "checked": 2, "mismatched": 1, "corrected": 1}
     assert {"missing_in_commerce", "missing_in_erp", "duration_s"} <= summary.keys()
     assert levels(committed_session) == {"CLI-1": 4, "CLI-2": 2}
-    assert [run["run_id"] for run in json.loads(listed.stdout)] == [summary["run_id"]]
+    assert [run["run_id"] for run in json.loads(listed.stdout)["runs"]] == [summary["run_id"]]
+    assert json.loads(listed.stdout)["holds"] == {"open": 0, "oldest_open_age_s": 0.0, "released": {}}
     assert json.loads(shown.stdout)["corrections"] == [{"sku": "CLI-2", "old": 9, "new": 2}]
 
 
