@@ -102,6 +102,8 @@ def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
         # Closing the connection ends its session, which frees the lock however the sweep ended.
         with connect(settings.database_url, autocommit=True) as conn:
             if not _one(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)))[0]:
+                if dry_run:  # writes nothing, not even the skipped run
+                    return SweepSummary(None, "skipped", error="another sweep is running", dry_run=True)
                 return _skipped(conn, scheduled_for, "another sweep is running")
             if dry_run:
                 return _dry_run(settings, conn, source, on_change or (lambda change: None))
