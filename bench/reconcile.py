@@ -60,7 +60,7 @@ def seed_commerce(database_url: str, store: Any) -> int:
 
     drifted = 0
     with psycopg.connect(conninfo(database_url)) as conn, conn.cursor() as cursor:
-        cursor.execute("TRUNCATE stock_levels, stock_changes, reconciliation_corrections, reconciliation_runs")
+        cursor.execute("TRUNCATE stock_levels, stock_changes, reconciliation_corrections, reconciliation_held_changes, reconciliation_runs")
         with cursor.copy("COPY stock_levels (sku, erp_quantity, erp_as_of) FROM STDIN") as copy:
             number = 0
             for rows in stock_chunks(store, 20_000):

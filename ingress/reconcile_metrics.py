@@ -1,4 +1,4 @@
-"""The sweep's figures on /metrics, read from reconciliation_runs at each scrape (no state in the ingress)."""
+"""The sweep's and the holds' figures on /metrics, read from the database at each scrape (no state in the ingress)."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from erp_sync.shared.hold_figures import HoldFigures, hold_figures
 from erp_sync.shared.models import ReconciliationRun
 
 logger = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ LAST_RUN_FIGURES = ("checked", "mismatched", "corrected", "newer_kept", "missing
 
 
 class ReconcileCollector(Collector):
-    """Gauges of the latest finished sweep, the latest success, and runs per status."""
+    """Gauges of the latest finished sweep, the latest success, runs per status, and the stock holds."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -40,11 +41,13 @@ class ReconcileCollector(Collector):
     def _read(self) -> Iterator[Metric]:
         with self._engine.connect() as conn:
             last = conn.execute(
-                select(RUNS).where(RUNS.c.status.in_(("succeeded", "failed")))
+                select(RUNS).where(RUNS.c.status.in_(("succeeded", "failed", "held")))
                 .order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(1)
             ).mappings().one_or_none()
             last_success = conn.scalar(select(func.max(RUNS.c.finished_at)).where(RUNS.c.status == "succeeded"))
             per_status = conn.execute(select(RUNS.c.status, func.count()).group_by(RUNS.c.status)).all()
+            holds = hold_figures(conn)
+        yield from _hold_metrics(holds)
         success = GaugeMetricFamily("erp_sync_reconcile_last_success_timestamp_seconds",
                                     "When the latest succeeded sweep finished (alert when too old)")
         if last_success is not None:
@@ -70,6 +73,24 @@ class ReconcileCollector(Collector):
         for name in LAST_RUN_FIGURES:
             skus.add_metric([name], last[name])
         yield skus
+        drift = GaugeMetricFamily("erp_sync_reconcile_last_drift_share",
+                                  "Share of the SKUs checked by the latest sweep that had drifted")
+        drift.add_metric([], last["mismatched"] / last["checked"] if last["checked"] else 0.0)
+        yield drift
+
+
+def _hold_metrics(holds: HoldFigures) -> Iterator[Metric]:
+    open_ = GaugeMetricFamily("erp_sync_stock_holds_open", "Stock holds for orders the ERP has not yet counted")
+    open_.add_metric([], holds.open)
+    yield open_
+    oldest = GaugeMetricFamily("erp_sync_stock_holds_oldest_open_age_seconds",
+                               "Age of the oldest open stock hold (0 without any)")
+    oldest.add_metric([], holds.oldest_open_age_s)
+    yield oldest
+    released = GaugeMetricFamily("erp_sync_stock_holds_released", "Stock holds ended, by cause", labels=["reason"])
+    for reason, count in holds.released.items():
+        released.add_metric([reason], count)
+    yield released
 
 
 def exposition(engine: Engine) -> bytes:

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     reconcile_drift_alert_share: float = Field(default=0.05, ge=0, le=1)
     reconcile_read_timeout_s: float = Field(default=60.0, gt=0)
     reconcile_max_duration_s: float = Field(default=1800.0, gt=0)
+    # A sweep past any of these shares writes nothing and waits for an operator (1: that limit off).
+    reconcile_max_changed_share: float = Field(default=0.05, ge=0, le=1)
+    reconcile_max_zeroed_share: float = Field(default=0.02, ge=0, le=1)
+    reconcile_max_missing_share: float = Field(default=0.02, ge=0, le=1)
 
     webhook_max_age_s: int = Field(default=48 * 3600, gt=0)
     webhook_max_future_skew_s: int = Field(default=300, ge=0)

@@ -10,9 +10,11 @@ SQLAlchemy's import alone would take it past.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg
@@ -22,7 +24,8 @@ from psycopg.rows import TupleRow, dict_row
 from erp_sync.shared.errors import ErpMisconfigured, ErpSyncError
 from erp_sync.shared.pg import connect, translate_pg_error
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.reconcile_correct import correct_to_snapshot
+from erp_sync.workers.reconcile_correct import Change, apply_changes, changes, find_changes, hold_changes
+from erp_sync.workers.reconcile_limits import Tally, held_reason
 from erp_sync.workers.reconcile_summary import SweepSummary, summary_of
 from erp_sync.workers.snapshot_reader import (
     Snapshot,
@@ -43,7 +46,7 @@ UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(
  WHERE status = 'running'"""
 _START = """
 INSERT INTO reconciliation_runs (status, scheduled_for) VALUES ('running', %(slot)s)
-ON CONFLICT (scheduled_for) WHERE status IN ('running', 'succeeded') DO NOTHING RETURNING id"""
+ON CONFLICT (scheduled_for) WHERE status IN ('running', 'succeeded', 'held') DO NOTHING RETURNING id"""
 _SKIPPED = """
 INSERT INTO reconciliation_runs (status, scheduled_for, finished_at, error)
 VALUES ('skipped', %(slot)s, clock_timestamp(), %(reason)s) RETURNING id"""
@@ -58,9 +61,10 @@ SELECT s.sku, count(*) OVER () FROM reconcile_snapshot s
 _MISSING_IN_ERP = """
 SELECT l.sku, count(*) OVER () FROM stock_levels l
  WHERE NOT EXISTS (SELECT 1 FROM reconcile_snapshot s WHERE s.sku = l.sku) ORDER BY l.sku LIMIT %(cap)s"""
+_COMMERCE = "SELECT count(*), count(*) FILTER (WHERE erp_quantity > 0) FROM stock_levels"
 _FINISH = """
 UPDATE reconciliation_runs
-   SET status = 'succeeded', finished_at = clock_timestamp(), snapshot_taken_at = %(taken)s,
+   SET status = %(status)s, held_reason = %(held_reason)s, snapshot_read_until = %(read_until)s, finished_at = clock_timestamp(), snapshot_taken_at = %(taken)s,
        snapshot_form = %(form)s, checked = %(checked)s, mismatched = %(mismatched)s, corrected = %(corrected)s,
        newer_kept = %(newer_kept)s,
        missing_in_commerce = %(missing_in_commerce)s, missing_in_erp = %(missing_in_erp)s,
@@ -82,8 +86,13 @@ def snapshot_source(settings: Settings, http: requests.Session) -> SnapshotSourc
 
 
 def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
-              http: requests.Session | None = None) -> SweepSummary:
+              http: requests.Session | None = None, dry_run: bool = False,
+              on_change: Callable[[Change], None] | None = None) -> SweepSummary:
     """Sweep once unless another sweep runs (or this schedule slot was swept): the recorded summary.
+
+    A run past a change limit (workers/reconcile_limits.py) writes nothing and is recorded `held`.
+    `dry_run`: the same comparison, nothing written (not even the run); each change the sweep would
+    make is passed to `on_change`, and the summary says what the run would be.
 
     Raises an ErpSyncError (DatabaseUnavailable, most likely) only when the run could not be recorded.
     """
@@ -93,7 +102,11 @@ def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
         # Closing the connection ends its session, which frees the lock however the sweep ended.
         with connect(settings.database_url, autocommit=True) as conn:
             if not _one(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)))[0]:
+                if dry_run:  # writes nothing, not even the skipped run
+                    return SweepSummary(None, "skipped", error="another sweep is running", dry_run=True)
                 return _skipped(conn, scheduled_for, "another sweep is running")
+            if dry_run:
+                return _dry_run(settings, conn, source, on_change or (lambda change: None))
             return _locked_sweep(settings, conn, source, scheduled_for)
     except psycopg.Error as exc:
         raise translate_pg_error(exc) from exc
@@ -121,7 +134,11 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
         else:
             logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": taken})
-    summary = _summary(conn, run_id)
+    summary = read_summary(conn, run_id)
+    if summary.status == "held":
+        logger.error("ALERT reconciliation run %d held, nothing changed: %s; decide with "
+                     "`erp-sync reconcile --approve %d` or `--reject %d`", run_id, summary.held_reason,
+                     run_id, run_id)
     if summary.status == "succeeded":
         logger.info("reconciliation run %d: %d checked, %d mismatched, %d corrected, %d newer kept in %.1f s",
                     run_id, summary.checked, summary.mismatched, summary.corrected, summary.newer_kept,
@@ -129,8 +146,23 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
     return summary
 
 
+def _dry_run(settings: Settings, conn: Connection, source: SnapshotSource,
+             on_change: Callable[[Change], None]) -> SweepSummary:
+    """The whole sweep in one transaction rolled back at the end: the run it would record."""
+    with conn.transaction() as tx:
+        run_id: int = _one(conn.execute(_START, {"slot": None}))[0]
+        taken = datetime.now(UTC)
+        with source.open() as snapshot:
+            _compare_and_correct(settings, conn, run_id, snapshot, taken, dry_run=True)
+        summary = read_summary(conn, run_id)
+        for change in changes(conn, taken):
+            on_change(change)
+        raise psycopg.Rollback(tx)
+    return dataclasses.replace(summary, run_id=None, dry_run=True)
+
+
 def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snapshot: Snapshot,
-                         taken: datetime) -> None:
+                         taken: datetime, *, dry_run: bool = False) -> None:
     """Everything inside the caller's one transaction; commits nothing."""
     deadline = time.monotonic() + settings.reconcile_max_duration_s
     rows = 0
@@ -147,21 +179,32 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
     except psycopg.errors.UniqueViolation as exc:
         raise SnapshotBroken(f"snapshot: a SKU appears twice ({exc.diag.message_detail})") from exc
     conn.execute("ANALYZE reconcile_snapshot")
-    corrected, newer_kept = correct_to_snapshot(conn, run_id, taken, read_until)
+    found = find_changes(conn, run_id, taken, read_until)
     in_commerce = conn.execute(_MISSING_IN_COMMERCE, {"cap": SAMPLE_SKUS}).fetchall()
     in_erp = conn.execute(_MISSING_IN_ERP, {"cap": SAMPLE_SKUS}).fetchall()
     missing_in_commerce = in_commerce[0][1] if in_commerce else 0
+    missing_in_erp = in_erp[0][1] if in_erp else 0
     checked = rows - missing_in_commerce
-    mismatched = corrected + newer_kept
+    mismatched = found.changed + found.newer_kept
+    skus, in_stock = _one(conn.execute(_COMMERCE))
+    reason = held_reason(settings, Tally(skus=skus, in_stock=in_stock, changed=found.changed, zeroed=found.zeroed,
+                                         missing=missing_in_erp))
+    corrected = 0
+    if reason is not None:
+        if not dry_run:
+            hold_changes(conn, run_id, taken)
+    elif not dry_run:
+        corrected = apply_changes(conn, run_id, taken, read_until)
     drift_alert = checked > 0 and mismatched / checked > settings.reconcile_drift_alert_share
     if drift_alert:
         logger.error("ALERT reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
                      "webhooks are being lost", run_id, mismatched, checked, 100 * mismatched / checked,
                      100 * settings.reconcile_drift_alert_share)
     conn.execute(_FINISH, {
-        "run": run_id, "taken": taken, "form": snapshot.form, "checked": checked, "mismatched": mismatched, "corrected": corrected,
-        "newer_kept": newer_kept, "missing_in_commerce": missing_in_commerce,
-        "missing_in_erp": in_erp[0][1] if in_erp else 0, "drift_alert": drift_alert,
+        "run": run_id, "status": "held" if reason else "succeeded", "held_reason": reason, "read_until": read_until,
+        "taken": taken, "form": snapshot.form, "checked": checked, "mismatched": mismatched, "corrected": corrected,
+        "newer_kept": found.newer_kept, "missing_in_commerce": missing_in_commerce,
+        "missing_in_erp": missing_in_erp, "drift_alert": drift_alert,
         "missing_skus": json.dumps({"missing_in_commerce": [sku for sku, _ in in_commerce],
                                     "missing_in_erp": [sku for sku, _ in in_erp]}),
     })
@@ -170,10 +213,10 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
 def _skipped(conn: Connection, scheduled_for: datetime | None, reason: str) -> SweepSummary:
     run_id: int = _one(conn.execute(_SKIPPED, {"slot": scheduled_for, "reason": reason}))[0]
     logger.info("reconciliation run %d skipped: %s", run_id, reason)
-    return _summary(conn, run_id)
+    return read_summary(conn, run_id)
 
 
-def _summary(conn: Connection, run_id: int) -> SweepSummary:
+def read_summary(conn: Connection, run_id: int) -> SweepSummary:
     with conn.cursor(row_factory=dict_row) as cursor:
         run = cursor.execute(_RUN, (run_id,)).fetchone()
     if run is None:

@@ -14,10 +14,17 @@ the sweep began, before the request):
   record); a SKU the rule leaves as it is keeps its `erp_as_of` too, so the hold-release trigger
   of migration 0002 runs for corrected SKUs alone.
 
+The changes are found first (`find_changes`), then either applied (`apply_changes`) or, when the
+run is held by a change limit, kept in `reconciliation_held_changes` (`hold_changes`) until an
+operator approves the run (`load_held_changes`, then `apply_changes` with the run's own times: a
+figure stamped after the snapshot, arrived meanwhile, still wins).
+
 Everything runs inside the caller's transaction, on psycopg alone (see workers/reconcile.py).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +45,7 @@ _HAS_LATER_DELTAS = """EXISTS (
      WHERE c.sku = l.sku AND c.kind = 'delta' AND c.outcome = 'applied' AND c.erp_timestamp >= %(taken)s)"""
 _DIFF_TABLE = """
 CREATE TEMP TABLE reconcile_diff (sku text, old_qty integer, erp_qty integer, new_qty integer, erp_as_of timestamptz,
-                                  unsure boolean) ON COMMIT DROP"""
+                                  unsure boolean, applied boolean NOT NULL DEFAULT false) ON COMMIT DROP"""
 # FOR UPDATE: a webhook committing meanwhile waits for us, and the old figure we record is current.
 # The deltas are looked up only for a SKU that differs from the snapshot or has a delta since
 # (an index probe); a figure that differs from the snapshot only by the deltas since is no drift.
@@ -54,41 +61,113 @@ SELECT d.sku, d.erp_quantity, d.qty, d.qty + COALESCE(later.delta, 0), d.erp_as_
   FROM differing d""" + _LATER_DELTAS.format(sku="d.sku") + """
  WHERE d.erp_quantity <> d.qty + COALESCE(later.delta, 0)"""
 _CORRECTABLE = "{d}erp_as_of <= %(taken)s AND NOT {d}unsure"
-# The deltas are summed again here: the rows are locked now, so every committed one is seen.
+_LOCK = "SELECT 1 FROM stock_levels l JOIN reconcile_diff d ON d.sku = l.sku FOR UPDATE OF l"
+# The deltas are summed again here: the rows are locked now, so every committed one is seen. The
+# current figure is checked again too: an approved held run meets figures newer than its snapshot.
 _CORRECT = """
 WITH corrected AS (
     UPDATE stock_levels l SET erp_quantity = d.erp_qty + COALESCE(later.delta, 0), erp_as_of = %(taken)s,
            updated_at = now()
       FROM reconcile_diff d""" + _LATER_DELTAS.format(sku="d.sku") + """
      WHERE l.sku = d.sku AND """ + _CORRECTABLE.format(d="d.") + """
+       AND l.erp_as_of <= %(taken)s AND NOT later.unsure
     RETURNING l.sku, l.erp_quantity
 )
-UPDATE reconcile_diff d SET new_qty = c.erp_quantity FROM corrected c WHERE d.sku = c.sku"""
+UPDATE reconcile_diff d SET new_qty = c.erp_quantity, applied = true FROM corrected c WHERE d.sku = c.sku"""
 _RECORD = """
 INSERT INTO reconciliation_corrections (run_id, sku, old_qty, new_qty)
-SELECT %(run)s, sku, old_qty, new_qty FROM reconcile_diff WHERE """ + _CORRECTABLE.format(d="")
+SELECT %(run)s, sku, old_qty, new_qty FROM reconcile_diff WHERE applied"""
 _HISTORY = """
 INSERT INTO stock_changes (sku, event_id, kind, quantity, resulting_quantity, reason, erp_timestamp, outcome)
 SELECT sku, 'reconcile:' || %(run)s, 'absolute', erp_qty, new_qty, 'RECONCILE', %(taken)s, 'applied'
-  FROM reconcile_diff WHERE """ + _CORRECTABLE.format(d="")
+  FROM reconcile_diff WHERE applied"""
 _COUNT_DIFF = """
 SELECT count(*) FILTER (WHERE """ + _CORRECTABLE.format(d="") + """),
-       count(*) FILTER (WHERE NOT (""" + _CORRECTABLE.format(d="") + """))
+       count(*) FILTER (WHERE NOT (""" + _CORRECTABLE.format(d="") + """)),
+       count(*) FILTER (WHERE """ + _CORRECTABLE.format(d="") + """ AND new_qty <= 0 AND old_qty > 0)
   FROM reconcile_diff"""
+_HOLD = """
+INSERT INTO reconciliation_held_changes (run_id, sku, old_qty, erp_qty, new_qty)
+SELECT %(run)s, sku, old_qty, erp_qty, new_qty FROM reconcile_diff WHERE """ + _CORRECTABLE.format(d="")
+_LOAD_HELD = """
+INSERT INTO reconcile_diff (sku, old_qty, erp_qty, new_qty, erp_as_of, unsure)
+SELECT sku, old_qty, erp_qty, new_qty, '-infinity', false FROM reconciliation_held_changes WHERE run_id = %(run)s"""
+_APPLIED = "SELECT count(*) FROM reconcile_diff WHERE applied"
+# Every change a run would write, with the stock held for orders on its SKU (for --dry-run).
+_CHANGES = """
+SELECT d.sku, d.old_qty, d.erp_qty, d.new_qty,
+       (SELECT COALESCE(sum(h.quantity), 0) FROM stock_holds h WHERE h.sku = d.sku AND h.released_at IS NULL)
+  FROM reconcile_diff d WHERE """ + _CORRECTABLE.format(d="d.") + " ORDER BY d.sku"
 
 
-def correct_to_snapshot(
-    conn: psycopg.Connection[TupleRow], run_id: int, taken: datetime, read_until: datetime
-) -> tuple[int, int]:
-    """Correct every SKU of `reconcile_snapshot` the rule changes: (corrected, kept as newer than the snapshot)."""
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a comparison found: SKUs it would correct, of them those set to zero, and those kept as newer."""
+
+    changed: int
+    zeroed: int
+    newer_kept: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One SKU a run would correct: commerce's figure, the snapshot's, the result, and the stock held."""
+
+    sku: str
+    commerce_qty: int
+    erp_qty: int
+    new_qty: int
+    held: int
+
+
+Connection = psycopg.Connection[TupleRow]
+
+
+def find_changes(conn: Connection, run_id: int, taken: datetime, read_until: datetime) -> Changes:
+    """Compare `reconcile_snapshot` with our stock by the rule into `reconcile_diff`; writes nothing lasting."""
     params: dict[str, Any] = {"run": run_id, "taken": taken, "read_until": read_until}
     conn.execute(_DIFF_TABLE)
     conn.execute(_DIFF, params)
-    conn.execute(_CORRECT, params)
-    conn.execute(_RECORD, params)
-    conn.execute(_HISTORY, params)
     row = conn.execute(_COUNT_DIFF, params).fetchone()
     if row is None:
         raise LookupError("the count of differing SKUs returned no row")
-    corrected, newer_kept = row
-    return corrected, newer_kept
+    return Changes(changed=row[0], newer_kept=row[1], zeroed=row[2])
+
+
+def apply_changes(conn: Connection, run_id: int, taken: datetime, read_until: datetime) -> int:
+    """Write the changes in `reconcile_diff` the rule still allows, with their records: how many."""
+    params: dict[str, Any] = {"run": run_id, "taken": taken, "read_until": read_until}
+    conn.execute(_LOCK)
+    conn.execute(_CORRECT, params)
+    conn.execute(_RECORD, params)
+    conn.execute(_HISTORY, params)
+    row = conn.execute(_APPLIED).fetchone()
+    if row is None:
+        raise LookupError("the count of applied changes returned no row")
+    applied: int = row[0]
+    return applied
+
+
+def hold_changes(conn: Connection, run_id: int, taken: datetime) -> None:
+    """Keep the changes in `reconcile_diff` for a decision on the held run."""
+    conn.execute(_HOLD, {"run": run_id, "taken": taken})
+
+
+def load_held_changes(conn: Connection, run_id: int) -> None:
+    """Fill `reconcile_diff` with a held run's changes, to apply them."""
+    conn.execute(_DIFF_TABLE)
+    conn.execute(_LOAD_HELD, {"run": run_id})
+
+
+def changes(conn: Connection, taken: datetime) -> Iterator[Change]:
+    """Every change in `reconcile_diff`, by SKU, streamed."""
+    with conn.cursor(name="reconcile_changes") as cursor:
+        cursor.itersize = 10_000
+        for sku, old, erp, new, held in cursor.execute(_CHANGES, {"taken": taken}):
+            yield Change(sku, old, erp, new, held)
+
+
+def correct_to_snapshot(conn: Connection, run_id: int, taken: datetime, read_until: datetime) -> tuple[int, int]:
+    """Find and apply every change at once, with no limit: (corrected, kept as newer than the snapshot)."""
+    found = find_changes(conn, run_id, taken, read_until)
+    return apply_changes(conn, run_id, taken, read_until), found.newer_kept

@@ -1,11 +1,13 @@
 """Past reconciliation runs for `erp-sync reconcile --history | --show RUN` (the ORM: not the sweep's process)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from erp_sync.shared.hold_figures import hold_figures
 from erp_sync.shared.models import ReconciliationCorrection, ReconciliationRun
 from erp_sync.workers.reconcile_summary import SweepSummary, summary_of
 
@@ -16,6 +18,12 @@ def history(session: Session, limit: int = 20) -> list[SweepSummary]:
     """The latest runs, newest first."""
     rows = session.execute(select(RUNS).order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(limit))
     return [summary_of(row) for row in rows.mappings()]
+
+
+def stock_truth(session: Session, limit: int = 20) -> dict[str, Any]:
+    """What `--history` prints: the holds now (open, oldest's age, ended by cause) and the latest runs."""
+    return {"holds": dataclasses.asdict(hold_figures(session.connection())),
+            "runs": [s.as_dict() for s in history(session, limit)]}
 
 
 def show(session: Session, run_id: int) -> dict[str, Any] | None:

@@ -34,6 +34,9 @@ class SweepSummary:
     snapshot_taken_at: datetime | None = None
     scheduled_for: datetime | None = None
     error: str | None = None
+    drift_share: float = 0.0  # mismatched of checked: how far the shop had drifted from the ERP
+    held_reason: str | None = None  # status "held": the change limit the run passed
+    dry_run: bool = False  # nothing was written: what a sweep would do now
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: datetimes as ISO 8601 strings."""
@@ -61,4 +64,6 @@ def summary_of(run: Mapping[Any, Any]) -> SweepSummary:
         snapshot_taken_at=run["snapshot_taken_at"],
         scheduled_for=run["scheduled_for"],
         error=run["error"],
+        drift_share=round(run["mismatched"] / run["checked"], 6) if run["checked"] else 0.0,
+        held_reason=run["held_reason"],
     )

@@ -1,39 +1,98 @@
-"""`erp-sync reconcile`: one sweep now, or the record of past sweeps."""
+"""`erp-sync reconcile`: one sweep now (or its dry run), a decision on a held sweep, or the record of past sweeps."""
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
-from erp_sync.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_SKIPPED
+from erp_sync.cli.exits import EXIT_FAILURE, EXIT_HELD, EXIT_OK, EXIT_SKIPPED
 from erp_sync.shared.settings import Settings
+
+CHANGE_FIELDS = ("sku", "commerce_qty", "erp_qty", "new_qty", "held")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     reconcile = commands.add_parser("reconcile", help="compare the ERP's stock snapshot with ours and correct drift")
     action = reconcile.add_mutually_exclusive_group(required=True)
     action.add_argument("--now", action="store_true", help="run one sweep now and print its JSON summary")
-    action.add_argument("--history", action="store_true", help="print the latest runs as JSON")
+    action.add_argument("--dry-run", action="store_true",
+                        help="compare as a sweep would, write nothing; print the summary and every change")
+    action.add_argument("--approve", type=int, metavar="RUN", help="apply a held run's changes")
+    action.add_argument("--reject", type=int, metavar="RUN", help="close a held run without applying it")
+    action.add_argument("--history", action="store_true",
+                        help="print the stock holds (open, oldest, ended by cause) and the latest runs as JSON")
     action.add_argument("--show", type=int, metavar="RUN", help="print one run and its corrections as JSON")
     reconcile.add_argument("--limit", type=int, default=20, help="runs listed by --history (20)")
+    reconcile.add_argument("--output", metavar="FILE",
+                           help="--dry-run: write the changes to FILE (CSV when it ends in .csv, else JSON lines)")
     reconcile.set_defaults(run=run_reconcile)
 
 
 def run_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _dry_run(settings, args.output)
+    if args.approve is not None or args.reject is not None:
+        return _decide(settings, args)
     if not args.now:
         return _print_history(settings, args)
     from erp_sync.workers.reconcile import run_sweep
 
     summary = run_sweep(settings)
     print(json.dumps(summary.as_dict(), indent=2))
-    return {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED}.get(summary.status, EXIT_FAILURE)
+    return _exit_of(summary.status)
+
+
+def _exit_of(status: str) -> int:
+    return {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED, "held": EXIT_HELD}.get(status, EXIT_FAILURE)
+
+
+def _dry_run(settings: Settings, output: str | None) -> int:
+    from erp_sync.workers.reconcile import run_sweep
+
+    with _change_writer(output) as write:
+        summary = run_sweep(settings, dry_run=True, on_change=lambda change: write(dataclasses.asdict(change)))
+    print(json.dumps(summary.as_dict()), flush=True)  # one line, last: after the changes when they go to stdout
+    return _exit_of(summary.status)
+
+
+@contextmanager
+def _change_writer(output: str | None) -> Iterator[Callable[[dict[str, object]], None]]:
+    """Where each change goes: FILE as CSV or JSON lines, or stdout as JSON lines."""
+    stream: TextIO = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
+    try:
+        if output is not None and output.endswith(".csv"):
+            writer = csv.DictWriter(stream, fieldnames=CHANGE_FIELDS)
+            writer.writeheader()
+            yield writer.writerow
+        else:
+            yield lambda change: print(json.dumps(change), file=stream)
+    finally:
+        if output is not None:
+            stream.close()
+
+
+def _decide(settings: Settings, args: argparse.Namespace) -> int:
+    from erp_sync.workers.reconcile_decide import RunNotHeld, approve_run, reject_run
+
+    try:
+        summary = approve_run(settings, args.approve) if args.approve is not None else reject_run(settings, args.reject)
+    except RunNotHeld as exc:
+        print(f"erp-sync: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(summary.as_dict(), indent=2))
+    return EXIT_OK
 
 
 def _print_history(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from erp_sync.shared.db import make_engine, make_session_factory, translate_db_error
-    from erp_sync.workers.reconcile_history import history, show
+    from erp_sync.workers.reconcile_history import show, stock_truth
 
     engine = make_engine(settings.database_url)
     try:
@@ -45,7 +104,7 @@ def _print_history(settings: Settings, args: argparse.Namespace) -> int:
                     return EXIT_FAILURE
                 print(json.dumps(run, indent=2))
             else:
-                print(json.dumps([s.as_dict() for s in history(session, args.limit)], indent=2))
+                print(json.dumps(stock_truth(session, args.limit), indent=2))
         return EXIT_OK
     except SQLAlchemyError as exc:
         raise translate_db_error(exc) from exc  # main prints it as one line

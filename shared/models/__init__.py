@@ -5,7 +5,12 @@ from erp_sync.shared.models.catalog import Category, Media, MediaStatus, Product
 from erp_sync.shared.models.events import ProcessedEvent
 from erp_sync.shared.models.inventory import StockChange, StockChangeKind, StockChangeOutcome, StockLevel
 from erp_sync.shared.models.orders import Order, OrderLine, OrderStatus, StockHold
-from erp_sync.shared.models.reconcile import ReconciliationCorrection, ReconciliationRun, RunStatus
+from erp_sync.shared.models.reconcile import (
+    ReconciliationCorrection,
+    ReconciliationHeldChange,
+    ReconciliationRun,
+    RunStatus,
+)
 
 __all__ = [
     "Category",
@@ -17,6 +22,7 @@ __all__ = [
     "ProcessedEvent",
     "ProductGroup",
     "ReconciliationCorrection",
+    "ReconciliationHeldChange",
     "ReconciliationRun",
     "RunStatus",
     "StockChange",

@@ -33,6 +33,8 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"  # another sweep held the lock, or this schedule slot was already swept
+    HELD = "held"  # past a change limit: nothing written, its changes wait for --approve or --reject
+    REJECTED = "rejected"  # a held run an operator rejected: nothing was written
 
 
 class ReconciliationRun(Base):
@@ -46,7 +48,7 @@ class ReconciliationRun(Base):
             "uq_reconciliation_runs_one_per_slot",
             "scheduled_for",
             unique=True,
-            postgresql_where=text("status IN ('running', 'succeeded')"),
+            postgresql_where=text("status IN ('running', 'succeeded', 'held')"),
         ),
     )
 
@@ -67,6 +69,9 @@ class ReconciliationRun(Base):
     drift_alert: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # The first SKUs missing on each side: {"missing_in_commerce": [...], "missing_in_erp": [...]}.
     missing_skus: Mapped[dict[str, Any] | None]
+    snapshot_read_until: Mapped[datetime | None]  # when the snapshot was read in full
+    held_reason: Mapped[str | None] = mapped_column(Text)  # the limit a held run passed
+    decided_at: Mapped[datetime | None]  # when a held run was approved or rejected
 
     corrections: Mapped[list[ReconciliationCorrection]] = relationship(
         back_populates="run", cascade="all, delete-orphan"
@@ -85,3 +90,15 @@ class ReconciliationCorrection(Base):
     corrected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     run: Mapped[ReconciliationRun] = relationship(back_populates="corrections")
+
+
+class ReconciliationHeldChange(Base):
+    """A change a held run would make: applied by `reconcile --approve RUN`, dropped with the run."""
+
+    __tablename__ = "reconciliation_held_changes"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id", ondelete="CASCADE"), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(SKU_LENGTH), primary_key=True)
+    old_qty: Mapped[int] = mapped_column(Integer)
+    erp_qty: Mapped[int] = mapped_column(Integer)  # the snapshot's figure
+    new_qty: Mapped[int] = mapped_column(Integer)  # the snapshot's figure plus the deltas since

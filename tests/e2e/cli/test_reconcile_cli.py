@@ -1,6 +1,7 @@
 """`erp-sync reconcile --now | --history | --show RUN` end to end."""
 from __future__ import annotations
 
+import csv
 import json
 import time
 
@@ -12,6 +13,9 @@ from tests.support.reconcile import TOKEN, levels, seed_levels
 EXIT_SKIPPED = 3
 # Their imports alone would take the sweeping process past its 64 MB (bench/reconcile.py measures it).
 HEAVY = {"sqlalchemy", "flask", "werkzeug", "pika"}
+EXIT_HELD = 4
+# Two SKUs, one drifted, is half of them: past the default change limit, which these tests turn off.
+LIMITS_OFF = {f"RECONCILE_MAX_{limit}_SHARE": "1" for limit in ("CHANGED", "ZEROED", "MISSING")}
 
 
 def test_reconcile_now_prints_the_summary_and_history_shows_it(erp, committed_session,  # noqa: F811
@@ -19,7 +23,7 @@ def test_reconcile_now_prints_the_summary_and_history_shows_it(erp, committed_se
     # given one drifted SKU
     url = erp({"CLI-1": 4, "CLI-2": 2})
     seed_levels(committed_session, {"CLI-1": 4, "CLI-2": 9})
-    env = {"DATABASE_URL": migrated_database_url, "ERP_BASE_URL": url, "ERP_API_TOKEN": TOKEN}
+    env = {"DATABASE_URL": migrated_database_url, "ERP_BASE_URL": url, "ERP_API_TOKEN": TOKEN} | LIMITS_OFF
 
     # when a sweep runs from the command line, then its history and the run are read
     now = cli.run("reconcile", "--now", **env)
@@ -33,7 +37,8 @@ def test_reconcile_now_prints_the_summary_and_history_shows_it(erp, committed_se
         "status": "succeeded", "checked": 2, "mismatched": 1, "corrected": 1}
     assert {"missing_in_commerce", "missing_in_erp", "duration_s"} <= summary.keys()
     assert levels(committed_session) == {"CLI-1": 4, "CLI-2": 2}
-    assert [run["run_id"] for run in json.loads(listed.stdout)] == [summary["run_id"]]
+    assert [run["run_id"] for run in json.loads(listed.stdout)["runs"]] == [summary["run_id"]]
+    assert json.loads(listed.stdout)["holds"] == {"open": 0, "oldest_open_age_s": 0.0, "released": {}}
     assert json.loads(shown.stdout)["corrections"] == [{"sku": "CLI-2", "old": 9, "new": 2}]
 
 
@@ -67,10 +72,11 @@ def test_the_sweeping_processes_import_no_orm_nor_web_nor_amqp_library(erp, comm
     url = erp({"LEAN-1": 1, "LEAN-2": 2})
     seed_levels(committed_session, {"LEAN-1": 1, "LEAN-2": 3})
     env = {"DATABASE_URL": migrated_database_url, "ERP_BASE_URL": url, "ERP_API_TOKEN": TOKEN,
-           "PYTHONPROFILEIMPORTTIME": "1"}
+           "PYTHONPROFILEIMPORTTIME": "1"} | LIMITS_OFF
 
     # when a sweep runs from the command line, and a scheduler starts and stops
     now = cli.run("reconcile", "--now", **env)
+    dry = cli.run("reconcile", "--dry-run", **env)
     scheduler = cli.start("worker", "reconcile", **env)
     deadline = time.monotonic() + 30
     while "reconcile worker started" not in cli.output_of(scheduler) and time.monotonic() < deadline:
@@ -81,6 +87,59 @@ def test_the_sweeping_processes_import_no_orm_nor_web_nor_amqp_library(erp, comm
     assert now.returncode == 0 and json.loads(now.stdout)["corrected"] == 1, now.stderr[-3000:]
     assert {"psycopg", "requests", "ijson"} <= imported(now.stderr)
     assert imported(now.stderr) & HEAVY == set()
+    assert dry.returncode == 0 and imported(dry.stderr) & HEAVY == set(), dry.stderr[-3000:]
     assert "reconcile worker stopped" in scheduled, scheduled[-3000:]
     assert {"psycopg", "requests", "croniter"} <= imported(scheduled)
     assert imported(scheduled) & HEAVY == set()
+
+
+def test_a_held_sweep_exits_4_and_waits_for_approve(erp, committed_session, migrated_database_url):  # noqa: F811
+    # given one SKU of two drifted: half the SKUs, past the default change limit
+    url = erp({"HOLD-1": 4, "HOLD-2": 2})
+    seed_levels(committed_session, {"HOLD-1": 4, "HOLD-2": 9})
+    env = {"DATABASE_URL": migrated_database_url, "ERP_BASE_URL": url, "ERP_API_TOKEN": TOKEN}
+
+    # when a sweep runs, then the held run is approved twice
+    now = cli.run("reconcile", "--now", **env)
+    summary = json.loads(now.stdout)
+    held_levels = levels(committed_session)
+    approved = cli.run("reconcile", "--approve", str(summary["run_id"]), **env)
+    again = cli.run("reconcile", "--approve", str(summary["run_id"]), **env)
+
+    # then the sweep was held with its reason and an ALERT, and the approval applied it once
+    assert now.returncode == EXIT_HELD, now.stderr
+    assert summary["status"] == "held" and "RECONCILE_MAX_CHANGED_SHARE" in summary["held_reason"]
+    assert "ALERT" in now.stderr
+    assert held_levels == {"HOLD-1": 4, "HOLD-2": 9}
+    assert approved.returncode == 0 and json.loads(approved.stdout)["status"] == "succeeded", approved.stderr
+    assert levels(committed_session) == {"HOLD-1": 4, "HOLD-2": 2}
+    assert again.returncode == 1 and "not held" in again.stderr
+
+
+@pytest.mark.parametrize("output", [None, "changes.jsonl", "changes.csv"])
+def test_dry_run_prints_the_summary_and_every_change(output, erp, committed_session, migrated_database_url,
+                                                    tmp_path):  # noqa: F811
+    # given two drifted SKUs of three
+    url = erp({"DRY-1": 4, "DRY-2": 0, "DRY-3": 5})
+    seed_levels(committed_session, {"DRY-1": 4, "DRY-2": 9, "DRY-3": 3})
+    env = {"DATABASE_URL": migrated_database_url, "ERP_BASE_URL": url, "ERP_API_TOKEN": TOKEN}
+    args = () if output is None else ("--output", str(tmp_path / output))
+
+    # when a dry run compares
+    result = cli.run("reconcile", "--dry-run", *args, **env)
+
+    # then the summary comes last, each change is listed, and nothing was written
+    lines = result.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    if output is None:
+        listed = [json.loads(line) for line in lines[:-1]]
+    elif output.endswith(".csv"):
+        listed = [{k: v if k == "sku" else int(v) for k, v in row.items()}
+                  for row in csv.DictReader((tmp_path / output).open())]
+    else:
+        listed = [json.loads(line) for line in (tmp_path / output).read_text().splitlines()]
+    assert result.returncode == EXIT_HELD, result.stderr  # two of three would change: past the limit
+    assert (summary["dry_run"], summary["status"], summary["mismatched"]) == (True, "held", 2)
+    assert listed == [{"sku": "DRY-2", "commerce_qty": 9, "erp_qty": 0, "new_qty": 0, "held": 0},
+                      {"sku": "DRY-3", "commerce_qty": 3, "erp_qty": 5, "new_qty": 5, "held": 0}]
+    assert levels(committed_session) == {"DRY-1": 4, "DRY-2": 9, "DRY-3": 3}

@@ -10,6 +10,8 @@ from tests.support.reconcile import TOKEN, erp  # noqa: F401
 @pytest.fixture
 def sweep_settings(settings_factory):
     def build(url: str, **overrides: object):
-        return settings_factory(**{"erp_base_url": url, "erp_api_token": TOKEN} | overrides)
+        # The change limits off unless a test sets them: a handful of SKUs is no broken export.
+        limits_off = {f"reconcile_max_{limit}_share": 1.0 for limit in ("changed", "zeroed", "missing")}
+        return settings_factory(**{"erp_base_url": url, "erp_api_token": TOKEN} | limits_off | overrides)
 
     return build

@@ -351,3 +351,36 @@ def test_three_schedulers_sweep_a_slot_once(erp, sweep_settings, committed_sessi
     assert {r.scheduled_for for r in runs} == {boundary}
     assert levels(committed_session) == {"W-1": 1}
     assert not any(worker.is_alive() for worker in workers)
+
+
+def test_metrics_and_history_say_how_true_the_shop_is(erp, sweep_settings, committed_session, db_engine):
+    from erp_sync.ingress.reconcile_metrics import exposition
+    from erp_sync.workers.reconcile_history import stock_truth
+
+    # given two open holds, the older an hour old, one hold ended by the ERP's figure, and a
+    # sweep that found one SKU of four drifted
+    url = erp({"T-1": 1, "T-2": 2, "T-3": 3, "T-4": 4})
+    seed_levels(committed_session, {"T-1": 1, "T-2": 2, "T-3": 3, "T-4": 40})
+    now = datetime.now(UTC)
+    order = Order(order_id="ORD-TRUTH-1", order_date=LONG_AGO, customer_ref="CUST-1")
+    order.holds.extend([StockHold(sku="T-1", quantity=1, held_at=now - timedelta(hours=1)),
+                        StockHold(sku="T-2", quantity=1, held_at=now),
+                        StockHold(sku="T-3", quantity=1, released_at=now, release_reason="erp_figure")])
+    committed_session.add(order)
+    committed_session.commit()
+    run_sweep(sweep_settings(url))
+
+    # when the metrics are scraped and the history read
+    text = exposition(db_engine).decode()
+    truth = stock_truth(committed_session)
+
+    # then both tell the holds and the drift
+    assert "erp_sync_stock_holds_open 2.0" in text
+    assert 'erp_sync_stock_holds_released{reason="erp_figure"} 1.0' in text
+    assert "erp_sync_reconcile_last_drift_share 0.25" in text
+    age = float(next(line.split()[-1] for line in text.splitlines()
+                     if line.startswith("erp_sync_stock_holds_oldest_open_age_seconds ")))
+    assert 3590 < age < 3700
+    assert (truth["holds"]["open"], truth["holds"]["released"]) == (2, {"erp_figure": 1})
+    assert 3590 < truth["holds"]["oldest_open_age_s"] < 3700
+    assert truth["runs"][0]["drift_share"] == 0.25

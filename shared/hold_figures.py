@@ -1,0 +1,34 @@
+"""How true the shop's stock is: the holds open, the oldest one's age, and the holds ended by each cause.
+
+Read by /metrics (ingress/reconcile_metrics.py) and `erp-sync reconcile --history`, from the database.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, func, select
+
+from erp_sync.shared.models import StockHold
+
+
+@dataclass(frozen=True, slots=True)
+class HoldFigures:
+    """Holds open now, the age of the oldest in seconds (0 without any), and ended holds per release reason."""
+
+    open: int = 0
+    oldest_open_age_s: float = 0.0
+    released: dict[str, int] = field(default_factory=dict)
+
+
+def hold_figures(conn: Connection) -> HoldFigures:
+    """The figures as the database holds them now."""
+    open_count, oldest = conn.execute(
+        select(func.count(), func.extract("epoch", func.now() - func.min(StockHold.held_at)))
+        .where(StockHold.released_at.is_(None))
+    ).one()
+    released = conn.execute(
+        select(StockHold.release_reason, func.count()).where(StockHold.released_at.is_not(None))
+        .group_by(StockHold.release_reason).order_by(StockHold.release_reason)
+    ).all()
+    return HoldFigures(open=open_count, oldest_open_age_s=float(oldest or 0),
+                       released={str(reason): count for reason, count in released})

@@ -1,0 +1,185 @@
+"""The sweep's safety rails against real PostgreSQL and the sandbox ERP: change limits, holds, decisions, dry run."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from erp_sync.shared.models import ReconciliationCorrection, ReconciliationHeldChange, ReconciliationRun
+from erp_sync.workers.reconcile import run_sweep
+from erp_sync.workers.reconcile_decide import RunNotHeld, approve_run, reject_run
+from erp_sync.workers.stock import StockEvent, apply_stock_events
+from erp_sync.workers.stock_rule import Delta, Total
+from tests.support.reconcile import levels, seed_levels
+
+SKUS = [f"L-{n:03d}" for n in range(100)]
+COMMERCE = dict.fromkeys(SKUS, 10)
+
+
+def _with(changes: dict[str, int], drop: int = 0) -> dict[str, int]:
+    """The ERP's stock: commerce's with `changes`, lacking the last `drop` SKUs."""
+    return dict(list((COMMERCE | changes).items())[: len(SKUS) - drop])
+
+
+def _limits(**shares: float) -> dict[str, float]:
+    return {f"reconcile_max_{name}_share": share for name, share in shares.items()}
+
+
+# Each case passes exactly one limit at its default; the others are off (1).
+TRIPS = [
+    pytest.param(_with({sku: 11 for sku in SKUS[:6]}), _limits(changed=0.05), "RECONCILE_MAX_CHANGED_SHARE",
+                 id="changed"),
+    pytest.param(_with({sku: 0 for sku in SKUS[:3]}), _limits(zeroed=0.02), "RECONCILE_MAX_ZEROED_SHARE",
+                 id="zeroed"),
+    pytest.param(_with({}, drop=3), _limits(missing=0.02), "RECONCILE_MAX_MISSING_SHARE", id="missing"),
+]
+
+
+@pytest.mark.parametrize(("stock", "limits", "setting"), TRIPS)
+def test_a_sweep_past_a_limit_is_held_and_writes_nothing(stock, limits, setting, erp, sweep_settings,
+                                                          committed_session, caplog):
+    # given an ERP export past one limit
+    url = erp(stock)
+    seed_levels(committed_session, COMMERCE)
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url, **limits))
+
+    # then nothing changed, the run is held with its reason, and an alert was raised
+    assert levels(committed_session) == COMMERCE
+    assert (summary.status, summary.corrected) == ("held", 0)
+    assert summary.held_reason is not None and setting in summary.held_reason
+    assert summary.as_dict()["status"] == "held"
+    assert any(r.message.startswith(f"ALERT reconciliation run {summary.run_id} held") for r in caplog.records)
+
+
+@pytest.mark.parametrize(("stock", "limits"), [
+    (_with({sku: 11 for sku in SKUS[:5]}), _limits(changed=0.05)),
+    (_with({sku: 0 for sku in SKUS[:2]}), _limits(zeroed=0.02)),
+    (_with({}, drop=2), _limits(missing=0.02)),
+    (_with({sku: 0 for sku in SKUS[:50]}, drop=30), _limits(changed=1, zeroed=1, missing=1)),
+], ids=["changed", "zeroed", "missing", "all-off"])
+def test_a_sweep_at_a_limit_or_with_limits_off_writes(stock, limits, erp, sweep_settings, committed_session):
+    url = erp(stock)
+    seed_levels(committed_session, COMMERCE)
+
+    summary = run_sweep(sweep_settings(url, **limits))
+
+    assert (summary.status, summary.held_reason) == ("succeeded", None)
+    assert levels(committed_session) == COMMERCE | {sku: qty for sku, qty in stock.items()}
+
+
+def _held(erp, sweep_settings, committed_session, **overrides):
+    """A sweep held for zeroing 10 of 100 SKUs; its run id."""
+    url = erp(_with({sku: 0 for sku in SKUS[:10]}))
+    seed_levels(committed_session, COMMERCE)
+    summary = run_sweep(sweep_settings(url, **_limits(zeroed=0.02), **overrides))
+    assert summary.status == "held"
+    return summary
+
+
+def test_approve_applies_the_held_changes_once(erp, sweep_settings, committed_session):
+    # given a held run
+    held = _held(erp, sweep_settings, committed_session)
+    settings = sweep_settings("http://127.0.0.1:9")
+
+    # when it is approved, then approved again
+    approved = approve_run(settings, held.run_id)
+    with pytest.raises(RunNotHeld):
+        approve_run(settings, held.run_id)
+
+    # then its changes were applied and recorded once
+    assert (approved.status, approved.corrected) == ("succeeded", 10)
+    assert levels(committed_session) == COMMERCE | dict.fromkeys(SKUS[:10], 0)
+    corrections = committed_session.scalar(select(func.count()).select_from(ReconciliationCorrection))
+    assert corrections == 10
+
+
+def test_reject_applies_nothing(erp, sweep_settings, committed_session):
+    held = _held(erp, sweep_settings, committed_session)
+    settings = sweep_settings("http://127.0.0.1:9")
+
+    rejected = reject_run(settings, held.run_id)
+    with pytest.raises(RunNotHeld):
+        approve_run(settings, held.run_id)
+
+    assert rejected.status == "rejected"
+    assert levels(committed_session) == COMMERCE
+    assert committed_session.scalar(select(func.count()).select_from(ReconciliationCorrection)) == 0
+
+
+def test_a_figure_newer_than_the_held_run_still_wins_after_approval(erp, sweep_settings, committed_session):
+    # given a held run, then a webhook's figure for one of its SKUs and a sale of another, both
+    # stamped after the snapshot
+    held = _held(erp, sweep_settings, committed_session)
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    apply_stock_events(committed_session, [StockEvent("evt_newer_L-000", "L-000", Total(42, later)),
+                                           StockEvent("evt_sale_L-001", "L-001", Delta(-1, later))])
+    committed_session.commit()
+
+    # when the run is approved
+    approved = approve_run(sweep_settings("http://127.0.0.1:9"), held.run_id)
+
+    # then the newer figure stays, the sale still counts, the rest takes the snapshot's figure
+    assert approved.corrected == 9
+    assert levels(committed_session) == COMMERCE | dict.fromkeys(SKUS[2:10], 0) | {"L-000": 42, "L-001": -1}
+
+
+def test_an_unknown_run_cannot_be_decided(sweep_settings, committed_session):
+    with pytest.raises(RunNotHeld):
+        approve_run(sweep_settings("http://127.0.0.1:9"), 424242)
+
+
+def test_a_scheduled_sweep_is_held_and_its_slot_not_swept_again(erp, sweep_settings, committed_session):
+    slot = datetime(2026, 1, 1, 3, tzinfo=UTC)
+    url = erp(_with({sku: 0 for sku in SKUS[:10]}))
+    seed_levels(committed_session, COMMERCE)
+    settings = sweep_settings(url, **_limits(zeroed=0.02))
+
+    first = run_sweep(settings, scheduled_for=slot)
+    again = run_sweep(settings, scheduled_for=slot)
+
+    assert (first.status, again.status) == ("held", "skipped")
+    assert levels(committed_session) == COMMERCE
+
+
+def test_dry_run_writes_nothing_and_lists_every_change(erp, sweep_settings, committed_session):
+    # given 3 drifted SKUs, one with 2 units held for an order
+    from erp_sync.shared.models import Order, StockHold
+
+    url = erp(_with({"L-000": 0, "L-001": 12, "L-002": 7}))
+    seed_levels(committed_session, COMMERCE)
+    order = Order(order_id="ORD-DRY-1", order_date=datetime(2024, 1, 1, tzinfo=UTC), customer_ref="C")
+    order.holds.append(StockHold(sku="L-001", quantity=2))
+    committed_session.add(order)
+    committed_session.commit()
+    seen = []
+
+    # when a dry run compares
+    summary = run_sweep(sweep_settings(url), dry_run=True, on_change=seen.append)
+
+    # then it lists each change and says what the run would be, and nothing was written
+    assert [(c.sku, c.commerce_qty, c.erp_qty, c.new_qty, c.held) for c in seen] == [
+        ("L-000", 10, 0, 0, 0), ("L-001", 10, 12, 12, 2), ("L-002", 10, 7, 7, 0)]
+    assert (summary.dry_run, summary.run_id, summary.status, summary.mismatched) == (True, None, "succeeded", 3)
+    assert levels(committed_session) == COMMERCE
+    assert committed_session.scalar(select(func.count()).select_from(ReconciliationRun)) == 0
+    assert committed_session.scalar(select(func.count()).select_from(ReconciliationHeldChange)) == 0
+
+
+def test_drift_equal_to_minus_the_later_deltas_is_caught(erp, sweep_settings, committed_session):
+    # given commerce at 11 while the ERP counted 10, then a sale stamped after the sweep begins:
+    # commerce shows 10, the snapshot's figure, though the truth is 9
+    url = erp({"D-1": 10})
+    seed_levels(committed_session, {"D-1": 11})
+    apply_stock_events(committed_session, [StockEvent("evt_sale_D-1", "D-1",
+                                                      Delta(-1, datetime.now(UTC) + timedelta(minutes=5)))])
+    committed_session.commit()
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url))
+
+    # then the drift is corrected: the snapshot's figure less the later sale
+    assert levels(committed_session) == {"D-1": 9}
+    assert (summary.mismatched, summary.corrected) == (1, 1)
