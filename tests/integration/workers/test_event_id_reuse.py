@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -17,19 +16,24 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.ingress import create_app
+from erp_sync.shared.consumer import Delivery, Done
 from erp_sync.shared.errors import EventIdConflict
-from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
-from erp_sync.shared.models import ProductGroup, ProcessedEvent, StockChange, StockLevel
+from erp_sync.shared.models import ProcessedEvent, ProductGroup, StockChange, StockLevel
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER, Park
-from erp_sync.shared.settings import load_settings
 from erp_sync.shared.topology import WORK_QUEUES
 from erp_sync.workers.catalog import apply_catalog_update, decode_catalog_update
 from erp_sync.workers.idempotency import body_digest
-from erp_sync.workers.inventory import build_batch_handler, build_handler
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
 from erp_sync.workers.runner import run_worker
 from tests.support.amqp import Landed, drain
-from tests.support.factories import catalog_event, encode, inventory_event, now_iso, signed_headers, variant_with
+from tests.support.factories import (
+    catalog_event,
+    encode,
+    inventory_event,
+    now_iso,
+    signed_headers,
+    variant_with,
+)
 from tests.support.settings import WEBHOOK_SECRET
 from tests.support.storefront import closed_after
 from tests.support.waiting import wait_for
@@ -164,19 +168,6 @@ def test_an_inventory_event_id_reused_by_a_catalog_event_is_a_conflict(door, ses
 
 
 # The same batch, deterministically: the consumer's BatchRunner with the real inventory handlers.
-
-@pytest.fixture(params=["per-message handler", "with batch handler"])
-def runner(request, db_engine, migrated_database_url) -> Iterator[tuple[BatchRunner, sessionmaker[Session]]]:
-    """The consumer's BatchRunner with the real handlers, its transactions rolled back at the end."""
-    connection = db_engine.connect()
-    outer = connection.begin()
-    sessions = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    settings = load_settings(database_url=migrated_database_url)
-    batch_handler = build_batch_handler(settings) if request.param == "with batch handler" else None
-    config = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)
-    yield BatchRunner(build_handler(settings), sessions, config, batch_handler), sessions
-    outer.rollback()
-    connection.close()
 
 
 def delivery(tag: int, body: bytes) -> Delivery:

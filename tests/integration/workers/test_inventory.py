@@ -4,18 +4,19 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
 from erp_sync.ingress.availability import stock_history
-from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
+from erp_sync.shared.consumer import Delivery, Done
 from erp_sync.shared.erp_events import decode_event
 from erp_sync.shared.models import StockLevel, Variant
 from erp_sync.shared.retry_policy import Park
-from erp_sync.shared.settings import load_settings
+from erp_sync.workers.catalog import apply_catalog_update
+from erp_sync.workers.inventory import (
+    apply_inventory_change,
+)
 from tests.support.factories import (
     catalog_event,
     encode,
@@ -23,8 +24,6 @@ from tests.support.factories import (
     now_iso,
     variant_with,
 )
-from erp_sync.workers.catalog import apply_catalog_update
-from erp_sync.workers.inventory import apply_inventory_change, build_batch_handler, build_handler
 
 T0 = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
 
@@ -155,20 +154,6 @@ def test_any_interleaving_and_duplication_of_absolute_figures_ends_on_the_newest
     history = stock_history(db_session, sku, limit=100)
     assert len(history) == len(deliveries)
     assert sum(c.outcome == "duplicate" for c in history) == len(replays)
-
-
-@pytest.fixture(params=["per-message handler", "with batch handler"])
-def runner(request, db_engine, migrated_database_url):
-    """The consumer's BatchRunner with the real handlers, its transactions rolled back at the end."""
-    connection = db_engine.connect()
-    outer = connection.begin()
-    sessions = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    settings = load_settings(database_url=migrated_database_url)
-    batch_handler = build_batch_handler(settings) if request.param == "with batch handler" else None
-    config = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)
-    yield BatchRunner(build_handler(settings), sessions, config, batch_handler), sessions
-    outer.rollback()
-    connection.close()
 
 
 def delivery(tag, body):
