@@ -109,7 +109,15 @@ def fuzz(app: Flask, max_examples: int, known: dict[str, str] | None = None) -> 
     """Call every operation of the app's own /openapi.json with generated data, valid and not, and once
     more with `known` ids in its path; return the operations fuzzed. A failed check raises with the
     request that broke it."""
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    return _fuzz(schemathesis.openapi.from_wsgi("/openapi.json", app), max_examples, known)
+
+
+def fuzz_url(base_url: str, max_examples: int, known: dict[str, str] | None = None) -> list[str]:
+    """The same against a live process: its /openapi.json, called over HTTP."""
+    return _fuzz(schemathesis.openapi.from_url(f"{base_url}/openapi.json"), max_examples, known)
+
+
+def _fuzz(schema: Any, max_examples: int, known: dict[str, str] | None) -> list[str]:
     fuzzed = []
     for result in schema.get_all_operations():
         operation = result.ok()
