@@ -46,7 +46,8 @@ SELECT * FROM unnest(CAST(:order_ids AS text[]), CAST(:skus AS text[]), CAST(:qu
 # The lines come along, one row each: a push needs them, and it saves a round trip.
 _LOCK = text("""
 SELECT o.order_id, o.status, o.attempts, o.first_attempt_at, o.next_attempt_at, o.synced_at, o.last_error,
-       o.erp_received_at, clock_timestamp(), o.order_date, o.customer_ref, o.warehouse_id, l.sku, l.quantity, l.unit_price
+       o.erp_received_at, clock_timestamp(), o.order_date, o.customer_ref, o.warehouse_id,
+       l.sku, l.quantity, l.unit_price
   FROM orders o LEFT JOIN order_lines l USING (order_id)
  WHERE o.order_id = :order_id ORDER BY l.line_no FOR UPDATE OF o
 """)
