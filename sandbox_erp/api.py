@@ -5,8 +5,9 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.http import http_date
 
 from erp_sync.sandbox_erp.auth import require_bearer
 from erp_sync.sandbox_erp.config import SandboxConfig
@@ -39,6 +40,13 @@ def _ledger() -> Ledger:
 
 def _idempotency_key() -> str | None:
     return request.headers.get("Idempotency-Key") or None
+
+
+@bp.after_request
+def stamp_date(response: Response) -> Response:
+    """Every answer carries the ERP's clock in `Date` (RFC 9110 asks it of an origin with a clock)."""
+    response.headers["Date"] = http_date()
+    return response
 
 
 @bp.post("/orders/import")

@@ -13,21 +13,26 @@ from erp_sync.sandbox_erp.catalog import Group
 Event = dict[str, Any]
 
 
-def utc_now() -> str:
-    """The current time as the spec writes it: UTC, seconds, a trailing Z."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def utc_now(precision: str = "s") -> str:
+    """The current time as the spec writes it: UTC, a trailing Z, whole seconds or ("ms") milliseconds."""
+    now = datetime.now(timezone.utc)
+    if precision == "ms":
+        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _envelope(event_type: str, data: dict[str, Any]) -> Event:
-    return {"event_id": f"evt_{uuid.uuid4()}", "event_type": event_type, "timestamp": utc_now(), "data": data}
+def _envelope(event_type: str, data: dict[str, Any], precision: str = "s") -> Event:
+    return {"event_id": f"evt_{uuid.uuid4()}", "event_type": event_type, "timestamp": utc_now(precision),
+            "data": data}
 
 
-def inventory_change(sku: str, new_quantity: int, reason: str, location_id: str | None = "WH-MAIN") -> Event:
+def inventory_change(sku: str, new_quantity: int, reason: str, location_id: str | None = "WH-MAIN",
+                     precision: str = "s") -> Event:
     """An `inventory.change` with the absolute figure (spec 3.2 prefers it: it repairs drift)."""
     data: dict[str, Any] = {"sku": sku, "new_quantity": new_quantity, "reason": reason}
     if location_id:
         data["location_id"] = location_id
-    return _envelope("inventory.change", data)
+    return _envelope("inventory.change", data, precision)
 
 
 def catalog_update(group: Group) -> Event:

@@ -63,7 +63,9 @@ class Ledger:
                 (order_id, key, kind, body, utc_now()),
             )
             if self.config.webhooks_for_api_orders:
-                self._emit(conn, (inventory_change(sku, qty, "ONLINE_ORDER") for sku, qty in new.items()))
+                precision = self.config.timestamp_precision
+                self._emit(conn, (inventory_change(sku, qty, "ONLINE_ORDER", precision=precision)
+                                  for sku, qty in new.items()))
         self._woken()
         return {"status": "accepted", "order_id": order_id, "stock": [{"sku": s, "qty": q} for s, q in new.items()]}
 
@@ -93,7 +95,7 @@ class Ledger:
             if qty < 0 and not self.config.allow_oversell:
                 raise ApiError(400, "insufficient stock", [{"sku": sku, "available": current[sku]}])
             catalog.set_quantity(conn, sku, qty)
-            self._emit(conn, [inventory_change(sku, qty, reason, location_id)])
+            self._emit(conn, [inventory_change(sku, qty, reason, location_id, self.config.timestamp_precision)])
         self._woken()
         return qty
 

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     order_push_concurrency: int = Field(default=8, ge=1, le=32)
     erp_probe_interval_s: float = Field(default=60.0, gt=0)
     hold_grace_period_s: int = Field(default=3600, gt=0)
+    # How far the ERP's clock may run behind ours: widens the receipt mark when the ERP's answer has no Date.
+    erp_clock_skew_s: float = Field(default=1.0, ge=0, le=3600)
     # Longer than the retry path's whole span (5 delays, then 600 s each up to 25 attempts: 3.4 h).
     order_stranded_after_s: int = Field(default=4 * 3600, gt=0)
     media_allow_private_networks: bool = False

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ class PushResult:
     acknowledged_at: datetime
     already_imported: bool
     body: str
+    sent_at: datetime | None = None
+    erp_date: datetime | None = None  # the answer's `Date` header: the ERP's clock at its answer
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -127,6 +130,7 @@ class ErpClient:
         # when the first request did reach the ERP before timing out.
         @self._retrying
         def send() -> PushResult:
+            sent_at = datetime.now(UTC)
             with translated(what, url):
                 # A redirect would turn the POST into a GET (301-303): the order must reach the
                 # endpoint it is meant for, or wait for an operator to fix ERP_BASE_URL.
@@ -137,7 +141,7 @@ class ErpClient:
             if response.status_code != ALREADY_IMPORTED:
                 check_answer(what, response)
             return PushResult(response.status_code, datetime.now(UTC), response.status_code == ALREADY_IMPORTED,
-                              body_excerpt(response))
+                              body_excerpt(response), sent_at, _http_date(response.headers.get("Date")))
 
         try:
             return send()
@@ -152,3 +156,14 @@ class ErpClient:
         if order_id is not None:
             headers |= {"Content-Type": "application/json", "Idempotency-Key": order_id}
         return headers
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP `Date` header as an aware datetime; None when absent or unreadable (our send time stands in)."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -46,14 +46,16 @@ SELECT * FROM unnest(CAST(:order_ids AS text[]), CAST(:skus AS text[]), CAST(:qu
 # The lines come along, one row each: a push needs them, and it saves a round trip.
 _LOCK = text("""
 SELECT o.order_id, o.status, o.attempts, o.first_attempt_at, o.next_attempt_at, o.synced_at, o.last_error,
-       clock_timestamp(), o.order_date, o.customer_ref, o.warehouse_id, l.sku, l.quantity, l.unit_price
+       o.erp_received_at, clock_timestamp(), o.order_date, o.customer_ref, o.warehouse_id,
+       l.sku, l.quantity, l.unit_price
   FROM orders o LEFT JOIN order_lines l USING (order_id)
  WHERE o.order_id = :order_id ORDER BY l.line_no FOR UPDATE OF o
 """)
 _SAVE = text("""
 UPDATE orders
    SET status = :status, attempts = :attempts, first_attempt_at = :first_attempt_at,
-       next_attempt_at = :next_attempt_at, synced_at = :synced_at, last_error = :last_error, updated_at = now()
+       next_attempt_at = :next_attempt_at, synced_at = :synced_at, last_error = :last_error,
+       erp_received_at = :erp_received_at, updated_at = now()
  WHERE order_id = :order_id
 """)
 _RELEASE_HOLDS = text("""
@@ -130,6 +132,7 @@ class PushState:
     next_attempt_at: datetime | None
     synced_at: datetime | None
     last_error: str | None
+    erp_received_at: datetime | None
     now: datetime
 
 
@@ -146,7 +149,7 @@ def lock(session: Session, order_id: str) -> tuple[PushState, OrderPlaced] | Non
         line_items=[LineItem.model_construct(sku=r.sku, quantity=r.quantity, unit_price=r.unit_price)
                     for r in rows if r.sku is not None],
     )
-    return PushState(*first[:8]), order
+    return PushState(*first[:9]), order
 
 
 def save(session: Session, row: PushState) -> None:

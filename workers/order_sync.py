@@ -27,6 +27,7 @@ from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, order_retry_route
 from erp_sync.workers.erp_client import ErpClient, PushResult
+from erp_sync.workers.hold_rule import erp_receipt_mark
 from erp_sync.workers.order_store import PushState, oldest_local_only, release_holds, save
 
 logger = logging.getLogger(__name__)
@@ -43,11 +44,12 @@ class PushPolicy:
     warehouse_id: str
     retry_interval_s: int
     retry_window_s: int
+    clock_skew_s: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PushPolicy:
         return cls(settings.erp_order_mode, settings.erp_warehouse_id, settings.order_retry_interval_s,
-                   settings.order_retry_window_s)
+                   settings.order_retry_window_s, settings.erp_clock_skew_s)
 
 
 def push_message(order_id: str, exchange: str = ORDERS_PUSH_QUEUE.exchange,
@@ -94,7 +96,7 @@ def push_order(session: Session, row: PushState, order: OrderPlaced, client: Erp
     except ErpUnavailable as exc:
         follow_ups = _unavailable(row, exc, policy)
     else:
-        _synced(row, result)
+        _synced(row, result, policy)
     save(session, row)
     if was_local_only and row.status != OrderStatus.LOCAL_ONLY:
         # The ERP answers again: the local_only orders go one after another, oldest first, beside the others.
@@ -103,11 +105,12 @@ def push_order(session: Session, row: PushState, order: OrderPlaced, client: Erp
     return follow_ups
 
 
-def _synced(row: PushState, result: PushResult) -> None:
+def _synced(row: PushState, result: PushResult, policy: PushPolicy) -> None:
     row.status = OrderStatus.SYNCED.value
-    # The moment the ERP's answer arrived bounds its acknowledgement from above, so a stock figure
-    # stamped later certainly includes the order: holds wait for one (see migration 0002).
     row.synced_at = result.acknowledged_at
+    # A figure stamped at or after this mark includes the order and ends its holds (migration 0010).
+    row.erp_received_at = erp_receipt_mark(result.sent_at or result.acknowledged_at, result.acknowledged_at,
+                                           result.erp_date, policy.clock_skew_s)
     row.next_attempt_at = None
     row.last_error = None
     logger.info("order %s synced (attempt %d%s)", row.order_id, row.attempts,

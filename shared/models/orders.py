@@ -67,6 +67,8 @@ class Order(Base):
     first_attempt_at: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None]
     synced_at: Mapped[datetime | None]
+    # On the ERP's clock: a stock figure stamped at or after it includes the order (workers/hold_rule.py).
+    erp_received_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 

@@ -140,7 +140,7 @@ def test_stock_holds_are_released_as_one_by_one_would(db_session):
         apply_inventory_change(change(f"{prefix}sku", f"{prefix}seed", T0 + timedelta(minutes=2), quantity=10),
                                db_session)
         db_session.add(Order(order_id=f"{prefix}order", order_date=T0, customer_ref="C-1",
-                             synced_at=T0 + timedelta(minutes=1)))
+                             synced_at=T0 + timedelta(minutes=1), erp_received_at=T0 + timedelta(minutes=1)))
         db_session.add(StockHold(order_id=f"{prefix}order", sku=f"{prefix}sku", quantity=1))
         db_session.flush()
 

@@ -332,17 +332,18 @@ def apply_figure(session, quantity: int, as_of: datetime) -> None:
         "WHERE stock_levels.erp_as_of <= excluded.erp_as_of"), {"s": SKU, "q": quantity, "t": as_of})
 
 
-def test_hold_ends_only_with_an_erp_figure_newer_than_the_acknowledgement(make_handler, db_session):
+def test_hold_ends_with_the_erps_figure_stamped_at_its_receipt_of_the_order(make_handler, db_session):
     make_handler()(delivery(order_body()), db_session)
-    synced_at = order_row(db_session).synced_at
+    received = order_row(db_session).erp_received_at
+    assert received is not None and received <= order_row(db_session).synced_at
 
-    # when a figure stamped before the ERP's acknowledgement is applied
-    apply_figure(db_session, 50, synced_at - timedelta(seconds=1))
+    # when a figure stamped before the ERP received the order is applied
+    apply_figure(db_session, 50, received - timedelta(seconds=1))
     # then the order is still held
     assert len(open_holds(db_session)) == 1
 
-    # when a newer one arrives
-    apply_figure(db_session, 48, synced_at + timedelta(seconds=1))
+    # when the ERP's figure stamped at its receipt (its deduction, in whole seconds) arrives
+    apply_figure(db_session, 48, received)
     # then the hold ends
     assert open_holds(db_session) == []
     assert [h.release_reason for h in order_row(db_session).holds] == ["erp_figure"]

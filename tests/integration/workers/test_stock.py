@@ -298,11 +298,12 @@ def open_holds(session: Session, sku: str) -> list[str]:
     return list(session.scalars(held))
 
 
-def test_a_total_newer_than_the_erps_acknowledgement_releases_the_hold_a_delta_or_older_total_does_not(db_session):
-    # given an order the ERP acknowledged at T0 holding one unit of a SKU
+def test_a_total_stamped_at_or_after_the_erps_receipt_releases_the_hold_a_delta_or_older_total_does_not(db_session):
+    # given an order the ERP received at T0 (on its clock) holding one unit of a SKU
     sku = new_sku()
     order_id = f"ORD-{uuid.uuid4().hex[:8]}"
-    db_session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1", synced_at=T0))
+    db_session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1", synced_at=T0,
+                          erp_received_at=T0))
     db_session.add(StockHold(order_id=order_id, sku=sku, quantity=1))
     db_session.flush()
 
@@ -313,8 +314,8 @@ def test_a_total_newer_than_the_erps_acknowledgement_releases_the_hold_a_delta_o
     # then the order still holds its unit: neither may count the order yet
     assert open_holds(db_session, sku) == [order_id]
 
-    # when a total stamped after the acknowledgement arrives
-    absolute(db_session, sku, 48, T0 + timedelta(seconds=2))
+    # when a total stamped at the receipt arrives (the ERP's own figure for the order, stamped at the deduction)
+    absolute(db_session, sku, 48, T0)
 
     # then the hold ends
     assert open_holds(db_session, sku) == []

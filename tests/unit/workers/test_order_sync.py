@@ -13,7 +13,7 @@ POLICY = PushPolicy("orders", "", retry_interval_s=900, retry_window_s=7200)
 
 
 def row(status: str, next_attempt_at: datetime | None = None) -> PushState:
-    return PushState("ORD-1", status, 1, NOW - timedelta(minutes=5), next_attempt_at, None, None, NOW)
+    return PushState("ORD-1", status, 1, NOW - timedelta(minutes=5), next_attempt_at, None, None, None, NOW)
 
 
 @pytest.mark.parametrize("status, next_attempt_at, redelivered, due", [
