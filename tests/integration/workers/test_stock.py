@@ -319,3 +319,26 @@ def test_a_total_stamped_at_or_after_the_erps_receipt_releases_the_hold_a_delta_
 
     # then the hold ends
     assert open_holds(db_session, sku) == []
+
+
+def test_the_erps_figure_recorded_before_its_answer_ends_the_hold_once_the_answer_is_recorded(db_session):
+    # given an order held and pushed, whose ERP answer is not recorded yet (no receipt mark)
+    sku = new_sku()
+    order_id = f"ORD-{uuid.uuid4().hex[:8]}"
+    db_session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1"))
+    db_session.add(StockHold(order_id=order_id, sku=sku, quantity=1))
+    db_session.flush()
+
+    # when the ERP's figure for the order, stamped at its deduction, is applied first
+    absolute(db_session, sku, 48, T0)
+
+    # then the hold stays: nothing yet says the ERP has the order
+    assert open_holds(db_session, sku) == [order_id]
+
+    # when the answer is recorded with the ERP's receipt at or before that stamp
+    order = db_session.get(Order, order_id)
+    order.synced_at, order.erp_received_at = T0 + timedelta(seconds=1), T0
+    db_session.flush()
+
+    # then the hold ends, though no figure arrived after the answer
+    assert open_holds(db_session, sku) == []
