@@ -10,7 +10,7 @@ PIP_TOOLS ?= pip-tools>=7.5,<8
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes \
 	--strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_FLAGS)
 
-.PHONY: install run test test-unit bench openapi lock clean
+.PHONY: install run test test-unit bench openapi definitions lock clean
 
 # Every file checked against the lock's hashes, then the project itself, whose dependencies are all there.
 $(STAMP): setup.cfg pyproject.toml requirements-dev.lock
@@ -51,6 +51,11 @@ bench: $(STAMP)
 # Rewrite the published OpenAPI documents (docs/openapi/) from the code; a unit test fails when they differ.
 openapi: $(STAMP)
 	$(BIN)/python -m erp_sync.ingress.openapi .
+
+# Rewrite deploy/rabbitmq/definitions.json: what `erp-sync migrate` declares with the default settings
+# (env -i: none of this shell's); a unit test fails when they differ.
+definitions: $(STAMP)
+	env -i $(BIN)/erp-sync migrate --definitions > deploy/rabbitmq/definitions.json
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) *.egg-info .pytest_cache .hypothesis
