@@ -22,14 +22,16 @@ $(STAMP): setup.cfg pyproject.toml requirements-dev.lock
 
 install: $(STAMP)
 
-# The lock files from setup.cfg, for Python 3.11: requirements.lock (what the image runs) and
-# requirements-dev.lock (that plus the test and sandbox extras, held to the same pins). Existing pins
+# The lock files from setup.cfg, for Python 3.11: requirements.lock (what the image runs),
+# requirements-dev.lock (that plus the test and sandbox extras, held to the same pins) and
+# requirements-sandbox.lock (the image's sandbox target: that plus the sandbox extra). Existing pins
 # are kept; `make lock LOCK_FLAGS=--upgrade` takes the newest releases the ranges allow.
 lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip '$(PIP_TOOLS)'
 	$(PIP_COMPILE) -o requirements.lock setup.cfg
 	$(PIP_COMPILE) --extra test --extra sandbox -c requirements.lock -o requirements-dev.lock setup.cfg
+	$(PIP_COMPILE) --extra sandbox -c requirements.lock -o requirements-sandbox.lock setup.cfg
 
 # `make run` is for a laptop: `erp-sync dev` makes the secrets nobody set, per run, and prints them.
 run: $(STAMP)

@@ -14,11 +14,19 @@ import yaml
 
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.registry import WORKERS
+from tests.support.deploy_files import Stage, dockerfile_stages
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
 OURS = {name: service for name, service in SERVICES.items() if "build" in service}
+
+class _Stages(list[Stage]):
+    def __getitem__(self, key):  # by position or by name
+        return next(s for s in self if s.name == key) if isinstance(key, str) else super().__getitem__(key)
+
+
+STAGES = _Stages(dockerfile_stages())
 REQUIRED = re.compile(r"^\$\{(?P<name>\w+):\?[^}]*\}$")
 
 
@@ -62,9 +70,45 @@ def test_the_environment_compose_gives_starts_the_process(name, monkeypatch):
 
 def test_the_image_installs_the_import_root_and_every_folder_it_links_but_the_sandbox():
     linked = {path.name for path in (REPO / "erp_sync").iterdir() if path.is_symlink()}
-    copied = set(re.findall(r"^COPY (\w+) \./\1$", (REPO / "deploy" / "Dockerfile").read_text(), re.MULTILINE))
+    build = STAGES["build"]
+    copied = {rest.split()[0] for rest in build.arguments("COPY") if re.fullmatch(r"(\w+) \./\1", rest)}
 
     assert copied == {"erp_sync"} | linked - {"sandbox_erp"}
+    assert "sandbox_erp ./sandbox_erp" in STAGES["sandbox-build"].arguments("COPY")
+
+
+@pytest.mark.parametrize(("stage", "lock"), [("build", "requirements.lock"),
+                                             ("sandbox-build", "requirements-sandbox.lock")])
+def test_each_target_installs_its_lock_with_every_hash_checked_then_erp_sync_without_resolving(stage, lock):
+    runs = STAGES[stage].arguments("RUN")
+
+    assert any("--require-hashes" in run and f"-r {lock}" in run for run in runs)
+    assert any("pip install --no-deps" in run for run in runs)
+
+
+@pytest.mark.parametrize("target", ["production", "sandbox"])
+def test_a_final_stage_runs_erp_sync_unprivileged_from_the_built_environment_alone(target):
+    stage = STAGES[target]
+
+    # no pip, apt or compiler at work in it: only the finished virtual environment copied in
+    assert not any(re.search(r"\b(pip|apt-get|apk|gcc|make)\b", run) for run in stage.arguments("RUN"))
+    assert stage.base == STAGES[0].base
+    assert any(copy.startswith("--from=") for copy in stage.arguments("COPY"))
+    assert stage.arguments("USER")[-1] not in {"0", "root"}
+    assert stage.exec_form("ENTRYPOINT") == ["erp-sync"]
+    assert stage.exec_form("HEALTHCHECK") == ["python", "/opt/erp-sync/healthcheck.py"]
+
+
+def test_a_plain_build_makes_the_production_image_without_the_sandbox():
+    assert STAGES[-1].name == "production"
+    assert all("--from=sandbox" not in copy for copy in STAGES["production"].arguments("COPY"))
+
+
+def test_the_image_holds_no_secret():
+    secrets = {"ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN", "DATABASE_URL", "AMQP_URL"}
+    env = " ".join(rest for stage in STAGES for rest in stage.arguments("ENV") + stage.arguments("ARG"))
+
+    assert {name for name in secrets if name in env} == set()
 
 
 def test_the_orders_worker_is_given_time_to_finish_its_pushes_on_stop():
