@@ -10,7 +10,7 @@ PIP_TOOLS ?= pip-tools>=7.5,<8
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes \
 	--strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_FLAGS)
 
-.PHONY: install run test test-unit bench openapi definitions lock clean
+.PHONY: install run test test-unit bench openapi definitions manifests lock clean
 
 # Every file checked against the lock's hashes, then the project itself, whose dependencies are all there.
 $(STAMP): setup.cfg pyproject.toml requirements-dev.lock
@@ -58,6 +58,11 @@ openapi: $(STAMP)
 # (env -i: none of this shell's); a unit test fails when they differ.
 definitions: $(STAMP)
 	env -i $(BIN)/erp-sync migrate --definitions > deploy/rabbitmq/definitions.json
+
+# Rewrite deploy/k8s/base/workers.yaml (a Deployment and a KEDA ScaledObject per worker of the
+# registry); a unit test fails when it differs.
+manifests: $(STAMP)
+	$(BIN)/python deploy/k8s/generate.py
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) *.egg-info .pytest_cache .hypothesis

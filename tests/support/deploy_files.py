@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -52,14 +53,65 @@ def load_script(relative: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"deploy_{path.stem}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up by name while the script runs
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
 def venv_tool(name: str) -> str:
     """A command the test extra installs beside this interpreter (hadolint, kubectl)."""
-    import sys
-
     tool = Path(sys.executable).parent / name
     assert tool.exists(), f"{tool} is missing: `make install` installs the test extra"
     return str(tool)
+
+
+K8S = DEPLOY / "k8s"
+
+
+def manifests(path: Path) -> list[dict[str, object]]:
+    """The documents of a YAML file (or of every YAML file of a folder but its kustomization)."""
+    import yaml
+
+    files = sorted(p for p in path.glob("*.yaml") if p.name != "kustomization.yaml") if path.is_dir() else [path]
+    return [doc for file in files for doc in yaml.safe_load_all(file.read_text()) if doc]
+
+
+def kustomize(path: Path) -> list[dict[str, object]]:
+    """What `kubectl kustomize` (kustomize built into the kubectl wheel) renders, offline."""
+    import subprocess
+
+    import yaml
+
+    rendered = subprocess.run([venv_tool("kubectl"), "kustomize", str(path)], capture_output=True, text=True,
+                              check=False, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+def crd_schema(path: Path, strict: bool = True) -> tuple[str, str, dict[str, object]]:
+    """apiVersion, kind and the JSON schema of a vendored CustomResourceDefinition's stored version.
+
+    strict: like kubeconform's -strict, a field the CRD does not know is an error (Kubernetes
+    would silently prune it), except where the CRD keeps unknown fields on purpose.
+    """
+    import yaml
+
+    crd = yaml.safe_load(path.read_text())
+    version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
+    schema = version["schema"]["openAPIV3Schema"]
+    if strict:
+        _forbid_unknown(schema)
+    return f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"], schema
+
+
+def _forbid_unknown(schema: object) -> None:
+    if isinstance(schema, dict):
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            schema["additionalProperties"] = False
+        for value in schema.values():
+            _forbid_unknown(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _forbid_unknown(value)
