@@ -115,3 +115,52 @@ def _forbid_unknown(schema: object) -> None:
     elif isinstance(schema, list):
         for value in schema:
             _forbid_unknown(value)
+
+
+# pip's words when it could not reach its index at all (as opposed to a hash or resolution failure).
+UNREACHABLE_INDEX = ("NewConnectionError", "Max retries exceeded", "Temporary failure in name resolution",
+                     "Network is unreachable", "Could not fetch URL")
+
+
+def rehearse_build_stage(stage: Stage, root: Path) -> tuple[Path, list[str]]:
+    """Run a build stage's COPY and RUN steps on this machine, /opt/erp-sync moved under `root`.
+
+    Returns the virtual environment made and the output of each step. What Docker would copy is
+    copied (symbolic links kept as links); each RUN goes through the shell in the copied folder.
+    """
+    import os
+    import shutil
+    import subprocess
+
+    source, venv = root / "src", root / "opt-erp-sync"
+    source.mkdir(parents=True)
+    outputs: list[str] = []
+    for word, rest in stage.instructions:
+        if word == "COPY" and not rest.startswith("--from"):
+            *paths, _destination = rest.split()
+            for path in paths:
+                origin = REPO / path
+                if origin.is_dir():
+                    shutil.copytree(origin, source / origin.name, symlinks=True)
+                else:
+                    shutil.copy2(origin, source / origin.name)
+        elif word == "RUN":
+            command = rest.replace("/opt/erp-sync", str(venv))
+            done = subprocess.run(command, shell=True, cwd=source, capture_output=True, text=True, check=False,
+                                  timeout=600, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+            outputs.append(done.stdout + done.stderr)
+            if done.returncode != 0:
+                raise StepFailed(command, outputs[-1])
+    return venv, outputs
+
+
+class StepFailed(Exception):
+    """A RUN step of the rehearsal exited non-zero."""
+
+    def __init__(self, command: str, output: str) -> None:
+        super().__init__(f"{command}\n{output[-3000:]}")
+        self.command, self.output = command, output
+
+    @property
+    def index_unreachable(self) -> bool:
+        return any(words in self.output for words in UNREACHABLE_INDEX)
