@@ -40,8 +40,8 @@ def health_url(command: list[str], environ: dict[str, str]) -> str | None:
     return f"http://127.0.0.1:{port}/healthz"
 
 
-def main() -> int:
-    command = main_command()
+def main(cmdline: Path = Path("/proc/1/cmdline")) -> int:
+    command = main_command(cmdline)
     url = health_url(command, dict(os.environ))
     if url is None:
         return 0
