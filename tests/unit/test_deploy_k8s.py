@@ -12,7 +12,7 @@ import pytest
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
-from tests.support.deploy_files import DEPLOY, K8S, load_script, manifests
+from tests.support.deploy_files import DEPLOY, K8S, dockerfile_stages, load_script, manifests
 
 generate = load_script("k8s/generate.py")
 BASE = manifests(K8S / "base")
@@ -115,3 +115,12 @@ def test_the_settings_of_the_config_maps_are_settings_and_no_secret():
 
     assert {name for name in names if name.lower() not in Settings.model_fields} == set()
     assert not set(names) & SECRET_SETTINGS
+
+
+def test_the_pods_run_as_the_user_the_image_is_built_for():
+    production = next(stage for stage in dockerfile_stages() if stage.name == "production")
+    uid, _, gid = production.arguments("USER")[-1].partition(":")
+
+    for document in (d for d in BASE if d["kind"] in {"Deployment", "Job"}):
+        context = document["spec"]["template"]["spec"]["securityContext"]
+        assert (str(context["runAsUser"]), str(context["runAsGroup"])) == (uid, gid)
