@@ -127,13 +127,14 @@ def rehearse_build_stage(stage: Stage, root: Path) -> tuple[Path, list[str]]:
 
     Returns the virtual environment made and the output of each step. What Docker would copy is
     copied (symbolic links kept as links); each RUN goes through the shell in the copied folder.
+    A stage built FROM another is rehearsed after it with the same `root`.
     """
     import os
     import shutil
     import subprocess
 
     source, venv = root / "src", root / "opt-erp-sync"
-    source.mkdir(parents=True)
+    source.mkdir(parents=True, exist_ok=True)  # a later stage FROM an earlier one goes on in its folder
     outputs: list[str] = []
     for word, rest in stage.instructions:
         if word == "COPY" and not rest.startswith("--from"):
