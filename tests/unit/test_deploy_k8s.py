@@ -124,3 +124,11 @@ def test_the_pods_run_as_the_user_the_image_is_built_for():
     for document in (d for d in BASE if d["kind"] in {"Deployment", "Job"}):
         context = document["spec"]["template"]["spec"]["securityContext"]
         assert (str(context["runAsUser"]), str(context["runAsGroup"])) == (uid, gid)
+
+
+def test_the_erp_route_lets_through_every_body_erp_sync_accepts():
+    route = manifests(K8S / "overlays" / "production" / "erp-route.yaml")[0]
+    limit = route["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    units = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+    assert int(limit[:-1]) * units[limit[-1].lower()] > DEFAULTS.webhook_max_body_bytes
