@@ -9,7 +9,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from tests.support import cli, services
-from tests.support.broker_definitions import comparable, exported
+from tests.support.broker_definitions import comparable, exported, load
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -36,3 +37,22 @@ def test_the_definitions_are_what_migrate_declares(fresh_vhost_url, migrated_dat
     on_broker = comparable(exported(vhost), vhost)
     assert len(on_broker["queues"]) > 10
     assert on_broker == comparable(json.loads(printed.stdout), vhost)
+
+
+def test_a_broker_loaded_with_the_definitions_is_one_migrate_finds_complete(fresh_vhost_url, migrated_database_url):
+    # given a vhost an operator loaded from the definitions before any erp-sync process ran
+    env = {"AMQP_URL": fresh_vhost_url, "DATABASE_URL": migrated_database_url}
+    vhost = unquote(urlsplit(fresh_vhost_url).path.lstrip("/"))
+    printed = cli.run("migrate", "--definitions", **env)
+    assert printed.returncode == 0, printed.stderr
+    definitions = json.loads(printed.stdout)
+    load(definitions, vhost)
+    expected = comparable(definitions, vhost)
+    loaded = wait_for(lambda: (held := comparable(exported(vhost), vhost)) == expected and held, timeout=60, interval=1)
+
+    # when migrate runs against it
+    migrated = cli.run("migrate", **env)
+
+    # then the broker took every queue with its arguments, and migrate found nothing to add or dispute
+    assert migrated.returncode == 0, migrated.stderr
+    assert comparable(exported(vhost), vhost) == loaded
