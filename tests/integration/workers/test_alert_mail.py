@@ -1,0 +1,139 @@
+"""Alerts by mail through a real SMTP server (aiosmtpd), the throttle in the run's PostgreSQL.
+
+A worker that parks a message mails the on-call address once; repeats within the throttle period
+are mailed once more, as a count, when the period ends; every cause mails; the processes share
+one throttle; a mail server that is down never reaches the worker.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import pika
+import pytest
+
+from erp_sync.shared.alert_mail import MailingSender, SmtpConfig
+from erp_sync.shared.alert_throttle import PgThrottle
+from erp_sync.shared.alerts import Cause, alert
+from erp_sync.shared.topology import EVENTS_EXCHANGE, WORK_QUEUES
+from erp_sync.workers.registry import WORKERS, ConsumingWorker
+from erp_sync.workers.runner import run_worker
+from tests.support.amqp import drain
+from tests.support.cli import free_port
+from tests.support.waiting import wait_for
+
+
+@pytest.fixture
+def inventory_worker(broker):
+    """Start the real inventory worker in a thread of this process (so it raises alerts through our sender)."""
+    stop = threading.Event()
+    threads = []
+
+    def start(settings):
+        worker = WORKERS["inventory"]
+        assert isinstance(worker, ConsumingWorker)
+        thread = threading.Thread(target=run_worker, args=(worker, settings, stop), name="test-inventory")
+        thread.start()
+        threads.append(thread)
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+
+def publish_garbage(amqp_url: str) -> str:
+    """An inventory event no worker can read: the worker parks it."""
+    message_id = f"evt-garbage-{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(EVENTS_EXCHANGE, "inventory.change", b"{not json", pika.BasicProperties(
+            message_id=message_id, content_type="application/json", delivery_mode=2), mandatory=True)
+    finally:
+        connection.close()
+    return message_id
+
+
+def parked_ids(amqp_url: str, seen: list[str], count: int) -> list[str]:
+    queue = WORK_QUEUES["inventory"].parking_queue
+    wait_for(lambda: seen.extend(m.properties.message_id for m in drain(amqp_url, queue)) or len(seen) >= count)
+    return seen
+
+
+def test_a_parked_message_mails_the_on_call_address_once(alert_mail, inventory_worker, inbox, amqp_url):
+    # given a worker with alert mail configured
+    settings, sender = alert_mail(period_s=600)
+    inventory_worker(settings)
+
+    # when it parks a message
+    message_id = publish_garbage(amqp_url)
+    parked_ids(amqp_url, [], 1)
+    sender.close()
+
+    # then exactly one mail went to the on-call address, naming the cause and the message
+    [mail] = inbox.messages
+    assert mail["To"] == "oncall@example.com" and mail["From"] == "erp-sync@example.com"
+    assert mail["Subject"].startswith(f"[erp-sync] message_parked: parking message {message_id}")
+    assert message_id in mail.get_content()
+
+
+def test_two_parks_within_the_period_mail_once_then_once_with_the_count(alert_mail, inventory_worker, inbox, amqp_url):
+    # given a throttle period of two seconds
+    settings, _ = alert_mail(period_s=2)
+    inventory_worker(settings)
+
+    # when two messages are parked within it
+    first, second = publish_garbage(amqp_url), publish_garbage(amqp_url)
+    parked_ids(amqp_url, [], 2)
+
+    # then the first park mails at once, and the period's end mails the one held back as a count
+    mails = inbox.wait_for_mails(2)
+    assert first in mails[0]["Subject"]
+    assert mails[1]["Subject"].startswith("[erp-sync] message_parked: 1 more since ")
+    assert second in mails[1].get_content()
+    assert len(inbox.messages) == 2
+
+
+@pytest.mark.parametrize("cause", list(Cause))
+def test_each_cause_mails(alert_mail, inbox, cause):
+    _, sender = alert_mail()
+
+    alert(cause, "what happened: %s", cause.value)
+    sender.close()
+
+    assert inbox.subjects() == [f"[erp-sync] {cause}: what happened: {cause}"]
+
+
+def test_processes_share_one_throttle(alert_mail, inbox):
+    # given two processes' senders on the same database (the first as installed)
+    settings, first = alert_mail(period_s=600)
+    second = MailingSender(SmtpConfig.from_settings(settings), PgThrottle(settings.database_url, 600))
+
+    # when each raises the same cause
+    alert(Cause.ORDER_REJECTED, "order ORD-1 rejected")
+    wait_for(lambda: inbox.messages)
+    second.send(alert(Cause.ORDER_REJECTED, "order ORD-2 rejected"))
+    first.close()
+    second.close()
+
+    # then one mail went out
+    assert inbox.subjects() == ["[erp-sync] order_rejected: order ORD-1 rejected"]
+
+
+def test_a_mail_server_that_is_down_never_reaches_the_worker(alert_mail, caplog):
+    # given alert mail to a port where nothing listens
+    _, sender = alert_mail(alert_smtp_port=free_port())
+
+    # when an alert is raised
+    with caplog.at_level(logging.INFO):
+        raised = alert(Cause.SWEEP_HELD, "run 7 held")
+        sender.close()
+
+    # then the caller went on, and the alert and the failed mail are both logged
+    assert raised.text == "run 7 held"
+    messages = [r.getMessage() for r in caplog.records]
+    assert "ALERT run 7 held" in messages
+    assert "alert mail for sweep_held failed; the alert stays logged" in messages
