@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,9 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support.cli import free_port
 from tests.support.waiting import wait_for
@@ -41,10 +44,37 @@ class Inbox:
             return list(self.messages)
 
 
+@dataclass
+class Login:
+    """An SMTP login that accepts one user and password, and records who logged in."""
+
+    user: str
+    password: str
+    logged_in: list[str] = field(default_factory=list)
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and auth_data.login == self.user.encode() \
+            and auth_data.password == self.password.encode()
+        if ok:
+            self.logged_in.append(self.user)
+        return AuthResult(success=ok)
+
+
 @contextmanager
-def smtp_server() -> Iterator[Inbox]:
+def smtp_server(tls: str = "none", certificate: trustme.LeafCert | None = None,
+                login: Login | None = None) -> Iterator[Inbox]:
+    """An SMTP server; `tls` "starttls" requires STARTTLS, "implicit" speaks TLS at once (with `certificate`)."""
     inbox = Inbox(port=free_port())
-    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    kwargs: dict[str, Any] = {}
+    if tls != "none":
+        assert certificate is not None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        certificate.configure_cert(context)
+        kwargs = {"ssl_context": context} if tls == "implicit" else {"tls_context": context, "require_starttls": True}
+    if login is not None:
+        # aiosmtpd cannot tell that an implicit-TLS connection is encrypted: it would hide AUTH.
+        kwargs |= {"authenticator": login, "auth_required": True, "auth_require_tls": tls != "implicit"}
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port, **kwargs)
     controller.start()
     try:
         yield inbox

@@ -12,15 +12,19 @@ import uuid
 
 import pika
 import pytest
+import trustme
+from sqlalchemy import delete
 
 from erp_sync.shared.alert_mail import MailingSender, SmtpConfig
 from erp_sync.shared.alert_throttle import PgThrottle
-from erp_sync.shared.alerts import Cause, alert
+from erp_sync.shared.alerts import Alert, Cause, alert
+from erp_sync.shared.models import AlertThrottle
 from erp_sync.shared.topology import EVENTS_EXCHANGE, WORK_QUEUES
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
 from erp_sync.workers.runner import run_worker
 from tests.support.amqp import drain
 from tests.support.cli import free_port
+from tests.support.smtp import Login, smtp_server
 from tests.support.waiting import wait_for
 
 
@@ -137,3 +141,30 @@ def test_a_mail_server_that_is_down_never_reaches_the_worker(alert_mail, caplog)
     messages = [r.getMessage() for r in caplog.records]
     assert "ALERT run 7 held" in messages
     assert "alert mail for sweep_held failed; the alert stays logged" in messages
+
+
+@pytest.mark.parametrize("tls", ["starttls", "implicit"])
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd, on implicit TLS
+def test_alert_mail_over_tls_with_a_login(settings_factory, db_engine, tls, tmp_path, monkeypatch):
+    with db_engine.begin() as connection:
+        connection.execute(delete(AlertThrottle))
+    # given a mail server with a certificate from a CA the system trusts, that requires a login
+    authority = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # read by ssl.create_default_context
+    login = Login("alerts", "smtp-password-1")
+    with smtp_server(tls, authority.issue_cert("127.0.0.1"), login) as inbox:
+        settings = settings_factory(alert_smtp_host="127.0.0.1", alert_smtp_port=inbox.port, alert_smtp_tls=tls,
+                                    alert_smtp_user="alerts", alert_smtp_password="smtp-password-1",
+                                    alert_email_to="oncall@example.com")
+        config = SmtpConfig.from_settings(settings)
+
+        # when an alert is mailed
+        sender = MailingSender(config, PgThrottle(settings.database_url, 600))
+        sender.send(Alert(Cause.ERP_UNREACHABLE, f"the ERP is down ({tls})"))
+        sender.close()
+
+        # then it arrived over TLS, after the login
+        assert inbox.subjects() == [f"[erp-sync] erp_unreachable: the ERP is down ({tls})"]
+        assert login.logged_in == ["alerts"]
