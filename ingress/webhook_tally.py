@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -30,13 +31,13 @@ class WebhookTallies:
     def __init__(self, engine: Engine, flush_interval_s: float = FLUSH_INTERVAL_S) -> None:
         self._engine = engine
         self._interval_s = flush_interval_s
-        self._counts: Counter[tuple[datetime, str, str]] = Counter()
+        self._counts: Counter[tuple[int, str, str]] = Counter()  # (minutes since the epoch, outcome, reason)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def count(self, outcome: str, reason: str) -> None:
-        minute = datetime.now(UTC).replace(second=0, microsecond=0)
+        minute = int(time.time()) // 60  # a datetime costs ten times as much: the door is benchmarked
         with self._lock:
             self._counts[(minute, outcome, reason)] += 1
             if self._thread is None:
@@ -55,7 +56,8 @@ class WebhookTallies:
             counts, self._counts = self._counts, Counter()
         if not counts:
             return
-        rows = [{"minute": m, "outcome": o, "reason": r, "count": n} for (m, o, r), n in counts.items()]
+        rows = [{"minute": datetime.fromtimestamp(m * 60, UTC), "outcome": o, "reason": r, "count": n}
+                for (m, o, r), n in counts.items()]
         statement = insert(WebhookTally).values(rows)
         statement = statement.on_conflict_do_update(
             index_elements=["minute", "outcome", "reason"], set_={"count": WebhookTally.count + statement.excluded.count})
