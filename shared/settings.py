@@ -188,6 +188,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an amqp:// or amqps:// URL")
         return url
 
+    @field_validator("alert_smtp_host", "alert_smtp_user", "alert_smtp_password", "console_user", "console_password",
+                     "console_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `${ALERT_SMTP_HOST:-}` in a compose file passes an empty string: the feature stays off.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("alert_email_to", mode="before")
     @classmethod
     def _split_recipients(cls, value: object) -> object:

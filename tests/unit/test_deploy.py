@@ -20,6 +20,7 @@ COMPOSE = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
 OURS = {name: service for name, service in SERVICES.items() if "build" in service}
 REQUIRED = re.compile(r"^\$\{(?P<name>\w+):\?[^}]*\}$")
+OPTIONAL = re.compile(r"^\$\{\w+:-(.*)\}$")
 
 
 def test_compose_runs_the_migration_the_door_the_api_and_every_worker():
@@ -48,8 +49,9 @@ def test_the_environment_compose_gives_starts_the_process(name, monkeypatch):
     environment = OURS[name]["environment"]
     for key, value in environment.items():
         required = REQUIRED.match(str(value))
+        optional = OPTIONAL.match(str(value))  # ${VAR:-default}: compose gives the default
         monkeypatch.setenv(key, "operator-supplied-value-1234" if required and key != "ERP_BASE_URL"
-                           else "https://erp.example.test" if required else str(value))
+                           else "https://erp.example.test" if required else optional[1] if optional else str(value))
 
     # then the settings load, and the checks each process makes at start pass
     settings = Settings()

@@ -119,3 +119,11 @@ def test_alert_recipients_are_a_comma_separated_list_of_addresses():
 def test_console_and_smtp_credentials_are_complete_and_real(overrides):
     with pytest.raises(ConfigurationError):
         load_settings(**overrides)
+
+
+def test_empty_alert_and_console_settings_leave_both_off():
+    settings = load_settings(alert_smtp_host="", alert_email_to="", console_user=" ", console_password="",
+                             console_token="")
+
+    assert (settings.alert_smtp_host, settings.alert_email_to, settings.console_user, settings.console_token) == (
+        None, (), None, None)
