@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.rows import TupleRow
 
-from erp_sync.shared.pg import connect
+from erp_sync.shared.pg import connect, translate_pg_error
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,20 @@ class PgThrottle:
         self._period = timedelta(seconds=period_s)
 
     def occurred(self, cause: str, text: str) -> Verdict:
+        """The verdict on one occurrence; raises DatabaseUnavailable (or another ErpSyncError) when it cannot tell."""
+        try:
+            return self._occurred(cause, text)
+        except psycopg.Error as exc:
+            raise translate_pg_error(exc) from exc
+
+    def period_ended(self, cause: str) -> tuple[Verdict, str]:
+        """The verdict at the period's end, with the latest occurrence's text."""
+        try:
+            return self._period_ended(cause)
+        except psycopg.Error as exc:
+            raise translate_pg_error(exc) from exc
+
+    def _occurred(self, cause: str, text: str) -> Verdict:
         with connect(self._database_url) as connection, connection.transaction():
             inserted = connection.execute(
                 "INSERT INTO alert_throttle (cause, mailed_at, unmailed, latest_text) VALUES (%s, now(), 0, %s)"
@@ -72,8 +86,7 @@ class PgThrottle:
                                " WHERE cause = %s", (new.mailed_at, new.unmailed, text, cause))
             return verdict
 
-    def period_ended(self, cause: str) -> tuple[Verdict, str]:
-        """The verdict at the period's end, with the latest occurrence's text."""
+    def _period_ended(self, cause: str) -> tuple[Verdict, str]:
         with connect(self._database_url) as connection, connection.transaction():
             now, state = self._locked(connection, cause)
             verdict, new = on_period_end(now, state, self._period)

@@ -168,3 +168,19 @@ def test_alert_mail_over_tls_with_a_login(settings_factory, db_engine, tls, tmp_
         # then it arrived over TLS, after the login
         assert inbox.subjects() == [f"[erp-sync] erp_unreachable: the ERP is down ({tls})"]
         assert login.logged_in == ["alerts"]
+
+
+def test_without_the_throttles_database_alerts_are_mailed_unthrottled(settings_factory, inbox):
+    # given a sender whose throttle's database does not answer
+    settings = settings_factory(alert_smtp_host="127.0.0.1", alert_smtp_port=inbox.port, alert_smtp_tls="none",
+                                alert_email_to="oncall@example.com")
+    sender = MailingSender(SmtpConfig.from_settings(settings), PgThrottle("postgresql+psycopg://x@127.0.0.1:1/none", 600))
+
+    # when the same cause comes twice
+    sender.send(Alert(Cause.MESSAGE_PARKED, "parking message m-1"))
+    sender.send(Alert(Cause.MESSAGE_PARKED, "parking message m-2"))
+    sender.close()
+
+    # then both are mailed rather than lost
+    assert inbox.subjects() == ["[erp-sync] message_parked: parking message m-1",
+                                "[erp-sync] message_parked: parking message m-2"]
