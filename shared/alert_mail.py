@@ -16,14 +16,15 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from collections.abc import Callable
 from typing import Literal, Protocol
 
 from erp_sync.shared.alert_throttle import PgThrottle, Verdict
 from erp_sync.shared.alerts import Alert, install_sender
 from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.logs import escape_controls
 from erp_sync.shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def compose(config: SmtpConfig, alert: Alert, verdict: Verdict, *, count_only: b
         message["Subject"] = f"[erp-sync] {alert.cause}: {verdict.unmailed} more since {since}"
         body = f"{alert.cause} came {verdict.unmailed} more times since the mail of {since}.\n\nThe latest:\n{alert.text}\n"
     else:
-        message["Subject"] = f"[erp-sync] {alert.cause}: {alert.text[:SUBJECT_TEXT_CHARS]}"
+        # A header may not hold a line break; a park reason (an exception's text) may.
+        message["Subject"] = f"[erp-sync] {alert.cause}: {escape_controls(alert.text)[:SUBJECT_TEXT_CHARS]}"
         body = f"{alert.text}\n"
         if verdict.unmailed:
             body += f"\n{alert.cause} also came {verdict.unmailed} more times since the mail of {since}.\n"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+from erp_sync.shared.alert_mail import SmtpConfig, compose
+from erp_sync.shared.alert_throttle import Verdict
 from erp_sync.shared.alerts import Alert, Cause, alert, install_sender
 
 
@@ -35,3 +37,12 @@ def test_without_a_sender_an_alert_is_only_logged(caplog):
 
     assert raised.text == "run 3 held"
     assert [r.getMessage() for r in caplog.records] == ["ALERT run 3 held"]
+
+
+def test_a_mail_subject_keeps_a_multi_line_alert_on_one_line():
+    config = SmtpConfig("smtp.example.com", 587, "starttls", "erp-sync@example.com", ("ops@example.com",), None, None, 10)
+
+    mail = compose(config, Alert(Cause.MESSAGE_PARKED, "parking message m-1: ValueError: bad\nline two"), Verdict(True))
+
+    assert mail["Subject"] == "[erp-sync] message_parked: parking message m-1: ValueError: bad\\nline two"
+    assert "bad\nline two" in mail.get_content()
