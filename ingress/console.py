@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from erp_sync.ingress.console_auth import ConsoleCredentials
@@ -35,7 +35,7 @@ def _require_console_credentials() -> None:
 
 
 @bp.after_request
-def _not_cached_nor_framed(response):  # type: ignore[no-untyped-def]
+def _not_cached_nor_framed(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
