@@ -17,14 +17,14 @@ from sqlalchemy import delete, func, select
 from erp_sync.ingress import create_app, extensions
 from erp_sync.shared.models import Order, StockLevel, WebhookTally
 from erp_sync.shared.orders import publish_order
-from erp_sync.shared.topology import EVENTS_EXCHANGE, WORK_QUEUES
+from erp_sync.shared.topology import WORK_QUEUES
 from erp_sync.workers.reconcile import run_sweep
 from tests.support import cli
 from tests.support.amqp import drain
 from tests.support.browser import chromium
 from tests.support.factories import encode, inventory_event, signed_headers
 from tests.support.orders import order
-from tests.support.parking import park
+from tests.support.parking import park, publish_unreadable
 from tests.support.reconcile import TOKEN as ERP_TOKEN
 from tests.support.reconcile import seed_levels
 from tests.support.settings import API_TOKEN, WEBHOOK_SECRET
@@ -42,17 +42,6 @@ def api_process(settings):
     cli.wait_for_port(port, process)
     yield f"http://127.0.0.1:{port}"
     cli.stop(process)
-
-
-def publish_garbage(amqp_url: str, message_id: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        channel.basic_publish(EVENTS_EXCHANGE, "inventory.change", b"{not json", pika.BasicProperties(
-            message_id=message_id, content_type="application/json", delivery_mode=2), mandatory=True)
-    finally:
-        connection.close()
 
 
 def parked_count(amqp_url: str) -> int:
@@ -100,7 +89,7 @@ def test_the_console_shows_the_night_and_replays_a_parked_message(
 
     # and a message the inventory worker parks, and one parked earlier that is fine now
     garbage_id, fine_id, fine_sku = f"evt-garbage-{tag}", f"evt-fine-{tag}", f"CON-R-{tag}"
-    publish_garbage(broker, garbage_id)
+    publish_unreadable(broker, garbage_id)
     wait_for(lambda: parked_count(broker) == 1)
     fine = inventory_event(sku=fine_sku, new_quantity=9, quantity_change=None) | {"event_id": fine_id}
     park(broker, "inventory", fine_id, reason="DatabaseUnavailable: gave up after 25 attempts", attempts=25,

@@ -10,7 +10,6 @@ import logging
 import threading
 import uuid
 
-import pika
 import pytest
 import trustme
 from sqlalchemy import delete
@@ -19,11 +18,12 @@ from erp_sync.shared.alert_mail import MailingSender, SmtpConfig
 from erp_sync.shared.alert_throttle import PgThrottle
 from erp_sync.shared.alerts import Alert, Cause, alert
 from erp_sync.shared.models import AlertThrottle
-from erp_sync.shared.topology import EVENTS_EXCHANGE, WORK_QUEUES
+from erp_sync.shared.topology import WORK_QUEUES
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
 from erp_sync.workers.runner import run_worker
 from tests.support.amqp import drain
 from tests.support.cli import free_port
+from tests.support.parking import publish_unreadable
 from tests.support.smtp import Login, smtp_server
 from tests.support.waiting import wait_for
 
@@ -47,17 +47,9 @@ def inventory_worker(broker):
         thread.join(timeout=30)
 
 
-def publish_garbage(amqp_url: str) -> str:
-    """An inventory event no worker can read: the worker parks it."""
+def unreadable(amqp_url: str) -> str:
     message_id = f"evt-garbage-{uuid.uuid4().hex[:8]}"
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        channel.basic_publish(EVENTS_EXCHANGE, "inventory.change", b"{not json", pika.BasicProperties(
-            message_id=message_id, content_type="application/json", delivery_mode=2), mandatory=True)
-    finally:
-        connection.close()
+    publish_unreadable(amqp_url, message_id)
     return message_id
 
 
@@ -73,7 +65,7 @@ def test_a_parked_message_mails_the_on_call_address_once(alert_mail, inventory_w
     inventory_worker(settings)
 
     # when it parks a message
-    message_id = publish_garbage(amqp_url)
+    message_id = unreadable(amqp_url)
     parked_ids(amqp_url, [], 1)
     sender.close()
 
@@ -90,7 +82,7 @@ def test_two_parks_within_the_period_mail_once_then_once_with_the_count(alert_ma
     inventory_worker(settings)
 
     # when two messages are parked within it
-    first, second = publish_garbage(amqp_url), publish_garbage(amqp_url)
+    first, second = unreadable(amqp_url), unreadable(amqp_url)
     parked_ids(amqp_url, [], 2)
 
     # then the first park mails at once, and the period's end mails the one held back as a count
