@@ -21,6 +21,8 @@ def clean_env(**variables: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "INGRESS_", "WEBHOOK_"))}
     env.pop("DATABASE_URL", None)
     env.pop("AMQP_URL", None)
+    # Not the `.erp-sync.env` a developer's `make run` left in the repository: only what the test sets.
+    env["ERP_SYNC_ENV_FILE"] = ""
     env.update(variables)
     return env
 
