@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 
 import pika
@@ -99,3 +100,16 @@ def test_dev_with_a_placeholder_secret_stops_before_starting_anything(migrated_d
 
     assert result.returncode == 2
     assert "ERP_WEBHOOK_SECRET" in result.stderr
+
+
+def test_a_taken_port_stops_dev_before_anything_starts_and_names_the_flag_that_moves_it():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = cli.run("dev", "--port", str(port), "--api-port", str(cli.free_port()),
+                         "--sandbox-port", str(cli.free_port()))
+
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [f"dev      | port {port} (the ingress) is taken: choose another with --port N"]
