@@ -50,3 +50,15 @@ def test_waiting_gives_up_with_what_was_expected():
         assert str(exc) == "the catalog did not happen within 0 s (last: nothing yet)"
     else:
         raise AssertionError("wait returned without its outcome")
+
+
+def test_a_service_error_in_a_step_is_a_failed_step_not_a_crash(monkeypatch):
+    from erp_sync.shared.errors import BrokerUnavailable
+
+    def broker_away(_story):
+        raise BrokerUnavailable("connecting to RabbitMQ timed out")
+
+    code, lines = played(monkeypatch, [("an online order", broker_away)])
+
+    assert code == 1
+    assert lines[-1] == "story    | the story failed at step 1: an online order"
