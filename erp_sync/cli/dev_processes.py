@@ -47,8 +47,11 @@ class Processes:
 
     def start(self, name: str, arguments: list[str]) -> None:
         """Start `erp-sync ARGUMENTS` under a name."""
+        # A process group of its own: Ctrl-C reaches dev alone, which stops each child once, with
+        # SIGTERM; a second signal mid-shutdown (or mid-import) would cut a child short.
         child = subprocess.Popen([sys.executable, "-m", "erp_sync", *arguments], env=self.env, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, errors="replace")
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, errors="replace",
+                                 process_group=0)
         assert child.stdout is not None
         copier = threading.Thread(target=self.output.copy, args=(name, child.stdout), daemon=True)
         copier.start()
