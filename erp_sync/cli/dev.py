@@ -154,6 +154,8 @@ def _banner(output: Output, ports: Ports, env: dict[str, str], made: dict[str, s
     lines = [f"ready in {took_s:.1f} s",
              f"  the ERP's door       {door}/webhooks/erp   ({door}/metrics, {door}/openapi.json)",
              f"  the storefront API   {api}/api/v1/   ({api}/metrics, {api}/openapi.json)"]
+    if env.get("CONSOLE_USER") and env.get("CONSOLE_PASSWORD"):
+        lines.append(f"  the operator console {api}/console   (user {env['CONSOLE_USER']}, password {env['CONSOLE_PASSWORD']})")
     if ports.sandbox is not None:
         lines.append(f"  the sandbox ERP      {env['SANDBOX_ERP_URL']}   (state kept in {env['SANDBOX_ERP_DATABASE']})")
     lines.append(f"  secrets made for this run: {', '.join(made) or 'none (all set, or kept from the last run)'}")

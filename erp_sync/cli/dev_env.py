@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-SECRETS = ("ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN")
+SECRETS = ("ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN", "CONSOLE_PASSWORD")
+CONSOLE_USER = "operator"
 SANDBOX_STATE_FILE = ".erp-sync-sandbox.sqlite"
 
 # Short intervals, so a newcomer sees retries happen: an order held while the ERP was down goes out
@@ -76,6 +77,9 @@ def dev_environment(ports: Ports, environ: Mapping[str, str] | None = None,
     for name, value in DEV_DEFAULTS.items():
         env.setdefault(name, value)
     wanted = ["ERP_WEBHOOK_SECRET", "STOREFRONT_API_TOKEN"]
+    if not env.get("CONSOLE_TOKEN"):  # the operator console opens with a user and password made here
+        env.setdefault("CONSOLE_USER", CONSOLE_USER)
+        wanted.append("CONSOLE_PASSWORD")
     if ports.sandbox is not None:
         env.setdefault("ERP_BASE_URL", f"http://127.0.0.1:{ports.sandbox}")
         env.setdefault("SANDBOX_ERP_URL", f"http://127.0.0.1:{ports.sandbox}")
@@ -99,7 +103,7 @@ def shell_variables(ports: Ports, env: Mapping[str, str], database_url: str, amq
     """What a second shell needs to talk to this dev instance: the `export` lines and the env file."""
     variables = {"DATABASE_URL": database_url, "AMQP_URL": amqp_url, "INGRESS_PORT": str(ports.ingress),
                  "API_PORT": str(ports.api)}
-    for name in ("ERP_BASE_URL", "SANDBOX_ERP_URL", *SECRETS):
+    for name in ("ERP_BASE_URL", "SANDBOX_ERP_URL", "CONSOLE_USER", *SECRETS):
         if env.get(name):
             variables[name] = env[name]
     return variables
