@@ -6,7 +6,6 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.events import VARIANTS_PER_GROUP
 from bench.visibility import SLOWER_AFTER, Visibility, percentile_ms
 from bench.worker_phases import Drained
 from erp_sync.shared.settings import Settings
@@ -19,9 +18,12 @@ TARGET_INVENTORY_EPS = 4_000.0
 LoadAverages = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
-def _drained(prefix: str, result: Drained) -> dict[str, Any]:
+def _drained(prefix: str, result: Drained, unit: str = "event", units_per_event: int = 1) -> dict[str, Any]:
     drain = result.drain
+    units = max(drain.processed * units_per_event, 1)
     return {
+        f"{prefix}_cpu_ms_per_{unit}": round(result.cpu_s * 1000 / units, 4),
+        f"{prefix}_db_cpu_ms_per_{unit}": round(result.db_cpu_s * 1000 / units, 4),
         f"{prefix}_s": round(drain.elapsed_s, 3),
         f"{prefix}_first_row_s": None if drain.first_row_s is None else round(drain.first_row_s, 3),
         f"{prefix}_complete": drain.complete and result.left_on_queue == 0,
@@ -64,6 +66,7 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Drained
         "inventory_1w_eps": round(one_eps, 1),
         "inventory_2w_eps": round(two.drain.rate, 1),
         "catalog_groups_per_s": round(catalog.drain.rate, 1),
+        "catalog_variants_per_s": round(catalog.drain.rate * args.variants_per_group, 1),
         **_visibility(args, seen),
         "target_met": {
             "inventory_1w_eps": one.drain.complete and one_eps >= TARGET_INVENTORY_EPS,
@@ -76,8 +79,8 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Drained
         **_drained("inventory_1w", one),
         **_drained("inventory_2w", two),
         "catalog_groups": args.groups,
-        "catalog_variants_per_group": VARIANTS_PER_GROUP,
-        **_drained("catalog", catalog),
+        "catalog_variants_per_group": args.variants_per_group,
+        **_drained("catalog", catalog, "variant", args.variants_per_group),
         "worker_batch_size": settings.worker_batch_size,
         "worker_batch_window_ms": settings.worker_batch_window_ms,
         "worker_prefetch": settings.worker_prefetch,
@@ -86,7 +89,8 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Drained
         "loadavg_end": [round(x, 2) for x in load[1]],
         "method": {
             "throughput": "queue pre-filled with confirmed publishes; clock from spawning `erp-sync worker` "
-                          "(start-up included) to the last processed_events row, polled every 20 ms",
+                          "(start-up included) to the last processed_events row, polled every 20 ms; CPU from "
+                          "/proc of the worker processes (start-up included) and of their PostgreSQL backends",
             "visibility": f"open loop at offered_eps; after each 202 its task polls GET /api/v1/inventory/<sku> on "
                           f"keep-alive connections, pausing max({args.poll_interval_ms:g} ms, {SLOWER_AFTER:.0%} of "
                           f"the wait so far) after each answer, until erp_quantity >= the event's figure; "

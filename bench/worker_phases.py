@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from bench import queues
+from bench.cpu import database_cpu_s
 from bench.drain import Drain, empty_tables, wait_processed
 from bench.events import catalog_groups, stock_events
 from bench.phases import progress
@@ -37,6 +38,8 @@ class Drained:
     retried: int
     parked: int
     left_on_queue: int
+    cpu_s: float  # the worker processes', start-up included
+    db_cpu_s: float  # their PostgreSQL backends'
 
 
 def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes], tag: str) -> Drained:
@@ -50,12 +53,13 @@ def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes],
         started = time.monotonic()  # taken after spawning: the processes' start-up counts
         drain = wait_processed(setup.engine, event_type, len(bodies), started, setup.args.drain_timeout,
                                workers.check_alive)
+        cpu_s, db_cpu_s = workers.cpu_s(), database_cpu_s(setup.engine)  # before they stop and their backends end
     left = queues.settled_depth(setup.amqp_url, queue.name, quiet_s=0.2)
     parked = queues.depth(setup.amqp_url, queue.parking_queue)
-    result = Drained(drain, workers.count_in_logs(RETRY_LOG), parked, left)
+    result = Drained(drain, workers.count_in_logs(RETRY_LOG), parked, left, cpu_s, db_cpu_s)
     progress(f"{worker} x{processes}: {drain.processed}/{drain.expected} in {drain.elapsed_s:.2f} s "
              f"= {drain.rate:.0f}/s (first row after {drain.first_row_s or 0:.2f} s), "
-             f"{result.retried} retried, {parked} parked, {left} left")
+             f"{result.retried} retried, {parked} parked, {left} left; CPU {cpu_s:.2f} s, database {db_cpu_s:.2f} s")
     return result
 
 
@@ -66,7 +70,8 @@ def inventory_throughput(setup: Setup, processes: int) -> Drained:
 
 
 def catalog_throughput(setup: Setup) -> Drained:
-    return _drain_phase(setup, "catalog", 1, catalog_groups(setup.args.groups), "x1")
+    args = setup.args
+    return _drain_phase(setup, "catalog", 1, catalog_groups(args.groups, args.variants_per_group), "x1")
 
 
 def visibility(setup: Setup) -> Visibility:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.drain import bench_engine
+from bench.events import VARIANTS_PER_GROUP
 from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
 from bench.sandbox import private_database, private_vhost
 from bench.servers import server_env
@@ -32,14 +33,17 @@ from bench.worker_phases import (
 )
 from erp_sync.shared.settings import load_settings
 
-COMPARED = ("inventory_1w_eps", "inventory_2w_eps", "visible_p50_ms", "visible_p99_ms", "catalog_groups_per_s")
+COMPARED = ("inventory_1w_eps", "inventory_2w_eps", "inventory_1w_cpu_ms_per_event", "inventory_1w_db_cpu_ms_per_event",
+            "visible_p50_ms", "visible_p99_ms", "catalog_variants_per_s", "catalog_cpu_ms_per_variant")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the inventory and catalog workers end to end.")
     parser.add_argument("--events", type=int, default=20_000, help="inventory events pre-filled per run (20000)")
     parser.add_argument("--skus", type=int, default=1_000, help="SKUs the inventory events cycle over (1000)")
-    parser.add_argument("--groups", type=int, default=2_000, help="catalog groups of 5 variants pre-filled (2000)")
+    parser.add_argument("--groups", type=int, default=2_000, help="catalog groups pre-filled (2000)")
+    parser.add_argument("--variants-per-group", type=int, default=VARIANTS_PER_GROUP,
+                        help=f"variants in each catalog group ({VARIANTS_PER_GROUP}); e.g. 1000 for an ERP's bulk load")
     parser.add_argument("--rate", type=float, default=500.0, help="webhooks a second offered for visibility (500)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured visibility load (60)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first (3)")
