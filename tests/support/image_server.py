@@ -69,6 +69,7 @@ class _Images(BaseHTTPRequestHandler):
             "/busy.png": lambda: self._send(429, "text/plain", b"slow down"),
             "/slow.png": self._slow,
             "/together.png": self._together,
+            "/cdn.png": self._cdn,
             "/trickle.png": self._trickle,
             "/redirect": lambda: self._redirect(parse_qs(urlsplit(self.path).query).get("to", ["/tiny.png"])[0]),
             "/redirect-loop": lambda: self._redirect("/redirect-loop"),
@@ -96,6 +97,11 @@ class _Images(BaseHTTPRequestHandler):
         for piece in [PNG] + [b"\x00" * 1024] * 8:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
         self.wfile.write(b"0\r\n\r\n")
+
+    def _cdn(self) -> None:
+        # An image server some way off (the media benchmark): answers after ?ms= milliseconds.
+        time.sleep(float(parse_qs(urlsplit(self.path).query).get("ms", ["0"])[0]) / 1000)
+        self._send(200, "image/png", PNG)
 
     def _together(self) -> None:
         try:
