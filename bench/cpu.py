@@ -36,6 +36,17 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its descendants still running (a server's worker processes)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children.extend(int(child) for child in task.read_text().split())
+        except OSError:
+            continue
+    return process_cpu_s(pid) + sum(tree_cpu_s(child) for child in children)
+
+
 def database_cpu_s(engine: Engine) -> float:
     """CPU seconds spent so far by the PostgreSQL backends on `engine`'s database (PostgreSQL on this machine)."""
     with engine.connect() as connection:

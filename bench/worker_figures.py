@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.visibility import SLOWER_AFTER, Visibility, percentile_ms
-from bench.worker_phases import Drained
+from bench.worker_phases import Drained, Followed
 from erp_sync.shared.settings import Settings
 
 TARGET_P99_MS = 100.0
@@ -38,12 +38,16 @@ def _visible_target_met(args: argparse.Namespace, seen: Visibility) -> bool:
             and args.duration >= TARGET_DURATION_S and percentile_ms(seen.from_202_s, 0.99) < TARGET_P99_MS)
 
 
-def _visibility(args: argparse.Namespace, seen: Visibility) -> dict[str, Any]:
+def _visibility(args: argparse.Namespace, followed: Followed) -> dict[str, Any]:
+    seen = followed.seen
+    accepted = max(seen.accepted, 1)
     return {
         "visible_p50_ms": round(percentile_ms(seen.from_202_s, 0.5), 2),
         "visible_p99_ms": round(percentile_ms(seen.from_202_s, 0.99), 2),
         "visible_max_ms": round(percentile_ms(seen.from_202_s, 1.0), 2),
         "visible_from_schedule_p99_ms": round(percentile_ms(seen.from_schedule_s, 0.99), 2),
+        # Per accepted webhook, over the measured run: the API's share includes the benchmark's polls.
+        "visible_cpu_ms_per_event": {name: round(cpu_s * 1000 / accepted, 3) for name, cpu_s in followed.cpu_s.items()},
         "offered_eps": args.rate,
         "visible_duration_s": args.duration,
         "sent": seen.sent,
@@ -52,35 +56,51 @@ def _visibility(args: argparse.Namespace, seen: Visibility) -> dict[str, Any]:
         "never_visible": seen.never_visible,
         "polls_per_s": round(seen.polls / args.duration, 1),
         "send_lag_p99_ms": round(percentile_ms(seen.send_lags_s, 0.99), 2),
+        "target_met": {"visible_p99_ms": _visible_target_met(args, seen)},
     }
 
 
-def figures(args: argparse.Namespace, settings: Settings, results: tuple[Drained, Drained, Drained, Visibility],
-            load: LoadAverages) -> dict[str, Any]:
-    """The one JSON line's fields."""
-    one, two, catalog, seen = results
-    one_eps = one.drain.rate
+def _inventory(args: argparse.Namespace, one: Drained, two: Drained) -> dict[str, Any]:
     return {
-        "benchmark": "workers",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "inventory_1w_eps": round(one_eps, 1),
+        "inventory_1w_eps": round(one.drain.rate, 1),
         "inventory_2w_eps": round(two.drain.rate, 1),
-        "catalog_groups_per_s": round(catalog.drain.rate, 1),
-        "catalog_variants_per_s": round(catalog.drain.rate * args.variants_per_group, 1),
-        **_visibility(args, seen),
-        "target_met": {
-            "inventory_1w_eps": one.drain.complete and one_eps >= TARGET_INVENTORY_EPS,
-            "visible_p99_ms": _visible_target_met(args, seen),
-        },
-        "target": {"inventory_1w_eps": TARGET_INVENTORY_EPS, "visible_p99_ms": TARGET_P99_MS,
-                   "at_eps": TARGET_RATE, "for_s": TARGET_DURATION_S},
+        "target_met": {"inventory_1w_eps": one.drain.complete and one.drain.rate >= TARGET_INVENTORY_EPS},
         "inventory_events": args.events,
         "inventory_skus": args.skus,
         **_drained("inventory_1w", one),
         **_drained("inventory_2w", two),
+    }
+
+
+def _catalog(args: argparse.Namespace, catalog: Drained) -> dict[str, Any]:
+    return {
+        "catalog_groups_per_s": round(catalog.drain.rate, 1),
+        "catalog_variants_per_s": round(catalog.drain.rate * args.variants_per_group, 1),
         "catalog_groups": args.groups,
         "catalog_variants_per_group": args.variants_per_group,
         **_drained("catalog", catalog, "variant", args.variants_per_group),
+    }
+
+
+def figures(args: argparse.Namespace, settings: Settings,
+            results: tuple[Drained | None, Drained | None, Drained | None, Followed | None],
+            load: LoadAverages) -> dict[str, Any]:
+    """The one JSON line's fields, of the phases that ran."""
+    one, two, catalog, followed = results
+    parts = [
+        _inventory(args, one, two) if one is not None and two is not None else {},
+        _catalog(args, catalog) if catalog is not None else {},
+        _visibility(args, followed) if followed is not None else {},
+    ]
+    met = {name: value for part in parts for name, value in part.pop("target_met", {}).items()}
+    return {
+        "benchmark": "workers",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "phases": args.phases,
+        **{name: value for part in parts for name, value in part.items()},
+        "target_met": met,
+        "target": {"inventory_1w_eps": TARGET_INVENTORY_EPS, "visible_p99_ms": TARGET_P99_MS,
+                   "at_eps": TARGET_RATE, "for_s": TARGET_DURATION_S},
         "worker_batch_size": settings.worker_batch_size,
         "worker_batch_window_ms": settings.worker_batch_window_ms,
         "worker_prefetch": settings.worker_prefetch,

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from bench import queues
-from bench.cpu import database_cpu_s
+from bench.cpu import database_cpu_s, tree_cpu_s
 from bench.drain import Drain, empty_tables, wait_processed
 from bench.events import catalog_groups, stock_events
 from bench.phases import progress
@@ -74,7 +74,15 @@ def catalog_throughput(setup: Setup) -> Drained:
     return _drain_phase(setup, "catalog", 1, catalog_groups(args.groups, args.variants_per_group), "x1")
 
 
-def visibility(setup: Setup) -> Visibility:
+@dataclass(frozen=True)
+class Followed:
+    """A paced run, and the CPU seconds each process (and the worker's database backends) spent in it."""
+
+    seen: Visibility
+    cpu_s: dict[str, float]
+
+
+def visibility(setup: Setup) -> Followed:
     """The ingress, the storefront API and one inventory worker; a warm-up at the rate, then the measured run."""
     args = setup.args
     empty_tables(setup.engine)
@@ -84,13 +92,21 @@ def visibility(setup: Setup) -> Visibility:
     pace = Pace(args.rate, args.poll_interval_ms / 1000, args.connections, args.connections, args.sample_every)
     ports = port, api_port = free_port(), free_port()
     token = setup.env["STOREFRONT_API_TOKEN"]
-    with (running("ingress", ingress_command(port), setup.env, port, setup.work_dir),
-          running("api", api_command(api_port), setup.env, api_port, setup.work_dir),
+    with (running("ingress", ingress_command(port), setup.env, port, setup.work_dir) as ingress,
+          running("api", api_command(api_port), setup.env, api_port, setup.work_dir) as api,
           workers_running("inventory", 1, setup.env, setup.work_dir, "latency") as workers):
         asyncio.run(paced(HOST, ports, token, events[:warmup_count], headers[:warmup_count], pace))
         workers.check_alive()
+
+        def cpu() -> dict[str, float]:
+            # The database's share is all backends of the run's database: the worker's, the API's.
+            return {"ingress": tree_cpu_s(ingress.pid), "api": tree_cpu_s(api.pid), "worker": workers.cpu_s(),
+                    "database": database_cpu_s(setup.engine)}
+
+        before = cpu()
         seen = asyncio.run(paced(HOST, ports, token, events[warmup_count:], headers[warmup_count:], pace))
+        spent = {name: value - before[name] for name, value in cpu().items()}
         workers.check_alive()
     progress(f"visibility at {args.rate:.0f}/s: {len(seen.from_202_s)} seen, {seen.never_visible} never, "
              f"{seen.refused} refused, {seen.polls} polls")
-    return seen
+    return Followed(seen, spent)

@@ -37,6 +37,16 @@ COMPARED = ("inventory_1w_eps", "inventory_2w_eps", "inventory_1w_cpu_ms_per_eve
             "visible_p50_ms", "visible_p99_ms", "catalog_variants_per_s", "catalog_cpu_ms_per_variant")
 
 
+PHASES = ("inventory", "catalog", "visibility")
+
+
+def _phases(value: str) -> str:
+    unknown = set(value.split(",")) - set(PHASES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {PHASES}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the inventory and catalog workers end to end.")
     parser.add_argument("--events", type=int, default=20_000, help="inventory events pre-filled per run (20000)")
@@ -53,6 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="pause after each read-API poll of a pending event (3)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per pool (16)")
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="give a throughput phase up after (300 s)")
+    parser.add_argument("--phases", default=",".join(PHASES), type=_phases,
+                        help=f"which phases to run, comma-separated ({','.join(PHASES)})")
     parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
     return parser.parse_args(argv)
 
@@ -70,11 +82,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         engine = bench_engine(database_url)
         stack.callback(engine.dispose)
         setup = Setup(args, server_env(settings, secret, work_dir / "metrics"), amqp_url, engine, work_dir, secret=secret)
-        one = inventory_throughput(setup, 1)
-        two = inventory_throughput(setup, 2)
-        catalog = catalog_throughput(setup)
-        seen = visibility(setup)
-    return figures(args, settings, (one, two, catalog, seen), (load_before, os.getloadavg()))
+        phases = set(args.phases.split(","))
+        one = inventory_throughput(setup, 1) if "inventory" in phases else None
+        two = inventory_throughput(setup, 2) if "inventory" in phases else None
+        catalog = catalog_throughput(setup) if "catalog" in phases else None
+        followed = visibility(setup) if "visibility" in phases else None
+    return figures(args, settings, (one, two, catalog, followed), (load_before, os.getloadavg()))
 
 
 def main(argv: list[str] | None = None) -> int:
