@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import EventIdConflict
 from erp_sync.workers.metrics import EVENT_ID_CONFLICTS
 
@@ -137,8 +138,8 @@ def record_event(session: Session, arrival: Arrival, recording: Recording = Reco
     try:
         [first] = record_events(session, [arrival], recording)
     except EventIdConflict as conflict:
-        logger.error("ALERT event id %s reused by the ERP for a different %s event; parking it, not applied",
-                     conflict.event_id, conflict.event_type)
+        alert(Cause.EVENT_ID_CONFLICT, "event id %s reused by the ERP for a different %s event; parking it, "
+              "not applied", conflict.event_id, conflict.event_type)
         EVENT_ID_CONFLICTS.labels(event_type=conflict.event_type).inc()
         raise
     return first

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from erp_sync.cli import dev, dlq, migrate, orders, reconcile, sandbox, serve, worker
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE
+from erp_sync.shared.env_file import apply_env_file
 from erp_sync.shared.errors import ConfigurationError, ErpSyncError
 from erp_sync.shared.logs import configure_logging
 from erp_sync.shared.settings import load_settings
@@ -37,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The command comes first (the top level has no option but --help).
     with_sandbox = bool(arguments) and arguments[0] in sandbox.COMMANDS
     args = build_parser(with_sandbox=with_sandbox).parse_args(arguments)
+    if args.command != "dev":
+        # What `erp-sync dev` wrote for other shells; dev itself derives URLs from its own flags.
+        apply_env_file()
     if not getattr(args, "needs_settings", True):
         # The sandbox ERP stands in for another system: it has settings of its own.
         configure_logging(logging.INFO)
@@ -46,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level)
         # pika narrates every connection at INFO; its warnings and errors still show.
         logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+        if settings.alert_smtp_host is not None:
+            # Imported only then: the sweep's process has a memory target.
+            from erp_sync.shared.alert_mail import install_alert_mail
+
+            install_alert_mail(settings)
         return int(args.run(settings, args))
     except ConfigurationError as exc:
         print(f"erp-sync: configuration error: {exc}", file=sys.stderr)

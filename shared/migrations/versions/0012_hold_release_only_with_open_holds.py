@@ -6,8 +6,8 @@ the write of a batch of 100 stock events. Most SKUs hold nothing: an indexed loo
 (`ix_stock_holds_sku_open`, its plan kept by PL/pgSQL) comes first, and the release runs, unchanged,
 only where there is one.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-04 00:00:00
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
