@@ -304,7 +304,8 @@ class Consumer:
             message for delivery, outcome in zip(batch, outcomes, strict=True)
             for message in self._next_messages(delivery, outcome)
         ]
-        _while_serving(connection, self._executor.submit(self._publish_follow_ups, messages))
+        if messages:  # most batches have none: no hand-off to the handler thread and back for nothing
+            _while_serving(connection, self._executor.submit(self._publish_follow_ups, messages))
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)
 
     def _publish_follow_ups(self, messages: list[OutgoingMessage]) -> None:

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     worker_batch_window_ms: int = Field(default=5, ge=0)
     media_timeout_s: float = Field(default=10.0, gt=0)
     media_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    media_concurrency: int = Field(default=8, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Read by the command line before these settings (shared/env_file.py); listed here to be documented.
     erp_sync_env_file: str = ".erp-sync.env"
