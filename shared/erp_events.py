@@ -122,6 +122,8 @@ class InventoryData(_Model):
     new_quantity: Quantity | None = None
     quantity_change: QuantityChange | None = None
     reason: Reason | None = None
+    # Optional extension (docs/erp-teams.md): the order this change deducts, when the ERP names it.
+    reference_id: Identifier | None = None
 
     @model_validator(mode="after")
     def _absolute_or_delta(self) -> InventoryData:
