@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 from bench.order_phases import Latency, Pushed
+from bench.report import LoadAverages, machine
 from bench.visibility import percentile_ms
 from erp_sync.shared.settings import Settings
 
 TARGET_1W_PER_S = 200.0
 TARGET_SCALING = 1.6
-
-LoadAverages = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
 def _counts(result: Pushed) -> dict[str, Any]:
@@ -73,9 +71,7 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         "erp_order_mode": settings.erp_order_mode,
         "worker_prefetch": settings.worker_prefetch, "worker_batch_size": settings.worker_batch_size,
         "order_push_concurrency": settings.order_push_concurrency,
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in load[0]],
-        "loadavg_end": [round(x, 2) for x in load[1]],
+        **machine(load),
         "method": {
             "throughput": "orders queue pre-filled with publish_order (confirmed, 64 threads); clock from spawning "
                           "`erp-sync worker orders` (start-up included) until every order has status synced, "

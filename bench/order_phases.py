@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 
 from bench import queues
 from bench.cpu import busy_share, cpu_times
-from bench.drain import Drain, empty_tables
+from bench.drain import Drain, empty_tables, wait_count
 from bench.order_erp import erp_orders
 from bench.order_load import (
     ORDERS_QUEUE,
@@ -66,18 +66,7 @@ class Latency:
 def wait_synced(engine: Engine, prefix: str, expected: int, started: float, timeout_s: float,
                 alive: Callable[[], None]) -> Drain:
     """Poll until `expected` orders named `<prefix>...` are synced; `alive` raises if a worker died."""
-    first_row_s: float | None = None
-    synced = 0
-    with engine.connect() as connection:
-        while (now := time.monotonic()) - started < timeout_s:
-            synced = int(connection.execute(_SYNCED, {"pattern": f"{prefix}%"}).scalar_one())
-            if synced and first_row_s is None:
-                first_row_s = now - started
-            if synced >= expected:
-                return Drain(expected, synced, now - started, first_row_s)
-            alive()
-            time.sleep(POLL_INTERVAL_S)
-    return Drain(expected, synced, time.monotonic() - started, first_row_s)
+    return wait_count(engine, _SYNCED, {"pattern": f"{prefix}%"}, expected, started, timeout_s, alive, POLL_INTERVAL_S)
 
 
 def _statuses(engine: Engine, prefix: str) -> dict[str, int]:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 from bench.events import VARIANTS_PER_GROUP
+from bench.report import LoadAverages, machine
 from bench.visibility import SLOWER_AFTER, Visibility, percentile_ms
 from bench.worker_phases import Drained
 from erp_sync.shared.settings import Settings
@@ -15,8 +15,6 @@ TARGET_P99_MS = 100.0
 TARGET_RATE = 500.0
 TARGET_DURATION_S = 60.0
 TARGET_INVENTORY_EPS = 4_000.0
-
-LoadAverages = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
 def _drained(prefix: str, result: Drained) -> dict[str, Any]:
@@ -81,9 +79,7 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Drained
         "worker_batch_size": settings.worker_batch_size,
         "worker_batch_window_ms": settings.worker_batch_window_ms,
         "worker_prefetch": settings.worker_prefetch,
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in load[0]],
-        "loadavg_end": [round(x, 2) for x in load[1]],
+        **machine(load),
         "method": {
             "throughput": "queue pre-filled with confirmed publishes; clock from spawning `erp-sync worker` "
                           "(start-up included) to the last processed_events row, polled every 20 ms",
