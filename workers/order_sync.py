@@ -21,7 +21,7 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.errors import ErpRejected, ErpUnavailable
-from erp_sync.shared.models.orders import OrderStatus
+from erp_sync.shared.models.states import OrderStatus
 from erp_sync.shared.orders import OrderPlaced
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from erp_sync.shared.db import make_engine, make_session_factory
 from erp_sync.shared.models import Order
-from erp_sync.shared.models.orders import OrderStatus
+from erp_sync.shared.models.states import OrderStatus
 from erp_sync.shared.orders import OrderPlaced
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
