@@ -19,6 +19,7 @@ def _counts(result: Pushed) -> dict[str, Any]:
     return {"synced": synced, "not_synced": result.drain.expected - synced, "statuses": result.statuses,
             "in_erp": result.erp_orders, "retried": result.retried, "left_on_queue": result.left_on_queue,
             "elapsed_s": round(result.drain.elapsed_s, 3), "cpu_busy": round(result.cpu_busy, 2),
+            "worker_cpu_ms_per_order": round(result.worker_cpu_s / max(result.drain.processed, 1) * 1000, 3),
             "first_synced_s": None if result.drain.first_row_s is None else round(result.drain.first_row_s, 3)}
 
 

@@ -1,6 +1,7 @@
 """`erp-sync worker` subprocesses for one benchmark phase, stopped however the phase ends."""
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,13 @@ class Workers:
         for process, log in zip(self.processes, self.logs, strict=True):
             if process.poll() is not None:
                 raise ServerFailed(f"worker {self.name} exited with {process.returncode}:\n{log_tail(log)}")
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user and system) the worker processes have used so far; read while they live."""
+        # /proc/<pid>/stat: utime and stime are the 14th and 15th fields, the 12th and 13th after "(name)".
+        ticks = sum(sum(map(int, Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]))
+                    for process in self.processes)
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def count_in_logs(self, fragment: str) -> int:
         """Log lines holding `fragment` over all the processes (retries, parked messages)."""
