@@ -18,7 +18,7 @@ from tests.support.amqp import drain
 from tests.support.orders import SKU, available, order, wait_status
 from erp_sync.workers.order_probe import OrderProbe
 from erp_sync.workers.order_store import record_orders
-from erp_sync.workers.orders import erp_client
+from erp_sync.workers.erp_client import erp_client
 
 
 def record_without_push(session, order_id: str, status: OrderStatus = OrderStatus.RECEIVED) -> None:

@@ -19,9 +19,11 @@ from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_
 from tests.support.factories import encode, inventory_event
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
-from erp_sync.workers.order_store import oldest_local_only, release_expired_holds
+from erp_sync.workers.hold_rule import release_expired_holds
+from erp_sync.workers.order_store import oldest_local_only
 from erp_sync.workers.inventory import apply_inventory_change
-from erp_sync.workers.orders import build_push_handler, erp_client, record_order
+from erp_sync.workers.erp_client import erp_client
+from erp_sync.workers.orders import build_push_handler, record_order
 
 @pytest.fixture
 def sandbox(tmp_path):
