@@ -13,8 +13,9 @@ from erp_sync.shared.settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The ERP's door: the webhook and the probes."""
-    from erp_sync.ingress import openapi, webhooks
+    from erp_sync.ingress import extensions, openapi, webhooks
     from erp_sync.ingress.flask_app import new_app, with_routes
+    from erp_sync.ingress.webhook_tally import WebhookTallies
 
     config = settings or load_settings()
     # Fails at start, naming ERP_WEBHOOK_SECRET, when no secret is configured.
@@ -22,4 +23,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = new_app(config)
     app.config["MAX_CONTENT_LENGTH"] = config.webhook_max_body_bytes
     app.extensions["erp_sync.secrets"] = secrets
+    app.extensions["erp_sync.webhook_tallies"] = WebhookTallies(extensions.engine_of(app))
     return with_routes(app, openapi.ingress_document(), webhooks.bp)

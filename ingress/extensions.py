@@ -1,4 +1,4 @@
-"""What the app holds for its requests: settings, the publisher, the database engine."""
+"""What the app holds for its requests: settings, the publisher, the database engine, the door's tally."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from erp_sync.ingress.errors import ApiError
-
+from erp_sync.ingress.webhook_tally import WebhookTallies
 from erp_sync.shared.db import make_engine
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import Settings
@@ -27,9 +27,15 @@ def init_app(app: Flask, config: Settings) -> None:
 
 def close(app: Flask) -> None:
     """Close what init_app opened, once the app's worker stops serving."""
+    if "erp_sync.webhook_tallies" in app.extensions:
+        app.extensions["erp_sync.webhook_tallies"].close()
     if "erp_sync.publisher" in app.extensions:
         app.extensions["erp_sync.publisher"].close()
         app.extensions["erp_sync.engine"].dispose()
+
+
+def engine_of(app: Flask) -> Engine:
+    return app.extensions["erp_sync.engine"]  # type: ignore[no-any-return]
 
 
 def settings() -> Settings:
@@ -51,3 +57,7 @@ def look_up(find: Callable[[Session, str], _T | None], key: str, what: str) -> _
     if found is None:
         raise ApiError(404, f"unknown {what} {key!r}")
     return found
+
+
+def webhook_tallies() -> WebhookTallies:
+    return current_app.extensions["erp_sync.webhook_tallies"]  # type: ignore[no-any-return]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from erp_sync.ingress import openapi, orders_api, read_api
+from erp_sync.ingress import console, openapi, orders_api, read_api
 from erp_sync.ingress.bearer import bearer_token_matches
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.flask_app import new_app, with_routes
@@ -23,12 +23,12 @@ def create_api_app(settings: Settings | None = None) -> Flask:
     app.extensions["erp_sync.api_tokens"] = tokens
     app.url_map.converters["identifier"] = IdentifierConverter
     app.before_request(_require_token)
-    return with_routes(app, openapi.api_document(), read_api.bp, orders_api.bp)
+    return with_routes(app, openapi.api_document(), read_api.bp, orders_api.bp, console.bp)
 
 
 def _require_token() -> None:
-    if request.path in OPEN_PATHS:
-        return
+    if request.path in OPEN_PATHS or request.blueprint == console.bp.name:
+        return  # the console checks its own credentials
     if not bearer_token_matches(current_app.extensions["erp_sync.api_tokens"], request.headers.get("Authorization")):
         raise ApiError(401, "missing or invalid Authorization: Bearer token",
                        headers={"WWW-Authenticate": 'Bearer realm="erp-sync storefront API"'})

@@ -29,6 +29,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, QueueFull, TransientError
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
@@ -175,7 +176,7 @@ class BatchRunner:
         outcome = decide(error, failed_attempts(delivery.headers), self._config.retry_delays_ms,
                          self._config.max_attempts)
         if isinstance(outcome, Park):
-            logger.error("parking message %s: %s", delivery.message_id, outcome.reason)
+            alert(Cause.MESSAGE_PARKED, "parking message %s: %s", delivery.message_id, outcome.reason)
         else:
             # Expected (an outage's retries): news only when it ends in parking, an ERROR.
             logger.info("message %s failed (%s); attempt %d in %d ms",

@@ -18,6 +18,7 @@ import requests
 import requests.auth
 from requests.adapters import HTTPAdapter
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import OrderPlaced, dumps
 from erp_sync.shared.settings import Settings
@@ -116,7 +117,7 @@ class ErpClient:
                 check_answer("probe", response)
         except ErpMisconfigured as exc:
             # local_only orders wait for an operator, not for the ERP: say so at every probe.
-            logger.error("ALERT ERP probe: %s", exc)
+            alert(Cause.ERP_MISCONFIGURED, "ERP probe: %s", exc)
             return False
         except (ErpUnavailable, ErpRejected) as exc:
             logger.info("ERP probe: not answering (%s)", exc)
@@ -150,7 +151,7 @@ class ErpClient:
         except ErpMisconfigured as exc:
             # The order may be fine: rejecting it would free its held stock and lose the sale. It
             # waits as pending while someone fixes the cause.
-            logger.error("ALERT %s: %s", what, exc)
+            alert(Cause.ERP_MISCONFIGURED, "%s: %s", what, exc)
             raise
 
     def _headers(self, order_id: str | None) -> dict[str, str]:

@@ -20,6 +20,7 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpRejected, ErpUnavailable
 from erp_sync.shared.models.states import OrderStatus
 from erp_sync.shared.orders import OrderPlaced
@@ -122,7 +123,7 @@ def _rejected(session: Session, row: PushState, reason: str) -> None:
     row.last_error = reason[:MAX_ERROR_CHARS]
     row.next_attempt_at = None
     release_holds(session, row.order_id, "rejected")
-    logger.error("ALERT order %s rejected by the ERP; stock released: %s", row.order_id, reason)
+    alert(Cause.ORDER_REJECTED, "order %s rejected by the ERP; stock released: %s", row.order_id, reason)
 
 
 def _unavailable(row: PushState, error: ErpUnavailable, policy: PushPolicy) -> list[OutgoingMessage]:
@@ -136,9 +137,11 @@ def _unavailable(row: PushState, error: ErpUnavailable, policy: PushPolicy) -> l
     row.next_attempt_at = next_attempt(row.first_attempt_at, row.now, policy)
     if row.next_attempt_at is None:
         row.status = OrderStatus.LOCAL_ONLY.value
-        logger.error("order %s: ERP unreachable for %d s; local_only, its stock stays held until the ERP is back",
-                     row.order_id, policy.retry_window_s)
+        alert(Cause.ORDER_LOCAL_ONLY, "order %s: ERP unreachable for %d s; local_only, its stock stays held until "
+              "the ERP is back", row.order_id, policy.retry_window_s)
         return []
+    if row.status == OrderStatus.RECEIVED:
+        alert(Cause.ERP_UNREACHABLE, "order %s waits as pending_sync, the ERP is unreachable: %s", row.order_id, error)
     row.status = OrderStatus.PENDING_SYNC.value
     logger.warning("order %s pending_sync (attempt %d), retry in %d s: %s",
                    row.order_id, row.attempts, policy.retry_interval_s, error)

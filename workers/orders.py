@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.consumer import BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handler, parked
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.orders import decode_order, order_id_of
@@ -72,7 +73,7 @@ def record_order(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
             raise
         reason = f"malformed order message: {exc}"[:MAX_REASON_CHARS]
         record_rejected(session, order_id, reason)
-        logger.error("ALERT order %s: parking malformed message: %s", order_id, reason)
+        alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message: %s", order_id, reason)
         return [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
     return list(follow_ups or ())
 

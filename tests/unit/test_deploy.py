@@ -5,21 +5,33 @@ environment, and what the image installs.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 import yaml
 
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.registry import WORKERS
+from tests.support.deploy_files import Stage, dockerfile_stages
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-OURS = {name: service for name, service in SERVICES.items() if "build" in service}
+COMPOSE_SCHEMA = jsonschema.Draft7Validator(json.loads((REPO / "deploy" / "schemas" / "compose-spec.json").read_text()))
+OURS = {name: service for name, service in SERVICES.items() if service.get("build", {}).get("target") == "production"}
+
+class _Stages(list[Stage]):
+    def __getitem__(self, key):  # by position or by name
+        return next(s for s in self if s.name == key) if isinstance(key, str) else super().__getitem__(key)
+
+
+STAGES = _Stages(dockerfile_stages())
 REQUIRED = re.compile(r"^\$\{(?P<name>\w+):\?[^}]*\}$")
+DEFAULTED = re.compile(r"^\$\{(?P<name>\w+):-(?P<default>[^}]*)\}$")
 
 
 def test_compose_runs_the_migration_the_door_the_api_and_every_worker():
@@ -47,9 +59,9 @@ def test_the_environment_compose_gives_starts_the_process(name, monkeypatch):
     # given the operator set what compose insists on (${VAR:?...}) and nothing else
     environment = OURS[name]["environment"]
     for key, value in environment.items():
-        required = REQUIRED.match(str(value))
-        monkeypatch.setenv(key, "operator-supplied-value-1234" if required and key != "ERP_BASE_URL"
-                           else "https://erp.example.test" if required else str(value))
+        required, defaulted = REQUIRED.match(str(value)), DEFAULTED.match(str(value))
+        monkeypatch.setenv(key, "operator-supplied-value-1234" if required
+                           else defaulted["default"] if defaulted else str(value))
 
     # then the settings load, and the checks each process makes at start pass
     settings = Settings()
@@ -58,13 +70,77 @@ def test_the_environment_compose_gives_starts_the_process(name, monkeypatch):
     settings.erp_credentials()
     # and the database and broker it names are services of the same compose file
     assert {urlsplit(settings.database_url).hostname, urlsplit(settings.amqp_url).hostname} <= set(SERVICES)
+    # and the ERP it talks to by default is the compose file's sandbox
+    assert urlsplit(settings.erp_base_url).hostname in SERVICES
+
+
+def test_compose_is_valid_by_the_compose_specification():
+    errors = list(COMPOSE_SCHEMA.iter_errors(COMPOSE))
+
+    assert [error.message for error in errors] == []
+
+
+def test_the_compose_schema_catches_a_mistake():
+    # a misspelt key and a grace period without its unit
+    broken = {"services": {"ingress": {**OURS["ingress"], "stop_grace_period": 60, "port": ["8000:8000"]}}}
+
+    assert len(list(COMPOSE_SCHEMA.iter_errors(broken))) >= 2
+
+
+def test_the_sandbox_erp_is_its_own_target_and_fires_its_webhooks_at_the_ingress():
+    sandbox = SERVICES["sandbox-erp"]
+    webhook = urlsplit(sandbox["environment"]["SANDBOX_ERP_WEBHOOK_URL"])
+
+    assert sandbox["build"]["target"] == "sandbox" and sandbox["command"][0] == "sandbox-erp"
+    assert webhook.hostname == "ingress" and webhook.path == "/webhooks/erp"
+    assert sandbox["environment"]["ERP_WEBHOOK_SECRET"] == OURS["ingress"]["environment"]["ERP_WEBHOOK_SECRET"]
+
+
+def test_rabbitmq_runs_with_its_management_plugin():
+    assert SERVICES["rabbitmq"]["image"].endswith("-management")
 
 
 def test_the_image_installs_the_import_root_and_every_folder_it_links_but_the_sandbox():
     linked = {path.name for path in (REPO / "erp_sync").iterdir() if path.is_symlink()}
-    copied = set(re.findall(r"^COPY (\w+) \./\1$", (REPO / "deploy" / "Dockerfile").read_text(), re.MULTILINE))
+    build = STAGES["build"]
+    copied = {rest.split()[0] for rest in build.arguments("COPY") if re.fullmatch(r"(\w+) \./\1", rest)}
 
     assert copied == {"erp_sync"} | linked - {"sandbox_erp"}
+    assert "sandbox_erp ./sandbox_erp" in STAGES["sandbox-build"].arguments("COPY")
+
+
+@pytest.mark.parametrize(("stage", "lock"), [("build", "requirements.lock"),
+                                             ("sandbox-build", "requirements-sandbox.lock")])
+def test_each_target_installs_its_lock_with_every_hash_checked_then_erp_sync_without_resolving(stage, lock):
+    runs = STAGES[stage].arguments("RUN")
+
+    assert any("--require-hashes" in run and f"-r {lock}" in run for run in runs)
+    assert any("pip install --no-deps" in run for run in runs)
+
+
+@pytest.mark.parametrize("target", ["production", "sandbox"])
+def test_a_final_stage_runs_erp_sync_unprivileged_from_the_built_environment_alone(target):
+    stage = STAGES[target]
+
+    # no pip, apt or compiler at work in it: only the finished virtual environment copied in
+    assert not any(re.search(r"\b(pip|apt-get|apk|gcc|make)\b", run) for run in stage.arguments("RUN"))
+    assert stage.base == STAGES[0].base
+    assert any(copy.startswith("--from=") for copy in stage.arguments("COPY"))
+    assert stage.arguments("USER")[-1] not in {"0", "root"}
+    assert stage.exec_form("ENTRYPOINT") == ["erp-sync"]
+    assert stage.exec_form("HEALTHCHECK") == ["python", "/opt/erp-sync/healthcheck.py"]
+
+
+def test_a_plain_build_makes_the_production_image_without_the_sandbox():
+    assert STAGES[-1].name == "production"
+    assert all("--from=sandbox" not in copy for copy in STAGES["production"].arguments("COPY"))
+
+
+def test_the_image_holds_no_secret():
+    secrets = {"ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN", "DATABASE_URL", "AMQP_URL"}
+    env = " ".join(rest for stage in STAGES for rest in stage.arguments("ENV") + stage.arguments("ARG"))
+
+    assert {name for name in secrets if name in env} == set()
 
 
 def test_the_orders_worker_is_given_time_to_finish_its_pushes_on_stop():

@@ -1,7 +1,8 @@
 """The lock files cover setup.cfg: every requirement pinned inside its range, every pin hashed.
 
-requirements.lock is what the image installs, requirements-dev.lock what `make install` (and so CI)
-installs; `make lock` makes both from setup.cfg.
+requirements.lock is what the image installs, requirements-sandbox.lock what its sandbox target
+adds, requirements-dev.lock what `make install` (and so CI) installs; `make lock` makes all three
+from setup.cfg.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def pins(lock: str) -> dict[str, tuple[Version, int]]:
     return found
 
 
-LOCKS = {"requirements.lock": (), "requirements-dev.lock": DEV_EXTRAS}
+LOCKS = {"requirements.lock": (), "requirements-dev.lock": DEV_EXTRAS, "requirements-sandbox.lock": ("sandbox",)}
 
 
 @pytest.mark.parametrize(("lock", "extras"), LOCKS.items())
@@ -66,10 +67,11 @@ def test_every_pin_carries_a_hash(lock):
     assert unhashed == []
 
 
-def test_the_dev_lock_runs_what_the_image_runs():
-    runtime, dev = pins("requirements.lock"), pins("requirements-dev.lock")
+@pytest.mark.parametrize("lock", ["requirements-dev.lock", "requirements-sandbox.lock"])
+def test_the_other_locks_run_what_the_image_runs(lock):
+    runtime, other = pins("requirements.lock"), pins(lock)
 
-    assert {name: dev.get(name, (None, 0))[0] for name in runtime} == {name: v for name, (v, _) in runtime.items()}
+    assert {name: other.get(name, (None, 0))[0] for name in runtime} == {name: v for name, (v, _) in runtime.items()}
 
 
 @pytest.mark.parametrize(("name", "last_vulnerable"), [

@@ -1,0 +1,184 @@
+"""Write deploy/k8s/base/workers.yaml: one Deployment per worker of the registry, and its KEDA ScaledObject.
+
+Run by `make manifests`; a unit test fails when the committed file differs from what this writes.
+Names, commands, queues and the settings each worker needs come from erp-sync itself
+(workers/registry.py, shared/topology.py, shared/settings.py); only the sizing below is chosen here.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from erp_sync.shared.settings import Settings
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WorkQueue
+from erp_sync.workers.registry import WORKERS, ConsumingWorker, Worker
+
+OUTPUT = Path(__file__).resolve().parent / "base" / "workers.yaml"
+SECRET = "erp-sync"
+CONFIG = "erp-sync-config"
+# SQLAlchemy's overflow above a process's pool (shared/db.py make_engine): its peak connections.
+POOL_OVERFLOW = 10
+DEFAULT_POOL = 5
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """What a worker's pods ask for, how far KEDA may scale it, and the messages per pod it aims at."""
+
+    cpu: str
+    memory: str
+    memory_limit: str
+    max_replicas: int
+    messages_per_replica: int
+
+
+# From bench/RESULTS.md (2 cores): one inventory worker applies 2,000-5,500 events/s, one orders
+# worker pushes 140-220 orders/s, catalog 54-64 groups/s; a sweep of 1,000,000 SKUs peaks at 53 MB.
+# messages_per_replica is about half a minute of one pod's work; max_replicas keeps the sum of
+# every pod's database connections within docs/production.md's budget.
+SIZING: dict[str, Sizing] = {
+    "catalog": Sizing("250m", "256Mi", "512Mi", 4, 1_000),
+    "inventory": Sizing("500m", "256Mi", "512Mi", 6, 50_000),
+    "media": Sizing("250m", "256Mi", "512Mi", 4, 200),
+    "orders": Sizing("500m", "256Mi", "512Mi", 4, 3_000),
+    "reconcile": Sizing("500m", "256Mi", "512Mi", 1, 0),
+}
+
+
+def queues_of(worker: Worker) -> list[WorkQueue]:
+    """The queues a worker's process consumes; the orders worker also pushes from its second queue."""
+    if not isinstance(worker, ConsumingWorker):
+        return []
+    return [worker.queue, *([ORDERS_PUSH_QUEUE] if worker.start_loops is not None else [])]
+
+
+def grace_period_s(worker: Worker, settings: Settings) -> int:
+    """How long the process may take on SIGTERM to finish what it holds, with a margin."""
+    if worker.name == "reconcile":
+        # the sweep under way finishes; RECONCILE_MAX_DURATION_S bounds it
+        return math.ceil(settings.reconcile_max_duration_s) + 60
+    if worker.needs_erp:
+        # a push against a hanging ERP: ERP_QUICK_RETRIES tries of connect + read timeout, and back-offs
+        push_s = settings.erp_quick_retries * (settings.erp_connect_timeout_s + settings.erp_read_timeout_s)
+        return math.ceil(push_s) + 20
+    if worker.name == "media":
+        # a message's downloads, each bounded by MEDIA_TIMEOUT_S; one cut short is redelivered, applied once
+        return math.ceil(settings.media_timeout_s) * 3 + 30
+    # a batch of WORKER_BATCH_SIZE messages in one transaction: seconds
+    return 30
+
+
+def database_connections(worker: Worker, settings: Settings) -> int:
+    """A pod's peak PostgreSQL connections: its pool and the pool's overflow."""
+    pool = DEFAULT_POOL
+    if isinstance(worker, ConsumingWorker) and worker.database_connections is not None:
+        pool = worker.database_connections(settings)
+    return pool + POOL_OVERFLOW
+
+
+def secret_env(worker: Worker) -> list[dict[str, Any]]:
+    names = ["DATABASE_URL", "AMQP_URL", *(["ERP_API_TOKEN"] if worker.needs_erp else [])]
+    return [{"name": name, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": name.lower().replace("_", "-")}}}
+            for name in names]
+
+
+def deployment(worker: Worker, settings: Settings) -> dict[str, Any]:
+    sizing = SIZING[worker.name]
+    labels = {"app.kubernetes.io/name": "erp-sync", "app.kubernetes.io/component": f"worker-{worker.name}"}
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "terminationGracePeriodSeconds": grace_period_s(worker, settings),
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
+                                    "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "worker",
+                    "image": "erp-sync",
+                    "args": ["worker", worker.name],
+                    "envFrom": [{"configMapRef": {"name": CONFIG}}],
+                    "env": secret_env(worker),
+                    "resources": {"requests": {"cpu": sizing.cpu, "memory": sizing.memory},
+                                  "limits": {"memory": sizing.memory_limit}},
+                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]}},
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+            },
+        },
+    }
+    if not queues_of(worker):
+        # a scheduled worker is one process (its sweeps must not run twice); KEDA scales the others
+        spec = {"replicas": 1, "strategy": {"type": "Recreate"}, **spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": f"erp-sync-worker-{worker.name}",
+            "labels": labels,
+            "annotations": {"erp-sync/database-connections-per-pod": str(database_connections(worker, settings))},
+        },
+        "spec": spec,
+    }
+
+
+def scaled_object(worker: Worker) -> dict[str, Any]:
+    sizing = SIZING[worker.name]
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": f"erp-sync-worker-{worker.name}"},
+        "spec": {
+            "scaleTargetRef": {"name": f"erp-sync-worker-{worker.name}"},
+            # one pod always there: a lone message is taken at once, not after KEDA's polling
+            "minReplicaCount": 1,
+            "maxReplicaCount": sizing.max_replicas,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "triggers": [{
+                "type": "rabbitmq",
+                "metadata": {"protocol": "amqp", "mode": "QueueLength", "queueName": queue.name,
+                             "value": str(sizing.messages_per_replica)},
+                "authenticationRef": {"name": "erp-sync-rabbitmq"},
+            } for queue in queues_of(worker)],
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]  (no stubs for PyYAML here)
+    """Writes a repeated mapping out each time: manifests are read by people, not anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render(settings: Settings | None = None) -> str:
+    """The file's text for these settings (the defaults unless given)."""
+    settings = settings or Settings.model_construct()
+    documents: list[dict[str, Any]] = []
+    for worker in WORKERS.values():
+        documents.append(deployment(worker, settings))
+        if queues_of(worker):
+            documents.append(scaled_object(worker))
+    header = "# Generated by `make manifests` (deploy/k8s/generate.py) from workers/registry.py: do not edit.\n"
+    return header + str(yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, explicit_start=True))
+
+
+def main() -> int:
+    missing = set(WORKERS) - set(SIZING)
+    if missing:
+        print(f"no sizing for worker(s) {', '.join(sorted(missing))}: add them to SIZING", file=sys.stderr)
+        return 1
+    OUTPUT.write_text(render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Reading deploy/ as the tools that use it would: the Dockerfile's stages, the scripts it ships."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+
+
+@dataclass
+class Stage:
+    """One FROM ... AS name stage: its base and its instructions, continuations joined."""
+
+    name: str
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def arguments(self, keyword: str) -> list[str]:
+        return [rest for word, rest in self.instructions if word == keyword]
+
+    def exec_form(self, keyword: str) -> list[str]:
+        """The JSON array of the stage's last `keyword` instruction (HEALTHCHECK: after its CMD)."""
+        text = self.arguments(keyword)[-1]
+        return list(json.loads(text[text.index("["):]))
+
+
+def dockerfile_stages(path: Path = DEPLOY / "Dockerfile") -> list[Stage]:
+    """The stages in order; the last is what `docker build` without --target makes."""
+    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    stages: list[Stage] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        if word.upper() == "FROM":
+            base, _, name = rest.partition(" AS ")
+            stages.append(Stage(name.strip(), base.strip()))
+        elif stages:
+            stages[-1].instructions.append((word.upper(), rest.strip()))
+    return stages
+
+
+def load_script(relative: str) -> ModuleType:
+    """A script of deploy/ (not a package) imported as a module, to test its functions."""
+    path = DEPLOY / relative
+    spec = importlib.util.spec_from_file_location(f"deploy_{path.stem}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up by name while the script runs
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def venv_tool(name: str) -> str:
+    """A command the test extra installs beside this interpreter (hadolint, kubectl)."""
+    tool = Path(sys.executable).parent / name
+    assert tool.exists(), f"{tool} is missing: `make install` installs the test extra"
+    return str(tool)
+
+
+K8S = DEPLOY / "k8s"
+
+
+def manifests(path: Path) -> list[dict[str, object]]:
+    """The documents of a YAML file (or of every YAML file of a folder but its kustomization)."""
+    import yaml
+
+    files = sorted(p for p in path.glob("*.yaml") if p.name != "kustomization.yaml") if path.is_dir() else [path]
+    return [doc for file in files for doc in yaml.safe_load_all(file.read_text()) if doc]
+
+
+def kustomize(path: Path) -> list[dict[str, object]]:
+    """What `kubectl kustomize` (kustomize built into the kubectl wheel) renders, offline."""
+    import subprocess
+
+    import yaml
+
+    rendered = subprocess.run([venv_tool("kubectl"), "kustomize", str(path)], capture_output=True, text=True,
+                              check=False, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+def crd_schema(path: Path, strict: bool = True) -> tuple[str, str, dict[str, object]]:
+    """apiVersion, kind and the JSON schema of a vendored CustomResourceDefinition's stored version.
+
+    strict: like kubeconform's -strict, a field the CRD does not know is an error (Kubernetes
+    would silently prune it), except where the CRD keeps unknown fields on purpose.
+    """
+    import yaml
+
+    crd = yaml.safe_load(path.read_text())
+    version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
+    schema = version["schema"]["openAPIV3Schema"]
+    if strict:
+        _forbid_unknown(schema)
+    return f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"], schema
+
+
+def _forbid_unknown(schema: object) -> None:
+    if isinstance(schema, dict):
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            schema["additionalProperties"] = False
+        for value in schema.values():
+            _forbid_unknown(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _forbid_unknown(value)
+
+
+# pip's words when it could not reach its index at all (as opposed to a hash or resolution failure).
+UNREACHABLE_INDEX = ("NewConnectionError", "Max retries exceeded", "Temporary failure in name resolution",
+                     "Network is unreachable", "Could not fetch URL")
+
+
+def rehearse_build_stage(stage: Stage, root: Path) -> tuple[Path, list[str]]:
+    """Run a build stage's COPY and RUN steps on this machine, /opt/erp-sync moved under `root`.
+
+    Returns the virtual environment made and the output of each step. What Docker would copy is
+    copied (symbolic links kept as links); each RUN goes through the shell in the copied folder.
+    A stage built FROM another is rehearsed after it with the same `root`.
+    """
+    import os
+    import shutil
+    import subprocess
+
+    source, venv = root / "src", root / "opt-erp-sync"
+    source.mkdir(parents=True, exist_ok=True)  # a later stage FROM an earlier one goes on in its folder
+    outputs: list[str] = []
+    for word, rest in stage.instructions:
+        if word == "COPY" and not rest.startswith("--from"):
+            *paths, _destination = rest.split()
+            for path in paths:
+                origin = REPO / path
+                if origin.is_dir():
+                    shutil.copytree(origin, source / origin.name, symlinks=True)
+                else:
+                    shutil.copy2(origin, source / origin.name)
+        elif word == "RUN":
+            command = rest.replace("/opt/erp-sync", str(venv))
+            done = subprocess.run(command, shell=True, cwd=source, capture_output=True, text=True, check=False,
+                                  timeout=600, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+            outputs.append(done.stdout + done.stderr)
+            if done.returncode != 0:
+                raise StepFailed(command, outputs[-1])
+    return venv, outputs
+
+
+class StepFailed(Exception):
+    """A RUN step of the rehearsal exited non-zero."""
+
+    def __init__(self, command: str, output: str) -> None:
+        super().__init__(f"{command}\n{output[-3000:]}")
+        self.command, self.output = command, output
+
+    @property
+    def index_unreachable(self) -> bool:
+        return any(words in self.output for words in UNREACHABLE_INDEX)

@@ -1,0 +1,134 @@
+"""deploy/k8s: one Deployment per worker of the registry, scaled by KEDA on exactly the queues it consumes.
+
+Read in-process from the YAML files (rendering with kustomize and the schema checks are in
+tests/e2e/deploy, as they start kubectl).
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from erp_sync.shared.settings import Settings
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
+from erp_sync.workers.registry import WORKERS, ConsumingWorker
+from tests.support.deploy_files import DEPLOY, K8S, dockerfile_stages, load_script, manifests
+
+generate = load_script("k8s/generate.py")
+BASE = manifests(K8S / "base")
+DEPLOYMENTS = {d["metadata"]["name"]: d for d in BASE if d["kind"] == "Deployment"}
+SCALED = {d["metadata"]["name"]: d for d in BASE if d["kind"] == "ScaledObject"}
+SECRET_SETTINGS = {"DATABASE_URL", "AMQP_URL", "ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN"}
+DEFAULTS = Settings.model_construct()
+
+
+def containers(document):
+    return document["spec"]["template"]["spec"]["containers"]
+
+
+def test_the_committed_worker_manifests_are_what_the_generator_writes():
+    assert (K8S / "base" / "workers.yaml").read_text() == generate.render(), "run `make manifests` and commit"
+
+
+def test_there_is_one_deployment_per_worker_running_that_worker():
+    workers = {name.removeprefix("erp-sync-worker-"): d for name, d in DEPLOYMENTS.items()
+               if name.startswith("erp-sync-worker-")}
+
+    assert set(workers) == set(WORKERS)
+    assert all(containers(d)[0]["args"] == ["worker", name] for name, d in workers.items())
+
+
+def test_keda_scales_every_consuming_worker_on_exactly_the_queues_it_consumes():
+    consumed = {name: {w.queue.name} | ({ORDERS_PUSH_QUEUE.name} if name == "orders" else set())
+                for name, w in WORKERS.items() if isinstance(w, ConsumingWorker)}
+    declared = {q["name"] for q in json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())["queues"]}
+
+    triggered = {name.removeprefix("erp-sync-worker-"): {t["metadata"]["queueName"] for t in so["spec"]["triggers"]}
+                 for name, so in SCALED.items() if name.startswith("erp-sync-worker-")}
+
+    assert triggered == consumed
+    assert set().union(*triggered.values()) <= declared
+    for name in triggered:
+        so = SCALED[f"erp-sync-worker-{name}"]
+        assert so["spec"]["scaleTargetRef"]["name"] in DEPLOYMENTS
+        assert all(t["type"] == "rabbitmq" and t["authenticationRef"]["name"] == "erp-sync-rabbitmq"
+                   for t in so["spec"]["triggers"])
+
+
+def test_a_worker_without_a_queue_runs_as_one_pod_and_is_not_scaled():
+    scheduled = [name for name, w in WORKERS.items() if not isinstance(w, ConsumingWorker)]
+
+    for name in scheduled:
+        assert DEPLOYMENTS[f"erp-sync-worker-{name}"]["spec"]["replicas"] == 1
+        assert f"erp-sync-worker-{name}" not in SCALED
+
+
+def test_the_edges_scale_on_cpu_and_keep_a_pod_through_disruptions():
+    budgets = {d["metadata"]["name"] for d in BASE if d["kind"] == "PodDisruptionBudget"}
+    services = {d["metadata"]["name"]: d for d in BASE if d["kind"] == "Service"}
+
+    for role, port in (("ingress", 8000), ("api", 8001)):
+        name = f"erp-sync-{role}"
+        container = containers(DEPLOYMENTS[name])[0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["resources"]["requests"]["cpu"]
+        assert [t["type"] for t in SCALED[name]["spec"]["triggers"]] == ["cpu"]
+        assert SCALED[name]["spec"]["minReplicaCount"] >= 2 and name in budgets
+        assert services[name]["spec"]["ports"][0]["port"] == port
+        annotations = DEPLOYMENTS[name]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == str(port)
+
+
+def test_the_orders_worker_is_given_time_to_finish_its_pushes_and_the_sweep_its_run():
+    worst_push_s = DEFAULTS.erp_quick_retries * (DEFAULTS.erp_connect_timeout_s + DEFAULTS.erp_read_timeout_s) + 2
+    grace = {name: d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] for name, d in DEPLOYMENTS.items()}
+
+    assert grace["erp-sync-worker-orders"] > worst_push_s
+    assert grace["erp-sync-worker-reconcile"] > DEFAULTS.reconcile_max_duration_s
+    assert all(seconds >= 30 for seconds in grace.values())
+
+
+@pytest.mark.parametrize("document", [d for d in BASE if d["kind"] in {"Deployment", "Job"}],
+                         ids=lambda d: d["metadata"]["name"])
+def test_every_secret_comes_from_the_secret_and_every_variable_is_a_setting(document):
+    for container in containers(document):
+        for variable in container.get("env", []):
+            assert variable["name"].lower() in Settings.model_fields
+            if variable["name"] in SECRET_SETTINGS:
+                assert "value" not in variable and variable["valueFrom"]["secretKeyRef"]["name"] == "erp-sync"
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert document["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_a_worker_gets_the_erp_token_only_when_it_talks_to_the_erp():
+    for name, worker in WORKERS.items():
+        variables = {v["name"] for v in containers(DEPLOYMENTS[f"erp-sync-worker-{name}"])[0]["env"]}
+        assert ("ERP_API_TOKEN" in variables) == worker.needs_erp
+        assert not variables & {"ERP_WEBHOOK_SECRET", "STOREFRONT_API_TOKEN"}
+
+
+def test_the_settings_of_the_config_maps_are_settings_and_no_secret():
+    kustomization = manifests(K8S / "base" / "kustomization.yaml")[0]
+    literals = [entry.split("=", 1)[0] for entry in kustomization["configMapGenerator"][0]["literals"]]
+    env_file = (K8S / "overlays" / "production" / "settings.env").read_text().splitlines()
+    names = literals + [line.split("=", 1)[0] for line in env_file if line and not line.startswith("#")]
+
+    assert {name for name in names if name.lower() not in Settings.model_fields} == set()
+    assert not set(names) & SECRET_SETTINGS
+
+
+def test_the_pods_run_as_the_user_the_image_is_built_for():
+    production = next(stage for stage in dockerfile_stages() if stage.name == "production")
+    uid, _, gid = production.arguments("USER")[-1].partition(":")
+
+    for document in (d for d in BASE if d["kind"] in {"Deployment", "Job"}):
+        context = document["spec"]["template"]["spec"]["securityContext"]
+        assert (str(context["runAsUser"]), str(context["runAsGroup"])) == (uid, gid)
+
+
+def test_the_erp_route_lets_through_every_body_erp_sync_accepts():
+    route = manifests(K8S / "overlays" / "production" / "erp-route.yaml")[0]
+    limit = route["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    units = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+    assert int(limit[:-1]) * units[limit[-1].lower()] > DEFAULTS.webhook_max_body_bytes
