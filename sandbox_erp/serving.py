@@ -6,7 +6,7 @@ import signal
 from pathlib import Path
 from types import FrameType
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from erp_sync.sandbox_erp.app import create_app, set_public_url, shutdown
 from erp_sync.sandbox_erp.config import SandboxConfig
@@ -14,6 +14,13 @@ from erp_sync.sandbox_erp.exposure import check_exposure
 from erp_sync.sandbox_erp.settings import DEFAULT_PORT, config_from_env
 
 logger = logging.getLogger("sandbox_erp")
+
+
+class PlainRequestHandler(WSGIRequestHandler):
+    """werkzeug's request lines without their colour codes: they end up in files and tagged streams."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.log("info", '"%s" %s %s', self.requestline, code, size)
 
 
 def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = False,
@@ -34,7 +41,8 @@ def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = F
         context = server_context(ca_file)
     # The werkzeug server (not gunicorn): one process keeps an in-memory store and the fault
     # switches shared by every request, and "down" can drop a raw socket.
-    server: BaseWSGIServer = make_server(host, port, app, threaded=True, ssl_context=context)
+    server: BaseWSGIServer = make_server(host, port, app, threaded=True, ssl_context=context,
+                                          request_handler=PlainRequestHandler)
     url = f"{'https' if tls else 'http'}://{host}:{server.server_port}"
     if config.public_url is None:
         set_public_url(app, url)

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     media_timeout_s: float = Field(default=10.0, gt=0)
     media_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Read by the command line before these settings (shared/env_file.py); listed here to be documented.
+    erp_sync_env_file: str = ".erp-sync.env"
 
     # Alerts are always logged; they are mailed too once ALERT_SMTP_HOST and ALERT_EMAIL_TO are set.
     alert_smtp_host: str | None = None
