@@ -26,7 +26,8 @@ from bench.sandbox import private_database
 from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
 from erp_sync.shared.db import make_engine, make_session_factory
 from erp_sync.shared.internal_messages import MediaBatch, MediaDownload
-from erp_sync.shared.models.catalog import Media, MediaStatus, ProductGroup, Variant
+from erp_sync.shared.models import MediaStatus
+from erp_sync.shared.models.catalog import Media, ProductGroup, Variant
 from erp_sync.shared.settings import load_settings
 from erp_sync.workers.media import build_handler
 from tests.support.image_server import running_image_server

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.report import LoadAverages, machine
 from bench.visibility import SLOWER_AFTER, Visibility, percentile_ms
 from bench.worker_phases import Drained, Followed
 from erp_sync.shared.settings import Settings
@@ -14,8 +14,6 @@ TARGET_P99_MS = 100.0
 TARGET_RATE = 500.0
 TARGET_DURATION_S = 60.0
 TARGET_INVENTORY_EPS = 4_000.0
-
-LoadAverages = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
 def _drained(prefix: str, result: Drained, unit: str = "event", units_per_event: int = 1) -> dict[str, Any]:
@@ -104,9 +102,7 @@ def figures(args: argparse.Namespace, settings: Settings,
         "worker_batch_size": settings.worker_batch_size,
         "worker_batch_window_ms": settings.worker_batch_window_ms,
         "worker_prefetch": settings.worker_prefetch,
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in load[0]],
-        "loadavg_end": [round(x, 2) for x in load[1]],
+        **machine(load),
         "method": {
             "throughput": "queue pre-filled with confirmed publishes; clock from spawning `erp-sync worker` "
                           "(start-up included) to the last processed_events row, polled every 20 ms; CPU from "

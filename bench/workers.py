@@ -23,6 +23,7 @@ from bench.drain import bench_engine
 from bench.events import VARIANTS_PER_GROUP
 from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
 from bench.sandbox import private_database, private_vhost
+from bench.options import load_parser
 from bench.servers import server_env
 from bench.worker_figures import figures
 from bench.worker_phases import (
@@ -48,24 +49,20 @@ def _phases(value: str) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark the inventory and catalog workers end to end.")
+    parser = load_parser("Benchmark the inventory and catalog workers end to end.", unit="webhooks",
+                         phase="visibility", rate=500.0, duration=60.0, warmup=3.0)
     parser.add_argument("--events", type=int, default=20_000, help="inventory events pre-filled per run (20000)")
     parser.add_argument("--skus", type=int, default=1_000, help="SKUs the inventory events cycle over (1000)")
     parser.add_argument("--groups", type=int, default=2_000, help="catalog groups pre-filled (2000)")
     parser.add_argument("--variants-per-group", type=int, default=VARIANTS_PER_GROUP,
                         help=f"variants in each catalog group ({VARIANTS_PER_GROUP}); e.g. 1000 for an ERP's bulk load")
-    parser.add_argument("--rate", type=float, default=500.0, help="webhooks a second offered for visibility (500)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured visibility load (60)")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first (3)")
     parser.add_argument("--sample-every", type=int, default=10,
                         help="follow every Nth event to the read API (10); the rest are only posted")
     parser.add_argument("--poll-interval-ms", type=float, default=3.0,
                         help="pause after each read-API poll of a pending event (3)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per pool (16)")
-    parser.add_argument("--drain-timeout", type=float, default=300.0, help="give a throughput phase up after (300 s)")
     parser.add_argument("--phases", default=",".join(PHASES), type=_phases,
                         help=f"which phases to run, comma-separated ({','.join(PHASES)})")
-    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
     return parser.parse_args(argv)
 
 

@@ -58,7 +58,8 @@ def _apply(session: Session, events: list[InventoryChange], fresh: list[bool]) -
         change = (Total(data.new_quantity, event.timestamp) if data.new_quantity is not None
                   else Delta(data.quantity_change or 0, event.timestamp))
         stock_events.append(StockEvent(event.event_id, data.sku, change, duplicate=not first,
-                                       location_id=data.location_id, reason=data.reason))
+                                       location_id=data.location_id, reason=data.reason,
+                                       order_id=data.reference_id))
     return [decision.outcome for decision in apply_stock_events(session, stock_events, locked=True)]
 
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from erp_sync.shared.consumer import Delivery, Handler
 from erp_sync.shared.errors import MediaRejected, MediaUnavailable
 from erp_sync.shared.internal_messages import MediaBatch, MediaDownload, decode_media_request
-from erp_sync.shared.models.catalog import Media, MediaStatus
+from erp_sync.shared.models.catalog import Media
+from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.retry_policy import Retry, decide, failed_attempts
 from erp_sync.shared.settings import Settings

@@ -16,7 +16,9 @@ many events and SKUs:
 The events are decided in arrival order in between, by the rule alone. The hold-release trigger
 on stock_levels (migration 0002) sees each SKU's newest figure once rather than every figure on the
 way; as figures only move forward, it releases the same holds. A sum of deltas is written without
-touching `erp_as_of`, as an update OF erp_as_of fires that trigger.
+touching `erp_as_of`, as an update OF erp_as_of fires that trigger. An event that names the order
+it deducts ends that order's hold of its SKU whatever its outcome: stale or not, the SKU's figure
+now counts the order (workers/hold_rule.py).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.models import StockChangeKind, StockChangeOutcome
+from erp_sync.workers.hold_rule import release_named_holds
 from erp_sync.workers.idempotency import RECORD_FRESH, Recording
 from erp_sync.workers.stock_rule import NO_TOTAL_YET, Change, Decision, Figure, Ledger, Total
 
@@ -107,6 +110,7 @@ class StockEvent:
     duplicate: bool = False  # its event id was recorded before: it changes nothing
     location_id: str | None = None
     reason: str | None = None
+    order_id: str | None = None  # the order the ERP says this change deducts (`reference_id`)
 
 
 def record_and_lock(skus: Mapping[str, str]) -> Recording:
@@ -153,6 +157,7 @@ def apply_stock_events(session: Session, events: Sequence[StockEvent], *, locked
         "new_total": [changed[sku] for sku in figures],
         **{f"h_{column}": [row[column] for row in history] for column in history[0]},
     })
+    release_named_holds(session, ((event.order_id, event.sku) for event in events if event.order_id))
     return decisions
 
 

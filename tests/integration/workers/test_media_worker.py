@@ -13,7 +13,8 @@ from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
 from erp_sync.shared.errors import MediaUnavailable, MessageDecodeError
 from erp_sync.shared.internal_messages import MediaBatch, MediaDownload
 from erp_sync.shared.topology import RETRY_EXCHANGE
-from erp_sync.shared.models.catalog import Media, MediaStatus, ProductGroup, Variant
+from erp_sync.shared.models.catalog import Media, ProductGroup, Variant
+from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
 from erp_sync.shared.settings import load_settings
 from tests.support.image_server import MAX_BYTES, PNG, TOGETHER, TOGETHER_WAIT_S
