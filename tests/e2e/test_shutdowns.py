@@ -6,6 +6,7 @@ The grace deadline below plays the orchestrator's grace period: generous, a func
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -146,11 +147,11 @@ def test_catalog_worker_stopped_mid_stream_leaves_no_group_half_applied(
 
 def test_media_worker_stopped_mid_download_confirms_every_picture_after_restart(
         broker, worker_settings, processes, db_engine, committed_session, image_server, start_workers):
-    # given 9 pictures, each taking over a second to download, queued by the catalog worker
+    # given 4 groups of 3 pictures, each taking over a second to download, queued by the catalog worker
     settings = worker_settings(media_allow_private_networks=True, media_timeout_s=5)
     start_workers("catalog", with_settings=settings)
-    publish_events(broker, catalog_stream("MEDIA", groups=3, image_base=image_server.base)[:3])
-    wait_for(lambda: count(db_engine, "SELECT count(*) FROM media") == 9, timeout=30)
+    publish_events(broker, catalog_stream("MEDIA", groups=4, image_base=image_server.base))
+    wait_for(lambda: count(db_engine, "SELECT count(*) FROM media") == 12, timeout=30)
     worker = processes(settings, "worker", "media")
     wait_for(lambda: count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") >= 1, timeout=30)
 
@@ -158,9 +159,9 @@ def test_media_worker_stopped_mid_download_confirms_every_picture_after_restart(
     stopped_in_time(worker)
 
     # then a new worker confirms every picture, none failed or parked
-    assert count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") < 9
+    assert count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") < 12
     processes(settings, "worker", "media")
-    wait_for(lambda: count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") == 9, timeout=60)
+    wait_for(lambda: count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") == 12, timeout=60)
     assert drain(broker, "erp-sync.media.parked") == []
 
 
@@ -278,3 +279,89 @@ def test_api_stops_on_sigterm(settings, processes):
                           headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10)
     assert answer.status_code == 404
     stopped_in_time(api)
+
+
+def run_to_the_end(processes, settings, name: str, count_: int, done: Callable[[], bool]) -> None:
+    """`count_` processes of one worker on its queue until `done`, then SIGTERM to all, each exiting cleanly."""
+    group = [processes(settings, "worker", name) for _ in range(count_)]
+    wait_for(done, timeout=90, interval=0.2)
+    for process in group:
+        process.process.send_signal(15)
+    for process in group:
+        assert process.process.wait(timeout=GRACE_S) == 0, process.output()[-3000:]
+
+
+def shuffled_with_replays(events: list[dict], seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    mixed = events + rng.sample(events, len(events) // 5)
+    rng.shuffle(mixed)
+    return mixed
+
+
+# The state one worker reaches is the one the input dictates (newest figure, newest price, each order
+# once), which the single-worker tests above reach; two and four must end there too.
+@pytest.mark.parametrize("count_", [2, 4])
+def test_inventory_workers_two_or_four_end_in_the_same_state(
+        count_, broker, worker_settings, processes, db_engine, committed_session):
+    # given 400 figures for 20 SKUs in random order, a fifth of them sent twice
+    events = stock_stream(f"SKU-N{count_}", skus=20, figures=20)
+    publish_events(broker, shuffled_with_replays(events, seed=3))
+
+    # when 2 or 4 inventory workers take them from one queue
+    applied = "SELECT count(DISTINCT event_id) FROM stock_changes WHERE outcome <> 'duplicate'"
+    run_to_the_end(processes, worker_settings(), "inventory", count_, lambda: count(db_engine, applied) == len(events))
+
+    # then, as with one, each SKU holds its newest figure, each event counted once
+    assert count(db_engine, "SELECT count(*) FROM stock_changes WHERE outcome <> 'duplicate'") == len(events)
+    assert count(db_engine, "SELECT count(*) FROM stock_levels WHERE erp_quantity = 19 + "
+                            "CAST(split_part(sku, '-', 3) AS int)") == 20
+
+
+def catalog_versions(prefix: str, groups: int, versions: int) -> list[dict]:
+    events = []
+    for version in range(versions):
+        for event in catalog_stream(prefix, groups):
+            for variant in event["data"]["variants"]:
+                variant["price"] = 1000.0 + version
+            event["timestamp"] = now_iso(timedelta(minutes=version - versions - 5))
+            events.append(event)
+    return events
+
+
+# The state one worker reaches is the one the input dictates (newest figure, newest price, each order
+# once), which the single-worker tests above reach; two and four must end there too.
+@pytest.mark.parametrize("count_", [2, 4])
+def test_catalog_workers_two_or_four_end_in_the_same_state(
+        count_, broker, worker_settings, processes, db_engine, committed_session):
+    # given 5 versions of 30 groups in random order, a fifth sent twice
+    events = catalog_versions(f"N{count_}", groups=30, versions=5)
+    publish_events(broker, shuffled_with_replays(events, seed=5))
+
+    # when 2 or 4 catalog workers take them from one queue
+    seen = "SELECT count(*) FROM processed_events WHERE event_type = 'catalog.update'"
+    run_to_the_end(processes, worker_settings(), "catalog", count_, lambda: count(db_engine, seen) == len(events))
+
+    # then, as with one, every variant holds the newest version's price
+    assert count(db_engine, "SELECT count(*) FROM variants WHERE price = 1004") == 90
+    assert count(db_engine, "SELECT count(*) FROM variants") == 90
+
+
+# The state one worker reaches is the one the input dictates (newest figure, newest price, each order
+# once), which the single-worker tests above reach; two and four must end there too.
+@pytest.mark.parametrize("count_", [2, 4])
+def test_orders_workers_two_or_four_end_in_the_same_state(
+        count_, storefront, order_settings, sandbox, processes, db_engine, committed_session):
+    # given 16 orders placed, a quarter of them placed twice
+    order_ids = [f"ORD-N{count_}-{n}" for n in range(16)]
+    for order_id in order_ids + order_ids[:4]:
+        publish_order(storefront, order(order_id, quantity=1))
+
+    # when 2 or 4 orders workers take them from one queue
+    synced = "SELECT count(*) FROM orders WHERE status = 'synced'"
+    run_to_the_end(processes, order_settings(worker_stop_timeout_s=STOP_BOUND_S), "orders", count_,
+                   lambda: count(db_engine, synced) == len(order_ids))
+
+    # then, as with one, every order is in the ERP exactly once and its stock taken once
+    in_erp = [o["order_id"] for o in sandbox.orders()]
+    assert sorted(in_erp) == sorted(order_ids)
+    assert sandbox.stock("IPH15-128-BLK") == 50 - len(order_ids)
