@@ -46,7 +46,7 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     product = verbs.add_parser("new-product", help="a new product group, generated or from a JSON file")
     product.add_argument("--file", type=Path, default=None)
     fault = verbs.add_parser("fault", help="switch the fault mode of the spec endpoints")
-    fault.add_argument("mode", choices=["none", "down", "5xx", "slow"])
+    fault.add_argument("mode", choices=["none", "down", "5xx", "slow", "lost"])
     fault.add_argument("--status", type=int, default=503)
     fault.add_argument("--delay-ms", type=int, default=0)
     fault.add_argument("--reject", nargs="*", default=[], metavar="SKU", help="SKUs answered with 400")
