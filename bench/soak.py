@@ -36,7 +36,7 @@ from bench.order_load import write_catalog
 from bench.phases import progress
 from bench.sandbox import private_database, private_vhost
 from bench.servers import HOST, free_port, running, server_env
-from bench.soak_faults import FaultSchedule
+from bench.soak_faults import HANG_MS, FaultSchedule
 from bench.soak_load import ErpActivity, Storefront, paced
 from bench.soak_system import System
 from erp_sync.shared.settings import load_settings
@@ -50,8 +50,10 @@ SOAK_SETTINGS = {
     "MEDIA_ALLOW_PRIVATE_NETWORKS": "true", "RECONCILE_SCHEDULE": "0 0 29 2 *", "LOG_LEVEL": "WARNING",
     "PUBLISH_CONFIRM_TIMEOUT_S": "5", "UNAVAILABLE_RETRY_AFTER_S": "1",
 }
-# The hanging ERP answers after 15 s: its late work must be in before the check.
-QUIET_AFTER_FAULTS_S = 16.0
+# Webhooks the ERP posts at once: one after another, 200 a second would not get through.
+WEBHOOK_CONCURRENCY = 16
+# The hanging ERP answers late: its late work must be in before the check.
+QUIET_AFTER_FAULTS_S = HANG_MS / 1000 + 1
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         erp_env = sandbox_env(work_dir / "catalog.json", token) | {
             "SANDBOX_ERP_DATABASE": str(erp_db), "SANDBOX_ERP_WEBHOOK_URL": f"http://{HOST}:{ingress_port}/webhooks/erp",
             "SANDBOX_ERP_WEBHOOK_SECRET": secret, "SANDBOX_ERP_TIME_SCALE": "0.01",
-            "SANDBOX_ERP_TIMESTAMP_PRECISION": "ms", "SANDBOX_ERP_PUBLIC_URL": erp_url}
+            "SANDBOX_ERP_TIMESTAMP_PRECISION": "ms", "SANDBOX_ERP_PUBLIC_URL": erp_url,
+            "SANDBOX_ERP_WEBHOOK_CONCURRENCY": str(WEBHOOK_CONCURRENCY)}
         stack.enter_context(running("sandbox-erp", erp_sync("sandbox-erp", "--port", str(erp_port)), erp_env,
                                     erp_port, log_dir))
         system = System.build(env, log_dir, ingress_port, api_port)

@@ -15,10 +15,12 @@ from sqlalchemy import Engine, text
 from bench.phases import progress
 from bench.soak_system import KINDS, System
 
+# Beyond the soak's ERP_READ_TIMEOUT_S: the orders worker gives up, and the ERP takes the order later.
+HANG_MS = 8_000
 # How the ERP misbehaves: connections dropped, 5xx, answers slower than the read timeout, and
 # the order taken but the answer lost on the way back.
 ERP_MODES: dict[str, dict[str, Any]] = {"down": {"mode": "down"}, "5xx": {"mode": "5xx", "status": 503},
-             "hang": {"mode": "slow", "delay_ms": 15_000}, "lost": {"mode": "lost"}}
+             "hang": {"mode": "slow", "delay_ms": HANG_MS}, "lost": {"mode": "lost"}}
 FAULTS = (*(f"kill:{kind}" for kind in KINDS), "broker:close_connections", "database:terminate_backends",
           *(f"erp:{mode}" for mode in ERP_MODES))
 ERP_FAULT_S = 4.0

@@ -183,6 +183,8 @@ class Storefront:
         sku = rng.choice(self.skus)
         available = self.sample(sku)
         if not available:
+            if available == 0:
+                self._count("nothing_to_order")
             return
         order_id = f"SOAK-{n:07d}"
         order: dict[str, Any] = {"order_id": order_id, "order_date": datetime.now(UTC).isoformat(), "customer_ref": "SOAK",

@@ -147,11 +147,11 @@ def test_catalog_worker_stopped_mid_stream_leaves_no_group_half_applied(
 
 def test_media_worker_stopped_mid_download_confirms_every_picture_after_restart(
         broker, worker_settings, processes, db_engine, committed_session, image_server, start_workers):
-    # given 4 groups of 3 pictures, each taking over a second to download, queued by the catalog worker
+    # given 3 groups of 3 pictures, each taking over a second to download, queued by the catalog worker
     settings = worker_settings(media_allow_private_networks=True, media_timeout_s=5)
     start_workers("catalog", with_settings=settings)
-    publish_events(broker, catalog_stream("MEDIA", groups=4, image_base=image_server.base))
-    wait_for(lambda: count(db_engine, "SELECT count(*) FROM media") == 12, timeout=30)
+    publish_events(broker, catalog_stream("MEDIA", groups=3, image_base=image_server.base))
+    wait_for(lambda: count(db_engine, "SELECT count(*) FROM media") == 9, timeout=30)
     worker = processes(settings, "worker", "media")
     wait_for(lambda: count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") >= 1, timeout=30)
 
@@ -159,9 +159,9 @@ def test_media_worker_stopped_mid_download_confirms_every_picture_after_restart(
     stopped_in_time(worker)
 
     # then a new worker confirms every picture, none failed or parked
-    assert count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") < 12
+    assert count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") < 9
     processes(settings, "worker", "media")
-    wait_for(lambda: count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") == 12, timeout=60)
+    wait_for(lambda: count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") == 9, timeout=60)
     assert drain(broker, "erp-sync.media.parked") == []
 
 
