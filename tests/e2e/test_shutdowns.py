@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+import requests
 from sqlalchemy import text
 
 from erp_sync.shared.orders import publish_order
@@ -247,8 +248,6 @@ def test_reconcile_worker_stops_on_sigterm(order_settings, processes):
 
 
 def post_raw(port: int, event: dict) -> int:
-    import requests
-
     body = encode(event)
     return requests.post(f"http://127.0.0.1:{port}/webhooks/erp", data=body,
                          headers=signed_headers(body, WEBHOOK_SECRET), timeout=10).status_code
@@ -270,8 +269,6 @@ def test_ingress_stopped_mid_stream_has_queued_every_event_it_answered_202(broke
 
 
 def test_api_stops_on_sigterm(settings, processes):
-    import requests
-
     port = cli.free_port()
     api = processes(settings, "api", "--port", str(port))
     cli.wait_for_port(port, api.process)
@@ -281,9 +278,9 @@ def test_api_stops_on_sigterm(settings, processes):
     stopped_in_time(api)
 
 
-def run_to_the_end(processes, settings, name: str, count_: int, done: Callable[[], bool]) -> None:
-    """`count_` processes of one worker on its queue until `done`, then SIGTERM to all, each exiting cleanly."""
-    group = [processes(settings, "worker", name) for _ in range(count_)]
+def run_to_the_end(processes, settings, name: str, workers: int, done: Callable[[], bool]) -> None:
+    """`workers` processes of one worker on its queue until `done`, then SIGTERM to all, each exiting cleanly."""
+    group = [processes(settings, "worker", name) for _ in range(workers)]
     wait_for(done, timeout=90, interval=0.2)
     for process in group:
         process.process.send_signal(15)
@@ -300,16 +297,16 @@ def shuffled_with_replays(events: list[dict], seed: int) -> list[dict]:
 
 # The state one worker reaches is the one the input dictates (newest figure, newest price, each order
 # once), which the single-worker tests above reach; two and four must end there too.
-@pytest.mark.parametrize("count_", [2, 4])
+@pytest.mark.parametrize("workers", [2, 4])
 def test_inventory_workers_two_or_four_end_in_the_same_state(
-        count_, broker, worker_settings, processes, db_engine, committed_session):
+        workers, broker, worker_settings, processes, db_engine, committed_session):
     # given 400 figures for 20 SKUs in random order, a fifth of them sent twice
-    events = stock_stream(f"SKU-N{count_}", skus=20, figures=20)
+    events = stock_stream(f"SKU-N{workers}", skus=20, figures=20)
     publish_events(broker, shuffled_with_replays(events, seed=3))
 
     # when 2 or 4 inventory workers take them from one queue
     applied = "SELECT count(DISTINCT event_id) FROM stock_changes WHERE outcome <> 'duplicate'"
-    run_to_the_end(processes, worker_settings(), "inventory", count_, lambda: count(db_engine, applied) == len(events))
+    run_to_the_end(processes, worker_settings(), "inventory", workers, lambda: count(db_engine, applied) == len(events))
 
     # then, as with one, each SKU holds its newest figure, each event counted once
     assert count(db_engine, "SELECT count(*) FROM stock_changes WHERE outcome <> 'duplicate'") == len(events)
@@ -330,16 +327,16 @@ def catalog_versions(prefix: str, groups: int, versions: int) -> list[dict]:
 
 # The state one worker reaches is the one the input dictates (newest figure, newest price, each order
 # once), which the single-worker tests above reach; two and four must end there too.
-@pytest.mark.parametrize("count_", [2, 4])
+@pytest.mark.parametrize("workers", [2, 4])
 def test_catalog_workers_two_or_four_end_in_the_same_state(
-        count_, broker, worker_settings, processes, db_engine, committed_session):
+        workers, broker, worker_settings, processes, db_engine, committed_session):
     # given 5 versions of 30 groups in random order, a fifth sent twice
-    events = catalog_versions(f"N{count_}", groups=30, versions=5)
+    events = catalog_versions(f"N{workers}", groups=30, versions=5)
     publish_events(broker, shuffled_with_replays(events, seed=5))
 
     # when 2 or 4 catalog workers take them from one queue
     seen = "SELECT count(*) FROM processed_events WHERE event_type = 'catalog.update'"
-    run_to_the_end(processes, worker_settings(), "catalog", count_, lambda: count(db_engine, seen) == len(events))
+    run_to_the_end(processes, worker_settings(), "catalog", workers, lambda: count(db_engine, seen) == len(events))
 
     # then, as with one, every variant holds the newest version's price
     assert count(db_engine, "SELECT count(*) FROM variants WHERE price = 1004") == 90
@@ -348,17 +345,17 @@ def test_catalog_workers_two_or_four_end_in_the_same_state(
 
 # The state one worker reaches is the one the input dictates (newest figure, newest price, each order
 # once), which the single-worker tests above reach; two and four must end there too.
-@pytest.mark.parametrize("count_", [2, 4])
+@pytest.mark.parametrize("workers", [2, 4])
 def test_orders_workers_two_or_four_end_in_the_same_state(
-        count_, storefront, order_settings, sandbox, processes, db_engine, committed_session):
+        workers, storefront, order_settings, sandbox, processes, db_engine, committed_session):
     # given 16 orders placed, a quarter of them placed twice
-    order_ids = [f"ORD-N{count_}-{n}" for n in range(16)]
+    order_ids = [f"ORD-N{workers}-{n}" for n in range(16)]
     for order_id in order_ids + order_ids[:4]:
         publish_order(storefront, order(order_id, quantity=1))
 
     # when 2 or 4 orders workers take them from one queue
     synced = "SELECT count(*) FROM orders WHERE status = 'synced'"
-    run_to_the_end(processes, order_settings(worker_stop_timeout_s=STOP_BOUND_S), "orders", count_,
+    run_to_the_end(processes, order_settings(worker_stop_timeout_s=STOP_BOUND_S), "orders", workers,
                    lambda: count(db_engine, synced) == len(order_ids))
 
     # then, as with one, every order is in the ERP exactly once and its stock taken once
