@@ -50,6 +50,8 @@ SOAK_SETTINGS = {
     "MEDIA_ALLOW_PRIVATE_NETWORKS": "true", "RECONCILE_SCHEDULE": "0 0 29 2 *", "LOG_LEVEL": "WARNING",
     "PUBLISH_CONFIRM_TIMEOUT_S": "5", "UNAVAILABLE_RETRY_AFTER_S": "1",
 }
+# ERP operations under way at once: each waits on the sandbox's single process.
+ERP_THREADS = 48
 # Webhooks the ERP posts at once: one after another, 200 a second would not get through.
 WEBHOOK_CONCURRENCY = 16
 # The hanging ERP answers late: its late work must be in before the check.
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Processes started from a thread die with that thread (bench/servers.py): the fault and
         # supervisor threads stay until the check is done.
         load_stop, end = threading.Event(), threading.Event()
-        load = [threading.Thread(target=paced, args=(args.events_per_s, load_stop, erp.act)),
+        load = [threading.Thread(target=paced, args=(args.events_per_s, load_stop, erp.act, ERP_THREADS)),
                 threading.Thread(target=paced, args=(args.orders_per_s, load_stop, storefront.act))]
         keepers = [threading.Thread(target=faults.run, args=(load_stop, end)),
                    threading.Thread(target=system.supervise, args=(end,))]
