@@ -22,7 +22,7 @@ READS = ("api ", ".venv/bin/erp-sync sandbox-erp orders", ".venv/bin/erp-sync or
 CATCH_UP_S = 30
 
 
-def test_every_walkthrough_command_works_as_printed(migrated_database_url, broker, tmp_path):
+def test_every_walkthrough_command_works_as_printed(migrated_database_url, broker, committed_session, tmp_path):
     # given `erp-sync dev` running in a folder like the repository's root, on free ports
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
     (tmp_path / "examples").symlink_to(ROOT / "examples")

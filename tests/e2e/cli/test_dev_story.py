@@ -11,7 +11,7 @@ STEPS = ["the catalog arrives", "an in-store sale", "an online order", "the ERP 
 STORY_TIMEOUT_S = 420
 
 
-def test_the_story_plays_live_and_every_step_passes(migrated_database_url, broker, tmp_path):
+def test_the_story_plays_live_and_every_step_passes(migrated_database_url, broker, committed_session, tmp_path):
     # given a fresh folder (no sandbox state, no env file) and free ports
     ports = [str(cli.free_port()) for _ in range(3)]
 
