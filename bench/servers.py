@@ -84,7 +84,7 @@ def running(name: str, command: list[str], env: dict[str, str], port: int,
     log_path = log_dir / f"{name}.log"
     process = spawn(command, env, log_path)
     try:
-        _wait_until_answering(process, port, log_path)
+        wait_until_answering(process, port, log_path)
         yield process
         if process.poll() is not None:
             raise ServerFailed(f"{name} died during the run:\n{log_tail(log_path)}")
@@ -101,21 +101,23 @@ def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess
         )
 
 
-def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+def wait_until_answering(process: subprocess.Popen[bytes], port: int, log_path: Path, name: str = "server") -> None:
+    """Until `process` answers GET /healthz on `port`; ServerFailed if it exits or stays silent."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerFailed(f"server exited with {process.returncode}:\n{log_tail(log_path)}")
+            raise ServerFailed(f"{name} exited with {process.returncode} at its start (log {log_path}):\n"
+                               f"{log_tail(log_path)}")
         connection = http.client.HTTPConnection(HOST, port, timeout=2)
         try:
             connection.request("GET", "/healthz")
             connection.getresponse().read()
             return
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.1)
         finally:
             connection.close()
-    raise ServerFailed(f"nothing answered on port {port} within {START_TIMEOUT_S} s:\n{log_tail(log_path)}")
+    raise ServerFailed(f"{name}: nothing answered on port {port} within {START_TIMEOUT_S} s:\n{log_tail(log_path)}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

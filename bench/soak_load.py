@@ -53,6 +53,15 @@ def _released(gate: threading.Semaphore, action: Callable[[int], None], n: int) 
         gate.release()
 
 
+
+def thread_session(local: threading.local, token: str) -> requests.Session:
+    """This thread's keep-alive session (requests' sessions are not for sharing), sending `token`."""
+    if not hasattr(local, "session"):
+        local.session = requests.Session()
+        local.session.headers["Authorization"] = f"Bearer {token}"
+    session: requests.Session = local.session
+    return session
+
 @dataclass
 class ErpActivity:
     """In-store sales and goods receipts (inventory.change) and price changes (catalog.update) in the ERP."""
@@ -74,11 +83,7 @@ class ErpActivity:
         self._sku_locks = {sku: threading.Lock() for sku in self.skus}
 
     def _session(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-            self._local.session.headers["Authorization"] = f"Bearer {self.token}"
-        session: requests.Session = self._local.session
-        return session
+        return thread_session(self._local, self.token)
 
     def act(self, n: int) -> None:
         rng = random.Random(n)
@@ -145,11 +150,7 @@ class Storefront:
     _publishers: list[ConfirmingPublisher] = field(default_factory=list)
 
     def _session(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-            self._local.session.headers["Authorization"] = f"Bearer {self.token}"
-        session: requests.Session = self._local.session
-        return session
+        return thread_session(self._local, self.token)
 
     def _publisher(self) -> ConfirmingPublisher:
         if not hasattr(self._local, "publisher"):

@@ -5,7 +5,6 @@ fault can SIGKILL it (and whatever it forked) and start it again.
 """
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import subprocess
@@ -16,14 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.servers import (
-    HOST,
-    START_TIMEOUT_S,
-    ServerFailed,
     api_command,
     ingress_command,
     log_tail,
     spawn,
     stop,
+    wait_until_answering,
     worker_command,
 )
 from erp_sync.workers.registry import WORKERS
@@ -49,7 +46,7 @@ class Service:
         log = self.log_dir / f"{self.name}-{self.starts}.log"
         self.process = spawn(self.command, self.env, log)
         if self.port is not None:
-            _wait_until_answering(self.name, self.process, self.port, log)
+            wait_until_answering(self.process, self.port, log, self.name)
 
     def kill(self) -> None:
         """SIGKILL the process and everything it forked."""
@@ -116,21 +113,3 @@ class System:
     def stop_all(self) -> None:
         for service in self.services.values():
             service.stop()
-
-
-def _wait_until_answering(name: str, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerFailed(f"{name} exited with {process.returncode} at its start (log {log_path}):\n"
-                               f"{log_tail(log_path)}")
-        connection = http.client.HTTPConnection(HOST, port, timeout=2)
-        try:
-            connection.request("GET", "/healthz")
-            connection.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.1)
-        finally:
-            connection.close()
-    raise ServerFailed(f"{name}: nothing answered on port {port} within {START_TIMEOUT_S} s:\n{log_tail(log_path)}")
