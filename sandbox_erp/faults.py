@@ -106,6 +106,7 @@ def sku_faults(skus: list[str]) -> None:
     state = faults.state
     if state.mode == "slow" and state.slow_skus & set(skus):
         faults.hold(state)
+        state = faults.state  # a switch may have ended the wait: the faults in force now decide the rest
     chosen = sorted(set(skus) & state.reject_skus)
     if chosen:
         raise ApiError(400, "sku rejected by the ERP", [{"sku": sku} for sku in chosen])
