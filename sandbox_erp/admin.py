@@ -117,14 +117,14 @@ def alerts() -> ResponseReturnValue:
 
 @bp.get("/faults")
 def faults() -> ResponseReturnValue:
-    """The fault state in force."""
+    """The fault state in force, and how many requests `slow` holds up now."""
     current: Faults = current_app.extensions["sandbox_erp.faults"]
-    return jsonify(current.state.as_dict())
+    return jsonify(current.state.as_dict() | {"held": current.held})
 
 
 @bp.put("/faults")
 def set_faults() -> ResponseReturnValue:
-    """Replace the fault state: mode none|down|5xx|slow|lost, status, delay_ms, reject_skus."""
+    """Replace the fault state: mode none|down|5xx|slow|lost, status, delay_ms, reject_skus, slow_skus."""
     body = parse(FaultsBody, json_body())
     current: Faults = current_app.extensions["sandbox_erp.faults"]
-    return jsonify(current.set(body.mode, body.status, body.delay_ms, body.reject_skus).as_dict())
+    return jsonify(current.set(body.mode, body.status, body.delay_ms, body.reject_skus, body.slow_skus).as_dict())

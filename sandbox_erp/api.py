@@ -12,7 +12,7 @@ from werkzeug.http import http_date
 from erp_sync.sandbox_erp.auth import require_bearer
 from erp_sync.sandbox_erp.config import SandboxConfig
 from erp_sync.sandbox_erp.errors import ApiError
-from erp_sync.sandbox_erp.faults import reject_skus
+from erp_sync.sandbox_erp.faults import sku_faults
 from erp_sync.sandbox_erp.ledger import Ledger
 from erp_sync.sandbox_erp.payloads import InventoryAdjust, OrderImport, parse
 
@@ -53,7 +53,7 @@ def stamp_date(response: Response) -> Response:
 def import_order() -> ResponseReturnValue:
     """Take a full order and deduct its lines."""
     order = parse(OrderImport, json_body())
-    reject_skus([line.sku for line in order.line_items])
+    sku_faults([line.sku for line in order.line_items])
     return jsonify(_ledger().take_order(order, _idempotency_key())), 201
 
 
@@ -61,5 +61,5 @@ def import_order() -> ResponseReturnValue:
 def adjust_inventory() -> ResponseReturnValue:
     """Apply a stock deduction (or return) for a reference."""
     adjust = parse(InventoryAdjust, json_body())
-    reject_skus([item.sku for item in adjust.adjustments])
+    sku_faults([item.sku for item in adjust.adjustments])
     return jsonify(_ledger().take_adjustment(adjust, _idempotency_key())), 201

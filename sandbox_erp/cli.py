@@ -51,6 +51,9 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     fault.add_argument("--status", type=int, default=503)
     fault.add_argument("--delay-ms", type=int, default=0)
     fault.add_argument("--reject", nargs="*", default=[], metavar="SKU", help="SKUs answered with 400")
+    fault.add_argument("--only-sku", nargs="*", default=[], metavar="SKU", dest="slow_skus",
+                       help="slow: hold up only the orders naming these SKUs")
+    verbs.add_parser("faults", help="the fault state, and how many requests slow holds up now")
     for name, text in (("orders", "orders received"), ("deliveries", "webhook deliveries"), ("alerts", "admin alerts")):
         verbs.add_parser(name, help=text)
 
@@ -68,7 +71,8 @@ def _payload(args: argparse.Namespace) -> dict[str, Any] | None:
     if verb == "publish-catalog":
         return {}
     if verb == "fault":
-        return {"mode": args.mode, "status": args.status, "delay_ms": args.delay_ms, "reject_skus": args.reject}
+        return {"mode": args.mode, "status": args.status, "delay_ms": args.delay_ms, "reject_skus": args.reject,
+                "slow_skus": args.slow_skus}
     return None
 
 

@@ -21,6 +21,7 @@ ADMIN_VERBS: dict[str, tuple[str, str]] = {
     "orders": ("GET", "/admin/orders"),
     "deliveries": ("GET", "/admin/deliveries"),
     "alerts": ("GET", "/admin/alerts"),
+    "faults": ("GET", "/admin/faults"),
 }
 
 

@@ -72,6 +72,7 @@ class Faults(_Body):
     status: Annotated[int, Field(ge=500, le=599)] = 503
     delay_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
     reject_skus: list[str] = Field(default_factory=list)
+    slow_skus: list[str] = Field(default_factory=list)
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -57,6 +57,34 @@ def test_slow_mode_delays_the_answer(live):
                       timeout=0.1)
 
 
+def test_slow_for_chosen_skus_holds_up_only_their_orders_until_switched(live):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.waiting import wait_for
+
+    # given an ERP whose imports of orders naming IPH15-128-BLK hang for a minute
+    set_faults(live, mode="slow", delay_ms=60_000, slow_skus=["IPH15-128-BLK"])
+    with ThreadPoolExecutor(1) as pool:
+        hanging = pool.submit(requests.post, f"{live}/api/v1/orders/import", json=ORDER, headers=bearer(), timeout=30)
+        wait_for(lambda: requests.get(f"{live}/admin/faults", headers=bearer(ADMIN_TOKEN)).json()["held"] == 1)
+
+        # when another order, naming another SKU, comes meanwhile
+        other = requests.post(f"{live}/api/v1/orders/import", headers=bearer(), timeout=30,
+                              json={"order_id": "ORD-F-2", "line_items": [{"sku": "IPH15-128-BLU", "quantity": 1}]})
+
+        # then it is taken while the first still hangs, not yet taken
+        assert other.status_code == 201 and not hanging.done()
+        orders = requests.get(f"{live}/admin/orders", headers=bearer(ADMIN_TOKEN)).json()
+        assert [o["order_id"] for o in orders] == ["ORD-F-2"]
+
+        # and switching the fault lets the hanging one go: taken once
+        set_faults(live, mode="none")
+        assert hanging.result(timeout=10).status_code == 201
+    orders = requests.get(f"{live}/admin/orders", headers=bearer(ADMIN_TOKEN)).json()
+    assert sorted(o["order_id"] for o in orders) == ["ORD-F-1", "ORD-F-2"]
+    assert requests.get(f"{live}/admin/faults", headers=bearer(ADMIN_TOKEN)).json()["held"] == 0
+
+
 def test_chosen_skus_are_rejected_with_400(live):
     set_faults(live, reject_skus=["IPH15-128-BLK"])
 
