@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.shared.db import translate_db_error
+from erp_sync.shared import message_metrics
 from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, QueueFull, TransientError
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.retry_policy import (
@@ -63,6 +64,7 @@ class Delivery:
     content_type: str | None
     headers: dict[str, Any] = field(default_factory=dict)
     redelivered: bool = False
+    published_at: int | None = None  # the publisher's timestamp, whole seconds since the epoch
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,28 @@ class Done:
     """Handled; `follow_ups` are published (confirmed) after the commit and before the ack."""
 
     follow_ups: tuple[OutgoingMessage, ...] = ()
+    outcome: str = "applied"  # how it counts on /metrics: applied, stale or duplicate
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What a handler may return to say its message changed nothing (stale, duplicate), with its follow-ups."""
+
+    outcome: str
+    follow_ups: tuple[OutgoingMessage, ...] = ()
 
 
 # A handler may return messages to send once its effect is committed (e.g. media downloads).
-Handler = Callable[[Delivery, Session], Iterable[OutgoingMessage] | None]
-# Handles a whole batch at once, returning each message's follow-ups in the batch's order.
-BatchHandler = Callable[[list[Delivery], Session], list[Iterable[OutgoingMessage] | None]]
+HandlerResult = Handled | Iterable[OutgoingMessage] | None
+Handler = Callable[[Delivery, Session], HandlerResult]
+# Handles a whole batch at once, returning each message's result in the batch's order.
+BatchHandler = Callable[[list[Delivery], Session], list[HandlerResult]]
+
+
+def _done(result: HandlerResult) -> Done:
+    if isinstance(result, Handled):
+        return Done(result.follow_ups, result.outcome)
+    return Done(tuple(result or ()))
 Outcome = Done | Retry | Park
 
 
@@ -135,9 +153,7 @@ class BatchRunner:
         with self._session_factory() as session, session.begin():
             results = batch_handler(batch, session)
             # Checked before the commit: a handler that lost track of a message must not commit.
-            outcomes: list[Outcome] = [
-                Done(tuple(follow_ups or ())) for _, follow_ups in zip(batch, results, strict=True)
-            ]
+            outcomes: list[Outcome] = [_done(result) for _, result in zip(batch, results, strict=True)]
         return outcomes
 
     def _run_in_one_transaction(self, batch: list[Delivery]) -> list[Outcome]:
@@ -162,14 +178,14 @@ class BatchRunner:
     ) -> Outcome:
         try:
             with scope():
-                follow_ups = self._handler(delivery, session)
+                result = self._handler(delivery, session)
         except Exception as exc:
             error = _db_aware(exc)
             if isinstance(error, TransientError):
                 # The whole transaction may be unusable now: let the batch decide.
                 raise error from exc
             return self._decide(delivery, error)
-        return Done(tuple(follow_ups or ()))
+        return _done(result)
 
     def _decide(self, delivery: Delivery, error: BaseException) -> Retry | Park:
         outcome = decide(error, failed_attempts(delivery.headers), self._config.retry_delays_ms,
@@ -257,10 +273,12 @@ class Consumer:
             self._buffer.clear()
             channel.basic_consume(self._queue.name, self._on_message)
             self.connected.set()
+            message_metrics.CONSUMER_CONNECTED.labels(queue=self._queue.name).set(1)
             logger.info("consuming %s", self._queue.name)
             self._serve(connection, channel, stop)
         finally:
             self.connected.clear()
+            message_metrics.CONSUMER_CONNECTED.labels(queue=self._queue.name).set(0)
             if connection.is_open:
                 connection.close()
 
@@ -281,6 +299,7 @@ class Consumer:
             content_type=properties.content_type,
             headers=dict(properties.headers or {}),
             redelivered=method.redelivered,
+            published_at=properties.timestamp,
         ))
 
     def _take_batch(self, connection: pika.BlockingConnection) -> list[Delivery]:
@@ -298,6 +317,7 @@ class Consumer:
         channel: BlockingChannel,
         batch: list[Delivery],
     ) -> None:
+        taken_at = time.monotonic()
         outcomes = _while_serving(connection, self._executor.submit(self._runner.run, batch))
         messages = [
             message for delivery, outcome in zip(batch, outcomes, strict=True)
@@ -305,6 +325,9 @@ class Consumer:
         ]
         _while_serving(connection, self._executor.submit(self._publish_follow_ups, messages))
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)
+        handling_s = time.monotonic() - taken_at
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            self._count(delivery, outcome, handling_s)
 
     def _publish_follow_ups(self, messages: list[OutgoingMessage]) -> None:
         # Patient: a slow confirm taken for a lost connection would redeliver the batch and
@@ -317,6 +340,10 @@ class Consumer:
             logger.warning("%d follow-ups refused as their queue is full, first %s; trying again",
                            len(messages), messages[0].message_id)
             pause_s = min(pause_s * 2, 30.0)
+
+    def _count(self, delivery: Delivery, outcome: Outcome, handling_s: float) -> None:
+        label = outcome.outcome if isinstance(outcome, Done) else "retried" if isinstance(outcome, Retry) else "parked"
+        message_metrics.count_settled(self._queue.name, label, handling_s, delivery.published_at)
 
     def _next_messages(self, delivery: Delivery, outcome: Outcome) -> tuple[OutgoingMessage, ...]:
         return outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
@@ -360,9 +387,12 @@ class ConcurrentConsumer(Consumer):
             self._running -= 1
             if failure is None:
                 channel.basic_ack(delivery.delivery_tag)
+                self._count(delivery, outcome, time.monotonic() - taken_at)
             else:
                 self._failure = failure  # the loop raises it: a reconnect brings the message back
 
+        taken_at = time.monotonic()
+        outcome: Outcome = Done()
         try:
             [outcome] = self._runner.run([delivery])
             self._publisher.publish_all(self._next_messages(delivery, outcome))

@@ -12,7 +12,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from erp_sync.shared.consumer import Delivery, Handler
+from erp_sync.shared.consumer import Delivery, Handled, Handler
 from erp_sync.shared.erp_events import CatalogUpdate, decode_event_of
 from erp_sync.shared.erp_events import Variant as VariantData
 from erp_sync.shared.internal_messages import MediaDownload, media_messages
@@ -115,9 +115,9 @@ def decode_catalog_update(raw: bytes) -> CatalogUpdate:
 def build_handler(settings: Settings) -> Handler:
     """The catalog worker's handler; image downloads are requested after the commit."""
 
-    def handle(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
+    def handle(delivery: Delivery, session: Session) -> Handled:
         result = apply_catalog_update(decode_catalog_update(delivery.body), session, body_digest(delivery.body))
-        return media_messages(result.media_downloads)
+        return Handled(result.outcome.value, tuple(media_messages(result.media_downloads)))
 
     return handle
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
 
 import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session, sessionmaker
 
-from erp_sync.shared.consumer import BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handler
+from erp_sync.shared.consumer import (
+    BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, Handler, HandlerResult,
+)
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.orders import decode_order, order_id_of
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
@@ -58,18 +59,19 @@ def build_runner(settings: Settings, session_factory: sessionmaker[Session], con
     return BatchRunner(record_order, session_factory, config, record_batch)
 
 
-def record_order(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
+def record_order(delivery: Delivery, session: Session) -> HandlerResult:
     """Record one order with its holds (nothing if it is recorded already), then have it pushed; park it if malformed."""
     try:
         order = decode_order(delivery.body)
     except MessageDecodeError as exc:
         return park_malformed(session, delivery, exc)
-    if record_orders(session, [order]):
-        logger.info("order %s recorded, %d lines held", order.order_id, len(order.line_items))
+    if not record_orders(session, [order]):
+        return Handled("duplicate", (push_message(order.order_id),))
+    logger.info("order %s recorded, %d lines held", order.order_id, len(order.line_items))
     return [push_message(order.order_id)]
 
 
-def record_batch(batch: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
+def record_batch(batch: list[Delivery], session: Session) -> list[HandlerResult]:
     """Record a batch of orders at once; each then goes on to be pushed.
 
     Raises:
@@ -81,7 +83,12 @@ def record_batch(batch: list[Delivery], session: Session) -> list[Iterable[Outgo
     logger.info("%d orders recorded with their holds, %d known already (%s to %s)", len(recorded),
                 len(orders) - len(recorded), orders[0].order_id, orders[-1].order_id)
     # Known ones too: a redelivered order may have lost its push message with the worker that recorded it.
-    return [[push_message(order.order_id)] for order in orders]
+    results: list[HandlerResult] = []
+    for order in orders:
+        # A second copy within the batch is a duplicate too.
+        results.append(Handled("applied" if order.order_id in recorded else "duplicate", (push_message(order.order_id),)))
+        recorded.discard(order.order_id)
+    return results
 
 
 def park_malformed(session: Session, delivery: Delivery, error: MessageDecodeError) -> list[OutgoingMessage]:

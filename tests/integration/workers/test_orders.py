@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 
 from erp_sync.ingress.availability import stock_view
-from erp_sync.shared.consumer import Delivery
+from erp_sync.shared.consumer import Delivery, Handled
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.orders import decode_order
@@ -41,7 +41,8 @@ def record_then_push(push):
     """The orders worker's two steps on one session: record the order (or park it), then push what it handed on."""
 
     def run(message: Delivery, session):
-        [handed_on] = record_order(message, session)
+        recorded = record_order(message, session)
+        [handed_on] = recorded.follow_ups if isinstance(recorded, Handled) else recorded
         if handed_on.exchange == PARKING_EXCHANGE:
             return [handed_on]
         return push(Delivery(message.delivery_tag, handed_on.body, handed_on.message_id, handed_on.content_type,
