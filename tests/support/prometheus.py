@@ -48,9 +48,9 @@ def metric_names_in(text: str) -> set[str]:
     return set(_OUR_METRIC.findall(text))
 
 
-def exposed_names(url: str) -> set[str]:
+def exposed_names(url: str, token: str | None = None) -> set[str]:
     """Every series name a /metrics page offers, families without samples yet included."""
-    response = requests.get(url, timeout=30)
+    response = requests.get(url, timeout=30, headers={"Authorization": f"Bearer {token}"} if token else {})
     response.raise_for_status()
     names: set[str] = set()
     for family in text_string_to_metric_families(response.text):
