@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared import message_metrics
 from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, QueueFull, TransientError
+from erp_sync.shared.logs import ids
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.retry_policy import (
     ATTEMPT_HEADER,
@@ -191,11 +192,13 @@ class BatchRunner:
         outcome = decide(error, failed_attempts(delivery.headers), self._config.retry_delays_ms,
                          self._config.max_attempts)
         if isinstance(outcome, Park):
-            logger.error("parking message %s: %s", delivery.message_id, outcome.reason)
+            logger.error("parking message %s: %s", delivery.message_id, outcome.reason,
+                         extra=ids(message_id=delivery.message_id))
         else:
             # Expected (an outage's retries): news only when it ends in parking, an ERROR.
             logger.info("message %s failed (%s); attempt %d in %d ms",
-                           delivery.message_id, describe(error), outcome.attempt, outcome.delay_ms)
+                        delivery.message_id, describe(error), outcome.attempt, outcome.delay_ms,
+                        extra=ids(message_id=delivery.message_id, attempt=outcome.attempt))
         return outcome
 
 

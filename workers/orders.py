@@ -18,6 +18,7 @@ from erp_sync.shared.consumer import (
     BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, Handler, HandlerResult,
 )
 from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.logs import ids
 from erp_sync.shared.orders import decode_order, order_id_of
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.retry_policy import LAST_ERROR_HEADER, PARK_REASON_HEADER
@@ -67,7 +68,8 @@ def record_order(delivery: Delivery, session: Session) -> HandlerResult:
         return park_malformed(session, delivery, exc)
     if not record_orders(session, [order]):
         return Handled("duplicate", (push_message(order.order_id),))
-    logger.info("order %s recorded, %d lines held", order.order_id, len(order.line_items))
+    logger.info("order %s recorded, %d lines held", order.order_id, len(order.line_items),
+                extra=ids(order_id=order.order_id))
     return [push_message(order.order_id)]
 
 
