@@ -79,6 +79,15 @@ def roles(ports: Ports, env: dict[str, str]) -> list[list[str]]:
     return commands
 
 
+def role_environments(commands: list[list[str]], env: dict[str, str]) -> list[dict[str, str]]:
+    """Each role's environment: with METRICS_PORT set, each worker listens on the next port from it."""
+    base = int(env.get("METRICS_PORT") or 0)
+    workers = [command for command in commands if command[0] == "worker"]
+    # One port for several workers would stop all but the first at start.
+    return [env | {"METRICS_PORT": str(base + workers.index(command))} if base and command in workers else env
+            for command in commands]
+
+
 def _start(role: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     logger.info("starting %s", " ".join(role))
     return subprocess.Popen([sys.executable, "-m", "erp_sync", *role], env=env)
@@ -96,7 +105,9 @@ def run_all(ports: Ports, poll_s: float = 0.5) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     env, made = dev_environment(ports)
-    children = {" ".join(role): _start(role, env) for role in roles(ports, env)}
+    commands = roles(ports, env)
+    children = {" ".join(role): _start(role, role_env)
+                for role, role_env in zip(commands, role_environments(commands, env), strict=True)}
     if made:
         # Made per run, never a well-known value that anyone could sign or read with; printed so
         # another shell can sign webhooks, call the sandbox's admin API and read the API.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from datetime import timedelta
 
 import pytest
@@ -127,3 +128,19 @@ def test_the_ingress_adds_up_the_counts_of_its_two_processes(migrated_database_u
     # then both processes took some, and every scrape, whichever process answers it, shows all 40
     assert len(counting) == 2
     assert scrapes == [40.0] * 6
+
+
+def test_a_worker_whose_metrics_port_is_taken_stops_at_start_naming_the_setting(migrated_database_url, broker):
+    # given a port something else listens on
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        # when a worker is told to serve its metrics there
+        result = cli.run("worker", "inventory", DATABASE_URL=migrated_database_url, AMQP_URL=broker,
+                         METRICS_PORT=str(port))
+
+    # then it stops with a configuration error that names METRICS_PORT
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"erp-sync: configuration error: METRICS_PORT: cannot listen on 127.0.0.1:{port}")
