@@ -139,15 +139,16 @@ class BatchRunner:
                 return self._run_batch_handler(self._batch_handler, batch)
             except Exception as exc:  # noqa: BLE001 (any failure falls back to the per-message path)
                 # Whatever it was (a bad message, a deadlock), the per-message path below isolates
-                # it and decides its retry or park; the batch handler's work is rolled back.
-                logger.warning("batch handler failed on messages %s to %s (%s); handling them one by one",
+                # it and decides its retry or park (logged there); the batch handler's work is rolled back.
+                logger.info("batch handler failed on messages %s to %s (%s); handling them one by one",
                                batch[0].message_id, batch[-1].message_id, describe(_db_aware(exc)))
         try:
             return self._run_in_one_transaction(batch)
         except (TransientError, PermanentError) as exc:
             if len(batch) == 1:
                 return [self._decide(batch[0], exc)]
-            logger.warning("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
+            # Part of an expected retry or park, which is logged for the message it concerns.
+            logger.info("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
             return [self.run([delivery])[0] for delivery in batch]
 
     def _run_batch_handler(self, batch_handler: BatchHandler, batch: list[Delivery]) -> list[Outcome]:
