@@ -14,6 +14,7 @@ from erp_sync.shared.settings import Settings, load_settings
 def create_app(settings: Settings | None = None) -> Flask:
     """The ERP's door: the webhook and the probes."""
     from erp_sync.ingress import errors, extensions, health, metrics, openapi, webhooks
+    from erp_sync.ingress.webhook_tally import WebhookTallies
 
     config = settings or load_settings()
     app = Flask(__name__)
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     extensions.init_app(app, config)
     # Fails at start, naming ERP_WEBHOOK_SECRET, when no secret is configured.
     app.extensions["erp_sync.secrets"] = config.webhook_secrets()
+    app.extensions["erp_sync.webhook_tallies"] = WebhookTallies(extensions.engine_of(app))
     errors.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)

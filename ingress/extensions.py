@@ -1,9 +1,10 @@
-"""What the app holds for its requests: settings, the publisher, the database engine."""
+"""What the app holds for its requests: settings, the publisher, the database engine, the door's tally."""
 from __future__ import annotations
 
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
+from erp_sync.ingress.webhook_tally import WebhookTallies
 from erp_sync.shared.db import make_engine
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import Settings
@@ -19,9 +20,15 @@ def init_app(app: Flask, config: Settings) -> None:
 
 def close(app: Flask) -> None:
     """Close what init_app opened, once the app's worker stops serving."""
+    if "erp_sync.webhook_tallies" in app.extensions:
+        app.extensions["erp_sync.webhook_tallies"].close()
     if "erp_sync.publisher" in app.extensions:
         app.extensions["erp_sync.publisher"].close()
         app.extensions["erp_sync.engine"].dispose()
+
+
+def engine_of(app: Flask) -> Engine:
+    return app.extensions["erp_sync.engine"]  # type: ignore[no-any-return]
 
 
 def settings() -> Settings:
@@ -34,3 +41,7 @@ def publisher() -> ConfirmingPublisher:
 
 def engine() -> Engine:
     return current_app.extensions["erp_sync.engine"]  # type: ignore[no-any-return]
+
+
+def webhook_tallies() -> WebhookTallies:
+    return current_app.extensions["erp_sync.webhook_tallies"]  # type: ignore[no-any-return]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from erp_sync.ingress import errors, extensions, health, metrics, openapi, orders_api, read_api
+from erp_sync.ingress import console, errors, extensions, health, metrics, openapi, orders_api, read_api
 from erp_sync.ingress.bearer import bearer_token_matches
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.identifiers import IdentifierConverter
@@ -29,12 +29,13 @@ def create_api_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.extensions["erp_sync.openapi"] = openapi.api_document()
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(console.bp)
     return app
 
 
 def _require_token() -> None:
-    if request.path in OPEN_PATHS:
-        return
+    if request.path in OPEN_PATHS or request.blueprint == console.bp.name:
+        return  # the console checks its own credentials
     if not bearer_token_matches(current_app.extensions["erp_sync.api_tokens"], request.headers.get("Authorization")):
         raise ApiError(401, "missing or invalid Authorization: Bearer token",
                        headers={"WWW-Authenticate": 'Bearer realm="erp-sync storefront API"'})

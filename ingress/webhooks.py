@@ -9,9 +9,10 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from erp_sync.ingress.errors import ApiError
-from erp_sync.ingress.extensions import publisher, settings
+from erp_sync.ingress.extensions import publisher, settings, webhook_tallies
 from erp_sync.ingress.metrics import PUBLISH_SECONDS, WEBHOOKS_ACCEPTED, WEBHOOKS_REJECTED
 from erp_sync.ingress.signature import verify_signature
+from erp_sync.ingress.webhook_tally import ACCEPTED, REJECTED
 from erp_sync.shared.erp_events import decode_event, event_age_problem
 from erp_sync.shared.errors import BrokerUnavailable, MessageDecodeError, PublishRejected, QueueFull
 from erp_sync.shared.publisher import OutgoingMessage
@@ -24,6 +25,7 @@ bp = Blueprint("webhooks", __name__)
 
 def _reject(status: int, reason: str, message: str, **kwargs: object) -> ApiError:
     WEBHOOKS_REJECTED.labels(reason=reason).inc()
+    webhook_tallies().count(REJECTED, reason)
     return ApiError(status, message, **kwargs)  # type: ignore[arg-type]
 
 
@@ -63,4 +65,5 @@ def receive_erp_event() -> ResponseReturnValue:
                       headers={"Retry-After": str(config.unavailable_retry_after_s)}) from exc
     PUBLISH_SECONDS.observe(time.perf_counter() - started)
     WEBHOOKS_ACCEPTED.labels(event_type=event.event_type).inc()
+    webhook_tallies().count(ACCEPTED, event.event_type)
     return jsonify({"status": "accepted", "event_id": event.event_id}), 202

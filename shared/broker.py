@@ -56,3 +56,21 @@ def queue_depths(amqp_url: str, names: Iterable[str] | None = None) -> dict[str,
     finally:
         if connection.is_open:
             connection.close()
+
+
+def queue_occupancy(amqp_url: str) -> dict[str, tuple[int, int, int]]:
+    """Each worker's (messages ready, consumers, messages parked), by passive declares."""
+    connection = blocking_connection(amqp_url, "console")
+    try:
+        channel = connection.channel()
+        occupancy: dict[str, tuple[int, int, int]] = {}
+        for queue in WORK_QUEUES.values():
+            work = channel.queue_declare(queue.name, passive=True).method
+            parked = channel.queue_declare(queue.parking_queue, passive=True).method
+            occupancy[queue.worker] = (int(work.message_count), int(work.consumer_count), int(parked.message_count))
+        return occupancy
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailable(f"reading the queues failed: {exc!r}") from exc
+    finally:
+        if connection.is_open:
+            connection.close()

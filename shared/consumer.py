@@ -29,6 +29,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared import message_metrics
 from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, QueueFull, TransientError
@@ -193,8 +194,8 @@ class BatchRunner:
         outcome = decide(error, failed_attempts(delivery.headers), self._config.retry_delays_ms,
                          self._config.max_attempts)
         if isinstance(outcome, Park):
-            logger.error("parking message %s: %s", delivery.message_id, outcome.reason,
-                         extra=ids(message_id=delivery.message_id))
+            alert(Cause.MESSAGE_PARKED, "parking message %s: %s", delivery.message_id, outcome.reason,
+                  extra=ids(message_id=delivery.message_id))
         else:
             # Expected (an outage's retries): news only when it ends in parking, an ERROR.
             logger.info("message %s failed (%s); attempt %d in %d ms",

@@ -14,6 +14,8 @@ from typing import Any, Literal
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The ids a line may carry, as `extra` keys (none is a LogRecord attribute).
 ID_FIELDS = ("event_id", "sku", "order_id", "attempt", "message_id", "run_id")
+# What a JSON line carries besides: the ids, and the cause of an ALERT line (shared/alerts.py).
+JSON_FIELDS = (*ID_FIELDS, "alert_cause")
 # C0 controls but the tab, DEL and C1 controls: a newline from an event id would start a fake line.
 _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))}
 _ESCAPES |= {ord("\n"): "\\n", ord("\r"): "\\r"}
@@ -52,7 +54,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        line |= {name: getattr(record, name) for name in ID_FIELDS if getattr(record, name, None) is not None}
+        line |= {name: getattr(record, name) for name in JSON_FIELDS if getattr(record, name, None) is not None}
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

@@ -95,6 +95,22 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, lt=65536)
     metrics_host: str = "127.0.0.1"
 
+    # Alerts are always logged; they are mailed too once ALERT_SMTP_HOST and ALERT_EMAIL_TO are set.
+    alert_smtp_host: str | None = None
+    alert_smtp_port: int = Field(default=587, gt=0, lt=65536)
+    alert_smtp_tls: Literal["starttls", "implicit", "none"] = "starttls"
+    alert_smtp_user: str | None = None
+    alert_smtp_password: SecretStr | None = None
+    alert_smtp_timeout_s: float = Field(default=10.0, gt=0)
+    alert_email_from: str = "erp-sync@localhost"
+    alert_email_to: Annotated[tuple[str, ...], NoDecode] = ()
+    alert_throttle_s: float = Field(default=900.0, gt=0)
+
+    # The operator console at /console of `erp-sync api`: off (404) until one credential is set.
+    console_user: str | None = None
+    console_password: SecretStr | None = None
+    console_token: SecretStr | None = None
+
     @field_validator("erp_webhook_secret", "storefront_api_token", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
@@ -176,6 +192,35 @@ class Settings(BaseSettings):
             raise ValueError("must be an amqp:// or amqps:// URL")
         return url
 
+    @field_validator("alert_smtp_host", "alert_smtp_user", "alert_smtp_password", "console_user", "console_password",
+                     "console_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `${ALERT_SMTP_HOST:-}` in a compose file passes an empty string: the feature stays off.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("alert_email_to", mode="before")
+    @classmethod
+    def _split_recipients(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("alert_email_to")
+    @classmethod
+    def _mail_addresses(cls, addresses: tuple[str, ...]) -> tuple[str, ...]:
+        for address in addresses:
+            if "@" not in address or any(c.isspace() for c in address):
+                raise ValueError(f"{address!r} is not a mail address")
+        return addresses
+
+    @field_validator("console_password", "console_token")
+    @classmethod
+    def _strong_console_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and (_is_placeholder(secret.get_secret_value()) or len(secret.get_secret_value()) < 12):
+            raise ValueError("needs at least 12 characters, and no placeholder")
+        return secret
+
     @field_validator("retry_delays_ms", mode="before")
     @classmethod
     def _split_delays(cls, value: object) -> object:
@@ -194,6 +239,12 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.ingress_tls_certfile is None) != (self.ingress_tls_keyfile is None):
             raise ValueError("INGRESS_TLS_CERTFILE and INGRESS_TLS_KEYFILE go together")
+        if self.alert_smtp_host is not None and not self.alert_email_to:
+            raise ValueError("ALERT_SMTP_HOST is set but ALERT_EMAIL_TO names nobody to mail")
+        if (self.alert_smtp_user is None) != (self.alert_smtp_password is None):
+            raise ValueError("ALERT_SMTP_USER and ALERT_SMTP_PASSWORD go together")
+        if (self.console_user is None) != (self.console_password is None):
+            raise ValueError("CONSOLE_USER and CONSOLE_PASSWORD go together")
         return self
 
     @property

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 import requests.auth
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import OrderPlaced, dumps
 from erp_sync.workers.erp_http import body_excerpt, check_answer, quick_retries, translated
@@ -115,7 +116,7 @@ class ErpClient:
                 check_answer("probe", response)
         except ErpMisconfigured as exc:
             # local_only orders wait for an operator, not for the ERP: say so at every probe.
-            logger.error("ALERT ERP probe: %s", exc)
+            alert(Cause.ERP_MISCONFIGURED, "ERP probe: %s", exc)
             ERP_CALLS.labels(call="probe", result=erp_call_result(exc)).inc()
             return False
         except (ErpUnavailable, ErpRejected) as exc:
@@ -153,7 +154,7 @@ class ErpClient:
             ERP_CALLS.labels(call="push", result=erp_call_result(exc)).inc()
             # The order may be fine: rejecting it would free its held stock and lose the sale. It
             # waits as pending while someone fixes the cause.
-            logger.error("ALERT %s: %s", what, exc)
+            alert(Cause.ERP_MISCONFIGURED, "%s: %s", what, exc)
             raise
         except Exception as exc:
             ERP_CALLS.labels(call="push", result=erp_call_result(exc)).inc()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import EventIdConflict
 from erp_sync.workers.metrics import EVENT_ID_CONFLICTS
 
@@ -123,8 +124,8 @@ def record_event(session: Session, arrival: Arrival) -> bool:
     try:
         [first] = record_events(session, [arrival])
     except EventIdConflict as conflict:
-        logger.error("ALERT event id %s reused by the ERP for a different %s event; parking it, not applied",
-                     conflict.event_id, conflict.event_type)
+        alert(Cause.EVENT_ID_CONFLICT, "event id %s reused by the ERP for a different %s event; parking it, "
+              "not applied", conflict.event_id, conflict.event_type)
         EVENT_ID_CONFLICTS.labels(event_type=conflict.event_type).inc()
         raise
     return first

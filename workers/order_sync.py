@@ -20,6 +20,7 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpRejected, ErpUnavailable
 from erp_sync.shared.logs import ids
 from erp_sync.shared.models.orders import OrderStatus
@@ -124,8 +125,8 @@ def _rejected(session: Session, row: PushState, reason: str) -> None:
     row.last_error = reason[:MAX_ERROR_CHARS]
     row.next_attempt_at = None
     release_holds(session, row.order_id, "rejected")
-    logger.error("ALERT order %s rejected by the ERP; stock released: %s", row.order_id, reason,
-                 extra=ids(order_id=row.order_id, attempt=row.attempts))
+    alert(Cause.ORDER_REJECTED, "order %s rejected by the ERP; stock released: %s", row.order_id, reason,
+          extra=ids(order_id=row.order_id, attempt=row.attempts))
 
 
 def _unavailable(row: PushState, error: ErpUnavailable, policy: PushPolicy) -> list[OutgoingMessage]:
@@ -141,9 +142,11 @@ def _unavailable(row: PushState, error: ErpUnavailable, policy: PushPolicy) -> l
     row.next_attempt_at = next_attempt(row.first_attempt_at, row.now, policy)
     if row.next_attempt_at is None:
         row.status = OrderStatus.LOCAL_ONLY.value
-        logger.error("order %s: ERP unreachable for %d s; local_only, its stock stays held until the ERP is back",
-                     row.order_id, policy.retry_window_s, extra=ids(order_id=row.order_id, attempt=row.attempts))
+        alert(Cause.ORDER_LOCAL_ONLY, "order %s: ERP unreachable for %d s; local_only, its stock stays held until "
+              "the ERP is back", row.order_id, policy.retry_window_s, extra=ids(order_id=row.order_id, attempt=row.attempts))
         return []
+    if row.status == OrderStatus.RECEIVED:
+        alert(Cause.ERP_UNREACHABLE, "order %s waits as pending_sync, the ERP is unreachable: %s", row.order_id, error)
     row.status = OrderStatus.PENDING_SYNC.value
     # An expected retry (spec 7.2), not a warning: news only when the window runs out (above).
     logger.info("order %s pending_sync (attempt %d), retry in %d s: %s",

@@ -14,6 +14,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session, sessionmaker
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.consumer import (
     BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, Handler, HandlerResult,
 )
@@ -107,7 +108,7 @@ def park_malformed(session: Session, delivery: Delivery, error: MessageDecodeErr
         raise error
     reason = f"malformed order message: {error}"[:MAX_REASON_CHARS]
     record_rejected(session, order_id, reason)
-    logger.error("ALERT order %s: parking malformed message: %s", order_id, reason)
+    alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message: %s", order_id, reason)
     headers = dict(delivery.headers) | {PARK_REASON_HEADER: reason, LAST_ERROR_HEADER: reason}
     return [OutgoingMessage(PARKING_EXCHANGE, WORK_QUEUES["orders"].worker, delivery.body,
                             delivery.message_id or order_id, delivery.content_type or "application/json", headers)]

@@ -21,7 +21,8 @@ import psycopg
 import requests
 from psycopg.rows import TupleRow, dict_row
 
-from erp_sync.shared.errors import ErpMisconfigured, ErpSyncError
+from erp_sync.shared.alerts import Cause, alert
+from erp_sync.shared.errors import ErpMisconfigured, ErpSyncError, ErpUnavailable
 from erp_sync.shared.pg import connect, translate_pg_error
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.reconcile_correct import Change, apply_changes, changes, find_changes, hold_changes
@@ -130,15 +131,16 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
         if isinstance(error, ErpMisconfigured):
             # Not retried: the ERP would answer the same until an operator fixes the setting the
             # error names; the next slot tries again.
-            logger.error("ALERT reconciliation run %d failed, nothing changed: %s", run_id, error)
+            alert(Cause.SWEEP_FAILED, "reconciliation run %d failed, nothing changed: %s", run_id, error)
+        elif isinstance(error, ErpUnavailable):
+            alert(Cause.ERP_UNREACHABLE, "reconciliation run %d failed, the ERP is unreachable: %s", run_id, error)
         else:
             logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": taken})
     summary = read_summary(conn, run_id)
     if summary.status == "held":
-        logger.error("ALERT reconciliation run %d held, nothing changed: %s; decide with "
-                     "`erp-sync reconcile --approve %d` or `--reject %d`", run_id, summary.held_reason,
-                     run_id, run_id)
+        alert(Cause.SWEEP_HELD, "reconciliation run %d held, nothing changed: %s; decide with "
+              "`erp-sync reconcile --approve %d` or `--reject %d`", run_id, summary.held_reason, run_id, run_id)
     if summary.status == "succeeded":
         logger.info("reconciliation run %d: %d checked, %d mismatched, %d corrected, %d newer kept in %.1f s",
                     run_id, summary.checked, summary.mismatched, summary.corrected, summary.newer_kept,
@@ -197,9 +199,9 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
         corrected = apply_changes(conn, run_id, taken, read_until)
     drift_alert = checked > 0 and mismatched / checked > settings.reconcile_drift_alert_share
     if drift_alert:
-        logger.error("ALERT reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
-                     "webhooks are being lost", run_id, mismatched, checked, 100 * mismatched / checked,
-                     100 * settings.reconcile_drift_alert_share)
+        alert(Cause.SWEEP_DRIFT, "reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
+              "webhooks are being lost", run_id, mismatched, checked, 100 * mismatched / checked,
+              100 * settings.reconcile_drift_alert_share)
     conn.execute(_FINISH, {
         "run": run_id, "status": "held" if reason else "succeeded", "held_reason": reason, "read_until": read_until,
         "taken": taken, "form": snapshot.form, "checked": checked, "mismatched": mismatched, "corrected": corrected,

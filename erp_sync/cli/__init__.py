@@ -53,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format, process_name(arguments))
         # pika narrates every connection at INFO; its warnings and errors still show.
         logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+        if settings.alert_smtp_host is not None:
+            # Imported only then: the sweep's process has a memory target.
+            from erp_sync.shared.alert_mail import install_alert_mail
+
+            install_alert_mail(settings)
         return int(args.run(settings, args))
     except ConfigurationError as exc:
         print(f"erp-sync: configuration error: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from erp_sync.shared.models.catalog import Category, Media, MediaStatus, ProductGroup, Variant
 from erp_sync.shared.models.events import ProcessedEvent
 from erp_sync.shared.models.inventory import StockChange, StockChangeKind, StockChangeOutcome, StockLevel
+from erp_sync.shared.models.operations import AlertThrottle, WebhookTally
 from erp_sync.shared.models.orders import Order, OrderLine, OrderStatus, StockHold
 from erp_sync.shared.models.reconcile import (
     ReconciliationCorrection,
@@ -13,6 +14,7 @@ from erp_sync.shared.models.reconcile import (
 )
 
 __all__ = [
+    "AlertThrottle",
     "Category",
     "Media",
     "MediaStatus",
@@ -31,4 +33,5 @@ __all__ = [
     "StockHold",
     "StockLevel",
     "Variant",
+    "WebhookTally",
 ]

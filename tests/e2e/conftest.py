@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from erp_sync.ingress import create_app
+from erp_sync.ingress import create_app, extensions
 from erp_sync.ingress.storefront import create_api_app
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.workers.registry import WORKERS
@@ -28,7 +28,7 @@ def ingress(settings):
     door, api = create_app(settings), create_api_app(settings)
     yield Edges(door.test_client(), api_client(api))
     for app in (door, api):
-        app.extensions["erp_sync.publisher"].close()
+        extensions.close(app)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from flask import Flask
 from flask.testing import FlaskClient
 
+from erp_sync.ingress import extensions
 from tests.support.settings import API_TOKEN
 
 
@@ -31,6 +32,6 @@ class Edges:
 
 
 def closed_after(app: Flask) -> Iterator[Flask]:
-    """Yield the app, then close the publisher it holds (for a fixture: `yield from closed_after(app)`)."""
+    """Yield the app, then close what it holds (for a fixture: `yield from closed_after(app)`)."""
     yield app
-    app.extensions["erp_sync.publisher"].close()
+    extensions.close(app)

@@ -1,26 +1,13 @@
 """Parked messages: listed with reason, id, attempts and time without being taken; replayed afresh; purged."""
 from __future__ import annotations
 
-import pika
 import pytest
 
 from erp_sync.shared.dead_letters import DeadLetters
 from erp_sync.shared.errors import ConfigurationError
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
-from erp_sync.shared.topology import PARKING_EXCHANGE
 from tests.support.amqp import drain
-
-
-def park(amqp_url: str, worker: str, message_id: str, reason: str = "ValueError: bad", attempts: int = 3) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        headers = {PARK_REASON_HEADER: reason, ATTEMPT_HEADER: attempts, PARKED_AT_HEADER: "2026-12-04T03:00:00+00:00",
-                   "x-keep": "kept"}
-        connection.channel().basic_publish(PARKING_EXCHANGE, worker, f'{{"id": "{message_id}"}}'.encode(),
-                                           pika.BasicProperties(message_id=message_id, headers=headers,
-                                                                content_type="application/json", delivery_mode=2))
-    finally:
-        connection.close()
+from tests.support.parking import park
 
 
 def test_a_listing_shows_each_parked_message_and_takes_none(broker):

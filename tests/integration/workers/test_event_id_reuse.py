@@ -134,9 +134,10 @@ def test_the_same_id_with_another_body_is_parked_alerted_and_counted(door, sessi
     assert landed.body == reused
     reason = str(landed.properties.headers[PARK_REASON_HEADER])
     assert "EventIdConflict" in reason and event_id in reason
-    # an ALERT names the id, and the counter went up by one for its type
+    # one ALERT of each cause names the id (the conflict, then the park), and the counter went up by one for its type
     alerts = [r for r in caplog.records if r.getMessage().startswith("ALERT") and event_id in r.getMessage()]
-    assert len(alerts) == 1 and alerts[0].levelno == logging.ERROR
+    assert [r.alert_cause for r in alerts] == ["event_id_conflict", "message_parked"]
+    assert all(r.levelno == logging.ERROR for r in alerts)
     assert conflicts("inventory.change") == before + 1
     # and the first event's effect is intact
     assert quantity(sessions, sku) == 7

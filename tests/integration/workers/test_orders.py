@@ -378,3 +378,26 @@ def test_orders_worker_needs_the_erp_settings(settings_factory):
         build_push_handler(settings_factory(erp_api_token=TOKEN))
     with pytest.raises(ConfigurationError, match="ERP_API_TOKEN"):
         build_push_handler(settings_factory(erp_base_url="http://127.0.0.1:9"))
+
+
+def test_an_order_waiting_rejected_or_local_only_mails_its_cause(make_handler, sandbox, db_session, alert_mail, inbox):
+    # given alert mail, and an ERP that fails the first order, then refuses the second
+    _, sender = alert_mail()
+    sandbox.fault("5xx")
+    handle = make_handler()
+    [retry] = handle(delivery(order_body("ORD-1")), db_session)
+    order_row(db_session).first_attempt_at = datetime.now(UTC) - timedelta(seconds=4)
+    db_session.flush()
+    interval_passed(db_session)
+
+    # when the first is retried past its window, and the second is refused
+    handle.push(delivery(retry.body, tag=2), db_session)
+    sandbox.fault("none", reject_skus=[SKU])
+    handle(delivery(order_body("ORD-2"), tag=3), db_session)
+    sender.close()
+
+    # then one mail per cause went out, in order, each naming its order
+    subjects = inbox.subjects()
+    assert [subject.split(":")[0] for subject in subjects] == [
+        "[erp-sync] erp_unreachable", "[erp-sync] order_local_only", "[erp-sync] order_rejected"]
+    assert all(order_id in subject for order_id, subject in zip(("ORD-1", "ORD-1", "ORD-2"), subjects, strict=True))

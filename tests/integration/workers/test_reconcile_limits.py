@@ -183,3 +183,23 @@ def test_drift_equal_to_minus_the_later_deltas_is_caught(erp, sweep_settings, co
     # then the drift is corrected: the snapshot's figure less the later sale
     assert levels(committed_session) == {"D-1": 9}
     assert (summary.mismatched, summary.corrected) == (1, 1)
+
+
+def test_a_held_sweep_that_found_drift_mails_both(erp, sweep_settings, committed_session, alert_mail, inbox):
+    # given alert mail, and an ERP export with 6 of 100 SKUs changed (past the drift alert and the change limit)
+    _, sender = alert_mail()
+    url = erp(_with({sku: 11 for sku in SKUS[:6]}))
+    seed_levels(committed_session, COMMERCE)
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url, **_limits(changed=0.05)))
+    sender.close()
+
+    # then the drift and the hold each mailed, naming the run
+    assert summary.status == "held"
+    drift, held = inbox.messages
+    assert drift["Subject"] == (f"[erp-sync] sweep_drift: reconciliation run {summary.run_id}: 6 of 100 SKUs drifted "
+                                "(6.0%, above 5.0%): webhooks are being lost")
+    assert held["Subject"].startswith(f"[erp-sync] sweep_held: reconciliation run {summary.run_id} held")
+    assert "RECONCILE_MAX_CHANGED_SHARE" in held.get_content()
+    assert f"erp-sync reconcile --approve {summary.run_id}" in held.get_content()

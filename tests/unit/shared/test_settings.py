@@ -99,3 +99,31 @@ def test_missing_secret_is_named_when_the_ingress_asks_for_it(monkeypatch):
 
     with pytest.raises(ConfigurationError, match="^ERP_WEBHOOK_SECRET is not set"):
         load_settings().webhook_secrets()
+
+
+def test_alert_mail_needs_recipients():
+    with pytest.raises(ConfigurationError, match="ALERT_EMAIL_TO"):
+        load_settings(alert_smtp_host="smtp.example.com")
+
+
+def test_alert_recipients_are_a_comma_separated_list_of_addresses():
+    settings = load_settings(alert_smtp_host="smtp.example.com", alert_email_to="ops@example.com, a@example.com")
+
+    assert settings.alert_email_to == ("ops@example.com", "a@example.com")
+    with pytest.raises(ConfigurationError, match="ALERT_EMAIL_TO"):
+        load_settings(alert_email_to="not-an-address")
+
+
+@pytest.mark.parametrize("overrides", [{"console_user": "ops"}, {"alert_smtp_user": "ops"},
+                                       {"console_token": "short"}, {"console_user": "ops", "console_password": "changeme"}])
+def test_console_and_smtp_credentials_are_complete_and_real(overrides):
+    with pytest.raises(ConfigurationError):
+        load_settings(**overrides)
+
+
+def test_empty_alert_and_console_settings_leave_both_off():
+    settings = load_settings(alert_smtp_host="", alert_email_to="", console_user=" ", console_password="",
+                             console_token="")
+
+    assert (settings.alert_smtp_host, settings.alert_email_to, settings.console_user, settings.console_token) == (
+        None, (), None, None)

@@ -1,0 +1,67 @@
+"""The operator console at /console on `erp-sync api`: the night's view, server-rendered, behind its own credentials."""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from erp_sync.ingress.console_auth import ConsoleCredentials
+from erp_sync.ingress.console_chart import drift_chart
+from erp_sync.ingress.console_data import overview
+from erp_sync.ingress.errors import ApiError
+from erp_sync.ingress.extensions import engine, settings
+from erp_sync.shared.dead_letters import DeadLetters, work_queues
+from erp_sync.shared.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
+
+
+def _credentials() -> ConsoleCredentials:
+    credentials = ConsoleCredentials.from_settings(settings())
+    if credentials is None:
+        abort(404)
+    return credentials
+
+
+@bp.before_request
+def _require_console_credentials() -> None:
+    if not _credentials().admit(request.headers.get("Authorization")):
+        raise ApiError(401, "the console needs its own credentials (CONSOLE_USER/CONSOLE_PASSWORD or CONSOLE_TOKEN)",
+                       headers={"WWW-Authenticate": 'Basic realm="erp-sync console", charset="UTF-8"'})
+
+
+@bp.after_request
+def _not_cached_nor_framed(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    return response
+
+
+@bp.get("")
+def index() -> ResponseReturnValue:
+    config = settings()
+    page = overview(engine(), config.amqp_url)
+    return render_template(
+        "console/index.html", page=page, chart=drift_chart(page.runs, config.reconcile_drift_alert_share),
+        alert_share=config.reconcile_drift_alert_share, form_token=_credentials().form_token(),
+        replayed=request.args.get("replayed"), now=datetime.now(UTC))
+
+
+@bp.post("/replay")
+def replay() -> ResponseReturnValue:
+    if not _credentials().form_is_genuine(request.form.get("form_token"), request.headers.get("Origin"), request.host):
+        raise ApiError(403, "this form did not come from the console's own page")
+    message_id, queue = request.form.get("id", ""), request.form.get("queue", "")
+    try:
+        work_queues(queue)
+    except ConfigurationError as exc:
+        raise ApiError(400, str(exc)) from exc
+    replayed = DeadLetters(settings().amqp_url).replay({message_id}, queue)
+    logger.info("console: replayed %d parked message(s) %s from %s", len(replayed), message_id, queue)
+    # After a POST, a redirect: reloading the page must not replay again.
+    return redirect(url_for("console.index", replayed=message_id if replayed else ""), code=303)

@@ -1,0 +1,80 @@
+"""The operator console on the API process: its own credentials, off when unset, and a replay only from its own page."""
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from erp_sync.ingress.storefront import create_api_app
+from erp_sync.shared.dead_letters import DeadLetters
+from tests.support.amqp import drain
+from tests.support.settings import API_TOKEN
+from tests.support.storefront import closed_after
+from tests.support.parking import park
+
+PASSWORD = "console-password-1"
+TOKEN = "console-token-of-length"
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+def console(settings_factory, broker):
+    settings = settings_factory(console_user="ops", console_password=PASSWORD, console_token=TOKEN)
+    for app in closed_after(create_api_app(settings)):
+        yield app.test_client()
+
+
+def test_the_console_is_off_without_credentials(api):
+    assert api.get("/console").status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{}, basic("ops", "wrong-password"), basic("someone", PASSWORD),
+                                     {"Authorization": f"Bearer {API_TOKEN}"}, {"Authorization": "Basic !!"}])
+def test_the_console_asks_for_its_own_credentials(console, headers):
+    answer = console.get("/console", headers=headers)
+
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+@pytest.mark.parametrize("headers", [basic("ops", PASSWORD), {"Authorization": f"Bearer {TOKEN}"}])
+def test_the_console_opens_with_its_credentials_and_they_open_nothing_else(console, headers):
+    page = console.get("/console", headers=headers)
+
+    assert page.status_code == 200 and "erp-sync console" in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert console.get("/api/v1/inventory/SKU-1", headers=headers).status_code == 401
+
+
+def form_token(console) -> str:
+    page = console.get("/console", headers=basic("ops", PASSWORD)).text
+    return re.search(r'name="form_token" value="([0-9a-f]+)"', page)[1]
+
+
+@pytest.mark.parametrize("form, origin", [({}, None), ({"form_token": "0" * 64}, None),
+                                          ({"form_token": "GOOD"}, "https://evil.example")])
+def test_a_replay_from_anywhere_but_the_console_is_refused(console, broker, form, origin):
+    park(broker, "inventory", "evt_1")
+    form = {"id": "evt_1", "queue": "inventory"} | {k: form_token(console) if v == "GOOD" else v for k, v in form.items()}
+    headers = basic("ops", PASSWORD) | ({"Origin": origin} if origin else {})
+
+    answer = console.post("/console/replay", data=form, headers=headers)
+
+    assert answer.status_code == 403
+    assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
+
+
+def test_a_replay_from_the_console_puts_the_message_back(console, broker):
+    park(broker, "inventory", "evt_1")
+    park(broker, "inventory", "evt_2")
+
+    answer = console.post("/console/replay", data={"id": "evt_2", "queue": "inventory", "form_token": form_token(console)},
+                          headers=basic("ops", PASSWORD) | {"Origin": "http://localhost"})
+
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/console?replayed=evt_2")
+    assert [m.properties.message_id for m in drain(broker, "erp-sync.inventory")] == ["evt_2"]
+    assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
