@@ -33,7 +33,7 @@ lock:
 	$(PIP_COMPILE) --extra test --extra sandbox -c requirements.lock -o requirements-dev.lock setup.cfg
 	$(PIP_COMPILE) --extra sandbox -c requirements.lock -o requirements-sandbox.lock setup.cfg
 
-# `make run` is for a laptop: `erp-sync dev` makes the secrets nobody set, per run, and prints them.
+# `make run` is for a laptop: `erp-sync dev` makes the secrets nobody set (kept in .erp-sync.env), and prints them.
 run: $(STAMP)
 	$(BIN)/erp-sync dev
 

@@ -71,6 +71,12 @@ def new_product() -> ResponseReturnValue:
     return jsonify(_ledger().add_product(body or None)), 201
 
 
+@bp.post("/catalog")
+def publish_catalog() -> ResponseReturnValue:
+    """Send the whole catalog as catalog.update events (a shop's first load)."""
+    return jsonify(_ledger().publish_catalog())
+
+
 @bp.get("/stock/<sku>")
 def stock(sku: str) -> ResponseReturnValue:
     """One SKU's stock."""

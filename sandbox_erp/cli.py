@@ -45,6 +45,7 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     price.add_argument("--mrp", default=None)
     product = verbs.add_parser("new-product", help="a new product group, generated or from a JSON file")
     product.add_argument("--file", type=Path, default=None)
+    verbs.add_parser("publish-catalog", help="send every product group as catalog.update (a first load)")
     fault = verbs.add_parser("fault", help="switch the fault mode of the spec endpoints")
     fault.add_argument("mode", choices=["none", "down", "5xx", "slow"])
     fault.add_argument("--status", type=int, default=503)
@@ -64,6 +65,8 @@ def _payload(args: argparse.Namespace) -> dict[str, Any] | None:
         return {"sku": args.sku, "price": args.price, "mrp": args.mrp}
     if verb == "new-product":
         return dict(load_json_file(args.file)) if args.file else {}
+    if verb == "publish-catalog":
+        return {}
     if verb == "fault":
         return {"mode": args.mode, "status": args.status, "delay_ms": args.delay_ms, "reject_skus": args.reject}
     return None

@@ -16,6 +16,7 @@ ADMIN_VERBS: dict[str, tuple[str, str]] = {
     "adjust": ("POST", "/admin/adjust"),
     "price": ("POST", "/admin/price"),
     "new-product": ("POST", "/admin/products"),
+    "publish-catalog": ("POST", "/admin/catalog"),
     "fault": ("PUT", "/admin/faults"),
     "orders": ("GET", "/admin/orders"),
     "deliveries": ("GET", "/admin/deliveries"),

@@ -127,6 +127,15 @@ class Ledger:
         self._woken()
         return loaded
 
+    def publish_catalog(self) -> dict[str, int]:
+        """Fire catalog.update for every group, as an ERP's initial load does; returns the counts."""
+        with self.store.transaction() as conn:
+            ids = [str(row[0]) for row in conn.execute("SELECT group_id FROM product_groups ORDER BY group_id")]
+            groups = [group for group_id in ids if (group := catalog.load_group(conn, group_id, self.public_url))]
+            self._emit(conn, (catalog_update(group) for group in groups))
+        self._woken()
+        return {"groups": len(groups), "variants": sum(len(group["variants"]) for group in groups)}
+
     def group(self, group_id: str) -> Group | None:
         """A group as it would be sent."""
         with self.store.reading() as conn:

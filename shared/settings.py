@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # A worker's own /metrics and /healthz (0: none); each worker process needs a port of its own on one host.
     metrics_port: int = Field(default=0, ge=0, lt=65536)
     metrics_host: str = "127.0.0.1"
+    # Read by the command line before these settings (shared/env_file.py); listed here to be documented.
+    erp_sync_env_file: str = ".erp-sync.env"
 
     # Alerts are always logged; they are mailed too once ALERT_SMTP_HOST and ALERT_EMAIL_TO are set.
     alert_smtp_host: str | None = None

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from erp_sync.cli import dev, dlq, migrate, orders, reconcile, sandbox, serve, worker
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE
+from erp_sync.shared.env_file import apply_env_file
 from erp_sync.shared.errors import ConfigurationError, ErpSyncError
 from erp_sync.shared.logs import configure_logging
 from erp_sync.shared.settings import load_settings
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The command comes first (the top level has no option but --help).
     with_sandbox = bool(arguments) and arguments[0] in sandbox.COMMANDS
     args = build_parser(with_sandbox=with_sandbox).parse_args(arguments)
+    if args.command != "dev":
+        # What `erp-sync dev` wrote for other shells; dev itself derives URLs from its own flags.
+        apply_env_file()
     if not getattr(args, "needs_settings", True):
         # The sandbox ERP stands in for another system: it has settings of its own.
         json_logs = os.environ.get("LOG_FORMAT", "").lower() == "json"

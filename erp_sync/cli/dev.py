@@ -1,24 +1,22 @@
-"""`erp-sync dev`: every process of erp-sync on this machine, started and stopped together."""
+"""`erp-sync dev [--story]`: every process of erp-sync on this machine, started and stopped together."""
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import secrets
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
-from erp_sync.cli.migrate import run_migrate
+import requests
+
+from erp_sync.cli.dev_env import Ports, dev_environment, port_problems, shell_variables
+from erp_sync.cli.dev_processes import Output, Processes
+from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
+from erp_sync.shared.env_file import env_file_path, read_env_file, write_env_file
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.registry import WORKERS
 
-logger = logging.getLogger(__name__)
-
+READY_TIMEOUT_S = 120.0  # a first start on a busy laptop
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,115 +25,145 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     dev.add_argument("--api-port", type=int, default=None, help="port of the storefront API (default: API_PORT)")
     dev.add_argument("--sandbox-port", type=int, default=8900, help="port of the sandbox ERP (default 8900)")
     dev.add_argument("--no-sandbox", action="store_true", help="do not start the sandbox ERP")
+    dev.add_argument("--story", action="store_true",
+                     help="play the spec's story against it, one line a step, then stop (exit 1 on a failed step)")
     dev.set_defaults(run=run_dev)
 
 
-def run_dev(settings: Settings, args: argparse.Namespace) -> int:
-    run_migrate(settings, args)
-    ports = Ports(args.port or settings.ingress_port, args.api_port or settings.api_port,
-                  None if args.no_sandbox else args.sandbox_port)
-    return run_all(ports)
-
-
-@dataclass(frozen=True)
-class Ports:
-    """Where `dev` serves the ERP's door, the storefront's API and (unless None) the sandbox ERP."""
-
-    ingress: int
-    api: int
-    sandbox: int | None = 8900
-
-
-def dev_environment(ports: Ports, environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
-    """The environment of every child, and the secrets made for this run (those not set already).
-
-    The sandbox and erp-sync are pointed at each other and share one webhook secret and one ERP
-    token: the sandbox falls back on ERP_WEBHOOK_SECRET and ERP_API_TOKEN, and its own variables,
-    when set, are taken for erp-sync's.
-    """
-    env = dict(os.environ if environ is None else environ)
-    env.setdefault("SANDBOX_ERP_WEBHOOK_URL", f"http://127.0.0.1:{ports.ingress}/webhooks/erp")
-    wanted = ["ERP_WEBHOOK_SECRET", "STOREFRONT_API_TOKEN"]
-    if ports.sandbox is not None:
-        env.setdefault("ERP_BASE_URL", f"http://127.0.0.1:{ports.sandbox}")
-        for ours, sandbox in (("ERP_WEBHOOK_SECRET", "SANDBOX_ERP_WEBHOOK_SECRET"),
-                              ("ERP_API_TOKEN", "SANDBOX_ERP_API_TOKEN")):
-            if env.get(sandbox) and not env.get(ours):
-                env[ours] = env[sandbox]
-        wanted.append("ERP_API_TOKEN")
-    made = {name: secrets.token_urlsafe(24) for name in wanted if not env.get(name)}
-    env.update(made)
-    return env, made
-
-
-def roles(ports: Ports, env: dict[str, str]) -> list[list[str]]:
-    """The command line of every process `dev` runs."""
+def roles(ports: Ports, env: dict[str, str]) -> dict[str, list[str]]:
+    """The command line of every process `dev` runs, by the tag its lines carry."""
+    commands = {"ingress": ["ingress", "--port", str(ports.ingress)], "api": ["api", "--port", str(ports.api)]}
     # The workers that talk to the ERP would refuse to start without it.
-    commands = [["ingress", "--port", str(ports.ingress)], ["api", "--port", str(ports.api)]] + [
-        ["worker", worker.name] for worker in WORKERS.values() if env.get("ERP_BASE_URL") or not worker.needs_erp
-    ]
+    commands |= {worker.name: ["worker", worker.name] for worker in WORKERS.values()
+                 if env.get("ERP_BASE_URL") or not worker.needs_erp}
     if ports.sandbox is not None:
-        commands.append(["sandbox-erp", "--port", str(ports.sandbox)])
+        commands["sandbox"] = ["sandbox-erp", "--port", str(ports.sandbox)]
     return commands
 
 
-def role_environments(commands: list[list[str]], env: dict[str, str]) -> list[dict[str, str]]:
-    """Each role's environment: with METRICS_PORT set, each worker listens on the next port from it."""
-    base = int(env.get("METRICS_PORT") or 0)
-    workers = [command for command in commands if command[0] == "worker"]
-    # One port for several workers would stop all but the first at start.
-    return [env | {"METRICS_PORT": str(base + workers.index(command))} if base and command in workers else env
-            for command in commands]
+def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    output = Output()
+    if args.story and args.no_sandbox:
+        output.line("dev", "--story plays against the sandbox ERP: drop --no-sandbox")
+        return EXIT_CONFIGURATION
+    ports = Ports(args.port or settings.ingress_port, args.api_port or settings.api_port,
+                  None if args.no_sandbox else args.sandbox_port)
+    problems = port_problems(ports)
+    for problem in problems:
+        output.line("dev", problem)
+    if problems:
+        return EXIT_CONFIGURATION
+    env_file = env_file_path()
+    env, made = dev_environment(ports, remembered=read_env_file(env_file) if env_file else {})
+    env |= {"DATABASE_URL": settings.database_url, "AMQP_URL": settings.amqp_url}
+    started = time.monotonic()
+    processes = Processes(output, env)
+    stopping = _stop_on_signals(output)
+    try:
+        migrated = processes.run("migrate", ["migrate"])
+        if migrated != EXIT_OK:
+            return migrated
+        for name, arguments in roles(ports, env).items():
+            processes.start(name, arguments)
+        if not _wait_ready(ports, processes, stopping, output):
+            return EXIT_FAILURE if processes.exited() or not stopping else EXIT_OK
+        variables = shell_variables(ports, env, settings.database_url, settings.amqp_url)
+        if env_file:
+            write_env_file(env_file, variables)
+        if ports.sandbox is not None:
+            _publish_catalog(env, output)
+        _banner(output, ports, env, made, variables, env_file, time.monotonic() - started)
+        if args.story:
+            from erp_sync.cli.story import play
+
+            return play(env, ports, output, should_stop=lambda: bool(stopping) or processes.exited() is not None)
+        return _supervise(processes, stopping, output)
+    finally:
+        processes.stop()
 
 
-def _start(role: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    logger.info("starting %s", " ".join(role))
-    return subprocess.Popen([sys.executable, "-m", "erp_sync", *role], env=env)
-
-
-def run_all(ports: Ports, poll_s: float = 0.5) -> int:
-    """Run every role until one exits or a signal arrives; then stop the rest. Returns the exit code."""
-    stopping = False
+def _stop_on_signals(output: Output) -> list[int]:
+    """A list that receives the signal's number when SIGINT or SIGTERM arrives (truthy: stop)."""
+    stopping: list[int] = []
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        logger.info("signal %d: stopping every process", signum)
-        stopping = True
+        output.line("dev", f"{signal.Signals(signum).name}: stopping every process")
+        stopping.append(signum)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    env, made = dev_environment(ports)
-    commands = roles(ports, env)
-    children = {" ".join(role): _start(role, role_env)
-                for role, role_env in zip(commands, role_environments(commands, env), strict=True)}
-    if made:
-        # Made per run, never a well-known value that anyone could sign or read with; printed so
-        # another shell can sign webhooks, call the sandbox's admin API and read the API.
-        logger.info("secrets made for this run; in another shell: export %s",
-                    " ".join(f"{name}={value}" for name, value in made.items()))
-    logger.info("the ERP's door: http://127.0.0.1:%d/webhooks/erp", ports.ingress)
-    logger.info("the storefront API: http://127.0.0.1:%d/api/v1/ with Authorization: Bearer %s",
-                ports.api, env["STOREFRONT_API_TOKEN"].split(",")[0])
-    exit_code = 0
+    return stopping
+
+
+def _supervise(processes: Processes, stopping: list[int], output: Output, poll_s: float = 0.5) -> int:
     while not stopping:
-        for role, child in children.items():
-            if child.poll() is not None:
-                logger.error("%s exited with %d; stopping the others", role, child.returncode)
-                exit_code = child.returncode or 1
-                stopping = True
+        gone = processes.exited()
+        if gone is not None:
+            output.line("dev", f"{gone[0]} exited with {gone[1]}; stopping the others")
+            return gone[1] or EXIT_FAILURE
         time.sleep(poll_s)
-    _stop(children.values())
-    return exit_code
+    return EXIT_OK
 
 
-def _stop(children: Iterable[subprocess.Popen[bytes]]) -> None:
-    processes = list(children)
-    for child in processes:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for child in processes:
-        try:
-            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            child.kill()
+def _wait_ready(ports: Ports, processes: Processes, stopping: list[int], output: Output) -> bool:
+    """Wait until the ingress and the API answer /readyz and the sandbox serves; False if one failed."""
+    checks = {f"http://127.0.0.1:{ports.ingress}/readyz": "ingress", f"http://127.0.0.1:{ports.api}/readyz": "api"}
+    if ports.sandbox is not None:
+        checks[f"http://127.0.0.1:{ports.sandbox}/media/ready.png"] = "sandbox"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while checks and not stopping and time.monotonic() < deadline:
+        gone = processes.exited()
+        if gone is not None:
+            output.line("dev", f"{gone[0]} exited with {gone[1]} before it was ready; stopping the others")
+            return False
+        for url in [url for url in checks if _answers(url)]:
+            output.line("dev", f"{checks.pop(url)} is ready")
+        time.sleep(0.2)
+    for name in [] if stopping else checks.values():
+        output.line("dev", f"{name} was not ready within {READY_TIMEOUT_S:.0f} s; stopping")
+    return not checks and not stopping
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _publish_catalog(env: dict[str, str], output: Output) -> None:
+    """Have the sandbox send its whole catalog, so the shop starts with every product and figure."""
+    try:
+        answer = requests.post(f"{env['SANDBOX_ERP_URL']}/admin/catalog", json={}, timeout=30,
+                               headers={"Authorization": f"Bearer {_admin_token(env)}"})
+        answer.raise_for_status()
+        counts = answer.json()
+        output.line("dev", f"the sandbox ERP sends its catalog: {counts['groups']} groups,"
+                           f" {counts['variants']} SKUs (catalog.update webhooks)")
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        output.line("dev", f"the sandbox ERP did not send its catalog ({exc}); try: erp-sync sandbox-erp publish-catalog")
+
+
+def _admin_token(env: dict[str, str]) -> str:
+    return env.get("SANDBOX_ERP_ADMIN_TOKEN") or env.get("SANDBOX_ERP_API_TOKEN") or env["ERP_API_TOKEN"]
+
+
+def _banner(output: Output, ports: Ports, env: dict[str, str], made: dict[str, str], variables: dict[str, str],
+            env_file: Path | None, took_s: float) -> None:
+    door, api = f"http://127.0.0.1:{ports.ingress}", f"http://127.0.0.1:{ports.api}"
+    lines = [f"ready in {took_s:.1f} s",
+             f"  the ERP's door       {door}/webhooks/erp   ({door}/metrics, {door}/openapi.json)",
+             f"  the storefront API   {api}/api/v1/   ({api}/metrics, {api}/openapi.json)"]
+    if env.get("CONSOLE_USER") and env.get("CONSOLE_PASSWORD"):
+        lines.append(f"  the operator console {api}/console   (user {env['CONSOLE_USER']}, password {env['CONSOLE_PASSWORD']})")
+    if ports.sandbox is not None:
+        lines.append(f"  the sandbox ERP      {env['SANDBOX_ERP_URL']}   (state kept in {env['SANDBOX_ERP_DATABASE']})")
+    lines.append(f"  secrets made for this run: {', '.join(made) or 'none (all set, or kept from the last run)'}")
+    for name in ("ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN"):
+        if env.get(name):
+            lines.append(f"  {name:<22} {env[name]}")
+    if env_file:
+        lines.append(f"  written to {env_file}: erp-sync run in this folder reads it (`source {env_file}` for curl)")
+    lines.append("  in another shell: export " + " ".join(f"{name}={value}" for name, value in variables.items()))
+    for text in lines:
+        output.line("dev", text)

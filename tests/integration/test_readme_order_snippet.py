@@ -2,22 +2,11 @@
 from __future__ import annotations
 
 import ast
-import re
-from pathlib import Path
 
 from erp_sync.shared.orders import decode_order
 from erp_sync.shared.topology import WORK_QUEUES
 from tests.support.amqp import drain
-
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-PRINTED_URL = "amqp://guest:guest@localhost:5672/%2F"
-
-
-def readme_snippet() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
-    assert len(blocks) == 1, "the README shows one Python snippet: the storefront's publish_order"
-    assert PRINTED_URL in blocks[0]
-    return blocks[0]
+from tests.support.readme import order_snippet as readme_snippet
 
 
 def test_the_readme_order_snippet_imports_from_the_installed_root_only():
@@ -27,9 +16,10 @@ def test_the_readme_order_snippet_imports_from_the_installed_root_only():
     assert modules and all(m == "decimal" or m.startswith("erp_sync.") for m in modules), modules
 
 
-def test_the_readme_order_snippet_publishes_a_valid_order(broker):
-    # when the snippet runs as printed, pointed at this run's vhost instead of the default one
-    exec(compile(readme_snippet().replace(PRINTED_URL, broker), "README.md", "exec"), {})
+def test_the_readme_order_snippet_publishes_a_valid_order(broker, monkeypatch):
+    # when the snippet runs as printed, with AMQP_URL (as `.erp-sync.env` sets it) naming this run's vhost
+    monkeypatch.setenv("AMQP_URL", broker)
+    exec(compile(readme_snippet(), "README.md", "exec"), {})
 
     # then the order is on the orders worker's queue: persistent, JSON, its id as message id
     landed = drain(broker, WORK_QUEUES["orders"].name)
@@ -39,5 +29,5 @@ def test_the_readme_order_snippet_publishes_a_valid_order(broker):
     assert landed[0].properties.content_type == "application/json"
     order = decode_order(landed[0].body)
     assert [(line.sku, line.quantity, str(line.unit_price)) for line in order.line_items] == [
-        ("SKU-0000001-01", 1, "887.60")
+        ("SKU-0000001-01", 1, "899.00")
     ]

@@ -21,6 +21,8 @@ def clean_env(**variables: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "INGRESS_", "WEBHOOK_"))}
     env.pop("DATABASE_URL", None)
     env.pop("AMQP_URL", None)
+    # Not the `.erp-sync.env` a developer's `make run` left in the repository: only what the test sets.
+    env["ERP_SYNC_ENV_FILE"] = ""
     env.update(variables)
     return env
 
@@ -30,12 +32,12 @@ def run(*args: str, timeout: float = 120, **variables: str) -> subprocess.Comple
                           timeout=timeout, check=False)
 
 
-def start(*args: str, **variables: str) -> subprocess.Popen[str]:
+def start(*args: str, cwd: Path | None = None, **variables: str) -> subprocess.Popen[str]:
     # Output goes to a file, not a pipe: nobody reads a pipe while the process runs, and a chatty
     # process (dev's six children) would block once it filled.
     log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen([*command(), *args], env=clean_env(**variables), stdout=log,
-                               stderr=subprocess.STDOUT, text=True)
+                               stderr=subprocess.STDOUT, text=True, cwd=cwd)
     _logs[process.pid] = log
     return process
 

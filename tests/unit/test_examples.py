@@ -16,6 +16,7 @@ from erp_sync.shared.erp_events import CatalogUpdate, InventoryChange, decode_ev
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
 README = (ROOT / "README.md").read_text()
+ERP_TEAMS = (ROOT / "docs" / "erp-teams.md").read_text()
 # What the walkthrough's `stamp` replaces with the current time (its sed expression, in Python).
 TIMESTAMP = re.compile(r'"timestamp": "[^"]*"')
 
@@ -51,8 +52,19 @@ def test_the_examples_hold_one_event_of_each_type():
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
-def test_the_walkthrough_sends_every_example(path):
-    assert f"stamp examples/{path.name} >" in README
+def test_the_docs_send_every_example(path):
+    assert f"stamp examples/{path.name} >" in README + ERP_TEAMS
+
+
+def test_the_stamp_of_the_docs_is_the_walkthroughs():
+    [stamp] = re.findall(r"^stamp\(\) .*$", README, flags=re.MULTILINE)
+
+    assert stamp in ERP_TEAMS.splitlines()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_stamp_finds_one_event_id_to_make_fresh(path):
+    assert len(re.findall(r'"event_id": "[^"]*"', path.read_text())) == 1
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)

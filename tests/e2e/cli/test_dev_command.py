@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 
 import pika
@@ -8,23 +9,29 @@ import requests
 
 from erp_sync.shared.orders import publish_order
 from erp_sync.shared.publisher import ConfirmingPublisher
+from erp_sync.shared.env_file import read_env_file
 from tests.support import cli
 from tests.support.waiting import wait_for
 from tests.support.factories import encode, inventory_event, signed_headers
 
 
-def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_database_url, broker, committed_session):
+def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_database_url, broker, committed_session,
+                                                               tmp_path):
     # given `erp-sync dev` on a free port, no secret set: it makes them and prints them
     port, api_port, sandbox_port = cli.free_port(), cli.free_port(), cli.free_port()
     process = cli.start("dev", "--port", str(port), "--api-port", str(api_port), "--sandbox-port", str(sandbox_port),
-                        DATABASE_URL=migrated_database_url, AMQP_URL=broker, STOREFRONT_API_TOKEN="",
+                        cwd=tmp_path, ERP_SYNC_ENV_FILE=".erp-sync.env", DATABASE_URL=migrated_database_url, AMQP_URL=broker, STOREFRONT_API_TOKEN="",
                         SANDBOX_ERP_API_TOKEN="", SANDBOX_ERP_ADMIN_TOKEN="", SANDBOX_ERP_WEBHOOK_SECRET="",
                         INGRESS_WORKERS="1", INGRESS_THREADS="4", API_WORKERS="1", API_THREADS="4",
                         SANDBOX_ERP_GROUPS="0", SANDBOX_ERP_TIME_SCALE="0.001")
     shop = requests.Session()
     try:
-        made = wait_for(lambda: printed_secrets(cli.output_of(process)), timeout=60)
-        assert set(made) == {"ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN"}
+        made = wait_for(lambda: printed_exports(cli.output_of(process)), timeout=90)
+        assert "secrets made for this run: ERP_WEBHOOK_SECRET, STOREFRONT_API_TOKEN, ERP_API_TOKEN" in \
+            cli.output_of(process)
+        # and writes the same exports where a second shell's erp-sync finds them
+        assert read_env_file(tmp_path / ".erp-sync.env") == made
+        assert made["SANDBOX_ERP_URL"] == made["ERP_BASE_URL"] == f"http://127.0.0.1:{sandbox_port}"
         secret = made["ERP_WEBHOOK_SECRET"]
         shop.headers["Authorization"] = f"Bearer {made['STOREFRONT_API_TOKEN']}"
         cli.wait_for_port(port, process)
@@ -73,9 +80,9 @@ def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_databa
                                  "erp-sync.orders-push"]) == 0
 
 
-def printed_secrets(output: str) -> dict[str, str]:
-    """The secrets dev says it made for this run, from its `export NAME=value ...` line."""
-    line = re.search(r"secrets made for this run; in another shell: export (.*)", output)
+def printed_exports(output: str) -> dict[str, str]:
+    """What dev tells a second shell to export, from its `export NAME=value ...` line."""
+    line = re.search(r"in another shell: export (.*)", output)
     return dict(pair.split("=", 1) for pair in line.group(1).split()) if line else {}
 
 
@@ -93,3 +100,16 @@ def test_dev_with_a_placeholder_secret_stops_before_starting_anything(migrated_d
 
     assert result.returncode == 2
     assert "ERP_WEBHOOK_SECRET" in result.stderr
+
+
+def test_a_taken_port_stops_dev_before_anything_starts_and_names_the_flag_that_moves_it():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = cli.run("dev", "--port", str(port), "--api-port", str(cli.free_port()),
+                         "--sandbox-port", str(cli.free_port()))
+
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [f"dev      | port {port} (the ingress) is taken: choose another with --port N"]

@@ -1,10 +1,10 @@
 """`erp-sync dev` makes the secrets nobody set, per run, and hands the same ones to every child."""
 from __future__ import annotations
 
-from erp_sync.cli.dev import Ports, dev_environment, role_environments, roles
+from erp_sync.cli.dev_env import Ports, dev_environment
 
 PORTS = Ports(ingress=8000, api=8001, sandbox=8900)
-MADE = {"ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN"}
+MADE = {"ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN", "CONSOLE_PASSWORD"}
 
 
 def test_unset_secrets_are_made_and_differ_from_run_to_run():
@@ -22,7 +22,7 @@ def test_unset_secrets_are_made_and_differ_from_run_to_run():
 def test_secrets_already_set_are_kept_and_not_reported_as_made():
     env, made = dev_environment(PORTS, {"ERP_WEBHOOK_SECRET": "mine-0123456789abcdef", "ERP_API_TOKEN": "erp-0123456789abc"})
 
-    assert set(made) == {"STOREFRONT_API_TOKEN"}
+    assert set(made) == {"STOREFRONT_API_TOKEN", "CONSOLE_PASSWORD"}
     assert (env["ERP_WEBHOOK_SECRET"], env["ERP_API_TOKEN"]) == ("mine-0123456789abcdef", "erp-0123456789abc")
 
 
@@ -33,31 +33,48 @@ def test_the_sandbox_variables_are_shared_with_erp_sync():
 
     # then the ingress verifies what the sandbox signs, and the workers call the sandbox with its token
     assert (env["ERP_WEBHOOK_SECRET"], env["ERP_API_TOKEN"]) == ("sandbox-hmac-0123456789", "sandbox-api-0123456789")
-    assert set(made) == {"STOREFRONT_API_TOKEN"}
+    assert set(made) == {"STOREFRONT_API_TOKEN", "CONSOLE_PASSWORD"}
 
 
 def test_without_the_sandbox_no_erp_token_is_invented():
     env, made = dev_environment(Ports(ingress=8000, api=8001, sandbox=None), {})
 
-    assert "ERP_API_TOKEN" not in env and set(made) == {"ERP_WEBHOOK_SECRET", "STOREFRONT_API_TOKEN"}
+    assert "ERP_API_TOKEN" not in env and set(made) == {"ERP_WEBHOOK_SECRET", "STOREFRONT_API_TOKEN", "CONSOLE_PASSWORD"}
 
 
-def test_with_metrics_port_set_each_worker_gets_a_port_of_its_own():
-    # given METRICS_PORT set for the whole of dev
-    env, _ = dev_environment(PORTS, {"METRICS_PORT": "9100"})
-    commands = roles(PORTS, env)
+def test_secrets_of_the_last_run_are_kept_so_its_exports_and_the_sandbox_state_stay_valid():
+    remembered = {"ERP_WEBHOOK_SECRET": "last-run-0123456789ab", "STOREFRONT_API_TOKEN": "last-run-api-0123456",
+                  "CONSOLE_PASSWORD": "last-run-console-0123"}
 
-    # when each role's environment is made
-    ports = {" ".join(command): role_env.get("METRICS_PORT")
-             for command, role_env in zip(commands, role_environments(commands, env), strict=True)}
+    env, made = dev_environment(PORTS, {}, remembered=remembered)
 
-    # then the workers listen on 9100, 9101, ... and the others keep the setting they ignore
-    worker_ports = [port for role, port in ports.items() if role.startswith("worker ")]
-    assert worker_ports == [str(9100 + n) for n in range(len(worker_ports))] and len(worker_ports) == 5
+    assert set(made) == {"ERP_API_TOKEN"}
+    assert env["ERP_WEBHOOK_SECRET"] == "last-run-0123456789ab"
 
 
-def test_without_metrics_port_no_worker_gets_one():
-    env, _ = dev_environment(PORTS, {})
-    commands = roles(PORTS, env)
+def test_dev_lets_media_reach_its_own_sandbox_keeps_its_state_and_retries_soon(tmp_path):
+    env, _ = dev_environment(PORTS, {}, state_dir=tmp_path)
 
-    assert all("METRICS_PORT" not in role_env for role_env in role_environments(commands, env))
+    assert env["MEDIA_ALLOW_PRIVATE_NETWORKS"] == "true"
+    assert env["SANDBOX_ERP_DATABASE"] == str(tmp_path / ".erp-sync-sandbox.sqlite")
+    assert env["SANDBOX_ERP_URL"] == env["ERP_BASE_URL"] == "http://127.0.0.1:8900"
+    assert int(env["ORDER_RETRY_INTERVAL_S"]) <= 10
+    assert env["ERP_SYNC_ENV_FILE"] == ""
+
+
+def test_a_setting_of_the_user_wins_over_the_dev_defaults():
+    env, _ = dev_environment(PORTS, {"ORDER_RETRY_INTERVAL_S": "900", "MEDIA_ALLOW_PRIVATE_NETWORKS": "false"})
+
+    assert (env["ORDER_RETRY_INTERVAL_S"], env["MEDIA_ALLOW_PRIVATE_NETWORKS"]) == ("900", "false")
+
+
+def test_the_operator_console_opens_with_a_user_and_a_password_made_for_the_run():
+    env, made = dev_environment(PORTS, {})
+
+    assert env["CONSOLE_USER"] == "operator" and made["CONSOLE_PASSWORD"] == env["CONSOLE_PASSWORD"]
+
+
+def test_a_console_token_of_the_user_replaces_the_password():
+    env, made = dev_environment(PORTS, {"CONSOLE_TOKEN": "my-console-token-0123"})
+
+    assert "CONSOLE_PASSWORD" not in made and "CONSOLE_USER" not in env

@@ -32,3 +32,13 @@ def test_retries_stop_at_the_24h_horizon():
                                             (503, "pending"), (504, "pending"), (None, "pending")])
 def test_outcome_of_an_answer(status, result):
     assert outcome(status) == result
+
+
+def test_publishing_the_catalog_sends_every_group_as_catalog_update(client):
+    # when the ERP is asked for a first load of the shop
+    answer = admin(client, "catalog", {})
+
+    # then every group it holds goes out as one catalog.update carrying its variants
+    sent = [d for d in deliveries(client) if d["event_type"] == "catalog.update"]
+    assert answer["groups"] == len(sent) > 0
+    assert answer["variants"] >= answer["groups"]

@@ -1,0 +1,37 @@
+"""`.erp-sync.env`: what `erp-sync dev` writes for a second shell, read only where the environment is silent."""
+from __future__ import annotations
+
+import stat
+
+from erp_sync.shared.env_file import apply_env_file, read_env_file, write_env_file
+
+
+def test_the_file_fills_only_variables_the_environment_does_not_set(tmp_path):
+    # given a file written by dev, and a shell that sets one of its variables itself
+    path = tmp_path / "dev.env"
+    write_env_file(path, {"ERP_BASE_URL": "http://127.0.0.1:8900", "ERP_API_TOKEN": "from-the-file-0123456"})
+    environ = {"ERP_SYNC_ENV_FILE": str(path), "ERP_API_TOKEN": "from-the-shell-0123456"}
+
+    # when erp-sync reads it
+    filled = apply_env_file(environ)
+
+    # then the unset variable comes from the file, the set one stays the shell's
+    assert filled == {"ERP_BASE_URL": "http://127.0.0.1:8900"}
+    assert environ["ERP_API_TOKEN"] == "from-the-shell-0123456"
+
+
+def test_the_file_is_private_and_readable_by_a_shell_and_by_erp_sync(tmp_path):
+    path = tmp_path / "dev.env"
+    write_env_file(path, {"STOREFRONT_API_TOKEN": "a b$c"})
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text().startswith("export STOREFRONT_API_TOKEN=")
+    assert read_env_file(path) == {"STOREFRONT_API_TOKEN": "a b$c"}
+
+
+def test_an_empty_setting_or_a_missing_file_reads_nothing(tmp_path):
+    path = tmp_path / "dev.env"
+    write_env_file(path, {"ERP_BASE_URL": "http://127.0.0.1:8900"})
+
+    assert apply_env_file({"ERP_SYNC_ENV_FILE": ""}) == {}
+    assert apply_env_file({"ERP_SYNC_ENV_FILE": str(tmp_path / "absent.env")}) == {}
