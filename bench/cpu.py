@@ -1,7 +1,10 @@
-"""How busy the machine's CPUs were over a stretch of time (Linux /proc/stat), for telling a saturated machine apart."""
+"""CPU time from Linux /proc: how busy the machine was, and what one process or the database spent."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from sqlalchemy import Engine, text
 
 STAT = Path("/proc/stat")
 IDLE_FIELDS = (3, 4)  # idle, iowait
@@ -18,3 +21,33 @@ def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     """Share of all CPUs' time that was busy between two readings, 0 to 1."""
     total = after[1] - before[1]
     return (after[0] - before[0]) / total if total else 0.0
+
+
+# Every other server process on the benchmark's database: the backends of the processes under test.
+_BACKENDS = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds of one process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its descendants still running (a server's worker processes)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children.extend(int(child) for child in task.read_text().split())
+        except OSError:
+            continue
+    return process_cpu_s(pid) + sum(tree_cpu_s(child) for child in children)
+
+
+def database_cpu_s(engine: Engine) -> float:
+    """CPU seconds spent so far by the PostgreSQL backends on `engine`'s database (PostgreSQL on this machine)."""
+    with engine.connect() as connection:
+        return sum(process_cpu_s(pid) for pid in connection.execute(_BACKENDS).scalars())

@@ -4,8 +4,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, TextClause, create_engine, text
 from sqlalchemy.pool import NullPool
 
 POLL_INTERVAL_S = 0.02
@@ -38,18 +39,24 @@ def bench_engine(database_url: str) -> Engine:
 def wait_processed(engine: Engine, event_type: str, expected: int, started: float, timeout_s: float,
                    alive: Callable[[], None]) -> Drain:
     """Poll until `expected` events of `event_type` are recorded; `alive` raises if a worker died."""
+    return wait_count(engine, _COUNT, {"event_type": event_type}, expected, started, timeout_s, alive)
+
+
+def wait_count(engine: Engine, count: TextClause, params: dict[str, Any], expected: int, started: float,
+               timeout_s: float, alive: Callable[[], None], poll_interval_s: float = POLL_INTERVAL_S) -> Drain:
+    """Poll the `count` query until it reaches `expected`; `alive` raises if a worker died."""
     first_row_s: float | None = None
-    processed = 0
+    done = 0
     with engine.connect() as connection:
         while (now := time.monotonic()) - started < timeout_s:
-            processed = int(connection.execute(_COUNT, {"event_type": event_type}).scalar_one())
-            if processed and first_row_s is None:
+            done = int(connection.execute(count, params).scalar_one())
+            if done and first_row_s is None:
                 first_row_s = now - started
-            if processed >= expected:
-                return Drain(expected, processed, now - started, first_row_s)
+            if done >= expected:
+                return Drain(expected, done, now - started, first_row_s)
             alive()
-            time.sleep(POLL_INTERVAL_S)
-    return Drain(expected, processed, time.monotonic() - started, first_row_s)
+            time.sleep(poll_interval_s)
+    return Drain(expected, done, time.monotonic() - started, first_row_s)
 
 
 def empty_tables(engine: Engine) -> None:

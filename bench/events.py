@@ -37,12 +37,12 @@ def stock_events(count: int, skus: int, first_quantity: int = 1) -> list[StockEv
     return events
 
 
-def catalog_groups(count: int) -> list[bytes]:
-    """`count` encoded `catalog.update` events, each a new group of VARIANTS_PER_GROUP variants."""
+def catalog_groups(count: int, variants_per_group: int = VARIANTS_PER_GROUP) -> list[bytes]:
+    """`count` encoded `catalog.update` events, each a new group of `variants_per_group` variants."""
     bodies = []
     for group in range(count):
         group_id = f"BENCH-PG-{group:06d}"
-        variants = [_variant(group_id, number) for number in range(VARIANTS_PER_GROUP)]
+        variants = [_variant(group_id, number) for number in range(variants_per_group)]
         bodies.append(encode(catalog_event(
             product_group_id=group_id,
             group_name=f"Bench group {group}",
@@ -60,7 +60,7 @@ def _variant(group_id: str, number: int) -> dict[str, object]:
         "price": 799.0 + number,
         "mrp": 899.0 + number,
         "stock_quantity": 10 + number,
-        "attributes": {"Color": ["Black", "Blue", "Red", "White", "Green"][number], "Storage": "128GB"},
+        "attributes": {"Color": ["Black", "Blue", "Red", "White", "Green"][number % 5], "Storage": "128GB"},
         "media": [
             {"url": f"{MEDIA_BASE}/{sku}.jpg", "is_main": True},
             {"url": f"{MEDIA_BASE}/{sku}-back.jpg", "is_main": False},

@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 from bench.order_phases import Latency, Pushed
+from bench.report import LoadAverages, machine
 from bench.visibility import percentile_ms
 from erp_sync.shared.settings import Settings
 
 TARGET_1W_PER_S = 200.0
 TARGET_SCALING = 1.6
-
-LoadAverages = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
 def _counts(result: Pushed) -> dict[str, Any]:
@@ -21,6 +19,7 @@ def _counts(result: Pushed) -> dict[str, Any]:
     return {"synced": synced, "not_synced": result.drain.expected - synced, "statuses": result.statuses,
             "in_erp": result.erp_orders, "retried": result.retried, "left_on_queue": result.left_on_queue,
             "elapsed_s": round(result.drain.elapsed_s, 3), "cpu_busy": round(result.cpu_busy, 2),
+            "worker_cpu_ms_per_order": round(result.worker_cpu_s / max(result.drain.processed, 1) * 1000, 3),
             "first_synced_s": None if result.drain.first_row_s is None else round(result.drain.first_row_s, 3)}
 
 
@@ -73,9 +72,7 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         "erp_order_mode": settings.erp_order_mode,
         "worker_prefetch": settings.worker_prefetch, "worker_batch_size": settings.worker_batch_size,
         "order_push_concurrency": settings.order_push_concurrency,
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in load[0]],
-        "loadavg_end": [round(x, 2) for x in load[1]],
+        **machine(load),
         "method": {
             "throughput": "orders queue pre-filled with publish_order (confirmed, 64 threads); clock from spawning "
                           "`erp-sync worker orders` (start-up included) until every order has status synced, "

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 
 from bench import queues
 from bench.cpu import busy_share, cpu_times
-from bench.drain import Drain, empty_tables
+from bench.drain import Drain, empty_tables, wait_count
 from bench.order_erp import erp_orders
 from bench.order_load import (
     ORDERS_QUEUE,
@@ -51,6 +51,7 @@ class Pushed:
     retried: int
     left_on_queue: int
     cpu_busy: float  # share of the machine's CPU time busy during the drain (every process)
+    worker_cpu_s: float  # CPU time of the worker processes, start-up included
 
 
 @dataclass(frozen=True)
@@ -66,18 +67,7 @@ class Latency:
 def wait_synced(engine: Engine, prefix: str, expected: int, started: float, timeout_s: float,
                 alive: Callable[[], None]) -> Drain:
     """Poll until `expected` orders named `<prefix>...` are synced; `alive` raises if a worker died."""
-    first_row_s: float | None = None
-    synced = 0
-    with engine.connect() as connection:
-        while (now := time.monotonic()) - started < timeout_s:
-            synced = int(connection.execute(_SYNCED, {"pattern": f"{prefix}%"}).scalar_one())
-            if synced and first_row_s is None:
-                first_row_s = now - started
-            if synced >= expected:
-                return Drain(expected, synced, now - started, first_row_s)
-            alive()
-            time.sleep(POLL_INTERVAL_S)
-    return Drain(expected, synced, time.monotonic() - started, first_row_s)
+    return wait_count(engine, _SYNCED, {"pattern": f"{prefix}%"}, expected, started, timeout_s, alive, POLL_INTERVAL_S)
 
 
 def _statuses(engine: Engine, prefix: str) -> dict[str, int]:
@@ -100,13 +90,14 @@ def throughput(setup: Setup, processes: int) -> Pushed:
     with workers_running("orders", processes, setup.env, setup.work_dir, f"x{processes}") as workers:
         started, cpu_before = time.monotonic(), cpu_times()  # after spawning: the processes' start-up counts
         drain = wait_synced(setup.engine, prefix, len(orders), started, setup.args.drain_timeout, workers.check_alive)
-        cpu_busy = busy_share(cpu_before, cpu_times())
+        cpu_busy, worker_cpu_s = busy_share(cpu_before, cpu_times()), workers.cpu_s()
     left = sum(queues.settled_depth(setup.amqp_url, queue, quiet_s=0.2) for queue in (ORDERS_QUEUE, PUSH_QUEUE))
     result = Pushed(drain, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
-                    workers.count_in_logs(RETRY_LOG), left, cpu_busy)
+                    workers.count_in_logs(RETRY_LOG), left, cpu_busy, worker_cpu_s)
     progress(f"orders x{processes}: {drain.processed}/{drain.expected} synced in {drain.elapsed_s:.2f} s "
              f"= {drain.rate:.0f}/s (first after {drain.first_row_s or 0:.2f} s), {result.erp_orders} in the ERP, "
-             f"{result.retried} retried, {left} left on the queue, CPUs {cpu_busy:.0%} busy")
+             f"{result.retried} retried, {left} left on the queue, CPUs {cpu_busy:.0%} busy, "
+             f"workers' CPU {worker_cpu_s / max(drain.processed, 1) * 1000:.2f} ms an order")
     return result
 
 

@@ -23,6 +23,7 @@ import requests
 
 from bench.drain import bench_engine
 from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
+from bench.options import load_parser
 from bench.order_erp import erp_sync, migrate, sandbox_env
 from bench.order_figures import figures
 from bench.order_load import write_catalog
@@ -35,16 +36,12 @@ COMPARED = ("orders_1w_per_s", "orders_2w_per_s", "scaling", "publish_to_synced_
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark the orders worker against the sandbox ERP.")
+    parser = load_parser("Benchmark the orders worker against the sandbox ERP.", unit="orders", phase="latency",
+                         rate=100.0, duration=20.0, warmup=2.0)
     parser.add_argument("--orders", type=int, default=4_000, help="orders pre-filled per throughput run (4000)")
     parser.add_argument("--skus", type=int, default=200, help="SKUs in the sandbox ERP's catalog (200)")
     parser.add_argument("--stock", type=int, default=1_000_000, help="stock of each SKU in the ERP (1000000)")
-    parser.add_argument("--rate", type=float, default=100.0, help="orders a second offered for latency (100)")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of measured paced orders (20)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured paced orders first (2)")
     parser.add_argument("--mode", choices=("orders", "adjust"), default="orders", help="ERP_ORDER_MODE (orders)")
-    parser.add_argument("--drain-timeout", type=float, default=300.0, help="give a phase up after (300 s)")
-    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
     return parser.parse_args(argv)
 
 

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+LoadAverages = tuple[tuple[float, float, float], tuple[float, float, float]]  # at the start, at the end
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
@@ -31,6 +34,12 @@ def beside_baseline(figures: dict[str, Any], baseline: dict[str, Any], keys: Ite
         if now is not None and then is not None:
             change[key] = round((now - then) / then * 100, 1) if then else None
     return {"baseline": kept, "change_pct": change}
+
+
+def machine(load: LoadAverages) -> dict[str, Any]:
+    """The machine's CPUs and its load averages at the start and the end of the run (other work on it)."""
+    return {"cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in load[0]],
+            "loadavg_end": [round(x, 2) for x in load[1]]}
 
 
 def emit(figures: dict[str, Any]) -> None:

@@ -78,13 +78,14 @@ def _die_with_parent() -> None:
 
 
 @contextmanager
-def running(name: str, command: list[str], env: dict[str, str], port: int, log_dir: Path) -> Iterator[None]:
+def running(name: str, command: list[str], env: dict[str, str], port: int,
+            log_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Start `command`, wait until it answers HTTP on `port`, and stop it on the way out."""
     log_path = log_dir / f"{name}.log"
     process = spawn(command, env, log_path)
     try:
         _wait_until_answering(process, port, log_path)
-        yield
+        yield process
         if process.poll() is not None:
             raise ServerFailed(f"{name} died during the run:\n{log_tail(log_path)}")
     finally:

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.events import VARIANTS_PER_GROUP
+from bench.report import LoadAverages, machine
 from bench.visibility import SLOWER_AFTER, Visibility, percentile_ms
-from bench.worker_phases import Drained
+from bench.worker_phases import Drained, Followed
 from erp_sync.shared.settings import Settings
 
 TARGET_P99_MS = 100.0
@@ -16,12 +15,13 @@ TARGET_RATE = 500.0
 TARGET_DURATION_S = 60.0
 TARGET_INVENTORY_EPS = 4_000.0
 
-LoadAverages = tuple[tuple[float, float, float], tuple[float, float, float]]
 
-
-def _drained(prefix: str, result: Drained) -> dict[str, Any]:
+def _drained(prefix: str, result: Drained, unit: str = "event", units_per_event: int = 1) -> dict[str, Any]:
     drain = result.drain
+    units = max(drain.processed * units_per_event, 1)
     return {
+        f"{prefix}_cpu_ms_per_{unit}": round(result.cpu_s * 1000 / units, 4),
+        f"{prefix}_db_cpu_ms_per_{unit}": round(result.db_cpu_s * 1000 / units, 4),
         f"{prefix}_s": round(drain.elapsed_s, 3),
         f"{prefix}_first_row_s": None if drain.first_row_s is None else round(drain.first_row_s, 3),
         f"{prefix}_complete": drain.complete and result.left_on_queue == 0,
@@ -36,12 +36,16 @@ def _visible_target_met(args: argparse.Namespace, seen: Visibility) -> bool:
             and args.duration >= TARGET_DURATION_S and percentile_ms(seen.from_202_s, 0.99) < TARGET_P99_MS)
 
 
-def _visibility(args: argparse.Namespace, seen: Visibility) -> dict[str, Any]:
+def _visibility(args: argparse.Namespace, followed: Followed) -> dict[str, Any]:
+    seen = followed.seen
+    accepted = max(seen.accepted, 1)
     return {
         "visible_p50_ms": round(percentile_ms(seen.from_202_s, 0.5), 2),
         "visible_p99_ms": round(percentile_ms(seen.from_202_s, 0.99), 2),
         "visible_max_ms": round(percentile_ms(seen.from_202_s, 1.0), 2),
         "visible_from_schedule_p99_ms": round(percentile_ms(seen.from_schedule_s, 0.99), 2),
+        # Per accepted webhook, over the measured run: the API's share includes the benchmark's polls.
+        "visible_cpu_ms_per_event": {name: round(cpu_s * 1000 / accepted, 3) for name, cpu_s in followed.cpu_s.items()},
         "offered_eps": args.rate,
         "visible_duration_s": args.duration,
         "sent": seen.sent,
@@ -50,43 +54,59 @@ def _visibility(args: argparse.Namespace, seen: Visibility) -> dict[str, Any]:
         "never_visible": seen.never_visible,
         "polls_per_s": round(seen.polls / args.duration, 1),
         "send_lag_p99_ms": round(percentile_ms(seen.send_lags_s, 0.99), 2),
+        "target_met": {"visible_p99_ms": _visible_target_met(args, seen)},
     }
 
 
-def figures(args: argparse.Namespace, settings: Settings, results: tuple[Drained, Drained, Drained, Visibility],
-            load: LoadAverages) -> dict[str, Any]:
-    """The one JSON line's fields."""
-    one, two, catalog, seen = results
-    one_eps = one.drain.rate
+def _inventory(args: argparse.Namespace, one: Drained, two: Drained) -> dict[str, Any]:
     return {
-        "benchmark": "workers",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "inventory_1w_eps": round(one_eps, 1),
+        "inventory_1w_eps": round(one.drain.rate, 1),
         "inventory_2w_eps": round(two.drain.rate, 1),
-        "catalog_groups_per_s": round(catalog.drain.rate, 1),
-        **_visibility(args, seen),
-        "target_met": {
-            "inventory_1w_eps": one.drain.complete and one_eps >= TARGET_INVENTORY_EPS,
-            "visible_p99_ms": _visible_target_met(args, seen),
-        },
-        "target": {"inventory_1w_eps": TARGET_INVENTORY_EPS, "visible_p99_ms": TARGET_P99_MS,
-                   "at_eps": TARGET_RATE, "for_s": TARGET_DURATION_S},
+        "target_met": {"inventory_1w_eps": one.drain.complete and one.drain.rate >= TARGET_INVENTORY_EPS},
         "inventory_events": args.events,
         "inventory_skus": args.skus,
         **_drained("inventory_1w", one),
         **_drained("inventory_2w", two),
+    }
+
+
+def _catalog(args: argparse.Namespace, catalog: Drained) -> dict[str, Any]:
+    return {
+        "catalog_groups_per_s": round(catalog.drain.rate, 1),
+        "catalog_variants_per_s": round(catalog.drain.rate * args.variants_per_group, 1),
         "catalog_groups": args.groups,
-        "catalog_variants_per_group": VARIANTS_PER_GROUP,
-        **_drained("catalog", catalog),
+        "catalog_variants_per_group": args.variants_per_group,
+        **_drained("catalog", catalog, "variant", args.variants_per_group),
+    }
+
+
+def figures(args: argparse.Namespace, settings: Settings,
+            results: tuple[Drained | None, Drained | None, Drained | None, Followed | None],
+            load: LoadAverages) -> dict[str, Any]:
+    """The one JSON line's fields, of the phases that ran."""
+    one, two, catalog, followed = results
+    parts = [
+        _inventory(args, one, two) if one is not None and two is not None else {},
+        _catalog(args, catalog) if catalog is not None else {},
+        _visibility(args, followed) if followed is not None else {},
+    ]
+    met = {name: value for part in parts for name, value in part.pop("target_met", {}).items()}
+    return {
+        "benchmark": "workers",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "phases": args.phases,
+        **{name: value for part in parts for name, value in part.items()},
+        "target_met": met,
+        "target": {"inventory_1w_eps": TARGET_INVENTORY_EPS, "visible_p99_ms": TARGET_P99_MS,
+                   "at_eps": TARGET_RATE, "for_s": TARGET_DURATION_S},
         "worker_batch_size": settings.worker_batch_size,
         "worker_batch_window_ms": settings.worker_batch_window_ms,
         "worker_prefetch": settings.worker_prefetch,
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in load[0]],
-        "loadavg_end": [round(x, 2) for x in load[1]],
+        **machine(load),
         "method": {
             "throughput": "queue pre-filled with confirmed publishes; clock from spawning `erp-sync worker` "
-                          "(start-up included) to the last processed_events row, polled every 20 ms",
+                          "(start-up included) to the last processed_events row, polled every 20 ms; CPU from "
+                          "/proc of the worker processes (start-up included) and of their PostgreSQL backends",
             "visibility": f"open loop at offered_eps; after each 202 its task polls GET /api/v1/inventory/<sku> on "
                           f"keep-alive connections, pausing max({args.poll_interval_ms:g} ms, {SLOWER_AFTER:.0%} of "
                           f"the wait so far) after each answer, until erp_quantity >= the event's figure; "

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from bench import queues
+from bench.cpu import database_cpu_s, tree_cpu_s
 from bench.drain import Drain, empty_tables, wait_processed
 from bench.events import catalog_groups, stock_events
 from bench.phases import progress
@@ -37,6 +38,8 @@ class Drained:
     retried: int
     parked: int
     left_on_queue: int
+    cpu_s: float  # the worker processes', start-up included
+    db_cpu_s: float  # their PostgreSQL backends'
 
 
 def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes], tag: str) -> Drained:
@@ -50,12 +53,13 @@ def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes],
         started = time.monotonic()  # taken after spawning: the processes' start-up counts
         drain = wait_processed(setup.engine, event_type, len(bodies), started, setup.args.drain_timeout,
                                workers.check_alive)
+        cpu_s, db_cpu_s = workers.cpu_s(), database_cpu_s(setup.engine)  # before they stop and their backends end
     left = queues.settled_depth(setup.amqp_url, queue.name, quiet_s=0.2)
     parked = queues.depth(setup.amqp_url, queue.parking_queue)
-    result = Drained(drain, workers.count_in_logs(RETRY_LOG), parked, left)
+    result = Drained(drain, workers.count_in_logs(RETRY_LOG), parked, left, cpu_s, db_cpu_s)
     progress(f"{worker} x{processes}: {drain.processed}/{drain.expected} in {drain.elapsed_s:.2f} s "
              f"= {drain.rate:.0f}/s (first row after {drain.first_row_s or 0:.2f} s), "
-             f"{result.retried} retried, {parked} parked, {left} left")
+             f"{result.retried} retried, {parked} parked, {left} left; CPU {cpu_s:.2f} s, database {db_cpu_s:.2f} s")
     return result
 
 
@@ -66,10 +70,19 @@ def inventory_throughput(setup: Setup, processes: int) -> Drained:
 
 
 def catalog_throughput(setup: Setup) -> Drained:
-    return _drain_phase(setup, "catalog", 1, catalog_groups(setup.args.groups), "x1")
+    args = setup.args
+    return _drain_phase(setup, "catalog", 1, catalog_groups(args.groups, args.variants_per_group), "x1")
 
 
-def visibility(setup: Setup) -> Visibility:
+@dataclass(frozen=True)
+class Followed:
+    """A paced run, and the CPU seconds each process (and the worker's database backends) spent in it."""
+
+    seen: Visibility
+    cpu_s: dict[str, float]
+
+
+def visibility(setup: Setup) -> Followed:
     """The ingress, the storefront API and one inventory worker; a warm-up at the rate, then the measured run."""
     args = setup.args
     empty_tables(setup.engine)
@@ -79,13 +92,21 @@ def visibility(setup: Setup) -> Visibility:
     pace = Pace(args.rate, args.poll_interval_ms / 1000, args.connections, args.connections, args.sample_every)
     ports = port, api_port = free_port(), free_port()
     token = setup.env["STOREFRONT_API_TOKEN"]
-    with (running("ingress", ingress_command(port), setup.env, port, setup.work_dir),
-          running("api", api_command(api_port), setup.env, api_port, setup.work_dir),
+    with (running("ingress", ingress_command(port), setup.env, port, setup.work_dir) as ingress,
+          running("api", api_command(api_port), setup.env, api_port, setup.work_dir) as api,
           workers_running("inventory", 1, setup.env, setup.work_dir, "latency") as workers):
         asyncio.run(paced(HOST, ports, token, events[:warmup_count], headers[:warmup_count], pace))
         workers.check_alive()
+
+        def cpu() -> dict[str, float]:
+            # The database's share is all backends of the run's database: the worker's, the API's.
+            return {"ingress": tree_cpu_s(ingress.pid), "api": tree_cpu_s(api.pid), "worker": workers.cpu_s(),
+                    "database": database_cpu_s(setup.engine)}
+
+        before = cpu()
         seen = asyncio.run(paced(HOST, ports, token, events[warmup_count:], headers[warmup_count:], pace))
+        spent = {name: value - before[name] for name, value in cpu().items()}
         workers.check_alive()
     progress(f"visibility at {args.rate:.0f}/s: {len(seen.from_202_s)} seen, {seen.never_visible} never, "
              f"{seen.refused} refused, {seen.polls} polls")
-    return seen
+    return Followed(seen, spent)

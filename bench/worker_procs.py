@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cpu import process_cpu_s
 from bench.servers import ServerFailed, log_tail, spawn, stop, worker_command
 
 
@@ -23,6 +24,10 @@ class Workers:
         for process, log in zip(self.processes, self.logs, strict=True):
             if process.poll() is not None:
                 raise ServerFailed(f"worker {self.name} exited with {process.returncode}:\n{log_tail(log)}")
+
+    def cpu_s(self) -> float:
+        """CPU seconds the processes have spent so far, start-up included."""
+        return sum(process_cpu_s(process.pid) for process in self.processes)
 
     def count_in_logs(self, fragment: str) -> int:
         """Log lines holding `fragment` over all the processes (retries, parked messages)."""

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.drain import bench_engine
+from bench.events import VARIANTS_PER_GROUP
 from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
 from bench.sandbox import private_database, private_vhost
+from bench.options import load_parser
 from bench.servers import server_env
 from bench.worker_figures import figures
 from bench.worker_phases import (
@@ -32,24 +34,35 @@ from bench.worker_phases import (
 )
 from erp_sync.shared.settings import load_settings
 
-COMPARED = ("inventory_1w_eps", "inventory_2w_eps", "visible_p50_ms", "visible_p99_ms", "catalog_groups_per_s")
+COMPARED = ("inventory_1w_eps", "inventory_2w_eps", "inventory_1w_cpu_ms_per_event", "inventory_1w_db_cpu_ms_per_event",
+            "visible_p50_ms", "visible_p99_ms", "catalog_variants_per_s", "catalog_cpu_ms_per_variant")
+
+
+PHASES = ("inventory", "catalog", "visibility")
+
+
+def _phases(value: str) -> str:
+    unknown = set(value.split(",")) - set(PHASES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {PHASES}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark the inventory and catalog workers end to end.")
+    parser = load_parser("Benchmark the inventory and catalog workers end to end.", unit="webhooks",
+                         phase="visibility", rate=500.0, duration=60.0, warmup=3.0)
     parser.add_argument("--events", type=int, default=20_000, help="inventory events pre-filled per run (20000)")
     parser.add_argument("--skus", type=int, default=1_000, help="SKUs the inventory events cycle over (1000)")
-    parser.add_argument("--groups", type=int, default=2_000, help="catalog groups of 5 variants pre-filled (2000)")
-    parser.add_argument("--rate", type=float, default=500.0, help="webhooks a second offered for visibility (500)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured visibility load (60)")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first (3)")
+    parser.add_argument("--groups", type=int, default=2_000, help="catalog groups pre-filled (2000)")
+    parser.add_argument("--variants-per-group", type=int, default=VARIANTS_PER_GROUP,
+                        help=f"variants in each catalog group ({VARIANTS_PER_GROUP}); e.g. 1000 for an ERP's bulk load")
     parser.add_argument("--sample-every", type=int, default=10,
                         help="follow every Nth event to the read API (10); the rest are only posted")
     parser.add_argument("--poll-interval-ms", type=float, default=3.0,
                         help="pause after each read-API poll of a pending event (3)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per pool (16)")
-    parser.add_argument("--drain-timeout", type=float, default=300.0, help="give a throughput phase up after (300 s)")
-    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
+    parser.add_argument("--phases", default=",".join(PHASES), type=_phases,
+                        help=f"which phases to run, comma-separated ({','.join(PHASES)})")
     return parser.parse_args(argv)
 
 
@@ -66,11 +79,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         engine = bench_engine(database_url)
         stack.callback(engine.dispose)
         setup = Setup(args, server_env(settings, secret, work_dir / "metrics"), amqp_url, engine, work_dir, secret=secret)
-        one = inventory_throughput(setup, 1)
-        two = inventory_throughput(setup, 2)
-        catalog = catalog_throughput(setup)
-        seen = visibility(setup)
-    return figures(args, settings, (one, two, catalog, seen), (load_before, os.getloadavg()))
+        phases = set(args.phases.split(","))
+        one = inventory_throughput(setup, 1) if "inventory" in phases else None
+        two = inventory_throughput(setup, 2) if "inventory" in phases else None
+        catalog = catalog_throughput(setup) if "catalog" in phases else None
+        followed = visibility(setup) if "visibility" in phases else None
+    return figures(args, settings, (one, two, catalog, followed), (load_before, os.getloadavg()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,20 +13,15 @@ from erp_sync.shared.settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The ERP's door: the webhook and the probes."""
-    from erp_sync.ingress import errors, extensions, health, metrics, openapi, webhooks
+    from erp_sync.ingress import extensions, openapi, webhooks
+    from erp_sync.ingress.flask_app import new_app, with_routes
     from erp_sync.ingress.webhook_tally import WebhookTallies
 
     config = settings or load_settings()
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = config.webhook_max_body_bytes
-    extensions.init_app(app, config)
     # Fails at start, naming ERP_WEBHOOK_SECRET, when no secret is configured.
-    app.extensions["erp_sync.secrets"] = config.webhook_secrets()
+    secrets = config.webhook_secrets()
+    app = new_app(config)
+    app.config["MAX_CONTENT_LENGTH"] = config.webhook_max_body_bytes
+    app.extensions["erp_sync.secrets"] = secrets
     app.extensions["erp_sync.webhook_tallies"] = WebhookTallies(extensions.engine_of(app))
-    errors.init_app(app)
-    app.register_blueprint(webhooks.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(metrics.bp)
-    app.extensions["erp_sync.openapi"] = openapi.ingress_document()
-    app.register_blueprint(openapi.bp)
-    return app
+    return with_routes(app, openapi.ingress_document(), webhooks.bp)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from erp_sync.shared.models import StockChange, StockHold, StockLevel, Variant
 
@@ -25,20 +26,23 @@ class StockView:
 
 def stock_view(session: Session, sku: str) -> StockView | None:
     """The SKU's stock, or None when neither the ERP's stock nor the catalog knows it."""
-    level = session.get(StockLevel, sku)
-    if level is None and session.get(Variant, sku) is None:
+    # One round trip for a SKU with a figure, the storefront's usual read.
+    known = session.execute(
+        select(StockLevel.erp_quantity, StockLevel.updated_at, _reserved(sku)).where(StockLevel.sku == sku)
+    ).first()
+    if known is not None:
+        erp_quantity, updated_at, reserved = known
+        return StockView(sku=sku, erp_quantity=erp_quantity, reserved=int(reserved), updated_at=updated_at)
+    if session.get(Variant, sku) is None:
         return None
-    reserved = session.scalar(
-        select(func.coalesce(func.sum(StockHold.quantity), 0)).where(
-            StockHold.sku == sku, StockHold.released_at.is_(None)
-        )
-    )
-    return StockView(
-        sku=sku,
-        erp_quantity=level.erp_quantity if level else 0,
-        reserved=int(reserved or 0),
-        updated_at=level.updated_at if level else None,
-    )
+    return StockView(sku=sku, erp_quantity=0, reserved=int(session.scalar(select(_reserved(sku))) or 0),
+                     updated_at=None)
+
+
+def _reserved(sku: str) -> ScalarSelect[int]:
+    return select(func.coalesce(func.sum(StockHold.quantity), 0)).where(
+        StockHold.sku == sku, StockHold.released_at.is_(None)
+    ).scalar_subquery()
 
 
 def stock_history(session: Session, sku: str, limit: int = 100) -> list[StockChange]:

@@ -1,13 +1,20 @@
 """What the app holds for its requests: settings, the publisher, the database engine, the door's tally."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from flask import Flask, current_app
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
+from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.webhook_tally import WebhookTallies
 from erp_sync.shared.db import make_engine
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import Settings
+
+_T = TypeVar("_T")
 
 
 def init_app(app: Flask, config: Settings) -> None:
@@ -41,6 +48,15 @@ def publisher() -> ConfirmingPublisher:
 
 def engine() -> Engine:
     return current_app.extensions["erp_sync.engine"]  # type: ignore[no-any-return]
+
+
+def look_up(find: Callable[[Session, str], _T | None], key: str, what: str) -> _T:
+    """`find(session, key)` in a session of its own; a 404 naming the unknown `what` when it finds nothing."""
+    with Session(engine()) as session:
+        found = find(session, key)
+    if found is None:
+        raise ApiError(404, f"unknown {what} {key!r}")
+    return found
 
 
 def webhook_tallies() -> WebhookTallies:

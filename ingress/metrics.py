@@ -76,7 +76,7 @@ def _state_registry() -> CollectorRegistry:
     # The sweeps, holds and orders live in the database, the queues' depths on the broker, not in
     # any process: read on each scrape (one short connection and a passive declare per queue).
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(reconcile_metrics.ReconcileCollector(extensions.engine()))
-    registry.register(order_metrics.OrderCollector(extensions.engine()))
-    registry.register(queue_metrics.QueueCollector(extensions.settings()))
+    registry.register(reconcile_metrics.reconcile_collector(extensions.engine()))
+    registry.register(order_metrics.order_collector(extensions.engine()))
+    registry.register(queue_metrics.queue_collector(extensions.settings()))
     return registry

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from erp_sync.shared.models.catalog import MediaStatus
-from erp_sync.shared.models.inventory import StockChangeKind, StockChangeOutcome
-from erp_sync.shared.models.orders import OrderStatus
+from erp_sync.shared.models.states import MediaStatus, OrderStatus, StockChangeKind, StockChangeOutcome
 
 Schema = dict[str, Any]
 

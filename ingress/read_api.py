@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from erp_sync.ingress.errors import ApiError
-from erp_sync.ingress.extensions import engine
+from erp_sync.ingress.extensions import engine, look_up
 from erp_sync.ingress.availability import StockView, stock_history, stock_view
 from erp_sync.shared.models import Media, StockChange, Variant
 
@@ -37,11 +37,7 @@ def _media_json(media: Media) -> dict[str, Any]:
 
 @bp.get("/inventory/<identifier:sku>")
 def inventory(sku: str) -> ResponseReturnValue:
-    with Session(engine()) as session:
-        view = stock_view(session, sku)
-    if view is None:
-        raise ApiError(404, f"unknown SKU {sku!r}")
-    return jsonify(_stock_json(view))
+    return jsonify(_stock_json(look_up(stock_view, sku, "SKU")))
 
 
 @bp.get("/inventory/<identifier:sku>/history")

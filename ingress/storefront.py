@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from erp_sync.ingress import console, errors, extensions, health, metrics, openapi, orders_api, read_api
+from erp_sync.ingress import console, openapi, orders_api, read_api
 from erp_sync.ingress.bearer import bearer_token_matches
 from erp_sync.ingress.errors import ApiError
+from erp_sync.ingress.flask_app import new_app, with_routes
 from erp_sync.ingress.identifiers import IdentifierConverter
 from erp_sync.shared.settings import Settings, load_settings
 
@@ -17,20 +18,12 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 def create_api_app(settings: Settings | None = None) -> Flask:
     """The storefront's app; refuses to be built without STOREFRONT_API_TOKEN."""
     config = settings or load_settings()
-    app = Flask(__name__)
-    extensions.init_app(app, config)
-    app.extensions["erp_sync.api_tokens"] = config.storefront_tokens()
-    errors.init_app(app)
+    tokens = config.storefront_tokens()
+    app = new_app(config)
+    app.extensions["erp_sync.api_tokens"] = tokens
     app.url_map.converters["identifier"] = IdentifierConverter
     app.before_request(_require_token)
-    app.register_blueprint(read_api.bp)
-    app.register_blueprint(orders_api.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(metrics.bp)
-    app.extensions["erp_sync.openapi"] = openapi.api_document()
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(console.bp)
-    return app
+    return with_routes(app, openapi.api_document(), read_api.bp, orders_api.bp, console.bp)
 
 
 def _require_token() -> None:

@@ -31,6 +31,7 @@ class SandboxConfig:
     webhook_timeout_s: float = 10.0
     time_scale: float = 1.0  # multiplies every retry delay and the 24h alert horizon
     timestamp_precision: str = "s"  # "s" or "ms": the clock the ERP stamps its stock events with
+    reference_ids: bool = False  # name the order in the inventory.change of its deduction (`reference_id`)
     snapshot_format: SnapshotFormat = "json"
     snapshot_chunk_rows: int = 5000
     export_dir: Path | None = None  # where `?format=url` CSV files go; None: a temporary folder

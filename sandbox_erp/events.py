@@ -27,11 +27,16 @@ def _envelope(event_type: str, data: dict[str, Any], precision: str = "s") -> Ev
 
 
 def inventory_change(sku: str, new_quantity: int, reason: str, location_id: str | None = "WH-MAIN",
-                     precision: str = "s") -> Event:
-    """An `inventory.change` with the absolute figure (spec 3.2 prefers it: it repairs drift)."""
+                     precision: str = "s", reference_id: str | None = None) -> Event:
+    """An `inventory.change` with the absolute figure (spec 3.2 prefers it: it repairs drift).
+
+    `reference_id` names the order the change deducts (an optional extension, docs/erp-teams.md).
+    """
     data: dict[str, Any] = {"sku": sku, "new_quantity": new_quantity, "reason": reason}
     if location_id:
         data["location_id"] = location_id
+    if reference_id:
+        data["reference_id"] = reference_id
     return _envelope("inventory.change", data, precision)
 
 

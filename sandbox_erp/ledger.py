@@ -63,8 +63,8 @@ class Ledger:
                 (order_id, key, kind, body, utc_now()),
             )
             if self.config.webhooks_for_api_orders:
-                precision = self.config.timestamp_precision
-                self._emit(conn, (inventory_change(sku, qty, "ONLINE_ORDER", precision=precision)
+                precision, reference = self.config.timestamp_precision, order_id if self.config.reference_ids else None
+                self._emit(conn, (inventory_change(sku, qty, "ONLINE_ORDER", precision=precision, reference_id=reference)
                                   for sku, qty in new.items()))
         self._woken()
         return {"status": "accepted", "order_id": order_id, "stock": [{"sku": s, "qty": q} for s, q in new.items()]}

@@ -4,9 +4,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
 from erp_sync.sandbox_erp.errors import ApiError
+from erp_sync.shared.fields import FigureOrChange
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
@@ -53,19 +54,11 @@ class StockMove(_Body):
     location_id: str | None = "WH-MAIN"
 
 
-class StockSet(_Body):
+class StockSet(_Body, FigureOrChange):
     """Admin: a stock adjustment, absolute or relative."""
 
     sku: Text
-    new_quantity: Annotated[StrictInt, Field(ge=0)] | None = None
-    quantity_change: StrictInt | None = None
     location_id: str | None = "WH-MAIN"
-
-    @model_validator(mode="after")
-    def _one_of(self) -> StockSet:
-        if (self.new_quantity is None) == (self.quantity_change is None):
-            raise ValueError("give exactly one of new_quantity and quantity_change")
-        return self
 
 
 class PriceChange(_Body):

@@ -15,6 +15,10 @@ def _first_secret(value: str | None) -> str | None:
     return value.split(",")[0].strip() or None if value else None
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "false").lower() in ("1", "true", "yes")
+
+
 def config_from_env(environ: Mapping[str, str] | None = None) -> SandboxConfig:
     """A SandboxConfig from SANDBOX_ERP_* variables, falling back on erp-sync's own settings."""
     env = os.environ if environ is None else environ
@@ -37,6 +41,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> SandboxConfig:
         webhook_ca_bundle=env.get("SANDBOX_ERP_WEBHOOK_CA_BUNDLE") or None,
         time_scale=float(env.get("SANDBOX_ERP_TIME_SCALE", "1")),
         timestamp_precision="ms" if env.get("SANDBOX_ERP_TIMESTAMP_PRECISION", "s") == "ms" else "s",
+        reference_ids=_flag(env, "SANDBOX_ERP_REFERENCE_IDS"),
         snapshot_format=form,
-        allow_oversell=env.get("SANDBOX_ERP_ALLOW_OVERSELL", "false").lower() in ("1", "true", "yes"),
+        allow_oversell=_flag(env, "SANDBOX_ERP_ALLOW_OVERSELL"),
     )

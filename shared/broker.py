@@ -1,15 +1,17 @@
 """Short-lived blocking connections for set-up work (declaring the topology) and checks (queue depths)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Concatenate, ParamSpec
 
 import pika
 import pika.exceptions
 
 from erp_sync.shared.errors import BrokerUnavailable
+from erp_sync.shared.topology import WORK_QUEUES, DeclaringChannel, declare_topology
 
 PRECONDITION_FAILED = 406
-from erp_sync.shared.topology import DEFAULT_QUEUE_BOUND, WORK_QUEUES, QueueBound, declare_topology
+_P = ParamSpec("_P")
 
 
 def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
@@ -21,25 +23,29 @@ def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
         raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc!r}") from exc
 
 
-def declare_all(
-    amqp_url: str,
-    retry_delays_ms: tuple[int, ...],
-    order_retry_interval_ms: int | None = None,
-    bound: QueueBound = DEFAULT_QUEUE_BOUND,
-) -> None:
-    """Declare the whole topology on the broker; harmless when it already exists."""
-    connection = blocking_connection(amqp_url, "migrate")
-    try:
-        declare_topology(connection.channel(), retry_delays_ms, order_retry_interval_ms, bound)
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        hint = ""
-        if exc.reply_code == PRECONDITION_FAILED:
-            hint = ("; a queue exists with other arguments (a new QUEUE_MAX_LENGTH or QUEUE_MAX_BYTES?): "
-                    "drain and delete it, then declare again (CHANGELOG.md)")
-        raise BrokerUnavailable(f"declaring the topology failed: {exc}{hint}") from exc
-    finally:
-        if connection.is_open:
-            connection.close()
+def _on_a_connection_of_its_own(
+    declare: Callable[Concatenate[DeclaringChannel, _P], None],
+) -> Callable[Concatenate[str, _P], None]:
+    def on_broker(amqp_url: str, /, *args: _P.args, **kwargs: _P.kwargs) -> None:
+        connection = blocking_connection(amqp_url, "migrate")
+        try:
+            declare(connection.channel(), *args, **kwargs)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            hint = ""
+            if exc.reply_code == PRECONDITION_FAILED:
+                hint = ("; a queue exists with other arguments (a new QUEUE_MAX_LENGTH or QUEUE_MAX_BYTES?): "
+                        "drain and delete it, then declare again (CHANGELOG.md)")
+            raise BrokerUnavailable(f"declaring the topology failed: {exc}{hint}") from exc
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    return on_broker
+
+
+# `declare_topology` on a connection of its own to the URL given first, with the same options: the
+# whole topology on the broker, harmless when it already exists.
+declare_all = _on_a_connection_of_its_own(declare_topology)
 
 
 def queue_depths(amqp_url: str, names: Iterable[str] | None = None) -> dict[str, int]:

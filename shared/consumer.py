@@ -205,15 +205,18 @@ class BatchRunner:
 
 
 def _redirect(queue: WorkQueue, delivery: Delivery, outcome: Retry | Park) -> OutgoingMessage:
-    headers = dict(delivery.headers)
-    if isinstance(outcome, Retry):
-        headers[ATTEMPT_HEADER] = outcome.attempt
-        return OutgoingMessage(RETRY_EXCHANGE, queue.retry_routing_key(outcome.delay_ms), delivery.body,
-                               delivery.message_id or "", delivery.content_type or "application/json", headers)
-    headers[PARK_REASON_HEADER] = outcome.reason[:1000]
-    headers[LAST_ERROR_HEADER] = outcome.reason[:1000]
-    headers[PARKED_AT_HEADER] = datetime.now(UTC).isoformat()
-    return OutgoingMessage(PARKING_EXCHANGE, queue.worker, delivery.body, delivery.message_id or "",
+    if isinstance(outcome, Park):
+        return parked(queue, delivery, outcome.reason)
+    return OutgoingMessage(RETRY_EXCHANGE, queue.retry_routing_key(outcome.delay_ms), delivery.body,
+                           delivery.message_id or "", delivery.content_type or "application/json",
+                           dict(delivery.headers) | {ATTEMPT_HEADER: outcome.attempt})
+
+
+def parked(queue: WorkQueue, delivery: Delivery, reason: str, message_id: str = "") -> OutgoingMessage:
+    """The message, sent to `queue`'s parking queue with the reason (the first 1,000 characters) and the time."""
+    headers = dict(delivery.headers) | {PARK_REASON_HEADER: reason[:1000], LAST_ERROR_HEADER: reason[:1000],
+                                        PARKED_AT_HEADER: datetime.now(UTC).isoformat()}
+    return OutgoingMessage(PARKING_EXCHANGE, queue.worker, delivery.body, delivery.message_id or message_id,
                            delivery.content_type or "application/json", headers)
 
 
@@ -328,7 +331,8 @@ class Consumer:
             message for delivery, outcome in zip(batch, outcomes, strict=True)
             for message in self._next_messages(delivery, outcome)
         ]
-        _while_serving(connection, self._executor.submit(self._publish_follow_ups, messages))
+        if messages:  # most batches have none: no hand-off to the handler thread and back for nothing
+            _while_serving(connection, self._executor.submit(self._publish_follow_ups, messages))
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)
         handling_s = time.monotonic() - taken_at
         for delivery, outcome in zip(batch, outcomes, strict=True):

@@ -19,11 +19,10 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.fields import Identifier, NoControls, NoNul, Quantity, QuantityChange, refuse_nul
+from erp_sync.shared.fields import FigureOrChange, Identifier, NoControls, NoNul, Quantity, refuse_nul
 
 MAX_ATTRIBUTE_DIGITS = 15
 MAX_VARIANTS = 5_000  # a bulk load sends 1,000 a group; this bounds the work one request can cost
@@ -116,18 +115,12 @@ class CatalogData(_Model):
         return variants
 
 
-class InventoryData(_Model):
+class InventoryData(_Model, FigureOrChange):
     sku: Sku
     location_id: LocationId | None = None
-    new_quantity: Quantity | None = None
-    quantity_change: QuantityChange | None = None
     reason: Reason | None = None
-
-    @model_validator(mode="after")
-    def _absolute_or_delta(self) -> InventoryData:
-        if (self.new_quantity is None) == (self.quantity_change is None):
-            raise ValueError("exactly one of new_quantity and quantity_change is required")
-        return self
+    # Optional extension (docs/erp-teams.md): the order this change deducts, when the ERP names it.
+    reference_id: Identifier | None = None
 
 
 class _Envelope(_Model):

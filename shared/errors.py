@@ -70,13 +70,17 @@ class ErpMisconfigured(ErpUnavailable):
     """
 
 
-class MediaUnavailable(TransientError):
-    """An image could not be downloaded this time; url and status (if any) are kept."""
+class _MediaError(ErpSyncError):
+    """An image download that failed; its URL and status (if any) are kept."""
 
     def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
         super().__init__(message)
         self.url = url
         self.status = status
+
+
+class MediaUnavailable(_MediaError, TransientError):
+    """An image could not be downloaded this time; url and status (if any) are kept."""
 
 
 class MessageDecodeError(PermanentError):
@@ -109,13 +113,8 @@ class ErpRejected(PermanentError):
         self.url = url
 
 
-class MediaRejected(PermanentError):
+class MediaRejected(_MediaError, PermanentError):
     """An image that will never be accepted from this URL; url and status (if any) are kept."""
-
-    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
 
 
 class EventIdConflict(PermanentError):

@@ -6,9 +6,9 @@ character at all, since it also appears in logs, URLs and queue headers.
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, StrictInt, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StrictInt, StringConstraints, model_validator
 
 IDENTIFIER_LENGTH = 100  # SKUs, event ids, order ids, locations, warehouses
 MAX_QUANTITY = 1_000_000_000  # the quantity columns are 32-bit integers
@@ -43,3 +43,16 @@ Identifier = Annotated[
 Quantity = Annotated[StrictInt, Field(ge=0, le=MAX_QUANTITY)]
 PositiveQuantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
 QuantityChange = Annotated[StrictInt, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+
+
+class FigureOrChange(BaseModel):
+    """A stock statement of spec 3.2: a new total (`new_quantity`) or a difference (`quantity_change`), exactly one."""
+
+    new_quantity: Quantity | None = None
+    quantity_change: QuantityChange | None = None
+
+    @model_validator(mode="after")
+    def _absolute_or_delta(self) -> Self:
+        if (self.new_quantity is None) == (self.quantity_change is None):
+            raise ValueError("exactly one of new_quantity and quantity_change is required")
+        return self

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     worker_batch_window_ms: int = Field(default=5, ge=0)
     media_timeout_s: float = Field(default=10.0, gt=0)
     media_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    media_concurrency: int = Field(default=8, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     # A worker's own /metrics and /healthz (0: none); each worker process needs a port of its own on one host.

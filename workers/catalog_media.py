@@ -5,7 +5,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select
+from sqlalchemy import Row, delete, select, text
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.erp_events import Variant as VariantData
@@ -16,7 +16,24 @@ from erp_sync.shared.models import Media, MediaStatus
 _DOWNLOAD_STATE = ("id", "status", "failure_reason", "attempts", "content_type", "byte_size", "sha256",
                    "downloaded_at")
 _COLUMNS = (Media.sku, Media.url, Media.is_main, *(getattr(Media, name) for name in _DOWNLOAD_STATE))
-_RETURNED = (Media.id, Media.sku, Media.url, Media.status)
+# Plain SQL over arrays: one statement text for any number of rows. The ORM's multi-row INSERT
+# spelled out (and had psycopg parse) a placeholder per value, half a 1,000-variant group's CPU.
+_INSERT_NEW = text("""
+INSERT INTO media (sku, position, url, is_main)
+SELECT * FROM unnest(CAST(:sku AS varchar[]), CAST(:position AS integer[]), CAST(:url AS text[]),
+                     CAST(:is_main AS boolean[]))
+RETURNING id, sku, url, status
+""")
+_INSERT_KEPT = text("""
+INSERT INTO media (sku, position, url, is_main, id, status, failure_reason, attempts, content_type, byte_size,
+                   sha256, downloaded_at)
+SELECT * FROM unnest(CAST(:sku AS varchar[]), CAST(:position AS integer[]), CAST(:url AS text[]),
+                     CAST(:is_main AS boolean[]), CAST(:id AS bigint[]), CAST(:status AS varchar[]),
+                     CAST(:failure_reason AS text[]), CAST(:attempts AS integer[]), CAST(:content_type AS varchar[]),
+                     CAST(:byte_size AS bigint[]), CAST(:sha256 AS varchar[]), CAST(:downloaded_at AS timestamptz[]))
+RETURNING id, sku, url, status
+""")
+_NEW_COLUMNS = ("sku", "position", "url", "is_main")
 
 
 def sync_media(session: Session, variants: Sequence[VariantData]) -> tuple[MediaDownload, ...]:
@@ -77,8 +94,9 @@ def _write(session: Session, replaced: dict[str, list[dict[str, Any]]], stale_sk
         session.execute(delete(Media).where(Media.sku.in_(stale_skus)))
     rows = [row for sku_rows in replaced.values() for row in sku_rows]
     written: list[Row[Any]] = []
-    for keeps_id in (True, False):
+    for keeps_id, statement in ((True, _INSERT_KEPT), (False, _INSERT_NEW)):
         batch = [row for row in rows if ("id" in row) is keeps_id]
         if batch:
-            written.extend(session.execute(insert(Media).returning(*_RETURNED), batch))
+            columns = (*_NEW_COLUMNS, *_DOWNLOAD_STATE) if keeps_id else _NEW_COLUMNS
+            written.extend(session.execute(statement, {name: [row[name] for row in batch] for name in columns}))
     return written

@@ -16,10 +16,12 @@ from typing import Any
 
 import requests
 import requests.auth
+from requests.adapters import HTTPAdapter
 
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import OrderPlaced, dumps
+from erp_sync.shared.settings import Settings
 from erp_sync.workers.erp_http import body_excerpt, check_answer, quick_retries, translated
 from erp_sync.workers.metrics import ERP_CALLS, erp_call_result
 
@@ -178,3 +180,21 @@ def _http_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def erp_client(settings: Settings) -> ErpClient:
+    """The process's ERP client, with a connection for each of its pushes and the probe.
+
+    Stops the worker at start when ERP_BASE_URL or ERP_API_TOKEN is missing.
+    """
+    base_url, token = settings.erp_credentials()
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=settings.order_push_concurrency + 1)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return ErpClient(
+        session, base_url, token,
+        connect_timeout_s=settings.erp_connect_timeout_s, read_timeout_s=settings.erp_read_timeout_s,
+        ca_bundle=settings.erp_ca_bundle, tries=settings.erp_quick_retries,
+        backoff_base_s=settings.erp_quick_retry_base_s,
+    )

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.alerts import Cause, alert
@@ -25,13 +26,14 @@ logger = logging.getLogger(__name__)
 # one's commit and then reads as a duplicate instead of failing (and being parked). Plain SQL
 # over arrays: one statement text for any number of events, and SQLAlchemy 2.0 compiles a
 # PostgreSQL ON CONFLICT anew every time (sqlalchemy#10445).
-_RECORD = text("""
+RECORD_FRESH = """
 INSERT INTO processed_events (event_id, event_type, body_digest)
 SELECT event_id, :event_type, body_digest
 FROM unnest(CAST(:event_ids AS varchar[]), CAST(:digests AS bytea[])) AS arrived (event_id, body_digest)
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
-""")
+"""
+_RECORD = text(RECORD_FRESH)
 # A separate statement: it sees a row a concurrent transaction committed while _RECORD waited for it.
 _RECORDED = text("""
 SELECT event_id, event_type, body_digest FROM processed_events WHERE event_id = ANY(CAST(:event_ids AS varchar[]))
@@ -71,7 +73,18 @@ def is_same_event(recorded: Recorded, arrival: Arrival) -> bool:
     return recorded.digest is None or arrival.digest is None or recorded.digest == arrival.digest
 
 
-def record_events(session: Session, arrivals: Sequence[Arrival]) -> list[bool]:
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """The statement that records fresh ids: `RECORD_FRESH`, or one that does more in the same round trip.
+
+    It takes `RECORD_FRESH`'s parameters and `params`, and returns the ids it inserted.
+    """
+
+    statement: TextClause = _RECORD
+    params: Mapping[str, Any] | None = None
+
+
+def record_events(session: Session, arrivals: Sequence[Arrival], recording: Recording = Recording()) -> list[bool]:
     """Record the events as processed; for each, in order, whether it is the first of its id.
 
     False is a duplicate: a redelivery, a replay, or a later copy in `arrivals`. Events of one
@@ -89,10 +102,11 @@ def record_events(session: Session, arrivals: Sequence[Arrival]) -> list[bool]:
         first.setdefault(arrival.event_id, arrival)
     # Sorted: two transactions recording overlapping ids wait for each other rather than deadlock.
     ids = sorted(first)
-    fresh = set(session.scalars(_RECORD, {
+    fresh = set(session.scalars(recording.statement, {
         "event_ids": ids,
         "digests": [first[event_id].digest for event_id in ids],
         "event_type": arrivals[0].event_type,
+        **(recording.params or {}),
     }))
     recorded = {event_id: Recorded(arrival.event_type, arrival.digest)
                 for event_id, arrival in first.items() if event_id in fresh}
@@ -114,7 +128,7 @@ def record_events(session: Session, arrivals: Sequence[Arrival]) -> list[bool]:
     return verdicts
 
 
-def record_event(session: Session, arrival: Arrival) -> bool:
+def record_event(session: Session, arrival: Arrival, recording: Recording = Recording()) -> bool:
     """Record one event as processed; False when it already was (a redelivery or a replay).
 
     Raises:
@@ -122,7 +136,7 @@ def record_event(session: Session, arrival: Arrival) -> bool:
             the one place a conflict is final (a batch that met one is run again message by message).
     """
     try:
-        [first] = record_events(session, [arrival])
+        [first] = record_events(session, [arrival], recording)
     except EventIdConflict as conflict:
         alert(Cause.EVENT_ID_CONFLICT, "event id %s reused by the ERP for a different %s event; parking it, "
               "not applied", conflict.event_id, conflict.event_type)

@@ -9,8 +9,8 @@ from erp_sync.shared.consumer import BatchHandler, Delivery, Handled, Handler, H
 from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.models import StockChangeOutcome
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.idempotency import Arrival, body_digest, record_event, record_events
-from erp_sync.workers.stock import StockEvent, apply_stock_events
+from erp_sync.workers.idempotency import Arrival, Recording, body_digest, record_event, record_events
+from erp_sync.workers.stock import StockEvent, apply_stock_events, record_and_lock
 from erp_sync.workers.stock_rule import Delta, Total
 
 
@@ -20,7 +20,7 @@ def apply_inventory_change(event: InventoryChange, session: Session,
 
     `digest` is its body's (`body_digest`); without one, a reused id is told only by its event type.
     """
-    fresh = record_event(session, Arrival(event.event_id, event.event_type, digest))
+    fresh = record_event(session, Arrival(event.event_id, event.event_type, digest), _locking([event]))
     return _apply(session, [event], [fresh])[0]
 
 
@@ -38,7 +38,15 @@ def apply_inventory_batch(events: list[InventoryChange], session: Session,
         return []
     given = digests if digests is not None else [None] * len(events)
     arrivals = [Arrival(event.event_id, event.event_type, digest) for event, digest in zip(events, given, strict=True)]
-    return _apply(session, events, record_events(session, arrivals))
+    return _apply(session, events, record_events(session, arrivals, _locking(events)))
+
+
+def _locking(events: list[InventoryChange]) -> Recording:
+    # The first arrival of an id is the one applied; a later copy is a duplicate or a conflict.
+    skus: dict[str, str] = {}
+    for event in events:
+        skus.setdefault(event.event_id, event.data.sku)
+    return record_and_lock(skus)
 
 
 def _apply(session: Session, events: list[InventoryChange], fresh: list[bool]) -> list[StockChangeOutcome]:
@@ -49,8 +57,9 @@ def _apply(session: Session, events: list[InventoryChange], fresh: list[bool]) -
         change = (Total(data.new_quantity, event.timestamp) if data.new_quantity is not None
                   else Delta(data.quantity_change or 0, event.timestamp))
         stock_events.append(StockEvent(event.event_id, data.sku, change, duplicate=not first,
-                                       location_id=data.location_id, reason=data.reason))
-    return [decision.outcome for decision in apply_stock_events(session, stock_events)]
+                                       location_id=data.location_id, reason=data.reason,
+                                       order_id=data.reference_id))
+    return [decision.outcome for decision in apply_stock_events(session, stock_events, locked=True)]
 
 
 def decode_inventory_change(raw: bytes) -> InventoryChange:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 
 import requests
 from sqlalchemy import select, update
@@ -12,11 +14,12 @@ from sqlalchemy.orm import Session
 from erp_sync.shared.consumer import Delivery, Handler
 from erp_sync.shared.errors import MediaRejected, MediaUnavailable
 from erp_sync.shared.internal_messages import MediaBatch, MediaDownload, decode_media_request
-from erp_sync.shared.models.catalog import Media, MediaStatus
+from erp_sync.shared.models.catalog import Media
+from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.retry_policy import Retry, decide, failed_attempts
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.media_fetch import MediaFetcher
+from erp_sync.workers.media_fetch import FetchedImage, MediaFetcher
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,9 @@ def build_handler(settings: Settings) -> Handler:
         total_timeout_s=3 * settings.media_timeout_s,
         max_bytes=settings.media_max_bytes,
         allow_private_networks=settings.media_allow_private_networks,
+        connections_per_host=settings.media_concurrency,
     )
+    downloads = ThreadPoolExecutor(max_workers=settings.media_concurrency, thread_name_prefix="media-download")
     # Give up before the consumer would park the message, so the row never stays pending.
     give_up_at = min(MAX_MEDIA_ATTEMPTS, settings.max_delivery_attempts)
 
@@ -43,7 +48,8 @@ def build_handler(settings: Settings) -> Handler:
         if isinstance(request, MediaDownload):
             confirm_media(request, session, fetcher, attempt=attempt, give_up_at=give_up_at)
             return None
-        unfinished = confirm_batch(request, session, fetcher, attempt=attempt, give_up_at=give_up_at)
+        unfinished = confirm_batch(request, session, fetcher, attempt=attempt, give_up_at=give_up_at,
+                                   downloads=downloads)
         if unfinished is None:
             return None
         # Only the images whose server failed for now go round again; the others are recorded.
@@ -69,12 +75,14 @@ def confirm_media(
 
 
 def confirm_batch(
-    batch: MediaBatch, session: Session, fetcher: MediaFetcher, *, attempt: int, give_up_at: int
+    batch: MediaBatch, session: Session, fetcher: MediaFetcher, *, attempt: int, give_up_at: int,
+    downloads: Executor | None = None,
 ) -> tuple[MediaBatch, MediaUnavailable] | None:
     """Fetch each distinct URL of the batch's still pending rows once; record the outcome on its rows.
 
-    Returns the images whose server failed transiently before attempt `give_up_at` (to retry),
-    with the last such failure, if any.
+    The downloads run on `downloads`' threads at once (one after another without it); the rows
+    are written on this thread, the only one using `session`. Returns the images whose server
+    failed transiently before attempt `give_up_at` (to retry), with the last such failure, if any.
     """
     pending = dict(session.execute(
         select(Media.id, Media.url).where(Media.id.in_([image.media_id for image in batch.images]),
@@ -90,30 +98,38 @@ def confirm_batch(
                     len(batch.images) - sum(map(len, by_url.values())), len(batch.images))
     again: list[MediaDownload] = []
     last_error: MediaUnavailable | None = None
-    for url, images in by_url.items():
-        error = _confirm_url(session, fetcher, url, images, attempt, give_up_at)
+    fetched = (downloads.map if downloads else map)(partial(_fetch, fetcher), by_url)
+    for (url, images), result in zip(by_url.items(), fetched, strict=True):
+        error = _confirm_url(session, url, images, result, attempt, give_up_at)
         if error is not None:
             again.extend(images)
             last_error = error
     return None if last_error is None else (MediaBatch(images=tuple(again)), last_error)
 
 
-def _confirm_url(
-    session: Session, fetcher: MediaFetcher, url: str, images: list[MediaDownload], attempt: int, give_up_at: int
-) -> MediaUnavailable | None:
-    """Fetch `url` once for all these rows and record the outcome; the failure if it is to be tried again."""
-    ids = [image.media_id for image in images]
+def _fetch(fetcher: MediaFetcher, url: str) -> FetchedImage | MediaRejected | MediaUnavailable:
     try:
-        image = fetcher.fetch(url)
-    except MediaRejected as exc:
-        _record_failure(session, url, ids, attempt, str(exc))
+        return fetcher.fetch(url)
+    except (MediaRejected, MediaUnavailable) as exc:
+        return exc
+
+
+def _confirm_url(
+    session: Session, url: str, images: list[MediaDownload], fetched: FetchedImage | MediaRejected | MediaUnavailable,
+    attempt: int, give_up_at: int,
+) -> MediaUnavailable | None:
+    """Record the outcome of fetching `url` on all these rows; the failure if it is to be tried again."""
+    ids = [image.media_id for image in images]
+    if isinstance(fetched, MediaRejected):
+        _record_failure(session, url, ids, attempt, str(fetched))
         return None
-    except MediaUnavailable as exc:
+    if isinstance(fetched, MediaUnavailable):
         if attempt < give_up_at:
-            logger.warning("media %s (%s) unavailable (attempt %d): %s", ids, url, attempt, exc)
-            return exc
-        _record_failure(session, url, ids, attempt, f"gave up after {attempt} attempts: {exc}")
+            logger.warning("media %s (%s) unavailable (attempt %d): %s", ids, url, attempt, fetched)
+            return fetched
+        _record_failure(session, url, ids, attempt, f"gave up after {attempt} attempts: {fetched}")
         return None
+    image = fetched
     _update_rows(session, url, ids, status=MediaStatus.CONFIRMED, attempts=attempt, failure_reason=None,
                  content_type=image.content_type, byte_size=image.byte_size, sha256=image.sha256,
                  downloaded_at=datetime.now(UTC))

@@ -186,8 +186,10 @@ class MediaFetcher:
         allow_private_networks: bool,
         allowed_networks: Sequence[IPNetwork] = (),
         max_redirects: int = 3,
+        connections_per_host: int = 10,
     ) -> None:
-        adapter = PinnedAddressAdapter()
+        # As many kept connections per host as downloads run at once: a smaller pool would close the rest.
+        adapter = PinnedAddressAdapter(pool_maxsize=connections_per_host)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.workers.erp_client import ErpClient
-from erp_sync.workers.order_store import oldest_local_only, release_expired_holds, touch_stranded
+from erp_sync.workers.hold_rule import release_expired_holds
+from erp_sync.workers.order_store import oldest_local_only, touch_stranded
 from erp_sync.workers.order_sync import push_message
 
 logger = logging.getLogger(__name__)
@@ -34,48 +35,46 @@ class ProbeReport:
     stranded: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
 class OrderProbe:
     """One loop per orders worker process."""
 
-    def __init__(
-        self, client: ErpClient, session_factory: sessionmaker[Session], publisher: ConfirmingPublisher,
-        *, interval_s: float, grace_period_s: float, stranded_after_s: float,
-    ) -> None:
-        self._client = client
-        self._session_factory = session_factory
-        self._publisher = publisher
-        self._interval_s = interval_s
-        self._grace_period_s = grace_period_s
-        self._stranded_after_s = stranded_after_s
+    client: ErpClient
+    session_factory: sessionmaker[Session]
+    publisher: ConfirmingPublisher
+    _: KW_ONLY
+    interval_s: float
+    grace_period_s: float
+    stranded_after_s: float
 
     def run(self, stop: threading.Event) -> None:
         """Run `once` every interval until `stop` is set; a failed round is logged and the next one tried."""
-        while not stop.wait(self._interval_s):
+        while not stop.wait(self.interval_s):
             try:
                 self.once()
             except Exception:
-                logger.exception("ERP probe round failed; trying again in %.1f s", self._interval_s)
+                logger.exception("ERP probe round failed; trying again in %.1f s", self.interval_s)
 
     def once(self, now: datetime | None = None) -> ProbeReport:
         """One round: release expired holds, re-send stranded orders, then the oldest local_only one if the ERP answers."""
         now = now or datetime.now(UTC)
-        with self._session_factory() as session, session.begin():
-            released = release_expired_holds(session, self._grace_period_s, now)
+        with self.session_factory() as session, session.begin():
+            released = release_expired_holds(session, self.grace_period_s, now)
         if released:
-            logger.info("released %d holds past their %.0f s grace period", released, self._grace_period_s)
-        with self._session_factory() as session, session.begin():
+            logger.info("released %d holds past their %.0f s grace period", released, self.grace_period_s)
+        with self.session_factory() as session, session.begin():
             # Published before the commit, so a failed publish leaves them stranded for the next round.
-            stranded = touch_stranded(session, now - timedelta(seconds=self._stranded_after_s), RESEND_BATCH)
-            self._publisher.publish_all([push_message(order_id) for order_id in stranded])
+            stranded = touch_stranded(session, now - timedelta(seconds=self.stranded_after_s), RESEND_BATCH)
+            self.publisher.publish_all([push_message(order_id) for order_id in stranded])
         for order_id in stranded:
             logger.info("order %s re-sent to the orders worker: its push message is lost", order_id)
-        with self._session_factory() as session:
+        with self.session_factory() as session:
             local_only = oldest_local_only(session)
         if local_only is None:
             return ProbeReport(released, None, (), tuple(stranded))
-        if not self._client.probe():
+        if not self.client.probe():
             logger.info("local_only orders wait, from %s on; the ERP does not answer yet", local_only)
             return ProbeReport(released, False, (), tuple(stranded))
-        self._publisher.publish(push_message(local_only))
+        self.publisher.publish(push_message(local_only))
         logger.info("order %s re-sent to the orders worker: the ERP answers again", local_only)
         return ProbeReport(released, True, (local_only,), tuple(stranded))

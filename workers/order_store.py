@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -57,15 +57,6 @@ UPDATE orders
        next_attempt_at = :next_attempt_at, synced_at = :synced_at, last_error = :last_error,
        erp_received_at = :erp_received_at, updated_at = now()
  WHERE order_id = :order_id
-""")
-_RELEASE_HOLDS = text("""
-UPDATE stock_holds SET released_at = clock_timestamp(), release_reason = :reason
- WHERE order_id = :order_id AND released_at IS NULL
-""")
-_RELEASE_EXPIRED_HOLDS = text("""
-UPDATE stock_holds SET released_at = :now, release_reason = 'grace_period'
- WHERE released_at IS NULL
-   AND order_id IN (SELECT order_id FROM orders WHERE synced_at < :now - :grace_period)
 """)
 _OLDEST_LOCAL_ONLY = text("""
 SELECT order_id FROM orders
@@ -157,17 +148,6 @@ def save(session: Session, row: PushState) -> None:
     columns = asdict(row)
     del columns["now"]
     session.execute(_SAVE, columns)
-
-
-def release_holds(session: Session, order_id: str, reason: str) -> None:
-    """End every open hold of the order now."""
-    session.execute(_RELEASE_HOLDS, {"order_id": order_id, "reason": reason})
-
-
-def release_expired_holds(session: Session, grace_period_s: float, now: datetime) -> int:
-    """Release the open holds of orders the ERP acknowledged more than the grace period ago."""
-    result = session.execute(_RELEASE_EXPIRED_HOLDS, {"now": now, "grace_period": timedelta(seconds=grace_period_s)})
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def oldest_local_only(session: Session) -> str | None:

@@ -23,14 +23,14 @@ from sqlalchemy.orm import Session
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpRejected, ErpUnavailable
 from erp_sync.shared.logs import ids
-from erp_sync.shared.models.orders import OrderStatus
+from erp_sync.shared.models.states import OrderStatus
 from erp_sync.shared.orders import OrderPlaced
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, order_retry_route
 from erp_sync.workers.erp_client import ErpClient, PushResult
-from erp_sync.workers.hold_rule import erp_receipt_mark
-from erp_sync.workers.order_store import PushState, oldest_local_only, release_holds, save
+from erp_sync.workers.hold_rule import erp_receipt_mark, release_holds
+from erp_sync.workers.order_store import PushState, oldest_local_only, save
 
 logger = logging.getLogger(__name__)
 

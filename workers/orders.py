@@ -10,23 +10,19 @@ from __future__ import annotations
 import logging
 import threading
 
-import requests
-from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.consumer import (
-    BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, Handler, HandlerResult,
+    BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, Handler, HandlerResult, parked,
 )
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.logs import ids
 from erp_sync.shared.orders import decode_order, order_id_of
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
-from erp_sync.shared.retry_policy import LAST_ERROR_HEADER, PARK_REASON_HEADER
 from erp_sync.shared.settings import Settings
-from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, WORK_QUEUES
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
 from erp_sync.workers.background import BackgroundLoop
-from erp_sync.workers.erp_client import ErpClient
+from erp_sync.workers.erp_client import erp_client
 from erp_sync.workers.order_probe import OrderProbe
 from erp_sync.workers.order_store import lock, record_orders, record_rejected
 from erp_sync.workers.order_sync import PushPolicy, is_due, push_message, push_order
@@ -34,21 +30,6 @@ from erp_sync.workers.order_sync import PushPolicy, is_due, push_message, push_o
 logger = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 1000
-
-
-def erp_client(settings: Settings) -> ErpClient:
-    """The ERP client for this process; stops the worker at start when ERP_BASE_URL or ERP_API_TOKEN is missing."""
-    base_url, token = settings.erp_credentials()
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_maxsize=settings.order_push_concurrency + 1)  # the pushes and the probe
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return ErpClient(
-        session, base_url, token,
-        connect_timeout_s=settings.erp_connect_timeout_s, read_timeout_s=settings.erp_read_timeout_s,
-        ca_bundle=settings.erp_ca_bundle, tries=settings.erp_quick_retries,
-        backoff_base_s=settings.erp_quick_retry_base_s,
-    )
 
 
 def database_connections(settings: Settings) -> int:
@@ -61,21 +42,10 @@ def build_runner(settings: Settings, session_factory: sessionmaker[Session], con
     return BatchRunner(record_order, session_factory, config, record_batch)
 
 
-def record_order(delivery: Delivery, session: Session) -> HandlerResult:
-    """Record one order with its holds (nothing if it is recorded already), then have it pushed; park it if malformed."""
-    try:
-        order = decode_order(delivery.body)
-    except MessageDecodeError as exc:
-        return park_malformed(session, delivery, exc)
-    if not record_orders(session, [order]):
-        return Handled("duplicate", (push_message(order.order_id),))
-    logger.info("order %s recorded, %d lines held", order.order_id, len(order.line_items),
-                extra=ids(order_id=order.order_id))
-    return [push_message(order.order_id)]
-
-
 def record_batch(batch: list[Delivery], session: Session) -> list[HandlerResult]:
-    """Record a batch of orders at once; each then goes on to be pushed.
+    """Record a batch of orders with their holds at once (those not recorded yet); each then goes on to be pushed.
+
+    Known ones too: a redelivered order may have lost its push message with the worker that recorded it.
 
     Raises:
         MessageDecodeError: a message is malformed; the consumer then records the batch message by
@@ -85,7 +55,6 @@ def record_batch(batch: list[Delivery], session: Session) -> list[HandlerResult]
     recorded = record_orders(session, orders)
     logger.info("%d orders recorded with their holds, %d known already (%s to %s)", len(recorded),
                 len(orders) - len(recorded), orders[0].order_id, orders[-1].order_id)
-    # Known ones too: a redelivered order may have lost its push message with the worker that recorded it.
     results: list[HandlerResult] = []
     for order in orders:
         # A second copy within the batch is a duplicate too.
@@ -94,8 +63,8 @@ def record_batch(batch: list[Delivery], session: Session) -> list[HandlerResult]
     return results
 
 
-def park_malformed(session: Session, delivery: Delivery, error: MessageDecodeError) -> list[OutgoingMessage]:
-    """Record a malformed order as rejected (when it names an order id) and park its message.
+def record_order(delivery: Delivery, session: Session) -> HandlerResult:
+    """`record_batch` of one; a malformed order is recorded as rejected (when it names an order id) and parked.
 
     Parking is a follow-up message rather than a raised error: a raised error would roll back the
     rejected row with the handler's savepoint, and the order could not be looked up.
@@ -103,15 +72,16 @@ def park_malformed(session: Session, delivery: Delivery, error: MessageDecodeErr
     Raises:
         MessageDecodeError: the body names no usable order id; the consumer parks it.
     """
-    order_id = order_id_of(delivery.body)
-    if order_id is None:
-        raise error
-    reason = f"malformed order message: {error}"[:MAX_REASON_CHARS]
-    record_rejected(session, order_id, reason)
-    alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message: %s", order_id, reason)
-    headers = dict(delivery.headers) | {PARK_REASON_HEADER: reason, LAST_ERROR_HEADER: reason}
-    return [OutgoingMessage(PARKING_EXCHANGE, WORK_QUEUES["orders"].worker, delivery.body,
-                            delivery.message_id or order_id, delivery.content_type or "application/json", headers)]
+    try:
+        [result] = record_batch([delivery], session)
+    except MessageDecodeError as exc:
+        if (order_id := order_id_of(delivery.body)) is None:
+            raise
+        reason = f"malformed order message: {exc}"[:MAX_REASON_CHARS]
+        record_rejected(session, order_id, reason)
+        alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message: %s", order_id, reason)
+        return [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
+    return result
 
 
 def build_push_handler(settings: Settings) -> Handler:

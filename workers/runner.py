@@ -13,10 +13,10 @@ from erp_sync.shared.consumer import Consumer, ConsumerConfig
 from erp_sync.shared.db import DEFAULT_POOL_SIZE, make_engine, make_session_factory
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.message_metrics import consumers_connected
-from erp_sync.shared.order_metrics import OrderCollector
+from erp_sync.shared.order_metrics import order_collector
 from erp_sync.shared.publisher import ConfirmingPublisher
-from erp_sync.shared.queue_metrics import QueueCollector
-from erp_sync.shared.reconcile_metrics import ReconcileCollector
+from erp_sync.shared.queue_metrics import queue_collector
+from erp_sync.shared.reconcile_metrics import reconcile_collector
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.background import BackgroundLoop
 from erp_sync.workers.metrics_server import serving_metrics
@@ -62,9 +62,9 @@ def run_worker(worker: ConsumingWorker, settings: Settings, stop: threading.Even
 
 def _collectors(worker: ConsumingWorker, settings: Settings, engine: Engine) -> list[Collector]:
     """What the worker's /metrics reads at each scrape: its queues, and perhaps the database's figures."""
-    collectors: list[Collector] = [QueueCollector(settings, worker.queues)]
+    collectors: list[Collector] = [queue_collector(settings, worker.queues)]
     if worker.exports_database_figures:
-        collectors += [OrderCollector(engine), ReconcileCollector(engine)]
+        collectors += [order_collector(engine), reconcile_collector(engine)]
     return collectors
 
 

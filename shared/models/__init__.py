@@ -1,17 +1,17 @@
 """Every table of erp-sync; importing this module fills `Base.metadata` for Alembic."""
 from __future__ import annotations
 
-from erp_sync.shared.models.catalog import Category, Media, MediaStatus, ProductGroup, Variant
+from erp_sync.shared.models.catalog import Category, Media, ProductGroup, Variant
 from erp_sync.shared.models.events import ProcessedEvent
-from erp_sync.shared.models.inventory import StockChange, StockChangeKind, StockChangeOutcome, StockLevel
+from erp_sync.shared.models.inventory import StockChange, StockLevel
 from erp_sync.shared.models.operations import AlertThrottle, WebhookTally
-from erp_sync.shared.models.orders import Order, OrderLine, OrderStatus, StockHold
+from erp_sync.shared.models.orders import Order, OrderLine, StockHold
 from erp_sync.shared.models.reconcile import (
     ReconciliationCorrection,
     ReconciliationHeldChange,
     ReconciliationRun,
-    RunStatus,
 )
+from erp_sync.shared.models.states import MediaStatus, OrderStatus, RunStatus, StockChangeKind, StockChangeOutcome
 
 __all__ = [
     "AlertThrottle",

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -24,16 +23,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from erp_sync.shared.db import Base, CreatedAt, Money, UpdatedAt
+from erp_sync.shared.models.states import MediaStatus, one_of
 
 SKU_LENGTH = 100
-
-
-class MediaStatus(StrEnum):
-    """Where the download of one image stands."""
-
-    PENDING = "pending"
-    CONFIRMED = "confirmed"
-    FAILED = "failed"
 
 
 class Category(Base):
@@ -120,7 +112,7 @@ class Media(Base):
     __table_args__ = (
         UniqueConstraint("sku", "position"),
         CheckConstraint(column("position") >= 0, name="position_not_negative"),
-        CheckConstraint(column("status").in_([s.value for s in MediaStatus]), name="status"),
+        one_of(MediaStatus),
         CheckConstraint(column("byte_size") >= 0, name="byte_size_not_negative"),
         # The media worker's queue of work: only the few rows still to download.
         Index("ix_media_pending", "id", postgresql_where=text("status = 'pending'")),

@@ -2,28 +2,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, and_, column, or_, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from erp_sync.shared.db import Base, CreatedAt, UpdatedAt
 from erp_sync.shared.models.catalog import SKU_LENGTH
-
-
-class StockChangeKind(StrEnum):
-    """How an inventory.change states the stock: a new total or a difference."""
-
-    ABSOLUTE = "absolute"
-    DELTA = "delta"
-
-
-class StockChangeOutcome(StrEnum):
-    """What applying a stock change did."""
-
-    APPLIED = "applied"
-    STALE = "stale"
-    DUPLICATE = "duplicate"
+from erp_sync.shared.models.states import StockChangeKind, StockChangeOutcome, one_of
 
 
 class StockLevel(Base):
@@ -44,8 +29,8 @@ class StockChange(Base):
 
     __tablename__ = "stock_changes"
     __table_args__ = (
-        CheckConstraint(column("kind").in_([k.value for k in StockChangeKind]), name="kind"),
-        CheckConstraint(column("outcome").in_([o.value for o in StockChangeOutcome]), name="outcome"),
+        one_of(StockChangeKind, "kind"),
+        one_of(StockChangeOutcome, "outcome"),
         CheckConstraint(
             or_(
                 and_(

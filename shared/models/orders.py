@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -22,16 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from erp_sync.shared.db import Base, CreatedAt, Money, UpdatedAt
 from erp_sync.shared.models.catalog import SKU_LENGTH
-
-
-class OrderStatus(StrEnum):
-    """Where an order stands with the ERP (spec 7.2)."""
-
-    RECEIVED = "received"
-    SYNCED = "synced"
-    PENDING_SYNC = "pending_sync"
-    LOCAL_ONLY = "local_only"
-    REJECTED = "rejected"
+from erp_sync.shared.models.states import OrderStatus, one_of
 
 
 class Order(Base):
@@ -39,7 +29,7 @@ class Order(Base):
 
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(column("status").in_([s.value for s in OrderStatus]), name="status"),
+        one_of(OrderStatus),
         CheckConstraint(column("attempts") >= 0, name="attempts_not_negative"),
         # The retry sweep asks "which unsynced orders are due?".
         Index(

@@ -2,20 +2,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
-    column,
     false,
     func,
     text,
@@ -24,17 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from erp_sync.shared.db import Base
 from erp_sync.shared.models.catalog import SKU_LENGTH
-
-
-class RunStatus(StrEnum):
-    """Where a reconciliation run stands."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # another sweep held the lock, or this schedule slot was already swept
-    HELD = "held"  # past a change limit: nothing written, its changes wait for --approve or --reject
-    REJECTED = "rejected"  # a held run an operator rejected: nothing was written
+from erp_sync.shared.models.states import RunStatus, one_of
 
 
 class ReconciliationRun(Base):
@@ -42,7 +29,7 @@ class ReconciliationRun(Base):
 
     __tablename__ = "reconciliation_runs"
     __table_args__ = (
-        CheckConstraint(column("status").in_([s.value for s in RunStatus]), name="status"),
+        one_of(RunStatus),
         # One running or succeeded run per schedule slot, however many schedulers race for it.
         Index(
             "uq_reconciliation_runs_one_per_slot",

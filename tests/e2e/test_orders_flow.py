@@ -173,7 +173,7 @@ def test_duplicates_and_an_order_the_erp_has_end_synced_once(ingress, storefront
                                                              sandbox):
     # given an order the ERP already took (409 on push)
     from erp_sync.shared.orders import OrderPlaced
-    from erp_sync.workers.orders import erp_client
+    from erp_sync.workers.erp_client import erp_client
 
     erp_client(order_settings()).import_order(OrderPlaced.model_validate(order("ORD-409")))
     start_workers("orders", with_settings=order_settings())

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from erp_sync.shared.db import make_engine, make_session_factory
 from erp_sync.shared.models import Order
-from erp_sync.shared.models.orders import OrderStatus
+from erp_sync.shared.models.states import OrderStatus
 from erp_sync.shared.orders import OrderPlaced
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
@@ -18,7 +18,7 @@ from tests.support.amqp import drain
 from tests.support.orders import SKU, available, order, wait_status
 from erp_sync.workers.order_probe import OrderProbe
 from erp_sync.workers.order_store import record_orders
-from erp_sync.workers.orders import erp_client
+from erp_sync.workers.erp_client import erp_client
 
 
 def record_without_push(session, order_id: str, status: OrderStatus = OrderStatus.RECEIVED) -> None:

@@ -25,6 +25,9 @@ JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" +
 HTML = b"<!doctype html><html><body>not an image</body></html>"
 MAX_BYTES = 4096
 READ_TIMEOUT_S = 0.3
+# /together.png answers only once this many requests for it are open at the same time.
+TOGETHER = 4
+TOGETHER_WAIT_S = 5.0
 
 
 class ImageServer(ThreadingHTTPServer):
@@ -37,6 +40,7 @@ class ImageServer(ThreadingHTTPServer):
         self.hits: Counter[str] = Counter()
         self.hosts: list[str] = []
         self.base = f"http://127.0.0.1:{self.server_port}"
+        self.together = threading.Barrier(TOGETHER)
 
     def handle_error(self, request, client_address) -> None:
         pass  # a client that hangs up on a refused body is expected here
@@ -64,6 +68,8 @@ class _Images(BaseHTTPRequestHandler):
             "/down.png": lambda: self._send(503, "text/plain", b"try later"),
             "/busy.png": lambda: self._send(429, "text/plain", b"slow down"),
             "/slow.png": self._slow,
+            "/together.png": self._together,
+            "/cdn.png": self._cdn,
             "/trickle.png": self._trickle,
             "/redirect": lambda: self._redirect(parse_qs(urlsplit(self.path).query).get("to", ["/tiny.png"])[0]),
             "/redirect-loop": lambda: self._redirect("/redirect-loop"),
@@ -91,6 +97,19 @@ class _Images(BaseHTTPRequestHandler):
         for piece in [PNG] + [b"\x00" * 1024] * 8:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
         self.wfile.write(b"0\r\n\r\n")
+
+    def _cdn(self) -> None:
+        # An image server some way off (the media benchmark): answers after ?ms= milliseconds.
+        time.sleep(float(parse_qs(urlsplit(self.path).query).get("ms", ["0"])[0]) / 1000)
+        self._send(200, "image/png", PNG)
+
+    def _together(self) -> None:
+        try:
+            self.server.together.wait(TOGETHER_WAIT_S)
+        except threading.BrokenBarrierError:
+            self._send(503, "text/plain", b"the others did not come")
+            return
+        self._send(200, "image/png", PNG)
 
     def _slow(self) -> None:
         time.sleep(READ_TIMEOUT_S * 4)

@@ -75,14 +75,20 @@ def rabbitmq_server() -> Iterator[tuple[str, str | None]]:
 
 @contextmanager
 def private_database(server_url: str) -> Iterator[str]:
+    with database_not_yet_created(server_url) as url:
+        with psycopg.connect(libpq_url(with_path(server_url, "postgres")), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{urlsplit(url).path[1:]}"')
+        yield url
+
+
+@contextmanager
+def database_not_yet_created(server_url: str) -> Iterator[str]:
+    """The URL of a database nobody uses yet on the server; dropped afterwards if anything created it."""
     name = f"erp_sync_test_{uuid.uuid4().hex[:10]}"
-    admin = libpq_url(with_path(server_url, "postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield with_path(server_url, name)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
+        with psycopg.connect(libpq_url(with_path(server_url, "postgres")), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

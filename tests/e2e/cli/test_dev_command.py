@@ -27,8 +27,8 @@ def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_databa
     shop = requests.Session()
     try:
         made = wait_for(lambda: printed_exports(cli.output_of(process)), timeout=90)
-        assert "secrets made for this run: ERP_WEBHOOK_SECRET, STOREFRONT_API_TOKEN, ERP_API_TOKEN" in \
-            cli.output_of(process)
+        assert "secrets made for this run: ERP_WEBHOOK_SECRET, STOREFRONT_API_TOKEN, CONSOLE_PASSWORD, ERP_API_TOKEN" \
+            in cli.output_of(process)
         # and writes the same exports where a second shell's erp-sync finds them
         assert read_env_file(tmp_path / ".erp-sync.env") == made
         assert made["SANDBOX_ERP_URL"] == made["ERP_BASE_URL"] == f"http://127.0.0.1:{sandbox_port}"
@@ -49,6 +49,10 @@ def test_dev_runs_the_whole_flow_and_stops_everything_on_sigterm(migrated_databa
         assert shown["erp_quantity"] == 12
         assert requests.get(f"{door}/api/v1/inventory/SKU-DEV", timeout=5).status_code == 404
         assert requests.get(f"{api}/api/v1/inventory/SKU-DEV", timeout=5).status_code == 401
+        # and the operator console opens with the user and password the banner printed
+        console = requests.get(f"{api}/console", auth=(made["CONSOLE_USER"], made["CONSOLE_PASSWORD"]), timeout=10)
+        assert console.status_code == 200 and "<h1>erp-sync console</h1>" in console.text
+        assert f"{api}/console" in cli.output_of(process)
 
         # and a product created in the sandbox ERP, then sold in its store, reaches the shop by webhook
         cli.wait_for_port(sandbox_port, process)

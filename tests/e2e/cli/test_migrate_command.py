@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pika
 import psycopg
@@ -13,12 +12,8 @@ from tests.support import cli, services
 
 @pytest.fixture
 def missing_database_url(database_url):
-    name = f"erp_sync_test_new_{uuid.uuid4().hex[:8]}"
-    url = services.with_path(database_url, name)
-    yield url
-    admin = services.libpq_url(services.with_path(database_url, "postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with services.database_not_yet_created(database_url) as url:
+        yield url
 
 
 def test_migrate_creates_the_database_schema_and_topology_and_is_safe_twice(missing_database_url, amqp_url):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 
 import psycopg
 from alembic import command
@@ -16,6 +15,7 @@ from sqlalchemy.engine import make_url
 import erp_sync.shared.models  # noqa: F401  (fills Base.metadata)
 from erp_sync.shared.db import Base
 from erp_sync.shared.migrate import alembic_config, create_database_if_missing, upgrade_schema
+from tests.support.services import database_not_yet_created, libpq_url
 
 
 def test_upgrading_twice_is_harmless(migrated_database_url: str, db_engine: Engine) -> None:
@@ -44,31 +44,21 @@ def test_migrated_schema_matches_the_models(db_engine: Engine) -> None:
 
 def test_missing_database_is_created_once(database_url: str) -> None:
     # given a database name nobody uses
-    name = f"erp_sync_test_create_{uuid.uuid4().hex[:8]}"
-    url = make_url(database_url).set(database=name)
-    target = url.render_as_string(hide_password=False)
-    try:
+    with database_not_yet_created(database_url) as target:
         # when it is asked for twice
         first = create_database_if_missing(target)
         second = create_database_if_missing(target)
 
         # then the first call created it and the second found it
         assert (first, second) == (True, False)
-        with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
-            assert conn.execute("SELECT current_database()").fetchone() == (name,)
-    finally:
-        admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with psycopg.connect(libpq_url(target)) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (make_url(target).database,)
 
 
 def test_orders_recorded_before_0004_are_numbered_by_when_they_came(database_url: str) -> None:
     # given a database at 0003 holding orders recorded at different times, inserted out of that order
-    name = f"erp_sync_test_0004_{uuid.uuid4().hex[:8]}"
-    url = make_url(database_url).set(database=name)
-    target = url.render_as_string(hide_password=False)
-    libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
+    with database_not_yet_created(database_url) as target:
+        libpq = libpq_url(target)
         create_database_if_missing(target)
         command.upgrade(alembic_config(target), "0003")
         with psycopg.connect(libpq) as conn:
@@ -84,23 +74,16 @@ def test_orders_recorded_before_0004_are_numbered_by_when_they_came(database_url
 
         # then arrival follows when each was recorded, and the new one comes last
         assert [row[0] for row in numbered] == ["ORD-A", "ORD-B", "ORD-C", "ORD-D"]
-    finally:
-        admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_two_migrations_at_once_both_end_at_head_with_valid_indexes(database_url: str) -> None:
     # given a new database, and two processes told to migrate it at the same moment
     # (processes: Alembic's context is one per process)
-    name = f"erp_sync_test_twice_{uuid.uuid4().hex[:8]}"
-    url = make_url(database_url).set(database=name)
-    target = url.render_as_string(hide_password=False)
-    libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    create_database_if_missing(target)
-    migrate = [sys.executable, "-c", "import sys; from erp_sync.shared.migrate import upgrade_schema; upgrade_schema(sys.argv[1])",
-               target]
-    try:
+    with database_not_yet_created(database_url) as target:
+        create_database_if_missing(target)
+        migrate = [sys.executable, "-c",
+                   "import sys; from erp_sync.shared.migrate import upgrade_schema; upgrade_schema(sys.argv[1])", target]
+
         # when they run (one builds its indexes CONCURRENTLY while the other waits for the lock)
         processes = [subprocess.Popen(migrate, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         results = [(process.wait(timeout=120), process.stderr.read() if process.stderr else "")
@@ -109,10 +92,6 @@ def test_two_migrations_at_once_both_end_at_head_with_valid_indexes(database_url
         # then neither failed nor hung, the schema is at head, and every index is usable
         assert [code for code, _ in results] == [0, 0], results
         head = ScriptDirectory.from_config(alembic_config(target)).get_current_head()
-        with psycopg.connect(libpq) as conn:
+        with psycopg.connect(libpq_url(target)) as conn:
             assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (head,)
             assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone() == (0,)
-    finally:
-        admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

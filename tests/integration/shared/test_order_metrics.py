@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import CollectorRegistry, generate_latest
 
 from erp_sync.shared.models import Order
-from erp_sync.shared.order_metrics import OrderCollector
+from erp_sync.shared.order_metrics import order_collector
 
 
 def scrape(engine) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(OrderCollector(engine))
+    registry.register(order_collector(engine))
     return generate_latest(registry).decode()
 
 

@@ -13,10 +13,11 @@ from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
 from erp_sync.shared.errors import MediaUnavailable, MessageDecodeError
 from erp_sync.shared.internal_messages import MediaBatch, MediaDownload
 from erp_sync.shared.topology import RETRY_EXCHANGE
-from erp_sync.shared.models.catalog import Media, MediaStatus, ProductGroup, Variant
+from erp_sync.shared.models.catalog import Media, ProductGroup, Variant
+from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
 from erp_sync.shared.settings import load_settings
-from tests.support.image_server import MAX_BYTES, PNG
+from tests.support.image_server import MAX_BYTES, PNG, TOGETHER, TOGETHER_WAIT_S
 from erp_sync.workers.media import build_handler
 
 SKU = "IPH15-128-BLK"
@@ -230,3 +231,19 @@ def test_a_batch_sends_only_its_unavailable_images_round_again(db_session, handl
     assert retry.exchange == RETRY_EXCHANGE and retry.headers == {ATTEMPT_HEADER: 2}
     assert MediaBatch.model_validate_json(retry.body).images == (
         MediaDownload(media_id=down.id, sku=SKU, url=down.url),)
+
+
+def test_a_batch_downloads_its_images_at_once(db_session, add_images, image_server):
+    # given a worker that downloads four images at a time, and a server that answers an image only
+    # while three others are being asked for too (and a 503 to each after waiting in vain)
+    settings = load_settings(media_allow_private_networks=True, media_timeout_s=2 * TOGETHER_WAIT_S,
+                             media_max_bytes=MAX_BYTES, media_concurrency=TOGETHER)
+    rows = add_images(*(f"{image_server.base}/together.png?image={n}" for n in range(TOGETHER)))
+
+    # when one batch names them all
+    follow_ups = build_handler(settings)(batch_delivery(rows), db_session)
+
+    # then every image was served, so all were asked for at once, and each row is confirmed
+    assert follow_ups is None
+    assert image_server.hits["/together.png"] == TOGETHER
+    assert [stored(db_session, row).status for row in rows] == [MediaStatus.CONFIRMED] * TOGETHER

@@ -10,15 +10,20 @@ from sqlalchemy import select, text
 
 from erp_sync.ingress.availability import stock_view
 from erp_sync.shared.consumer import Delivery, Handled
+from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.orders import decode_order
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
+from tests.support.factories import encode, inventory_event
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
-from erp_sync.workers.order_store import oldest_local_only, release_expired_holds
-from erp_sync.workers.orders import build_push_handler, erp_client, record_order
+from erp_sync.workers.hold_rule import release_expired_holds
+from erp_sync.workers.order_store import oldest_local_only
+from erp_sync.workers.inventory import apply_inventory_change
+from erp_sync.workers.erp_client import erp_client
+from erp_sync.workers.orders import build_push_handler, record_order
 
 @pytest.fixture
 def sandbox(tmp_path):
@@ -243,7 +248,7 @@ def test_a_recorded_order_asks_for_its_push_by_id_alone(db_session):
     headers = {"x-erp-sync-order-retry": 3, "x-storefront-trace": "abc"}
 
     # when it is recorded
-    [handed_on] = record_order(delivery(order_body(), headers=headers), db_session)
+    [handed_on] = record_order(delivery(order_body(), headers=headers), db_session).follow_ups
 
     # then the message to the push queue names the order and nothing else
     assert (handed_on.exchange, handed_on.routing_key) == (ORDERS_PUSH_QUEUE.exchange, ORDERS_PUSH_QUEUE.routing_key)
@@ -358,6 +363,27 @@ def test_unsynced_order_keeps_its_hold_whatever_figure_arrives(make_handler, san
     apply_figure(db_session, 50, datetime.now(UTC) + timedelta(hours=1))
 
     assert len(open_holds(db_session)) == 1
+
+
+def test_a_figure_that_names_the_order_ends_only_that_orders_hold_of_its_sku(make_handler, sandbox, db_session):
+    # given two orders the ERP has not answered for (no receipt mark: the clocks cannot end their holds)
+    sandbox.fault("down")
+    make_handler()(delivery(order_body("ORD-1")), db_session)
+    make_handler()(delivery(order_body("ORD-2")), db_session)
+    old = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+
+    # when figures name ORD-1: one of another SKU, one of its own SKU stamped an hour ago
+    apply_inventory_change(decode_event_of(encode(inventory_event(sku="IPH15-128-BLU", new_quantity=40,
+                                                                  reference_id="ORD-1")), InventoryChange), db_session)
+    assert len(open_holds(db_session, "ORD-1")) == 1
+    apply_inventory_change(decode_event_of(encode({**inventory_event(new_quantity=48, reference_id="ORD-1"),
+                                                   "timestamp": old}), InventoryChange), db_session)
+
+    # then ORD-1's hold ends as counted by the ERP, and ORD-2 stays held
+    assert open_holds(db_session, "ORD-1") == []
+    assert [h.release_reason for h in order_row(db_session, "ORD-1").holds] == ["erp_figure"]
+    assert len(open_holds(db_session, "ORD-2")) == 1
+    assert stock_view(db_session, SKU).available == 46
 
 
 def test_grace_period_releases_only_holds_acknowledged_long_ago(make_handler, db_session):

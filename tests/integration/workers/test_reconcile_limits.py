@@ -79,34 +79,24 @@ def _held(erp, sweep_settings, committed_session, **overrides):
     return summary
 
 
-def test_approve_applies_the_held_changes_once(erp, sweep_settings, committed_session):
+@pytest.mark.parametrize(("decide", "status", "applied"), [(approve_run, "succeeded", 10), (reject_run, "rejected", 0)],
+                         ids=["approve", "reject"])
+def test_a_held_run_is_decided_once_approve_applying_its_changes_reject_nothing(
+        erp, sweep_settings, committed_session, decide, status, applied):
     # given a held run
     held = _held(erp, sweep_settings, committed_session)
     settings = sweep_settings("http://127.0.0.1:9")
 
-    # when it is approved, then approved again
-    approved = approve_run(settings, held.run_id)
+    # when it is decided, then approved (again)
+    decided = decide(settings, held.run_id)
     with pytest.raises(RunNotHeld):
         approve_run(settings, held.run_id)
 
-    # then its changes were applied and recorded once
-    assert (approved.status, approved.corrected) == ("succeeded", 10)
-    assert levels(committed_session) == COMMERCE | dict.fromkeys(SKUS[:10], 0)
+    # then its changes were applied and recorded once (approve), or not at all (reject)
+    assert (decided.status, decided.corrected) == (status, applied)
+    assert levels(committed_session) == COMMERCE | dict.fromkeys(SKUS[:applied], 0)
     corrections = committed_session.scalar(select(func.count()).select_from(ReconciliationCorrection))
-    assert corrections == 10
-
-
-def test_reject_applies_nothing(erp, sweep_settings, committed_session):
-    held = _held(erp, sweep_settings, committed_session)
-    settings = sweep_settings("http://127.0.0.1:9")
-
-    rejected = reject_run(settings, held.run_id)
-    with pytest.raises(RunNotHeld):
-        approve_run(settings, held.run_id)
-
-    assert rejected.status == "rejected"
-    assert levels(committed_session) == COMMERCE
-    assert committed_session.scalar(select(func.count()).select_from(ReconciliationCorrection)) == 0
+    assert corrections == applied
 
 
 def test_a_figure_newer_than_the_held_run_still_wins_after_approval(erp, sweep_settings, committed_session):

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import json
+
 import pytest
+
+from erp_sync.sandbox_erp.settings import config_from_env
 
 from tests.support.sandbox import ADMIN_TOKEN, TOKEN, bearer
 
@@ -123,3 +127,24 @@ def test_option_b_positive_change_returns_stock(client):
 
     assert client.post("/api/v1/inventory/adjust", json=body, headers=bearer()).status_code == 201
     assert stock(client, "IPH15-128-BLK") == 55
+
+
+def fired_inventory_data(app) -> list[dict]:
+    with app.extensions["sandbox_erp.ledger"].store.reading() as conn:
+        bodies = conn.execute("SELECT body FROM outbox WHERE event_type = 'inventory.change' ORDER BY id").fetchall()
+    return [json.loads(body)["data"] for (body,) in bodies]
+
+
+@pytest.mark.parametrize(("reference_ids", "named"), [(False, None), (True, "ORD-WEB-1001")])
+def test_the_figure_fired_for_an_order_names_it_when_set_to(make_app, reference_ids, named):
+    app = make_app(reference_ids=reference_ids)
+
+    app.test_client().post("/api/v1/orders/import", json=ORDER, headers=bearer())
+
+    [data] = fired_inventory_data(app)
+    assert (data["new_quantity"], data.get("reference_id")) == (48, named)
+
+
+def test_reference_ids_are_set_from_the_environment():
+    assert config_from_env({"SANDBOX_ERP_REFERENCE_IDS": "true"}).reference_ids is True
+    assert config_from_env({}).reference_ids is False

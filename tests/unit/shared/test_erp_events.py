@@ -37,6 +37,14 @@ def test_the_spec_examples_decode_with_money_as_decimal():
     assert (inventory.data.sku, inventory.data.new_quantity, inventory.data.quantity_change) == ("IPH15-128-BLK", 49, None)
 
 
+def test_an_inventory_change_may_name_the_order_it_deducts():
+    named = decode_event(encode(inventory_event(reference_id=" ORD-WEB-1001 ")))
+    plain = decode_event(encode(inventory_event()))
+
+    assert isinstance(named, InventoryChange) and isinstance(plain, InventoryChange)
+    assert (named.data.reference_id, plain.data.reference_id) == ("ORD-WEB-1001", None)
+
+
 def test_an_event_on_the_wrong_queue_is_refused():
     with pytest.raises(MessageDecodeError, match="expected event type inventory.change, got catalog.update"):
         decode_event_of(encode(catalog_event()), InventoryChange)

@@ -1,0 +1,118 @@
+"""The media benchmark: images a second through the media worker's handler from a local image server.
+
+Rows for --images distinct images are written, then the handler (`erp-sync worker media`'s, run in
+this process through the consumer's `BatchRunner`, without RabbitMQ) confirms them in messages of
+--per-message images, once downloading one image at a time (the baseline) and once with
+MEDIA_CONCURRENCY. The image server (tests/support/image_server.py, on 127.0.0.1) answers each
+image after --server-ms, as one some way off would. One JSON line goes to stdout:
+
+    .venv/bin/python -m bench.media [--images 2000] [--concurrency 8] [--server-ms 20]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
+
+from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
+from bench.sandbox import private_database
+from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
+from erp_sync.shared.db import make_engine, make_session_factory
+from erp_sync.shared.internal_messages import MediaBatch, MediaDownload
+from erp_sync.shared.models import MediaStatus
+from erp_sync.shared.models.catalog import Media, ProductGroup, Variant
+from erp_sync.shared.settings import load_settings
+from erp_sync.workers.media import build_handler
+from tests.support.image_server import running_image_server
+
+TARGET_IMAGES_PER_S = 200.0
+COMPARED = ("images_per_s", "baseline_images_per_s", "cpu_ms_per_image")
+SKU = "BENCH-MEDIA"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark the media worker's downloads.")
+    parser.add_argument("--images", type=int, default=2_000, help="distinct images per run (2000)")
+    parser.add_argument("--per-message", type=int, default=100, help="images per media message (100)")
+    parser.add_argument("--concurrency", type=int, default=8, help="MEDIA_CONCURRENCY of the measured run (8)")
+    parser.add_argument("--server-ms", type=float, default=20.0, help="the image server's delay per image (20 ms)")
+    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
+    return parser.parse_args(argv)
+
+
+def _add_rows(engine: Engine, base: str, count: int, server_ms: float) -> list[MediaDownload]:
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        session.execute(text("TRUNCATE media, variants, product_groups CASCADE"))
+        session.add(ProductGroup(product_group_id="BENCH-PG", group_name="bench", erp_updated_at=now))
+        session.add(Variant(sku=SKU, product_group_id="BENCH-PG", display_name="bench", price=Decimal("1.00"),
+                            erp_updated_at=now))
+        rows = [Media(sku=SKU, position=n, url=f"{base}/cdn.png?ms={server_ms:g}&image={n}") for n in range(count)]
+        session.add_all(rows)
+        session.flush()
+        return [MediaDownload(media_id=row.id, sku=SKU, url=row.url) for row in rows]
+
+
+def _run(engine: Engine, base: str, args: argparse.Namespace, concurrency: int) -> dict[str, float]:
+    """Confirm fresh rows with `concurrency` downloads at a time: images/s and CPU per image."""
+    downloads = _add_rows(engine, base, args.images, args.server_ms)
+    settings = load_settings(media_allow_private_networks=True, media_concurrency=concurrency)
+    runner = BatchRunner(build_handler(settings), make_session_factory(engine),
+                         ConsumerConfig("amqp://unused", settings.retry_delays_ms, settings.max_delivery_attempts))
+    messages = [MediaBatch(images=tuple(downloads[i:i + args.per_message]))
+                for i in range(0, len(downloads), args.per_message)]
+    cpu, started = time.process_time(), time.perf_counter()
+    for tag, message in enumerate(messages):
+        outgoing = message.to_message()
+        [outcome] = runner.run([Delivery(tag, outgoing.body, outgoing.message_id, "application/json")])
+        if outcome != Done():
+            raise RuntimeError(f"message {outgoing.message_id} was not done: {outcome}")
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    with Session(engine) as session:
+        confirmed = session.scalar(select(func.count()).select_from(Media).where(Media.status == MediaStatus.CONFIRMED))
+    if confirmed != args.images:
+        raise RuntimeError(f"{confirmed} of {args.images} images confirmed")
+    return {"images_per_s": args.images / elapsed, "cpu_ms_per_image": cpu * 1000 / args.images}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with private_database(load_settings().database_url) as url, running_image_server() as server:
+        engine = make_engine(url)
+        try:
+            baseline = _run(engine, server.base, args, 1)
+            measured = _run(engine, server.base, args, args.concurrency)
+        finally:
+            engine.dispose()
+    return {
+        "benchmark": "media",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "images_per_s": round(measured["images_per_s"], 1),
+        "cpu_ms_per_image": round(measured["cpu_ms_per_image"], 3),
+        "baseline_images_per_s": round(baseline["images_per_s"], 1),
+        "baseline_cpu_ms_per_image": round(baseline["cpu_ms_per_image"], 3),
+        "speedup": round(measured["images_per_s"] / baseline["images_per_s"], 2),
+        "target_met": {"images_per_s": measured["images_per_s"] >= TARGET_IMAGES_PER_S},
+        "target": {"images_per_s": TARGET_IMAGES_PER_S},
+        "images": args.images, "per_message": args.per_message, "concurrency": args.concurrency,
+        "server_ms": args.server_ms,
+        "method": "the media worker's handler in this process (BatchRunner, one message at a time, no RabbitMQ); "
+                  "baseline: MEDIA_CONCURRENCY=1 in the same run; CPU: this process's, the image server's "
+                  "threads included",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet_logging()
+    return run_benchmark(run, args, COMPARED, SERVICE_FAILURES)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

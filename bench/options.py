@@ -1,0 +1,17 @@
+"""The options the load benchmarks share: the paced load they offer, when to give a phase up, a baseline."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def load_parser(description: str, *, unit: str, phase: str, rate: float, duration: float,
+                warmup: float) -> argparse.ArgumentParser:
+    """A parser with --rate (`unit` a second offered for `phase`), --duration, --warmup, --drain-timeout, --baseline."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rate", type=float, default=rate, help=f"{unit} a second offered for {phase} ({rate:g})")
+    parser.add_argument("--duration", type=float, default=duration, help=f"seconds of measured {phase} ({duration:g})")
+    parser.add_argument("--warmup", type=float, default=warmup, help=f"seconds of unmeasured {unit} first ({warmup:g})")
+    parser.add_argument("--drain-timeout", type=float, default=300.0, help="give a phase up after (300 s)")
+    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
+    return parser

@@ -1,0 +1,25 @@
+"""What both apps are made of: settings, publisher and engine, error answers, probes, /metrics, /openapi.json."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask
+
+from erp_sync.ingress import errors, extensions, health, metrics, openapi
+from erp_sync.shared.settings import Settings
+
+
+def new_app(config: Settings) -> Flask:
+    """An app holding what its requests need and answering errors as JSON; no routes yet."""
+    app = Flask("erp_sync.ingress")
+    extensions.init_app(app, config)
+    errors.init_app(app)
+    return app
+
+
+def with_routes(app: Flask, document: dict[str, Any], *blueprints: Blueprint) -> Flask:
+    """The app serving `blueprints`, then the probes, /metrics and `document` as /openapi.json."""
+    for blueprint in (*blueprints, health.bp, metrics.bp, openapi.bp):
+        app.register_blueprint(blueprint)
+    app.extensions["erp_sync.openapi"] = document
+    return app

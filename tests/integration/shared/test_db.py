@@ -1,0 +1,53 @@
+"""The engine's pooled connections: one PostgreSQL dropped while it sat idle is replaced unseen."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+
+from erp_sync.shared import db
+from erp_sync.shared.db import make_engine
+
+
+@pytest.fixture
+def engine(migrated_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(migrated_database_url, pool_size=1)
+    yield engine
+    engine.dispose()
+
+
+def backend_pid(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def terminate(db_engine: Engine, pid: int) -> None:
+    with db_engine.connect() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        connection.commit()
+
+
+def test_a_connection_dropped_while_idle_is_replaced_before_use(engine, db_engine, monkeypatch):
+    # given a pooled connection that PostgreSQL ends while it sits idle (a restart, a firewall)
+    first = backend_pid(engine)
+    terminate(db_engine, first)
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)
+
+    # when the engine is used again, then it answers on a new connection, without an error
+    assert backend_pid(engine) != first
+
+
+def test_a_connection_dropped_just_after_use_fails_as_a_lost_database_and_the_next_use_works(engine, db_engine):
+    # given a connection ended by PostgreSQL a moment after it was given back (no check then)
+    first = backend_pid(engine)
+    terminate(db_engine, first)
+
+    # when it is used, the statement fails as with a database lost mid-transaction
+    with pytest.raises(OperationalError) as failure:
+        backend_pid(engine)
+    assert isinstance(db.translate_db_error(failure.value), db.DatabaseUnavailable)
+
+    # and the next use gets a new connection
+    assert backend_pid(engine) != first
