@@ -124,7 +124,7 @@ def faults() -> ResponseReturnValue:
 
 @bp.put("/faults")
 def set_faults() -> ResponseReturnValue:
-    """Replace the fault state: mode none|down|5xx|slow, status, delay_ms, reject_skus."""
+    """Replace the fault state: mode none|down|5xx|slow|lost, status, delay_ms, reject_skus."""
     body = parse(FaultsBody, json_body())
     current: Faults = current_app.extensions["sandbox_erp.faults"]
     return jsonify(current.set(body.mode, body.status, body.delay_ms, body.reject_skus).as_dict())

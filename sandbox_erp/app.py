@@ -12,7 +12,7 @@ from erp_sync.sandbox_erp import admin, api, media, snapshot
 from erp_sync.sandbox_erp.config import SandboxConfig
 from erp_sync.sandbox_erp.delivery import Dispatcher
 from erp_sync.sandbox_erp.errors import ApiError
-from erp_sync.sandbox_erp.faults import Faults, before_spec_request
+from erp_sync.sandbox_erp.faults import Faults, after_spec_request, before_spec_request
 from erp_sync.sandbox_erp.ledger import Ledger
 from erp_sync.sandbox_erp.seed import seed_store
 from erp_sync.sandbox_erp.store import Store
@@ -43,6 +43,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     for blueprint in (api.bp, snapshot.bp, admin.bp, media.bp):
         app.register_blueprint(blueprint)
     app.before_request(_faults_on_spec_endpoints)
+    app.after_request(_lost_answers_on_spec_endpoints)
     app.register_error_handler(ApiError, _render_api_error)
     app.register_error_handler(HTTPException, _render_http_error)
     if config.webhook_url and config.webhook_secret and config.start_dispatcher:
@@ -66,6 +67,10 @@ def shutdown(app: Flask) -> None:
 
 def _faults_on_spec_endpoints() -> Response | None:
     return before_spec_request() if request.blueprint in _SPEC_BLUEPRINTS else None
+
+
+def _lost_answers_on_spec_endpoints(response: Response) -> Response:
+    return after_spec_request(response) if request.blueprint in _SPEC_BLUEPRINTS else response
 
 
 def _render_api_error(error: ApiError) -> tuple[Response, int]:

@@ -47,7 +47,7 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     product.add_argument("--file", type=Path, default=None)
     verbs.add_parser("publish-catalog", help="send every product group as catalog.update (a first load)")
     fault = verbs.add_parser("fault", help="switch the fault mode of the spec endpoints")
-    fault.add_argument("mode", choices=["none", "down", "5xx", "slow"])
+    fault.add_argument("mode", choices=["none", "down", "5xx", "slow", "lost"])
     fault.add_argument("--status", type=int, default=503)
     fault.add_argument("--delay-ms", type=int, default=0)
     fault.add_argument("--reject", nargs="*", default=[], metavar="SKU", help="SKUs answered with 400")

@@ -29,6 +29,7 @@ class SandboxConfig:
     webhook_secret: str | None = None
     webhook_ca_bundle: str | None = None
     webhook_timeout_s: float = 10.0
+    webhook_concurrency: int = 1  # deliveries under way at once (an ERP sending in parallel)
     time_scale: float = 1.0  # multiplies every retry delay and the 24h alert horizon
     timestamp_precision: str = "s"  # "s" or "ms": the clock the ERP stamps its stock events with
     reference_ids: bool = False  # name the order in the inventory.change of its deduction (`reference_id`)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from erp_sync.sandbox_erp import outbox
 from erp_sync.sandbox_erp.config import GIVE_UP_AFTER_S, RETRY_SCHEDULE_S, SandboxConfig
@@ -39,13 +41,24 @@ def outcome(status: int | None) -> str:
     return outbox.DATA_ERROR if status == 400 else outbox.REJECTED
 
 
+def _session(concurrency: int) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(concurrency, 10))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class Dispatcher:
     """One thread that posts due outbox rows, signed, and reschedules the failures."""
 
     def __init__(self, store: Store, config: SandboxConfig, session: requests.Session | None = None) -> None:
         self._store = store
         self._config = config
-        self._session = session or requests.Session()
+        self._session = session or _session(config.webhook_concurrency)
+        # Due rows are posted this many at a time; the next rows are read once all are recorded.
+        self._pool = (ThreadPoolExecutor(config.webhook_concurrency, thread_name_prefix="sandbox-erp-webhook")
+                      if config.webhook_concurrency > 1 else None)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -65,6 +78,8 @@ class Dispatcher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -83,8 +98,11 @@ class Dispatcher:
         """Post every delivery due at `now`; returns how many were attempted."""
         with self._store.reading() as conn:
             rows = outbox.due(conn, now)
-        for outbox_id, event_id, body, attempts, created_at in rows:
-            self._deliver(outbox_id, event_id, body, attempts, created_at)
+        if self._pool is None:
+            for row in rows:
+                self._deliver(*row)
+        else:
+            list(self._pool.map(lambda row: self._deliver(*row), rows))
         return len(rows)
 
     def _deliver(self, outbox_id: int, event_id: str, body: bytes, attempts: int, created_at: float) -> None:

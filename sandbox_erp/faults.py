@@ -1,4 +1,4 @@
-"""Fault injection on the spec endpoints: down, 5xx, slow, and SKUs rejected with 400."""
+"""Fault injection on the spec endpoints: down, 5xx, slow, lost answers, and SKUs rejected with 400."""
 from __future__ import annotations
 
 import socket
@@ -15,7 +15,7 @@ from erp_sync.sandbox_erp.errors import ApiError
 class FaultState:
     """The faults in force; `none` serves normally."""
 
-    mode: str = "none"  # none | down | 5xx | slow
+    mode: str = "none"  # none | down | 5xx | slow | lost
     status: int = 503
     delay_ms: int = 0
     reject_skus: frozenset[str] = field(default_factory=frozenset)
@@ -70,6 +70,12 @@ def before_spec_request() -> Response | None:
     if state.mode == "slow":
         time.sleep(state.delay_ms / 1000)
     return None
+
+
+def after_spec_request(response: Response) -> Response:
+    """In `lost` mode the ERP has done the work (the order is taken), but its answer never arrives."""
+    state: FaultState = current_app.extensions["sandbox_erp.faults"].state
+    return _drop_connection() if state.mode == "lost" else response
 
 
 def reject_skus(skus: list[str]) -> None:

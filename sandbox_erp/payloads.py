@@ -68,7 +68,7 @@ class PriceChange(_Body):
 
 
 class Faults(_Body):
-    mode: Annotated[str, StringConstraints(pattern="^(none|down|5xx|slow)$")] = "none"
+    mode: Annotated[str, StringConstraints(pattern="^(none|down|5xx|slow|lost)$")] = "none"
     status: Annotated[int, Field(ge=500, le=599)] = 503
     delay_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
     reject_skus: list[str] = Field(default_factory=list)

@@ -40,6 +40,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> SandboxConfig:
         webhook_secret=_first_secret(env.get("SANDBOX_ERP_WEBHOOK_SECRET") or env.get("ERP_WEBHOOK_SECRET")),
         webhook_ca_bundle=env.get("SANDBOX_ERP_WEBHOOK_CA_BUNDLE") or None,
         time_scale=float(env.get("SANDBOX_ERP_TIME_SCALE", "1")),
+        webhook_concurrency=max(1, int(env.get("SANDBOX_ERP_WEBHOOK_CONCURRENCY", "1"))),
         timestamp_precision="ms" if env.get("SANDBOX_ERP_TIMESTAMP_PRECISION", "s") == "ms" else "s",
         reference_ids=_flag(env, "SANDBOX_ERP_REFERENCE_IDS"),
         snapshot_format=form,

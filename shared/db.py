@@ -61,12 +61,16 @@ PING_AFTER_IDLE_S = 1.0
 _IDLE_SINCE = "erp_sync.idle_since"
 
 
-def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
+def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE, lock_timeout_ms: int | None = None) -> Engine:
     """An engine on psycopg 3 whose pooled connections are checked before use after sitting idle.
 
     `pool_size` connections stay open; more are opened when needed and closed when given back,
-    so it should cover the threads that use the database at the same time.
+    so it should cover the threads that use the database at the same time. `lock_timeout_ms`
+    sets PostgreSQL's lock_timeout on every connection.
     """
+    connect_args = dict(CONNECT_ARGS)
+    if lock_timeout_ms is not None:
+        connect_args["options"] = f"-c lock_timeout={lock_timeout_ms}"
     engine = create_engine(
         psycopg_url(database_url),
         pool_size=pool_size,
@@ -74,7 +78,7 @@ def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine
         pool_timeout=10,
         # Recycle before firewalls and PgBouncer drop idle connections under us.
         pool_recycle=1800,
-        connect_args=CONNECT_ARGS,
+        connect_args=connect_args,
     )
     event.listen(engine, "checkin", _mark_idle)
     event.listen(engine, "checkout", _ping_if_idle(engine))

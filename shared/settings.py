@@ -84,6 +84,12 @@ class Settings(BaseSettings):
 
     retry_delays_ms: Annotated[tuple[int, ...], NoDecode] = (1_000, 5_000, 30_000, 120_000, 600_000)
     max_delivery_attempts: int = Field(default=25, gt=0)
+    # PostgreSQL's lock_timeout on a worker's connections: a statement kept waiting this long for a
+    # row lock fails, its batch rolls back and is retried; so no wait on a lock outlasts a shutdown.
+    database_lock_timeout_ms: int = Field(default=5_000, ge=1)
+    # After SIGTERM a worker finishes what is under way; still running after this, it exits anyway
+    # and the broker hands its unacked messages out again. Keep it below the orchestrator's grace period.
+    worker_stop_timeout_s: float = Field(default=25.0, gt=0)
     worker_prefetch: int = Field(default=200, gt=0)
     worker_batch_size: int = Field(default=100, gt=0)
     worker_batch_window_ms: int = Field(default=5, ge=0)

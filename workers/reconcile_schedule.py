@@ -47,7 +47,7 @@ def next_run(cron: str, tz: ZoneInfo, after: datetime) -> datetime:
 def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None, *,
                          clock: Callable[[], datetime] | None = None) -> None:
     """Sweep at every slot of RECONCILE_SCHEDULE until `stop` is set (SIGTERM and SIGINT set it)."""
-    stop = stop or stop_on_signals("finishing the current sweep")
+    stop = stop or stop_on_signals("finishing the current sweep", settings.worker_stop_timeout_s)
     now = clock or (lambda: datetime.now(UTC))
     tz = ZoneInfo(settings.reconcile_timezone)
     settings.erp_credentials()  # refuse to start, naming the variable, rather than fail at 3 AM

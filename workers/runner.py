@@ -47,11 +47,11 @@ def consumer_config(settings: Settings, worker: ConsumingWorker) -> ConsumerConf
 
 def run_worker(worker: ConsumingWorker, settings: Settings, stop: threading.Event | None = None) -> None:
     """Consume the worker's queue until `stop` is set (SIGTERM and SIGINT set it)."""
-    stop = stop or stop_on_signals("finishing the current batch")
+    stop = stop or stop_on_signals("finishing the current batch", settings.worker_stop_timeout_s)
     declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000,
                 settings.queue_bound)
     connections = worker.database_connections(settings) if worker.database_connections else DEFAULT_POOL_SIZE
-    engine = make_engine(settings.database_url, connections)
+    engine = make_engine(settings.database_url, connections, settings.database_lock_timeout_ms)
     # Listening first: a port taken stops the worker before it starts anything.
     with serving_metrics(settings, worker.name, _collectors(worker, settings, engine), alive=consumers_connected):
         loops = _consume(worker, settings, engine, stop)
@@ -81,16 +81,12 @@ def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: 
         Consumer(worker.queue, runner, config, publisher).run(stop)
     finally:
         stop.set()
-        # No time limit: a push under way ends within the ERP client's timeouts and retries, and
-        # one cut short would be pushed again. The orchestrator's own stop timeout is the bound.
+        # A push under way ends within the ERP client's timeouts, a wait on a row lock within
+        # DATABASE_LOCK_TIMEOUT_MS; WORKER_STOP_TIMEOUT_S (signals.py) bounds the rest. Work cut
+        # short is rolled back and redelivered: a push again meets the ERP's 409 for a repeat.
         for loop in loops:
             loop.join()
         publisher.close()
         engine.dispose()
         logger.info("worker %s stopped", worker.name)
     return loops
-
-
-    failed = next((loop for loop in loops if loop.failure is not None), None)
-    if failed is not None:
-        raise WorkerFailed(f"worker {worker.name} stopped: {failed.name} failed: {failed.failure}") from failed.failure

@@ -76,3 +76,15 @@ def test_media_urls_serve_png_pictures(live):
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "image/png"
     assert response.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_lost_mode_takes_the_order_but_the_answer_never_arrives(live):
+    set_faults(live, mode="lost")
+
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"{live}/api/v1/orders/import", json=ORDER, headers=bearer())
+
+    # the ERP has the order: the stock is taken, and sending it again meets a 409
+    assert stock(live) == 49
+    set_faults(live, mode="none")
+    assert requests.post(f"{live}/api/v1/orders/import", json=ORDER, headers=bearer()).status_code == 409

@@ -173,3 +173,17 @@ def test_connection_errors_are_retried(make_app, stub):
 
     assert delivery["status"] == "pending" and delivery["attempts"] >= 2
     assert "ConnectionError" in delivery["last_error"]
+
+
+def test_webhooks_go_out_several_at_once_when_asked_and_each_is_delivered_once(erp, stub):
+    client = erp(webhook_concurrency=8)
+    for _ in range(40):
+        admin(client, "receipt", {"sku": "IPH15-128-BLK", "quantity": 1})
+
+    arrived = [json.loads(a.body)["event_id"] for a in stub.wait_for(40)]
+
+    assert len(arrived) == len(set(arrived)) == 40
+    deadline = time.monotonic() + 10
+    while {d["status"] for d in deliveries(client)} != {"delivered"} and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert {d["status"] for d in deliveries(client)} == {"delivered"}
