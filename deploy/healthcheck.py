@@ -2,8 +2,9 @@
 
 The check runs beside the container's main process (PID 1, `erp-sync ...`) and reads its command
 line to know what to ask: the ingress and the API answer /healthz on their port; the sandbox ERP
-has no /healthz, so any HTTP answer from it will do; a worker or the migration serves no HTTP, so
-its container is healthy while its process runs (Docker restarts it when it exits). Exit 0
+has no /healthz, so any HTTP answer from it will do; a worker answers /healthz on METRICS_PORT when
+set; without it, a worker or the migration serves no HTTP, so its container is healthy while its
+process runs (Docker restarts it when it exits). Exit 0
 healthy, 1 not.
 """
 from __future__ import annotations
@@ -30,6 +31,9 @@ def main_command(cmdline: Path = Path("/proc/1/cmdline")) -> list[str]:
 
 def health_url(command: list[str], environ: dict[str, str]) -> str | None:
     """Where the process answers /healthz, or None for a process that serves no HTTP."""
+    if command[:1] == ["worker"] and int(environ.get("METRICS_PORT") or 0):
+        # A worker with METRICS_PORT answers 503 while its consumers are cut off from RabbitMQ.
+        return f"http://127.0.0.1:{int(environ['METRICS_PORT'])}/healthz"
     if not command or command[0] not in PORTS:
         return None
     variable, port = PORTS[command[0]]

@@ -21,7 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-from erp_sync.ingress import extensions, queue_metrics, reconcile_metrics
+from erp_sync.ingress import extensions
+from erp_sync.shared import order_metrics, queue_metrics, reconcile_metrics
 
 bp = Blueprint("metrics", __name__)
 
@@ -68,8 +69,14 @@ def metrics() -> Response:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = REGISTRY
-    # The sweep's figures live in the database, not in any process: read them on each scrape.
-    sweeps = reconcile_metrics.exposition(extensions.engine())
-    # So are the queues' depths: one short connection and a passive declare per work queue.
-    queues = queue_metrics.exposition(extensions.settings())
-    return Response(generate_latest(registry) + sweeps + queues, mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry) + generate_latest(_state_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _state_registry() -> CollectorRegistry:
+    # The sweeps, holds and orders live in the database, the queues' depths on the broker, not in
+    # any process: read on each scrape (one short connection and a passive declare per queue).
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(reconcile_metrics.reconcile_collector(extensions.engine()))
+    registry.register(order_metrics.order_collector(extensions.engine()))
+    registry.register(queue_metrics.queue_collector(extensions.settings()))
+    return registry

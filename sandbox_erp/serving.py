@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 from pathlib import Path
 from types import FrameType
+
+from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -16,11 +19,15 @@ from erp_sync.sandbox_erp.settings import DEFAULT_PORT, config_from_env
 logger = logging.getLogger("sandbox_erp")
 
 
-class PlainRequestHandler(WSGIRequestHandler):
-    """werkzeug's request lines without their colour codes: they end up in files and tagged streams."""
+# The colour codes werkzeug wraps a request line in; it escapes the client's own control characters first.
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.log("info", '"%s" %s %s', self.requestline, code, size)
+
+class PlainRequestHandler(WSGIRequestHandler):
+    """werkzeug's request lines without their colour codes: logs end up in files and collectors too."""
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 (werkzeug's name)
+        super().log(type, message, *(_COLOURS.sub("", arg) if isinstance(arg, str) else arg for arg in args))
 
 
 def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = False,
@@ -42,7 +49,7 @@ def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = F
     # The werkzeug server (not gunicorn): one process keeps an in-memory store and the fault
     # switches shared by every request, and "down" can drop a raw socket.
     server: BaseWSGIServer = make_server(host, port, app, threaded=True, ssl_context=context,
-                                          request_handler=PlainRequestHandler)
+                                         request_handler=PlainRequestHandler)
     url = f"{'https' if tls else 'http'}://{host}:{server.server_port}"
     if config.public_url is None:
         set_public_url(app, url)

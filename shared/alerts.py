@@ -9,6 +9,7 @@ shared/alert_mail.py mails them, throttled per cause by shared/alert_throttle.py
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -54,10 +55,10 @@ def install_sender(sender: Sender | None) -> Sender | None:
     return previous
 
 
-def alert(cause: Cause, message: str, *args: object) -> Alert:
-    """Log the alert at ERROR and hand it to the process's sender."""
+def alert(cause: Cause, message: str, *args: object, extra: Mapping[str, object] | None = None) -> Alert:
+    """Log the alert at ERROR (with `extra`, the ids of `shared.logs.ids`) and hand it to the process's sender."""
     raised = Alert(cause, message % args if args else message)
-    logger.error("ALERT %s", raised.text, extra={"alert_cause": cause.value})
+    logger.error("ALERT %s", raised.text, extra={"alert_cause": cause.value, **(extra or {})})
     if _sender is not None:
         _sender.send(raised)
     return raised

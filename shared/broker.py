@@ -1,7 +1,7 @@
 """Short-lived blocking connections for set-up work (declaring the topology) and checks (queue depths)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Concatenate, ParamSpec
 
 import pika
@@ -48,14 +48,14 @@ def _on_a_connection_of_its_own(
 declare_all = _on_a_connection_of_its_own(declare_topology)
 
 
-def queue_depths(amqp_url: str) -> dict[str, int]:
-    """Messages ready on each work queue, by a passive declare (no management API needed)."""
+def queue_depths(amqp_url: str, names: Iterable[str] | None = None) -> dict[str, int]:
+    """Messages ready on each named queue (every work queue by default), by a passive declare."""
     connection = blocking_connection(amqp_url, "metrics")
     try:
         channel = connection.channel()
         return {
-            queue.name: int(channel.queue_declare(queue.name, passive=True).method.message_count)
-            for queue in WORK_QUEUES.values()
+            name: int(channel.queue_declare(name, passive=True).method.message_count)
+            for name in (names if names is not None else [queue.name for queue in WORK_QUEUES.values()])
         }
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailable(f"reading the queue depths failed: {exc!r}") from exc

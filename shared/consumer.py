@@ -31,7 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.db import translate_db_error
+from erp_sync.shared import message_metrics
 from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, QueueFull, TransientError
+from erp_sync.shared.logs import ids
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.retry_policy import (
     ATTEMPT_HEADER,
@@ -64,6 +66,7 @@ class Delivery:
     content_type: str | None
     headers: dict[str, Any] = field(default_factory=dict)
     redelivered: bool = False
+    published_at: int | None = None  # the publisher's timestamp, whole seconds since the epoch
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,28 @@ class Done:
     """Handled; `follow_ups` are published (confirmed) after the commit and before the ack."""
 
     follow_ups: tuple[OutgoingMessage, ...] = ()
+    outcome: str = "applied"  # how it counts on /metrics: applied, stale or duplicate
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What a handler may return to say its message changed nothing (stale, duplicate), with its follow-ups."""
+
+    outcome: str
+    follow_ups: tuple[OutgoingMessage, ...] = ()
 
 
 # A handler may return messages to send once its effect is committed (e.g. media downloads).
-Handler = Callable[[Delivery, Session], Iterable[OutgoingMessage] | None]
-# Handles a whole batch at once, returning each message's follow-ups in the batch's order.
-BatchHandler = Callable[[list[Delivery], Session], list[Iterable[OutgoingMessage] | None]]
+HandlerResult = Handled | Iterable[OutgoingMessage] | None
+Handler = Callable[[Delivery, Session], HandlerResult]
+# Handles a whole batch at once, returning each message's result in the batch's order.
+BatchHandler = Callable[[list[Delivery], Session], list[HandlerResult]]
+
+
+def _done(result: HandlerResult) -> Done:
+    if isinstance(result, Handled):
+        return Done(result.follow_ups, result.outcome)
+    return Done(tuple(result or ()))
 Outcome = Done | Retry | Park
 
 
@@ -121,24 +140,23 @@ class BatchRunner:
                 return self._run_batch_handler(self._batch_handler, batch)
             except Exception as exc:  # noqa: BLE001 (any failure falls back to the per-message path)
                 # Whatever it was (a bad message, a deadlock), the per-message path below isolates
-                # it and decides its retry or park; the batch handler's work is rolled back.
-                logger.warning("batch handler failed on messages %s to %s (%s); handling them one by one",
+                # it and decides its retry or park (logged there); the batch handler's work is rolled back.
+                logger.info("batch handler failed on messages %s to %s (%s); handling them one by one",
                                batch[0].message_id, batch[-1].message_id, describe(_db_aware(exc)))
         try:
             return self._run_in_one_transaction(batch)
         except (TransientError, PermanentError) as exc:
             if len(batch) == 1:
                 return [self._decide(batch[0], exc)]
-            logger.warning("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
+            # Part of an expected retry or park, which is logged for the message it concerns.
+            logger.info("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
             return [self.run([delivery])[0] for delivery in batch]
 
     def _run_batch_handler(self, batch_handler: BatchHandler, batch: list[Delivery]) -> list[Outcome]:
         with self._session_factory() as session, session.begin():
             results = batch_handler(batch, session)
             # Checked before the commit: a handler that lost track of a message must not commit.
-            outcomes: list[Outcome] = [
-                Done(tuple(follow_ups or ())) for _, follow_ups in zip(batch, results, strict=True)
-            ]
+            outcomes: list[Outcome] = [_done(result) for _, result in zip(batch, results, strict=True)]
         return outcomes
 
     def _run_in_one_transaction(self, batch: list[Delivery]) -> list[Outcome]:
@@ -163,24 +181,26 @@ class BatchRunner:
     ) -> Outcome:
         try:
             with scope():
-                follow_ups = self._handler(delivery, session)
+                result = self._handler(delivery, session)
         except Exception as exc:
             error = _db_aware(exc)
             if isinstance(error, TransientError):
                 # The whole transaction may be unusable now: let the batch decide.
                 raise error from exc
             return self._decide(delivery, error)
-        return Done(tuple(follow_ups or ()))
+        return _done(result)
 
     def _decide(self, delivery: Delivery, error: BaseException) -> Retry | Park:
         outcome = decide(error, failed_attempts(delivery.headers), self._config.retry_delays_ms,
                          self._config.max_attempts)
         if isinstance(outcome, Park):
-            alert(Cause.MESSAGE_PARKED, "parking message %s: %s", delivery.message_id, outcome.reason)
+            alert(Cause.MESSAGE_PARKED, "parking message %s: %s", delivery.message_id, outcome.reason,
+                  extra=ids(message_id=delivery.message_id))
         else:
             # Expected (an outage's retries): news only when it ends in parking, an ERROR.
             logger.info("message %s failed (%s); attempt %d in %d ms",
-                           delivery.message_id, describe(error), outcome.attempt, outcome.delay_ms)
+                        delivery.message_id, describe(error), outcome.attempt, outcome.delay_ms,
+                        extra=ids(message_id=delivery.message_id, attempt=outcome.attempt))
         return outcome
 
 
@@ -261,10 +281,12 @@ class Consumer:
             self._buffer.clear()
             channel.basic_consume(self._queue.name, self._on_message)
             self.connected.set()
+            message_metrics.CONSUMER_CONNECTED.labels(queue=self._queue.name).set(1)
             logger.info("consuming %s", self._queue.name)
             self._serve(connection, channel, stop)
         finally:
             self.connected.clear()
+            message_metrics.CONSUMER_CONNECTED.labels(queue=self._queue.name).set(0)
             if connection.is_open:
                 connection.close()
 
@@ -285,6 +307,7 @@ class Consumer:
             content_type=properties.content_type,
             headers=dict(properties.headers or {}),
             redelivered=method.redelivered,
+            published_at=properties.timestamp,
         ))
 
     def _take_batch(self, connection: pika.BlockingConnection) -> list[Delivery]:
@@ -302,6 +325,7 @@ class Consumer:
         channel: BlockingChannel,
         batch: list[Delivery],
     ) -> None:
+        taken_at = time.monotonic()
         outcomes = _while_serving(connection, self._executor.submit(self._runner.run, batch))
         messages = [
             message for delivery, outcome in zip(batch, outcomes, strict=True)
@@ -310,6 +334,9 @@ class Consumer:
         if messages:  # most batches have none: no hand-off to the handler thread and back for nothing
             _while_serving(connection, self._executor.submit(self._publish_follow_ups, messages))
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)
+        handling_s = time.monotonic() - taken_at
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            self._count(delivery, outcome, handling_s)
 
     def _publish_follow_ups(self, messages: list[OutgoingMessage]) -> None:
         # Patient: a slow confirm taken for a lost connection would redeliver the batch and
@@ -322,6 +349,10 @@ class Consumer:
             logger.warning("%d follow-ups refused as their queue is full, first %s; trying again",
                            len(messages), messages[0].message_id)
             pause_s = min(pause_s * 2, 30.0)
+
+    def _count(self, delivery: Delivery, outcome: Outcome, handling_s: float) -> None:
+        label = outcome.outcome if isinstance(outcome, Done) else "retried" if isinstance(outcome, Retry) else "parked"
+        message_metrics.count_settled(self._queue.name, label, handling_s, delivery.published_at)
 
     def _next_messages(self, delivery: Delivery, outcome: Outcome) -> tuple[OutgoingMessage, ...]:
         return outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
@@ -365,9 +396,12 @@ class ConcurrentConsumer(Consumer):
             self._running -= 1
             if failure is None:
                 channel.basic_ack(delivery.delivery_tag)
+                self._count(delivery, outcome, time.monotonic() - taken_at)
             else:
                 self._failure = failure  # the loop raises it: a reconnect brings the message back
 
+        taken_at = time.monotonic()
+        outcome: Outcome = Done()
         try:
             [outcome] = self._runner.run([delivery])
             self._publisher.publish_all(self._next_messages(delivery, outcome))

@@ -1,6 +1,6 @@
 """How true the shop's stock is: the holds open, the oldest one's age, and the holds ended by each cause.
 
-Read by /metrics (ingress/reconcile_metrics.py) and `erp-sync reconcile --history`, from the database.
+Read by /metrics (shared/reconcile_metrics.py) and `erp-sync reconcile --history`, from the database.
 """
 from __future__ import annotations
 

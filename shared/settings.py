@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     media_concurrency: int = Field(default=8, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # A worker's own /metrics and /healthz (0: none); each worker process needs a port of its own on one host.
+    metrics_port: int = Field(default=0, ge=0, lt=65536)
+    metrics_host: str = "127.0.0.1"
     # Read by the command line before these settings (shared/env_file.py); listed here to be documented.
     erp_sync_env_file: str = ".erp-sync.env"
 

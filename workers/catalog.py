@@ -12,9 +12,10 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from erp_sync.shared.consumer import Delivery, Handler
+from erp_sync.shared.consumer import Delivery, Handled, Handler
 from erp_sync.shared.erp_events import CatalogUpdate, decode_event_of
 from erp_sync.shared.erp_events import Variant as VariantData
+from erp_sync.shared.logs import ids
 from erp_sync.shared.internal_messages import MediaDownload, media_messages
 from erp_sync.shared.models import Category, Variant
 from erp_sync.shared.publisher import OutgoingMessage
@@ -90,20 +91,22 @@ def apply_catalog_update(event: CatalogUpdate, session: Session, digest: bytes |
     data = event.data
     if not record_event(session, Arrival(event.event_id, event.event_type, digest)):
         logger.info("event %s for group %s was applied before; ignored as a duplicate",
-                    event.event_id, data.product_group_id)
+                    event.event_id, data.product_group_id, extra=ids(event_id=event.event_id))
         # A redelivery may mean the downloads sent after the first commit were lost with the
         # connection: ask again for the images still pending (the media worker skips the rest).
         return CatalogResult(CatalogOutcome.DUPLICATE, pending_downloads(session, [v.sku for v in data.variants]))
     variants = sorted(data.variants, key=lambda v: v.sku)  # one lock order for every writer
     if not _upsert_group(session, event, _category_id(session, data.category_hierarchy)):
         logger.info("event %s for group %s is older than the update applied; ignored as stale",
-                    event.event_id, data.product_group_id)
+                    event.event_id, data.product_group_id, extra=ids(event_id=event.event_id))
         _apply_stock(session, event, variants)
         return CatalogResult(CatalogOutcome.STALE)
     applied_skus = _upsert_variants(session, event, variants)
     _deactivate_omitted(session, event)
     downloads = sync_media(session, [v for v in variants if v.sku in applied_skus])
     _apply_stock(session, event, variants)
+    logger.info("event %s for group %s applied: %d variants", event.event_id, data.product_group_id, len(variants),
+                extra=ids(event_id=event.event_id))
     return CatalogResult(CatalogOutcome.APPLIED, downloads)
 
 
@@ -115,9 +118,9 @@ def decode_catalog_update(raw: bytes) -> CatalogUpdate:
 def build_handler(settings: Settings) -> Handler:
     """The catalog worker's handler; image downloads are requested after the commit."""
 
-    def handle(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
+    def handle(delivery: Delivery, session: Session) -> Handled:
         result = apply_catalog_update(decode_catalog_update(delivery.body), session, body_digest(delivery.body))
-        return media_messages(result.media_downloads)
+        return Handled(result.outcome.value, tuple(media_messages(result.media_downloads)))
 
     return handle
 

@@ -23,6 +23,7 @@ from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import OrderPlaced, dumps
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.erp_http import body_excerpt, check_answer, quick_retries, translated
+from erp_sync.workers.metrics import ERP_CALLS, erp_call_result
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +119,13 @@ class ErpClient:
         except ErpMisconfigured as exc:
             # local_only orders wait for an operator, not for the ERP: say so at every probe.
             alert(Cause.ERP_MISCONFIGURED, "ERP probe: %s", exc)
+            ERP_CALLS.labels(call="probe", result=erp_call_result(exc)).inc()
             return False
         except (ErpUnavailable, ErpRejected) as exc:
             logger.info("ERP probe: not answering (%s)", exc)
+            ERP_CALLS.labels(call="probe", result=erp_call_result(exc)).inc()
             return False
+        ERP_CALLS.labels(call="probe", result="ok").inc()
         return True
 
     def _push(self, path: str, order_id: str, body: dict[str, Any]) -> PushResult:
@@ -147,12 +151,18 @@ class ErpClient:
                               body_excerpt(response), sent_at, _http_date(response.headers.get("Date")))
 
         try:
-            return send()
+            result = send()
         except ErpMisconfigured as exc:
+            ERP_CALLS.labels(call="push", result=erp_call_result(exc)).inc()
             # The order may be fine: rejecting it would free its held stock and lose the sale. It
             # waits as pending while someone fixes the cause.
             alert(Cause.ERP_MISCONFIGURED, "%s: %s", what, exc)
             raise
+        except Exception as exc:
+            ERP_CALLS.labels(call="push", result=erp_call_result(exc)).inc()
+            raise
+        ERP_CALLS.labels(call="push", result="ok").inc()
+        return result
 
     def _headers(self, order_id: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json"}

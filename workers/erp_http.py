@@ -133,13 +133,16 @@ def quick_retries(tries: int, base_s: float, on_retry: Callable[[dict[str, Any]]
     """A decorator: up to `tries` tries, growing pauses, on ErpUnavailable alone, never on ErpMisconfigured."""
 
     def log_retry(details: Any) -> None:
-        logger.warning("ERP call retry %d in %.2f s: %s", details["tries"], details["wait"], details.get("exception"))
+        # Expected when the ERP has a bad moment: news only if the order ends up waiting (logged there).
+        logger.info("ERP call retry %d in %.2f s: %s", details["tries"], details["wait"], details.get("exception"))
         if on_retry is not None:
             on_retry(dict(details))
 
     decorator: Callable[[F], F] = backoff.on_exception(
         backoff.expo, ErpUnavailable, max_tries=tries, factor=base_s, jitter=backoff.full_jitter,
         giveup=lambda exc: isinstance(exc, ErpMisconfigured), on_backoff=log_retry, raise_on_giveup=True,
+        # backoff's own "Giving up" is an ERROR; the caller logs what the failure means (an order waits).
+        logger=None,
     )
     return decorator
 

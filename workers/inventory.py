@@ -1,14 +1,13 @@
 """The inventory worker: applies `inventory.change` events (spec 3.2) to the SKU's stock."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from erp_sync.shared.consumer import BatchHandler, Delivery, Handler
+from erp_sync.shared.consumer import BatchHandler, Delivery, Handled, Handler, HandlerResult
 from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.models import StockChangeOutcome
-from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.idempotency import Arrival, Recording, body_digest, record_event, record_events
 from erp_sync.workers.stock import StockEvent, apply_stock_events, record_and_lock
@@ -71,8 +70,9 @@ def decode_inventory_change(raw: bytes) -> InventoryChange:
 def build_handler(settings: Settings) -> Handler:
     """The inventory worker's handler; it needs nothing from the settings."""
 
-    def handle(delivery: Delivery, session: Session) -> None:
-        apply_inventory_change(decode_inventory_change(delivery.body), session, body_digest(delivery.body))
+    def handle(delivery: Delivery, session: Session) -> Handled:
+        outcome = apply_inventory_change(decode_inventory_change(delivery.body), session, body_digest(delivery.body))
+        return Handled(outcome.value)
 
     return handle
 
@@ -80,9 +80,9 @@ def build_handler(settings: Settings) -> Handler:
 def build_batch_handler(settings: Settings) -> BatchHandler:
     """The inventory worker's whole-batch handler: the batch in one pass of the stock path, not one per event."""
 
-    def handle_batch(deliveries: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
-        apply_inventory_batch([decode_inventory_change(delivery.body) for delivery in deliveries], session,
-                              [body_digest(delivery.body) for delivery in deliveries])
-        return [None] * len(deliveries)
+    def handle_batch(deliveries: list[Delivery], session: Session) -> list[HandlerResult]:
+        outcomes = apply_inventory_batch([decode_inventory_change(delivery.body) for delivery in deliveries],
+                                         session, [body_digest(delivery.body) for delivery in deliveries])
+        return [Handled(outcome.value) for outcome in outcomes]
 
     return handle_batch

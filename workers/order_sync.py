@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpRejected, ErpUnavailable
+from erp_sync.shared.logs import ids
 from erp_sync.shared.models.states import OrderStatus
 from erp_sync.shared.orders import OrderPlaced
 from erp_sync.shared.publisher import OutgoingMessage
@@ -115,7 +116,8 @@ def _synced(row: PushState, result: PushResult, policy: PushPolicy) -> None:
     row.next_attempt_at = None
     row.last_error = None
     logger.info("order %s synced (attempt %d%s)", row.order_id, row.attempts,
-                ", the ERP already had it" if result.already_imported else "")
+                ", the ERP already had it" if result.already_imported else "",
+                extra=ids(order_id=row.order_id, attempt=row.attempts))
 
 
 def _rejected(session: Session, row: PushState, reason: str) -> None:
@@ -123,7 +125,8 @@ def _rejected(session: Session, row: PushState, reason: str) -> None:
     row.last_error = reason[:MAX_ERROR_CHARS]
     row.next_attempt_at = None
     release_holds(session, row.order_id, "rejected")
-    alert(Cause.ORDER_REJECTED, "order %s rejected by the ERP; stock released: %s", row.order_id, reason)
+    alert(Cause.ORDER_REJECTED, "order %s rejected by the ERP; stock released: %s", row.order_id, reason,
+          extra=ids(order_id=row.order_id, attempt=row.attempts))
 
 
 def _unavailable(row: PushState, error: ErpUnavailable, policy: PushPolicy) -> list[OutgoingMessage]:
@@ -131,18 +134,22 @@ def _unavailable(row: PushState, error: ErpUnavailable, policy: PushPolicy) -> l
     if row.status == OrderStatus.LOCAL_ONLY:
         # Not due for a while, so that the probe's next round starts with the orders after it.
         row.next_attempt_at = row.now + timedelta(seconds=policy.retry_interval_s)
-        logger.warning("order %s still local_only, the ERP is unreachable: %s", row.order_id, error)
+        # Expected while the ERP is away; the alert went out when the order turned local_only.
+        logger.info("order %s still local_only, the ERP is unreachable: %s", row.order_id, error,
+                    extra=ids(order_id=row.order_id, attempt=row.attempts))
         return []
     assert row.first_attempt_at is not None  # set by push_order before sending
     row.next_attempt_at = next_attempt(row.first_attempt_at, row.now, policy)
     if row.next_attempt_at is None:
         row.status = OrderStatus.LOCAL_ONLY.value
         alert(Cause.ORDER_LOCAL_ONLY, "order %s: ERP unreachable for %d s; local_only, its stock stays held until "
-              "the ERP is back", row.order_id, policy.retry_window_s)
+              "the ERP is back", row.order_id, policy.retry_window_s, extra=ids(order_id=row.order_id, attempt=row.attempts))
         return []
     if row.status == OrderStatus.RECEIVED:
         alert(Cause.ERP_UNREACHABLE, "order %s waits as pending_sync, the ERP is unreachable: %s", row.order_id, error)
     row.status = OrderStatus.PENDING_SYNC.value
-    logger.warning("order %s pending_sync (attempt %d), retry in %d s: %s",
-                   row.order_id, row.attempts, policy.retry_interval_s, error)
+    # An expected retry (spec 7.2), not a warning: news only when the window runs out (above).
+    logger.info("order %s pending_sync (attempt %d), retry in %d s: %s",
+                row.order_id, row.attempts, policy.retry_interval_s, error,
+                extra=ids(order_id=row.order_id, attempt=row.attempts))
     return [push_message(row.order_id, *order_retry_route(policy.retry_interval_s * 1000))]

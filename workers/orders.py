@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.shared.alerts import Cause, alert
-from erp_sync.shared.consumer import BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handler, parked
+from erp_sync.shared.consumer import (
+    BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, Handler, HandlerResult, parked,
+)
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.orders import decode_order, order_id_of
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
@@ -41,7 +42,7 @@ def build_runner(settings: Settings, session_factory: sessionmaker[Session], con
     return BatchRunner(record_order, session_factory, config, record_batch)
 
 
-def record_batch(batch: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
+def record_batch(batch: list[Delivery], session: Session) -> list[HandlerResult]:
     """Record a batch of orders with their holds at once (those not recorded yet); each then goes on to be pushed.
 
     Known ones too: a redelivered order may have lost its push message with the worker that recorded it.
@@ -54,10 +55,15 @@ def record_batch(batch: list[Delivery], session: Session) -> list[Iterable[Outgo
     recorded = record_orders(session, orders)
     logger.info("%d orders recorded with their holds, %d known already (%s to %s)", len(recorded),
                 len(orders) - len(recorded), orders[0].order_id, orders[-1].order_id)
-    return [[push_message(order.order_id)] for order in orders]
+    results: list[HandlerResult] = []
+    for order in orders:
+        # A second copy within the batch is a duplicate too.
+        results.append(Handled("applied" if order.order_id in recorded else "duplicate", (push_message(order.order_id),)))
+        recorded.discard(order.order_id)
+    return results
 
 
-def record_order(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
+def record_order(delivery: Delivery, session: Session) -> HandlerResult:
     """`record_batch` of one; a malformed order is recorded as rejected (when it names an order id) and parked.
 
     Parking is a follow-up message rather than a raised error: a raised error would roll back the
@@ -67,7 +73,7 @@ def record_order(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
         MessageDecodeError: the body names no usable order id; the consumer parks it.
     """
     try:
-        [follow_ups] = record_batch([delivery], session)
+        [result] = record_batch([delivery], session)
     except MessageDecodeError as exc:
         if (order_id := order_id_of(delivery.body)) is None:
             raise
@@ -75,7 +81,7 @@ def record_order(delivery: Delivery, session: Session) -> list[OutgoingMessage]:
         record_rejected(session, order_id, reason)
         alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message: %s", order_id, reason)
         return [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
-    return list(follow_ups or ())
+    return result
 
 
 def build_push_handler(settings: Settings) -> Handler:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from erp_sync.shared.settings import Settings
-from erp_sync.shared.topology import WORK_QUEUES, WorkQueue
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES, WorkQueue
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +42,14 @@ class ConsumingWorker:
     database_connections: Callable[[Settings], int] | None = None
     start_loops: LoopsFactory | None = None
     needs_erp: bool = False
+    # Queues its background loops consume besides `queue`: their depths go on its /metrics too.
+    other_queues: tuple[WorkQueue, ...] = ()
+    # Whether its /metrics carries the database's figures (orders, holds, sweeps): one worker kind does.
+    exports_database_figures: bool = False
+
+    @property
+    def queues(self) -> tuple[WorkQueue, ...]:
+        return (self.queue, *self.other_queues)
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,8 @@ WORKERS: dict[str, Worker] = {
             database_connections=_orders_connections,
             start_loops=_orders_loops,
             needs_erp=True,
+            other_queues=(ORDERS_PUSH_QUEUE,),
+            exports_database_figures=True,
         ),
         ScheduledWorker("reconcile", _reconcile, needs_erp=True),
     )

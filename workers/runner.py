@@ -5,13 +5,21 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine
+
 from erp_sync.shared.broker import declare_all
 from erp_sync.shared.consumer import Consumer, ConsumerConfig
 from erp_sync.shared.db import DEFAULT_POOL_SIZE, make_engine, make_session_factory
 from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.message_metrics import consumers_connected
+from erp_sync.shared.order_metrics import order_collector
 from erp_sync.shared.publisher import ConfirmingPublisher
+from erp_sync.shared.queue_metrics import queue_collector
+from erp_sync.shared.reconcile_metrics import reconcile_collector
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.background import BackgroundLoop
+from erp_sync.workers.metrics_server import serving_metrics
 from erp_sync.workers.signals import stop_on_signals
 
 if TYPE_CHECKING:
@@ -44,6 +52,23 @@ def run_worker(worker: ConsumingWorker, settings: Settings, stop: threading.Even
                 settings.queue_bound)
     connections = worker.database_connections(settings) if worker.database_connections else DEFAULT_POOL_SIZE
     engine = make_engine(settings.database_url, connections, settings.database_lock_timeout_ms)
+    # Listening first: a port taken stops the worker before it starts anything.
+    with serving_metrics(settings, worker.name, _collectors(worker, settings, engine), alive=consumers_connected):
+        loops = _consume(worker, settings, engine, stop)
+    failed = next((loop for loop in loops if loop.failure is not None), None)
+    if failed is not None:
+        raise WorkerFailed(f"worker {worker.name} stopped: {failed.name} failed: {failed.failure}") from failed.failure
+
+
+def _collectors(worker: ConsumingWorker, settings: Settings, engine: Engine) -> list[Collector]:
+    """What the worker's /metrics reads at each scrape: its queues, and perhaps the database's figures."""
+    collectors: list[Collector] = [queue_collector(settings, worker.queues)]
+    if worker.exports_database_figures:
+        collectors += [order_collector(engine), reconcile_collector(engine)]
+    return collectors
+
+
+def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: threading.Event) -> list[BackgroundLoop]:
     session_factory = make_session_factory(engine)
     config = consumer_config(settings, worker)
     runner = worker.build_runner(settings, session_factory, config)
@@ -64,6 +89,4 @@ def run_worker(worker: ConsumingWorker, settings: Settings, stop: threading.Even
         publisher.close()
         engine.dispose()
         logger.info("worker %s stopped", worker.name)
-    failed = next((loop for loop in loops if loop.failure is not None), None)
-    if failed is not None:
-        raise WorkerFailed(f"worker {worker.name} stopped: {failed.name} failed: {failed.failure}") from failed.failure
+    return loops

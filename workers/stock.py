@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from erp_sync.shared.logs import ids
 from erp_sync.shared.models import StockChangeKind, StockChangeOutcome
 from erp_sync.workers.hold_rule import release_named_holds
 from erp_sync.workers.idempotency import RECORD_FRESH, Recording
@@ -141,8 +142,8 @@ def apply_stock_events(session: Session, events: Sequence[StockEvent], *, locked
         decision = (ledger or Ledger()).take(event.change, duplicate=event.duplicate)
         if decision.outcome is StockChangeOutcome.APPLIED:
             changed[event.sku] = changed.get(event.sku, False) or isinstance(event.change, Total)
-        else:
-            logger.info("event %s for sku %s recorded as %s", event.event_id, event.sku, decision.outcome.value)
+        logger.info("event %s for sku %s %s", event.event_id, event.sku, decision.outcome.value,
+                    extra=ids(event_id=event.event_id, sku=event.sku))
         decisions.append(decision)
         # Only an event seen before can meet a SKU without a row (a fresh one's row is made above).
         history.append(_history_row(event, decision, decision.figure.quantity if ledger else None))

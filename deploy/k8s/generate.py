@@ -81,6 +81,11 @@ def database_connections(worker: Worker, settings: Settings) -> int:
     return pool + POOL_OVERFLOW
 
 
+# Each worker's /metrics and /healthz (docs/metrics.md).
+METRICS_PORT = 9100
+METRICS_ENV = [{"name": "METRICS_HOST", "value": "0.0.0.0"}, {"name": "METRICS_PORT", "value": str(METRICS_PORT)}]
+
+
 def secret_env(worker: Worker) -> list[dict[str, Any]]:
     names = ["DATABASE_URL", "AMQP_URL", *(["ERP_API_TOKEN"] if worker.needs_erp else [])]
     return [{"name": name, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": name.lower().replace("_", "-")}}}
@@ -103,7 +108,11 @@ def deployment(worker: Worker, settings: Settings) -> dict[str, Any]:
                     "image": "erp-sync",
                     "args": ["worker", worker.name],
                     "envFrom": [{"configMapRef": {"name": CONFIG}}],
-                    "env": secret_env(worker),
+                    "env": [*secret_env(worker), *METRICS_ENV],
+                    "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+                    # 503 while a consumer is cut off from RabbitMQ: a minute of that, and the pod restarts.
+                    "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"},
+                                      "periodSeconds": 10, "failureThreshold": 6},
                     "resources": {"requests": {"cpu": sizing.cpu, "memory": sizing.memory},
                                   "limits": {"memory": sizing.memory_limit}},
                     "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,

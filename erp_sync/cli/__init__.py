@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +34,11 @@ def build_parser(*, with_sandbox: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def process_name(arguments: Sequence[str]) -> str:
+    """What a log line calls this process: the command, and a worker's name ("worker inventory")."""
+    return " ".join(arguments[:2]) if arguments[:1] == ["worker"] else arguments[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     # The command comes first (the top level has no option but --help).
@@ -43,11 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         apply_env_file()
     if not getattr(args, "needs_settings", True):
         # The sandbox ERP stands in for another system: it has settings of its own.
-        configure_logging(logging.INFO)
+        json_logs = os.environ.get("LOG_FORMAT", "").lower() == "json"
+        configure_logging(logging.INFO, "json" if json_logs else "text", process_name(arguments))
         return int(args.run(None, args))
     try:
         settings = load_settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format, process_name(arguments))
         # pika narrates every connection at INFO; its warnings and errors still show.
         logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
         if settings.alert_smtp_host is not None:

@@ -41,6 +41,13 @@ def roles(ports: Ports, env: dict[str, str]) -> dict[str, list[str]]:
     return commands
 
 
+def metrics_ports(commands: dict[str, list[str]], env: dict[str, str]) -> dict[str, str]:
+    """With METRICS_PORT set, each worker's own port from it on: one port for all would stop all but one."""
+    base = int(env.get("METRICS_PORT") or 0)
+    workers = [name for name, arguments in commands.items() if arguments[0] == "worker"]
+    return {name: str(base + index) for index, name in enumerate(workers)} if base else {}
+
+
 def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     output = Output()
     if args.story and args.no_sandbox:
@@ -63,8 +70,10 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         migrated = processes.run("migrate", ["migrate"])
         if migrated != EXIT_OK:
             return migrated
-        for name, arguments in roles(ports, env).items():
-            processes.start(name, arguments)
+        commands = roles(ports, env)
+        ports_of = metrics_ports(commands, env)
+        for name, arguments in commands.items():
+            processes.start(name, arguments, {"METRICS_PORT": ports_of[name]} if name in ports_of else None)
         if not _wait_ready(ports, processes, stopping, output):
             return EXIT_FAILURE if processes.exited() or not stopping else EXIT_OK
         variables = shell_variables(ports, env, settings.database_url, settings.amqp_url)

@@ -45,11 +45,12 @@ class Processes:
         self.children: dict[str, subprocess.Popen[str]] = {}
         self._copiers: list[threading.Thread] = []
 
-    def start(self, name: str, arguments: list[str]) -> None:
-        """Start `erp-sync ARGUMENTS` under a name."""
+    def start(self, name: str, arguments: list[str], env: Mapping[str, str] | None = None) -> None:
+        """Start `erp-sync ARGUMENTS` under a name, with `env` over the shared environment."""
         # A process group of its own: Ctrl-C reaches dev alone, which stops each child once, with
         # SIGTERM; a second signal mid-shutdown (or mid-import) would cut a child short.
-        child = subprocess.Popen([sys.executable, "-m", "erp_sync", *arguments], env=self.env, text=True,
+        child = subprocess.Popen([sys.executable, "-m", "erp_sync", *arguments], env=self.env | dict(env or {}),
+                                 text=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, errors="replace",
                                  process_group=0)
         assert child.stdout is not None

@@ -22,5 +22,9 @@ def run_worker_command(settings: Settings, args: argparse.Namespace) -> int:
 
         run_worker(worker, settings)
     else:
-        worker.run(settings)
+        from erp_sync.workers.metrics_server import serving_metrics
+
+        # A scheduled worker is alive while its process runs; its figures are in the database.
+        with serving_metrics(settings, worker.name):
+            worker.run(settings)
     return EXIT_OK

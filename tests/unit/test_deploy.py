@@ -16,7 +16,7 @@ import yaml
 
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.registry import WORKERS
-from tests.support.deploy_files import Stage, dockerfile_stages
+from tests.support.deploy_files import Stage, dockerfile_stages, load_script
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
@@ -150,3 +150,13 @@ def test_the_orders_worker_is_given_time_to_finish_its_pushes_on_stop():
     grace = OURS["orders"]["stop_grace_period"]
 
     assert grace.endswith("s") and int(grace[:-1]) > worst_push_s
+
+
+@pytest.mark.parametrize("name", sorted(WORKERS))
+def test_every_worker_serves_its_metrics_where_the_image_healthcheck_asks(name):
+    environment = OURS[name]["environment"]
+    port = DEFAULTED.match(environment["METRICS_PORT"])["default"]
+
+    assert int(port) > 0 and environment["METRICS_HOST"] == "0.0.0.0"
+    assert load_script("healthcheck.py").health_url(["worker", name], {"METRICS_PORT": port}) == (
+        f"http://127.0.0.1:{port}/healthz")

@@ -16,6 +16,8 @@ healthcheck = load_script("healthcheck.py")
     (["api"], {"API_PORT": "9001"}, "http://127.0.0.1:9001/healthz"),
     (["sandbox-erp", "--host", "0.0.0.0"], {}, "http://127.0.0.1:8900/healthz"),
     (["worker", "orders"], {}, None),
+    (["worker", "orders"], {"METRICS_PORT": "0"}, None),
+    (["worker", "orders"], {"METRICS_PORT": "9100"}, "http://127.0.0.1:9100/healthz"),
     (["migrate"], {}, None),
 ])
 def test_the_check_asks_the_port_the_process_serves_on(command, environ, url):

@@ -646,3 +646,36 @@ def test_batch_handler_that_loses_a_message_commits_nothing_of_its_own(runner_se
     assert outcomes == [Done()] * 3
     types = set(db_session.scalars(select(ProcessedEvent.event_type).where(ProcessedEvent.event_id.in_(event_ids))))
     assert types == {EVENT_TYPE}
+
+
+def test_settled_messages_are_counted_by_outcome_once_acked(start_consumer, publish, broker, db_engine):
+    from prometheus_client import REGISTRY
+
+    def count(outcome: str) -> float:
+        return REGISTRY.get_sample_value("erp_sync_messages_total", {"queue": QUEUE.name, "outcome": outcome}) or 0.0
+
+    # given a handler that fails twice on one message, for good on another, and handles a third
+    before = {outcome: count(outcome) for outcome in ("applied", "retried", "parked")}
+    flaky, bad = new_id(), new_id()
+    handler, _ = failing_for(flaky, DatabaseUnavailable("connection refused"), times=2)
+
+    def handle(delivery: Delivery, session: Session) -> None:
+        if delivery.message_id == bad:
+            raise PermanentError("never")
+        handler(delivery, session)
+
+    running = start_consumer(handle)
+
+    # when the three arrive
+    publish(event_id=flaky)
+    publish(event_id=bad)
+    fine = publish()
+
+    # then two are applied and one parked, and each trip through a delay queue is counted as a retry
+    wait_until(lambda: committed(db_engine, flaky) == 1 and committed(db_engine, fine) == 1, "both to commit")
+    wait_until(lambda: count("applied") - before["applied"] == 2, "the two acks to be counted")
+    running.stop()
+    retries = sum(isinstance(outcome, Retry) for outcome in running.runner.outcomes[flaky])
+    assert retries >= 1
+    assert {outcome: count(outcome) - before[outcome] for outcome in before} == {
+        "applied": 2.0, "retried": float(retries), "parked": 1.0}

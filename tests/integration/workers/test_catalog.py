@@ -271,11 +271,12 @@ def test_handler_returns_the_media_downloads_to_send_after_commit(db_session, mi
     body = encode(catalog_event())
 
     # when it handles the spec's example
-    messages = handle(Delivery(delivery_tag=1, body=body, message_id="m1", content_type="application/json"),
-                      db_session)
+    handled = handle(Delivery(delivery_tag=1, body=body, message_id="m1", content_type="application/json"),
+                     db_session)
 
-    # then one message asks the media worker for the group's three images
-    [message] = messages
+    # then it is applied, and one message asks the media worker for the group's three images
+    assert handled.outcome == "applied"
+    [message] = handled.follow_ups
     assert message.exchange == INTERNAL_EXCHANGE
     assert sorted(image["url"] for image in json.loads(message.body)["images"]) == sorted(
         m.url for m in db_session.scalars(select(Media)))

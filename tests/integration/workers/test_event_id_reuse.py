@@ -214,7 +214,7 @@ def test_a_record_of_an_earlier_release_without_a_digest_counts_as_the_same_body
     outcomes = batch_runner.run([delivery(1, inventory(sku, event_id, new_quantity=4, quantity_change=None))])
 
     # then it is a duplicate, as before the digest
-    assert outcomes == [Done()]
+    assert outcomes == [Done(outcome="duplicate")]
     with sessions() as session:
         assert list(session.scalars(select(StockChange.outcome).where(StockChange.sku == sku))) == ["duplicate"]
 

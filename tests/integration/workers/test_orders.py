@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 
 from erp_sync.ingress.availability import stock_view
-from erp_sync.shared.consumer import Delivery
+from erp_sync.shared.consumer import Delivery, Handled
 from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.models import Order, StockHold
@@ -46,7 +46,8 @@ def record_then_push(push):
     """The orders worker's two steps on one session: record the order (or park it), then push what it handed on."""
 
     def run(message: Delivery, session):
-        [handed_on] = record_order(message, session)
+        recorded = record_order(message, session)
+        [handed_on] = recorded.follow_ups if isinstance(recorded, Handled) else recorded
         if handed_on.exchange == PARKING_EXCHANGE:
             return [handed_on]
         return push(Delivery(message.delivery_tag, handed_on.body, handed_on.message_id, handed_on.content_type,
@@ -247,7 +248,7 @@ def test_a_recorded_order_asks_for_its_push_by_id_alone(db_session):
     headers = {"x-erp-sync-order-retry": 3, "x-storefront-trace": "abc"}
 
     # when it is recorded
-    [handed_on] = record_order(delivery(order_body(), headers=headers), db_session)
+    [handed_on] = record_order(delivery(order_body(), headers=headers), db_session).follow_ups
 
     # then the message to the push queue names the order and nothing else
     assert (handed_on.exchange, handed_on.routing_key) == (ORDERS_PUSH_QUEUE.exchange, ORDERS_PUSH_QUEUE.routing_key)

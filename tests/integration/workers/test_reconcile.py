@@ -300,7 +300,7 @@ def test_history_and_show_read_back_the_runs(erp, sweep_settings, committed_sess
 
 
 def test_metrics_show_the_latest_sweep(erp, sweep_settings, committed_session, db_engine):
-    from erp_sync.ingress.reconcile_metrics import exposition
+    from erp_sync.shared.reconcile_metrics import exposition
 
     # given a sweep that corrected one SKU of two
     url = erp({"M-1": 1, "M-2": 2})
@@ -354,7 +354,7 @@ def test_three_schedulers_sweep_a_slot_once(erp, sweep_settings, committed_sessi
 
 
 def test_metrics_and_history_say_how_true_the_shop_is(erp, sweep_settings, committed_session, db_engine):
-    from erp_sync.ingress.reconcile_metrics import exposition
+    from erp_sync.shared.reconcile_metrics import exposition
     from erp_sync.workers.reconcile_history import stock_truth
 
     # given two open holds, the older an hour old, one hold ended by the ERP's figure, and a

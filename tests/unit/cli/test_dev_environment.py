@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from erp_sync.cli.dev_env import Ports, dev_environment
+from erp_sync.cli.dev import metrics_ports, roles
 
 PORTS = Ports(ingress=8000, api=8001, sandbox=8900)
 MADE = {"ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN", "CONSOLE_PASSWORD"}
@@ -78,3 +79,19 @@ def test_a_console_token_of_the_user_replaces_the_password():
     env, made = dev_environment(PORTS, {"CONSOLE_TOKEN": "my-console-token-0123"})
 
     assert "CONSOLE_PASSWORD" not in made and "CONSOLE_USER" not in env
+
+
+def test_with_metrics_port_set_each_worker_gets_a_port_of_its_own():
+    # given METRICS_PORT set for the whole of dev
+    env = {"METRICS_PORT": "9100", "ERP_BASE_URL": "http://127.0.0.1:8900"}
+
+    # when dev gives out the workers' ports
+    given = metrics_ports(roles(PORTS, env), env)
+
+    # then the five workers listen on 9100 to 9104, and no other process is given one
+    assert sorted(given.values()) == [str(port) for port in range(9100, 9105)]
+    assert set(given) == {name for name, arguments in roles(PORTS, env).items() if arguments[0] == "worker"}
+
+
+def test_without_metrics_port_no_worker_gets_one():
+    assert metrics_ports(roles(PORTS, {}), {}) == {}

@@ -7,7 +7,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from erp_sync.ingress import scraped
+from erp_sync.shared import scraped
 from erp_sync.shared.hold_figures import HoldFigures, hold_figures
 from erp_sync.shared.models import ReconciliationRun
 
@@ -71,8 +71,12 @@ def _hold_metrics(holds: HoldFigures) -> Iterator[Metric]:
     yield released
 
 
+def reconcile_collector(engine: Engine) -> scraped.ScrapedCollector:
+    """The sweep's and the holds' metrics, with `erp_sync_reconcile_metrics_up`."""
+    return scraped.ScrapedCollector("erp_sync_reconcile_metrics_up", "1 when the runs could be read from the database",
+                                    (SQLAlchemyError,), lambda: reconcile_metrics(engine))
+
+
 def exposition(engine: Engine) -> bytes:
     """The sweep's metrics in the text format, to append to the ingress's own."""
-    return scraped.exposition(scraped.ScrapedCollector(
-        "erp_sync_reconcile_metrics_up", "1 when the runs could be read from the database", (SQLAlchemyError,),
-        lambda: reconcile_metrics(engine)))
+    return scraped.exposition(reconcile_collector(engine))
