@@ -30,6 +30,21 @@ def quiet_logging() -> None:
     logging.getLogger("erp_sync.shared.publisher").setLevel(logging.ERROR)
 
 
+def benchmark_main(
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    compared: Sequence[str],
+    failures: tuple[type[BaseException], ...] = SERVICE_FAILURES,
+) -> Callable[[list[str] | None], int]:
+    """A benchmark's `main(argv)`: parse its arguments, quiet the logs, then `run_benchmark`."""
+    def main(argv: list[str] | None = None) -> int:
+        args = parse_args(argv)
+        quiet_logging()
+        return run_benchmark(run, args, compared, failures)
+
+    return main
+
+
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
     # SystemExit unwinds through every `finally`: servers stopped, vhost and database dropped.
     sys.exit(128 + signum)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
+from bench.harness import benchmark_main
 from bench.sandbox import private_database
 from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
 from erp_sync.shared.db import make_engine, make_session_factory
@@ -39,10 +39,11 @@ SKU = "BENCH-MEDIA"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the media worker's downloads.")
-    parser.add_argument("--images", type=int, default=2_000, help="distinct images per run (2000)")
-    parser.add_argument("--per-message", type=int, default=100, help="images per media message (100)")
-    parser.add_argument("--concurrency", type=int, default=8, help="MEDIA_CONCURRENCY of the measured run (8)")
-    parser.add_argument("--server-ms", type=float, default=20.0, help="the image server's delay per image (20 ms)")
+    for flag, default, meaning in (("--images", 2_000, "distinct images per run"),
+                                   ("--per-message", 100, "images per media message"),
+                                   ("--concurrency", 8, "MEDIA_CONCURRENCY of the measured run"),
+                                   ("--server-ms", 20.0, "the image server's delay per image, ms")):
+        parser.add_argument(flag, type=type(default), default=default, help=f"{meaning} ({default:g})")
     parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
     return parser.parse_args(argv)
 
@@ -108,10 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    quiet_logging()
-    return run_benchmark(run, args, COMPARED, SERVICE_FAILURES)
+main = benchmark_main(parse_args, run, COMPARED)
 
 
 if __name__ == "__main__":

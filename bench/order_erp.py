@@ -2,13 +2,21 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
-from bench.servers import REPO
+from bench.order_load import write_catalog
+from bench.sandbox import private_database, private_vhost
+from bench.servers import HOST, REPO, free_port, running, server_env
+from erp_sync.shared.settings import Settings, load_settings
 
 ADMIN_TIMEOUT_S = 60.0
 
@@ -42,3 +50,35 @@ def erp_orders(base_url: str, token: str, prefix: str) -> int:
                             timeout=ADMIN_TIMEOUT_S)
     response.raise_for_status()
     return len({str(item["order_id"]) for item in response.json() if str(item["order_id"]).startswith(prefix)})
+
+
+@dataclass(frozen=True)
+class OrderStage:
+    """What an orders benchmark runs against: the sandbox ERP, a private vhost and database, migrated."""
+
+    work_dir: Path
+    skus: list[str]
+    erp_url: str
+    token: str
+    amqp_url: str
+    settings: Settings
+    env: dict[str, str]
+
+
+def order_stage(stack: ExitStack, skus: int, stock: int, extra_env: dict[str, str], **settings: Any) -> OrderStage:
+    """Start the sandbox ERP with `skus` SKUs of `stock` each, make and migrate a vhost and database; gone with `stack`."""
+    token, secret = secrets.token_hex(16), secrets.token_hex(24)
+    work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="erp-sync-bench-")))
+    catalog = write_catalog(work_dir / "catalog.json", skus, stock)
+    erp_port = free_port()
+    erp_url = f"http://{HOST}:{erp_port}"
+    stack.enter_context(running("sandbox-erp", erp_sync("sandbox-erp", "--port", str(erp_port)),
+                                sandbox_env(work_dir / "catalog.json", token), erp_port, work_dir))
+    amqp_url = stack.enter_context(private_vhost(load_settings().amqp_url, load_settings().retry_delays_ms))
+    database_url = stack.enter_context(private_database(load_settings().database_url))
+    run_settings = load_settings(amqp_url=amqp_url, database_url=database_url, erp_base_url=erp_url,
+                                 erp_api_token=token, **settings)
+    env = server_env(run_settings, secret, work_dir / "metrics") | {
+        "ERP_BASE_URL": erp_url, "ERP_API_TOKEN": token} | extra_env
+    migrate(env)
+    return OrderStage(work_dir, catalog, erp_url, token, amqp_url, run_settings, env)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
-import tempfile
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -24,19 +22,15 @@ from typing import Any
 
 import requests
 
-from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
+from bench.harness import SERVICE_FAILURES, benchmark_main
 from bench.hol_erp import ErpWatch
-from bench.order_erp import erp_sync, migrate, sandbox_env
-from bench.order_load import write_catalog
+from bench.order_erp import order_stage
 from bench.phases import progress
 from bench.report import machine
-from bench.sandbox import private_database, private_vhost
-from bench.servers import HOST, free_port, running, server_env
 from bench.visibility import percentile_ms
 from bench.worker_procs import workers_running
 from erp_sync.shared.orders import LineItem, OrderPlaced, publish_order
 from erp_sync.shared.publisher import ConfirmingPublisher
-from erp_sync.shared.settings import load_settings
 
 COMPARED = ("while_one_hangs_p50_ms", "while_one_hangs_max_ms", "no_hang_p50_ms")
 TARGET_MS = 100.0
@@ -92,26 +86,13 @@ class Rounds:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Set up the ERP, vhost, database and worker; time the rounds; tear everything down; the figures."""
-    base = load_settings()
-    token, secret = secrets.token_hex(16), secrets.token_hex(24)
     load_before = os.getloadavg()
     with ExitStack() as stack:
-        work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="erp-sync-bench-")))
-        skus = write_catalog(work_dir / "catalog.json", 2, 1_000_000)
-        erp_port = free_port()
-        erp_url = f"http://{HOST}:{erp_port}"
-        stack.enter_context(running("sandbox-erp", erp_sync("sandbox-erp", "--port", str(erp_port)),
-                                    sandbox_env(work_dir / "catalog.json", token), erp_port, work_dir))
-        amqp_url = stack.enter_context(private_vhost(base.amqp_url, base.retry_delays_ms))
-        database_url = stack.enter_context(private_database(base.database_url))
-        settings = load_settings(amqp_url=amqp_url, database_url=database_url, erp_base_url=erp_url,
-                                 erp_api_token=token)
-        env = server_env(settings, secret, work_dir / "metrics") | {
-            "ERP_BASE_URL": erp_url, "ERP_API_TOKEN": token, "ERP_READ_TIMEOUT_S": READ_TIMEOUT_S}
-        migrate(env)
-        erp = ErpWatch(erp_url, token)
+        stage = order_stage(stack, 2, 1_000_000, {"ERP_READ_TIMEOUT_S": READ_TIMEOUT_S})
+        settings, env, work_dir, skus = stage.settings, stage.env, stage.work_dir, stage.skus
+        erp = ErpWatch(stage.erp_url, stage.token)
         stack.callback(erp.close)
-        publisher = ConfirmingPublisher(amqp_url)
+        publisher = ConfirmingPublisher(stage.amqp_url)
         stack.callback(publisher.close)
         workers = stack.enter_context(workers_running("orders", 1, env, work_dir, "hol"))
         rounds = Rounds(args, erp, publisher, skus, workers.check_alive)
@@ -159,10 +140,7 @@ def figures(args: argparse.Namespace, concurrency: int, times: tuple[list[float]
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    quiet_logging()
-    return run_benchmark(run, args, COMPARED, SERVICE_FAILURES + (requests.RequestException,))
+main = benchmark_main(parse_args, run, COMPARED, SERVICE_FAILURES + (requests.RequestException,))
 
 
 if __name__ == "__main__":

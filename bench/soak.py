@@ -30,7 +30,7 @@ from sqlalchemy import text
 
 from bench import soak_checks
 from bench.drain import bench_engine
-from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
+from bench.harness import SERVICE_FAILURES, benchmark_main
 from bench.order_erp import erp_sync, migrate, sandbox_env
 from bench.order_load import write_catalog
 from bench.phases import progress
@@ -193,10 +193,7 @@ def _figures(args: argparse.Namespace, erp: ErpActivity, storefront: Storefront,
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    quiet_logging()
-    return run_benchmark(run, args, COMPARED, SERVICE_FAILURES + (requests.RequestException,))
+main = benchmark_main(parse_args, run, COMPARED, SERVICE_FAILURES + (requests.RequestException,))
 
 
 if __name__ == "__main__":

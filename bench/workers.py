@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.drain import bench_engine
 from bench.events import VARIANTS_PER_GROUP
-from bench.harness import SERVICE_FAILURES, quiet_logging, run_benchmark
+from bench.harness import benchmark_main
 from bench.sandbox import private_database, private_vhost
 from bench.options import load_parser
 from bench.servers import server_env
@@ -87,10 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return figures(args, settings, (one, two, catalog, followed), (load_before, os.getloadavg()))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    quiet_logging()
-    return run_benchmark(run, args, COMPARED, SERVICE_FAILURES)
+main = benchmark_main(parse_args, run, COMPARED)
 
 
 if __name__ == "__main__":

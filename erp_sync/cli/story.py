@@ -135,10 +135,9 @@ def online_order(story: Story) -> str:
     order_id = f"ORD-STORY-{story.run_id}-1"
     story.place_order(order_id, story.sku)
     story.wait(f"{order_id} synced", lambda: story.order_status(order_id, "synced"))
-    received = [order["order_id"] for order in story.admin("GET", "orders")]
-    if order_id not in received:
-        raise StepFailed(f"{order_id} is synced but the ERP did not receive it")
     shown = story.wait(f"{order_id}'s hold ended by the ERP's figure 48", lambda: story.shows(story.sku, 48, 0))
+    if order_id not in [order["order_id"] for order in story.admin("GET", "orders")]:
+        raise StepFailed(f"{order_id} is synced but the ERP did not receive it")
     return f"{order_id} placed, synced, received by the ERP; its hold ended when the ERP's figure arrived:" \
            f" erp_quantity {shown['erp_quantity']}, reserved {shown['reserved']}, available {shown['available']}"
 

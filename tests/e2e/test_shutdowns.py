@@ -295,25 +295,6 @@ def shuffled_with_replays(events: list[dict], seed: int) -> list[dict]:
     return mixed
 
 
-# The state one worker reaches is the one the input dictates (newest figure, newest price, each order
-# once), which the single-worker tests above reach; two and four must end there too.
-@pytest.mark.parametrize("workers", [2, 4])
-def test_inventory_workers_two_or_four_end_in_the_same_state(
-        workers, broker, worker_settings, processes, db_engine, committed_session):
-    # given 400 figures for 20 SKUs in random order, a fifth of them sent twice
-    events = stock_stream(f"SKU-N{workers}", skus=20, figures=20)
-    publish_events(broker, shuffled_with_replays(events, seed=3))
-
-    # when 2 or 4 inventory workers take them from one queue
-    applied = "SELECT count(DISTINCT event_id) FROM stock_changes WHERE outcome <> 'duplicate'"
-    run_to_the_end(processes, worker_settings(), "inventory", workers, lambda: count(db_engine, applied) == len(events))
-
-    # then, as with one, each SKU holds its newest figure, each event counted once
-    assert count(db_engine, "SELECT count(*) FROM stock_changes WHERE outcome <> 'duplicate'") == len(events)
-    assert count(db_engine, "SELECT count(*) FROM stock_levels WHERE erp_quantity = 19 + "
-                            "CAST(split_part(sku, '-', 3) AS int)") == 20
-
-
 def catalog_versions(prefix: str, groups: int, versions: int) -> list[dict]:
     events = []
     for version in range(versions):
@@ -325,22 +306,38 @@ def catalog_versions(prefix: str, groups: int, versions: int) -> list[dict]:
     return events
 
 
+# Per worker: the events (a prefix apart per run), the count that says all are applied, and the
+# end state one worker reaches, as (query, count) pairs.
+SAME_STATE_CASES = {
+    "inventory": (lambda prefix: stock_stream(f"SKU-{prefix}", skus=20, figures=20),
+                  "SELECT count(DISTINCT event_id) FROM stock_changes WHERE outcome <> 'duplicate'",
+                  # each SKU holds its newest figure, each event counted once
+                  [("SELECT count(*) FROM stock_changes WHERE outcome <> 'duplicate'", 400),
+                   ("SELECT count(*) FROM stock_levels WHERE erp_quantity = 19 + CAST(split_part(sku, '-', 3) AS int)", 20)]),
+    "catalog": (lambda prefix: catalog_versions(prefix, groups=30, versions=5),
+                "SELECT count(*) FROM processed_events WHERE event_type = 'catalog.update'",
+                # every variant holds the newest version's price
+                [("SELECT count(*) FROM variants WHERE price = 1004", 90),
+                 ("SELECT count(*) FROM variants", 90)]),
+}
+
+
 # The state one worker reaches is the one the input dictates (newest figure, newest price, each order
 # once), which the single-worker tests above reach; two and four must end there too.
 @pytest.mark.parametrize("workers", [2, 4])
-def test_catalog_workers_two_or_four_end_in_the_same_state(
-        workers, broker, worker_settings, processes, db_engine, committed_session):
-    # given 5 versions of 30 groups in random order, a fifth sent twice
-    events = catalog_versions(f"N{workers}", groups=30, versions=5)
-    publish_events(broker, shuffled_with_replays(events, seed=5))
+@pytest.mark.parametrize("name", sorted(SAME_STATE_CASES))
+def test_stock_and_catalog_workers_two_or_four_end_in_the_same_state(
+        name, workers, broker, worker_settings, processes, db_engine, committed_session):
+    # given 400 figures for 20 SKUs, or 5 versions of 30 groups, in random order, a fifth sent twice
+    make_events, applied, end_state = SAME_STATE_CASES[name]
+    events = make_events(f"N{workers}")
+    publish_events(broker, shuffled_with_replays(events, seed=workers))
 
-    # when 2 or 4 catalog workers take them from one queue
-    seen = "SELECT count(*) FROM processed_events WHERE event_type = 'catalog.update'"
-    run_to_the_end(processes, worker_settings(), "catalog", workers, lambda: count(db_engine, seen) == len(events))
+    # when 2 or 4 workers take them from one queue
+    run_to_the_end(processes, worker_settings(), name, workers, lambda: count(db_engine, applied) == len(events))
 
-    # then, as with one, every variant holds the newest version's price
-    assert count(db_engine, "SELECT count(*) FROM variants WHERE price = 1004") == 90
-    assert count(db_engine, "SELECT count(*) FROM variants") == 90
+    # then they end where one does
+    assert [(query, count(db_engine, query)) for query, _ in end_state] == end_state
 
 
 # The state one worker reaches is the one the input dictates (newest figure, newest price, each order

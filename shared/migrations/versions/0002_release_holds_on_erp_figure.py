@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from erp_sync.shared.migrations.trigger_functions import FIGURE_RELEASES_BY_SYNCED_AT_0002, trigger_function
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -23,24 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Create the release function and its trigger."""
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION release_holds_on_erp_figure() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            UPDATE stock_holds
-               SET released_at = now(), release_reason = 'erp_figure'
-             WHERE sku = NEW.sku
-               AND released_at IS NULL
-               AND order_id IN (
-                   SELECT order_id FROM orders
-                    WHERE synced_at IS NOT NULL AND synced_at < NEW.erp_as_of
-               );
-            RETURN NULL;
-        END;
-        $$
-        """
-    )
+    op.execute(trigger_function("release_holds_on_erp_figure", FIGURE_RELEASES_BY_SYNCED_AT_0002))
     op.execute(
         """
         CREATE TRIGGER trg_stock_levels_release_holds

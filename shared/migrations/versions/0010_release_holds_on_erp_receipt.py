@@ -18,6 +18,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from erp_sync.shared.migrations.trigger_functions import (
+    FIGURE_RELEASES_BY_SYNCED_AT_0002,
+    FIGURE_RELEASES_COUNTED_0010,
+    RECEIPT_RELEASES_COUNTED_0010,
+    trigger_function,
+)
+
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
@@ -45,28 +52,8 @@ def upgrade() -> None:
         $$
         """
     )
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION release_holds_on_erp_figure() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM release_counted_holds(NEW.sku, NULL);
-            RETURN NULL;
-        END;
-        $$
-        """
-    )
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION release_holds_on_erp_receipt() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM release_counted_holds(NULL, NEW.order_id);
-            RETURN NULL;
-        END;
-        $$
-        """
-    )
+    op.execute(trigger_function("release_holds_on_erp_figure", FIGURE_RELEASES_COUNTED_0010))
+    op.execute(trigger_function("release_holds_on_erp_receipt", RECEIPT_RELEASES_COUNTED_0010))
     op.execute(
         """
         CREATE TRIGGER trg_orders_release_holds
@@ -81,23 +68,6 @@ def downgrade() -> None:
     """Back to 0002's comparison with synced_at."""
     op.execute("DROP TRIGGER IF EXISTS trg_orders_release_holds ON orders")
     op.execute("DROP FUNCTION IF EXISTS release_holds_on_erp_receipt()")
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION release_holds_on_erp_figure() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            UPDATE stock_holds
-               SET released_at = now(), release_reason = 'erp_figure'
-             WHERE sku = NEW.sku
-               AND released_at IS NULL
-               AND order_id IN (
-                   SELECT order_id FROM orders
-                    WHERE synced_at IS NOT NULL AND synced_at < NEW.erp_as_of
-               );
-            RETURN NULL;
-        END;
-        $$
-        """
-    )
+    op.execute(trigger_function("release_holds_on_erp_figure", FIGURE_RELEASES_BY_SYNCED_AT_0002))
     op.execute("DROP FUNCTION IF EXISTS release_counted_holds(text, text)")
     op.drop_column("orders", "erp_received_at")

@@ -16,6 +16,12 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from erp_sync.shared.migrations.trigger_functions import (
+    FIGURE_RELEASES_COUNTED_0010,
+    FIGURE_RELEASES_COUNTED_IF_HELD_0012,
+    trigger_function,
+)
+
 revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
@@ -24,31 +30,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """The trigger's function calls the release only for a SKU with an open hold."""
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION release_holds_on_erp_figure() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            IF EXISTS (SELECT 1 FROM stock_holds WHERE sku = NEW.sku AND released_at IS NULL) THEN
-                PERFORM release_counted_holds(NEW.sku, NULL);
-            END IF;
-            RETURN NULL;
-        END;
-        $$
-        """
-    )
+    op.execute(trigger_function("release_holds_on_erp_figure", FIGURE_RELEASES_COUNTED_IF_HELD_0012))
 
 
 def downgrade() -> None:
     """Back to 0010's unconditional call."""
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION release_holds_on_erp_figure() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM release_counted_holds(NEW.sku, NULL);
-            RETURN NULL;
-        END;
-        $$
-        """
-    )
+    op.execute(trigger_function("release_holds_on_erp_figure", FIGURE_RELEASES_COUNTED_0010))

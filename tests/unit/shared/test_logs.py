@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -11,18 +12,25 @@ from erp_sync.cli import process_name
 from erp_sync.shared.logs import EscapingFormatter, JsonFormatter, ids
 
 
-def log_line(message: str, *args: object, exc_info: bool = False) -> str:
+def written_by(formatter: logging.Formatter, name: str, log: Callable[[logging.Logger], None]) -> str:
+    """What `log` writes through a handler with `formatter`, kept from every other handler."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(EscapingFormatter("%(levelname)s %(message)s"))
-    logger = logging.getLogger("tests.logs")
+    handler.setFormatter(formatter)
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     logger.propagate = False
     try:
-        logger.error(message, *args, exc_info=exc_info)
+        log(logger)
     finally:
         logger.removeHandler(handler)
     return stream.getvalue()
+
+
+def log_line(message: str, *args: object, exc_info: bool = False) -> str:
+    return written_by(EscapingFormatter("%(levelname)s %(message)s"), "tests.logs",
+                      lambda logger: logger.error(message, *args, exc_info=exc_info))
 
 
 def test_a_newline_in_an_event_id_cannot_start_a_forged_line():
@@ -47,18 +55,8 @@ def test_a_traceback_keeps_its_lines():
 
 
 def json_line(message: str, *args: object, **extra: object) -> dict:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter("worker inventory"))
-    logger = logging.getLogger("tests.logs.json")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        logger.info(message, *args, extra=extra)
-    finally:
-        logger.removeHandler(handler)
-    [line] = stream.getvalue().splitlines()
+    [line] = written_by(JsonFormatter("worker inventory"), "tests.logs.json",
+                        lambda logger: logger.info(message, *args, extra=extra)).splitlines()
     return json.loads(line)
 
 
