@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench import queues, wrk
+from bench.cpu import tree_cpu_s
 from bench.bare import WEBHOOK_PATH
 from bench.loadgen import Post, Result, closed_loop, open_loop
 from bench.servers import (
@@ -41,10 +44,15 @@ class Throughput:
     ok: int
     failed: int
     duration_s: float
+    cpu_s: float = 0.0  # of the server's processes over the run
 
     @property
     def rate(self) -> float:
         return self.ok / self.duration_s
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.cpu_s / max(self.ok, 1)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,13 @@ def progress(line: str) -> None:
     print(f"bench: {line}", file=sys.stderr, flush=True)
 
 
+def measured_rate(plan: Plan, server: subprocess.Popen[bytes], port: int) -> Throughput:
+    """`max_rate` for --duration, with the CPU the server's processes spent meanwhile (from /proc)."""
+    before = tree_cpu_s(server.pid)
+    peak = max_rate(plan, port, plan.args.duration)
+    return replace(peak, cpu_s=tree_cpu_s(server.pid) - before)
+
+
 def max_rate(plan: Plan, port: int, duration_s: float) -> Throughput:
     """Closed-loop load on `port` for `duration_s`: wrk, or the Python generator without it."""
     if plan.use_wrk:
@@ -88,26 +103,28 @@ def max_rate(plan: Plan, port: int, duration_s: float) -> Throughput:
     return Throughput(ok, run.errors + sum(run.statuses.values()) - ok, run.duration_s)
 
 
-def measure_bare(plan: Plan, env: dict[str, str]) -> Throughput:
+def measure_bare(plan: Plan, env: dict[str, str], name: str = "bare",
+                 command: Callable[[int], list[str]] = bare_command) -> Throughput:
     port = free_port()
-    with running("bare", bare_command(port), env, port, plan.work_dir):
+    with running(name, command(port), env, port, plan.work_dir) as server:
         max_rate(plan, port, plan.args.warmup)
-        peak = max_rate(plan, port, plan.args.duration)
-        _require_answers("bare", peak, plan.work_dir)
-    progress(f"bare endpoint: {peak.rate:.0f} req/s")
+        peak = measured_rate(plan, server, port)
+        _require_answers(name, peak, plan.work_dir)
+    progress(f"{name} endpoint: {peak.rate:.0f} req/s, {peak.cpu_ms_per_request:.3f} ms of CPU a request")
     return peak
 
 
 def measure_ingress(plan: Plan, env: dict[str, str], amqp_url: str) -> IngressRun:
     """Maximum rate, then latency at a fixed fraction of it; the queue counted after each."""
     port = free_port()
-    with running("ingress", ingress_command(port), env, port, plan.work_dir):
+    with running("ingress", ingress_command(port), env, port, plan.work_dir) as server:
         max_rate(plan, port, plan.args.warmup)  # every worker connects its publisher
         _empty_queue(amqp_url)
-        peak = max_rate(plan, port, plan.args.duration)
+        peak = measured_rate(plan, server, port)
         _require_answers("ingress", peak, plan.work_dir)
         peak_delivery = Delivery(peak.ok, queues.settled_depth(amqp_url, INGRESS_QUEUE))
-        progress(f"ingress: {peak.rate:.0f} req/s, {peak_delivery.queued} queued for {peak.ok} answered")
+        progress(f"ingress: {peak.rate:.0f} req/s, {peak.cpu_ms_per_request:.3f} ms of CPU a webhook, "
+                 f"{peak_delivery.queued} queued for {peak.ok} answered")
         _empty_queue(amqp_url)
         latency = asyncio.run(open_loop(HOST, port, plan.posts, peak.rate * plan.args.rate_fraction,
                                         plan.args.duration, plan.args.connections))

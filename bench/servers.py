@@ -71,6 +71,12 @@ def bare_command(port: int) -> list[str]:
     return [sys.executable, "-m", "bench.bare", "--port", str(port)]
 
 
+def gunicorn_bare_command(port: int) -> list[str]:
+    """The bare endpoint under `gunicorn --worker-class sync -w 2`: issue 19's yardstick for the door."""
+    return [sys.executable, "-m", "gunicorn", "--worker-class", "sync", "-w", "2", "--bind", f"{HOST}:{port}",
+            "--log-level", "warning", "bench.bare:create_bare_app()"]
+
+
 def _die_with_parent() -> None:
     # A benchmark killed with SIGKILL cleans nothing up; its servers must not outlive it.
     libc = ctypes.CDLL(None, use_errno=True)
