@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from erp_sync.shared.errors import DatabaseUnavailable, PermanentError
@@ -80,9 +81,17 @@ def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE, lock_time
         pool_recycle=1800,
         connect_args=connect_args,
     )
+    event.listen(engine, "connect", _send_lists_in_binary)
     event.listen(engine, "checkin", _mark_idle)
     event.listen(engine, "checkout", _ping_if_idle(engine))
     return engine
+
+
+def _send_lists_in_binary(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # The stock, catalog and orders statements take their rows as arrays. psycopg's default text
+    # form quotes every element in Python: a fifth of a stock or catalog batch's CPU. Its binary
+    # form (also psycopg's own) costs a quarter of that, and PostgreSQL reads it without parsing.
+    dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
 
 
 def _mark_idle(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

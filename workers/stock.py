@@ -123,10 +123,12 @@ def record_and_lock(skus: Mapping[str, str]) -> Recording:
                                         "no_total_yet": NO_TOTAL_YET})
 
 
-def apply_stock_events(session: Session, events: Sequence[StockEvent], *, locked: bool = False) -> list[Decision]:
+def apply_stock_events(session: Session, events: Sequence[StockEvent], *, locked: bool = False,
+                       log_each: bool = True) -> list[Decision]:
     """Decide the events in arrival order by the stock rule and write the outcome; one decision each.
 
     `locked`: the rows of the fresh events' SKUs are locked already (`record_and_lock`).
+    `log_each`: a line per event at INFO; each outcome is in stock_changes either way.
     """
     if not events:
         return []
@@ -142,8 +144,9 @@ def apply_stock_events(session: Session, events: Sequence[StockEvent], *, locked
         decision = (ledger or Ledger()).take(event.change, duplicate=event.duplicate)
         if decision.outcome is StockChangeOutcome.APPLIED:
             changed[event.sku] = changed.get(event.sku, False) or isinstance(event.change, Total)
-        logger.info("event %s for sku %s %s", event.event_id, event.sku, decision.outcome.value,
-                    extra=ids(event_id=event.event_id, sku=event.sku))
+        if log_each:
+            logger.info("event %s for sku %s %s", event.event_id, event.sku, decision.outcome.value,
+                        extra=ids(event_id=event.event_id, sku=event.sku))
         decisions.append(decision)
         # Only an event seen before can meet a SKU without a row (a fresh one's row is made above).
         history.append(_history_row(event, decision, decision.figure.quantity if ledger else None))
