@@ -281,6 +281,9 @@ def test_api_stops_on_sigterm(settings, processes):
 def run_to_the_end(processes, settings, name: str, workers: int, done: Callable[[], bool]) -> None:
     """`workers` processes of one worker on its queue until `done`, then SIGTERM to all, each exiting cleanly."""
     group = [processes(settings, "worker", name) for _ in range(workers)]
+    # Every one consuming before the stop: one still starting up when SIGTERM comes dies of it.
+    for process in group:
+        wait_for(lambda process=process: "consuming erp-sync." in process.output(), timeout=60)
     wait_for(done, timeout=90, interval=0.2)
     for process in group:
         process.process.send_signal(15)
