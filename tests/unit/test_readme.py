@@ -1,12 +1,14 @@
 """The README: the settings' reference with every default, short, its links and snippet in step with the files."""
 from __future__ import annotations
 
+import os
 import re
+from fnmatch import fnmatch
 
 import pytest
 
 from erp_sync.shared.settings import Settings
-from tests.support.readme import README, ROOT, order_snippet, promised, walkthrough_lines
+from tests.support.readme import README, ROOT, order_snippet, promised, section, walkthrough_lines
 
 
 @pytest.mark.parametrize("field", sorted(Settings.model_fields))
@@ -43,3 +45,30 @@ def test_the_walkthrough_promises_what_its_test_can_check():
     checked = [fragment for line in walkthrough_lines() for fragment in promised(line)]
 
     assert '"erp_quantity": 25' in checked and '"corrected": 1' in checked and '"status": "synced"' in checked
+
+
+def layout_picture() -> str:
+    [picture] = re.findall(r"```\n(.*?)```", section("## Layout"), flags=re.DOTALL)
+    return picture
+
+
+def test_the_layout_picture_shows_the_import_root_as_it_is():
+    picture = layout_picture()
+    links = dict(re.findall(r"(\w+) -> (\.\./\w+)", picture))
+
+    assert links == {entry.name: os.readlink(entry) for entry in (ROOT / "erp_sync").iterdir() if entry.is_symlink()}
+    assert [entry.name for entry in (ROOT / "erp_sync").iterdir()
+            if entry.name != "__pycache__" and entry.name not in picture] == []
+
+
+def test_the_layout_picture_names_every_folder_and_each_document_and_deploy_file():
+    picture = layout_picture().lower()
+    ignored = [line.rstrip("/") for line in (ROOT / ".gitignore").read_text().splitlines() if line.endswith("/")]
+    # Hidden folders are tools' state, but for CI's; ignored ones are built (build/, .egg-info).
+    folders = [entry.name for entry in ROOT.iterdir() if entry.is_dir() and (entry.name == ".ci" or entry.name[0] != ".")
+               and not any(fnmatch(entry.name, pattern) for pattern in ignored)]
+    documents = [path.stem.replace("-", " ") for path in (ROOT / "docs").glob("*.md")]
+    deployed = [path.name for path in (ROOT / "deploy").iterdir() if path.name != "__pycache__"]
+
+    assert [name for name in folders if f"{name}/" not in picture and f"../{name}" not in picture] == []
+    assert [name for name in documents + deployed if name.lower() not in picture] == []

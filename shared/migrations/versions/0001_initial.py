@@ -24,6 +24,16 @@ def _stamp(name: str = "created_at") -> sa.Column[datetime]:
     return sa.Column(name, sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False)
 
 
+def _serial_id() -> sa.Column[int]:
+    """The surrogate key `id`: a bigint that, as the table's single-column primary key, becomes a bigserial."""
+    return sa.Column("id", sa.BigInteger(), nullable=False)
+
+
+def _identifier(name: str, nullable: bool = False) -> sa.Column[str]:
+    """A varchar(100): the width of every SKU, order, event, customer, warehouse and location id."""
+    return sa.Column(name, sa.String(length=100), nullable=nullable)
+
+
 def upgrade() -> None:
     """Create every table, constraint and index of the models as of this revision."""
     _create_catalog()
@@ -94,7 +104,7 @@ def _create_catalog() -> None:
 
     op.create_table(
         "variants",
-        sa.Column("sku", sa.String(length=100), nullable=False),
+        _identifier("sku"),
         sa.Column("product_group_id", sa.String(length=50), nullable=False),
         sa.Column("display_name", sa.String(length=255), nullable=False),
         sa.Column("price", sa.Numeric(precision=12, scale=2), nullable=False),
@@ -130,8 +140,8 @@ def _create_catalog() -> None:
 
     op.create_table(
         "media",
-        sa.Column("id", sa.BigInteger(), nullable=False),
-        sa.Column("sku", sa.String(length=100), nullable=False),
+        _serial_id(),
+        _identifier("sku"),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("is_main", sa.Boolean(), server_default=sa.text("false"), nullable=False),
@@ -157,7 +167,7 @@ def _create_catalog() -> None:
 def _create_inventory() -> None:
     op.create_table(
         "stock_levels",
-        sa.Column("sku", sa.String(length=100), nullable=False),
+        _identifier("sku"),
         sa.Column("erp_quantity", sa.Integer(), nullable=False),
         sa.Column("erp_as_of", sa.DateTime(timezone=True), nullable=False),
         _stamp(),
@@ -167,14 +177,14 @@ def _create_inventory() -> None:
 
     op.create_table(
         "stock_changes",
-        sa.Column("id", sa.BigInteger(), nullable=False),
-        sa.Column("sku", sa.String(length=100), nullable=False),
-        sa.Column("event_id", sa.String(length=100), nullable=False),
+        _serial_id(),
+        _identifier("sku"),
+        _identifier("event_id"),
         sa.Column("kind", sa.String(length=10), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=True),
         sa.Column("delta", sa.Integer(), nullable=True),
         sa.Column("resulting_quantity", sa.Integer(), nullable=True),
-        sa.Column("location_id", sa.String(length=100), nullable=True),
+        _identifier("location_id", nullable=True),
         sa.Column("reason", sa.String(length=255), nullable=True),
         sa.Column("erp_timestamp", sa.DateTime(timezone=True), nullable=False),
         sa.Column("outcome", sa.String(length=10), nullable=False),
@@ -197,7 +207,7 @@ def _create_inventory() -> None:
 def _create_events() -> None:
     op.create_table(
         "processed_events",
-        sa.Column("event_id", sa.String(length=100), nullable=False),
+        _identifier("event_id"),
         sa.Column("event_type", sa.String(length=50), nullable=False),
         _stamp("processed_at"),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_processed_events")),
@@ -208,10 +218,10 @@ def _create_events() -> None:
 def _create_orders() -> None:
     op.create_table(
         "orders",
-        sa.Column("order_id", sa.String(length=100), nullable=False),
+        _identifier("order_id"),
         sa.Column("order_date", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("customer_ref", sa.String(length=100), nullable=False),
-        sa.Column("warehouse_id", sa.String(length=100), nullable=True),
+        _identifier("customer_ref"),
+        _identifier("warehouse_id", nullable=True),
         sa.Column("status", sa.String(length=20), server_default="received", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
@@ -236,9 +246,9 @@ def _create_orders() -> None:
 
     op.create_table(
         "order_lines",
-        sa.Column("order_id", sa.String(length=100), nullable=False),
+        _identifier("order_id"),
         sa.Column("line_no", sa.Integer(), nullable=False),
-        sa.Column("sku", sa.String(length=100), nullable=False),
+        _identifier("sku"),
         sa.Column("quantity", sa.Integer(), nullable=False),
         sa.Column("unit_price", sa.Numeric(precision=12, scale=2), nullable=False),
         sa.CheckConstraint("line_no >= 1", name=op.f("ck_order_lines_line_no_positive")),
@@ -252,9 +262,9 @@ def _create_orders() -> None:
 
     op.create_table(
         "stock_holds",
-        sa.Column("id", sa.BigInteger(), nullable=False),
-        sa.Column("order_id", sa.String(length=100), nullable=False),
-        sa.Column("sku", sa.String(length=100), nullable=False),
+        _serial_id(),
+        _identifier("order_id"),
+        _identifier("sku"),
         sa.Column("quantity", sa.Integer(), nullable=False),
         _stamp("held_at"),
         sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
@@ -277,7 +287,7 @@ def _create_orders() -> None:
 def _create_reconciliation() -> None:
     op.create_table(
         "reconciliation_runs",
-        sa.Column("id", sa.BigInteger(), nullable=False),
+        _serial_id(),
         _stamp("started_at"),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("status", sa.String(length=16), server_default="running", nullable=False),
@@ -297,7 +307,7 @@ def _create_reconciliation() -> None:
     op.create_table(
         "reconciliation_corrections",
         sa.Column("run_id", sa.BigInteger(), nullable=False),
-        sa.Column("sku", sa.String(length=100), nullable=False),
+        _identifier("sku"),
         sa.Column("old_qty", sa.Integer(), nullable=True),
         sa.Column("new_qty", sa.Integer(), nullable=False),
         _stamp("corrected_at"),

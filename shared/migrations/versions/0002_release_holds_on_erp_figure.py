@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from erp_sync.shared.migrations.trigger_functions import FIGURE_RELEASES_BY_SYNCED_AT_0002, trigger_function
+from erp_sync.shared.migrations import trigger_functions as bodies
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -25,7 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Create the release function and its trigger."""
-    op.execute(trigger_function("release_holds_on_erp_figure", FIGURE_RELEASES_BY_SYNCED_AT_0002))
+    op.execute(bodies.trigger_function("release_holds_on_erp_figure", bodies.FIGURE_RELEASES_BY_SYNCED_AT_0002))
     op.execute(
         """
         CREATE TRIGGER trg_stock_levels_release_holds

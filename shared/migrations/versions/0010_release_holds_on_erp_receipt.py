@@ -18,12 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from erp_sync.shared.migrations.trigger_functions import (
-    FIGURE_RELEASES_BY_SYNCED_AT_0002,
-    FIGURE_RELEASES_COUNTED_0010,
-    RECEIPT_RELEASES_COUNTED_0010,
-    trigger_function,
-)
+from erp_sync.shared.migrations import trigger_functions as bodies
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -52,8 +47,8 @@ def upgrade() -> None:
         $$
         """
     )
-    op.execute(trigger_function("release_holds_on_erp_figure", FIGURE_RELEASES_COUNTED_0010))
-    op.execute(trigger_function("release_holds_on_erp_receipt", RECEIPT_RELEASES_COUNTED_0010))
+    op.execute(bodies.trigger_function("release_holds_on_erp_figure", bodies.FIGURE_RELEASES_COUNTED_0010))
+    op.execute(bodies.trigger_function("release_holds_on_erp_receipt", bodies.RECEIPT_RELEASES_COUNTED_0010))
     op.execute(
         """
         CREATE TRIGGER trg_orders_release_holds
@@ -68,6 +63,6 @@ def downgrade() -> None:
     """Back to 0002's comparison with synced_at."""
     op.execute("DROP TRIGGER IF EXISTS trg_orders_release_holds ON orders")
     op.execute("DROP FUNCTION IF EXISTS release_holds_on_erp_receipt()")
-    op.execute(trigger_function("release_holds_on_erp_figure", FIGURE_RELEASES_BY_SYNCED_AT_0002))
+    op.execute(bodies.trigger_function("release_holds_on_erp_figure", bodies.FIGURE_RELEASES_BY_SYNCED_AT_0002))
     op.execute("DROP FUNCTION IF EXISTS release_counted_holds(text, text)")
     op.drop_column("orders", "erp_received_at")

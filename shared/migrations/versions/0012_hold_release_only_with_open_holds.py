@@ -16,11 +16,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from erp_sync.shared.migrations.trigger_functions import (
-    FIGURE_RELEASES_COUNTED_0010,
-    FIGURE_RELEASES_COUNTED_IF_HELD_0012,
-    trigger_function,
-)
+from erp_sync.shared.migrations import trigger_functions as bodies
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -30,9 +26,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """The trigger's function calls the release only for a SKU with an open hold."""
-    op.execute(trigger_function("release_holds_on_erp_figure", FIGURE_RELEASES_COUNTED_IF_HELD_0012))
+    op.execute(bodies.trigger_function("release_holds_on_erp_figure", bodies.FIGURE_RELEASES_COUNTED_IF_HELD_0012))
 
 
 def downgrade() -> None:
     """Back to 0010's unconditional call."""
-    op.execute(trigger_function("release_holds_on_erp_figure", FIGURE_RELEASES_COUNTED_0010))
+    op.execute(bodies.trigger_function("release_holds_on_erp_figure", bodies.FIGURE_RELEASES_COUNTED_0010))

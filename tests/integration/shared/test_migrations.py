@@ -95,3 +95,51 @@ def test_two_migrations_at_once_both_end_at_head_with_valid_indexes(database_url
         with psycopg.connect(libpq_url(target)) as conn:
             assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (head,)
             assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone() == (0,)
+
+
+# What a migration puts in the database, read from the catalogs: pg_dump would need its binary, and
+# these are the objects the migrations write (column order, defaults, constraint, index, function
+# and trigger definitions as PostgreSQL prints them).
+SCHEMA_QUERIES = (
+    "SELECT table_name, ordinal_position, column_name, data_type, character_maximum_length, is_nullable,"
+    " column_default FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2",
+    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1",
+    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+    " WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2",
+    "SELECT proname, pg_get_functiondef(oid) FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1",
+    "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1",
+)
+
+
+def schema_of(libpq: str) -> list[list[tuple[object, ...]]]:
+    with psycopg.connect(libpq) as conn:
+        return [conn.execute(query).fetchall() for query in SCHEMA_QUERIES]
+
+
+def test_every_downgrade_restores_the_schema_its_revision_had(database_url: str) -> None:
+    # given the schema at every revision, as a new database is upgraded one revision at a time
+    with database_not_yet_created(database_url) as target:
+        libpq = libpq_url(target)
+        create_database_if_missing(target)
+        config = alembic_config(target)
+        revisions = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()][::-1]
+        upgraded = {}
+        for revision in revisions:
+            command.upgrade(config, revision)
+            upgraded[revision] = schema_of(libpq)
+
+        # when it is downgraded one revision at a time to nothing, then upgraded to head again
+        downgraded = {}
+        for revision in revisions[-2::-1]:
+            command.downgrade(config, revision)
+            downgraded[revision] = schema_of(libpq)
+        command.downgrade(config, "base")
+        emptied = schema_of(libpq)
+        command.upgrade(config, "head")
+
+        # then each downgrade left what the upgrade to that revision made, nothing is left below the
+        # first but Alembic's own table, and head is head again
+        assert downgraded == {revision: upgraded[revision] for revision in revisions[:-1]}
+        assert {row[0] for row in emptied[0]} == {"alembic_version"}
+        assert emptied[3:] == [[], []]
+        assert schema_of(libpq) == upgraded[revisions[-1]]
