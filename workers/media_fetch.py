@@ -23,6 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from erp_sync.shared.errors import MediaRejected, MediaUnavailable
+from erp_sync.workers.media_deadlines import Deadlines
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def _translated_errors(url: str) -> Iterator[None]:
 
 
 @contextmanager
-def _cut_at(response: requests.Response, deadline: float) -> Iterator[threading.Event]:
+def _cut_at(response: requests.Response, deadline: float, deadlines: Deadlines) -> Iterator[threading.Event]:
     """Shut the response's socket at `deadline`; once left, the event tells whether it was cut."""
     # The read timeout bounds each read, not a server trickling bytes, so the reads are cut short.
     cut = threading.Event()
@@ -123,14 +124,11 @@ def _cut_at(response: requests.Response, deadline: float) -> Iterator[threading.
             response.raw.shutdown()
             cut.set()
 
-    timer = threading.Timer(max(deadline - time.monotonic(), 0.0), shut)
-    timer.daemon = True
-    timer.start()
+    cancel = deadlines.call_at(deadline, shut)
     try:
         yield cut
     finally:
-        timer.cancel()
-        timer.join()
+        cancel()
 
 
 class PinnedAddressAdapter(HTTPAdapter):
@@ -199,6 +197,7 @@ class MediaFetcher:
         self._allow_private_networks = allow_private_networks
         self._allowed_networks = tuple(allowed_networks)
         self._max_redirects = max_redirects
+        self._deadlines = Deadlines("media-deadlines")
 
     def fetch(self, url: str) -> FetchedImage:
         """Download `url`, following up to `max_redirects` redirects, each checked like the first."""
@@ -279,7 +278,7 @@ class MediaFetcher:
         if length.isdigit() and int(length) > self._max_bytes:
             raise MediaRejected(f"larger than {self._max_bytes} bytes ({length} announced)", url=url, status=200)
         try:
-            with _cut_at(response, deadline) as cut:
+            with _cut_at(response, deadline, self._deadlines) as cut:
                 image = self._digest(url, declared, response)
         except requests.RequestException as exc:
             if cut.is_set():
