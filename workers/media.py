@@ -7,7 +7,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 
-import requests
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
@@ -19,7 +18,7 @@ from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.retry_policy import Retry, decide, failed_attempts
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.media_fetch import FetchedImage, MediaFetcher
+from erp_sync.workers.media_fetch import FetchedImage, MediaFetcher, media_session
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ WHERE media.id = found.id AND media.url = found.url AND media.status = 'pending'
 def build_handler(settings: Settings) -> Handler:
     """The media worker's handler, with one fetcher (and its connection pool) for the process."""
     fetcher = MediaFetcher(
-        requests.Session(),
+        media_session(),
         connect_timeout_s=settings.media_timeout_s,
         read_timeout_s=settings.media_timeout_s,
         # Each read is bounded by the timeout; this bounds a server that trickles bytes.

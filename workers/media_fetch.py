@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import os
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -164,6 +166,21 @@ class _Hop:
     def url_for(self, address: IPAddress) -> str:
         host = f"[{address}]" if address.version == 6 else str(address)
         return urlunsplit((self.scheme, f"{host}:{self.port}", self.path or "/", self.query, ""))
+
+
+def media_session() -> requests.Session:
+    """A session for image downloads that reads the environment's proxy settings once, not per request.
+
+    requests looks up the proxy variables, `no_proxy` and ~/.netrc again for every request, a
+    quarter of a download's CPU. Without a proxy configured it is told not to: the CA bundle
+    variables are read here instead, and no netrc credentials are sent (as none from the URL are).
+    With a proxy configured every request still consults the environment, as before.
+    """
+    session = requests.Session()
+    if not urllib.request.getproxies():
+        session.trust_env = False
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return session
 
 
 class MediaFetcher:
