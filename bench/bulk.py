@@ -21,7 +21,6 @@ import threading
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -29,6 +28,7 @@ from sqlalchemy import Engine, text
 from bench.bulk_push import Push, Sent, catalog_push, send_all, wait_visible
 from bench.cpu import database_cpu_s, tree_cpu_s
 from bench.harness import benchmark_main
+from bench.options import numbers_parser
 from bench.phases import progress
 from bench.report import machine
 from bench.servers import HOST, api_command, free_port, image_server_command, ingress_command, running
@@ -47,19 +47,20 @@ SELECT (SELECT count(*) FROM variants WHERE sku LIKE :prefix),
        (SELECT count(*) FROM media WHERE sku LIKE :prefix AND status = 'confirmed')
 """)
 
+OPTIONS = (
+    ("--skus", 1_000_000, "SKUs pushed"),
+    ("--variants-per-event", 1_000, "new variants in each catalog.update"),
+    ("--images-per-variant", 1, "images of each variant, each a URL of its own"),
+    ("--senders", 4, "parallel senders, each on its own connection"),
+    ("--catalog-workers", 1, "erp-sync worker catalog processes (1 or 2)"),
+    ("--server-ms", 20.0, "the image server's delay per image, ms"),
+    ("--baseline-fraction", 0.01, "the baseline push's share of --skus"),
+    ("--timeout", 1_800.0, "give the push up after, s"),
+)
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Push a whole catalog through the webhook until all of it is visible.")
-    for flag, default, meaning in (("--skus", 1_000_000, "SKUs pushed"),
-                                   ("--variants-per-event", 1_000, "new variants in each catalog.update"),
-                                   ("--images-per-variant", 1, "images of each variant, each a URL of its own"),
-                                   ("--senders", 4, "parallel senders, each on its own connection"),
-                                   ("--catalog-workers", 1, "erp-sync worker catalog processes (1 or 2)"),
-                                   ("--server-ms", 20.0, "the image server's delay per image, ms"),
-                                   ("--baseline-fraction", 0.01, "the baseline push's share of --skus"),
-                                   ("--timeout", 1_800.0, "give the push up after, s")):
-        parser.add_argument(flag, type=type(default), default=default, help=f"{meaning} ({default:g})")
-    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
+    parser = numbers_parser('Push a whole catalog through the webhook until all of it is visible.', OPTIONS)
     return parser.parse_args(argv)
 
 

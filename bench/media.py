@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from bench.drain import bench_engine
 from bench.cpu import database_cpu_s, process_cpu_s
 from bench.harness import benchmark_main
+from bench.options import numbers_parser
 from bench.report import machine
 from bench.sandbox import private_database
 from bench.servers import HOST, free_port, image_server_command, running
@@ -43,15 +44,16 @@ TARGET_IMAGES_PER_S = 200.0
 COMPARED = ("images_per_s", "baseline_images_per_s", "cpu_ms_per_image")
 SKU = "BENCH-MEDIA"
 
+OPTIONS = (
+    ("--images", 2_000, "distinct images per run"),
+    ("--per-message", 100, "images per media message"),
+    ("--concurrency", 8, "MEDIA_CONCURRENCY of the measured run"),
+    ("--server-ms", 20.0, "the image server's delay per image, ms"),
+)
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark the media worker's downloads.")
-    for flag, default, meaning in (("--images", 2_000, "distinct images per run"),
-                                   ("--per-message", 100, "images per media message"),
-                                   ("--concurrency", 8, "MEDIA_CONCURRENCY of the measured run"),
-                                   ("--server-ms", 20.0, "the image server's delay per image, ms")):
-        parser.add_argument(flag, type=type(default), default=default, help=f"{meaning} ({default:g})")
-    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
+    parser = numbers_parser("Benchmark the media worker's downloads.", OPTIONS)
     return parser.parse_args(argv)
 
 
