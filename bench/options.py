@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -13,5 +14,14 @@ def load_parser(description: str, *, unit: str, phase: str, rate: float, duratio
     parser.add_argument("--duration", type=float, default=duration, help=f"seconds of measured {phase} ({duration:g})")
     parser.add_argument("--warmup", type=float, default=warmup, help=f"seconds of unmeasured {unit} first ({warmup:g})")
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="give a phase up after (300 s)")
+    parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
+    return parser
+
+
+def numbers_parser(description: str, options: Sequence[tuple[str, int | float, str]]) -> argparse.ArgumentParser:
+    """A parser with one numeric option per (flag, default, meaning), typed as its default, and --baseline."""
+    parser = argparse.ArgumentParser(description=description)
+    for flag, default, meaning in options:
+        parser.add_argument(flag, type=type(default), default=default, help=f"{meaning} ({default:g})")
     parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
     return parser

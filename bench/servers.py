@@ -67,6 +67,11 @@ def server_env(settings: Settings, secret: str, metrics_dir: Path) -> dict[str, 
     }
 
 
+def image_server_command(port: int) -> list[str]:
+    """The test image server (tests/support/image_server.py) in a process of its own."""
+    return [sys.executable, "-m", "tests.support.image_server", "--port", str(port)]
+
+
 def bare_command(port: int) -> list[str]:
     return [sys.executable, "-m", "bench.bare", "--port", str(port)]
 

@@ -14,17 +14,13 @@ import argparse
 import os
 import secrets
 import sys
-import tempfile
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
-from bench.drain import bench_engine
 from bench.events import VARIANTS_PER_GROUP
 from bench.harness import benchmark_main
-from bench.sandbox import private_database, private_vhost
 from bench.options import load_parser
-from bench.servers import server_env
+from bench.stage import enter_services
 from bench.worker_figures import figures
 from bench.worker_phases import (
     Setup,
@@ -32,7 +28,6 @@ from bench.worker_phases import (
     inventory_throughput,
     visibility,
 )
-from erp_sync.shared.settings import load_settings
 
 COMPARED = ("inventory_1w_eps", "inventory_2w_eps", "inventory_1w_cpu_ms_per_event", "inventory_1w_db_cpu_ms_per_event",
             "visible_p50_ms", "visible_p99_ms", "catalog_variants_per_s", "catalog_cpu_ms_per_variant")
@@ -68,17 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Set up vhost and database, run every phase, tear everything down; the figures."""
-    base = load_settings()
     secret = secrets.token_hex(24)
     load_before = os.getloadavg()
     with ExitStack() as stack:
-        work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="erp-sync-bench-")))
-        amqp_url = stack.enter_context(private_vhost(base.amqp_url, base.retry_delays_ms))
-        database_url = stack.enter_context(private_database(base.database_url))
-        settings = load_settings(amqp_url=amqp_url, database_url=database_url, erp_webhook_secret=secret)
-        engine = bench_engine(database_url)
-        stack.callback(engine.dispose)
-        setup = Setup(args, server_env(settings, secret, work_dir / "metrics"), amqp_url, engine, work_dir, secret=secret)
+        services = enter_services(stack, secret)
+        settings = services.settings
+        setup = Setup(args, services.env, services.amqp_url, services.engine, services.work_dir, secret=secret)
         phases = set(args.phases.split(","))
         one = inventory_throughput(setup, 1) if "inventory" in phases else None
         two = inventory_throughput(setup, 2) if "inventory" in phases else None

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     media_timeout_s: float = Field(default=10.0, gt=0)
     media_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     media_concurrency: int = Field(default=8, gt=0)
+    # The media worker's CPU priority below the others' (os.nice): downloads never slow catalog or stock.
+    media_nice: int = Field(default=10, ge=0, le=19)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     # A worker's own /metrics and /healthz (0: none); each worker process needs a port of its own on one host.

@@ -46,6 +46,8 @@ class ConsumingWorker:
     other_queues: tuple[WorkQueue, ...] = ()
     # Whether its /metrics carries the database's figures (orders, holds, sweeps): one worker kind does.
     exports_database_figures: bool = False
+    # How far below the other workers' its process runs (os.nice), when its work must yield the CPU to theirs.
+    nice: Callable[[Settings], int] | None = None
 
     @property
     def queues(self) -> tuple[WorkQueue, ...]:
@@ -84,6 +86,10 @@ def _inventory(settings: Settings, sessions: sessionmaker[Session], config: Cons
     from erp_sync.workers import inventory
 
     return batches_of(inventory.build_handler(settings), sessions, config, inventory.build_batch_handler(settings))
+
+
+def _media_nice(settings: Settings) -> int:
+    return settings.media_nice
 
 
 def _media(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:
@@ -126,7 +132,7 @@ WORKERS: dict[str, Worker] = {
         ConsumingWorker("inventory", WORK_QUEUES["inventory"], _inventory),
         # One message (up to 1,000 images) per transaction: a slow or failing download must not hold
         # back or replay another message's.
-        ConsumingWorker("media", WORK_QUEUES["media"], _media, batch_size=1),
+        ConsumingWorker("media", WORK_QUEUES["media"], _media, batch_size=1, nice=_media_nice),
         ConsumingWorker(
             "orders", WORK_QUEUES["orders"], _orders,
             # No wait for a batch to fill: under load orders pile up while the last batch is

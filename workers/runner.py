@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,8 @@ def consumer_config(settings: Settings, worker: ConsumingWorker) -> ConsumerConf
 def run_worker(worker: ConsumingWorker, settings: Settings, stop: threading.Event | None = None) -> None:
     """Consume the worker's queue until `stop` is set (SIGTERM and SIGINT set it)."""
     stop = stop or stop_on_signals("finishing the current batch", settings.worker_stop_timeout_s)
+    if worker.nice:
+        os.nice(worker.nice(settings))
     declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000,
                 settings.queue_bound)
     connections = worker.database_connections(settings) if worker.database_connections else DEFAULT_POOL_SIZE

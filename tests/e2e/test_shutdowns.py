@@ -6,6 +6,7 @@ The grace deadline below plays the orchestrator's grace period: generous, a func
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Callable
 from datetime import timedelta
@@ -155,6 +156,8 @@ def test_media_worker_stopped_mid_download_confirms_every_picture_after_restart(
     wait_for(lambda: count(db_engine, "SELECT count(*) FROM media") == 9, timeout=30)
     worker = processes(settings, "worker", "media")
     wait_for(lambda: count(db_engine, "SELECT count(*) FROM media WHERE status = 'confirmed'") >= 1, timeout=30)
+    # downloading at a lower CPU priority than the workers the shop's data comes from (MEDIA_NICE, 10)
+    assert os.getpriority(os.PRIO_PROCESS, worker.process.pid) == min(os.getpriority(os.PRIO_PROCESS, 0) + 10, 19)
 
     # when it gets SIGTERM while downloading
     stopped_in_time(worker)

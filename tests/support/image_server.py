@@ -1,6 +1,11 @@
-"""A real HTTP server on 127.0.0.1 serving test images and faults, counting requests per path; and its fixture."""
+"""A real HTTP server on 127.0.0.1 serving test images and faults, counting requests per path; and its fixture.
+
+`python -m tests.support.image_server --port N` serves it in a process of its own (the media and bulk
+benchmarks, so its CPU is not counted as the worker's).
+"""
 from __future__ import annotations
 
+import argparse
 import struct
 import threading
 import time
@@ -35,8 +40,8 @@ class ImageServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Images)
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Images)
         self.hits: Counter[str] = Counter()
         self.hosts: list[str] = []
         self.base = f"http://127.0.0.1:{self.server_port}"
@@ -48,6 +53,8 @@ class ImageServer(ThreadingHTTPServer):
 
 class _Images(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle the body would wait for the client's delayed ACK (40 ms).
+    disable_nagle_algorithm = True
     server: ImageServer
 
     def log_message(self, format, *args) -> None:
@@ -57,6 +64,7 @@ class _Images(BaseHTTPRequestHandler):
         self.server.hits[urlsplit(self.path).path] += 1
         self.server.hosts.append(self.headers.get("Host", ""))
         route = {
+            "/healthz": lambda: self._send(200, "text/plain", b"ok"),
             "/tiny.png": lambda: self._send(200, "image/png", PNG),
             "/photo.jpg": lambda: self._send(200, "image/jpeg; charset=binary", JPEG),
             "/page-as.png": lambda: self._send(200, "image/png", HTML),
@@ -140,3 +148,13 @@ def running_image_server() -> Iterator[ImageServer]:
 def image_server() -> Iterator[ImageServer]:
     with running_image_server() as server:
         yield server
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the test images on 127.0.0.1 until stopped.")
+    parser.add_argument("--port", type=int, required=True)
+    ImageServer(parser.parse_args(argv).port).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ from erp_sync.shared.errors import MediaRejected, MediaUnavailable
 from erp_sync.workers.media_fetch import (
     FetchedImage,
     MediaFetcher,
+    media_session,
     address_problem,
     sniff_image_type,
     translate_requests_error,
@@ -296,3 +297,26 @@ def test_every_requests_exception_maps_to_one_of_ours(error_class):
 ])
 def test_network_faults_are_transient_and_url_faults_permanent(error, ours):
     assert type(translate_requests_error(error, "http://x/")) is ours
+
+
+def _without_proxies(monkeypatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUEST_METHOD"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_without_a_proxy_the_session_reads_the_environment_once_and_keeps_its_ca_bundle(monkeypatch):
+    _without_proxies(monkeypatch)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/erp-sync/ca.pem")
+
+    session = media_session()
+
+    assert session.trust_env is False
+    assert session.verify == "/etc/erp-sync/ca.pem"
+
+
+def test_with_a_proxy_configured_every_download_still_goes_by_the_environment(monkeypatch):
+    _without_proxies(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+
+    assert media_session().trust_env is True

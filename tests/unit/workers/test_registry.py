@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from erp_sync.cli import build_parser
+from erp_sync.shared.settings import load_settings
 from erp_sync.shared.topology import WORK_QUEUES
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
 
@@ -30,3 +31,11 @@ def test_the_worker_command_offers_exactly_the_registered_workers():
 
     assert args.name == "media"
     assert set(name.choices) == set(WORKERS)
+
+
+def test_only_the_media_worker_yields_the_cpu_to_the_others():
+    settings = load_settings(media_nice=7)
+    niced = {name: worker.nice(settings) for name, worker in WORKERS.items()
+             if isinstance(worker, ConsumingWorker) and worker.nice}
+
+    assert niced == {"media": 7}

@@ -1,0 +1,25 @@
+import threading
+import time
+
+from erp_sync.workers.media_deadlines import Deadlines
+
+
+def test_an_action_runs_once_its_deadline_passes_and_a_cancelled_one_never():
+    deadlines = Deadlines("test-deadlines")
+    ran: list[str] = []
+    done = threading.Event()
+    cancel_late = deadlines.call_at(time.monotonic() + 0.05, lambda: ran.append("cancelled"))
+    deadlines.call_at(time.monotonic() + 0.1, lambda: (ran.append("due"), done.set()))
+    cancel_late()
+
+    assert done.wait(5)
+    assert ran == ["due"]
+
+
+def test_an_earlier_deadline_added_later_is_not_held_behind_a_far_one():
+    deadlines = Deadlines("test-deadlines")
+    done = threading.Event()
+    deadlines.call_at(time.monotonic() + 3600, lambda: None)
+    deadlines.call_at(time.monotonic(), done.set)
+
+    assert done.wait(5)

@@ -1,0 +1,65 @@
+"""Deadlines for the media worker's downloads, all watched by one thread instead of a timer thread each."""
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(order=True)
+class _Entry:
+    at: float
+    order: int
+    action: Callable[[], None] | None = field(compare=False)
+
+
+class Deadlines:
+    """Runs each action at its deadline on one daemon thread, unless it was cancelled first.
+
+    Actions run holding the lock `cancel` takes, so once `cancel` returns its action has either
+    run to the end or never will: a socket is never shut after its connection went back to the pool.
+    Actions must be short (a socket shutdown).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._due = threading.Condition()
+        self._heap: list[_Entry] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_at(self, at: float, action: Callable[[], None]) -> Callable[[], None]:
+        """Run `action` at monotonic time `at`; returns the function that cancels it."""
+        entry = _Entry(at, next(self._order), action)
+        with self._due:
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name=self._name, daemon=True)
+                self._thread.start()
+            if self._heap[0] is entry:
+                self._due.notify()
+
+        def cancel() -> None:
+            with self._due:
+                entry.action = None
+
+        return cancel
+
+    def _watch(self) -> None:
+        with self._due:
+            while True:
+                while self._heap and self._heap[0].action is None:
+                    heapq.heappop(self._heap)  # cancelled: most downloads end well before their deadline
+                if not self._heap:
+                    self._due.wait()
+                    continue
+                wait_s = self._heap[0].at - time.monotonic()
+                if wait_s > 0:
+                    self._due.wait(wait_s)
+                    continue
+                action = heapq.heappop(self._heap).action
+                if action is not None:
+                    action()
