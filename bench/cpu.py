@@ -47,6 +47,18 @@ def tree_cpu_s(pid: int) -> float:
     return process_cpu_s(pid) + sum(tree_cpu_s(child) for child in children)
 
 
+def broker_cpu_s() -> float:
+    """CPU seconds spent so far by RabbitMQ on this machine (its Erlang VM, beam.smp, shared by every vhost)."""
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "beam.smp":
+                total += process_cpu_s(int(comm.parent.name))
+        except OSError:
+            continue
+    return total
+
+
 def database_cpu_s(engine: Engine) -> float:
     """CPU seconds spent so far by the PostgreSQL backends on `engine`'s database (PostgreSQL on this machine)."""
     with engine.connect() as connection:

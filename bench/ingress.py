@@ -103,6 +103,8 @@ def figures(plan: Plan, settings: Settings, bares: tuple[Throughput, Throughput]
         "ingress_cpu_ms_per_webhook": round(peak.cpu_ms_per_request, 3),
         "bare_cpu_ms_per_request": round(yardstick.cpu_ms_per_request, 3),
         "cpu_ratio": round(cpu_ratio, 2),
+        # RabbitMQ's CPU per confirmed webhook, apart: not the door's, and the whole broker's (other vhosts too).
+        "broker_cpu_ms_per_webhook": round(peak.broker_cpu_ms_per_request, 3),
         # The same bare endpoint under the door's own server (granian): what the framework alone allows.
         "bare_granian_rps": round(bare.rate, 1),
         "ratio_to_bare_granian": round(peak.rate / bare.rate, 3),

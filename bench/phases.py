@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench import queues, wrk
-from bench.cpu import tree_cpu_s
+from bench.cpu import broker_cpu_s, tree_cpu_s
 from bench.bare import WEBHOOK_PATH
 from bench.loadgen import Post, Result, closed_loop, open_loop
 from bench.servers import (
@@ -45,6 +45,7 @@ class Throughput:
     failed: int
     duration_s: float
     cpu_s: float = 0.0  # of the server's processes over the run
+    broker_cpu_s: float = 0.0  # of RabbitMQ over the run (the whole broker: other users of it count too)
 
     @property
     def rate(self) -> float:
@@ -53,6 +54,10 @@ class Throughput:
     @property
     def cpu_ms_per_request(self) -> float:
         return 1000 * self.cpu_s / max(self.ok, 1)
+
+    @property
+    def broker_cpu_ms_per_request(self) -> float:
+        return 1000 * self.broker_cpu_s / max(self.ok, 1)
 
 
 @dataclass(frozen=True)
@@ -85,10 +90,10 @@ def progress(line: str) -> None:
 
 
 def measured_rate(plan: Plan, server: subprocess.Popen[bytes], port: int) -> Throughput:
-    """`max_rate` for --duration, with the CPU the server's processes spent meanwhile (from /proc)."""
-    before = tree_cpu_s(server.pid)
+    """`max_rate` for --duration, with the CPU the server's processes and RabbitMQ spent meanwhile (from /proc)."""
+    before, broker_before = tree_cpu_s(server.pid), broker_cpu_s()
     peak = max_rate(plan, port, plan.args.duration)
-    return replace(peak, cpu_s=tree_cpu_s(server.pid) - before)
+    return replace(peak, cpu_s=tree_cpu_s(server.pid) - before, broker_cpu_s=broker_cpu_s() - broker_before)
 
 
 def max_rate(plan: Plan, port: int, duration_s: float) -> Throughput:
@@ -123,7 +128,8 @@ def measure_ingress(plan: Plan, env: dict[str, str], amqp_url: str) -> IngressRu
         peak = measured_rate(plan, server, port)
         _require_answers("ingress", peak, plan.work_dir)
         peak_delivery = Delivery(peak.ok, queues.settled_depth(amqp_url, INGRESS_QUEUE))
-        progress(f"ingress: {peak.rate:.0f} req/s, {peak.cpu_ms_per_request:.3f} ms of CPU a webhook, "
+        progress(f"ingress: {peak.rate:.0f} req/s, {peak.cpu_ms_per_request:.3f} ms of CPU a webhook "
+                 f"(RabbitMQ {peak.broker_cpu_ms_per_request:.3f} ms), "
                  f"{peak_delivery.queued} queued for {peak.ok} answered")
         _empty_queue(amqp_url)
         latency = asyncio.run(open_loop(HOST, port, plan.posts, peak.rate * plan.args.rate_fraction,
