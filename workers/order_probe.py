@@ -4,8 +4,9 @@ Every `ERP_PROBE_INTERVAL_S`: holds of orders the ERP acknowledged more than `HO
 ago are released (the ERP's own figure should have arrived by then). Orders still `received` or
 `pending_sync` untouched for `ORDER_STRANDED_AFTER_S` have lost their push message (parked after
 the database failed it too often, or purged by hand): each is asked to be pushed again, ERP or
-not. When local_only orders are due and the ERP answers a probe, the oldest is asked to be pushed;
-each one the ERP answers then asks for the next (see `order_sync`). The row decides each push.
+not. When a local_only order is due and the ERP answers a probe, the oldest is asked to be pushed;
+each one the ERP answers then asks for the next (see `order_sync`). One query claims both kinds
+(`order_store.claim`); the row decides each push.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from erp_sync.shared.models.states import OrderStatus
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.workers.erp_client import ErpClient
 from erp_sync.workers.hold_rule import release_expired_holds
-from erp_sync.workers.order_store import oldest_local_only, touch_stranded
+from erp_sync.workers.order_store import claim
 from erp_sync.workers.order_sync import push_message
 
 logger = logging.getLogger(__name__)
@@ -56,25 +58,23 @@ class OrderProbe:
                 logger.exception("ERP probe round failed; trying again in %.1f s", self.interval_s)
 
     def once(self, now: datetime | None = None) -> ProbeReport:
-        """One round: release expired holds, re-send stranded orders, then the oldest local_only one if the ERP answers."""
+        """One round: release expired holds, re-send stranded orders, and the oldest local_only one if the ERP answers."""
         now = now or datetime.now(UTC)
         with self.session_factory() as session, session.begin():
             released = release_expired_holds(session, self.grace_period_s, now)
         if released:
             logger.info("released %d holds past their %.0f s grace period", released, self.grace_period_s)
         with self.session_factory() as session, session.begin():
-            # Published before the commit, so a failed publish leaves them stranded for the next round.
-            stranded = touch_stranded(session, now - timedelta(seconds=self.stranded_after_s), RESEND_BATCH)
-            self.publisher.publish_all([push_message(order_id) for order_id in stranded])
+            claimed = claim(session, now - timedelta(seconds=self.stranded_after_s), local_only=True, limit=RESEND_BATCH)
+            stranded = tuple(order_id for order_id, status in claimed if status != OrderStatus.LOCAL_ONLY)
+            local_only = tuple(order_id for order_id, status in claimed if status == OrderStatus.LOCAL_ONLY)
+            erp_answers = self.client.probe() if local_only else None
+            resent = local_only if erp_answers else ()
+            # Published before the commit: a failed publish leaves the orders to the next round.
+            self.publisher.publish_all([push_message(order_id) for order_id in stranded + resent])
         for order_id in stranded:
             logger.info("order %s re-sent to the orders worker: its push message is lost", order_id)
-        with self.session_factory() as session:
-            local_only = oldest_local_only(session)
-        if local_only is None:
-            return ProbeReport(released, None, (), tuple(stranded))
-        if not self.client.probe():
-            logger.info("local_only orders wait, from %s on; the ERP does not answer yet", local_only)
-            return ProbeReport(released, False, (), tuple(stranded))
-        self.publisher.publish(push_message(local_only))
-        logger.info("order %s re-sent to the orders worker: the ERP answers again", local_only)
-        return ProbeReport(released, True, (local_only,), tuple(stranded))
+        if local_only:
+            logger.info("order %s %s", local_only[0], "re-sent to the orders worker: the ERP answers again"
+                        if erp_answers else "and the local_only orders after it wait; the ERP does not answer yet")
+        return ProbeReport(released, erp_answers, resent, stranded)

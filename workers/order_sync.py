@@ -9,6 +9,8 @@
 
 A push message only names the order. Its receiver locks the row and pushes only a due order, so a
 duplicate, a stale retry or a re-send is harmless: at most one message of an order finds it due.
+Each push message is handed to its own thread (ConcurrentConsumer): a slow ERP call holds up only
+its own order.
 """
 from __future__ import annotations
 
@@ -21,16 +23,17 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.alerts import Cause, alert
-from erp_sync.shared.errors import ErpRejected, ErpUnavailable
+from erp_sync.shared.consumer import Delivery, Handler
+from erp_sync.shared.errors import ErpRejected, ErpUnavailable, MessageDecodeError
 from erp_sync.shared.logs import ids
 from erp_sync.shared.models.states import OrderStatus
-from erp_sync.shared.orders import OrderPlaced
+from erp_sync.shared.orders import OrderPlaced, order_id_of
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, order_retry_route
-from erp_sync.workers.erp_client import ErpClient, PushResult
+from erp_sync.workers.erp_client import ErpClient, PushResult, erp_client
 from erp_sync.workers.hold_rule import erp_receipt_mark, release_holds
-from erp_sync.workers.order_store import PushState, oldest_local_only, save
+from erp_sync.workers.order_store import PushState, claim, lock, save
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ class PushPolicy:
 
 def push_message(order_id: str, exchange: str = ORDERS_PUSH_QUEUE.exchange,
                  routing_key: str = ORDERS_PUSH_QUEUE.routing_key) -> OutgoingMessage:
-    """"Push order X": the body names the order and nothing else (a body of the previous release names it too)."""
+    """"Push order X": the body names the order and nothing else."""
     return OutgoingMessage(exchange, routing_key, json.dumps({"order_id": order_id}).encode(), order_id)
 
 
@@ -71,6 +74,25 @@ def is_due(row: PushState, *, redelivered: bool) -> bool:
         # finds the order not yet due.
         return redelivered
     return True
+
+
+def build_push_handler(settings: Settings) -> Handler:
+    """Push the order a message names, if its row says it is due."""
+    client = erp_client(settings)
+    policy = PushPolicy.from_settings(settings)
+
+    def push(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
+        order_id = order_id_of(delivery.body)
+        locked = lock(session, order_id) if order_id else None
+        if locked is None:
+            raise MessageDecodeError(f"push message names no recorded order: {order_id}", raw=delivery.body)
+        row, order = locked
+        if not is_due(row, redelivered=delivery.redelivered):
+            logger.info("order %s is %s, not due; message ignored", order_id, row.status)
+            return None
+        return push_order(session, row, order, client, policy)
+
+    return push
 
 
 def next_attempt(first_attempt_at: datetime, now: datetime, policy: PushPolicy) -> datetime | None:
@@ -102,8 +124,7 @@ def push_order(session: Session, row: PushState, order: OrderPlaced, client: Erp
     save(session, row)
     if was_local_only and row.status != OrderStatus.LOCAL_ONLY:
         # The ERP answers again: the local_only orders go one after another, oldest first, beside the others.
-        next_order = oldest_local_only(session)
-        follow_ups += [push_message(next_order)] if next_order else []
+        follow_ups += [push_message(order_id) for order_id, _ in claim(session, None, local_only=True)]
     return follow_ups
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.consumer import (
-    BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, Handler, HandlerResult, parked,
+    BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, HandlerResult, parked,
 )
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.orders import decode_order, order_id_of
@@ -24,8 +24,8 @@ from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
 from erp_sync.workers.background import BackgroundLoop
 from erp_sync.workers.erp_client import erp_client
 from erp_sync.workers.order_probe import OrderProbe
-from erp_sync.workers.order_store import lock, record_orders, record_rejected
-from erp_sync.workers.order_sync import PushPolicy, is_due, push_message, push_order
+from erp_sync.workers.order_store import record_orders, record_rejected
+from erp_sync.workers.order_sync import build_push_handler, push_message
 
 logger = logging.getLogger(__name__)
 
@@ -82,25 +82,6 @@ def record_order(delivery: Delivery, session: Session) -> HandlerResult:
         alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message: %s", order_id, reason)
         return [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
     return result
-
-
-def build_push_handler(settings: Settings) -> Handler:
-    """Push the order a message names, if its row says it is due."""
-    client = erp_client(settings)
-    policy = PushPolicy.from_settings(settings)
-
-    def push(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
-        order_id = order_id_of(delivery.body)
-        locked = lock(session, order_id) if order_id else None
-        if locked is None:
-            raise MessageDecodeError(f"push message names no recorded order: {order_id}", raw=delivery.body)
-        row, order = locked
-        if not is_due(row, redelivered=delivery.redelivered):
-            logger.info("order %s is %s, not due; message ignored", order_id, row.status)
-            return None
-        return push_order(session, row, order, client, policy)
-
-    return push
 
 
 def build_push_runner(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> BatchRunner:

@@ -20,10 +20,11 @@ from tests.support.factories import encode, inventory_event
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
 from erp_sync.workers.hold_rule import release_expired_holds
-from erp_sync.workers.order_store import oldest_local_only
+from erp_sync.workers.order_store import claim
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.erp_client import erp_client
-from erp_sync.workers.orders import build_push_handler, record_order
+from erp_sync.workers.order_sync import build_push_handler
+from erp_sync.workers.orders import record_order
 
 @pytest.fixture
 def sandbox(tmp_path):
@@ -290,12 +291,12 @@ def test_local_only_orders_go_oldest_first_and_one_that_fails_again_waits_behind
     for order_id in ("ORD-1", "ORD-2", "ORD-3"):
         handle(delivery(order_body(order_id)), db_session)
     db_session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
-    assert oldest_local_only(db_session) == "ORD-1"
+    assert claim(db_session, None, local_only=True) == [("ORD-1", "local_only")]
 
     # when the oldest is pushed again and fails, then the next round starts with the one after it
     assert handle.push(delivery(push_body("ORD-1")), db_session) == []
     assert order_row(db_session, "ORD-1").status == "local_only"
-    assert oldest_local_only(db_session) == "ORD-2"
+    assert claim(db_session, None, local_only=True) == [("ORD-2", "local_only")]
 
     # when the ERP answers again, each order it takes asks for the next due one, until none is left
     sandbox.fault("none")
