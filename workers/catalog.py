@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -17,7 +17,7 @@ from erp_sync.shared.erp_events import CatalogUpdate, decode_event_of
 from erp_sync.shared.erp_events import Variant as VariantData
 from erp_sync.shared.logs import ids
 from erp_sync.shared.internal_messages import MediaDownload, media_messages
-from erp_sync.shared.models import Category, Variant
+from erp_sync.shared.models import Category
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
@@ -61,6 +61,13 @@ WITH previous AS (
     RETURNING sku
 )
 SELECT upserted.sku, previous.product_group_id FROM upserted LEFT JOIN previous USING (sku) ORDER BY upserted.sku
+""")
+# An array rather than NOT IN (...): one statement text whatever the group's size, where the ORM
+# spelled out and had psycopg parse a placeholder per SKU.
+_DEACTIVATE_OMITTED = text("""
+UPDATE variants SET is_active = false, updated_at = now()
+WHERE product_group_id = :group_id AND is_active AND sku <> ALL(CAST(:skus AS varchar[]))
+RETURNING sku
 """)
 
 
@@ -196,17 +203,8 @@ def _json_number(value: object) -> object:
 def _deactivate_omitted(session: Session, event: CatalogUpdate) -> None:
     # erp_updated_at stays: a newer update of another group may still claim the SKU.
     group_id = event.data.product_group_id
-    statement = (
-        update(Variant)
-        .where(
-            Variant.product_group_id == group_id,
-            Variant.sku.not_in([v.sku for v in event.data.variants]),
-            Variant.is_active,
-        )
-        .values(is_active=False)
-        .returning(Variant.sku)
-    )
-    deactivated = sorted(session.scalars(statement))
+    deactivated = sorted(session.scalars(_DEACTIVATE_OMITTED, {
+        "group_id": group_id, "skus": [v.sku for v in event.data.variants]}))
     if deactivated:
         logger.info("event %s deactivated skus %s of group %s, which it no longer lists",
                     event.event_id, ", ".join(deactivated), group_id)
