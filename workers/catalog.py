@@ -21,7 +21,7 @@ from erp_sync.shared.models import Category
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
-from erp_sync.workers.idempotency import Arrival, body_digest, record_event, record_events
+from erp_sync.workers.idempotency import Arrival, arrivals_of, body_digest, record_event, record_events
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Total
 
@@ -108,8 +108,7 @@ def apply_catalog_batch(events: Sequence[CatalogUpdate], session: Session,
     """
     if not events:
         return []
-    given = digests if digests is not None else [None] * len(events)
-    arrivals = [Arrival(event.event_id, event.event_type, digest) for event, digest in zip(events, given, strict=True)]
+    arrivals = arrivals_of(events, digests)
     return _apply(session, events, record_events(session, arrivals))
 
 

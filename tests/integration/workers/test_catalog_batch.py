@@ -5,30 +5,12 @@ import json
 import logging
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
+from erp_sync.shared.consumer import Delivery, Done
 from erp_sync.shared.models import Media, ProductGroup, StockLevel, Variant
 from erp_sync.shared.retry_policy import Park
-from erp_sync.shared.settings import load_settings
-from erp_sync.workers.catalog import build_batch_handler, build_handler
 from tests.support.factories import catalog_event, encode, now_iso, variant_with
-
-
-@pytest.fixture(params=["per-message handler", "with batch handler"])
-def catalog_runner(request, db_engine, migrated_database_url):
-    """The consumer's BatchRunner with the real catalog handlers, its transactions rolled back at the end."""
-    connection = db_engine.connect()
-    outer = connection.begin()
-    sessions = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    settings = load_settings(database_url=migrated_database_url)
-    batch_handler = build_batch_handler(settings) if request.param == "with batch handler" else None
-    config = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)
-    yield BatchRunner(build_handler(settings), sessions, config, batch_handler), sessions
-    outer.rollback()
-    connection.close()
 
 
 def _body(group: str, skus: list[str], *, at: timedelta = timedelta(), stock: int = 5) -> bytes:
