@@ -5,7 +5,7 @@ character at all, since it also appears in logs, URLs and queue headers.
 """
 from __future__ import annotations
 
-import unicodedata
+import re
 from typing import Annotated, Self
 
 from pydantic import AfterValidator, BaseModel, Field, StrictInt, StringConstraints, model_validator
@@ -14,8 +14,13 @@ IDENTIFIER_LENGTH = 100  # SKUs, event ids, order ids, locations, warehouses
 MAX_QUANTITY = 1_000_000_000  # the quantity columns are 32-bit integers
 
 
+# Unicode's category Cc is exactly these 65 code points; one regex scan instead of a lookup per character
+# (a fifth of the decoding of a 1,000-variant catalog group).
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(char) == "Cc" for char in value)
+    return _CONTROL_CHARACTER.search(value) is not None
 
 
 def is_storable_identifier(value: str) -> bool:

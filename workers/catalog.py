@@ -8,20 +8,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from erp_sync.shared.consumer import Delivery, Handled, Handler
+from erp_sync.shared.consumer import BatchHandler, Delivery, Handled, Handler, HandlerResult
 from erp_sync.shared.erp_events import CatalogUpdate, decode_event_of
 from erp_sync.shared.erp_events import Variant as VariantData
 from erp_sync.shared.logs import ids
 from erp_sync.shared.internal_messages import MediaDownload, media_messages
-from erp_sync.shared.models import Category, Variant
+from erp_sync.shared.models import Category
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
-from erp_sync.workers.idempotency import Arrival, body_digest, record_event
+from erp_sync.workers.idempotency import Arrival, arrivals_of, body_digest, record_event, record_events
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Total
 
@@ -62,6 +62,13 @@ WITH previous AS (
 )
 SELECT upserted.sku, previous.product_group_id FROM upserted LEFT JOIN previous USING (sku) ORDER BY upserted.sku
 """)
+# An array rather than NOT IN (...): one statement text whatever the group's size, where the ORM
+# spelled out and had psycopg parse a placeholder per SKU.
+_DEACTIVATE_OMITTED = text("""
+UPDATE variants SET is_active = false, updated_at = now()
+WHERE product_group_id = :group_id AND is_active AND sku <> ALL(CAST(:skus AS varchar[]))
+RETURNING sku
+""")
 
 
 class CatalogOutcome(StrEnum):
@@ -84,30 +91,60 @@ def apply_catalog_update(event: CatalogUpdate, session: Session, digest: bytes |
     """Apply the full product group unless it is a duplicate or older than the one applied.
 
     `digest` is its body's (`body_digest`); without one, a reused id is told only by its event type.
-
-    Stock figures go through the per-SKU stock rule even when the group part is stale: a figure
-    is a fact of its own, and that rule alone knows whether a newer one exists.
+    A reused id is alerted and counted (`record_event`).
     """
-    data = event.data
-    if not record_event(session, Arrival(event.event_id, event.event_type, digest)):
-        logger.info("event %s for group %s was applied before; ignored as a duplicate",
-                    event.event_id, data.product_group_id, extra=ids(event_id=event.event_id))
-        # A redelivery may mean the downloads sent after the first commit were lost with the
-        # connection: ask again for the images still pending (the media worker skips the rest).
-        return CatalogResult(CatalogOutcome.DUPLICATE, pending_downloads(session, [v.sku for v in data.variants]))
-    variants = sorted(data.variants, key=lambda v: v.sku)  # one lock order for every writer
-    if not _upsert_group(session, event, _category_id(session, data.category_hierarchy)):
-        logger.info("event %s for group %s is older than the update applied; ignored as stale",
-                    event.event_id, data.product_group_id, extra=ids(event_id=event.event_id))
-        _apply_stock(session, event, variants)
-        return CatalogResult(CatalogOutcome.STALE)
-    applied_skus = _upsert_variants(session, event, variants)
-    _deactivate_omitted(session, event)
-    downloads = sync_media(session, [v for v in variants if v.sku in applied_skus])
-    _apply_stock(session, event, variants)
-    logger.info("event %s for group %s applied: %d variants", event.event_id, data.product_group_id, len(variants),
-                extra=ids(event_id=event.event_id))
-    return CatalogResult(CatalogOutcome.APPLIED, downloads)
+    fresh = record_event(session, Arrival(event.event_id, event.event_type, digest))
+    return _apply(session, [event], [fresh])[0]
+
+
+def apply_catalog_batch(events: Sequence[CatalogUpdate], session: Session,
+                        digests: Sequence[bytes | None] | None = None) -> list[CatalogResult]:
+    """Apply each event as `apply_catalog_update` would, in arrival order, sharing what a batch can share:
+    one statement records every id, one reads every category, the stock rule runs once over all figures.
+
+    Raises:
+        EventIdConflict: an event reuses an id with another body; nothing is applied, and the
+            consumer runs the batch again message by message, which parks just that one.
+    """
+    if not events:
+        return []
+    arrivals = arrivals_of(events, digests)
+    return _apply(session, events, record_events(session, arrivals))
+
+
+def _apply(session: Session, events: Sequence[CatalogUpdate], fresh: Sequence[bool]) -> list[CatalogResult]:
+    """Stock figures go through the per-SKU stock rule even when the group part is stale: a figure
+    is a fact of its own, and that rule alone knows whether a newer one exists. They are applied
+    after every group, in arrival order, so the rule decides them as it would one event at a time."""
+    category_ids = _category_ids(session, [event.data.category_hierarchy for event in events])
+    results: list[CatalogResult] = []
+    figures: list[StockEvent] = []
+    for event, first, category_id in zip(events, fresh, category_ids, strict=True):
+        data = event.data
+        if not first:
+            logger.info("event %s for group %s was applied before; ignored as a duplicate",
+                        event.event_id, data.product_group_id, extra=ids(event_id=event.event_id))
+            # A redelivery may mean the downloads sent after the first commit were lost with the
+            # connection: ask again for the images still pending (the media worker skips the rest).
+            results.append(CatalogResult(CatalogOutcome.DUPLICATE,
+                                         pending_downloads(session, [v.sku for v in data.variants])))
+            continue
+        variants = sorted(data.variants, key=lambda v: v.sku)  # one lock order for every writer
+        figures += _stock_events(event, variants)
+        if not _upsert_group(session, event, category_id):
+            logger.info("event %s for group %s is older than the update applied; ignored as stale",
+                        event.event_id, data.product_group_id, extra=ids(event_id=event.event_id))
+            results.append(CatalogResult(CatalogOutcome.STALE))
+            continue
+        applied_skus = _upsert_variants(session, event, variants)
+        _deactivate_omitted(session, event)
+        downloads = sync_media(session, [v for v in variants if v.sku in applied_skus])
+        logger.info("event %s for group %s applied: %d variants", event.event_id, data.product_group_id,
+                    len(variants), extra=ids(event_id=event.event_id))
+        results.append(CatalogResult(CatalogOutcome.APPLIED, downloads))
+    # The group's own line says what the event did; a line per SKU was a tenth of a large group's CPU.
+    apply_stock_events(session, figures, log_each=False)
+    return results
 
 
 def decode_catalog_update(raw: bytes) -> CatalogUpdate:
@@ -120,22 +157,44 @@ def build_handler(settings: Settings) -> Handler:
 
     def handle(delivery: Delivery, session: Session) -> Handled:
         result = apply_catalog_update(decode_catalog_update(delivery.body), session, body_digest(delivery.body))
-        return Handled(result.outcome.value, tuple(media_messages(result.media_downloads)))
+        return _handled(result)
 
     return handle
 
 
-def _category_id(session: Session, path: Sequence[str]) -> int | None:
-    if not path:
-        return None
-    # Categories are never deleted, so one read finds every existing level of the path.
-    rows = session.execute(select(Category.id, Category.parent_id, Category.name).where(Category.name.in_(path)))
-    known = {(parent_id, name): id_ for id_, parent_id, name in rows}
-    parent: int | None = None
-    for name in path:
-        node = known.get((parent, name))
-        parent = node if node is not None else _create_category(session, parent, name)
-    return parent
+def build_batch_handler(settings: Settings) -> BatchHandler:
+    """The catalog worker's whole-batch handler: a batch of small groups shares its statements."""
+
+    def handle_batch(deliveries: list[Delivery], session: Session) -> list[HandlerResult]:
+        results = apply_catalog_batch([decode_catalog_update(delivery.body) for delivery in deliveries],
+                                      session, [body_digest(delivery.body) for delivery in deliveries])
+        return [_handled(result) for result in results]
+
+    return handle_batch
+
+
+def _handled(result: CatalogResult) -> Handled:
+    return Handled(result.outcome.value, tuple(media_messages(result.media_downloads)))
+
+
+def _category_ids(session: Session, paths: Sequence[Sequence[str]]) -> list[int | None]:
+    """Each path's leaf category, created where missing; one read for all the paths."""
+    names = {name for path in paths for name in path}
+    if not names:
+        return [None] * len(paths)
+    # Categories are never deleted, so one read finds every existing level of every path.
+    rows = session.execute(select(Category.id, Category.parent_id, Category.name).where(Category.name.in_(names)))
+    known: dict[tuple[int | None, str], int] = {(parent_id, name): id_ for id_, parent_id, name in rows}
+    leaves: list[int | None] = []
+    for path in paths:
+        parent: int | None = None
+        for name in path:
+            node = known.get((parent, name))
+            if node is None:
+                node = known[(parent, name)] = _create_category(session, parent, name)
+            parent = node
+        leaves.append(parent)
+    return leaves
 
 
 def _create_category(session: Session, parent_id: int | None, name: str) -> int:
@@ -196,26 +255,16 @@ def _json_number(value: object) -> object:
 def _deactivate_omitted(session: Session, event: CatalogUpdate) -> None:
     # erp_updated_at stays: a newer update of another group may still claim the SKU.
     group_id = event.data.product_group_id
-    statement = (
-        update(Variant)
-        .where(
-            Variant.product_group_id == group_id,
-            Variant.sku.not_in([v.sku for v in event.data.variants]),
-            Variant.is_active,
-        )
-        .values(is_active=False)
-        .returning(Variant.sku)
-    )
-    deactivated = sorted(session.scalars(statement))
+    deactivated = sorted(session.scalars(_DEACTIVATE_OMITTED, {
+        "group_id": group_id, "skus": [v.sku for v in event.data.variants]}))
     if deactivated:
         logger.info("event %s deactivated skus %s of group %s, which it no longer lists",
                     event.event_id, ", ".join(deactivated), group_id)
 
 
-def _apply_stock(session: Session, event: CatalogUpdate, variants: Iterable[VariantData]) -> None:
-    # The group's own line says what the event did; a line per SKU was a tenth of a large group's CPU.
-    apply_stock_events(session, [
+def _stock_events(event: CatalogUpdate, variants: Iterable[VariantData]) -> list[StockEvent]:
+    return [
         StockEvent(event.event_id, variant.sku, Total(variant.stock_quantity, event.timestamp), reason=event.event_type)
         for variant in variants
         if variant.stock_quantity is not None
-    ], log_each=False)
+    ]

@@ -5,19 +5,27 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, delete, select, text
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.erp_events import Variant as VariantData
 from erp_sync.shared.internal_messages import MediaDownload
-from erp_sync.shared.models import Media, MediaStatus
+from erp_sync.shared.models import MediaStatus
 
 # What an image that stays carries over when the list changes around it.
 _DOWNLOAD_STATE = ("id", "status", "failure_reason", "attempts", "content_type", "byte_size", "sha256",
                    "downloaded_at")
-_COLUMNS = (Media.sku, Media.url, Media.is_main, *(getattr(Media, name) for name in _DOWNLOAD_STATE))
 # Plain SQL over arrays: one statement text for any number of rows. The ORM's multi-row INSERT
-# spelled out (and had psycopg parse) a placeholder per value, half a 1,000-variant group's CPU.
+# and IN (...) spelled out (and had psycopg parse) a placeholder per value, half a 1,000-variant
+# group's CPU.
+_CURRENT = text(f"""
+SELECT sku, url, is_main, {", ".join(_DOWNLOAD_STATE)} FROM media
+WHERE sku = ANY(CAST(:skus AS varchar[])) ORDER BY sku, position
+""")
+_PENDING = text(f"""
+SELECT id, sku, url FROM media
+WHERE sku = ANY(CAST(:skus AS varchar[])) AND status = '{MediaStatus.PENDING.value}' ORDER BY sku, position
+""")
 _INSERT_NEW = text("""
 INSERT INTO media (sku, position, url, is_main)
 SELECT * FROM unnest(CAST(:sku AS varchar[]), CAST(:position AS integer[]), CAST(:url AS text[]),
@@ -33,6 +41,7 @@ SELECT * FROM unnest(CAST(:sku AS varchar[]), CAST(:position AS integer[]), CAST
                      CAST(:byte_size AS bigint[]), CAST(:sha256 AS varchar[]), CAST(:downloaded_at AS timestamptz[]))
 RETURNING id, sku, url, status
 """)
+_DELETE = text("DELETE FROM media WHERE sku = ANY(CAST(:skus AS varchar[]))")
 _NEW_COLUMNS = ("sku", "position", "url", "is_main")
 
 
@@ -46,8 +55,7 @@ def sync_media(session: Session, variants: Sequence[VariantData]) -> tuple[Media
     if not variants:
         return ()
     current: dict[str, list[Row[Any]]] = defaultdict(list)
-    query = select(*_COLUMNS).where(Media.sku.in_([v.sku for v in variants])).order_by(Media.sku, Media.position)
-    for row in session.execute(query):
+    for row in session.execute(_CURRENT, {"skus": [v.sku for v in variants]}):
         current[row.sku].append(row)
     kept: list[Row[Any]] = []
     replaced: dict[str, list[dict[str, Any]]] = {}
@@ -68,10 +76,8 @@ def sync_media(session: Session, variants: Sequence[VariantData]) -> tuple[Media
 
 def pending_downloads(session: Session, skus: Sequence[str]) -> tuple[MediaDownload, ...]:
     """A download for every image of these SKUs still pending (the media worker skips the rest)."""
-    query = (select(Media.id, Media.sku, Media.url)
-             .where(Media.sku.in_(skus), Media.status == MediaStatus.PENDING.value)
-             .order_by(Media.sku, Media.position))
-    return tuple(MediaDownload(media_id=row.id, sku=row.sku, url=row.url) for row in session.execute(query))
+    return tuple(MediaDownload(media_id=row.id, sku=row.sku, url=row.url)
+                 for row in session.execute(_PENDING, {"skus": list(skus)}))
 
 
 def _replacement(sku: str, wanted: Iterable[tuple[str, bool]], rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
@@ -91,7 +97,7 @@ def _replacement(sku: str, wanted: Iterable[tuple[str, bool]], rows: Iterable[Ro
 def _write(session: Session, replaced: dict[str, list[dict[str, Any]]], stale_skus: list[str]) -> list[Row[Any]]:
     if stale_skus:
         # Delete and insert again: moving positions in place would trip the (sku, position) key.
-        session.execute(delete(Media).where(Media.sku.in_(stale_skus)))
+        session.execute(_DELETE, {"skus": stale_skus})
     rows = [row for sku_rows in replaced.values() for row in sku_rows]
     written: list[Row[Any]] = []
     for keeps_id, statement in ((True, _INSERT_KEPT), (False, _INSERT_NEW)):

@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
@@ -52,6 +52,19 @@ class Arrival:
     event_id: str
     event_type: str
     digest: bytes | None = None
+
+
+class Identified(Protocol):
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def event_type(self) -> str: ...
+
+
+def arrivals_of(events: Sequence[Identified], digests: Sequence[bytes | None] | None) -> list[Arrival]:
+    """The arrivals of a batch of events, with their bodies' digests in the same order (None: unknown)."""
+    given = digests if digests is not None else [None] * len(events)
+    return [Arrival(event.event_id, event.event_type, digest) for event, digest in zip(events, given, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

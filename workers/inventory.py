@@ -9,7 +9,7 @@ from erp_sync.shared.consumer import BatchHandler, Delivery, Handled, Handler, H
 from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.models import StockChangeOutcome
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.idempotency import Arrival, Recording, body_digest, record_event, record_events
+from erp_sync.workers.idempotency import Arrival, arrivals_of, Recording, body_digest, record_event, record_events
 from erp_sync.workers.stock import StockEvent, apply_stock_events, record_and_lock
 from erp_sync.workers.stock_rule import Delta, Total
 
@@ -36,8 +36,7 @@ def apply_inventory_batch(events: list[InventoryChange], session: Session,
     """
     if not events:
         return []
-    given = digests if digests is not None else [None] * len(events)
-    arrivals = [Arrival(event.event_id, event.event_type, digest) for event, digest in zip(events, given, strict=True)]
+    arrivals = arrivals_of(events, digests)
     return _apply(session, events, record_events(session, arrivals, _locking(events)))
 
 

@@ -79,7 +79,7 @@ def batches_of(
 def _catalog(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:
     from erp_sync.workers import catalog
 
-    return batches_of(catalog.build_handler(settings), sessions, config)
+    return batches_of(catalog.build_handler(settings), sessions, config, catalog.build_batch_handler(settings))
 
 
 def _inventory(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:

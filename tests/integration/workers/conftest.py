@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.orm import sessionmaker
 
-from erp_sync.shared.consumer import BatchRunner, ConsumerConfig
-from erp_sync.shared.settings import load_settings
-from erp_sync.workers.inventory import build_batch_handler, build_handler
+from erp_sync.workers import catalog, inventory
+from tests.support.batch_runner import batch_runner
 from tests.support.image_server import image_server  # noqa: F401
 from tests.support.reconcile import TOKEN, erp  # noqa: F401
 
@@ -23,13 +21,11 @@ def sweep_settings(settings_factory):
 
 @pytest.fixture(params=["per-message handler", "with batch handler"])
 def runner(request, db_engine, migrated_database_url):
-    """The consumer's BatchRunner with the real inventory handlers, its transactions rolled back at the end."""
-    connection = db_engine.connect()
-    outer = connection.begin()
-    sessions = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    settings = load_settings(database_url=migrated_database_url)
-    batch_handler = build_batch_handler(settings) if request.param == "with batch handler" else None
-    config = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)
-    yield BatchRunner(build_handler(settings), sessions, config, batch_handler), sessions
-    outer.rollback()
-    connection.close()
+    """The inventory worker's BatchRunner (`batch_runner`)."""
+    yield from batch_runner(request, db_engine, migrated_database_url, inventory)
+
+
+@pytest.fixture(params=["per-message handler", "with batch handler"])
+def catalog_runner(request, db_engine, migrated_database_url):
+    """The catalog worker's BatchRunner (`batch_runner`)."""
+    yield from batch_runner(request, db_engine, migrated_database_url, catalog)

@@ -1,0 +1,77 @@
+"""The catalog worker's whole-batch handler ends where its events applied one at a time end."""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from erp_sync.shared.consumer import Delivery, Done
+from erp_sync.shared.models import Media, ProductGroup, StockLevel, Variant
+from erp_sync.shared.retry_policy import Park
+from tests.support.factories import catalog_event, encode, now_iso, variant_with
+
+
+def _body(group: str, skus: list[str], *, at: timedelta = timedelta(), stock: int = 5) -> bytes:
+    document = catalog_event(product_group_id=group, variants=[
+        variant_with(sku=sku, stock_quantity=stock,
+                     media=[{"url": f"https://erp-cdn.com/u/{sku}.jpg", "is_main": True}]) for sku in skus
+    ])
+    document["timestamp"] = now_iso(at)
+    return encode(document)
+
+
+def _delivery(tag: int, body: bytes) -> Delivery:
+    return Delivery(tag, body, f"msg-{tag}", "application/json")
+
+
+def test_a_batch_ends_as_its_events_one_by_one(catalog_runner, caplog):
+    runner, sessions = catalog_runner
+    caplog.set_level(logging.INFO, logger="erp_sync.shared.consumer")
+    first = _body("PG-B1", ["B1-A", "B1-B"], at=timedelta(minutes=-2), stock=7)
+    bodies = [
+        first,
+        _body("PG-B2", ["B2-A"], stock=3),
+        _body("PG-B1", ["B1-A"], at=timedelta(minutes=-1), stock=9),  # newer: B1-B leaves the group
+        _body("PG-B1", ["B1-A", "B1-B"], at=timedelta(minutes=-3), stock=1),  # older: stale, its stock too
+        first,  # a redelivery in the same batch: a duplicate
+    ]
+
+    # when the five arrive as one batch
+    outcomes = runner.run([_delivery(tag, body) for tag, body in enumerate(bodies, start=1)])
+
+    # then each has the outcome it has alone, in one pass of the batch handler
+    assert [outcome.outcome for outcome in outcomes if isinstance(outcome, Done)] == [
+        "applied", "applied", "applied", "stale", "duplicate"]
+    assert "handling them one by one" not in caplog.text
+    # and the newest of each group won, each image has one row, stock included, B1-B deactivated, not deleted
+    with sessions() as session:
+        assert session.scalars(select(ProductGroup.product_group_id).order_by(ProductGroup.product_group_id)).all() \
+            == ["PG-B1", "PG-B2"]
+        active = dict(session.execute(select(Variant.sku, Variant.is_active).where(Variant.sku.like("B%"))).all())
+        assert active == {"B1-A": True, "B1-B": False, "B2-A": True}
+        levels = dict(session.execute(select(StockLevel.sku, StockLevel.erp_quantity)
+                                      .where(StockLevel.sku.like("B%"))).all())
+        assert levels == {"B1-A": 9, "B1-B": 7, "B2-A": 3}
+        assert session.scalars(select(Media.sku).where(Media.sku.like("B%")).order_by(Media.sku)).all() \
+            == ["B1-A", "B1-B", "B2-A"]
+    def asked(outcome):
+        return sorted(image["sku"] for message in outcome.follow_ups for image in json.loads(message.body)["images"])
+
+    # and the first event and its redelivery ask for the same pending images
+    assert asked(outcomes[0]) == asked(outcomes[4]) == ["B1-A", "B1-B"]
+
+
+def test_a_malformed_message_in_a_batch_is_parked_and_the_others_applied(catalog_runner):
+    runner, sessions = catalog_runner
+    bodies = [_body("PG-C1", ["C1-A"]), b'{"event_type": "catalog.update", "event_id": "evt_bad"}',
+              _body("PG-C2", ["C2-A"])]
+
+    outcomes = runner.run([_delivery(tag, body) for tag, body in enumerate(bodies, start=1)])
+
+    assert [outcome.outcome if isinstance(outcome, Done) else type(outcome) for outcome in outcomes] == [
+        "applied", Park, "applied"]
+    with sessions() as session:
+        assert session.scalars(select(Variant.sku).where(Variant.sku.like("C%")).order_by(Variant.sku)).all() \
+            == ["C1-A", "C2-A"]
