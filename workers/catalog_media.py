@@ -55,7 +55,7 @@ def sync_media(session: Session, variants: Sequence[VariantData]) -> tuple[Media
     if not variants:
         return ()
     current: dict[str, list[Row[Any]]] = defaultdict(list)
-    for row in session.execute(_CURRENT, {"skus": [v.sku for v in variants]}):
+    for row in session.execute(_CURRENT, {"skus": [v.sku for v in variants]}).all():
         current[row.sku].append(row)
     kept: list[Row[Any]] = []
     replaced: dict[str, list[dict[str, Any]]] = {}
@@ -77,7 +77,7 @@ def sync_media(session: Session, variants: Sequence[VariantData]) -> tuple[Media
 def pending_downloads(session: Session, skus: Sequence[str]) -> tuple[MediaDownload, ...]:
     """A download for every image of these SKUs still pending (the media worker skips the rest)."""
     return tuple(MediaDownload(media_id=row.id, sku=row.sku, url=row.url)
-                 for row in session.execute(_PENDING, {"skus": list(skus)}))
+                 for row in session.execute(_PENDING, {"skus": list(skus)}).all())
 
 
 def _replacement(sku: str, wanted: Iterable[tuple[str, bool]], rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
@@ -104,5 +104,5 @@ def _write(session: Session, replaced: dict[str, list[dict[str, Any]]], stale_sk
         batch = [row for row in rows if ("id" in row) is keeps_id]
         if batch:
             columns = (*_NEW_COLUMNS, *_DOWNLOAD_STATE) if keeps_id else _NEW_COLUMNS
-            written.extend(session.execute(statement, {name: [row[name] for row in batch] for name in columns}))
+            written.extend(session.execute(statement, {name: [row[name] for row in batch] for name in columns}).all())
     return written

@@ -124,7 +124,7 @@ def record_events(session: Session, arrivals: Sequence[Arrival], recording: Reco
     recorded = {event_id: Recorded(arrival.event_type, arrival.digest)
                 for event_id, arrival in first.items() if event_id in fresh}
     if seen_before := [event_id for event_id in ids if event_id not in fresh]:
-        for event_id, event_type, digest in session.execute(_RECORDED, {"event_ids": seen_before}):
+        for event_id, event_type, digest in session.execute(_RECORDED, {"event_ids": seen_before}).all():
             recorded[event_id] = Recorded(event_type, digest)
 
     verdicts: list[bool] = []
