@@ -204,6 +204,10 @@ class BatchRunner:
         return outcome
 
 
+def _outcome_label(outcome: Outcome) -> str:
+    return outcome.outcome if isinstance(outcome, Done) else "retried" if isinstance(outcome, Retry) else "parked"
+
+
 def _redirect(queue: WorkQueue, delivery: Delivery, outcome: Retry | Park) -> OutgoingMessage:
     if isinstance(outcome, Park):
         return parked(queue, delivery, outcome.reason)
@@ -334,9 +338,10 @@ class Consumer:
         if messages:  # most batches have none: no hand-off to the handler thread and back for nothing
             _while_serving(connection, self._executor.submit(self._publish_follow_ups, messages))
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)
-        handling_s = time.monotonic() - taken_at
-        for delivery, outcome in zip(batch, outcomes, strict=True):
-            self._count(delivery, outcome, handling_s)
+        message_metrics.count_settled(
+            self._queue.name,
+            [(_outcome_label(outcome), delivery.published_at) for delivery, outcome in zip(batch, outcomes, strict=True)],
+            time.monotonic() - taken_at)
 
     def _publish_follow_ups(self, messages: list[OutgoingMessage]) -> None:
         # Patient: a slow confirm taken for a lost connection would redeliver the batch and
@@ -349,10 +354,6 @@ class Consumer:
             logger.warning("%d follow-ups refused as their queue is full, first %s; trying again",
                            len(messages), messages[0].message_id)
             pause_s = min(pause_s * 2, 30.0)
-
-    def _count(self, delivery: Delivery, outcome: Outcome, handling_s: float) -> None:
-        label = outcome.outcome if isinstance(outcome, Done) else "retried" if isinstance(outcome, Retry) else "parked"
-        message_metrics.count_settled(self._queue.name, label, handling_s, delivery.published_at)
 
     def _next_messages(self, delivery: Delivery, outcome: Outcome) -> tuple[OutgoingMessage, ...]:
         return outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
@@ -396,7 +397,8 @@ class ConcurrentConsumer(Consumer):
             self._running -= 1
             if failure is None:
                 channel.basic_ack(delivery.delivery_tag)
-                self._count(delivery, outcome, time.monotonic() - taken_at)
+                message_metrics.count_settled(self._queue.name, [(_outcome_label(outcome), delivery.published_at)],
+                                              time.monotonic() - taken_at)
             else:
                 self._failure = failure  # the loop raises it: a reconnect brings the message back
 

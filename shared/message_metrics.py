@@ -6,6 +6,8 @@ went to its delay or parking queue): a batch rolled back and run again counts ea
 from __future__ import annotations
 
 import time
+import collections
+from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -33,12 +35,21 @@ CONSUMER_CONNECTED = Gauge(
 )
 
 
-def count_settled(queue: str, outcome: str, handling_s: float, published_at: int | None) -> None:
-    """Count one settled message; `published_at` is its publish time in wall-clock seconds, if it has one."""
-    MESSAGES.labels(queue=queue, outcome=outcome).inc()
-    HANDLING_SECONDS.labels(queue=queue).observe(max(handling_s, 0.0))
-    if published_at:
-        QUEUE_TO_COMMIT_SECONDS.labels(queue=queue).observe(max(time.time() - published_at, 0.0))
+def count_settled(queue: str, settled: Sequence[tuple[str, int | None]], handling_s: float) -> None:
+    """Count a batch's settled messages, each as (outcome, publish time in wall-clock seconds or None).
+
+    A counter is added to once per outcome, not once per message: in a batch of 100 stock events the
+    per-message calls, each through a label lookup and a memory-mapped write, were a tenth of the work.
+    """
+    for outcome, count in collections.Counter(outcome for outcome, _ in settled).items():
+        MESSAGES.labels(queue=queue, outcome=outcome).inc(count)
+    handling = HANDLING_SECONDS.labels(queue=queue)
+    queue_to_commit = QUEUE_TO_COMMIT_SECONDS.labels(queue=queue)
+    now = time.time()
+    for _, published_at in settled:
+        handling.observe(max(handling_s, 0.0))
+        if published_at:
+            queue_to_commit.observe(max(now - published_at, 0.0))
 
 
 def consumers_connected() -> bool:
