@@ -103,13 +103,11 @@ def apply_catalog_batch(events: Sequence[CatalogUpdate], session: Session,
     one statement records every id, one reads every category, the stock rule runs once over all figures.
 
     Raises:
-        EventIdConflict: an event reuses an id with another body; nothing is applied, and the
-            consumer runs the batch again message by message, which parks just that one.
+        EventIdConflict: as `apply_inventory_batch` (the consumer then parks just that event).
     """
     if not events:
         return []
-    arrivals = arrivals_of(events, digests)
-    return _apply(session, events, record_events(session, arrivals))
+    return _apply(session, events, record_events(session, arrivals_of(events, digests)))
 
 
 def _apply(session: Session, events: Sequence[CatalogUpdate], fresh: Sequence[bool]) -> list[CatalogResult]:
