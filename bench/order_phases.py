@@ -52,6 +52,18 @@ class Pushed:
     left_on_queue: int
     cpu_busy: float  # share of the machine's CPU time busy during the drain (every process)
     worker_cpu_s: float  # CPU time of the worker processes, start-up included
+    startup_cpu_s: float  # of one worker process, idle (bench.worker_procs.startup_cpu_s)
+
+    @property
+    def cpu_ms_per_order(self) -> float:
+        return self.worker_cpu_s / max(self.drain.processed, 1) * 1000
+
+    @property
+    def cpu_ms_per_order_after_startup(self) -> float:
+        processes = self.worker_cpu_s - self.startup_cpu_s * self.processes
+        return max(processes, 0.0) / max(self.drain.processed, 1) * 1000
+
+    processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -81,7 +93,7 @@ def _fresh_state(setup: Setup) -> None:
         queues.purge(setup.amqp_url, queue)
 
 
-def throughput(setup: Setup, processes: int) -> Pushed:
+def throughput(setup: Setup, processes: int, startup_cpu_s: float) -> Pushed:
     """Fill the orders queue, start `processes` workers and time them until every order is synced."""
     prefix = f"BENCH-{processes}W-"
     orders = make_orders(prefix, setup.args.orders, setup.skus)
@@ -93,11 +105,12 @@ def throughput(setup: Setup, processes: int) -> Pushed:
         cpu_busy, worker_cpu_s = busy_share(cpu_before, cpu_times()), workers.cpu_s()
     left = sum(queues.settled_depth(setup.amqp_url, queue, quiet_s=0.2) for queue in (ORDERS_QUEUE, PUSH_QUEUE))
     result = Pushed(drain, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
-                    workers.count_in_logs(RETRY_LOG), left, cpu_busy, worker_cpu_s)
+                    workers.count_in_logs(RETRY_LOG), left, cpu_busy, worker_cpu_s, startup_cpu_s, processes)
     progress(f"orders x{processes}: {drain.processed}/{drain.expected} synced in {drain.elapsed_s:.2f} s "
              f"= {drain.rate:.0f}/s (first after {drain.first_row_s or 0:.2f} s), {result.erp_orders} in the ERP, "
              f"{result.retried} retried, {left} left on the queue, CPUs {cpu_busy:.0%} busy, "
-             f"workers' CPU {worker_cpu_s / max(drain.processed, 1) * 1000:.2f} ms an order")
+             f"workers' CPU {result.cpu_ms_per_order:.2f} ms an order, "
+             f"{result.cpu_ms_per_order_after_startup:.2f} without their start-up")
     return result
 
 

@@ -24,8 +24,10 @@ from bench.options import load_parser
 from bench.order_erp import order_stage
 from bench.order_figures import figures
 from bench.order_phases import Setup, latency, throughput
+from bench.worker_procs import startup_cpu_s
 
-COMPARED = ("orders_1w_per_s", "orders_2w_per_s", "scaling", "publish_to_synced_p50_ms", "publish_to_synced_p99_ms")
+ORDERS_WORKER_QUEUES = 2  # erp-sync.orders and erp-sync.orders-push
+COMPARED = ("orders_1w_per_s", "orders_2w_per_s", "scaling", "worker_cpu_ms_per_order_1w", "publish_to_synced_p50_ms", "publish_to_synced_p99_ms")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,8 +50,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(engine.dispose)
         setup = Setup(args, stage.env, stage.amqp_url, engine, stage.work_dir, erp_url=stage.erp_url, token=stage.token,
                       skus=stage.skus)
-        one = throughput(setup, 1)
-        two = throughput(setup, 2)
+        startup = startup_cpu_s("orders", ORDERS_WORKER_QUEUES, stage.env, stage.work_dir)
+        one = throughput(setup, 1, startup)
+        two = throughput(setup, 2, startup)
         seen = latency(setup)
     return figures(args, settings, (one, two, seen), (load_before, os.getloadavg()))
 
