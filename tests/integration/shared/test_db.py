@@ -51,3 +51,32 @@ def test_a_connection_dropped_just_after_use_fails_as_a_lost_database_and_the_ne
 
     # and the next use gets a new connection
     assert backend_pid(engine) != first
+
+
+def test_a_statement_run_through_the_driver_is_part_of_the_sessions_transaction(engine):
+    sessions = db.make_session_factory(engine)
+    with sessions() as session:
+        session.begin()
+        # when a row is written through the driver and the transaction rolled back
+        db.driver_execute(session, "CREATE TEMP TABLE t (n int) ON COMMIT DROP", {})
+        db.driver_execute(session, "INSERT INTO t VALUES (%(n)s)", {"n": 7})
+        # then SQLAlchemy sees it in the same transaction
+        assert session.execute(text("SELECT n FROM t")).scalar_one() == 7
+        assert db.driver_execute(session, "SELECT n, n + 1 FROM t", {}) == [(7, 8)]
+        session.rollback()
+
+
+def test_a_statement_through_the_driver_fails_as_our_errors_and_a_lost_connection_is_replaced(engine, db_engine):
+    sessions = db.make_session_factory(engine)
+    # a statement that can never succeed is permanent
+    with sessions() as session, pytest.raises(db.PermanentError, match="division by zero"):
+        db.driver_execute(session, "SELECT 1 / %(zero)s", {"zero": 0})
+
+    # a connection ended by PostgreSQL is a lost database, and the next session works on a new one
+    first = backend_pid(engine)
+    terminate(db_engine, first)
+    with sessions() as session, pytest.raises(db.DatabaseUnavailable):
+        db.driver_execute(session, "SELECT pg_backend_pid()", {})
+    with sessions() as session:
+        [(pid,)] = db.driver_execute(session, "SELECT pg_backend_pid()", {})
+    assert pid != first
