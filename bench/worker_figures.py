@@ -21,6 +21,8 @@ def _drained(prefix: str, result: Drained, unit: str = "event", units_per_event:
     units = max(drain.processed * units_per_event, 1)
     return {
         f"{prefix}_cpu_ms_per_{unit}": round(result.cpu_s * 1000 / units, 4),
+        # Start-up (imports, connections) is once per process: two processes pay it twice.
+        f"{prefix}_cpu_ms_per_{unit}_after_startup": round(max(result.cpu_s - result.startup_cpu_s, 0.0) * 1000 / units, 4),
         f"{prefix}_db_cpu_ms_per_{unit}": round(result.db_cpu_s * 1000 / units, 4),
         f"{prefix}_s": round(drain.elapsed_s, 3),
         f"{prefix}_first_row_s": None if drain.first_row_s is None else round(drain.first_row_s, 3),

@@ -14,7 +14,7 @@ from bench.prefill import prefill
 from bench.servers import HOST, api_command, free_port, ingress_command, running
 from bench.stage import Stage
 from bench.visibility import Pace, Visibility, paced
-from bench.worker_procs import workers_running
+from bench.worker_procs import startup_cpu_s, workers_running
 from erp_sync.shared.topology import WORK_QUEUES
 from tests.support.factories import signed_headers
 
@@ -40,6 +40,7 @@ class Drained:
     left_on_queue: int
     cpu_s: float  # the worker processes', start-up included
     db_cpu_s: float  # their PostgreSQL backends'
+    startup_cpu_s: float = 0.0  # the processes' start-ups, from an idle worker's (worker_procs.startup_cpu_s)
 
 
 def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes], tag: str) -> Drained:
@@ -47,6 +48,7 @@ def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes],
     queue = WORK_QUEUES[worker]
     empty_tables(setup.engine)
     queues.purge(setup.amqp_url, queue.name)
+    startup_s = startup_cpu_s(worker, 1, setup.env, setup.work_dir) * processes
     prefill(setup.amqp_url, queue, bodies)
     event_type = queue.routing_key
     with workers_running(worker, processes, setup.env, setup.work_dir, tag) as workers:
@@ -56,10 +58,11 @@ def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes],
         cpu_s, db_cpu_s = workers.cpu_s(), database_cpu_s(setup.engine)  # before they stop and their backends end
     left = queues.settled_depth(setup.amqp_url, queue.name, quiet_s=0.2)
     parked = queues.depth(setup.amqp_url, queue.parking_queue)
-    result = Drained(drain, workers.count_in_logs(RETRY_LOG), parked, left, cpu_s, db_cpu_s)
+    result = Drained(drain, workers.count_in_logs(RETRY_LOG), parked, left, cpu_s, db_cpu_s, startup_s)
     progress(f"{worker} x{processes}: {drain.processed}/{drain.expected} in {drain.elapsed_s:.2f} s "
              f"= {drain.rate:.0f}/s (first row after {drain.first_row_s or 0:.2f} s), "
-             f"{result.retried} retried, {parked} parked, {left} left; CPU {cpu_s:.2f} s, database {db_cpu_s:.2f} s")
+             f"{result.retried} retried, {parked} parked, {left} left; CPU {cpu_s:.2f} s ({startup_s:.2f} s of it "
+             f"start-up), database {db_cpu_s:.2f} s")
     return result
 
 
