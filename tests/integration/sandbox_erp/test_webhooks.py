@@ -141,6 +141,7 @@ def test_still_failing_after_24h_scaled_raises_an_admin_alert(erp, stub, caplog)
     stub.statuses = [503]
     client = erp(time_scale=0.00002)
 
+    sold_at = time.time()
     admin(client, "sale", {"sku": "IPH15-128-BLK"})
     deadline = time.time() + 5
     while time.time() < deadline and not client.get("/admin/alerts", headers=bearer(ADMIN_TOKEN)).get_json():
@@ -151,8 +152,9 @@ def test_still_failing_after_24h_scaled_raises_an_admin_alert(erp, stub, caplog)
     [delivery] = deliveries(client)
     assert alert["event_id"] == delivery["event_id"]
     assert delivery["status"] == "failed"
-    span = stub.arrivals[-1].at - stub.arrivals[0].at
-    assert span == pytest.approx(86400 * 0.00002, abs=0.1)
+    # never given up before the horizon (its exact schedule is a unit test's; a loaded machine only adds lateness)
+    assert stub.arrivals[-1].at - sold_at >= 86400 * 0.00002 - 0.01  # (a timer may fire a hair early)
+    assert len(stub.arrivals) >= 3
     assert any("ADMIN ALERT" in record.getMessage() for record in caplog.records)
     count = len(stub.arrivals)
     time.sleep(0.5)
