@@ -320,12 +320,13 @@ def test_metrics_show_the_latest_sweep(erp, sweep_settings, committed_session, d
 def test_three_schedulers_sweep_a_slot_once(erp, sweep_settings, committed_session):
     from erp_sync.workers.reconcile_schedule import run_reconcile_worker
 
-    # given three schedulers whose clocks say a minute slot is 1.5 s away
+    # given three schedulers whose clocks say a minute slot is 4 s away (time for all three to start
+    # on a loaded machine: one that starts after the slot waits for the next)
     url = erp({"W-1": 1})
     seed_levels(committed_session, {"W-1": 2})
     real = datetime.now(UTC)
     boundary = real.replace(second=0, microsecond=0) + timedelta(minutes=5)
-    offset = boundary - timedelta(seconds=1.5) - real
+    offset = boundary - timedelta(seconds=4) - real
     settings = sweep_settings(url, reconcile_schedule="* * * * *")
     stop = threading.Event()
     workers = [threading.Thread(target=run_reconcile_worker, args=(settings, stop),
