@@ -65,22 +65,29 @@ class WsgiBridge:
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         if scope.proto != "http":
             return
-        body, length = b"", None
-        if "content-length" in scope.headers or "transfer-encoding" in scope.headers:
-            try:
-                async with asyncio.timeout(self._body_timeout_s):
-                    body, length = await self._read_body(scope.headers.get("content-length"), protocol)
-            except TimeoutError:
-                logger.info("closed a connection from %s: its request body took over %s s",
-                            scope.client, self._body_timeout_s)
-                protocol.response_bytes(*TOO_SLOW)
-                return
-            except (ProtocolClosed, ProtocolError):
-                return  # the client went away mid-body
+        read = await self.read_body(scope, protocol)
+        if read is None:
+            return
+        body, length = read
         answered = self._loop.create_future()
         self._threads.submit(self._answer, wsgi_environ(scope, body, length), protocol, answered)
         # granian answers 500 for a request whose coroutine ends unanswered: wait for the thread.
         await answered
+
+    async def read_body(self, scope: Scope, protocol: HTTPProtocol) -> tuple[bytes, int | None] | None:
+        """The body and the CONTENT_LENGTH to tell the app; None once answered 408 or the client left."""
+        if "content-length" not in scope.headers and "transfer-encoding" not in scope.headers:
+            return b"", None
+        try:
+            async with asyncio.timeout(self._body_timeout_s):
+                return await self._read_body(scope.headers.get("content-length"), protocol)
+        except TimeoutError:
+            logger.info("closed a connection from %s: its request body took over %s s",
+                        scope.client, self._body_timeout_s)
+            protocol.response_bytes(*TOO_SLOW)
+            return None
+        except (ProtocolClosed, ProtocolError):
+            return None  # the client went away mid-body
 
     def _answer(self, environ: dict[str, Any], protocol: HTTPProtocol, answered: asyncio.Future[None]) -> None:
         # The answer leaves from this thread; the event loop only learns afterwards that it may let go.

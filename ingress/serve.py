@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask
 from granian.constants import HTTPModes, Interfaces, SSLProtocols
@@ -23,7 +23,11 @@ from granian.server import MPServer
 
 from erp_sync.ingress import extensions
 from erp_sync.ingress.bridge import WsgiBridge
+from erp_sync.shared.async_publisher import LoopPublisher
 from erp_sync.shared.settings import Settings
+
+if TYPE_CHECKING:
+    from erp_sync.ingress.door import Door
 
 # After SIGTERM, requests under way get this long to finish before their worker is killed.
 GRACEFUL_TIMEOUT_S = 20
@@ -82,19 +86,36 @@ def server_options(settings: Settings, listener: Listener | None = None) -> dict
 
 def load_bridge(app_factory: Callable[[], Flask], settings: Settings, threads: int) -> WsgiBridge:
     """Build the app in the worker process (after the fork): its publisher is this process's own."""
-    app = app_factory()
+    return _bridge(app_factory(), settings, threads)
+
+
+def _bridge(app: Flask, settings: Settings, threads: int) -> WsgiBridge:
     return WsgiBridge(app, threads=threads, body_timeout_s=settings.http_read_timeout_s,
                       max_body_bytes=settings.webhook_max_body_bytes, on_close=partial(extensions.close, app))
 
 
-def serve(settings: Settings, app_factory: Callable[[], Flask], listener: Listener) -> None:
-    """Run granian in the foreground until SIGTERM or SIGINT; `app_factory` is called in each worker."""
+def load_door(app_factory: Callable[[], Flask], settings: Settings, threads: int) -> Door:
+    """The door's app with the webhook taken on the worker's event loop, by a publisher of that loop."""
+    # Imported here, in the worker: the metrics it defines must see PROMETHEUS_MULTIPROC_DIR, set by serve().
+    from erp_sync.ingress.door import Door
+
+    app = app_factory()
+    publisher = LoopPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
+    return Door(app, _bridge(app, settings, threads), publisher, stop_timeout_s=GRACEFUL_TIMEOUT_S)
+
+
+Loader = Callable[[Callable[[], Flask], Settings, int], object]
+
+
+def serve(settings: Settings, app_factory: Callable[[], Flask], listener: Listener,
+          loader: Loader = load_bridge) -> None:
+    """Run granian in the foreground until SIGTERM or SIGINT; `loader` builds the RSGI app in each worker."""
     # Must be set before any worker defines its metrics, so /metrics adds up all workers.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="erp-sync-metrics-"))
     server = MPServer(target="erp-sync", **server_options(settings, listener))
-    loader = partial(load_bridge, app_factory, settings, listener.threads)
+    target = partial(loader, app_factory, settings, listener.threads)
     # granian's type says "a callable"; any object with __rsgi__ is an RSGI app to it.
-    server.serve(target_loader=cast("Callable[[], Callable[..., Any]]", loader), wrap_loader=False)
+    server.serve(target_loader=cast("Callable[[], Callable[..., Any]]", target), wrap_loader=False)
 
 
 def serve_door(settings: Settings, port: int | None = None) -> None:
@@ -102,7 +123,7 @@ def serve_door(settings: Settings, port: int | None = None) -> None:
     from erp_sync.ingress import create_app
 
     settings.webhook_secrets()  # refuse to start without a secret, before forking anything
-    serve(settings, partial(create_app, settings), door_listener(settings, port))
+    serve(settings, partial(create_app, settings), door_listener(settings, port), load_door)
 
 
 def serve_api(settings: Settings, port: int | None = None) -> None:

@@ -1,69 +1,102 @@
-"""`POST /webhooks/erp`: verify, validate, publish, answer."""
+"""`POST /webhooks/erp`: verify, validate, publish, answer.
+
+The rules live here once, for both ways the webhook is served: the Flask view below (the app's
+own route, which the WSGI test client and any WSGI server see) and the door's native handler
+(ingress/door.py), which answers the same request on granian's event loop.
+"""
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from erp_sync.ingress.errors import ApiError
-from erp_sync.ingress.extensions import publisher, settings, webhook_tallies
+from erp_sync.ingress.extensions import publisher
 from erp_sync.ingress.metrics import PUBLISH_SECONDS, WEBHOOKS_ACCEPTED, WEBHOOKS_REJECTED
 from erp_sync.ingress.signature import verify_signature
-from erp_sync.ingress.webhook_tally import ACCEPTED, REJECTED
-from erp_sync.shared.erp_events import decode_event, event_age_problem
+from erp_sync.ingress.webhook_tally import ACCEPTED, REJECTED, WebhookTallies
+from erp_sync.shared.erp_events import ErpEvent, decode_event, event_age_problem
 from erp_sync.shared.errors import BrokerUnavailable, MessageDecodeError, PublishRejected, QueueFull
 from erp_sync.shared.publisher import OutgoingMessage
+from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import EVENTS_EXCHANGE
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__)
 
-
-def _reject(status: int, reason: str, message: str, **kwargs: object) -> ApiError:
-    WEBHOOKS_REJECTED.labels(reason=reason).inc()
-    webhook_tallies().count(REJECTED, reason)
-    return ApiError(status, message, **kwargs)  # type: ignore[arg-type]
+WEBHOOK_PATH = "/webhooks/erp"
 
 
-@bp.post("/webhooks/erp")
+@dataclass(frozen=True)
+class WebhookRules:
+    """What judging one webhook takes: the secrets, the settings, the door's tally."""
+
+    secrets: tuple[bytes, ...]
+    config: Settings
+    tallies: WebhookTallies
+
+    @classmethod
+    def of(cls, app: Flask) -> WebhookRules:
+        return cls(app.extensions["erp_sync.secrets"], app.extensions["erp_sync.settings"],
+                   app.extensions["erp_sync.webhook_tallies"])
+
+    def reject(self, status: int, reason: str, message: str, **kwargs: Any) -> ApiError:
+        WEBHOOKS_REJECTED.labels(reason=reason).inc()
+        self.tallies.count(REJECTED, reason)
+        return ApiError(status, message, **kwargs)
+
+    def admit(self, raw: bytes, signature: str | None, mimetype: str) -> tuple[ErpEvent, OutgoingMessage]:
+        """Verify and validate; the event and the message to publish, or the ApiError to answer."""
+        if not verify_signature(self.secrets, raw, signature):
+            raise self.reject(401, "signature", "missing or invalid X-ERP-Signature")
+        if mimetype != "application/json":
+            raise self.reject(415, "content_type", "Content-Type must be application/json")
+        try:
+            event = decode_event(raw)
+        except MessageDecodeError as exc:
+            raise self.reject(400, "invalid", str(exc), details=exc.details) from exc
+        problem = event_age_problem(
+            event, datetime.now(UTC), self.config.webhook_max_age_s, self.config.webhook_max_future_skew_s
+        )
+        if problem:
+            raise self.reject(400, "timestamp", "event outside the accepted time window",
+                              details=[{"field": "timestamp", "message": problem}])
+        # The raw body goes on unchanged: the workers see exactly what the ERP signed.
+        return event, OutgoingMessage(EVENTS_EXCHANGE, event.event_type, raw, message_id=event.event_id)
+
+    def refused(self, event: ErpEvent, error: BrokerUnavailable | PublishRejected) -> ApiError:
+        """The answer to a publish the broker did not confirm."""
+        retry_after = {"Retry-After": str(self.config.unavailable_retry_after_s)}
+        if isinstance(error, QueueFull):
+            # Backpressure: the worker is far behind; the ERP retries later (spec 7.1), nothing is lost.
+            logger.warning("event %s refused: its queue is at its bound (%s)", event.event_id, error)
+            return self.reject(503, "queue_full", "the event's queue is full; retry later", headers=retry_after)
+        logger.error("event %s not stored on the broker: %s", event.event_id, error)
+        return self.reject(503, "unavailable", "the event could not be stored durably; retry later",
+                           headers=retry_after)
+
+    def accepted(self, event: ErpEvent, publish_s: float) -> dict[str, str]:
+        """Count a confirmed webhook; the body of its 202."""
+        PUBLISH_SECONDS.observe(publish_s)
+        WEBHOOKS_ACCEPTED.labels(event_type=event.event_type).inc()
+        self.tallies.count(ACCEPTED, event.event_type)
+        return {"status": "accepted", "event_id": event.event_id}
+
+
+@bp.post(WEBHOOK_PATH)
 def receive_erp_event() -> ResponseReturnValue:
-    config = settings()
+    rules = WebhookRules.of(current_app)
     raw = request.get_data(cache=False)
-    if not verify_signature(current_app.extensions["erp_sync.secrets"], raw, request.headers.get("X-ERP-Signature")):
-        raise _reject(401, "signature", "missing or invalid X-ERP-Signature")
-    if request.mimetype != "application/json":
-        raise _reject(415, "content_type", "Content-Type must be application/json")
-
-    try:
-        event = decode_event(raw)
-    except MessageDecodeError as exc:
-        raise _reject(400, "invalid", str(exc), details=exc.details) from exc
-    problem = event_age_problem(
-        event, datetime.now(UTC), config.webhook_max_age_s, config.webhook_max_future_skew_s
-    )
-    if problem:
-        raise _reject(400, "timestamp", "event outside the accepted time window",
-                      details=[{"field": "timestamp", "message": problem}])
-
-    # The raw body goes on unchanged: the workers see exactly what the ERP signed.
-    message = OutgoingMessage(EVENTS_EXCHANGE, event.event_type, raw, message_id=event.event_id)
+    event, message = rules.admit(raw, request.headers.get("X-ERP-Signature"), request.mimetype)
     started = time.perf_counter()
     try:
         publisher().publish(message)
-    except QueueFull as exc:
-        # Backpressure: the worker is far behind; the ERP retries later (spec 7.1), nothing is lost.
-        logger.warning("event %s refused: its queue is at its bound (%s)", event.event_id, exc)
-        raise _reject(503, "queue_full", "the event's queue is full; retry later",
-                      headers={"Retry-After": str(config.unavailable_retry_after_s)}) from exc
     except (BrokerUnavailable, PublishRejected) as exc:
-        logger.error("event %s not stored on the broker: %s", event.event_id, exc)
-        raise _reject(503, "unavailable", "the event could not be stored durably; retry later",
-                      headers={"Retry-After": str(config.unavailable_retry_after_s)}) from exc
-    PUBLISH_SECONDS.observe(time.perf_counter() - started)
-    WEBHOOKS_ACCEPTED.labels(event_type=event.event_type).inc()
-    webhook_tallies().count(ACCEPTED, event.event_type)
-    return jsonify({"status": "accepted", "event_id": event.event_id}), 202
+        raise rules.refused(event, exc) from exc
+    return jsonify(rules.accepted(event, time.perf_counter() - started)), 202
