@@ -122,7 +122,7 @@ def figures(plan: Plan, settings: Settings, bares: tuple[Throughput, Throughput]
         "target": {"ratio": TARGET_RATIO, "cpu_ratio": TARGET_CPU_RATIO, "p99_ms": TARGET_P99_MS},
         "workers": listener.workers,
         "threads": listener.threads,
-        "server": f"granian {granian.__version__} (RSGI; bodies read on the event loop, requests on threads)",
+        "server": f"granian {granian.__version__} (RSGI; webhooks answered and published on the event loop, other routes on threads)",
         "connections": plan.args.connections,
         "connection_per_request": plan.args.connection_per_request,
         "duration_s": plan.args.duration,
