@@ -22,7 +22,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.channel import Channel
 
 from erp_sync.shared.errors import BrokerUnavailable, ConfirmTimeout, PublishRejected, QueueFull
-from erp_sync.shared.publisher import OutgoingMessage, _level_of
+from erp_sync.shared.publisher import OutgoingMessage, log_level_of
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +68,13 @@ class _LoopLink:
         _resolve(self.closed)
 
     def _on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
-        logger.log(_level_of(reason), "publishing channel closed: %s", reason)
+        logger.log(log_level_of(reason), "publishing channel closed: %s", reason)
         self._fail_all(reason)
         if self._connection.is_open:
             self._connection.close()
 
     def _on_connection_closed(self, _connection: AsyncioConnection, reason: BaseException) -> None:
-        logger.log(_level_of(reason), "publishing connection closed: %s", reason)
+        logger.log(log_level_of(reason), "publishing connection closed: %s", reason)
         self._fail_all(reason)
         _resolve(self.closed)
 

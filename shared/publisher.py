@@ -150,13 +150,13 @@ class _Link:
         connection.ioloop.stop()
 
     def _on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
-        logger.log(_level_of(reason), "publishing channel closed: %s", reason)
+        logger.log(log_level_of(reason), "publishing channel closed: %s", reason)
         self._fail_all(reason)
         if self._connection.is_open:
             self._connection.close()
 
     def _on_connection_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
-        logger.log(_level_of(reason), "publishing connection closed: %s", reason)
+        logger.log(log_level_of(reason), "publishing connection closed: %s", reason)
         self._fail_all(reason)
         connection.ioloop.stop()
 
@@ -389,7 +389,7 @@ class ConfirmingPublisher:
                 self._link = None
 
 
-def _level_of(reason: BaseException) -> int:
+def log_level_of(reason: BaseException) -> int:
     """A close we asked for is routine; one the broker or the network made is news."""
     closed_by_us = (pika.exceptions.ChannelClosedByClient, pika.exceptions.ConnectionClosedByClient)
     return logging.DEBUG if isinstance(reason, closed_by_us) else logging.WARNING

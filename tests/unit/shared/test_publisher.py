@@ -27,9 +27,9 @@ def test_a_close_we_asked_for_is_routine_and_one_the_broker_made_is_news():
 
     import pika.exceptions
 
-    from erp_sync.shared.publisher import _level_of
+    from erp_sync.shared.publisher import log_level_of
 
-    assert _level_of(pika.exceptions.ChannelClosedByClient(200, "Normal shutdown")) == logging.DEBUG
-    assert _level_of(pika.exceptions.ConnectionClosedByClient(200, "Normal shutdown")) == logging.DEBUG
-    assert _level_of(pika.exceptions.ChannelClosedByBroker(406, "PRECONDITION_FAILED")) == logging.WARNING
-    assert _level_of(pika.exceptions.StreamLostError("connection reset")) == logging.WARNING
+    assert log_level_of(pika.exceptions.ChannelClosedByClient(200, "Normal shutdown")) == logging.DEBUG
+    assert log_level_of(pika.exceptions.ConnectionClosedByClient(200, "Normal shutdown")) == logging.DEBUG
+    assert log_level_of(pika.exceptions.ChannelClosedByBroker(406, "PRECONDITION_FAILED")) == logging.WARNING
+    assert log_level_of(pika.exceptions.StreamLostError("connection reset")) == logging.WARNING
