@@ -1,9 +1,10 @@
-"""Production serving: granian worker processes, each running the app on threads; TLS when configured.
+"""Production serving: granian worker processes on uvloop, each running the app on threads; TLS when configured.
 
 The ERP's door and the storefront's API are served alike, each on its own listener. granian
 reads requests in Rust without a thread per connection and cuts a client whose headers take over
 HTTP_READ_TIMEOUT_S; the bridge (ingress/bridge.py) reads bodies under the same deadline, so slow
-clients cost a little memory for a bounded time, never a thread.
+clients cost a little memory for a bounded time, never a thread. The door's webhook, its whole
+load, does not go to the threads at all: it is answered on the event loop (ingress/door.py).
 """
 from __future__ import annotations
 
