@@ -201,7 +201,8 @@ class LoopPublisher:
                 raise BrokerUnavailable("connecting to RabbitMQ timed out") from None
         except (BrokerUnavailable, pika.exceptions.AMQPError, OSError) as exc:
             self._last_failure = time.monotonic()
-            error = exc if isinstance(exc, BrokerUnavailable) else BrokerUnavailable(f"cannot connect to RabbitMQ: {exc}")
+            error = (exc if isinstance(exc, BrokerUnavailable)
+                     else BrokerUnavailable(f"cannot connect to RabbitMQ: {exc}"))
             _fail(attempt, error)
             if error is exc:
                 raise

@@ -77,7 +77,8 @@ def live_answer(port: int, body: bytes, headers: dict[str, str]) -> tuple[int, b
 
 def view_answer(client, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
     response = client.post("/webhooks/erp", data=body, headers=headers)
-    return response.status_code, response.get_data(), {name: response.headers.get(name, "") for name in COMPARED_HEADERS}
+    headers = {name: response.headers.get(name, "") for name in COMPARED_HEADERS}
+    return response.status_code, response.get_data(), headers
 
 
 def signed(body: bytes, **overrides: str) -> dict[str, str]:
@@ -89,7 +90,8 @@ def webhooks() -> list[tuple[str, bytes, dict[str, str]]]:
     too_big = encode(inventory_event(sku="X" * MAX_BODY_BYTES))
     return [
         ("accepted", accepted, signed(accepted)),
-        ("content-type-with-charset", accepted, signed(accepted, **{"Content-Type": "Application/JSON; charset=utf-8"})),
+        ("content-type-with-charset", accepted,
+         signed(accepted, **{"Content-Type": "Application/JSON; charset=utf-8"})),
         ("unsigned", accepted, {"Content-Type": "application/json"}),
         ("wrong-signature", accepted, signed(accepted, **{"X-ERP-Signature": "0" * 64})),
         ("signed-other-secret", accepted, signed_headers(accepted, "not-the-secret")),

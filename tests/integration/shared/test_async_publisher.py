@@ -66,7 +66,8 @@ def test_missing_exchange_is_unavailable_and_the_next_publish_reconnects(broker)
 def test_a_lost_broker_is_unavailable_to_every_caller_and_the_publisher_reconnects_by_itself(broker):
     parts = urlsplit(broker)
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
-    proxied = urlunsplit((parts.scheme, f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}", parts.path, "", ""))
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"
+    proxied = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
     async def run() -> tuple[list[BaseException | None], list[BaseException | None]]:
         publisher = LoopPublisher(proxied, confirm_timeout_s=2.0, reconnect_interval_s=0.1)
