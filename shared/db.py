@@ -57,6 +57,8 @@ def psycopg_url(database_url: str) -> URL:
 
 
 DEFAULT_POOL_SIZE = 5
+# Connections an engine opens beyond its pool under load, closed again when given back.
+MAX_OVERFLOW = 10
 # A pooled connection idle for longer than this is checked with a round trip before use. One given
 # back a moment ago is not: a busy worker's check was a seventh of a small stock batch's round
 # trips, and a connection lost since fails its transaction as a lost database does anyway.
@@ -64,12 +66,13 @@ PING_AFTER_IDLE_S = 1.0
 _IDLE_SINCE = "erp_sync.idle_since"
 
 
-def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE, lock_timeout_ms: int | None = None) -> Engine:
+def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE, lock_timeout_ms: int | None = None,
+                *, max_overflow: int = MAX_OVERFLOW) -> Engine:
     """An engine on psycopg 3 whose pooled connections are checked before use after sitting idle.
 
-    `pool_size` connections stay open; more are opened when needed and closed when given back,
-    so it should cover the threads that use the database at the same time. `lock_timeout_ms`
-    sets PostgreSQL's lock_timeout on every connection.
+    `pool_size` connections stay open once opened; up to `max_overflow` more are opened when needed
+    and closed when given back, so it should cover the threads that use the database at the same
+    time. `lock_timeout_ms` sets PostgreSQL's lock_timeout on every connection.
     """
     connect_args = dict(CONNECT_ARGS)
     if lock_timeout_ms is not None:
@@ -77,7 +80,7 @@ def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE, lock_time
     engine = create_engine(
         psycopg_url(database_url),
         pool_size=pool_size,
-        max_overflow=10,
+        max_overflow=max_overflow,
         pool_timeout=10,
         # Recycle before firewalls and PgBouncer drop idle connections under us.
         pool_recycle=1800,
