@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Row, text
@@ -45,18 +45,20 @@ _DELETE = text("DELETE FROM media WHERE sku = ANY(CAST(:skus AS varchar[]))")
 _NEW_COLUMNS = ("sku", "position", "url", "is_main")
 
 
-def sync_media(session: Session, variants: Sequence[VariantData]) -> tuple[MediaDownload, ...]:
+def sync_media(session: Session, variants: Sequence[VariantData],
+               new_skus: Container[str] = frozenset()) -> tuple[MediaDownload, ...]:
     """Make each variant's media rows match its list; return a download for every pending row.
 
     An unchanged list leaves the rows alone. A changed one is written again in its new order:
     an image that stays keeps its row id and download state (confirmed, digest...), a new one
-    starts pending.
+    starts pending. `new_skus`: variants inserted in this transaction, which have no rows to read.
     """
     if not variants:
         return ()
     current: dict[str, list[Row[Any]]] = defaultdict(list)
-    for row in session.execute(_CURRENT, {"skus": [v.sku for v in variants]}).all():
-        current[row.sku].append(row)
+    if known := [v.sku for v in variants if v.sku not in new_skus]:
+        for row in session.execute(_CURRENT, {"skus": known}).all():
+            current[row.sku].append(row)
     kept: list[Row[Any]] = []
     replaced: dict[str, list[dict[str, Any]]] = {}
     for variant in variants:
