@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--groups", type=int, default=100, help="catalog groups per round (100)")
     parser.add_argument("--variants-per-group", type=int, default=1_000, help="variants in each group (1000)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds, each on emptied tables (1)")
+    parser.add_argument("--explain", action="store_true",
+                        help="print each statement's plan with timings and triggers (auto_explain, to stderr)")
     parser.add_argument("--statements", action="store_true",
                         help="also time each SQL statement text (wall time, to stderr)")
     return parser.parse_args(argv)
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         stack.callback(engine.dispose)
         runner = worker.build_runner(services.settings, make_session_factory(engine), config)
         timings = _time_statements(engine) if args.statements else None
+        if args.explain:
+            _explain(engine)
         # As `erp-sync worker` starts (a version that has it).
         getattr(runner_module, "collect_garbage_less_often", lambda: None)()
         if os.environ.get("BENCH_GC_THRESHOLD"):
@@ -90,6 +94,20 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 
 GC_DETAIL = [[0, 0.0], [0, 0.0], [0, 0.0]]
+
+
+def _explain(engine: Engine) -> None:
+    """Have PostgreSQL send each statement's analysed plan (a superuser's session) as a notice, printed."""
+
+    @event.listens_for(engine, "connect")
+    def load(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.add_notice_handler(lambda notice: print(notice.message_primary, file=sys.stderr))
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("LOAD 'auto_explain'")
+            for setting in ("log_min_duration = 0", "log_analyze = on", "log_triggers = on", "log_timing = on",
+                            "log_level = notice"):
+                cursor.execute(f"SET auto_explain.{setting}")
+        dbapi_connection.commit()
 
 
 def _gc_time() -> list[float]:
