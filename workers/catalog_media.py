@@ -79,9 +79,7 @@ def pending_downloads(session: Session, skus: Sequence[str]) -> tuple[MediaDownl
 
 
 def _download(row: Row[Any]) -> MediaDownload:
-    # The row's own columns, typed by the database: a second check of each would cost a tenth of a
-    # large group's CPU.
-    return MediaDownload.model_construct(media_id=row.id, sku=row.sku, url=row.url)
+    return MediaDownload(media_id=row.id, sku=row.sku, url=row.url)
 
 
 def _replacement(sku: str, wanted: Iterable[tuple[str, bool]], rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
