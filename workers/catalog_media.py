@@ -1,6 +1,7 @@
 """A variant's media rows kept in step with the ERP's list, and the downloads still owed."""
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Container, Iterable, Sequence
 from typing import Any
@@ -26,10 +27,12 @@ _PENDING = text(f"""
 SELECT id, sku, url FROM media
 WHERE sku = ANY(CAST(:skus AS varchar[])) AND status = '{MediaStatus.PENDING.value}' ORDER BY sku, position
 """)
+# New images as one JSON document of [sku, position, url, is_main] rows: one call of the C encoder
+# where four arrays had psycopg dump each of a large group's 2,000 images' values in Python.
 _INSERT_NEW = text("""
 INSERT INTO media (sku, position, url, is_main)
-SELECT * FROM unnest(CAST(:sku AS varchar[]), CAST(:position AS integer[]), CAST(:url AS text[]),
-                     CAST(:is_main AS boolean[]))
+SELECT image ->> 0, CAST(image ->> 1 AS integer), image ->> 2, CAST(image ->> 3 AS boolean)
+FROM jsonb_array_elements(CAST(:images AS jsonb)) AS new (image)
 RETURNING id, sku, url, status
 """)
 _INSERT_KEPT = text("""
@@ -102,9 +105,9 @@ def _write(session: Session, replaced: dict[str, list[dict[str, Any]]], stale_sk
         session.execute(_DELETE, {"skus": stale_skus})
     rows = [row for sku_rows in replaced.values() for row in sku_rows]
     written: list[Row[Any]] = []
-    for keeps_id, statement in ((True, _INSERT_KEPT), (False, _INSERT_NEW)):
-        batch = [row for row in rows if ("id" in row) is keeps_id]
-        if batch:
-            columns = (*_NEW_COLUMNS, *_DOWNLOAD_STATE) if keeps_id else _NEW_COLUMNS
-            written.extend(session.execute(statement, {name: [row[name] for row in batch] for name in columns}).all())
+    if kept := [row for row in rows if "id" in row]:
+        columns = (*_NEW_COLUMNS, *_DOWNLOAD_STATE)
+        written.extend(session.execute(_INSERT_KEPT, {name: [row[name] for row in kept] for name in columns}).all())
+    if new := [[row[name] for name in _NEW_COLUMNS] for row in rows if "id" not in row]:
+        written.extend(session.execute(_INSERT_NEW, {"images": json.dumps(new)}).all())
     return written
