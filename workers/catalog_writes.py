@@ -36,7 +36,7 @@ SET group_name = excluded.group_name, description = excluded.description, tax_hs
     is_active = excluded.is_active, category_path = excluded.category_path, category_id = excluded.category_id,
     erp_updated_at = excluded.erp_updated_at, updated_at = now()
 WHERE product_groups.erp_updated_at <= excluded.erp_updated_at
-RETURNING product_group_id
+RETURNING product_group_id, xmax = 0 AS inserted
 """)
 # Per SKU as well, so a late update of a SKU's old group cannot pull it back after a move. An
 # event's own fields come once per event, its variants name it by number. `previous` reads the
@@ -89,11 +89,13 @@ class WrittenVariant:
     previous_group_id: str | None
 
 
-def upsert_groups(session: Session, events: Sequence[CatalogUpdate], category_ids: Sequence[int | None]) -> set[str]:
-    """Write each event's group unless a newer update of it is applied; the groups written."""
+def upsert_groups(session: Session, events: Sequence[CatalogUpdate],
+                  category_ids: Sequence[int | None]) -> dict[str, bool]:
+    """Write each event's group unless a newer update of it is applied; each group written, and
+    whether it is new to the catalog."""
     order = sorted(range(len(events)), key=lambda index: events[index].data.product_group_id)
     data = [events[index].data for index in order]
-    return set(session.scalars(_UPSERT_GROUPS, {
+    return dict(session.execute(_UPSERT_GROUPS, {
         "product_group_ids": [group.product_group_id for group in data],
         "group_names": [group.group_name for group in data],
         "descriptions": [group.description for group in data],
@@ -102,7 +104,7 @@ def upsert_groups(session: Session, events: Sequence[CatalogUpdate], category_id
         "category_paths": [json.dumps(group.category_hierarchy) for group in data],
         "category_ids": [category_ids[index] for index in order],
         "erp_updated_at": [events[index].timestamp for index in order],
-    }))
+    }).tuples().all())
 
 
 def upsert_variants(session: Session, events: Sequence[CatalogUpdate]) -> list[WrittenVariant]:
