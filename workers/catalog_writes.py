@@ -20,6 +20,7 @@ from erp_sync.shared.erp_events import CatalogUpdate
 # (sqlalchemy#10445), and over arrays: one statement text for any number of rows. Each WHERE
 # compares ERP timestamps in the write itself, which also locks the row: two processes racing on
 # one group or SKU can never go backwards. Rows come in key order: one lock order for every writer.
+# In RETURNING, xmax = 0 marks a row the statement inserted rather than updated: new to the catalog.
 _UPSERT_GROUPS = text("""
 INSERT INTO product_groups
     (product_group_id, group_name, description, tax_hsn, is_active, category_path, category_id, erp_updated_at)
@@ -41,7 +42,6 @@ RETURNING product_group_id, xmax = 0 AS inserted
 # Per SKU as well, so a late update of a SKU's old group cannot pull it back after a move. An
 # event's own fields come once per event, its variants name it by number. `previous` reads the
 # owners as they were before this statement (the move log), only of the SKUs that were there.
-# xmax = 0 marks a row this statement inserted rather than updated: a SKU new to the catalog.
 _UPSERT_VARIANTS = text("""
 WITH event AS (
     SELECT * FROM unnest(CAST(:group_ids AS varchar[]), CAST(:is_active AS boolean[]),
