@@ -65,8 +65,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             _explain(engine)
         # As `erp-sync worker` starts (a version that has it).
         getattr(runner_module, "collect_garbage_less_often", lambda: None)()
-        if os.environ.get("BENCH_GC_THRESHOLD"):
-            gc.set_threshold(*map(int, os.environ["BENCH_GC_THRESHOLD"].split(",")))
         for _ in range(args.rounds):
             empty_tables(services.engine)
             with engine.connect():  # the worker's backend up before the clock
@@ -82,8 +80,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                            "db_ms_per_variant": round(db_cpu / variants * 1e3, 4),
                            "gc_ms_per_variant": round(gc_s[0] / variants * 1e3, 4)})
             gc.callbacks.clear()
-            if os.environ.get("BENCH_GC_DETAIL"):
-                print(f"bench: gc {GC_DETAIL}", file=sys.stderr)
             print(f"bench: {rounds[-1]}", file=sys.stderr)
             if timings is not None:
                 for statement, (count, seconds) in sorted(timings.items(), key=lambda item: -item[1][1])[:12]:
@@ -91,9 +87,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 timings.clear()
     return {"benchmark": "catalog_apply", "groups": args.groups, "variants_per_group": args.variants_per_group,
             "batch_size": config.batch_size, "rounds": rounds, "loadavg": os.getloadavg()}
-
-
-GC_DETAIL = [[0, 0.0], [0, 0.0], [0, 0.0]]
 
 
 def _explain(engine: Engine) -> None:
@@ -114,14 +107,11 @@ def _gc_time() -> list[float]:
     """Seconds the garbage collector runs from now on (the list's one item, kept up to date)."""
     spent, started = [0.0], [0.0]
 
-    def timed(phase: str, info: dict[str, int]) -> None:
+    def timed(phase: str, _info: dict[str, int]) -> None:
         if phase == "start":
             started[0] = time.thread_time()
         else:
             spent[0] += time.thread_time() - started[0]
-            if os.environ.get("BENCH_GC_DETAIL"):
-                GC_DETAIL[info["generation"]][0] += 1
-                GC_DETAIL[info["generation"]][1] += time.thread_time() - started[0]
 
     gc.callbacks.append(timed)
     return spent
