@@ -57,7 +57,9 @@ def apply_catalog_update(event: CatalogUpdate, session: Session, digest: bytes |
 def apply_catalog_batch(events: Sequence[CatalogUpdate], session: Session,
                         digests: Sequence[bytes | None] | None = None) -> list[CatalogResult]:
     """Apply each event as `apply_catalog_update` would, in arrival order, sharing what a batch can share:
-    one statement records every id, one reads every category, the stock rule runs once over all figures.
+    one statement records every id, one reads every category, one of each kind writes the groups,
+    variants and images of all the events that share no group and no SKU, the stock rule runs once
+    over all figures.
 
     Raises:
         EventIdConflict: as `apply_inventory_batch` (the consumer then parks just that event).
