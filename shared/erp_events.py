@@ -9,17 +9,18 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     PlainValidator,
     WithJsonSchema,
-    AnyHttpUrl,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    GetPydanticSchema,
     StrictBool,
     StrictInt,
     StringConstraints,
     ValidationError,
     field_validator,
 )
+from pydantic_core import Url, core_schema
 
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.fields import FigureOrChange, Identifier, NoControls, NoNul, Quantity, refuse_nul
@@ -76,12 +77,22 @@ AttributeValue = Annotated[str | int | Decimal | bool, PlainValidator(_attribute
 })]
 
 
+# AnyHttpUrl's check (pydantic-core's URL parser, http and https only: the same answers, errors
+# and normalised text) without the Python wrapper it puts around every URL, a tenth of decoding a
+# catalog group, whose 1,000 variants carry 2,000 of them.
+HttpUrl = Annotated[
+    Url,
+    GetPydanticSchema(lambda _source, _handler: core_schema.url_schema(allowed_schemes=["http", "https"])),
+    WithJsonSchema({"type": "string", "format": "uri", "minLength": 1}),
+]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class Media(_Model):
-    url: AnyHttpUrl
+    url: HttpUrl
     is_main: StrictBool = False
 
 

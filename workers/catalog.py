@@ -1,14 +1,13 @@
 """The catalog worker: applies `catalog.update` (spec 3.1) as one full product group."""
 from __future__ import annotations
 
-import json
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -21,54 +20,12 @@ from erp_sync.shared.models import Category
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
+from erp_sync.workers.catalog_writes import deactivate_omitted, upsert_groups, upsert_variants
 from erp_sync.workers.idempotency import Arrival, arrivals_of, body_digest, record_event, record_events
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Total
 
 logger = logging.getLogger(__name__)
-
-# Plain SQL because SQLAlchemy 2.0 compiles a PostgreSQL ON CONFLICT anew on every execution
-# (sqlalchemy#10445). Each WHERE compares ERP timestamps in the write itself, which also locks
-# the row: two processes racing on one group or SKU can never go backwards.
-_UPSERT_GROUP = text("""
-INSERT INTO product_groups
-    (product_group_id, group_name, description, tax_hsn, is_active, category_path, category_id, erp_updated_at)
-VALUES (:product_group_id, :group_name, :description, :tax_hsn, :is_active, CAST(:category_path AS text[]),
-        :category_id, :erp_updated_at)
-ON CONFLICT (product_group_id) DO UPDATE
-SET group_name = excluded.group_name, description = excluded.description, tax_hsn = excluded.tax_hsn,
-    is_active = excluded.is_active, category_path = excluded.category_path, category_id = excluded.category_id,
-    erp_updated_at = excluded.erp_updated_at, updated_at = now()
-WHERE product_groups.erp_updated_at <= excluded.erp_updated_at
-RETURNING product_group_id
-""")
-# Per SKU as well, so a late update of a SKU's old group cannot pull it back after a move.
-# `previous` reads the owners as they were before this statement, for the move log.
-_UPSERT_VARIANTS = text("""
-WITH previous AS (
-    SELECT sku, product_group_id FROM variants WHERE sku = ANY(CAST(:skus AS varchar[]))
-), upserted AS (
-    INSERT INTO variants (sku, product_group_id, display_name, price, mrp, attributes, is_active, erp_updated_at)
-    SELECT sku, CAST(:group_id AS varchar), display_name, price, mrp, attributes, :is_active, :erp_updated_at
-    FROM unnest(CAST(:skus AS varchar[]), CAST(:display_names AS varchar[]), CAST(:prices AS numeric[]),
-                CAST(:mrps AS numeric[]), CAST(CAST(:attributes AS text[]) AS jsonb[]))
-         AS given (sku, display_name, price, mrp, attributes)
-    ON CONFLICT (sku) DO UPDATE
-    SET product_group_id = excluded.product_group_id, display_name = excluded.display_name,
-        price = excluded.price, mrp = excluded.mrp, attributes = excluded.attributes,
-        is_active = excluded.is_active, erp_updated_at = excluded.erp_updated_at, updated_at = now()
-    WHERE variants.erp_updated_at <= excluded.erp_updated_at
-    RETURNING sku
-)
-SELECT upserted.sku, previous.product_group_id FROM upserted LEFT JOIN previous USING (sku) ORDER BY upserted.sku
-""")
-# An array rather than NOT IN (...): one statement text whatever the group's size, where the ORM
-# spelled out and had psycopg parse a placeholder per SKU.
-_DEACTIVATE_OMITTED = text("""
-UPDATE variants SET is_active = false, updated_at = now()
-WHERE product_group_id = :group_id AND is_active AND sku <> ALL(CAST(:skus AS varchar[]))
-RETURNING sku
-""")
 
 
 class CatalogOutcome(StrEnum):
@@ -100,7 +57,9 @@ def apply_catalog_update(event: CatalogUpdate, session: Session, digest: bytes |
 def apply_catalog_batch(events: Sequence[CatalogUpdate], session: Session,
                         digests: Sequence[bytes | None] | None = None) -> list[CatalogResult]:
     """Apply each event as `apply_catalog_update` would, in arrival order, sharing what a batch can share:
-    one statement records every id, one reads every category, the stock rule runs once over all figures.
+    one statement records every id, one reads every category, one of each kind writes the groups,
+    variants and images of all the events that share no group and no SKU, the stock rule runs once
+    over all figures.
 
     Raises:
         EventIdConflict: as `apply_inventory_batch` (the consumer then parks just that event).
@@ -115,34 +74,108 @@ def _apply(session: Session, events: Sequence[CatalogUpdate], fresh: Sequence[bo
     is a fact of its own, and that rule alone knows whether a newer one exists. They are applied
     after every group, in arrival order, so the rule decides them as it would one event at a time."""
     category_ids = _category_ids(session, [event.data.category_hierarchy for event in events])
-    results: list[CatalogResult] = []
-    figures: list[StockEvent] = []
-    for event, first, category_id in zip(events, fresh, category_ids, strict=True):
-        data = event.data
-        if not first:
-            logger.info("event %s for group %s was applied before; ignored as a duplicate",
-                        event.event_id, data.product_group_id, extra=ids(event_id=event.event_id))
-            # A redelivery may mean the downloads sent after the first commit were lost with the
-            # connection: ask again for the images still pending (the media worker skips the rest).
-            results.append(CatalogResult(CatalogOutcome.DUPLICATE,
-                                         pending_downloads(session, [v.sku for v in data.variants])))
-            continue
-        variants = sorted(data.variants, key=lambda v: v.sku)  # one lock order for every writer
-        figures += _stock_events(event, variants)
-        if not _upsert_group(session, event, category_id):
-            logger.info("event %s for group %s is older than the update applied; ignored as stale",
-                        event.event_id, data.product_group_id, extra=ids(event_id=event.event_id))
-            results.append(CatalogResult(CatalogOutcome.STALE))
-            continue
-        applied_skus = _upsert_variants(session, event, variants)
-        _deactivate_omitted(session, event)
-        downloads = sync_media(session, [v for v in variants if v.sku in applied_skus])
-        logger.info("event %s for group %s applied: %d variants", event.event_id, data.product_group_id,
-                    len(variants), extra=ids(event_id=event.event_id))
-        results.append(CatalogResult(CatalogOutcome.APPLIED, downloads))
+    figures = [figure for event, first in zip(events, fresh, strict=True) if first
+               for figure in _stock_events(event, sorted(event.data.variants, key=_sku))]
+    results: dict[int, CatalogResult] = {}
+    for round_ in _rounds(events):
+        results |= _apply_round(session, [_Arrived(index, events[index], fresh[index], category_ids[index])
+                                          for index in round_])
     # The group's own line says what the event did; a line per SKU was a tenth of a large group's CPU.
     apply_stock_events(session, figures, log_each=False)
+    return [results[index] for index in range(len(events))]
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrived:
+    index: int  # in the batch
+    event: CatalogUpdate
+    first: bool  # its id was not recorded before
+    category_id: int | None
+
+
+def _rounds(events: Sequence[CatalogUpdate]) -> list[list[int]]:
+    """The events' indexes in rounds whose events share no product group and no SKU; an event
+    comes in a later round than every earlier event it shares one with, so that it sees their
+    writes as it would one event at a time. A batch of distinct groups is one round."""
+    last_round: dict[object, int] = {}  # a group id (in a tuple) or SKU -> the round last holding it
+    rounds: list[list[int]] = []
+    for index, event in enumerate(events):
+        keys = [("group", event.data.product_group_id), *(variant.sku for variant in event.data.variants)]
+        number = 1 + max(last_round.get(key, -1) for key in keys)
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(index)
+        last_round.update(dict.fromkeys(keys, number))
+    return rounds
+
+
+def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, CatalogResult]:
+    """Each event's result, from a statement of each kind for all of them."""
+    duplicates = [item for item in arrived if not item.first]
+    fresh = [item for item in arrived if item.first]
+    # A redelivery may mean the downloads sent after the first commit were lost with the
+    # connection: ask again for the images still pending (the media worker skips the rest).
+    pending = _by_event(duplicates, pending_downloads(session, [
+        variant.sku for item in duplicates for variant in sorted(item.event.data.variants, key=_sku)])
+        if duplicates else ())
+    written_groups = upsert_groups(session, [item.event for item in fresh], [item.category_id for item in fresh]) \
+        if fresh else {}
+    applied = [item for item in fresh if item.event.data.product_group_id in written_groups]
+    written = upsert_variants(session, [item.event for item in applied]) if applied else []
+    # A group new to the catalog holds only what its event lists. Its event left out, a first load
+    # never runs this: while the tables grow faster than their statistics, its plan (a hash join
+    # over a whole scan of variants) took a tenth of a second a batch at 200,000 variants.
+    updated = [item.event for item in applied if not written_groups[item.event.data.product_group_id]]
+    deactivated = deactivate_omitted(session, updated) if updated else []
+    written_skus = {row.sku for row in written}
+    downloads = _by_event(applied, sync_media(
+        session,
+        sorted((variant for item in applied for variant in item.event.data.variants if variant.sku in written_skus),
+               key=_sku),
+        {row.sku for row in written if row.inserted}))
+
+    group_of = {variant.sku: item.event.data.product_group_id for item in applied for variant in item.event.data.variants}
+    moved: dict[str, list[tuple[str, str]]] = defaultdict(list)  # group id -> (SKU, its group before)
+    for row in written:
+        if row.previous_group_id is not None and row.previous_group_id != group_of[row.sku]:
+            moved[group_of[row.sku]].append((row.sku, row.previous_group_id))
+    omitted: dict[str, list[str]] = defaultdict(list)
+    for group_id, sku in deactivated:
+        omitted[group_id].append(sku)
+    results: dict[int, CatalogResult] = {}
+    for item in arrived:
+        event, group_id = item.event, item.event.data.product_group_id
+        if not item.first:
+            logger.info("event %s for group %s was applied before; ignored as a duplicate",
+                        event.event_id, group_id, extra=ids(event_id=event.event_id))
+            results[item.index] = CatalogResult(CatalogOutcome.DUPLICATE, tuple(pending[item.index]))
+        elif group_id not in written_groups:
+            logger.info("event %s for group %s is older than the update applied; ignored as stale",
+                        event.event_id, group_id, extra=ids(event_id=event.event_id))
+            results[item.index] = CatalogResult(CatalogOutcome.STALE)
+        else:
+            for sku, previous in sorted(moved[group_id]):
+                logger.info("event %s moved sku %s from group %s to group %s", event.event_id, sku, previous, group_id)
+            if omitted[group_id]:
+                logger.info("event %s deactivated skus %s of group %s, which it no longer lists",
+                            event.event_id, ", ".join(sorted(omitted[group_id])), group_id)
+            logger.info("event %s for group %s applied: %d variants", event.event_id, group_id,
+                        len(event.data.variants), extra=ids(event_id=event.event_id))
+            results[item.index] = CatalogResult(CatalogOutcome.APPLIED, tuple(downloads[item.index]))
     return results
+
+
+def _by_event(arrived: Sequence[_Arrived], downloads: Iterable[MediaDownload]) -> dict[int, list[MediaDownload]]:
+    """The downloads of each event's SKUs (no SKU is in two events of a round), in the order given."""
+    event_of = {variant.sku: item.index for item in arrived for variant in item.event.data.variants}
+    by_event: dict[int, list[MediaDownload]] = {item.index: [] for item in arrived}
+    for download in downloads:
+        by_event[event_of[download.sku]].append(download)
+    return by_event
+
+
+def _sku(variant: VariantData) -> str:
+    return variant.sku
 
 
 def decode_catalog_update(raw: bytes) -> CatalogUpdate:
@@ -208,56 +241,6 @@ def _create_category(session: Session, parent_id: int | None, name: str) -> int:
     return session.execute(
         select(Category.id).where(Category.parent_id.is_not_distinct_from(parent_id), Category.name == name)
     ).scalar_one()
-
-
-def _upsert_group(session: Session, event: CatalogUpdate, category_id: int | None) -> bool:
-    data = event.data
-    row = session.execute(_UPSERT_GROUP, {
-        "product_group_id": data.product_group_id,
-        "group_name": data.group_name,
-        "description": data.description,
-        "tax_hsn": data.tax_hsn,
-        "is_active": data.is_active,
-        "category_path": list(data.category_hierarchy),
-        "category_id": category_id,
-        "erp_updated_at": event.timestamp,
-    }).first()
-    return row is not None
-
-
-def _upsert_variants(session: Session, event: CatalogUpdate, variants: Sequence[VariantData]) -> set[str]:
-    group_id = event.data.product_group_id
-    rows = session.execute(_UPSERT_VARIANTS, {
-        "group_id": group_id,
-        "is_active": event.data.is_active,
-        "erp_updated_at": event.timestamp,
-        "skus": [v.sku for v in variants],
-        "display_names": [v.display_name for v in variants],
-        "prices": [v.price for v in variants],
-        "mrps": [v.mrp for v in variants],
-        "attributes": [json.dumps({k: _json_number(value) for k, value in v.attributes.items()}) for v in variants],
-    }).all()
-    for sku, previous in rows:
-        if previous is not None and previous != group_id:
-            logger.info("event %s moved sku %s from group %s to group %s", event.event_id, sku, previous, group_id)
-    return {sku for sku, _ in rows}
-
-
-def _json_number(value: object) -> object:
-    # JSONB takes JSON numbers; attribute values are filters, never money, so a float is exact enough.
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
-
-
-def _deactivate_omitted(session: Session, event: CatalogUpdate) -> None:
-    # erp_updated_at stays: a newer update of another group may still claim the SKU.
-    group_id = event.data.product_group_id
-    deactivated = sorted(session.scalars(_DEACTIVATE_OMITTED, {
-        "group_id": group_id, "skus": [v.sku for v in event.data.variants]}))
-    if deactivated:
-        logger.info("event %s deactivated skus %s of group %s, which it no longer lists",
-                    event.event_id, ", ".join(deactivated), group_id)
 
 
 def _stock_events(event: CatalogUpdate, variants: Iterable[VariantData]) -> list[StockEvent]:

@@ -1,6 +1,7 @@
 """Run one consuming worker process: declare the topology, then consume its queue until SIGTERM."""
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -71,6 +72,22 @@ def _collectors(worker: ConsumingWorker, settings: Settings, engine: Engine) -> 
     return collectors
 
 
+# A batch's decoded events and rows are garbage collector work while they live: with the default
+# thresholds (700, 10, 10) a batch of 100 catalog groups of 1,000 variants ran 15 full collections
+# over its own growing heap, half the worker's CPU. Reference counting frees almost all of it; the
+# collector is for cycles, which can wait for 50,000 new objects (its generation 0).
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def collect_garbage_less_often() -> None:
+    """Fewer collector runs for a worker process, as `erp-sync worker` sets them once started."""
+    # What is loaded by now (modules, models, compiled statements) lives as long as the process:
+    # frozen, full collections no longer walk it.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: threading.Event) -> list[BackgroundLoop]:
     session_factory = make_session_factory(engine)
     config = consumer_config(settings, worker)
@@ -79,6 +96,7 @@ def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: 
     loops: list[BackgroundLoop] = (
         worker.start_loops(settings, session_factory, publisher, config, stop) if worker.start_loops else []
     )
+    collect_garbage_less_often()
     logger.info("worker %s starting", worker.name)
     try:
         Consumer(worker.queue, runner, config, publisher).run(stop)

@@ -75,3 +75,38 @@ def test_a_malformed_message_in_a_batch_is_parked_and_the_others_applied(catalog
     with sessions() as session:
         assert session.scalars(select(Variant.sku).where(Variant.sku.like("C%")).order_by(Variant.sku)).all() \
             == ["C1-A", "C2-A"]
+
+
+def test_skus_moving_between_groups_within_a_batch_end_as_one_by_one(catalog_runner, caplog):
+    runner, sessions = catalog_runner
+    caplog.set_level(logging.INFO, logger="erp_sync.workers.catalog")
+    bodies = [
+        _body("PG-M1", ["M-A", "M-B", "M-C"], at=timedelta(minutes=-4), stock=1),
+        _body("PG-M2", ["M-D"], at=timedelta(minutes=-4), stock=2),
+        _body("PG-M2", ["M-B", "M-D"], at=timedelta(minutes=-3), stock=3),  # M-B moves to PG-M2
+        _body("PG-M1", ["M-A", "M-B"], at=timedelta(minutes=-5), stock=4),  # older than both: stale
+        _body("PG-M1", ["M-A", "M-C"], at=timedelta(minutes=-2), stock=5),  # M-B stays in PG-M2
+        _body("PG-M3", ["M-E"], stock=6),  # shares nothing with the others
+    ]
+
+    # when the six arrive as one batch
+    outcomes = runner.run([_delivery(tag, body) for tag, body in enumerate(bodies, start=1)])
+
+    # then each has the outcome it has alone, in one pass of the batch handler
+    assert [outcome.outcome for outcome in outcomes if isinstance(outcome, Done)] == [
+        "applied", "applied", "applied", "stale", "applied", "applied"]
+    assert "handling them one by one" not in caplog.text
+    # and every SKU is in the group of its newest update, active, with the newest figure
+    with sessions() as session:
+        rows = session.execute(select(Variant.sku, Variant.product_group_id, Variant.is_active)
+                               .where(Variant.sku.like("M-%")).order_by(Variant.sku)).all()
+        assert [tuple(row) for row in rows] == [
+            ("M-A", "PG-M1", True), ("M-B", "PG-M2", True), ("M-C", "PG-M1", True), ("M-D", "PG-M2", True),
+            ("M-E", "PG-M3", True)]
+        levels = dict(session.execute(select(StockLevel.sku, StockLevel.erp_quantity)
+                                      .where(StockLevel.sku.like("M-%"))).all())
+        assert levels == {"M-A": 5, "M-B": 3, "M-C": 5, "M-D": 3, "M-E": 6}
+        assert session.scalars(select(Media.sku).where(Media.sku.like("M-%")).order_by(Media.sku)).all() \
+            == ["M-A", "M-B", "M-C", "M-D", "M-E"]
+    # and the move is logged once, by the event that made it
+    assert caplog.text.count("moved sku M-B from group PG-M1 to group PG-M2") == 1

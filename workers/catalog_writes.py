@@ -1,0 +1,146 @@
+"""A catalog batch's groups and variants written in a statement each, however many events they come from.
+
+The events given share no product group and no SKU (workers/catalog.py splits a batch into such
+rounds), so each row is written at most once per statement and the order of the events within a
+round cannot change what they leave behind.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from erp_sync.shared.erp_events import CatalogUpdate
+
+# Plain SQL because SQLAlchemy 2.0 compiles a PostgreSQL ON CONFLICT anew on every execution
+# (sqlalchemy#10445), and over arrays: one statement text for any number of rows. Each WHERE
+# compares ERP timestamps in the write itself, which also locks the row: two processes racing on
+# one group or SKU can never go backwards. Rows come in key order: one lock order for every writer.
+# In RETURNING, xmax = 0 marks a row the statement inserted rather than updated: new to the catalog.
+_UPSERT_GROUPS = text("""
+INSERT INTO product_groups
+    (product_group_id, group_name, description, tax_hsn, is_active, category_path, category_id, erp_updated_at)
+SELECT product_group_id, group_name, description, tax_hsn, is_active,
+       ARRAY(SELECT name FROM jsonb_array_elements_text(category_path) WITH ORDINALITY AS path (name, level)
+             ORDER BY level),
+       category_id, erp_updated_at
+FROM unnest(CAST(:product_group_ids AS varchar[]), CAST(:group_names AS varchar[]), CAST(:descriptions AS text[]),
+            CAST(:tax_hsns AS varchar[]), CAST(:is_active AS boolean[]), CAST(CAST(:category_paths AS text[]) AS jsonb[]),
+            CAST(:category_ids AS integer[]), CAST(:erp_updated_at AS timestamptz[]))
+     AS given (product_group_id, group_name, description, tax_hsn, is_active, category_path, category_id, erp_updated_at)
+ON CONFLICT (product_group_id) DO UPDATE
+SET group_name = excluded.group_name, description = excluded.description, tax_hsn = excluded.tax_hsn,
+    is_active = excluded.is_active, category_path = excluded.category_path, category_id = excluded.category_id,
+    erp_updated_at = excluded.erp_updated_at, updated_at = now()
+WHERE product_groups.erp_updated_at <= excluded.erp_updated_at
+RETURNING product_group_id, xmax = 0 AS inserted
+""")
+# Per SKU as well, so a late update of a SKU's old group cannot pull it back after a move. An
+# event's own fields come once per event, its variants name it by number. `previous` reads the
+# owners as they were before this statement (the move log), only of the SKUs that were there.
+_UPSERT_VARIANTS = text("""
+WITH event AS (
+    SELECT * FROM unnest(CAST(:group_ids AS varchar[]), CAST(:is_active AS boolean[]),
+                         CAST(:erp_updated_at AS timestamptz[])) WITH ORDINALITY
+        AS event (group_id, is_active, erp_updated_at, number)
+), upserted AS (
+    INSERT INTO variants (sku, product_group_id, display_name, price, mrp, attributes, is_active, erp_updated_at)
+    SELECT given.sku, event.group_id, given.display_name, given.price, given.mrp, given.attributes, event.is_active,
+           event.erp_updated_at
+    FROM ROWS FROM (unnest(CAST(:skus AS varchar[])), unnest(CAST(:display_names AS varchar[])),
+                    unnest(CAST(CAST(:prices AS text[]) AS numeric[])), unnest(CAST(CAST(:mrps AS text[]) AS numeric[])),
+                    jsonb_array_elements(CAST(:attributes AS jsonb)), unnest(CAST(:events AS integer[])))
+         WITH ORDINALITY AS given (sku, display_name, price, mrp, attributes, event, position)
+    JOIN event ON event.number = given.event
+    ORDER BY given.position
+    ON CONFLICT (sku) DO UPDATE
+    SET product_group_id = excluded.product_group_id, display_name = excluded.display_name,
+        price = excluded.price, mrp = excluded.mrp, attributes = excluded.attributes,
+        is_active = excluded.is_active, erp_updated_at = excluded.erp_updated_at, updated_at = now()
+    WHERE variants.erp_updated_at <= excluded.erp_updated_at
+    RETURNING sku, xmax = 0 AS inserted
+), previous AS (
+    SELECT variants.sku, variants.product_group_id FROM upserted JOIN variants USING (sku) WHERE NOT upserted.inserted
+)
+SELECT upserted.sku, upserted.inserted, previous.product_group_id FROM upserted LEFT JOIN previous USING (sku)
+""")
+# An anti-join rather than `sku <> ALL(...)` per group, which compared each row with every SKU listed.
+_DEACTIVATE_OMITTED = text("""
+UPDATE variants SET is_active = false, updated_at = now()
+FROM unnest(CAST(:group_ids AS varchar[])) AS applied (group_id)
+WHERE variants.product_group_id = applied.group_id AND variants.is_active
+  AND NOT EXISTS (
+      SELECT FROM unnest(CAST(:listed_group_ids AS varchar[]), CAST(:listed_skus AS varchar[])) AS listed (group_id, sku)
+      WHERE listed.sku = variants.sku AND listed.group_id = variants.product_group_id)
+RETURNING variants.product_group_id, variants.sku
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenVariant:
+    """A SKU an event wrote: whether it is new to the catalog, and the group it was in before."""
+
+    sku: str
+    inserted: bool
+    previous_group_id: str | None
+
+
+def upsert_groups(session: Session, events: Sequence[CatalogUpdate],
+                  category_ids: Sequence[int | None]) -> dict[str, bool]:
+    """Write each event's group unless a newer update of it is applied; each group written, and
+    whether it is new to the catalog."""
+    order = sorted(range(len(events)), key=lambda index: events[index].data.product_group_id)
+    data = [events[index].data for index in order]
+    return dict(session.execute(_UPSERT_GROUPS, {
+        "product_group_ids": [group.product_group_id for group in data],
+        "group_names": [group.group_name for group in data],
+        "descriptions": [group.description for group in data],
+        "tax_hsns": [group.tax_hsn for group in data],
+        "is_active": [group.is_active for group in data],
+        "category_paths": [json.dumps(group.category_hierarchy) for group in data],
+        "category_ids": [category_ids[index] for index in order],
+        "erp_updated_at": [events[index].timestamp for index in order],
+    }).tuples().all())
+
+
+def upsert_variants(session: Session, events: Sequence[CatalogUpdate]) -> list[WrittenVariant]:
+    """Write every variant of the events unless a newer update of its SKU is applied; the ones written."""
+    rows = sorted((variant.sku, number, variant)
+                  for number, event in enumerate(events, start=1) for variant in event.data.variants)
+    variants = [variant for _, _, variant in rows]
+    result = session.execute(_UPSERT_VARIANTS, {
+        "group_ids": [event.data.product_group_id for event in events],
+        "is_active": [event.data.is_active for event in events],
+        "erp_updated_at": [event.timestamp for event in events],
+        "skus": [sku for sku, _, _ in rows],
+        "display_names": [variant.display_name for variant in variants],
+        # As text: psycopg dumps a Decimal in Python, three times the time of its str().
+        "prices": [str(variant.price) for variant in variants],
+        "mrps": [None if variant.mrp is None else str(variant.mrp) for variant in variants],
+        # One JSON document rather than one per variant: a single call of the C encoder.
+        "attributes": json.dumps([variant.attributes for variant in variants], default=_json_number),
+        "events": [number for _, number, _ in rows],
+    })
+    return [WrittenVariant(sku, inserted, previous) for sku, inserted, previous in result.all()]
+
+
+def deactivate_omitted(session: Session, events: Sequence[CatalogUpdate]) -> list[tuple[str, str]]:
+    """Deactivate the variants each event's group holds and it no longer lists; (group, SKU) of each."""
+    # erp_updated_at stays: a newer update of another group may still claim the SKU.
+    listed = [(event.data.product_group_id, variant.sku) for event in events for variant in event.data.variants]
+    return [(group_id, sku) for group_id, sku in session.execute(_DEACTIVATE_OMITTED, {
+        "group_ids": sorted(event.data.product_group_id for event in events),
+        "listed_group_ids": [group_id for group_id, _ in listed],
+        "listed_skus": [sku for _, sku in listed],
+    }).all()]
+
+
+def _json_number(value: object) -> int | float:
+    # JSONB takes JSON numbers; attribute values are filters, never money, so a float is exact enough.
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not an attribute value")
