@@ -4,34 +4,41 @@ The threaded publisher (shared/publisher.py) serves code running on threads: eac
 to its I/O thread and each confirm crosses back. A server whose requests already run on an
 asyncio loop (the door's webhook, ingress/door.py) publishes here instead: pika's asyncio
 adapter drives the connection on that same loop, so a publish and its confirm never leave it.
-Same outcomes as the threaded one: a nack is QueueFull, a returned message PublishRejected, a
-lost connection or no confirm in time BrokerUnavailable.
+Same outcomes as the threaded one (shared/confirms.py): a nack is QueueFull, a returned message
+PublishRejected, a lost connection or no confirm in time BrokerUnavailable.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import pika
 import pika.exceptions
-from pika import spec
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.channel import Channel
 
-from erp_sync.shared.errors import BrokerUnavailable, ConfirmTimeout, PublishRejected, QueueFull
-from erp_sync.shared.publisher import OutgoingMessage, log_level_of
+from erp_sync.shared.confirms import ConfirmLedger
+from erp_sync.shared.errors import BrokerUnavailable, ConfirmTimeout
+from erp_sync.shared.publisher import OutgoingMessage, PublisherOptions, Timeouts, log_level_of
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class _Pending:
-    outcome: asyncio.Future[None]
-    message_id: str
-    returned: bool = False
+class _Answer:
+    """The broker's answer to one message, as a future on the loop."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def confirm(self) -> None:
+        _resolve(self.future)
+
+    def fail(self, error: BaseException) -> None:
+        _fail(self.future, error)
 
 
 class _LoopLink:
@@ -39,8 +46,7 @@ class _LoopLink:
 
     def __init__(self, parameters: pika.URLParameters, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._pending: dict[int, _Pending] = {}
-        self._last_tag = 0
+        self._ledger: ConfirmLedger[_Answer] = ConfirmLedger()
         self._channel: Channel | None = None
         self.alive = True
         self.ready: asyncio.Future[None] = loop.create_future()
@@ -59,8 +65,8 @@ class _LoopLink:
     def _on_channel_open(self, channel: Channel) -> None:
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
-        channel.add_on_return_callback(self._on_return)
-        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: _resolve(self.ready))
+        channel.add_on_return_callback(self._ledger.on_return)
+        channel.confirm_delivery(self._ledger.on_confirm, callback=lambda _frame: _resolve(self.ready))
 
     def _on_open_error(self, _connection: AsyncioConnection, error: BaseException) -> None:
         self.alive = False
@@ -81,55 +87,16 @@ class _LoopLink:
     def _fail_all(self, reason: BaseException) -> None:
         self.alive = False
         _fail(self.ready, BrokerUnavailable(f"the RabbitMQ connection closed while it was being set up: {reason}"))
-        pending, self._pending = self._pending, {}
-        for item in pending.values():
-            _fail(item.outcome, BrokerUnavailable(f"connection lost before confirm: {reason}"))
-
-    def _on_return(
-        self, _channel: Channel, _method: spec.Basic.Return, properties: pika.BasicProperties, _body: bytes
-    ) -> None:
-        # A return precedes the ack of the same message, so the oldest pending one with its id is it.
-        for item in self._pending.values():
-            if item.message_id == properties.message_id and not item.returned:
-                item.returned = True
-                return
-
-    def _on_confirm(self, frame: pika.frame.Method[Any]) -> None:
-        method = frame.method
-        acked = isinstance(method, spec.Basic.Ack)
-        if method.multiple:
-            tags = [tag for tag in self._pending if tag <= method.delivery_tag]
-        else:
-            tags = [method.delivery_tag]
-        for tag in tags:
-            item = self._pending.pop(tag, None)
-            if item is None:
-                continue
-            if not acked:
-                # With reject-publish overflow a nack means the queue is at its bound.
-                _fail(item.outcome, QueueFull(f"broker refused message {item.message_id}: queue full"))
-            elif item.returned:
-                _fail(item.outcome, PublishRejected(f"no queue is bound for message {item.message_id}"))
-            else:
-                _resolve(item.outcome)
+        self._ledger.fail_all(reason)
 
     def send(self, message: OutgoingMessage) -> asyncio.Future[None]:
         """Hand `message` to the connection; the future holds the broker's answer."""
-        outcome: asyncio.Future[None] = self._loop.create_future()
+        answer = _Answer(self._loop)
         if not self.alive or self._channel is None or not self._channel.is_open:
-            outcome.set_exception(BrokerUnavailable("publishing channel is closed"))
-            return outcome
-        self._last_tag += 1
-        self._pending[self._last_tag] = _Pending(outcome, message.message_id)
-        try:
-            # mandatory: a message no queue takes comes back instead of vanishing after the ack.
-            self._channel.basic_publish(
-                message.exchange, message.routing_key, message.body, message.properties(), mandatory=True
-            )
-        except pika.exceptions.AMQPError as exc:
-            self._pending.pop(self._last_tag, None)
-            outcome.set_exception(BrokerUnavailable(f"publish failed: {exc}"))
-        return outcome
+            answer.fail(BrokerUnavailable("publishing channel is closed"))
+        else:
+            self._ledger.publish(self._channel, message, answer)
+        return answer.future
 
     def close(self) -> None:
         self.alive = False
@@ -143,27 +110,13 @@ class _LoopLink:
                 _resolve(self.closed)
 
 
-class LoopPublisher:
+class LoopPublisher(PublisherOptions):
     """Publish persistent messages from coroutines on one event loop; return once RabbitMQ confirmed them."""
 
-    def __init__(
-        self,
-        amqp_url: str,
-        *,
-        confirm_timeout_s: float = 5.0,
-        connect_timeout_s: float = 2.0,
-        reconnect_interval_s: float = 0.5,
-    ) -> None:
-        self._parameters = pika.URLParameters(amqp_url)
-        self._parameters.connection_attempts = 1
-        self._parameters.socket_timeout = connect_timeout_s
-        self._parameters.client_properties = {"connection_name": "erp-sync publisher"}
-        self._confirm_timeout_s = confirm_timeout_s
-        self._connect_timeout_s = connect_timeout_s
-        self._reconnect_interval_s = reconnect_interval_s
+    def __init__(self, amqp_url: str, **options: Unpack[Timeouts]) -> None:
+        super().__init__(amqp_url, **options)
         self._link: _LoopLink | None = None
         self._connecting: asyncio.Future[_LoopLink] | None = None
-        self._last_failure = 0.0
 
     async def publish(self, message: OutgoingMessage) -> None:
         """Publish and wait for the confirm.

@@ -13,13 +13,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import pika
 import pika.exceptions
-from pika import spec
 from pika.channel import Channel
 
+from erp_sync.shared.confirms import ConfirmLedger
 from erp_sync.shared.errors import BrokerUnavailable, ConfirmTimeout, PublishRejected, QueueFull
 
 logger = logging.getLogger(__name__)
@@ -90,19 +90,11 @@ class _Confirmation:
         return True
 
 
-@dataclass
-class _Pending:
-    confirmation: _Confirmation
-    message_id: str
-    returned: bool = False
-
-
 class _Link:
     """One connection and its confirming channel; dies whole and is replaced whole."""
 
     def __init__(self, parameters: pika.URLParameters, connect_timeout_s: float) -> None:
-        self._pending: dict[int, _Pending] = {}
-        self._last_tag = 0
+        self._ledger: ConfirmLedger[_Confirmation] = ConfirmLedger()
         # Messages handed over by callers, published by the I/O thread. Every wakeup of that
         # thread is a socket write and a GIL handoff, so one wakeup serves all that queued up.
         self._outbox: deque[tuple[OutgoingMessage, _Confirmation]] = deque()
@@ -140,8 +132,8 @@ class _Link:
     def _on_channel_open(self, channel: Channel) -> None:
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
-        channel.add_on_return_callback(self._on_return)
-        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._ready.set())
+        channel.add_on_return_callback(self._ledger.on_return)
+        channel.confirm_delivery(self._ledger.on_confirm, callback=lambda _frame: self._ready.set())
 
     def _on_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
         self._open_error = error
@@ -163,9 +155,7 @@ class _Link:
     def _fail_all(self, reason: BaseException) -> None:
         self.alive = False
         self._ready.set()
-        pending, self._pending = self._pending, {}
-        for item in pending.values():
-            item.confirmation.fail(BrokerUnavailable(f"connection lost before confirm: {reason}"))
+        self._ledger.fail_all(reason)
         self._fail_outbox()
 
     def _fail_outbox(self) -> None:
@@ -175,34 +165,6 @@ class _Link:
             except IndexError:
                 return
             confirmation.fail(BrokerUnavailable("the publishing connection is gone"))
-
-    def _on_return(
-        self, _channel: Channel, _method: spec.Basic.Return, properties: pika.BasicProperties, _body: bytes
-    ) -> None:
-        # A return precedes the ack of the same message, so the oldest pending one with its id is it.
-        for item in self._pending.values():
-            if item.message_id == properties.message_id and not item.returned:
-                item.returned = True
-                return
-
-    def _on_confirm(self, frame: pika.frame.Method[Any]) -> None:
-        method = frame.method
-        acked = isinstance(method, spec.Basic.Ack)
-        if method.multiple:
-            tags = [tag for tag in self._pending if tag <= method.delivery_tag]
-        else:
-            tags = [method.delivery_tag]
-        for tag in tags:
-            item = self._pending.pop(tag, None)
-            if item is None:
-                continue
-            if not acked:
-                # With reject-publish overflow a nack means the queue is at its bound.
-                item.confirmation.fail(QueueFull(f"broker refused message {item.message_id}: queue full"))
-            elif item.returned:
-                item.confirmation.fail(PublishRejected(f"no queue is bound for message {item.message_id}"))
-            else:
-                item.confirmation.confirm()
 
     def _drain_outbox(self) -> None:
         # Cleared before draining: a message queued after this line either finds the flag down and
@@ -220,16 +182,7 @@ class _Link:
         if not self.alive or self._channel is None or not self._channel.is_open:
             confirmation.fail(BrokerUnavailable("publishing channel is closed"))
             return
-        self._last_tag += 1
-        self._pending[self._last_tag] = _Pending(confirmation, message.message_id)
-        try:
-            # mandatory: a message no queue takes comes back instead of vanishing after the ack.
-            self._channel.basic_publish(
-                message.exchange, message.routing_key, message.body, message.properties(), mandatory=True
-            )
-        except pika.exceptions.AMQPError as exc:
-            self._pending.pop(self._last_tag, None)
-            confirmation.fail(BrokerUnavailable(f"publish failed: {exc}"))
+        self._ledger.publish(self._channel, message, confirmation)
 
     # --- called from any thread ---
 
@@ -267,8 +220,14 @@ class _Link:
             self._connection.ioloop.stop()
 
 
-class ConfirmingPublisher:
-    """Publish persistent messages and return only once RabbitMQ confirmed them."""
+class Timeouts(TypedDict, total=False):
+    confirm_timeout_s: float
+    connect_timeout_s: float
+    reconnect_interval_s: float
+
+
+class PublisherOptions:
+    """What every publisher is told: where RabbitMQ is, and how long a confirm and a connect may take."""
 
     def __init__(
         self,
@@ -285,9 +244,16 @@ class ConfirmingPublisher:
         self._confirm_timeout_s = confirm_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._reconnect_interval_s = reconnect_interval_s
+        self._last_failure = 0.0
+
+
+class ConfirmingPublisher(PublisherOptions):
+    """Publish persistent messages and return only once RabbitMQ confirmed them."""
+
+    def __init__(self, amqp_url: str, **options: Unpack[Timeouts]) -> None:
+        super().__init__(amqp_url, **options)
         self._lock = threading.Lock()
         self._link: _Link | None = None
-        self._last_failure = 0.0
         self._pid = os.getpid()
 
     def publish(self, message: OutgoingMessage, timeout_s: float | None = None) -> None:
