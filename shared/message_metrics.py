@@ -5,8 +5,8 @@ went to its delay or parking queue): a batch rolled back and run again counts ea
 """
 from __future__ import annotations
 
-import time
 import collections
+import time
 from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram

@@ -14,6 +14,7 @@ from erp_sync.shared.broker import declare_all
 from erp_sync.shared.consumer import Consumer, ConsumerConfig
 from erp_sync.shared.db import DEFAULT_POOL_SIZE, make_engine, make_session_factory
 from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.heap import freeze_what_is_loaded
 from erp_sync.shared.message_metrics import consumers_connected
 from erp_sync.shared.order_metrics import order_collector
 from erp_sync.shared.publisher import ConfirmingPublisher
@@ -81,10 +82,7 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 def collect_garbage_less_often() -> None:
     """Fewer collector runs for a worker process, as `erp-sync worker` sets them once started."""
-    # What is loaded by now (modules, models, compiled statements) lives as long as the process:
-    # frozen, full collections no longer walk it.
-    gc.collect()
-    gc.freeze()
+    freeze_what_is_loaded()
     gc.set_threshold(*GC_THRESHOLDS)
 
 
