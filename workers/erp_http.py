@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -74,9 +74,18 @@ TRANSPORT_ERRORS: dict[type[Exception], tuple[type[ErpUnavailable], str]] = {
     # InvalidJSONError, RetryError, StreamConsumedError...: the request may or may not have reached
     # the ERP; an order's Idempotency-Key makes trying again safe.
     requests.RequestException: (ErpUnavailable, "the request failed at"),
+    # urllib3's own, raised as they are by the orders client (retries=False) and while a streamed
+    # body is read.
+    urllib3.exceptions.LocationValueError: (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):"),
+    urllib3.exceptions.SSLError: (ErpUnavailable, "no TLS link to"),
+    urllib3.exceptions.ProxyError: (ErpUnavailable, "cannot reach the ERP through the proxy at"),
+    urllib3.exceptions.NewConnectionError: (ErpUnavailable, "cannot reach the ERP at"),
+    urllib3.exceptions.ConnectTimeoutError: (ErpUnavailable, "cannot reach the ERP in time at"),
     urllib3.exceptions.TimeoutError: (ErpUnavailable, "the ERP did not answer in time at"),
     urllib3.exceptions.HTTPError: (ErpUnavailable, "the stream broke off from"),
     TimeoutError: (ErpUnavailable, "the ERP did not answer in time at"),
+    # http.client's refusal to send a header with a line break in it (a token pasted with one).
+    ValueError: (ErpMisconfigured, "a request that cannot be sent (check ERP_BASE_URL and ERP_API_TOKEN) to"),
     OSError: (ErpUnavailable, "the stream broke off from"),
 }
 CAUGHT = tuple(TRANSPORT_ERRORS)
@@ -97,16 +106,20 @@ def error_class(status: int) -> ErpErrorClass | None:
 
 
 def check_answer(what: str, response: requests.Response) -> None:
-    """Raise the error the response's status maps to; return for a success."""
-    status = response.status_code
+    """Raise the error a requests response's status maps to; return for a success."""
+    check_status(what, response.url, response.status_code, response.headers, lambda: body_excerpt(response))
+
+
+def check_status(what: str, url: str, status: int, headers: Mapping[str, str], read_excerpt: Callable[[], str]) -> None:
+    """Raise the error an answer's status maps to, with the first bytes of its body; return for a success."""
     kind = error_class(status)
     if kind is None:
         return
-    url, body = shown(response.url), body_excerpt(response)
+    url, body = shown(url), read_excerpt()
     if kind is ErpRejected:
         raise ErpRejected(f"{what}: {url} refused it with {status}: {body}", status=status, body=body, url=url)
     if kind is ErpMisconfigured:
-        hint = NOT_ABOUT_THE_REQUEST.get(status) or REDIRECT_HINT.format(response.headers.get("Location", "nowhere"))
+        hint = NOT_ABOUT_THE_REQUEST.get(status) or REDIRECT_HINT.format(headers.get("Location", "nowhere"))
         raise ErpMisconfigured(f"{what}: {url} answered {status}, {hint}", status=status, body=body, url=url)
     raise ErpUnavailable(f"{what}: {url} answered {status}", status=status, body=body, url=url)
 
@@ -123,7 +136,7 @@ def translated(what: str, url: str) -> Iterator[None]:
 def transport_error(what: str, url: str, exc: Exception) -> ErpUnavailable:
     """Our error for one transport failure (any exception in TRANSPORT_ERRORS)."""
     kind, says = next(TRANSPORT_ERRORS[cls] for cls in type(exc).__mro__ if cls in TRANSPORT_ERRORS)
-    if isinstance(exc, requests.exceptions.SSLError) and _certificate_refused(exc):
+    if isinstance(exc, (requests.exceptions.SSLError, urllib3.exceptions.SSLError)) and _certificate_refused(exc):
         kind, says = ErpMisconfigured, TRUST_HINT
     return kind(f"{what}: {says} {shown(url)} ({type(exc).__name__}: {exc})", url=shown(url))
 
@@ -153,7 +166,12 @@ def body_excerpt(response: requests.Response) -> str:
         chunk = next(response.iter_content(MAX_BODY_BYTES), b"")
     except CAUGHT:
         return ""
-    return chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else str(chunk)
+    return excerpt(chunk) if isinstance(chunk, bytes) else str(chunk)
+
+
+def excerpt(body: bytes) -> str:
+    """The first MAX_BODY_BYTES of a body as text."""
+    return body[:MAX_BODY_BYTES].decode("utf-8", "replace")
 
 
 def shown(url: str) -> str:

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
-import requests
+import urllib3
 
 from erp_sync.sandbox_erp.tls import server_context
-from erp_sync.workers.erp_client import ErpClient
+from erp_sync.workers.erp_client import ErpClient, erp_pool
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import decode_order
 from tests.support.sandbox import TOKEN, running_sandbox
@@ -19,16 +22,20 @@ ORDER = decode_order(json.dumps({
 }).encode())
 
 
-class RecordingSession(requests.Session):
-    """A real session that keeps every request it sent."""
+class RecordingPool(urllib3.PoolManager):
+    """Real connections that keep every request sent (its headers and body) and show each answer's status."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_answer: Callable[[int], None] | None = None) -> None:
         super().__init__()
-        self.sent: list[requests.PreparedRequest] = []
+        self.sent: list[dict[str, Any]] = []
+        self._on_answer = on_answer
 
-    def send(self, request, **kwargs):  # type: ignore[override]
-        self.sent.append(request)
-        return super().send(request, **kwargs)
+    def urlopen(self, method, url, redirect=True, **kwargs):  # type: ignore[override]
+        self.sent.append({"headers": kwargs.get("headers") or {}, "body": kwargs.get("body")})
+        response = super().urlopen(method, url, redirect, **kwargs)
+        if self._on_answer is not None:
+            self._on_answer(response.status)
+        return response
 
 
 @pytest.fixture
@@ -37,16 +44,16 @@ def sandbox(tmp_path):
         yield running
 
 
-def client_for(url: str, session: requests.Session | None = None, *, token: str = TOKEN, read_timeout_s: float = 5.0,
+def client_for(url: str, pool: urllib3.PoolManager | None = None, *, token: str = TOKEN, read_timeout_s: float = 5.0,
                tries: int = 3) -> ErpClient:
-    return ErpClient(session or requests.Session(), url, token, connect_timeout_s=1.0, read_timeout_s=read_timeout_s,
+    return ErpClient(pool or erp_pool(url), url, token, connect_timeout_s=1.0, read_timeout_s=read_timeout_s,
                      tries=tries, backoff_base_s=0.01)
 
 
 def test_import_order_posts_option_a_with_token_and_idempotency_key(sandbox):
     # given a client recording what it sends
-    session = RecordingSession()
-    client = client_for(sandbox.url, session)
+    pool = RecordingPool()
+    client = client_for(sandbox.url, pool)
 
     # when the order is imported
     result = client.import_order(ORDER)
@@ -57,10 +64,10 @@ def test_import_order_posts_option_a_with_token_and_idempotency_key(sandbox):
     [received] = sandbox.orders()
     assert received["idempotency_key"] == "ORD-WEB-1001" and received["kind"] == "order"
     # and the request was the spec's body exactly, money as numbers with 2 decimals
-    [request] = session.sent
-    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert request.headers["Idempotency-Key"] == "ORD-WEB-1001"
-    assert request.body == (
+    [request] = pool.sent
+    assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    assert request["headers"]["Idempotency-Key"] == "ORD-WEB-1001"
+    assert request["body"] == (
         b'{"order_id":"ORD-WEB-1001","order_date":"2024-01-20T10:15:00Z","customer_ref":"CUST-555",'
         b'"line_items":[{"sku":"IPH15-128-BLK","quantity":2,"unit_price":79900.00},'
         b'{"sku":"IPH15-128-BLU","quantity":1,"unit_price":0.10}]}'
@@ -68,15 +75,15 @@ def test_import_order_posts_option_a_with_token_and_idempotency_key(sandbox):
 
 
 def test_adjust_inventory_posts_negative_changes_for_the_warehouse(sandbox):
-    session = RecordingSession()
+    pool = RecordingPool()
 
-    result = client_for(sandbox.url, session).adjust_inventory(ORDER, "WH-EAST")
+    result = client_for(sandbox.url, pool).adjust_inventory(ORDER, "WH-EAST")
 
     assert result.status == 201
     assert (sandbox.stock("IPH15-128-BLK"), sandbox.stock("IPH15-128-BLU")) == (48, 41)
     [received] = sandbox.orders()
     assert received["kind"] == "adjust" and received["idempotency_key"] == "ORD-WEB-1001"
-    assert json.loads(session.sent[0].body) == {
+    assert json.loads(pool.sent[0]["body"]) == {
         "reference_id": "ORD-WEB-1001",
         "adjustments": [{"sku": "IPH15-128-BLK", "quantity_change": -2, "warehouse_id": "WH-EAST"},
                         {"sku": "IPH15-128-BLU", "quantity_change": -1, "warehouse_id": "WH-EAST"}],
@@ -109,12 +116,12 @@ def test_a_4xx_answer_about_the_order_is_rejected_with_status_and_body(sandbox):
 def test_a_wrong_token_is_not_the_orders_fault_and_waits_for_an_operator(sandbox, caplog):
     # A rotated token must not reject (and unhold) every order: the order waits (an ErpUnavailable,
     # so pending), with an alert, and the ERP is not asked again at once: it would answer the same.
-    session = RecordingSession()
+    pool = RecordingPool()
     with caplog.at_level("ERROR"), pytest.raises(ErpMisconfigured) as caught:
-        client_for(sandbox.url, session, token="wrong-token", tries=3).import_order(ORDER)
+        client_for(sandbox.url, pool, token="wrong-token", tries=3).import_order(ORDER)
 
     assert isinstance(caught.value, ErpUnavailable) and caught.value.status == 401
-    assert caught.value.url == f"{sandbox.url}/api/v1/orders/import" and len(session.sent) == 1
+    assert caught.value.url == f"{sandbox.url}/api/v1/orders/import" and len(pool.sent) == 1
     assert any("ALERT" in r.message and "ERP_API_TOKEN" in r.message for r in caplog.records)
     assert sandbox.orders() == [] and sandbox.stock("IPH15-128-BLK") == 50
     # and the probe (which re-sends local_only orders) sees no ERP, and says why
@@ -137,14 +144,14 @@ def test_unknown_sku_is_rejected(sandbox):
 def test_an_erp_outage_is_retried_quickly_then_reported_unavailable(sandbox, mode, status):
     # given an ERP that fails every request
     sandbox.fault(mode, status=status or 503)
-    session = RecordingSession()
+    pool = RecordingPool()
 
     # when an order is pushed
     with pytest.raises(ErpUnavailable) as caught:
-        client_for(sandbox.url, session, tries=3).import_order(ORDER)
+        client_for(sandbox.url, pool, tries=3).import_order(ORDER)
 
     # then it was tried three times and the error keeps the answer's status
-    assert len(session.sent) == 3
+    assert len(pool.sent) == 3
     assert caught.value.status == status
     assert sandbox.orders() == []
 
@@ -153,17 +160,15 @@ def test_a_blip_is_absorbed_by_the_quick_retries(sandbox):
     # given an ERP that fails the first request only
     calls = []
 
-    def fail_once(response, *args, **kwargs):
-        calls.append(response.status_code)
+    def fail_once(status: int) -> None:
+        calls.append(status)
         if len(calls) == 1:
             sandbox.fault("none")
 
     sandbox.fault("5xx")
-    session = requests.Session()
-    session.hooks["response"].append(fail_once)
 
     # when an order is pushed
-    result = client_for(sandbox.url, session).import_order(ORDER)
+    result = client_for(sandbox.url, RecordingPool(fail_once)).import_order(ORDER)
 
     # then the second try took it
     assert calls == [503, 201] and result.status == 201

@@ -3,18 +3,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import requests
-
 from erp_sync.shared.orders import dumps
-from erp_sync.workers.erp_client import ErpClient
+from erp_sync.workers.erp_client import ErpClient, erp_pool
 from tests.support.cli import free_port
 from tests.support.sandbox import TOKEN
 
 
-def client_for(url: str, session: requests.Session | None = None, *, token: str = TOKEN, read_timeout_s: float = 5.0,
-               tries: int = 3) -> ErpClient:
-    return ErpClient(session or requests.Session(), url, token, connect_timeout_s=1.0, read_timeout_s=read_timeout_s,
-                     tries=tries, backoff_base_s=0.01)
+def client_for(url: str) -> ErpClient:
+    return ErpClient(erp_pool(url), url, TOKEN, connect_timeout_s=1.0, read_timeout_s=5.0, tries=3, backoff_base_s=0.01)
 
 
 def test_probe_of_nothing_listening_is_false():

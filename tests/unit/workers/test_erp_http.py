@@ -134,6 +134,37 @@ def test_transport_failures_split_between_outage_and_configuration(exception, ex
     assert type(caught.value) is expected
 
 
+# What urllib3 raises as it is, with retries=False, to the orders client.
+URLLIB3_ERRORS = [
+    (urllib3.exceptions.NewConnectionError(None, "refused"), ErpUnavailable, "cannot reach the ERP at"),
+    (urllib3.exceptions.NameResolutionError("erp.invalid", None, OSError("no such host")), ErpUnavailable,
+     "cannot reach the ERP at"),
+    (urllib3.exceptions.ConnectTimeoutError("slow"), ErpUnavailable, "cannot reach the ERP in time"),
+    (urllib3.exceptions.ReadTimeoutError(None, "/api", "read timed out"), ErpUnavailable, "did not answer in time"),
+    (urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()), ErpUnavailable, "broke off"),
+    (urllib3.exceptions.ProxyError("no proxy", OSError()), ErpUnavailable, "through the proxy"),
+    (urllib3.exceptions.SSLError(ssl.SSLError("handshake")), ErpUnavailable, "no TLS link"),
+    (urllib3.exceptions.LocationParseError("http://[::1"), ErpMisconfigured, "ERP_BASE_URL"),
+    (urllib3.exceptions.URLSchemeUnknown("ftp"), ErpMisconfigured, "ERP_BASE_URL"),
+    (ValueError("Invalid header value b'Bearer x\\ny'"), ErpMisconfigured, "ERP_API_TOKEN"),
+]
+
+
+@pytest.mark.parametrize(("error", "expected", "says"), URLLIB3_ERRORS, ids=lambda value: type(value).__name__)
+def test_urllib3s_own_failures_split_between_outage_and_configuration(error, expected, says):
+    with pytest.raises(ErpUnavailable, match=says) as caught, translated("order X", "https://erp.example/api"):
+        raise error
+
+    assert type(caught.value) is expected and caught.value.__cause__ is error
+
+
+def test_a_certificate_urllib3_refused_is_configuration():
+    refused = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+
+    with pytest.raises(ErpMisconfigured, match="ERP_CA_BUNDLE"), translated("order X", "https://erp.example/api"):
+        raise urllib3.exceptions.SSLError(refused)
+
+
 def test_a_certificate_we_do_not_trust_is_configuration():
     # given the TLS failure requests raises for an unverified certificate, wrapped as urllib3 wraps it
     refused = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
