@@ -53,40 +53,41 @@ NOT_ABOUT_THE_REQUEST = {
 }
 REDIRECT_HINT = "a redirect to {}: set ERP_BASE_URL to where it points"
 
-# Transport failures, from requests and (while a streamed body is read) urllib3 and the socket.
+# What a transport failure means, each said once.
+Meaning = tuple[type[ErpUnavailable], str]
+BAD_URL: Meaning = (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):")
+BAD_HEADER: Meaning = (ErpMisconfigured, "a header we send is invalid (check ERP_API_TOKEN) for")
+ENDLESS_REDIRECTS: Meaning = (ErpMisconfigured, "redirects without end (check ERP_BASE_URL):")
+NO_TLS: Meaning = (ErpUnavailable, "no TLS link to")  # refined in `transport_error`: an untrusted certificate
+NO_PROXY: Meaning = (ErpUnavailable, "cannot reach the ERP through the proxy at")
+UNREACHABLE: Meaning = (ErpUnavailable, "cannot reach the ERP at")
+UNREACHABLE_IN_TIME: Meaning = (ErpUnavailable, "cannot reach the ERP in time at")
+NO_ANSWER_IN_TIME: Meaning = (ErpUnavailable, "the ERP did not answer in time at")
+BROKE_OFF: Meaning = (ErpUnavailable, "the stream broke off from")
+# InvalidJSONError, RetryError, StreamConsumedError...: the request may or may not have reached
+# the ERP; an order's Idempotency-Key makes trying again safe.
+FAILED: Meaning = (ErpUnavailable, "the request failed at")
+
+# Transport failures, from requests (the sweep's snapshot), from urllib3 as it raises them to the
+# orders client (retries=False) and while a streamed body is read, and from the socket and
+# http.client under both (a ValueError: a header with a line break, such as a pasted token).
 # The most specific class of an exception's MRO found here decides, as in httpx's
 # map_httpcore_exceptions.
-TRANSPORT_ERRORS: dict[type[Exception], tuple[type[ErpUnavailable], str]] = {
-    requests.exceptions.InvalidURL: (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):"),
-    requests.exceptions.MissingSchema: (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):"),
-    requests.exceptions.InvalidSchema: (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):"),
-    requests.exceptions.URLRequired: (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):"),
-    requests.exceptions.InvalidHeader: (ErpMisconfigured, "a header we send is invalid (check ERP_API_TOKEN) for"),
-    requests.exceptions.TooManyRedirects: (ErpMisconfigured, "redirects without end (check ERP_BASE_URL):"),
-    # Refined in `_transport_error`: only a certificate we do not trust is configuration.
-    requests.exceptions.SSLError: (ErpUnavailable, "no TLS link to"),
-    requests.exceptions.ProxyError: (ErpUnavailable, "cannot reach the ERP through the proxy at"),
-    requests.exceptions.ConnectTimeout: (ErpUnavailable, "cannot reach the ERP in time at"),
-    requests.ConnectionError: (ErpUnavailable, "cannot reach the ERP at"),
-    requests.Timeout: (ErpUnavailable, "the ERP did not answer in time at"),
-    requests.exceptions.ChunkedEncodingError: (ErpUnavailable, "the stream broke off from"),
-    requests.exceptions.ContentDecodingError: (ErpUnavailable, "the stream broke off from"),
-    # InvalidJSONError, RetryError, StreamConsumedError...: the request may or may not have reached
-    # the ERP; an order's Idempotency-Key makes trying again safe.
-    requests.RequestException: (ErpUnavailable, "the request failed at"),
-    # urllib3's own, raised as they are by the orders client (retries=False) and while a streamed
-    # body is read.
-    urllib3.exceptions.LocationValueError: (ErpMisconfigured, "not a usable URL (check ERP_BASE_URL):"),
-    urllib3.exceptions.SSLError: (ErpUnavailable, "no TLS link to"),
-    urllib3.exceptions.ProxyError: (ErpUnavailable, "cannot reach the ERP through the proxy at"),
-    urllib3.exceptions.NewConnectionError: (ErpUnavailable, "cannot reach the ERP at"),
-    urllib3.exceptions.ConnectTimeoutError: (ErpUnavailable, "cannot reach the ERP in time at"),
-    urllib3.exceptions.TimeoutError: (ErpUnavailable, "the ERP did not answer in time at"),
-    urllib3.exceptions.HTTPError: (ErpUnavailable, "the stream broke off from"),
-    TimeoutError: (ErpUnavailable, "the ERP did not answer in time at"),
-    # http.client's refusal to send a header with a line break in it (a token pasted with one).
-    ValueError: (ErpMisconfigured, "a request that cannot be sent (check ERP_BASE_URL and ERP_API_TOKEN) to"),
-    OSError: (ErpUnavailable, "the stream broke off from"),
+TRANSPORT_ERRORS: dict[type[Exception], Meaning] = {
+    requests.exceptions.InvalidURL: BAD_URL, requests.exceptions.MissingSchema: BAD_URL,
+    requests.exceptions.InvalidSchema: BAD_URL, requests.exceptions.URLRequired: BAD_URL,
+    urllib3.exceptions.LocationValueError: BAD_URL,
+    requests.exceptions.InvalidHeader: BAD_HEADER, ValueError: BAD_HEADER,
+    requests.exceptions.TooManyRedirects: ENDLESS_REDIRECTS,
+    requests.exceptions.SSLError: NO_TLS, urllib3.exceptions.SSLError: NO_TLS,
+    requests.exceptions.ProxyError: NO_PROXY, urllib3.exceptions.ProxyError: NO_PROXY,
+    requests.exceptions.ConnectTimeout: UNREACHABLE_IN_TIME, urllib3.exceptions.ConnectTimeoutError: UNREACHABLE_IN_TIME,
+    requests.ConnectionError: UNREACHABLE, urllib3.exceptions.NewConnectionError: UNREACHABLE,
+    requests.Timeout: NO_ANSWER_IN_TIME, urllib3.exceptions.TimeoutError: NO_ANSWER_IN_TIME,
+    TimeoutError: NO_ANSWER_IN_TIME,
+    requests.exceptions.ChunkedEncodingError: BROKE_OFF, requests.exceptions.ContentDecodingError: BROKE_OFF,
+    urllib3.exceptions.HTTPError: BROKE_OFF, OSError: BROKE_OFF,
+    requests.RequestException: FAILED,
 }
 CAUGHT = tuple(TRANSPORT_ERRORS)
 TRUST_HINT = "a certificate we do not trust (check ERP_CA_BUNDLE) at"
