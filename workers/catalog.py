@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from erp_sync.shared.consumer import BatchHandler, Delivery, Handled, Handler, HandlerResult
 from erp_sync.shared.erp_events import CatalogUpdate, decode_event_of
+from erp_sync.shared.heap import collector_paused
 from erp_sync.shared.erp_events import Variant as VariantData
 from erp_sync.shared.logs import ids
 from erp_sync.shared.internal_messages import MediaDownload, media_messages
@@ -187,7 +188,8 @@ def build_handler(settings: Settings) -> Handler:
     """The catalog worker's handler; image downloads are requested after the commit."""
 
     def handle(delivery: Delivery, session: Session) -> Handled:
-        result = apply_catalog_update(decode_catalog_update(delivery.body), session, body_digest(delivery.body))
+        with collector_paused():
+            result = apply_catalog_update(decode_catalog_update(delivery.body), session, body_digest(delivery.body))
         return _handled(result)
 
     return handle
@@ -197,9 +199,10 @@ def build_batch_handler(settings: Settings) -> BatchHandler:
     """The catalog worker's whole-batch handler: a batch of small groups shares its statements."""
 
     def handle_batch(deliveries: list[Delivery], session: Session) -> list[HandlerResult]:
-        results = apply_catalog_batch([decode_catalog_update(delivery.body) for delivery in deliveries],
-                                      session, [body_digest(delivery.body) for delivery in deliveries])
-        return [_handled(result) for result in results]
+        with collector_paused():
+            results = apply_catalog_batch([decode_catalog_update(delivery.body) for delivery in deliveries],
+                                          session, [body_digest(delivery.body) for delivery in deliveries])
+            return [_handled(result) for result in results]
 
     return handle_batch
 
