@@ -6,6 +6,12 @@ from collections.abc import Iterator
 
 import croniter  # noqa: F401  (its import runs `file` once to learn the word size: not a test's doing)
 import pytest
+from hypothesis import settings
+
+# Properties are checked for what they hold, not for how fast an example runs: hypothesis's default
+# 200 ms deadline failed an example on a machine loaded by other work.
+settings.register_profile("unit", deadline=None)
+settings.load_profile("unit")
 
 from tests.support.no_services import guard
 
