@@ -38,6 +38,7 @@ class Result:
     latencies_s: list[float] = field(default_factory=list)
     errors: int = 0
     send_lags_s: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # the generator's own, where it measures it
 
     def record(self, status: int, latency_s: float) -> None:
         self.statuses[status] += 1
