@@ -89,7 +89,8 @@ class _Pacer:
         self._clients: set[_Client] = set()
         self._opening = 0
         self.outstanding = 0
-        self.all_answered = self._loop.create_future()
+        # Set when `outstanding` falls to 0; the run's end waits on a fresh one.
+        self.all_answered: asyncio.Future[None] = self._loop.create_future()
 
     def due(self, request: bytes, scheduled: float) -> None:
         self.outstanding += 1
@@ -97,7 +98,10 @@ class _Pacer:
             self._idle.pop().send(request, scheduled)
             return
         self._waiting.append((request, scheduled))
-        if len(self._clients) + self._opening < self._size:
+        self._open_for_waiting()
+
+    def _open_for_waiting(self) -> None:
+        while len(self._waiting) > self._opening and len(self._clients) + self._opening < self._size:
             self._opening += 1
             self._loop.create_task(self._open())
 
@@ -106,9 +110,11 @@ class _Pacer:
             _transport, client = await self._loop.create_connection(lambda: _Client(self), self._host, self._port)
         except OSError:
             self._opening -= 1
+            # The request first in line fails with the connection meant for it.
             if self._waiting:
                 self._waiting.popleft()
                 self._settle(error=True)
+            self._open_for_waiting()
             return
         self._opening -= 1
         self._clients.add(client)
@@ -121,7 +127,7 @@ class _Pacer:
             self._idle.append(client)
 
     def answered(self, client: _Client, status: int, reusable: bool) -> None:
-        self._result.record(status, self._loop.time() - client.scheduled)
+        self._result.record(status, time.perf_counter() - client.scheduled)
         self._settle()
         if reusable:
             self._ready(client)
@@ -133,9 +139,7 @@ class _Pacer:
         if client.busy:
             client.busy = False
             self._settle(error=True)
-        if self._waiting and len(self._clients) + self._opening < self._size:
-            self._opening += 1
-            self._loop.create_task(self._open())
+        self._open_for_waiting()
 
     def time_out(self, now: float) -> None:
         """Cut connections whose request has waited over REQUEST_TIMEOUT_S: an error each."""
@@ -163,10 +167,10 @@ async def _paced(host: str, port: int, posts: Sequence[Post], rate: float, durat
     total = max(1, round(rate * duration_s))
     lags = result.send_lags_s
     cpu_before = time.process_time()
-    start = loop.time() + 0.01
+    start = time.perf_counter() + 0.01
     index, last_sweep = 0, start
     while index < total:
-        now = loop.time()
+        now = time.perf_counter()
         # Everything due by now goes out in this tick; a late tick sends its backlog at once.
         while index < total and (scheduled := start + index / rate) <= now:
             lags.append(now - scheduled)
@@ -178,14 +182,16 @@ async def _paced(host: str, port: int, posts: Sequence[Post], rate: float, durat
         if index < total:
             # uvloop's timers count whole milliseconds and may fire up to half of one early: waking
             # before the next request is due would only spin, so a tick comes at most once a ms.
+            # Its clock, loop.time(), is as coarse (whole milliseconds), so every time here is perf_counter's.
             wake: asyncio.Future[None] = loop.create_future()
-            loop.call_at(max(start + index / rate, now + TICK_S), wake.set_result, None)
+            loop.call_later(max(start + index / rate - now, TICK_S), wake.set_result, None)
             await wake
     while pacer.outstanding:
+        pacer.all_answered = loop.create_future()
         try:
-            await asyncio.wait_for(asyncio.shield(pacer.all_answered), 1.0)
+            await asyncio.wait_for(pacer.all_answered, 1.0)
         except TimeoutError:
-            pacer.time_out(loop.time())
+            pacer.time_out(time.perf_counter())
     result.cpu_s = time.process_time() - cpu_before
     pacer.close()
     return result
