@@ -2,11 +2,13 @@
 
 Phase 1 drives the bare endpoint, then the ingress, as hard as --connections keep-alive
 connections can (wrk; a Python closed loop where wrk is missing). Phase 2 offers the ingress
---rate-fraction of its phase-1 rate on a fixed schedule and takes p50/p99 from each request's
-scheduled send time. After each ingress phase the queue must hold one message per 202.
+--rate-fraction of its phase-1 rate (or --rate) on a fixed schedule and takes p50/p99 from each
+request's scheduled send time; the same generator then offers both bare servers that same rate,
+so the tail the machine and the generator make by themselves stands beside the door's. After
+each ingress phase the queue must hold one message per 202.
 One JSON line goes to stdout, progress to stderr:
 
-    .venv/bin/python -m bench.ingress [--duration 15] [--connections 64] [--baseline FILE]
+    .venv/bin/python -m bench.ingress [--duration 15] [--connections 64] [--rate N] [--baseline FILE]
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from bench import wrk
 from bench.bare import WEBHOOK_PATH
 from bench.harness import run_benchmark
 from bench.loadgen import Post
-from bench.phases import IngressRun, Plan, Throughput, measure_bare, measure_ingress
+from bench.loadgen import Result
+from bench.phases import IngressRun, Plan, Throughput, measure_bare, measure_bare_paced, measure_ingress, paced_rate
 from bench.sandbox import private_database, private_vhost
 from bench.servers import ServerFailed, gunicorn_bare_command, server_env
 from erp_sync.ingress.serve import door_listener
@@ -37,7 +40,7 @@ from tests.support.factories import encode, inventory_event, signed_headers
 TARGET_RATIO = 0.6
 TARGET_CPU_RATIO = 1.5
 TARGET_P99_MS = 20.0
-COMPARED = ("ingress_rps", "bare_rps", "ratio", "cpu_ratio", "offered_rps", "p50_ms", "p99_ms")
+COMPARED = ("ingress_rps", "bare_rps", "ratio", "cpu_ratio", "offered_rps", "p50_ms", "p99_ms", "bare_p99_ms")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections (64)")
     parser.add_argument("--rate-fraction", type=float, default=0.5,
                         help="phase 2 offers this fraction of the ingress's maximum rate (0.5)")
+    parser.add_argument("--rate", type=float,
+                        help="phase 2 offers this many requests a second instead (runs side by side at one load)")
     parser.add_argument("--bodies", type=int, default=16, help="distinct pre-signed events to cycle through (16)")
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto",
@@ -80,14 +85,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         yardstick = measure_bare(plan, env, "gunicorn-sync-bare", gunicorn_bare_command)
         bare = measure_bare(plan, env)
         ingress = measure_ingress(plan, server_env(settings, secret, work_dir / "metrics-ingress"), amqp_url)
-    return figures(plan, settings, (yardstick, bare), ingress)
+        rate = paced_rate(plan, ingress.peak)
+        yardstick_paced = measure_bare_paced(plan, env, rate, "gunicorn-sync-bare", gunicorn_bare_command)
+        bare_paced = measure_bare_paced(plan, env, rate)
+    return figures(plan, settings, (yardstick, bare), ingress, (yardstick_paced, bare_paced))
 
 
-def figures(plan: Plan, settings: Settings, bares: tuple[Throughput, Throughput], ingress: IngressRun) -> dict[str, Any]:
+def figures(plan: Plan, settings: Settings, bares: tuple[Throughput, Throughput], ingress: IngressRun,
+            bares_paced: tuple[Result, Result]) -> dict[str, Any]:
     """The one JSON line's fields."""
     listener = door_listener(settings)
     peak, latency = ingress.peak, ingress.latency
     yardstick, bare = bares
+    yardstick_paced, bare_paced = bares_paced
     ratio = peak.rate / yardstick.rate
     cpu_ratio = peak.cpu_ms_per_request / yardstick.cpu_ms_per_request
     p50, p99 = latency.percentile_ms(0.5), latency.percentile_ms(0.99)
@@ -115,6 +125,18 @@ def figures(plan: Plan, settings: Settings, bares: tuple[Throughput, Throughput]
         "p99_ms": round(p99, 2),
         "max_ms": round(latency.percentile_ms(1.0), 2),
         "send_lag_p99_ms": round(latency.percentile_ms(0.99, latency.send_lags_s), 2),
+        "generator_cpu_ms_per_request": round(1000 * latency.cpu_s / max(len(latency.send_lags_s), 1), 3),
+        # RabbitMQ's publish-to-confirm over phase 2, from the door's histogram: bucket upper bounds.
+        "confirm_p50_ms_at_most": ingress.confirm_p50_ms,
+        "confirm_p99_ms_at_most": ingress.confirm_p99_ms,
+        "confirm_over_20ms_share": round(ingress.confirm_over_20ms, 4),
+        # The same rate from the same generator to the bare 202s: the tail the machine makes without the door.
+        "bare_p50_ms": round(yardstick_paced.percentile_ms(0.5), 2),
+        "bare_p99_ms": round(yardstick_paced.percentile_ms(0.99), 2),
+        "bare_send_lag_p99_ms": round(yardstick_paced.percentile_ms(0.99, yardstick_paced.send_lags_s), 2),
+        "bare_granian_p50_ms": round(bare_paced.percentile_ms(0.5), 2),
+        "bare_granian_p99_ms": round(bare_paced.percentile_ms(0.99), 2),
+        "bare_granian_send_lag_p99_ms": round(bare_paced.percentile_ms(0.99, bare_paced.send_lags_s), 2),
         "failed": failed,
         "lost": ingress.peak_delivery.lost + ingress.latency_delivery.lost,
         "stored_unanswered": ingress.peak_delivery.unanswered + ingress.latency_delivery.unanswered,
@@ -126,7 +148,8 @@ def figures(plan: Plan, settings: Settings, bares: tuple[Throughput, Throughput]
         "connections": plan.args.connections,
         "connection_per_request": plan.args.connection_per_request,
         "duration_s": plan.args.duration,
-        "load_generator": {"max_rate": generator, "latency": "python asyncio open loop, from scheduled send"},
+        "load_generator": {"max_rate": generator,
+                           "latency": "python uvloop open loop (protocol callbacks), from scheduled send"},
     }
 
 

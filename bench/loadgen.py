@@ -1,7 +1,6 @@
-"""An HTTP/1.1 load generator on asyncio: open loop at a fixed rate, or closed loop flat out.
+"""An HTTP/1.1 load generator on asyncio: keep-alive connections, and a closed loop flat out.
 
-The open loop takes each latency from the request's *scheduled* send time, so a server that
-stalls is charged for every request it held back (no coordinated omission, as in wrk2).
+The open loop at a fixed rate is bench/paced.py's, which reuses `Post` and `Result`.
 """
 from __future__ import annotations
 
@@ -38,6 +37,7 @@ class Result:
     latencies_s: list[float] = field(default_factory=list)
     errors: int = 0
     send_lags_s: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # the generator's own, where it measures it
 
     def record(self, status: int, latency_s: float) -> None:
         self.statuses[status] += 1
@@ -133,26 +133,6 @@ async def _one(pool: Pool, request: bytes, scheduled: float, result: Result) -> 
     finally:
         pool.release(connection, healthy)
     result.record(status, loop.time() - scheduled)
-
-
-async def open_loop(
-    host: str, port: int, posts: Sequence[Post], rate: float, duration_s: float, connections: int
-) -> Result:
-    """Send `rate` requests a second on a fixed schedule, whatever the answers' pace."""
-    loop = asyncio.get_running_loop()
-    pool, result = Pool(host, port, connections), Result(duration_s=duration_s)
-    requests = itertools.cycle([post.wire(host, port) for post in posts])
-    tasks: list[asyncio.Task[None]] = []
-    start = loop.time() + 0.01
-    for index in range(max(1, round(rate * duration_s))):
-        scheduled = start + index / rate
-        if (delay := scheduled - loop.time()) > 0:
-            await asyncio.sleep(delay)
-        result.send_lags_s.append(max(0.0, loop.time() - scheduled))
-        tasks.append(asyncio.create_task(_one(pool, next(requests), scheduled, result)))
-    await asyncio.gather(*tasks)
-    pool.close()
-    return result
 
 
 async def closed_loop(host: str, port: int, posts: Sequence[Post], duration_s: float, connections: int) -> Result:

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import queues, wrk
-from bench.cpu import broker_cpu_s, tree_cpu_s
+from bench import confirm_times, queues, wrk
 from bench.bare import WEBHOOK_PATH
-from bench.loadgen import Post, Result, closed_loop, open_loop
+from bench.cpu import broker_cpu_s, tree_cpu_s
+from bench.loadgen import Post, Result, closed_loop
+from bench.paced import open_loop
 from bench.servers import (
     HOST,
     ServerFailed,
@@ -83,6 +84,10 @@ class IngressRun:
     peak_delivery: Delivery
     latency: Result
     latency_delivery: Delivery
+    # RabbitMQ's publish-to-confirm over the paced phase (bucket upper bounds, ms) and the share over 20 ms.
+    confirm_p50_ms: float
+    confirm_p99_ms: float
+    confirm_over_20ms: float
 
 
 def progress(line: str) -> None:
@@ -132,11 +137,38 @@ def measure_ingress(plan: Plan, env: dict[str, str], amqp_url: str) -> IngressRu
                  f"(RabbitMQ {peak.broker_cpu_ms_per_request:.3f} ms), "
                  f"{peak_delivery.queued} queued for {peak.ok} answered")
         _empty_queue(amqp_url)
-        latency = asyncio.run(open_loop(HOST, port, plan.posts, peak.rate * plan.args.rate_fraction,
-                                        plan.args.duration, plan.args.connections))
+        confirms_before = confirm_times.read_buckets(HOST, port)
+        latency = paced(plan, port, "ingress", paced_rate(plan, peak))
+        confirms = confirm_times.read_buckets(HOST, port)
         latency_delivery = Delivery(latency.statuses[202], queues.settled_depth(amqp_url, INGRESS_QUEUE))
-        progress(f"ingress paced: p50 {latency.percentile_ms(0.5):.1f} ms, p99 {latency.percentile_ms(0.99):.1f} ms")
-    return IngressRun(peak, peak_delivery, latency, latency_delivery)
+    return IngressRun(peak, peak_delivery, latency, latency_delivery,
+                      confirm_times.percentile_bound_ms(confirms_before, confirms, 0.5),
+                      confirm_times.percentile_bound_ms(confirms_before, confirms, 0.99),
+                      confirm_times.share_over(confirms_before, confirms, 0.02))
+
+
+def paced_rate(plan: Plan, peak: Throughput) -> float:
+    """Phase 2's offered rate: --rate when given (the same load for runs side by side), else a fraction of the peak."""
+    return float(plan.args.rate) if plan.args.rate else peak.rate * plan.args.rate_fraction
+
+
+def paced(plan: Plan, port: int, name: str, rate: float) -> Result:
+    """The open-loop generator at `rate` for --duration; progress shows its latency and its own lag and CPU."""
+    result = open_loop(HOST, port, plan.posts, rate, plan.args.duration, plan.args.connections)
+    progress(f"{name} paced at {rate:.0f}/s: p50 {result.percentile_ms(0.5):.1f} ms, "
+             f"p99 {result.percentile_ms(0.99):.1f} ms; generator lag p99 "
+             f"{result.percentile_ms(0.99, result.send_lags_s):.1f} ms, "
+             f"{1000 * result.cpu_s / max(len(result.send_lags_s), 1):.3f} ms of its CPU a request")
+    return result
+
+
+def measure_bare_paced(plan: Plan, env: dict[str, str], rate: float, name: str = "bare",
+                       command: Callable[[int], list[str]] = bare_command) -> Result:
+    """The bare endpoint offered the ingress's paced rate by the same generator: the machine's own tail."""
+    port = free_port()
+    with running(f"{name}-paced", command(port), env, port, plan.work_dir):
+        max_rate(plan, port, plan.args.warmup)
+        return paced(plan, port, name, rate)
 
 
 def _require_answers(name: str, peak: Throughput, work_dir: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Unpack
 
 import pika
@@ -41,6 +42,24 @@ class _Answer:
         _fail(self.future, error)
 
 
+class _OneWriteConnection(AsyncioConnection):  # type: ignore[misc]  # pika ships no types for it
+    """pika's asyncio connection, handing each message's frames to the socket as one write.
+
+    pika buffers a message as three frames (method, header, body) and sends each with a send()
+    of its own: two in three of a publish's system calls on the door's loop, and three segments
+    for RabbitMQ's reader to wake up for instead of one. The bytes on the wire are the same.
+    """
+
+    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
+        if len(marshaled_frames) < 2:
+            super()._output_marshaled_frames(marshaled_frames)
+            return
+        data = b"".join(marshaled_frames)
+        self.bytes_sent += len(data)
+        self.frames_sent += len(marshaled_frames)
+        self._adapter_emit_data(data)
+
+
 class _LoopLink:
     """One connection and its confirming channel on one loop; dies whole and is replaced whole."""
 
@@ -51,7 +70,7 @@ class _LoopLink:
         self.alive = True
         self.ready: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
-        self._connection = AsyncioConnection(
+        self._connection = _OneWriteConnection(
             parameters,
             on_open_callback=self._on_connection_open,
             on_open_error_callback=self._on_open_error,

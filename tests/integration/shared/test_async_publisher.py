@@ -41,6 +41,22 @@ def test_concurrent_publishes_are_all_confirmed_and_stored(broker):
     assert {m.properties.delivery_mode for m in landed} == {2}
 
 
+def test_bodies_longer_than_a_frame_arrive_byte_for_byte_beside_short_ones(broker):
+    # given a body that RabbitMQ's frame size splits in three, published among short ones
+    long_body = bytes(range(256)) * 1200
+    big = OutgoingMessage(EVENTS_EXCHANGE, "inventory.change", long_body, message_id="evt_big")
+
+    # when they go out together
+    outcomes = published(broker, message(1), big, message(2))
+
+    # then each is confirmed and stored whole, with its own properties
+    assert outcomes == [None, None, None]
+    landed = {m.properties.message_id: m for m in drain(broker, "erp-sync.inventory")}
+    assert landed["evt_big"].body == long_body
+    assert landed["evt_1"].body == b'{"n": 1}' and landed["evt_2"].body == b'{"n": 2}'
+    assert {m.properties.delivery_mode for m in landed.values()} == {2}
+
+
 def test_message_no_queue_takes_is_refused_not_silently_dropped(broker):
     [outcome] = published(broker, message(1, routing_key="nobody.listens"))
 
