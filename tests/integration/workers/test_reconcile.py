@@ -339,7 +339,8 @@ def test_three_schedulers_sweep_a_slot_once(erp, sweep_settings, committed_sessi
         deadline = datetime.now(UTC) + timedelta(seconds=20)
         while datetime.now(UTC) < deadline:
             runs = history(committed_session, limit=10)
-            if len(runs) == 3:
+            # A run is recorded `running` before it sweeps: wait for the sweep to end too.
+            if len(runs) == 3 and all(run.status != "running" for run in runs):
                 break
             threading.Event().wait(0.2)
     finally:
