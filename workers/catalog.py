@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from erp_sync.shared.consumer import BatchHandler, Delivery, Handled, Handler, HandlerResult
 from erp_sync.shared.erp_events import CatalogUpdate, decode_event_of
-from erp_sync.shared.heap import collector_paused
 from erp_sync.shared.erp_events import Variant as VariantData
+from erp_sync.shared.heap import collector_paused
 from erp_sync.shared.logs import ids
 from erp_sync.shared.internal_messages import MediaDownload, media_messages
 from erp_sync.shared.models import Category

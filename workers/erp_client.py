@@ -25,7 +25,7 @@ from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import OrderPlaced, dumps
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.erp_http import MAX_BODY_BYTES, check_status, excerpt, quick_retries, translated
+from erp_sync.workers.erp_http import check_status, excerpt, quick_retries, stream_excerpt, translated
 from erp_sync.workers.metrics import ERP_CALLS, erp_call_result
 
 logger = logging.getLogger(__name__)
@@ -109,8 +109,7 @@ class ErpClient:
                 response = self._pool.request("GET", url, headers=self._headers(None), timeout=self._timeout,
                                               retries=False, redirect=False, preload_content=False)
             try:
-                check_status("probe", url, response.status, response.headers,
-                             lambda: excerpt(response.read(MAX_BODY_BYTES)))
+                check_status("probe", url, response.status, response.headers, lambda: stream_excerpt(response))
             finally:
                 response.close()
         except ErpMisconfigured as exc:

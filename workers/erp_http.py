@@ -175,6 +175,14 @@ def excerpt(body: bytes) -> str:
     return body[:MAX_BODY_BYTES].decode("utf-8", "replace")
 
 
+def stream_excerpt(raw: Any) -> str:
+    """The first MAX_BODY_BYTES of a streamed urllib3 body, or "" when it cannot be read."""
+    try:
+        return excerpt(raw.read(MAX_BODY_BYTES))
+    except CAUGHT:
+        return ""
+
+
 def shown(url: str) -> str:
     """The URL as errors and logs show it: no credentials, no query (a presigned URL's signature)."""
     parts = urlsplit(url)

@@ -200,3 +200,14 @@ def test_only_an_outage_is_retried_quickly(error, tries):
 
 def test_shown_drops_credentials_query_and_fragment():
     assert shown("https://u:p@erp.example:8443/a/b?x=1#f") == "https://erp.example:8443/a/b"
+
+
+class _BrokenStream:
+    def read(self, _size: int) -> bytes:
+        raise urllib3.exceptions.ProtocolError("Connection broken", ConnectionResetError())
+
+
+def test_an_error_answers_excerpt_is_empty_when_its_stream_breaks():
+    from erp_sync.workers.erp_http import stream_excerpt
+
+    assert stream_excerpt(_BrokenStream()) == ""
