@@ -22,6 +22,7 @@ def _counts(result: Pushed) -> dict[str, Any]:
             "elapsed_s": round(result.drain.elapsed_s, 3), "cpu_busy": round(result.cpu_busy, 2),
             "worker_cpu_ms_per_order": round(result.cpu_ms_per_order, 3),
             "worker_cpu_ms_per_order_after_startup": round(result.cpu_ms_per_order_after_startup, 3),
+            "database_cpu_ms_per_order": round(result.database_cpu_ms_per_order, 3),
             "first_synced_s": None if result.drain.first_row_s is None else round(result.drain.first_row_s, 3)}
 
 
@@ -50,6 +51,9 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         # Start-up (imports, connections) is once per process, not per order: both are given.
         "worker_cpu_ms_per_order_1w": round(one.cpu_ms_per_order_after_startup, 3),
         "worker_cpu_ms_per_order_2w": round(two.cpu_ms_per_order_after_startup, 3),
+        # The backends of the workers' connections (and of this benchmark's polling): the triggers' share.
+        "database_cpu_ms_per_order_1w": round(one.database_cpu_ms_per_order, 3),
+        "database_cpu_ms_per_order_2w": round(two.database_cpu_ms_per_order, 3),
         # Near 1.0 with one worker, a second one has no CPU left to scale into.
         "cpu_busy_1w": round(one.cpu_busy, 2),
         "cpu_busy_2w": round(two.cpu_busy, 2),

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Engine, text
 
 from bench import queues
-from bench.cpu import busy_share, cpu_times
+from bench.cpu import busy_share, cpu_times, database_cpu_s
 from bench.drain import Drain, empty_tables, wait_count
 from bench.order_erp import erp_orders
 from bench.order_load import (
@@ -53,6 +53,7 @@ class Pushed:
     cpu_busy: float  # share of the machine's CPU time busy during the drain (every process)
     worker_cpu_s: float  # CPU time of the worker processes, start-up included
     startup_cpu_s: float  # of one worker process, idle (bench.worker_procs.startup_cpu_s)
+    database_cpu_s: float  # of the database's PostgreSQL backends during the drain
 
     @property
     def cpu_ms_per_order(self) -> float:
@@ -62,6 +63,10 @@ class Pushed:
     def cpu_ms_per_order_after_startup(self) -> float:
         processes = self.worker_cpu_s - self.startup_cpu_s * self.processes
         return max(processes, 0.0) / max(self.drain.processed, 1) * 1000
+
+    @property
+    def database_cpu_ms_per_order(self) -> float:
+        return self.database_cpu_s / max(self.drain.processed, 1) * 1000
 
     processes: int = 1
 
@@ -99,18 +104,21 @@ def throughput(setup: Setup, processes: int, startup_cpu_s: float) -> Pushed:
     orders = make_orders(prefix, setup.args.orders, setup.skus)
     _fresh_state(setup)
     prefill_orders(setup.amqp_url, orders)
+    database_before = database_cpu_s(setup.engine)  # this benchmark's own backend; the workers' are not there yet
     with workers_running("orders", processes, setup.env, setup.work_dir, f"x{processes}") as workers:
         started, cpu_before = time.monotonic(), cpu_times()  # after spawning: the processes' start-up counts
         drain = wait_synced(setup.engine, prefix, len(orders), started, setup.args.drain_timeout, workers.check_alive)
         cpu_busy, worker_cpu_s = busy_share(cpu_before, cpu_times()), workers.cpu_s()
+        database_s = database_cpu_s(setup.engine) - database_before  # before the workers' backends end
     left = sum(queues.settled_depth(setup.amqp_url, queue, quiet_s=0.2) for queue in (ORDERS_QUEUE, PUSH_QUEUE))
     result = Pushed(drain, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
-                    workers.count_in_logs(RETRY_LOG), left, cpu_busy, worker_cpu_s, startup_cpu_s, processes)
+                    workers.count_in_logs(RETRY_LOG), left, cpu_busy, worker_cpu_s, startup_cpu_s, database_s, processes)
     progress(f"orders x{processes}: {drain.processed}/{drain.expected} synced in {drain.elapsed_s:.2f} s "
              f"= {drain.rate:.0f}/s (first after {drain.first_row_s or 0:.2f} s), {result.erp_orders} in the ERP, "
              f"{result.retried} retried, {left} left on the queue, CPUs {cpu_busy:.0%} busy, "
              f"workers' CPU {result.cpu_ms_per_order:.2f} ms an order, "
-             f"{result.cpu_ms_per_order_after_startup:.2f} without their start-up")
+             f"{result.cpu_ms_per_order_after_startup:.2f} without their start-up, "
+             f"PostgreSQL's {result.database_cpu_ms_per_order:.2f}")
     return result
 
 

@@ -31,22 +31,7 @@ def upgrade() -> None:
     op.add_column("orders", sa.Column("erp_received_at", sa.DateTime(timezone=True), nullable=True))
     # Orders synced before this revision keep 0002's rule: the answer's time stands in for the receipt.
     op.execute("UPDATE orders SET erp_received_at = synced_at WHERE synced_at IS NOT NULL")
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION release_counted_holds(p_sku text, p_order_id text) RETURNS void
-        LANGUAGE sql AS $$
-            UPDATE stock_holds h
-               SET released_at = now(), release_reason = 'erp_figure'
-              FROM orders o, stock_levels s
-             WHERE h.order_id = o.order_id AND s.sku = h.sku
-               AND h.released_at IS NULL
-               AND (p_sku IS NULL OR h.sku = p_sku)
-               AND (p_order_id IS NULL OR h.order_id = p_order_id)
-               AND o.erp_received_at IS NOT NULL
-               AND s.erp_as_of >= o.erp_received_at
-        $$
-        """
-    )
+    op.execute(bodies.RELEASE_COUNTED_HOLDS_0010)
     op.execute(bodies.trigger_function("release_holds_on_erp_figure", bodies.FIGURE_RELEASES_COUNTED_0010))
     op.execute(bodies.trigger_function("release_holds_on_erp_receipt", bodies.RECEIPT_RELEASES_COUNTED_0010))
     op.execute(
