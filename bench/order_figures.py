@@ -34,13 +34,19 @@ def _ms(values: list[float], fraction: float) -> float:
     return round(percentile_ms(values, fraction), 1)
 
 
-def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed, Pushed, Latency],
+def _paced_counts(seen: Latency) -> dict[str, Any]:
+    published = len(seen.paced.published_at)
+    return {"published": published, "synced": len(seen.latencies_s), "not_synced": published - len(seen.latencies_s),
+            "statuses": seen.statuses, "in_erp": seen.erp_orders,
+            "negative_latencies": sum(1 for value in seen.latencies_s if value < 0)}
+
+
+def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed, Pushed, Latency, Latency],
             load: LoadAverages) -> dict[str, Any]:
     """The one JSON line's fields."""
-    one, two, seen = results
+    one, two, seen, seen_by_two = results
     one_rate, two_rate = one.drain.rate, two.drain.rate
     scaling = two_rate / one_rate if one_rate else 0.0
-    published = len(seen.paced.published_at)
     return {
         "benchmark": "orders",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -60,15 +66,18 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         "publish_to_synced_p50_ms": _ms(seen.latencies_s, 0.5),
         "publish_to_synced_p99_ms": _ms(seen.latencies_s, 0.99),
         "publish_to_synced_max_ms": _ms(seen.latencies_s, 1.0),
+        "publish_to_synced_p99_ms_2w": _ms(seen_by_two.latencies_s, 0.99),
+        # The same paced orders through one worker and through two, the machine not saturated:
+        # what a second process costs, without a drain's contention for the cores.
+        "worker_cpu_ms_per_order_paced_1w": round(seen.cpu_ms_per_order, 3),
+        "worker_cpu_ms_per_order_paced_2w": round(seen_by_two.cpu_ms_per_order, 3),
         "offered_per_s": args.rate,
         "paced_duration_s": args.duration,
         "counts": {
             "1w": _counts(one),
             "2w": _counts(two),
-            "paced": {"published": published, "synced": len(seen.latencies_s),
-                      "not_synced": published - len(seen.latencies_s), "statuses": seen.statuses,
-                      "in_erp": seen.erp_orders,
-                      "negative_latencies": sum(1 for value in seen.latencies_s if value < 0)},
+            "paced": _paced_counts(seen),
+            "paced_2w": _paced_counts(seen_by_two),
         },
         "publish_lag_p99_ms": _ms(seen.paced.lags_s, 0.99),
         "publish_confirm_p99_ms": _ms(seen.paced.confirms_s, 0.99),
@@ -89,8 +98,9 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
             "throughput": "orders queue pre-filled with publish_order (confirmed, 64 threads); clock from spawning "
                           "`erp-sync worker orders` (start-up included) until every order has status synced, "
                           "polled every 50 ms; sandbox ERP (werkzeug, in-memory) on the same machine",
-            "latency": f"one worker; {args.warmup:g} s of paced unmeasured orders synced first, then open-loop "
+            "latency": f"one worker, then two; {args.warmup:g} s of paced unmeasured orders synced first, then open-loop "
                        f"publish_order at offered_per_s; latency = orders.synced_at (worker's clock at the ERP's "
-                       f"answer) - wall clock just before publish, both on this machine",
+                       f"answer) - wall clock just before publish, both on this machine; the workers' CPU from the "
+                       f"measured run's first publish until its last order is synced, per order",
         },
     }

@@ -79,6 +79,12 @@ class Latency:
     latencies_s: list[float]
     statuses: dict[str, int]
     erp_orders: int
+    processes: int
+    worker_cpu_s: float  # of the worker processes from the measured run's first publish to its last order synced
+
+    @property
+    def cpu_ms_per_order(self) -> float:
+        return self.worker_cpu_s / max(len(self.latencies_s), 1) * 1000
 
 
 def wait_synced(engine: Engine, prefix: str, expected: int, started: float, timeout_s: float,
@@ -122,26 +128,33 @@ def throughput(setup: Setup, processes: int, startup_cpu_s: float) -> Pushed:
     return result
 
 
-def latency(setup: Setup) -> Latency:
-    """One worker; a paced warm-up synced first, then the measured paced run, read back from `orders`."""
+def latency(setup: Setup, processes: int = 1) -> Latency:
+    """`processes` workers; a paced warm-up synced first, then the measured paced run, read back from `orders`.
+
+    Below the machine's capacity, the workers' CPU per order shows what a second process costs
+    without the contention of a drain that keeps every core busy.
+    """
     args = setup.args
-    warmup = make_orders("BENCH-WARM-", round(args.rate * args.warmup), setup.skus)
-    measured = make_orders("BENCH-LAT-", round(args.rate * args.duration), setup.skus)
+    prefix, warmup_prefix = f"BENCH-LAT{processes}W-", f"BENCH-WARM{processes}W-"
+    warmup = make_orders(warmup_prefix, round(args.rate * args.warmup), setup.skus)
+    measured = make_orders(prefix, round(args.rate * args.duration), setup.skus)
     _fresh_state(setup)
-    with workers_running("orders", 1, setup.env, setup.work_dir, "latency") as workers:
+    with workers_running("orders", processes, setup.env, setup.work_dir, f"latency{processes}") as workers:
         started = time.monotonic()
         publish_paced(setup.amqp_url, warmup, args.rate)
-        wait_synced(setup.engine, "BENCH-WARM-", len(warmup), started, args.drain_timeout, workers.check_alive)
+        wait_synced(setup.engine, warmup_prefix, len(warmup), started, args.drain_timeout, workers.check_alive)
+        cpu_before = workers.cpu_s()
         paced = publish_paced(setup.amqp_url, measured, args.rate)
-        wait_synced(setup.engine, "BENCH-LAT-", len(measured), time.monotonic(), args.drain_timeout,
-                    workers.check_alive)
+        wait_synced(setup.engine, prefix, len(measured), time.monotonic(), args.drain_timeout, workers.check_alive)
+        worker_cpu_s = workers.cpu_s() - cpu_before
     with setup.engine.connect() as connection:
-        rows = connection.execute(_TIMES, {"pattern": "BENCH-LAT-%"}).all()
+        rows = connection.execute(_TIMES, {"pattern": f"{prefix}%"}).all()
     latencies = [_done_at(synced_at, updated_at) - paced.published_at[order_id]
                  for order_id, status, synced_at, updated_at in rows if status == "synced"]
-    result = Latency(paced, latencies, _statuses(setup.engine, "BENCH-LAT-"),
-                     erp_orders(setup.erp_url, setup.token, "BENCH-LAT-"))
-    progress(f"paced at {args.rate:g}/s for {args.duration:g} s: {len(latencies)}/{len(measured)} synced")
+    result = Latency(paced, latencies, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
+                     processes, worker_cpu_s)
+    progress(f"paced at {args.rate:g}/s for {args.duration:g} s, {processes} worker(s): {len(latencies)}/{len(measured)} "
+             f"synced, workers' CPU {result.cpu_ms_per_order:.2f} ms an order")
     return result
 
 

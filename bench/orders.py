@@ -3,7 +3,7 @@
 Runs the sandbox ERP (a generated catalog, no webhooks) and `erp-sync migrate` on a private
 database and vhost. Throughput phases pre-fill `commerce.orders` with confirmed `order.placed`
 messages, start `erp-sync worker orders` processes and time them from their start until every
-order is `synced`. The latency phase runs one worker and publishes orders at --rate. One JSON
+order is `synced`. The latency phases run one worker, then two, and publish orders at --rate. One JSON
 line goes to stdout, progress to stderr:
 
     .venv/bin/python -m bench.orders [--orders 4000] [--rate 100] [--duration 20] [--baseline FILE]
@@ -27,7 +27,9 @@ from bench.order_phases import Setup, latency, throughput
 from bench.worker_procs import startup_cpu_s
 
 ORDERS_WORKER_QUEUES = 2  # erp-sync.orders and erp-sync.orders-push
-COMPARED = ("orders_1w_per_s", "orders_2w_per_s", "scaling", "worker_cpu_ms_per_order_1w", "publish_to_synced_p50_ms", "publish_to_synced_p99_ms")
+COMPARED = ("orders_1w_per_s", "orders_2w_per_s", "scaling", "worker_cpu_ms_per_order_1w",
+            "worker_cpu_ms_per_order_paced_1w", "worker_cpu_ms_per_order_paced_2w", "publish_to_synced_p50_ms",
+            "publish_to_synced_p99_ms")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         one = throughput(setup, 1, startup)
         two = throughput(setup, 2, startup)
         seen = latency(setup)
-    return figures(args, settings, (one, two, seen), (load_before, os.getloadavg()))
+        seen_by_two = latency(setup, 2)
+    return figures(args, settings, (one, two, seen, seen_by_two), (load_before, os.getloadavg()))
 
 
 main = benchmark_main(parse_args, run, COMPARED, SERVICE_FAILURES + (requests.RequestException,))
