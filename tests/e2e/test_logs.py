@@ -21,8 +21,10 @@ def json_lines(process) -> list[dict]:
     return [json.loads(line) for line in cli.output_of(process).splitlines() if line.strip()]
 
 
-def test_json_lines_name_the_event_and_the_order_they_are_about(migrated_database_url, broker, sandbox, storefront):
-    # given the inventory and orders workers writing JSON logs
+def test_json_lines_name_the_event_and_the_order_they_are_about(migrated_database_url, broker, sandbox, storefront,
+                                                               committed_session):
+    # given the inventory and orders workers writing JSON logs (their rows emptied after, with
+    # committed_session's: the order's hold would otherwise stay on the SKU the next tests order)
     env = {"DATABASE_URL": migrated_database_url, "AMQP_URL": broker, "LOG_FORMAT": "json",
            "ERP_BASE_URL": sandbox.url, "ERP_API_TOKEN": TOKEN}
     workers = {name: cli.start("worker", name, **env) for name in ("inventory", "orders")}
