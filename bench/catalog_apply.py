@@ -25,6 +25,7 @@ from sqlalchemy import Engine, event
 from bench.cpu import database_cpu_s, process_cpu_s
 from bench.drain import empty_tables
 from bench.events import catalog_groups
+from bench.report import python_yardstick_ms
 from bench.stage import enter_services
 from erp_sync.shared.consumer import Delivery
 from erp_sync.shared.db import make_engine, make_session_factory
@@ -86,7 +87,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     print(f"bench: {seconds * 1e3 / variants:8.4f} ms/variant {count:6d}x  {statement}", file=sys.stderr)
                 timings.clear()
     return {"benchmark": "catalog_apply", "groups": args.groups, "variants_per_group": args.variants_per_group,
-            "batch_size": config.batch_size, "rounds": rounds, "loadavg": os.getloadavg()}
+            "batch_size": config.batch_size, "rounds": rounds, "loadavg": os.getloadavg(),
+            "python_yardstick_ms": python_yardstick_ms()}
 
 
 def _explain(engine: Engine) -> None:
