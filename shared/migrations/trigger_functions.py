@@ -19,40 +19,35 @@ UPDATE stock_holds
         WHERE synced_at IS NOT NULL AND synced_at < NEW.erp_as_of
    );
 """
-# 0010: the one home of the comparison: a hold ends once a figure stamped at or after the ERP's
-# receipt mark of its order is applied. A SQL function: planned with its parameters unknown, it
-# scanned every hold at each call.
-RELEASE_COUNTED_HOLDS_0010 = """
-        CREATE OR REPLACE FUNCTION release_counted_holds(p_sku text, p_order_id text) RETURNS void
+# The one home of the comparison: a hold ends once a figure stamped at or after the ERP's receipt
+# mark of its order is applied (the body of release_counted_holds, whose revisions follow).
+_RELEASE_COUNTED = """\
+UPDATE stock_holds h
+   SET released_at = now(), release_reason = 'erp_figure'
+  FROM orders o, stock_levels s
+ WHERE h.order_id = o.order_id AND s.sku = h.sku
+   AND h.released_at IS NULL
+   AND (p_sku IS NULL OR h.sku = p_sku)
+   AND (p_order_id IS NULL OR h.order_id = p_order_id)
+   AND o.erp_received_at IS NOT NULL
+   AND s.erp_as_of >= o.erp_received_at"""
+_SIGNATURE = "CREATE OR REPLACE FUNCTION release_counted_holds(p_sku text, p_order_id text) RETURNS void"
+# 0010: a SQL function. Planned with its parameters unknown, it scanned every hold at each call.
+RELEASE_COUNTED_HOLDS_0010 = f"""
+        {_SIGNATURE}
         LANGUAGE sql AS $$
-            UPDATE stock_holds h
-               SET released_at = now(), release_reason = 'erp_figure'
-              FROM orders o, stock_levels s
-             WHERE h.order_id = o.order_id AND s.sku = h.sku
-               AND h.released_at IS NULL
-               AND (p_sku IS NULL OR h.sku = p_sku)
-               AND (p_order_id IS NULL OR h.order_id = p_order_id)
-               AND o.erp_received_at IS NOT NULL
-               AND s.erp_as_of >= o.erp_received_at
+{indent(_RELEASE_COUNTED, " " * 12)}
         $$
         """
 # 0013: the same statement in PL/pgSQL, planned at each call with the key it is given (a custom
 # plan): the `p IS NULL` tests fold away and the key's index is used (ix_stock_holds_order_id or
 # ix_stock_holds_sku_open). PL/pgSQL's own choice would move to a generic plan after five calls, and
 # one made while the tables are small scans every open hold.
-RELEASE_COUNTED_HOLDS_0013 = """
-CREATE OR REPLACE FUNCTION release_counted_holds(p_sku text, p_order_id text) RETURNS void
+RELEASE_COUNTED_HOLDS_0013 = f"""
+{_SIGNATURE}
 LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
-    UPDATE stock_holds h
-       SET released_at = now(), release_reason = 'erp_figure'
-      FROM orders o, stock_levels s
-     WHERE h.order_id = o.order_id AND s.sku = h.sku
-       AND h.released_at IS NULL
-       AND (p_sku IS NULL OR h.sku = p_sku)
-       AND (p_order_id IS NULL OR h.order_id = p_order_id)
-       AND o.erp_received_at IS NOT NULL
-       AND s.erp_as_of >= o.erp_received_at;
+{indent(_RELEASE_COUNTED, " " * 4)};
 END;
 $$
 """
