@@ -321,6 +321,35 @@ def test_a_total_stamped_at_or_after_the_erps_receipt_releases_the_hold_a_delta_
     assert open_holds(db_session, sku) == []
 
 
+def test_a_new_skus_first_total_releases_the_hold_its_placeholder_row_does_not_fire_for(db_session):
+    # given an order the ERP received at T0 holding a SKU that has no stock row yet
+    sku = new_sku()
+    order_id = f"ORD-{uuid.uuid4().hex[:8]}"
+    db_session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1", synced_at=T0,
+                          erp_received_at=T0))
+    db_session.add(StockHold(order_id=order_id, sku=sku, quantity=1))
+    db_session.flush()
+
+    # when a delta creates its row (a figure stamped NO_TOTAL_YET: the trigger's WHEN skips it)
+    delta(db_session, sku, 5, T0 + timedelta(seconds=1))
+
+    # then the hold stays: a sum of deltas does not count the order
+    assert level(db_session, sku).erp_as_of == NO_TOTAL_YET
+    assert open_holds(db_session, sku) == [order_id]
+
+    # when the SKU's first total, stamped at the receipt, is written over that row in the same batch
+    # as a brand new SKU's (lock inserts the placeholder, the write updates it: the catalog's path)
+    other = new_sku()
+    db_session.add(StockHold(order_id=order_id, sku=other, quantity=1))
+    db_session.flush()
+    apply_stock_events(db_session, [StockEvent(f"evt_{uuid.uuid4()}", sku, Total(48, T0)),
+                                    StockEvent(f"evt_{uuid.uuid4()}", other, Total(7, T0))])
+
+    # then both holds end
+    assert open_holds(db_session, sku) == []
+    assert open_holds(db_session, other) == []
+
+
 def test_the_erps_figure_recorded_before_its_answer_ends_the_hold_once_the_answer_is_recorded(db_session):
     # given an order held and pushed, whose ERP answer is not recorded yet (no receipt mark)
     sku = new_sku()
