@@ -298,14 +298,19 @@ def open_holds(session: Session, sku: str) -> list[str]:
     return list(session.scalars(held))
 
 
+def received_at_t0_holding(session: Session, sku: str) -> str:
+    """An order the ERP received at T0 (on its clock) holding one unit of `sku`; its id."""
+    order_id = f"ORD-{uuid.uuid4().hex[:8]}"
+    session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1", synced_at=T0, erp_received_at=T0))
+    session.add(StockHold(order_id=order_id, sku=sku, quantity=1))
+    session.flush()
+    return order_id
+
+
 def test_a_total_stamped_at_or_after_the_erps_receipt_releases_the_hold_a_delta_or_older_total_does_not(db_session):
     # given an order the ERP received at T0 (on its clock) holding one unit of a SKU
     sku = new_sku()
-    order_id = f"ORD-{uuid.uuid4().hex[:8]}"
-    db_session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1", synced_at=T0,
-                          erp_received_at=T0))
-    db_session.add(StockHold(order_id=order_id, sku=sku, quantity=1))
-    db_session.flush()
+    order_id = received_at_t0_holding(db_session, sku)
 
     # when a total stamped before the acknowledgement and a later delta arrive
     absolute(db_session, sku, 50, T0 - timedelta(seconds=1))
@@ -324,11 +329,7 @@ def test_a_total_stamped_at_or_after_the_erps_receipt_releases_the_hold_a_delta_
 def test_a_new_skus_first_total_releases_the_hold_its_placeholder_row_does_not_fire_for(db_session):
     # given an order the ERP received at T0 holding a SKU that has no stock row yet
     sku = new_sku()
-    order_id = f"ORD-{uuid.uuid4().hex[:8]}"
-    db_session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1", synced_at=T0,
-                          erp_received_at=T0))
-    db_session.add(StockHold(order_id=order_id, sku=sku, quantity=1))
-    db_session.flush()
+    order_id = received_at_t0_holding(db_session, sku)
 
     # when a delta creates its row (a figure stamped NO_TOTAL_YET: the trigger's WHEN skips it)
     delta(db_session, sku, 5, T0 + timedelta(seconds=1))
