@@ -46,15 +46,6 @@ _INSERT_REJECTED = text("""
 INSERT INTO orders (order_id, order_date, customer_ref, status, last_error)
 VALUES (:order_id, clock_timestamp(), '', 'rejected', :reason) ON CONFLICT (order_id) DO NOTHING
 """)
-_INSERT_LINES = text("""
-INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price)
-SELECT * FROM unnest(CAST(:order_ids AS text[]), CAST(:line_nos AS integer[]), CAST(:skus AS text[]),
-                     CAST(:quantities AS integer[]), CAST(:unit_prices AS numeric[]))
-""")
-_INSERT_HOLDS = text("""
-INSERT INTO stock_holds (order_id, sku, quantity)
-SELECT * FROM unnest(CAST(:order_ids AS text[]), CAST(:skus AS text[]), CAST(:quantities AS integer[]))
-""")
 # A plain FOR UPDATE, not SKIP LOCKED: the probe holds the rows it re-sends until its publish is
 # confirmed, and a push that skipped such a row would drop the re-send itself. A duplicate waits
 # for the push in flight instead, then finds the order settled or not due.
@@ -101,7 +92,6 @@ RETURNING order_id, status, arrival
 """)
 
 
-
 def record_orders(session: Session, orders: Sequence[OrderPlaced]) -> set[str]:
     """Insert the orders not recorded yet, in their order of arrival, with their lines and holds.
 
@@ -126,8 +116,7 @@ def record_orders(session: Session, orders: Sequence[OrderPlaced]) -> set[str]:
         "quantities": [line.quantity for _, _, line in lines],
         "unit_prices": [line.unit_price for _, _, line in lines],
     })
-    inserted = {order_id for order_id, in rows}
-    return inserted
+    return {order_id for order_id, in rows}
 
 
 def record_rejected(session: Session, order_id: str, reason: str) -> None:
