@@ -2,8 +2,9 @@
 
 It takes messages in small batches, has a worker thread run the handler over each batch in one
 database transaction (a savepoint per message; a batch of one needs none), and only after the
-commit acks them. A worker whose messages each wait on something slow uses `ConcurrentConsumer`
-instead: several messages under way at once, each acked as soon as it is done. A worker
+commit acks them. A worker whose messages each wait on something slow, or whose batches wait on
+the database about as long as they run Python, uses `ConcurrentConsumer` instead: several
+messages or batches under way at once, each acked as soon as it is done. A worker
 may also offer a batch handler: it gets the whole batch first, without savepoints, and if it fails
 the batch is rolled back and run again message by message, which finds the culprit. A failed
 message goes to its delay queue (transient) or its parking queue (permanent) before its ack, so
@@ -360,20 +361,23 @@ class Consumer:
 
 
 class ConcurrentConsumer(Consumer):
-    """Consume one work queue `concurrency` messages at a time, each handled and acked on its own.
+    """Consume one work queue with `concurrency` batches (of up to `batch_size` messages) under way at once.
 
-    For messages that each wait on something slow (the orders worker's ERP calls): a slow one holds
-    up only itself, and the next message starts in the first free thread. Each goes through the
-    runner alone; its follow-ups are published from its thread, and its ack goes back to the
-    connection's thread. Once stopped, messages under way end and are acked; the others stay
-    unacked, and the broker hands them out again.
+    For messages that each wait on something slow (the orders worker's ERP calls, one at a time):
+    a slow one holds up only itself, and the next message starts in the first free thread. For
+    batches that wait on the database for about as long as they run Python (the catalog worker's):
+    one thread runs Python while another's statements run in PostgreSQL. Each batch goes through the
+    runner in its own transaction; its follow-ups are published from its thread, and its acks go
+    back to the connection's thread, message by message (batches end out of order). Once stopped,
+    batches under way end and are acked; the others stay unacked, and the broker hands them out again.
     """
 
     def __init__(self, queue: WorkQueue, runner: Runner, config: ConsumerConfig,
-                 publisher: ConfirmingPublisher | None = None, *, concurrency: int) -> None:
-        # Twice as many prefetched as handled: the next message is at hand when a thread frees up.
-        super().__init__(queue, runner, replace(config, prefetch=2 * concurrency), publisher)
+                 publisher: ConfirmingPublisher | None = None, *, concurrency: int, batch_size: int = 1) -> None:
+        # Twice as many prefetched as handled: the next batch is at hand when a thread frees up.
+        super().__init__(queue, runner, replace(config, prefetch=2 * concurrency * batch_size), publisher)
         self._concurrency = concurrency
+        self._batch_size = batch_size
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{queue.worker}-handler")
         self._running = 0  # touched on the connection's thread only
         self._failure: BaseException | None = None
@@ -386,31 +390,40 @@ class ConcurrentConsumer(Consumer):
                 if self._failure is not None:
                     raise self._failure
                 while self._buffer and self._running < self._concurrency:
+                    batch = self._buffer[: self._batch_size]
+                    del self._buffer[: self._batch_size]
                     self._running += 1
-                    self._executor.submit(self._handle_one, connection, channel, self._buffer.pop(0))
+                    self._executor.submit(self._handle_alone, connection, channel, batch)
         finally:
             while self._running and connection.is_open:
                 connection.process_data_events(time_limit=0.1)
 
-    def _handle_one(self, connection: pika.BlockingConnection, channel: BlockingChannel, delivery: Delivery) -> None:
+    def _handle_alone(self, connection: pika.BlockingConnection, channel: BlockingChannel,
+                      batch: list[Delivery]) -> None:
         def settled(failure: BaseException | None) -> None:
             self._running -= 1
             if failure is None:
-                channel.basic_ack(delivery.delivery_tag)
-                message_metrics.count_settled(self._queue.name, [(_outcome_label(outcome), delivery.published_at)],
-                                              time.monotonic() - taken_at)
+                for delivery in batch:
+                    channel.basic_ack(delivery.delivery_tag)
+                message_metrics.count_settled(
+                    self._queue.name,
+                    [(_outcome_label(outcome), delivery.published_at) for delivery, outcome in zip(batch, outcomes)],
+                    time.monotonic() - taken_at)
             else:
-                self._failure = failure  # the loop raises it: a reconnect brings the message back
+                self._failure = failure  # the loop raises it: a reconnect brings the batch back
 
         taken_at = time.monotonic()
-        outcome: Outcome = Done()
+        outcomes: list[Outcome] = []
         try:
-            [outcome] = self._runner.run([delivery])
-            self._publisher.publish_all(self._next_messages(delivery, outcome))
+            outcomes = self._runner.run(batch)
+            messages = [message for delivery, outcome in zip(batch, outcomes, strict=True)
+                        for message in self._next_messages(delivery, outcome)]
+            if messages:
+                self._publish_follow_ups(messages)
         except Exception as exc:  # noqa: BLE001 (handed to the connection's thread, which raises it)
             result: BaseException | None = exc
         else:
             result = None
-        # A connection lost meanwhile takes the message back unacked: it is handed out again.
+        # A connection lost meanwhile takes the batch back unacked: it is handed out again.
         with contextlib.suppress(pika.exceptions.ConnectionWrongStateError):
             connection.add_callback_threadsafe(lambda: settled(result))

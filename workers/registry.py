@@ -48,6 +48,8 @@ class ConsumingWorker:
     exports_database_figures: bool = False
     # How far below the other workers' its process runs (os.nice), when its work must yield the CPU to theirs.
     nice: Callable[[Settings], int] | None = None
+    # Batches under way at once, each in a thread and a transaction of its own (`ConcurrentConsumer`).
+    concurrent_batches: int = 1
 
     @property
     def queues(self) -> tuple[WorkQueue, ...]:
@@ -128,7 +130,8 @@ def _reconcile(settings: Settings) -> None:
 WORKERS: dict[str, Worker] = {
     worker.name: worker
     for worker in (
-        ConsumingWorker("catalog", WORK_QUEUES["catalog"], _catalog),
+        # Two batches at once: one decodes and builds its statements while PostgreSQL runs the other's.
+        ConsumingWorker("catalog", WORK_QUEUES["catalog"], _catalog, concurrent_batches=2),
         ConsumingWorker("inventory", WORK_QUEUES["inventory"], _inventory),
         # One message (up to 1,000 images) per transaction: a slow or failing download must not hold
         # back or replay another message's.

@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from erp_sync.shared.broker import declare_all
-from erp_sync.shared.consumer import Consumer, ConsumerConfig
+from erp_sync.shared.consumer import ConcurrentConsumer, Consumer, ConsumerConfig
 from erp_sync.shared.db import DEFAULT_POOL_SIZE, make_engine, make_session_factory
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.heap import freeze_what_is_loaded
@@ -97,7 +97,10 @@ def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: 
     collect_garbage_less_often()
     logger.info("worker %s starting", worker.name)
     try:
-        Consumer(worker.queue, runner, config, publisher).run(stop)
+        consumer = Consumer(worker.queue, runner, config, publisher) if worker.concurrent_batches == 1 else \
+            ConcurrentConsumer(worker.queue, runner, config, publisher, concurrency=worker.concurrent_batches,
+                               batch_size=config.batch_size)
+        consumer.run(stop)
     finally:
         stop.set()
         # A push under way ends within the ERP client's timeouts, a wait on a row lock within

@@ -157,13 +157,15 @@ def start_consumer(broker: str, db_engine: Engine) -> Iterator[Callable[..., Run
         session_factory: sessionmaker[Session] | None = None,
         max_attempts: int = 4,
         concurrency: int | None = None,
+        concurrent_batch_size: int = 1,
         **config_overrides: Any,
     ) -> RunningConsumer:
         config = ConsumerConfig(amqp_url=amqp_url, retry_delays_ms=DELAYS_MS, max_attempts=max_attempts,
                                 **config_overrides)
         runner = RecordingRunner(BatchRunner(handler, session_factory or make_session_factory(db_engine), config))
         consumer = (Consumer(QUEUE, runner, config) if concurrency is None  # type: ignore[arg-type]
-                    else ConcurrentConsumer(QUEUE, runner, config, concurrency=concurrency))
+                    else ConcurrentConsumer(QUEUE, runner, config, concurrency=concurrency,
+                                            batch_size=concurrent_batch_size))
         stop_event = threading.Event()
         thread = threading.Thread(target=consumer.run, args=(stop_event,), name="test-consumer", daemon=True)
         thread.start()
@@ -386,6 +388,39 @@ def test_a_concurrent_consumer_commits_and_acks_each_message_while_another_is_he
     let_go.set()
     running.stop()
     assert committed(db_engine, held) == 1
+    assert all_queues_empty(broker)
+
+
+def test_a_concurrent_consumer_of_batches_takes_what_waits_in_batches_while_one_is_held_up(
+        start_consumer, publish, broker, db_engine):
+    # given a consumer of two batches of up to five at a time, both busy with a message held up
+    held = {new_id(): (threading.Event(), threading.Event()) for _ in range(2)}  # id -> (entered, let go)
+
+    def handler(delivery: Delivery, session: Session) -> None:
+        if delivery.message_id in held:
+            entered, let_go = held[delivery.message_id]
+            entered.set()
+            let_go.wait(15)
+        record_event(delivery, session)
+
+    running = start_consumer(handler, concurrency=2, concurrent_batch_size=5)
+    first, second = held
+    for event_id, (entered, _) in held.items():
+        publish(event_id=event_id)
+        assert entered.wait(10), "a held message never reached the handler"
+
+    # when twelve others wait, and the first held message is let go
+    others = [publish() for _ in range(12)]
+    wait_until(lambda: len(running.consumer._buffer) == 12, "the others to wait in the consumer")
+    held[first][1].set()
+
+    # then the others are committed in batches of five, five and two while the second is still held
+    wait_until(lambda: committed_ids(db_engine, others) == set(others), "the others committed")
+    assert committed(db_engine, second) == 0
+    held[second][1].set()
+    wait_until(lambda: committed(db_engine, second) == 1, "the second held message committed")
+    running.stop()
+    assert sorted(running.runner.batch_sizes) == [1, 1, 2, 5, 5]
     assert all_queues_empty(broker)
 
 
