@@ -259,6 +259,11 @@ class Consumer:
         self.connections = 0  # connections opened so far: more than one means a reconnect
         self._stop = threading.Event()
 
+    @property
+    def waiting(self) -> int:
+        """Messages received and not yet handed to the handler."""
+        return len(self._buffer)
+
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
         backoff_s = 0.5

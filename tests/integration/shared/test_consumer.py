@@ -411,7 +411,7 @@ def test_a_concurrent_consumer_of_batches_takes_what_waits_in_batches_while_one_
 
     # when twelve others wait, and the first held message is let go
     others = [publish() for _ in range(12)]
-    wait_until(lambda: len(running.consumer._buffer) == 12, "the others to wait in the consumer")
+    wait_until(lambda: running.consumer.waiting == 12, "the others to wait in the consumer")
     held[first][1].set()
 
     # then the others are committed in batches of five, five and two while the second is still held
