@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import pika
@@ -378,11 +378,12 @@ class ConcurrentConsumer(Consumer):
     """
 
     def __init__(self, queue: WorkQueue, runner: Runner, config: ConsumerConfig,
-                 publisher: ConfirmingPublisher | None = None, *, concurrency: int, batch_size: int = 1) -> None:
-        # Twice as many prefetched as handled: the next batch is at hand when a thread frees up.
-        super().__init__(queue, runner, replace(config, prefetch=2 * concurrency * batch_size), publisher)
+                 publisher: ConfirmingPublisher | None = None, *, concurrency: int, batch_size: int = 1,
+                 batch_bytes: int | None = None) -> None:
+        super().__init__(queue, runner, config, publisher)
         self._concurrency = concurrency
         self._batch_size = batch_size
+        self._batch_bytes = batch_bytes
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{queue.worker}-handler")
         self._running = 0  # touched on the connection's thread only
         self._failure: BaseException | None = None
@@ -395,13 +396,24 @@ class ConcurrentConsumer(Consumer):
                 if self._failure is not None:
                     raise self._failure
                 while self._buffer and self._running < self._concurrency:
-                    batch = self._buffer[: self._batch_size]
-                    del self._buffer[: self._batch_size]
+                    batch = self._next_batch()
                     self._running += 1
                     self._executor.submit(self._handle_alone, connection, channel, batch)
         finally:
             while self._running and connection.is_open:
                 connection.process_data_events(time_limit=0.1)
+
+    def _next_batch(self) -> list[Delivery]:
+        """Up to `batch_size` messages off the buffer, and no more than `batch_bytes` of bodies past the first."""
+        size, total = 0, 0
+        for delivery in self._buffer[: self._batch_size]:
+            total += len(delivery.body)
+            if size and self._batch_bytes is not None and total > self._batch_bytes:
+                break
+            size += 1
+        batch = self._buffer[:size]
+        del self._buffer[:size]
+        return batch
 
     def _handle_alone(self, connection: pika.BlockingConnection, channel: BlockingChannel,
                       batch: list[Delivery]) -> None:

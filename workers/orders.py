@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -97,8 +98,10 @@ def start_background(
 
     Once stopped, the pushes under way end; the broker hands those not begun to the next worker.
     """
-    pushes = ConcurrentConsumer(ORDERS_PUSH_QUEUE, build_push_runner(settings, session_factory, config), config,
-                                publisher, concurrency=settings.order_push_concurrency)
+    # Twice as many prefetched as pushed: the next order is at hand when a thread frees up.
+    push_config = replace(config, prefetch=2 * settings.order_push_concurrency)
+    pushes = ConcurrentConsumer(ORDERS_PUSH_QUEUE, build_push_runner(settings, session_factory, push_config),
+                                push_config, publisher, concurrency=settings.order_push_concurrency)
     probe = OrderProbe(erp_client(settings), session_factory, publisher,
                        interval_s=settings.erp_probe_interval_s, grace_period_s=settings.hold_grace_period_s,
                        stranded_after_s=settings.order_stranded_after_s)

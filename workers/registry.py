@@ -48,8 +48,10 @@ class ConsumingWorker:
     exports_database_figures: bool = False
     # How far below the other workers' its process runs (os.nice), when its work must yield the CPU to theirs.
     nice: Callable[[Settings], int] | None = None
-    # Batches under way at once, each in a thread and a transaction of its own (`ConcurrentConsumer`).
+    # Batches under way at once, each in a thread and a transaction of its own (`ConcurrentConsumer`),
+    # and the bodies one may hold past its first message (None: only WORKER_BATCH_SIZE bounds it).
     concurrent_batches: int = 1
+    batch_bytes: int | None = None
 
     @property
     def queues(self) -> tuple[WorkQueue, ...]:
@@ -131,7 +133,9 @@ WORKERS: dict[str, Worker] = {
     worker.name: worker
     for worker in (
         # Two batches at once: one decodes and builds its statements while PostgreSQL runs the other's.
-        ConsumingWorker("catalog", WORK_QUEUES["catalog"], _catalog, concurrent_batches=2),
+        # 4 MiB of bodies a batch: 100 groups of 10 variants, or 11 of 1,000, whose decoded variants
+        # would otherwise hold a pod's memory many times over.
+        ConsumingWorker("catalog", WORK_QUEUES["catalog"], _catalog, concurrent_batches=2, batch_bytes=4 * 2**20),
         ConsumingWorker("inventory", WORK_QUEUES["inventory"], _inventory),
         # One message (up to 1,000 images) per transaction: a slow or failing download must not hold
         # back or replay another message's.

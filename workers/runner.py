@@ -5,6 +5,7 @@ import gc
 import logging
 import os
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from prometheus_client.registry import Collector
@@ -86,6 +87,11 @@ def collect_garbage_less_often() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def _prefetching_two_rounds(config: ConsumerConfig, concurrent_batches: int) -> ConsumerConfig:
+    # Twice the batches under way: the next batch is at hand when a thread frees up.
+    return replace(config, prefetch=max(config.prefetch, 2 * concurrent_batches * config.batch_size))
+
+
 def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: threading.Event) -> list[BackgroundLoop]:
     session_factory = make_session_factory(engine)
     config = consumer_config(settings, worker)
@@ -98,8 +104,9 @@ def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: 
     logger.info("worker %s starting", worker.name)
     try:
         consumer = Consumer(worker.queue, runner, config, publisher) if worker.concurrent_batches == 1 else \
-            ConcurrentConsumer(worker.queue, runner, config, publisher, concurrency=worker.concurrent_batches,
-                               batch_size=config.batch_size)
+            ConcurrentConsumer(worker.queue, runner, _prefetching_two_rounds(config, worker.concurrent_batches),
+                               publisher, concurrency=worker.concurrent_batches, batch_size=config.batch_size,
+                               batch_bytes=worker.batch_bytes)
         consumer.run(stop)
     finally:
         stop.set()

@@ -158,6 +158,7 @@ def start_consumer(broker: str, db_engine: Engine) -> Iterator[Callable[..., Run
         max_attempts: int = 4,
         concurrency: int | None = None,
         concurrent_batch_size: int = 1,
+        concurrent_batch_bytes: int | None = None,
         **config_overrides: Any,
     ) -> RunningConsumer:
         config = ConsumerConfig(amqp_url=amqp_url, retry_delays_ms=DELAYS_MS, max_attempts=max_attempts,
@@ -165,7 +166,7 @@ def start_consumer(broker: str, db_engine: Engine) -> Iterator[Callable[..., Run
         runner = RecordingRunner(BatchRunner(handler, session_factory or make_session_factory(db_engine), config))
         consumer = (Consumer(QUEUE, runner, config) if concurrency is None  # type: ignore[arg-type]
                     else ConcurrentConsumer(QUEUE, runner, config, concurrency=concurrency,
-                                            batch_size=concurrent_batch_size))
+                                            batch_size=concurrent_batch_size, batch_bytes=concurrent_batch_bytes))
         stop_event = threading.Event()
         thread = threading.Thread(target=consumer.run, args=(stop_event,), name="test-consumer", daemon=True)
         thread.start()
@@ -391,9 +392,14 @@ def test_a_concurrent_consumer_commits_and_acks_each_message_while_another_is_he
     assert all_queues_empty(broker)
 
 
+@pytest.mark.parametrize(("batch_bytes", "batch_sizes"), [
+    (None, [1, 1, 2, 5, 5]),
+    (80, [1, 1, 2, 2, 2, 2, 2, 2]),  # two 35-byte bodies fit in 80 bytes, a third does not
+])
 def test_a_concurrent_consumer_of_batches_takes_what_waits_in_batches_while_one_is_held_up(
-        start_consumer, publish, broker, db_engine):
-    # given a consumer of two batches of up to five at a time, both busy with a message held up
+        start_consumer, publish, broker, db_engine, batch_bytes, batch_sizes):
+    # given a consumer of two batches of up to five at a time (and perhaps of at most so many bytes
+    # of bodies), both busy with a message held up
     held = {new_id(): (threading.Event(), threading.Event()) for _ in range(2)}  # id -> (entered, let go)
 
     def handler(delivery: Delivery, session: Session) -> None:
@@ -403,7 +409,7 @@ def test_a_concurrent_consumer_of_batches_takes_what_waits_in_batches_while_one_
             let_go.wait(15)
         record_event(delivery, session)
 
-    running = start_consumer(handler, concurrency=2, concurrent_batch_size=5)
+    running = start_consumer(handler, concurrency=2, concurrent_batch_size=5, concurrent_batch_bytes=batch_bytes)
     first, second = held
     for event_id, (entered, _) in held.items():
         publish(event_id=event_id)
@@ -414,13 +420,13 @@ def test_a_concurrent_consumer_of_batches_takes_what_waits_in_batches_while_one_
     wait_until(lambda: running.consumer.waiting == 12, "the others to wait in the consumer")
     held[first][1].set()
 
-    # then the others are committed in batches of five, five and two while the second is still held
+    # then the others are committed in batches as large as allowed while the second is still held
     wait_until(lambda: committed_ids(db_engine, others) == set(others), "the others committed")
     assert committed(db_engine, second) == 0
     held[second][1].set()
     wait_until(lambda: committed(db_engine, second) == 1, "the second held message committed")
     running.stop()
-    assert sorted(running.runner.batch_sizes) == [1, 1, 2, 5, 5]
+    assert sorted(running.runner.batch_sizes) == batch_sizes
     assert all_queues_empty(broker)
 
 
