@@ -67,6 +67,15 @@ def server_env(settings: Settings, secret: str, metrics_dir: Path) -> dict[str, 
     }
 
 
+def worker_env(env: dict[str, str]) -> dict[str, str]:
+    """A worker's environment as production gives it: without the web servers' PROMETHEUS_MULTIPROC_DIR.
+
+    A worker serves its own registry; with the variable set, prometheus_client would write every
+    count to a shared file and check the process id first, a cost no deployed worker pays.
+    """
+    return {key: value for key, value in env.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+
+
 def image_server_command(port: int) -> list[str]:
     """The test image server (tests/support/image_server.py) in a process of its own."""
     return [sys.executable, "-m", "tests.support.image_server", "--port", str(port)]

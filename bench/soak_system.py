@@ -22,6 +22,7 @@ from bench.servers import (
     stop,
     wait_until_answering,
     worker_command,
+    worker_env,
 )
 from erp_sync.workers.registry import WORKERS
 
@@ -83,7 +84,7 @@ class System:
             "api": Service("api", api_command(api_port), env, log_dir, api_port),
         }
         for name in WORKERS:
-            services[name] = Service(name, worker_command(name), env, log_dir)
+            services[name] = Service(name, worker_command(name), worker_env(env), log_dir)
         return cls(services)
 
     def start_all(self) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.cpu import process_cpu_s
-from bench.servers import ServerFailed, log_tail, spawn, stop, worker_command
+from bench.servers import ServerFailed, log_tail, spawn, stop, worker_command, worker_env
 
 CONSUMING_LOG = "consuming erp-sync."
 
@@ -52,7 +52,7 @@ def workers_running(name: str, count: int, env: dict[str, str], log_dir: Path, t
     workers = Workers(name, [], [log_dir / f"worker-{name}-{tag}-{n}.log" for n in range(count)])
     try:
         for log in workers.logs:
-            workers.processes.append(spawn(worker_command(name), env, log))
+            workers.processes.append(spawn(worker_command(name), worker_env(env), log))
         yield workers
     finally:
         for process in workers.processes:
