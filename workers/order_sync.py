@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -37,24 +35,6 @@ from erp_sync.workers.order_store import PushState, claim, lock, save
 
 logger = logging.getLogger(__name__)
 
-MAX_ERROR_CHARS = 2000
-SETTLED = frozenset({OrderStatus.SYNCED.value, OrderStatus.REJECTED.value})
-
-
-@dataclass(frozen=True)
-class PushPolicy:
-    """How orders go to the ERP (Option A or B) and how long the worker keeps retrying."""
-
-    mode: Literal["orders", "adjust"]
-    warehouse_id: str
-    retry_interval_s: int
-    retry_window_s: int
-    clock_skew_s: float = 1.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PushPolicy:
-        return cls(settings.erp_order_mode, settings.erp_warehouse_id, settings.order_retry_interval_s,
-                   settings.order_retry_window_s, settings.erp_clock_skew_s)
 
 
 def push_message(order_id: str, exchange: str = ORDERS_PUSH_QUEUE.exchange,
@@ -65,7 +45,7 @@ def push_message(order_id: str, exchange: str = ORDERS_PUSH_QUEUE.exchange,
 
 def is_due(row: PushState, *, redelivered: bool) -> bool:
     """Whether a message naming this order should push it now."""
-    if row.status in SETTLED:
+    if row.status in (OrderStatus.SYNCED, OrderStatus.REJECTED):
         return False
     if row.next_attempt_at is not None and row.next_attempt_at > row.now:
         # Its retry waits in the delay queue (a local_only one: for a later probe round). A
@@ -79,7 +59,6 @@ def is_due(row: PushState, *, redelivered: bool) -> bool:
 def build_push_handler(settings: Settings) -> Handler:
     """Push the order a message names, if its row says it is due."""
     client = erp_client(settings)
-    policy = PushPolicy.from_settings(settings)
 
     def push(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
         order_id = order_id_of(delivery.body)
@@ -90,20 +69,20 @@ def build_push_handler(settings: Settings) -> Handler:
         if not is_due(row, redelivered=delivery.redelivered):
             logger.info("order %s is %s, not due; message ignored", order_id, row.status)
             return None
-        return push_order(session, row, order, client, policy)
+        return push_order(session, row, order, client, settings)
 
     return push
 
 
-def next_attempt(first_attempt_at: datetime, now: datetime, policy: PushPolicy) -> datetime | None:
+def next_attempt(first_attempt_at: datetime, now: datetime, interval_s: int, window_s: int) -> datetime | None:
     """When to try an unreachable ERP again; None once the retry window is over (local_only)."""
-    if now - first_attempt_at >= timedelta(seconds=policy.retry_window_s):
+    if now - first_attempt_at >= timedelta(seconds=window_s):
         return None
-    return now + timedelta(seconds=policy.retry_interval_s)
+    return now + timedelta(seconds=interval_s)
 
 
 def push_order(session: Session, row: PushState, order: OrderPlaced, client: ErpClient,
-               policy: PushPolicy) -> list[OutgoingMessage]:
+               settings: Settings) -> list[OutgoingMessage]:
     """Push one due order and record the outcome on its row; returns what comes next for it, if anything.
 
     Never raises for the ERP's answers: they are the order's state, not a failure of the message.
@@ -113,14 +92,14 @@ def push_order(session: Session, row: PushState, order: OrderPlaced, client: Erp
     row.first_attempt_at = row.first_attempt_at or row.now
     follow_ups: list[OutgoingMessage] = []
     try:
-        result = client.adjust_inventory(order, policy.warehouse_id) if policy.mode == "adjust" \
+        result = client.adjust_inventory(order, settings.erp_warehouse_id) if settings.erp_order_mode == "adjust" \
             else client.import_order(order)
     except ErpRejected as exc:
         _rejected(session, row, f"ERP refused the order ({exc.status}): {exc.body}")
     except ErpUnavailable as exc:
-        follow_ups = _unavailable(row, exc, policy)
+        follow_ups = _unavailable(row, exc, settings)
     else:
-        _synced(row, result, policy)
+        _synced(row, result, settings.erp_clock_skew_s)
     save(session, row)
     if was_local_only and row.status != OrderStatus.LOCAL_ONLY:
         # The ERP answers again: the local_only orders go one after another, oldest first, beside the others.
@@ -128,12 +107,12 @@ def push_order(session: Session, row: PushState, order: OrderPlaced, client: Erp
     return follow_ups
 
 
-def _synced(row: PushState, result: PushResult, policy: PushPolicy) -> None:
+def _synced(row: PushState, result: PushResult, clock_skew_s: float) -> None:
     row.status = OrderStatus.SYNCED.value
     row.synced_at = result.acknowledged_at
     # A figure stamped at or after this mark includes the order and ends its holds (migration 0010).
     row.erp_received_at = erp_receipt_mark(result.sent_at or result.acknowledged_at, result.acknowledged_at,
-                                           result.erp_date, policy.clock_skew_s)
+                                           result.erp_date, clock_skew_s)
     row.next_attempt_at = None
     row.last_error = None
     logger.info("order %s synced (attempt %d%s)", row.order_id, row.attempts,
@@ -143,34 +122,35 @@ def _synced(row: PushState, result: PushResult, policy: PushPolicy) -> None:
 
 def _rejected(session: Session, row: PushState, reason: str) -> None:
     row.status = OrderStatus.REJECTED.value
-    row.last_error = reason[:MAX_ERROR_CHARS]
+    row.last_error = reason
     row.next_attempt_at = None
     release_holds(session, row.order_id, "rejected")
     alert(Cause.ORDER_REJECTED, "order %s rejected by the ERP; stock released: %s", row.order_id, reason,
           extra=ids(order_id=row.order_id, attempt=row.attempts))
 
 
-def _unavailable(row: PushState, error: ErpUnavailable, policy: PushPolicy) -> list[OutgoingMessage]:
-    row.last_error = str(error)[:MAX_ERROR_CHARS]
+def _unavailable(row: PushState, error: ErpUnavailable, settings: Settings) -> list[OutgoingMessage]:
+    row.last_error = str(error)
     if row.status == OrderStatus.LOCAL_ONLY:
         # Not due for a while, so that the probe's next round starts with the orders after it.
-        row.next_attempt_at = row.now + timedelta(seconds=policy.retry_interval_s)
+        row.next_attempt_at = row.now + timedelta(seconds=settings.order_retry_interval_s)
         # Expected while the ERP is away; the alert went out when the order turned local_only.
         logger.info("order %s still local_only, the ERP is unreachable: %s", row.order_id, error,
                     extra=ids(order_id=row.order_id, attempt=row.attempts))
         return []
     assert row.first_attempt_at is not None  # set by push_order before sending
-    row.next_attempt_at = next_attempt(row.first_attempt_at, row.now, policy)
+    row.next_attempt_at = next_attempt(row.first_attempt_at, row.now, settings.order_retry_interval_s,
+                                       settings.order_retry_window_s)
     if row.next_attempt_at is None:
         row.status = OrderStatus.LOCAL_ONLY.value
         alert(Cause.ORDER_LOCAL_ONLY, "order %s: ERP unreachable for %d s; local_only, its stock stays held until "
-              "the ERP is back", row.order_id, policy.retry_window_s, extra=ids(order_id=row.order_id, attempt=row.attempts))
+              "the ERP is back", row.order_id, settings.order_retry_window_s, extra=ids(order_id=row.order_id, attempt=row.attempts))
         return []
     if row.status == OrderStatus.RECEIVED:
         alert(Cause.ERP_UNREACHABLE, "order %s waits as pending_sync, the ERP is unreachable: %s", row.order_id, error)
     row.status = OrderStatus.PENDING_SYNC.value
     # An expected retry (spec 7.2), not a warning: news only when the window runs out (above).
     logger.info("order %s pending_sync (attempt %d), retry in %d s: %s",
-                row.order_id, row.attempts, policy.retry_interval_s, error,
+                row.order_id, row.attempts, settings.order_retry_interval_s, error,
                 extra=ids(order_id=row.order_id, attempt=row.attempts))
-    return [push_message(row.order_id, *order_retry_route(policy.retry_interval_s * 1000))]
+    return [push_message(row.order_id, *order_retry_route(settings.order_retry_interval_s * 1000))]

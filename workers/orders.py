@@ -19,7 +19,7 @@ from erp_sync.shared.consumer import (
 )
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.orders import decode_order, order_id_of
-from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
+from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
 from erp_sync.workers.background import BackgroundLoop
@@ -29,9 +29,6 @@ from erp_sync.workers.order_store import record_orders, record_rejected
 from erp_sync.workers.order_sync import build_push_handler, push_message
 
 logger = logging.getLogger(__name__)
-
-MAX_REASON_CHARS = 1000
-
 
 def database_connections(settings: Settings) -> int:
     """Connections the worker uses at once: one per push, the batch being recorded, the probe."""
@@ -78,16 +75,11 @@ def record_order(delivery: Delivery, session: Session) -> HandlerResult:
     except MessageDecodeError as exc:
         if (order_id := order_id_of(delivery.body)) is None:
             raise
-        reason = f"malformed order message: {exc}"[:MAX_REASON_CHARS]
+        reason = f"malformed order message: {exc}"
         record_rejected(session, order_id, reason)
         alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message: %s", order_id, reason)
         return [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
     return result
-
-
-def build_push_runner(settings: Settings, session_factory: sessionmaker[Session], config: ConsumerConfig) -> BatchRunner:
-    """The runner of erp-sync.orders-push; its consumer hands it one message at a time."""
-    return BatchRunner(build_push_handler(settings), session_factory, config)
 
 
 def start_background(
@@ -100,8 +92,9 @@ def start_background(
     """
     # Twice as many prefetched as pushed: the next order is at hand when a thread frees up.
     push_config = replace(config, prefetch=2 * settings.order_push_concurrency)
-    pushes = ConcurrentConsumer(ORDERS_PUSH_QUEUE, build_push_runner(settings, session_factory, push_config),
-                                push_config, publisher, concurrency=settings.order_push_concurrency)
+    push_runner = BatchRunner(build_push_handler(settings), session_factory, push_config)
+    pushes = ConcurrentConsumer(ORDERS_PUSH_QUEUE, push_runner, push_config, publisher,
+                                concurrency=settings.order_push_concurrency)
     probe = OrderProbe(erp_client(settings), session_factory, publisher,
                        interval_s=settings.erp_probe_interval_s, grace_period_s=settings.hold_grace_period_s,
                        stranded_after_s=settings.order_stranded_after_s)

@@ -20,7 +20,7 @@ from tests.support.factories import encode, inventory_event
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
 from erp_sync.workers.hold_rule import release_expired_holds
-from erp_sync.workers.order_store import claim
+from erp_sync.workers.order_store import claim, lock, record_rejected, save
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.erp_client import erp_client
 from erp_sync.workers.order_sync import build_push_handler
@@ -145,6 +145,21 @@ def test_refused_order_is_rejected_released_and_alerted(make_handler, sandbox, d
     assert open_holds(db_session) == []
     assert [h.release_reason for h in row.holds] == ["rejected"]
     assert any("ALERT" in r.message and "ORD-1" in r.message for r in caplog.records)
+
+
+def test_an_orders_error_keeps_its_first_2000_characters(make_handler, sandbox, db_session):
+    # given an order pushed, and another whose message was too malformed to record more than its id
+    make_handler()(delivery(order_body()), db_session)
+    record_rejected(db_session, "ORD-BAD", "malformed order message: " + "r" * 5000)
+
+    # when a push records an ERP answer of a whole page
+    row, _ = lock(db_session, "ORD-1")
+    row.last_error = "e" * 5000
+    save(db_session, row)
+
+    # then each row keeps the start of its error, 2,000 characters
+    assert order_row(db_session).last_error == "e" * 2000
+    assert order_row(db_session, "ORD-BAD").last_error == ("malformed order message: " + "r" * 5000)[:2000]
 
 
 def test_unreachable_erp_makes_order_pending_with_a_retry(make_handler, sandbox, db_session):

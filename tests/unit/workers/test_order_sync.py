@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from erp_sync.workers.order_store import PushState
-from erp_sync.workers.order_sync import PushPolicy, is_due, next_attempt
+from erp_sync.workers.order_sync import is_due, next_attempt
 
 NOW = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
-POLICY = PushPolicy("orders", "", retry_interval_s=900, retry_window_s=7200)
+INTERVAL_S, WINDOW_S = 900, 7200
 
 
 def row(status: str, next_attempt_at: datetime | None = None) -> PushState:
@@ -37,9 +37,9 @@ def test_a_message_pushes_only_an_order_that_is_due(status, next_attempt_at, red
 
 def test_an_unreachable_erp_is_tried_again_after_the_interval_within_the_window():
     first = NOW - timedelta(hours=1)
-    assert next_attempt(first, NOW, POLICY) == NOW + timedelta(seconds=900)
+    assert next_attempt(first, NOW, INTERVAL_S, WINDOW_S) == NOW + timedelta(seconds=900)
 
 
 @pytest.mark.parametrize("since_first_attempt", [timedelta(hours=2), timedelta(hours=3)])
 def test_an_order_unreachable_for_the_whole_window_is_tried_no_more(since_first_attempt):
-    assert next_attempt(NOW - since_first_attempt, NOW, POLICY) is None
+    assert next_attempt(NOW - since_first_attempt, NOW, INTERVAL_S, WINDOW_S) is None
