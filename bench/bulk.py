@@ -28,7 +28,7 @@ from sqlalchemy import Engine, text
 from bench.bulk_push import Push, Sent, catalog_push, send_all, wait_visible
 from bench.cpu import database_cpu_s, tree_cpu_s
 from bench.harness import benchmark_main
-from bench.options import numbers_parser
+from bench.options import numbers_arguments
 from bench.phases import progress
 from bench.report import machine
 from bench.servers import HOST, api_command, free_port, image_server_command, ingress_command, running
@@ -59,9 +59,7 @@ OPTIONS = (
 )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = numbers_parser('Push a whole catalog through the webhook until all of it is visible.', OPTIONS)
-    return parser.parse_args(argv)
+parse_args = numbers_arguments('Push a whole catalog through the webhook until all of it is visible.', OPTIONS)
 
 
 class _Processes:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from bench.drain import bench_engine
 from bench.cpu import database_cpu_s, process_cpu_s
 from bench.harness import benchmark_main
-from bench.options import numbers_parser
+from bench.options import numbers_arguments
 from bench.report import machine
 from bench.sandbox import private_database
 from bench.servers import HOST, free_port, image_server_command, running
@@ -52,9 +52,7 @@ OPTIONS = (
 )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = numbers_parser("Benchmark the media worker's downloads.", OPTIONS)
-    return parser.parse_args(argv)
+parse_args = numbers_arguments("Benchmark the media worker's downloads.", OPTIONS)
 
 
 def _add_rows(engine: Engine, base: str, count: int, server_ms: float) -> list[MediaDownload]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -25,3 +25,9 @@ def numbers_parser(description: str, options: Sequence[tuple[str, int | float, s
         parser.add_argument(flag, type=type(default), default=default, help=f"{meaning} ({default:g})")
     parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
     return parser
+
+
+def numbers_arguments(description: str, options: Sequence[tuple[str, int | float, str]]
+                      ) -> Callable[[list[str] | None], argparse.Namespace]:
+    """A benchmark's `parse_args(argv)` over `numbers_parser`'s options."""
+    return numbers_parser(description, options).parse_args
