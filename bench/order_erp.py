@@ -63,6 +63,7 @@ class OrderStage:
     amqp_url: str
     settings: Settings
     env: dict[str, str]
+    erp_pid: int
 
 
 def order_stage(stack: ExitStack, skus: int, stock: int, extra_env: dict[str, str], **settings: Any) -> OrderStage:
@@ -72,8 +73,8 @@ def order_stage(stack: ExitStack, skus: int, stock: int, extra_env: dict[str, st
     catalog = write_catalog(work_dir / "catalog.json", skus, stock)
     erp_port = free_port()
     erp_url = f"http://{HOST}:{erp_port}"
-    stack.enter_context(running("sandbox-erp", erp_sync("sandbox-erp", "--port", str(erp_port)),
-                                sandbox_env(work_dir / "catalog.json", token), erp_port, work_dir))
+    erp = stack.enter_context(running("sandbox-erp", erp_sync("sandbox-erp", "--port", str(erp_port)),
+                                      sandbox_env(work_dir / "catalog.json", token), erp_port, work_dir))
     amqp_url = stack.enter_context(private_vhost(load_settings().amqp_url, load_settings().retry_delays_ms))
     database_url = stack.enter_context(private_database(load_settings().database_url))
     run_settings = load_settings(amqp_url=amqp_url, database_url=database_url, erp_base_url=erp_url,
@@ -81,4 +82,4 @@ def order_stage(stack: ExitStack, skus: int, stock: int, extra_env: dict[str, st
     env = server_env(run_settings, secret, work_dir / "metrics") | {
         "ERP_BASE_URL": erp_url, "ERP_API_TOKEN": token} | extra_env
     migrate(env)
-    return OrderStage(work_dir, catalog, erp_url, token, amqp_url, run_settings, env)
+    return OrderStage(work_dir, catalog, erp_url, token, amqp_url, run_settings, env, erp.pid)

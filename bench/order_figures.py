@@ -23,6 +23,8 @@ def _counts(result: Pushed) -> dict[str, Any]:
             "worker_cpu_ms_per_order": round(result.cpu_ms_per_order, 3),
             "worker_cpu_ms_per_order_after_startup": round(result.cpu_ms_per_order_after_startup, 3),
             "database_cpu_ms_per_order": round(result.database_cpu_ms_per_order, 3),
+            # Every process's share: what a faster worker can gain in orders/s on this machine.
+            "cpu_budget_ms_per_order": result.cpu_budget_ms_per_order(),
             "first_synced_s": None if result.drain.first_row_s is None else round(result.drain.first_row_s, 3)}
 
 

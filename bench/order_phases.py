@@ -1,6 +1,7 @@
 """The orders benchmark's phases: drain pre-filled orders to the ERP, and time paced orders to `synced`."""
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Engine, text
 
 from bench import queues
-from bench.cpu import busy_share, cpu_times, database_cpu_s
+from bench.cpu import broker_cpu_s, busy_share, cpu_times, database_cpu_s, tree_cpu_s
 from bench.drain import Drain, empty_tables, wait_count
 from bench.order_erp import erp_orders
 from bench.order_load import (
@@ -39,6 +40,7 @@ class Setup(Stage):
     erp_url: str
     token: str
     skus: list[str]
+    erp_pid: int = 0  # the sandbox ERP's process, for its CPU per order
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Pushed:
     worker_cpu_s: float  # CPU time of the worker processes, start-up included
     startup_cpu_s: float  # of one worker process, idle (bench.worker_procs.startup_cpu_s)
     database_cpu_s: float  # of the database's PostgreSQL backends during the drain
+    others_cpu_s: dict[str, float]  # during the drain: the sandbox ERP, RabbitMQ, and every other process
 
     @property
     def cpu_ms_per_order(self) -> float:
@@ -67,6 +70,14 @@ class Pushed:
     @property
     def database_cpu_ms_per_order(self) -> float:
         return self.database_cpu_s / max(self.drain.processed, 1) * 1000
+
+    def cpu_budget_ms_per_order(self) -> dict[str, float]:
+        """Where the machine's CPU of an order went: the workers, PostgreSQL, the ERP, RabbitMQ, the rest."""
+        others = dict(self.others_cpu_s)
+        machine = others.pop("machine")
+        spent = {"workers": self.worker_cpu_s, "postgresql": self.database_cpu_s, **others}
+        spent["rest"] = machine - sum(spent.values())
+        return {name: round(value / max(self.drain.processed, 1) * 1000, 3) for name, value in spent.items()}
 
     processes: int = 1
 
@@ -113,12 +124,16 @@ def throughput(setup: Setup, processes: int, startup_cpu_s: float) -> Pushed:
     database_before = database_cpu_s(setup.engine)  # this benchmark's own backend; the workers' are not there yet
     with workers_running("orders", processes, setup.env, setup.work_dir, f"x{processes}") as workers:
         started, cpu_before = time.monotonic(), cpu_times()  # after spawning: the processes' start-up counts
+        others_before = _others_cpu_s(setup.erp_pid, cpu_before)
         drain = wait_synced(setup.engine, prefix, len(orders), started, setup.args.drain_timeout, workers.check_alive)
-        cpu_busy, worker_cpu_s = busy_share(cpu_before, cpu_times()), workers.cpu_s()
+        cpu_after = cpu_times()
+        cpu_busy, worker_cpu_s = busy_share(cpu_before, cpu_after), workers.cpu_s()
+        others = {name: value - others_before[name] for name, value in _others_cpu_s(setup.erp_pid, cpu_after).items()}
         database_s = database_cpu_s(setup.engine) - database_before  # before the workers' backends end
     left = sum(queues.settled_depth(setup.amqp_url, queue, quiet_s=0.2) for queue in (ORDERS_QUEUE, PUSH_QUEUE))
     result = Pushed(drain, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
-                    workers.count_in_logs(RETRY_LOG), left, cpu_busy, worker_cpu_s, startup_cpu_s, database_s, processes)
+                    workers.count_in_logs(RETRY_LOG), left, cpu_busy, worker_cpu_s, startup_cpu_s, database_s, others,
+                    processes)
     progress(f"orders x{processes}: {drain.processed}/{drain.expected} synced in {drain.elapsed_s:.2f} s "
              f"= {drain.rate:.0f}/s (first after {drain.first_row_s or 0:.2f} s), {result.erp_orders} in the ERP, "
              f"{result.retried} retried, {left} left on the queue, CPUs {cpu_busy:.0%} busy, "
@@ -126,6 +141,11 @@ def throughput(setup: Setup, processes: int, startup_cpu_s: float) -> Pushed:
              f"{result.cpu_ms_per_order_after_startup:.2f} without their start-up, "
              f"PostgreSQL's {result.database_cpu_ms_per_order:.2f}")
     return result
+
+
+def _others_cpu_s(erp_pid: int, machine: tuple[int, int]) -> dict[str, float]:
+    return {"erp": tree_cpu_s(erp_pid) if erp_pid else 0.0, "rabbitmq": broker_cpu_s(),
+            "machine": machine[0] / os.sysconf("SC_CLK_TCK")}
 
 
 def latency(setup: Setup, processes: int = 1) -> Latency:

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         engine = bench_engine(settings.database_url)
         stack.callback(engine.dispose)
         setup = Setup(args, stage.env, stage.amqp_url, engine, stage.work_dir, erp_url=stage.erp_url, token=stage.token,
-                      skus=stage.skus)
+                      skus=stage.skus, erp_pid=stage.erp_pid)
         startup = startup_cpu_s("orders", ORDERS_WORKER_QUEUES, stage.env, stage.work_dir)
         one = throughput(setup, 1, startup)
         two = throughput(setup, 2, startup)

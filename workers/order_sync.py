@@ -36,7 +36,6 @@ from erp_sync.workers.order_store import PushState, claim, lock, save
 logger = logging.getLogger(__name__)
 
 
-
 def push_message(order_id: str, exchange: str = ORDERS_PUSH_QUEUE.exchange,
                  routing_key: str = ORDERS_PUSH_QUEUE.routing_key) -> OutgoingMessage:
     """"Push order X": the body names the order and nothing else."""
