@@ -42,9 +42,11 @@ inserted_holds AS (
     INSERT INTO stock_holds (order_id, sku, quantity) SELECT order_id, sku, quantity FROM lines)
 SELECT order_id FROM inserted
 """
-_INSERT_REJECTED = text("""
+# An error's first 2,000 characters: an ERP answering with a page of HTML should not fill the table.
+ERROR_CHARS = 2000
+_INSERT_REJECTED = text(f"""
 INSERT INTO orders (order_id, order_date, customer_ref, status, last_error)
-VALUES (:order_id, clock_timestamp(), '', 'rejected', left(:reason, 2000)) ON CONFLICT (order_id) DO NOTHING
+VALUES (:order_id, clock_timestamp(), '', 'rejected', left(:reason, {ERROR_CHARS})) ON CONFLICT (order_id) DO NOTHING
 """)
 # A plain FOR UPDATE, not SKIP LOCKED: the probe holds the rows it re-sends until its publish is
 # confirmed, and a push that skipped such a row would drop the re-send itself. A duplicate waits
@@ -60,11 +62,10 @@ SELECT o.order_id, o.status, o.attempts, o.first_attempt_at, o.next_attempt_at, 
   FROM orders o LEFT JOIN order_lines l USING (order_id)
  WHERE o.order_id = %(order_id)s ORDER BY l.line_no FOR UPDATE OF o
 """
-# An error's first 2,000 characters: an ERP answering with a page of HTML should not fill the table.
-_SAVE = """
+_SAVE = f"""
 UPDATE orders
    SET status = %(status)s, attempts = %(attempts)s, first_attempt_at = %(first_attempt_at)s,
-       next_attempt_at = %(next_attempt_at)s, synced_at = %(synced_at)s, last_error = left(%(last_error)s, 2000),
+       next_attempt_at = %(next_attempt_at)s, synced_at = %(synced_at)s, last_error = left(%(last_error)s, {ERROR_CHARS}),
        erp_received_at = %(erp_received_at)s, updated_at = now()
  WHERE order_id = %(order_id)s
 """

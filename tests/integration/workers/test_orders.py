@@ -20,7 +20,7 @@ from tests.support.factories import encode, inventory_event
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
 from erp_sync.workers.hold_rule import release_expired_holds
-from erp_sync.workers.order_store import claim, lock, record_rejected, save
+from erp_sync.workers.order_store import ERROR_CHARS, claim, lock, record_rejected, save
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.erp_client import erp_client
 from erp_sync.workers.order_sync import build_push_handler
@@ -158,6 +158,7 @@ def test_an_orders_error_keeps_its_first_2000_characters(make_handler, sandbox, 
     save(db_session, row)
 
     # then each row keeps the start of its error, 2,000 characters
+    assert ERROR_CHARS == 2000
     assert order_row(db_session).last_error == "e" * 2000
     assert order_row(db_session, "ORD-BAD").last_error == ("malformed order message: " + "r" * 5000)[:2000]
 
