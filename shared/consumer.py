@@ -209,6 +209,11 @@ def _outcome_label(outcome: Outcome) -> str:
     return outcome.outcome if isinstance(outcome, Done) else "retried" if isinstance(outcome, Retry) else "parked"
 
 
+def _settled(batch: list[Delivery], outcomes: list[Outcome]) -> list[tuple[str, int | None]]:
+    """Each message's outcome label and publish time, as message_metrics.count_settled counts them."""
+    return [(_outcome_label(outcome), delivery.published_at) for delivery, outcome in zip(batch, outcomes, strict=True)]
+
+
 def _redirect(queue: WorkQueue, delivery: Delivery, outcome: Retry | Park) -> OutgoingMessage:
     if isinstance(outcome, Park):
         return parked(queue, delivery, outcome.reason)
@@ -337,17 +342,11 @@ class Consumer:
     ) -> None:
         taken_at = time.monotonic()
         outcomes = _while_serving(connection, self._executor.submit(self._runner.run, batch))
-        messages = [
-            message for delivery, outcome in zip(batch, outcomes, strict=True)
-            for message in self._next_messages(delivery, outcome)
-        ]
+        messages = self._follow_ups(batch, outcomes)
         if messages:  # most batches have none: no hand-off to the handler thread and back for nothing
             _while_serving(connection, self._executor.submit(self._publish_follow_ups, messages))
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)
-        message_metrics.count_settled(
-            self._queue.name,
-            [(_outcome_label(outcome), delivery.published_at) for delivery, outcome in zip(batch, outcomes, strict=True)],
-            time.monotonic() - taken_at)
+        message_metrics.count_settled(self._queue.name, _settled(batch, outcomes), time.monotonic() - taken_at)
 
     def _publish_follow_ups(self, messages: list[OutgoingMessage]) -> None:
         # Patient: a slow confirm taken for a lost connection would redeliver the batch and
@@ -361,8 +360,11 @@ class Consumer:
                            len(messages), messages[0].message_id)
             pause_s = min(pause_s * 2, 30.0)
 
-    def _next_messages(self, delivery: Delivery, outcome: Outcome) -> tuple[OutgoingMessage, ...]:
-        return outcome.follow_ups if isinstance(outcome, Done) else (_redirect(self._queue, delivery, outcome),)
+    def _follow_ups(self, batch: list[Delivery], outcomes: list[Outcome]) -> list[OutgoingMessage]:
+        """What the batch's outcomes publish: the handlers' follow-ups, and each failure's retry or parking."""
+        return [message for delivery, outcome in zip(batch, outcomes, strict=True)
+                for message in (outcome.follow_ups if isinstance(outcome, Done)
+                                else (_redirect(self._queue, delivery, outcome),))]
 
 
 class ConcurrentConsumer(Consumer):
@@ -422,10 +424,7 @@ class ConcurrentConsumer(Consumer):
             if failure is None:
                 for delivery in batch:
                     channel.basic_ack(delivery.delivery_tag)
-                message_metrics.count_settled(
-                    self._queue.name,
-                    [(_outcome_label(outcome), delivery.published_at) for delivery, outcome in zip(batch, outcomes)],
-                    time.monotonic() - taken_at)
+                message_metrics.count_settled(self._queue.name, _settled(batch, outcomes), time.monotonic() - taken_at)
             else:
                 self._failure = failure  # the loop raises it: a reconnect brings the batch back
 
@@ -433,8 +432,7 @@ class ConcurrentConsumer(Consumer):
         outcomes: list[Outcome] = []
         try:
             outcomes = self._runner.run(batch)
-            messages = [message for delivery, outcome in zip(batch, outcomes, strict=True)
-                        for message in self._next_messages(delivery, outcome)]
+            messages = self._follow_ups(batch, outcomes)
             if messages:
                 self._publish_follow_ups(messages)
         except Exception as exc:  # noqa: BLE001 (handed to the connection's thread, which raises it)

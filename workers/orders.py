@@ -30,6 +30,7 @@ from erp_sync.workers.order_sync import build_push_handler, push_message
 
 logger = logging.getLogger(__name__)
 
+
 def database_connections(settings: Settings) -> int:
     """Connections the worker uses at once: one per push, the batch being recorded, the probe."""
     return settings.order_push_concurrency + 2
