@@ -61,6 +61,18 @@ IF EXISTS (SELECT 1 FROM stock_holds WHERE sku = NEW.sku AND released_at IS NULL
 END IF;
 """
 
+# 0015: the receipt shares the row locks of the stock figures its order holds, in SKU order (the
+# stock writers' lock order), before the release. A figure being written meanwhile is waited for
+# and then seen; one written later waits for the receipt's commit, and its own release sees it.
+# Without the lock each transaction's trigger read before the other committed, and the hold
+# stayed open until its grace period. A SKU's very first figure, inserted meanwhile, is no row yet.
+RECEIPT_RELEASES_COUNTED_AFTER_FIGURES_0015 = """
+PERFORM 1 FROM stock_levels
+  WHERE sku IN (SELECT sku FROM stock_holds WHERE order_id = NEW.order_id AND released_at IS NULL)
+  ORDER BY sku FOR SHARE;
+PERFORM release_counted_holds(NULL, NEW.order_id);
+"""
+
 
 def trigger_function(name: str, body: str) -> str:
     """`CREATE OR REPLACE FUNCTION name()` returning trigger, in PL/pgSQL, running `body` then `RETURN NULL`."""

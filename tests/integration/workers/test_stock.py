@@ -1,19 +1,21 @@
 """The per-SKU stock rule against real PostgreSQL: newer figures win, deltas count once."""
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from erp_sync.ingress.availability import stock_history
 from erp_sync.shared.erp_events import InventoryChange
 from erp_sync.shared.models import Order, ProcessedEvent, StockChange, StockChangeOutcome, StockHold, StockLevel
 from tests.support.race import race_both_ways
+from tests.support.waiting import wait_for
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import NO_TOTAL_YET, Delta, Total
@@ -372,3 +374,68 @@ def test_the_erps_figure_recorded_before_its_answer_ends_the_hold_once_the_answe
 
     # then the hold ends, though no figure arrived after the answer
     assert open_holds(db_session, sku) == []
+
+
+@pytest.fixture
+def held_sku(db_engine):
+    """A SKU with a figure, and an order holding one unit of it that the ERP has not acknowledged yet; all committed."""
+    sku, order_id = new_sku(), f"ORD-{uuid.uuid4().hex[:8]}"
+    with Session(db_engine) as session, session.begin():
+        absolute(session, sku, 50, T0 - timedelta(hours=1))
+        session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1"))
+        session.add(StockHold(order_id=order_id, sku=sku, quantity=1))
+    yield sku, order_id
+    with Session(db_engine) as session, session.begin():
+        session.execute(delete(StockHold).where(StockHold.order_id == order_id))
+        session.execute(delete(Order).where(Order.order_id == order_id))
+        event_ids = select(StockChange.event_id).where(StockChange.sku == sku).scalar_subquery()
+        session.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.in_(event_ids)))
+        session.execute(delete(StockChange).where(StockChange.sku == sku))
+        session.execute(delete(StockLevel).where(StockLevel.sku == sku))
+
+
+def acknowledge(session: Session, order_id: str) -> None:
+    """Record the ERP's answer as the orders worker does: synced, received at T0 on the ERP's clock."""
+    order = session.get(Order, order_id)
+    order.status, order.synced_at, order.erp_received_at = "synced", T0 + timedelta(seconds=1), T0
+    session.flush()
+
+
+def blocked_or_done(db_engine, thread: threading.Thread) -> bool:
+    """Whether the thread has finished, or a transaction of this database waits for a lock another holds."""
+    with db_engine.connect() as connection:
+        waiting = connection.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                         "AND wait_event_type = 'Lock'"))
+    return not thread.is_alive() or waiting > 0
+
+
+@pytest.mark.parametrize("first", ["figure", "answer"])
+def test_the_erps_figure_and_its_answer_written_at_once_end_the_hold(db_engine, held_sku, first):
+    # given an order holding a unit; the ERP's figure that counts it (stamped at its receipt) and the
+    # ERP's answer are written by two transactions at once: one has written and not committed yet
+    sku, order_id = held_sku
+    figure = lambda session: absolute(session, sku, 49, T0)  # noqa: E731
+    answer = lambda session: acknowledge(session, order_id)  # noqa: E731
+    write_first, write_second = (figure, answer) if first == "figure" else (answer, figure)
+    errors: list[BaseException] = []
+
+    def second_writer() -> None:
+        try:
+            with Session(db_engine) as session, session.begin():
+                write_second(session)
+        except BaseException as exc:  # noqa: BLE001 (reported by the test thread)
+            errors.append(exc)
+
+    with Session(db_engine) as session, session.begin():
+        write_first(session)
+        # when the other writes meanwhile, and the first commits once it has (or once it waits for the first)
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        wait_for(lambda: blocked_or_done(db_engine, thread))
+    thread.join(timeout=30)
+
+    # then both landed and the hold has ended: neither transaction missed the other
+    assert errors == [] and not thread.is_alive()
+    with Session(db_engine) as session:
+        assert quantity(session, sku) == 49
+        assert open_holds(session, sku) == []
