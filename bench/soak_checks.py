@@ -18,19 +18,21 @@ from bench import queues
 from erp_sync.shared.topology import WORK_QUEUES
 
 SETTLED = ("synced", "rejected")
+EXAMPLES = 5
 # An open hold of a settled order is explained only while it waits for its figure: the order is
 # synced and no figure stamped at or after the ERP's receipt mark has come (then
 # HOLD_GRACE_PERIOD_S ends it). A 409 for an order whose first answer was lost marks the receipt
 # late, after the figure the ERP fired at the real one. A rejected order holds nothing.
-_OPEN_HOLDS = """
-SELECT count(*) FILTER (WHERE NOT awaiting), count(*) FILTER (WHERE awaiting) FROM (
+_OPEN_HOLDS = f"""
+SELECT count(*) FILTER (WHERE NOT awaiting), count(*) FILTER (WHERE awaiting),
+       coalesce((array_agg(example ORDER BY example) FILTER (WHERE NOT awaiting))[1:{EXAMPLES}], '{{}}') FROM (
     SELECT o.status = 'synced' AND o.erp_received_at IS NOT NULL
-           AND (l.erp_as_of IS NULL OR l.erp_as_of < o.erp_received_at) AS awaiting
+           AND (l.erp_as_of IS NULL OR l.erp_as_of < o.erp_received_at) AS awaiting,
+           concat_ws(' ', h.order_id, h.sku, o.status, 'received', o.erp_received_at, 'figure', l.erp_as_of) AS example
     FROM stock_holds h JOIN orders o USING (order_id) LEFT JOIN stock_levels l ON l.sku = h.sku
     WHERE h.released_at IS NULL AND o.status IN ('synced', 'rejected')
 ) AS open_holds
 """
-EXAMPLES = 5
 
 
 def erp_state(erp_db: Path) -> dict[str, Any]:
@@ -79,12 +81,13 @@ def verdict(engine: Engine, erp_db: Path, amqp_url: str, placed: set[str], erp_m
     ledger = _erp_ledger(erp, erp_moves, initial_stock)
     parked = {name: depth for name, queue in WORK_QUEUES.items()
               if (depth := queues.depth(amqp_url, queue.parking_queue))}
-    unexplained, awaiting = _rows(engine, _OPEN_HOLDS)[0]
+    unexplained, awaiting, unexplained_examples = _rows(engine, _OPEN_HOLDS)[0]
     lost = (events["not_applied"] + events["not_answered_202"] + stock["skus_differing"] + stock["prices_differing"]
             + orders["lost"])
     doubled = events["applied_twice"] + orders["in_erp_twice"] + orders["in_erp_and_rejected"] + ledger["off"]
     return {"lost": lost, "doubled": doubled, "webhooks": events, "stock": stock, "orders": orders,
-            "erp_ledger": ledger, "unexplained_holds": int(unexplained), "holds_awaiting_grace": int(awaiting),
+            "erp_ledger": ledger, "unexplained_holds": int(unexplained),
+            "unexplained_hold_examples": list(unexplained_examples), "holds_awaiting_grace": int(awaiting),
             "parked": parked}
 
 
