@@ -38,10 +38,13 @@ run: $(STAMP)
 	$(BIN)/erp-sync dev
 
 # All three tiers of tests/ (unit, integration, e2e); the last two need PostgreSQL and RabbitMQ.
+# Two pytest processes (pytest-xdist), each with a database and a vhost of its own: the suite
+# waits on processes and services about as long as it computes.
+TEST_PROCESSES ?= 2
 test: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses $(TEST_PROCESSES)
 
 # The unit tier alone: no service needed, seconds.
 test-unit: $(STAMP)
