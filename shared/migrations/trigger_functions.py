@@ -61,16 +61,29 @@ IF EXISTS (SELECT 1 FROM stock_holds WHERE sku = NEW.sku AND released_at IS NULL
 END IF;
 """
 
-# 0015: the receipt shares the row locks of the stock figures its order holds, in SKU order (the
-# stock writers' lock order), before the release. A figure being written meanwhile is waited for
-# and then seen; one written later waits for the receipt's commit, and its own release sees it.
-# Without the lock each transaction's trigger read before the other committed, and the hold
-# stayed open until its grace period. A SKU's very first figure, inserted meanwhile, is no row yet.
-RECEIPT_RELEASES_COUNTED_AFTER_FIGURES_0015 = """
-PERFORM 1 FROM stock_levels
-  WHERE sku IN (SELECT sku FROM stock_holds WHERE order_id = NEW.order_id AND released_at IS NULL)
-  ORDER BY sku FOR SHARE;
-PERFORM release_counted_holds(NULL, NEW.order_id);
+# 0015: a receipt and a figure of a held SKU written at once each read the other as it was before
+# its commit, and neither ended the hold (it then waited for its grace period). The release now
+# first takes a transaction-level advisory lock per held SKU, the figure's exclusive and the
+# receipt's shared, in SKU order (the stock writers' order): whichever comes second waits for the
+# first's commit, and its release, a later statement, sees it. Advisory, not a share lock on the
+# stock rows: concurrent pushes sharing a hot row would make MultiXacts. Two int4 keys: a key space
+# that the sweep's and the migrations' bigint locks never meet. A SKU's first figure needs no row.
+_HELD_SKU_LOCKS = 15
+RELEASE_COUNTED_HOLDS_0015 = f"""
+{_SIGNATURE}
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    IF p_sku IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock({_HELD_SKU_LOCKS}, hashtext(p_sku));
+    END IF;
+    IF p_order_id IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock_shared({_HELD_SKU_LOCKS}, hashtext(held.sku))
+           FROM (SELECT DISTINCT sku FROM stock_holds WHERE order_id = p_order_id AND released_at IS NULL
+                  ORDER BY sku) AS held;
+    END IF;
+{indent(_RELEASE_COUNTED, " " * 4)};
+END;
+$$
 """
 
 

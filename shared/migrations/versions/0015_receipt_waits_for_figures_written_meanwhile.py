@@ -1,11 +1,11 @@
-"""An order's receipt mark waits for a figure of its SKUs being written at the same time, and is seen by one written later.
+"""An order's receipt mark and a figure of its held SKU, written at once: the second waits for the first and sees it.
 
 The ERP stamps the figure that counts an order at its deduction, before it answers, so the figure
 and the answer often reach the database together. Each transaction's trigger compared the mark
 with the figure as committed when it ran, before the other had committed: neither released the
-hold, which stayed until HOLD_GRACE_PERIOD_S (found by the soak benchmark). The receipt trigger now
-takes a share lock on the stock rows of the SKUs the order holds before its release (see
-`trigger_functions.RECEIPT_RELEASES_COUNTED_AFTER_FIGURES_0015`).
+hold, which stayed until HOLD_GRACE_PERIOD_S (found by the soak benchmark). `release_counted_holds`,
+which both triggers call, now takes an advisory lock per held SKU before it releases, so that the
+second waits for the first's commit (see `trigger_functions`, 0015).
 
 Revision ID: 0015
 Revises: 0014
@@ -26,11 +26,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """The receipt trigger shares the held SKUs' row locks before it releases."""
-    op.execute(bodies.trigger_function("release_holds_on_erp_receipt",
-                                       bodies.RECEIPT_RELEASES_COUNTED_AFTER_FIGURES_0015))
+    """release_counted_holds locks the held SKUs first: a figure's exclusively, a receipt's shared."""
+    op.execute(bodies.RELEASE_COUNTED_HOLDS_0015)
 
 
 def downgrade() -> None:
-    """Back to 0010's release without the lock."""
-    op.execute(bodies.trigger_function("release_holds_on_erp_receipt", bodies.RECEIPT_RELEASES_COUNTED_0010))
+    """Back to 0013's release, without the locks."""
+    op.execute(bodies.RELEASE_COUNTED_HOLDS_0013)
