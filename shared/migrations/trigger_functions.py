@@ -62,24 +62,21 @@ END IF;
 """
 
 # 0015: a receipt and a figure of a held SKU written at once each read the other as it was before
-# its commit, and neither ended the hold (it then waited for its grace period). The release now
-# first takes a transaction-level advisory lock per held SKU, the figure's exclusive and the
-# receipt's shared, in SKU order (the stock writers' order): whichever comes second waits for the
-# first's commit, and its release, a later statement, sees it. Advisory, not a share lock on the
-# stock rows: concurrent pushes sharing a hot row would make MultiXacts. Two int4 keys: a key space
-# that the sweep's and the migrations' bigint locks never meet. A SKU's first figure needs no row.
-_HELD_SKU_LOCKS = 15
+# its commit, and neither ended the hold (it then waited for its grace period). A receipt's release
+# now first shares the row locks of its held SKUs' stock rows, in SKU order (the stock writers'
+# order), and releases in a later statement. A figure being written holds its row: the receipt
+# waits for its commit, then sees it. A figure written later waits for the receipt's commit, and
+# its own release sees the mark. Not covered: a SKU's very first figure, inserted meanwhile (no row
+# to lock yet); its hold ends with the next figure or the grace period. Advisory locks would cover
+# it, but a figure writer would then take one per held SKU: thousands in a sweep after an outage.
 RELEASE_COUNTED_HOLDS_0015 = f"""
 {_SIGNATURE}
 LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
-    IF p_sku IS NOT NULL THEN
-        PERFORM pg_advisory_xact_lock({_HELD_SKU_LOCKS}, hashtext(p_sku));
-    END IF;
     IF p_order_id IS NOT NULL THEN
-        PERFORM pg_advisory_xact_lock_shared({_HELD_SKU_LOCKS}, hashtext(held.sku))
-           FROM (SELECT DISTINCT sku FROM stock_holds WHERE order_id = p_order_id AND released_at IS NULL
-                  ORDER BY sku) AS held;
+        PERFORM 1 FROM stock_levels
+          WHERE sku IN (SELECT sku FROM stock_holds WHERE order_id = p_order_id AND released_at IS NULL)
+          ORDER BY sku FOR SHARE;
     END IF;
 {indent(_RELEASE_COUNTED, " " * 4)};
 END;

@@ -4,8 +4,8 @@ The ERP stamps the figure that counts an order at its deduction, before it answe
 and the answer often reach the database together. Each transaction's trigger compared the mark
 with the figure as committed when it ran, before the other had committed: neither released the
 hold, which stayed until HOLD_GRACE_PERIOD_S (found by the soak benchmark). `release_counted_holds`,
-which both triggers call, now takes an advisory lock per held SKU before it releases, so that the
-second waits for the first's commit (see `trigger_functions`, 0015).
+called with an order, now shares the row locks of the stock rows its holds name before it releases,
+so that the second waits for the first's commit (see `trigger_functions`, 0015).
 
 Revision ID: 0015
 Revises: 0014
@@ -26,7 +26,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """release_counted_holds locks the held SKUs first: a figure's exclusively, a receipt's shared."""
+    """release_counted_holds shares the held SKUs' stock row locks before releasing an order's holds."""
     op.execute(bodies.RELEASE_COUNTED_HOLDS_0015)
 
 

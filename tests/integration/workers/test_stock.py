@@ -376,13 +376,12 @@ def test_the_erps_figure_recorded_before_its_answer_ends_the_hold_once_the_answe
     assert open_holds(db_session, sku) == []
 
 
-@pytest.fixture(params=["known_sku", "first_figure"])
-def held_sku(db_engine, request):
-    """An order holding one unit of a SKU, not acknowledged by the ERP yet; the SKU has a figure, or none yet."""
+@pytest.fixture
+def held_sku(db_engine):
+    """A SKU with a figure, and an order holding one unit of it that the ERP has not acknowledged yet; all committed."""
     sku, order_id = new_sku(), f"ORD-{uuid.uuid4().hex[:8]}"
     with Session(db_engine) as session, session.begin():
-        if request.param == "known_sku":
-            absolute(session, sku, 50, T0 - timedelta(hours=1))
+        absolute(session, sku, 50, T0 - timedelta(hours=1))
         session.add(Order(order_id=order_id, order_date=T0, customer_ref="C-1"))
         session.add(StockHold(order_id=order_id, sku=sku, quantity=1))
     yield sku, order_id
