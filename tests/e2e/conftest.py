@@ -39,7 +39,8 @@ def start_workers(settings, broker, committed_session):
     def start(*names: str, with_settings=None) -> None:
         for name in names:
             stop = threading.Event()
-            thread = threading.Thread(target=run_worker, args=(WORKERS[name], with_settings or settings, stop), daemon=True)
+            thread = threading.Thread(target=run_worker, args=(WORKERS[name], with_settings or settings, stop),
+                                      name=f"worker {name}", daemon=True)
             thread.start()
             running.append((stop, thread))
 
@@ -48,6 +49,9 @@ def start_workers(settings, broker, committed_session):
         stop.set()
     for _, thread in running:
         thread.join(timeout=15)
+    # A worker still running would go on consuming the next test's messages in this process.
+    lingering = [thread.name for _, thread in running if thread.is_alive()]
+    assert not lingering, f"worker threads still running 15 s after their stop: {lingering}"
 
 
 @pytest.fixture
