@@ -36,7 +36,7 @@ MAX_URL_BODY_BYTES = 64 * 1024
 MAX_PEEK_BYTES = 4096
 READ_CHUNK_BYTES = 64 * 1024
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # stock_levels.erp_quantity is an integer column
-_INTEGER = re.compile(r"-?[0-9]+")
+_INTEGER = re.compile(r"-?[0-9]{1,19}")  # longer is beyond an integer column, and int() refuses 4,300 digits
 Row = tuple[str, int]
 
 
@@ -128,7 +128,10 @@ class SnapshotSource:
 
 def json_rows(stream: Any) -> Iterator[Row]:
     """Rows of a JSON array of `{"sku", "qty"}` objects, parsed incrementally."""
-    for number, item in enumerate(ijson.items(stream, "item", buf_size=READ_CHUNK_BYTES), start=1):
+    # use_float: an integer is read as a C long long, and one beyond it is a parse error. Without
+    # it, yajl2_c hands the digits to Python's int(), and past its 4,300 digits the process crashed.
+    items = ijson.items(stream, "item", buf_size=READ_CHUNK_BYTES, use_float=True)
+    for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             raise SnapshotBroken(f"snapshot row {number}: not an object", row=number)
         yield _row(number, item.get("sku"), item.get("qty"))
@@ -159,7 +162,7 @@ def _row(number: int, sku: object, qty: object) -> Row:
     if not isinstance(sku, str) or not sku.strip():
         raise SnapshotBroken(f"snapshot row {number}: sku must be a non-empty string, got {sku!r}", row=number)
     if type(qty) is not int or not INT4_MIN <= qty <= INT4_MAX:
-        raise SnapshotBroken(f"snapshot row {number} ({sku}): qty must be an integer, got {qty!r}", row=number)
+        raise SnapshotBroken(f"snapshot row {number} ({sku}): qty must be an integer, got {qty!r:.40}", row=number)
     return sku, qty
 
 
@@ -169,7 +172,8 @@ def _guarded(rows: Iterator[Row], url: str) -> Iterator[Row]:
         try:
             yield from rows
         except ijson.JSONError as exc:
-            raise SnapshotBroken(f"snapshot JSON: {exc} (truncated or malformed)") from exc
+            # Its first characters: the parser quotes the offending token, which may be a 5,000-digit number.
+            raise SnapshotBroken(f"snapshot JSON: {str(exc)[:300]} (truncated or malformed)") from exc
         except (csv.Error, UnicodeDecodeError) as exc:
             raise SnapshotBroken(f"snapshot CSV: {exc}") from exc
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import ijson
 import pytest
 
 from erp_sync.shared.models import ReconciliationCorrection, ReconciliationRun
@@ -51,6 +52,13 @@ BROKEN = {
     "empty sku": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "", "qty": 0}]', 0, "non-empty string"),
     "fractional qty": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 0.5}]', 0, "integer"),
     "text qty": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,many\r\n", 0, "integer"),
+    # ijson's C backend crashed the process on an integer of more than 4,300 digits.
+    "json qty of 5,000 digits": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": ' + b"9" * 5000 + b"}]",
+                                 0, "integer overflow"),
+    "json qty beyond 64 bits": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 18446744073709551616}]',
+                                0, "integer overflow"),
+    "csv qty of 5,000 digits": (CSV, b"sku,qty\r\nS-1,1\r\nS-2," + b"9" * 5000 + b"\r\n", 0,
+                                "qty must be an integer"),
     "not an object": (JSON, b'[{"sku": "S-1", "qty": 1}, 7]', 0, "not an object"),
     "duplicate sku": (JSON, b'[{"sku": "S-2", "qty": 1}, {"sku": "S-2", "qty": 0}]', 0, "appears twice"),
     "unknown form": ("text/html", b"<html></html>", 0, "Content-Type"),
@@ -74,3 +82,20 @@ def test_broken_snapshot_changes_nothing(content_type, body, extra, reason, swee
     run = committed_session.get(ReconciliationRun, summary.run_id)
     assert run is not None and run.status == "failed" and run.finished_at is not None
     assert committed_session.query(ReconciliationCorrection).count() == 0
+
+
+def test_a_qty_of_5000_digits_is_a_broken_snapshot_under_ijsons_python_backend_too(
+        monkeypatch, sweep_settings, committed_session):
+    # given the pure-Python parser (where the C one is not installed), which reads integers with int()
+    monkeypatch.setattr(ijson, "items", ijson.get_backend("python").items)
+    seed_levels(committed_session, {"S-1": 5, "S-2": 5})
+
+    # when a sweep reads a snapshot with a qty beyond int()'s 4,300 digits
+    body = b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": ' + b"9" * 5000 + b"}]"
+    with serving_body(JSON, body) as url:
+        summary = run_sweep(sweep_settings(url))
+
+    # then the snapshot is broken, in a message of a few lines, and nothing changed
+    assert summary.status == "failed" and "snapshot JSON: Unexpected symbol" in (summary.error or "")
+    assert len(summary.error or "") < 400
+    assert levels(committed_session) == {"S-1": 5, "S-2": 5}
