@@ -47,6 +47,8 @@ _DIFF_TABLE = """
 CREATE TEMP TABLE reconcile_diff (sku text, old_qty integer, erp_qty integer, new_qty integer, erp_as_of timestamptz,
                                   unsure boolean, applied boolean NOT NULL DEFAULT false) ON COMMIT DROP"""
 # FOR UPDATE: a webhook committing meanwhile waits for us, and the old figure we record is current.
+# In SKU order, as every stock writer locks: in any other, a writer of two SKUs could deadlock with
+# the sweep, and PostgreSQL might abort the sweep.
 # The deltas are looked up only for a SKU that differs from the snapshot or has a delta since
 # (an index probe); a figure that differs from the snapshot only by the deltas since is no drift.
 _DIFF = """
@@ -54,14 +56,14 @@ WITH differing AS (
     SELECT l.sku, l.erp_quantity, s.qty, l.erp_as_of
       FROM stock_levels l JOIN reconcile_snapshot s ON s.sku = l.sku
      WHERE l.erp_quantity <> s.qty OR """ + _HAS_LATER_DELTAS + """
-       FOR UPDATE OF l
+     ORDER BY l.sku FOR UPDATE OF l
 )
 INSERT INTO reconcile_diff (sku, old_qty, erp_qty, new_qty, erp_as_of, unsure)
 SELECT d.sku, d.erp_quantity, d.qty, d.qty + COALESCE(later.delta, 0), d.erp_as_of, later.unsure
   FROM differing d""" + _LATER_DELTAS.format(sku="d.sku") + """
  WHERE d.erp_quantity <> d.qty + COALESCE(later.delta, 0)"""
 _CORRECTABLE = "{d}erp_as_of <= %(taken)s AND NOT {d}unsure"
-_LOCK = "SELECT 1 FROM stock_levels l JOIN reconcile_diff d ON d.sku = l.sku FOR UPDATE OF l"
+_LOCK = "SELECT 1 FROM stock_levels l JOIN reconcile_diff d ON d.sku = l.sku ORDER BY l.sku FOR UPDATE OF l"
 # The deltas are summed again here: the rows are locked now, so every committed one is seen. The
 # current figure is checked again too: an approved held run meets figures newer than its snapshot.
 _CORRECT = """

@@ -1,11 +1,11 @@
-"""Two writers on their own connections applying the same items in opposite orders, at once."""
+"""Writers on their own connections at once: the same items in opposite orders, or one waiting for another's lock."""
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
@@ -31,3 +31,11 @@ def race_both_ways(db_engine: Engine, apply: Callable[[T, Session], object], ite
     for thread in threads:
         thread.join(timeout=60)
     return errors
+
+
+def blocked_or_done(db_engine: Engine, thread: threading.Thread) -> bool:
+    """Whether the thread has finished, or a transaction of this database waits for a lock another holds."""
+    with db_engine.connect() as connection:
+        waiting = connection.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                         "AND wait_event_type = 'Lock'"))
+    return not thread.is_alive() or bool(waiting)

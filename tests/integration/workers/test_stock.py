@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from erp_sync.ingress.availability import stock_history
 from erp_sync.shared.erp_events import InventoryChange
 from erp_sync.shared.models import Order, ProcessedEvent, StockChange, StockChangeOutcome, StockHold, StockLevel
-from tests.support.race import race_both_ways
+from tests.support.race import blocked_or_done, race_both_ways
 from tests.support.waiting import wait_for
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.stock import StockEvent, apply_stock_events
@@ -399,14 +399,6 @@ def acknowledge(session: Session, order_id: str) -> None:
     order = session.get(Order, order_id)
     order.status, order.synced_at, order.erp_received_at = "synced", T0 + timedelta(seconds=1), T0
     session.flush()
-
-
-def blocked_or_done(db_engine, thread: threading.Thread) -> bool:
-    """Whether the thread has finished, or a transaction of this database waits for a lock another holds."""
-    with db_engine.connect() as connection:
-        waiting = connection.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                         "AND wait_event_type = 'Lock'"))
-    return not thread.is_alive() or waiting > 0
 
 
 @pytest.mark.parametrize("first", ["figure", "answer"])
