@@ -171,8 +171,8 @@ def body_excerpt(response: requests.Response) -> str:
 
 
 def excerpt(body: bytes) -> str:
-    """The first MAX_BODY_BYTES of a body as text."""
-    return body[:MAX_BODY_BYTES].decode("utf-8", "replace")
+    """The first MAX_BODY_BYTES of a body as text, without NUL (which PostgreSQL refuses in `last_error`)."""
+    return body[:MAX_BODY_BYTES].decode("utf-8", "replace").replace("\x00", "")
 
 
 def stream_excerpt(raw: Any) -> str:

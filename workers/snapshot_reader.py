@@ -27,6 +27,7 @@ import ijson
 import requests
 
 from erp_sync.shared.errors import PermanentError
+from erp_sync.shared.fields import has_control_characters
 from erp_sync.workers.erp_http import check_answer, quick_retries, translated
 
 logger = logging.getLogger(__name__)
@@ -159,8 +160,9 @@ def csv_rows(raw: Any) -> Iterator[Row]:
 
 
 def _row(number: int, sku: object, qty: object) -> Row:
-    if not isinstance(sku, str) or not sku.strip():
-        raise SnapshotBroken(f"snapshot row {number}: sku must be a non-empty string, got {sku!r}", row=number)
+    if not isinstance(sku, str) or not sku.strip() or has_control_characters(sku):
+        raise SnapshotBroken(f"snapshot row {number}: sku must be a non-empty string without control characters, "
+                             f"got {sku!r:.120}", row=number)
     if type(qty) is not int or not INT4_MIN <= qty <= INT4_MAX:
         raise SnapshotBroken(f"snapshot row {number} ({sku}): qty must be an integer, got {qty!r:.40}", row=number)
     return sku, qty
@@ -202,7 +204,7 @@ def _export_url(stream: _Prefixed) -> str:
         raise SnapshotBroken("snapshot JSON: an object, but too large to be a {\"url\": ...} reply")
     try:
         url = json.loads(body).get("url")
-    except (ValueError, AttributeError) as exc:
+    except (ValueError, AttributeError, RecursionError) as exc:  # RecursionError: nesting deeper than the stack
         raise SnapshotBroken(f"snapshot JSON: not an array nor a {{\"url\": ...}} object ({exc})") from exc
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         raise SnapshotBroken(f"snapshot JSON: url must be an http(s) URL, got {url!r}")

@@ -13,9 +13,11 @@ from erp_sync.shared.consumer import Delivery, Handled
 from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.models import Order, StockHold
+from erp_sync.shared.order_view import order_view
 from erp_sync.shared.orders import decode_order
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
+from tests.support.canned_http import answering
 from tests.support.factories import encode, inventory_event
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
@@ -145,6 +147,35 @@ def test_refused_order_is_rejected_released_and_alerted(make_handler, sandbox, d
     assert open_holds(db_session) == []
     assert [h.release_reason for h in row.holds] == ["rejected"]
     assert any("ALERT" in r.message and "ORD-1" in r.message for r in caplog.records)
+
+
+def test_a_refusal_in_utf16_is_recorded_and_the_stock_released(settings_factory, db_session):
+    # given an ERP refusing the order with a UTF-16 body (NUL bytes, which PostgreSQL refuses in text)
+    refusal = '{"error": "unknown sku"}'.encode("utf-16")
+    with answering(422, refusal, {"Content-Type": "application/json; charset=utf-16"}) as url:
+        handler = record_then_push(build_push_handler(settings_factory(erp_base_url=url, erp_api_token=TOKEN)))
+
+        # when the order is pushed
+        follow_ups = handler(delivery(order_body()), db_session)
+
+    # then it is rejected with the ERP's answer, and its stock released
+    row = order_row(db_session)
+    assert follow_ups == [] and row.status == "rejected" and "422" in row.last_error and "\x00" not in row.last_error
+    assert open_holds(db_session) == []
+
+
+def test_an_erp_date_no_clock_shows_leaves_the_order_readable(settings_factory, db_session):
+    # given an ERP answering with a Date in year 9999
+    with answering(201, b"{}", {"Date": "Fri, 31 Dec 9999 23:59:59 -2359"}) as url:
+        handler = record_then_push(build_push_handler(settings_factory(erp_base_url=url, erp_api_token=TOKEN)))
+
+        # when the order is pushed
+        handler(delivery(order_body()), db_session)
+
+    # then it is synced, its receipt marked by our clock (within a minute of its answer), and it reads back
+    row = order_row(db_session)
+    assert row.status == "synced" and abs(row.erp_received_at - row.synced_at) < timedelta(minutes=1)
+    assert order_view(db_session, "ORD-1")["status"] == "synced"
 
 
 def test_an_orders_error_keeps_its_first_2000_characters(make_handler, sandbox, db_session):

@@ -1,46 +1,20 @@
 """A snapshot that is cut short or malformed aborts the sweep, changes nothing, and is recorded failed."""
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import ijson
 import pytest
 
 from erp_sync.shared.models import ReconciliationCorrection, ReconciliationRun
+from tests.support.canned_http import answering
 from tests.support.reconcile import levels, seed_levels
 from erp_sync.workers.reconcile import run_sweep
 
 JSON, CSV = "application/json", "text/csv"
 
 
-@contextmanager
-def serving_body(content_type: str, body: bytes, extra_length: int = 0) -> Iterator[str]:
+def serving_body(content_type: str, body: bytes, extra_length: int = 0):
     """Answer every GET with `body`, declaring `extra_length` bytes more than it sends."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body) + extra_length))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-            self.close_connection = True
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return answering(200, body, {"Content-Type": content_type}, extra_length)
 
 
 BROKEN = {
@@ -59,6 +33,9 @@ BROKEN = {
                                 0, "integer overflow"),
     "csv qty of 5,000 digits": (CSV, b"sku,qty\r\nS-1,1\r\nS-2," + b"9" * 5000 + b"\r\n", 0,
                                 "qty must be an integer"),
+    "nul in a sku": (CSV, b"sku,qty\r\nS-1,1\r\nS-\x002,0\r\n", 0, "row 2: sku must be a non-empty string without"),
+    "url form nested deeper than the stack": (JSON, b'{"url": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", 0,
+                                              "not an array nor"),
     "not an object": (JSON, b'[{"sku": "S-1", "qty": 1}, 7]', 0, "not an object"),
     "duplicate sku": (JSON, b'[{"sku": "S-2", "qty": 1}, {"sku": "S-2", "qty": 0}]', 0, "appears twice"),
     "unknown form": ("text/html", b"<html></html>", 0, "Content-Type"),

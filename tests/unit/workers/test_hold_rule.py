@@ -18,6 +18,9 @@ SENT = datetime(2026, 12, 4, 12, 0, 0, 400_000, tzinfo=UTC)
     (30, datetime(2026, 12, 4, 11, 0, 1, tzinfo=UTC), datetime(2026, 12, 4, 11, 0, 0, tzinfo=UTC)),
     # no Date header: our send time less the skew margin
     (30, None, datetime(2026, 12, 4, 11, 59, 59, tzinfo=UTC)),
+    # a Date no clock shows (year 9999, or a day behind): as without one
+    (30, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2026, 12, 4, 11, 59, 59, tzinfo=UTC)),
+    (30, datetime(2026, 12, 3, 11, 0, 0, tzinfo=UTC), datetime(2026, 12, 4, 11, 59, 59, tzinfo=UTC)),
 ])
 def test_mark_is_a_lower_bound_of_the_receipt_on_the_erps_clock(answered_after_ms, erp_date, expected):
     # given an order sent at SENT and answered some ms later

@@ -1,0 +1,39 @@
+"""An HTTP server on loopback answering every request with one canned answer: an ERP or a host that misbehaves."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@contextmanager
+def answering(status: int, body: bytes, headers: dict[str, str] | None = None, extra_length: int = 0) -> Iterator[str]:
+    """Answer every GET and POST with `status`, `headers` and `body`, declaring `extra_length` bytes more than
+    it sends; yields the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response_only(status)  # no Date of its own: a test's `headers` may give one
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body) + extra_length))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        do_GET = do_POST = answer  # noqa: N815 (http.server's names)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
