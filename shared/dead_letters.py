@@ -56,9 +56,19 @@ def parked_from(worker: str, properties: pika.BasicProperties, body: bytes) -> P
         f"broker: {broker_death.get('reason', 'dead-lettered')} after {attempts} deliveries" if broker_death
         else "unknown")
     parked_at = headers.get(PARKED_AT_HEADER) or broker_death.get("time")
-    return ParkedMessage(worker, properties.message_id or "", _text(reason), int(attempts or 1),
+    return ParkedMessage(worker, properties.message_id or "", _text(reason), _count(attempts),
                          None if parked_at is None else _text(parked_at), body,
                          properties.content_type or "application/json", headers)
+
+
+def _count(value: object) -> int:
+    """A header's count of attempts; 1 when it is not a whole number (anyone can publish any header)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    try:
+        return max(int(value), 1)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 1
 
 
 def work_queues(worker: str | None) -> list[WorkQueue]:

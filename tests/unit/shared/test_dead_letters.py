@@ -1,0 +1,26 @@
+"""Reading a parked message's headers, which anyone who can publish may have set to anything."""
+from __future__ import annotations
+
+import pika
+import pytest
+
+from erp_sync.shared.dead_letters import parked_from
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER
+
+
+@pytest.mark.parametrize("headers, attempts", [
+    ({ATTEMPT_HEADER: 3}, 3),
+    ({ATTEMPT_HEADER: "three"}, 1),
+    ({ATTEMPT_HEADER: b"4"}, 4),
+    ({ATTEMPT_HEADER: float("nan")}, 1),
+    ({ATTEMPT_HEADER: 0}, 1),
+    ({"x-delivery-count": "2"}, 2),
+    ({"x-death": [{"count": None, "reason": "delivery_limit"}]}, 1),
+], ids=["a number", "a word", "bytes", "not a number", "zero", "the broker's count as text", "no count"])
+def test_a_parked_message_is_listed_whatever_its_count_of_attempts(headers, attempts):
+    # when a parked message with these headers is read for the dlq command and the console
+    parked = parked_from("orders", pika.BasicProperties(message_id="m-1", headers=headers | {PARK_REASON_HEADER: "x"}),
+                         b"{}")
+
+    # then it is listed, with a sensible count
+    assert parked.summary()["attempts"] == attempts
