@@ -65,9 +65,11 @@ def _count(value: object) -> int:
     """A header's count of attempts; 1 when it is not a whole number (anyone can publish any header)."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
+    if not isinstance(value, (int, float, str)):
+        return 1
     try:
-        return max(int(value), 1)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):
+        return max(int(value), 1)
+    except (ValueError, OverflowError):
         return 1
 
 
