@@ -113,6 +113,10 @@ def _translated_errors(url: str) -> Iterator[None]:
         yield
     except requests.RequestException as exc:
         raise translate_requests_error(exc, url) from exc
+    except (ValueError, UnicodeError) as exc:
+        # An answer the libraries cannot read (a Location that is no URL, say): that host's fault,
+        # for this image alone; raised, it would park the whole batch with the images it got right.
+        raise MediaRejected(f"an answer that cannot be read: {exc}", url=url) from exc
 
 
 @contextmanager
@@ -292,7 +296,7 @@ class MediaFetcher:
         if not declared.startswith("image/"):
             raise MediaRejected(f"not an image: served as {declared or 'no content type'}", url=url, status=200)
         length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self._max_bytes:
+        if length.isascii() and length.isdigit() and (len(length) > 19 or int(length) > self._max_bytes):
             raise MediaRejected(f"larger than {self._max_bytes} bytes ({length} announced)", url=url, status=200)
         try:
             with _cut_at(response, deadline, self._deadlines) as cut:

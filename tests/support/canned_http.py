@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 @contextmanager
 def answering(status: int, body: bytes, headers: dict[str, str] | None = None, extra_length: int = 0) -> Iterator[str]:
     """Answer every GET and POST with `status`, `headers` and `body`, declaring `extra_length` bytes more than
-    it sends; yields the base URL."""
+    it sends (unless `headers` declare a Content-Length of their own); yields the base URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def answer(self) -> None:
@@ -18,7 +18,8 @@ def answering(status: int, body: bytes, headers: dict[str, str] | None = None, e
             self.send_response_only(status)  # no Date of its own: a test's `headers` may give one
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body) + extra_length))
+            if "Content-Length" not in (headers or {}):
+                self.send_header("Content-Length", str(len(body) + extra_length))
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)

@@ -23,6 +23,7 @@ from erp_sync.workers.media_fetch import (
     sniff_image_type,
     translate_requests_error,
 )
+from tests.support.canned_http import answering
 from tests.support.image_server import HTML, JPEG, MAX_BYTES, PNG, READ_TIMEOUT_S, ImageServer
 
 
@@ -320,3 +321,19 @@ def test_with_a_proxy_configured_every_download_still_goes_by_the_environment(mo
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
 
     assert media_session().trust_env is True
+
+
+@pytest.mark.parametrize("status, headers, says", [
+    (302, {"Location": "http://[::1/x.png"}, "cannot be read"),
+    (302, {"Location": "/caf\xe9.png"}, "cannot be read"),
+    (200, {"Content-Type": "image/png", "Content-Length": "9" * 5000}, "larger than"),
+], ids=["a Location that is no URL", "a Location not in ASCII", "a Content-Length of 5,000 digits"])
+def test_an_answer_that_cannot_be_read_rejects_that_image_alone(status, headers, says):
+    # given an image server answering with a header no library reads
+    with answering(status, PNG, headers) as base:
+        # when the image is fetched
+        with pytest.raises(MediaRejected) as rejected:
+            make_fetcher().fetch(f"{base}/img.png")
+
+    # then that image is rejected (an error raised otherwise parks the worker's whole batch)
+    assert says in str(rejected.value)
