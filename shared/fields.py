@@ -11,6 +11,9 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, BaseModel, Field, StrictInt, StringConstraints, model_validator
 
 IDENTIFIER_LENGTH = 100  # SKUs, event ids, order ids, locations, warehouses
+# An event or order id is also its message's AMQP message-id, a short string of at most 255 bytes:
+# 100 characters of Chinese are 300 in UTF-8, and the door answered 503 to a body it had validated.
+IDENTIFIER_BYTES = 255
 MAX_QUANTITY = 1_000_000_000  # the quantity columns are 32-bit integers
 
 
@@ -24,8 +27,9 @@ def has_control_characters(value: str) -> bool:
 
 
 def is_storable_identifier(value: str) -> bool:
-    """True for a non-empty id that fits its column and holds no control character."""
-    return 0 < len(value) <= IDENTIFIER_LENGTH and not has_control_characters(value)
+    """True for a non-empty id that fits its column and a message id, and holds no control character."""
+    return (0 < len(value) <= IDENTIFIER_LENGTH and len(value.encode()) <= IDENTIFIER_BYTES
+            and not has_control_characters(value))
 
 
 def refuse_nul(value: str) -> str:
@@ -40,10 +44,17 @@ def refuse_control_characters(value: str) -> str:
     return value
 
 
+def refuse_long_encodings(value: str) -> str:
+    if len(value.encode()) > IDENTIFIER_BYTES:
+        raise ValueError(f"must be at most {IDENTIFIER_BYTES} bytes in UTF-8")
+    return value
+
+
 NoNul = AfterValidator(refuse_nul)
 NoControls = AfterValidator(refuse_control_characters)
 Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=IDENTIFIER_LENGTH), NoControls
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=IDENTIFIER_LENGTH), NoControls,
+    AfterValidator(refuse_long_encodings),
 ]
 Quantity = Annotated[StrictInt, Field(ge=0, le=MAX_QUANTITY)]
 PositiveQuantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]

@@ -55,6 +55,8 @@ HOSTILE_EVENTS = [
     ("variant-stock-over-int32", encode(_catalog_variant(stock_quantity=2**31)), ["data.variants.0.stock_quantity"]),
     ("nul-in-sku", encode(inventory_event(sku="SKU\x00X")), ["data.sku"]),
     ("newline-in-event-id", encode({**inventory_event(), "event_id": "evt_1\nALERT forged"}), ["event_id"]),
+    # 88 characters, 264 bytes in UTF-8: past an AMQP message id, which answered 503 for ever.
+    ("event-id-beyond-255-bytes", encode({**inventory_event(), "event_id": "库存变更" * 22}), ["event_id"]),
     ("nul-in-description", encode(catalog_event(description="<p>\x00</p>")), ["data.description"]),
     ("nul-in-attribute-key", encode(_catalog_variant(attributes={"Col\x00or": "Black"})),
      ["data.variants.0.attributes.Col\x00or.[key]"]),
