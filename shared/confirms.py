@@ -7,6 +7,7 @@ took it), and a channel lost before its answer is BrokerUnavailable.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -30,6 +31,8 @@ class Outcome(Protocol):
 
 
 O = TypeVar("O", bound=Outcome)
+# What pika raises for a message it cannot marshal (a header value beyond AMQP's types).
+UNENCODABLE = (struct.error, TypeError, ValueError, OverflowError)
 
 
 @dataclass
@@ -61,6 +64,12 @@ class ConfirmLedger(Generic[O]):
         except pika.exceptions.AMQPError as exc:
             self._awaiting.pop(self._last_tag, None)
             outcome.fail(BrokerUnavailable(f"publish failed: {exc}"))
+        except UNENCODABLE as exc:
+            # pika marshals a message's frames before it sends any: nothing went out, so the
+            # broker's count of delivery tags did not move either (and the I/O thread lives on).
+            self._awaiting.pop(self._last_tag, None)
+            self._last_tag -= 1
+            outcome.fail(PublishRejected(f"message {message.message_id} cannot be encoded in AMQP: {exc}"))
 
     def on_return(
         self, _channel: Channel, _method: spec.Basic.Return, properties: pika.BasicProperties, _body: bytes

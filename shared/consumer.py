@@ -30,12 +30,13 @@ from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared import message_metrics
 from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, QueueFull, TransientError
 from erp_sync.shared.logs import ids
-from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
+from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage, encodable
 from erp_sync.shared.retry_policy import (
     ATTEMPT_HEADER,
     LAST_ERROR_HEADER,
@@ -219,12 +220,12 @@ def _redirect(queue: WorkQueue, delivery: Delivery, outcome: Retry | Park) -> Ou
         return parked(queue, delivery, outcome.reason)
     return OutgoingMessage(RETRY_EXCHANGE, queue.retry_routing_key(outcome.delay_ms), delivery.body,
                            delivery.message_id or "", delivery.content_type or "application/json",
-                           dict(delivery.headers) | {ATTEMPT_HEADER: outcome.attempt})
+                           encodable(delivery.headers) | {ATTEMPT_HEADER: outcome.attempt})
 
 
 def parked(queue: WorkQueue, delivery: Delivery, reason: str, message_id: str = "") -> OutgoingMessage:
     """The message, sent to `queue`'s parking queue with the reason (the first 1,000 characters) and the time."""
-    headers = dict(delivery.headers) | {PARK_REASON_HEADER: reason[:1000], LAST_ERROR_HEADER: reason[:1000],
+    headers = encodable(delivery.headers) | {PARK_REASON_HEADER: reason[:1000], LAST_ERROR_HEADER: reason[:1000],
                                         PARKED_AT_HEADER: datetime.now(UTC).isoformat()}
     return OutgoingMessage(PARKING_EXCHANGE, queue.worker, delivery.body, delivery.message_id or message_id,
                            delivery.content_type or "application/json", headers)

@@ -18,6 +18,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
 from erp_sync.shared.broker import blocking_connection
 from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, PublishRejected
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
 import pika
+import pika.data
 import pika.exceptions
 from pika.channel import Channel
 
-from erp_sync.shared.confirms import ConfirmLedger
+from erp_sync.shared.confirms import UNENCODABLE, ConfirmLedger
 from erp_sync.shared.errors import BrokerUnavailable, ConfirmTimeout, PublishRejected, QueueFull
 
 logger = logging.getLogger(__name__)
@@ -359,3 +360,18 @@ def log_level_of(reason: BaseException) -> int:
     """A close we asked for is routine; one the broker or the network made is news."""
     closed_by_us = (pika.exceptions.ChannelClosedByClient, pika.exceptions.ConnectionClosedByClient)
     return logging.DEBUG if isinstance(reason, closed_by_us) else logging.WARNING
+
+
+def encodable(headers: dict[str, Any]) -> dict[str, Any]:
+    """The headers, with each value AMQP cannot carry replaced by its repr: a message's headers, copied
+    onto its retry or its parking, hold whatever its publisher sent, and pika decodes some values
+    (a double of 1e30 as an integer) that it cannot encode again."""
+    copied: dict[str, Any] = {}
+    for name, value in headers.items():
+        try:
+            pika.data.encode_value([], value)
+        except UNENCODABLE:
+            value = repr(value)[:200]
+        copied[name] = value
+    return copied
+

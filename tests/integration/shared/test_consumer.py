@@ -9,9 +9,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
+from datetime import datetime
 from typing import Any
 
 import pika
+import pika.data
 import pytest
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import make_url
@@ -37,6 +40,7 @@ from erp_sync.shared.topology import EVENTS_EXCHANGE, WORK_QUEUES
 from tests.support.amqp import drain
 from tests.support.services import close_all_connections
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_for
 
 QUEUE = WORK_QUEUES["inventory"]
 DELAYS_MS = (200, 400)
@@ -720,3 +724,33 @@ def test_settled_messages_are_counted_by_outcome_once_acked(start_consumer, publ
     assert retries >= 1
     assert {outcome: count(outcome) - before[outcome] for outcome in before} == {
         "applied": 2.0, "retried": float(retries), "parked": 1.0}
+
+
+MILLISECOND_EPOCH = 1_772_000_000_000  # 2026 in milliseconds: the year 58,122 read as seconds
+
+
+def test_header_values_pika_cannot_convert_hold_up_nothing(start_consumer, publish, broker, monkeypatch):
+    # given a message whose headers hold a timestamp in milliseconds (as some clients send), parked by
+    # its handler, and an ordinary message behind it
+    odd_id, plain_id = new_id(), new_id()
+    connection = pika.BlockingConnection(pika.URLParameters(broker))
+    try:
+        with monkeypatch.context() as patched:  # pika writes a timestamp from a datetime, in seconds
+            patched.setattr(pika.data, "calendar", SimpleNamespace(timegm=lambda _: MILLISECOND_EPOCH))
+            connection.channel().basic_publish(EVENTS_EXCHANGE, QUEUE.routing_key, b"{}", pika.BasicProperties(
+                message_id=odd_id, headers={"sent": datetime(2026, 1, 1)}))
+    finally:
+        connection.close()
+    publish(event_id=plain_id)
+    handler, seen = failing_for(odd_id, PermanentError("not for us"))
+
+    # when a consumer takes them
+    running = start_consumer(handler)
+    wait_for(lambda: {d.message_id for d in seen} == {odd_id, plain_id}, timeout=15)
+
+    # then both were handled on its first connection (pika's decoder failed before: reconnect, redeliver,
+    # for ever), and the odd one is parked with its timestamp as a number
+    assert running.consumer.connections == 1
+    [parked_message] = wait_for(lambda: drain(broker, QUEUE.parking_queue), timeout=10)
+    assert parked_message.properties.message_id == odd_id
+    assert parked_message.properties.headers["sent"] == MILLISECOND_EPOCH

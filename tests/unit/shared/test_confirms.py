@@ -79,3 +79,28 @@ def test_a_lost_channel_fails_what_awaits_its_answer_and_a_refused_publish_fails
     ledger.publish(Channel(refuse=True), message("m3"), refused)  # type: ignore[arg-type]
     with pytest.raises(BrokerUnavailable, match="publish failed"):
         raise refused.outcome  # type: ignore[misc]
+
+
+class MarshallingChannel(Channel):
+    """Marshals the message's frames as pika's channel does before it sends a byte."""
+
+    def basic_publish(self, exchange, routing_key, body, properties, mandatory) -> None:
+        pika.frame.Method(1, spec.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=mandatory)).marshal()
+        pika.frame.Header(1, len(body), properties).marshal()
+        super().basic_publish(exchange, routing_key, body, properties, mandatory)
+
+
+def test_a_message_amqp_cannot_encode_fails_alone_and_the_next_keeps_its_tag():
+    # given a message with a header beyond AMQP's integers (as a copied header may be), then a plain one
+    ledger: ConfirmLedger[Answer] = ConfirmLedger()
+    channel, unencodable, plain = MarshallingChannel(), Answer(), Answer()
+    ledger.publish(channel, OutgoingMessage("erp-sync", "stock.changed", b"{}", "m1", headers={"h": 10**30}),  # type: ignore[arg-type]
+                   unencodable)
+    ledger.publish(channel, message("m2"), plain)  # type: ignore[arg-type]
+
+    # when the broker acks its first delivery tag
+    ledger.on_confirm(frame(spec.Basic.Ack(delivery_tag=1, multiple=False)))  # type: ignore[arg-type]
+
+    # then the first failed as unencodable without being sent, and the ack is the plain message's
+    assert isinstance(unencodable.outcome, PublishRejected) and "cannot be encoded" in str(unencodable.outcome)
+    assert channel.published == ["m2"] and plain.outcome == "confirmed"

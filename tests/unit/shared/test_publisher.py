@@ -1,11 +1,13 @@
-"""The publisher without a broker: it fails fast, and at once on the next try."""
+"""The publisher without a broker: it fails fast, and at once on the next try; what it can send."""
 from __future__ import annotations
 
+import pika.frame
 import pytest
 
+from erp_sync.shared.consumer import Delivery, parked
 from erp_sync.shared.errors import BrokerUnavailable
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
-from erp_sync.shared.topology import EVENTS_EXCHANGE
+from erp_sync.shared.topology import EVENTS_EXCHANGE, WORK_QUEUES
 
 
 def message(index: int, routing_key: str = "inventory.change", exchange: str = EVENTS_EXCHANGE) -> OutgoingMessage:
@@ -33,3 +35,16 @@ def test_a_close_we_asked_for_is_routine_and_one_the_broker_made_is_news():
     assert log_level_of(pika.exceptions.ConnectionClosedByClient(200, "Normal shutdown")) == logging.DEBUG
     assert log_level_of(pika.exceptions.ChannelClosedByBroker(406, "PRECONDITION_FAILED")) == logging.WARNING
     assert log_level_of(pika.exceptions.StreamLostError("connection reset")) == logging.WARNING
+
+
+def test_a_message_parked_with_headers_amqp_cannot_carry_again_can_be_sent():
+    # given a delivery whose headers pika decoded but cannot encode (a double of 1e30 comes back an integer)
+    delivery = Delivery(delivery_tag=1, body=b"{}", message_id="evt-1", content_type="application/json",
+                        headers={"sent-by": "a storefront", "big": 10**30})
+
+    # when it is parked
+    message = parked(WORK_QUEUES["inventory"], delivery, "unexpected ValueError")
+
+    # then its frames marshal (pika's I/O thread died on this before), keeping the value as text
+    pika.frame.Header(1, len(message.body), message.properties()).marshal()
+    assert message.headers["big"] == repr(10**30) and message.headers["sent-by"] == "a storefront"
