@@ -25,7 +25,7 @@ from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import OrderPlaced, dumps
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.erp_http import check_status, excerpt, quick_retries, stream_excerpt, translated
+from erp_sync.workers.erp_http import check_status, excerpt, quick_retries, read_head, stream_excerpt, translated
 from erp_sync.workers.metrics import ERP_CALLS, erp_call_result
 
 logger = logging.getLogger(__name__)
@@ -138,8 +138,9 @@ class ErpClient:
                 # A redirect would turn the POST into a GET (301-303): the order must reach the
                 # endpoint it is meant for, or wait for an operator to fix ERP_BASE_URL.
                 response = self._pool.request("POST", url, body=payload, headers=self._headers(order_id),
-                                              timeout=self._timeout, retries=False, redirect=False)
-            body = excerpt(response.data)
+                                              timeout=self._timeout, retries=False, redirect=False,
+                                              preload_content=False)
+                body = excerpt(read_head(response))
             if response.status != ALREADY_IMPORTED:
                 check_status(what, url, response.status, response.headers, lambda: body)
             return PushResult(response.status, datetime.now(UTC), response.status == ALREADY_IMPORTED,

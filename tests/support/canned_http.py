@@ -8,9 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def answering(status: int, body: bytes, headers: dict[str, str] | None = None, extra_length: int = 0) -> Iterator[str]:
-    """Answer every GET and POST with `status`, `headers` and `body`, declaring `extra_length` bytes more than
-    it sends (unless `headers` declare a Content-Length of their own); yields the base URL."""
+def answering(status: int, body: bytes, headers: dict[str, str] | None = None, extra_length: int = 0,
+              repeat: int = 1, written: list[int] | None = None) -> Iterator[str]:
+    """Answer every GET and POST with `status`, `headers` and `body` (`repeat` times over), declaring
+    `extra_length` bytes more than it sends (unless `headers` declare a Content-Length of their own);
+    yields the base URL. `written` gets the bytes of body each answer got out before the client left."""
 
     class Handler(BaseHTTPRequestHandler):
         def answer(self) -> None:
@@ -19,10 +21,18 @@ def answering(status: int, body: bytes, headers: dict[str, str] | None = None, e
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             if "Content-Length" not in (headers or {}):
-                self.send_header("Content-Length", str(len(body) + extra_length))
+                self.send_header("Content-Length", str(len(body) * repeat + extra_length))
             self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body)
+            sent = 0
+            try:
+                for _ in range(repeat):
+                    self.wfile.write(body)
+                    sent += len(body)
+            except OSError:
+                pass  # the client has gone
+            if written is not None:
+                written.append(sent)
             self.close_connection = True
 
         do_GET = do_POST = answer  # noqa: N815 (http.server's names)

@@ -13,6 +13,8 @@ from erp_sync.sandbox_erp.tls import server_context
 from erp_sync.workers.erp_client import ErpClient, erp_pool
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import decode_order
+from tests.support.canned_http import answering
+from tests.support.waiting import wait_for
 from tests.support.sandbox import TOKEN, running_sandbox
 
 ORDER = decode_order(json.dumps({
@@ -232,3 +234,17 @@ def test_a_ca_bundle_set_in_the_environment_is_trusted(tmp_path, monkeypatch):
 
     # then the certificate was verified against that CA and the order went through
     assert result.status == 201
+
+
+def test_an_answer_of_a_hundred_megabytes_is_not_read_beyond_its_excerpt():
+    # given an ERP that takes the order and answers with 100 MB
+    written: list[int] = []
+    with answering(201, b"x" * 1_000_000, repeat=100, written=written) as url:
+        # when the order is pushed
+        result = client_for(url).import_order(ORDER)
+
+    # then it is imported, with the answer's first 2,000 bytes kept, and the rest was never fetched
+    assert result.status == 201 and result.body == "x" * 2000
+    [sent] = wait_for(lambda: written)  # the server's thread sees the client gone a moment later
+    assert sent < 100_000_000
+
