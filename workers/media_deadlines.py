@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(order=True)
@@ -62,4 +65,8 @@ class Deadlines:
                     continue
                 action = heapq.heappop(self._heap).action
                 if action is not None:
-                    action()
+                    try:
+                        action()
+                    except Exception:
+                        # This thread watches every later download: it must outlive any one of them.
+                        logger.exception("a download's deadline action failed")

@@ -126,7 +126,8 @@ def _cut_at(response: requests.Response, deadline: float, deadlines: Deadlines) 
     cut = threading.Event()
 
     def shut() -> None:
-        with suppress(ValueError, RuntimeError):  # the body was complete, its connection released
+        # The body was complete and its connection released, or the peer has reset it (OSError).
+        with suppress(ValueError, RuntimeError, OSError):
             response.raw.shutdown()
             cut.set()
 

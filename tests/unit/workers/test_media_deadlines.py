@@ -23,3 +23,18 @@ def test_an_earlier_deadline_added_later_is_not_held_behind_a_far_one():
     deadlines.call_at(time.monotonic(), done.set)
 
     assert done.wait(5)
+
+
+def test_an_action_that_fails_leaves_the_later_ones_watched():
+    # given a deadline whose action fails (a socket the peer has reset), then another
+    deadlines = Deadlines("test-deadlines")
+    done = threading.Event()
+
+    def fails() -> None:
+        raise OSError(107, "Transport endpoint is not connected")
+
+    deadlines.call_at(time.monotonic(), fails)
+    deadlines.call_at(time.monotonic() + 0.05, done.set)
+
+    # then the later one still runs: every later download keeps its total timeout
+    assert done.wait(5)
