@@ -1,4 +1,9 @@
-"""Deadlines for the media worker's downloads, all watched by one thread instead of a timer thread each."""
+"""Deadlines for the media worker's downloads, all watched by one thread instead of a timer thread each.
+
+A download's deadline shuts the sockets it reads from: the read timeout bounds each read, not a
+server trickling bytes, whether of its headers or of its body. The connections hand their socket
+to the download their thread runs (`watch`) as they start reading an answer.
+"""
 from __future__ import annotations
 
 import heapq
@@ -6,7 +11,9 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
@@ -70,3 +77,47 @@ class Deadlines:
                     except Exception:
                         # This thread watches every later download: it must outlive any one of them.
                         logger.exception("a download's deadline action failed")
+
+
+_in_flight = threading.local()  # the Cut of the download this thread runs, if any
+
+
+@dataclass
+class Cut:
+    """One download's deadline: the sockets it reads from, and whether the deadline shut them."""
+
+    sockets: list[socket.socket] = field(default_factory=list)
+    happened: threading.Event = field(default_factory=threading.Event)
+    disarm: Callable[[], None] = lambda: None
+
+
+def watch(sock: socket.socket | None) -> None:
+    """Hand a socket about to be read from to the download this thread runs (a no-op outside one)."""
+    cut: Cut | None = getattr(_in_flight, "cut", None)
+    if cut is not None and sock is not None:
+        cut.sockets.append(sock)
+
+
+@contextmanager
+def cut_at(deadline: float, deadlines: Deadlines) -> Iterator[Cut]:
+    """Shut, at `deadline`, every socket this thread's download reads from meanwhile.
+
+    Disarm it (`Cut.disarm`) before its connection goes back to the pool: once disarmed, no socket
+    of it will be shut.
+    """
+    cut = Cut()
+
+    def shut() -> None:
+        cut.happened.set()
+        for sock in cut.sockets:
+            with suppress(OSError):  # closed already, or reset by the peer
+                sock.shutdown(socket.SHUT_RDWR)
+
+    cut.disarm = deadlines.call_at(deadline, shut)
+    _in_flight.cut = cut
+    try:
+        yield cut
+    finally:
+        cut.disarm()
+        _in_flight.cut = None
+

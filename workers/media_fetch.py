@@ -22,10 +22,13 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
+import urllib3.connection
+import urllib3.response
 from requests.adapters import HTTPAdapter
 
 from erp_sync.shared.errors import MediaRejected, MediaUnavailable
-from erp_sync.workers.media_deadlines import Deadlines
+from erp_sync.workers.media_deadlines import Cut, Deadlines, cut_at, watch
 
 logger = logging.getLogger(__name__)
 
@@ -119,27 +122,33 @@ def _translated_errors(url: str) -> Iterator[None]:
         raise MediaRejected(f"an answer that cannot be read: {exc}", url=url) from exc
 
 
-@contextmanager
-def _cut_at(response: requests.Response, deadline: float, deadlines: Deadlines) -> Iterator[threading.Event]:
-    """Shut the response's socket at `deadline`; once left, the event tells whether it was cut."""
-    # The read timeout bounds each read, not a server trickling bytes, so the reads are cut short.
-    cut = threading.Event()
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]  # as urllib3 does
+        watch(self.sock)  # the answer's headers are read here: the deadline covers them too
+        return super().getresponse()
 
-    def shut() -> None:
-        # The body was complete and its connection released, or the peer has reset it (OSError).
-        with suppress(ValueError, RuntimeError, OSError):
-            response.raw.shutdown()
-            cut.set()
 
-    cancel = deadlines.call_at(deadline, shut)
-    try:
-        yield cut
-    finally:
-        cancel()
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]  # as urllib3 does
+        watch(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 class PinnedAddressAdapter(HTTPAdapter):
-    """Connects to the address in the URL while TLS verifies the certificate of the name in `Host`."""
+    """Connects to the address in the URL while TLS verifies the certificate of the name in `Host`;
+    its connections hand their sockets to the download's deadline (media_deadlines.watch)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
@@ -226,18 +235,34 @@ class MediaFetcher:
         deadline = time.monotonic() + self._total_timeout_s
         for _ in range(self._max_redirects + 1):
             hop = self._check(url)
-            with _translated_errors(url), self._open(hop) as response:
-                status = response.status_code
-                location = response.headers.get("Location")
-                if status in REDIRECT_STATUSES and location:
-                    url = urljoin(url, location)
-                    continue
-                if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
-                    raise MediaUnavailable(f"HTTP {status}", url=url, status=status)
-                if status != 200:
-                    raise MediaRejected(f"HTTP {status}", url=url, status=status)
-                return self._read(url, response, deadline)
+            with self._within(deadline, url) as cut, _translated_errors(url), self._open(hop) as response:
+                try:
+                    status = response.status_code
+                    location = response.headers.get("Location")
+                    if status in REDIRECT_STATUSES and location:
+                        url = urljoin(url, location)
+                        continue
+                    if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
+                        raise MediaUnavailable(f"HTTP {status}", url=url, status=status)
+                    if status != 200:
+                        raise MediaRejected(f"HTTP {status}", url=url, status=status)
+                    return self._read(url, response)
+                finally:
+                    cut.disarm()  # before the response takes its connection back to the pool
         raise MediaRejected(f"more than {self._max_redirects} redirects", url=url)
+
+    @contextmanager
+    def _within(self, deadline: float, url: str) -> Iterator[Cut]:
+        """One hop of a download, its sockets shut at `deadline`; a hop cut short is unavailable, whatever it raised."""
+        with cut_at(deadline, self._deadlines) as cut:
+            try:
+                yield cut
+            except (MediaRejected, MediaUnavailable, requests.RequestException) as exc:
+                if cut.happened.is_set():
+                    raise MediaUnavailable(f"took longer than {self._total_timeout_s} s", url=url) from exc
+                raise
+            if cut.happened.is_set():  # a body without a length just ends when its socket is shut
+                raise MediaUnavailable(f"took longer than {self._total_timeout_s} s", url=url)
 
     def _check(self, url: str) -> _Hop:
         """Refuse `url` unless it is http(s) and its host resolves only to addresses we may contact."""
@@ -291,7 +316,7 @@ class MediaFetcher:
             timeout=self._timeout,
         )
 
-    def _read(self, url: str, response: requests.Response, deadline: float) -> FetchedImage:
+    def _read(self, url: str, response: requests.Response) -> FetchedImage:
         declared = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         declared = TYPE_ALIASES.get(declared, declared)
         if not declared.startswith("image/"):
@@ -299,16 +324,7 @@ class MediaFetcher:
         length = response.headers.get("Content-Length", "")
         if length.isascii() and length.isdigit() and (len(length) > 19 or int(length) > self._max_bytes):
             raise MediaRejected(f"larger than {self._max_bytes} bytes ({length} announced)", url=url, status=200)
-        try:
-            with _cut_at(response, deadline, self._deadlines) as cut:
-                image = self._digest(url, declared, response)
-        except requests.RequestException as exc:
-            if cut.is_set():
-                raise MediaUnavailable(f"took longer than {self._total_timeout_s} s", url=url) from exc
-            raise
-        if cut.is_set():  # a body without a length just ends when its socket is cut
-            raise MediaUnavailable(f"took longer than {self._total_timeout_s} s", url=url)
-        return image
+        return self._digest(url, declared, response)
 
     def _digest(self, url: str, declared: str, response: requests.Response) -> FetchedImage:
         digest, size, head = hashlib.sha256(), 0, b""

@@ -79,6 +79,7 @@ class _Images(BaseHTTPRequestHandler):
             "/together.png": self._together,
             "/cdn.png": self._cdn,
             "/trickle.png": self._trickle,
+            "/trickling-headers.png": self._trickle_headers,
             "/redirect": lambda: self._redirect(parse_qs(urlsplit(self.path).query).get("to", ["/tiny.png"])[0]),
             "/redirect-loop": lambda: self._redirect("/redirect-loop"),
         }.get(self.path.split("?")[0], lambda: self._send(404, "text/plain", b"unknown"))
@@ -122,6 +123,13 @@ class _Images(BaseHTTPRequestHandler):
     def _slow(self) -> None:
         time.sleep(READ_TIMEOUT_S * 4)
         self._send(200, "image/png", PNG)
+
+    def _trickle_headers(self) -> None:
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(20):  # each byte of a header within the read timeout, the whole beyond the total
+            self.wfile.flush()
+            time.sleep(READ_TIMEOUT_S / 3)
+            self.wfile.write(b"a")
 
     def _trickle(self) -> None:
         self.send_response(200)

@@ -124,6 +124,11 @@ def test_a_trickling_body_is_cut_at_the_total_timeout(image_server):
         make_fetcher(total_timeout_s=1.0).fetch(f"{image_server.base}/trickle.png")
 
 
+def test_trickling_headers_are_cut_at_the_total_timeout_too(image_server):
+    with pytest.raises(MediaUnavailable, match="took longer than 1.0 s"):
+        make_fetcher(total_timeout_s=1.0).fetch(f"{image_server.base}/trickling-headers.png")
+
+
 def test_a_closed_port_is_transient():
     with pytest.raises(MediaUnavailable, match="connection failed"):
         make_fetcher().fetch(f"http://127.0.0.1:{_closed_port()}/tiny.png")
