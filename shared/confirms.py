@@ -32,7 +32,8 @@ class Outcome(Protocol):
 
 O = TypeVar("O", bound=Outcome)
 # What pika raises for a message it cannot marshal (a header value beyond AMQP's types).
-UNENCODABLE = (struct.error, TypeError, ValueError, OverflowError)
+UNENCODABLE = (pika.exceptions.UnsupportedAMQPFieldException, pika.exceptions.ShortStringTooLong,
+               struct.error, TypeError, ValueError, OverflowError)
 
 
 @dataclass
@@ -61,15 +62,15 @@ class ConfirmLedger(Generic[O]):
             channel.basic_publish(
                 message.exchange, message.routing_key, message.body, message.properties(), mandatory=True
             )
-        except pika.exceptions.AMQPError as exc:
-            self._awaiting.pop(self._last_tag, None)
-            outcome.fail(BrokerUnavailable(f"publish failed: {exc}"))
-        except UNENCODABLE as exc:
+        except UNENCODABLE as exc:  # before AMQPError: two of them are pika's
             # pika marshals a message's frames before it sends any: nothing went out, so the
             # broker's count of delivery tags did not move either (and the I/O thread lives on).
             self._awaiting.pop(self._last_tag, None)
             self._last_tag -= 1
             outcome.fail(PublishRejected(f"message {message.message_id} cannot be encoded in AMQP: {exc}"))
+        except pika.exceptions.AMQPError as exc:
+            self._awaiting.pop(self._last_tag, None)
+            outcome.fail(BrokerUnavailable(f"publish failed: {exc}"))
 
     def on_return(
         self, _channel: Channel, _method: spec.Basic.Return, properties: pika.BasicProperties, _body: bytes

@@ -21,6 +21,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
 from erp_sync.shared.broker import blocking_connection
 from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, PublishRejected
+from erp_sync.shared.publisher import encodable
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
 from erp_sync.shared.topology import WORK_QUEUES, WorkQueue
 
@@ -138,7 +139,7 @@ def _take_all(channel: BlockingChannel, queue: WorkQueue) -> Iterator[tuple[Park
 
 
 def _publish_afresh(channel: BlockingChannel, queue: WorkQueue, parked: ParkedMessage) -> None:
-    headers = {key: value for key, value in parked.headers.items() if key not in FAILURE_HEADERS}
+    headers = encodable({key: value for key, value in parked.headers.items() if key not in FAILURE_HEADERS})
     properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, message_id=parked.message_id,
                                       content_type=parked.content_type, headers=headers)
     try:

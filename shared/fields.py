@@ -28,8 +28,16 @@ def has_control_characters(value: str) -> bool:
 
 def is_storable_identifier(value: str) -> bool:
     """True for a non-empty id that fits its column and a message id, and holds no control character."""
-    return (0 < len(value) <= IDENTIFIER_LENGTH and len(value.encode()) <= IDENTIFIER_BYTES
+    return (0 < len(value) <= IDENTIFIER_LENGTH and _utf8_length(value) <= IDENTIFIER_BYTES
             and not has_control_characters(value))
+
+
+def _utf8_length(value: str) -> int:
+    """Its length in UTF-8; beyond any bound for a lone surrogate (JSON's "\\ud800"), which has none."""
+    try:
+        return len(value.encode())
+    except UnicodeEncodeError:
+        return IDENTIFIER_BYTES + 1
 
 
 def refuse_nul(value: str) -> str:
@@ -45,7 +53,7 @@ def refuse_control_characters(value: str) -> str:
 
 
 def refuse_long_encodings(value: str) -> str:
-    if len(value.encode()) > IDENTIFIER_BYTES:
+    if _utf8_length(value) > IDENTIFIER_BYTES:
         raise ValueError(f"must be at most {IDENTIFIER_BYTES} bytes in UTF-8")
     return value
 

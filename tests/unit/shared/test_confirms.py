@@ -90,11 +90,13 @@ class MarshallingChannel(Channel):
         super().basic_publish(exchange, routing_key, body, properties, mandatory)
 
 
-def test_a_message_amqp_cannot_encode_fails_alone_and_the_next_keeps_its_tag():
-    # given a message with a header beyond AMQP's integers (as a copied header may be), then a plain one
+@pytest.mark.parametrize("headers", [{"h": 10**30}, {"h": float("nan")}, {"h" * 300: 1}],
+                         ids=["an integer beyond 64 bits", "a float", "a name of 300 bytes"])
+def test_a_message_amqp_cannot_encode_fails_alone_and_the_next_keeps_its_tag(headers):
+    # given a message with a header pika cannot encode (as a copied header may be), then a plain one
     ledger: ConfirmLedger[Answer] = ConfirmLedger()
     channel, unencodable, plain = MarshallingChannel(), Answer(), Answer()
-    ledger.publish(channel, OutgoingMessage("erp-sync", "stock.changed", b"{}", "m1", headers={"h": 10**30}),  # type: ignore[arg-type]
+    ledger.publish(channel, OutgoingMessage("erp-sync", "stock.changed", b"{}", "m1", headers=headers),  # type: ignore[arg-type]
                    unencodable)
     ledger.publish(channel, message("m2"), plain)  # type: ignore[arg-type]
 

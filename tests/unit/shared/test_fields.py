@@ -11,6 +11,6 @@ def test_ids_storage_can_hold_are_identifiers(value):
     assert is_storable_identifier(value)
 
 
-@pytest.mark.parametrize("value", ["", "\x00", "SKU\x00", "SKU\nALERT", "SKU\r", "\x7f", "x" * 101, "名" * 86])
+@pytest.mark.parametrize("value", ["", "\x00", "SKU\x00", "SKU\nALERT", "SKU\r", "\x7f", "x" * 101, "名" * 86, "ORD-\ud800"])
 def test_nul_control_characters_and_overlong_ids_are_not(value):
     assert not is_storable_identifier(value)

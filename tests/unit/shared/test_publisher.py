@@ -38,13 +38,15 @@ def test_a_close_we_asked_for_is_routine_and_one_the_broker_made_is_news():
 
 
 def test_a_message_parked_with_headers_amqp_cannot_carry_again_can_be_sent():
-    # given a delivery whose headers pika decoded but cannot encode (a double of 1e30 comes back an integer)
+    # given a delivery whose headers pika decoded but cannot encode (a double of 1e30 comes back an integer,
+    # a NaN a float, which AMQP tables have no type for in pika)
     delivery = Delivery(delivery_tag=1, body=b"{}", message_id="evt-1", content_type="application/json",
-                        headers={"sent-by": "a storefront", "big": 10**30})
+                        headers={"sent-by": "a storefront", "big": 10**30, "ratio": float("nan")})
 
     # when it is parked
     message = parked(WORK_QUEUES["inventory"], delivery, "unexpected ValueError")
 
     # then its frames marshal (pika's I/O thread died on this before), keeping the value as text
     pika.frame.Header(1, len(message.body), message.properties()).marshal()
-    assert message.headers["big"] == repr(10**30) and message.headers["sent-by"] == "a storefront"
+    assert message.headers["big"] == repr(10**30) and message.headers["ratio"] == "nan"
+    assert message.headers["sent-by"] == "a storefront"
