@@ -84,40 +84,61 @@ _in_flight = threading.local()  # the Cut of the download this thread runs, if a
 
 @dataclass
 class Cut:
-    """One download's deadline: the sockets it reads from, and whether the deadline shut them."""
+    """One download's deadline: the sockets it reads from now, and whether the deadline shut one."""
 
     sockets: list[socket.socket] = field(default_factory=list)
+    expired: bool = False
     happened: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     disarm: Callable[[], None] = lambda: None
+
+    def shut(self) -> None:
+        """The deadline: shut every socket read from now, and any handed over later."""
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                self._shut(sock)
+
+    def add(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired:  # handed over after the deadline (it passed while connecting)
+                self._shut(sock)
+
+    def remove(self, sock: socket.socket) -> None:
+        with self.lock:
+            if sock in self.sockets:
+                self.sockets.remove(sock)
+
+    def _shut(self, sock: socket.socket) -> None:
+        self.happened.set()
+        with suppress(OSError):  # closed already, or reset by the peer
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def watch(sock: socket.socket | None) -> None:
     """Hand a socket about to be read from to the download this thread runs (a no-op outside one)."""
     cut: Cut | None = getattr(_in_flight, "cut", None)
     if cut is not None and sock is not None:
-        cut.sockets.append(sock)
+        cut.add(sock)
+
+
+def unwatch(sock: socket.socket | None) -> None:
+    """Take a socket back from this thread's download, its connection going back to the pool: never shut after."""
+    cut: Cut | None = getattr(_in_flight, "cut", None)
+    if cut is not None and sock is not None:
+        cut.remove(sock)
 
 
 @contextmanager
 def cut_at(deadline: float, deadlines: Deadlines) -> Iterator[Cut]:
-    """Shut, at `deadline`, every socket this thread's download reads from meanwhile.
-
-    Disarm it (`Cut.disarm`) before its connection goes back to the pool: once disarmed, no socket
-    of it will be shut.
-    """
+    """Shut, at `deadline`, every socket this thread's download reads from meanwhile (`watch`), but
+    none whose connection went back to the pool first (`unwatch`)."""
     cut = Cut()
-
-    def shut() -> None:
-        cut.happened.set()
-        for sock in cut.sockets:
-            with suppress(OSError):  # closed already, or reset by the peer
-                sock.shutdown(socket.SHUT_RDWR)
-
-    cut.disarm = deadlines.call_at(deadline, shut)
+    cut.disarm = deadlines.call_at(deadline, cut.shut)
     _in_flight.cut = cut
     try:
         yield cut
     finally:
         cut.disarm()
         _in_flight.cut = None
-

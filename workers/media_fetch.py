@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
@@ -28,7 +28,10 @@ import urllib3.response
 from requests.adapters import HTTPAdapter
 
 from erp_sync.shared.errors import MediaRejected, MediaUnavailable
-from erp_sync.workers.media_deadlines import Cut, Deadlines, cut_at, watch
+from erp_sync.workers.media_deadlines import Deadlines, cut_at, unwatch, watch
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 logger = logging.getLogger(__name__)
 
@@ -137,9 +140,20 @@ class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
 class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
 
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        unwatch(getattr(conn, "sock", None))  # back in the pool, where the next download takes it
+        super()._put_conn(conn)
+
 
 class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        unwatch(getattr(conn, "sock", None))
+        super()._put_conn(conn)
+
+
+WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 class PinnedAddressAdapter(HTTPAdapter):
@@ -148,7 +162,12 @@ class PinnedAddressAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.ProxyManager:
+        manager: urllib3.ProxyManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
@@ -235,28 +254,25 @@ class MediaFetcher:
         deadline = time.monotonic() + self._total_timeout_s
         for _ in range(self._max_redirects + 1):
             hop = self._check(url)
-            with self._within(deadline, url) as cut, _translated_errors(url), self._open(hop) as response:
-                try:
-                    status = response.status_code
-                    location = response.headers.get("Location")
-                    if status in REDIRECT_STATUSES and location:
-                        url = urljoin(url, location)
-                        continue
-                    if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
-                        raise MediaUnavailable(f"HTTP {status}", url=url, status=status)
-                    if status != 200:
-                        raise MediaRejected(f"HTTP {status}", url=url, status=status)
-                    return self._read(url, response)
-                finally:
-                    cut.disarm()  # before the response takes its connection back to the pool
+            with self._within(deadline, url), _translated_errors(url), self._open(hop) as response:
+                status = response.status_code
+                location = response.headers.get("Location")
+                if status in REDIRECT_STATUSES and location:
+                    url = urljoin(url, location)
+                    continue
+                if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
+                    raise MediaUnavailable(f"HTTP {status}", url=url, status=status)
+                if status != 200:
+                    raise MediaRejected(f"HTTP {status}", url=url, status=status)
+                return self._read(url, response)
         raise MediaRejected(f"more than {self._max_redirects} redirects", url=url)
 
     @contextmanager
-    def _within(self, deadline: float, url: str) -> Iterator[Cut]:
+    def _within(self, deadline: float, url: str) -> Iterator[None]:
         """One hop of a download, its sockets shut at `deadline`; a hop cut short is unavailable, whatever it raised."""
         with cut_at(deadline, self._deadlines) as cut:
             try:
-                yield cut
+                yield
             except (MediaRejected, MediaUnavailable, requests.RequestException) as exc:
                 if cut.happened.is_set():
                     raise MediaUnavailable(f"took longer than {self._total_timeout_s} s", url=url) from exc

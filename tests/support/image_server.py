@@ -82,7 +82,7 @@ class _Images(BaseHTTPRequestHandler):
             "/trickling-headers.png": self._trickle_headers,
             "/redirect": lambda: self._redirect(parse_qs(urlsplit(self.path).query).get("to", ["/tiny.png"])[0]),
             "/redirect-loop": lambda: self._redirect("/redirect-loop"),
-        }.get(self.path.split("?")[0], lambda: self._send(404, "text/plain", b"unknown"))
+        }.get(urlsplit(self.path).path, lambda: self._send(404, "text/plain", b"unknown"))  # a proxy's absolute form too
         route()
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:

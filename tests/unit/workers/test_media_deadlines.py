@@ -1,7 +1,8 @@
+import socket
 import threading
 import time
 
-from erp_sync.workers.media_deadlines import Deadlines
+from erp_sync.workers.media_deadlines import Deadlines, cut_at, unwatch, watch
 
 
 def test_an_action_runs_once_its_deadline_passes_and_a_cancelled_one_never():
@@ -38,3 +39,28 @@ def test_an_action_that_fails_leaves_the_later_ones_watched():
 
     # then the later one still runs: every later download keeps its total timeout
     assert done.wait(5)
+
+
+def test_a_socket_back_in_the_pool_before_the_deadline_is_not_shut():
+    # given a download reading from one connection, which goes back to the pool before its deadline
+    reader, writer = socket.socketpair()
+    with reader, writer, cut_at(time.monotonic() + 0.05, Deadlines("test-deadlines")) as cut:
+        watch(reader)
+        unwatch(reader)
+        # when the deadline passes
+        time.sleep(0.2)
+        # then the pooled connection still works, and the download does not count as cut short
+        writer.sendall(b"next answer")
+        assert reader.recv(100) == b"next answer"
+        assert not cut.happened.is_set()
+
+
+def test_a_socket_handed_over_after_the_deadline_is_shut_at_once():
+    # given a download whose deadline passed while it connected
+    reader, writer = socket.socketpair()
+    with reader, writer, cut_at(time.monotonic(), Deadlines("test-deadlines")) as cut:
+        time.sleep(0.1)
+        # when its connection starts reading the answer
+        watch(reader)
+        # then that read ends at once, and the download counts as cut short
+        assert reader.recv(100) == b"" and cut.happened.is_set()

@@ -129,6 +129,18 @@ def test_trickling_headers_are_cut_at_the_total_timeout_too(image_server):
         make_fetcher(total_timeout_s=1.0).fetch(f"{image_server.base}/trickling-headers.png")
 
 
+def test_through_a_proxy_trickling_headers_are_cut_at_the_total_timeout_too(image_server):
+    # given a session sending its requests through a proxy (the image server answers as one)
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies = {"http": image_server.base}
+
+    # when an image whose headers trickle is fetched through it, then the download ends at its deadline
+    with pytest.raises(MediaUnavailable, match="took longer than 1.0 s"):
+        make_fetcher(session, total_timeout_s=1.0).fetch(f"{image_server.base}/trickling-headers.png")
+    assert image_server.hits["/trickling-headers.png"] == 1
+
+
 def test_a_closed_port_is_transient():
     with pytest.raises(MediaUnavailable, match="connection failed"):
         make_fetcher().fetch(f"http://127.0.0.1:{_closed_port()}/tiny.png")
