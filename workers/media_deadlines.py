@@ -9,9 +9,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import socket
 import threading
 import time
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
