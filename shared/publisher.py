@@ -374,4 +374,3 @@ def encodable(headers: dict[str, Any]) -> dict[str, Any]:
             value = repr(value)[:200]
         copied[name] = value
     return copied
-

@@ -4,9 +4,9 @@ The ERP deducts an order before it answers and stamps its figure at the deductio
 stamped at or after the order's receipt includes it. The answer's `Date` header is the ERP's clock
 at the answer (whole seconds, rounded down); the receipt came at most one round trip earlier,
 whatever the two clocks say. Without a `Date` header (or with one a day or more from our clock)
-our send time stands in, less the clock-skew
-margin. The mark is rounded down to the second so a whole-second ERP clock still reaches it. The
-release itself is `release_counted_holds` (migrations 0010 and 0013), the one home of the comparison.
+our send time stands in, less the clock-skew margin. The mark is rounded down to the second so a
+whole-second ERP clock still reaches it. The release itself is `release_counted_holds` (migrations
+0010, 0013 and 0016), the one home of the comparison.
 
 An ERP may also name the order in the `inventory.change` of its deduction (`reference_id`, an
 optional extension, docs/erp-teams.md): that figure counts the order whatever the clocks say, so

@@ -89,13 +89,6 @@ END;
 $$
 """
 
-
-def trigger_function(name: str, body: str) -> str:
-    """`CREATE OR REPLACE FUNCTION name()` returning trigger, in PL/pgSQL, running `body` then `RETURN NULL`."""
-    return (f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger\nLANGUAGE plpgsql AS $$\nBEGIN\n"
-            f"{indent(body.strip(), '    ')}\n    RETURN NULL;\nEND;\n$$")
-
-
 # 0016: the same locks, in the release's own statement. 0015's lock was a statement of its own,
 # planned at every call: about 0.35 ms more of PostgreSQL's CPU for every pushed order, a third of
 # its share (bench.orders, paired runs), where this costs what 0013's release did. The release reads
@@ -121,3 +114,9 @@ BEGIN
 END;
 $$
 """
+
+
+def trigger_function(name: str, body: str) -> str:
+    """`CREATE OR REPLACE FUNCTION name()` returning trigger, in PL/pgSQL, running `body` then `RETURN NULL`."""
+    return (f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger\nLANGUAGE plpgsql AS $$\nBEGIN\n"
+            f"{indent(body.strip(), '    ')}\n    RETURN NULL;\nEND;\n$$")

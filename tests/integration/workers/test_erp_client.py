@@ -247,4 +247,3 @@ def test_an_answer_of_a_hundred_megabytes_is_not_read_beyond_its_excerpt():
     assert result.status == 201 and result.body == "x" * 2000
     [sent] = wait_for(lambda: written)  # the server's thread sees the client gone a moment later
     assert sent < 100_000_000
-
