@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -22,10 +24,13 @@ import requests.utils
 import urllib3
 
 from erp_sync.shared.alerts import Cause, alert
-from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
+from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpSyncError, ErpUnavailable
 from erp_sync.shared.orders import OrderPlaced, dumps
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.erp_http import check_status, excerpt, quick_retries, read_head, stream_excerpt, translated
+from erp_sync.workers.erp_http import (
+    check_status, excerpt, quick_retries, read_head, shown, stream_excerpt, translated,
+)
+from erp_sync.workers.http_deadlines import WATCHED_POOLS, Deadlines, cut_at
 from erp_sync.workers.metrics import ERP_CALLS, erp_call_result
 
 logger = logging.getLogger(__name__)
@@ -35,6 +40,8 @@ INVENTORY_ADJUST_PATH = "/api/v1/inventory/adjust"
 PROBE_PATH = "/api/v1/inventory/snapshot"
 ALREADY_IMPORTED = 409
 USER_AGENT = "erp-sync"
+
+_DEADLINES = Deadlines("erp-call-deadlines")
 
 
 @dataclass(frozen=True)
@@ -54,18 +61,26 @@ def erp_pool(base_url: str, ca_bundle: Path | str | None = None, size: int = 1) 
 
     The environment is read once, here, as requests would read it on every call: HTTP(S)_PROXY and
     NO_PROXY, and REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE when ERP_CA_BUNDLE names no private CA
-    (else certifi's bundle, as requests uses).
+    (else certifi's bundle, as requests uses). Its connections hand their sockets to the call's
+    deadline (`ErpClient`).
     """
     ca_certs = str(ca_bundle) if ca_bundle else (
         os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where())
     options: dict[str, Any] = {"maxsize": size, "cert_reqs": "CERT_REQUIRED", "ca_certs": ca_certs}
     scheme = base_url.split(":", 1)[0].lower()
     proxy = requests.utils.get_environ_proxies(base_url).get(scheme)
-    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+    pool = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+    pool.pool_classes_by_scheme = WATCHED_POOLS
+    return pool
 
 
 class ErpClient:
-    """Calls the ERP with a Bearer token, timeouts, verified TLS, and an Idempotency-Key per order."""
+    """Calls the ERP with a Bearer token, timeouts, verified TLS, and an Idempotency-Key per order.
+
+    Each try of a call, its answer read to the end, has the connect and the read timeout together:
+    the read timeout alone bounds each read, and an answer trickled a byte at a time would hold a
+    push thread (or the probe) for hours.
+    """
 
     def __init__(
         self,
@@ -83,6 +98,7 @@ class ErpClient:
         self._base_url = base_url.rstrip("/")
         self._authorization = f"Bearer {token}"
         self._timeout = urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s)
+        self._try_s = connect_timeout_s + read_timeout_s
         self._retrying = quick_retries(tries, backoff_base_s, on_retry)
 
     def import_order(self, order: OrderPlaced) -> PushResult:
@@ -104,14 +120,15 @@ class ErpClient:
         """Whether the ERP takes calls: only a success counts (a 401 or 404 is no sign that orders would go through)."""
         url = f"{self._base_url}{PROBE_PATH}"
         try:
-            with translated("probe", url):
-                # The snapshot's body is never read, only an error's first bytes.
-                response = self._pool.request("GET", url, headers=self._headers(None), timeout=self._timeout,
-                                              retries=False, redirect=False, preload_content=False)
-            try:
-                check_status("probe", url, response.status, response.headers, lambda: stream_excerpt(response))
-            finally:
-                response.close()
+            with self._within_try("probe", url):
+                with translated("probe", url):
+                    # The snapshot's body is never read, only an error's first bytes.
+                    response = self._pool.request("GET", url, headers=self._headers(None), timeout=self._timeout,
+                                                  retries=False, redirect=False, preload_content=False)
+                try:
+                    check_status("probe", url, response.status, response.headers, lambda: stream_excerpt(response))
+                finally:
+                    response.close()
         except ErpMisconfigured as exc:
             # local_only orders wait for an operator, not for the ERP: say so at every probe.
             alert(Cause.ERP_MISCONFIGURED, "ERP probe: %s", exc)
@@ -134,7 +151,7 @@ class ErpClient:
         @self._retrying
         def send() -> PushResult:
             sent_at = datetime.now(UTC)
-            with translated(what, url):
+            with self._within_try(what, url), translated(what, url):
                 # A redirect would turn the POST into a GET (301-303): the order must reach the
                 # endpoint it is meant for, or wait for an operator to fix ERP_BASE_URL.
                 response = self._pool.request("POST", url, body=payload, headers=self._headers(order_id),
@@ -159,6 +176,22 @@ class ErpClient:
             raise
         ERP_CALLS.labels(call="push", result="ok").inc()
         return result
+
+    @contextmanager
+    def _within_try(self, what: str, url: str) -> Iterator[None]:
+        """One try of a call, its sockets shut at its deadline; a try cut short is unavailable, whatever it raised."""
+        with cut_at(time.monotonic() + self._try_s, _DEADLINES) as cut:
+            try:
+                yield
+            except ErpSyncError as exc:
+                if cut.happened.is_set():
+                    raise self._too_slow(what, url) from exc
+                raise
+            if cut.happened.is_set():  # an answer without a length just ends when its socket is shut
+                raise self._too_slow(what, url)
+
+    def _too_slow(self, what: str, url: str) -> ErpUnavailable:
+        return ErpUnavailable(f"{what}: {shown(url)} took longer than {self._try_s:g} s to answer", url=shown(url))
 
     def _headers(self, order_id: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "Authorization": self._authorization, "User-Agent": USER_AGENT}

@@ -17,20 +17,15 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
-import urllib3.connection
-import urllib3.response
 from requests.adapters import HTTPAdapter
 
 from erp_sync.shared.errors import MediaRejected, MediaUnavailable
-from erp_sync.workers.media_deadlines import Deadlines, cut_at, unwatch, watch
-
-if TYPE_CHECKING:
-    from urllib3._base_connection import BaseHTTPConnection
+from erp_sync.workers.http_deadlines import WATCHED_POOLS, Deadlines, cut_at
 
 logger = logging.getLogger(__name__)
 
@@ -124,40 +119,9 @@ def _translated_errors(url: str) -> Iterator[None]:
         raise MediaRejected(f"an answer that cannot be read: {exc}", url=url) from exc
 
 
-class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
-    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]  # as urllib3 does
-        watch(self.sock)  # the answer's headers are read here: the deadline covers them too
-        return super().getresponse()
-
-
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]  # as urllib3 does
-        watch(self.sock)
-        return super().getresponse()
-
-
-class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
-        unwatch(getattr(conn, "sock", None))  # back in the pool, where the next download takes it
-        super()._put_conn(conn)
-
-
-class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
-        unwatch(getattr(conn, "sock", None))
-        super()._put_conn(conn)
-
-
-WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
 class PinnedAddressAdapter(HTTPAdapter):
     """Connects to the address in the URL while TLS verifies the certificate of the name in `Host`;
-    its connections hand their sockets to the download's deadline (media_deadlines.watch)."""
+    its connections hand their sockets to the download's deadline (http_deadlines.watch)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,31 +10,41 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @contextmanager
 def answering(status: int, body: bytes, headers: dict[str, str] | None = None, extra_length: int = 0,
-              repeat: int = 1, written: list[int] | None = None) -> Iterator[str]:
+              repeat: int = 1, written: list[int] | None = None, trickle_s: float = 0.0) -> Iterator[str]:
     """Answer every GET and POST with `status`, `headers` and `body` (`repeat` times over), declaring
     `extra_length` bytes more than it sends (unless `headers` declare a Content-Length of their own);
-    yields the base URL. `written` gets the bytes of body each answer got out before the client left."""
+    yields the base URL. `written` gets the bytes of body each answer got out before the client left.
+    With `trickle_s`, the whole answer, status line and headers too, goes out a byte every `trickle_s`."""
 
     class Handler(BaseHTTPRequestHandler):
         def answer(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response_only(status)  # no Date of its own: a test's `headers` may give one
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            if "Content-Length" not in (headers or {}):
-                self.send_header("Content-Length", str(len(body) * repeat + extra_length))
-            self.send_header("Connection", "close")
-            self.end_headers()
+            fields = dict(headers or {})  # no Date of its own: a test's `headers` may give one
+            fields.setdefault("Content-Length", str(len(body) * repeat + extra_length))
+            fields["Connection"] = "close"
             sent = 0
             try:
-                for _ in range(repeat):
-                    self.wfile.write(body)
-                    sent += len(body)
+                if trickle_s:
+                    head = f"HTTP/1.1 {status} Canned\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+                    self._trickle(head.encode("latin-1") + b"\r\n" + body * repeat)
+                else:
+                    self.send_response_only(status)
+                    for name, value in fields.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    for _ in range(repeat):
+                        self.wfile.write(body)
+                        sent += len(body)
             except OSError:
                 pass  # the client has gone
             if written is not None:
                 written.append(sent)
             self.close_connection = True
+
+        def _trickle(self, answer: bytes) -> None:
+            for byte in answer:
+                self.wfile.write(bytes([byte]))
+                time.sleep(trickle_s)
 
         do_GET = do_POST = answer  # noqa: N815 (http.server's names)
 

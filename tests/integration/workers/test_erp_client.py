@@ -247,3 +247,18 @@ def test_an_answer_of_a_hundred_megabytes_is_not_read_beyond_its_excerpt():
     assert result.status == 201 and result.body == "x" * 2000
     [sent] = wait_for(lambda: written)  # the server's thread sees the client gone a moment later
     assert sent < 100_000_000
+
+
+def test_an_answer_trickled_a_byte_at_a_time_ends_the_try_at_its_deadline():
+    # given an ERP taking the order but sending its answer a byte every 50 ms (each read well inside
+    # the read timeout; the whole answer would take seconds)
+    with answering(201, b'{"status": "imported"}', trickle_s=0.05) as url:
+        # when an order is pushed with a connect and a read timeout of 1.0 and 0.3 s
+        with pytest.raises(ErpUnavailable, match=r"took longer than 1\.3 s to answer"):
+            client_for(url, read_timeout_s=0.3, tries=1).import_order(ORDER)
+    # then the push is left for its retry: unavailable, as for an ERP that does not answer
+
+
+def test_a_probe_answered_a_byte_at_a_time_is_no_answer():
+    with answering(200, b"[]", trickle_s=0.05) as url:
+        assert client_for(url, read_timeout_s=0.3, tries=1).probe() is False

@@ -1,8 +1,9 @@
-"""Deadlines for the media worker's downloads, all watched by one thread instead of a timer thread each.
+"""Deadlines for whole HTTP calls (an image download, a push to the ERP), all watched by one thread.
 
-A download's deadline shuts the sockets it reads from: the read timeout bounds each read, not a
-server trickling bytes, whether of its headers or of its body. The connections hand their socket
-to the download their thread runs (`watch`) as they start reading an answer.
+A call's deadline shuts the sockets it reads from: urllib3's read timeout bounds each read, not a
+server trickling bytes, whether of its headers or of its body. The connections of the pools in
+`WATCHED_POOLS` hand their socket to the call their thread runs (`watch`) as they start reading an
+answer, and take it back as they return to the pool (`unwatch`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import urllib3
+import urllib3.connection
+import urllib3.response
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +71,7 @@ class Deadlines:
         with self._due:
             while True:
                 while self._heap and self._heap[0].action is None:
-                    heapq.heappop(self._heap)  # cancelled: most downloads end well before their deadline
+                    heapq.heappop(self._heap)  # cancelled: most calls end well before their deadline
                 if not self._heap:
                     self._due.wait()
                     continue
@@ -75,16 +84,16 @@ class Deadlines:
                     try:
                         action()
                     except Exception:
-                        # This thread watches every later download: it must outlive any one of them.
-                        logger.exception("a download's deadline action failed")
+                        # This thread watches every later call: it must outlive any one of them.
+                        logger.exception("an HTTP call's deadline action failed")
 
 
-_in_flight = threading.local()  # the Cut of the download this thread runs, if any
+_in_flight = threading.local()  # the Cut of the call this thread runs, if any
 
 
 @dataclass
 class Cut:
-    """One download's deadline: the sockets it reads from now, and whether the deadline shut one."""
+    """One call's deadline: the sockets it reads from now, and whether the deadline shut one."""
 
     sockets: list[socket.socket] = field(default_factory=list)
     expired: bool = False
@@ -117,14 +126,14 @@ class Cut:
 
 
 def watch(sock: socket.socket | None) -> None:
-    """Hand a socket about to be read from to the download this thread runs (a no-op outside one)."""
+    """Hand a socket about to be read from to the call this thread runs (a no-op outside one)."""
     cut: Cut | None = getattr(_in_flight, "cut", None)
     if cut is not None and sock is not None:
         cut.add(sock)
 
 
 def unwatch(sock: socket.socket | None) -> None:
-    """Take a socket back from this thread's download, its connection going back to the pool: never shut after."""
+    """Take a socket back from this thread's call, its connection going back to the pool: never shut after."""
     cut: Cut | None = getattr(_in_flight, "cut", None)
     if cut is not None and sock is not None:
         cut.remove(sock)
@@ -132,7 +141,7 @@ def unwatch(sock: socket.socket | None) -> None:
 
 @contextmanager
 def cut_at(deadline: float, deadlines: Deadlines) -> Iterator[Cut]:
-    """Shut, at `deadline`, every socket this thread's download reads from meanwhile (`watch`), but
+    """Shut, at `deadline`, every socket this thread's call reads from meanwhile (`watch`), but
     none whose connection went back to the pool first (`unwatch`)."""
     cut = Cut()
     cut.disarm = deadlines.call_at(deadline, cut.shut)
@@ -142,3 +151,34 @@ def cut_at(deadline: float, deadlines: Deadlines) -> Iterator[Cut]:
     finally:
         cut.disarm()
         _in_flight.cut = None
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]  # as urllib3 does
+        watch(self.sock)  # the answer's headers are read here: the deadline covers them too
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]  # as urllib3 does
+        watch(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        unwatch(getattr(conn, "sock", None))  # back in the pool, where the next call takes it
+        super()._put_conn(conn)
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        unwatch(getattr(conn, "sock", None))
+        super()._put_conn(conn)
+
+
+WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}

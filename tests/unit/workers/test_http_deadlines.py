@@ -2,7 +2,7 @@ import socket
 import threading
 import time
 
-from erp_sync.workers.media_deadlines import Deadlines, cut_at, unwatch, watch
+from erp_sync.workers.http_deadlines import Deadlines, cut_at, unwatch, watch
 
 
 def test_an_action_runs_once_its_deadline_passes_and_a_cancelled_one_never():
