@@ -28,6 +28,23 @@ def _counts(result: Pushed) -> dict[str, Any]:
             "first_synced_s": None if result.drain.first_row_s is None else round(result.drain.first_row_s, 3)}
 
 
+def two_against_one(one: Pushed, two: Pushed) -> dict[str, float | None]:
+    """Two workers' CPU per order against one's, raw and against the sandbox ERP's drift.
+
+    The sandbox ERP does the same work for an order whatever the number of workers, so its own
+    ratio (two / one) is how much the machine itself changed between the two phases; within one
+    run it has ranged from 0.81 to 1.08.
+    """
+    one_erp = one.cpu_budget_ms_per_order().get("erp", 0.0)
+    two_erp = two.cpu_budget_ms_per_order().get("erp", 0.0)
+    if not one.cpu_ms_per_order_after_startup or not one_erp or not two_erp:
+        return {"worker_cpu_ratio_2w_1w": None, "erp_cpu_ratio_2w_1w": None, "worker_cpu_ratio_2w_1w_erp_adjusted": None}
+    workers = two.cpu_ms_per_order_after_startup / one.cpu_ms_per_order_after_startup
+    erp = two_erp / one_erp
+    return {"worker_cpu_ratio_2w_1w": round(workers, 3), "erp_cpu_ratio_2w_1w": round(erp, 3),
+            "worker_cpu_ratio_2w_1w_erp_adjusted": round(workers / erp, 3)}
+
+
 def _complete(result: Pushed) -> bool:
     return result.drain.complete and result.left_on_queue == 0 and result.erp_orders == result.drain.expected
 
@@ -60,6 +77,7 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         "worker_cpu_ms_per_order_1w": round(one.cpu_ms_per_order_after_startup, 3),
         "worker_cpu_ms_per_order_2w": round(two.cpu_ms_per_order_after_startup, 3),
         # The backends of the workers' connections (and of this benchmark's polling): the triggers' share.
+        **two_against_one(one, two),
         "database_cpu_ms_per_order_1w": round(one.database_cpu_ms_per_order, 3),
         "database_cpu_ms_per_order_2w": round(two.database_cpu_ms_per_order, 3),
         # Near 1.0 with one worker, a second one has no CPU left to scale into.
