@@ -30,7 +30,7 @@ from erp_sync.shared.settings import Settings
 from erp_sync.workers.erp_http import (
     check_status, excerpt, quick_retries, read_head, shown, stream_excerpt, translated,
 )
-from erp_sync.workers.http_deadlines import WATCHED_POOLS, Deadlines, cut_at
+from erp_sync.workers.http_deadlines import WATCHED_POOLS, Cut, Deadlines, cut_at
 from erp_sync.workers.metrics import ERP_CALLS, erp_call_result
 
 logger = logging.getLogger(__name__)
@@ -77,9 +77,10 @@ def erp_pool(base_url: str, ca_bundle: Path | str | None = None, size: int = 1) 
 class ErpClient:
     """Calls the ERP with a Bearer token, timeouts, verified TLS, and an Idempotency-Key per order.
 
-    Each try of a call, its answer read to the end, has the connect and the read timeout together:
+    Each try of a call waits for its answer no longer than the connect and the read timeout together:
     the read timeout alone bounds each read, and an answer trickled a byte at a time would hold a
-    push thread (or the probe) for hours.
+    push thread (or the probe) for hours. A status line in by then decides, as ever; without one,
+    the ERP did not answer.
     """
 
     def __init__(
@@ -120,8 +121,8 @@ class ErpClient:
         """Whether the ERP takes calls: only a success counts (a 401 or 404 is no sign that orders would go through)."""
         url = f"{self._base_url}{PROBE_PATH}"
         try:
-            with self._within_try("probe", url):
-                with translated("probe", url):
+            with cut_at(time.monotonic() + self._try_s, _DEADLINES) as cut:
+                with self._status_in_time("probe", url, cut), translated("probe", url):
                     # The snapshot's body is never read, only an error's first bytes.
                     response = self._pool.request("GET", url, headers=self._headers(None), timeout=self._timeout,
                                                   retries=False, redirect=False, preload_content=False)
@@ -151,13 +152,14 @@ class ErpClient:
         @self._retrying
         def send() -> PushResult:
             sent_at = datetime.now(UTC)
-            with self._within_try(what, url), translated(what, url):
-                # A redirect would turn the POST into a GET (301-303): the order must reach the
-                # endpoint it is meant for, or wait for an operator to fix ERP_BASE_URL.
-                response = self._pool.request("POST", url, body=payload, headers=self._headers(order_id),
-                                              timeout=self._timeout, retries=False, redirect=False,
-                                              preload_content=False)
-                body = excerpt(read_head(response))
+            with cut_at(time.monotonic() + self._try_s, _DEADLINES) as cut:
+                with self._status_in_time(what, url, cut), translated(what, url):
+                    # A redirect would turn the POST into a GET (301-303): the order must reach the
+                    # endpoint it is meant for, or wait for an operator to fix ERP_BASE_URL.
+                    response = self._pool.request("POST", url, body=payload, headers=self._headers(order_id),
+                                                  timeout=self._timeout, retries=False, redirect=False,
+                                                  preload_content=False)
+                body = self._excerpt_in_time(response, what, url, cut)
             if response.status != ALREADY_IMPORTED:
                 check_status(what, url, response.status, response.headers, lambda: body)
             return PushResult(response.status, datetime.now(UTC), response.status == ALREADY_IMPORTED,
@@ -178,20 +180,26 @@ class ErpClient:
         return result
 
     @contextmanager
-    def _within_try(self, what: str, url: str) -> Iterator[None]:
-        """One try of a call, its sockets shut at its deadline; a try cut short is unavailable, whatever it raised."""
-        with cut_at(time.monotonic() + self._try_s, _DEADLINES) as cut:
-            try:
-                yield
-            except ErpSyncError as exc:
-                if cut.happened.is_set():
-                    raise self._too_slow(what, url) from exc
-                raise
-            if cut.happened.is_set():  # an answer without a length just ends when its socket is shut
-                raise self._too_slow(what, url)
+    def _status_in_time(self, what: str, url: str, cut: Cut) -> Iterator[None]:
+        """Waiting for an answer's status line: a wait cut short by the try's deadline is unavailable, whatever it raised."""
+        try:
+            yield
+        except ErpSyncError as exc:
+            if cut.happened.is_set():
+                raise ErpUnavailable(f"{what}: {shown(url)} did not answer within {self._try_s:g} s",
+                                     url=shown(url)) from exc
+            raise
 
-    def _too_slow(self, what: str, url: str) -> ErpUnavailable:
-        return ErpUnavailable(f"{what}: {shown(url)} took longer than {self._try_s:g} s to answer", url=shown(url))
+    @staticmethod
+    def _excerpt_in_time(response: Any, what: str, url: str, cut: Cut) -> str:
+        """The answer's first bytes, read until the try's deadline at most: by then its status decides."""
+        try:
+            with translated(what, url):
+                return excerpt(read_head(response))
+        except ErpUnavailable:
+            if cut.happened.is_set():
+                return ""
+            raise
 
     def _headers(self, order_id: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "Authorization": self._authorization, "User-Agent": USER_AGENT}

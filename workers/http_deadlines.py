@@ -110,6 +110,8 @@ class Cut:
 
     def add(self, sock: socket.socket) -> None:
         with self.lock:
+            if sock in self.sockets:  # handed over as it connected, and again as the answer comes
+                return
             self.sockets.append(sock)
             if self.expired:  # handed over after the deadline (it passed while connecting)
                 self._shut(sock)
@@ -121,21 +123,32 @@ class Cut:
 
     def _shut(self, sock: socket.socket) -> None:
         self.happened.set()
-        with suppress(OSError):  # closed already, or reset by the peer
+        try:
             sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed already, or reset by the peer
+        except Exception:
+            # Runs inside urllib3 too (`add`): whatever a socket raises, the call must not see it.
+            logger.exception("an HTTP call's deadline could not shut %r", sock)
+
+
+def _shuttable(sock: socket.socket | None) -> socket.socket | None:
+    """The socket itself: TLS within TLS (an HTTPS ERP behind an HTTPS proxy) is urllib3's SSLTransport,
+    which has no `shutdown`, around the proxy's TLS socket."""
+    return getattr(sock, "socket", sock)
 
 
 def watch(sock: socket.socket | None) -> None:
     """Hand a socket about to be read from to the call this thread runs (a no-op outside one)."""
     cut: Cut | None = getattr(_in_flight, "cut", None)
-    if cut is not None and sock is not None:
+    if cut is not None and (sock := _shuttable(sock)) is not None:
         cut.add(sock)
 
 
 def unwatch(sock: socket.socket | None) -> None:
     """Take a socket back from this thread's call, its connection going back to the pool: never shut after."""
     cut: Cut | None = getattr(_in_flight, "cut", None)
-    if cut is not None and sock is not None:
+    if cut is not None and (sock := _shuttable(sock)) is not None:
         cut.remove(sock)
 
 
@@ -154,15 +167,18 @@ def cut_at(deadline: float, deadlines: Deadlines) -> Iterator[Cut]:
 
 
 class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        watch(sock)  # from the start: a proxy's answer to CONNECT is read before any request is sent
+        return sock
+
     def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]  # as urllib3 does
-        watch(self.sock)  # the answer's headers are read here: the deadline covers them too
+        watch(self.sock)  # the answer's headers are read here; over TLS, a socket that replaced the first
         return super().getresponse()
 
 
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]  # as urllib3 does
-        watch(self.sock)
-        return super().getresponse()
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, urllib3.connection.HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(urllib3.HTTPConnectionPool):

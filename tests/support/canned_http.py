@@ -1,20 +1,24 @@
 """An HTTP server on loopback answering every request with one canned answer: an ERP or a host that misbehaves."""
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
 
 
 @contextmanager
 def answering(status: int, body: bytes, headers: dict[str, str] | None = None, extra_length: int = 0,
-              repeat: int = 1, written: list[int] | None = None, trickle_s: float = 0.0) -> Iterator[str]:
+              repeat: int = 1, written: list[int] | None = None, trickle_s: float = 0.0,
+              trickle_from: Literal["status", "body"] = "status", tls: ssl.SSLContext | None = None) -> Iterator[str]:
     """Answer every GET and POST with `status`, `headers` and `body` (`repeat` times over), declaring
     `extra_length` bytes more than it sends (unless `headers` declare a Content-Length of their own);
-    yields the base URL. `written` gets the bytes of body each answer got out before the client left.
-    With `trickle_s`, the whole answer, status line and headers too, goes out a byte every `trickle_s`."""
+    yields the base URL (https with `tls`). `written` gets the bytes of body each answer got out
+    before the client left. With `trickle_s`, the answer goes out a byte every `trickle_s` from its
+    status line on, or from its body on (the status line and headers at once)."""
 
     class Handler(BaseHTTPRequestHandler):
         def answer(self) -> None:
@@ -26,7 +30,11 @@ def answering(status: int, body: bytes, headers: dict[str, str] | None = None, e
             try:
                 if trickle_s:
                     head = f"HTTP/1.1 {status} Canned\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
-                    self._trickle(head.encode("latin-1") + b"\r\n" + body * repeat)
+                    head_bytes = head.encode("latin-1") + b"\r\n"
+                    if trickle_from == "body":
+                        self.wfile.write(head_bytes)
+                        head_bytes = b""
+                    sent = self._trickle(head_bytes, body * repeat)
                 else:
                     self.send_response_only(status)
                     for name, value in fields.items():
@@ -41,10 +49,18 @@ def answering(status: int, body: bytes, headers: dict[str, str] | None = None, e
                 written.append(sent)
             self.close_connection = True
 
-        def _trickle(self, answer: bytes) -> None:
-            for byte in answer:
+        def _trickle(self, head: bytes, content: bytes) -> int:
+            """Send `head`, then `content`, a byte every `trickle_s`; the bytes of `content` that went out."""
+            for byte in head:
                 self.wfile.write(bytes([byte]))
                 time.sleep(trickle_s)
+            for sent, byte in enumerate(content):
+                try:
+                    self.wfile.write(bytes([byte]))
+                except OSError:
+                    return sent
+                time.sleep(trickle_s)
+            return len(content)
 
         do_GET = do_POST = answer  # noqa: N815 (http.server's names)
 
@@ -52,10 +68,12 @@ def answering(status: int, body: bytes, headers: dict[str, str] | None = None, e
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()

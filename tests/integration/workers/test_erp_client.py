@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from erp_sync.workers.erp_client import ErpClient, erp_pool
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 from erp_sync.shared.orders import decode_order
 from tests.support.canned_http import answering
+from tests.support.connect_proxy import ESTABLISHED, connect_proxy
 from tests.support.waiting import wait_for
 from tests.support.sandbox import TOKEN, running_sandbox
 
@@ -249,16 +251,80 @@ def test_an_answer_of_a_hundred_megabytes_is_not_read_beyond_its_excerpt():
     assert sent < 100_000_000
 
 
-def test_an_answer_trickled_a_byte_at_a_time_ends_the_try_at_its_deadline():
-    # given an ERP taking the order but sending its answer a byte every 50 ms (each read well inside
-    # the read timeout; the whole answer would take seconds)
-    with answering(201, b'{"status": "imported"}', trickle_s=0.05) as url:
-        # when an order is pushed with a connect and a read timeout of 1.0 and 0.3 s
-        with pytest.raises(ErpUnavailable, match=r"took longer than 1\.3 s to answer"):
-            client_for(url, read_timeout_s=0.3, tries=1).import_order(ORDER)
-    # then the push is left for its retry: unavailable, as for an ERP that does not answer
+# A byte every 0.2 s: each read well inside a read timeout of 1 s, so only the try's deadline
+# (connect 1 s + read 1 s) ends the wait; the status line alone would take 4 s.
+TRICKLE_S = 0.2
 
 
-def test_a_probe_answered_a_byte_at_a_time_is_no_answer():
-    with answering(200, b"[]", trickle_s=0.05) as url:
-        assert client_for(url, read_timeout_s=0.3, tries=1).probe() is False
+def trickling_client(url: str, ca_bundle: Path | None = None) -> ErpClient:
+    return ErpClient(erp_pool(url, ca_bundle), url, TOKEN, connect_timeout_s=1.0, read_timeout_s=1.0, tries=1)
+
+
+def test_an_answer_trickled_a_byte_at_a_time_is_no_answer_after_the_tries_deadline():
+    # given an ERP taking the order but sending its answer a byte every 0.2 s
+    with answering(201, b'{"status": "imported"}', trickle_s=TRICKLE_S) as url:
+        # when an order is pushed, then the try ends at its deadline, as for an ERP that does not answer
+        with pytest.raises(ErpUnavailable, match=r"did not answer within 2 s"):
+            trickling_client(url).import_order(ORDER)
+
+
+def test_once_the_status_is_in_by_the_deadline_it_decides_and_the_rest_of_the_body_is_not_waited_for():
+    # given an ERP answering 201 at once and then trickling a body of 200 bytes (40 s)
+    body = b"x" * 200
+    with answering(201, body, trickle_s=TRICKLE_S, trickle_from="body") as url:
+        # when an order is pushed
+        result = trickling_client(url).import_order(ORDER)
+
+    # then it is imported, with what of the body came by the deadline
+    assert result.status == 201 and body.startswith(result.body.encode()) and len(result.body) < len(body)
+
+
+def test_a_refused_token_whose_answer_trickles_still_calls_for_an_operator():
+    with answering(401, b"x" * 200, trickle_s=TRICKLE_S, trickle_from="body") as url:
+        with pytest.raises(ErpMisconfigured, match="ERP_API_TOKEN"):
+            trickling_client(url).import_order(ORDER)
+
+
+def test_a_probe_answered_a_byte_at_a_time_is_no_answer(caplog):
+    with answering(200, b"[]", trickle_s=TRICKLE_S) as url, caplog.at_level(logging.INFO):
+        assert trickling_client(url).probe() is False
+    assert "did not answer within 2 s" in caplog.text
+
+
+def test_behind_an_https_proxy_an_https_erps_trickled_answer_ends_at_the_deadline(tmp_path, monkeypatch):
+    # given an ERP over TLS behind a proxy over TLS (TLS within TLS), both of one private CA
+    bundle = tmp_path / "ca.pem"
+    context = server_context(bundle)
+    with answering(201, b"{}", trickle_s=TRICKLE_S, tls=context) as url, connect_proxy(tls=context) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # when an order is pushed and the ERP trickles its answer, then the try ends at its deadline
+        with pytest.raises(ErpUnavailable, match=r"did not answer within 2 s"):
+            trickling_client(url, bundle).import_order(ORDER)
+
+
+def test_a_proxy_trickling_its_answer_to_connect_ends_the_try_at_the_deadline(tmp_path, monkeypatch):
+    # given an ERP over TLS behind a proxy that answers CONNECT a byte every 0.2 s (12 s in all)
+    bundle = tmp_path / "ca.pem"
+    context = server_context(bundle)
+    answered: list[int] = []
+    with answering(201, b"{}", tls=context) as url, connect_proxy(trickle_s=TRICKLE_S, answered=answered) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # when an order is pushed, then the try ends at its deadline, before the proxy has answered
+        with pytest.raises(ErpUnavailable, match=r"did not answer within 2 s"):
+            trickling_client(url, bundle).import_order(ORDER)
+        [sent] = wait_for(lambda: answered)
+    assert sent < len(ESTABLISHED)
+
+
+def test_behind_an_https_proxy_an_https_erp_takes_the_order(tmp_path, monkeypatch):
+    bundle = tmp_path / "ca.pem"
+    context = server_context(bundle)
+    with answering(201, b"{}", tls=context) as url, connect_proxy(tls=context) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert trickling_client(url, bundle).import_order(ORDER).status == 201

@@ -64,3 +64,32 @@ def test_a_socket_handed_over_after_the_deadline_is_shut_at_once():
         watch(reader)
         # then that read ends at once, and the download counts as cut short
         assert reader.recv(100) == b"" and cut.happened.is_set()
+
+
+def test_a_socket_handed_over_twice_and_taken_back_once_is_not_shut():
+    # given a connection that hands its socket over as it connects, and again as its answer comes
+    reader, writer = socket.socketpair()
+    with reader, writer, cut_at(time.monotonic() + 0.05, Deadlines("test-deadlines")) as cut:
+        watch(reader)
+        watch(reader)
+        # when it goes back to the pool before the deadline
+        unwatch(reader)
+        time.sleep(0.2)
+        # then the next call that takes it can use it
+        writer.sendall(b"next answer")
+        assert reader.recv(100) == b"next answer" and not cut.happened.is_set()
+
+
+class TlsWithinTls:
+    """What urllib3 hands over for TLS within TLS (its SSLTransport): no `shutdown`, the socket beneath."""
+
+    def __init__(self, beneath: socket.socket) -> None:
+        self.socket = beneath
+
+
+def test_the_socket_beneath_tls_within_tls_is_shut_at_the_deadline():
+    reader, writer = socket.socketpair()
+    with reader, writer, cut_at(time.monotonic() + 0.05, Deadlines("test-deadlines")) as cut:
+        watch(TlsWithinTls(reader))  # type: ignore[arg-type]
+        assert cut.happened.wait(5)
+        assert reader.recv(100) == b""
