@@ -56,3 +56,9 @@ def wait_status(ingress, order_id: str, status: str, timeout: float = 20.0) -> d
 
 def available(ingress, sku: str = SKU) -> int:
     return ingress.get(f"/api/v1/inventory/{sku}").get_json()["available"]
+
+
+def stock_figures(ingress, sku: str = SKU) -> dict[str, int]:
+    """The ERP's figure, what holds take off it and what is left, as the read API shows them."""
+    shown = ingress.get(f"/api/v1/inventory/{sku}").get_json()
+    return {name: shown[name] for name in ("erp_quantity", "reserved", "available")}
