@@ -2,8 +2,8 @@
 
 A call's deadline shuts the sockets it reads from: urllib3's read timeout bounds each read, not a
 server trickling bytes, whether of its headers or of its body. The connections of the pools in
-`WATCHED_POOLS` hand their socket to the call their thread runs (`watch`) as they start reading an
-answer, and take it back as they return to the pool (`unwatch`).
+`WATCHED_POOLS` hand their socket to the call their thread runs (`watch`) as they start reading a
+proxy's answer to CONNECT or the answer itself, and take it back as they return to the pool (`unwatch`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -110,7 +110,7 @@ class Cut:
 
     def add(self, sock: socket.socket) -> None:
         with self.lock:
-            if sock in self.sockets:  # handed over as it connected, and again as the answer comes
+            if sock in self.sockets:  # handed over at a proxy's tunnel, and again as the answer comes
                 return
             self.sockets.append(sock)
             if self.expired:  # handed over after the deadline (it passed while connecting)
@@ -167,10 +167,9 @@ def cut_at(deadline: float, deadlines: Deadlines) -> Iterator[Cut]:
 
 
 class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        watch(sock)  # from the start: a proxy's answer to CONNECT is read before any request is sent
-        return sock
+    def _tunnel(self) -> None:
+        watch(self.sock)  # a proxy's answer to CONNECT, over the proxy's TLS if any, is read here
+        super()._tunnel()
 
     def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]  # as urllib3 does
         watch(self.sock)  # the answer's headers are read here; over TLS, a socket that replaced the first

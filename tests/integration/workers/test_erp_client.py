@@ -304,12 +304,14 @@ def test_behind_an_https_proxy_an_https_erps_trickled_answer_ends_at_the_deadlin
             trickling_client(url, bundle).import_order(ORDER)
 
 
-def test_a_proxy_trickling_its_answer_to_connect_ends_the_try_at_the_deadline(tmp_path, monkeypatch):
+@pytest.mark.parametrize("proxy_tls", [False, True], ids=["http proxy", "https proxy"])
+def test_a_proxy_trickling_its_answer_to_connect_ends_the_try_at_the_deadline(proxy_tls, tmp_path, monkeypatch):
     # given an ERP over TLS behind a proxy that answers CONNECT a byte every 0.2 s (12 s in all)
     bundle = tmp_path / "ca.pem"
     context = server_context(bundle)
     answered: list[int] = []
-    with answering(201, b"{}", tls=context) as url, connect_proxy(trickle_s=TRICKLE_S, answered=answered) as proxy:
+    with answering(201, b"{}", tls=context) as url, \
+            connect_proxy(tls=context if proxy_tls else None, trickle_s=TRICKLE_S, answered=answered) as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy)
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)

@@ -67,7 +67,7 @@ def test_a_socket_handed_over_after_the_deadline_is_shut_at_once():
 
 
 def test_a_socket_handed_over_twice_and_taken_back_once_is_not_shut():
-    # given a connection that hands its socket over as it connects, and again as its answer comes
+    # given a connection that hands its socket over at a proxy's tunnel, and again as its answer comes
     reader, writer = socket.socketpair()
     with reader, writer, cut_at(time.monotonic() + 0.05, Deadlines("test-deadlines")) as cut:
         watch(reader)
