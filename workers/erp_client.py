@@ -193,13 +193,14 @@ class ErpClient:
     @staticmethod
     def _excerpt_in_time(response: Any, what: str, url: str, cut: Cut) -> str:
         """The answer's first bytes, read until the try's deadline at most: by then its status decides."""
+        head = bytearray()
         try:
             with translated(what, url):
-                return excerpt(read_head(response))
+                read_head(response, head)
         except ErpUnavailable:
-            if cut.happened.is_set():
-                return ""
-            raise
+            if not cut.happened.is_set():
+                raise
+        return excerpt(bytes(head))
 
     def _headers(self, order_id: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "Authorization": self._authorization, "User-Agent": USER_AGENT}

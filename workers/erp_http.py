@@ -175,20 +175,21 @@ def excerpt(body: bytes) -> str:
     return body[:MAX_BODY_BYTES].decode("utf-8", "replace").replace("\x00", "")
 
 
-def read_head(response: Any) -> bytes:
-    """The first MAX_BODY_BYTES (and one more) of a streamed urllib3 answer, and no more: an ERP's answer
-    of a hundred megabytes would otherwise be held in memory, once for each push under way. Its
-    connection goes back to the pool when that was the whole body, and is closed when it was not."""
+def read_head(response: Any, into: bytearray) -> None:
+    """Read the first MAX_BODY_BYTES (and one more) of a streamed urllib3 answer `into` a buffer, and no
+    more: an ERP's answer of a hundred megabytes would otherwise be held in memory, once for each push
+    under way. What came stays in `into` when reading fails. Its connection goes back to the pool
+    when that was the whole body, and is closed when it was not."""
     try:
-        head: bytes = response.read(MAX_BODY_BYTES + 1)
+        while len(into) <= MAX_BODY_BYTES and (chunk := response.read1(MAX_BODY_BYTES + 1 - len(into))):
+            into += chunk
     except BaseException:
         response.close()
         raise
-    if len(head) > MAX_BODY_BYTES:
+    if len(into) > MAX_BODY_BYTES:
         response.close()
     else:
         response.release_conn()
-    return head
 
 
 def stream_excerpt(raw: Any) -> str:

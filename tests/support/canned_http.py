@@ -69,7 +69,9 @@ def answering(status: int, body: bytes, headers: dict[str, str] | None = None, e
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        # The handshake in each answer's thread, not in accept(): a client that never makes it
+        # would hold up the server, and its shutdown.
+        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -20,8 +20,7 @@ def connect_proxy(tls: ssl.SSLContext | None = None, trickle_s: float = 0.0,
     listener = socket.create_server(("127.0.0.1", 0))
 
     def tunnel(client: socket.socket) -> None:
-        with suppress(OSError), client:
-            conn = tls.wrap_socket(client, server_side=True) if tls is not None else client
+        with suppress(OSError), client, (tls.wrap_socket(client, server_side=True) if tls else client) as conn:
             request = b""
             while b"\r\n\r\n" not in request:
                 chunk = conn.recv(4096)
@@ -47,11 +46,15 @@ def connect_proxy(tls: ssl.SSLContext | None = None, trickle_s: float = 0.0,
                 client, _ = listener.accept()
                 threading.Thread(target=tunnel, args=(client,), daemon=True).start()
 
-    threading.Thread(target=accept, daemon=True).start()
+    accepting = threading.Thread(target=accept, daemon=True)
+    accepting.start()
     try:
         yield f"{'https' if tls else 'http'}://127.0.0.1:{listener.getsockname()[1]}"
     finally:
+        with suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # close() alone leaves accept() waiting
         listener.close()
+        accepting.join(timeout=5)
 
 
 def _trickle(conn: socket.socket, trickle_s: float) -> int:

@@ -69,12 +69,12 @@ def test_a_socket_handed_over_after_the_deadline_is_shut_at_once():
 def test_a_socket_handed_over_twice_and_taken_back_once_is_not_shut():
     # given a connection that hands its socket over at a proxy's tunnel, and again as its answer comes
     reader, writer = socket.socketpair()
-    with reader, writer, cut_at(time.monotonic() + 0.05, Deadlines("test-deadlines")) as cut:
+    with reader, writer, cut_at(time.monotonic() + 0.5, Deadlines("test-deadlines")) as cut:
         watch(reader)
         watch(reader)
         # when it goes back to the pool before the deadline
         unwatch(reader)
-        time.sleep(0.2)
+        time.sleep(0.7)
         # then the next call that takes it can use it
         writer.sendall(b"next answer")
         assert reader.recv(100) == b"next answer" and not cut.happened.is_set()
