@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import requests
 import urllib3
 import urllib3.connection
 import urllib3.response
+from requests.adapters import HTTPAdapter
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
@@ -197,3 +199,23 @@ class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class WatchedAdapter(HTTPAdapter):
+    """requests' adapter over `WATCHED_POOLS`, direct or through a proxy."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.ProxyManager:
+        manager: urllib3.ProxyManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
+
+
+def watched(session: requests.Session) -> requests.Session:
+    """`session`, its http and https connections handing their sockets to their call's deadline."""
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, WatchedAdapter())
+    return session

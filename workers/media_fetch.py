@@ -21,11 +21,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 
 from erp_sync.shared.errors import MediaRejected, MediaUnavailable
-from erp_sync.workers.http_deadlines import WATCHED_POOLS, Deadlines, cut_at
+from erp_sync.workers.http_deadlines import Deadlines, WatchedAdapter, cut_at
 
 logger = logging.getLogger(__name__)
 
@@ -119,18 +117,9 @@ def _translated_errors(url: str) -> Iterator[None]:
         raise MediaRejected(f"an answer that cannot be read: {exc}", url=url) from exc
 
 
-class PinnedAddressAdapter(HTTPAdapter):
+class PinnedAddressAdapter(WatchedAdapter):
     """Connects to the address in the URL while TLS verifies the certificate of the name in `Host`;
     its connections hand their sockets to the download's deadline (http_deadlines.watch)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.ProxyManager:
-        manager: urllib3.ProxyManager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = WATCHED_POOLS
-        return manager
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None

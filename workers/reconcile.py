@@ -14,7 +14,8 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
@@ -25,6 +26,7 @@ from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpMisconfigured, ErpSyncError, ErpUnavailable
 from erp_sync.shared.pg import connect, translate_pg_error
 from erp_sync.shared.settings import Settings
+from erp_sync.workers.http_deadlines import Cut, Deadlines, cut_at, watched
 from erp_sync.workers.reconcile_correct import Change, apply_changes, changes, find_changes, hold_changes
 from erp_sync.workers.reconcile_limits import Tally, held_reason
 from erp_sync.workers.reconcile_summary import SweepSummary, summary_of
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 LOCK_KEY = 7_305_921  # pg_advisory_lock key of the sweep; no other lock in erp-sync uses it
 SAMPLE_SKUS = 100
 DEADLINE_CHECK_ROWS = 10_000
+_DEADLINES = Deadlines("snapshot-deadline")
 
 _INTERRUPTED = """
 UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(),
@@ -79,9 +82,9 @@ Connection = psycopg.Connection[TupleRow]
 
 
 def snapshot_source(settings: Settings, http: requests.Session) -> SnapshotSource:
-    """The ERP's snapshot endpoint as the settings describe it."""
+    """The ERP's snapshot endpoint as the settings describe it, read through `http` under `_reading`'s deadline."""
     base_url, token = settings.erp_credentials()
-    return SnapshotSource(http, base_url, token, connect_timeout_s=settings.erp_connect_timeout_s,
+    return SnapshotSource(watched(http), base_url, token, connect_timeout_s=settings.erp_connect_timeout_s,
                           read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle,
                           tries=settings.erp_quick_retries, backoff_base_s=settings.erp_quick_retry_base_s)
 
@@ -124,8 +127,8 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
     logger.info("reconciliation run %d started", run_id)
     taken = datetime.now(UTC)  # before the request: figures stamped from now on are newer
     try:
-        with conn.transaction(), source.open() as snapshot:
-            _compare_and_correct(settings, conn, run_id, snapshot, taken)
+        with conn.transaction(), _reading(settings) as cut, source.open() as snapshot:
+            _compare_and_correct(settings, conn, run_id, snapshot, taken, cut)
     except (ErpSyncError, psycopg.Error) as exc:
         error = exc if isinstance(exc, ErpSyncError) else translate_pg_error(exc)
         if isinstance(error, ErpMisconfigured):
@@ -154,8 +157,8 @@ def _dry_run(settings: Settings, conn: Connection, source: SnapshotSource,
     with conn.transaction() as tx:
         run_id: int = _one(conn.execute(_START, {"slot": None}))[0]
         taken = datetime.now(UTC)
-        with source.open() as snapshot:
-            _compare_and_correct(settings, conn, run_id, snapshot, taken, dry_run=True)
+        with _reading(settings) as cut, source.open() as snapshot:
+            _compare_and_correct(settings, conn, run_id, snapshot, taken, cut, dry_run=True)
         summary = read_summary(conn, run_id)
         for change in changes(conn, taken):
             on_change(change)
@@ -163,18 +166,34 @@ def _dry_run(settings: Settings, conn: Connection, source: SnapshotSource,
     return dataclasses.replace(summary, run_id=None, dry_run=True)
 
 
+@contextmanager
+def _reading(settings: Settings) -> Iterator[Cut]:
+    """The snapshot's sockets shut once the sweep has run RECONCILE_MAX_DURATION_S: the read timeout
+    bounds each read, not an ERP trickling its answer (the rows' own check below waits for a row's end)."""
+    with cut_at(time.monotonic() + settings.reconcile_max_duration_s, _DEADLINES) as cut:
+        yield cut
+
+
 def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snapshot: Snapshot,
-                         taken: datetime, *, dry_run: bool = False) -> None:
+                         taken: datetime, cut: Cut, *, dry_run: bool = False) -> None:
     """Everything inside the caller's one transaction; commits nothing."""
     deadline = time.monotonic() + settings.reconcile_max_duration_s
+    still_reading = f"snapshot: still reading after {settings.reconcile_max_duration_s:g} s"
     rows = 0
     conn.execute(_SNAPSHOT_TABLE)
-    with conn.cursor() as cursor, cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
-        for row in snapshot.rows:
-            copy.write_row(row)
-            rows += 1
-            if rows % DEADLINE_CHECK_ROWS == 0 and time.monotonic() > deadline:
-                raise SnapshotBroken(f"snapshot: still reading after {settings.reconcile_max_duration_s} s")
+    try:
+        with conn.cursor() as cursor, cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
+            for row in snapshot.rows:
+                copy.write_row(row)
+                rows += 1
+                if rows % DEADLINE_CHECK_ROWS == 0 and time.monotonic() > deadline:
+                    raise SnapshotBroken(still_reading)
+    except ErpSyncError as exc:
+        if cut.happened.is_set():
+            raise SnapshotBroken(still_reading) from exc
+        raise
+    if cut.happened.is_set():  # a stream cut at a line's end just ends
+        raise SnapshotBroken(still_reading)
     read_until = datetime.now(UTC)
     try:
         conn.execute(_SNAPSHOT_INDEX)

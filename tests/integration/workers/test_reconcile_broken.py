@@ -76,3 +76,22 @@ def test_a_qty_of_5000_digits_is_a_broken_snapshot_under_ijsons_python_backend_t
     assert summary.status == "failed" and "snapshot JSON: Unexpected symbol" in (summary.error or "")
     assert len(summary.error or "") < 400
     assert levels(committed_session) == {"S-1": 5, "S-2": 5}
+
+
+TRICKLED = {
+    "json": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 0}]'),
+    "csv": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,0\r\n"),
+}
+
+
+@pytest.mark.parametrize(("content_type", "body"), TRICKLED.values(), ids=TRICKLED.keys())
+def test_a_snapshot_trickled_past_the_sweeps_time_changes_nothing(content_type, body, sweep_settings, committed_session):
+    # given an ERP sending its snapshot a byte every 0.1 s (each read far inside the read timeout)
+    seed_levels(committed_session, {"S-1": 5, "S-2": 5})
+    with answering(200, body, {"Content-Type": content_type}, trickle_s=0.1, trickle_from="body") as url:
+        # when a sweep that may run 1 s reads it
+        summary = run_sweep(sweep_settings(url, reconcile_max_duration_s=1))
+
+    # then it is cut at that time, recorded failed, and nothing changed
+    assert summary.status == "failed" and "still reading after 1 s" in (summary.error or "")
+    assert levels(committed_session) == {"S-1": 5, "S-2": 5}
