@@ -217,5 +217,6 @@ class WatchedAdapter(HTTPAdapter):
 def watched(session: requests.Session) -> requests.Session:
     """`session`, its http and https connections handing their sockets to their call's deadline."""
     for prefix in ("http://", "https://"):
-        session.mount(prefix, WatchedAdapter())
+        if not isinstance(session.adapters.get(prefix), WatchedAdapter):  # a session kept for every sweep
+            session.mount(prefix, WatchedAdapter())
     return session

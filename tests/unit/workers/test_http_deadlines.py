@@ -2,7 +2,9 @@ import socket
 import threading
 import time
 
-from erp_sync.workers.http_deadlines import Deadlines, cut_at, unwatch, watch
+import requests
+
+from erp_sync.workers.http_deadlines import Deadlines, WatchedAdapter, cut_at, unwatch, watch, watched
 
 
 def test_an_action_runs_once_its_deadline_passes_and_a_cancelled_one_never():
@@ -93,3 +95,11 @@ def test_the_socket_beneath_tls_within_tls_is_shut_at_the_deadline():
         watch(TlsWithinTls(reader))  # type: ignore[arg-type]
         assert cut.happened.wait(5)
         assert reader.recv(100) == b""
+
+
+def test_a_session_watched_twice_keeps_its_adapters_and_their_pools():
+    session = watched(requests.Session())
+    adapters = dict(session.adapters)
+
+    assert watched(session).adapters == adapters
+    assert all(isinstance(adapter, WatchedAdapter) for adapter in adapters.values())
