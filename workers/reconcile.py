@@ -168,32 +168,36 @@ def _dry_run(settings: Settings, conn: Connection, source: SnapshotSource,
 
 @contextmanager
 def _reading(settings: Settings) -> Iterator[Cut]:
-    """The snapshot's sockets shut once the sweep has run RECONCILE_MAX_DURATION_S: the read timeout
-    bounds each read, not an ERP trickling its answer (the rows' own check below waits for a row's end)."""
+    """The snapshot's sockets shut once the sweep has run RECONCILE_MAX_DURATION_S, from its request
+    to its last row: the read timeout bounds each read, not an ERP trickling its answer, and the
+    rows' own check waits for a row's end. Whatever a cut-short stream then raises, it is too slow."""
     with cut_at(time.monotonic() + settings.reconcile_max_duration_s, _DEADLINES) as cut:
-        yield cut
+        try:
+            yield cut
+        except ErpSyncError as exc:
+            if cut.happened.is_set():
+                raise _still_reading(settings) from exc
+            raise
+
+
+def _still_reading(settings: Settings) -> SnapshotBroken:
+    return SnapshotBroken(f"snapshot: still reading after {settings.reconcile_max_duration_s:g} s")
 
 
 def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snapshot: Snapshot,
                          taken: datetime, cut: Cut, *, dry_run: bool = False) -> None:
     """Everything inside the caller's one transaction; commits nothing."""
     deadline = time.monotonic() + settings.reconcile_max_duration_s
-    still_reading = f"snapshot: still reading after {settings.reconcile_max_duration_s:g} s"
     rows = 0
     conn.execute(_SNAPSHOT_TABLE)
-    try:
-        with conn.cursor() as cursor, cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
-            for row in snapshot.rows:
-                copy.write_row(row)
-                rows += 1
-                if rows % DEADLINE_CHECK_ROWS == 0 and time.monotonic() > deadline:
-                    raise SnapshotBroken(still_reading)
-    except ErpSyncError as exc:
-        if cut.happened.is_set():
-            raise SnapshotBroken(still_reading) from exc
-        raise
-    if cut.happened.is_set():  # a stream cut at a line's end just ends
-        raise SnapshotBroken(still_reading)
+    with conn.cursor() as cursor, cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
+        for row in snapshot.rows:
+            copy.write_row(row)
+            rows += 1
+            if rows % DEADLINE_CHECK_ROWS == 0 and time.monotonic() > deadline:
+                raise _still_reading(settings)
+    if cut.happened.is_set():  # a stream without a length, cut at a line's end, just ends
+        raise _still_reading(settings)
     read_until = datetime.now(UTC)
     try:
         conn.execute(_SNAPSHOT_INDEX)

@@ -13,18 +13,23 @@ from typing import Literal
 @contextmanager
 def answering(status: int, body: bytes, headers: dict[str, str] | None = None, extra_length: int = 0,
               repeat: int = 1, written: list[int] | None = None, trickle_s: float = 0.0,
-              trickle_from: Literal["status", "body"] = "status", tls: ssl.SSLContext | None = None) -> Iterator[str]:
+              trickle_from: Literal["status", "body"] = "status", trickle_lines: bool = False,
+              tls: ssl.SSLContext | None = None) -> Iterator[str]:
     """Answer every GET and POST with `status`, `headers` and `body` (`repeat` times over), declaring
     `extra_length` bytes more than it sends (unless `headers` declare a Content-Length of their own);
     yields the base URL (https with `tls`). `written` gets the bytes of body each answer got out
     before the client left. With `trickle_s`, the answer goes out a byte every `trickle_s` from its
-    status line on, or from its body on (the status line and headers at once)."""
+    status line on, or from its body on (the status line and headers at once); with `trickle_lines`,
+    a line of its body at a time. `headers={"Content-Length": ""}` sends none: the body ends with
+    the connection."""
 
     class Handler(BaseHTTPRequestHandler):
         def answer(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             fields = dict(headers or {})  # no Date of its own: a test's `headers` may give one
             fields.setdefault("Content-Length", str(len(body) * repeat + extra_length))
+            if not fields["Content-Length"]:
+                del fields["Content-Length"]
             fields["Connection"] = "close"
             sent = 0
             try:
@@ -50,17 +55,20 @@ def answering(status: int, body: bytes, headers: dict[str, str] | None = None, e
             self.close_connection = True
 
         def _trickle(self, head: bytes, content: bytes) -> int:
-            """Send `head`, then `content`, a byte every `trickle_s`; the bytes of `content` that went out."""
+            """Send `head`, then `content`, a byte (or a line) every `trickle_s`; the bytes of `content` that went out."""
             for byte in head:
                 self.wfile.write(bytes([byte]))
                 time.sleep(trickle_s)
-            for sent, byte in enumerate(content):
+            pieces = content.splitlines(keepends=True) if trickle_lines else [bytes([byte]) for byte in content]
+            sent = 0
+            for piece in pieces:
                 try:
-                    self.wfile.write(bytes([byte]))
+                    self.wfile.write(piece)
                 except OSError:
                     return sent
+                sent += len(piece)
                 time.sleep(trickle_s)
-            return len(content)
+            return sent
 
         do_GET = do_POST = answer  # noqa: N815 (http.server's names)
 

@@ -95,3 +95,28 @@ def test_a_snapshot_trickled_past_the_sweeps_time_changes_nothing(content_type, 
     # then it is cut at that time, recorded failed, and nothing changed
     assert summary.status == "failed" and "still reading after 1 s" in (summary.error or "")
     assert levels(committed_session) == {"S-1": 5, "S-2": 5}
+
+
+def test_a_snapshot_without_a_length_cut_at_a_lines_end_changes_nothing(sweep_settings, committed_session):
+    # given an ERP sending its CSV snapshot without a Content-Length, a whole line every 0.7 s
+    seed_levels(committed_session, {"S-1": 5, "S-2": 5})
+    body = b"sku,qty\r\nS-1,1\r\nS-2,0\r\n"
+    with answering(200, body, {"Content-Type": CSV, "Content-Length": ""}, trickle_s=0.7, trickle_from="body",
+                   trickle_lines=True) as url:
+        # when a sweep that may run 1 s reads it, its socket shut after the line of S-1
+        summary = run_sweep(sweep_settings(url, reconcile_max_duration_s=1))
+
+    # then the rows read so far, which end cleanly, are not taken for the whole snapshot
+    assert summary.status == "failed" and "still reading after 1 s" in (summary.error or "")
+    assert levels(committed_session) == {"S-1": 5, "S-2": 5}
+
+
+def test_a_snapshot_whose_headers_trickle_past_the_sweeps_time_is_too_slow_not_unreachable(
+        sweep_settings, committed_session):
+    seed_levels(committed_session, {"S-1": 5})
+    with answering(200, b"sku,qty\r\nS-1,1\r\n", {"Content-Type": CSV}, trickle_s=0.1) as url:
+        summary = run_sweep(sweep_settings(url, reconcile_max_duration_s=1))
+
+    assert summary.status == "failed" and "still reading after 1 s" in (summary.error or "")
+    assert levels(committed_session) == {"S-1": 5}
+
