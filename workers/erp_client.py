@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -121,7 +121,7 @@ class ErpClient:
         """Whether the ERP takes calls: only a success counts (a 401 or 404 is no sign that orders would go through)."""
         url = f"{self._base_url}{PROBE_PATH}"
         try:
-            with cut_at(time.monotonic() + self._try_s, _DEADLINES) as cut:
+            with self._try() as cut:
                 with self._status_in_time("probe", url, cut), translated("probe", url):
                     # The snapshot's body is never read, only an error's first bytes.
                     response = self._pool.request("GET", url, headers=self._headers(None), timeout=self._timeout,
@@ -152,7 +152,7 @@ class ErpClient:
         @self._retrying
         def send() -> PushResult:
             sent_at = datetime.now(UTC)
-            with cut_at(time.monotonic() + self._try_s, _DEADLINES) as cut:
+            with self._try() as cut:
                 with self._status_in_time(what, url, cut), translated(what, url):
                     # A redirect would turn the POST into a GET (301-303): the order must reach the
                     # endpoint it is meant for, or wait for an operator to fix ERP_BASE_URL.
@@ -178,6 +178,10 @@ class ErpClient:
             raise
         ERP_CALLS.labels(call="push", result="ok").inc()
         return result
+
+    def _try(self) -> AbstractContextManager[Cut]:
+        """One try of a call: its sockets shut once the connect and read timeouts have both run out."""
+        return cut_at(time.monotonic() + self._try_s, _DEADLINES)
 
     @contextmanager
     def _status_in_time(self, what: str, url: str, cut: Cut) -> Iterator[None]:

@@ -187,14 +187,13 @@ def _still_reading(settings: Settings) -> SnapshotBroken:
 def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snapshot: Snapshot,
                          taken: datetime, cut: Cut, *, dry_run: bool = False) -> None:
     """Everything inside the caller's one transaction; commits nothing."""
-    deadline = time.monotonic() + settings.reconcile_max_duration_s
     rows = 0
     conn.execute(_SNAPSHOT_TABLE)
     with conn.cursor() as cursor, cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
         for row in snapshot.rows:
             copy.write_row(row)
             rows += 1
-            if rows % DEADLINE_CHECK_ROWS == 0 and time.monotonic() > deadline:
+            if rows % DEADLINE_CHECK_ROWS == 0 and cut.expired:  # rows still coming, however fast
                 raise _still_reading(settings)
     if cut.happened.is_set():  # a stream without a length, cut at a line's end, just ends
         raise _still_reading(settings)
