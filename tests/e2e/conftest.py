@@ -15,7 +15,7 @@ from tests.support.db_fixtures import committed_session, db_engine, db_session, 
 from tests.support.image_server import image_server  # noqa: F401
 from tests.support.service_fixtures import *  # noqa: F403 (the service fixtures)
 from tests.support.factories import inventory_event
-from tests.support.orders import SKU, purge_order_delays
+from tests.support.orders import SKU, purge_order_delays, stock_history
 from tests.support.sandbox import TOKEN, running_sandbox
 from tests.support.storefront import Edges, api_client
 from tests.support.waiting import wait_for
@@ -90,4 +90,8 @@ def stock_of_50(ingress, start_workers, settings):
     seed = inventory_event(new_quantity=50, sku=SKU)
     seed["timestamp"] = (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     post(ingress, seed)
-    wait_for(lambda: ingress.get(f"/api/v1/inventory/{SKU}").status_code == 200)
+    try:
+        wait_for(lambda: (shown := ingress.get(f"/api/v1/inventory/{SKU}")).status_code == 200
+                 and shown.get_json()["erp_quantity"] == 50)
+    except AssertionError:
+        raise AssertionError(f"the seed of 50 did not stand; {SKU}'s figures: {stock_history(ingress)}") from None

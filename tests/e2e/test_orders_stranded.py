@@ -15,7 +15,7 @@ from erp_sync.shared.orders import OrderPlaced
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
 from tests.support.amqp import drain
-from tests.support.orders import SKU, available, order, stock_figures, wait_status
+from tests.support.orders import SKU, available, order, stock_figures, stock_history, wait_status
 from erp_sync.workers.order_probe import OrderProbe
 from erp_sync.workers.order_store import record_orders
 from erp_sync.workers.erp_client import erp_client
@@ -67,7 +67,7 @@ def test_a_stranded_order_reaches_the_erp_once_and_its_hold_stays_until_then(
         status, ingress, start_workers, order_settings, sandbox, stock_of_50, committed_session):  # noqa: F811
     # given an order holding stock whose push (or retry) message was lost
     record_without_push(committed_session, "ORD-STRANDED", status)
-    assert stock_figures(ingress) == {"erp_quantity": 50, "reserved": 1, "available": 49}
+    assert stock_figures(ingress) == {"erp_quantity": 50, "reserved": 1, "available": 49}, stock_history(ingress)
 
     # when the orders worker runs with a short stranded limit
     start_workers("orders", with_settings=order_settings(order_stranded_after_s=1))

@@ -1,6 +1,7 @@
 """Reading what landed on a queue, for assertions."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pika
@@ -30,12 +31,25 @@ def drain(amqp_url: str, queue: str, limit: int = 100_000) -> list[Landed]:
         connection.close()
 
 
-def purge_all(amqp_url: str, retry_delays_ms: tuple[int, ...]) -> None:
+def purge_all(amqp_url: str, retry_delays_ms: tuple[int, ...], settle_s: float = 30.0) -> None:
+    """Empty every queue of the topology once no consumer is left on any of them.
+
+    A consumer closed by an earlier test hands its unacked messages back to a quorum queue only when
+    the queue has processed its going away, which may be after a purge sent meanwhile: such a message
+    would reach the next test. The consumer count drops in the same step, so waiting for it is enough.
+    """
+    names = [name for queue in WORK_QUEUES.values()
+             for name in (queue.name, queue.parking_queue, *map(queue.delay_queue, retry_delays_ms))]
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
-        for queue in WORK_QUEUES.values():
-            for name in (queue.name, queue.parking_queue, *map(queue.delay_queue, retry_delays_ms)):
-                channel.queue_purge(name)
+        deadline = time.monotonic() + settle_s
+        while consumed := {name: count for name in names
+                           if (count := channel.queue_declare(name, passive=True).method.consumer_count)}:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"consumers still on queues {settle_s:.0f} s after their test: {consumed}")
+            time.sleep(0.05)
+        for name in names:
+            channel.queue_purge(name)
     finally:
         connection.close()

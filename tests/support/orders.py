@@ -58,6 +58,11 @@ def available(ingress, sku: str = SKU) -> int:
     return ingress.get(f"/api/v1/inventory/{sku}").get_json()["available"]
 
 
+def stock_history(ingress, sku: str = SKU) -> dict:
+    """The SKU's figures as received, newest first, with each event's id, stamp and outcome."""
+    return ingress.get(f"/api/v1/inventory/{sku}/history").get_json()
+
+
 def stock_figures(ingress, sku: str = SKU) -> dict[str, int]:
     """The ERP's figure, what holds take off it and what is left, as the read API shows them."""
     shown = ingress.get(f"/api/v1/inventory/{sku}").get_json()

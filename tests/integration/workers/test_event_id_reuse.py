@@ -52,8 +52,10 @@ def inventory(sku: str, event_id: str, **data: object) -> bytes:
 
 
 @pytest.fixture
-def door(settings, broker):
-    """The ingress app and the inventory and catalog workers, consuming in threads of this process."""
+def door(settings, broker, committed_session):
+    """The ingress app and the inventory and catalog workers, consuming in threads of this process.
+
+    After `committed_session`, so that what they wrote is emptied once they have stopped."""
     stop = threading.Event()
     threads = []
     for name in ("inventory", "catalog"):
