@@ -66,14 +66,19 @@ class OrderStage:
     erp_pid: int
 
 
-def order_stage(stack: ExitStack, skus: int, stock: int, extra_env: dict[str, str], **settings: Any) -> OrderStage:
-    """Start the sandbox ERP with `skus` SKUs of `stock` each, make and migrate a vhost and database; gone with `stack`."""
+def order_stage(stack: ExitStack, skus: int, stock: int, extra_env: dict[str, str], *, erp_keep_alive: bool = False,
+                **settings: Any) -> OrderStage:
+    """Start the sandbox ERP with `skus` SKUs of `stock` each, make and migrate a vhost and database; gone with `stack`.
+
+    `erp_keep_alive`: the sandbox keeps connections alive (`--keep-alive`), else it closes each after its answer.
+    """
     token, secret = secrets.token_hex(16), secrets.token_hex(24)
     work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="erp-sync-bench-")))
     catalog = write_catalog(work_dir / "catalog.json", skus, stock)
     erp_port = free_port()
     erp_url = f"http://{HOST}:{erp_port}"
-    erp = stack.enter_context(running("sandbox-erp", erp_sync("sandbox-erp", "--port", str(erp_port)),
+    erp = stack.enter_context(running("sandbox-erp", erp_sync("sandbox-erp", "--port", str(erp_port),
+                                                            *(["--keep-alive"] if erp_keep_alive else [])),
                                       sandbox_env(work_dir / "catalog.json", token), erp_port, work_dir))
     amqp_url = stack.enter_context(private_vhost(load_settings().amqp_url, load_settings().retry_delays_ms))
     database_url = stack.enter_context(private_database(load_settings().database_url))

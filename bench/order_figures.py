@@ -111,13 +111,15 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         "orders_per_phase": args.orders,
         "skus": args.skus,
         "erp_order_mode": settings.erp_order_mode,
+        "erp_connections": args.erp_connections,
         "worker_prefetch": settings.worker_prefetch, "worker_batch_size": settings.worker_batch_size,
         "order_push_concurrency": settings.order_push_concurrency,
         **machine(load),
         "method": {
             "throughput": "orders queue pre-filled with publish_order (confirmed, 64 threads); clock from spawning "
                           "`erp-sync worker orders` (start-up included) until every order has status synced, "
-                          "polled every 50 ms; sandbox ERP (werkzeug, in-memory) on the same machine",
+                          "polled every 50 ms; sandbox ERP (in-memory) on the same machine, keeping connections "
+                          "alive (granian) or closing each after its answer (werkzeug): erp_connections",
             "latency": f"one worker, then two; {args.warmup:g} s of paced unmeasured orders synced first, then open-loop "
                        f"publish_order at offered_per_s; latency = orders.synced_at (worker's clock at the ERP's "
                        f"answer) - wall clock just before publish, both on this machine; the workers' CPU from the "

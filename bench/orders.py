@@ -6,7 +6,8 @@ messages, start `erp-sync worker orders` processes and time them from their star
 order is `synced`. The latency phases run one worker, then two, and publish orders at --rate. One JSON
 line goes to stdout, progress to stderr:
 
-    .venv/bin/python -m bench.orders [--orders 4000] [--rate 100] [--duration 20] [--baseline FILE]
+    .venv/bin/python -m bench.orders [--orders 4000] [--rate 100] [--duration 20] [--erp-connections kept|closed]
+        [--baseline FILE]
 """
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skus", type=int, default=200, help="SKUs in the sandbox ERP's catalog (200)")
     parser.add_argument("--stock", type=int, default=1_000_000, help="stock of each SKU in the ERP (1000000)")
     parser.add_argument("--mode", choices=("orders", "adjust"), default="orders", help="ERP_ORDER_MODE (orders)")
+    parser.add_argument("--erp-connections", choices=("kept", "closed"), default="kept",
+                        help="kept: the sandbox ERP keeps connections alive, as a production ERP does (granian); "
+                             "closed: it closes each after its answer (werkzeug, its default) (kept)")
     return parser.parse_args(argv)
 
 
@@ -46,7 +50,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Set up the ERP, vhost and database, run every phase, tear everything down; the figures."""
     load_before = os.getloadavg()
     with ExitStack() as stack:
-        stage = order_stage(stack, args.skus, args.stock, {"ERP_ORDER_MODE": args.mode}, erp_order_mode=args.mode)
+        stage = order_stage(stack, args.skus, args.stock, {"ERP_ORDER_MODE": args.mode},
+                            erp_keep_alive=args.erp_connections == "kept", erp_order_mode=args.mode)
         settings = stage.settings
         engine = bench_engine(settings.database_url)
         stack.callback(engine.dispose)

@@ -26,6 +26,9 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throw-away CA")
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="keep connections alive, as a production ERP does (granian; plain HTTP; "
+                             "`down` and `lost` then answer 503 and close)")
     parser.add_argument("--ca-file", type=Path, default=None, help="where --tls writes its CA (default ./sandbox-erp-ca.pem)")
     parser.add_argument("--url", default=None, help="admin verbs: the sandbox's URL (default SANDBOX_ERP_URL)")
     parser.add_argument("--ca-bundle", default=None, help="admin verbs: CA file to trust for an HTTPS sandbox")
@@ -80,7 +83,7 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
     """Serve the sandbox, or run one admin verb against a running one and print its answer."""
     if args.verb is None:
         try:
-            run_sandbox(port=args.port, host=args.host, tls=args.tls, ca_file=args.ca_file)
+            run_sandbox(port=args.port, host=args.host, tls=args.tls, ca_file=args.ca_file, keep_alive=args.keep_alive)
         except ConfigurationError as exc:
             print(f"erp-sync: configuration error: {exc}", file=sys.stderr)
             return EXIT_CONFIGURATION

@@ -76,7 +76,7 @@ def _drop_connection() -> Response:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-    # Under a server without a raw socket (gunicorn) "down" degrades to 503 and a closed connection.
+    # Under a server without a raw socket (granian, `--keep-alive`) "down" degrades to 503 and a closed connection.
     return Response('{"error": "ERP is down"}', status=503, headers={"Connection": "close"},
                     mimetype="application/json")
 

@@ -1,4 +1,4 @@
-"""Serving the sandbox: a threaded werkzeug server, over TLS when asked."""
+"""Serving the sandbox: a threaded werkzeug server, over TLS when asked, or granian keeping connections alive."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 from types import FrameType
 
+from functools import partial
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -15,6 +16,7 @@ from erp_sync.sandbox_erp.app import create_app, set_public_url, shutdown
 from erp_sync.sandbox_erp.config import SandboxConfig
 from erp_sync.sandbox_erp.exposure import check_exposure
 from erp_sync.sandbox_erp.settings import DEFAULT_PORT, config_from_env
+from erp_sync.shared.errors import ConfigurationError
 
 logger = logging.getLogger("sandbox_erp")
 
@@ -31,14 +33,20 @@ class PlainRequestHandler(WSGIRequestHandler):
 
 
 def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = False,
-                config: SandboxConfig | None = None, ca_file: Path | None = None) -> None:
+                config: SandboxConfig | None = None, ca_file: Path | None = None, keep_alive: bool = False) -> None:
     """Serve the sandbox ERP in the foreground until SIGINT or SIGTERM.
 
     Raises:
-        ConfigurationError: asked to listen beyond loopback with a well-known token or secret.
+        ConfigurationError: asked to listen beyond loopback with a well-known token or secret, or to
+            keep connections alive over TLS.
     """
     config = config or config_from_env()
     check_exposure(host, config)
+    if keep_alive:
+        if tls:
+            raise ConfigurationError("--keep-alive serves plain HTTP only: leave out --tls or --keep-alive")
+        _serve_kept_alive(port, host, config)
+        return
     app = create_app(config)
     context = None
     if tls:
@@ -69,3 +77,29 @@ def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = F
         server.server_close()
         shutdown(app)
 
+
+
+# Enough for every push thread of two orders workers, the probes and `slow` holding some up.
+_KEPT_ALIVE_THREADS = 32
+
+
+def _serve_kept_alive(port: int, host: str, config: SandboxConfig) -> None:
+    # werkzeug closes every connection after its answer; an ERP in production keeps them, and a
+    # client then spends no connect, accept and close per call. granian serves one process here
+    # (one in-memory store); it hands the app no raw socket, so `down` and `lost` answer 503 and
+    # close the connection instead of dropping it unanswered (faults.py).
+    from granian.constants import Interfaces
+    from granian.server import MPServer
+
+    server = MPServer(target="sandbox-erp", address=host, port=port, interface=Interfaces.WSGI, workers=1,
+                      blocking_threads=_KEPT_ALIVE_THREADS, log_access=False)
+    print(f"sandbox ERP listening on http://{host}:{port}, keeping connections alive (granian)", flush=True)
+    server.serve(target_loader=partial(_kept_alive_app, config, f"http://{host}:{port}"), wrap_loader=False)
+
+
+def _kept_alive_app(config: SandboxConfig, url: str) -> Any:
+    """Built in granian's worker process, where its requests are served."""
+    app = create_app(config)
+    if config.public_url is None:
+        set_public_url(app, url)
+    return app
