@@ -58,8 +58,8 @@ def make_orders(prefix: str, count: int, skus: list[str], seed: int = 0) -> list
     ]
 
 
-def prefill_orders(amqp_url: str, orders: list[OrderPlaced]) -> None:
-    """Publish every order as the storefront would, then check the orders queue holds exactly them."""
+def publish_orders(amqp_url: str, orders: list[OrderPlaced]) -> None:
+    """Publish every order as the storefront would, each confirmed."""
     publisher = ConfirmingPublisher(amqp_url, confirm_timeout_s=30.0)
     try:
         with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="prefill") as pool:
@@ -67,6 +67,11 @@ def prefill_orders(amqp_url: str, orders: list[OrderPlaced]) -> None:
             list(pool.map(lambda order: publish_order(publisher, order), orders))
     finally:
         publisher.close()
+
+
+def prefill_orders(amqp_url: str, orders: list[OrderPlaced]) -> None:
+    """Publish every order as the storefront would, then check the orders queue holds exactly them."""
+    publish_orders(amqp_url, orders)
     held = queues.depth(amqp_url, ORDERS_QUEUE)
     if held != len(orders):
         raise RuntimeError(f"{ORDERS_QUEUE} holds {held} messages after publishing {len(orders)} orders")

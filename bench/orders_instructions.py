@@ -2,12 +2,12 @@
 
 CPU time per order moves with how busy and how idle the machine is, and this VM exposes no hardware
 counters: two workers' extra CPU time could be more work or the same work run slower. Instructions
-tell the two apart, and their count does not drift with the machine. Each phase pre-fills a small
-and a large batch of orders and drains each with the workers under callgrind (sandbox ERP keeping
-connections alive); the difference between the two drains, over the difference in orders, is an
-order's cost with the start-up and the stop taken out. The one-worker figure is the baseline:
+tell the two apart, and their count does not drift with the machine. Each phase starts the workers
+under callgrind on an empty queue (sandbox ERP keeping connections alive), zeroes their counters once
+they consume, publishes the orders, and reads the counters when every order is synced: start-up and
+stop are left out. The one-worker figure is the baseline:
 
-    .venv/bin/python -m bench.orders_instructions [--small 200] [--large 800] [--baseline FILE]
+    .venv/bin/python -m bench.orders_instructions [--orders 600] [--baseline FILE]
 
 Slow (callgrind runs Python about 50 times slower): minutes, never in CI.
 """
@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -30,42 +29,52 @@ from bench.drain import bench_engine, empty_tables
 from bench.harness import SERVICE_FAILURES, benchmark_main
 from bench.options import numbers_arguments
 from bench.order_erp import OrderStage, order_stage
-from bench.order_load import ORDERS_QUEUE, PUSH_QUEUE, make_orders, prefill_orders
+from bench.order_load import ORDERS_QUEUE, PUSH_QUEUE, make_orders, publish_orders
 from bench.order_phases import wait_synced
 from bench.phases import progress
 from bench.servers import ServerFailed, log_tail, spawn, worker_env
 
-STOP_TIMEOUT_S = 600.0  # a graceful stop under callgrind, which writes its counts at the exit
-_TOTALS = re.compile(rb"^(?:totals|summary): (\d+)", re.MULTILINE)
+STOP_TIMEOUT_S = 600.0  # a graceful stop under callgrind
+CONSUMING_LOG = "consuming erp-sync."
+ORDERS_WORKER_QUEUES = 2
+# callgrind_control -e: a line a thread, "Th 9  1,234" then "Th10  1,234".
+_THREAD_COUNT = re.compile(r"^\s*Th\s*\d+\s+(\d[\d,]*)\s*$", re.MULTILINE)
 
 parse_args = numbers_arguments("Count the instructions an order costs one and two orders workers (callgrind).", [
-    ("--small", 200, "orders of the small drain of each phase"),
-    ("--large", 800, "orders of the large drain of each phase"),
+    ("--orders", 600, "orders drained in each phase"),
     ("--skus", 200, "SKUs in the sandbox ERP's catalog"),
     ("--drain-timeout", 1800.0, "give a drain up after this many seconds"),
 ])
 
 
 def counted_drain(stage: OrderStage, engine: Engine, processes: int, orders: int, timeout_s: float) -> int:
-    """Instructions the `processes` workers executed, start to exit, draining `orders` pre-filled orders."""
-    prefix = f"CG-{processes}W-{orders}-"
+    """Instructions the `processes` workers executed from consuming an empty queue until `orders` were synced."""
+    prefix = f"CG-{processes}W-"
     empty_tables(engine)
     for queue in (ORDERS_QUEUE, PUSH_QUEUE):
         queues.purge(stage.amqp_url, queue)
-    prefill_orders(stage.amqp_url, make_orders(prefix, orders, stage.skus))
-    outputs = [stage.work_dir / f"callgrind-{prefix}{n}.out" for n in range(processes)]
     logs = [stage.work_dir / f"callgrind-{prefix}{n}.log" for n in range(processes)]
-    workers = [spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+    workers = [spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={log.with_suffix('.out')}",
                       sys.executable, "-m", "erp_sync", "worker", "orders"], worker_env(stage.env), log)
-               for out, log in zip(outputs, logs, strict=True)]
-    try:
-        def alive() -> None:
-            for worker, log in zip(workers, logs, strict=True):
-                if worker.poll() is not None:
-                    raise ServerFailed(f"worker under callgrind exited with {worker.returncode}:\n{log_tail(log)}")
+               for log in logs]
 
+    def alive() -> None:
+        for worker, log in zip(workers, logs, strict=True):
+            if worker.poll() is not None:
+                raise ServerFailed(f"worker under callgrind exited with {worker.returncode}:\n{log_tail(log)}")
+
+    try:
+        while sum(log.read_text(errors="replace").count(CONSUMING_LOG) for log in logs) < ORDERS_WORKER_QUEUES * processes:
+            alive()
+            time.sleep(0.5)
+        for worker in workers:
+            _callgrind_control("--zero", worker.pid)
+        publish_orders(stage.amqp_url, make_orders(prefix, orders, stage.skus))
         drain = wait_synced(engine, prefix, orders, time.monotonic(), timeout_s, alive)
-        progress(f"{processes} worker(s) under callgrind: {drain.processed} orders synced in {drain.elapsed_s:.0f} s")
+        counted = sum(_instructions(worker.pid) for worker in workers)
+        progress(f"{processes} worker(s) under callgrind: {drain.processed} orders synced in {drain.elapsed_s:.0f} s, "
+                 f"{counted / drain.processed / 1e6:.2f} M instructions an order")
+        return counted
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
@@ -75,14 +84,23 @@ def counted_drain(stage: OrderStage, engine: Engine, processes: int, orders: int
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
-    return sum(_instructions(out) for out in outputs)
 
 
-def _instructions(out: Path) -> int:
-    found = _TOTALS.search(out.read_bytes())
-    if found is None:
-        raise ServerFailed(f"no instruction count in {out}")
-    return int(found.group(1))
+def _callgrind_control(option: str, pid: int) -> str:
+    return subprocess.run(["callgrind_control", option, str(pid)], capture_output=True, text=True, check=True,
+                          timeout=120).stdout
+
+
+def _instructions(pid: int) -> int:
+    return instructions_shown(_callgrind_control("-e", pid))
+
+
+def instructions_shown(shown: str) -> int:
+    """The instructions of every thread in `callgrind_control -e`'s answer, since the counters were zeroed."""
+    counts = _THREAD_COUNT.findall(shown)
+    if not counts:
+        raise ServerFailed(f"callgrind_control showed no instruction count:\n{shown}")
+    return sum(int(count.replace(",", "")) for count in counts)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,21 +108,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stage = order_stage(stack, args.skus, 1_000_000, {}, erp_keep_alive=True)
         engine = bench_engine(stage.settings.database_url)
         stack.callback(engine.dispose)
-        per_order: dict[int, float] = {}
-        for processes in (1, 2):
-            small = counted_drain(stage, engine, processes, args.small, args.drain_timeout)
-            large = counted_drain(stage, engine, processes, args.large, args.drain_timeout)
-            per_order[processes] = (large - small) / (args.large - args.small)
-            progress(f"{processes} worker(s): {per_order[processes] / 1e6:.2f} M instructions an order")
+        per_order = {processes: counted_drain(stage, engine, processes, args.orders, args.drain_timeout) / args.orders
+                     for processes in (1, 2)}
     return {
         "benchmark": "orders_instructions",
         "instructions_per_order_1w": round(per_order[1]),
         "instructions_per_order_2w": round(per_order[2]),
         "ratio_2w_1w": round(per_order[2] / per_order[1], 3),
-        "small": args.small, "large": args.large, "skus": args.skus,
-        "method": "callgrind's instruction totals of every `erp-sync worker orders` process, start to exit, for a "
-                  "drain of `large` and of `small` pre-filled orders; (large - small) / (orders large - small); "
-                  "sandbox ERP keeping connections alive",
+        "orders": args.orders, "skus": args.skus,
+        "method": "callgrind's instruction counters of every `erp-sync worker orders` process, zeroed once it "
+                  "consumes an empty queue, read when every order published after is synced; sandbox ERP "
+                  "keeping connections alive",
     }
 
 

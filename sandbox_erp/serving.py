@@ -4,12 +4,12 @@ from __future__ import annotations
 import logging
 import re
 import signal
+from functools import partial
 from pathlib import Path
 from types import FrameType
-
-from functools import partial
 from typing import Any
 
+from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from erp_sync.sandbox_erp.app import create_app, set_public_url, shutdown
@@ -78,7 +78,6 @@ def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = F
         shutdown(app)
 
 
-
 # Enough for every push thread of two orders workers, the probes and `slow` holding some up.
 _KEPT_ALIVE_THREADS = 32
 
@@ -97,7 +96,7 @@ def _serve_kept_alive(port: int, host: str, config: SandboxConfig) -> None:
     server.serve(target_loader=partial(_kept_alive_app, config, f"http://{host}:{port}"), wrap_loader=False)
 
 
-def _kept_alive_app(config: SandboxConfig, url: str) -> Any:
+def _kept_alive_app(config: SandboxConfig, url: str) -> Flask:
     """Built in granian's worker process, where its requests are served."""
     app = create_app(config)
     if config.public_url is None:
