@@ -24,8 +24,10 @@ from erp_sync.workers.registry import WORKERS
 
 
 @pytest.fixture
-def fleet(migrated_database_url, broker, sandbox, tmp_path):
-    """The ingress (two processes), the API and every worker, each on its own port; yields role -> /metrics URL."""
+def fleet(migrated_database_url, broker, sandbox, tmp_path, committed_session):
+    """The ingress (two processes), the API and every worker, each on its own port; yields role -> /metrics URL.
+
+    After `committed_session`: what the workers wrote is emptied once they have stopped."""
     common = {"DATABASE_URL": migrated_database_url, "AMQP_URL": broker, "ERP_WEBHOOK_SECRET": WEBHOOK_SECRET,
               "ERP_BASE_URL": sandbox.url, "ERP_API_TOKEN": TOKEN, "STOREFRONT_API_TOKEN": API_TOKEN,
               "ERP_PROBE_INTERVAL_S": "0.5"}

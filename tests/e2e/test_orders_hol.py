@@ -13,8 +13,9 @@ OTHER_SKU = "IPH15-128-BLK"
 
 
 @pytest.fixture
-def orders_worker(order_settings):
+def orders_worker(order_settings, committed_session):
     # An import hanging a minute, the worker waiting up to 30 s for it: it hangs through the whole test.
+    # After `committed_session`: the orders it recorded are emptied once it is killed.
     process = Process(order_settings(erp_read_timeout_s=30), "worker", "orders")
     yield process
     print(process.output()[-4000:])  # shown when the test fails

@@ -48,11 +48,20 @@ BUSINESS_TABLES = (
 
 @pytest.fixture
 def committed_session(db_engine: Engine) -> Iterator[Session]:
-    """A plain session whose commits are real (for tests across processes); tables emptied after."""
+    """A plain session whose commits are real (for tests across processes); tables emptied before and after.
+
+    Before too: a test whose processes wrote without this fixture would otherwise hand its rows to
+    the next one (a figure stamped seconds ago outranks the next test's own).
+    """
+    empty_business_tables(db_engine)
     session = Session(db_engine, expire_on_commit=False)
     try:
         yield session
     finally:
         session.close()
-        with db_engine.begin() as connection:
-            connection.exec_driver_sql(f"TRUNCATE {', '.join(BUSINESS_TABLES)} RESTART IDENTITY CASCADE")
+        empty_business_tables(db_engine)
+
+
+def empty_business_tables(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"TRUNCATE {', '.join(BUSINESS_TABLES)} RESTART IDENTITY CASCADE")
