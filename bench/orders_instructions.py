@@ -92,6 +92,7 @@ def _callgrind_control(option: str, pid: int) -> str:
 
 
 def _instructions(pid: int) -> int:
+    # `-e` lists the threads alive now: the worker's threads live as long as it does.
     return instructions_shown(_callgrind_control("-e", pid))
 
 
@@ -104,6 +105,7 @@ def instructions_shown(shown: str) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The sandbox ERP, a vhost and a database; one worker's drain counted, then two workers'; the figures."""
     with ExitStack() as stack:
         stage = order_stage(stack, args.skus, 1_000_000, {}, erp_keep_alive=True)
         engine = bench_engine(stage.settings.database_url)

@@ -45,6 +45,8 @@ def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = F
     if keep_alive:
         if tls:
             raise ConfigurationError("--keep-alive serves plain HTTP only: leave out --tls or --keep-alive")
+        if port == 0:
+            raise ConfigurationError("--keep-alive needs a port of its own: give --port a number above 0")
         _serve_kept_alive(port, host, config)
         return
     app = create_app(config)
@@ -78,20 +80,25 @@ def run_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1", tls: bool = F
         shutdown(app)
 
 
-# Enough for every push thread of two orders workers, the probes and `slow` holding some up.
+# The push threads of two orders workers at the default ORDER_PUSH_CONCURRENCY (8), their probes, and
+# room for the admin calls: requests `slow` holds up take threads too, and past this many they
+# hold up the very call that would release them.
 _KEPT_ALIVE_THREADS = 32
+# A request `slow` holds up would keep granian's worker from stopping; past this it is killed.
+_STOP_TIMEOUT_S = 5
 
 
 def _serve_kept_alive(port: int, host: str, config: SandboxConfig) -> None:
     # werkzeug closes every connection after its answer; an ERP in production keeps them, and a
     # client then spends no connect, accept and close per call. granian serves one process here
     # (one in-memory store); it hands the app no raw socket, so `down` and `lost` answer 503 and
-    # close the connection instead of dropping it unanswered (faults.py).
+    # close the connection instead of dropping it unanswered (faults.py). granian has no hook at a
+    # worker's exit, so the store is not closed there: its transactions are committed as they go.
     from granian.constants import Interfaces
     from granian.server import MPServer
 
     server = MPServer(target="sandbox-erp", address=host, port=port, interface=Interfaces.WSGI, workers=1,
-                      blocking_threads=_KEPT_ALIVE_THREADS, log_access=False)
+                      blocking_threads=_KEPT_ALIVE_THREADS, log_access=False, workers_kill_timeout=_STOP_TIMEOUT_S)
     print(f"sandbox ERP listening on http://{host}:{port}, keeping connections alive (granian)", flush=True)
     server.serve(target_loader=partial(_kept_alive_app, config, f"http://{host}:{port}"), wrap_loader=False)
 

@@ -38,8 +38,9 @@ def purge_all(amqp_url: str, retry_delays_ms: tuple[int, ...], settle_s: float =
     the queue has processed its going away, which may be after a purge sent meanwhile: such a message
     would reach the next test. The consumer count drops in the same step, so waiting for it is enough.
     """
+    # Delay queues first: one expiring meanwhile dead-letters into its work queue, purged after it.
     names = [name for queue in WORK_QUEUES.values()
-             for name in (queue.name, queue.parking_queue, *map(queue.delay_queue, retry_delays_ms))]
+             for name in (*map(queue.delay_queue, retry_delays_ms), queue.name, queue.parking_queue)]
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()

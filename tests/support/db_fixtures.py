@@ -64,4 +64,6 @@ def committed_session(db_engine: Engine) -> Iterator[Session]:
 
 def empty_business_tables(engine: Engine) -> None:
     with engine.begin() as connection:
+        # A process of an earlier test still holding a lock fails this test with a lock timeout instead of hanging it.
+        connection.exec_driver_sql("SET LOCAL lock_timeout = '30s'")
         connection.exec_driver_sql(f"TRUNCATE {', '.join(BUSINESS_TABLES)} RESTART IDENTITY CASCADE")

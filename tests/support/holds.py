@@ -84,13 +84,11 @@ def watching_for_oversell(sandbox: Sandbox, ingress) -> Iterator[list[dict]]:
     done = threading.Event()
 
     def watch() -> None:
-        sample = 0
         while not done.is_set():
-            sample += 1
             taken = len(sandbox.orders())
             shown = inventory(ingress)
             if shown["available"] > START - taken:
-                breaches.append({"shown": shown, "taken": taken, "sample": sample, "at": time.monotonic()})
+                breaches.append({"shown": shown, "taken": taken})
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -99,16 +97,6 @@ def watching_for_oversell(sandbox: Sandbox, ingress) -> Iterator[list[dict]]:
     finally:
         done.set()
         watcher.join()
-
-
-def longest_breach_s(breaches: list[dict]) -> float:
-    """How long the longest run of breaching samples, one after another, lasted (0 without any)."""
-    longest, first = 0.0, None
-    for previous, breach in zip([None, *breaches], breaches):
-        if previous is None or breach["sample"] != previous["sample"] + 1:
-            first = breach
-        longest = max(longest, breach["at"] - first["at"])
-    return longest
 
 
 def store_sales_beside_online_orders(sandbox: Sandbox, storefront, ingress, count: int = 10) -> None:
