@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -30,7 +30,7 @@ from erp_sync.shared.settings import Settings
 from erp_sync.workers.erp_http import (
     check_status, excerpt, quick_retries, read_head, shown, stream_excerpt, translated,
 )
-from erp_sync.workers.http_deadlines import WATCHED_POOLS, Cut, Deadlines, cut_at
+from erp_sync.workers.http_deadlines import WATCHED_POOLS, Cut, Deadlines, cut_at, cut_short_as
 from erp_sync.workers.metrics import ERP_CALLS, erp_call_result
 
 logger = logging.getLogger(__name__)
@@ -183,16 +183,10 @@ class ErpClient:
         """One try of a call: its sockets shut once the connect and read timeouts have both run out."""
         return cut_at(time.monotonic() + self._try_s, _DEADLINES)
 
-    @contextmanager
-    def _status_in_time(self, what: str, url: str, cut: Cut) -> Iterator[None]:
+    def _status_in_time(self, what: str, url: str, cut: Cut) -> AbstractContextManager[None]:
         """Waiting for an answer's status line: a wait cut short by the try's deadline is unavailable, whatever it raised."""
-        try:
-            yield
-        except ErpSyncError as exc:
-            if cut.happened.is_set():
-                raise ErpUnavailable(f"{what}: {shown(url)} did not answer within {self._try_s:g} s",
-                                     url=shown(url)) from exc
-            raise
+        return cut_short_as(cut, ErpSyncError, lambda: ErpUnavailable(
+            f"{what}: {shown(url)} did not answer within {self._try_s:g} s", url=shown(url)))
 
     @staticmethod
     def _excerpt_in_time(response: Any, what: str, url: str, cut: Cut) -> str:

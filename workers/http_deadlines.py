@@ -168,6 +168,22 @@ def cut_at(deadline: float, deadlines: Deadlines) -> Iterator[Cut]:
         _in_flight.cut = None
 
 
+@contextmanager
+def cut_short_as(cut: Cut, raised: type[BaseException] | tuple[type[BaseException], ...],
+                 too_slow: Callable[[], Exception]) -> Iterator[None]:
+    """Inside `cut`'s call: whatever of `raised` comes once its deadline has shut a socket is `too_slow()`.
+
+    A shut socket surfaces as whichever error the reader was in (reset, short body, bad chunk): the
+    caller's own error for a call that took too long replaces it.
+    """
+    try:
+        yield
+    except raised as exc:
+        if cut.happened.is_set():
+            raise too_slow() from exc
+        raise
+
+
 class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
     def _tunnel(self) -> None:
         watch(self.sock)  # a proxy's answer to CONNECT, over the proxy's TLS if any, is read here

@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 
 from erp_sync.shared.errors import MediaRejected, MediaUnavailable
-from erp_sync.workers.http_deadlines import Deadlines, WatchedAdapter, cut_at
+from erp_sync.workers.http_deadlines import Deadlines, WatchedAdapter, cut_at, cut_short_as
 
 logger = logging.getLogger(__name__)
 
@@ -222,15 +222,14 @@ class MediaFetcher:
     @contextmanager
     def _within(self, deadline: float, url: str) -> Iterator[None]:
         """One hop of a download, its sockets shut at `deadline`; a hop cut short is unavailable, whatever it raised."""
+        def too_slow() -> MediaUnavailable:
+            return MediaUnavailable(f"took longer than {self._total_timeout_s} s", url=url)
+
         with cut_at(deadline, self._deadlines) as cut:
-            try:
+            with cut_short_as(cut, (MediaRejected, MediaUnavailable, requests.RequestException), too_slow):
                 yield
-            except (MediaRejected, MediaUnavailable, requests.RequestException) as exc:
-                if cut.happened.is_set():
-                    raise MediaUnavailable(f"took longer than {self._total_timeout_s} s", url=url) from exc
-                raise
             if cut.happened.is_set():  # a body without a length just ends when its socket is shut
-                raise MediaUnavailable(f"took longer than {self._total_timeout_s} s", url=url)
+                raise too_slow()
 
     def _check(self, url: str) -> _Hop:
         """Refuse `url` unless it is http(s) and its host resolves only to addresses we may contact."""

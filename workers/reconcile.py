@@ -26,7 +26,7 @@ from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpMisconfigured, ErpSyncError, ErpUnavailable
 from erp_sync.shared.pg import connect, translate_pg_error
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.http_deadlines import Cut, Deadlines, cut_at, watched
+from erp_sync.workers.http_deadlines import Cut, Deadlines, cut_at, cut_short_as, watched
 from erp_sync.workers.reconcile_correct import Change, apply_changes, changes, find_changes, hold_changes
 from erp_sync.workers.reconcile_limits import Tally, held_reason
 from erp_sync.workers.reconcile_summary import SweepSummary, summary_of
@@ -171,13 +171,9 @@ def _reading(settings: Settings) -> Iterator[Cut]:
     """The snapshot's sockets shut once the sweep has run RECONCILE_MAX_DURATION_S, from its request
     to its last row: the read timeout bounds each read, not an ERP trickling its answer, and the
     rows' own check waits for a row's end. Whatever a cut-short stream then raises, it is too slow."""
-    with cut_at(time.monotonic() + settings.reconcile_max_duration_s, _DEADLINES) as cut:
-        try:
-            yield cut
-        except ErpSyncError as exc:
-            if cut.happened.is_set():
-                raise _still_reading(settings) from exc
-            raise
+    with cut_at(time.monotonic() + settings.reconcile_max_duration_s, _DEADLINES) as cut, \
+            cut_short_as(cut, ErpSyncError, lambda: _still_reading(settings)):
+        yield cut
 
 
 def _still_reading(settings: Settings) -> SnapshotBroken:
