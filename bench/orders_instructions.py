@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -31,12 +30,12 @@ from bench.options import numbers_arguments
 from bench.order_erp import OrderStage, order_stage
 from bench.order_load import ORDERS_QUEUE, PUSH_QUEUE, make_orders, publish_orders
 from bench.order_phases import wait_synced
+from bench.orders import ORDERS_WORKER_QUEUES
 from bench.phases import progress
-from bench.servers import ServerFailed, log_tail, spawn, worker_env
+from bench.servers import ServerFailed
+from bench.worker_procs import workers_running
 
-STOP_TIMEOUT_S = 600.0  # a graceful stop under callgrind
-CONSUMING_LOG = "consuming erp-sync."
-ORDERS_WORKER_QUEUES = 2
+START_UNDER_CALLGRIND_S = 600.0  # imports run some 50 times slower
 # callgrind_control -e: a line a thread, "Th 9  1,234" then "Th10  1,234".
 _THREAD_COUNT = re.compile(r"^\s*Th\s*\d+\s+(\d[\d,]*)\s*$", re.MULTILINE)
 
@@ -53,37 +52,18 @@ def counted_drain(stage: OrderStage, engine: Engine, processes: int, orders: int
     empty_tables(engine)
     for queue in (ORDERS_QUEUE, PUSH_QUEUE):
         queues.purge(stage.amqp_url, queue)
-    logs = [stage.work_dir / f"callgrind-{prefix}{n}.log" for n in range(processes)]
-    workers = [spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={log.with_suffix('.out')}",
-                      sys.executable, "-m", "erp_sync", "worker", "orders"], worker_env(stage.env), log)
-               for log in logs]
-
-    def alive() -> None:
-        for worker, log in zip(workers, logs, strict=True):
-            if worker.poll() is not None:
-                raise ServerFailed(f"worker under callgrind exited with {worker.returncode}:\n{log_tail(log)}")
-
-    try:
-        while sum(log.read_text(errors="replace").count(CONSUMING_LOG) for log in logs) < ORDERS_WORKER_QUEUES * processes:
-            alive()
-            time.sleep(0.5)
-        for worker in workers:
+    # The counters are read while the workers run: whatever their stop takes, nothing is lost.
+    with workers_running("orders", processes, stage.env, stage.work_dir, prefix,
+                         under=("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")) as workers:
+        workers.wait_consuming(ORDERS_WORKER_QUEUES, timeout_s=START_UNDER_CALLGRIND_S)
+        for worker in workers.processes:
             _callgrind_control("--zero", worker.pid)
         publish_orders(stage.amqp_url, make_orders(prefix, orders, stage.skus))
-        drain = wait_synced(engine, prefix, orders, time.monotonic(), timeout_s, alive)
-        counted = sum(_instructions(worker.pid) for worker in workers)
-        progress(f"{processes} worker(s) under callgrind: {drain.processed} orders synced in {drain.elapsed_s:.0f} s, "
-                 f"{counted / drain.processed / 1e6:.2f} M instructions an order")
-        return counted
-    finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        drain = wait_synced(engine, prefix, orders, time.monotonic(), timeout_s, workers.check_alive)
+        counted = sum(_instructions(worker.pid) for worker in workers.processes)
+    progress(f"{processes} worker(s) under callgrind: {drain.processed} orders synced in {drain.elapsed_s:.0f} s, "
+             f"{counted / drain.processed / 1e6:.2f} M instructions an order")
+    return counted
 
 
 def _callgrind_control(option: str, pid: int) -> str:

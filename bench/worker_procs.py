@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +47,16 @@ class Workers:
 
 
 @contextmanager
-def workers_running(name: str, count: int, env: dict[str, str], log_dir: Path, tag: str) -> Iterator[Workers]:
-    """Start `count` processes of `erp-sync worker <name>` without waiting for them to connect."""
+def workers_running(name: str, count: int, env: dict[str, str], log_dir: Path, tag: str,
+                    under: Sequence[str] = ()) -> Iterator[Workers]:
+    """Start `count` processes of `erp-sync worker <name>` without waiting for them to connect.
+
+    `under`: a command the worker runs under (valgrind and its options, say).
+    """
     workers = Workers(name, [], [log_dir / f"worker-{name}-{tag}-{n}.log" for n in range(count)])
     try:
         for log in workers.logs:
-            workers.processes.append(spawn(worker_command(name), worker_env(env), log))
+            workers.processes.append(spawn([*under, *worker_command(name)], worker_env(env), log))
         yield workers
     finally:
         for process in workers.processes:
