@@ -1,6 +1,7 @@
 """The set-based inventory batch against real PostgreSQL: it ends exactly where one by one would."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -72,6 +73,43 @@ def test_a_batch_resolves_each_skus_events_in_arrival_order(db_session):
         ("applied", 10), ("applied", 9), ("applied", 20), ("duplicate", 20), ("stale", 20), ("stale", 20),
         ("duplicate", 20), ("applied", 21),
     ]
+
+
+def test_a_batch_logs_one_line_and_a_line_for_each_event_not_applied(db_session, caplog):
+    # given a SKU at 10, and a batch of two applied events, a stale total and a replayed event
+    sku = f"LOG-{uuid.uuid4().hex}"
+    apply_inventory_change(change(sku, f"seed-{sku}", T0, quantity=10), db_session)
+    batch = [change(sku, f"sale-{sku}", T0 + timedelta(minutes=1), delta=-1),
+             change(sku, f"recount-{sku}", T0 + timedelta(minutes=2), quantity=20),
+             change(sku, f"old-{sku}", T0 + timedelta(minutes=1), quantity=1),
+             change(sku, f"seed-{sku}", T0, quantity=10)]
+
+    # when the batch is applied with the worker's INFO level
+    caplog.set_level(logging.INFO, logger="erp_sync.workers.stock")
+    apply_inventory_batch(batch, db_session)
+
+    # then the operator reads one line for the batch and one for each event not applied
+    assert [r.getMessage() for r in caplog.records if r.name == "erp_sync.workers.stock"] == [
+        f"event old-{sku} for sku {sku} stale",
+        f"event seed-{sku} for sku {sku} duplicate",
+        f"stock events sale-{sku} to seed-{sku}: 2 applied, 1 stale, 1 duplicate",
+    ]
+    assert [r.event_id for r in caplog.records if r.levelno == logging.INFO and hasattr(r, "event_id")] == [
+        f"old-{sku}", f"seed-{sku}"]
+
+
+def test_at_debug_every_event_has_its_line(db_session, caplog):
+    # given a SKU's two events
+    sku = f"DBG-{uuid.uuid4().hex}"
+    batch = [change(sku, f"first-{sku}", T0, quantity=10), change(sku, f"second-{sku}", T0 + timedelta(minutes=1), delta=-2)]
+
+    # when they are applied with LOG_LEVEL=DEBUG
+    caplog.set_level(logging.DEBUG, logger="erp_sync.workers.stock")
+    apply_inventory_batch(batch, db_session)
+
+    # then each applied event is named on a line of its own
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG and r.name == "erp_sync.workers.stock"] == [
+        f"event first-{sku} for sku {sku} applied", f"event second-{sku} for sku {sku} applied"]
 
 
 @st.composite
