@@ -43,7 +43,9 @@ def inventory(sku: str) -> ResponseReturnValue:
 @bp.get("/inventory/<identifier:sku>/history")
 def inventory_history(sku: str) -> ResponseReturnValue:
     """Every stock figure received for the SKU, newest first, with what became of it."""
-    limit = request.args.get("limit", default=100, type=int)
+    # Not `type=int`: werkzeug answers the default for a value that is no integer ("abc", "").
+    raw = request.args.get("limit", "100")
+    limit = int(raw) if raw.isascii() and raw.isdigit() else None
     if limit is None or not 1 <= limit <= 1000:
         raise ApiError(400, "limit must be an integer from 1 to 1000",
                        details=[{"field": "limit", "message": "expected 1 to 1000"}])
