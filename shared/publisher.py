@@ -117,7 +117,7 @@ class _Link:
             self.close()
             raise BrokerUnavailable("connecting to RabbitMQ timed out")
         if self._open_error is not None:
-            raise BrokerUnavailable(f"cannot connect to RabbitMQ: {self._open_error}") from self._open_error
+            raise BrokerUnavailable(f"cannot connect to RabbitMQ: {self._open_error!r}") from self._open_error
         if not self.alive:
             # Closed between opening and confirm mode: hand back nothing rather than a dead link.
             raise BrokerUnavailable("the RabbitMQ connection closed while it was being set up")

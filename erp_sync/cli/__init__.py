@@ -55,8 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings.log_level, settings.log_format, process_name(arguments))
-        # pika narrates every connection at INFO; its warnings and errors still show.
-        logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+        # pika narrates every connection at INFO; its warnings and errors still show, but for a
+        # one-shot command, which says in one line of its own that it cannot reach the broker.
+        logging.getLogger("pika").setLevel(logging.CRITICAL if getattr(args, "one_shot", False)
+                                           else max(logging.WARNING, logging.getLevelName(settings.log_level)))
         if settings.alert_smtp_host is not None:
             # Imported only then: the sweep's process has a memory target.
             from erp_sync.shared.alert_mail import install_alert_mail

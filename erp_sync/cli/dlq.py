@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     purge = actions.add_parser("purge", help="drop parked messages for good")
     purge.add_argument("--queue", help="only this worker's parked messages")
     purge.add_argument("--yes", action="store_true", help="yes, drop them: they cannot be brought back")
-    dlq.set_defaults(run=run_dlq)
+    dlq.set_defaults(run=run_dlq, one_shot=True)
 
 
 def run_dlq(settings: Settings, args: argparse.Namespace) -> int:

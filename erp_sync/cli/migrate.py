@@ -14,7 +14,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     migrate.add_argument(
         "--definitions", action="store_true",
         help="touch nothing: print the topology these settings declare as RabbitMQ definitions (JSON)")
-    migrate.set_defaults(run=run_migrate)
+    migrate.set_defaults(run=run_migrate, one_shot=True)
 
 
 def run_migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -25,12 +25,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("ids", nargs="*", default=[], metavar="ID")
     which.add_argument("--all", action="store_true", help="every pending_sync and local_only order")
-    orders.set_defaults(run=run_orders)
+    orders.set_defaults(run=run_orders, one_shot=True)
 
 
 def run_orders(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: SQLAlchemy is no import of the sweep's process, which builds this parser too.
-    from erp_sync.shared.db import make_engine, make_session_factory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from erp_sync.shared.db import make_engine, make_session_factory, translate_db_error
     from erp_sync.shared.models import OrderStatus
     from erp_sync.shared.order_view import order_view, orders_by_status
 
@@ -54,6 +56,8 @@ def run_orders(settings: Settings, args: argparse.Namespace) -> int:
                 print(json.dumps(view, indent=2))
                 return EXIT_OK
             return _retry(settings, session, None if args.all else args.ids)
+    except SQLAlchemyError as exc:
+        raise translate_db_error(exc) from exc  # main prints it as one line
     finally:
         engine.dispose()
 

@@ -43,7 +43,10 @@ def test_migrate_with_an_unreachable_broker_fails_with_one_line(migrated_databas
     result = cli.run("migrate", DATABASE_URL=migrated_database_url, AMQP_URL="amqp://guest:guest@127.0.0.1:9/%2F")
 
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("erp-sync: cannot connect to RabbitMQ")
+    *narrated, last = result.stderr.strip().splitlines()
+    assert last.startswith("erp-sync: cannot connect to RabbitMQ") and "Connection refused" in last
+    # the migrations' own lines, and no traceback nor pika's account of each connection attempt
+    assert all(" alembic." in line for line in narrated), result.stderr
 
 
 def test_bad_setting_stops_the_command_with_one_line_naming_it():

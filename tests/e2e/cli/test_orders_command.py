@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+import pytest
+
+from erp_sync.shared.models import Order
 from erp_sync.shared.orders import publish_order
 from tests.support import cli
 from tests.support.orders import SKU, order, wait_status
@@ -44,3 +48,28 @@ def test_an_unknown_status_is_named_with_the_known_ones(migrated_database_url):
 
     assert result.returncode == 2
     assert "the statuses are received, synced, pending_sync, local_only, rejected" in result.stderr
+
+
+@pytest.mark.parametrize("args", [("list",), ("show", "ORD-1"), ("retry", "ORD-1")])
+def test_with_the_database_down_each_action_says_so_in_one_line(args):
+    # given a DATABASE_URL where nothing listens
+    result = cli.run("orders", *args, DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync")
+
+    # then the command fails with one line naming the database, no traceback
+    assert result.returncode == 1
+    assert result.stderr.startswith("erp-sync: database unavailable") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_retry_with_the_broker_down_says_so_in_one_line(committed_session, migrated_database_url):
+    # given an order waiting for its retry, and a broker where nothing listens
+    committed_session.add(Order(order_id="ORD-WAITING", order_date=datetime.now(UTC), customer_ref="C-1",
+                                status="pending_sync"))
+    committed_session.commit()
+    result = cli.run("orders", "retry", "ORD-WAITING", DATABASE_URL=migrated_database_url,
+                     AMQP_URL="amqp://guest:guest@127.0.0.1:9/%2F")
+
+    # then the command fails with one line naming the broker, no traceback
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("erp-sync: cannot connect to RabbitMQ") and "Connection refused" in result.stderr
