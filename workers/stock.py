@@ -130,7 +130,7 @@ def apply_stock_events(session: Session, events: Sequence[StockEvent], *, locked
 
     `locked`: the rows of the fresh events' SKUs are locked already (`record_and_lock`).
     `log_each`: a line at INFO for the events and one for each not applied (an applied one's line is
-    at DEBUG); each outcome is in stock_changes either way.
+    at DEBUG, but for a lone event's); each outcome is in stock_changes either way.
     """
     if not events:
         return []
@@ -141,8 +141,11 @@ def apply_stock_events(session: Session, events: Sequence[StockEvent], *, locked
     decisions: list[Decision] = []
     history: list[dict[str, Any]] = []
     changed: dict[str, bool] = {}  # SKU -> whether a new total moved erp_as_of
-    # A line per applied event was a tenth of the inventory worker's CPU; the exceptions keep theirs.
-    log_applied = log_each and logger.isEnabledFor(logging.DEBUG)
+    # A line per applied event was a tenth of the inventory worker's CPU: a batch of several has one
+    # line, and the exceptions keep theirs. A lone event keeps its own line at INFO.
+    alone = len(events) == 1
+    applied_level = logging.INFO if alone else logging.DEBUG
+    log_applied = log_each and logger.isEnabledFor(applied_level)
     for event in events:
         ledger = ledgers.get(event.sku)
         decision = (ledger or Ledger()).take(event.change, duplicate=event.duplicate)
@@ -150,12 +153,12 @@ def apply_stock_events(session: Session, events: Sequence[StockEvent], *, locked
         if applied:
             changed[event.sku] = changed.get(event.sku, False) or isinstance(event.change, Total)
         if log_applied or (log_each and not applied):
-            logger.log(logging.DEBUG if applied else logging.INFO, "event %s for sku %s %s", event.event_id,
+            logger.log(applied_level if applied else logging.INFO, "event %s for sku %s %s", event.event_id,
                        event.sku, decision.outcome.value, extra=ids(event_id=event.event_id, sku=event.sku))
         decisions.append(decision)
         # Only an event seen before can meet a SKU without a row (a fresh one's row is made above).
         history.append(_history_row(event, decision, decision.figure.quantity if ledger else None))
-    if log_each:
+    if log_each and not alone:
         _log_outcomes(events, decisions)
 
     # A figure beyond an integer fails the casts below, as a whole: the inventory worker's

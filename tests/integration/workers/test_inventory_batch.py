@@ -98,6 +98,20 @@ def test_a_batch_logs_one_line_and_a_line_for_each_event_not_applied(db_session,
         f"old-{sku}", f"seed-{sku}"]
 
 
+def test_a_lone_event_keeps_its_own_line_naming_it(db_session, caplog):
+    # given a SKU's only event of a batch
+    sku = f"ONE-{uuid.uuid4().hex}"
+
+    # when it is applied with the worker's INFO level
+    caplog.set_level(logging.INFO, logger="erp_sync.workers.stock")
+    apply_inventory_batch([change(sku, f"only-{sku}", T0, quantity=3)], db_session)
+
+    # then its line names it, and no batch line repeats it
+    [line] = [r for r in caplog.records if r.name == "erp_sync.workers.stock"]
+    assert (line.getMessage(), line.levelno, line.event_id) == (f"event only-{sku} for sku {sku} applied", logging.INFO,
+                                                               f"only-{sku}")
+
+
 def test_at_debug_every_event_has_its_line(db_session, caplog):
     # given a SKU's two events
     sku = f"DBG-{uuid.uuid4().hex}"
