@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -35,12 +35,19 @@ FROM stock_levels AS level WHERE level.sku = :sku
 """)
 
 
+def stock_with_a_figure(reader: Connection | Session, sku: str) -> StockView | None:
+    """The SKU's stock if the ERP has sent a figure for it, else None: the storefront's usual read."""
+    known = reader.execute(_KNOWN, {"sku": sku}).first()
+    if known is None:
+        return None
+    erp_quantity, updated_at, reserved = known
+    return StockView(sku=sku, erp_quantity=erp_quantity, reserved=int(reserved), updated_at=updated_at)
+
+
 def stock_view(session: Session, sku: str) -> StockView | None:
     """The SKU's stock, or None when neither the ERP's stock nor the catalog knows it."""
-    known = session.execute(_KNOWN, {"sku": sku}).first()
-    if known is not None:
-        erp_quantity, updated_at, reserved = known
-        return StockView(sku=sku, erp_quantity=erp_quantity, reserved=int(reserved), updated_at=updated_at)
+    if (known := stock_with_a_figure(session, sku)) is not None:
+        return known
     if session.get(Variant, sku) is None:
         return None
     return StockView(sku=sku, erp_quantity=0, reserved=int(session.scalar(select(_reserved(sku))) or 0),
