@@ -46,8 +46,11 @@ def stock_with_a_figure(reader: Connection | Session, sku: str) -> StockView | N
 
 def stock_view(session: Session, sku: str) -> StockView | None:
     """The SKU's stock, or None when neither the ERP's stock nor the catalog knows it."""
-    if (known := stock_with_a_figure(session, sku)) is not None:
-        return known
+    return stock_with_a_figure(session, sku) or stock_without_a_figure(session, sku)
+
+
+def stock_without_a_figure(session: Session, sku: str) -> StockView | None:
+    """The stock of a SKU the ERP has sent no figure for: 0 if the catalog knows it, else None."""
     if session.get(Variant, sku) is None:
         return None
     return StockView(sku=sku, erp_quantity=0, reserved=int(session.scalar(select(_reserved(sku))) or 0),

@@ -145,16 +145,16 @@ def apply_stock_events(session: Session, events: Sequence[StockEvent], *, locked
     # line, and the exceptions keep theirs. A lone event keeps its own line at INFO.
     alone = len(events) == 1
     applied_level = logging.INFO if alone else logging.DEBUG
-    log_applied = log_each and logger.isEnabledFor(applied_level)
     for event in events:
         ledger = ledgers.get(event.sku)
         decision = (ledger or Ledger()).take(event.change, duplicate=event.duplicate)
         applied = decision.outcome is StockChangeOutcome.APPLIED
         if applied:
             changed[event.sku] = changed.get(event.sku, False) or isinstance(event.change, Total)
-        if log_applied or (log_each and not applied):
-            logger.log(applied_level if applied else logging.INFO, "event %s for sku %s %s", event.event_id,
-                       event.sku, decision.outcome.value, extra=ids(event_id=event.event_id, sku=event.sku))
+        level = applied_level if applied else logging.INFO
+        if log_each and logger.isEnabledFor(level):
+            logger.log(level, "event %s for sku %s %s", event.event_id, event.sku, decision.outcome.value,
+                       extra=ids(event_id=event.event_id, sku=event.sku))
         decisions.append(decision)
         # Only an event seen before can meet a SKU without a row (a fresh one's row is made above).
         history.append(_history_row(event, decision, decision.figure.quantity if ledger else None))
