@@ -33,24 +33,32 @@ def run(*args: str, timeout: float = 120, **variables: str) -> subprocess.Comple
 
 
 def start(*args: str, cwd: Path | None = None, **variables: str) -> subprocess.Popen[str]:
+    return start_logged([*command(), *args], env=clean_env(**variables), cwd=cwd)
+
+
+def start_logged(argv: list[str], env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> subprocess.Popen[str]:
+    """`argv` started with its output logged, for `output_of` to read while it runs."""
     # Output goes to a file, not a pipe: nobody reads a pipe while the process runs, and a chatty
     # process (dev's six children) would block once it filled.
-    log = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen([*command(), *args], env=clean_env(**variables), stdout=log,
-                               stderr=subprocess.STDOUT, text=True, cwd=cwd)
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     _logs[process.pid] = log
     return process
 
 
-_logs: dict[int, IO[str]] = {}
+_logs: dict[int, IO[bytes]] = {}
 
 
 def output_of(process: subprocess.Popen[str]) -> str:
     log = _logs.get(process.pid)
     if log is None:
         return ""
-    log.seek(0)
-    return log.read()
+    # pread, not seek and read: the process writes through the same open file and so shares its
+    # offset; a seek to 0 here would have its next line overwrite the start of the log.
+    descriptor = log.fileno()
+    written = os.pread(descriptor, os.fstat(descriptor).st_size, 0)
+    return written.decode(errors="replace")
 
 
 def free_port() -> int:
