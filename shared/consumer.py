@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
 from erp_sync.shared.alerts import Cause, alert
@@ -92,6 +93,9 @@ HandlerResult = Handled | Iterable[OutgoingMessage] | None
 Handler = Callable[[Delivery, Session], HandlerResult]
 # Handles a whole batch at once, returning each message's result in the batch's order.
 BatchHandler = Callable[[list[Delivery], Session], list[HandlerResult]]
+# What a BatchRunner's handlers run their statements on: an ORM Session, or a Core Connection where
+# the Session's own bookkeeping would cost more than the statements (the orders push).
+Scope = TypeVar("Scope", Session, Connection)
 
 
 def _done(result: HandlerResult) -> Done:
@@ -121,20 +125,20 @@ def _db_aware(error: BaseException) -> BaseException:
     return translate_db_error(error) if isinstance(error, SQLAlchemyError) else error
 
 
-class BatchRunner:
-    """Runs a handler over a batch in one transaction; decides each message's outcome."""
+class BatchRunner(Generic[Scope]):
+    """Runs a handler over a batch in one transaction of a scope `open_scope` gives; decides each message's outcome."""
 
     def __init__(
         self,
-        handler: Handler,
-        session_factory: sessionmaker[Session],
+        handler: Callable[[Delivery, Scope], HandlerResult],
+        open_scope: Callable[[], Scope],
         config: ConsumerConfig,
-        batch_handler: BatchHandler | None = None,
+        batch_handler: Callable[[list[Delivery], Scope], list[HandlerResult]] | None = None,
     ) -> None:
-        self._handler = handler
-        self._session_factory = session_factory
+        self._handler: Callable[[Delivery, Scope], HandlerResult] = handler
+        self._open_scope: Callable[[], Scope] = open_scope
         self._config = config
-        self._batch_handler = batch_handler
+        self._batch_handler: Callable[[list[Delivery], Scope], list[HandlerResult]] | None = batch_handler
 
     def run(self, batch: list[Delivery]) -> list[Outcome]:
         if self._batch_handler is not None and len(batch) > 1:
@@ -154,8 +158,10 @@ class BatchRunner:
             logger.info("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
             return [self.run([delivery])[0] for delivery in batch]
 
-    def _run_batch_handler(self, batch_handler: BatchHandler, batch: list[Delivery]) -> list[Outcome]:
-        with self._session_factory() as session, session.begin():
+    def _run_batch_handler(
+        self, batch_handler: Callable[[list[Delivery], Scope], list[HandlerResult]], batch: list[Delivery]
+    ) -> list[Outcome]:
+        with self._open_scope() as session, session.begin():
             results = batch_handler(batch, session)
             # Checked before the commit: a handler that lost track of a message must not commit.
             outcomes: list[Outcome] = [_done(result) for _, result in zip(batch, results, strict=True)]
@@ -166,7 +172,7 @@ class BatchRunner:
             return [self._run_alone(batch[0])]
         outcomes: list[Outcome] = []
         try:
-            with self._session_factory() as session, session.begin():
+            with self._open_scope() as session, session.begin():
                 for delivery in batch:
                     outcomes.append(self._run_one(delivery, session, session.begin_nested))
         except SQLAlchemyError as exc:
@@ -175,11 +181,11 @@ class BatchRunner:
 
     def _run_alone(self, delivery: Delivery) -> Outcome:
         # A transaction of its own needs no savepoint: a failure rolls all of it back.
-        with self._session_factory() as session:
+        with self._open_scope() as session:
             return self._run_one(delivery, session, session.begin)
 
     def _run_one(
-        self, delivery: Delivery, session: Session, scope: Callable[[], AbstractContextManager[Any]]
+        self, delivery: Delivery, session: Scope, scope: Callable[[], AbstractContextManager[Any]]
     ) -> Outcome:
         try:
             with scope():

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import psycopg
 from psycopg.types.array import ListBinaryDumper
-from sqlalchemy import DateTime, Engine, MetaData, Numeric, create_engine, event, func, text
+from sqlalchemy import Connection, DateTime, Engine, MetaData, Numeric, create_engine, event, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
@@ -27,6 +27,10 @@ NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
 }
+
+# Where a few plain statements run: a Session, or a Core Connection, which spares them the Session's
+# own bookkeeping (the orders push, whose two statements it cost a third more CPU).
+SessionOrConnection = Session | Connection
 
 # SQLAlchemy's own errors that say the database cannot be reached, without a driver error inside.
 UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
@@ -123,6 +127,13 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    """The engine a make_session_factory's sessions are bound to."""
+    engine = sessions.kw["bind"]
+    assert isinstance(engine, Engine)
+    return engine
+
+
 def check_database(engine: Engine) -> None:
     """Run `SELECT 1`; raise DatabaseUnavailable when PostgreSQL does not answer."""
     try:
@@ -141,7 +152,7 @@ def translate_db_error(exc: BaseException) -> DatabaseUnavailable | PermanentErr
     return translate_pg_error(exc)
 
 
-def driver_execute(session: Session, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+def driver_execute(session: SessionOrConnection, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """Run one statement (psycopg's `%(name)s` placeholders) on the session's connection, in its transaction; its rows.
 
     For the few statements run once per message: SQLAlchemy's execution context costs about 0.1 ms
@@ -149,7 +160,7 @@ def driver_execute(session: Session, sql: str, params: Mapping[str, Any]) -> lis
     `translate_db_error` gives it; a connection lost with it is invalidated, as SQLAlchemy does
     for its own statements, so that the pool replaces it.
     """
-    connection = session.connection()
+    connection = session.connection() if isinstance(session, Session) else session
     driver_connection: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
     try:
         cursor = driver_connection.execute(sql, params)

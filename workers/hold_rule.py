@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from erp_sync.shared.db import SessionOrConnection
+
 # A `Date` further from our clock than this is broken, not a skewed clock (one in year 9999 made the
 # order unreadable): our send time stands in, as without one.
 IMPLAUSIBLE_CLOCK_OFFSET = timedelta(days=1)
@@ -58,7 +60,7 @@ def release_named_holds(session: Session, named: Iterable[tuple[str, str]]) -> N
                                          "skus": [sku for _, sku in pairs]})
 
 
-def release_holds(session: Session, order_id: str, reason: str) -> None:
+def release_holds(session: SessionOrConnection, order_id: str, reason: str) -> None:
     """End every open hold of the order now (the ERP refused it)."""
     session.execute(_RELEASE_ALL, {"order_id": order_id, "reason": reason})
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from erp_sync.shared.db import driver_execute
+from erp_sync.shared.db import SessionOrConnection, driver_execute
 from erp_sync.shared.orders import LineItem, OrderPlaced
 
 # One statement and one round trip whatever a batch's size: the lines and holds of the orders
@@ -141,7 +141,7 @@ class PushState:
     now: datetime
 
 
-def lock(session: Session, order_id: str) -> tuple[PushState, OrderPlaced] | None:
+def lock(session: SessionOrConnection, order_id: str) -> tuple[PushState, OrderPlaced] | None:
     """The order's row, locked for this transaction, and the order as recorded; None if no order has that id."""
     rows = driver_execute(session, _LOCK, {"order_id": order_id})
     if not rows:
@@ -156,14 +156,14 @@ def lock(session: Session, order_id: str) -> tuple[PushState, OrderPlaced] | Non
     return PushState(*first[:9]), order
 
 
-def save(session: Session, row: PushState) -> None:
+def save(session: SessionOrConnection, row: PushState) -> None:
     """Write the push's outcome back to the order's row."""
     columns = dict(vars(row))  # not asdict: it deep-copies every value, 3% of a push's CPU
     del columns["now"]
     driver_execute(session, _SAVE, columns)
 
 
-def claim(session: Session, stranded_before: datetime | None, *, local_only: bool,
+def claim(session: SessionOrConnection, stranded_before: datetime | None, *, local_only: bool,
           limit: int = 1) -> list[tuple[str, str]]:
     """The orders to send a push message for again (see _CLAIM), as (order_id, status), oldest first."""
     rows = session.execute(_CLAIM, {"stranded_before": stranded_before, "local_only": local_only, "limit": limit})

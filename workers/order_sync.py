@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session
-
 from erp_sync.shared.alerts import Cause, alert
-from erp_sync.shared.consumer import Delivery, Handler
+from erp_sync.shared.consumer import Delivery, HandlerResult
+from erp_sync.shared.db import SessionOrConnection
 from erp_sync.shared.errors import ErpRejected, ErpUnavailable, MessageDecodeError
 from erp_sync.shared.logs import ids
 from erp_sync.shared.models.states import OrderStatus
@@ -55,11 +55,11 @@ def is_due(row: PushState, *, redelivered: bool) -> bool:
     return True
 
 
-def build_push_handler(settings: Settings) -> Handler:
-    """Push the order a message names, if its row says it is due."""
+def build_push_handler(settings: Settings) -> Callable[[Delivery, SessionOrConnection], HandlerResult]:
+    """Push the order a message names, if its row says it is due (on a Connection in the worker; a Session will do)."""
     client = erp_client(settings)
 
-    def push(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
+    def push(delivery: Delivery, session: SessionOrConnection) -> list[OutgoingMessage] | None:
         order_id = order_id_of(delivery.body)
         locked = lock(session, order_id) if order_id else None
         if locked is None:
@@ -80,7 +80,7 @@ def next_attempt(first_attempt_at: datetime, now: datetime, interval_s: int, win
     return now + timedelta(seconds=interval_s)
 
 
-def push_order(session: Session, row: PushState, order: OrderPlaced, client: ErpClient,
+def push_order(session: SessionOrConnection, row: PushState, order: OrderPlaced, client: ErpClient,
                settings: Settings) -> list[OutgoingMessage]:
     """Push one due order and record the outcome on its row; returns what comes next for it, if anything.
 
@@ -119,7 +119,7 @@ def _synced(row: PushState, result: PushResult, clock_skew_s: float) -> None:
                 extra=ids(order_id=row.order_id, attempt=row.attempts))
 
 
-def _rejected(session: Session, row: PushState, reason: str) -> None:
+def _rejected(session: SessionOrConnection, row: PushState, reason: str) -> None:
     row.status = OrderStatus.REJECTED.value
     row.last_error = reason
     row.next_attempt_at = None

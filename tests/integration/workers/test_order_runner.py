@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done, Park
+from erp_sync.shared.consumer import ConsumerConfig, Delivery, Done, Park
 from erp_sync.shared.db import make_session_factory
 from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
@@ -12,8 +12,7 @@ from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE
 from tests.support.sandbox import TOKEN
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import running_sandbox
-from erp_sync.workers.order_sync import build_push_handler
-from erp_sync.workers.orders import build_runner
+from erp_sync.workers.orders import build_push_runner, build_runner
 
 CONFIG = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)
 
@@ -29,7 +28,7 @@ class Orders:
 
     def __init__(self, settings, sessions) -> None:
         self.record = build_runner(settings, sessions, CONFIG)
-        self.push = BatchRunner(build_push_handler(settings), sessions, CONFIG)
+        self.push = build_push_runner(settings, sessions, CONFIG)
 
     def recorded(self, batch: list[Delivery]) -> tuple[list, list[Delivery]]:
         """The record outcomes, and the push requests they handed on, as the push queue delivers them."""
