@@ -94,7 +94,7 @@ RETURNING order_id, status, arrival
 """)
 
 
-def record_orders(session: Session, orders: Sequence[OrderPlaced]) -> set[str]:
+def record_orders(session: SessionOrConnection, orders: Sequence[OrderPlaced]) -> set[str]:
     """Insert the orders not recorded yet, in their order of arrival, with their lines and holds.
 
     Returns the ids inserted; an order already there is left as it is. Two workers recording the
@@ -121,7 +121,7 @@ def record_orders(session: Session, orders: Sequence[OrderPlaced]) -> set[str]:
     return {order_id for order_id, in rows}
 
 
-def record_rejected(session: Session, order_id: str, reason: str) -> None:
+def record_rejected(session: SessionOrConnection, order_id: str, reason: str) -> None:
     """Record an order whose message is malformed as rejected, unless it is recorded already."""
     session.execute(_INSERT_REJECTED, {"order_id": order_id, "reason": reason})
 

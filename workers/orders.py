@@ -18,7 +18,7 @@ from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.consumer import (
     BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, HandlerResult, parked,
 )
-from erp_sync.shared.db import engine_of
+from erp_sync.shared.db import SessionOrConnection, engine_of
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.orders import decode_order, order_id_of
 from erp_sync.shared.publisher import ConfirmingPublisher
@@ -38,22 +38,21 @@ def database_connections(settings: Settings) -> int:
     return settings.order_push_concurrency + 2
 
 
+# Both runners run on Core Connections of the sessions' engine, not on Sessions: a Session's begin,
+# commit and close cost more CPU than a push's two statements, or than recording an order or two.
 def build_runner(settings: Settings, session_factory: sessionmaker[Session],
-                 config: ConsumerConfig) -> BatchRunner[Session]:
+                 config: ConsumerConfig) -> BatchRunner[Connection]:
     """The runner of erp-sync.orders: record whole batches, each order then handed on to be pushed."""
-    return BatchRunner(record_order, session_factory, config, record_batch)
+    return BatchRunner(record_order, engine_of(session_factory).connect, config, record_batch)
 
 
 def build_push_runner(settings: Settings, session_factory: sessionmaker[Session],
                       config: ConsumerConfig) -> BatchRunner[Connection]:
-    """The runner of erp-sync.orders-push: one order a transaction, on a Core Connection of the sessions' engine.
-
-    Not a Session: its begin, commit and close cost a push more CPU than the push's two statements.
-    """
+    """The runner of erp-sync.orders-push: one order a transaction."""
     return BatchRunner(build_push_handler(settings), engine_of(session_factory).connect, config)
 
 
-def record_batch(batch: list[Delivery], session: Session) -> list[HandlerResult]:
+def record_batch(batch: list[Delivery], session: SessionOrConnection) -> list[HandlerResult]:
     """Record a batch of orders with their holds at once (those not recorded yet); each then goes on to be pushed.
 
     Known ones too: a redelivered order may have lost its push message with the worker that recorded it.
@@ -74,7 +73,7 @@ def record_batch(batch: list[Delivery], session: Session) -> list[HandlerResult]
     return results
 
 
-def record_order(delivery: Delivery, session: Session) -> HandlerResult:
+def record_order(delivery: Delivery, session: SessionOrConnection) -> HandlerResult:
     """`record_batch` of one; a malformed order is recorded as rejected (when it names an order id) and parked.
 
     Parking is a follow-up message rather than a raised error: a raised error would roll back the
