@@ -93,8 +93,7 @@ HandlerResult = Handled | Iterable[OutgoingMessage] | None
 Handler = Callable[[Delivery, Session], HandlerResult]
 # Handles a whole batch at once, returning each message's result in the batch's order.
 BatchHandler = Callable[[list[Delivery], Session], list[HandlerResult]]
-# What a BatchRunner's handlers run their statements on: an ORM Session, or a Core Connection where
-# the Session's own bookkeeping would cost more than the statements (the orders push).
+# What a BatchRunner's handlers run their statements on: an ORM Session, or a Core Connection.
 Scope = TypeVar("Scope", Session, Connection)
 
 

@@ -28,8 +28,7 @@ NAMING_CONVENTION = {
     "ck": "ck_%(table_name)s_%(constraint_name)s",
 }
 
-# Where a few plain statements run: a Session, or a Core Connection, which spares them the Session's
-# own bookkeeping (the orders push, whose two statements it cost a third more CPU).
+# Where plain statements run: a Session, or a Core Connection without the Session's bookkeeping.
 SessionOrConnection = Session | Connection
 
 # SQLAlchemy's own errors that say the database cannot be reached, without a driver error inside.
