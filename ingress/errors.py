@@ -8,6 +8,8 @@ from flask import Flask, Response, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from erp_sync.shared.errors import DatabaseUnavailable
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,7 +43,7 @@ def _render_http_exception(error: HTTPException) -> tuple[Response, int]:
     return jsonify({"error": error.description or error.name, "details": []}), status
 
 
-def _render_database_error(error: SQLAlchemyError) -> tuple[Response, int, dict[str, str]]:
+def _render_database_error(error: SQLAlchemyError | DatabaseUnavailable) -> tuple[Response, int, dict[str, str]]:
     # The storefront must tell "down, try again" from a bug: the database is down, not the request wrong.
     logger.error("read API: database unavailable: %s", error)
     retry_after = str(current_app.extensions["erp_sync.settings"].unavailable_retry_after_s)
@@ -59,4 +61,6 @@ def init_app(app: Flask) -> None:
     app.after_request(_nosniff)
     app.register_error_handler(ApiError, _render_api_error)
     app.register_error_handler(SQLAlchemyError, _render_database_error)
+    # What a statement run through the driver (shared.db.driver_execute) raises for the same cause.
+    app.register_error_handler(DatabaseUnavailable, _render_database_error)
     app.register_error_handler(HTTPException, _render_http_exception)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from sqlalchemy import text
+
 from erp_sync.ingress.storefront import create_api_app
 from erp_sync.shared.models import Media, Order, ProductGroup, StockHold, StockLevel, Variant
 from tests.support.storefront import api_client
@@ -115,6 +117,26 @@ def test_stock_history_lists_every_figure_newest_first_with_its_event(api, commi
         answer = api.get(f"/api/v1/inventory/IPH15-128-BLK/history?limit={bad}")
         assert (answer.status_code, answer.get_json()["details"]) == (400, [{"field": "limit", "message": "expected 1 to 1000"}]), bad
     assert api.get("/api/v1/inventory/NOPE/history").status_code == 404
+
+
+def test_a_stock_read_whose_database_connection_was_lost_answers_503_and_the_next_one_reads(
+        api, api_app, committed_session, db_engine):
+    # given a SKU read once, and PostgreSQL then ending the connection that read it (a restart, a failover)
+    committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=49, erp_as_of=NOW))
+    committed_session.commit()
+    assert api.get("/api/v1/inventory/IPH15-128-BLK").status_code == 200
+    with api_app.extensions["erp_sync.engine"].connect() as connection:  # the pool's one connection
+        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with db_engine.connect() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend}).scalar_one()
+
+    # when the storefront reads it again, then it is told to retry, not served an error page
+    lost = api.get("/api/v1/inventory/IPH15-128-BLK")
+    assert lost.status_code == 503
+    assert int(lost.headers["Retry-After"]) > 0
+    assert "unavailable" in lost.get_json()["error"]
+    # and the read after that is served on a new connection
+    assert api.get("/api/v1/inventory/IPH15-128-BLK").get_json()["erp_quantity"] == 49
 
 
 def test_read_api_answers_503_with_retry_after_when_the_database_is_down(settings_factory, broker):
