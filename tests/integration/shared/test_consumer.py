@@ -16,7 +16,7 @@ from typing import Any
 import pika
 import pika.data
 import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -558,6 +558,25 @@ def test_batch_runner_decides_for_the_failing_message_and_commits_the_rest(
     # then only that message has an outcome, and the others are stored
     assert outcomes == [Done(), expected, Done()]
     assert stored(db_session, event_ids) == {event_ids[0], event_ids[2]}
+
+
+def test_batch_runner_on_core_connections_commits_all_but_the_failing_messages_writes(db_engine, committed_session):
+    # given a batch whose middle message writes its row and then fails, on the engine's own connections
+    event_ids = [new_id() for _ in range(3)]
+
+    def record_then_fail_the_middle(delivery: Delivery, connection: Connection) -> None:
+        connection.execute(insert(ProcessedEvent).values(event_id=delivery.message_id, event_type=EVENT_TYPE))
+        if delivery.message_id == event_ids[1]:
+            raise PermanentError("impossible")
+
+    runner = BatchRunner(record_then_fail_the_middle, db_engine.connect, runner_config())
+
+    # when it runs
+    outcomes = runner.run([delivery(i) for i in event_ids])
+
+    # then that message is parked, its row rolled back with it, and the others' rows are committed
+    assert outcomes == [Done(), Park("PermanentError: impossible"), Done()]
+    assert stored(committed_session, event_ids) == {event_ids[0], event_ids[2]}
 
 
 def test_batch_runner_turns_a_database_refusal_into_a_park(runner_session_factory, db_session):
