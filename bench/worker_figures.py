@@ -48,6 +48,8 @@ def _visibility(args: argparse.Namespace, followed: Followed) -> dict[str, Any]:
         "visible_from_schedule_p99_ms": round(percentile_ms(seen.from_schedule_s, 0.99), 2),
         # Per accepted webhook, over the measured run: the API's share includes the benchmark's polls.
         "visible_cpu_ms_per_event": {name: round(cpu_s * 1000 / accepted, 3) for name, cpu_s in followed.cpu_s.items()},
+        # Near 1, the tail is the services queueing for a core, not any one of them waiting.
+        "visible_cpu_busy": round(followed.cpu_busy, 2),
         "offered_eps": args.rate,
         "visible_duration_s": args.duration,
         "sent": seen.sent,

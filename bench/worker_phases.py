@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 
 from bench import queues
-from bench.cpu import database_cpu_s, tree_cpu_s
+from bench.cpu import broker_cpu_s, busy_share, cpu_times, database_cpu_s, process_cpu_s, tree_cpu_s
 from bench.drain import Drain, empty_tables, wait_processed
 from bench.events import catalog_groups, stock_events
 from bench.phases import progress
@@ -79,10 +80,11 @@ def catalog_throughput(setup: Setup) -> Drained:
 
 @dataclass(frozen=True)
 class Followed:
-    """A paced run, and the CPU seconds each process (and the worker's database backends) spent in it."""
+    """A paced run, the CPU seconds each process (and the database) spent in it, and the machine's busy share."""
 
     seen: Visibility
     cpu_s: dict[str, float]
+    cpu_busy: float = 0.0  # share of all CPUs' time busy during the measured run (every process)
 
 
 def visibility(setup: Setup) -> Followed:
@@ -103,13 +105,17 @@ def visibility(setup: Setup) -> Followed:
 
         def cpu() -> dict[str, float]:
             # The database's share is all backends of the run's database: the worker's, the API's.
+            # The broker's and this benchmark's (the generator and the poller) say how much of a
+            # saturated machine went to the measuring itself.
             return {"ingress": tree_cpu_s(ingress.pid), "api": tree_cpu_s(api.pid), "worker": workers.cpu_s(),
-                    "database": database_cpu_s(setup.engine)}
+                    "database": database_cpu_s(setup.engine), "broker": broker_cpu_s(),
+                    "benchmark": process_cpu_s(os.getpid())}
 
-        before = cpu()
+        before, machine_before = cpu(), cpu_times()
         seen = asyncio.run(paced(HOST, ports, token, events[warmup_count:], headers[warmup_count:], pace))
+        busy = busy_share(machine_before, cpu_times())
         spent = {name: value - before[name] for name, value in cpu().items()}
         workers.check_alive()
     progress(f"visibility at {args.rate:.0f}/s: {len(seen.from_202_s)} seen, {seen.never_visible} never, "
              f"{seen.refused} refused, {seen.polls} polls")
-    return Followed(seen, spent)
+    return Followed(seen, spent, busy)
