@@ -12,7 +12,6 @@ webhook sent with another method) goes to the Flask app through the bridge as be
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
 from werkzeug.exceptions import InternalServerError, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
+from erp_sync.ingress.answers import answer
 from erp_sync.ingress.bridge import WsgiBridge
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.webhooks import WEBHOOK_PATH, WebhookRules
@@ -29,10 +29,6 @@ from erp_sync.shared.async_publisher import LoopPublisher
 from erp_sync.shared.errors import BrokerUnavailable, PublishRejected
 
 logger = logging.getLogger(__name__)
-
-# What Flask's after_request adds to every answer (ingress/errors.py).
-NOSNIFF = ("X-Content-Type-Options", "nosniff")
-
 
 class Door:
     """An RSGI app: POST /webhooks/erp natively, with `publisher` on the worker's loop; the rest via `bridge`."""
@@ -100,11 +96,3 @@ class Door:
         except (BrokerUnavailable, PublishRejected) as exc:
             raise self._rules.refused(event, exc) from exc
         return self._rules.accepted(event, time.perf_counter() - started)
-
-
-def answer(body: dict[str, Any], headers: dict[str, str]) -> tuple[list[tuple[str, str]], bytes]:
-    """Headers and bytes as Flask's `jsonify` and the app's after_request give them for `body`."""
-    # Flask's default JSON provider outside debug mode: sorted keys, compact, ASCII, a final newline.
-    payload = (json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    return [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *headers.items(),
-            NOSNIFF], payload

@@ -27,7 +27,7 @@ STOCK_FIELDS = ("sku", "erp_quantity", "reserved", "available")
 MEDIA_FIELDS = ("url", "position", "is_main", "status", "failure_reason", "content_type", "byte_size", "sha256")
 
 
-def _stock_json(view: StockView) -> dict[str, Any]:
+def stock_json(view: StockView) -> dict[str, Any]:
     return {name: getattr(view, name) for name in STOCK_FIELDS} | {
         "updated_at": view.updated_at.isoformat() if view.updated_at else None
     }
@@ -42,7 +42,7 @@ def inventory(sku: str) -> ResponseReturnValue:
     # A plain connection for the usual read: a Session's setup and teardown were about a tenth of the API's CPU.
     with read_engine().connect() as connection:
         view = stock_with_a_figure(connection, sku)
-    return jsonify(_stock_json(view or look_up(stock_without_a_figure, sku, "SKU")))
+    return jsonify(stock_json(view or look_up(stock_without_a_figure, sku, "SKU")))
 
 
 @bp.get("/inventory/<identifier:sku>/history")
@@ -98,7 +98,7 @@ def product(sku: str) -> ResponseReturnValue:
             "is_active": is_active,
             # A product the ERP deactivated is not for sale, whatever stock remains.
             "available": view.available if view and is_active else 0,
-            "stock": _stock_json(view) if view else None,
+            "stock": stock_json(view) if view else None,
             "group": {
                 "product_group_id": group.product_group_id,
                 "group_name": group.group_name,

@@ -30,9 +30,12 @@ from erp_sync.shared.settings import Settings
 
 if TYPE_CHECKING:
     from erp_sync.ingress.door import Door
+    from erp_sync.ingress.stock_desk import StockDesk
 
 # After SIGTERM, requests under way get this long to finish before their worker is killed.
 GRACEFUL_TIMEOUT_S = 20
+# The async connections an API worker reads stock on (ingress/stock_desk.py), besides its Flask pool.
+STOCK_DESK_CONNECTIONS = 4
 # Connections one worker holds at once (granian's backpressure): slow clients are cut after the
 # read timeout, so this bounds memory, not threads.
 CONNECTIONS_PER_WORKER = 2048
@@ -115,6 +118,14 @@ def load_door(app_factory: Callable[[], Flask], settings: Settings, threads: int
     return Door(app, _bridge(app, settings, threads), publisher, stop_timeout_s=GRACEFUL_TIMEOUT_S)
 
 
+def load_stock_desk(app_factory: Callable[[], Flask], settings: Settings, threads: int) -> StockDesk:
+    """The storefront API's app with its usual stock read taken on the worker's event loop."""
+    from erp_sync.ingress.stock_desk import StockDesk
+
+    app = _built(app_factory)
+    return StockDesk(app, _bridge(app, settings, threads), settings.database_url, pool_size=STOCK_DESK_CONNECTIONS)
+
+
 Loader = Callable[[Callable[[], Flask], Settings, int], object]
 
 
@@ -142,4 +153,4 @@ def serve_api(settings: Settings, port: int | None = None) -> None:
     from erp_sync.ingress.storefront import create_api_app
 
     settings.storefront_tokens()  # refuse to start without a token, before forking anything
-    serve(settings, partial(create_api_app, settings), api_listener(settings, port))
+    serve(settings, partial(create_api_app, settings), api_listener(settings, port), load_stock_desk)

@@ -5,7 +5,7 @@ import pytest
 from flask import Flask
 
 from erp_sync.ingress import errors
-from erp_sync.ingress.door import answer
+from erp_sync.ingress.answers import answer
 from erp_sync.ingress.errors import ApiError
 
 

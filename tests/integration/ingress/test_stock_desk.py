@@ -1,0 +1,125 @@
+"""The API's stock read on the event loop: Flask's answer, byte for byte, or Flask's own."""
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from erp_sync.ingress.stock_desk import StockDesk
+from erp_sync.shared.models import Order, StockHold, StockLevel
+from tests.support.settings import API_TOKEN
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+AUTHORIZED = {"authorization": f"Bearer {API_TOKEN}"}
+
+
+class Protocol:
+    """What granian's HTTP protocol is asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, list[tuple[str, str]], bytes]] = []
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.sent.append((status, headers, body))
+
+
+class Bridge:
+    """The WSGI bridge, noting each request handed to Flask."""
+
+    def __init__(self) -> None:
+        self.handed: list[str] = []
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        pass
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        pass
+
+    async def __rsgi__(self, scope: SimpleNamespace, protocol: Protocol) -> None:
+        self.handed.append(scope.path)
+
+
+def request(path: str, headers: dict[str, str], method: str = "GET", query: str = "") -> SimpleNamespace:
+    return SimpleNamespace(proto="http", method=method, path=path, query_string=query, headers=headers)
+
+
+class Served:
+    """A desk on the one event loop of its worker, as granian runs it, and its bridge."""
+
+    def __init__(self, desk: StockDesk, bridge: Bridge) -> None:
+        self.desk, self.bridge = desk, bridge
+        self.loop = asyncio.new_event_loop()
+        desk.__rsgi_init__(self.loop)
+
+    def run(self, scope: SimpleNamespace) -> Protocol:
+        protocol = Protocol()
+        self.loop.run_until_complete(self.desk.__rsgi__(scope, protocol))
+        return protocol
+
+    def stop(self) -> None:
+        self.desk.__rsgi_del__(self.loop)
+        self.loop.close()
+
+
+@pytest.fixture
+def served(api_app, settings):
+    bridge = Bridge()
+    served = Served(StockDesk(api_app, bridge, settings.database_url, pool_size=2), bridge)  # type: ignore[arg-type]
+    yield served
+    served.stop()
+
+
+def test_a_sku_with_a_figure_is_answered_here_with_flasks_own_bytes(served, api, committed_session):
+    # given the ERP says 49 of a SKU and an order holds 3
+    committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=49, erp_as_of=NOW))
+    committed_session.add(Order(order_id="ORD-1", order_date=NOW, customer_ref="CUST-555"))
+    committed_session.flush()
+    committed_session.add(StockHold(order_id="ORD-1", sku="IPH15-128-BLK", quantity=3))
+    committed_session.commit()
+
+    # when the storefront reads it
+    protocol = served.run(request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED))
+
+    # then it is answered here, as Flask answers the same read
+    flask = api.get("/api/v1/inventory/IPH15-128-BLK")
+    [(status, headers, body)] = protocol.sent
+    assert (status, body) == (flask.status_code, flask.data)
+    assert dict(headers) == {"Content-Type": flask.content_type, "Content-Length": str(len(flask.data)),
+                             "X-Content-Type-Options": "nosniff"}
+    assert flask.get_json()["available"] == 46
+    assert served.bridge.handed == []
+
+
+@pytest.mark.parametrize(("path", "headers", "method", "query"), [
+    ("/api/v1/inventory/NO-FIGURE", AUTHORIZED, "GET", ""),  # a catalog-only or unknown SKU: 200 or 404 by Flask
+    ("/api/v1/inventory/IPH15-128-BLK", {}, "GET", ""),  # no token: Flask's 401
+    ("/api/v1/inventory/IPH15-128-BLK", {"authorization": "Bearer wrong-token-0123456789"}, "GET", ""),
+    ("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED, "POST", ""),  # Flask's 405
+    ("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED, "GET", "limit=5"),
+    ("/api/v1/inventory/IPH15-128-BLK/history", AUTHORIZED, "GET", ""),  # another route
+    ("/api/v1/inventory/" + "X" * 300, AUTHORIZED, "GET", ""),  # no storable SKU: Flask's 404
+    ("/api/v1/products/IPH15-128-BLK", AUTHORIZED, "GET", ""),
+], ids=["no figure", "no token", "wrong token", "POST", "query string", "history", "too long", "products"])
+def test_every_other_request_goes_to_flask(served, committed_session, path, headers, method, query):
+    committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=49, erp_as_of=NOW))
+    committed_session.commit()
+
+    protocol = served.run(request(path, headers, method, query))
+
+    assert (protocol.sent, served.bridge.handed) == ([], [path])
+
+
+def test_a_read_the_database_fails_goes_to_flask(api_app):
+    # given a desk whose database cannot be reached
+    bridge = Bridge()
+    served = Served(StockDesk(api_app, bridge, "postgresql+psycopg://postgres@127.0.0.1:9/nowhere",  # type: ignore[arg-type]
+                              pool_size=1), bridge)
+    try:
+        # when the storefront reads a SKU, then Flask answers it (503 with Retry-After, its own rule)
+        protocol = served.run(request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED))
+    finally:
+        served.stop()
+
+    assert (protocol.sent, bridge.handed) == ([], ["/api/v1/inventory/IPH15-128-BLK"])
