@@ -4,7 +4,8 @@ The ERP's door and the storefront's API are served alike, each on its own listen
 reads requests in Rust without a thread per connection and cuts a client whose headers take over
 HTTP_READ_TIMEOUT_S; the bridge (ingress/bridge.py) reads bodies under the same deadline, so slow
 clients cost a little memory for a bounded time, never a thread. The door's webhook, its whole
-load, does not go to the threads at all: it is answered on the event loop (ingress/door.py).
+load, does not go to the threads at all: it is answered on the event loop (ingress/door.py); nor
+does the API's usual read, the stock of a SKU with a figure (ingress/stock_desk.py).
 """
 from __future__ import annotations
 
