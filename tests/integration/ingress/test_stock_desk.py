@@ -41,8 +41,25 @@ class Bridge:
         self.handed.append(scope.path)
 
 
-def request(path: str, headers: dict[str, str], method: str = "GET", query: str = "") -> SimpleNamespace:
-    return SimpleNamespace(proto="http", method=method, path=path, query_string=query, headers=headers)
+class Headers:
+    """A request's headers as granian gives them: lower-case names, a name possibly more than once."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs = pairs
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._pairs)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return next((value for key, value in self._pairs if key == name), default)
+
+    def __contains__(self, name: str) -> bool:
+        return any(key == name for key, _ in self._pairs)
+
+
+def request(path: str, headers: dict[str, str] | Headers, method: str = "GET", query: str = "") -> SimpleNamespace:
+    pairs = headers if isinstance(headers, Headers) else Headers(list(headers.items()))
+    return SimpleNamespace(proto="http", method=method, path=path, query_string=query, headers=pairs)
 
 
 class Served:
@@ -101,7 +118,11 @@ def test_a_sku_with_a_figure_is_answered_here_with_flasks_own_bytes(served, api,
     ("/api/v1/inventory/IPH15-128-BLK/history", AUTHORIZED, "GET", ""),  # another route
     ("/api/v1/inventory/" + "X" * 300, AUTHORIZED, "GET", ""),  # no storable SKU: Flask's 404
     ("/api/v1/products/IPH15-128-BLK", AUTHORIZED, "GET", ""),
-], ids=["no figure", "no token", "wrong token", "POST", "query string", "history", "too long", "products"])
+    # Flask gets the two joined into one, and refuses it
+    ("/api/v1/inventory/IPH15-128-BLK", Headers([("authorization", f"Bearer {API_TOKEN}"),
+                                                 ("authorization", "Bearer another-token-0123456789")]), "GET", ""),
+], ids=["no figure", "no token", "wrong token", "POST", "query string", "history", "too long", "products",
+        "two tokens"])
 def test_every_other_request_goes_to_flask(served, committed_session, path, headers, method, query):
     committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=49, erp_as_of=NOW))
     committed_session.commit()
