@@ -144,3 +144,16 @@ def test_a_read_the_database_fails_goes_to_flask(api_app):
         served.stop()
 
     assert (protocol.sent, bridge.handed) == ([], ["/api/v1/inventory/IPH15-128-BLK"])
+
+
+def test_a_read_answered_here_writes_no_log_line(served, committed_session, caplog):
+    # given a SKU with a figure, and the API logging at INFO as it does by default
+    committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=49, erp_as_of=NOW))
+    committed_session.commit()
+    caplog.set_level("INFO")
+    served.run(request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED))  # the pool opens on the first read
+    caplog.clear()
+
+    # when the storefront reads it again, then it is answered and nothing is logged for it
+    assert served.run(request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED)).sent[0][0] == 200
+    assert caplog.records == []
