@@ -86,8 +86,9 @@ def _echo(sock: socket.socket, round_trips: int) -> None:
 
 
 def machine(load: LoadAverages) -> dict[str, Any]:
-    """The machine's CPUs, its speed (`python_yardstick_ms`, `wakeup_yardstick_us`) and its load averages at the start and the end of the run."""
-    return {"cpus": os.cpu_count(), "python_yardstick_ms": python_yardstick_ms(), "wakeup_yardstick_us": wakeup_yardstick_us(),
+    """The machine's CPUs, speeds (`python_yardstick_ms`, `wakeup_yardstick_us`) and load at the run's start and end."""
+    return {"cpus": os.cpu_count(), "python_yardstick_ms": python_yardstick_ms(),
+            "wakeup_yardstick_us": wakeup_yardstick_us(),
             "loadavg_start": [round(x, 2) for x in load[0]], "loadavg_end": [round(x, 2) for x in load[1]]}
 
 

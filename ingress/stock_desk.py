@@ -38,7 +38,7 @@ LEFT_TO_FLASK_AFTER_A_FAILURE_S = 5.0
 
 
 class StockDesk:
-    """An RSGI app: the stock of a SKU with a figure read on the loop, on `pool_size` connections; the rest via `bridge`."""
+    """An RSGI app: a SKU's stock read on the loop, on `pool_size` connections of its own; the rest via `bridge`."""
 
     def __init__(self, app: Flask, bridge: WsgiBridge, database_url: str, *, pool_size: int) -> None:
         self._tokens: tuple[bytes, ...] = app.extensions["erp_sync.api_tokens"]

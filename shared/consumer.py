@@ -95,6 +95,8 @@ Handler = Callable[[Delivery, Session], HandlerResult]
 BatchHandler = Callable[[list[Delivery], Session], list[HandlerResult]]
 # What a BatchRunner's handlers run their statements on: an ORM Session, or a Core Connection.
 Scope = TypeVar("Scope", Session, Connection)
+ScopedHandler = Callable[[Delivery, Scope], HandlerResult]
+ScopedBatchHandler = Callable[[list[Delivery], Scope], list[HandlerResult]]
 
 
 def _done(result: HandlerResult) -> Done:
@@ -129,15 +131,15 @@ class BatchRunner(Generic[Scope]):
 
     def __init__(
         self,
-        handler: Callable[[Delivery, Scope], HandlerResult],
+        handler: ScopedHandler[Scope],
         open_scope: Callable[[], Scope],
         config: ConsumerConfig,
-        batch_handler: Callable[[list[Delivery], Scope], list[HandlerResult]] | None = None,
+        batch_handler: ScopedBatchHandler[Scope] | None = None,
     ) -> None:
-        self._handler: Callable[[Delivery, Scope], HandlerResult] = handler
+        self._handler: ScopedHandler[Scope] = handler
         self._open_scope: Callable[[], Scope] = open_scope
         self._config = config
-        self._batch_handler: Callable[[list[Delivery], Scope], list[HandlerResult]] | None = batch_handler
+        self._batch_handler: ScopedBatchHandler[Scope] | None = batch_handler
 
     def run(self, batch: list[Delivery]) -> list[Outcome]:
         if self._batch_handler is not None and len(batch) > 1:
@@ -157,9 +159,7 @@ class BatchRunner(Generic[Scope]):
             logger.info("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
             return [self.run([delivery])[0] for delivery in batch]
 
-    def _run_batch_handler(
-        self, batch_handler: Callable[[list[Delivery], Scope], list[HandlerResult]], batch: list[Delivery]
-    ) -> list[Outcome]:
+    def _run_batch_handler(self, batch_handler: ScopedBatchHandler[Scope], batch: list[Delivery]) -> list[Outcome]:
         with self._open_scope() as session, session.begin():
             results = batch_handler(batch, session)
             # Checked before the commit: a handler that lost track of a message must not commit.
