@@ -35,16 +35,21 @@ CONNECTION_WAIT_S = 0.25
 # After a failed read, reads go straight to Flask for this long: in an outage the storefront gets
 # Flask's 503 at once, not after a wait here first.
 LEFT_TO_FLASK_AFTER_A_FAILURE_S = 5.0
+# psycopg_pool's own: how long it retries a lost connection before giving it up. The next read that
+# finds no connection then opens one, so a longer outage costs nothing but its reads going to Flask.
+RECONNECT_TIMEOUT_S = 300.0
 
 
 class StockDesk:
     """An RSGI app: a SKU's stock read on the loop, on `pool_size` connections of its own; the rest via `bridge`."""
 
-    def __init__(self, app: Flask, bridge: WsgiBridge, database_url: str, *, pool_size: int) -> None:
+    def __init__(self, app: Flask, bridge: WsgiBridge, database_url: str, *, pool_size: int,
+                 reconnect_timeout_s: float = RECONNECT_TIMEOUT_S) -> None:
         self._tokens: tuple[bytes, ...] = app.extensions["erp_sync.api_tokens"]
         self._bridge = bridge
         self._pool = AsyncConnectionPool(conninfo(database_url), min_size=1, max_size=pool_size, open=False,
-                                         kwargs={**CONNECT_ARGS, "autocommit": True})
+                                         kwargs={**CONNECT_ARGS, "autocommit": True},
+                                         reconnect_timeout=reconnect_timeout_s)
         self._opened: asyncio.Future[None] | None = None
         self._failed_at = float("-inf")
 

@@ -6,10 +6,13 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import make_url
 
+from erp_sync.ingress import stock_desk
 from erp_sync.ingress.stock_desk import StockDesk
 from erp_sync.shared.models import Order, StockHold, StockLevel
 from tests.support.settings import API_TOKEN
+from tests.support.tcp_proxy import TcpProxy
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 AUTHORIZED = {"authorization": f"Bearer {API_TOKEN}"}
@@ -156,3 +159,37 @@ def test_a_read_answered_here_writes_no_log_line(served, committed_session, capl
     # when the storefront reads it again, then it is answered and nothing is logged for it
     assert served.run(request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED)).sent[0][0] == 200
     assert caplog.records == []
+
+
+def test_reads_come_back_here_after_an_outage_longer_than_the_pool_retries(api_app, settings, committed_session,
+                                                                            monkeypatch, caplog):
+    # given a desk reading through a link to the database that can be cut, its pool giving a lost
+    # connection up after 0.3 s of failed retries (in production, 300 s), and a SKU with a figure
+    committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=49, erp_as_of=NOW))
+    committed_session.commit()
+    monkeypatch.setattr(stock_desk, "LEFT_TO_FLASK_AFTER_A_FAILURE_S", 0.5)
+    database = make_url(settings.database_url)
+    link = TcpProxy(database.host or "127.0.0.1", database.port or 5432)
+    bridge = Bridge()
+    served = Served(StockDesk(api_app, bridge, database.set(host="127.0.0.1", port=link.port)  # type: ignore[arg-type]
+                              .render_as_string(hide_password=False), pool_size=2, reconnect_timeout_s=0.3), bridge)
+    read = request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED)
+    try:
+        assert served.run(read).sent[0][0] == 200
+
+        # when the database is away long enough for the pool to give its connection up
+        link.cut()
+        assert served.run(read).sent == []  # Flask's to answer (its 503)
+        served.loop.run_until_complete(asyncio.sleep(2.5))  # the pool's retries run on the loop
+        assert "reconnection attempt in pool" in caplog.text, "the pool never gave its connection up"
+
+        # then once it is back, the first read after the pause is answered here again
+        link.restore()
+        served.loop.run_until_complete(asyncio.sleep(0.5))
+        protocol = served.run(read)
+    finally:
+        served.stop()
+        link.close()
+
+    assert [status for status, _, _ in protocol.sent] == [200]
+    assert bridge.handed == [read.path]  # only the read during the outage went to Flask
