@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
+from erp_sync.shared.ack_book import AckBook
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared import message_metrics
@@ -300,6 +301,7 @@ class Consumer:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=self._config.prefetch)
             self._buffer.clear()
+            self._opened(connection, channel)
             channel.basic_consume(self._queue.name, self._on_message)
             self.connected.set()
             message_metrics.CONSUMER_CONNECTED.labels(queue=self._queue.name).set(1)
@@ -310,6 +312,9 @@ class Consumer:
             message_metrics.CONSUMER_CONNECTED.labels(queue=self._queue.name).set(0)
             if connection.is_open:
                 connection.close()
+
+    def _opened(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+        """A new connection's channel, before it consumes."""
 
     def _serve(self, connection: pika.BlockingConnection, channel: BlockingChannel, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -381,7 +386,7 @@ class ConcurrentConsumer(Consumer):
     batches that wait on the database for about as long as they run Python (the catalog worker's):
     one thread runs Python while another's statements run in PostgreSQL. Each batch goes through the
     runner in its own transaction; its follow-ups are published from its thread, and its acks go
-    back to the connection's thread, message by message (batches end out of order). Once stopped,
+    back to the connection's thread (`_Settling`; batches end out of order). Once stopped,
     batches under way end and are acked; the others stay unacked, and the broker hands them out again.
     """
 
@@ -395,6 +400,7 @@ class ConcurrentConsumer(Consumer):
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{queue.worker}-handler")
         self._running = 0  # touched on the connection's thread only
         self._failure: BaseException | None = None
+        self._settling: _Settling  # the current connection's (`_opened`)
 
     def _serve(self, connection: pika.BlockingConnection, channel: BlockingChannel, stop: threading.Event) -> None:
         self._running, self._failure = 0, None
@@ -406,10 +412,19 @@ class ConcurrentConsumer(Consumer):
                 while self._buffer and self._running < self._concurrency:
                     batch = self._next_batch()
                     self._running += 1
-                    self._executor.submit(self._handle_alone, connection, channel, batch)
+                    self._executor.submit(self._handle_alone, self._settling, batch)
         finally:
             while self._running and connection.is_open:
                 connection.process_data_events(time_limit=0.1)
+
+    def _opened(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+        self._settling = _Settling(connection, channel, self._settle)
+
+    def _on_message(
+        self, channel: BlockingChannel, method: Any, properties: pika.BasicProperties, body: bytes
+    ) -> None:
+        self._settling.book.delivered(method.delivery_tag)
+        super()._on_message(channel, method, properties, body)
 
     def _next_batch(self) -> list[Delivery]:
         """Up to `batch_size` messages off the buffer, and no more than `batch_bytes` of bodies past the first."""
@@ -423,17 +438,7 @@ class ConcurrentConsumer(Consumer):
         del self._buffer[:size]
         return batch
 
-    def _handle_alone(self, connection: pika.BlockingConnection, channel: BlockingChannel,
-                      batch: list[Delivery]) -> None:
-        def settled(failure: BaseException | None) -> None:
-            self._running -= 1
-            if failure is None:
-                for delivery in batch:
-                    channel.basic_ack(delivery.delivery_tag)
-                message_metrics.count_settled(self._queue.name, _settled(batch, outcomes), time.monotonic() - taken_at)
-            else:
-                self._failure = failure  # the loop raises it: a reconnect brings the batch back
-
+    def _handle_alone(self, settling: _Settling, batch: list[Delivery]) -> None:
         taken_at = time.monotonic()
         outcomes: list[Outcome] = []
         try:
@@ -442,9 +447,61 @@ class ConcurrentConsumer(Consumer):
             if messages:
                 self._publish_follow_ups(messages)
         except Exception as exc:  # noqa: BLE001 (handed to the connection's thread, which raises it)
-            result: BaseException | None = exc
+            settling.add(_Ended(batch, outcomes, taken_at, exc))
         else:
-            result = None
-        # A connection lost meanwhile takes the batch back unacked: it is handed out again.
+            settling.add(_Ended(batch, outcomes, taken_at, None))
+
+    def _settle(self, ended: list[_Ended], book: AckBook) -> None:
+        """On the connection's thread: count the batches that ended, and note what to ack."""
+        for batch in ended:
+            self._running -= 1
+            if batch.failure is None:
+                book.done(delivery.delivery_tag for delivery in batch.batch)
+                message_metrics.count_settled(self._queue.name, _settled(batch.batch, batch.outcomes),
+                                              time.monotonic() - batch.taken_at)
+            else:
+                self._failure = batch.failure  # the loop raises it: a reconnect brings the batch back
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """A batch a handler thread has finished with: its outcomes, or the failure that ends the connection."""
+
+    batch: list[Delivery]
+    outcomes: list[Outcome]
+    taken_at: float
+    failure: BaseException | None
+
+
+class _Settling:
+    """Batches ended on handler threads, handed to one connection's thread, where they are counted and acked.
+
+    Batches that end while the connection's thread is busy are settled in one go: one wake-up, and
+    acks in as few frames as their order allows (AckBook). A connection lost meanwhile takes its
+    batches back unacked (the broker hands them out again); its successor gets a new `_Settling`.
+    """
+
+    def __init__(self, connection: pika.BlockingConnection, channel: BlockingChannel,
+                 settle: Callable[[list[_Ended], AckBook], None]) -> None:
+        self.book = AckBook()
+        self._connection = connection
+        self._channel = channel
+        self._settle = settle
+        self._lock = threading.Lock()
+        self._ended: list[_Ended] = []
+
+    def add(self, ended: _Ended) -> None:
+        """From a handler thread."""
+        with self._lock:
+            self._ended.append(ended)
+            if len(self._ended) > 1:
+                return  # a wake-up is on its way and will take this batch too
         with contextlib.suppress(pika.exceptions.ConnectionWrongStateError):
-            connection.add_callback_threadsafe(lambda: settled(result))
+            self._connection.add_callback_threadsafe(self._on_connection_thread)
+
+    def _on_connection_thread(self) -> None:
+        with self._lock:
+            ended, self._ended = self._ended, []
+        self._settle(ended, self.book)
+        for frame in self.book.frames():
+            self._channel.basic_ack(frame.delivery_tag, multiple=frame.multiple)
