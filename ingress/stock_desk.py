@@ -24,6 +24,7 @@ from erp_sync.ingress.availability import STOCK_WITH_A_FIGURE, StockView, stock_
 from erp_sync.ingress.bearer import bearer_token_matches
 from erp_sync.ingress.bridge import WsgiBridge
 from erp_sync.ingress.read_api import stock_json
+from erp_sync.ingress.storefront import api_tokens
 from erp_sync.shared.fields import is_storable_identifier
 from erp_sync.shared.pg import CONNECT_ARGS, conninfo
 
@@ -45,18 +46,21 @@ class StockDesk:
 
     def __init__(self, app: Flask, bridge: WsgiBridge, database_url: str, *, pool_size: int,
                  reconnect_timeout_s: float = RECONNECT_TIMEOUT_S) -> None:
-        self._tokens: tuple[bytes, ...] = app.extensions["erp_sync.api_tokens"]
+        self._tokens = api_tokens(app)
         self._bridge = bridge
         self._pool = AsyncConnectionPool(conninfo(database_url), min_size=1, max_size=pool_size, open=False,
                                          kwargs={**CONNECT_ARGS, "autocommit": True},
                                          reconnect_timeout=reconnect_timeout_s)
         self._opened: asyncio.Future[None] | None = None
         self._failed_at = float("-inf")
+        self._checking: asyncio.Future[None] | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._bridge.__rsgi_init__(loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
         if self._opened is not None:
             loop.run_until_complete(self._pool.close())
         self._bridge.__rsgi_del__(loop)
@@ -101,5 +105,9 @@ class StockDesk:
         except (psycopg.Error, PoolTimeout) as exc:
             # No connection within the wait is an outage or a database too slow to answer: Flask's.
             self._failed_at = loop.time()
+            if self._checking is None or self._checking.done():
+                # The other idle connections went down with this one, most likely: each would fail a
+                # read of its own after the pause, so they are tested and replaced now.
+                self._checking = asyncio.ensure_future(self._pool.check())
             logger.info("stock reads left to Flask for %g s: %r", LEFT_TO_FLASK_AFTER_A_FAILURE_S, exc)
             return None

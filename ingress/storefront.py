@@ -13,6 +13,7 @@ from erp_sync.shared.settings import Settings, load_settings
 # The orchestrator's probes carry no token; neither answer says anything about the shop. Nor does
 # the published contract.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+_TOKENS = "erp_sync.api_tokens"
 
 
 def create_api_app(settings: Settings | None = None) -> Flask:
@@ -20,15 +21,21 @@ def create_api_app(settings: Settings | None = None) -> Flask:
     config = settings or load_settings()
     tokens = config.storefront_tokens()
     app = new_app(config)
-    app.extensions["erp_sync.api_tokens"] = tokens
+    app.extensions[_TOKENS] = tokens
     app.url_map.converters["identifier"] = IdentifierConverter
     app.before_request(_require_token)
     return with_routes(app, openapi.api_document(), read_api.bp, orders_api.bp, console.bp)
 
 
+def api_tokens(app: Flask) -> tuple[bytes, ...]:
+    """The Bearer tokens the storefront's app accepts (STOREFRONT_API_TOKEN), for whatever answers its requests."""
+    tokens: tuple[bytes, ...] = app.extensions[_TOKENS]
+    return tokens
+
+
 def _require_token() -> None:
     if request.path in OPEN_PATHS or request.blueprint == console.bp.name:
         return  # the console checks its own credentials
-    if not bearer_token_matches(current_app.extensions["erp_sync.api_tokens"], request.headers.get("Authorization")):
+    if not bearer_token_matches(api_tokens(current_app), request.headers.get("Authorization")):
         raise ApiError(401, "missing or invalid Authorization: Bearer token",
                        headers={"WWW-Authenticate": 'Bearer realm="erp-sync storefront API"'})

@@ -175,15 +175,21 @@ def test_reads_come_back_here_after_an_outage_longer_than_the_pool_retries(api_a
                               .render_as_string(hide_password=False), pool_size=2, reconnect_timeout_s=0.3), bridge)
     read = request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED)
     try:
-        assert served.run(read).sent[0][0] == 200
+        answered = [Protocol(), Protocol()]
 
-        # when the database is away long enough for the pool to give its connection up
+        async def two_at_once() -> None:
+            await asyncio.gather(*(served.desk.__rsgi__(read, sent) for sent in answered))
+        served.loop.run_until_complete(two_at_once())
+        assert [sent.sent[0][0] for sent in answered] == [200, 200]  # two at once: two connections
+
+        # when the database is away long enough for the pool to give a connection up
         link.cut()
         assert served.run(read).sent == []  # Flask's to answer (its 503)
         served.loop.run_until_complete(asyncio.sleep(2.5))  # the pool's retries run on the loop
         assert "reconnection attempt in pool" in caplog.text, "the pool never gave its connection up"
 
-        # then once it is back, the first read after the pause is answered here again
+        # then once it is back, the first read after the pause is answered here again, on no connection
+    # of before the outage
         link.restore()
         served.loop.run_until_complete(asyncio.sleep(0.5))
         protocol = served.run(read)
