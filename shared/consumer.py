@@ -453,14 +453,14 @@ class ConcurrentConsumer(Consumer):
 
     def _settle(self, ended: list[_Ended], book: AckBook) -> None:
         """On the connection's thread: count the batches that ended, and note what to ack."""
-        for batch in ended:
+        for end in ended:
             self._running -= 1
-            if batch.failure is None:
-                book.done(delivery.delivery_tag for delivery in batch.batch)
-                message_metrics.count_settled(self._queue.name, _settled(batch.batch, batch.outcomes),
-                                              time.monotonic() - batch.taken_at)
+            if end.failure is None:
+                book.done(delivery.delivery_tag for delivery in end.batch)
+                message_metrics.count_settled(self._queue.name, _settled(end.batch, end.outcomes),
+                                              time.monotonic() - end.taken_at)
             else:
-                self._failure = batch.failure  # the loop raises it: a reconnect brings the batch back
+                self._failure = end.failure  # the loop raises it: a reconnect brings the batch back
 
 
 @dataclass(frozen=True)
