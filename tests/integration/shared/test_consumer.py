@@ -396,6 +396,31 @@ def test_a_concurrent_consumer_commits_and_acks_each_message_while_another_is_he
     assert all_queues_empty(broker)
 
 
+def test_a_message_held_up_holds_back_no_ack_of_the_others(start_consumer, publish, broker, db_engine):
+    # given a consumer of two at a time with a prefetch window of three, its oldest message held up
+    held, let_go = new_id(), threading.Event()
+
+    def handler(delivery: Delivery, session: Session) -> None:
+        if delivery.message_id == held:
+            let_go.wait(30)
+        record_event(delivery, session)
+
+    running = start_consumer(handler, concurrency=2, prefetch=3)
+    publish(event_id=held)
+
+    # when ten more arrive
+    others = [publish() for _ in range(10)]
+
+    # then all ten are handled meanwhile: each was acked on its own as it ended, so the window kept
+    # room for the next (acked only behind the held one, they would have stopped after two)
+    wait_until(lambda: committed_ids(db_engine, others) == set(others), "the others committed")
+    assert committed(db_engine, held) == 0
+    let_go.set()
+    wait_until(lambda: committed(db_engine, held) == 1, "the held message committed")
+    running.stop()
+    assert all_queues_empty(broker)
+
+
 @pytest.mark.parametrize(("batch_bytes", "batch_sizes"), [
     (None, [1, 1, 2, 5, 5]),
     (80, [1, 1, 2, 2, 2, 2, 2, 2]),  # two 35-byte bodies fit in 80 bytes, a third does not
