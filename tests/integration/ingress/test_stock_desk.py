@@ -188,8 +188,7 @@ def test_reads_come_back_here_after_an_outage_longer_than_the_pool_retries(api_a
         served.loop.run_until_complete(asyncio.sleep(2.5))  # the pool's retries run on the loop
         assert "reconnection attempt in pool" in caplog.text, "the pool never gave its connection up"
 
-        # then once it is back, the first read after the pause is answered here again, on no connection
-    # of before the outage
+        # then once it is back, the first read after the pause is answered here, on a connection opened since
         link.restore()
         served.loop.run_until_complete(asyncio.sleep(0.5))
         protocol = served.run(read)
