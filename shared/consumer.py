@@ -352,12 +352,20 @@ class Consumer:
         batch: list[Delivery],
     ) -> None:
         taken_at = time.monotonic()
-        outcomes = _while_serving(connection, self._executor.submit(self._runner.run, batch))
-        messages = self._follow_ups(batch, outcomes)
-        if messages:  # most batches have none: no hand-off to the handler thread and back for nothing
-            _while_serving(connection, self._executor.submit(self._publish_follow_ups, messages))
+        outcomes = _while_serving(connection, self._executor.submit(self._run_and_publish, batch))
         channel.basic_ack(batch[-1].delivery_tag, multiple=True)
         message_metrics.count_settled(self._queue.name, _settled(batch, outcomes), time.monotonic() - taken_at)
+
+    def _run_and_publish(self, batch: list[Delivery]) -> list[Outcome]:
+        """On a handler thread: the batch's outcomes, its follow-ups published once they are committed.
+
+        One hand-off to the handler thread and back for both: at a few messages a second, each batch
+        holds one, and a second round of wake-ups cost as much as its handler.
+        """
+        outcomes = self._runner.run(batch)
+        if messages := self._follow_ups(batch, outcomes):
+            self._publish_follow_ups(messages)
+        return outcomes
 
     def _publish_follow_ups(self, messages: list[OutgoingMessage]) -> None:
         # Patient: a slow confirm taken for a lost connection would redeliver the batch and
@@ -440,14 +448,10 @@ class ConcurrentConsumer(Consumer):
 
     def _handle_alone(self, settling: _Settling, batch: list[Delivery]) -> None:
         taken_at = time.monotonic()
-        outcomes: list[Outcome] = []
         try:
-            outcomes = self._runner.run(batch)
-            messages = self._follow_ups(batch, outcomes)
-            if messages:
-                self._publish_follow_ups(messages)
+            outcomes = self._run_and_publish(batch)
         except Exception as exc:  # noqa: BLE001 (handed to the connection's thread, which raises it)
-            settling.add(_Ended(batch, outcomes, taken_at, exc))
+            settling.add(_Ended(batch, [], taken_at, exc))
         else:
             settling.add(_Ended(batch, outcomes, taken_at, None))
 
