@@ -53,6 +53,22 @@ def test_a_connection_dropped_just_after_use_fails_as_a_lost_database_and_the_ne
     assert backend_pid(engine) != first
 
 
+def test_work_one_at_a_time_stays_on_the_connection_used_last(migrated_database_url):
+    # given an engine whose pool holds three connections, all used at once by a burst
+    engine = make_engine(migrated_database_url, pool_size=3, max_overflow=0)
+    try:
+        held = [engine.connect() for _ in range(3)]
+        pids = [int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one()) for connection in held]
+        for connection in held:
+            connection.close()
+
+        # when the work goes on one unit at a time, then each unit gets the connection given back
+        # last: the others sit idle and are not pinged or rotated through (their backends stay cold)
+        assert [backend_pid(engine) for _ in range(4)] == [pids[-1]] * 4
+    finally:
+        engine.dispose()
+
+
 def test_a_statement_run_through_the_driver_is_part_of_the_sessions_transaction(engine):
     sessions = db.make_session_factory(engine)
     with sessions() as session:
