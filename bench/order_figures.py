@@ -60,10 +60,10 @@ def _paced_counts(seen: Latency) -> dict[str, Any]:
             "negative_latencies": sum(1 for value in seen.latencies_s if value < 0)}
 
 
-def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed, Pushed, Latency, Latency],
+def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed, Pushed, Latency, Latency, Latency],
             load: LoadAverages) -> dict[str, Any]:
     """The one JSON line's fields."""
-    one, two, seen, seen_by_two = results
+    one, two, seen, seen_by_two, seen_by_two_at_double = results
     one_rate, two_rate = one.drain.rate, two.drain.rate
     scaling = two_rate / one_rate if one_rate else 0.0
     return {
@@ -91,6 +91,11 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         # what a second process costs, without a drain's contention for the cores.
         "worker_cpu_ms_per_order_paced_1w": round(seen.cpu_ms_per_order, 3),
         "worker_cpu_ms_per_order_paced_2w": round(seen_by_two.cpu_ms_per_order, 3),
+        # An order costs more the fewer a process gets a second (each comes to colder caches, alone
+        # in its batch): two workers at twice the rate, each getting what one got, against one.
+        "worker_cpu_ms_per_order_paced_2w_double_rate": round(seen_by_two_at_double.cpu_ms_per_order, 3),
+        "paced_cpu_ratio_2w_double_rate_1w": round(seen_by_two_at_double.cpu_ms_per_order / seen.cpu_ms_per_order, 3),
+        "publish_to_synced_p99_ms_2w_double_rate": _ms(seen_by_two_at_double.latencies_s, 0.99),
         "offered_per_s": args.rate,
         "paced_duration_s": args.duration,
         "counts": {
@@ -98,6 +103,7 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
             "2w": _counts(two),
             "paced": _paced_counts(seen),
             "paced_2w": _paced_counts(seen_by_two),
+            "paced_2w_double_rate": _paced_counts(seen_by_two_at_double),
         },
         "publish_lag_p99_ms": _ms(seen.paced.lags_s, 0.99),
         "publish_confirm_p99_ms": _ms(seen.paced.confirms_s, 0.99),
@@ -120,7 +126,7 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
                           "`erp-sync worker orders` (start-up included) until every order has status synced, "
                           "polled every 50 ms; sandbox ERP (in-memory) on the same machine, keeping connections "
                           "alive (granian) or closing each after its answer (werkzeug): erp_connections",
-            "latency": f"one worker, then two; {args.warmup:g} s of paced unmeasured orders synced first, then open-loop "
+            "latency": f"one worker, then two, then two at twice offered_per_s; {args.warmup:g} s of paced unmeasured orders synced first, then open-loop "
                        f"publish_order at offered_per_s; latency = orders.synced_at (worker's clock at the ERP's "
                        f"answer) - wall clock just before publish, both on this machine; the workers' CPU from the "
                        f"measured run's first publish until its last order is synced, per order",

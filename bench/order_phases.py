@@ -148,23 +148,25 @@ def _others_cpu_s(erp_pid: int, machine: tuple[int, int]) -> dict[str, float]:
             "machine": machine[0] / os.sysconf("SC_CLK_TCK")}
 
 
-def latency(setup: Setup, processes: int = 1) -> Latency:
-    """`processes` workers; a paced warm-up synced first, then the measured paced run, read back from `orders`.
+def latency(setup: Setup, processes: int = 1, rate: float | None = None) -> Latency:
+    """`processes` workers at `rate` orders a second (the --rate); a paced warm-up synced first, then the measured paced run.
 
     Below the machine's capacity, the workers' CPU per order shows what a second process costs
     without the contention of a drain that keeps every core busy.
     """
     args = setup.args
-    prefix, warmup_prefix = f"BENCH-LAT{processes}W-", f"BENCH-WARM{processes}W-"
-    warmup = make_orders(warmup_prefix, round(args.rate * args.warmup), setup.skus)
-    measured = make_orders(prefix, round(args.rate * args.duration), setup.skus)
+    rate = rate or args.rate
+    run = f"{processes}W{rate:g}"
+    prefix, warmup_prefix = f"BENCH-LAT{run}-", f"BENCH-WARM{run}-"
+    warmup = make_orders(warmup_prefix, round(rate * args.warmup), setup.skus)
+    measured = make_orders(prefix, round(rate * args.duration), setup.skus)
     _fresh_state(setup)
-    with workers_running("orders", processes, setup.env, setup.work_dir, f"latency{processes}") as workers:
+    with workers_running("orders", processes, setup.env, setup.work_dir, f"latency{run}") as workers:
         started = time.monotonic()
-        publish_paced(setup.amqp_url, warmup, args.rate)
+        publish_paced(setup.amqp_url, warmup, rate)
         wait_synced(setup.engine, warmup_prefix, len(warmup), started, args.drain_timeout, workers.check_alive)
         cpu_before = workers.cpu_s()
-        paced = publish_paced(setup.amqp_url, measured, args.rate)
+        paced = publish_paced(setup.amqp_url, measured, rate)
         wait_synced(setup.engine, prefix, len(measured), time.monotonic(), args.drain_timeout, workers.check_alive)
         worker_cpu_s = workers.cpu_s() - cpu_before
     with setup.engine.connect() as connection:
@@ -173,7 +175,7 @@ def latency(setup: Setup, processes: int = 1) -> Latency:
                  for order_id, status, synced_at, updated_at in rows if status == "synced"]
     result = Latency(paced, latencies, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
                      processes, worker_cpu_s)
-    progress(f"paced at {args.rate:g}/s for {args.duration:g} s, {processes} worker(s): {len(latencies)}/{len(measured)} "
+    progress(f"paced at {rate:g}/s for {args.duration:g} s, {processes} worker(s): {len(latencies)}/{len(measured)} "
              f"synced, workers' CPU {result.cpu_ms_per_order:.2f} ms an order")
     return result
 

@@ -29,7 +29,8 @@ from bench.worker_procs import startup_cpu_s
 
 ORDERS_WORKER_QUEUES = 2  # erp-sync.orders and erp-sync.orders-push
 COMPARED = ("orders_1w_per_s", "orders_2w_per_s", "scaling", "worker_cpu_ms_per_order_1w",
-            "worker_cpu_ms_per_order_paced_1w", "worker_cpu_ms_per_order_paced_2w", "publish_to_synced_p50_ms",
+            "worker_cpu_ms_per_order_paced_1w", "worker_cpu_ms_per_order_paced_2w",
+            "worker_cpu_ms_per_order_paced_2w_double_rate", "publish_to_synced_p50_ms",
             "publish_to_synced_p99_ms")
 
 
@@ -62,7 +63,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         two = throughput(setup, 2, startup)
         seen = latency(setup)
         seen_by_two = latency(setup, 2)
-    return figures(args, settings, (one, two, seen, seen_by_two), (load_before, os.getloadavg()))
+        # As when the load doubles and a second worker is added (KEDA): each process at the rate of one.
+        seen_by_two_at_double = latency(setup, 2, 2 * args.rate)
+    return figures(args, settings, (one, two, seen, seen_by_two, seen_by_two_at_double), (load_before, os.getloadavg()))
 
 
 main = benchmark_main(parse_args, run, COMPARED, SERVICE_FAILURES + (requests.RequestException,))
