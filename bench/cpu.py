@@ -36,6 +36,15 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of a process's threads so far (0 if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return sum(int(line.split()[1]) for line in status if "ctxt_switches:" in line)
+
+
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds of a process and its descendants still running (a server's worker processes)."""
     children: list[int] = []

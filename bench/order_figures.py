@@ -96,6 +96,9 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         "worker_cpu_ms_per_order_paced_2w_double_rate": round(seen_by_two_at_double.cpu_ms_per_order, 3),
         "paced_cpu_ratio_2w_double_rate_1w": round(seen_by_two_at_double.cpu_ms_per_order / seen.cpu_ms_per_order, 3),
         "publish_to_synced_p99_ms_2w_double_rate": _ms(seen_by_two_at_double.latencies_s, 0.99),
+        # Each a wake-up of a thread, or a thread made to wait for a core: what an order costs beyond its code.
+        "context_switches_per_order_paced_1w": round(seen.context_switches_per_order, 1),
+        "context_switches_per_order_paced_2w": round(seen_by_two.context_switches_per_order, 1),
         "offered_per_s": args.rate,
         "paced_duration_s": args.duration,
         "counts": {

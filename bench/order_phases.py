@@ -92,10 +92,15 @@ class Latency:
     erp_orders: int
     processes: int
     worker_cpu_s: float  # of the worker processes from the measured run's first publish to its last order synced
+    context_switches: int  # of the worker processes' threads over the same time
 
     @property
     def cpu_ms_per_order(self) -> float:
         return self.worker_cpu_s / max(len(self.latencies_s), 1) * 1000
+
+    @property
+    def context_switches_per_order(self) -> float:
+        return self.context_switches / max(len(self.latencies_s), 1)
 
 
 def wait_synced(engine: Engine, prefix: str, expected: int, started: float, timeout_s: float,
@@ -165,16 +170,16 @@ def latency(setup: Setup, processes: int = 1, rate: float | None = None) -> Late
         started = time.monotonic()
         publish_paced(setup.amqp_url, warmup, rate)
         wait_synced(setup.engine, warmup_prefix, len(warmup), started, args.drain_timeout, workers.check_alive)
-        cpu_before = workers.cpu_s()
+        cpu_before, switches_before = workers.cpu_s(), workers.context_switches()
         paced = publish_paced(setup.amqp_url, measured, rate)
         wait_synced(setup.engine, prefix, len(measured), time.monotonic(), args.drain_timeout, workers.check_alive)
-        worker_cpu_s = workers.cpu_s() - cpu_before
+        worker_cpu_s, switches = workers.cpu_s() - cpu_before, workers.context_switches() - switches_before
     with setup.engine.connect() as connection:
         rows = connection.execute(_TIMES, {"pattern": f"{prefix}%"}).all()
     latencies = [_done_at(synced_at, updated_at) - paced.published_at[order_id]
                  for order_id, status, synced_at, updated_at in rows if status == "synced"]
     result = Latency(paced, latencies, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
-                     processes, worker_cpu_s)
+                     processes, worker_cpu_s, switches)
     progress(f"paced at {rate:g}/s for {args.duration:g} s, {processes} worker(s): {len(latencies)}/{len(measured)} "
              f"synced, workers' CPU {result.cpu_ms_per_order:.2f} ms an order")
     return result

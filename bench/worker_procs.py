@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cpu import process_cpu_s
+from bench.cpu import context_switches, process_cpu_s
 from bench.servers import ServerFailed, log_tail, spawn, stop, worker_command, worker_env
 
 CONSUMING_LOG = "consuming erp-sync."
@@ -31,6 +31,10 @@ class Workers:
     def cpu_s(self) -> float:
         """CPU seconds the processes have spent so far, start-up included."""
         return sum(process_cpu_s(process.pid) for process in self.processes)
+
+    def context_switches(self) -> int:
+        """Context switches of the processes' threads so far: each a wake-up, or a thread made to wait for a core."""
+        return sum(context_switches(process.pid) for process in self.processes)
 
     def wait_consuming(self, queues: int, timeout_s: float = 60.0) -> None:
         """Wait until each process logs that it consumes its `queues` queues: its start-up is over."""
