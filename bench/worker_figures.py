@@ -74,24 +74,26 @@ def _inventory(args: argparse.Namespace, one: Drained, two: Drained) -> dict[str
     }
 
 
-def _catalog(args: argparse.Namespace, catalog: Drained) -> dict[str, Any]:
+def _catalog(args: argparse.Namespace, catalog: Drained, two: Drained) -> dict[str, Any]:
     return {
         "catalog_groups_per_s": round(catalog.drain.rate, 1),
         "catalog_variants_per_s": round(catalog.drain.rate * args.variants_per_group, 1),
+        "catalog_2w_groups_per_s": round(two.drain.rate, 1),
         "catalog_groups": args.groups,
         "catalog_variants_per_group": args.variants_per_group,
         **_drained("catalog", catalog, "variant", args.variants_per_group),
+        **_drained("catalog_2w", two, "variant", args.variants_per_group),
     }
 
 
 def figures(args: argparse.Namespace, settings: Settings,
-            results: tuple[Drained | None, Drained | None, Drained | None, Followed | None],
+            results: tuple[Drained | None, Drained | None, tuple[Drained | None, Drained | None], Followed | None],
             load: LoadAverages) -> dict[str, Any]:
     """The one JSON line's fields, of the phases that ran."""
-    one, two, catalog, followed = results
+    one, two, (catalog, catalog_two), followed = results
     parts = [
         _inventory(args, one, two) if one is not None and two is not None else {},
-        _catalog(args, catalog) if catalog is not None else {},
+        _catalog(args, catalog, catalog_two) if catalog is not None and catalog_two is not None else {},
         _visibility(args, followed) if followed is not None else {},
     ]
     met = {name: value for part in parts for name, value in part.pop("target_met", {}).items()}

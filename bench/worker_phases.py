@@ -73,9 +73,10 @@ def inventory_throughput(setup: Setup, processes: int) -> Drained:
     return _drain_phase(setup, "inventory", processes, [event.body for event in events], f"x{processes}")
 
 
-def catalog_throughput(setup: Setup) -> Drained:
+def catalog_throughput(setup: Setup, processes: int = 1) -> Drained:
     args = setup.args
-    return _drain_phase(setup, "catalog", 1, catalog_groups(args.groups, args.variants_per_group), "x1")
+    return _drain_phase(setup, "catalog", processes, catalog_groups(args.groups, args.variants_per_group),
+                        f"x{processes}")
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         one = inventory_throughput(setup, 1) if "inventory" in phases else None
         two = inventory_throughput(setup, 2) if "inventory" in phases else None
         catalog = catalog_throughput(setup) if "catalog" in phases else None
+        catalog_two = catalog_throughput(setup, 2) if "catalog" in phases else None
         followed = visibility(setup) if "visibility" in phases else None
-    return figures(args, settings, (one, two, catalog, followed), (load_before, os.getloadavg()))
+    return figures(args, settings, (one, two, (catalog, catalog_two), followed), (load_before, os.getloadavg()))
 
 
 main = benchmark_main(parse_args, run, COMPARED)

@@ -67,7 +67,8 @@ class TcpProxy:
                     if not data:
                         return
                     pair[sock].sendall(data)
-        except OSError:
+        except (OSError, ValueError):
+            # `cut()` closed the sockets under this thread: select() then sees a descriptor of -1.
             return
         finally:
             with self._lock:
