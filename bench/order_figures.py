@@ -129,8 +129,8 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
                           "`erp-sync worker orders` (start-up included) until every order has status synced, "
                           "polled every 50 ms; sandbox ERP (in-memory) on the same machine, keeping connections "
                           "alive (granian) or closing each after its answer (werkzeug): erp_connections",
-            "latency": f"one worker, then two, then two at twice offered_per_s; {args.warmup:g} s of paced unmeasured orders synced first, then open-loop "
-                       f"publish_order at offered_per_s; latency = orders.synced_at (worker's clock at the ERP's "
+            "latency": f"one worker, then two, then two at twice offered_per_s; {args.warmup:g} s of paced "
+                       f"unmeasured orders synced first, then open-loop publish_order at offered_per_s; latency = orders.synced_at (worker's clock at the ERP's "
                        f"answer) - wall clock just before publish, both on this machine; the workers' CPU from the "
                        f"measured run's first publish until its last order is synced, per order",
         },

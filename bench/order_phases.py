@@ -154,7 +154,7 @@ def _others_cpu_s(erp_pid: int, machine: tuple[int, int]) -> dict[str, float]:
 
 
 def latency(setup: Setup, processes: int = 1, rate: float | None = None) -> Latency:
-    """`processes` workers at `rate` orders a second (the --rate); a paced warm-up synced first, then the measured paced run.
+    """`processes` workers at `rate` orders a second (else --rate); a paced warm-up, then the measured paced run.
 
     Below the machine's capacity, the workers' CPU per order shows what a second process costs
     without the contention of a drain that keeps every core busy.

@@ -61,8 +61,8 @@ def test_a_figure_before_the_order_is_marked_synced_still_ends_its_hold(ingress,
     wait_for(lambda: inventory(ingress)["reserved"] == 0 and inventory(ingress)["available"] == 48, 2.0)
 
 
-def test_concurrent_store_sales_never_end_a_hold_early(ingress, storefront, start_workers, order_settings,
-                                                      sandbox_erp, erp_clock):
+def test_concurrent_store_sales_end_every_hold_and_named_figures_never_one_early(
+        ingress, storefront, start_workers, order_settings, sandbox_erp, erp_clock):
     # given 50 in stock and both workers
     start_workers("inventory")
     seed(ingress)
