@@ -431,7 +431,7 @@ class ConcurrentConsumer(Consumer):
     def _on_message(
         self, channel: BlockingChannel, method: Any, properties: pika.BasicProperties, body: bytes
     ) -> None:
-        self._settling.book.delivered(method.delivery_tag)
+        self._settling.delivered(method.delivery_tag)
         super()._on_message(channel, method, properties, body)
 
     def _next_batch(self) -> list[Delivery]:
@@ -487,12 +487,16 @@ class _Settling:
 
     def __init__(self, connection: pika.BlockingConnection, channel: BlockingChannel,
                  settle: Callable[[list[_Ended], AckBook], None]) -> None:
-        self.book = AckBook()
+        self._book = AckBook()
         self._connection = connection
         self._channel = channel
         self._settle = settle
         self._lock = threading.Lock()
         self._ended: list[_Ended] = []
+
+    def delivered(self, delivery_tag: int) -> None:
+        """On the connection's thread: a message has arrived and is out until settled."""
+        self._book.delivered(delivery_tag)
 
     def add(self, ended: _Ended) -> None:
         """From a handler thread."""
@@ -506,6 +510,6 @@ class _Settling:
     def _on_connection_thread(self) -> None:
         with self._lock:
             ended, self._ended = self._ended, []
-        self._settle(ended, self.book)
-        for frame in self.book.frames():
+        self._settle(ended, self._book)
+        for frame in self._book.frames():
             self._channel.basic_ack(frame.delivery_tag, multiple=frame.multiple)
