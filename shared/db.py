@@ -155,15 +155,15 @@ def translate_db_error(exc: BaseException) -> DatabaseUnavailable | PermanentErr
     return translate_pg_error(exc)
 
 
-def driver_execute(session: SessionOrConnection, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """Run one statement (psycopg's `%(name)s` placeholders) on the session's connection, in its transaction; its rows.
+def driver_execute(scope: SessionOrConnection, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Run one statement (psycopg's `%(name)s` placeholders) on the scope's connection, in its transaction; its rows.
 
     For the few statements run once per message: SQLAlchemy's execution context costs about 0.1 ms
     a statement, psycopg's own execute half of that. A failure is our error tree's, as
     `translate_db_error` gives it; a connection lost with it is invalidated, as SQLAlchemy does
     for its own statements, so that the pool replaces it.
     """
-    connection = session.connection() if isinstance(session, Session) else session
+    connection = scope.connection() if isinstance(scope, Session) else scope
     driver_connection: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
     try:
         cursor = driver_connection.execute(sql, params)

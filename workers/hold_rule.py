@@ -60,9 +60,9 @@ def release_named_holds(session: Session, named: Iterable[tuple[str, str]]) -> N
                                          "skus": [sku for _, sku in pairs]})
 
 
-def release_holds(session: SessionOrConnection, order_id: str, reason: str) -> None:
+def release_holds(scope: SessionOrConnection, order_id: str, reason: str) -> None:
     """End every open hold of the order now (the ERP refused it)."""
-    session.execute(_RELEASE_ALL, {"order_id": order_id, "reason": reason})
+    scope.execute(_RELEASE_ALL, {"order_id": order_id, "reason": reason})
 
 
 def release_expired_holds(session: Session, grace_period_s: float, now: datetime) -> int:

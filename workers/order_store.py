@@ -94,7 +94,7 @@ RETURNING order_id, status, arrival
 """)
 
 
-def record_orders(session: SessionOrConnection, orders: Sequence[OrderPlaced]) -> set[str]:
+def record_orders(scope: SessionOrConnection, orders: Sequence[OrderPlaced]) -> set[str]:
     """Insert the orders not recorded yet, in their order of arrival, with their lines and holds.
 
     Returns the ids inserted; an order already there is left as it is. Two workers recording the
@@ -107,7 +107,7 @@ def record_orders(session: SessionOrConnection, orders: Sequence[OrderPlaced]) -
     first_of_each = list(by_id.values())
     lines = [(order.order_id, number, line) for order in first_of_each
              for number, line in enumerate(order.line_items, start=1)]
-    rows = driver_execute(session, _RECORD, {
+    rows = driver_execute(scope, _RECORD, {
         "order_ids": list(by_id),
         "order_dates": [order.order_date for order in first_of_each],
         "customer_refs": [order.customer_ref for order in first_of_each],
@@ -121,9 +121,9 @@ def record_orders(session: SessionOrConnection, orders: Sequence[OrderPlaced]) -
     return {order_id for order_id, in rows}
 
 
-def record_rejected(session: SessionOrConnection, order_id: str, reason: str) -> None:
+def record_rejected(scope: SessionOrConnection, order_id: str, reason: str) -> None:
     """Record an order whose message is malformed as rejected, unless it is recorded already."""
-    session.execute(_INSERT_REJECTED, {"order_id": order_id, "reason": reason})
+    scope.execute(_INSERT_REJECTED, {"order_id": order_id, "reason": reason})
 
 
 @dataclass
@@ -141,9 +141,9 @@ class PushState:
     now: datetime
 
 
-def lock(session: SessionOrConnection, order_id: str) -> tuple[PushState, OrderPlaced] | None:
+def lock(scope: SessionOrConnection, order_id: str) -> tuple[PushState, OrderPlaced] | None:
     """The order's row, locked for this transaction, and the order as recorded; None if no order has that id."""
-    rows = driver_execute(session, _LOCK, {"order_id": order_id})
+    rows = driver_execute(scope, _LOCK, {"order_id": order_id})
     if not rows:
         return None
     first = rows[0]
@@ -156,17 +156,17 @@ def lock(session: SessionOrConnection, order_id: str) -> tuple[PushState, OrderP
     return PushState(*first[:9]), order
 
 
-def save(session: SessionOrConnection, row: PushState) -> None:
+def save(scope: SessionOrConnection, row: PushState) -> None:
     """Write the push's outcome back to the order's row."""
     columns = dict(vars(row))  # not asdict: it deep-copies every value, 3% of a push's CPU
     del columns["now"]
-    driver_execute(session, _SAVE, columns)
+    driver_execute(scope, _SAVE, columns)
 
 
-def claim(session: SessionOrConnection, stranded_before: datetime | None, *, local_only: bool,
+def claim(scope: SessionOrConnection, stranded_before: datetime | None, *, local_only: bool,
           limit: int = 1) -> list[tuple[str, str]]:
     """The orders to send a push message for again (see _CLAIM), as (order_id, status), oldest first."""
-    rows = session.execute(_CLAIM, {"stranded_before": stranded_before, "local_only": local_only, "limit": limit})
+    rows = scope.execute(_CLAIM, {"stranded_before": stranded_before, "local_only": local_only, "limit": limit})
     return [(row.order_id, row.status) for row in sorted(rows, key=lambda row: row.arrival)]
 
 

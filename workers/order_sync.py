@@ -59,16 +59,16 @@ def build_push_handler(settings: Settings) -> Callable[[Delivery, SessionOrConne
     """Push the order a message names, if its row says it is due (on a Connection in the worker; a Session will do)."""
     client = erp_client(settings)
 
-    def push(delivery: Delivery, session: SessionOrConnection) -> list[OutgoingMessage] | None:
+    def push(delivery: Delivery, scope: SessionOrConnection) -> list[OutgoingMessage] | None:
         order_id = order_id_of(delivery.body)
-        locked = lock(session, order_id) if order_id else None
+        locked = lock(scope, order_id) if order_id else None
         if locked is None:
             raise MessageDecodeError(f"push message names no recorded order: {order_id}", raw=delivery.body)
         row, order = locked
         if not is_due(row, redelivered=delivery.redelivered):
             logger.info("order %s is %s, not due; message ignored", order_id, row.status)
             return None
-        return push_order(session, row, order, client, settings)
+        return push_order(scope, row, order, client, settings)
 
     return push
 
@@ -80,7 +80,7 @@ def next_attempt(first_attempt_at: datetime, now: datetime, interval_s: int, win
     return now + timedelta(seconds=interval_s)
 
 
-def push_order(session: SessionOrConnection, row: PushState, order: OrderPlaced, client: ErpClient,
+def push_order(scope: SessionOrConnection, row: PushState, order: OrderPlaced, client: ErpClient,
                settings: Settings) -> list[OutgoingMessage]:
     """Push one due order and record the outcome on its row; returns what comes next for it, if anything.
 
@@ -94,15 +94,15 @@ def push_order(session: SessionOrConnection, row: PushState, order: OrderPlaced,
         result = client.adjust_inventory(order, settings.erp_warehouse_id) if settings.erp_order_mode == "adjust" \
             else client.import_order(order)
     except ErpRejected as exc:
-        _rejected(session, row, f"ERP refused the order ({exc.status}): {exc.body}")
+        _rejected(scope, row, f"ERP refused the order ({exc.status}): {exc.body}")
     except ErpUnavailable as exc:
         follow_ups = _unavailable(row, exc, settings)
     else:
         _synced(row, result, settings.erp_clock_skew_s)
-    save(session, row)
+    save(scope, row)
     if was_local_only and row.status != OrderStatus.LOCAL_ONLY:
         # The ERP answers again: the local_only orders go one after another, oldest first, beside the others.
-        follow_ups += [push_message(order_id) for order_id, _ in claim(session, None, local_only=True)]
+        follow_ups += [push_message(order_id) for order_id, _ in claim(scope, None, local_only=True)]
     return follow_ups
 
 
@@ -119,11 +119,11 @@ def _synced(row: PushState, result: PushResult, clock_skew_s: float) -> None:
                 extra=ids(order_id=row.order_id, attempt=row.attempts))
 
 
-def _rejected(session: SessionOrConnection, row: PushState, reason: str) -> None:
+def _rejected(scope: SessionOrConnection, row: PushState, reason: str) -> None:
     row.status = OrderStatus.REJECTED.value
     row.last_error = reason
     row.next_attempt_at = None
-    release_holds(session, row.order_id, "rejected")
+    release_holds(scope, row.order_id, "rejected")
     alert(Cause.ORDER_REJECTED, "order %s rejected by the ERP; stock released: %s", row.order_id, reason,
           extra=ids(order_id=row.order_id, attempt=row.attempts))
 

@@ -52,7 +52,7 @@ def build_push_runner(settings: Settings, session_factory: sessionmaker[Session]
     return BatchRunner(build_push_handler(settings), engine_of(session_factory).connect, config)
 
 
-def record_batch(batch: list[Delivery], session: SessionOrConnection) -> list[HandlerResult]:
+def record_batch(batch: list[Delivery], scope: SessionOrConnection) -> list[HandlerResult]:
     """Record a batch of orders with their holds at once (those not recorded yet); each then goes on to be pushed.
 
     Known ones too: a redelivered order may have lost its push message with the worker that recorded it.
@@ -62,7 +62,7 @@ def record_batch(batch: list[Delivery], session: SessionOrConnection) -> list[Ha
             message, and `record_order` parks that one.
     """
     orders = [decode_order(delivery.body) for delivery in batch]
-    recorded = record_orders(session, orders)
+    recorded = record_orders(scope, orders)
     logger.info("%d orders recorded with their holds, %d known already (%s to %s)", len(recorded),
                 len(orders) - len(recorded), orders[0].order_id, orders[-1].order_id)
     results: list[HandlerResult] = []
@@ -73,7 +73,7 @@ def record_batch(batch: list[Delivery], session: SessionOrConnection) -> list[Ha
     return results
 
 
-def record_order(delivery: Delivery, session: SessionOrConnection) -> HandlerResult:
+def record_order(delivery: Delivery, scope: SessionOrConnection) -> HandlerResult:
     """`record_batch` of one; a malformed order is recorded as rejected (when it names an order id) and parked.
 
     Parking is a follow-up message rather than a raised error: a raised error would roll back the
@@ -83,12 +83,12 @@ def record_order(delivery: Delivery, session: SessionOrConnection) -> HandlerRes
         MessageDecodeError: the body names no usable order id; the consumer parks it.
     """
     try:
-        [result] = record_batch([delivery], session)
+        [result] = record_batch([delivery], scope)
     except MessageDecodeError as exc:
         if (order_id := order_id_of(delivery.body)) is None:
             raise
         reason = f"malformed order message: {exc}"
-        record_rejected(session, order_id, reason)
+        record_rejected(scope, order_id, reason)
         alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message: %s", order_id, reason)
         return [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
     return result
