@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -56,16 +57,21 @@ def tree_cpu_s(pid: int) -> float:
     return process_cpu_s(pid) + sum(tree_cpu_s(child) for child in children)
 
 
-def broker_cpu_s() -> float:
-    """CPU seconds spent so far by RabbitMQ on this machine (its Erlang VM, beam.smp, shared by every vhost)."""
-    total = 0.0
+def broker_pids() -> list[int]:
+    """RabbitMQ's processes on this machine: its Erlang VM, beam.smp, shared by every vhost."""
+    pids = []
     for comm in Path("/proc").glob("[0-9]*/comm"):
         try:
             if comm.read_text().strip() == "beam.smp":
-                total += process_cpu_s(int(comm.parent.name))
+                pids.append(int(comm.parent.name))
         except OSError:
             continue
-    return total
+    return pids
+
+
+def broker_cpu_s(pids: Sequence[int] | None = None) -> float:
+    """CPU seconds spent so far by RabbitMQ on this machine (by `pids`, found once, or found now)."""
+    return sum(process_cpu_s(pid) for pid in (broker_pids() if pids is None else pids))
 
 
 def database_cpu_s(engine: Engine) -> float:

@@ -130,6 +130,9 @@ def figures(plan: Plan, settings: Settings, bares: tuple[Throughput, Throughput]
         "confirm_p50_ms_at_most": ingress.confirm_p50_ms,
         "confirm_p99_ms_at_most": ingress.confirm_p99_ms,
         "confirm_over_20ms_share": round(ingress.confirm_over_20ms, 4),
+        # A tail with RabbitMQ's busy windows is the broker's (bench/broker_bursts.py).
+        "broker_peak_share_100ms": round(ingress.broker_bursts.peak_share, 2),
+        "broker_busy_windows_100ms": ingress.broker_bursts.busy_windows,
         # The same rate from the same generator to the bare 202s: the tail the machine makes without the door.
         "bare_p50_ms": round(yardstick_paced.percentile_ms(0.5), 2),
         "bare_p99_ms": round(yardstick_paced.percentile_ms(0.99), 2),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench import confirm_times, queues, wrk
 from bench.bare import WEBHOOK_PATH
+from bench.broker_bursts import Bursts, watching_the_broker
 from bench.cpu import broker_cpu_s, tree_cpu_s
 from bench.loadgen import Post, Result, closed_loop
 from bench.paced import open_loop
@@ -88,6 +89,7 @@ class IngressRun:
     confirm_p50_ms: float
     confirm_p99_ms: float
     confirm_over_20ms: float
+    broker_bursts: Bursts  # RabbitMQ's CPU in each 100 ms of the paced phase
 
 
 def progress(line: str) -> None:
@@ -138,13 +140,14 @@ def measure_ingress(plan: Plan, env: dict[str, str], amqp_url: str) -> IngressRu
                  f"{peak_delivery.queued} queued for {peak.ok} answered")
         _empty_queue(amqp_url)
         confirms_before = confirm_times.read_buckets(HOST, port)
-        latency = paced(plan, port, "ingress", paced_rate(plan, peak))
+        with watching_the_broker() as bursts:
+            latency = paced(plan, port, "ingress", paced_rate(plan, peak))
         confirms = confirm_times.read_buckets(HOST, port)
         latency_delivery = Delivery(latency.statuses[202], queues.settled_depth(amqp_url, INGRESS_QUEUE))
     return IngressRun(peak, peak_delivery, latency, latency_delivery,
                       confirm_times.percentile_bound_ms(confirms_before, confirms, 0.5),
                       confirm_times.percentile_bound_ms(confirms_before, confirms, 0.99),
-                      confirm_times.share_over(confirms_before, confirms, 0.02))
+                      confirm_times.share_over(confirms_before, confirms, 0.02), bursts)
 
 
 def paced_rate(plan: Plan, peak: Throughput) -> float:
