@@ -48,6 +48,7 @@ class OrderProbe:
     interval_s: float
     grace_period_s: float
     stranded_after_s: float
+    erp_names_orders: bool = False  # then a hold that outlives its grace period was never named: a WARNING
 
     def run(self, stop: threading.Event) -> None:
         """Run `once` every interval until `stop` is set; a failed round is logged and the next one tried."""
@@ -62,7 +63,10 @@ class OrderProbe:
         now = now or datetime.now(UTC)
         with self.session_factory() as session, session.begin():
             released = release_expired_holds(session, self.grace_period_s, now)
-        if released:
+        if released and self.erp_names_orders:
+            logger.warning("released %d holds past their %.0f s grace period: no ERP figure named their orders "
+                           "(ERP_NAMES_ORDERS is set)", released, self.grace_period_s)
+        elif released:
             logger.info("released %d holds past their %.0f s grace period", released, self.grace_period_s)
         with self.session_factory() as session, session.begin():
             claimed = claim(session, now - timedelta(seconds=self.stranded_after_s), local_only=True, limit=RESEND_BATCH)

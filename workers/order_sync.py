@@ -98,7 +98,7 @@ def push_order(scope: SessionOrConnection, row: PushState, order: OrderPlaced, c
     except ErpUnavailable as exc:
         follow_ups = _unavailable(row, exc, settings)
     else:
-        _synced(row, result, settings.erp_clock_skew_s)
+        _synced(row, result, settings)
     save(scope, row)
     if was_local_only and row.status != OrderStatus.LOCAL_ONLY:
         # The ERP answers again: the local_only orders go one after another, oldest first, beside the others.
@@ -106,12 +106,14 @@ def push_order(scope: SessionOrConnection, row: PushState, order: OrderPlaced, c
     return follow_ups
 
 
-def _synced(row: PushState, result: PushResult, clock_skew_s: float) -> None:
+def _synced(row: PushState, result: PushResult, settings: Settings) -> None:
     row.status = OrderStatus.SYNCED.value
     row.synced_at = result.acknowledged_at
     # A figure stamped at or after this mark includes the order and ends its holds (migration 0010).
-    row.erp_received_at = erp_receipt_mark(result.sent_at or result.acknowledged_at, result.acknowledged_at,
-                                           result.erp_date, clock_skew_s)
+    # An ERP that names its orders gets none: a figure made before the deduction but stamped in the
+    # same second would end the hold early, and the figure that names the order ends it exactly.
+    row.erp_received_at = None if settings.erp_names_orders else erp_receipt_mark(
+        result.sent_at or result.acknowledged_at, result.acknowledged_at, result.erp_date, settings.erp_clock_skew_s)
     row.next_attempt_at = None
     row.last_error = None
     logger.info("order %s synced (attempt %d%s)", row.order_id, row.attempts,

@@ -109,7 +109,7 @@ def start_background(
                                 concurrency=settings.order_push_concurrency)
     probe = OrderProbe(erp_client(settings), session_factory, publisher,
                        interval_s=settings.erp_probe_interval_s, grace_period_s=settings.hold_grace_period_s,
-                       stranded_after_s=settings.order_stranded_after_s)
+                       stranded_after_s=settings.order_stranded_after_s, erp_names_orders=settings.erp_names_orders)
     loops = [BackgroundLoop("the orders push consumer", pushes.run, stop),
              BackgroundLoop("the orders ERP probe", probe.run, stop)]
     for loop in loops:

@@ -10,11 +10,13 @@ from sqlalchemy import select, text
 
 from erp_sync.ingress.availability import stock_view
 from erp_sync.shared.consumer import Delivery, Handled
+from erp_sync.shared.db import make_session_factory
 from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.order_view import order_view
 from erp_sync.shared.orders import decode_order
+from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
 from tests.support.canned_http import answering
@@ -25,6 +27,7 @@ from erp_sync.workers.hold_rule import release_expired_holds
 from erp_sync.workers.order_store import ERROR_CHARS, claim, lock, record_rejected, save
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.erp_client import erp_client
+from erp_sync.workers.order_probe import OrderProbe
 from erp_sync.workers.order_sync import build_push_handler
 from erp_sync.workers.orders import record_order
 
@@ -432,6 +435,52 @@ def test_a_figure_that_names_the_order_ends_only_that_orders_hold_of_its_sku(mak
     assert [h.release_reason for h in order_row(db_session, "ORD-1").holds] == ["erp_figure"]
     assert len(open_holds(db_session, "ORD-2")) == 1
     assert stock_view(db_session, SKU).available == 46
+
+
+def test_an_erp_that_names_its_orders_ends_a_synced_orders_hold_only_with_the_named_figure(make_handler, db_session):
+    # given an ERP that names every order in its figures (ERP_NAMES_ORDERS), and an order it took
+    make_handler(erp_names_orders=True)(delivery(order_body()), db_session)
+    assert order_row(db_session).status == "synced"
+
+    # when a figure for the SKU that names no order arrives, stamped well after the ERP's answer
+    apply_inventory_change(decode_event_of(encode({**inventory_event(new_quantity=49),
+                                                   "timestamp": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}),
+                                           InventoryChange), db_session)
+    # then the order is still held: that figure may have been made before the deduction
+    assert len(open_holds(db_session)) == 1
+    assert stock_view(db_session, SKU).available == 47
+
+    # when the figure that names the order arrives, stamped earlier still
+    apply_inventory_change(decode_event_of(encode({**inventory_event(new_quantity=48, reference_id="ORD-1"),
+                                                   "timestamp": datetime.now(UTC).isoformat()}), InventoryChange),
+                           db_session)
+    # then the hold ends, and the shop shows the later figure
+    assert open_holds(db_session) == []
+    assert [h.release_reason for h in order_row(db_session).holds] == ["erp_figure"]
+    assert stock_view(db_session, SKU).available == 49
+
+
+@pytest.mark.parametrize("names_orders", [False, True])
+def test_a_hold_past_its_grace_period_is_a_warning_only_when_the_erp_should_have_named_its_order(
+        names_orders, make_handler, settings_factory, sandbox, committed_session, db_engine, broker, caplog):
+    # given a synced order whose figure never came
+    make_handler()(delivery(order_body()), committed_session)
+    committed_session.commit()
+    publisher = ConfirmingPublisher(broker)
+    client = erp_client(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN))
+    probe = OrderProbe(client, make_session_factory(db_engine), publisher,
+                       interval_s=60, grace_period_s=3600, stranded_after_s=4 * 3600, erp_names_orders=names_orders)
+
+    # when the probe runs past the grace period
+    with caplog.at_level(logging.INFO, logger="erp_sync.workers.order_probe"):
+        report = probe.once(datetime.now(UTC) + timedelta(seconds=3601))
+    publisher.close()
+
+    # then the hold ends either way; a WARNING says so when the ERP should have named the order
+    assert report.released_holds == 1
+    [line] = [record for record in caplog.records if "grace period" in record.getMessage()]
+    assert line.levelno == (logging.WARNING if names_orders else logging.INFO)
+    assert ("ERP_NAMES_ORDERS" in line.getMessage()) is names_orders
 
 
 def test_grace_period_releases_only_holds_acknowledged_long_ago(make_handler, db_session):
