@@ -10,8 +10,10 @@ whole-second ERP clock still reaches it. The release itself is `release_counted_
 
 An ERP may also name the order in the `inventory.change` of its deduction (`reference_id`, an
 optional extension, docs/erp-teams.md): that figure counts the order whatever the clocks say, so
-it ends that order's hold of that SKU at once (`release_named_holds`), and only that one. A
-rejected order's holds end at once, and a synced order's `HOLD_GRACE_PERIOD_S` after the answer.
+it ends that order's hold of that SKU at once (`release_named_holds`), and only that one. Told
+that the ERP names every order (`ERP_NAMES_ORDERS`), the orders worker records no mark, and only
+that figure ends a synced order's holds. A rejected order's holds end at once, and a synced order's
+`HOLD_GRACE_PERIOD_S` after the answer.
 """
 from __future__ import annotations
 
