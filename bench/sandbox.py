@@ -12,6 +12,7 @@ from sqlalchemy.pool import NullPool
 
 from erp_sync.shared.broker import declare_all
 from erp_sync.shared.db import psycopg_url
+from erp_sync.shared.topology import DEFAULT_QUEUE_BOUND, QueueBound
 from erp_sync.shared.migrate import (
     MAINTENANCE_DATABASE,
     create_database_if_missing,
@@ -24,15 +25,16 @@ def _rabbitmqctl(*args: str, check: bool = True) -> None:
 
 
 @contextmanager
-def private_vhost(amqp_url: str, retry_delays_ms: tuple[int, ...]) -> Iterator[str]:
-    """A new vhost with the whole topology declared; its AMQP URL."""
+def private_vhost(amqp_url: str, retry_delays_ms: tuple[int, ...],
+                  bound: QueueBound = DEFAULT_QUEUE_BOUND) -> Iterator[str]:
+    """A new vhost with the whole topology declared, its work queues bounded by `bound`; its AMQP URL."""
     name = f"erp-sync-bench-{uuid.uuid4().hex[:10]}"
     parts = urlsplit(amqp_url)
     try:
         _rabbitmqctl("add_vhost", name)
         _rabbitmqctl("set_permissions", "-p", name, parts.username or "guest", ".*", ".*", ".*")
         url = urlunsplit((parts.scheme, parts.netloc, "/" + quote(name, safe=""), parts.query, ""))
-        declare_all(url, retry_delays_ms)
+        declare_all(url, retry_delays_ms, None, bound)
         yield url
     finally:
         _rabbitmqctl("delete_vhost", name, check=False)
