@@ -12,12 +12,12 @@ from sqlalchemy.pool import NullPool
 
 from erp_sync.shared.broker import declare_all
 from erp_sync.shared.db import psycopg_url
-from erp_sync.shared.topology import DEFAULT_QUEUE_BOUND, QueueBound
 from erp_sync.shared.migrate import (
     MAINTENANCE_DATABASE,
     create_database_if_missing,
     upgrade_schema,
 )
+from erp_sync.shared.topology import DEFAULT_QUEUE_BOUND, QueueBound
 
 
 def _rabbitmqctl(*args: str, check: bool = True) -> None:
@@ -34,7 +34,7 @@ def private_vhost(amqp_url: str, retry_delays_ms: tuple[int, ...],
         _rabbitmqctl("add_vhost", name)
         _rabbitmqctl("set_permissions", "-p", name, parts.username or "guest", ".*", ".*", ".*")
         url = urlunsplit((parts.scheme, parts.netloc, "/" + quote(name, safe=""), parts.query, ""))
-        declare_all(url, retry_delays_ms, None, bound)
+        declare_all(url, retry_delays_ms, bound=bound)
         yield url
     finally:
         _rabbitmqctl("delete_vhost", name, check=False)

@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     hold_grace_period_s: int = Field(default=3600, gt=0)
     # How far the ERP's clock may run behind ours: widens the receipt mark when the ERP's answer has no Date.
     erp_clock_skew_s: float = Field(default=1.0, ge=0, le=3600)
-    # The ERP names every order in the figure of its deduction (`reference_id`): only that figure ends
-    # the order's holds, never the clocks (docs/orders.md, "When a hold ends").
+    # The ERP names every order in the figure of its deduction (`reference_id`): a synced order's holds
+    # end with that figure or the grace period, never by a figure's timestamp (docs/orders.md).
     erp_names_orders: bool = False
     # Longer than the retry path's whole span (5 delays, then 600 s each up to 25 attempts: 3.4 h).
     order_stranded_after_s: int = Field(default=4 * 3600, gt=0)

@@ -109,11 +109,14 @@ def push_order(scope: SessionOrConnection, row: PushState, order: OrderPlaced, c
 def _synced(row: PushState, result: PushResult, settings: Settings) -> None:
     row.status = OrderStatus.SYNCED.value
     row.synced_at = result.acknowledged_at
-    # A figure stamped at or after this mark includes the order and ends its holds (migration 0010).
-    # An ERP that names its orders gets none: a figure made before the deduction but stamped in the
-    # same second would end the hold early, and the figure that names the order ends it exactly.
-    row.erp_received_at = None if settings.erp_names_orders else erp_receipt_mark(
-        result.sent_at or result.acknowledged_at, result.acknowledged_at, result.erp_date, settings.erp_clock_skew_s)
+    if settings.erp_names_orders:
+        # No mark: a figure made before the deduction but stamped in the same second would end the
+        # hold early, and the figure that names the order ends it exactly.
+        row.erp_received_at = None
+    else:
+        # A figure stamped at or after this mark includes the order and ends its holds (migration 0010).
+        row.erp_received_at = erp_receipt_mark(result.sent_at or result.acknowledged_at, result.acknowledged_at,
+                                               result.erp_date, settings.erp_clock_skew_s)
     row.next_attempt_at = None
     row.last_error = None
     logger.info("order %s synced (attempt %d%s)", row.order_id, row.attempts,

@@ -464,7 +464,7 @@ def test_an_erp_that_names_its_orders_ends_a_synced_orders_hold_only_with_the_na
 def test_a_hold_past_its_grace_period_is_a_warning_only_when_the_erp_should_have_named_its_order(
         names_orders, make_handler, settings_factory, sandbox, committed_session, db_engine, broker, caplog):
     # given a synced order whose figure never came
-    make_handler()(delivery(order_body()), committed_session)
+    make_handler(erp_names_orders=names_orders)(delivery(order_body()), committed_session)
     committed_session.commit()
     publisher = ConfirmingPublisher(broker)
     client = erp_client(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN))
@@ -472,9 +472,11 @@ def test_a_hold_past_its_grace_period_is_a_warning_only_when_the_erp_should_have
                        interval_s=60, grace_period_s=3600, stranded_after_s=4 * 3600, erp_names_orders=names_orders)
 
     # when the probe runs past the grace period
-    with caplog.at_level(logging.INFO, logger="erp_sync.workers.order_probe"):
-        report = probe.once(datetime.now(UTC) + timedelta(seconds=3601))
-    publisher.close()
+    try:
+        with caplog.at_level(logging.INFO, logger="erp_sync.workers.order_probe"):
+            report = probe.once(datetime.now(UTC) + timedelta(seconds=3601))
+    finally:
+        publisher.close()
 
     # then the hold ends either way; a WARNING says so when the ERP should have named the order
     assert report.released_holds == 1
