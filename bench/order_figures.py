@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from statistics import median
 from typing import Any
 
 from bench.order_phases import Latency, Pushed
@@ -45,6 +47,39 @@ def two_against_one(one: Pushed, two: Pushed) -> dict[str, float | None]:
             "worker_cpu_ratio_2w_1w_erp_adjusted": round(workers / erp, 3)}
 
 
+@dataclass(frozen=True)
+class Round:
+    """Drains of the same orders by one worker and by two; and by one beside spinners filling the idle cores."""
+
+    one: Pushed
+    two: Pushed
+    one_filled_cores: Pushed | None = None
+
+    def figures(self) -> dict[str, Any]:
+        line: dict[str, Any] = {"worker_cpu_ms_per_order_1w": round(self.one.cpu_ms_per_order_after_startup, 3),
+                                "worker_cpu_ms_per_order_2w": round(self.two.cpu_ms_per_order_after_startup, 3),
+                                **two_against_one(self.one, self.two),
+                                "cpu_busy_1w": round(self.one.cpu_busy, 2), "cpu_busy_2w": round(self.two.cpu_busy, 2)}
+        if self.one_filled_cores is None:
+            return line
+        filled = self.one_filled_cores.cpu_ms_per_order_after_startup
+        return line | {"worker_cpu_ms_per_order_1w_filled_cores": round(filled, 3),
+                       "worker_cpu_ratio_2w_1w_filled_cores": round(self.two.cpu_ms_per_order_after_startup / filled, 3),
+                       "cpu_busy_1w_filled_cores": round(self.one_filled_cores.cpu_busy, 2)}
+
+    def complete(self) -> bool:
+        return all(_complete(result) for result in (self.one, self.two, self.one_filled_cores) if result is not None)
+
+
+def over_rounds(rounds: list[Round]) -> dict[str, Any]:
+    """Each round's figures, and the median of each ratio: single rounds scatter by several percent."""
+    each = [one_round.figures() for one_round in rounds]
+    ratios = {key for line in each for key in line if key.startswith("worker_cpu_ratio_2w_1w")}
+    medians = {f"{key}_median": round(median(values), 3) for key in sorted(ratios)
+               if (values := [line[key] for line in each if line.get(key) is not None])}
+    return {"rounds": each, **medians, "all_rounds_complete": all(one_round.complete() for one_round in rounds)}
+
+
 def _complete(result: Pushed) -> bool:
     return result.drain.complete and result.left_on_queue == 0 and result.erp_orders == result.drain.expected
 
@@ -60,10 +95,11 @@ def _paced_counts(seen: Latency) -> dict[str, Any]:
             "negative_latencies": sum(1 for value in seen.latencies_s if value < 0)}
 
 
-def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed, Pushed, Latency, Latency, Latency],
-            load: LoadAverages) -> dict[str, Any]:
-    """The one JSON line's fields."""
-    one, two, seen, seen_by_two, seen_by_two_at_double = results
+def figures(args: argparse.Namespace, settings: Settings, rounds: list[Round],
+            latencies: tuple[Latency, Latency, Latency], load: LoadAverages) -> dict[str, Any]:
+    """The one JSON line's fields: the first round's drains in full, every round's two against one."""
+    one, two = rounds[0].one, rounds[0].two
+    seen, seen_by_two, seen_by_two_at_double = latencies
     one_rate, two_rate = one.drain.rate, two.drain.rate
     scaling = two_rate / one_rate if one_rate else 0.0
     return {
@@ -78,6 +114,7 @@ def figures(args: argparse.Namespace, settings: Settings, results: tuple[Pushed,
         "worker_cpu_ms_per_order_2w": round(two.cpu_ms_per_order_after_startup, 3),
         # The backends of the workers' connections (and of this benchmark's polling): the triggers' share.
         **two_against_one(one, two),
+        **over_rounds(rounds),
         "database_cpu_ms_per_order_1w": round(one.database_cpu_ms_per_order, 3),
         "database_cpu_ms_per_order_2w": round(two.database_cpu_ms_per_order, 3),
         # Near 1.0 with one worker, a second one has no CPU left to scale into.

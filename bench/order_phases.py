@@ -120,14 +120,17 @@ def _fresh_state(setup: Setup) -> None:
         queues.purge(setup.amqp_url, queue)
 
 
-def throughput(setup: Setup, processes: int, startup_cpu_s: float) -> Pushed:
-    """Fill the orders queue, start `processes` workers and time them until every order is synced."""
-    prefix = f"BENCH-{processes}W-"
+def throughput(setup: Setup, processes: int, startup_cpu_s: float, tag: str = "") -> Pushed:
+    """Fill the orders queue, start `processes` workers and time them until every order is synced.
+
+    `tag` sets a phase's order ids apart from those of earlier phases, which the sandbox ERP still holds.
+    """
+    prefix = f"BENCH-{processes}W{tag}-"
     orders = make_orders(prefix, setup.args.orders, setup.skus)
     _fresh_state(setup)
     prefill_orders(setup.amqp_url, orders)
     database_before = database_cpu_s(setup.engine)  # this benchmark's own backend; the workers' are not there yet
-    with workers_running("orders", processes, setup.env, setup.work_dir, f"x{processes}") as workers:
+    with workers_running("orders", processes, setup.env, setup.work_dir, f"x{processes}{tag}") as workers:
         started, cpu_before = time.monotonic(), cpu_times()  # after spawning: the processes' start-up counts
         others_before = _others_cpu_s(setup.erp_pid, cpu_before)
         drain = wait_synced(setup.engine, prefix, len(orders), started, setup.args.drain_timeout, workers.check_alive)
@@ -139,7 +142,7 @@ def throughput(setup: Setup, processes: int, startup_cpu_s: float) -> Pushed:
     result = Pushed(drain, _statuses(setup.engine, prefix), erp_orders(setup.erp_url, setup.token, prefix),
                     workers.count_in_logs(RETRY_LOG), left, cpu_busy, worker_cpu_s, startup_cpu_s, database_s, others,
                     processes)
-    progress(f"orders x{processes}: {drain.processed}/{drain.expected} synced in {drain.elapsed_s:.2f} s "
+    progress(f"orders x{processes}{tag}: {drain.processed}/{drain.expected} synced in {drain.elapsed_s:.2f} s "
              f"= {drain.rate:.0f}/s (first after {drain.first_row_s or 0:.2f} s), {result.erp_orders} in the ERP, "
              f"{result.retried} retried, {left} left on the queue, CPUs {cpu_busy:.0%} busy, "
              f"workers' CPU {result.cpu_ms_per_order:.2f} ms an order, "

@@ -23,8 +23,9 @@ from bench.drain import bench_engine
 from bench.harness import SERVICE_FAILURES, benchmark_main
 from bench.options import load_parser
 from bench.order_erp import order_stage
-from bench.order_figures import figures
+from bench.order_figures import Round, figures
 from bench.order_phases import Setup, latency, throughput
+from bench.spinners import idle_cores_filled
 from bench.worker_procs import startup_cpu_s
 
 ORDERS_WORKER_QUEUES = 2  # erp-sync.orders and erp-sync.orders-push
@@ -41,6 +42,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skus", type=int, default=200, help="SKUs in the sandbox ERP's catalog (200)")
     parser.add_argument("--stock", type=int, default=1_000_000, help="stock of each SKU in the ERP (1000000)")
     parser.add_argument("--mode", choices=("orders", "adjust"), default="orders", help="ERP_ORDER_MODE (orders)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="throughput rounds of one worker then two, alternating; the median ratio counts (1)")
+    parser.add_argument("--filled-cores", action="store_true",
+                        help="each round also drains through one worker beside lowest-priority spinners that fill "
+                             "the idle cores: one worker on a machine as busy as two make it")
     parser.add_argument("--erp-connections", choices=("kept", "closed"), default="kept",
                         help="kept: the sandbox ERP keeps connections alive, as a production ERP does (granian); "
                              "closed: it closes each after its answer (werkzeug, its default) (kept)")
@@ -59,13 +65,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         setup = Setup(args, stage.env, stage.amqp_url, engine, stage.work_dir, erp_url=stage.erp_url, token=stage.token,
                       skus=stage.skus, erp_pid=stage.erp_pid)
         startup = startup_cpu_s("orders", ORDERS_WORKER_QUEUES, stage.env, stage.work_dir)
-        one = throughput(setup, 1, startup)
-        two = throughput(setup, 2, startup)
+        rounds = [_round(setup, startup, n, args.filled_cores) for n in range(args.rounds)]
         seen = latency(setup)
         seen_by_two = latency(setup, 2)
         # As when the load doubles and a second worker is added (KEDA): each process at the rate of one.
         seen_by_two_at_double = latency(setup, 2, 2 * args.rate)
-    return figures(args, settings, (one, two, seen, seen_by_two, seen_by_two_at_double), (load_before, os.getloadavg()))
+    return figures(args, settings, rounds, (seen, seen_by_two, seen_by_two_at_double), (load_before, os.getloadavg()))
+
+
+def _round(setup: Setup, startup: float, number: int, filled_cores: bool) -> Round:
+    """One worker then two (then one beside spinners): alternating, so the machine's drift falls on each alike."""
+    tag = f"R{number}" if number else ""
+    one, two = throughput(setup, 1, startup, tag), throughput(setup, 2, startup, tag)
+    if not filled_cores:
+        return Round(one, two)
+    with idle_cores_filled():
+        return Round(one, two, throughput(setup, 1, startup, f"F{number}"))
 
 
 main = benchmark_main(parse_args, run, COMPARED, SERVICE_FAILURES + (requests.RequestException,))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bench.drain import Drain
-from bench.order_figures import two_against_one
+from bench.order_figures import Round, over_rounds, two_against_one
 from bench.order_phases import Pushed
 
 
@@ -27,3 +27,35 @@ def test_without_the_erps_figures_there_is_no_ratio():
     two = drained(14.0, erp_cpu_s=8.0, processes=2)
 
     assert two_against_one(one, two)["worker_cpu_ratio_2w_1w_erp_adjusted"] is None
+
+
+def test_the_rounds_median_ratio_is_not_moved_by_one_round_out_of_line():
+    # given three rounds: two where two workers spend 2% less than one, and one where a stall cost them 20% more
+    one = drained(8000 * 1.5e-3 + 0.5, erp_cpu_s=8.0, processes=1)
+    rounds = [Round(one, drained(8000 * ms * 1e-3 + 2 * 0.5, erp_cpu_s=8.0, processes=2)) for ms in (1.47, 1.8, 1.47)]
+
+    figures = over_rounds(rounds)
+
+    # then each round is reported, and the median says two cost 2% less
+    assert [line["worker_cpu_ratio_2w_1w"] for line in figures["rounds"]] == [0.98, 1.2, 0.98]
+    assert figures["worker_cpu_ratio_2w_1w_median"] == 0.98
+    assert figures["all_rounds_complete"] is True
+
+
+def test_a_round_with_the_idle_cores_filled_compares_two_workers_with_one_on_an_equally_busy_machine():
+    one = drained(8000 * 1.6e-3 + 0.5, erp_cpu_s=8.0, processes=1)
+    filled = drained(8000 * 1.5e-3 + 0.5, erp_cpu_s=8.0, processes=1)
+    two = drained(8000 * 1.65e-3 + 2 * 0.5, erp_cpu_s=8.0, processes=2)
+
+    figures = over_rounds([Round(one, two, filled)])
+
+    assert figures["rounds"][0]["worker_cpu_ms_per_order_1w_filled_cores"] == 1.5
+    assert figures["worker_cpu_ratio_2w_1w_filled_cores_median"] == 1.1
+
+
+def test_a_round_whose_drain_left_orders_behind_is_reported_incomplete():
+    one = drained(12.5, erp_cpu_s=8.0, processes=1)
+    short = Pushed(Drain(8000, 7990, 20.0, 0.5), {"synced": 7990}, 7990, 0, 10, 0.9, 14.0, 0.5, 9.0,
+                   {"erp": 8.0, "machine": 40.0}, processes=2)
+
+    assert over_rounds([Round(one, short)])["all_rounds_complete"] is False
