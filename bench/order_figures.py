@@ -49,32 +49,52 @@ def two_against_one(one: Pushed, two: Pushed) -> dict[str, float | None]:
 
 @dataclass(frozen=True)
 class Round:
-    """Drains of the same orders by one worker and by two; and by one beside spinners filling the idle cores."""
+    """Drains of the same orders by one worker and by two, and optionally by each kind set apart.
+
+    `one_filled_cores`: one worker beside lowest-priority spinners filling the idle cores (bench.spinners).
+    `pinned`: one worker on one core, then two workers each on a core of its own.
+    """
 
     one: Pushed
     two: Pushed
     one_filled_cores: Pushed | None = None
+    pinned: tuple[Pushed, Pushed] | None = None
 
     def figures(self) -> dict[str, Any]:
-        line: dict[str, Any] = {"worker_cpu_ms_per_order_1w": round(self.one.cpu_ms_per_order_after_startup, 3),
-                                "worker_cpu_ms_per_order_2w": round(self.two.cpu_ms_per_order_after_startup, 3),
+        line: dict[str, Any] = {"worker_cpu_ms_per_order_1w": _ms_an_order(self.one),
+                                "worker_cpu_ms_per_order_2w": _ms_an_order(self.two),
                                 **two_against_one(self.one, self.two),
                                 "cpu_busy_1w": round(self.one.cpu_busy, 2), "cpu_busy_2w": round(self.two.cpu_busy, 2)}
-        if self.one_filled_cores is None:
-            return line
-        filled = self.one_filled_cores.cpu_ms_per_order_after_startup
-        return line | {"worker_cpu_ms_per_order_1w_filled_cores": round(filled, 3),
-                       "worker_cpu_ratio_2w_1w_filled_cores": round(self.two.cpu_ms_per_order_after_startup / filled, 3),
-                       "cpu_busy_1w_filled_cores": round(self.one_filled_cores.cpu_busy, 2)}
+        if self.one_filled_cores is not None:
+            line |= {"worker_cpu_ms_per_order_1w_filled_cores": _ms_an_order(self.one_filled_cores),
+                     "worker_cpu_ratio_2w_1w_filled_cores": _ratio(self.two, self.one_filled_cores),
+                     "cpu_busy_1w_filled_cores": round(self.one_filled_cores.cpu_busy, 2)}
+        if self.pinned is not None:
+            one_pinned, two_pinned = self.pinned
+            line |= {"worker_cpu_ms_per_order_1w_pinned": _ms_an_order(one_pinned),
+                     "worker_cpu_ms_per_order_2w_pinned": _ms_an_order(two_pinned),
+                     "worker_cpu_ratio_2w_1w_pinned": _ratio(two_pinned, one_pinned),
+                     "pinned_cpu_ratio_1w": _ratio(one_pinned, self.one)}
+        return line
 
     def complete(self) -> bool:
-        return all(_complete(result) for result in (self.one, self.two, self.one_filled_cores) if result is not None)
+        return all(_complete(result) for result in (self.one, self.two, self.one_filled_cores, *(self.pinned or ()))
+                   if result is not None)
+
+
+def _ms_an_order(result: Pushed) -> float:
+    return round(result.cpu_ms_per_order_after_startup, 3)
+
+
+def _ratio(result: Pushed, against: Pushed) -> float | None:
+    base = against.cpu_ms_per_order_after_startup
+    return round(result.cpu_ms_per_order_after_startup / base, 3) if base else None
 
 
 def over_rounds(rounds: list[Round]) -> dict[str, Any]:
     """Each round's figures, and the median of each ratio: single rounds scatter by several percent."""
     each = [one_round.figures() for one_round in rounds]
-    ratios = {key for line in each for key in line if key.startswith("worker_cpu_ratio_2w_1w")}
+    ratios = {key for line in each for key in line if "_ratio_" in key}
     medians = {f"{key}_median": round(median(values), 3) for key in sorted(ratios)
                if (values := [line[key] for line in each if line.get(key) is not None])}
     return {"rounds": each, **medians, "all_rounds_complete": all(one_round.complete() for one_round in rounds)}

@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--filled-cores", action="store_true",
                         help="each round also drains through one worker beside lowest-priority spinners that fill "
                              "the idle cores: one worker on a machine as busy as two make it")
+    parser.add_argument("--pinned", action="store_true",
+                        help="each round also drains through one worker held to one core, then two each held to "
+                             "a core of its own (taskset)")
     parser.add_argument("--erp-connections", choices=("kept", "closed"), default="kept",
                         help="kept: the sandbox ERP keeps connections alive, as a production ERP does (granian); "
                              "closed: it closes each after its answer (werkzeug, its default) (kept)")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         setup = Setup(args, stage.env, stage.amqp_url, engine, stage.work_dir, erp_url=stage.erp_url, token=stage.token,
                       skus=stage.skus, erp_pid=stage.erp_pid)
         startup = startup_cpu_s("orders", ORDERS_WORKER_QUEUES, stage.env, stage.work_dir)
-        rounds = [_round(setup, startup, n, args.filled_cores) for n in range(args.rounds)]
+        rounds = [_round(setup, startup, n, args) for n in range(args.rounds)]
         seen = latency(setup)
         seen_by_two = latency(setup, 2)
         # As when the load doubles and a second worker is added (KEDA): each process at the rate of one.
@@ -73,14 +76,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return figures(args, settings, rounds, (seen, seen_by_two, seen_by_two_at_double), (load_before, os.getloadavg()))
 
 
-def _round(setup: Setup, startup: float, number: int, filled_cores: bool) -> Round:
-    """One worker then two (then one beside spinners): alternating, so the machine's drift falls on each alike."""
+def _round(setup: Setup, startup: float, number: int, args: argparse.Namespace) -> Round:
+    """One worker then two, then the variants asked for: alternating, so the machine's drift falls on each alike."""
     tag = f"R{number}" if number else ""
     one, two = throughput(setup, 1, startup, tag), throughput(setup, 2, startup, tag)
-    if not filled_cores:
-        return Round(one, two)
+    pinned = (throughput(setup, 1, startup, f"P{number}", pinned=True),
+              throughput(setup, 2, startup, f"P{number}", pinned=True)) if args.pinned else None
+    if not args.filled_cores:
+        return Round(one, two, pinned=pinned)
     with idle_cores_filled():
-        return Round(one, two, throughput(setup, 1, startup, f"F{number}"))
+        return Round(one, two, throughput(setup, 1, startup, f"F{number}"), pinned)
 
 
 main = benchmark_main(parse_args, run, COMPARED, SERVICE_FAILURES + (requests.RequestException,))

@@ -1,6 +1,7 @@
 """`erp-sync worker` subprocesses for one benchmark phase, stopped however the phase ends."""
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -52,15 +53,18 @@ class Workers:
 
 @contextmanager
 def workers_running(name: str, count: int, env: dict[str, str], log_dir: Path, tag: str,
-                    under: Sequence[str] = ()) -> Iterator[Workers]:
+                    under: Sequence[str] = (), pinned: bool = False) -> Iterator[Workers]:
     """Start `count` processes of `erp-sync worker <name>` without waiting for them to connect.
 
-    `under`: a command the worker runs under (valgrind and its options, say).
+    `under`: a command the worker runs under (valgrind and its options, say). `pinned`: process n
+    and all its threads run on core n only (modulo the machine's cores), as `taskset` sets it.
     """
     workers = Workers(name, [], [log_dir / f"worker-{name}-{tag}-{n}.log" for n in range(count)])
+    cores = os.cpu_count() or 1
     try:
-        for log in workers.logs:
-            workers.processes.append(spawn([*under, *worker_command(name)], worker_env(env), log))
+        for n, log in enumerate(workers.logs):
+            pin = ("taskset", "--cpu-list", str(n % cores)) if pinned else ()
+            workers.processes.append(spawn([*pin, *under, *worker_command(name)], worker_env(env), log))
         yield workers
     finally:
         for process in workers.processes:

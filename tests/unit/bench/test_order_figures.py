@@ -59,3 +59,15 @@ def test_a_round_whose_drain_left_orders_behind_is_reported_incomplete():
                    {"erp": 8.0, "machine": 40.0}, processes=2)
 
     assert over_rounds([Round(one, short)])["all_rounds_complete"] is False
+
+
+def test_pinned_drains_give_two_pinned_workers_against_one_and_one_pinned_against_one_free():
+    one = drained(8000 * 1.6e-3 + 0.5, erp_cpu_s=8.0, processes=1)
+    two = drained(8000 * 1.65e-3 + 2 * 0.5, erp_cpu_s=8.0, processes=2)
+    one_pinned = drained(8000 * 1.4e-3 + 0.5, erp_cpu_s=8.0, processes=1)
+    two_pinned = drained(8000 * 1.54e-3 + 2 * 0.5, erp_cpu_s=8.0, processes=2)
+
+    line = over_rounds([Round(one, two, pinned=(one_pinned, two_pinned))])
+
+    assert line["worker_cpu_ratio_2w_1w_pinned_median"] == 1.1
+    assert line["pinned_cpu_ratio_1w_median"] == 0.875
