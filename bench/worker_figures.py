@@ -16,13 +16,18 @@ TARGET_DURATION_S = 60.0
 TARGET_INVENTORY_EPS = 5_000.0  # issue 19: one worker, pre-filled queue
 
 
+def _after_startup_ms(result: Drained, units_per_event: int = 1) -> float:
+    # Start-up (imports, connections) is once per process: two processes pay it twice.
+    units = max(result.drain.processed * units_per_event, 1)
+    return max(result.cpu_s - result.startup_cpu_s, 0.0) * 1000 / units
+
+
 def _drained(prefix: str, result: Drained, unit: str = "event", units_per_event: int = 1) -> dict[str, Any]:
     drain = result.drain
     units = max(drain.processed * units_per_event, 1)
     return {
         f"{prefix}_cpu_ms_per_{unit}": round(result.cpu_s * 1000 / units, 4),
-        # Start-up (imports, connections) is once per process: two processes pay it twice.
-        f"{prefix}_cpu_ms_per_{unit}_after_startup": round(max(result.cpu_s - result.startup_cpu_s, 0.0) * 1000 / units, 4),
+        f"{prefix}_cpu_ms_per_{unit}_after_startup": round(_after_startup_ms(result, units_per_event), 4),
         f"{prefix}_db_cpu_ms_per_{unit}": round(result.db_cpu_s * 1000 / units, 4),
         f"{prefix}_s": round(drain.elapsed_s, 3),
         f"{prefix}_first_row_s": None if drain.first_row_s is None else round(drain.first_row_s, 3),
@@ -79,6 +84,10 @@ def _catalog(args: argparse.Namespace, catalog: Drained, two: Drained) -> dict[s
         "catalog_groups_per_s": round(catalog.drain.rate, 1),
         "catalog_variants_per_s": round(catalog.drain.rate * args.variants_per_group, 1),
         "catalog_2w_groups_per_s": round(two.drain.rate, 1),
+        "catalog_2w_batch_concurrency": args.catalog_batches_2w,
+        # Issue 19, item 3: two workers' CPU a variant against one's, start-ups taken out (≤ 1).
+        "catalog_cpu_ratio_2w_1w": round(_after_startup_ms(two, args.variants_per_group)
+                                         / (_after_startup_ms(catalog, args.variants_per_group) or 1), 3),
         "catalog_groups": args.groups,
         "catalog_variants_per_group": args.variants_per_group,
         **_drained("catalog", catalog, "variant", args.variants_per_group),

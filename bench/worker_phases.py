@@ -44,15 +44,20 @@ class Drained:
     startup_cpu_s: float = 0.0  # the processes' start-ups, from an idle worker's (worker_procs.startup_cpu_s)
 
 
-def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes], tag: str) -> Drained:
-    """Empty the tables, fill the queue, start the workers and time them until every event is recorded."""
+def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes], tag: str,
+                 settings: dict[str, str] | None = None) -> Drained:
+    """Empty the tables, fill the queue, start the workers and time them until every event is recorded.
+
+    `settings`: environment variables the workers get beyond the run's own.
+    """
     queue = WORK_QUEUES[worker]
+    env = setup.env | (settings or {})
     empty_tables(setup.engine)
     queues.purge(setup.amqp_url, queue.name)
-    startup_s = startup_cpu_s(worker, 1, setup.env, setup.work_dir) * processes
+    startup_s = startup_cpu_s(worker, 1, env, setup.work_dir) * processes
     prefill(setup.amqp_url, queue, bodies)
     event_type = queue.routing_key
-    with workers_running(worker, processes, setup.env, setup.work_dir, tag) as workers:
+    with workers_running(worker, processes, env, setup.work_dir, tag) as workers:
         started = time.monotonic()  # taken after spawning: the processes' start-up counts
         drain = wait_processed(setup.engine, event_type, len(bodies), started, setup.args.drain_timeout,
                                workers.check_alive)
@@ -73,10 +78,12 @@ def inventory_throughput(setup: Setup, processes: int) -> Drained:
     return _drain_phase(setup, "inventory", processes, [event.body for event in events], f"x{processes}")
 
 
-def catalog_throughput(setup: Setup, processes: int = 1) -> Drained:
+def catalog_throughput(setup: Setup, processes: int = 1, batch_concurrency: int | None = None) -> Drained:
+    """`batch_concurrency`: each worker's CATALOG_BATCH_CONCURRENCY (None: the setting's default)."""
     args = setup.args
+    settings = {} if batch_concurrency is None else {"CATALOG_BATCH_CONCURRENCY": str(batch_concurrency)}
     return _drain_phase(setup, "catalog", processes, catalog_groups(args.groups, args.variants_per_group),
-                        f"x{processes}")
+                        f"x{processes}", settings)
 
 
 @dataclass(frozen=True)

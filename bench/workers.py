@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--poll-interval-ms", type=float, default=3.0,
                         help="pause after each read-API poll of a pending event (3)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per pool (16)")
+    parser.add_argument("--catalog-batches-2w", type=int,
+                        help="CATALOG_BATCH_CONCURRENCY of each of the two catalog workers (the setting's default, 2): "
+                             "1 keeps as many batches under way as one default worker")
     parser.add_argument("--phases", default=",".join(PHASES), type=_phases,
                         help=f"which phases to run, comma-separated ({','.join(PHASES)})")
     return parser.parse_args(argv)
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         one = inventory_throughput(setup, 1) if "inventory" in phases else None
         two = inventory_throughput(setup, 2) if "inventory" in phases else None
         catalog = catalog_throughput(setup) if "catalog" in phases else None
-        catalog_two = catalog_throughput(setup, 2) if "catalog" in phases else None
+        catalog_two = catalog_throughput(setup, 2, args.catalog_batches_2w) if "catalog" in phases else None
         followed = visibility(setup) if "visibility" in phases else None
     return figures(args, settings, (one, two, (catalog, catalog_two), followed), (load_before, os.getloadavg()))
 

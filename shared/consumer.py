@@ -272,6 +272,11 @@ class Consumer:
         self._stop = threading.Event()
 
     @property
+    def concurrency(self) -> int:
+        """Batches under way at once."""
+        return 1
+
+    @property
     def waiting(self) -> int:
         """Messages received and not yet handed to the handler."""
         return len(self._buffer)
@@ -409,6 +414,10 @@ class ConcurrentConsumer(Consumer):
         self._running = 0  # touched on the connection's thread only
         self._failure: BaseException | None = None
         self._settling: _Settling  # the current connection's (`_opened`)
+
+    @property
+    def concurrency(self) -> int:
+        return self._concurrency
 
     def _serve(self, connection: pika.BlockingConnection, channel: BlockingChannel, stop: threading.Event) -> None:
         self._running, self._failure = 0, None

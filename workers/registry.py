@@ -50,7 +50,7 @@ class ConsumingWorker:
     nice: Callable[[Settings], int] | None = None
     # Batches under way at once, each in a thread and a transaction of its own (`ConcurrentConsumer`),
     # and the bodies one may hold past its first message (None: only WORKER_BATCH_SIZE bounds it).
-    concurrent_batches: int = 1
+    concurrent_batches: Callable[[Settings], int] = lambda _settings: 1
     batch_bytes: int | None = None
 
     @property
@@ -90,6 +90,10 @@ def _inventory(settings: Settings, sessions: sessionmaker[Session], config: Cons
     from erp_sync.workers import inventory
 
     return batches_of(inventory.build_handler(settings), sessions, config, inventory.build_batch_handler(settings))
+
+
+def _catalog_batches(settings: Settings) -> int:
+    return settings.catalog_batch_concurrency
 
 
 def _media_nice(settings: Settings) -> int:
@@ -132,10 +136,11 @@ def _reconcile(settings: Settings) -> None:
 WORKERS: dict[str, Worker] = {
     worker.name: worker
     for worker in (
-        # Two batches at once: one decodes and builds its statements while PostgreSQL runs the other's.
-        # 4 MiB of bodies a batch: 100 groups of 10 variants, or 11 of 1,000, whose decoded variants
-        # would otherwise hold a pod's memory many times over.
-        ConsumingWorker("catalog", WORK_QUEUES["catalog"], _catalog, concurrent_batches=2, batch_bytes=4 * 2**20),
+        # Two batches at once by default: one decodes and builds its statements while PostgreSQL runs
+        # the other's. 4 MiB of bodies a batch: 100 groups of 10 variants, or 11 of 1,000, whose
+        # decoded variants would otherwise hold a pod's memory many times over.
+        ConsumingWorker("catalog", WORK_QUEUES["catalog"], _catalog, concurrent_batches=_catalog_batches,
+                        batch_bytes=4 * 2**20),
         ConsumingWorker("inventory", WORK_QUEUES["inventory"], _inventory),
         # One message (up to 1,000 images) per transaction: a slow or failing download must not hold
         # back or replay another message's.

@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from erp_sync.shared.broker import declare_all
-from erp_sync.shared.consumer import ConcurrentConsumer, Consumer, ConsumerConfig
+from erp_sync.shared.consumer import ConcurrentConsumer, Consumer, ConsumerConfig, Runner
 from erp_sync.shared.db import DEFAULT_POOL_SIZE, make_engine, make_session_factory
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.heap import freeze_what_is_loaded
@@ -92,6 +92,16 @@ def _prefetching_two_rounds(config: ConsumerConfig, concurrent_batches: int) -> 
     return replace(config, prefetch=max(config.prefetch, 2 * concurrent_batches * config.batch_size))
 
 
+def consumer_for(worker: ConsumingWorker, settings: Settings, runner: Runner, config: ConsumerConfig,
+                 publisher: ConfirmingPublisher) -> Consumer:
+    """The worker's consumer: one batch at a time, or its `concurrent_batches` at once."""
+    batches = worker.concurrent_batches(settings)
+    if batches == 1:
+        return Consumer(worker.queue, runner, config, publisher)
+    return ConcurrentConsumer(worker.queue, runner, _prefetching_two_rounds(config, batches), publisher,
+                              concurrency=batches, batch_size=config.batch_size, batch_bytes=worker.batch_bytes)
+
+
 def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: threading.Event) -> list[BackgroundLoop]:
     session_factory = make_session_factory(engine)
     config = consumer_config(settings, worker)
@@ -103,11 +113,7 @@ def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: 
     collect_garbage_less_often()
     logger.info("worker %s starting", worker.name)
     try:
-        consumer = Consumer(worker.queue, runner, config, publisher) if worker.concurrent_batches == 1 else \
-            ConcurrentConsumer(worker.queue, runner, _prefetching_two_rounds(config, worker.concurrent_batches),
-                               publisher, concurrency=worker.concurrent_batches, batch_size=config.batch_size,
-                               batch_bytes=worker.batch_bytes)
-        consumer.run(stop)
+        consumer_for(worker, settings, runner, config, publisher).run(stop)
     finally:
         stop.set()
         # A push under way ends within the ERP client's timeouts, a wait on a row lock within

@@ -57,6 +57,8 @@ def test_environment_names_are_read(monkeypatch):
         ("INGRESS_PORT", "70000"),
         ("RETRY_DELAYS_MS", "5000,1000"),
         ("MEDIA_ALLOW_PRIVATE_NETWORKS", "perhaps"),
+        ("CATALOG_BATCH_CONCURRENCY", "0"),
+        ("CATALOG_BATCH_CONCURRENCY", "5"),
     ],
 )
 def test_bad_setting_stops_with_one_line_naming_it(monkeypatch, variable, value):

@@ -1,15 +1,23 @@
 """The registry is the one list of workers: every work queue has its worker, every worker its command."""
 from __future__ import annotations
 
+from typing import cast
+
+import pytest
+
 from erp_sync.cli import build_parser
+from erp_sync.shared.consumer import Runner
+from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import load_settings
 from erp_sync.shared.topology import WORK_QUEUES
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
+from erp_sync.workers.runner import consumer_config, consumer_for
 
 # Queues a consuming worker reads beside its own: the orders worker pushes from erp-sync.orders-push.
 SECOND_QUEUES = {"orders-push": "orders"}
 # Declared for a sweep on demand; the reconcile worker runs on its schedule and reads no queue yet.
 UNREAD_QUEUES = {"reconcile"}
+UNUSED_RUNNER = cast(Runner, object())
 
 
 def test_every_work_queue_is_read_by_one_registered_worker():
@@ -39,3 +47,24 @@ def test_only_the_media_worker_yields_the_cpu_to_the_others():
              if isinstance(worker, ConsumingWorker) and worker.nice}
 
     assert niced == {"media": 7}
+
+
+@pytest.mark.parametrize("batches", [1, 3])
+def test_the_catalog_worker_applies_as_many_batches_at_once_as_its_setting_says(batches):
+    settings = load_settings(catalog_batch_concurrency=batches)
+    catalog = WORKERS["catalog"]
+    assert isinstance(catalog, ConsumingWorker)
+
+    # Neither the runner nor the publisher (which connects on its first publish) is used until the consumer runs.
+    consumer = consumer_for(catalog, settings, runner=UNUSED_RUNNER, config=consumer_config(settings, catalog),
+                            publisher=ConfirmingPublisher(settings.amqp_url))
+
+    assert consumer.concurrency == batches
+
+
+def test_the_other_workers_apply_one_batch_at_a_time_whatever_the_catalogs_setting():
+    settings = load_settings(catalog_batch_concurrency=4)
+    batches = {name: worker.concurrent_batches(settings) for name, worker in WORKERS.items()
+               if isinstance(worker, ConsumingWorker)}
+
+    assert batches == {name: 4 if name == "catalog" else 1 for name in batches}
