@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from statistics import median
 from typing import Any
 
 from bench.report import LoadAverages, machine
 from bench.visibility import SLOWER_AFTER, Visibility, percentile_ms
-from bench.worker_phases import Drained, Followed
+from bench.worker_phases import CatalogRound, Drained, Followed
 from erp_sync.shared.settings import Settings
 
 TARGET_P99_MS = 100.0
@@ -79,30 +80,57 @@ def _inventory(args: argparse.Namespace, one: Drained, two: Drained) -> dict[str
     }
 
 
-def _catalog(args: argparse.Namespace, catalog: Drained, two: Drained) -> dict[str, Any]:
+def _catalog(args: argparse.Namespace, rounds: list[CatalogRound]) -> dict[str, Any]:
+    """The first round's drains in full, and each round's two against one with their medians."""
+    first = rounds[0]
+    each = [_catalog_ratios(args, one_round) for one_round in rounds]
+    medians = {f"{key}_median": round(median(line[key] for line in each), 3) for key in each[0]}
     return {
-        "catalog_groups_per_s": round(catalog.drain.rate, 1),
-        "catalog_variants_per_s": round(catalog.drain.rate * args.variants_per_group, 1),
-        "catalog_2w_groups_per_s": round(two.drain.rate, 1),
-        "catalog_2w_batch_concurrency": args.catalog_batches_2w,
-        # Issue 19, item 3: two workers' CPU a variant against one's, start-ups taken out (≤ 1).
-        "catalog_cpu_ratio_2w_1w": round(_after_startup_ms(two, args.variants_per_group)
-                                         / (_after_startup_ms(catalog, args.variants_per_group) or 1), 3),
+        "catalog_groups_per_s": round(first.one.drain.rate, 1),
+        "catalog_variants_per_s": round(first.one.drain.rate * args.variants_per_group, 1),
+        "catalog_2w_groups_per_s": round(first.two.drain.rate, 1),
         "catalog_groups": args.groups,
         "catalog_variants_per_group": args.variants_per_group,
-        **_drained("catalog", catalog, "variant", args.variants_per_group),
-        **_drained("catalog_2w", two, "variant", args.variants_per_group),
+        **_drained("catalog", first.one, "variant", args.variants_per_group),
+        **_drained("catalog_2w", first.two, "variant", args.variants_per_group),
+        **({} if first.two_at is None else
+           {"catalog_2w_batch_concurrency": first.two_at[0],
+            "catalog_2w_at_groups_per_s": round(first.two_at[1].drain.rate, 1),
+            **_drained("catalog_2w_at", first.two_at[1], "variant", args.variants_per_group)}),
+        "catalog_rounds": each,
+        **medians,
     }
 
 
+def _catalog_ratios(args: argparse.Namespace, one_round: CatalogRound) -> dict[str, float]:
+    # Issue 19, item 3: two workers' CPU a variant against one's, start-ups taken out (≤ 1 wanted),
+    # and their PostgreSQL backends' alike.
+    per_group = args.variants_per_group
+    one_ms, one_db_ms = _after_startup_ms(one_round.one, per_group), _db_ms(one_round.one, per_group)
+    ratios = {"catalog_cpu_ratio_2w_1w": _over(_after_startup_ms(one_round.two, per_group), one_ms),
+              "catalog_db_cpu_ratio_2w_1w": _over(_db_ms(one_round.two, per_group), one_db_ms)}
+    if one_round.two_at is not None:
+        ratios |= {"catalog_cpu_ratio_2w_at_1w": _over(_after_startup_ms(one_round.two_at[1], per_group), one_ms),
+                   "catalog_db_cpu_ratio_2w_at_1w": _over(_db_ms(one_round.two_at[1], per_group), one_db_ms)}
+    return ratios
+
+
+def _db_ms(result: Drained, units_per_event: int) -> float:
+    return result.db_cpu_s * 1000 / max(result.drain.processed * units_per_event, 1)
+
+
+def _over(value: float, base: float) -> float:
+    return round(value / base, 3) if base else 0.0
+
+
 def figures(args: argparse.Namespace, settings: Settings,
-            results: tuple[Drained | None, Drained | None, tuple[Drained | None, Drained | None], Followed | None],
+            results: tuple[Drained | None, Drained | None, list[CatalogRound], Followed | None],
             load: LoadAverages) -> dict[str, Any]:
     """The one JSON line's fields, of the phases that ran."""
-    one, two, (catalog, catalog_two), followed = results
+    one, two, catalog, followed = results
     parts = [
         _inventory(args, one, two) if one is not None and two is not None else {},
-        _catalog(args, catalog, catalog_two) if catalog is not None and catalog_two is not None else {},
+        _catalog(args, catalog) if catalog else {},
         _visibility(args, followed) if followed is not None else {},
     ]
     met = {name: value for part in parts for name, value in part.pop("target_met", {}).items()}

@@ -83,7 +83,24 @@ def catalog_throughput(setup: Setup, processes: int = 1, batch_concurrency: int 
     args = setup.args
     settings = {} if batch_concurrency is None else {"CATALOG_BATCH_CONCURRENCY": str(batch_concurrency)}
     return _drain_phase(setup, "catalog", processes, catalog_groups(args.groups, args.variants_per_group),
-                        f"x{processes}", settings)
+                        f"x{processes}b{batch_concurrency or ''}", settings)
+
+
+@dataclass(frozen=True)
+class CatalogRound:
+    """The same catalog groups drained by one worker, by two, and by two at another batch concurrency."""
+
+    one: Drained
+    two: Drained
+    two_at: tuple[int, Drained] | None = None  # (each worker's CATALOG_BATCH_CONCURRENCY, its drain)
+
+
+def catalog_round(setup: Setup, batch_concurrency_2w: int | None) -> CatalogRound:
+    """One worker then two at the default setting, then two at `batch_concurrency_2w` if given."""
+    one, two = catalog_throughput(setup), catalog_throughput(setup, 2)
+    if batch_concurrency_2w is None:
+        return CatalogRound(one, two)
+    return CatalogRound(one, two, (batch_concurrency_2w, catalog_throughput(setup, 2, batch_concurrency_2w)))
 
 
 @dataclass(frozen=True)

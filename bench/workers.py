@@ -24,7 +24,7 @@ from bench.stage import enter_services
 from bench.worker_figures import figures
 from bench.worker_phases import (
     Setup,
-    catalog_throughput,
+    catalog_round,
     inventory_throughput,
     visibility,
 )
@@ -56,9 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--poll-interval-ms", type=float, default=3.0,
                         help="pause after each read-API poll of a pending event (3)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per pool (16)")
+    parser.add_argument("--catalog-rounds", type=int, default=1,
+                        help="catalog rounds, each one worker then two, alternating; the median ratio counts (1)")
     parser.add_argument("--catalog-batches-2w", type=int,
-                        help="CATALOG_BATCH_CONCURRENCY of each of the two catalog workers (the setting's default, 2): "
-                             "1 keeps as many batches under way as one default worker")
+                        help="each round also drains through two catalog workers at this CATALOG_BATCH_CONCURRENCY "
+                             "(1: as many batches under way as one worker at the default, 2)")
     parser.add_argument("--phases", default=",".join(PHASES), type=_phases,
                         help=f"which phases to run, comma-separated ({','.join(PHASES)})")
     return parser.parse_args(argv)
@@ -75,10 +77,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         phases = set(args.phases.split(","))
         one = inventory_throughput(setup, 1) if "inventory" in phases else None
         two = inventory_throughput(setup, 2) if "inventory" in phases else None
-        catalog = catalog_throughput(setup) if "catalog" in phases else None
-        catalog_two = catalog_throughput(setup, 2, args.catalog_batches_2w) if "catalog" in phases else None
+        catalog = [catalog_round(setup, args.catalog_batches_2w) for _ in range(args.catalog_rounds)] \
+            if "catalog" in phases else []
         followed = visibility(setup) if "visibility" in phases else None
-    return figures(args, settings, (one, two, (catalog, catalog_two), followed), (load_before, os.getloadavg()))
+    return figures(args, settings, (one, two, catalog, followed), (load_before, os.getloadavg()))
 
 
 main = benchmark_main(parse_args, run, COMPARED)
