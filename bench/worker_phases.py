@@ -53,7 +53,10 @@ def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes],
     queue = WORK_QUEUES[worker]
     env = setup.env | (settings or {})
     empty_tables(setup.engine)
-    queues.purge(setup.amqp_url, queue.name)
+    # Every phase's own queue, and the media queue the catalog's follow-ups fill with no media worker
+    # running: past its bound (three phases of 40,000 groups) the catalog worker would wait for room.
+    for name in (queue.name, WORK_QUEUES["media"].name):
+        queues.purge(setup.amqp_url, name)
     startup_s = startup_cpu_s(worker, 1, env, setup.work_dir) * processes
     prefill(setup.amqp_url, queue, bodies)
     event_type = queue.routing_key
