@@ -277,6 +277,11 @@ class Consumer:
         return 1
 
     @property
+    def batch_bytes(self) -> int | None:
+        """Bytes of bodies a batch may hold past its first message (None: only its count bounds it)."""
+        return None
+
+    @property
     def waiting(self) -> int:
         """Messages received and not yet handed to the handler."""
         return len(self._buffer)
@@ -418,6 +423,10 @@ class ConcurrentConsumer(Consumer):
     @property
     def concurrency(self) -> int:
         return self._concurrency
+
+    @property
+    def batch_bytes(self) -> int | None:
+        return self._batch_bytes
 
     def _serve(self, connection: pika.BlockingConnection, channel: BlockingChannel, stop: threading.Event) -> None:
         self._running, self._failure = 0, None

@@ -94,9 +94,12 @@ def _prefetching_two_rounds(config: ConsumerConfig, concurrent_batches: int) -> 
 
 def consumer_for(worker: ConsumingWorker, settings: Settings, runner: Runner, config: ConsumerConfig,
                  publisher: ConfirmingPublisher) -> Consumer:
-    """The worker's consumer: one batch at a time, or its `concurrent_batches` at once."""
+    """The worker's consumer: one batch at a time, or its `concurrent_batches` at once.
+
+    A worker whose batches are bounded by their bodies' bytes keeps the bound at one batch too.
+    """
     batches = worker.concurrent_batches(settings)
-    if batches == 1:
+    if batches == 1 and worker.batch_bytes is None:
         return Consumer(worker.queue, runner, config, publisher)
     return ConcurrentConsumer(worker.queue, runner, _prefetching_two_rounds(config, batches), publisher,
                               concurrency=batches, batch_size=config.batch_size, batch_bytes=worker.batch_bytes)

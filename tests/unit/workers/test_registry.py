@@ -60,6 +60,8 @@ def test_the_catalog_worker_applies_as_many_batches_at_once_as_its_setting_says(
                             publisher=ConfirmingPublisher(settings.amqp_url))
 
     assert consumer.concurrency == batches
+    # A catalog batch stays bounded by its bodies' bytes, one at a time too: 1,000-variant groups add up.
+    assert consumer.batch_bytes == 4 * 2**20
 
 
 def test_the_other_workers_apply_one_batch_at_a_time_whatever_the_catalogs_setting():
