@@ -68,7 +68,7 @@ def _drain_phase(setup: Setup, worker: str, processes: int, bodies: list[bytes],
     left = queues.settled_depth(setup.amqp_url, queue.name, quiet_s=0.2)
     parked = queues.depth(setup.amqp_url, queue.parking_queue)
     result = Drained(drain, workers.count_in_logs(RETRY_LOG), parked, left, cpu_s, db_cpu_s, startup_s)
-    progress(f"{worker} x{processes}: {drain.processed}/{drain.expected} in {drain.elapsed_s:.2f} s "
+    progress(f"{worker} {tag}: {drain.processed}/{drain.expected} in {drain.elapsed_s:.2f} s "
              f"= {drain.rate:.0f}/s (first row after {drain.first_row_s or 0:.2f} s), "
              f"{result.retried} retried, {parked} parked, {left} left; CPU {cpu_s:.2f} s ({startup_s:.2f} s of it "
              f"start-up), database {db_cpu_s:.2f} s")
@@ -86,7 +86,7 @@ def catalog_throughput(setup: Setup, processes: int = 1, batch_concurrency: int 
     args = setup.args
     settings = {} if batch_concurrency is None else {"CATALOG_BATCH_CONCURRENCY": str(batch_concurrency)}
     return _drain_phase(setup, "catalog", processes, catalog_groups(args.groups, args.variants_per_group),
-                        f"x{processes}b{batch_concurrency or ''}", settings)
+                        f"x{processes}" + (f"-at-{batch_concurrency}" if batch_concurrency else ""), settings)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,12 @@ def product(client, sku):
     return answer.get_json() if answer.status_code == 200 else None
 
 
-def test_spec_catalog_example_shows_up_with_prices_attributes_and_media(ingress, start_workers):
+# The catalog worker applies two batches at once by default, one where CATALOG_BATCH_CONCURRENCY says so.
+@pytest.mark.parametrize("batch_concurrency", [2, 1])
+def test_spec_catalog_example_shows_up_with_prices_attributes_and_media(ingress, start_workers, settings_factory,
+                                                                         batch_concurrency):
     # given the catalog and inventory workers
-    start_workers("catalog", "inventory")
+    start_workers("catalog", "inventory", with_settings=settings_factory(catalog_batch_concurrency=batch_concurrency))
 
     # when the ERP sends the spec's catalog.update example
     post(ingress, catalog_event())
