@@ -18,6 +18,14 @@ def load_parser(description: str, *, unit: str, phase: str, rate: float, duratio
     return parser
 
 
+def at_least_one(value: str) -> int:
+    """An argparse type: a whole number of 1 or more (rounds, workers)."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return number
+
+
 def numbers_parser(description: str, options: Sequence[tuple[str, int | float, str]]) -> argparse.ArgumentParser:
     """A parser with one numeric option per (flag, default, meaning), typed as its default, and --baseline."""
     parser = argparse.ArgumentParser(description=description)

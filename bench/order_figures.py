@@ -4,11 +4,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from statistics import median
 from typing import Any
 
 from bench.order_phases import Latency, Pushed
-from bench.report import LoadAverages, machine
+from bench.report import LoadAverages, machine, ratio, ratio_medians
 from bench.visibility import percentile_ms
 from erp_sync.shared.settings import Settings
 
@@ -87,17 +86,13 @@ def _ms_an_order(result: Pushed) -> float:
 
 
 def _ratio(result: Pushed, against: Pushed) -> float | None:
-    base = against.cpu_ms_per_order_after_startup
-    return round(result.cpu_ms_per_order_after_startup / base, 3) if base else None
+    return ratio(result.cpu_ms_per_order_after_startup, against.cpu_ms_per_order_after_startup)
 
 
 def over_rounds(rounds: list[Round]) -> dict[str, Any]:
-    """Each round's figures, and the median of each ratio: single rounds scatter by several percent."""
+    """Each round's figures, and the median of each ratio over the rounds."""
     each = [one_round.figures() for one_round in rounds]
-    ratios = {key for line in each for key in line if "_ratio_" in key}
-    medians = {f"{key}_median": round(median(values), 3) for key in sorted(ratios)
-               if (values := [line[key] for line in each if line.get(key) is not None])}
-    return {"rounds": each, **medians, "all_rounds_complete": all(one_round.complete() for one_round in rounds)}
+    return {"rounds": each, **ratio_medians(each), "all_rounds_complete": all(one_round.complete() for one_round in rounds)}
 
 
 def _complete(result: Pushed) -> bool:

@@ -21,7 +21,7 @@ import requests
 
 from bench.drain import bench_engine
 from bench.harness import SERVICE_FAILURES, benchmark_main
-from bench.options import load_parser
+from bench.options import at_least_one, load_parser
 from bench.order_erp import order_stage
 from bench.order_figures import Round, figures
 from bench.order_phases import Setup, latency, throughput
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skus", type=int, default=200, help="SKUs in the sandbox ERP's catalog (200)")
     parser.add_argument("--stock", type=int, default=1_000_000, help="stock of each SKU in the ERP (1000000)")
     parser.add_argument("--mode", choices=("orders", "adjust"), default="orders", help="ERP_ORDER_MODE (orders)")
-    parser.add_argument("--rounds", type=int, default=1,
+    parser.add_argument("--rounds", type=at_least_one, default=1,
                         help="throughput rounds of one worker then two, alternating; the median ratio counts (1)")
     parser.add_argument("--filled-cores", action="store_true",
                         help="each round also drains through one worker beside lowest-priority spinners that fill "

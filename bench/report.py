@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 LoadAverages = tuple[tuple[float, float, float], tuple[float, float, float]]  # at the start, at the end
@@ -37,6 +38,21 @@ def beside_baseline(figures: dict[str, Any], baseline: dict[str, Any], keys: Ite
         if now is not None and then is not None:
             change[key] = round((now - then) / then * 100, 1) if then else None
     return {"baseline": kept, "change_pct": change}
+
+
+def ratio(value: float, base: float) -> float | None:
+    """`value` / `base`, rounded for a JSON line; None when there is no base to compare with."""
+    return round(value / base, 3) if base else None
+
+
+def ratio_medians(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    """The median of each `..._ratio_...` figure over rounds (`<name>_median`), rounds without it left out.
+
+    Single rounds on this machine scatter by several percent: a median of alternating rounds does not.
+    """
+    names = sorted({name for line in rounds for name in line if "_ratio_" in name})
+    return {f"{name}_median": round(median(values), 3) for name in names
+            if (values := [line[name] for line in rounds if line.get(name) is not None])}
 
 
 def python_yardstick_ms(repeats: int = 5) -> float:

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from statistics import median
 from typing import Any
 
-from bench.report import LoadAverages, machine
+from bench.report import LoadAverages, machine, ratio, ratio_medians
 from bench.visibility import SLOWER_AFTER, Visibility, percentile_ms
 from bench.worker_phases import CatalogRound, Drained, Followed
 from erp_sync.shared.settings import Settings
@@ -29,7 +28,7 @@ def _drained(prefix: str, result: Drained, unit: str = "event", units_per_event:
     return {
         f"{prefix}_cpu_ms_per_{unit}": round(result.cpu_s * 1000 / units, 4),
         f"{prefix}_cpu_ms_per_{unit}_after_startup": round(_after_startup_ms(result, units_per_event), 4),
-        f"{prefix}_db_cpu_ms_per_{unit}": round(result.db_cpu_s * 1000 / units, 4),
+        f"{prefix}_db_cpu_ms_per_{unit}": round(_db_ms(result, units_per_event), 4),
         f"{prefix}_s": round(drain.elapsed_s, 3),
         f"{prefix}_first_row_s": None if drain.first_row_s is None else round(drain.first_row_s, 3),
         f"{prefix}_complete": drain.complete and result.left_on_queue == 0,
@@ -84,7 +83,6 @@ def _catalog(args: argparse.Namespace, rounds: list[CatalogRound]) -> dict[str, 
     """The first round's drains in full, and each round's two against one with their medians."""
     first = rounds[0]
     each = [_catalog_ratios(args, one_round) for one_round in rounds]
-    medians = {f"{key}_median": round(median(line[key] for line in each), 3) for key in each[0]}
     return {
         "catalog_groups_per_s": round(first.one.drain.rate, 1),
         "catalog_variants_per_s": round(first.one.drain.rate * args.variants_per_group, 1),
@@ -98,29 +96,25 @@ def _catalog(args: argparse.Namespace, rounds: list[CatalogRound]) -> dict[str, 
             "catalog_2w_at_groups_per_s": round(first.two_at[1].drain.rate, 1),
             **_drained("catalog_2w_at", first.two_at[1], "variant", args.variants_per_group)}),
         "catalog_rounds": each,
-        **medians,
+        **ratio_medians(each),
     }
 
 
-def _catalog_ratios(args: argparse.Namespace, one_round: CatalogRound) -> dict[str, float]:
+def _catalog_ratios(args: argparse.Namespace, one_round: CatalogRound) -> dict[str, float | None]:
     # Issue 19, item 3: two workers' CPU a variant against one's, start-ups taken out (≤ 1 wanted),
     # and their PostgreSQL backends' alike.
     per_group = args.variants_per_group
     one_ms, one_db_ms = _after_startup_ms(one_round.one, per_group), _db_ms(one_round.one, per_group)
-    ratios = {"catalog_cpu_ratio_2w_1w": _over(_after_startup_ms(one_round.two, per_group), one_ms),
-              "catalog_db_cpu_ratio_2w_1w": _over(_db_ms(one_round.two, per_group), one_db_ms)}
+    ratios = {"catalog_cpu_ratio_2w_1w": ratio(_after_startup_ms(one_round.two, per_group), one_ms),
+              "catalog_db_cpu_ratio_2w_1w": ratio(_db_ms(one_round.two, per_group), one_db_ms)}
     if one_round.two_at is not None:
-        ratios |= {"catalog_cpu_ratio_2w_at_1w": _over(_after_startup_ms(one_round.two_at[1], per_group), one_ms),
-                   "catalog_db_cpu_ratio_2w_at_1w": _over(_db_ms(one_round.two_at[1], per_group), one_db_ms)}
+        ratios |= {"catalog_cpu_ratio_2w_at_1w": ratio(_after_startup_ms(one_round.two_at[1], per_group), one_ms),
+                   "catalog_db_cpu_ratio_2w_at_1w": ratio(_db_ms(one_round.two_at[1], per_group), one_db_ms)}
     return ratios
 
 
 def _db_ms(result: Drained, units_per_event: int) -> float:
     return result.db_cpu_s * 1000 / max(result.drain.processed * units_per_event, 1)
-
-
-def _over(value: float, base: float) -> float:
-    return round(value / base, 3) if base else 0.0
 
 
 def figures(args: argparse.Namespace, settings: Settings,

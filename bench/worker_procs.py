@@ -57,13 +57,14 @@ def workers_running(name: str, count: int, env: dict[str, str], log_dir: Path, t
     """Start `count` processes of `erp-sync worker <name>` without waiting for them to connect.
 
     `under`: a command the worker runs under (valgrind and its options, say). `pinned`: process n
-    and all its threads run on core n only (modulo the machine's cores), as `taskset` sets it.
+    and all its threads run on the nth core this process may use only (modulo their number), as
+    `taskset` sets it.
     """
     workers = Workers(name, [], [log_dir / f"worker-{name}-{tag}-{n}.log" for n in range(count)])
-    cores = os.cpu_count() or 1
+    cores = sorted(os.sched_getaffinity(0))
     try:
         for n, log in enumerate(workers.logs):
-            pin = ("taskset", "--cpu-list", str(n % cores)) if pinned else ()
+            pin = ("taskset", "--cpu-list", str(cores[n % len(cores)])) if pinned else ()
             workers.processes.append(spawn([*pin, *under, *worker_command(name)], worker_env(env), log))
         yield workers
     finally:

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.events import VARIANTS_PER_GROUP
 from bench.harness import benchmark_main
-from bench.options import load_parser
+from bench.options import at_least_one, load_parser
 from bench.stage import enter_services
 from bench.worker_figures import figures
 from bench.worker_phases import (
@@ -56,9 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--poll-interval-ms", type=float, default=3.0,
                         help="pause after each read-API poll of a pending event (3)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per pool (16)")
-    parser.add_argument("--catalog-rounds", type=int, default=1,
+    parser.add_argument("--catalog-rounds", type=at_least_one, default=1,
                         help="catalog rounds, each one worker then two, alternating; the median ratio counts (1)")
-    parser.add_argument("--catalog-batches-2w", type=int,
+    parser.add_argument("--catalog-batches-2w", type=int, choices=(1, 2),
                         help="each round also drains through two catalog workers at this CATALOG_BATCH_CONCURRENCY "
                              "(1: as many batches under way as one worker at the default, 2)")
     parser.add_argument("--phases", default=",".join(PHASES), type=_phases,

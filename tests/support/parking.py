@@ -14,9 +14,13 @@ def park(amqp_url: str, worker: str, message_id: str, reason: str = "ValueError:
         headers = {PARK_REASON_HEADER: reason, ATTEMPT_HEADER: attempts, PARKED_AT_HEADER: "2026-12-04T03:00:00+00:00",
                    "x-keep": "kept"}
         payload = body if body is not None else f'{{"id": "{message_id}"}}'.encode()
-        connection.channel().basic_publish(PARKING_EXCHANGE, worker, payload,
-                                           pika.BasicProperties(message_id=message_id, headers=headers,
-                                                                content_type="application/json", delivery_mode=2))
+        # Confirmed: a quorum queue holds the message only once the broker confirms it, and a read
+        # on another connection right after an unconfirmed publish can find the queue still empty.
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(PARKING_EXCHANGE, worker, payload,
+                              pika.BasicProperties(message_id=message_id, headers=headers,
+                                                   content_type="application/json", delivery_mode=2))
     finally:
         connection.close()
 

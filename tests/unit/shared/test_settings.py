@@ -58,7 +58,7 @@ def test_environment_names_are_read(monkeypatch):
         ("RETRY_DELAYS_MS", "5000,1000"),
         ("MEDIA_ALLOW_PRIVATE_NETWORKS", "perhaps"),
         ("CATALOG_BATCH_CONCURRENCY", "0"),
-        ("CATALOG_BATCH_CONCURRENCY", "5"),
+        ("CATALOG_BATCH_CONCURRENCY", "3"),
     ],
 )
 def test_bad_setting_stops_with_one_line_naming_it(monkeypatch, variable, value):
