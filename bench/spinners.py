@@ -19,11 +19,11 @@ SPIN = "while True: pass"
 
 
 @contextmanager
-def idle_cores_filled(cores: int | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """One lowest-priority busy loop per core this process may use (or `cores`), killed when the block ends."""
+def idle_cores_filled() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """One lowest-priority busy loop per core this process may use, killed when the block ends."""
     spinners: list[subprocess.Popen[bytes]] = []
     try:
-        for _ in range(cores or len(os.sched_getaffinity(0))):
+        for _ in os.sched_getaffinity(0):
             spinners.append(subprocess.Popen(["nice", "-n", str(LOWEST_PRIORITY), sys.executable, "-c", SPIN]))
         yield spinners
     finally:

@@ -83,8 +83,9 @@ def test_concurrent_store_sales_end_every_hold_and_named_figures_never_one_early
 
     # and, where the ERP names its orders and erp-sync is told so (ERP_NAMES_ORDERS), it never showed
     # more than the ERP had (the sandbox sends its webhooks one at a time, in order: two figures of one
-    # second arriving swapped would still fool the tie rule, docs/orders.md). Otherwise the clocks end holds, and cannot promise that, in milliseconds
-    # no more than in whole seconds: the mark comes from the answer's `Date`, whole seconds, so a sale
+    # second arriving swapped would still fool the tie rule, docs/orders.md). Otherwise the clocks end
+    # holds, and cannot promise that, in milliseconds no more than in whole seconds: the mark comes
+    # from the answer's `Date`, whole seconds, so a sale
     # stamped in the second of an order's receipt but made before it ends the order's hold, and the
     # shop shows the order's quantity too many until the ERP's figure for the order arrives
     # (docs/orders.md, "the one remaining risk"). One CI run in about thirty caught that in whole
