@@ -52,12 +52,14 @@ class Round:
 
     `one_filled_cores`: one worker beside lowest-priority spinners filling the idle cores (bench.spinners).
     `pinned`: one worker on one core, then two workers each on a core of its own.
+    `split`: two workers at the ORDER_PUSH_CONCURRENCY given with them.
     """
 
     one: Pushed
     two: Pushed
     one_filled_cores: Pushed | None = None
     pinned: tuple[Pushed, Pushed] | None = None
+    split: tuple[int, Pushed] | None = None
 
     def figures(self) -> dict[str, Any]:
         line: dict[str, Any] = {"worker_cpu_ms_per_order_1w": _ms_an_order(self.one),
@@ -74,10 +76,18 @@ class Round:
                      "worker_cpu_ms_per_order_2w_pinned": _ms_an_order(two_pinned),
                      "worker_cpu_ratio_2w_1w_pinned": _ratio(two_pinned, one_pinned),
                      "pinned_cpu_ratio_1w": _ratio(one_pinned, self.one)}
+        if self.split is not None:
+            push_concurrency, two_split = self.split
+            line |= {"push_concurrency_2w_split": push_concurrency,
+                     "worker_cpu_ms_per_order_2w_split": _ms_an_order(two_split),
+                     "worker_cpu_ratio_2w_split_1w": _ratio(two_split, self.one),
+                     "orders_2w_split_per_s": round(two_split.drain.rate, 1),
+                     "cpu_busy_2w_split": round(two_split.cpu_busy, 2)}
         return line
 
     def complete(self) -> bool:
-        return all(_complete(result) for result in (self.one, self.two, self.one_filled_cores, *(self.pinned or ()))
+        split = self.split[1] if self.split else None
+        return all(_complete(result) for result in (self.one, self.two, self.one_filled_cores, *(self.pinned or ()), split)
                    if result is not None)
 
 

@@ -120,19 +120,21 @@ def _fresh_state(setup: Setup) -> None:
         queues.purge(setup.amqp_url, queue)
 
 
-def throughput(setup: Setup, processes: int, startup_cpu_s: float, tag: str = "", pinned: bool = False) -> Pushed:
+def throughput(setup: Setup, processes: int, startup_cpu_s: float, tag: str = "", pinned: bool = False,
+               push_concurrency: int | None = None) -> Pushed:
     """Fill the orders queue, start `processes` workers and time them until every order is synced.
 
     `tag` sets a phase's order ids apart from those of earlier phases, which the sandbox ERP still holds.
     `pinned`: each worker process on a core of its own (bench.worker_procs.workers_running).
+    `push_concurrency`: each worker's ORDER_PUSH_CONCURRENCY, if not the stage's.
     """
+    env = setup.env if push_concurrency is None else setup.env | {"ORDER_PUSH_CONCURRENCY": str(push_concurrency)}
     prefix = f"BENCH-{processes}W{tag}-"
     orders = make_orders(prefix, setup.args.orders, setup.skus)
     _fresh_state(setup)
     prefill_orders(setup.amqp_url, orders)
     database_before = database_cpu_s(setup.engine)  # this benchmark's own backend; the workers' are not there yet
-    with workers_running("orders", processes, setup.env, setup.work_dir, f"x{processes}{tag}",
-                         pinned=pinned) as workers:
+    with workers_running("orders", processes, env, setup.work_dir, f"x{processes}{tag}", pinned=pinned) as workers:
         started, cpu_before = time.monotonic(), cpu_times()  # after spawning: the processes' start-up counts
         others_before = _others_cpu_s(setup.erp_pid, cpu_before)
         drain = wait_synced(setup.engine, prefix, len(orders), started, setup.args.drain_timeout, workers.check_alive)

@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pinned", action="store_true",
                         help="each round also drains through one worker held to one core, then two each held to "
                              "a core of its own (taskset)")
+    parser.add_argument("--push-concurrency-2w", type=int, choices=(4, 8),
+                        help="each round also drains through two workers at this ORDER_PUSH_CONCURRENCY (4: as many "
+                             "pushes under way as one worker at the default, 8)")
     parser.add_argument("--erp-connections", choices=("kept", "closed"), default="kept",
                         help="kept: the sandbox ERP keeps connections alive, as a production ERP does (granian); "
                              "closed: it closes each after its answer (werkzeug, its default) (kept)")
@@ -82,10 +85,12 @@ def _round(setup: Setup, startup: float, number: int, args: argparse.Namespace) 
     one, two = throughput(setup, 1, startup, tag), throughput(setup, 2, startup, tag)
     pinned = (throughput(setup, 1, startup, f"P{number}", pinned=True),
               throughput(setup, 2, startup, f"P{number}", pinned=True)) if args.pinned else None
+    split = None if args.push_concurrency_2w is None else \
+        (args.push_concurrency_2w, throughput(setup, 2, startup, f"S{number}", push_concurrency=args.push_concurrency_2w))
     if not args.filled_cores:
-        return Round(one, two, pinned=pinned)
+        return Round(one, two, pinned=pinned, split=split)
     with idle_cores_filled():
-        return Round(one, two, throughput(setup, 1, startup, f"F{number}"), pinned)
+        return Round(one, two, throughput(setup, 1, startup, f"F{number}"), pinned, split)
 
 
 main = benchmark_main(parse_args, run, COMPARED, SERVICE_FAILURES + (requests.RequestException,))

@@ -71,3 +71,23 @@ def test_pinned_drains_give_two_pinned_workers_against_one_and_one_pinned_agains
 
     assert line["worker_cpu_ratio_2w_1w_pinned_median"] == 1.1
     assert line["pinned_cpu_ratio_1w_median"] == 0.875
+
+
+def test_two_workers_at_half_the_push_concurrency_are_set_against_one_at_the_default():
+    one = drained(8000 * 1.6e-3 + 0.5, erp_cpu_s=8.0, processes=1)
+    two = drained(8000 * 1.65e-3 + 2 * 0.5, erp_cpu_s=8.0, processes=2)
+    two_split = drained(8000 * 1.52e-3 + 2 * 0.5, erp_cpu_s=8.0, processes=2)
+
+    line = over_rounds([Round(one, two, split=(4, two_split))])
+
+    assert line["rounds"][0]["push_concurrency_2w_split"] == 4
+    assert line["rounds"][0]["worker_cpu_ms_per_order_2w_split"] == 1.52
+    assert line["worker_cpu_ratio_2w_split_1w_median"] == 0.95
+
+
+def test_a_split_drain_that_left_orders_behind_makes_its_round_incomplete():
+    one = drained(12.5, erp_cpu_s=8.0, processes=1)
+    short = Pushed(Drain(8000, 7990, 20.0, 0.5), {"synced": 7990}, 7990, 0, 10, 0.9, 14.0, 0.5, 9.0,
+                   {"erp": 8.0, "machine": 40.0}, processes=2)
+
+    assert over_rounds([Round(one, one, split=(4, short))])["all_rounds_complete"] is False
