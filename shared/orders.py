@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -22,6 +24,29 @@ from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
 CONTENT_TYPE = "application/json"
+
+
+# A day inside Python's range at each end: a database session in any time zone reads the date back.
+EARLIEST_ORDER_DATE = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_ORDER_DATE = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def refuse_unreadable_dates(value: datetime) -> datetime:
+    """The date as given, if a database session in any time zone can read it back.
+
+    PostgreSQL stores 0001-01-01T00:00:00+01:00 (in 1 BC) and 9999-12-31T23:59:59-01:00, but reads
+    them back into no Python datetime: such an order could be recorded, never pushed nor shown.
+    """
+    try:
+        readable = EARLIEST_ORDER_DATE <= value.astimezone(UTC) <= LATEST_ORDER_DATE
+    except OverflowError:
+        readable = False
+    if not readable:
+        raise ValueError(f"must fall between {EARLIEST_ORDER_DATE.date()} and {LATEST_ORDER_DATE.date()} in UTC")
+    return value
+
+
+OrderDate = Annotated[AwareDatetime, AfterValidator(refuse_unreadable_dates)]
 
 
 class LineItem(BaseModel):
@@ -40,10 +65,19 @@ class OrderPlaced(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     order_id: Identifier
-    order_date: AwareDatetime
+    order_date: OrderDate
     customer_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), NoNul] = ""
     line_items: list[LineItem] = Field(min_length=1)
     warehouse_id: Identifier | None = None
+
+    def same_order(self, other: OrderPlaced) -> bool:
+        """True when `other` places the same order: the same date, customer, warehouse and lines in the same order."""
+        return (self.order_id, self.order_date, self.customer_ref, self.warehouse_id, self._lines()) == \
+            (other.order_id, other.order_date, other.customer_ref, other.warehouse_id, other._lines())
+
+    def _lines(self) -> list[tuple[str, int, Decimal]]:
+        # Prices compare as numbers: 899 and 899.00 (as stored) are the same price.
+        return [(line.sku, line.quantity, line.unit_price) for line in self.line_items]
 
     def to_json(self) -> bytes:
         """The body as sent on RabbitMQ and to the ERP: prices as JSON numbers with 2 decimals."""

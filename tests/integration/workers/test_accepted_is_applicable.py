@@ -12,6 +12,7 @@ import json
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.erp_events import CatalogUpdate, InventoryChange, decode_event
@@ -19,7 +20,7 @@ from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.orders import OrderPlaced
 from erp_sync.workers.catalog import apply_catalog_update
 from erp_sync.workers.inventory import apply_inventory_change
-from erp_sync.workers.order_store import record_orders
+from erp_sync.workers.order_store import lock, record_orders
 from tests.support.factories import catalog_event, inventory_event
 
 BOUNDS = [0, 1, -1, 2**31 - 1, 2**31, -(2**31), 10**9, 10**9 + 1, 10**15 - 1, 10**15, 2**63]
@@ -99,7 +100,12 @@ def test_every_event_the_ingress_accepts_the_workers_can_apply(db_engine, catalo
 
 
 ORDER_PATHS = [("order_id",), ("customer_ref",), ("warehouse_id",), ("line_items", 0, "sku"),
-               ("line_items", 0, "quantity"), ("line_items", 0, "unit_price"), ("line_items", 1, "quantity")]
+               ("line_items", 0, "quantity"), ("line_items", 0, "unit_price"), ("line_items", 1, "quantity"),
+               ("order_date",)]
+# Dates at the ends of what Python and PostgreSQL hold, in and out of UTC.
+ORDER_DATES = st.sampled_from(["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "0001-01-02T00:00:00+14:00",
+                               "0001-01-02T00:00:00Z", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-01:00",
+                               "9999-12-30T00:00:00-12:00", "9999-12-30T00:00:00Z", "1969-12-31T23:59:59+23:59"])
 
 
 @st.composite
@@ -107,7 +113,7 @@ def orders(draw) -> dict:
     order = {"order_id": "ORD-HYP-1", "order_date": "2026-12-04T10:15:00Z", "customer_ref": "CUST-555",
              "line_items": [{"sku": "SKU-1", "quantity": 1, "unit_price": 10.5},
                             {"sku": "SKU-2", "quantity": 2, "unit_price": 0}]}
-    changes = draw(st.lists(st.tuples(st.sampled_from(ORDER_PATHS), values), max_size=3))
+    changes = draw(st.lists(st.tuples(st.sampled_from(ORDER_PATHS), st.one_of(values, ORDER_DATES)), max_size=3))
     return with_values(order, changes)
 
 
@@ -121,4 +127,11 @@ def test_every_order_publish_order_confirms_the_orders_worker_can_record(db_engi
         assume(False)
         raise
 
-    applied_in_a_rolled_back_transaction(db_engine, lambda session: record_orders(session, [placed]))
+    def record_and_read_back(session: Session) -> None:
+        record_orders(session, [placed])
+        for zone in ("Etc/GMT+12", "Pacific/Kiritimati"):  # the database sessions furthest from UTC, -12 and +14 hours
+            session.execute(text(f"SET LOCAL TIME ZONE '{zone}'"))
+            read = lock(session, placed.order_id)  # as a push reads it, and the order views
+            assert read is not None and read[1].same_order(placed)
+
+    applied_in_a_rolled_back_transaction(db_engine, record_and_read_back)

@@ -363,6 +363,9 @@ def test_local_only_orders_go_oldest_first_and_one_that_fails_again_waits_behind
     (json.dumps({"order_id": "ORD-1", "order_date": "2024-01-20T10:15:00", "customer_ref": "C",
                  "line_items": [{"sku": SKU, "quantity": 1, "unit_price": 1.0}]}).encode(), "order_date"),
     (order_body().replace(b"79900.0", b"799.001"), "unit_price"),
+    # Stored by PostgreSQL in 1 BC, read back into no Python datetime: never pushed nor shown.
+    (json.dumps({"order_id": "ORD-1", "order_date": "0001-01-01T00:00:00+01:00",
+                 "line_items": [{"sku": SKU, "quantity": 1, "unit_price": 1.0}]}).encode(), "order_date"),
 ])
 def test_malformed_order_is_recorded_rejected_and_parked(make_handler, sandbox, db_session, body, problem):
     [parked] = make_handler()(delivery(body), db_session)
