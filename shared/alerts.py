@@ -24,6 +24,7 @@ class Cause(StrEnum):
     MESSAGE_PARKED = "message_parked"
     ORDER_REJECTED = "order_rejected"
     EVENT_ID_CONFLICT = "event_id_conflict"
+    ORDER_ID_CONFLICT = "order_id_conflict"
     SWEEP_HELD = "sweep_held"
     SWEEP_DRIFT = "sweep_drift"
     SWEEP_FAILED = "sweep_failed"

@@ -7,9 +7,12 @@ CONFLICT (sqlalchemy#10445).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -41,6 +44,13 @@ inserted_lines AS (
 inserted_holds AS (
     INSERT INTO stock_holds (order_id, sku, quantity) SELECT order_id, sku, quantity FROM lines)
 SELECT order_id FROM inserted
+"""
+# Orders as recorded, to set against a message that names them again. Only for ids a batch found
+# recorded already (redeliveries, a storefront's re-send), so never on the way of a new order.
+_RECORDED = """
+SELECT o.order_id, o.order_date, o.customer_ref, o.warehouse_id, l.sku, l.quantity, l.unit_price
+  FROM orders o LEFT JOIN order_lines l USING (order_id)
+ WHERE o.order_id = ANY(%(order_ids)s) ORDER BY o.order_id, l.line_no
 """
 # An error's first 2,000 characters: an ERP answering with a page of HTML should not fill the table.
 ERROR_CHARS = 2000
@@ -121,6 +131,26 @@ def record_orders(scope: SessionOrConnection, orders: Sequence[OrderPlaced]) -> 
     return {order_id for order_id, in rows}
 
 
+def recorded_orders(scope: SessionOrConnection, order_ids: Collection[str]) -> dict[str, OrderPlaced]:
+    """The orders of these ids as recorded (a malformed one's without lines), by id."""
+    rows = driver_execute(scope, _RECORDED, {"order_ids": list(order_ids)})
+    return {order_id: _as_recorded(order_id, group[0][1:4], group)
+            for order_id, group in ((key, list(group)) for key, group in groupby(rows, key=itemgetter(0)))}
+
+
+def _as_recorded(order_id: str, columns: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> OrderPlaced:
+    """The order as recorded, from its columns (date, customer, warehouse) and its lines' rows.
+
+    Each line's row ends (sku, quantity, unit_price). Validated when it arrived, so not again.
+    """
+    order_date, customer_ref, warehouse_id = columns
+    return OrderPlaced.model_construct(
+        order_id=order_id, order_date=order_date, customer_ref=customer_ref, warehouse_id=warehouse_id,
+        line_items=[LineItem.model_construct(sku=sku, quantity=quantity, unit_price=unit_price)
+                    for *_, sku, quantity, unit_price in rows if sku is not None],
+    )
+
+
 def record_rejected(scope: SessionOrConnection, order_id: str, reason: str) -> None:
     """Record an order whose message is malformed as rejected, unless it is recorded already."""
     scope.execute(_INSERT_REJECTED, {"order_id": order_id, "reason": reason})
@@ -147,13 +177,7 @@ def lock(scope: SessionOrConnection, order_id: str) -> tuple[PushState, OrderPla
     if not rows:
         return None
     first = rows[0]
-    # Validated when it arrived, so not again.
-    order = OrderPlaced.model_construct(
-        order_id=order_id, order_date=first[9], customer_ref=first[10], warehouse_id=first[11],
-        line_items=[LineItem.model_construct(sku=sku, quantity=quantity, unit_price=unit_price)
-                    for *_, sku, quantity, unit_price in rows if sku is not None],
-    )
-    return PushState(*first[:9]), order
+    return PushState(*first[:9]), _as_recorded(order_id, first[9:12], rows)
 
 
 def save(scope: SessionOrConnection, row: PushState) -> None:

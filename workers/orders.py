@@ -20,14 +20,14 @@ from erp_sync.shared.consumer import (
 )
 from erp_sync.shared.db import SessionOrConnection, engine_of
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.orders import decode_order, order_id_of
-from erp_sync.shared.publisher import ConfirmingPublisher
+from erp_sync.shared.orders import OrderPlaced, decode_order, order_id_of
+from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
 from erp_sync.workers.background import BackgroundLoop
 from erp_sync.workers.erp_client import erp_client
 from erp_sync.workers.order_probe import OrderProbe
-from erp_sync.workers.order_store import record_orders, record_rejected
+from erp_sync.workers.order_store import record_orders, record_rejected, recorded_orders
 from erp_sync.workers.order_sync import build_push_handler, push_message
 
 logger = logging.getLogger(__name__)
@@ -65,12 +65,33 @@ def record_batch(batch: list[Delivery], scope: SessionOrConnection) -> list[Hand
     recorded = record_orders(scope, orders)
     logger.info("%d orders recorded with their holds, %d known already (%s to %s)", len(recorded),
                 len(orders) - len(recorded), orders[0].order_id, orders[-1].order_id)
+    as_recorded = _as_recorded(scope, orders, recorded)
     results: list[HandlerResult] = []
-    for order in orders:
+    for delivery, order in zip(batch, orders, strict=True):
+        if not order.same_order(as_recorded[order.order_id]):
+            results.append(_conflict(delivery, order.order_id))
+            continue
         # A second copy within the batch is a duplicate too.
         results.append(Handled("applied" if order.order_id in recorded else "duplicate", (push_message(order.order_id),)))
         recorded.discard(order.order_id)
     return results
+
+
+def _as_recorded(scope: SessionOrConnection, orders: list[OrderPlaced], recorded: set[str]) -> dict[str, OrderPlaced]:
+    """Each order id's order as it stands recorded: the batch's first copy if it was recorded now, else the row's."""
+    first_copies: dict[str, OrderPlaced] = {}
+    for order in orders:
+        first_copies.setdefault(order.order_id, order)
+    known = first_copies.keys() - recorded
+    # An order known but gone since (deleted by hand) has nothing to differ from.
+    return first_copies | (recorded_orders(scope, known) if known else {})
+
+
+def _conflict(delivery: Delivery, order_id: str) -> list[OutgoingMessage]:
+    """Park a message that reuses a recorded order's id for another order: pushing either would lose the other."""
+    reason = f"order id {order_id} is recorded already for a different order; place this one under a new order id"
+    alert(Cause.ORDER_ID_CONFLICT, "order %s: parking a message that reuses its id for a different order", order_id)
+    return [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
 
 
 def record_order(delivery: Delivery, scope: SessionOrConnection) -> HandlerResult:

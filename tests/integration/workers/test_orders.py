@@ -29,7 +29,7 @@ from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.erp_client import erp_client
 from erp_sync.workers.order_probe import OrderProbe
 from erp_sync.workers.order_sync import build_push_handler
-from erp_sync.workers.orders import record_order
+from erp_sync.workers.orders import record_batch, record_order
 
 @pytest.fixture
 def sandbox(tmp_path):
@@ -124,6 +124,65 @@ def test_duplicate_message_changes_nothing(make_handler, sandbox, db_session):
     assert handle(delivery(order_body(), tag=2, redelivered=True), db_session) is None
 
     assert order_row(db_session).attempts == 1 and len(sandbox.orders()) == 1 and sandbox.stock(SKU) == 48
+
+
+def test_the_same_order_again_in_another_spelling_is_a_duplicate(make_handler, sandbox, db_session):
+    handle = make_handler()
+    handle(delivery(order_body()), db_session)
+    # the same instant in another zone, the same price without decimals, the customer padded
+    again = json.loads(order_body())
+    again |= {"order_date": "2024-01-20T15:45:00+05:30", "customer_ref": " CUST-555 "}
+    again["line_items"][0]["unit_price"] = 79900
+
+    assert handle(delivery(json.dumps(again).encode(), tag=2), db_session) is None
+
+    assert len(sandbox.orders()) == 1 and sandbox.stock(SKU) == 48
+
+
+@pytest.mark.parametrize("change", [
+    {"line_items": [{"sku": SKU, "quantity": 5, "unit_price": 79900.00}]},
+    {"line_items": [{"sku": SKU, "quantity": 2, "unit_price": 899.00}]},
+    {"order_date": "2024-01-21T10:15:00Z"},
+    {"customer_ref": "CUST-556"},
+    {"warehouse_id": "WH-EAST"},
+])
+def test_another_order_under_a_recorded_id_is_parked_and_alerted(make_handler, sandbox, db_session, caplog, change):
+    # given ORD-1 recorded and synced
+    handle = make_handler()
+    handle(delivery(order_body()), db_session)
+    other = json.dumps(json.loads(order_body()) | change).encode()
+
+    # when another order arrives under its id
+    with caplog.at_level(logging.ERROR):
+        [parked] = handle(delivery(other, tag=2), db_session)
+
+    # then that one is parked with a reason saying so, the operator alerted, and ORD-1 left as it was
+    assert (parked.exchange, parked.routing_key, parked.body, parked.message_id) == (
+        PARKING_EXCHANGE, "orders", other, "ORD-1")
+    assert "recorded already for a different order" in parked.headers[PARK_REASON_HEADER]
+    assert [r.alert_cause for r in caplog.records if hasattr(r, "alert_cause")] == ["order_id_conflict"]
+    row = order_row(db_session)
+    assert row.status == "synced" and [(line.quantity, str(line.unit_price)) for line in row.lines] == [(2, "79900.00")]
+    assert len(sandbox.orders()) == 1 and sandbox.stock(SKU) == 48
+
+
+def test_two_orders_under_one_id_in_a_batch_record_the_first_and_park_the_second(db_session):
+    first, second = order_body(), order_body(quantity=7)
+
+    results = record_batch([delivery(first), delivery(second, tag=2), delivery(first, tag=3)], db_session)
+
+    assert [r.outcome if isinstance(r, Handled) else "parked" for r in results] == ["applied", "parked", "duplicate"]
+    assert [line.quantity for line in order_row(db_session).lines] == [2]
+
+
+def test_a_valid_order_under_the_id_of_a_malformed_one_is_parked(make_handler, sandbox, db_session):
+    # given ORD-1 recorded as rejected: its first message was malformed
+    make_handler()(delivery(order_body(quantity=0)), db_session)
+
+    # then a valid order under its id is parked, not pushed: the storefront must place it anew
+    [parked] = make_handler()(delivery(order_body(), tag=2), db_session)
+    assert parked.exchange == PARKING_EXCHANGE and order_row(db_session).status == "rejected"
+    assert sandbox.orders() == []
 
 
 def test_order_the_erp_already_has_is_synced(make_handler, sandbox, db_session, settings_factory):
