@@ -11,6 +11,12 @@ def drained(worker_cpu_s: float, erp_cpu_s: float, processes: int) -> Pushed:
                   9.0, {"erp": erp_cpu_s, "machine": 40.0}, processes=processes)
 
 
+def drained_short_of_ten() -> Pushed:
+    """Two workers' drain that left 10 of 8,000 orders on the queue."""
+    return Pushed(Drain(8000, 7990, 20.0, 0.5), {"synced": 7990}, 7990, 0, 10, 0.9, 14.0, 0.5, 9.0,
+                  {"erp": 8.0, "machine": 40.0}, processes=2)
+
+
 def test_two_workers_on_a_machine_that_got_slower_are_judged_against_its_drift():
     # given one worker at 1.5 ms an order after start-up, and two at 1.65 ms while the sandbox ERP
     # (the same work per order in both phases) spent 10% more per order in the second phase
@@ -55,8 +61,7 @@ def test_a_round_with_the_idle_cores_filled_compares_two_workers_with_one_on_an_
 
 def test_a_round_whose_drain_left_orders_behind_is_reported_incomplete():
     one = drained(12.5, erp_cpu_s=8.0, processes=1)
-    short = Pushed(Drain(8000, 7990, 20.0, 0.5), {"synced": 7990}, 7990, 0, 10, 0.9, 14.0, 0.5, 9.0,
-                   {"erp": 8.0, "machine": 40.0}, processes=2)
+    short = drained_short_of_ten()
 
     assert over_rounds([Round(one, short)])["all_rounds_complete"] is False
 
@@ -87,7 +92,6 @@ def test_two_workers_at_half_the_push_concurrency_are_set_against_one_at_the_def
 
 def test_a_split_drain_that_left_orders_behind_makes_its_round_incomplete():
     one = drained(12.5, erp_cpu_s=8.0, processes=1)
-    short = Pushed(Drain(8000, 7990, 20.0, 0.5), {"synced": 7990}, 7990, 0, 10, 0.9, 14.0, 0.5, 9.0,
-                   {"erp": 8.0, "machine": 40.0}, processes=2)
+    short = drained_short_of_ten()
 
     assert over_rounds([Round(one, one, split=(4, short))])["all_rounds_complete"] is False
