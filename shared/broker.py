@@ -7,6 +7,7 @@ from typing import Concatenate, ParamSpec
 import pika
 import pika.exceptions
 
+from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.errors import BrokerUnavailable
 from erp_sync.shared.topology import WORK_QUEUES, DeclaringChannel, declare_topology
 
@@ -15,7 +16,7 @@ _P = ParamSpec("_P")
 
 
 def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
-    parameters = pika.URLParameters(amqp_url)
+    parameters = amqp_parameters(amqp_url)
     parameters.client_properties = {"connection_name": f"erp-sync {name}"}
     try:
         return pika.BlockingConnection(parameters)

@@ -67,10 +67,11 @@ def _retry(settings: Settings, session: Session, order_ids: list[str] | None) ->
     from erp_sync.workers.order_store import make_due
     from erp_sync.workers.order_sync import push_message
 
-    due = make_due(session, order_ids)
-    session.commit()
+    # Made first: an AMQP_URL pika cannot read stops us before any order is marked due.
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     try:
+        due = make_due(session, order_ids)
+        session.commit()
         publisher.publish_all([push_message(order_id) for order_id in due])
     finally:
         publisher.close()

@@ -1,0 +1,30 @@
+"""A malformed setting stops each command at start with one line naming it, exit 2, whatever command reads it."""
+from __future__ import annotations
+
+import pytest
+
+from tests.support import cli
+
+NOWHERE = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:9/erp_sync", "AMQP_URL": "amqp://guest:guest@127.0.0.1:9/%2F",
+           "ERP_BASE_URL": "http://127.0.0.1:9", "ERP_API_TOKEN": "a-token-of-this-test"}
+
+
+@pytest.mark.parametrize(("args", "variable", "value"), [
+    (("dlq", "list"), "AMQP_URL", "amqp://guest:guest@127.0.0.1:notaport/x"),
+    (("worker", "inventory"), "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=abc"),
+    (("migrate",), "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=abc"),
+    (("orders", "retry", "--all"), "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=abc"),
+    (("migrate",), "DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:notaport/x"),
+    (("orders", "list"), "DATABASE_URL", "postgresqlfoo://x"),
+    (("worker", "orders"), "ERP_BASE_URL", "http://[::1"),
+    (("reconcile", "--dry-run"), "ERP_BASE_URL", "http://[::1"),
+    (("migrate",), "QUEUE_MAX_LENGTH", "99999999999999999999"),
+])
+def test_a_malformed_setting_stops_the_command_with_one_line_naming_it(args, variable, value):
+    # given every other setting pointing where nothing listens: had the command gone on, it would fail otherwise
+    result = cli.run(*args, **{**NOWHERE, variable: value})
+
+    # then it stopped at start with one line naming the variable, no traceback
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(f"erp-sync: configuration error: {variable}: ")
