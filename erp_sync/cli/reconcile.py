@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from erp_sync.cli.arguments import positive_int
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_HELD, EXIT_OK, EXIT_SKIPPED
 from erp_sync.shared.settings import Settings
 
@@ -26,7 +27,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     action.add_argument("--history", action="store_true",
                         help="print the stock holds (open, oldest, ended by cause) and the latest runs as JSON")
     action.add_argument("--show", type=int, metavar="RUN", help="print one run and its corrections as JSON")
-    reconcile.add_argument("--limit", type=int, default=20, help="runs listed by --history (20)")
+    reconcile.add_argument("--limit", type=positive_int, default=20, help="runs listed by --history (20)")
     reconcile.add_argument("--output", metavar="FILE",
                            help="--dry-run: write the changes to FILE (CSV when it ends in .csv, else JSON lines)")
     reconcile.set_defaults(run=run_reconcile)

@@ -156,3 +156,11 @@ def test_dry_run_to_a_file_it_cannot_write_says_so_in_one_line_before_the_sweep(
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith(f"erp-sync: --output {output}: ")
+
+
+def test_history_with_a_limit_below_one_is_refused_before_the_database_is_asked():
+    result = cli.run("reconcile", "--history", "--limit", "-1", DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync")
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "erp-sync reconcile: error: argument --limit: must be a whole number from 1 to 2**63 - 1, not '-1'")
