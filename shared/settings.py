@@ -296,12 +296,12 @@ class Settings(BaseSettings):
             raise ConfigurationError("STOREFRONT_API_TOKEN is not set: erp-sync api serves no one without a token")
         return tuple(token.get_secret_value().encode() for token in self.storefront_api_token)
 
-    def erp_credentials(self) -> tuple[str, str]:
-        """The ERP's base URL and API token; refuses to go on without either."""
+    def erp_credentials(self, needed_by: str) -> tuple[str, str]:
+        """The ERP's base URL and API token; refuses to go on without either, naming who needs them."""
         if self.erp_base_url is None:
-            raise ConfigurationError("ERP_BASE_URL is not set: the orders worker cannot reach the ERP")
+            raise ConfigurationError(f"ERP_BASE_URL is not set: {needed_by} cannot reach the ERP")
         if self.erp_api_token is None or not self.erp_api_token.get_secret_value():
-            raise ConfigurationError("ERP_API_TOKEN is not set: the orders worker cannot authenticate to the ERP")
+            raise ConfigurationError(f"ERP_API_TOKEN is not set: {needed_by} cannot authenticate to the ERP")
         return self.erp_base_url, self.erp_api_token.get_secret_value()
 
 

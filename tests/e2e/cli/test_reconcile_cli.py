@@ -164,3 +164,18 @@ def test_history_with_a_limit_below_one_is_refused_before_the_database_is_asked(
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "erp-sync reconcile: error: argument --limit: must be a whole number from 1 to 2**63 - 1, not '-1'")
+
+
+@pytest.mark.parametrize(("args", "missing", "line"), [
+    (("reconcile", "--now"), {"ERP_BASE_URL"}, "ERP_BASE_URL is not set: the sweep cannot reach the ERP"),
+    (("reconcile", "--dry-run"), {"ERP_API_TOKEN"}, "ERP_API_TOKEN is not set: the sweep cannot authenticate to the ERP"),
+    (("worker", "reconcile"), {"ERP_BASE_URL"}, "ERP_BASE_URL is not set: the reconcile worker cannot reach the ERP"),
+])
+def test_a_sweep_without_the_erp_settings_names_them_and_itself(args, missing, line):
+    given = {name: value for name, value in {"ERP_BASE_URL": "http://127.0.0.1:9", "ERP_API_TOKEN": TOKEN}.items()
+             if name not in missing}
+
+    result = cli.run(*args, DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync", **given)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"erp-sync: configuration error: {line}"]
