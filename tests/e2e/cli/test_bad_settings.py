@@ -28,3 +28,16 @@ def test_a_malformed_setting_stops_the_command_with_one_line_naming_it(args, var
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith(f"erp-sync: configuration error: {variable}: ")
+
+
+@pytest.mark.parametrize("args", [("orders", "list"), ("send-webhook", "event.json")])
+def test_an_env_file_that_is_not_utf8_stops_the_command_with_one_line_naming_it(tmp_path, args):
+    # given the file of `erp-sync dev` with a byte no UTF-8 text has
+    env_file = tmp_path / "dev.env"
+    env_file.write_bytes(b"export ERP_BASE_URL=http://erp\xff\n")
+
+    result = cli.run(*args, **NOWHERE, ERP_SYNC_ENV_FILE=str(env_file))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(f"erp-sync: configuration error: ERP_SYNC_ENV_FILE: cannot read {env_file}: ")
