@@ -41,3 +41,18 @@ def test_an_env_file_that_is_not_utf8_stops_the_command_with_one_line_naming_it(
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith(f"erp-sync: configuration error: ERP_SYNC_ENV_FILE: cannot read {env_file}: ")
+
+
+@pytest.mark.parametrize("command", ["ingress", "api"])
+def test_an_amqp_url_pika_cannot_read_stops_a_server_before_it_forks(command):
+    # given a server's every setting right but the broker's options
+    result = cli.run(command, "--port", str(cli.free_port()), timeout=30,
+                     **{**NOWHERE, "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=abc"},
+                     ERP_WEBHOOK_SECRET="a-secret-of-this-test-run", STOREFRONT_API_TOKEN="a-token-of-this-test-run")
+
+    # then it stops before granian forks its workers (each would print a traceback): one line, exit 2
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "erp-sync: configuration error: AMQP_URL: Invalid heartbeat value 'abc': "
+        "ValueError(\"invalid literal for int() with base 10: 'abc'\")"]
