@@ -25,6 +25,7 @@ from granian.server import MPServer
 
 from erp_sync.ingress import extensions
 from erp_sync.ingress.bridge import WsgiBridge
+from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.async_publisher import LoopPublisher
 from erp_sync.shared.heap import freeze_what_is_loaded
 from erp_sync.shared.settings import Settings
@@ -133,6 +134,7 @@ Loader = Callable[[Callable[[], Flask], Settings, int], object]
 def serve(settings: Settings, app_factory: Callable[[], Flask], listener: Listener,
           loader: Loader = load_bridge) -> None:
     """Run granian in the foreground until SIGTERM or SIGINT; `loader` builds the RSGI app in each worker."""
+    amqp_parameters(settings.amqp_url)  # an AMQP_URL pika cannot read stops us here, not in each worker
     # Must be set before any worker defines its metrics, so /metrics adds up all workers.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="erp-sync-metrics-"))
     server = MPServer(target="erp-sync", **server_options(settings, listener))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from erp_sync.sandbox_erp.client import load_json_file, sandbox_admin, send_webhook
+from erp_sync.sandbox_erp.client import BadUrl, Unreachable, load_json_file, sandbox_admin, send_webhook
 from erp_sync.sandbox_erp.serving import run_sandbox
 from erp_sync.sandbox_erp.settings import DEFAULT_PORT, config_from_env
 from erp_sync.shared.errors import ConfigurationError
@@ -90,10 +90,34 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
         return EXIT_OK
     config = config_from_env()
     url = args.url or os.environ.get("SANDBOX_ERP_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
-    status, body = sandbox_admin(args.verb, url, config.effective_admin_token, _payload(args),
-                                 verify=args.ca_bundle or True)
+    refusal = _unreadable(args.file, "--file") if args.verb == "new-product" else None
+    refusal = refusal or _unreadable(args.ca_bundle, "--ca-bundle")
+    if refusal:
+        print(f"erp-sync: {refusal}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    try:
+        status, body = sandbox_admin(args.verb, url, config.effective_admin_token, _payload(args),
+                                     verify=args.ca_bundle or True)
+    except BadUrl:
+        print(f"erp-sync: --url or SANDBOX_ERP_URL: {url!r} is not an http(s) URL", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    except Unreachable as exc:
+        print(f"erp-sync: the sandbox ERP at {url} is not reachable ({exc}); is `erp-sync sandbox-erp` running there?",
+              file=sys.stderr)
+        return EXIT_FAILURE
     print(json.dumps(body, indent=2))
     return EXIT_OK if status < 400 else EXIT_FAILURE
+
+
+def _unreadable(path: Path | str | None, flag: str) -> str | None:
+    """Why the file an argument names cannot be read, None when it can (or none is named)."""
+    if path is None:
+        return None
+    try:
+        Path(path).read_bytes()
+    except OSError as exc:
+        return f"{flag} {path}: {exc.strerror or exc}"
+    return None
 
 
 def add_send_webhook_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +136,18 @@ def send_webhook_command(args: argparse.Namespace) -> int:
     if not url or not secret:
         print("erp-sync: send-webhook needs --url and --secret (or ERP_WEBHOOK_SECRET)", file=sys.stderr)
         return EXIT_FAILURE
-    status, body = send_webhook(args.file, url, secret, ca_bundle=args.ca_bundle)
+    refusal = _unreadable(args.file, "send-webhook") or _unreadable(args.ca_bundle, "--ca-bundle")
+    if refusal:
+        print(f"erp-sync: {refusal}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    try:
+        status, body = send_webhook(args.file, url, secret, ca_bundle=args.ca_bundle)
+    except BadUrl as exc:
+        print(f"erp-sync: send-webhook --url: {exc}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    except Unreachable as exc:
+        print(f"erp-sync: send-webhook: nothing answered at {url} ({exc})", file=sys.stderr)
+        return EXIT_FAILURE
     print(status)
     print(body)
     return EXIT_OK if status < 300 else EXIT_FAILURE

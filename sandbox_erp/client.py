@@ -9,6 +9,28 @@ import requests
 
 from erp_sync.sandbox_erp.events import sign
 
+
+class BadUrl(ValueError):
+    """The URL given is no http(s) URL requests can call."""
+
+
+class Unreachable(Exception):
+    """Nothing answered at the URL: refused, timed out, or the TLS handshake failed."""
+
+
+def _request(method: str, url: str, **options: Any) -> requests.Response:
+    """requests.request, its failures to call at all made BadUrl or Unreachable, each one line."""
+    try:
+        return requests.request(method, url, **options)
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+            requests.exceptions.URLRequired) as exc:
+        raise BadUrl(f"{url!r} is not an http(s) URL") from exc
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        # requests wraps urllib3's error, whose own text ends with the reason: "[Errno 111] Connection refused".
+        reason = str(getattr(exc.args[0], "reason", exc) if exc.args else exc).rsplit(": ", 1)[-1]
+        raise Unreachable(f"{type(exc).__name__}: {reason}") from exc
+
+
 # verb -> (HTTP method, admin path)
 ADMIN_VERBS: dict[str, tuple[str, str]] = {
     "sale": ("POST", "/admin/sale"),
@@ -29,7 +51,7 @@ def sandbox_admin(verb: str, base_url: str, token: str, payload: dict[str, Any] 
                   verify: str | bool = True, timeout: float = 10.0) -> tuple[int, Any]:
     """Call one admin verb of a running sandbox; returns (status, decoded JSON body)."""
     method, path = ADMIN_VERBS[verb]
-    response = requests.request(
+    response = _request(
         method, base_url.rstrip("/") + path, json=payload if method != "GET" else None,
         headers={"Authorization": f"Bearer {token}"}, verify=verify, timeout=timeout,
     )
@@ -43,8 +65,8 @@ def send_webhook(file: Path | str, url: str, secret: str, ca_bundle: str | None 
                  timeout: float = 10.0) -> tuple[int, str]:
     """Sign a payload file exactly as the ERP must (HMAC-SHA256 of the raw bytes) and post it."""
     body = Path(file).read_bytes()
-    response = requests.post(
-        url, data=body, timeout=timeout, verify=ca_bundle or True,
+    response = _request(
+        "POST", url, data=body, timeout=timeout, verify=ca_bundle or True,
         headers={"Content-Type": "application/json", "X-ERP-Signature": sign(secret, body)},
     )
     return response.status_code, response.text

@@ -1,12 +1,14 @@
 """Short-lived blocking connections for set-up work (declaring the topology) and checks (queue depths)."""
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterable
 from typing import Concatenate, ParamSpec
 
 import pika
 import pika.exceptions
 
+from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.errors import BrokerUnavailable
 from erp_sync.shared.topology import WORK_QUEUES, DeclaringChannel, declare_topology
 
@@ -15,12 +17,14 @@ _P = ParamSpec("_P")
 
 
 def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
-    parameters = pika.URLParameters(amqp_url)
+    parameters = amqp_parameters(amqp_url)
     parameters.client_properties = {"connection_name": f"erp-sync {name}"}
     try:
         return pika.BlockingConnection(parameters)
-    except pika.exceptions.AMQPError as exc:
-        raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc!r}") from exc
+    # OSError: pika lets a failed TLS handshake through as ssl.SSLError (amqps:// on a plain port).
+    except (pika.exceptions.AMQPError, OSError) as exc:
+        hint = " (amqps:// to a port without TLS?)" if isinstance(exc, ssl.SSLError) else ""
+        raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc!r}{hint}") from exc
 
 
 def _on_a_connection_of_its_own(

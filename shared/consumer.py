@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
 from erp_sync.shared.ack_book import AckBook
+from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared import message_metrics
@@ -303,7 +304,7 @@ class Consumer:
             self._publisher.close()
 
     def _consume(self, stop: threading.Event) -> None:
-        parameters = pika.URLParameters(self._config.amqp_url)
+        parameters = amqp_parameters(self._config.amqp_url)
         parameters.client_properties = {"connection_name": f"erp-sync worker {self._queue.worker}"}
         connection = pika.BlockingConnection(parameters)
         self.connections += 1

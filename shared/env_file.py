@@ -12,6 +12,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from erp_sync.shared.errors import ConfigurationError
+
 DEFAULT_ENV_FILE = ".erp-sync.env"
 
 
@@ -23,10 +25,20 @@ def env_file_path(environ: Mapping[str, str] | None = None) -> Path | None:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """The variables a file sets (`export NAME=value` or `NAME=value` lines); {} when it is absent."""
+    """The variables a file sets (`export NAME=value` or `NAME=value` lines); {} when it is absent.
+
+    Raises:
+        ConfigurationError: the file is there but cannot be read as UTF-8 text.
+    """
     if not path.is_file():
         return {}
-    return {name: value for name, value in dotenv_values(path).items() if value is not None}
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = f"not UTF-8 text ({exc.reason} at byte {exc.start})" if isinstance(exc, UnicodeDecodeError) \
+            else exc.strerror or str(exc)
+        raise ConfigurationError(f"ERP_SYNC_ENV_FILE: cannot read {path}: {reason}") from exc
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def apply_env_file(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:

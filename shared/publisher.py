@@ -20,6 +20,7 @@ import pika.data
 import pika.exceptions
 from pika.channel import Channel
 
+from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.confirms import UNENCODABLE, ConfirmLedger
 from erp_sync.shared.errors import BrokerUnavailable, ConfirmTimeout, PublishRejected, QueueFull
 
@@ -238,7 +239,7 @@ class PublisherOptions:
         connect_timeout_s: float = 2.0,
         reconnect_interval_s: float = 0.5,
     ) -> None:
-        self._parameters = pika.URLParameters(amqp_url)
+        self._parameters = amqp_parameters(amqp_url)
         self._parameters.connection_attempts = 1
         self._parameters.socket_timeout = connect_timeout_s
         self._parameters.client_properties = {"connection_name": "erp-sync publisher"}

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from erp_sync.shared.errors import ConfigurationError
-from erp_sync.shared.topology import DEFAULT_QUEUE_BOUND, QueueBound
+from erp_sync.shared.topology import AMQP_LONG_MAX, DEFAULT_QUEUE_BOUND, QueueBound
 
 PLACEHOLDERS = frozenset(
     {"changeme", "change-me", "change_me", "secret", "xxx", "todo", "replace-me", "none", "null"}
@@ -18,6 +19,19 @@ PLACEHOLDERS = frozenset(
 def _is_placeholder(value: str) -> bool:
     stripped = value.strip().lower()
     return stripped in PLACEHOLDERS or (stripped.startswith("<") and stripped.endswith(">"))
+
+
+def _split_url(url: str, schemes: tuple[str, ...]) -> SplitResult:
+    """The URL's parts as urllib reads them, port included; ValueError unless its scheme is one of `schemes`."""
+    try:
+        parts = urlsplit(url)
+        # pika, requests and SQLAlchemy read the port as urllib does here; a bad one stops us at start, not them later.
+        parts.port  # noqa: B018
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from exc
+    if parts.scheme not in schemes:
+        raise ValueError(f"must be a {' or '.join(scheme + '://' for scheme in schemes)} URL")
+    return parts
 
 
 class Settings(BaseSettings):
@@ -67,8 +81,8 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     publish_confirm_timeout_s: float = Field(default=5.0, gt=0)
     unavailable_retry_after_s: int = Field(default=30, gt=0)
-    queue_max_length: int = Field(default=DEFAULT_QUEUE_BOUND.max_length, gt=0)
-    queue_max_bytes: int = Field(default=DEFAULT_QUEUE_BOUND.max_bytes, gt=0)
+    queue_max_length: int = Field(default=DEFAULT_QUEUE_BOUND.max_length, gt=0, le=AMQP_LONG_MAX)
+    queue_max_bytes: int = Field(default=DEFAULT_QUEUE_BOUND.max_bytes, gt=0, le=AMQP_LONG_MAX)
 
     ingress_host: str = "127.0.0.1"
     ingress_port: int = Field(default=8000, gt=0, lt=65536)
@@ -159,7 +173,7 @@ class Settings(BaseSettings):
     def _http_base_url(cls, url: str | None) -> str | None:
         if url is None:
             return None
-        if not url.startswith(("http://", "https://")) or _is_placeholder(url):
+        if _is_placeholder(url) or not _split_url(url, ("http", "https")).hostname:
             raise ValueError("must be an http(s) URL")
         return url.rstrip("/")
 
@@ -193,8 +207,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, url: str) -> str:
-        if not url.startswith("postgresql"):
-            raise ValueError("must be a PostgreSQL URL (postgresql+psycopg://...)")
+        _split_url(url, ("postgresql+psycopg", "postgresql"))
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         rest = url.partition("://")[2]
@@ -207,8 +220,8 @@ class Settings(BaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _amqp_url(cls, url: str) -> str:
-        if not url.startswith(("amqp://", "amqps://")):
-            raise ValueError("must be an amqp:// or amqps:// URL")
+        # The query's connection options are pika's to read: shared/amqp_url.py, where pika is imported.
+        _split_url(url, ("amqp", "amqps"))
         return url
 
     @field_validator("alert_smtp_host", "alert_smtp_user", "alert_smtp_password", "console_user", "console_password",
@@ -283,12 +296,12 @@ class Settings(BaseSettings):
             raise ConfigurationError("STOREFRONT_API_TOKEN is not set: erp-sync api serves no one without a token")
         return tuple(token.get_secret_value().encode() for token in self.storefront_api_token)
 
-    def erp_credentials(self) -> tuple[str, str]:
-        """The ERP's base URL and API token; refuses to go on without either."""
+    def erp_credentials(self, needed_by: str) -> tuple[str, str]:
+        """The ERP's base URL and API token; refuses to go on without either, naming who needs them."""
         if self.erp_base_url is None:
-            raise ConfigurationError("ERP_BASE_URL is not set: the orders worker cannot reach the ERP")
+            raise ConfigurationError(f"ERP_BASE_URL is not set: {needed_by} cannot reach the ERP")
         if self.erp_api_token is None or not self.erp_api_token.get_secret_value():
-            raise ConfigurationError("ERP_API_TOKEN is not set: the orders worker cannot authenticate to the ERP")
+            raise ConfigurationError(f"ERP_API_TOKEN is not set: {needed_by} cannot authenticate to the ERP")
         return self.erp_base_url, self.erp_api_token.get_secret_value()
 
 

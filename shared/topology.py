@@ -51,6 +51,8 @@ class QueueBound:
 # Sized for one 24 GB machine: six work queues at their bound stay far below RabbitMQ's default
 # memory watermark (40% of RAM); 100,000 stock events, or some 1,700 catalog events of 1,000 variants.
 DEFAULT_QUEUE_BOUND = QueueBound(max_length=100_000, max_bytes=512 * 1024 * 1024)
+# The widest integer a queue argument can carry: pika sends an int as AMQP's signed 64-bit long.
+AMQP_LONG_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)

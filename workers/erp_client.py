@@ -223,7 +223,7 @@ def erp_client(settings: Settings) -> ErpClient:
 
     Stops the worker at start when ERP_BASE_URL or ERP_API_TOKEN is missing.
     """
-    base_url, token = settings.erp_credentials()
+    base_url, token = settings.erp_credentials("the orders worker")
     return ErpClient(
         erp_pool(base_url, settings.erp_ca_bundle, settings.order_push_concurrency + 1), base_url, token,
         connect_timeout_s=settings.erp_connect_timeout_s, read_timeout_s=settings.erp_read_timeout_s,

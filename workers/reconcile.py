@@ -83,7 +83,7 @@ Connection = psycopg.Connection[TupleRow]
 
 def snapshot_source(settings: Settings, http: requests.Session) -> SnapshotSource:
     """The ERP's snapshot endpoint as the settings describe it, read through `http` under `_reading`'s deadline."""
-    base_url, token = settings.erp_credentials()
+    base_url, token = settings.erp_credentials("the sweep")
     return SnapshotSource(watched(http), base_url, token, connect_timeout_s=settings.erp_connect_timeout_s,
                           read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle,
                           tries=settings.erp_quick_retries, backoff_base_s=settings.erp_quick_retry_base_s)

@@ -50,7 +50,7 @@ def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None
     stop = stop or stop_on_signals("finishing the current sweep", settings.worker_stop_timeout_s)
     now = clock or (lambda: datetime.now(UTC))
     tz = ZoneInfo(settings.reconcile_timezone)
-    settings.erp_credentials()  # refuse to start, naming the variable, rather than fail at 3 AM
+    settings.erp_credentials("the reconcile worker")  # refuse to start, naming the variable, rather than fail at 3 AM
     http = requests.Session()
     slot = next_run(settings.reconcile_schedule, tz, now())
     logger.info("reconcile worker started; next sweep at %s", slot.astimezone(tz).isoformat())

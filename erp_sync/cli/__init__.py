@@ -46,7 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(with_sandbox=with_sandbox).parse_args(arguments)
     if args.command != "dev":
         # What `erp-sync dev` wrote for other shells; dev itself derives URLs from its own flags.
-        apply_env_file()
+        try:
+            apply_env_file()
+        except ConfigurationError as exc:
+            print(f"erp-sync: configuration error: {exc}", file=sys.stderr)
+            return EXIT_CONFIGURATION
     if not getattr(args, "needs_settings", True):
         # The sandbox ERP stands in for another system: it has settings of its own.
         json_logs = os.environ.get("LOG_FORMAT", "").lower() == "json"

@@ -22,6 +22,10 @@ def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(definitions(settings), indent=2))
         return EXIT_OK
 
+    from erp_sync.shared.amqp_url import amqp_parameters
+
+    amqp_parameters(settings.amqp_url)  # an AMQP_URL pika cannot read stops us before the schema changes
+
     from erp_sync.shared.broker import declare_all
     from erp_sync.shared.migrate import create_database_if_missing, upgrade_schema
 

@@ -6,6 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from erp_sync.cli.arguments import positive_int
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
 from erp_sync.shared.settings import Settings
 
@@ -18,7 +19,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     actions = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="orders, oldest first, one JSON object a line")
     listing.add_argument("--status", help="received, synced, pending_sync, local_only or rejected")
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    listing.add_argument("--limit", type=positive_int, default=100, help="at most this many (100)")
     show = actions.add_parser("show", help="one order with its lines and holds")
     show.add_argument("id")
     retry = actions.add_parser("retry", help="push pending_sync or local_only orders now")
@@ -67,10 +68,11 @@ def _retry(settings: Settings, session: Session, order_ids: list[str] | None) ->
     from erp_sync.workers.order_store import make_due
     from erp_sync.workers.order_sync import push_message
 
-    due = make_due(session, order_ids)
-    session.commit()
+    # Made first: an AMQP_URL pika cannot read stops us before any order is marked due.
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     try:
+        due = make_due(session, order_ids)
+        session.commit()
         publisher.publish_all([push_message(order_id) for order_id in due])
     finally:
         publisher.close()

@@ -6,11 +6,11 @@ import csv
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TextIO
 
-from erp_sync.cli.exits import EXIT_FAILURE, EXIT_HELD, EXIT_OK, EXIT_SKIPPED
+from erp_sync.cli.arguments import positive_int
+from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_HELD, EXIT_OK, EXIT_SKIPPED
 from erp_sync.shared.settings import Settings
 
 CHANGE_FIELDS = ("sku", "commerce_qty", "erp_qty", "new_qty", "held")
@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     action.add_argument("--history", action="store_true",
                         help="print the stock holds (open, oldest, ended by cause) and the latest runs as JSON")
     action.add_argument("--show", type=int, metavar="RUN", help="print one run and its corrections as JSON")
-    reconcile.add_argument("--limit", type=int, default=20, help="runs listed by --history (20)")
+    reconcile.add_argument("--limit", type=positive_int, default=20, help="runs listed by --history (20)")
     reconcile.add_argument("--output", metavar="FILE",
                            help="--dry-run: write the changes to FILE (CSV when it ends in .csv, else JSON lines)")
     reconcile.set_defaults(run=run_reconcile)
@@ -54,26 +54,29 @@ def _exit_of(status: str) -> int:
 def _dry_run(settings: Settings, output: str | None) -> int:
     from erp_sync.workers.reconcile import run_sweep
 
-    with _change_writer(output) as write:
+    try:
+        # Opened before the sweep: a path that cannot be written is refused before any work.
+        stream: TextIO = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        print(f"erp-sync: --output {output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    try:
+        write = _change_writer(stream, as_csv=output is not None and output.endswith(".csv"))
         summary = run_sweep(settings, dry_run=True, on_change=lambda change: write(dataclasses.asdict(change)))
+    finally:
+        if output is not None:
+            stream.close()
     print(json.dumps(summary.as_dict()), flush=True)  # one line, last: after the changes when they go to stdout
     return _exit_of(summary.status)
 
 
-@contextmanager
-def _change_writer(output: str | None) -> Iterator[Callable[[dict[str, object]], None]]:
-    """Where each change goes: FILE as CSV or JSON lines, or stdout as JSON lines."""
-    stream: TextIO = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
-    try:
-        if output is not None and output.endswith(".csv"):
-            writer = csv.DictWriter(stream, fieldnames=CHANGE_FIELDS)
-            writer.writeheader()
-            yield writer.writerow
-        else:
-            yield lambda change: print(json.dumps(change), file=stream)
-    finally:
-        if output is not None:
-            stream.close()
+def _change_writer(stream: TextIO, *, as_csv: bool) -> Callable[[dict[str, object]], None]:
+    """How each change is written to stream: as CSV (with its header first) or as JSON lines."""
+    if as_csv:
+        writer = csv.DictWriter(stream, fieldnames=CHANGE_FIELDS)
+        writer.writeheader()
+        return writer.writerow
+    return lambda change: print(json.dumps(change), file=stream)
 
 
 def _decide(settings: Settings, args: argparse.Namespace) -> int:

@@ -67,7 +67,7 @@ def test_the_environment_compose_gives_starts_the_process(name, monkeypatch):
     settings = Settings()
     settings.webhook_secrets()
     settings.storefront_tokens()
-    settings.erp_credentials()
+    settings.erp_credentials("a worker")
     # and the database and broker it names are services of the same compose file
     assert {urlsplit(settings.database_url).hostname, urlsplit(settings.amqp_url).hostname} <= set(SERVICES)
     # and the ERP it talks to by default is the compose file's sandbox

@@ -63,3 +63,13 @@ def test_purge_asks_for_yes(broker):
 
     assert result.returncode == 2
     assert "--yes" in result.stderr
+
+
+def test_tls_to_a_port_without_it_says_the_broker_is_unreachable_in_one_line(broker):
+    # given AMQP_URL asking for TLS from RabbitMQ's plain port
+    result = cli.run("dlq", "list", AMQP_URL=broker.replace("amqp://", "amqps://", 1))
+
+    # then the command fails as for any broker it cannot reach: one line, no traceback
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith("erp-sync: cannot connect to RabbitMQ: SSLError")

@@ -73,3 +73,14 @@ def test_retry_with_the_broker_down_says_so_in_one_line(committed_session, migra
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("erp-sync: cannot connect to RabbitMQ") and "Connection refused" in result.stderr
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "many"])
+def test_a_limit_below_one_is_refused_before_the_database_is_asked(limit):
+    # given a DATABASE_URL where nothing listens: had it been asked, the command would fail otherwise
+    result = cli.run("orders", "list", "--limit", limit, DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync")
+
+    # then argparse refused the argument, exit 2
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"erp-sync orders list: error: argument --limit: must be a whole number from 1 to 2**63 - 1, not {limit!r}")

@@ -143,3 +143,39 @@ def test_dry_run_prints_the_summary_and_every_change(output, erp, committed_sess
     assert listed == [{"sku": "DRY-2", "commerce_qty": 9, "erp_qty": 0, "new_qty": 0, "held": 0},
                       {"sku": "DRY-3", "commerce_qty": 3, "erp_qty": 5, "new_qty": 5, "held": 0}]
     assert levels(committed_session) == {"DRY-1": 4, "DRY-2": 9, "DRY-3": 3}
+
+
+@pytest.mark.parametrize("output", ["/nonexistent/changes.csv", "/tmp"])
+def test_dry_run_to_a_file_it_cannot_write_says_so_in_one_line_before_the_sweep(output):
+    # given a database and an ERP where nothing listens: a sweep would fail otherwise
+    result = cli.run("reconcile", "--dry-run", "--output", output,
+                     DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync", ERP_BASE_URL="http://127.0.0.1:9",
+                     ERP_API_TOKEN=TOKEN)
+
+    # then it stops at once with one line naming the path, exit 2, no traceback
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(f"erp-sync: --output {output}: ")
+
+
+def test_history_with_a_limit_below_one_is_refused_before_the_database_is_asked():
+    result = cli.run("reconcile", "--history", "--limit", "-1", DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync")
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "erp-sync reconcile: error: argument --limit: must be a whole number from 1 to 2**63 - 1, not '-1'")
+
+
+@pytest.mark.parametrize(("args", "missing", "line"), [
+    (("reconcile", "--now"), {"ERP_BASE_URL"}, "ERP_BASE_URL is not set: the sweep cannot reach the ERP"),
+    (("reconcile", "--dry-run"), {"ERP_API_TOKEN"}, "ERP_API_TOKEN is not set: the sweep cannot authenticate to the ERP"),
+    (("worker", "reconcile"), {"ERP_BASE_URL"}, "ERP_BASE_URL is not set: the reconcile worker cannot reach the ERP"),
+])
+def test_a_sweep_without_the_erp_settings_names_them_and_itself(args, missing, line):
+    given = {name: value for name, value in {"ERP_BASE_URL": "http://127.0.0.1:9", "ERP_API_TOKEN": TOKEN}.items()
+             if name not in missing}
+
+    result = cli.run(*args, DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync", **given)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"erp-sync: configuration error: {line}"]

@@ -64,3 +64,40 @@ def test_beyond_loopback_with_tokens_of_its_own_it_serves():
     finally:
         process.terminate()
         process.wait(10)
+
+
+@pytest.mark.parametrize(("arguments", "exit_code", "line"), [
+    (("/nonexistent.json",), 2, "erp-sync: send-webhook /nonexistent.json: No such file or directory"),
+    (("/tmp",), 2, "erp-sync: send-webhook /tmp: Is a directory"),
+    (("{payload}", "--url", "notaurl"), 2, "erp-sync: send-webhook --url: 'notaurl' is not an http(s) URL"),
+    (("{payload}", "--url", "http://127.0.0.1:{port}/webhooks/erp"), 1,
+     "erp-sync: send-webhook: nothing answered at http://127.0.0.1:{port}/webhooks/erp (ConnectionError: "),
+])
+def test_send_webhook_that_cannot_send_says_why_in_one_line(tmp_path, arguments, exit_code, line):
+    # given a payload file, and a port where nothing listens
+    payload = tmp_path / "event.json"
+    payload.write_text("{}")
+    port = cli.free_port()
+    given = [argument.format(payload=payload, port=port) for argument in arguments]
+
+    # when it is sent with a file, a URL or a server that will not do
+    result = cli.run("send-webhook", *given, "--secret", "a-secret-of-this-test")
+
+    # then one line says which and why, with the exit code of a bad argument (2) or an absent server (1)
+    assert result.returncode == exit_code, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(line.format(port=port))
+
+
+@pytest.mark.parametrize("verb", [("orders",), ("sale", "SKU-0000001-01")])
+def test_an_admin_verb_without_a_running_sandbox_says_so_in_one_line(verb):
+    # given no sandbox ERP at the URL
+    url = f"http://127.0.0.1:{cli.free_port()}"
+
+    # when the operator calls one of its admin verbs
+    result = cli.run("sandbox-erp", "--url", url, *verb)
+
+    # then one line names the URL, exit 1, no traceback
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(f"erp-sync: the sandbox ERP at {url} is not reachable (ConnectionError: ")

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import stat
 
+import pytest
+
 from erp_sync.shared.env_file import apply_env_file, read_env_file, write_env_file
+from erp_sync.shared.errors import ConfigurationError
 
 
 def test_the_file_fills_only_variables_the_environment_does_not_set(tmp_path):
@@ -35,3 +38,13 @@ def test_an_empty_setting_or_a_missing_file_reads_nothing(tmp_path):
 
     assert apply_env_file({"ERP_SYNC_ENV_FILE": ""}) == {}
     assert apply_env_file({"ERP_SYNC_ENV_FILE": str(tmp_path / "absent.env")}) == {}
+
+
+def test_a_file_that_is_not_utf8_is_a_configuration_error_naming_it(tmp_path):
+    path = tmp_path / "dev.env"
+    path.write_bytes(b"export ERP_BASE_URL=http://erp\xff\n")
+
+    with pytest.raises(ConfigurationError) as caught:
+        apply_env_file({"ERP_SYNC_ENV_FILE": str(path)})
+
+    assert str(caught.value).startswith(f"ERP_SYNC_ENV_FILE: cannot read {path}: not UTF-8 text")

@@ -53,7 +53,17 @@ def test_environment_names_are_read(monkeypatch):
         ("ORDER_RETRY_WINDOW_S", "0"),
         ("DATABASE_URL", "mysql://root@localhost/shop"),
         ("DATABASE_URL", "postgresql+psycopg://app:pa/ss@db.example:5432/erp_sync"),
+        ("DATABASE_URL", "postgresqlfoo://x"),
+        ("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:notaport/erp_sync"),
+        ("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:65536/erp_sync"),
         ("AMQP_URL", "http://localhost:5672"),
+        ("AMQP_URL", "amqp://guest:guest@127.0.0.1:notaport/x"),
+        ("AMQP_URL", "amqps://guest:guest@[::1/x"),
+        ("ERP_BASE_URL", "http://[::1"),
+        ("ERP_BASE_URL", "http://erp.example:notaport"),
+        ("ERP_BASE_URL", "https://"),
+        ("QUEUE_MAX_LENGTH", "99999999999999999999"),
+        ("QUEUE_MAX_BYTES", str(2**63)),
         ("INGRESS_PORT", "70000"),
         ("RETRY_DELAYS_MS", "5000,1000"),
         ("MEDIA_ALLOW_PRIVATE_NETWORKS", "perhaps"),
@@ -70,6 +80,41 @@ def test_bad_setting_stops_with_one_line_naming_it(monkeypatch, variable, value)
     message = str(caught.value)
     assert message.startswith(f"{variable}:")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://postgres@127.0.0.1:5432/erp_sync",
+    "postgresql://app:pa%2Fss@[::1]:5433/erp_sync",
+    "postgresql+psycopg://app@db.example/erp_sync?sslmode=require",
+    "postgresql+psycopg:///erp_sync",
+])
+def test_a_database_url_the_settings_accept_sqlalchemy_and_libpq_read_alike(monkeypatch, url):
+    from psycopg.conninfo import conninfo_to_dict
+    from sqlalchemy.engine import make_url
+
+    from erp_sync.shared.pg import conninfo
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    accepted = load_settings().database_url
+
+    parsed = make_url(accepted)
+    assert parsed.drivername == "postgresql+psycopg"
+    assert str(parsed.port or "") == conninfo_to_dict(conninfo(accepted)).get("port", "")
+
+
+@pytest.mark.parametrize("url", [
+    "amqp://guest:guest@localhost:5672/%2F",
+    "amqps://user:pw@[::1]:5671/vhost?heartbeat=30&connection_attempts=3",
+    "amqp://rabbit.example",
+])
+def test_an_amqp_url_the_settings_accept_pika_reads_as_given(monkeypatch, url):
+    from erp_sync.shared.amqp_url import amqp_parameters
+
+    monkeypatch.setenv("AMQP_URL", url)
+
+    parameters = amqp_parameters(load_settings().amqp_url)
+
+    assert parameters.port in (5671, 5672)
 
 
 def test_database_url_with_an_encoded_password_is_read_alike_by_sqlalchemy_and_libpq(monkeypatch):

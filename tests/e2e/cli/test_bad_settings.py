@@ -1,0 +1,58 @@
+"""A malformed setting stops each command at start with one line naming it, exit 2, whatever command reads it."""
+from __future__ import annotations
+
+import pytest
+
+from tests.support import cli
+
+NOWHERE = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:9/erp_sync", "AMQP_URL": "amqp://guest:guest@127.0.0.1:9/%2F",
+           "ERP_BASE_URL": "http://127.0.0.1:9", "ERP_API_TOKEN": "a-token-of-this-test"}
+
+
+@pytest.mark.parametrize(("args", "variable", "value"), [
+    (("dlq", "list"), "AMQP_URL", "amqp://guest:guest@127.0.0.1:notaport/x"),
+    (("worker", "inventory"), "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=abc"),
+    (("migrate",), "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=abc"),
+    (("orders", "retry", "--all"), "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=abc"),
+    (("migrate",), "DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:notaport/x"),
+    (("orders", "list"), "DATABASE_URL", "postgresqlfoo://x"),
+    (("worker", "orders"), "ERP_BASE_URL", "http://[::1"),
+    (("reconcile", "--dry-run"), "ERP_BASE_URL", "http://[::1"),
+    (("migrate",), "QUEUE_MAX_LENGTH", "99999999999999999999"),
+])
+def test_a_malformed_setting_stops_the_command_with_one_line_naming_it(args, variable, value):
+    # given every other setting pointing where nothing listens: had the command gone on, it would fail otherwise
+    result = cli.run(*args, **{**NOWHERE, variable: value})
+
+    # then it stopped at start with one line naming the variable, no traceback
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(f"erp-sync: configuration error: {variable}: ")
+
+
+@pytest.mark.parametrize("args", [("orders", "list"), ("send-webhook", "event.json")])
+def test_an_env_file_that_is_not_utf8_stops_the_command_with_one_line_naming_it(tmp_path, args):
+    # given the file of `erp-sync dev` with a byte no UTF-8 text has
+    env_file = tmp_path / "dev.env"
+    env_file.write_bytes(b"export ERP_BASE_URL=http://erp\xff\n")
+
+    result = cli.run(*args, **NOWHERE, ERP_SYNC_ENV_FILE=str(env_file))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(f"erp-sync: configuration error: ERP_SYNC_ENV_FILE: cannot read {env_file}: ")
+
+
+@pytest.mark.parametrize("command", ["ingress", "api"])
+def test_an_amqp_url_pika_cannot_read_stops_a_server_before_it_forks(command):
+    # given a server's every setting right but the broker's options
+    result = cli.run(command, "--port", str(cli.free_port()), timeout=30,
+                     **{**NOWHERE, "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=abc"},
+                     ERP_WEBHOOK_SECRET="a-secret-of-this-test-run", STOREFRONT_API_TOKEN="a-token-of-this-test-run")
+
+    # then it stops before granian forks its workers (each would print a traceback): one line, exit 2
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "erp-sync: configuration error: AMQP_URL: Invalid heartbeat value 'abc': "
+        "ValueError(\"invalid literal for int() with base 10: 'abc'\")"]
