@@ -1,7 +1,7 @@
 """`.erp-sync.env`: settings that `erp-sync dev` wrote for other shells, read when present.
 
 A variable set in the environment always wins over the file; the file only fills what is unset.
-`ERP_SYNC_ENV_FILE` names another file, or (empty) turns the file off.
+`ERP_SYNC_ENV_FILE` names another file, which must then be there, or (empty) turns the file off.
 """
 from __future__ import annotations
 
@@ -42,9 +42,16 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def apply_env_file(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
-    """Fill unset variables of environ (os.environ by default) from the file; returns what it filled."""
+    """Fill unset variables of environ (os.environ by default) from the file; returns what it filled.
+
+    Raises:
+        ConfigurationError: ERP_SYNC_ENV_FILE names a file that is not there (a typo would otherwise
+            leave every command on the default database and broker), or one that cannot be read.
+    """
     env = os.environ if environ is None else environ
     path = env_file_path(env)
+    if path and "ERP_SYNC_ENV_FILE" in env and not path.is_file():
+        raise ConfigurationError(f"ERP_SYNC_ENV_FILE: no file at {path} (set it empty to read no file)")
     filled = {name: value for name, value in read_env_file(path).items() if name not in env} if path else {}
     env.update(filled)
     return filled

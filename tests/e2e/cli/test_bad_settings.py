@@ -43,6 +43,15 @@ def test_an_env_file_that_is_not_utf8_stops_the_command_with_one_line_naming_it(
     assert result.stderr.startswith(f"erp-sync: configuration error: ERP_SYNC_ENV_FILE: cannot read {env_file}: ")
 
 
+def test_an_env_file_named_but_not_there_stops_the_command_with_one_line_naming_it(tmp_path):
+    # given a typo in the file's name: the command would otherwise run on the default database and broker
+    result = cli.run("orders", "list", **NOWHERE, ERP_SYNC_ENV_FILE=str(tmp_path / "dev.evn"))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"erp-sync: configuration error: ERP_SYNC_ENV_FILE: no file at "
+                                     f"{tmp_path / 'dev.evn'} (set it empty to read no file)")
+
+
 @pytest.mark.parametrize("command", ["ingress", "api"])
 def test_an_amqp_url_pika_cannot_read_stops_a_server_before_it_forks(command):
     # given a server's every setting right but the broker's options

@@ -32,12 +32,19 @@ def test_the_file_is_private_and_readable_by_a_shell_and_by_erp_sync(tmp_path):
     assert read_env_file(path) == {"STOREFRONT_API_TOKEN": "a b$c"}
 
 
-def test_an_empty_setting_or_a_missing_file_reads_nothing(tmp_path):
-    path = tmp_path / "dev.env"
-    write_env_file(path, {"ERP_BASE_URL": "http://127.0.0.1:8900"})
+def test_an_empty_setting_or_no_default_file_reads_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no .erp-sync.env here
 
     assert apply_env_file({"ERP_SYNC_ENV_FILE": ""}) == {}
-    assert apply_env_file({"ERP_SYNC_ENV_FILE": str(tmp_path / "absent.env")}) == {}
+    assert apply_env_file({}) == {}
+
+
+def test_a_named_file_that_is_not_there_is_a_configuration_error(tmp_path):
+    # A typo would otherwise leave the command on the default database and broker.
+    with pytest.raises(ConfigurationError) as caught:
+        apply_env_file({"ERP_SYNC_ENV_FILE": str(tmp_path / "absent.env")})
+
+    assert str(caught.value) == f"ERP_SYNC_ENV_FILE: no file at {tmp_path / 'absent.env'} (set it empty to read no file)"
 
 
 def test_a_file_that_is_not_utf8_is_a_configuration_error_naming_it(tmp_path):
