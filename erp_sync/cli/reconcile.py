@@ -34,6 +34,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    if args.output is not None and not args.dry_run:
+        # Left unsaid, an operator would look for a file that `--now` never writes.
+        print("erp-sync: --output is for --dry-run only", file=sys.stderr)
+        return EXIT_CONFIGURATION
     if args.dry_run:
         return _dry_run(settings, args.output)
     if args.approve is not None or args.reject is not None:

@@ -158,6 +158,18 @@ def test_dry_run_to_a_file_it_cannot_write_says_so_in_one_line_before_the_sweep(
     assert result.stderr.startswith(f"erp-sync: --output {output}: ")
 
 
+@pytest.mark.parametrize("action", [("--now",), ("--history",), ("--show", "1")])
+def test_output_with_anything_but_a_dry_run_is_refused_before_the_sweep(action, tmp_path):
+    # given a database and an ERP where nothing listens: a sweep would fail otherwise
+    result = cli.run("reconcile", *action, "--output", str(tmp_path / "changes.csv"),
+                     DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync", ERP_BASE_URL="http://127.0.0.1:9",
+                     ERP_API_TOKEN=TOKEN)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "erp-sync: --output is for --dry-run only"
+    assert not (tmp_path / "changes.csv").exists()
+
+
 def test_history_with_a_limit_below_one_is_refused_before_the_database_is_asked():
     result = cli.run("reconcile", "--history", "--limit", "-1", DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync")
 
