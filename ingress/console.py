@@ -13,7 +13,7 @@ from erp_sync.ingress.console_data import overview
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.extensions import engine, settings
 from erp_sync.shared.dead_letters import DeadLetters, work_queues
-from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, PublishRejected
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,12 @@ def replay() -> ResponseReturnValue:
         work_queues(queue)
     except ConfigurationError as exc:
         raise ApiError(400, str(exc)) from exc
-    replayed = DeadLetters(settings().amqp_url).replay({message_id}, queue)
+    try:
+        replayed = DeadLetters(settings().amqp_url).replay({message_id}, queue)
+    except (BrokerUnavailable, PublishRejected) as exc:
+        # Nothing was lost: what could not go back to its work queue stays parked.
+        raise ApiError(503, f"not replayed, the message stays parked: {exc}",
+                       headers={"Retry-After": str(settings().unavailable_retry_after_s)}) from exc
     logger.info("console: replayed %d parked message(s) %s from %s", len(replayed), message_id, queue)
     # After a POST, a redirect: reloading the page must not replay again.
     return redirect(url_for("console.index", replayed=message_id if replayed else ""), code=303)

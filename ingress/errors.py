@@ -38,9 +38,11 @@ def _render_api_error(error: ApiError) -> tuple[Response, int, dict[str, str]]:
     return jsonify(error.to_dict()), error.status, error.headers
 
 
-def _render_http_exception(error: HTTPException) -> tuple[Response, int]:
+def _render_http_exception(error: HTTPException) -> tuple[Response, int, list[tuple[str, str]]]:
     status = error.code or 500
-    return jsonify({"error": error.description or error.name, "details": []}), status
+    # Its own headers but the HTML content type: a 405's Allow (RFC 9110 requires it), a 416's Content-Range.
+    headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+    return jsonify({"error": error.description or error.name, "details": []}), status, headers
 
 
 def _render_database_error(error: SQLAlchemyError | DatabaseUnavailable) -> tuple[Response, int, dict[str, str]]:

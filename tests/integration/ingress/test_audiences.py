@@ -68,3 +68,14 @@ def test_the_apis_answers_tell_browsers_not_to_sniff(api, path):
 def test_the_doors_answers_tell_browsers_not_to_sniff(client):
     for answer in (client.post("/webhooks/erp", data=b"{}"), client.get("/healthz")):
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_method_a_path_does_not_take_is_a_json_405_that_names_the_methods_it_does(client, api):
+    # RFC 9110: a 405 carries Allow
+    door = client.get("/webhooks/erp")
+    read = api.post("/api/v1/inventory/SKU-1", headers={"Authorization": f"Bearer {API_TOKEN}"})
+
+    assert (door.status_code, door.content_type) == (405, "application/json")
+    assert set(door.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert (read.status_code, read.content_type) == (405, "application/json")
+    assert set(read.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}

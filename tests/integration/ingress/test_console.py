@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from erp_sync.ingress.console_auth import ConsoleCredentials
 from erp_sync.ingress.storefront import create_api_app
 from erp_sync.shared.dead_letters import DeadLetters
 from tests.support.amqp import drain
@@ -77,4 +78,21 @@ def test_a_replay_from_the_console_puts_the_message_back(console, broker):
 
     assert answer.status_code == 303 and answer.headers["Location"].endswith("/console?replayed=evt_2")
     assert [m.properties.message_id for m in drain(broker, "erp-sync.inventory")] == ["evt_2"]
+    assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
+
+
+def test_a_replay_while_rabbitmq_is_out_of_reach_is_a_503_and_the_message_stays_parked(settings_factory, broker):
+    park(broker, "inventory", "evt_1")
+    # the console's API process pointed at a port where no broker listens
+    settings = settings_factory(console_user="ops", console_password=PASSWORD, amqp_url="amqp://guest:guest@127.0.0.1:9/%2F")
+    for app in closed_after(create_api_app(settings)):
+        console = app.test_client()
+
+        # the token of the page as it was served before RabbitMQ went (a page without it lists no replay)
+        token = ConsoleCredentials.from_settings(settings).form_token()
+        answer = console.post("/console/replay", data={"id": "evt_1", "queue": "inventory", "form_token": token},
+                              headers=basic("ops", PASSWORD) | {"Origin": "http://localhost"})
+
+        assert (answer.status_code, answer.headers["Retry-After"]) == (503, str(settings.unavailable_retry_after_s))
+        assert answer.get_json()["error"].startswith("not replayed, the message stays parked: ")
     assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
