@@ -23,7 +23,9 @@ from pydantic import (
 from pydantic_core import Url, core_schema
 
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.fields import FigureOrChange, Identifier, NoControls, NoNul, Quantity, refuse_nul
+from erp_sync.shared.fields import (
+    FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, is_unicode_text, refuse_nul,
+)
 
 MAX_ATTRIBUTE_DIGITS = 15
 MAX_VARIANTS = 5_000  # a bulk load sends 1,000 a group; this bounds the work one request can cost
@@ -39,7 +41,6 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS), NoNul]
 TaxCode = Annotated[str, StringConstraints(max_length=20), NoNul]
 Reason = Annotated[str, StringConstraints(max_length=255), NoNul]
-Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
 
 
 def _attribute_value(value: object) -> str | int | Decimal | bool:
@@ -50,6 +51,9 @@ def _attribute_value(value: object) -> str | int | Decimal | bool:
     if isinstance(value, str):
         if len(value) > MAX_ATTRIBUTE_CHARS:
             raise ValueError(f"a text value has at most {MAX_ATTRIBUTE_CHARS} characters")
+        if not is_unicode_text(value):
+            # What pydantic checks of every other text field; jsonb refuses it, and the worker would park the event.
+            raise ValueError("a text value must be Unicode text (no lone surrogate such as \\ud800)")
         return refuse_nul(value)
     if isinstance(value, int | Decimal):
         number = Decimal(value) if isinstance(value, int) else value

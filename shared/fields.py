@@ -6,6 +6,7 @@ character at all, since it also appears in logs, URLs and queue headers.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Annotated, Self
 
 from pydantic import AfterValidator, BaseModel, Field, StrictInt, StringConstraints, model_validator
@@ -30,6 +31,15 @@ def is_storable_identifier(value: str) -> bool:
     """True for a non-empty id that fits its column and a message id, and holds no control character."""
     return (0 < len(value) <= IDENTIFIER_LENGTH and _utf8_length(value) <= IDENTIFIER_BYTES
             and not has_control_characters(value))
+
+
+def is_unicode_text(value: str) -> bool:
+    """False for a string with a lone surrogate (JSON's "\\ud800"): no UTF-8, so no PostgreSQL text, holds it."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _utf8_length(value: str) -> int:
@@ -64,6 +74,20 @@ Identifier = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=IDENTIFIER_LENGTH), NoControls,
     AfterValidator(refuse_long_encodings),
 ]
+CENT = Decimal("0.01")
+
+
+def to_cents(value: Decimal) -> Decimal:
+    """The amount with exactly two decimals.
+
+    A zero passes `decimal_places` with any exponent, and PostgreSQL refuses the text of
+    0E-16384 and beyond ("value overflows numeric format"): the worker would park what was accepted.
+    """
+    return value.quantize(CENT)
+
+
+# Prices of the catalog (numeric(12,2)) and of order lines.
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False), AfterValidator(to_cents)]
 Quantity = Annotated[StrictInt, Field(ge=0, le=MAX_QUANTITY)]
 PositiveQuantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
 QuantityChange = Annotated[StrictInt, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]

@@ -18,11 +18,10 @@ from pydantic import (
 )
 
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.fields import Identifier, NoNul, PositiveQuantity, is_storable_identifier
+from erp_sync.shared.fields import Identifier, Money, NoNul, PositiveQuantity, is_storable_identifier
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
 CONTENT_TYPE = "application/json"
 
 
@@ -80,7 +79,7 @@ class OrderPlaced(BaseModel):
         return [(line.sku, line.quantity, line.unit_price) for line in self.line_items]
 
     def to_json(self) -> bytes:
-        """The body as sent on RabbitMQ and to the ERP: prices as JSON numbers with 2 decimals."""
+        """The body as sent on RabbitMQ and to the ERP: prices as JSON numbers with 2 decimals (`Money`)."""
         return dumps(self.as_option_a() | ({"warehouse_id": self.warehouse_id} if self.warehouse_id else {}))
 
     def as_option_a(self) -> dict[str, Any]:
@@ -90,7 +89,7 @@ class OrderPlaced(BaseModel):
             "order_date": self.order_date.isoformat().replace("+00:00", "Z"),
             "customer_ref": self.customer_ref,
             "line_items": [
-                {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price.quantize(Decimal("0.01"))}
+                {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price}
                 for line in self.line_items
             ],
         }

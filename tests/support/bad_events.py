@@ -60,6 +60,11 @@ HOSTILE_EVENTS = [
     ("nul-in-description", encode(catalog_event(description="<p>\x00</p>")), ["data.description"]),
     ("nul-in-attribute-key", encode(_catalog_variant(attributes={"Col\x00or": "Black"})),
      ["data.variants.0.attributes.Col\x00or.[key]"]),
+    # jsonb refuses a lone surrogate; JSON spells it \ud800, or a body carries its bytes ED A0 80 (json.loads takes them)
+    ("surrogate-in-attribute-value", encode(_catalog_variant(attributes={"Color": "\ud800"})),
+     ["data.variants.0.attributes.Color"]),
+    ("surrogate-bytes-in-attribute-value", encode(_catalog_variant(attributes={"Color": "BLK"})).replace(
+        b'"BLK"', b'"\xed\xa0\x80"'), ["data.variants.0.attributes.Color"]),
     ("long-group-name", encode(catalog_event(group_name="G" * 256)), ["data.group_name"]),
     ("long-display-name", encode(_catalog_variant(display_name="D" * 256)), ["data.variants.0.display_name"]),
     ("long-category", encode(catalog_event(category_hierarchy=["C" * 256])), ["data.category_hierarchy.0"]),

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from erp_sync.shared.erp_events import CatalogUpdate, InventoryChange, decode_event
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.orders import OrderPlaced
+from erp_sync.shared.orders import OrderPlaced, decode_order
 from erp_sync.workers.catalog import apply_catalog_update
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.order_store import lock, record_orders
@@ -135,3 +135,19 @@ def test_every_order_publish_order_confirms_the_orders_worker_can_record(db_engi
             assert read is not None and read[1].same_order(placed)
 
     applied_in_a_rolled_back_transaction(db_engine, record_and_read_back)
+
+
+def test_a_zero_price_of_any_exponent_is_stored(db_engine):
+    # PostgreSQL refuses the text of 0E-16384: accepted at the door, it must still reach the database
+    event = catalog_event()
+    event["data"]["variants"][0]["price"] = 123456789
+    update = decode_event(json.dumps(event).encode().replace(b"123456789", b"0e-999999999", 1))
+    order = {"order_id": "ORD-ZERO", "order_date": "2026-12-04T10:15:00Z",
+             "line_items": [{"sku": "SKU-1", "quantity": 1, "unit_price": 123456789}]}
+    placed = decode_order(json.dumps(order).encode().replace(b"123456789", b"0e-999999999", 1))
+
+    def apply(session: Session) -> None:
+        apply_catalog_update(update, session)
+        record_orders(session, [placed])
+
+    applied_in_a_rolled_back_transaction(db_engine, apply)

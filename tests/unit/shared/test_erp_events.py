@@ -85,3 +85,13 @@ def test_attribute_values_storage_and_workers_can_hold_are_kept(value):
     event = decode_event(encode(catalog_event(variants=[variant_with(attributes={"A": value})])))
 
     assert event.data.variants[0].attributes["A"] == value
+
+
+@pytest.mark.parametrize("raw", [b"0e-999999999", b"0E-16384", b"0.000", b"1.5", b"1.00E+4"])
+def test_a_price_is_kept_with_two_decimals_whatever_its_spelling(raw):
+    # PostgreSQL refuses the text of 0E-16384 and beyond: a price must reach it as 0.00
+    body = encode(catalog_event(variants=[variant_with(price=123456789)])).replace(b"123456789", raw, 1)
+
+    price = decode_event(body).data.variants[0].price
+
+    assert str(price) == {b"1.5": "1.50", b"1.00E+4": "10000.00"}.get(raw, "0.00")
