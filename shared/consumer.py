@@ -232,8 +232,10 @@ def _redirect(queue: WorkQueue, delivery: Delivery, outcome: Retry | Park) -> Ou
 
 def parked(queue: WorkQueue, delivery: Delivery, reason: str, message_id: str = "") -> OutgoingMessage:
     """The message, sent to `queue`'s parking queue with the reason (the first 1,000 characters) and the time."""
+    # The attempt it was parked on, in a header of its own: a parking queue's delivery count moves with every listing.
     headers = encodable(delivery.headers) | {PARK_REASON_HEADER: reason[:1000], LAST_ERROR_HEADER: reason[:1000],
-                                        PARKED_AT_HEADER: datetime.now(UTC).isoformat()}
+                                        PARKED_AT_HEADER: datetime.now(UTC).isoformat(),
+                                        ATTEMPT_HEADER: failed_attempts(delivery.headers) + 1}
     return OutgoingMessage(PARKING_EXCHANGE, queue.worker, delivery.body, delivery.message_id or message_id,
                            delivery.content_type or "application/json", headers)
 

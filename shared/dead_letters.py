@@ -23,7 +23,7 @@ from erp_sync.shared.broker import blocking_connection
 from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, PublishRejected
 from erp_sync.shared.publisher import encodable
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
-from erp_sync.shared.topology import WORK_QUEUES, WorkQueue
+from erp_sync.shared.topology import CRASH_DELIVERY_LIMIT, WORK_QUEUES, WorkQueue
 
 # Headers of the failed attempts; a replay starts the message afresh.
 FAILURE_HEADERS = (ATTEMPT_HEADER, PARK_REASON_HEADER, LAST_ERROR_HEADER, PARKED_AT_HEADER, "x-death",
@@ -53,14 +53,20 @@ def parked_from(worker: str, properties: pika.BasicProperties, body: bytes) -> P
     headers = dict(properties.headers or {})
     deaths = headers.get("x-death") or [{}]
     broker_death = deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
-    attempts = headers.get(ATTEMPT_HEADER, headers.get("x-delivery-count", broker_death.get("count", 1)))
+    # Not x-delivery-count: the parking queue's own, which every listing (a take handed back) moves on.
+    attempts = headers.get(ATTEMPT_HEADER, _broker_attempts(broker_death))
     reason = headers.get(PARK_REASON_HEADER) or (
-        f"broker: {broker_death.get('reason', 'dead-lettered')} after {attempts} deliveries" if broker_death
+        f"broker: {broker_death.get('reason', 'dead-lettered')} after {_count(attempts)} deliveries" if broker_death
         else "unknown")
     parked_at = headers.get(PARKED_AT_HEADER) or broker_death.get("time")
     return ParkedMessage(worker, properties.message_id or "", _text(reason), _count(attempts),
                          None if parked_at is None else _text(parked_at), body,
                          properties.content_type or "application/json", headers)
+
+
+def _broker_attempts(death: dict[str, Any]) -> int:
+    """A message the broker parked was delivered past the work queue's limit (a worker died on it each time)."""
+    return CRASH_DELIVERY_LIMIT + 1 if death.get("reason") == "delivery_limit" else 1
 
 
 def _count(value: object) -> int:

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import pytest
 
+from erp_sync.shared.consumer import Delivery, parked
 from erp_sync.shared.dead_letters import DeadLetters
 from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
+from erp_sync.shared.topology import WORK_QUEUES
 from tests.support.amqp import drain
 from tests.support.parking import park
 
@@ -68,3 +71,20 @@ def test_purge_drops_and_counts_per_queue(broker):
 def test_an_unknown_queue_is_named_with_the_ones_that_exist(broker):
     with pytest.raises(ConfigurationError, match="no queue 'nope'; the queues are catalog, inventory"):
         DeadLetters(broker).parked("nope")
+
+
+def test_a_message_parked_on_its_first_attempt_shows_one_attempt_however_often_it_is_listed(broker):
+    # given an event a worker parked on its first delivery, as the consumer parks it
+    first_try = Delivery(1, b"{not json", "evt_1", "application/json", {}, False)
+    publisher = ConfirmingPublisher(broker)
+    try:
+        publisher.publish(parked(WORK_QUEUES["inventory"], first_try, "MessageDecodeError: not JSON"))
+    finally:
+        publisher.close()
+    letters = DeadLetters(broker)
+
+    # when the on-call person lists it again and again (each listing hands it back: the queue counts a delivery)
+    listings = [letters.parked("inventory") for _ in range(4)]
+
+    # then it was parked after one attempt, every time
+    assert [[m.attempts for m in listed] for listed in listings] == [[1]] * 4

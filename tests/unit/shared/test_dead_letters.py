@@ -6,6 +6,7 @@ import pytest
 
 from erp_sync.shared.dead_letters import parked_from
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER
+from erp_sync.shared.topology import CRASH_DELIVERY_LIMIT
 
 
 @pytest.mark.parametrize("headers, attempts", [
@@ -14,9 +15,12 @@ from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER
     ({ATTEMPT_HEADER: b"4"}, 4),
     ({ATTEMPT_HEADER: float("nan")}, 1),
     ({ATTEMPT_HEADER: 0}, 1),
-    ({"x-delivery-count": "2"}, 2),
-    ({"x-death": [{"count": None, "reason": "delivery_limit"}]}, 1),
-], ids=["a number", "a word", "bytes", "not a number", "zero", "the broker's count as text", "no count"])
+    # the parking queue's own count, which every listing moves on
+    ({"x-delivery-count": 7}, 1),
+    ({"x-death": [{"count": None, "reason": "delivery_limit"}]}, CRASH_DELIVERY_LIMIT + 1),
+    ({"x-death": [{"count": 1, "reason": "rejected"}]}, 1),
+], ids=["a number", "a word", "bytes", "not a number", "zero", "the parking queue's count", "past the delivery limit",
+        "rejected"])
 def test_a_parked_message_is_listed_whatever_its_count_of_attempts(headers, attempts):
     # when a parked message with these headers is read for the dlq command and the console
     parked = parked_from("orders", pika.BasicProperties(message_id="m-1", headers=headers | {PARK_REASON_HEADER: "x"}),
