@@ -38,6 +38,7 @@ from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared import message_metrics
 from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, QueueFull, TransientError
+from erp_sync.shared.fields import id_named_in
 from erp_sync.shared.logs import ids
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage, encodable
 from erp_sync.shared.retry_policy import (
@@ -203,8 +204,9 @@ class BatchRunner(Generic[Scope]):
         outcome = decide(error, failed_attempts(delivery.headers), self._config.retry_delays_ms,
                          self._config.max_attempts)
         if isinstance(outcome, Park):
-            alert(Cause.MESSAGE_PARKED, "parking message %s: %s", delivery.message_id, outcome.reason,
-                  extra=ids(message_id=delivery.message_id))
+            message_id = delivery.message_id or id_named_in(delivery.body)
+            alert(Cause.MESSAGE_PARKED, "parking message %s: %s", message_id, outcome.reason,
+                  extra=ids(message_id=message_id))
         else:
             # Expected (an outage's retries): news only when it ends in parking, an ERROR.
             logger.info("message %s failed (%s); attempt %d in %d ms",
@@ -236,7 +238,9 @@ def parked(queue: WorkQueue, delivery: Delivery, reason: str, message_id: str = 
     headers = encodable(delivery.headers) | {PARK_REASON_HEADER: reason[:1000], LAST_ERROR_HEADER: reason[:1000],
                                         PARKED_AT_HEADER: datetime.now(UTC).isoformat(),
                                         ATTEMPT_HEADER: failed_attempts(delivery.headers) + 1}
-    return OutgoingMessage(PARKING_EXCHANGE, queue.worker, delivery.body, delivery.message_id or message_id,
+    # Without a message id, the id its body names: `dlq replay ID` must be able to name it.
+    named = delivery.message_id or message_id or id_named_in(delivery.body) or ""
+    return OutgoingMessage(PARKING_EXCHANGE, queue.worker, delivery.body, named,
                            delivery.content_type or "application/json", headers)
 
 

@@ -5,6 +5,7 @@ character at all, since it also appears in logs, URLs and queue headers.
 """
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 from typing import Annotated, Self
@@ -40,6 +41,21 @@ def is_unicode_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def id_named_in(body: bytes, keys: tuple[str, ...] = ("event_id", "order_id")) -> str | None:
+    """The event or order id a JSON body names under the first of `keys` it has, when it is a usable one."""
+    try:
+        data = json.loads(body)
+    # RecursionError: nesting deeper than Python's stack; ValueError covers integers of 4,300+ digits.
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    named = next((data[key] for key in keys if key in data), None)
+    if isinstance(named, str) and is_storable_identifier(named.strip()):
+        return named.strip()
+    return None
 
 
 def _utf8_length(value: str) -> int:

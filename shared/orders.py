@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.fields import Identifier, Money, NoNul, PositiveQuantity, is_storable_identifier
+from erp_sync.shared.fields import Identifier, Money, NoNul, PositiveQuantity, id_named_in
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
 
@@ -141,14 +141,7 @@ def decode_order(raw: bytes) -> OrderPlaced:
 
 def order_id_of(raw: bytes) -> str | None:
     """The order id of a body that failed to decode, when it names a usable one."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    order_id = data.get("order_id") if isinstance(data, dict) else None
-    if isinstance(order_id, str) and is_storable_identifier(order_id.strip()):
-        return order_id.strip()
-    return None
+    return id_named_in(raw, ("order_id",))
 
 
 def order_message(order: OrderPlaced, exchange: str = ORDERS_EXCHANGE, routing_key: str = ORDER_PLACED,

@@ -88,3 +88,20 @@ def test_a_message_parked_on_its_first_attempt_shows_one_attempt_however_often_i
 
     # then it was parked after one attempt, every time
     assert [[m.attempts for m in listed] for listed in listings] == [[1]] * 4
+
+
+@pytest.mark.parametrize("body, named", [(b'{"event_id": "evt_9", "event_type": "stock.teleported"}', "evt_9"),
+                                         (b'{"order_id": " ORD-9 ", "line_items": []}', "ORD-9"),
+                                         (b"{not json", "")])
+def test_a_message_without_a_message_id_is_parked_under_the_id_its_body_names(broker, body, named):
+    # given a message published without a message id, parked by a worker
+    publisher = ConfirmingPublisher(broker)
+    try:
+        publisher.publish(parked(WORK_QUEUES["orders"], Delivery(1, body, None, "application/json", {}, False), "bad"))
+    finally:
+        publisher.close()
+    letters = DeadLetters(broker)
+
+    # then it is listed under that id, and replayed by it
+    assert [m.message_id for m in letters.parked("orders")] == [named]
+    assert [m.message_id for m in letters.replay({named}, "orders")] == [named]
