@@ -21,6 +21,7 @@ from erp_sync.shared.order_metrics import order_collector
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.queue_metrics import queue_collector
 from erp_sync.shared.reconcile_metrics import reconcile_collector
+from erp_sync.shared.schema import require_current_schema
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.background import BackgroundLoop
 from erp_sync.workers.metrics_server import serving_metrics
@@ -58,6 +59,7 @@ def run_worker(worker: ConsumingWorker, settings: Settings, stop: threading.Even
                 settings.queue_bound)
     connections = worker.database_connections(settings) if worker.database_connections else DEFAULT_POOL_SIZE
     engine = make_engine(settings.database_url, connections, settings.database_lock_timeout_ms)
+    require_current_schema(engine)
     # Listening first: a port taken stops the worker before it starts anything.
     with serving_metrics(settings, worker.name, _collectors(worker, settings, engine), alive=consumers_connected):
         loops = _consume(worker, settings, engine, stop)

@@ -6,6 +6,7 @@ import pika
 import psycopg
 import pytest
 
+from erp_sync.shared.schema import SCHEMA_REVISION
 from erp_sync.shared.topology import WORK_QUEUES
 from tests.support import cli, services
 
@@ -56,3 +57,17 @@ def test_bad_setting_stops_the_command_with_one_line_naming_it():
     assert result.stderr.strip().splitlines() == [
         "erp-sync: configuration error: ERP_ORDER_MODE: Input should be 'orders' or 'adjust'"
     ]
+
+
+def test_a_worker_started_before_migrate_stops_at_once_saying_so(database_url, amqp_url):
+    # given a database created but never migrated
+    with services.private_database(database_url) as empty:
+        # when an inventory worker starts against it
+        result = cli.run("worker", "inventory", DATABASE_URL=empty, AMQP_URL=amqp_url, timeout=60)
+
+    # then it stops before taking any message, and says what to run
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"erp-sync: configuration error: the database has no erp-sync schema; this erp-sync needs "
+        f"{SCHEMA_REVISION}: run `erp-sync migrate` first")
+    assert "consuming" not in result.stderr

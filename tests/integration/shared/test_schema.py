@@ -1,0 +1,58 @@
+"""A worker checks the database's schema before it takes any message: behind the code, it stops."""
+from __future__ import annotations
+
+import re
+
+import psycopg
+import pytest
+from alembic.script import ScriptDirectory
+
+from erp_sync.shared.db import make_engine
+from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.migrate import alembic_config, create_database_if_missing
+from erp_sync.shared.schema import SCHEMA_REVISION, require_current_schema
+from tests.support.services import database_not_yet_created, libpq_url
+
+
+def test_the_code_needs_alembics_newest_revision_and_revisions_sort_in_order(database_url):
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    revisions = [revision.revision for revision in script.walk_revisions()]  # newest first
+
+    assert script.get_heads() == [SCHEMA_REVISION]
+    assert all(re.fullmatch(r"[0-9]{4}", revision) for revision in revisions)
+    assert revisions == sorted(revisions, reverse=True)
+
+
+@pytest.mark.parametrize("revision, refused", [
+    (None, "the database has no erp-sync schema"),
+    ("0003", "the database has the schema at revision 0003"),
+    (SCHEMA_REVISION, None),
+    ("9999", None),  # a rolling update: migrated for the next release while this one still runs
+])
+def test_a_schema_behind_the_code_is_refused_with_what_to_do(database_url, revision, refused):
+    with database_not_yet_created(database_url) as target:
+        create_database_if_missing(target)
+        if revision is not None:
+            with psycopg.connect(libpq_url(target)) as conn:
+                conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+                conn.execute("INSERT INTO alembic_version VALUES (%s)", (revision,))
+        engine = make_engine(target)
+        try:
+            if refused is None:
+                require_current_schema(engine)
+                return
+            with pytest.raises(ConfigurationError) as caught:
+                require_current_schema(engine)
+            assert str(caught.value) == (f"{refused}; this erp-sync needs {SCHEMA_REVISION}: "
+                                         "run `erp-sync migrate` first")
+        finally:
+            engine.dispose()
+
+
+def test_a_database_out_of_reach_does_not_stop_the_worker(caplog):
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/erp_sync")
+    try:
+        require_current_schema(engine)
+    finally:
+        engine.dispose()
+    assert "cannot check the database schema" in caplog.text
