@@ -27,7 +27,9 @@ from erp_sync.ingress import extensions
 from erp_sync.ingress.bridge import WsgiBridge
 from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.async_publisher import LoopPublisher
+from erp_sync.shared.errors import ConfigurationError
 from erp_sync.shared.heap import freeze_what_is_loaded
+from erp_sync.shared.ports import why_unusable
 from erp_sync.shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ class Listener:
     port: int
     workers: int
     threads: int
+    port_setting: str = "INGRESS_PORT"  # where the port comes from when --port does not say
 
 
 def door_listener(settings: Settings, port: int | None = None) -> Listener:
@@ -59,7 +62,7 @@ def door_listener(settings: Settings, port: int | None = None) -> Listener:
 
 
 def api_listener(settings: Settings, port: int | None = None) -> Listener:
-    return Listener(settings.api_host, port or settings.api_port, settings.api_workers, settings.api_threads)
+    return Listener(settings.api_host, port or settings.api_port, settings.api_workers, settings.api_threads, "API_PORT")
 
 
 def server_options(settings: Settings, listener: Listener | None = None) -> dict[str, Any]:
@@ -135,6 +138,9 @@ def serve(settings: Settings, app_factory: Callable[[], Flask], listener: Listen
           loader: Loader = load_bridge) -> None:
     """Run granian in the foreground until SIGTERM or SIGINT; `loader` builds the RSGI app in each worker."""
     amqp_parameters(settings.amqp_url)  # an AMQP_URL pika cannot read stops us here, not in each worker
+    if (why := why_unusable(listener.host, listener.port)) is not None:
+        raise ConfigurationError(f"port {listener.port} on {listener.host} {why}: choose another with --port N "
+                                 f"or {listener.port_setting}")
     # Must be set before any worker defines its metrics, so /metrics adds up all workers.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="erp-sync-metrics-"))
     server = MPServer(target="erp-sync", **server_options(settings, listener))

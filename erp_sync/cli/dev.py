@@ -9,6 +9,7 @@ from types import FrameType
 
 import requests
 
+from erp_sync.cli.arguments import port_number
 from erp_sync.cli.dev_env import Ports, dev_environment, port_problems, shell_variables
 from erp_sync.cli.dev_processes import Output, Processes
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
@@ -21,9 +22,9 @@ READY_TIMEOUT_S = 120.0  # a first start on a busy laptop
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dev = commands.add_parser("dev", help="migrate, then run the sandbox ERP, the ingress and every worker here")
-    dev.add_argument("--port", type=int, default=None, help="port of the ingress (default: INGRESS_PORT)")
-    dev.add_argument("--api-port", type=int, default=None, help="port of the storefront API (default: API_PORT)")
-    dev.add_argument("--sandbox-port", type=int, default=8900, help="port of the sandbox ERP (default 8900)")
+    dev.add_argument("--port", type=port_number, default=None, help="port of the ingress (default: INGRESS_PORT)")
+    dev.add_argument("--api-port", type=port_number, default=None, help="port of the storefront API (default: API_PORT)")
+    dev.add_argument("--sandbox-port", type=port_number, default=8900, help="port of the sandbox ERP (default 8900)")
     dev.add_argument("--no-sandbox", action="store_true", help="do not start the sandbox ERP")
     dev.add_argument("--story", action="store_true",
                      help="play the spec's story against it, one line a step, then stop (exit 1 on a failed step)")

@@ -1,13 +1,13 @@
 """What `erp-sync dev` hands its processes: ports checked, secrets made or kept, dev's short intervals."""
 from __future__ import annotations
 
-import errno
 import os
 import secrets
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from erp_sync.shared.ports import why_unusable
 
 SECRETS = ("ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN", "CONSOLE_PASSWORD")
 CONSOLE_USER = "operator"
@@ -49,14 +49,8 @@ def port_problems(ports: Ports, host: str = "127.0.0.1") -> list[str]:
             problems.append(f"port {port} is given to {seen[port]} and to {what}: move one with {flag} N")
             continue
         seen[port] = what
-        with socket.socket() as probe:
-            # As the servers themselves bind: a port left in TIME_WAIT is free.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                why = "is taken" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
-                problems.append(f"port {port} ({what}) {why}: choose another with {flag} N")
+        if (why := why_unusable(host, port)) is not None:
+            problems.append(f"port {port} ({what}) {why}: choose another with {flag} N")
     return problems
 
 

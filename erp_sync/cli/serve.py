@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import argparse
 
+from erp_sync.cli.arguments import port_number
 from erp_sync.cli.exits import EXIT_OK
 from erp_sync.shared.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ingress = commands.add_parser("ingress", help="serve the ERP's webhook door (granian)")
-    ingress.add_argument("--port", type=int, default=None, help="port to listen on (default: INGRESS_PORT)")
+    ingress.add_argument("--port", type=port_number, default=None, help="port to listen on (default: INGRESS_PORT)")
     ingress.set_defaults(run=run_ingress)
     api = commands.add_parser("api", help="serve the storefront's read API (granian; needs STOREFRONT_API_TOKEN)")
-    api.add_argument("--port", type=int, default=None, help="port to listen on (default: API_PORT)")
+    api.add_argument("--port", type=port_number, default=None, help="port to listen on (default: API_PORT)")
     api.set_defaults(run=run_api)
 
 
