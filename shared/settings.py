@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from erp_sync.shared.errors import ConfigurationError
 from erp_sync.shared.topology import AMQP_LONG_MAX, DEFAULT_QUEUE_BOUND, QueueBound
 
+MAX_RETRY_DELAY_MS = 7 * 24 * 3600 * 1000
 PLACEHOLDERS = frozenset(
     {"changeme", "change-me", "change_me", "secret", "xxx", "todo", "replace-me", "none", "null"}
 )
@@ -265,6 +266,9 @@ class Settings(BaseSettings):
     def _growing_delays(cls, delays: tuple[int, ...]) -> tuple[int, ...]:
         if not delays or any(d <= 0 for d in delays) or list(delays) != sorted(delays):
             raise ValueError("must be positive milliseconds in growing order, e.g. 1000,5000,30000")
+        # Each is a delay queue's x-message-ttl; beyond 32 bits declaring it failed with a traceback.
+        if delays[-1] > MAX_RETRY_DELAY_MS:
+            raise ValueError(f"a delay is at most {MAX_RETRY_DELAY_MS} ms (a week)")
         return delays
 
     @model_validator(mode="after")

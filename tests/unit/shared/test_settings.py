@@ -66,6 +66,8 @@ def test_environment_names_are_read(monkeypatch):
         ("QUEUE_MAX_BYTES", str(2**63)),
         ("INGRESS_PORT", "70000"),
         ("RETRY_DELAYS_MS", "5000,1000"),
+        ("RETRY_DELAYS_MS", "1000,99999999999999999999"),
+        ("RETRY_DELAYS_MS", "1000,soon"),
         ("MEDIA_ALLOW_PRIVATE_NETWORKS", "perhaps"),
         ("CATALOG_BATCH_CONCURRENCY", "0"),
         ("CATALOG_BATCH_CONCURRENCY", "3"),
