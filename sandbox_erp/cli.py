@@ -96,7 +96,12 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
         print(f"erp-sync: {refusal}", file=sys.stderr)
         return EXIT_CONFIGURATION
     try:
-        status, body = sandbox_admin(args.verb, url, config.effective_admin_token, _payload(args),
+        payload = _payload(args)
+    except (ValueError, TypeError) as exc:  # not JSON text (UnicodeDecodeError too), or not an object
+        print(f"erp-sync: --file {args.file}: not a JSON object ({exc})", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    try:
+        status, body = sandbox_admin(args.verb, url, config.effective_admin_token, payload,
                                      verify=args.ca_bundle or True)
     except BadUrl:
         print(f"erp-sync: --url or SANDBOX_ERP_URL: {url!r} is not an http(s) URL", file=sys.stderr)

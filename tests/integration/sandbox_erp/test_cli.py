@@ -56,6 +56,16 @@ def test_price_and_new_product_verbs(admin_env, capsys):
     assert json.loads(capsys.readouterr().out)["product_group_id"].startswith("PG-")
 
 
+@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b"\xff\xfe"])
+def test_a_new_product_file_that_is_no_json_object_is_one_line(admin_env, capsys, tmp_path, content):
+    path = tmp_path / "product.json"
+    path.write_bytes(content)
+
+    assert run_sandbox_command(sandbox_args("new-product", "--file", str(path))) == 2
+
+    assert capsys.readouterr().err.startswith(f"erp-sync: --file {path}: not a JSON object (")
+
+
 def test_a_failing_verb_exits_non_zero(admin_env, capsys):
     assert run_sandbox_command(sandbox_args("sale", "NOPE")) == 1
     assert "unknown sku" in capsys.readouterr().out
