@@ -45,12 +45,14 @@ def apply_env_file(environ: MutableMapping[str, str] | None = None) -> dict[str,
     """Fill unset variables of environ (os.environ by default) from the file; returns what it filled.
 
     Raises:
-        ConfigurationError: ERP_SYNC_ENV_FILE names a file that is not there (a typo would otherwise
-            leave every command on the default database and broker), or one that cannot be read.
+        ConfigurationError: ERP_SYNC_ENV_FILE names a file other than the default that is not there (a
+            typo would otherwise leave every command on the default database and broker), or one that
+            cannot be read.
     """
     env = os.environ if environ is None else environ
     path = env_file_path(env)
-    if path and "ERP_SYNC_ENV_FILE" in env and not path.is_file():
+    # The default name is read when present, set or not: the README lists it, and a deployment may set every default.
+    if path and path != Path(DEFAULT_ENV_FILE) and not path.is_file():
         raise ConfigurationError(f"ERP_SYNC_ENV_FILE: no file at {path} (set it empty to read no file)")
     filled = {name: value for name, value in read_env_file(path).items() if name not in env} if path else {}
     env.update(filled)

@@ -37,6 +37,7 @@ def test_an_empty_setting_or_no_default_file_reads_nothing(tmp_path, monkeypatch
 
     assert apply_env_file({"ERP_SYNC_ENV_FILE": ""}) == {}
     assert apply_env_file({}) == {}
+    assert apply_env_file({"ERP_SYNC_ENV_FILE": ".erp-sync.env"}) == {}  # the default, set as the README lists it
 
 
 def test_a_named_file_that_is_not_there_is_a_configuration_error(tmp_path):
