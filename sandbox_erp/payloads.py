@@ -7,10 +7,9 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
 from erp_sync.sandbox_erp.errors import ApiError
-from erp_sync.shared.fields import FigureOrChange
+from erp_sync.shared.fields import FigureOrChange, Money
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
 
 
 class _Body(BaseModel):
