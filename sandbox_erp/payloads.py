@@ -1,7 +1,6 @@
 """Request bodies the sandbox accepts (spec 4 and its admin API), validated with pydantic."""
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
