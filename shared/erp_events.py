@@ -15,7 +15,6 @@ from pydantic import (
     Field,
     GetPydanticSchema,
     StrictBool,
-    StrictInt,
     StringConstraints,
     ValidationError,
     field_validator,
