@@ -56,6 +56,7 @@ def record_batch(batch: list[Delivery], scope: SessionOrConnection) -> list[Hand
     """Record a batch of orders with their holds at once (those not recorded yet); each then goes on to be pushed.
 
     Known ones too: a redelivered order may have lost its push message with the worker that recorded it.
+    A different order under a recorded id is parked instead, with an alert: pushing it would lose one of the two.
 
     Raises:
         MessageDecodeError: a message is malformed; the consumer then records the batch message by
@@ -65,7 +66,7 @@ def record_batch(batch: list[Delivery], scope: SessionOrConnection) -> list[Hand
     recorded = record_orders(scope, orders)
     logger.info("%d orders recorded with their holds, %d known already (%s to %s)", len(recorded),
                 len(orders) - len(recorded), orders[0].order_id, orders[-1].order_id)
-    as_recorded = _as_recorded(scope, orders, recorded)
+    as_recorded = _as_they_stand(scope, orders, recorded)
     results: list[HandlerResult] = []
     for delivery, order in zip(batch, orders, strict=True):
         if not order.same_order(as_recorded[order.order_id]):
@@ -77,7 +78,7 @@ def record_batch(batch: list[Delivery], scope: SessionOrConnection) -> list[Hand
     return results
 
 
-def _as_recorded(scope: SessionOrConnection, orders: list[OrderPlaced], recorded: set[str]) -> dict[str, OrderPlaced]:
+def _as_they_stand(scope: SessionOrConnection, orders: list[OrderPlaced], recorded: set[str]) -> dict[str, OrderPlaced]:
     """Each order id's order as it stands recorded: the batch's first copy if it was recorded now, else the row's."""
     first_copies: dict[str, OrderPlaced] = {}
     for order in orders:
