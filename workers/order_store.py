@@ -111,9 +111,7 @@ def record_orders(scope: SessionOrConnection, orders: Sequence[OrderPlaced]) -> 
     same duplicates in opposite orders could deadlock: PostgreSQL then fails one batch, and the
     consumer records that batch message by message.
     """
-    by_id: dict[str, OrderPlaced] = {}
-    for order in orders:
-        by_id.setdefault(order.order_id, order)  # a duplicate within the batch is the same order
+    by_id = first_copies(orders)
     first_of_each = list(by_id.values())
     lines = [(order.order_id, number, line) for order in first_of_each
              for number, line in enumerate(order.line_items, start=1)]
@@ -129,6 +127,14 @@ def record_orders(scope: SessionOrConnection, orders: Sequence[OrderPlaced]) -> 
         "unit_prices": [line.unit_price for _, _, line in lines],
     })
     return {order_id for order_id, in rows}
+
+
+def first_copies(orders: Sequence[OrderPlaced]) -> dict[str, OrderPlaced]:
+    """Each order id's first copy in the batch, in the batch's order: the one recorded if it is new."""
+    by_id: dict[str, OrderPlaced] = {}
+    for order in orders:
+        by_id.setdefault(order.order_id, order)
+    return by_id
 
 
 def recorded_orders(scope: SessionOrConnection, order_ids: Collection[str]) -> dict[str, OrderPlaced]:

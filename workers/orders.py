@@ -27,7 +27,7 @@ from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
 from erp_sync.workers.background import BackgroundLoop
 from erp_sync.workers.erp_client import erp_client
 from erp_sync.workers.order_probe import OrderProbe
-from erp_sync.workers.order_store import record_orders, record_rejected, recorded_orders
+from erp_sync.workers.order_store import first_copies, record_orders, record_rejected, recorded_orders
 from erp_sync.workers.order_sync import build_push_handler, push_message
 
 logger = logging.getLogger(__name__)
@@ -80,12 +80,10 @@ def record_batch(batch: list[Delivery], scope: SessionOrConnection) -> list[Hand
 
 def _as_they_stand(scope: SessionOrConnection, orders: list[OrderPlaced], recorded: set[str]) -> dict[str, OrderPlaced]:
     """Each order id's order as it stands recorded: the batch's first copy if it was recorded now, else the row's."""
-    first_copies: dict[str, OrderPlaced] = {}
-    for order in orders:
-        first_copies.setdefault(order.order_id, order)
-    known = first_copies.keys() - recorded
+    in_batch = first_copies(orders)
+    known = in_batch.keys() - recorded
     # An order known but gone since (deleted by hand) has nothing to differ from.
-    return first_copies | (recorded_orders(scope, known) if known else {})
+    return in_batch | (recorded_orders(scope, known) if known else {})
 
 
 def _conflict(delivery: Delivery, order_id: str) -> list[OutgoingMessage]:

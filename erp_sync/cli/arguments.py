@@ -5,25 +5,25 @@ import argparse
 
 # PostgreSQL's LIMIT takes a bigint.
 BIGINT_MAX = 2**63 - 1
+PORT_MAX = 65535
+
+
+def _whole_number(text: str, highest: int, what: str) -> int:
+    """`text` as a whole number from 1 to `highest`; argparse's error naming `what` otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= highest:
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:
     """A whole number from 1 to BIGINT_MAX, for --limit."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= BIGINT_MAX:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 2**63 - 1, not {text!r}")
-    return value
+    return _whole_number(text, BIGINT_MAX, "a whole number from 1 to 2**63 - 1")
 
 
 def port_number(text: str) -> int:
     """A TCP port, 1 to 65535, for --port and its kind."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, not {text!r}")
-    return value
+    return _whole_number(text, PORT_MAX, f"a port from 1 to {PORT_MAX}")
