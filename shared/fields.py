@@ -16,7 +16,7 @@ IDENTIFIER_LENGTH = 100  # SKUs, event ids, order ids, locations, warehouses
 # An event or order id is also its message's AMQP message-id, a short string of at most 255 bytes:
 # 100 characters of Chinese are 300 in UTF-8, and the door answered 503 to a body it had validated.
 IDENTIFIER_BYTES = 255
-MAX_QUANTITY = 1_000_000_000  # the quantity columns are 32-bit integers
+MAX_QUANTITY = 1_000_000_000  # one figure or difference; order lines and holds keep it in 32 bits
 
 
 # Unicode's category Cc is exactly these 65 code points; one regex scan instead of a lookup per character

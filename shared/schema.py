@@ -16,7 +16,7 @@ from erp_sync.shared.errors import ConfigurationError
 
 # The newest migration's revision (shared/migrations/versions/); a unit test holds it to Alembic's
 # head. Revisions are four digits, numbered in order, so that one older compares lower.
-SCHEMA_REVISION = "0016"
+SCHEMA_REVISION = "0017"
 UNDEFINED_TABLE = "42P01"
 
 logger = logging.getLogger(__name__)

@@ -57,7 +57,7 @@ VALUES ('skipped', %(slot)s, clock_timestamp(), %(reason)s) RETURNING id"""
 _FAILED = """
 UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(), error = %(error)s,
        snapshot_taken_at = %(taken)s WHERE id = %(run)s"""
-_SNAPSHOT_TABLE = "CREATE TEMP TABLE reconcile_snapshot (sku text NOT NULL, qty integer NOT NULL) ON COMMIT DROP"
+_SNAPSHOT_TABLE = "CREATE TEMP TABLE reconcile_snapshot (sku text NOT NULL, qty bigint NOT NULL) ON COMMIT DROP"
 _SNAPSHOT_INDEX = "CREATE UNIQUE INDEX ON reconcile_snapshot (sku)"
 _MISSING_IN_COMMERCE = """
 SELECT s.sku, count(*) OVER () FROM reconcile_snapshot s

@@ -44,7 +44,7 @@ _HAS_LATER_DELTAS = """EXISTS (
     SELECT 1 FROM stock_changes c
      WHERE c.sku = l.sku AND c.kind = 'delta' AND c.outcome = 'applied' AND c.erp_timestamp >= %(taken)s)"""
 _DIFF_TABLE = """
-CREATE TEMP TABLE reconcile_diff (sku text, old_qty integer, erp_qty integer, new_qty integer, erp_as_of timestamptz,
+CREATE TEMP TABLE reconcile_diff (sku text, old_qty bigint, erp_qty bigint, new_qty bigint, erp_as_of timestamptz,
                                   unsure boolean, applied boolean NOT NULL DEFAULT false) ON COMMIT DROP"""
 # FOR UPDATE: a webhook committing meanwhile waits for us, and the old figure we record is current.
 # In SKU order, as every stock writer locks: in any other, a writer of two SKUs could deadlock with

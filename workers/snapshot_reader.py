@@ -36,8 +36,8 @@ SNAPSHOT_PATH = "/api/v1/inventory/snapshot"
 MAX_URL_BODY_BYTES = 64 * 1024
 MAX_PEEK_BYTES = 4096
 READ_CHUNK_BYTES = 64 * 1024
-INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # stock_levels.erp_quantity is an integer column
-_INTEGER = re.compile(r"-?[0-9]{1,19}")  # longer is beyond an integer column, and int() refuses 4,300 digits
+FIGURE_MIN, FIGURE_MAX = -(2**63), 2**63 - 1  # stock_levels.erp_quantity is a bigint column
+_INTEGER = re.compile(r"-?[0-9]{1,19}")  # longer is beyond a bigint, and int() refuses 4,300 digits
 Row = tuple[str, int]
 
 
@@ -163,7 +163,7 @@ def _row(number: int, sku: object, qty: object) -> Row:
     if not isinstance(sku, str) or not sku.strip() or has_control_characters(sku):
         raise SnapshotBroken(f"snapshot row {number}: sku must be a non-empty string without control characters, "
                              f"got {sku!r:.120}", row=number)
-    if type(qty) is not int or not INT4_MIN <= qty <= INT4_MAX:
+    if type(qty) is not int or not FIGURE_MIN <= qty <= FIGURE_MAX:
         raise SnapshotBroken(f"snapshot row {number} ({sku}): qty must be an integer, got {qty!r:.40}", row=number)
     return sku, qty
 

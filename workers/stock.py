@@ -79,7 +79,7 @@ LEFT JOIN LATERAL (
 # a sum of deltas leaves it out of the SET (see the docstring).
 _WRITE = text("""
 WITH level AS (
-    SELECT * FROM unnest(CAST(:skus AS varchar[]), CAST(:quantities AS integer[]),
+    SELECT * FROM unnest(CAST(:skus AS varchar[]), CAST(:quantities AS bigint[]),
                          CAST(:as_of AS timestamptz[]), CAST(:new_total AS boolean[]))
         AS level (sku, erp_quantity, erp_as_of, new_total)
 ), total AS (
@@ -96,7 +96,7 @@ INSERT INTO stock_changes
     (sku, event_id, kind, quantity, delta, resulting_quantity, location_id, reason, erp_timestamp, outcome)
 SELECT * FROM unnest(
     CAST(:h_sku AS varchar[]), CAST(:h_event_id AS varchar[]), CAST(:h_kind AS varchar[]),
-    CAST(:h_quantity AS integer[]), CAST(:h_delta AS integer[]), CAST(:h_resulting_quantity AS integer[]),
+    CAST(:h_quantity AS bigint[]), CAST(:h_delta AS bigint[]), CAST(:h_resulting_quantity AS bigint[]),
     CAST(:h_location_id AS varchar[]), CAST(:h_reason AS varchar[]), CAST(:h_erp_timestamp AS timestamptz[]),
     CAST(:h_outcome AS varchar[]))
 """)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, and_, column, or_, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, String, and_, column, or_, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from erp_sync.shared.db import Base, CreatedAt, UpdatedAt
@@ -18,7 +18,7 @@ class StockLevel(Base):
 
     sku: Mapped[str] = mapped_column(String(SKU_LENGTH), primary_key=True)
     # Not checked >= 0: the ERP may oversell, and we mirror its figure rather than refuse it.
-    erp_quantity: Mapped[int] = mapped_column(Integer)
+    erp_quantity: Mapped[int] = mapped_column(BigInteger)
     erp_as_of: Mapped[datetime]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
@@ -52,9 +52,9 @@ class StockChange(Base):
     sku: Mapped[str] = mapped_column(String(SKU_LENGTH))
     event_id: Mapped[str] = mapped_column(String(100), index=True)
     kind: Mapped[str] = mapped_column(String(10))
-    quantity: Mapped[int | None] = mapped_column(Integer)
-    delta: Mapped[int | None] = mapped_column(Integer)
-    resulting_quantity: Mapped[int | None] = mapped_column(Integer)
+    quantity: Mapped[int | None] = mapped_column(BigInteger)
+    delta: Mapped[int | None] = mapped_column(BigInteger)
+    resulting_quantity: Mapped[int | None] = mapped_column(BigInteger)
     location_id: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(String(255))
     erp_timestamp: Mapped[datetime]

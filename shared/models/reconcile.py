@@ -72,8 +72,8 @@ class ReconciliationCorrection(Base):
 
     run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id", ondelete="CASCADE"), primary_key=True)
     sku: Mapped[str] = mapped_column(String(SKU_LENGTH), primary_key=True)
-    old_qty: Mapped[int | None] = mapped_column(Integer)
-    new_qty: Mapped[int] = mapped_column(Integer)
+    old_qty: Mapped[int | None] = mapped_column(BigInteger)
+    new_qty: Mapped[int] = mapped_column(BigInteger)
     corrected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     run: Mapped[ReconciliationRun] = relationship(back_populates="corrections")
@@ -86,6 +86,6 @@ class ReconciliationHeldChange(Base):
 
     run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id", ondelete="CASCADE"), primary_key=True)
     sku: Mapped[str] = mapped_column(String(SKU_LENGTH), primary_key=True)
-    old_qty: Mapped[int] = mapped_column(Integer)
-    erp_qty: Mapped[int] = mapped_column(Integer)  # the snapshot's figure
-    new_qty: Mapped[int] = mapped_column(Integer)  # the snapshot's figure plus the deltas since
+    old_qty: Mapped[int] = mapped_column(BigInteger)
+    erp_qty: Mapped[int] = mapped_column(BigInteger)  # the snapshot's figure
+    new_qty: Mapped[int] = mapped_column(BigInteger)  # the snapshot's figure plus the deltas since

@@ -8,20 +8,24 @@ an event the ERP was told (202) had been delivered.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from erp_sync.ingress.availability import stock_history
 from erp_sync.shared.erp_events import CatalogUpdate, InventoryChange, decode_event
 from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.fields import MAX_QUANTITY
+from erp_sync.shared.models import StockLevel, Variant
 from erp_sync.shared.orders import OrderPlaced, decode_order
 from erp_sync.workers.catalog import apply_catalog_update
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.order_store import lock, record_orders
-from tests.support.factories import catalog_event, inventory_event
+from tests.support.factories import catalog_event, inventory_event, variant_with
 
 BOUNDS = [0, 1, -1, 2**31 - 1, 2**31, -(2**31), 10**9, 10**9 + 1, 10**15 - 1, 10**15, 2**63]
 
@@ -149,5 +153,32 @@ def test_a_zero_price_of_any_exponent_is_stored(db_engine):
     def apply(session: Session) -> None:
         apply_catalog_update(update, session)
         record_orders(session, [placed])
+
+    applied_in_a_rolled_back_transaction(db_engine, apply)
+
+
+def test_figures_that_add_up_past_32_bits_are_stored_and_shown(db_engine):
+    # Each quantity is bounded at the door, the figure they add up to is not: every one is applicable
+    sku = "SKU-PAST-32-BITS"
+    stamp = datetime.now(UTC)
+    update = catalog_event(variants=[variant_with(sku=sku, stock_quantity=MAX_QUANTITY)])
+    update["timestamp"] = stamp.isoformat()
+    receipts = []
+    for minutes in (1, 2, 3):
+        receipt = inventory_event(sku=sku, quantity_change=MAX_QUANTITY)
+        del receipt["data"]["new_quantity"]
+        receipt["timestamp"] = (stamp + timedelta(minutes=minutes)).isoformat()
+        receipts.append(receipt)
+
+    def apply(session: Session) -> None:
+        # the receipts first, then the catalog's older total, which adds back every receipt since
+        for receipt in receipts:
+            apply_inventory_change(decode_event(json.dumps(receipt).encode()), session)
+        assert session.scalar(select(StockLevel.erp_quantity).where(StockLevel.sku == sku)) == 3 * MAX_QUANTITY
+        apply_catalog_update(decode_event(json.dumps(update).encode()), session)
+
+        assert session.scalar(select(StockLevel.erp_quantity).where(StockLevel.sku == sku)) == 4 * MAX_QUANTITY
+        assert session.scalar(select(Variant.sku).where(Variant.sku == sku)) == sku
+        assert stock_history(session, sku)[0].resulting_quantity == 4 * MAX_QUANTITY
 
     applied_in_a_rolled_back_transaction(db_engine, apply)

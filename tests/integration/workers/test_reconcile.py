@@ -45,6 +45,22 @@ def test_drift_is_corrected_in_every_snapshot_form(form, erp, sweep_settings, co
                                                                            f"reconcile:{summary.run_id}")
 
 
+def test_a_figure_past_32_bits_is_corrected_and_recorded(erp, sweep_settings, committed_session):
+    # given an ERP figure no 32-bit column holds, which commerce has not yet
+    url = erp({"A-1": 3 * 10**9})
+    seed_levels(committed_session, {"A-1": 5})
+
+    # when a sweep runs
+    summary = run_sweep(sweep_settings(url))
+
+    # then commerce carries it, and the correction and the history record it
+    assert summary.status == "succeeded"
+    assert levels(committed_session) == {"A-1": 3 * 10**9}
+    correction = committed_session.scalars(select(ReconciliationCorrection)).one()
+    assert (correction.old_qty, correction.new_qty) == (5, 3 * 10**9)
+    assert committed_session.scalars(select(StockChange.resulting_quantity)).one() == 3 * 10**9
+
+
 def test_figure_newer_than_the_snapshot_stays(erp, sweep_settings, committed_session):
     # given a webhook that applied a figure stamped after the sweep began
     url = erp({"B-1": 3})

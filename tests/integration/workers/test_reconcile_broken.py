@@ -31,6 +31,7 @@ BROKEN = {
                                  0, "integer overflow"),
     "json qty beyond 64 bits": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 18446744073709551616}]',
                                 0, "integer overflow"),
+    "csv qty beyond 64 bits": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,9223372036854775808\r\n", 0, "qty must be an integer"),
     "csv qty of 5,000 digits": (CSV, b"sku,qty\r\nS-1,1\r\nS-2," + b"9" * 5000 + b"\r\n", 0,
                                 "qty must be an integer"),
     "nul in a sku": (CSV, b"sku,qty\r\nS-1,1\r\nS-\x002,0\r\n", 0, "row 2: sku must be a non-empty string without"),
