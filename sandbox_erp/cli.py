@@ -11,6 +11,7 @@ from typing import Any
 from erp_sync.sandbox_erp.client import BadUrl, Unreachable, load_json_file, sandbox_admin, send_webhook
 from erp_sync.sandbox_erp.serving import run_sandbox
 from erp_sync.sandbox_erp.settings import DEFAULT_PORT, config_from_env
+from erp_sync.shared.arguments import port_or_any
 from erp_sync.shared.errors import ConfigurationError
 
 __all__ = ["add_sandbox_arguments", "add_send_webhook_arguments", "run_sandbox", "run_sandbox_command",
@@ -23,7 +24,7 @@ EXIT_CONFIGURATION = 2  # as every erp-sync command: the line on stderr names th
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `erp-sync sandbox-erp`: serve by default, or one admin verb."""
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=port_or_any, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throw-away CA")
     parser.add_argument("--keep-alive", action="store_true",

@@ -9,7 +9,7 @@ from types import FrameType
 
 import requests
 
-from erp_sync.cli.arguments import port_number
+from erp_sync.shared.arguments import port_number
 from erp_sync.cli.dev_env import Ports, dev_environment, port_problems, shell_variables
 from erp_sync.cli.dev_processes import Output, Processes
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from erp_sync.cli.arguments import positive_int
+from erp_sync.shared.arguments import positive_int
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
 from erp_sync.shared.settings import Settings
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from erp_sync.cli.arguments import positive_int
+from erp_sync.shared.arguments import positive_int
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_HELD, EXIT_OK, EXIT_SKIPPED
 from erp_sync.shared.settings import Settings
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from erp_sync.cli.arguments import port_number
+from erp_sync.shared.arguments import port_number
 from erp_sync.cli.exits import EXIT_OK
 from erp_sync.shared.settings import Settings
 

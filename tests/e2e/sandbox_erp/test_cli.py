@@ -101,3 +101,14 @@ def test_an_admin_verb_without_a_running_sandbox_says_so_in_one_line(verb):
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith(f"erp-sync: the sandbox ERP at {url} is not reachable (ConnectionError: ")
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-1", "http"])
+def test_a_port_out_of_range_is_refused_by_the_command_line(port):
+    # 99999 was taken modulo 65536: the sandbox listened on 34463, and clients at 99999 found nothing
+    result = subprocess.run([*cli.command(), "sandbox-erp", "--port", port], capture_output=True, text=True,
+                            timeout=60, check=False)
+
+    assert result.returncode == 2, result.stderr
+    assert f"argument --port: must be a port from 0 (any free port) to 65535, not '{port}'" in result.stderr
+    assert "listening" not in result.stdout

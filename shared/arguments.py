@@ -8,13 +8,13 @@ BIGINT_MAX = 2**63 - 1
 PORT_MAX = 65535
 
 
-def _whole_number(text: str, highest: int, what: str) -> int:
-    """`text` as a whole number from 1 to `highest`; argparse's error naming `what` otherwise."""
+def _whole_number(text: str, highest: int, what: str, *, lowest: int = 1) -> int:
+    """`text` as a whole number from `lowest` to `highest`; argparse's error naming `what` otherwise."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if not 1 <= value <= highest:
+        value = lowest - 1
+    if not lowest <= value <= highest:
         raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
     return value
 
@@ -27,3 +27,8 @@ def positive_int(text: str) -> int:
 def port_number(text: str) -> int:
     """A TCP port, 1 to 65535, for --port and its kind."""
     return _whole_number(text, PORT_MAX, f"a port from 1 to {PORT_MAX}")
+
+
+def port_or_any(text: str) -> int:
+    """A TCP port, or 0 for any free one, for a server that prints where it listens (the sandbox ERP)."""
+    return _whole_number(text, PORT_MAX, f"a port from 0 (any free port) to {PORT_MAX}", lowest=0)
