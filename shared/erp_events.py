@@ -188,8 +188,8 @@ def decode_event(raw: bytes) -> ErpEvent:
     model = EVENT_MODELS.get(event_type) if isinstance(event_type, str) else None
     if model is None:
         expected = ", ".join(sorted(EVENT_MODELS))
-        raise MessageDecodeError(f"unknown event_type {event_type!r}", raw=raw, details=[
-            {"field": "event_type", "message": f"unknown event type {event_type!r}; expected one of {expected}"}
+        raise MessageDecodeError(f"unknown event_type {event_type!r:.100}", raw=raw, details=[
+            {"field": "event_type", "message": f"unknown event type {event_type!r:.100}; expected one of {expected}"}
         ])
     try:
         return model.model_validate(document)

@@ -80,6 +80,16 @@ def test_a_refusal_lists_the_first_problems_and_counts_them_all():
     assert "30 problem(s), the first 20 listed" in str(refused.value)
 
 
+@pytest.mark.parametrize("event_type", ["x" * 100_000, {"nested": ["y" * 100_000]}])
+def test_an_unknown_event_type_is_named_in_a_refusal_of_bounded_size(event_type):
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(encode({**inventory_event(), "event_type": event_type}))
+
+    assert str(refused.value).startswith("unknown event_type ")
+    assert len(str(refused.value)) < 300
+    assert all(len(detail["message"]) < 400 for detail in refused.value.details)
+
+
 @pytest.mark.parametrize("value", ["Black", 128, -1.5, True, 999_999_999_999_999, "x" * 1000])
 def test_attribute_values_storage_and_workers_can_hold_are_kept(value):
     event = decode_event(encode(catalog_event(variants=[variant_with(attributes={"A": value})])))
