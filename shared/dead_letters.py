@@ -2,7 +2,7 @@
 
 A message is parked on `erp-sync.<worker>.parked` by the consumer (with its reason, attempts and
 time in headers) or by the broker after too many deliveries without an ack (`x-death`). Reading
-takes each message without an ack and hands it back when the channel closes, so a listing
+takes each message without an ack and hands it back at the end (basic.nack), so a listing
 changes nothing. A replay puts the message back on its work queue as it first arrived; the
 workers record every event and order id with its effect, so replaying one already applied
 changes nothing.
@@ -124,13 +124,20 @@ class DeadLetters:
     @contextlib.contextmanager
     def _channel(self) -> Iterator[BlockingChannel]:
         connection = blocking_connection(self._amqp_url, "dlq")
+        channel: BlockingChannel | None = None
         try:
-            yield connection.channel()
+            channel = connection.channel()
+            yield channel
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(f"RabbitMQ failed during the command: {exc!r}") from exc
         finally:
-            # Closing hands back every message taken and not acked: a listing changes nothing.
+            # Every message taken and not acked goes back: a listing changes nothing. Handed back by
+            # basic.nack rather than by the close, which RabbitMQ 4.3 counts as a failed delivery
+            # against a quorum queue's delivery limit (rabbitmq-server#15387): looks must not add up.
             if connection.is_open:
+                if channel is not None and channel.is_open:
+                    with contextlib.suppress(pika.exceptions.AMQPError):
+                        channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
                 connection.close()
 
 
