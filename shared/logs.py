@@ -19,6 +19,11 @@ JSON_FIELDS = (*ID_FIELDS, "alert_cause")
 # C0 controls but the tab, DEL and C1 controls: a newline from an event id would start a fake line.
 _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))}
 _ESCAPES |= {ord("\n"): "\\n", ord("\r"): "\\r"}
+# pika's loggers of making and losing a connection. Every failure they tell of also reaches our code
+# as an exception, which says so in one line ("lost RabbitMQ", "cannot connect"); their ERROR lines,
+# up to seven and a traceback at each attempt of an outage, only bury it.
+_PIKA_TRANSPORT_LOGGERS = ("pika.adapters.base_connection", "pika.adapters.blocking_connection",
+                           "pika.adapters.utils.connection_workflow", "pika.adapters.utils.io_services_utils")
 
 
 def escape_controls(text: str) -> str:
@@ -65,3 +70,16 @@ def configure_logging(level: int | str, log_format: Literal["text", "json"] = "t
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter(process) if log_format == "json" else EscapingFormatter(LOG_FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
+
+
+def quiet_pika_connection_errors() -> None:
+    """Silence pika's narration of failed connections, which our own lines report (see above)."""
+    for name in _PIKA_TRANSPORT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    # pika.connection also warns of a broker alarm blocking the connection: only its ERROR lines go,
+    # guesses such as "Probably incompatible Protocol Versions" for a handshake cut by an outage.
+    logging.getLogger("pika.connection").addFilter(_not_an_error)
+
+
+def _not_an_error(record: logging.LogRecord) -> bool:
+    return record.levelno != logging.ERROR

@@ -15,7 +15,7 @@ from erp_sync.cli import dev, dlq, migrate, orders, reconcile, sandbox, serve, w
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE
 from erp_sync.shared.env_file import apply_env_file
 from erp_sync.shared.errors import ConfigurationError, ErpSyncError
-from erp_sync.shared.logs import configure_logging
+from erp_sync.shared.logs import configure_logging, quiet_pika_connection_errors
 from erp_sync.shared.settings import load_settings
 
 
@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # one-shot command, which says in one line of its own that it cannot reach the broker.
         logging.getLogger("pika").setLevel(logging.CRITICAL if getattr(args, "one_shot", False)
                                            else max(logging.WARNING, logging.getLevelName(settings.log_level)))
+        quiet_pika_connection_errors()
         if settings.alert_smtp_host is not None:
             # Imported only then: the sweep's process has a memory target.
             from erp_sync.shared.alert_mail import install_alert_mail

@@ -11,6 +11,7 @@ import pytest
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import EVENTS_EXCHANGE
 from tests.support.amqp import drain
+from tests.support.processes import Process
 from tests.support.settings import TEST_RETRY_DELAYS_MS
 from tests.support.waiting import wait_for
 from tests.support.webhooks import post
@@ -99,3 +100,28 @@ def test_two_workers_on_one_queue_end_where_one_would(ingress, start_workers):
 
     # then every SKU ends on its newest figure
     wait_for(lambda: all(erp_quantity(ingress, sku) == 19 for sku in skus), timeout=30)
+
+
+def test_a_broker_outage_is_told_in_the_workers_own_lines_without_pikas_errors(settings_factory, broker):
+    # given an inventory worker process reaching RabbitMQ through a proxy
+    parts = urlsplit(broker)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    proxied = urlunsplit((parts.scheme, f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}", parts.path,
+                          parts.query, ""))
+    worker = Process(settings_factory(amqp_url=proxied), "worker", "inventory")
+    try:
+        wait_for(lambda: "consuming erp-sync.inventory" in worker.output(), timeout=30)
+
+        # when RabbitMQ is away for three reconnection attempts, then back
+        proxy.cut()
+        wait_for(lambda: worker.output().count("lost RabbitMQ") >= 3, timeout=30)
+        proxy.restore()
+        wait_for(lambda: worker.output().count("consuming erp-sync.inventory") == 2, timeout=60)
+        output = worker.output()
+    finally:
+        worker.kill()
+        proxy.close()
+
+    # then each failed attempt was one WARNING line of the worker's: no ERROR line, no traceback
+    assert "Traceback" not in output
+    assert [line for line in output.splitlines() if " ERROR " in line] == []
