@@ -2,14 +2,16 @@
 
 A worker started before `erp-sync migrate` would park every message it took ("relation ... does
 not exist"); it checks first. Only a schema behind is refused: during a rolling update the
-migration runs first and the previous release's pods go on against the newer schema.
+migration runs first and the previous release's pods go on against the newer schema. So is a
+server that refuses the worker itself (no such database, role or password), which no retry mends.
 """
 from __future__ import annotations
 
 import logging
+import re
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, ProgrammingError, SQLAlchemyError
 
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared.errors import ConfigurationError
@@ -18,6 +20,10 @@ from erp_sync.shared.errors import ConfigurationError
 # head. Revisions are four digits, numbered in order, so that one older compares lower.
 SCHEMA_REVISION = "0017"
 UNDEFINED_TABLE = "42P01"
+# What PostgreSQL answers a connection it refuses for good, as libpq hands it on (no SQLSTATE comes
+# with it). A server whose lc_messages is not English says it otherwise: the worker then starts.
+_REFUSED_FOR_GOOD = re.compile(r'FATAL:  (database "[^"]*" does not exist|role "[^"]*" does not exist'
+                               r'|password authentication failed for user "[^"]*"|no pg_hba\.conf entry[^\n]*)')
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +32,8 @@ def require_current_schema(engine: Engine) -> None:
     """Raise ConfigurationError, telling the operator to migrate, if the schema is behind SCHEMA_REVISION.
 
     A database out of reach passes: the worker's consumer retries what it cannot store, as it would
-    for an outage that began a moment later.
+    for an outage that began a moment later. A server that refuses this DATABASE_URL for good is a
+    ConfigurationError too.
     """
     try:
         with engine.connect() as connection:
@@ -36,6 +43,9 @@ def require_current_schema(engine: Engine) -> None:
             raise translate_db_error(exc) from exc
         revision = None
     except SQLAlchemyError as exc:
+        refused = _REFUSED_FOR_GOOD.search(str(exc.orig if isinstance(exc, DBAPIError) else exc))
+        if refused:
+            raise ConfigurationError(f"PostgreSQL refuses DATABASE_URL: {refused.group(1)}") from exc
         logger.warning("cannot check the database schema (%s); starting anyway", translate_db_error(exc))
         return
     if revision is None or revision < SCHEMA_REVISION:

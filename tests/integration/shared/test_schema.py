@@ -56,3 +56,19 @@ def test_a_database_out_of_reach_does_not_stop_the_worker(caplog):
     finally:
         engine.dispose()
     assert "cannot check the database schema" in caplog.text
+
+
+@pytest.mark.parametrize("url, refused", [
+    ("postgresql+psycopg://root@127.0.0.1:5432/erp_sync_no_such_database",
+     'database "erp_sync_no_such_database" does not exist'),
+    ("postgresql+psycopg://erp_sync_no_such_role@127.0.0.1:5432/postgres", 'role "erp_sync_no_such_role" does not exist'),
+])
+def test_a_database_url_the_server_refuses_stops_the_worker(url, refused):
+    # Started anyway, it parked every message it took after its retries, as if the database were down
+    engine = make_engine(url)
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            require_current_schema(engine)
+    finally:
+        engine.dispose()
+    assert str(caught.value) == f"PostgreSQL refuses DATABASE_URL: {refused}"
