@@ -3,7 +3,9 @@
 Approving applies exactly the changes the run recorded, by the same statements as a sweep and with
 the run's own snapshot times, so a figure stamped after the snapshot (a webhook that arrived while
 the run waited) still wins, and the deltas stamped since are still counted. A run is decided once:
-its status leaves `held` in the same transaction. psycopg only, as the sweep (workers/reconcile.py).
+its status leaves `held` in the same transaction. A run a later sweep has overtaken (one that
+compared a newer snapshot, held or not) can only be rejected: its figures are older than what that
+sweep confirmed or holds, and a sweep that finds no difference leaves the figures' times alone. psycopg only, as the sweep (workers/reconcile.py).
 """
 from __future__ import annotations
 
@@ -25,11 +27,17 @@ SELECT status, snapshot_taken_at, snapshot_read_until FROM reconciliation_runs W
 _APPROVED = """
 UPDATE reconciliation_runs SET status = 'succeeded', corrected = %(corrected)s, decided_at = clock_timestamp()
  WHERE id = %(run)s"""
+_OVERTAKEN_BY = """
+SELECT id, status FROM reconciliation_runs WHERE id > %s AND status IN ('succeeded', 'held') ORDER BY id LIMIT 1"""
 _REJECTED = "UPDATE reconciliation_runs SET status = 'rejected', decided_at = clock_timestamp() WHERE id = %(run)s"
 
 
 class RunNotHeld(LookupError):
     """The run is unknown, or not (any longer) waiting for a decision."""
+
+
+class RunOvertaken(RunNotHeld):
+    """A later sweep compared a newer snapshot: the held run's changes are out of date."""
 
 
 def approve_run(settings: Settings, run_id: int) -> SweepSummary:
@@ -64,6 +72,11 @@ def _decide_locked(conn: Connection, run_id: int, *, approve: bool) -> None:
         conn.execute(_REJECTED, {"run": run_id})
         logger.warning("reconciliation run %d rejected: nothing changed", run_id)
         return
+    later = conn.execute(_OVERTAKEN_BY, (run_id,)).fetchone()
+    if later is not None:
+        raise RunOvertaken(f"reconciliation run {run_id} is older than run {later[0]} ({later[1]}), which compared "
+                           f"a newer snapshot: its changes are out of date; reject it with "
+                           f"`erp-sync reconcile --reject {run_id}`")
     load_held_changes(conn, run_id)
     corrected = apply_changes(conn, run_id, run["snapshot_taken_at"], run["snapshot_read_until"])
     conn.execute(_APPROVED, {"run": run_id, "corrected": corrected})

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.hold_figures import hold_figures
-from erp_sync.shared.models import ReconciliationCorrection, ReconciliationRun
+from erp_sync.shared.models import ReconciliationCorrection, ReconciliationHeldChange, ReconciliationRun
 from erp_sync.workers.reconcile_summary import SweepSummary, summary_of
 
 RUNS = ReconciliationRun.__table__
@@ -27,7 +27,8 @@ def stock_truth(session: Session, limit: int = 20) -> dict[str, Any]:
 
 
 def show(session: Session, run_id: int) -> dict[str, Any] | None:
-    """One run's summary and every SKU it corrected, with old and new figure; None if unknown."""
+    """One run's summary, every SKU it corrected (old and new figure) and, for a run a limit held,
+    every change it held for a decision; None if unknown."""
     row = session.execute(select(RUNS).where(RUNS.c.id == run_id)).mappings().one_or_none()
     if row is None:
         return None
@@ -36,6 +37,14 @@ def show(session: Session, run_id: int) -> dict[str, Any] | None:
         .where(ReconciliationCorrection.run_id == run_id)
         .order_by(ReconciliationCorrection.sku)
     )
+    held = session.execute(
+        select(ReconciliationHeldChange.sku, ReconciliationHeldChange.old_qty, ReconciliationHeldChange.erp_qty,
+               ReconciliationHeldChange.new_qty)
+        .where(ReconciliationHeldChange.run_id == run_id)
+        .order_by(ReconciliationHeldChange.sku)
+    )
     return summary_of(row).as_dict() | {
-        "corrections": [{"sku": sku, "old": old, "new": new} for sku, old, new in corrections]
+        "corrections": [{"sku": sku, "old": old, "new": new} for sku, old, new in corrections],
+        "held_changes": [{"sku": sku, "commerce_qty": old, "erp_qty": erp, "new_qty": new}
+                         for sku, old, erp, new in held],
     }

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from erp_sync.shared.models import ReconciliationCorrection, ReconciliationHeldChange, ReconciliationRun
 from erp_sync.workers.reconcile import run_sweep
 from erp_sync.workers.reconcile_decide import RunNotHeld, approve_run, reject_run
+from erp_sync.workers.reconcile_history import show
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Delta, Total
 from tests.support.reconcile import levels, seed_levels
@@ -114,6 +115,38 @@ def test_a_figure_newer_than_the_held_run_still_wins_after_approval(erp, sweep_s
     # then the newer figure stays, the sale still counts, the rest takes the snapshot's figure
     assert approved.corrected == 9
     assert levels(committed_session) == COMMERCE | dict.fromkeys(SKUS[2:10], 0) | {"L-000": 42, "L-001": -1}
+
+
+def test_a_held_run_a_later_sweep_overtook_can_be_rejected_not_approved(erp, sweep_settings, committed_session):
+    # given a held run, then a later sweep of a whole export that confirmed commerce's figures
+    held = _held(erp, sweep_settings, committed_session)
+    later = run_sweep(sweep_settings(erp(COMMERCE)))
+    assert (later.status, later.mismatched) == ("succeeded", 0)
+    settings = sweep_settings("http://127.0.0.1:9")
+
+    # when the held run is approved
+    with pytest.raises(RunNotHeld) as refused:
+        approve_run(settings, held.run_id)
+
+    # then its older figures are not written over the confirmed ones, and it can still be rejected
+    assert str(refused.value) == (
+        f"reconciliation run {held.run_id} is older than run {later.run_id} (succeeded), which compared a newer "
+        f"snapshot: its changes are out of date; reject it with `erp-sync reconcile --reject {held.run_id}`")
+    assert levels(committed_session) == COMMERCE
+    assert reject_run(settings, held.run_id).status == "rejected"
+
+
+def test_show_of_a_held_run_lists_every_change_it_holds(erp, sweep_settings, committed_session):
+    # given a run held for zeroing 10 SKUs
+    held = _held(erp, sweep_settings, committed_session)
+
+    # when the operator looks at it before deciding
+    detail = show(committed_session, held.run_id)
+
+    # then each change it would make is there, with commerce's figure, the snapshot's and the result
+    assert detail is not None and (detail["status"], detail["corrections"]) == ("held", [])
+    assert detail["held_changes"] == [{"sku": sku, "commerce_qty": 10, "erp_qty": 0, "new_qty": 0}
+                                      for sku in SKUS[:10]]
 
 
 def test_an_unknown_run_cannot_be_decided(sweep_settings, committed_session):
