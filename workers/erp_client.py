@@ -15,7 +15,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpSyncError, ErpUnavailable
 from erp_sync.shared.orders import OrderPlaced, dumps
 from erp_sync.shared.settings import Settings
+from erp_sync.workers.erp_clock import http_date
 from erp_sync.workers.erp_http import (
     check_status, excerpt, quick_retries, read_head, shown, stream_excerpt, translated,
 )
@@ -163,7 +163,7 @@ class ErpClient:
             if response.status != ALREADY_IMPORTED:
                 check_status(what, url, response.status, response.headers, lambda: body)
             return PushResult(response.status, datetime.now(UTC), response.status == ALREADY_IMPORTED,
-                              body, sent_at, _http_date(response.headers.get("Date")))
+                              body, sent_at, http_date(response.headers.get("Date")))
 
         try:
             result = send()
@@ -205,17 +205,6 @@ class ErpClient:
         if order_id is not None:
             headers |= {"Content-Type": "application/json", "Idempotency-Key": order_id}
         return headers
-
-
-def _http_date(value: str | None) -> datetime | None:
-    """An HTTP `Date` header as an aware datetime; None when absent or unreadable (our send time stands in)."""
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def erp_client(settings: Settings) -> ErpClient:

@@ -1,12 +1,10 @@
 """When the ERP received an order, on the ERP's clock: the mark a stock figure must reach to end its holds.
 
 The ERP deducts an order before it answers and stamps its figure at the deduction, so a figure
-stamped at or after the order's receipt includes it. The answer's `Date` header is the ERP's clock
-at the answer (whole seconds, rounded down); the receipt came at most one round trip earlier,
-whatever the two clocks say. Without a `Date` header (or with one a day or more from our clock)
-our send time stands in, less the clock-skew margin. The mark is rounded down to the second so a
-whole-second ERP clock still reaches it. The release itself is `release_counted_holds` (migrations
-0010, 0013 and 0016), the one home of the comparison.
+stamped at or after the order's receipt includes it. The mark is the earliest ERP time the push's
+answer allows for that receipt (`ErpClock.at_receipt`, workers/erp_clock.py), rounded down to the
+second so a whole-second ERP clock still reaches it. The release itself is `release_counted_holds`
+(migrations 0010, 0013 and 0016), the one home of the comparison.
 
 An ERP may also name the order in the `inventory.change` of its deduction (`reference_id`, an
 optional extension, docs/erp-teams.md): that figure counts the order whatever the clocks say, so
@@ -25,9 +23,6 @@ from sqlalchemy.orm import Session
 
 from erp_sync.shared.db import SessionOrConnection
 
-# A `Date` further from our clock than this is broken, not a skewed clock (one in year 9999 made the
-# order unreadable): our send time stands in, as without one.
-IMPLAUSIBLE_CLOCK_OFFSET = timedelta(days=1)
 _RELEASE_ALL = text("""
 UPDATE stock_holds SET released_at = clock_timestamp(), release_reason = :reason
  WHERE order_id = :order_id AND released_at IS NULL
@@ -42,16 +37,6 @@ UPDATE stock_holds AS h SET released_at = clock_timestamp(), release_reason = 'e
   FROM unnest(CAST(:order_ids AS text[]), CAST(:skus AS text[])) AS named (order_id, sku)
  WHERE h.order_id = named.order_id AND h.sku = named.sku AND h.released_at IS NULL
 """)
-
-
-def erp_receipt_mark(sent_at: datetime, answered_at: datetime, erp_date: datetime | None,
-                     clock_skew_s: float) -> datetime:
-    """The earliest ERP time at which the ERP can have received an order sent and answered at these times."""
-    if erp_date is not None and abs(erp_date - answered_at) <= IMPLAUSIBLE_CLOCK_OFFSET:
-        mark = erp_date - max(answered_at - sent_at, timedelta(0))
-    else:
-        mark = sent_at - timedelta(seconds=clock_skew_s)
-    return mark.replace(microsecond=0)
 
 
 def release_named_holds(session: Session, named: Iterable[tuple[str, str]]) -> None:

@@ -30,7 +30,8 @@ from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, order_retry_route
 from erp_sync.workers.erp_client import ErpClient, PushResult, erp_client
-from erp_sync.workers.hold_rule import erp_receipt_mark, release_holds
+from erp_sync.workers.erp_clock import ErpClock
+from erp_sync.workers.hold_rule import release_holds
 from erp_sync.workers.order_store import PushState, claim, lock, save
 
 logger = logging.getLogger(__name__)
@@ -115,8 +116,8 @@ def _synced(row: PushState, result: PushResult, settings: Settings) -> None:
         row.erp_received_at = None
     else:
         # A figure stamped at or after this mark includes the order and ends its holds (migration 0010).
-        row.erp_received_at = erp_receipt_mark(result.sent_at or result.acknowledged_at, result.acknowledged_at,
-                                               result.erp_date, settings.erp_clock_skew_s)
+        row.erp_received_at = ErpClock(result.sent_at or result.acknowledged_at, result.acknowledged_at,
+                                       result.erp_date, timedelta(seconds=settings.erp_clock_skew_s)).at_receipt()
     row.next_attempt_at = None
     row.last_error = None
     logger.info("order %s synced (attempt %d%s)", row.order_id, row.attempts,

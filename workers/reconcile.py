@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import requests
@@ -86,7 +86,8 @@ def snapshot_source(settings: Settings, http: requests.Session) -> SnapshotSourc
     base_url, token = settings.erp_credentials("the sweep")
     return SnapshotSource(watched(http), base_url, token, connect_timeout_s=settings.erp_connect_timeout_s,
                           read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle,
-                          tries=settings.erp_quick_retries, backoff_base_s=settings.erp_quick_retry_base_s)
+                          tries=settings.erp_quick_retries, backoff_base_s=settings.erp_quick_retry_base_s,
+                          clock_skew=timedelta(seconds=settings.erp_clock_skew_s))
 
 
 def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
@@ -125,10 +126,10 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
         return _skipped(conn, scheduled_for, "this schedule slot was already swept")
     run_id: int = started[0]
     logger.info("reconciliation run %d started", run_id)
-    taken = datetime.now(UTC)  # before the request: figures stamped from now on are newer
+    requested = datetime.now(UTC)
     try:
         with conn.transaction(), _reading(settings) as cut, source.open() as snapshot:
-            _compare_and_correct(settings, conn, run_id, snapshot, taken, cut)
+            _compare_and_correct(settings, conn, run_id, snapshot, cut)
     except (ErpSyncError, psycopg.Error) as exc:
         error = exc if isinstance(exc, ErpSyncError) else translate_pg_error(exc)
         if isinstance(error, ErpMisconfigured):
@@ -139,7 +140,7 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
             alert(Cause.ERP_UNREACHABLE, "reconciliation run %d failed, the ERP is unreachable: %s", run_id, error)
         else:
             logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
-        conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": taken})
+        conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": requested})
     summary = read_summary(conn, run_id)
     if summary.status == "held":
         alert(Cause.SWEEP_HELD, "reconciliation run %d held, nothing changed: %s; decide with "
@@ -156,9 +157,8 @@ def _dry_run(settings: Settings, conn: Connection, source: SnapshotSource,
     """The whole sweep in one transaction rolled back at the end: the run it would record."""
     with conn.transaction() as tx:
         run_id: int = _one(conn.execute(_START, {"slot": None}))[0]
-        taken = datetime.now(UTC)
         with _reading(settings) as cut, source.open() as snapshot:
-            _compare_and_correct(settings, conn, run_id, snapshot, taken, cut, dry_run=True)
+            taken = _compare_and_correct(settings, conn, run_id, snapshot, cut, dry_run=True)
         summary = read_summary(conn, run_id)
         for change in changes(conn, taken):
             on_change(change)
@@ -181,8 +181,15 @@ def _still_reading(settings: Settings) -> SnapshotBroken:
 
 
 def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snapshot: Snapshot,
-                         taken: datetime, cut: Cut, *, dry_run: bool = False) -> None:
-    """Everything inside the caller's one transaction; commits nothing."""
+                         cut: Cut, *, dry_run: bool = False) -> datetime:
+    """Everything inside the caller's one transaction; commits nothing. The snapshot's `taken` mark.
+
+    The snapshot counts what the ERP did up to some moment between its receipt of our request and
+    our reading its last row. On the ERP's clock, which stamps the figures, that moment lies from
+    `taken` (the earliest the receipt can have been) to `read_until` (the latest the ERP's clock can
+    have shown at the last row), both read off the ERP's answer (workers/erp_clock.py).
+    """
+    taken = snapshot.clock.at_receipt()
     rows = 0
     conn.execute(_SNAPSHOT_TABLE)
     with conn.cursor() as cursor, cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
@@ -193,7 +200,7 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
                 raise _still_reading(settings)
     if cut.happened.is_set():  # a stream without a length, cut at a line's end, just ends
         raise _still_reading(settings)
-    read_until = datetime.now(UTC)
+    read_until = snapshot.clock.latest_at(datetime.now(UTC))
     try:
         conn.execute(_SNAPSHOT_INDEX)
     except psycopg.errors.UniqueViolation as exc:
@@ -228,6 +235,7 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
         "missing_skus": json.dumps({"missing_in_commerce": [sku for sku, _ in in_commerce],
                                     "missing_in_erp": [sku for sku, _ in in_erp]}),
     })
+    return taken
 
 
 def _skipped(conn: Connection, scheduled_for: datetime | None, reason: str) -> SweepSummary:

@@ -2,14 +2,15 @@
 
 The rule is workers/stock_rule.py's; this is the same rule in SQL over every SKU at once (a
 million in seconds), and tests/integration/workers/test_reconcile_rule.py checks the two decide
-alike. The snapshot in `reconcile_snapshot` is a total of each SKU it lists, stamped `taken` (when
-the sweep began, before the request):
+alike. The snapshot in `reconcile_snapshot` is a total of each SKU it lists, stamped `taken`, on the
+ERP's clock the earliest its receipt of the request can have been (workers/reconcile.py):
 
 - a figure building on a total stamped after `taken` is newer and stays (stale); on a tie the
-  snapshot, the later arrival, wins;
+  snapshot, the later arrival, wins. A correction is stamped `taken` too, so a figure the ERP
+  stamps in the second of the snapshot or later, arriving after the sweep, still applies;
 - the applied deltas stamped at or after `taken` are added back onto the snapshot's figure. One
-  stamped while the snapshot streamed (before `read_until`, when it was read in full) may or may
-  not be in it, so such a SKU is left alone rather than corrected on a guess;
+  stamped before `read_until` (the latest the ERP's clock can have shown when the snapshot was read
+  in full) may or may not be in it, so such a SKU is left alone rather than corrected on a guess;
 - only a figure that changes is written ("corrected", with a history row and a correction
   record); a SKU the rule leaves as it is keeps its `erp_as_of` too, so the hold-release trigger
   of migration 0002 runs for corrected SKUs alone.

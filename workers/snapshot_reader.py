@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ import requests
 
 from erp_sync.shared.errors import PermanentError
 from erp_sync.shared.fields import has_control_characters
+from erp_sync.workers.erp_clock import ErpClock, http_date
 from erp_sync.workers.erp_http import check_answer, quick_retries, translated
 
 logger = logging.getLogger(__name__)
@@ -51,10 +53,12 @@ class SnapshotBroken(PermanentError):
 
 @dataclass
 class Snapshot:
-    """An open snapshot: its form and its rows, read lazily from the network."""
+    """An open snapshot: its form, its rows (read lazily from the network), and what the ERP's answer
+    to the snapshot request tells of its clock."""
 
     form: str
     rows: Iterator[Row]
+    clock: ErpClock
 
 
 def check_ijson_backend() -> str:
@@ -74,34 +78,37 @@ class SnapshotSource:
 
     def __init__(self, http: requests.Session, base_url: str, token: str, *, connect_timeout_s: float,
                  read_timeout_s: float, ca_bundle: Path | str | None = None, tries: int = 1,
-                 backoff_base_s: float = 0.2) -> None:
+                 backoff_base_s: float = 0.2, clock_skew: timedelta = timedelta(seconds=1)) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = (connect_timeout_s, read_timeout_s)
         self._verify: bool | str = str(ca_bundle) if ca_bundle else True
+        self._clock_skew = clock_skew
         self._answer = quick_retries(tries, backoff_base_s)(self._answer_once)
 
     @contextmanager
     def open(self) -> Iterator[Snapshot]:
         """GET the snapshot and yield its rows; the responses are closed on leaving."""
         snapshot_url = f"{self._base_url}{SNAPSHOT_PATH}"
+        sent_at = datetime.now(UTC)  # before any quick retry: the marks only widen
         with self._get(snapshot_url, with_token=True) as response:
+            clock = ErpClock(sent_at, datetime.now(UTC), http_date(response.headers.get("Date")), self._clock_skew)
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if kind in ("text/csv", "application/csv"):
-                yield Snapshot("csv", _guarded(csv_rows(response.raw), snapshot_url))
+                yield Snapshot("csv", _guarded(csv_rows(response.raw), snapshot_url), clock)
                 return
             if kind != "application/json" and not kind.endswith("+json"):
                 raise SnapshotBroken(f"snapshot: unexpected Content-Type {kind or 'none'!r}")
             with translated("snapshot", snapshot_url):
                 stream = _Prefixed(response.raw, _peek(response.raw))
             if stream.first == b"[":
-                yield Snapshot("json", _guarded(json_rows(stream), snapshot_url))
+                yield Snapshot("json", _guarded(json_rows(stream), snapshot_url), clock)
                 return
             with translated("snapshot", snapshot_url):
                 url = _export_url(stream)
         with self._get(url, with_token=_same_origin(url, self._base_url)) as export:
-            yield Snapshot("url", _guarded(csv_rows(export.raw), url))
+            yield Snapshot("url", _guarded(csv_rows(export.raw), url), clock)
 
     @contextmanager
     def _get(self, url: str, *, with_token: bool) -> Iterator[requests.Response]:

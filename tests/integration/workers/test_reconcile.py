@@ -20,7 +20,7 @@ from erp_sync.shared.models import (
 )
 from erp_sync.workers.reconcile import run_sweep
 from erp_sync.workers.stock import StockEvent, apply_stock_events
-from erp_sync.workers.stock_rule import Delta
+from erp_sync.workers.stock_rule import Delta, Total
 from erp_sync.workers.reconcile_history import history, show
 from tests.support.reconcile import LONG_AGO, TOKEN, levels, seed_levels
 
@@ -59,6 +59,24 @@ def test_a_figure_past_32_bits_is_corrected_and_recorded(erp, sweep_settings, co
     correction = committed_session.scalars(select(ReconciliationCorrection)).one()
     assert (correction.old_qty, correction.new_qty) == (5, 3 * 10**9)
     assert committed_session.scalars(select(StockChange.resulting_quantity)).one() == 3 * 10**9
+
+
+def test_a_figure_the_erp_stamps_in_whole_seconds_after_a_correction_applies(erp, sweep_settings,
+                                                                              committed_session):
+    # given a sweep that corrected a drifted SKU to the ERP's 80
+    url = erp({"W-1": 80})
+    seed_levels(committed_session, {"W-1": 81})
+    assert run_sweep(sweep_settings(url)).corrected == 1
+
+    # when the ERP's figure of a sale made just after the snapshot arrives, stamped in whole seconds
+    stamped = datetime.now(UTC).replace(microsecond=0)
+    decision = apply_stock_events(committed_session, [StockEvent("evt_sale_W-1", "W-1", Total(79, stamped))])[0]
+    committed_session.commit()
+
+    # then it applies: the correction was stamped no later than the ERP's clock at the snapshot,
+    # not with our clock's fraction of that second (the shop oversold one until the next figure)
+    assert decision.outcome.value == "applied"
+    assert levels(committed_session) == {"W-1": 79}
 
 
 def test_figure_newer_than_the_snapshot_stays(erp, sweep_settings, committed_session):
