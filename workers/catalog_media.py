@@ -44,9 +44,16 @@ SELECT * FROM unnest(CAST(:sku AS varchar[]), CAST(:position AS integer[]), CAST
                      CAST(:byte_size AS bigint[]), CAST(:sha256 AS varchar[]), CAST(:downloaded_at AS timestamptz[]))
 RETURNING id, sku, url, status
 """)
+_RETRY = text(f"""
+UPDATE media SET status = '{MediaStatus.PENDING.value}', attempts = 0, failure_reason = NULL
+WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING id, sku, url
+""")
 _DELETE = text("DELETE FROM media WHERE sku = ANY(CAST(:skus AS varchar[]))")
 _NEW_COLUMNS = ("sku", "position", "url", "is_main")
 _PENDING_STATUS = MediaStatus.PENDING.value
+_FAILED_STATUS = MediaStatus.FAILED.value
+# A failed image the ERP lists again starts afresh: its host may be back, or have published it since.
+_AFRESH = {"status": _PENDING_STATUS, "attempts": 0, "failure_reason": None}
 
 
 def sync_media(session: Session, variants: Sequence[VariantData],
@@ -55,7 +62,9 @@ def sync_media(session: Session, variants: Sequence[VariantData],
 
     An unchanged list leaves the rows alone. A changed one is written again in its new order:
     an image that stays keeps its row id and download state (confirmed, digest...), a new one
-    starts pending. `new_skus`: variants inserted in this transaction, which have no rows to read.
+    starts pending. Either way an image that failed starts afresh, pending with no attempt spent:
+    a host that was down, or had not yet published it, would otherwise leave it failed for good.
+    `new_skus`: variants inserted in this transaction, which have no rows to read.
     """
     if not variants:
         return ()
@@ -73,8 +82,11 @@ def sync_media(session: Session, variants: Sequence[VariantData],
         else:
             replaced[variant.sku] = _replacement(variant.sku, wanted, rows)
     written = _write(session, replaced, [sku for sku in replaced if current[sku]])
+    downloads = [_download(row) for row in kept if row.status == _PENDING_STATUS]
+    if retried := [row.id for row in kept if row.status == _FAILED_STATUS]:
+        downloads += [_download(row) for row in session.execute(_RETRY, {"ids": retried}).all()]
     # Written rows unpacked rather than read by name: a fresh group's 2,000 images, a tenth of its CPU.
-    return (*(_download(row) for row in kept if row.status == _PENDING_STATUS),
+    return (*downloads,
             *(MediaDownload(media_id=media_id, sku=sku, url=url)
               for media_id, sku, url, status in written if status == _PENDING_STATUS))
 
@@ -98,6 +110,8 @@ def _replacement(sku: str, wanted: Iterable[tuple[str, bool]], rows: Iterable[Ro
         if by_url[url]:
             old = by_url[url].pop(0)
             new.update({name: getattr(old, name) for name in _DOWNLOAD_STATE})
+            if old.status == _FAILED_STATUS:
+                new.update(_AFRESH)
         replacement.append(new)
     return replacement
 

@@ -250,6 +250,32 @@ def test_changed_media_keeps_the_images_that_stay_and_asks_for_the_new_ones(db_s
     assert result.media_downloads == (MediaDownload(media_id=rows[1].id, sku=BLACK, url=rows[1].url),)
 
 
+def fail_all(session, sku):
+    session.execute(update(Media).where(Media.sku == sku).values(status="failed", attempts=5,
+                                                                failure_reason="gave up after 5 attempts: HTTP 503"))
+
+
+@pytest.mark.parametrize("images", ["unchanged", "changed"])
+def test_failed_images_are_asked_for_again_when_the_erp_sends_their_product_again(db_session, images):
+    # given the black variant's images given up on while their host was down
+    apply_catalog_update(catalog(at=timedelta(minutes=-1)), db_session)
+    fail_all(db_session, BLACK)
+    failed = media(db_session, BLACK)
+
+    # when the ERP sends the product again (a new price), with the same images or one more
+    listed = [{"url": m.url, "is_main": m.is_main} for m in failed]
+    if images == "changed":
+        listed.append({"url": "https://erp-cdn.com/u/iph15-blk-side.jpg"})
+    result = apply_catalog_update(catalog(variants=[variant_with(price=74900.00, media=listed)]), db_session)
+
+    # then each failed image starts afresh, pending with no attempt spent, and is asked for again
+    db_session.expire_all()
+    rows = media(db_session, BLACK)
+    assert [(m.id, m.status, m.attempts, m.failure_reason) for m in rows[:len(failed)]] == [
+        (m.id, "pending", 0, None) for m in failed]
+    assert sorted(d.media_id for d in result.media_downloads) == sorted(m.id for m in rows)
+
+
 def test_groups_share_their_category_nodes(db_session):
     # given a group under Electronics > Smartphones > Apple
     apply_catalog_update(catalog(), db_session)
