@@ -57,8 +57,12 @@ def _attribute_value(value: object) -> str | int | Decimal | bool:
     if isinstance(value, int | Decimal):
         number = Decimal(value) if isinstance(value, int) else value
         # adjusted() and the exponent read the number's digits; arithmetic on 1e1000000 would overflow.
-        if not number.is_finite() or number.adjusted() >= MAX_ATTRIBUTE_DIGITS or _decimals(number) > 6:
-            raise ValueError(f"a number has at most {MAX_ATTRIBUTE_DIGITS} digits before the point and 6 after")
+        # Past 15 significant digits a float (JSON's number, as stored and served) no longer holds
+        # the value: 12345678901.123456 came back as 12345678901.123455.
+        if not number.is_finite() or number.adjusted() >= MAX_ATTRIBUTE_DIGITS or _decimals(number) > 6 \
+                or len(number.normalize().as_tuple().digits) > MAX_ATTRIBUTE_DIGITS:
+            raise ValueError(f"a number has at most {MAX_ATTRIBUTE_DIGITS} significant digits, at most 6 of them "
+                             "after the point")
         return value
     raise ValueError("must be a string, a number or a boolean")
 
@@ -75,8 +79,8 @@ AttributeValue = Annotated[str | int | Decimal | bool, PlainValidator(_attribute
         {"type": "number", "exclusiveMinimum": -(10**MAX_ATTRIBUTE_DIGITS), "exclusiveMaximum": 10**MAX_ATTRIBUTE_DIGITS},
         {"type": "boolean"},
     ],
-    "description": f"A string, a number (at most {MAX_ATTRIBUTE_DIGITS} digits before the point and 6 after) "
-                   "or a boolean; no NUL character.",
+    "description": f"A string, a number (at most {MAX_ATTRIBUTE_DIGITS} significant digits, at most 6 after the "
+                   "point) or a boolean; no NUL character.",
 })]
 
 
@@ -98,6 +102,14 @@ class Media(_Model):
     url: HttpUrl
     is_main: StrictBool = False
 
+    @field_validator("url")
+    @classmethod
+    def _public(cls, url: Url) -> Url:
+        # The storefront shows the URL as it is: a password in it would be published with it.
+        if url.username is not None or url.password is not None:
+            raise ValueError("a media URL must be public: no user name or password in it")
+        return url
+
 
 class Variant(_Model):
     sku: Sku
@@ -107,6 +119,20 @@ class Variant(_Model):
     stock_quantity: Quantity | None = None
     attributes: dict[Name, AttributeValue] = Field(default_factory=dict, max_length=200)
     media: list[Media] = Field(min_length=1)
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _distinct_names(cls, attributes: object) -> object:
+        # Names are stripped: "Color" and " Color " would become one, the first value lost unsaid.
+        if isinstance(attributes, dict):
+            seen: set[str] = set()
+            for name in attributes:
+                stripped = name.strip() if isinstance(name, str) else name
+                if stripped in seen:
+                    raise ValueError(f"attribute {stripped!r:.100} appears more than once (names are compared "
+                                     "without their surrounding spaces)")
+                seen.add(stripped)
+        return attributes
 
 
 class CatalogData(_Model):

@@ -10,7 +10,16 @@ import re
 from decimal import Decimal
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, Field, StrictInt, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 IDENTIFIER_LENGTH = 100  # SKUs, event ids, order ids, locations, warehouses
 # An event or order id is also its message's AMQP message-id, a short string of at most 255 bytes:
@@ -102,8 +111,24 @@ def to_cents(value: Decimal) -> Decimal:
     return value.quantize(CENT)
 
 
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def plain_decimal_text(value: object) -> object:
+    """A price given as text must be written as in JSON: Python's Decimal() also reads "1_000",
+    " 7 " and other scripts' digits ("١٢٣"), which no ERP means as a price."""
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        raise ValueError(f"a price given as text is digits with an optional decimal point, such as \"79900.00\"; "
+                         f"got {value!r:.40}")
+    return value
+
+
 # Prices of the catalog (numeric(12,2)) and of order lines.
-Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False), AfterValidator(to_cents)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False),
+                  BeforeValidator(plain_decimal_text), AfterValidator(to_cents), WithJsonSchema({"anyOf": [
+                      {"type": "number", "minimum": 0},
+                      {"type": "string", "pattern": f"^{_PLAIN_DECIMAL.pattern}$"},
+                  ]})]
 Quantity = Annotated[StrictInt, Field(ge=0, le=MAX_QUANTITY)]
 PositiveQuantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
 QuantityChange = Annotated[StrictInt, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]

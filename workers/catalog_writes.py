@@ -140,7 +140,7 @@ def deactivate_omitted(session: Session, events: Sequence[CatalogUpdate]) -> lis
 
 
 def _json_number(value: object) -> int | float:
-    # JSONB takes JSON numbers; attribute values are filters, never money, so a float is exact enough.
+    # JSONB takes JSON numbers; the door lets through only those a float holds exactly (15 significant digits).
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     raise TypeError(f"{type(value).__name__} is not an attribute value")

@@ -58,6 +58,14 @@ HOSTILE_EVENTS = [
     # 88 characters, 264 bytes in UTF-8: past an AMQP message id, which answered 503 for ever.
     ("event-id-beyond-255-bytes", encode({**inventory_event(), "event_id": "库存变更" * 22}), ["event_id"]),
     ("nul-in-description", encode(catalog_event(description="<p>\x00</p>")), ["data.description"]),
+    ("price-text-with-an-underscore", encode(_catalog_variant(price="1_000.00")), ["data.variants.0.price"]),
+    ("price-text-in-other-digits", encode(_catalog_variant(price="\u0661\u0662\u0663.\u0664\u0665")),
+     ["data.variants.0.price"]),
+    ("price-text-padded", encode(_catalog_variant(price="  7 ")), ["data.variants.0.price"]),
+    ("attribute-names-alike-but-for-spaces", encode(_catalog_variant(attributes={"Color": "Black", " Color ": "Blue"})),
+     ["data.variants.0.attributes"]),
+    ("media-url-with-a-password", encode(_catalog_variant(media=[{"url": "https://user:secret@cdn.example/a.jpg"}])),
+     ["data.variants.0.media.0.url"]),
     ("nul-in-attribute-key", encode(_catalog_variant(attributes={"Col\x00or": "Black"})),
      ["data.variants.0.attributes.Col\x00or.[key]"]),
     # jsonb refuses a lone surrogate; JSON spells it \ud800, or a body carries its bytes ED A0 80 (json.loads takes them)

@@ -108,6 +108,17 @@ def test_attributes_stay_queryable_for_filter_by(db_session):
     assert variant(db_session, BLACK).attributes == {"Color": "Black", "Screen": 6.1, "SIMs": 2}
 
 
+def test_an_attribute_number_of_15_significant_digits_is_stored_and_read_back_digit_for_digit(db_session):
+    document = catalog_event(variants=[variant_with(attributes={"Weight": 123456789})])
+    body = encode(document).replace(b"123456789", b"123456789012.345", 1)
+
+    apply_catalog_update(decode_event(body), db_session)
+
+    stored = db_session.scalar(select(Variant.attributes["Weight"].as_string()).where(Variant.sku == BLACK))
+    assert stored == "123456789012.345"
+    assert json.dumps(variant(db_session, BLACK).attributes["Weight"]) == "123456789012.345"
+
+
 def test_variant_no_longer_listed_is_deactivated_not_deleted(db_session):
     # given the group with two variants
     apply_catalog_update(catalog(at=timedelta(minutes=-1)), db_session)

@@ -97,6 +97,20 @@ def test_attribute_values_storage_and_workers_can_hold_are_kept(value):
     assert event.data.variants[0].attributes["A"] == value
 
 
+@pytest.mark.parametrize("raw, kept", [(b"123456789012.345", True), (b"0.000001", True), (b"1.50", True),
+                                       (b"12345678901.123456", False), (b"999999999999999.999999", False)])
+def test_an_attribute_number_is_kept_only_if_storing_it_keeps_every_digit(raw, kept):
+    # JSON numbers are stored and served as floats: 12345678901.123456 came back as 12345678901.123455
+    body = encode(catalog_event(variants=[variant_with(attributes={"W": 123456789})])).replace(b"123456789", raw, 1)
+
+    if kept:
+        assert str(decode_event(body).data.variants[0].attributes["W"]) == raw.decode()
+        return
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+    assert refused.value.details[0]["message"].endswith("at most 15 significant digits, at most 6 of them after the point")
+
+
 @pytest.mark.parametrize("raw", [b"0e-999999999", b"0E-16384", b"0.000", b"1.5", b"1.00E+4"])
 def test_a_price_is_kept_with_two_decimals_whatever_its_spelling(raw):
     # PostgreSQL refuses the text of 0E-16384 and beyond: a price must reach it as 0.00
