@@ -151,7 +151,8 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
                         event.event_id, group_id, extra=ids(event_id=event.event_id))
             results[item.index] = CatalogResult(CatalogOutcome.DUPLICATE, tuple(pending[item.index]))
         elif group_id not in written_groups:
-            logger.info("event %s for group %s is older than the update applied; ignored as stale",
+            logger.info("event %s for group %s is older than the update applied; ignored as stale "
+                        "(its stock figures still go through the stock rule)",
                         event.event_id, group_id, extra=ids(event_id=event.event_id))
             results[item.index] = CatalogResult(CatalogOutcome.STALE)
         else:
@@ -160,8 +161,11 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
             if omitted[group_id]:
                 logger.info("event %s deactivated skus %s of group %s, which it no longer lists",
                             event.event_id, ", ".join(sorted(omitted[group_id])), group_id)
+            for sku in sorted(v.sku for v in event.data.variants if v.sku not in written_skus):
+                logger.info("event %s left sku %s in the group a newer update put it in", event.event_id, sku,
+                            extra=ids(event_id=event.event_id, sku=sku))
             logger.info("event %s for group %s applied: %d variants", event.event_id, group_id,
-                        len(event.data.variants), extra=ids(event_id=event.event_id))
+                        sum(v.sku in written_skus for v in event.data.variants), extra=ids(event_id=event.event_id))
             results[item.index] = CatalogResult(CatalogOutcome.APPLIED, tuple(downloads[item.index]))
     return results
 

@@ -158,16 +158,22 @@ def test_sku_listed_under_another_group_moves_there_and_the_move_is_logged(db_se
     assert [r.args for r in moves] == [(moving.event_id, BLACK, "PG-1001", "PG-2002")]
 
 
-def test_late_update_of_the_old_group_does_not_pull_a_moved_sku_back(db_session):
+def test_late_update_of_the_old_group_does_not_pull_a_moved_sku_back(db_session, caplog):
     # given the black variant moved to PG-2002 by an update of 10:05
     apply_catalog_update(catalog(product_group_id="PG-2002", variants=[variant_with()]), db_session)
 
     # when an update of PG-1001 from 10:00, still listing it, arrives late
-    apply_catalog_update(catalog(at=timedelta(minutes=-5)), db_session)
+    late = catalog(at=timedelta(minutes=-5))
+    with caplog.at_level(logging.INFO, logger="erp_sync.workers.catalog"):
+        apply_catalog_update(late, db_session)
 
-    # then the black variant stays in PG-2002, and PG-1001 got its blue one
+    # then the black variant stays in PG-2002, PG-1001 got its blue one, and the log counts only that
+    # one as applied and names the SKU it left
     assert variant(db_session, BLACK).product_group_id == "PG-2002"
     assert variant(db_session, BLUE).product_group_id == "PG-1001"
+    lines = [r.getMessage() for r in caplog.records]
+    assert f"event {late.event_id} for group PG-1001 applied: 1 variants" in lines
+    assert f"event {late.event_id} left sku {BLACK} in the group a newer update put it in" in lines
 
 
 def test_update_older_than_the_one_applied_is_ignored_as_stale(db_session):
