@@ -4,10 +4,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from erp_sync.shared.models import ReconciliationCorrection, ReconciliationHeldChange, ReconciliationRun
 from erp_sync.workers.reconcile import run_sweep
+from erp_sync.workers.reconcile_correct import Change
 from erp_sync.workers.reconcile_decide import RunNotHeld, approve_run, reject_run
 from erp_sync.workers.reconcile_history import show
 from erp_sync.workers.stock import StockEvent, apply_stock_events
@@ -226,3 +227,25 @@ def test_a_held_sweep_that_found_drift_mails_both(erp, sweep_settings, committed
     assert held["Subject"].startswith(f"[erp-sync] sweep_held: reconciliation run {summary.run_id} held")
     assert "RECONCILE_MAX_CHANGED_SHARE" in held.get_content()
     assert f"erp-sync reconcile --approve {summary.run_id}" in held.get_content()
+
+
+def test_dry_run_locks_no_stock_row_and_raises_no_alert(erp, sweep_settings, committed_session, db_engine, caplog):
+    # given 3 drifted SKUs of 100: past the drift alert's share
+    url = erp(_with({"L-000": 0, "L-001": 12, "L-002": 7}))
+    seed_levels(committed_session, COMMERCE)
+    taken_while_listing = []
+
+    def take_row(change: Change) -> None:
+        # a webhook's update of the SKU, while the dry run still lists its changes
+        with db_engine.connect() as writer:
+            writer.execute(text("SELECT 1 FROM stock_levels WHERE sku = :sku FOR UPDATE NOWAIT"), {"sku": change.sku})
+            taken_while_listing.append(change.sku)
+
+    # when a dry run compares, with the drift alert at 1%
+    summary = run_sweep(sweep_settings(url, reconcile_drift_alert_share=0.01), dry_run=True, on_change=take_row)
+
+    # then every drifted SKU's row was free to write meanwhile, and the summary alone tells the drift:
+    # no ALERT citing a run that is never recorded
+    assert taken_while_listing == ["L-000", "L-001", "L-002"]
+    assert (summary.dry_run, summary.drift_alert) == (True, True)
+    assert not [r.getMessage() for r in caplog.records if "ALERT" in r.getMessage()]
