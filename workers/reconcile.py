@@ -133,14 +133,12 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
             _compare_and_correct(settings, conn, run_id, snapshot, cut)
     except (ErpSyncError, psycopg.Error) as exc:
         error = exc if isinstance(exc, ErpSyncError) else translate_pg_error(exc)
-        if isinstance(error, ErpMisconfigured):
-            # Not retried: the ERP would answer the same until an operator fixes the setting the
-            # error names; the next slot tries again.
-            alert(Cause.SWEEP_FAILED, "reconciliation run %d failed, nothing changed: %s", run_id, error)
-        elif isinstance(error, ErpUnavailable):
+        if isinstance(error, ErpUnavailable) and not isinstance(error, ErpMisconfigured):
             alert(Cause.ERP_UNREACHABLE, "reconciliation run %d failed, the ERP is unreachable: %s", run_id, error)
         else:
-            logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
+            # A setting the ERP refuses, a broken snapshot, an answer it refuses: the next slot meets
+            # the same until a person looks, and meanwhile the shop's drift goes uncorrected.
+            alert(Cause.SWEEP_FAILED, "reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": requested})
     summary = read_summary(conn, run_id)
     if summary.drift_alert:
