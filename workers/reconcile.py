@@ -141,7 +141,8 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
             alert(Cause.SWEEP_FAILED, "reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": requested})
     summary = read_summary(conn, run_id)
-    if summary.drift_alert:
+    if summary.drift_alert and summary.status == "succeeded":
+        # A held run's drift is not established (a broken export, most often): its held ALERT says so.
         alert(Cause.SWEEP_DRIFT, "reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
               "webhooks are being lost", run_id, summary.mismatched, summary.checked, 100 * summary.mismatched / summary.checked,
               100 * settings.reconcile_drift_alert_share)
