@@ -73,7 +73,9 @@ class SnapshotSource:
     """Where the snapshot comes from: the ERP's base URL, its token, timeouts and CA bundle.
 
     Opening a snapshot gets `tries` quick tries while the ERP is unavailable (not once reading has
-    begun, nor when it is misconfigured or refuses: the run fails, with the reason).
+    begun, nor when it is misconfigured or refuses: the run fails, with the reason). The ERP's own
+    URL takes no redirect: requests would drop the token on a hop to another host, and the ERP's
+    401 there would blame ERP_API_TOKEN; a 3xx fails the run naming where it points.
     """
 
     def __init__(self, http: requests.Session, base_url: str, token: str, *, connect_timeout_s: float,
@@ -92,7 +94,7 @@ class SnapshotSource:
         """GET the snapshot and yield its rows; the responses are closed on leaving."""
         snapshot_url = f"{self._base_url}{SNAPSHOT_PATH}"
         sent_at = datetime.now(UTC)  # before any quick retry: the marks only widen
-        with self._get(snapshot_url, with_token=True) as response:
+        with self._get(snapshot_url, with_token=True, follow_redirects=False) as response:
             clock = ErpClock(sent_at, datetime.now(UTC), http_date(response.headers.get("Date")), self._clock_skew)
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if kind in ("text/csv", "application/csv"):
@@ -107,16 +109,18 @@ class SnapshotSource:
                 return
             with translated("snapshot", snapshot_url):
                 url = _export_url(stream)
-        with self._get(url, with_token=_same_origin(url, self._base_url)) as export:
+        # A presigned storage URL may redirect (to a region, a mirror): taken, unlike the ERP's own.
+        with self._get(url, with_token=_same_origin(url, self._base_url), follow_redirects=True) as export:
             yield Snapshot("url", _guarded(csv_rows(export.raw), url), clock)
 
     @contextmanager
-    def _get(self, url: str, *, with_token: bool) -> Iterator[requests.Response]:
-        with self._answer(url, with_token) as response:
+    def _get(self, url: str, *, with_token: bool, follow_redirects: bool) -> Iterator[requests.Response]:
+        with self._answer(url, with_token, follow_redirects) as response:
             response.raw.decode_content = True  # gzip or deflate, undone while streaming
             yield response
 
-    def _answer_once(self, url: str, with_token: bool) -> requests.Response:
+    def _answer_once(self, url: str, with_token: bool, follow_redirects: bool) -> requests.Response:
+        """The answer to a GET of `url`; a redirect not followed is an answer too (check_answer: misconfigured)."""
         headers = {"Accept": "application/json, text/csv"}
         if with_token:
             # Only to the ERP itself: a presigned storage URL must not receive (nor would accept) it.
@@ -125,7 +129,7 @@ class SnapshotSource:
         what = "snapshot" if with_token else "snapshot file (at the URL the ERP gave)"
         with translated(what, url):
             response = self._http.get(url, headers=headers, timeout=self._timeout, verify=self._verify,
-                                      stream=True)
+                                      stream=True, allow_redirects=follow_redirects)
         try:
             check_answer(what, response)
         except Exception:

@@ -22,6 +22,7 @@ from erp_sync.workers.reconcile import run_sweep
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Delta, Total
 from erp_sync.workers.reconcile_history import history, show
+from tests.support.canned_http import answering
 from tests.support.reconcile import LONG_AGO, TOKEN, levels, seed_levels
 
 
@@ -259,6 +260,40 @@ def test_a_misconfigured_erp_link_fails_the_sweep_at_once_with_an_alert(token, p
     assert statuses == [status]
     assert any("ALERT" in r.getMessage() and setting in r.getMessage() for r in caplog.records)
     assert levels(committed_session) == {"M-1": 2}
+
+
+def test_a_redirect_of_the_erps_snapshot_url_fails_the_sweep_naming_where_it_points(sweep_settings,
+                                                                                   committed_session, caplog):
+    # given an ERP whose snapshot URL redirects to another server, which would serve a snapshot
+    seed_levels(committed_session, {"R-1": 2})
+    asked: list[int] = []
+    with answering(200, b"sku,qty\r\nR-1,1\r\n", {"Content-Type": "text/csv"}, written=asked) as elsewhere, \
+            answering(302, b"", {"Location": f"{elsewhere}/snapshot.csv"}) as url:
+        # when a sweep runs
+        summary = run_sweep(sweep_settings(url))
+
+    # then the redirect was not taken (nor the token sent there): the run failed naming the setting
+    # and where the ERP points, an operator was alerted, and nothing changed
+    assert asked == []
+    assert summary.status == "failed", summary.error
+    assert f"answered 302, a redirect to {elsewhere}/snapshot.csv: set ERP_BASE_URL" in (summary.error or "")
+    assert any(getattr(r, "alert_cause", None) == "sweep_failed" for r in caplog.records)
+    assert levels(committed_session) == {"R-1": 2}
+
+
+def test_the_file_a_url_snapshot_names_may_redirect(sweep_settings, committed_session):
+    # given an ERP answering {"url": ...} with a storage URL that redirects to where the file is
+    seed_levels(committed_session, {"R-1": 2})
+    with answering(200, b"sku,qty\r\nR-1,1\r\n", {"Content-Type": "text/csv"}) as bucket, \
+            answering(307, b"", {"Location": f"{bucket}/export.csv"}) as storage, \
+            answering(200, json.dumps({"url": f"{storage}/export.csv?sig=1"}).encode(),
+                      {"Content-Type": "application/json"}) as url:
+        # when a sweep runs
+        summary = run_sweep(sweep_settings(url))
+
+    # then the file was read where it was redirected to, and the drift corrected
+    assert (summary.status, summary.snapshot_form) == ("succeeded", "url"), summary.error
+    assert levels(committed_session) == {"R-1": 1}
 
 
 def test_an_erp_outage_is_tried_a_few_times_then_fails_the_sweep(erp, sweep_settings, committed_session):
