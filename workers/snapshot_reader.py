@@ -11,6 +11,7 @@ not finished reading and must change nothing.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -192,14 +193,17 @@ def _guarded(rows: Iterator[Row], url: str) -> Iterator[Row]:
 
 
 def _peek(raw: Any) -> bytes:
-    """The body's first bytes, up to and including its first non-space byte."""
+    """The body's first bytes, up to and including its first non-space byte; a UTF-8 BOM before them
+    is dropped (as the CSV forms' utf-8-sig does: Windows tools write one), the parsers refuse it."""
     seen = b""
     while len(seen) < MAX_PEEK_BYTES:
         chunk: bytes = raw.read(1)
         if not chunk:
             break
         seen += chunk
-        if not chunk.isspace():
+        if seen == codecs.BOM_UTF8:
+            seen = b""
+        elif not chunk.isspace() and not codecs.BOM_UTF8.startswith(seen):
             return seen
     raise SnapshotBroken("snapshot JSON: empty body")
 

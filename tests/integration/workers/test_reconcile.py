@@ -46,6 +46,27 @@ def test_drift_is_corrected_in_every_snapshot_form(form, erp, sweep_settings, co
                                                                            f"reconcile:{summary.run_id}")
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("application/json", BOM + b'[{"sku": "A-1", "qty": 1}]'),
+    ("application/json", BOM + b'\r\n  [{"sku": "A-1", "qty": 1}]'),
+    ("text/csv", BOM + b"sku,qty\r\nA-1,1\r\n"),
+], ids=["json", "json with space after the BOM", "csv"])
+def test_a_snapshot_starting_with_a_byte_order_mark_is_read(content_type, body, sweep_settings, committed_session):
+    # given an ERP whose export tool writes a UTF-8 byte order mark before the snapshot
+    seed_levels(committed_session, {"A-1": 5})
+
+    # when a sweep reads it
+    with answering(200, body, {"Content-Type": content_type}) as url:
+        summary = run_sweep(sweep_settings(url))
+
+    # then the mark is no part of the figures: the drift is corrected
+    assert summary.status == "succeeded", summary.error
+    assert levels(committed_session) == {"A-1": 1}
+
+
 def test_a_figure_past_32_bits_is_corrected_and_recorded(erp, sweep_settings, committed_session):
     # given an ERP figure no 32-bit column holds, which commerce has not yet
     url = erp({"A-1": 3 * 10**9})
