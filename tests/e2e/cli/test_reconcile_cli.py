@@ -178,6 +178,17 @@ def test_history_with_a_limit_below_one_is_refused_before_the_database_is_asked(
         "erp-sync reconcile: error: argument --limit: must be a whole number from 1 to 2**63 - 1, not '-1'")
 
 
+@pytest.mark.parametrize("action", ["--show", "--approve", "--reject"])
+@pytest.mark.parametrize("run", ["99999999999999999999", "0", "-1"])
+def test_a_run_id_no_run_can_have_is_refused_before_the_database_is_asked(action, run):
+    result = cli.run("reconcile", action, run, DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync",
+                     ERP_BASE_URL="http://127.0.0.1:9", ERP_API_TOKEN=TOKEN)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"erp-sync reconcile: error: argument {action}: must be a whole number from 1 to 2**63 - 1, not '{run}'")
+
+
 @pytest.mark.parametrize(("args", "missing", "line"), [
     (("reconcile", "--now"), {"ERP_BASE_URL"}, "ERP_BASE_URL is not set: the sweep cannot reach the ERP"),
     (("reconcile", "--dry-run"), {"ERP_API_TOKEN"}, "ERP_API_TOKEN is not set: the sweep cannot authenticate to the ERP"),
