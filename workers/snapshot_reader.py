@@ -39,8 +39,13 @@ SNAPSHOT_PATH = "/api/v1/inventory/snapshot"
 MAX_URL_BODY_BYTES = 64 * 1024
 MAX_PEEK_BYTES = 4096
 READ_CHUNK_BYTES = 64 * 1024
-FIGURE_MIN, FIGURE_MAX = -(2**63), 2**63 - 1  # stock_levels.erp_quantity is a bigint column
-_INTEGER = re.compile(r"-?[0-9]{1,19}")  # longer is beyond a bigint, and int() refuses 4,300 digits
+# A figure in stock_levels' bigint columns must leave room for the deltas that follow it (near
+# 2**63 - 1, the next receipt overflowed and was parked): at most 18 digits, |qty| < 10**18. The
+# CSV's digits are checked before int(), which refuses 4,300 of them.
+FIGURE_DIGITS = 18
+FIGURE_MAX = 10**FIGURE_DIGITS - 1
+FIGURE_MIN = -FIGURE_MAX
+_INTEGER = re.compile(rf"-?[0-9]{{1,{FIGURE_DIGITS}}}")
 Row = tuple[str, int]
 
 
@@ -176,7 +181,8 @@ def _row(number: int, sku: object, qty: object) -> Row:
         raise SnapshotBroken(f"snapshot row {number}: sku must be a non-empty string without control characters, "
                              f"got {sku!r:.120}", row=number)
     if type(qty) is not int or not FIGURE_MIN <= qty <= FIGURE_MAX:
-        raise SnapshotBroken(f"snapshot row {number} ({sku}): qty must be an integer, got {qty!r:.40}", row=number)
+        raise SnapshotBroken(f"snapshot row {number} ({sku}): qty must be an integer of at most {FIGURE_DIGITS} "
+                             f"digits, got {qty!r:.40}", row=number)
     return sku, qty
 
 

@@ -83,6 +83,28 @@ def test_a_figure_past_32_bits_is_corrected_and_recorded(erp, sweep_settings, co
     assert committed_session.scalars(select(StockChange.resulting_quantity)).one() == 3 * 10**9
 
 
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("application/json", b'[{"sku": "A-1", "qty": 999999999999999999}, {"sku": "A-2", "qty": -999999999999999999}]'),
+    ("text/csv", b"sku,qty\r\nA-1,999999999999999999\r\nA-2,-999999999999999999\r\n"),
+], ids=["json", "csv"])
+def test_a_figure_of_18_digits_is_corrected_and_a_delta_still_applies(content_type, body, sweep_settings,
+                                                                       committed_session):
+    # given an ERP counting figures of 18 digits, the most a snapshot may carry
+    seed_levels(committed_session, {"A-1": 5, "A-2": 5})
+    with answering(200, body, {"Content-Type": content_type}) as url:
+        summary = run_sweep(sweep_settings(url))
+
+    # when a receipt's delta arrives after the sweep
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    decision = apply_stock_events(committed_session, [StockEvent("evt_receipt_A-1", "A-1", Delta(1000, later))])[0]
+    committed_session.commit()
+
+    # then both figures were taken, and the delta applied on top
+    assert summary.status == "succeeded", summary.error
+    assert decision.outcome.value == "applied"
+    assert levels(committed_session) == {"A-1": 10**18 + 999, "A-2": -(10**18 - 1)}
+
+
 def test_a_figure_the_erp_stamps_in_whole_seconds_after_a_correction_applies(erp, sweep_settings,
                                                                               committed_session):
     # given a sweep that corrected a drifted SKU to the ERP's 80
