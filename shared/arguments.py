@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-# PostgreSQL's LIMIT takes a bigint.
+# PostgreSQL's LIMIT takes a bigint, as do our ids.
 BIGINT_MAX = 2**63 - 1
 PORT_MAX = 65535
 
@@ -20,7 +20,7 @@ def _whole_number(text: str, highest: int, what: str, *, lowest: int = 1) -> int
 
 
 def positive_int(text: str) -> int:
-    """A whole number from 1 to BIGINT_MAX, for --limit."""
+    """A whole number from 1 to BIGINT_MAX, for --limit and a run's id (RUN)."""
     return _whole_number(text, BIGINT_MAX, "a whole number from 1 to 2**63 - 1")
 
 

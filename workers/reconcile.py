@@ -96,8 +96,9 @@ def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
     """Sweep once unless another sweep runs (or this schedule slot was swept): the recorded summary.
 
     A run past a change limit (workers/reconcile_limits.py) writes nothing and is recorded `held`.
-    `dry_run`: the same comparison, nothing written (not even the run); each change the sweep would
-    make is passed to `on_change`, and the summary says what the run would be.
+    `dry_run`: the same comparison, nothing written (not even the run), no stock row locked and no
+    alert raised; each change the sweep would make is passed to `on_change`, and the summary says
+    what the run would be (`drift_alert` included).
 
     Raises an ErpSyncError (DatabaseUnavailable, most likely) only when the run could not be recorded.
     """
@@ -132,16 +133,19 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
             _compare_and_correct(settings, conn, run_id, snapshot, cut)
     except (ErpSyncError, psycopg.Error) as exc:
         error = exc if isinstance(exc, ErpSyncError) else translate_pg_error(exc)
-        if isinstance(error, ErpMisconfigured):
-            # Not retried: the ERP would answer the same until an operator fixes the setting the
-            # error names; the next slot tries again.
-            alert(Cause.SWEEP_FAILED, "reconciliation run %d failed, nothing changed: %s", run_id, error)
-        elif isinstance(error, ErpUnavailable):
+        if isinstance(error, ErpUnavailable) and not isinstance(error, ErpMisconfigured):
             alert(Cause.ERP_UNREACHABLE, "reconciliation run %d failed, the ERP is unreachable: %s", run_id, error)
         else:
-            logger.error("reconciliation run %d failed, nothing changed: %s", run_id, error)
+            # A setting the ERP refuses, a broken snapshot, an answer it refuses: the next slot meets
+            # the same until a person looks, and meanwhile the shop's drift goes uncorrected.
+            alert(Cause.SWEEP_FAILED, "reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": requested})
     summary = read_summary(conn, run_id)
+    if summary.drift_alert and summary.status == "succeeded":
+        # A held run's drift is not established (a broken export, most often): its held ALERT says so.
+        alert(Cause.SWEEP_DRIFT, "reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
+              "webhooks are being lost", run_id, summary.mismatched, summary.checked, 100 * summary.mismatched / summary.checked,
+              100 * settings.reconcile_drift_alert_share)
     if summary.status == "held":
         alert(Cause.SWEEP_HELD, "reconciliation run %d held, nothing changed: %s; decide with "
               "`erp-sync reconcile --approve %d` or `--reject %d`", run_id, summary.held_reason, run_id, run_id)
@@ -206,7 +210,7 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
     except psycopg.errors.UniqueViolation as exc:
         raise SnapshotBroken(f"snapshot: a SKU appears twice ({exc.diag.message_detail})") from exc
     conn.execute("ANALYZE reconcile_snapshot")
-    found = find_changes(conn, run_id, taken, read_until)
+    found = find_changes(conn, run_id, taken, read_until, lock=not dry_run)
     in_commerce = conn.execute(_MISSING_IN_COMMERCE, {"cap": SAMPLE_SKUS}).fetchall()
     in_erp = conn.execute(_MISSING_IN_ERP, {"cap": SAMPLE_SKUS}).fetchall()
     missing_in_commerce = in_commerce[0][1] if in_commerce else 0
@@ -223,10 +227,6 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
     elif not dry_run:
         corrected = apply_changes(conn, run_id, taken, read_until)
     drift_alert = checked > 0 and mismatched / checked > settings.reconcile_drift_alert_share
-    if drift_alert:
-        alert(Cause.SWEEP_DRIFT, "reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
-              "webhooks are being lost", run_id, mismatched, checked, 100 * mismatched / checked,
-              100 * settings.reconcile_drift_alert_share)
     conn.execute(_FINISH, {
         "run": run_id, "status": "held" if reason else "succeeded", "held_reason": reason, "read_until": read_until,
         "taken": taken, "form": snapshot.form, "checked": checked, "mismatched": mismatched, "corrected": corrected,

@@ -47,9 +47,10 @@ _HAS_LATER_DELTAS = """EXISTS (
 _DIFF_TABLE = """
 CREATE TEMP TABLE reconcile_diff (sku text, old_qty bigint, erp_qty bigint, new_qty bigint, erp_as_of timestamptz,
                                   unsure boolean, applied boolean NOT NULL DEFAULT false) ON COMMIT DROP"""
-# FOR UPDATE: a webhook committing meanwhile waits for us, and the old figure we record is current.
-# In SKU order, as every stock writer locks: in any other, a writer of two SKUs could deadlock with
-# the sweep, and PostgreSQL might abort the sweep.
+# `{lock}`, FOR UPDATE for a sweep: a webhook committing meanwhile waits for us, and the old figure
+# we record is current. In SKU order, as every stock writer locks: in any other, a writer of two SKUs could
+# deadlock with the sweep, and PostgreSQL might abort the sweep. A dry run records nothing and
+# locks nothing: its transaction stays open while the changes are written out, at a reader's pace.
 # The deltas are looked up only for a SKU that differs from the snapshot or has a delta since
 # (an index probe); a figure that differs from the snapshot only by the deltas since is no drift.
 _DIFF = """
@@ -57,12 +58,13 @@ WITH differing AS (
     SELECT l.sku, l.erp_quantity, s.qty, l.erp_as_of
       FROM stock_levels l JOIN reconcile_snapshot s ON s.sku = l.sku
      WHERE l.erp_quantity <> s.qty OR """ + _HAS_LATER_DELTAS + """
-     ORDER BY l.sku FOR UPDATE OF l
+     ORDER BY l.sku {lock}
 )
 INSERT INTO reconcile_diff (sku, old_qty, erp_qty, new_qty, erp_as_of, unsure)
 SELECT d.sku, d.erp_quantity, d.qty, d.qty + COALESCE(later.delta, 0), d.erp_as_of, later.unsure
   FROM differing d""" + _LATER_DELTAS.format(sku="d.sku") + """
  WHERE d.erp_quantity <> d.qty + COALESCE(later.delta, 0)"""
+_ROW_LOCK = "FOR UPDATE OF l"
 _CORRECTABLE = "{d}erp_as_of <= %(taken)s AND NOT {d}unsure"
 _LOCK = "SELECT 1 FROM stock_levels l JOIN reconcile_diff d ON d.sku = l.sku ORDER BY l.sku FOR UPDATE OF l"
 # The deltas are summed again here: the rows are locked now, so every committed one is seen. The
@@ -126,11 +128,15 @@ class Change:
 Connection = psycopg.Connection[TupleRow]
 
 
-def find_changes(conn: Connection, run_id: int, taken: datetime, read_until: datetime) -> Changes:
-    """Compare `reconcile_snapshot` with our stock by the rule into `reconcile_diff`; writes nothing lasting."""
+def find_changes(conn: Connection, run_id: int, taken: datetime, read_until: datetime, *,
+                 lock: bool = True) -> Changes:
+    """Compare `reconcile_snapshot` with our stock by the rule into `reconcile_diff`; writes nothing lasting.
+
+    `lock`: hold the differing SKUs' rows until the caller's transaction ends (False for a dry run).
+    """
     params: dict[str, Any] = {"run": run_id, "taken": taken, "read_until": read_until}
     conn.execute(_DIFF_TABLE)
-    conn.execute(_DIFF, params)
+    conn.execute(_DIFF.format(lock=_ROW_LOCK if lock else ""), params)
     row = conn.execute(_COUNT_DIFF, params).fetchone()
     if row is None:
         raise LookupError("the count of differing SKUs returned no row")

@@ -11,6 +11,7 @@ not finished reading and must change nothing.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -38,8 +39,13 @@ SNAPSHOT_PATH = "/api/v1/inventory/snapshot"
 MAX_URL_BODY_BYTES = 64 * 1024
 MAX_PEEK_BYTES = 4096
 READ_CHUNK_BYTES = 64 * 1024
-FIGURE_MIN, FIGURE_MAX = -(2**63), 2**63 - 1  # stock_levels.erp_quantity is a bigint column
-_INTEGER = re.compile(r"-?[0-9]{1,19}")  # longer is beyond a bigint, and int() refuses 4,300 digits
+# A figure in stock_levels' bigint columns must leave room for the deltas that follow it (near
+# 2**63 - 1, the next receipt overflowed and was parked): at most 18 digits, |qty| < 10**18. The
+# CSV's digits are checked before int(), which refuses 4,300 of them.
+FIGURE_DIGITS = 18
+FIGURE_MAX = 10**FIGURE_DIGITS - 1
+FIGURE_MIN = -FIGURE_MAX
+_INTEGER = re.compile(rf"-?[0-9]{{1,{FIGURE_DIGITS}}}")
 Row = tuple[str, int]
 
 
@@ -73,7 +79,9 @@ class SnapshotSource:
     """Where the snapshot comes from: the ERP's base URL, its token, timeouts and CA bundle.
 
     Opening a snapshot gets `tries` quick tries while the ERP is unavailable (not once reading has
-    begun, nor when it is misconfigured or refuses: the run fails, with the reason).
+    begun, nor when it is misconfigured or refuses: the run fails, with the reason). The ERP's own
+    URL takes no redirect: requests would drop the token on a hop to another host, and the ERP's
+    401 there would blame ERP_API_TOKEN; a 3xx fails the run naming where it points.
     """
 
     def __init__(self, http: requests.Session, base_url: str, token: str, *, connect_timeout_s: float,
@@ -92,7 +100,7 @@ class SnapshotSource:
         """GET the snapshot and yield its rows; the responses are closed on leaving."""
         snapshot_url = f"{self._base_url}{SNAPSHOT_PATH}"
         sent_at = datetime.now(UTC)  # before any quick retry: the marks only widen
-        with self._get(snapshot_url, with_token=True) as response:
+        with self._get(snapshot_url, with_token=True, follow_redirects=False) as response:
             clock = ErpClock(sent_at, datetime.now(UTC), http_date(response.headers.get("Date")), self._clock_skew)
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if kind in ("text/csv", "application/csv"):
@@ -107,16 +115,18 @@ class SnapshotSource:
                 return
             with translated("snapshot", snapshot_url):
                 url = _export_url(stream)
-        with self._get(url, with_token=_same_origin(url, self._base_url)) as export:
+        # A presigned storage URL may redirect (to a region, a mirror): taken, unlike the ERP's own.
+        with self._get(url, with_token=_same_origin(url, self._base_url), follow_redirects=True) as export:
             yield Snapshot("url", _guarded(csv_rows(export.raw), url), clock)
 
     @contextmanager
-    def _get(self, url: str, *, with_token: bool) -> Iterator[requests.Response]:
-        with self._answer(url, with_token) as response:
+    def _get(self, url: str, *, with_token: bool, follow_redirects: bool) -> Iterator[requests.Response]:
+        with self._answer(url, with_token, follow_redirects) as response:
             response.raw.decode_content = True  # gzip or deflate, undone while streaming
             yield response
 
-    def _answer_once(self, url: str, with_token: bool) -> requests.Response:
+    def _answer_once(self, url: str, with_token: bool, follow_redirects: bool) -> requests.Response:
+        """The answer to a GET of `url`; a redirect not followed is an answer too (check_answer: misconfigured)."""
         headers = {"Accept": "application/json, text/csv"}
         if with_token:
             # Only to the ERP itself: a presigned storage URL must not receive (nor would accept) it.
@@ -125,7 +135,7 @@ class SnapshotSource:
         what = "snapshot" if with_token else "snapshot file (at the URL the ERP gave)"
         with translated(what, url):
             response = self._http.get(url, headers=headers, timeout=self._timeout, verify=self._verify,
-                                      stream=True)
+                                      stream=True, allow_redirects=follow_redirects)
         try:
             check_answer(what, response)
         except Exception:
@@ -171,7 +181,8 @@ def _row(number: int, sku: object, qty: object) -> Row:
         raise SnapshotBroken(f"snapshot row {number}: sku must be a non-empty string without control characters, "
                              f"got {sku!r:.120}", row=number)
     if type(qty) is not int or not FIGURE_MIN <= qty <= FIGURE_MAX:
-        raise SnapshotBroken(f"snapshot row {number} ({sku}): qty must be an integer, got {qty!r:.40}", row=number)
+        raise SnapshotBroken(f"snapshot row {number} ({sku}): qty must be an integer of at most {FIGURE_DIGITS} "
+                             f"digits, got {qty!r:.40}", row=number)
     return sku, qty
 
 
@@ -188,14 +199,17 @@ def _guarded(rows: Iterator[Row], url: str) -> Iterator[Row]:
 
 
 def _peek(raw: Any) -> bytes:
-    """The body's first bytes, up to and including its first non-space byte."""
+    """The body's first bytes, up to and including its first non-space byte; a UTF-8 BOM before them
+    is dropped (as the CSV forms' utf-8-sig does: Windows tools write one), the parsers refuse it."""
     seen = b""
     while len(seen) < MAX_PEEK_BYTES:
         chunk: bytes = raw.read(1)
         if not chunk:
             break
         seen += chunk
-        if not chunk.isspace():
+        if seen == codecs.BOM_UTF8:
+            seen = b""
+        elif not chunk.isspace() and not codecs.BOM_UTF8.startswith(seen):
             return seen
     raise SnapshotBroken("snapshot JSON: empty body")
 

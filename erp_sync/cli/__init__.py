@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from erp_sync.cli import dev, dlq, migrate, orders, reconcile, sandbox, serve, worker
-from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE
+from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_INTERRUPTED
 from erp_sync.shared.env_file import apply_env_file
 from erp_sync.shared.errors import ConfigurationError, ErpSyncError
 from erp_sync.shared.logs import configure_logging, quiet_pika_connection_errors
@@ -40,6 +40,26 @@ def process_name(arguments: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command: its exit code. A reader that closed our stdout (`| head`), or Ctrl-C in a
+    one-shot command, ends it quietly; the servers and workers stop on SIGINT by themselves."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Here, not at the interpreter's exit, where a closed pipe is a traceback-like complaint.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's idiom (the signal module's note on SIGPIPE): the interpreter flushes stdout
+        # again as it exits, so point it at devnull first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("erp-sync: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     # The command comes first (the top level has no option but --help).
     with_sandbox = bool(arguments) and arguments[0] in sandbox.COMMANDS

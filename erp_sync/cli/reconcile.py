@@ -22,11 +22,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     action.add_argument("--now", action="store_true", help="run one sweep now and print its JSON summary")
     action.add_argument("--dry-run", action="store_true",
                         help="compare as a sweep would, write nothing; print the summary and every change")
-    action.add_argument("--approve", type=int, metavar="RUN", help="apply a held run's changes")
-    action.add_argument("--reject", type=int, metavar="RUN", help="close a held run without applying it")
+    action.add_argument("--approve", type=positive_int, metavar="RUN", help="apply a held run's changes")
+    action.add_argument("--reject", type=positive_int, metavar="RUN", help="close a held run without applying it")
     action.add_argument("--history", action="store_true",
                         help="print the stock holds (open, oldest, ended by cause) and the latest runs as JSON")
-    action.add_argument("--show", type=int, metavar="RUN", help="print one run and its corrections as JSON")
+    action.add_argument("--show", type=positive_int, metavar="RUN", help="print one run and its corrections as JSON")
     reconcile.add_argument("--limit", type=positive_int, default=20, help="runs listed by --history (20)")
     reconcile.add_argument("--output", metavar="FILE",
                            help="--dry-run: write the changes to FILE (CSV when it ends in .csv, else JSON lines)")

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
 import time
 
 import pytest
 
 from tests.support import cli
 from tests.support.reconcile import TOKEN, levels, seed_levels
+from tests.support.waiting import wait_for
 
 EXIT_SKIPPED = 3
 # Their imports alone would take the sweeping process past its 64 MB (bench/reconcile.py measures it).
@@ -178,6 +181,17 @@ def test_history_with_a_limit_below_one_is_refused_before_the_database_is_asked(
         "erp-sync reconcile: error: argument --limit: must be a whole number from 1 to 2**63 - 1, not '-1'")
 
 
+@pytest.mark.parametrize("action", ["--show", "--approve", "--reject"])
+@pytest.mark.parametrize("run", ["99999999999999999999", "0", "-1"])
+def test_a_run_id_no_run_can_have_is_refused_before_the_database_is_asked(action, run):
+    result = cli.run("reconcile", action, run, DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync",
+                     ERP_BASE_URL="http://127.0.0.1:9", ERP_API_TOKEN=TOKEN)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"erp-sync reconcile: error: argument {action}: must be a whole number from 1 to 2**63 - 1, not '{run}'")
+
+
 @pytest.mark.parametrize(("args", "missing", "line"), [
     (("reconcile", "--now"), {"ERP_BASE_URL"}, "ERP_BASE_URL is not set: the sweep cannot reach the ERP"),
     (("reconcile", "--dry-run"), {"ERP_API_TOKEN"}, "ERP_API_TOKEN is not set: the sweep cannot authenticate to the ERP"),
@@ -191,3 +205,45 @@ def test_a_sweep_without_the_erp_settings_names_them_and_itself(args, missing, l
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [f"erp-sync: configuration error: {line}"]
+
+
+def test_dry_run_into_a_reader_that_stopped_ends_quietly(erp, committed_session, migrated_database_url):
+    # given 3,000 drifted SKUs: more changes than a pipe holds
+    skus = [f"PIPE-{n:04d}" for n in range(3000)]
+    url = erp(dict.fromkeys(skus, 1))
+    seed_levels(committed_session, dict.fromkeys(skus, 2))
+    env = {"DATABASE_URL": migrated_database_url, "ERP_BASE_URL": url, "ERP_API_TOKEN": TOKEN} | LIMITS_OFF
+
+    # when a dry run's output goes to a reader that has already stopped (`| head -1` after its line)
+    process = subprocess.Popen([*cli.command(), "reconcile", "--dry-run"], env=cli.clean_env(**env),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    process.wait(timeout=60)
+
+    # then it ends with exit 1 and no traceback, and nothing was written
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert levels(committed_session) == dict.fromkeys(skus, 2)
+
+
+def test_ctrl_c_during_a_sweep_ends_it_in_one_line_exit_130(erp, committed_session, migrated_database_url):
+    # given an ERP that takes 20 s to answer the snapshot
+    url = erp({"INT-1": 1})
+    erp.latest_app().extensions["sandbox_erp.faults"].set("slow", 503, 20_000, [])
+    seed_levels(committed_session, {"INT-1": 2})
+    env = {"DATABASE_URL": migrated_database_url, "ERP_BASE_URL": url, "ERP_API_TOKEN": TOKEN} | LIMITS_OFF
+    sweep = cli.start("reconcile", "--now", **env)
+    wait_for(lambda: "started" in cli.output_of(sweep), timeout=30)
+
+    # when the operator presses Ctrl-C while it waits
+    sweep.send_signal(signal.SIGINT)
+    sweep.wait(timeout=30)
+    output = cli.stop(sweep)
+
+    # then it says so in one line, exit 130, no traceback, and nothing changed
+    assert sweep.returncode == 130, output
+    assert output.strip().splitlines()[-1] == "erp-sync: interrupted", output
+    assert "Traceback" not in output, output
+    assert levels(committed_session) == {"INT-1": 2}

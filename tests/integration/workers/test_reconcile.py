@@ -22,6 +22,7 @@ from erp_sync.workers.reconcile import run_sweep
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Delta, Total
 from erp_sync.workers.reconcile_history import history, show
+from tests.support.canned_http import answering
 from tests.support.reconcile import LONG_AGO, TOKEN, levels, seed_levels
 
 
@@ -45,6 +46,27 @@ def test_drift_is_corrected_in_every_snapshot_form(form, erp, sweep_settings, co
                                                                            f"reconcile:{summary.run_id}")
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("application/json", BOM + b'[{"sku": "A-1", "qty": 1}]'),
+    ("application/json", BOM + b'\r\n  [{"sku": "A-1", "qty": 1}]'),
+    ("text/csv", BOM + b"sku,qty\r\nA-1,1\r\n"),
+], ids=["json", "json with space after the BOM", "csv"])
+def test_a_snapshot_starting_with_a_byte_order_mark_is_read(content_type, body, sweep_settings, committed_session):
+    # given an ERP whose export tool writes a UTF-8 byte order mark before the snapshot
+    seed_levels(committed_session, {"A-1": 5})
+
+    # when a sweep reads it
+    with answering(200, body, {"Content-Type": content_type}) as url:
+        summary = run_sweep(sweep_settings(url))
+
+    # then the mark is no part of the figures: the drift is corrected
+    assert summary.status == "succeeded", summary.error
+    assert levels(committed_session) == {"A-1": 1}
+
+
 def test_a_figure_past_32_bits_is_corrected_and_recorded(erp, sweep_settings, committed_session):
     # given an ERP figure no 32-bit column holds, which commerce has not yet
     url = erp({"A-1": 3 * 10**9})
@@ -59,6 +81,28 @@ def test_a_figure_past_32_bits_is_corrected_and_recorded(erp, sweep_settings, co
     correction = committed_session.scalars(select(ReconciliationCorrection)).one()
     assert (correction.old_qty, correction.new_qty) == (5, 3 * 10**9)
     assert committed_session.scalars(select(StockChange.resulting_quantity)).one() == 3 * 10**9
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("application/json", b'[{"sku": "A-1", "qty": 999999999999999999}, {"sku": "A-2", "qty": -999999999999999999}]'),
+    ("text/csv", b"sku,qty\r\nA-1,999999999999999999\r\nA-2,-999999999999999999\r\n"),
+], ids=["json", "csv"])
+def test_a_figure_of_18_digits_is_corrected_and_a_delta_still_applies(content_type, body, sweep_settings,
+                                                                       committed_session):
+    # given an ERP counting figures of 18 digits, the most a snapshot may carry
+    seed_levels(committed_session, {"A-1": 5, "A-2": 5})
+    with answering(200, body, {"Content-Type": content_type}) as url:
+        summary = run_sweep(sweep_settings(url))
+
+    # when a receipt's delta arrives after the sweep
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    decision = apply_stock_events(committed_session, [StockEvent("evt_receipt_A-1", "A-1", Delta(1000, later))])[0]
+    committed_session.commit()
+
+    # then both figures were taken, and the delta applied on top
+    assert summary.status == "succeeded", summary.error
+    assert decision.outcome.value == "applied"
+    assert levels(committed_session) == {"A-1": 10**18 + 999, "A-2": -(10**18 - 1)}
 
 
 def test_a_figure_the_erp_stamps_in_whole_seconds_after_a_correction_applies(erp, sweep_settings,
@@ -259,6 +303,40 @@ def test_a_misconfigured_erp_link_fails_the_sweep_at_once_with_an_alert(token, p
     assert statuses == [status]
     assert any("ALERT" in r.getMessage() and setting in r.getMessage() for r in caplog.records)
     assert levels(committed_session) == {"M-1": 2}
+
+
+def test_a_redirect_of_the_erps_snapshot_url_fails_the_sweep_naming_where_it_points(sweep_settings,
+                                                                                   committed_session, caplog):
+    # given an ERP whose snapshot URL redirects to another server, which would serve a snapshot
+    seed_levels(committed_session, {"R-1": 2})
+    asked: list[int] = []
+    with answering(200, b"sku,qty\r\nR-1,1\r\n", {"Content-Type": "text/csv"}, written=asked) as elsewhere, \
+            answering(302, b"", {"Location": f"{elsewhere}/snapshot.csv"}) as url:
+        # when a sweep runs
+        summary = run_sweep(sweep_settings(url))
+
+    # then the redirect was not taken (nor the token sent there): the run failed naming the setting
+    # and where the ERP points, an operator was alerted, and nothing changed
+    assert asked == []
+    assert summary.status == "failed", summary.error
+    assert f"answered 302, a redirect to {elsewhere}/snapshot.csv: set ERP_BASE_URL" in (summary.error or "")
+    assert any(getattr(r, "alert_cause", None) == "sweep_failed" for r in caplog.records)
+    assert levels(committed_session) == {"R-1": 2}
+
+
+def test_the_file_a_url_snapshot_names_may_redirect(sweep_settings, committed_session):
+    # given an ERP answering {"url": ...} with a storage URL that redirects to where the file is
+    seed_levels(committed_session, {"R-1": 2})
+    with answering(200, b"sku,qty\r\nR-1,1\r\n", {"Content-Type": "text/csv"}) as bucket, \
+            answering(307, b"", {"Location": f"{bucket}/export.csv"}) as storage, \
+            answering(200, json.dumps({"url": f"{storage}/export.csv?sig=1"}).encode(),
+                      {"Content-Type": "application/json"}) as url:
+        # when a sweep runs
+        summary = run_sweep(sweep_settings(url))
+
+    # then the file was read where it was redirected to, and the drift corrected
+    assert (summary.status, summary.snapshot_form) == ("succeeded", "url"), summary.error
+    assert levels(committed_session) == {"R-1": 1}
 
 
 def test_an_erp_outage_is_tried_a_few_times_then_fails_the_sweep(erp, sweep_settings, committed_session):

@@ -31,9 +31,19 @@ BROKEN = {
                                  0, "integer overflow"),
     "json qty beyond 64 bits": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 18446744073709551616}]',
                                 0, "integer overflow"),
-    "csv qty beyond 64 bits": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,9223372036854775808\r\n", 0, "qty must be an integer"),
+    # A figure near 2**63 - 1 was stored, and the next delta overflowed the bigint: at most 18 digits.
+    "json qty at the bigint's top": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 9223372036854775807}]',
+                                     0, "row 2 (S-2): qty must be an integer of at most 18 digits"),
+    "json qty of 19 digits": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 1000000000000000000}]',
+                              0, "row 2 (S-2): qty must be an integer of at most 18 digits"),
+    "json qty of 19 digits below zero": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": -1000000000000000000}]',
+                                         0, "row 2 (S-2): qty must be an integer of at most 18 digits"),
+    "csv qty of 19 digits": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,1000000000000000000\r\n", 0,
+                             "row 2 (S-2): qty must be an integer of at most 18 digits"),
+    "csv qty beyond 64 bits": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,9223372036854775808\r\n", 0,
+                               "row 2 (S-2): qty must be an integer of at most 18 digits"),
     "csv qty of 5,000 digits": (CSV, b"sku,qty\r\nS-1,1\r\nS-2," + b"9" * 5000 + b"\r\n", 0,
-                                "qty must be an integer"),
+                                "row 2 (S-2): qty must be an integer of at most 18 digits"),
     "nul in a sku": (CSV, b"sku,qty\r\nS-1,1\r\nS-\x002,0\r\n", 0, "row 2: sku must be a non-empty string without"),
     "url form nested deeper than the stack": (JSON, b'{"url": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", 0,
                                               "not an array nor"),
@@ -46,7 +56,8 @@ BROKEN = {
 
 
 @pytest.mark.parametrize(("content_type", "body", "extra", "reason"), BROKEN.values(), ids=BROKEN.keys())
-def test_broken_snapshot_changes_nothing(content_type, body, extra, reason, sweep_settings, committed_session):
+def test_broken_snapshot_changes_nothing(content_type, body, extra, reason, sweep_settings, committed_session,
+                                         caplog):
     # given commerce's stock, which the broken snapshot would correct were it whole
     seed_levels(committed_session, {"S-1": 5, "S-2": 5})
 
@@ -54,12 +65,21 @@ def test_broken_snapshot_changes_nothing(content_type, body, extra, reason, swee
     with serving_body(content_type, body, extra) as url:
         summary = run_sweep(sweep_settings(url))
 
-    # then nothing changed and the run is recorded failed with the reason
+    # then nothing changed, the run is recorded failed with the reason, and a person is alerted
+    # (a stream the connection cut is the ERP's outage; the rest, a snapshot the next slot may read alike)
     assert levels(committed_session) == {"S-1": 5, "S-2": 5}
     assert summary.status == "failed" and reason in (summary.error or "")
     run = committed_session.get(ReconciliationRun, summary.run_id)
     assert run is not None and run.status == "failed" and run.finished_at is not None
     assert committed_session.query(ReconciliationCorrection).count() == 0
+    assert alerts_of(caplog) == [("erp_unreachable" if reason == "broke off" else "sweep_failed",
+                                  f"ALERT reconciliation run {summary.run_id} failed")]
+
+
+def alerts_of(caplog) -> list[tuple[str, str]]:
+    """Each ALERT logged: its cause, and its text up to the run's outcome."""
+    return [(record.alert_cause, record.getMessage().split(",")[0])
+            for record in caplog.records if hasattr(record, "alert_cause")]
 
 
 def test_a_qty_of_5000_digits_is_a_broken_snapshot_under_ijsons_python_backend_too(
@@ -86,15 +106,17 @@ TRICKLED = {
 
 
 @pytest.mark.parametrize(("content_type", "body"), TRICKLED.values(), ids=TRICKLED.keys())
-def test_a_snapshot_trickled_past_the_sweeps_time_changes_nothing(content_type, body, sweep_settings, committed_session):
+def test_a_snapshot_trickled_past_the_sweeps_time_changes_nothing(content_type, body, sweep_settings, committed_session,
+                                                                  caplog):
     # given an ERP sending its snapshot a byte every 0.1 s (each read far inside the read timeout)
     seed_levels(committed_session, {"S-1": 5, "S-2": 5})
     with answering(200, body, {"Content-Type": content_type}, trickle_s=0.1, trickle_from="body") as url:
         # when a sweep that may run 1 s reads it
         summary = run_sweep(sweep_settings(url, reconcile_max_duration_s=1))
 
-    # then it is cut at that time, recorded failed, and nothing changed
+    # then it is cut at that time, recorded failed, a person alerted, and nothing changed
     assert summary.status == "failed" and "still reading after 1 s" in (summary.error or "")
+    assert alerts_of(caplog) == [("sweep_failed", f"ALERT reconciliation run {summary.run_id} failed")]
     assert levels(committed_session) == {"S-1": 5, "S-2": 5}
 
 
