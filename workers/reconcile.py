@@ -144,8 +144,8 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
     if summary.drift_alert and summary.status == "succeeded":
         # A held run's drift is not established (a broken export, most often): its held ALERT says so.
         alert(Cause.SWEEP_DRIFT, "reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
-              "webhooks are being lost", run_id, summary.mismatched, summary.checked, 100 * summary.mismatched / summary.checked,
-              100 * settings.reconcile_drift_alert_share)
+              "webhooks are being lost", run_id, summary.mismatched, summary.checked,
+              100 * summary.mismatched / summary.checked, 100 * settings.reconcile_drift_alert_share)
     if summary.status == "held":
         alert(Cause.SWEEP_HELD, "reconciliation run %d held, nothing changed: %s; decide with "
               "`erp-sync reconcile --approve %d` or `--reject %d`", run_id, summary.held_reason, run_id, run_id)

@@ -48,9 +48,10 @@ _DIFF_TABLE = """
 CREATE TEMP TABLE reconcile_diff (sku text, old_qty bigint, erp_qty bigint, new_qty bigint, erp_as_of timestamptz,
                                   unsure boolean, applied boolean NOT NULL DEFAULT false) ON COMMIT DROP"""
 # `{lock}`, FOR UPDATE for a sweep: a webhook committing meanwhile waits for us, and the old figure
-# we record is current. In SKU order, as every stock writer locks: in any other, a writer of two SKUs could
-# deadlock with the sweep, and PostgreSQL might abort the sweep. A dry run records nothing and
-# locks nothing: its transaction stays open while the changes are written out, at a reader's pace.
+# we record is current. In SKU order, as every stock writer locks: in any other, a writer of two
+# SKUs could deadlock with the sweep, and PostgreSQL might abort the sweep. A dry run records
+# nothing and locks nothing: its transaction stays open while the changes are written out, at a
+# reader's pace.
 # The deltas are looked up only for a SKU that differs from the snapshot or has a delta since
 # (an index probe); a figure that differs from the snapshot only by the deltas since is no drift.
 _DIFF = """
