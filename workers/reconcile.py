@@ -96,8 +96,8 @@ def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
     """Sweep once unless another sweep runs (or this schedule slot was swept): the recorded summary.
 
     A run past a change limit (workers/reconcile_limits.py) writes nothing and is recorded `held`.
-    `dry_run`: the same comparison, nothing written (not even the run), no stock row locked and no
-    alert raised; each change the sweep would make is passed to `on_change`, and the summary says
+    `dry_run`: the same comparison, nothing written (not even the run), neither the sweep's lock nor
+    any stock row taken, and no alert raised; each change the sweep would make is passed to `on_change`, and the summary says
     what the run would be (`drift_alert` included).
 
     Raises an ErpSyncError (DatabaseUnavailable, most likely) only when the run could not be recorded.
@@ -107,12 +107,12 @@ def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
     try:
         # Closing the connection ends its session, which frees the lock however the sweep ended.
         with connect(settings.database_url, autocommit=True) as conn:
-            if not _one(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)))[0]:
-                if dry_run:  # writes nothing, not even the skipped run
-                    return SweepSummary(None, "skipped", error="another sweep is running", dry_run=True)
-                return _skipped(conn, scheduled_for, "another sweep is running")
             if dry_run:
+                # Without the sweep's lock: it writes nothing and locks no row, and a dry run left
+                # listing into a pager must not make the night's sweep a skipped one.
                 return _dry_run(settings, conn, source, on_change or (lambda change: None))
+            if not _one(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)))[0]:
+                return _skipped(conn, scheduled_for, "another sweep is running")
             return _locked_sweep(settings, conn, source, scheduled_for)
     except psycopg.Error as exc:
         raise translate_pg_error(exc) from exc

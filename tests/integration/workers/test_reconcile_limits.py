@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from erp_sync.shared.models import ReconciliationCorrection, ReconciliationHeldChange, ReconciliationRun
-from erp_sync.workers.reconcile import run_sweep
+from erp_sync.workers.reconcile import LOCK_KEY, run_sweep
+from erp_sync.workers.reconcile_summary import SweepSummary
 from erp_sync.workers.reconcile_correct import Change
 from erp_sync.workers.reconcile_decide import RunNotHeld, approve_run, reject_run
 from erp_sync.workers.reconcile_history import show
@@ -250,6 +251,28 @@ def test_dry_run_locks_no_stock_row_and_raises_no_alert(erp, sweep_settings, com
     assert taken_while_listing == ["L-000", "L-001", "L-002"]
     assert (summary.dry_run, summary.drift_alert) == (True, True)
     assert not [r.getMessage() for r in caplog.records if "ALERT" in r.getMessage()]
+
+
+def test_a_dry_run_compares_while_a_sweep_runs_and_a_sweep_runs_while_a_dry_run_lists(
+        erp, sweep_settings, committed_session, db_engine):
+    # given 3 drifted SKUs of 100, and the sweep's lock held as a running sweep holds it
+    url = erp(_with({"L-000": 0, "L-001": 12, "L-002": 7}))
+    seed_levels(committed_session, COMMERCE)
+    settings = sweep_settings(url)
+    sweeps: list[SweepSummary] = []
+    with db_engine.connect() as sweeping:
+        sweeping.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+
+        # when a dry run compares meanwhile, and a sweep starts while the dry run lists its changes
+        dry = run_sweep(settings, dry_run=True)
+        sweeping.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+        sweeping.commit()
+        run_sweep(settings, dry_run=True, on_change=lambda change: sweeps.append(run_sweep(settings)) if not sweeps
+                  else None)
+
+    # then the dry run was not skipped, and neither was the sweep: a dry run holds nothing
+    assert (dry.status, dry.mismatched) == ("succeeded", 3)
+    assert [(s.status, s.corrected) for s in sweeps] == [("succeeded", 3)]
 
 
 def test_a_sweep_that_applied_drift_mails_it(erp, sweep_settings, committed_session, alert_mail, inbox):
