@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import requests
 from croniter import croniter
 
+from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.signals import stop_on_signals
@@ -72,7 +73,8 @@ def _sweep_slot(settings: Settings, http: requests.Session, slot: datetime) -> N
     try:
         summary = run_sweep(settings, scheduled_for=slot, http=http)
     except ErpSyncError as exc:
-        # Not even recorded (the database is down): say so, and wait for the next slot.
-        logger.error("reconciliation for slot %s could not run: %s", slot.isoformat(), exc)
+        # Not even recorded (the database is down), so no run tells of it: a person must hear, as of
+        # a failed sweep. The next slot tries again.
+        alert(Cause.SWEEP_FAILED, "reconciliation for slot %s could not run: %s", slot.isoformat(), exc)
         return
     logger.info("reconciliation for slot %s: run %s %s", slot.isoformat(), summary.run_id, summary.status)

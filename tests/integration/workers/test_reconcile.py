@@ -380,6 +380,34 @@ def test_a_sweep_without_the_database_raises_database_unavailable(sweep_settings
         run_sweep(settings)
 
 
+def test_a_slot_the_database_kept_from_sweeping_raises_an_alert(sweep_settings, caplog):
+    from erp_sync.workers.reconcile_schedule import run_reconcile_worker
+
+    # given a scheduler whose database does not answer, at a slot every minute
+    settings = sweep_settings("http://127.0.0.1:9", database_url="postgresql+psycopg://postgres@127.0.0.1:1/erp_sync",
+                              reconcile_schedule="* * * * *")
+    stop = threading.Event()
+    real = datetime.now(UTC)
+    offset = real.replace(second=0, microsecond=0) + timedelta(minutes=5) - timedelta(seconds=0.5) - real
+
+    # when its slot comes
+    worker = threading.Thread(target=run_reconcile_worker, args=(settings, stop),
+                              kwargs={"clock": lambda: datetime.now(UTC) + offset})
+    worker.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=15)
+        while datetime.now(UTC) < deadline and "could not run" not in caplog.text:
+            threading.Event().wait(0.1)
+    finally:
+        stop.set()
+        worker.join(10)
+
+    # then the missed sweep is an ALERT, not a plain ERROR that no one is paged for
+    [missed] = [r for r in caplog.records if "could not run" in r.getMessage()]
+    assert missed.getMessage().startswith("ALERT reconciliation for slot ")
+    assert "database unavailable" in missed.getMessage()
+
+
 def test_one_sweep_per_schedule_slot(erp, sweep_settings, committed_session):
     # given three schedulers reaching the same slot one after the other
     url = erp({"G-1": 1})
