@@ -18,6 +18,7 @@ from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.retry_policy import Retry, decide, failed_attempts
 from erp_sync.shared.settings import Settings
+from erp_sync.workers.host_breaker import HostBreaker
 from erp_sync.workers.media_fetch import FetchedImage, MediaFetcher, media_session
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def confirm_batch(
     again: list[MediaDownload] = []
     last_error: MediaUnavailable | None = None
     confirmed: list[tuple[str, list[MediaDownload], FetchedImage]] = []
-    fetched = (downloads.map if downloads else map)(partial(_fetch, fetcher), by_url)
+    fetched = (downloads.map if downloads else map)(partial(_fetch, fetcher, HostBreaker()), by_url)
     for (url, images), result in zip(by_url.items(), fetched, strict=True):
         if isinstance(result, FetchedImage):
             confirmed.append((url, images, result))
@@ -122,11 +123,18 @@ def confirm_batch(
     return None if last_error is None else (MediaBatch(images=tuple(again)), last_error)
 
 
-def _fetch(fetcher: MediaFetcher, url: str) -> FetchedImage | MediaRejected | MediaUnavailable:
+def _fetch(fetcher: MediaFetcher, breaker: HostBreaker, url: str) -> FetchedImage | MediaRejected | MediaUnavailable:
+    if deferred := breaker.deferral(url):
+        return deferred
     try:
-        return fetcher.fetch(url)
-    except (MediaRejected, MediaUnavailable) as exc:
+        fetched = fetcher.fetch(url)
+    except MediaRejected as exc:
+        return exc  # the host answers: a fault of this image alone
+    except MediaUnavailable as exc:
+        breaker.failed(url)
         return exc
+    breaker.served(url)
+    return fetched
 
 
 def _record_failed(

@@ -17,7 +17,14 @@ from erp_sync.shared.models.catalog import Media, ProductGroup, Variant
 from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
 from erp_sync.shared.settings import load_settings
-from tests.support.image_server import MAX_BYTES, PNG, TOGETHER, TOGETHER_WAIT_S
+from tests.support.image_server import (
+    MAX_BYTES,
+    PNG,
+    READ_TIMEOUT_S,
+    TOGETHER,
+    TOGETHER_WAIT_S,
+    running_image_server,
+)
 from erp_sync.workers.media import build_handler
 
 SKU = "IPH15-128-BLK"
@@ -247,3 +254,24 @@ def test_a_batch_downloads_its_images_at_once(db_session, add_images, image_serv
     assert follow_ups is None
     assert image_server.hits["/together.png"] == TOGETHER
     assert [stored(db_session, row).status for row in rows] == [MediaStatus.CONFIRMED] * TOGETHER
+
+
+def test_a_host_failing_again_and_again_is_not_asked_for_the_rest_of_the_message(db_session, add_images, image_server):
+    # given a worker downloading two at a time, and one message with ten images on a host that
+    # never answers in time and one image on another host
+    settings = load_settings(media_allow_private_networks=True, media_timeout_s=READ_TIMEOUT_S,
+                             media_max_bytes=MAX_BYTES, media_concurrency=2, max_delivery_attempts=25)
+    with running_image_server() as other_host:
+        *hanging, fine = add_images(*(f"{image_server.base}/slow.png?image={n}" for n in range(10)),
+                                    f"{other_host.base}/tiny.png")
+
+        # when the worker takes the message
+        [retry] = build_handler(settings)(batch_delivery([*hanging, fine]), db_session)
+
+    # then the hanging host was asked until it had failed three times since its last answer (two
+    # at a time: four), the other host's image is confirmed, and all ten go round again, pending
+    assert image_server.hits["/slow.png"] == 4
+    assert stored(db_session, fine).status == MediaStatus.CONFIRMED
+    assert [stored(db_session, row).status for row in hanging] == [MediaStatus.PENDING] * 10
+    assert sorted(image.media_id for image in MediaBatch.model_validate_json(retry.body).images) == sorted(
+        row.id for row in hanging)
