@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import errno
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -60,18 +62,32 @@ def _dry_run(settings: Settings, output: str | None) -> int:
 
     try:
         # Opened before the sweep: a path that cannot be written is refused before any work.
-        stream: TextIO = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        stream, partial = (sys.stdout, None) if output is None else _partial_file(output)
     except OSError as exc:
         print(f"erp-sync: --output {output}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_CONFIGURATION
     try:
         write = _change_writer(stream, as_csv=output is not None and output.endswith(".csv"))
         summary = run_sweep(settings, dry_run=True, on_change=lambda change: write(dataclasses.asdict(change)))
-    finally:
-        if output is not None:
+    except BaseException:
+        if partial is not None:
             stream.close()
+            os.unlink(partial)
+        raise
+    if partial is not None and output is not None:
+        stream.close()
+        os.replace(partial, output)
     print(json.dumps(summary.as_dict()), flush=True)  # one line, last: after the changes when they go to stdout
     return _exit_of(summary.status)
+
+
+def _partial_file(output: str) -> tuple[TextIO, str]:
+    """A file beside `output` to write the changes to, and its path: renamed over `output` once the
+    dry run has ended, so one that fails leaves the previous run's file as it was."""
+    if os.path.isdir(output):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), output)
+    partial = os.path.join(os.path.dirname(output), f".{os.path.basename(output)}.partial")
+    return open(partial, "w", newline="", encoding="utf-8"), partial  # noqa: SIM115
 
 
 def _change_writer(stream: TextIO, *, as_csv: bool) -> Callable[[dict[str, object]], None]:

@@ -161,6 +161,21 @@ def test_dry_run_to_a_file_it_cannot_write_says_so_in_one_line_before_the_sweep(
     assert result.stderr.startswith(f"erp-sync: --output {output}: ")
 
 
+def test_a_dry_run_that_fails_leaves_the_previous_runs_file_as_it_was(migrated_database_url, tmp_path):
+    # given the changes a dry run wrote yesterday
+    changes = tmp_path / "changes.csv"
+    changes.write_text("sku,commerce_qty,erp_qty,new_qty,held\nDRY-2,9,0,0,0\n")
+
+    # when today's dry run fails (the ERP does not answer)
+    result = cli.run("reconcile", "--dry-run", "--output", str(changes), DATABASE_URL=migrated_database_url,
+                     ERP_BASE_URL="http://127.0.0.1:9", ERP_API_TOKEN=TOKEN, ERP_QUICK_RETRIES="1")
+
+    # then it says so, and yesterday's file is whole, with nothing half-written beside it
+    assert result.returncode == 1, result.stderr
+    assert changes.read_text() == "sku,commerce_qty,erp_qty,new_qty,held\nDRY-2,9,0,0,0\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["changes.csv"]
+
+
 @pytest.mark.parametrize("action", [("--now",), ("--history",), ("--show", "1")])
 def test_output_with_anything_but_a_dry_run_is_refused_before_the_sweep(action, tmp_path):
     # given a database and an ERP where nothing listens: a sweep would fail otherwise
