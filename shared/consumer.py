@@ -183,8 +183,13 @@ class BatchRunner(Generic[Scope]):
 
     def _run_alone(self, delivery: Delivery) -> Outcome:
         # A transaction of its own needs no savepoint: a failure rolls all of it back.
-        with self._open_scope() as session:
-            return self._run_one(delivery, session, session.begin)
+        try:
+            with self._open_scope() as session:
+                return self._run_one(delivery, session, session.begin)
+        except SQLAlchemyError as exc:
+            # A Core Connection connects as it opens (a Session only at its first statement): a
+            # database out of reach fails here, outside the handler, and stopped the worker.
+            raise translate_db_error(exc) from exc
 
     def _run_one(
         self, delivery: Delivery, session: Scope, scope: Callable[[], AbstractContextManager[Any]]

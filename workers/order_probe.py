@@ -15,8 +15,11 @@ import threading
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from erp_sync.shared.db import translate_db_error
+from erp_sync.shared.errors import TransientError
 from erp_sync.shared.models.states import OrderStatus
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.workers.erp_client import ErpClient
@@ -55,6 +58,10 @@ class OrderProbe:
         while not stop.wait(self.interval_s):
             try:
                 self.once()
+            except (SQLAlchemyError, TransientError) as exc:
+                # An outage (the database, the broker, the ERP): expected, and said in one line each round.
+                logger.warning("ERP probe round failed (%s); trying again in %.1f s",
+                               translate_db_error(exc) if isinstance(exc, SQLAlchemyError) else exc, self.interval_s)
             except Exception:
                 logger.exception("ERP probe round failed; trying again in %.1f s", self.interval_s)
 

@@ -604,6 +604,22 @@ def test_batch_runner_on_core_connections_commits_all_but_the_failing_messages_w
     assert stored(committed_session, event_ids) == {event_ids[0], event_ids[2]}
 
 
+@pytest.mark.parametrize("messages", [1, 2])
+def test_batch_runner_on_core_connections_retries_when_the_database_cannot_be_reached(messages):
+    # given a runner whose connections connect at once (the orders worker's), to a database that is down
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/erp_sync")
+    runner = BatchRunner(lambda delivery, connection: None, engine.connect, runner_config())
+
+    # when a batch arrives (one message alone is the orders worker's usual batch)
+    try:
+        outcomes = runner.run([delivery(new_id()) for _ in range(messages)])
+    finally:
+        engine.dispose()
+
+    # then each message goes round the retry path, as with a Session, rather than stopping the worker
+    assert outcomes == [Retry(200, 2)] * messages
+
+
 def test_batch_runner_turns_a_database_refusal_into_a_park(runner_session_factory, db_session):
     # given a message whose event was already recorded
     event_id = new_id()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import select, text
 
 from erp_sync.ingress.availability import stock_view
 from erp_sync.shared.consumer import Delivery, Handled
-from erp_sync.shared.db import make_session_factory
+from erp_sync.shared.db import make_engine, make_session_factory
 from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.models import Order, StockHold
@@ -545,6 +546,31 @@ def test_a_hold_past_its_grace_period_is_a_warning_only_when_the_erp_should_have
     [line] = [record for record in caplog.records if "grace period" in record.getMessage()]
     assert line.levelno == (logging.WARNING if names_orders else logging.INFO)
     assert ("ERP_NAMES_ORDERS" in line.getMessage()) is names_orders
+
+
+def test_a_probe_round_without_the_database_is_one_warning_line_not_a_traceback(settings_factory, sandbox, broker,
+                                                                                 caplog):
+    # given the probe of a worker whose database is down
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/erp_sync")
+    publisher = ConfirmingPublisher(broker)
+    client = erp_client(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN))
+    probe = OrderProbe(client, make_session_factory(engine), publisher,
+                       interval_s=0.01, grace_period_s=3600, stranded_after_s=4 * 3600)
+    stop = threading.Event()
+
+    # when it runs a few rounds
+    with caplog.at_level(logging.INFO, logger="erp_sync.workers.order_probe"):
+        threading.Timer(0.2, stop.set).start()
+        try:
+            probe.run(stop)
+        finally:
+            publisher.close()
+            engine.dispose()
+
+    # then each failed round is one WARNING saying why, as an outage is expected to be
+    failed = [record for record in caplog.records if "probe round failed" in record.getMessage()]
+    assert failed and all(r.levelno == logging.WARNING and r.exc_info is None for r in failed)
+    assert "database unavailable" in failed[0].getMessage()
 
 
 def test_grace_period_releases_only_holds_acknowledged_long_ago(make_handler, db_session):
