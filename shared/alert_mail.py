@@ -3,7 +3,9 @@
 A handler that raises an alert holds a database transaction and maybe a message: it only queues
 the alert. The mail thread asks the throttle, sends, and at each period's end mails the count it
 held back. A failure (SMTP down, wrong password, the database unreachable) is logged and never
-reaches the worker; with the throttle's database unreachable, the alert is mailed unthrottled.
+reaches the worker; with the throttle's database unreachable, the alert is mailed unthrottled. A
+mail the server did not take is sent again later (`MAIL_RETRY_DELAYS_S`): the throttle counted it
+as mailed, so an outage of the mail server would otherwise lose the period's first page.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from erp_sync.shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 SUBJECT_TEXT_CHARS = 120
+# About two hours in all; a mail still not taken then is given up (the alert stays logged).
+MAIL_RETRY_DELAYS_S = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
 
 class Throttle(Protocol):
@@ -93,14 +97,27 @@ def deliver(config: SmtpConfig, message: EmailMessage) -> None:
         smtp.send_message(message)
 
 
+@dataclass(frozen=True)
+class _Undelivered:
+    """A mail the server did not take, to send again at `due` (monotonic), its `tries`-th retry."""
+
+    due: float
+    cause: str
+    message: EmailMessage
+    tries: int
+
+
 class MailingSender:
     """Queues alerts and mails them from its own thread, one mail per cause and period."""
 
-    def __init__(self, config: SmtpConfig, throttle: Throttle) -> None:
+    def __init__(self, config: SmtpConfig, throttle: Throttle,
+                 retry_delays_s: tuple[float, ...] = MAIL_RETRY_DELAYS_S) -> None:
         self._config = config
         self._throttle = throttle
+        self._retry_delays_s = retry_delays_s
         self._queue: queue.Queue[Alert | None] = queue.Queue()
         self._rechecks: dict[str, tuple[float, Alert]] = {}  # cause -> (monotonic due, latest alert)
+        self._undelivered: list[_Undelivered] = []
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -122,13 +139,17 @@ class MailingSender:
 
     def _run(self) -> None:
         while True:
-            due = min((at for at, _ in self._rechecks.values()), default=None)
+            due = min([*(at for at, _ in self._rechecks.values()), *(mail.due for mail in self._undelivered)],
+                      default=None)
             try:
                 item = self._queue.get(timeout=None if due is None else max(0.0, due - time.monotonic()))
             except queue.Empty:
                 self._run_due()
                 continue
             if item is None:
+                for mail in self._undelivered:
+                    logger.error("alert mail for %s not delivered before the process stopped; the alert stays "
+                                 "logged", mail.cause)
                 return
             self._guarded(self._on_alert, item)
             self._run_due()
@@ -138,6 +159,25 @@ class MailingSender:
             if at <= time.monotonic():
                 del self._rechecks[cause]
                 self._guarded(self._on_period_end, latest)
+        due = [mail for mail in self._undelivered if mail.due <= time.monotonic()]
+        self._undelivered = [mail for mail in self._undelivered if mail.due > time.monotonic()]
+        for mail in due:
+            self._mail(mail.cause, mail.message, tries=mail.tries)
+
+    def _mail(self, cause: str, message: EmailMessage, *, tries: int = 0) -> bool:
+        """Send `message`; when the server does not take it, keep it to send again later. Whether it went."""
+        try:
+            deliver(self._config, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            if tries >= len(self._retry_delays_s):
+                logger.error("alert mail for %s failed %d times, given up (%s); the alert stays logged",
+                             cause, tries + 1, exc)
+                return False
+            delay_s = self._retry_delays_s[tries]
+            logger.warning("alert mail for %s failed (%s); trying again in %.0f s", cause, exc, delay_s)
+            self._undelivered.append(_Undelivered(time.monotonic() + delay_s, cause, message, tries + 1))
+            return False
+        return True
 
     @staticmethod
     def _guarded(step: Callable[[Alert], None], alert: Alert) -> None:
@@ -153,8 +193,8 @@ class MailingSender:
             logger.warning("alert throttle unreachable (%s); mailing %s unthrottled", exc, alert.cause)
             verdict = Verdict(mail=True)
         if verdict.mail:
-            deliver(self._config, compose(self._config, alert, verdict))
-            logger.info("alert %s mailed to %s", alert.cause, ", ".join(self._config.recipients))
+            if self._mail(alert.cause, compose(self._config, alert, verdict)):
+                logger.info("alert %s mailed to %s", alert.cause, ", ".join(self._config.recipients))
         elif verdict.recheck_in_s is not None:
             self._recheck(alert, verdict.recheck_in_s)
 
@@ -162,8 +202,8 @@ class MailingSender:
         verdict, latest_text = self._throttle.period_ended(alert.cause)
         if verdict.mail:
             latest = Alert(alert.cause, latest_text or alert.text)
-            deliver(self._config, compose(self._config, latest, verdict, count_only=True))
-            logger.info("alert %s: count of %d mailed", alert.cause, verdict.unmailed)
+            if self._mail(alert.cause, compose(self._config, latest, verdict, count_only=True)):
+                logger.info("alert %s: count of %d mailed", alert.cause, verdict.unmailed)
         elif verdict.recheck_in_s is not None:
             self._recheck(alert, verdict.recheck_in_s)
 

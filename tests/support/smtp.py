@@ -62,9 +62,9 @@ class Login:
 
 @contextmanager
 def smtp_server(tls: str = "none", certificate: trustme.LeafCert | None = None,
-                login: Login | None = None) -> Iterator[Inbox]:
+                login: Login | None = None, port: int | None = None) -> Iterator[Inbox]:
     """An SMTP server; `tls` "starttls" requires STARTTLS, "implicit" speaks TLS at once (with `certificate`)."""
-    inbox = Inbox(port=free_port())
+    inbox = Inbox(port=port or free_port())
     kwargs: dict[str, Any] = {}
     if tls != "none":
         assert certificate is not None
