@@ -103,17 +103,26 @@ class DeadLetters:
 
     def replay(self, ids: set[str] | None, worker: str | None = None) -> list[ParkedMessage]:
         """Put the parked messages with these ids (all when None) back on their work queues."""
-        replayed: list[ParkedMessage] = []
+        return self._settle(ids, worker, replay=True)
+
+    def drop(self, ids: set[str], worker: str | None = None) -> list[ParkedMessage]:
+        """Drop the parked messages with these ids for good; the others stay parked."""
+        return self._settle(ids, worker, replay=False)
+
+    def _settle(self, ids: set[str] | None, worker: str | None, *, replay: bool) -> list[ParkedMessage]:
+        settled: list[ParkedMessage] = []
         with self._channel() as channel:
-            channel.confirm_delivery()
+            if replay:
+                channel.confirm_delivery()
             for queue in work_queues(worker):
                 for parked, tag in _take_all(channel, queue):
                     if ids is not None and parked.message_id not in ids:
                         continue
-                    _publish_afresh(channel, queue, parked)
+                    if replay:
+                        _publish_afresh(channel, queue, parked)
                     channel.basic_ack(tag)
-                    replayed.append(parked)
-        return replayed
+                    settled.append(parked)
+        return settled
 
     def purge(self, worker: str | None = None) -> dict[str, int]:
         """Drop every parked message; how many each queue held."""

@@ -26,7 +26,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which.add_argument("ids", nargs="*", default=[], metavar="ID", help="event or order ids")
     which.add_argument("--all", action="store_true", help="every parked message (of --queue)")
     replay.add_argument("--queue", help="only this worker's parked messages")
-    purge = actions.add_parser("purge", help="drop parked messages for good")
+    purge = actions.add_parser("purge", help="drop parked messages for good: these ids, or every one (of --queue)")
+    purge.add_argument("ids", nargs="*", default=[], metavar="ID", help="event or order ids (none: every message)")
     purge.add_argument("--queue", help="only this worker's parked messages")
     purge.add_argument("--yes", action="store_true", help="yes, drop them: they cannot be brought back")
     dlq.set_defaults(run=run_dlq, one_shot=True)
@@ -50,6 +51,8 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
     if not args.yes:
         print("erp-sync: dlq purge drops messages for good; add --yes", file=sys.stderr)
         return EXIT_CONFIGURATION
+    if args.ids:
+        return _settled("purged", set(args.ids), letters.drop(set(args.ids), args.queue))
     print(json.dumps({"purged": letters.purge(args.queue)}))
     return EXIT_OK
 
@@ -67,10 +70,14 @@ def _show(parked: list[ParkedMessage], message_id: str) -> int:
 
 def _replay(letters: DeadLetters, args: argparse.Namespace) -> int:
     wanted = None if args.all else set(args.ids)
-    replayed = letters.replay(wanted, args.queue)
-    for parked in replayed:
-        print(f"replayed {parked.worker}\t{parked.message_id}")
-    missing = (wanted or set()) - {parked.message_id for parked in replayed}
+    return _settled("replayed", wanted, letters.replay(wanted, args.queue))
+
+
+def _settled(done: str, wanted: set[str] | None, settled: list[ParkedMessage]) -> int:
+    """One line for each message settled, one on stderr for each id wanted and not parked; exit 1 if any."""
+    for parked in settled:
+        print(f"{done} {parked.worker}\t{parked.message_id}")
+    missing = (wanted or set()) - {parked.message_id for parked in settled}
     for message_id in sorted(missing):
         print(f"erp-sync: no parked message {message_id}", file=sys.stderr)
     return EXIT_FAILURE if missing else EXIT_OK

@@ -65,6 +65,23 @@ def test_purge_asks_for_yes(broker):
     assert "--yes" in result.stderr
 
 
+def test_purging_one_id_drops_that_message_alone(broker):
+    # given three messages parked on the inventory queue
+    bodies = {f"evt_purge_{n}": encode(inventory_event(sku=f"SKU-P{n}")) for n in range(3)}
+    for event_id, body in bodies.items():
+        park_copy(broker, body, event_id)
+
+    # when the operator drops one for good, and names one that is not parked
+    purged = cli.run("dlq", "purge", "evt_purge_1", "evt_nowhere", "--yes", AMQP_URL=broker)
+
+    # then that one is gone, the others stay parked, and the unknown id is named (exit 1)
+    assert purged.returncode == 1, purged.stderr
+    assert purged.stdout == "purged inventory\tevt_purge_1\n"
+    assert "no parked message evt_nowhere" in purged.stderr
+    listed = cli.run("dlq", "list", "--json", AMQP_URL=broker)
+    assert sorted(json.loads(line)["id"] for line in listed.stdout.splitlines()) == ["evt_purge_0", "evt_purge_2"]
+
+
 def test_tls_to_a_port_without_it_says_the_broker_is_unreachable_in_one_line(broker):
     # given AMQP_URL asking for TLS from RabbitMQ's plain port
     result = cli.run("dlq", "list", AMQP_URL=broker.replace("amqp://", "amqps://", 1))
