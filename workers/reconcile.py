@@ -141,8 +141,7 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
             alert(Cause.SWEEP_FAILED, "reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": requested})
     summary = read_summary(conn, run_id)
-    if summary.drift_alert and summary.status == "succeeded":
-        # A held run's drift is not established (a broken export, most often): its held ALERT says so.
+    if summary.drift_alert:
         alert(Cause.SWEEP_DRIFT, "reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
               "webhooks are being lost", run_id, summary.mismatched, summary.checked,
               100 * summary.mismatched / summary.checked, 100 * settings.reconcile_drift_alert_share)
@@ -226,7 +225,9 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
             hold_changes(conn, run_id, taken)
     elif not dry_run:
         corrected = apply_changes(conn, run_id, taken, read_until)
-    drift_alert = checked > 0 and mismatched / checked > settings.reconcile_drift_alert_share
+    # Raised (and recorded) for a run that applies its corrections: a held one's drift is not established
+    # (a broken export, most often), and its held ALERT says so.
+    drift_alert = reason is None and checked > 0 and mismatched / checked > settings.reconcile_drift_alert_share
     conn.execute(_FINISH, {
         "run": run_id, "status": "held" if reason else "succeeded", "held_reason": reason, "read_until": read_until,
         "taken": taken, "form": snapshot.form, "checked": checked, "mismatched": mismatched, "corrected": corrected,

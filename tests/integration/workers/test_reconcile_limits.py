@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from erp_sync.shared.models import ReconciliationCorrection, ReconciliationHeldChange, ReconciliationRun
+from erp_sync.shared.reconcile_metrics import exposition
 from erp_sync.workers.reconcile import LOCK_KEY, run_sweep
 from erp_sync.workers.reconcile_summary import SweepSummary
 from erp_sync.workers.reconcile_correct import Change
@@ -212,7 +213,7 @@ def test_drift_equal_to_minus_the_later_deltas_is_caught(erp, sweep_settings, co
 
 
 def test_a_held_sweep_that_found_drift_mails_the_hold_alone(erp, sweep_settings, committed_session, alert_mail,
-                                                            inbox):
+                                                            inbox, db_engine):
     # given alert mail, and an ERP export with 6 of 100 SKUs changed (past the drift alert and the change limit)
     _, sender = alert_mail()
     url = erp(_with({sku: 11 for sku in SKUS[:6]}))
@@ -223,8 +224,10 @@ def test_a_held_sweep_that_found_drift_mails_the_hold_alone(erp, sweep_settings,
     sender.close()
 
     # then the hold mailed, naming the run; no drift alert, as the drift is not established (a broken
-    # export, most often), though the summary tells the share found
-    assert (summary.status, summary.drift_alert) == ("held", True)
+    # export, most often): neither mailed nor recorded, so the drift gauge (Prometheus' alert) stays 0,
+    # though the summary tells the share found
+    assert (summary.status, summary.drift_alert, summary.mismatched) == ("held", False, 6)
+    assert "erp_sync_reconcile_drift_alert 0.0" in exposition(db_engine).decode()
     [held] = inbox.messages
     assert held["Subject"].startswith(f"[erp-sync] sweep_held: reconciliation run {summary.run_id} held")
     assert "RECONCILE_MAX_CHANGED_SHARE" in held.get_content()
