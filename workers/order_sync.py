@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.consumer import Delivery, HandlerResult
 from erp_sync.shared.db import SessionOrConnection
-from erp_sync.shared.errors import ErpRejected, ErpUnavailable, MessageDecodeError
+from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable, MessageDecodeError
 from erp_sync.shared.logs import ids
 from erp_sync.shared.models.states import OrderStatus
 from erp_sync.shared.orders import OrderPlaced, order_id_of
@@ -148,10 +148,12 @@ def _unavailable(row: PushState, error: ErpUnavailable, settings: Settings) -> l
                                        settings.order_retry_window_s)
     if row.next_attempt_at is None:
         row.status = OrderStatus.LOCAL_ONLY.value
-        alert(Cause.ORDER_LOCAL_ONLY, "order %s: ERP unreachable for %d s; local_only, its stock stays held until "
-              "the ERP is back", row.order_id, settings.order_retry_window_s, extra=ids(order_id=row.order_id, attempt=row.attempts))
+        alert(Cause.ORDER_LOCAL_ONLY, "order %s: not taken by the ERP for %d s (%s); local_only, its stock stays "
+              "held until the ERP takes it", row.order_id, settings.order_retry_window_s, error,
+              extra=ids(order_id=row.order_id, attempt=row.attempts))
         return []
-    if row.status == OrderStatus.RECEIVED:
+    if row.status == OrderStatus.RECEIVED and not isinstance(error, ErpMisconfigured):
+        # A setting the ERP refuses raised its own ALERT (erp_misconfigured), naming what to fix.
         alert(Cause.ERP_UNREACHABLE, "order %s waits as pending_sync, the ERP is unreachable: %s", row.order_id, error)
     row.status = OrderStatus.PENDING_SYNC.value
     # An expected retry (spec 7.2), not a warning: news only when the window runs out (above).

@@ -593,6 +593,21 @@ def test_orders_worker_needs_the_erp_settings(settings_factory):
         build_push_handler(settings_factory(erp_base_url="http://127.0.0.1:9"))
 
 
+def test_an_order_the_erp_refuses_our_token_for_mails_that_alone_not_an_outage(make_handler, sandbox, db_session,
+                                                                               alert_mail, inbox):
+    # given alert mail, and a worker with a token the ERP refuses
+    _, sender = alert_mail()
+    handle = make_handler(erp_api_token="a-token-the-erp-does-not-know")
+
+    # when an order is pushed
+    handle(delivery(order_body("ORD-TOKEN")), db_session)
+    sender.close()
+
+    # then it waits, and the one mail names the setting to fix: the ERP is not down
+    assert order_row(db_session, "ORD-TOKEN").status == "pending_sync"
+    assert [subject.split(":")[0] for subject in inbox.subjects()] == ["[erp-sync] erp_misconfigured"]
+
+
 def test_an_order_waiting_rejected_or_local_only_mails_its_cause(make_handler, sandbox, db_session, alert_mail, inbox):
     # given alert mail, and an ERP that fails the first order, then refuses the second
     _, sender = alert_mail()
