@@ -38,6 +38,7 @@ class Overview:
 
     queues: list[QueueRow] = field(default_factory=list)
     parked: list[ParkedMessage] = field(default_factory=list)
+    broker_read: bool = True  # False: the queues and parked messages are unknown, not none
     orders_by_status: dict[str, int] = field(default_factory=dict)
     oldest_waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
@@ -53,6 +54,7 @@ def overview(engine: Engine, amqp_url: str) -> Overview:
         page.parked = DeadLetters(amqp_url).parked()[:PARKED_SHOWN]
     except ErpSyncError as exc:
         logger.warning("console: cannot read the queues: %s", exc)
+        page.broker_read = False
         page.problems.append("RabbitMQ cannot be read: queues and parked messages are not shown")
     with Session(engine) as session:
         page.orders_by_status = {status: count for status, count in session.execute(

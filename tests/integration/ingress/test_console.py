@@ -5,10 +5,12 @@ import base64
 import re
 
 import pytest
+from sqlalchemy import insert
 
 from erp_sync.ingress.console_auth import ConsoleCredentials
 from erp_sync.ingress.storefront import create_api_app
 from erp_sync.shared.dead_letters import DeadLetters
+from erp_sync.shared.models import ReconciliationRun
 from tests.support.amqp import drain
 from tests.support.settings import API_TOKEN
 from tests.support.storefront import closed_after
@@ -96,3 +98,24 @@ def test_a_replay_while_rabbitmq_is_out_of_reach_is_a_503_and_the_message_stays_
         assert (answer.status_code, answer.headers["Retry-After"]) == (503, str(settings.unavailable_retry_after_s))
         assert answer.get_json()["error"].startswith("not replayed, the message stays parked: ")
     assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
+
+
+def test_the_page_says_what_it_cannot_know_and_how_to_decide_a_held_run(settings_factory, committed_session,
+                                                                          db_engine):
+    # given a held sweep and a failed one, and a console whose RabbitMQ cannot be read
+    with db_engine.begin() as connection:
+        held = connection.execute(insert(ReconciliationRun).values(
+            status="held", held_reason="would change 6 of 100 SKUs").returning(ReconciliationRun.id)).scalar_one()
+        connection.execute(insert(ReconciliationRun).values(
+            status="failed", error="snapshot: a SKU appears twice (Key (sku)=(S-2) already exists.)"))
+    settings = settings_factory(console_user="ops", console_password=PASSWORD, amqp_url="amqp://guest:guest@127.0.0.1:9/%2F")
+    for app in closed_after(create_api_app(settings)):
+        # when the operator opens it
+        page = app.test_client().get("/console", headers=basic("ops", PASSWORD)).text
+
+    # then the parked messages are unknown, not none; each decision is a command of its own (one line
+    # pasted whole must not approve); and the failed sweep says why
+    assert "nothing parked" not in page and "not known: RabbitMQ cannot be read" in page
+    assert f'<span class="reason" data-figure="decide">erp-sync reconcile --approve {held}</span>' in page
+    assert f"erp-sync reconcile --reject {held}</span>" in page and f"--approve {held} |" not in page
+    assert "snapshot: a SKU appears twice" in page
