@@ -64,13 +64,17 @@ def run_orders(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _retry(settings: Settings, session: Session, order_ids: list[str] | None) -> int:
+    from sqlalchemy import select
+
+    from erp_sync.shared.models import Order
     from erp_sync.shared.publisher import ConfirmingPublisher
     from erp_sync.workers.order_store import make_due
     from erp_sync.workers.order_sync import push_message
 
-    # Made first: an AMQP_URL pika cannot read stops us before any order is marked due.
+    # Connected first: a broker out of reach stops us before any order is marked due.
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     try:
+        publisher.ensure_connected()
         due = make_due(session, order_ids)
         session.commit()
         publisher.publish_all([push_message(order_id) for order_id in due])
@@ -79,7 +83,18 @@ def _retry(settings: Settings, session: Session, order_ids: list[str] | None) ->
     for order_id in due:
         print(f"pushing {order_id}")
     not_waiting = sorted(set(order_ids or ()) - set(due))
+    found = session.execute(select(Order.order_id, Order.status).where(Order.order_id.in_(not_waiting))).tuples()
+    statuses = {order_id: status for order_id, status in found}
     for order_id in not_waiting:
-        print(f"erp-sync: order {order_id} is not pending_sync or local_only (or unknown): not pushed",
-              file=sys.stderr)
+        print(f"erp-sync: {_why_not_pushed(order_id, statuses.get(order_id))}: not pushed", file=sys.stderr)
     return EXIT_FAILURE if not_waiting else EXIT_OK
+
+
+def _why_not_pushed(order_id: str, status: str | None) -> str:
+    from erp_sync.shared.models import OrderStatus
+
+    if status is None:
+        return f"no order {order_id}"
+    if status == OrderStatus.RECEIVED:
+        return f"order {order_id} is received: its push is on its way (the stranded re-send brings a lost one)"
+    return f"order {order_id} is {status}, not pending_sync or local_only"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -36,11 +36,41 @@ def test_a_waiting_order_is_listed_shown_and_pushed_now(ingress, storefront, sta
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-CLI-1"]
 
 
-def test_retrying_a_settled_or_unknown_order_pushes_nothing_and_says_so(broker, migrated_database_url):
-    result = cli.run("orders", "retry", "ORD-NOWHERE", DATABASE_URL=migrated_database_url, AMQP_URL=broker)
+def test_retrying_a_settled_or_unknown_order_pushes_nothing_and_says_why(broker, committed_session,
+                                                                         migrated_database_url):
+    # given a synced order and one just received
+    for order_id, status in (("ORD-SYNCED", "synced"), ("ORD-NEW", "received")):
+        committed_session.add(Order(order_id=order_id, order_date=datetime.now(UTC), customer_ref="C-1", status=status))
+    committed_session.commit()
 
+    # when the operator asks for them, and for one that does not exist, to be pushed now
+    result = cli.run("orders", "retry", "ORD-SYNCED", "ORD-NEW", "ORD-NOWHERE", DATABASE_URL=migrated_database_url,
+                     AMQP_URL=broker)
+
+    # then none is pushed, and each line says what the order is
     assert result.returncode == 1
-    assert "order ORD-NOWHERE is not pending_sync or local_only (or unknown): not pushed" in result.stderr
+    assert result.stderr.splitlines() == [
+        "erp-sync: order ORD-NEW is received: its push is on its way (the stranded re-send brings a lost one): "
+        "not pushed",
+        "erp-sync: no order ORD-NOWHERE: not pushed",
+        "erp-sync: order ORD-SYNCED is synced, not pending_sync or local_only: not pushed"]
+
+
+def test_retry_with_the_broker_down_marks_nothing_due(committed_session, migrated_database_url, db_engine):
+    # given an order waiting for its retry in an hour
+    later = datetime.now(UTC) + timedelta(hours=1)
+    committed_session.add(Order(order_id="ORD-LATER", order_date=datetime.now(UTC), customer_ref="C-1",
+                                status="pending_sync", next_attempt_at=later))
+    committed_session.commit()
+
+    # when it is retried with the broker down
+    result = cli.run("orders", "retry", "ORD-LATER", DATABASE_URL=migrated_database_url,
+                     AMQP_URL="amqp://guest:guest@127.0.0.1:9/%2F")
+
+    # then it failed before marking the order due: `orders list` still shows its next attempt
+    assert result.returncode == 1
+    committed_session.expire_all()
+    assert committed_session.get(Order, "ORD-LATER").next_attempt_at == later
 
 
 def test_an_unknown_status_is_named_with_the_known_ones(migrated_database_url):
