@@ -24,8 +24,10 @@ logger = logging.getLogger(__name__)
 
 _HELD_RUN = """
 SELECT status, snapshot_taken_at, snapshot_read_until FROM reconciliation_runs WHERE id = %s FOR UPDATE"""
+# A held change not applied met a figure newer than the snapshot: kept, as a sweep keeps it.
 _APPROVED = """
-UPDATE reconciliation_runs SET status = 'succeeded', corrected = %(corrected)s, decided_at = clock_timestamp()
+UPDATE reconciliation_runs SET status = 'succeeded', corrected = %(corrected)s, decided_at = clock_timestamp(),
+       newer_kept = newer_kept + (SELECT count(*) FROM reconcile_diff) - %(corrected)s
  WHERE id = %(run)s"""
 _OVERTAKEN_BY = """
 SELECT id, status FROM reconciliation_runs WHERE id > %s AND status IN ('succeeded', 'held') ORDER BY id LIMIT 1"""

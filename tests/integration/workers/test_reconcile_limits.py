@@ -116,8 +116,9 @@ def test_a_figure_newer_than_the_held_run_still_wins_after_approval(erp, sweep_s
     # when the run is approved
     approved = approve_run(sweep_settings("http://127.0.0.1:9"), held.run_id)
 
-    # then the newer figure stays, the sale still counts, the rest takes the snapshot's figure
-    assert approved.corrected == 9
+    # then the newer figure stays (and is counted as kept), the sale still counts, the rest takes the
+    # snapshot's figure
+    assert (approved.corrected, approved.newer_kept) == (9, 1)
     assert levels(committed_session) == COMMERCE | dict.fromkeys(SKUS[2:10], 0) | {"L-000": 42, "L-001": -1}
 
 
