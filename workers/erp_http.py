@@ -171,8 +171,9 @@ def body_excerpt(response: requests.Response) -> str:
 
 
 def excerpt(body: bytes) -> str:
-    """The first MAX_BODY_BYTES of a body as text, without NUL (which PostgreSQL refuses in `last_error`)."""
-    return body[:MAX_BODY_BYTES].decode("utf-8", "replace").replace("\x00", "")
+    """The first MAX_BODY_BYTES of a body as text, without NUL (which PostgreSQL refuses in `last_error`)
+    and without the spaces and line ends around it (a JSON answer's last newline ended alert lines as \\n)."""
+    return body[:MAX_BODY_BYTES].decode("utf-8", "replace").replace("\x00", "").strip()
 
 
 def read_head(response: Any, into: bytearray) -> None:

@@ -56,6 +56,13 @@ def test_check_answer_raises_exactly_the_mapped_class(status, expected):
     assert (caught.value.status, caught.value.body) == (status, '{"error": "no"}')
 
 
+def test_an_answers_excerpt_leaves_out_the_line_ends_around_it():
+    with pytest.raises(ErpRejected) as caught:
+        check_answer("order X", answer(422, b'{"error": "unknown sku"}\n'))
+
+    assert caught.value.body == '{"error": "unknown sku"}'
+
+
 def test_an_error_keeps_the_url_without_its_query_and_an_excerpt_of_the_body():
     response = answer(503, b"x" * 5000, url="https://user:pw@erp.example/files/s.csv?signature=secret")
 
