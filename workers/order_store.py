@@ -80,9 +80,12 @@ UPDATE orders
  WHERE order_id = %(order_id)s
 """
 # An operator's "push it now": due at once; the row lock still lets one push at a time through.
+# A `received` order named by its id too: its push message may have been parked or purged, and a
+# push that finds it settled meanwhile does nothing.
 _MAKE_DUE = text("""
 UPDATE orders SET next_attempt_at = NULL, updated_at = now()
- WHERE status IN ('pending_sync', 'local_only') AND (CAST(:order_ids AS text[]) IS NULL OR order_id = ANY(:order_ids))
+ WHERE (status IN ('pending_sync', 'local_only') AND (CAST(:order_ids AS text[]) IS NULL OR order_id = ANY(:order_ids)))
+    OR (status = 'received' AND order_id = ANY(CAST(:order_ids AS text[])))
 RETURNING order_id
 """)
 # The orders whose push message is sent again, oldest first: those nothing has touched since
@@ -201,6 +204,7 @@ def claim(scope: SessionOrConnection, stranded_before: datetime | None, *, local
 
 
 def make_due(session: Session, order_ids: Sequence[str] | None) -> list[str]:
-    """Make these waiting orders (pending_sync or local_only; all such when None) due now; the ids made due."""
+    """Make these waiting orders (pending_sync or local_only; all such when None) due now, and these
+    received ones; the ids made due."""
     ids = None if order_ids is None else list(order_ids)
     return sorted(session.execute(_MAKE_DUE, {"order_ids": ids}).scalars())

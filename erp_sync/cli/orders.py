@@ -91,10 +91,6 @@ def _retry(settings: Settings, session: Session, order_ids: list[str] | None) ->
 
 
 def _why_not_pushed(order_id: str, status: str | None) -> str:
-    from erp_sync.shared.models import OrderStatus
-
     if status is None:
         return f"no order {order_id}"
-    if status == OrderStatus.RECEIVED:
-        return f"order {order_id} is received: its push is on its way (the stranded re-send brings a lost one)"
-    return f"order {order_id} is {status}, not pending_sync or local_only"
+    return f"order {order_id} is {status}, not received, pending_sync or local_only"
