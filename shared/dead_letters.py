@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pika
@@ -59,6 +60,8 @@ def parked_from(worker: str, properties: pika.BasicProperties, body: bytes) -> P
         f"broker: {broker_death.get('reason', 'dead-lettered')} after {_count(attempts)} deliveries" if broker_death
         else "unknown")
     parked_at = headers.get(PARKED_AT_HEADER) or broker_death.get("time")
+    if isinstance(parked_at, datetime):  # the broker's x-death time; ours is ISO 8601 text already
+        parked_at = parked_at.isoformat()
     return ParkedMessage(worker, properties.message_id or "", _text(reason), _count(attempts),
                          None if parked_at is None else _text(parked_at), body,
                          properties.content_type or "application/json", headers)

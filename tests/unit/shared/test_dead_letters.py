@@ -1,6 +1,8 @@
 """Reading a parked message's headers, which anyone who can publish may have set to anything."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pika
 import pytest
 
@@ -28,3 +30,12 @@ def test_a_parked_message_is_listed_whatever_its_count_of_attempts(headers, atte
 
     # then it is listed, with a sensible count
     assert parked.summary()["attempts"] == attempts
+
+
+def test_a_message_the_broker_parked_shows_when_in_iso_8601_as_the_consumers_do():
+    when = datetime(2026, 12, 6, 17, 53, 14, tzinfo=UTC)  # pika's reading of x-death's AMQP timestamp
+    headers = {"x-death": [{"count": 21, "reason": "delivery_limit", "time": when}]}
+
+    parked = parked_from("orders", pika.BasicProperties(message_id="m-1", headers=headers), b"{}")
+
+    assert parked.parked_at == "2026-12-06T17:53:14+00:00"
