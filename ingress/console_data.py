@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from erp_sync.ingress.webhook_tally import last_hour
 from erp_sync.shared.broker import queue_occupancy
+from erp_sync.shared.db import translate_db_error
 from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.models import Order, OrderStatus, ReconciliationRun
@@ -39,6 +41,7 @@ class Overview:
     queues: list[QueueRow] = field(default_factory=list)
     parked: list[ParkedMessage] = field(default_factory=list)
     broker_read: bool = True  # False: the queues and parked messages are unknown, not none
+    database_read: bool = True  # False: the orders, webhooks and sweeps are unknown, not none
     orders_by_status: dict[str, int] = field(default_factory=dict)
     oldest_waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +59,17 @@ def overview(engine: Engine, amqp_url: str) -> Overview:
         logger.warning("console: cannot read the queues: %s", exc)
         page.broker_read = False
         page.problems.append("RabbitMQ cannot be read: queues and parked messages are not shown")
+    try:
+        _read_database(engine, page)
+    except SQLAlchemyError as exc:
+        # The queues and parked messages above still tell the on-call person something.
+        logger.warning("console: cannot read the database: %s", translate_db_error(exc))
+        page.database_read = False
+        page.problems.append("PostgreSQL cannot be read: orders, webhooks and sweeps are not shown")
+    return page
+
+
+def _read_database(engine: Engine, page: Overview) -> None:
     with Session(engine) as session:
         page.orders_by_status = {status: count for status, count in session.execute(
             select(Order.status, func.count()).group_by(Order.status).order_by(Order.status))}
@@ -67,7 +81,6 @@ def overview(engine: Engine, amqp_url: str) -> Overview:
         page.runs = [dict(row) for row in session.execute(
             select(RUNS).order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(RUNS_SHOWN)).mappings()]
     page.webhooks = last_hour(engine)
-    return page
 
 
 def age_text(age: timedelta) -> str:

@@ -119,3 +119,19 @@ def test_the_page_says_what_it_cannot_know_and_how_to_decide_a_held_run(settings
     assert f'<span class="reason" data-figure="decide">erp-sync reconcile --approve {held}</span>' in page
     assert f"erp-sync reconcile --reject {held}</span>" in page and f"--approve {held} |" not in page
     assert "snapshot: a SKU appears twice" in page
+
+
+def test_with_the_database_down_the_page_still_shows_what_rabbitmq_tells(settings_factory, broker):
+    # given a parked message, and a console whose database does not answer
+    park(broker, "inventory", "evt_while_db_down")
+    settings = settings_factory(console_user="ops", console_password=PASSWORD,
+                                database_url="postgresql+psycopg://postgres@127.0.0.1:9/erp_sync")
+    for app in closed_after(create_api_app(settings)):
+        # when the operator opens it
+        answer = app.test_client().get("/console", headers=basic("ops", PASSWORD))
+
+    # then the page comes (not a bare 503), with the parked message, and says what it cannot know
+    assert answer.status_code == 200
+    assert 'data-parked="evt_while_db_down"' in answer.text
+    assert "PostgreSQL cannot be read: orders, webhooks and sweeps are not shown" in answer.text
+    assert "no orders yet" not in answer.text and "no sweep yet" not in answer.text
