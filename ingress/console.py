@@ -49,7 +49,7 @@ def index() -> ResponseReturnValue:
     return render_template(
         "console/index.html", page=page, chart=drift_chart(page.runs, config.reconcile_drift_alert_share),
         alert_share=config.reconcile_drift_alert_share, form_token=_credentials().form_token(),
-        replayed=request.args.get("replayed"), now=datetime.now(UTC))
+        replayed=request.args.get("replayed"), not_parked=request.args.get("not_parked"), now=datetime.now(UTC))
 
 
 @bp.post("/replay")
@@ -69,4 +69,6 @@ def replay() -> ResponseReturnValue:
                        headers={"Retry-After": str(settings().unavailable_retry_after_s)}) from exc
     logger.info("console: replayed %d parked message(s) %s from %s", len(replayed), message_id, queue)
     # After a POST, a redirect: reloading the page must not replay again.
-    return redirect(url_for("console.index", replayed=message_id if replayed else ""), code=303)
+    if not replayed:
+        return redirect(url_for("console.index", not_parked=message_id or "(no id)"), code=303)
+    return redirect(url_for("console.index", replayed=message_id), code=303)

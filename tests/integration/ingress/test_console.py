@@ -83,6 +83,22 @@ def test_a_replay_from_the_console_puts_the_message_back(console, broker):
     assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
 
 
+def test_a_replay_of_a_message_no_longer_parked_says_so(console, broker):
+    # given a page listing a message that another operator has replayed since
+    park(broker, "inventory", "evt_gone")
+    token = form_token(console)
+    DeadLetters(broker).replay({"evt_gone"}, "inventory")
+
+    # when this operator replays it too
+    answer = console.post("/console/replay", data={"id": "evt_gone", "queue": "inventory", "form_token": token},
+                          headers=basic("ops", PASSWORD) | {"Origin": "http://localhost"})
+    page = console.get(answer.headers["Location"], headers=basic("ops", PASSWORD)).text
+
+    # then the page says nothing was replayed, and why, rather than nothing at all
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/console?not_parked=evt_gone")
+    assert "Nothing replayed: evt_gone is not parked (any more) on that queue" in page
+
+
 def test_a_replay_while_rabbitmq_is_out_of_reach_is_a_503_and_the_message_stays_parked(settings_factory, broker):
     park(broker, "inventory", "evt_1")
     # the console's API process pointed at a port where no broker listens
