@@ -18,7 +18,6 @@ from erp_sync.shared.heap import collector_paused
 from erp_sync.shared.logs import ids
 from erp_sync.shared.internal_messages import MediaDownload, media_messages
 from erp_sync.shared.models import Category
-from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
 from erp_sync.workers.catalog_writes import deactivate_omitted, upsert_groups, upsert_variants
