@@ -24,7 +24,8 @@ EXIT_CONFIGURATION = 2  # as every erp-sync command: the line on stderr names th
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `erp-sync sandbox-erp`: serve by default, or one admin verb."""
-    parser.add_argument("--port", type=port_or_any, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=port_or_any, default=DEFAULT_PORT,
+                        help=f"port to serve on (default {DEFAULT_PORT}; 0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throw-away CA")
     parser.add_argument("--keep-alive", action="store_true",

@@ -59,9 +59,9 @@ class OrderProbe:
             try:
                 self.once()
             except (SQLAlchemyError, TransientError) as exc:
-                # An outage (the database, the broker, the ERP): expected, and said in one line each round.
-                logger.warning("ERP probe round failed (%s); trying again in %.1f s",
-                               translate_db_error(exc) if isinstance(exc, SQLAlchemyError) else exc, self.interval_s)
+                # An outage (the database, the broker, the ERP): expected, so one line each round.
+                reason = translate_db_error(exc) if isinstance(exc, SQLAlchemyError) else exc
+                logger.warning("ERP probe round failed (%s); trying again in %.1f s", reason, self.interval_s)
             except Exception:
                 logger.exception("ERP probe round failed; trying again in %.1f s", self.interval_s)
 

@@ -97,8 +97,8 @@ def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
 
     A run past a change limit (workers/reconcile_limits.py) writes nothing and is recorded `held`.
     `dry_run`: the same comparison, nothing written (not even the run), neither the sweep's lock nor
-    any stock row taken, and no alert raised; each change the sweep would make is passed to `on_change`, and the summary says
-    what the run would be (`drift_alert` included).
+    any stock row taken, and no alert raised; each change the sweep would make is passed to
+    `on_change`, and the summary says what the run would be (`drift_alert` included).
 
     Raises an ErpSyncError (DatabaseUnavailable, most likely) only when the run could not be recorded.
     """

@@ -5,7 +5,8 @@ the run's own snapshot times, so a figure stamped after the snapshot (a webhook 
 the run waited) still wins, and the deltas stamped since are still counted. A run is decided once:
 its status leaves `held` in the same transaction. A run a later sweep has overtaken (one that
 compared a newer snapshot, held or not) can only be rejected: its figures are older than what that
-sweep confirmed or holds, and a sweep that finds no difference leaves the figures' times alone. psycopg only, as the sweep (workers/reconcile.py).
+sweep confirmed or holds, and a sweep that finds no difference leaves the figures' times alone.
+psycopg only, as the sweep (workers/reconcile.py).
 """
 from __future__ import annotations
 
