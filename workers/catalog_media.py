@@ -44,8 +44,8 @@ SELECT * FROM unnest(CAST(:sku AS varchar[]), CAST(:position AS integer[]), CAST
                      CAST(:byte_size AS bigint[]), CAST(:sha256 AS varchar[]), CAST(:downloaded_at AS timestamptz[]))
 RETURNING id, sku, url, status
 """)
-_RETRY = text(f"""
-UPDATE media SET status = '{MediaStatus.PENDING.value}', attempts = 0, failure_reason = NULL
+_RETRY = text("""
+UPDATE media SET status = :status, attempts = :attempts, failure_reason = :failure_reason
 WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING id, sku, url
 """)
 _DELETE = text("DELETE FROM media WHERE sku = ANY(CAST(:skus AS varchar[]))")
@@ -84,7 +84,7 @@ def sync_media(session: Session, variants: Sequence[VariantData],
     written = _write(session, replaced, [sku for sku in replaced if current[sku]])
     downloads = [_download(row) for row in kept if row.status == _PENDING_STATUS]
     if retried := [row.id for row in kept if row.status == _FAILED_STATUS]:
-        downloads += [_download(row) for row in session.execute(_RETRY, {"ids": retried}).all()]
+        downloads += [_download(row) for row in session.execute(_RETRY, {"ids": retried, **_AFRESH}).all()]
     # Written rows unpacked rather than read by name: a fresh group's 2,000 images, a tenth of its CPU.
     return (*downloads,
             *(MediaDownload(media_id=media_id, sku=sku, url=url)
