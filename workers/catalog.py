@@ -20,7 +20,7 @@ from erp_sync.shared.internal_messages import MediaDownload, media_messages
 from erp_sync.shared.models import Category
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
-from erp_sync.workers.catalog_writes import deactivate_omitted, upsert_groups, upsert_variants
+from erp_sync.workers.catalog_writes import deactivate_omitted, lock_variants, upsert_groups, upsert_variants
 from erp_sync.workers.idempotency import Arrival, arrivals_of, body_digest, record_event, record_events
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Total
@@ -121,11 +121,13 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
     written_groups = upsert_groups(session, [item.event for item in fresh], [item.category_id for item in fresh]) \
         if fresh else {}
     applied = [item for item in fresh if item.event.data.product_group_id in written_groups]
-    written = upsert_variants(session, [item.event for item in applied]) if applied else []
     # A group new to the catalog holds only what its event lists. Its event left out, a first load
     # never runs this: while the tables grow faster than their statistics, its plan (a hash join
     # over a whole scan of variants) took a tenth of a second a batch at 200,000 variants.
     updated = [item.event for item in applied if not written_groups[item.event.data.product_group_id]]
+    if updated:
+        lock_variants(session, [item.event for item in applied], [event.data.product_group_id for event in updated])
+    written = upsert_variants(session, [item.event for item in applied]) if applied else []
     deactivated = deactivate_omitted(session, updated) if updated else []
     written_skus = {row.sku for row in written}
     downloads = _by_event(applied, sync_media(

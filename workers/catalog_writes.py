@@ -68,6 +68,15 @@ WITH event AS (
 )
 SELECT upserted.sku, upserted.inserted, previous.product_group_id FROM upserted LEFT JOIN previous USING (sku)
 """)
+# The upsert locks the listed SKUs and the deactivation then the groups' other variants: two statements,
+# two lock orders, and two batches each moving a SKU into the other's group deadlocked. Both sets are
+# locked here first, in SKU order, the one order every catalog writer takes them in.
+_LOCK_VARIANTS = text("""
+SELECT sku FROM variants
+WHERE sku = ANY(CAST(:skus AS varchar[])) OR product_group_id = ANY(CAST(:group_ids AS varchar[]))
+ORDER BY sku
+FOR UPDATE
+""")
 # An anti-join rather than `sku <> ALL(...)` per group, which compared each row with every SKU listed.
 _DEACTIVATE_OMITTED = text("""
 UPDATE variants SET is_active = false, updated_at = now()
@@ -126,6 +135,15 @@ def upsert_variants(session: Session, events: Sequence[CatalogUpdate]) -> list[W
         "events": [number for _, number, _ in rows],
     })
     return [WrittenVariant(sku, inserted, previous) for sku, inserted, previous in result.all()]
+
+
+def lock_variants(session: Session, events: Sequence[CatalogUpdate], group_ids: Sequence[str]) -> None:
+    """Lock, in SKU order, the variants the events list and those the groups hold: every row that
+    writing the events and deactivating what the groups no longer list will lock."""
+    session.execute(_LOCK_VARIANTS, {
+        "skus": sorted(variant.sku for event in events for variant in event.data.variants),
+        "group_ids": sorted(group_ids),
+    })
 
 
 def deactivate_omitted(session: Session, events: Sequence[CatalogUpdate]) -> list[tuple[str, str]]:

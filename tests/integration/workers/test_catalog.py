@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -33,7 +35,8 @@ from tests.support.factories import (
     now_iso,
     variant_with,
 )
-from tests.support.race import race_both_ways
+from tests.support.race import blocked_or_done, race_both_ways
+from erp_sync.workers import catalog as catalog_module
 from erp_sync.workers.catalog import CatalogOutcome, apply_catalog_update, build_handler
 from erp_sync.workers.inventory import apply_inventory_change
 
@@ -377,3 +380,74 @@ def test_replayed_update_asks_again_for_the_images_still_pending(db_session):
     assert again.outcome is CatalogOutcome.DUPLICATE
     pending = {d.media_id for d in first.media_downloads} - {confirmed.id}
     assert {d.media_id for d in again.media_downloads} == pending and pending
+
+
+@pytest.fixture
+def crossing_groups(db_engine):
+    """Two committed groups of one SKU each under one category of their own; removed afterwards with
+    everything their SKUs left."""
+    tag = uuid.uuid4().hex[:8]
+    groups, skus = (f"PG-{tag}-1", f"PG-{tag}-2"), (f"{tag}-S1", f"{tag}-S2")
+    with Session(db_engine) as session, session.begin():
+        for group, sku in zip(groups, skus):
+            apply_catalog_update(catalog(at=timedelta(minutes=-1), product_group_id=group, category_hierarchy=[tag],
+                                         variants=[variant_with(sku=sku, stock_quantity=1)]), session)
+    yield tag, groups, skus
+    with Session(db_engine) as session, session.begin():
+        events = select(StockChange.event_id).where(StockChange.sku.in_(skus)).scalar_subquery()
+        session.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.in_(events)))
+        for model in (StockChange, StockLevel, Media, Variant):
+            session.execute(delete(model).where(model.sku.in_(skus)))
+        session.execute(delete(ProductGroup).where(ProductGroup.product_group_id.in_(groups)))
+        session.execute(delete(Category).where(Category.name == tag))
+
+
+def test_two_workers_moving_skus_into_each_others_groups_both_apply_without_a_deadlock(db_engine, crossing_groups,
+                                                                                      monkeypatch):
+    # given group 1 holding S1 and group 2 holding S2, and two workers each applying an update that
+    # moves the other group's SKU into its own group
+    tag, (group_1, group_2), (s1, s2) = crossing_groups
+    path = [tag]  # created already: a category being created would make one worker wait for the other
+    updates = [catalog(product_group_id=group_1, category_hierarchy=path, variants=[variant_with(sku=s2, stock_quantity=2)]),
+               catalog(at=timedelta(seconds=1), product_group_id=group_2, category_hierarchy=path,
+                       variants=[variant_with(sku=s1, stock_quantity=3)])]
+    # and each worker holding its writes until the other has written its variants or waits for a lock:
+    # the interleaving that deadlocked when variants were locked in two orders
+    written = [threading.Event(), threading.Event()]
+    workers: list[threading.Thread] = []
+    deactivate = catalog_module.deactivate_omitted
+
+    def deactivate_once_both_wrote(session, events):
+        mine = 0 if events[0].data.product_group_id == group_1 else 1
+        written[mine].set()
+        other = workers[1 - mine]
+        waiting_until = time.monotonic() + 10
+        while not written[1 - mine].is_set() and not blocked_or_done(db_engine, other):
+            assert time.monotonic() < waiting_until, "the other worker neither wrote nor waited"
+            time.sleep(0.02)
+        return deactivate(session, events)
+
+    monkeypatch.setattr(catalog_module, "deactivate_omitted", deactivate_once_both_wrote)
+    errors: list[BaseException] = []
+
+    def apply(update):
+        try:
+            with Session(db_engine) as session, session.begin():
+                apply_catalog_update(update, session)
+        except BaseException as exc:  # noqa: BLE001 (reported by the test thread)
+            errors.append(exc)
+
+    workers.extend(threading.Thread(target=apply, args=(update,)) for update in updates)
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+
+    # then neither worker failed (a deadlock costs the loser a retry and a second)
+    assert errors == []
+    # and each SKU is in the group that took it, active, with that update's figure
+    with Session(db_engine) as session:
+        rows = session.execute(select(Variant.sku, Variant.product_group_id, Variant.is_active)
+                               .where(Variant.sku.in_([s1, s2])).order_by(Variant.sku)).all()
+        assert [tuple(row) for row in rows] == [(s1, group_2, True), (s2, group_1, True)]
+        assert (stock(session, s1), stock(session, s2)) == (3, 2)
