@@ -111,7 +111,7 @@ def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
                 # Without the sweep's lock: it writes nothing and locks no row, and a dry run left
                 # listing into a pager must not make the night's sweep a skipped one.
                 return _dry_run(settings, conn, source, on_change or (lambda change: None))
-            if not _one(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)))[0]:
+            if not try_sweep_lock(conn):
                 return _skipped(conn, scheduled_for, "another sweep is running")
             return _locked_sweep(settings, conn, source, scheduled_for)
     except psycopg.Error as exc:
@@ -251,6 +251,11 @@ def read_summary(conn: Connection, run_id: int) -> SweepSummary:
     if run is None:
         raise LookupError(f"reconciliation run {run_id} is not recorded")
     return summary_of(run)
+
+
+def try_sweep_lock(conn: Connection) -> bool:
+    """Whether this session took the sweep's lock (held until it ends or unlocks): no sweep is in progress."""
+    return bool(_one(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)))[0])
 
 
 def _one(cursor: psycopg.Cursor[TupleRow]) -> TupleRow:

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from erp_sync.shared.pg import connect, translate_pg_error
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.reconcile import LOCK_KEY, Connection, read_summary
+from erp_sync.workers.reconcile import LOCK_KEY, Connection, read_summary, try_sweep_lock
 from erp_sync.workers.reconcile_correct import apply_changes, load_held_changes
 from erp_sync.workers.reconcile_summary import SweepSummary
 
@@ -57,7 +57,9 @@ def _decide(settings: Settings, run_id: int, *, approve: bool) -> SweepSummary:
     try:
         with connect(settings.database_url, autocommit=True) as conn:
             # Waits for a sweep in progress: its comparison and this one must not interleave.
-            conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            if not try_sweep_lock(conn):
+                logger.warning("a sweep is in progress: run %d is decided once it ends", run_id)
+                conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
             with conn.transaction():
                 _decide_locked(conn, run_id, approve=approve)
             return read_summary(conn, run_id)

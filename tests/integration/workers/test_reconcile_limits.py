@@ -1,6 +1,7 @@
 """The sweep's safety rails against real PostgreSQL and the sandbox ERP: change limits, holds, decisions, dry run."""
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from erp_sync.workers.reconcile_history import show
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Delta, Total
 from tests.support.reconcile import levels, seed_levels
+from tests.support.waiting import wait_for
 
 SKUS = [f"L-{n:03d}" for n in range(100)]
 COMMERCE = dict.fromkeys(SKUS, 10)
@@ -294,3 +296,29 @@ def test_a_sweep_that_applied_drift_mails_it(erp, sweep_settings, committed_sess
     [drift] = inbox.messages
     assert drift["Subject"] == (f"[erp-sync] sweep_drift: reconciliation run {summary.run_id}: 6 of 100 SKUs drifted "
                                 "(6.0%, above 5.0%): webhooks are being lost")
+
+
+def test_approving_while_a_sweep_runs_says_it_waits_then_decides(erp, sweep_settings, committed_session, db_engine,
+                                                                 caplog):
+    # given a held run, and the sweep's lock held as a running sweep holds it
+    held = _held(erp, sweep_settings, committed_session)
+    decided: list[SweepSummary] = []
+    with db_engine.connect() as sweeping:
+        sweeping.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+
+        # when the operator approves it meanwhile
+        approving = threading.Thread(target=lambda: decided.append(approve_run(sweep_settings("http://127.0.0.1:9"),
+                                                                               held.run_id)))
+        approving.start()
+        wait_for(lambda: "a sweep is in progress" in caplog.text)
+
+        # then it says it waits, and has decided nothing while the sweep runs
+        assert decided == []
+        assert f"a sweep is in progress: run {held.run_id} is decided once it ends" in caplog.text
+        sweeping.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+        sweeping.commit()
+        approving.join(timeout=30)
+
+    # and once the sweep has ended, the run is approved
+    assert [summary.status for summary in decided] == ["succeeded"]
+    assert levels(committed_session) == COMMERCE | dict.fromkeys(SKUS[:10], 0)
