@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -44,10 +44,10 @@ SAMPLE_SKUS = 100
 DEADLINE_CHECK_ROWS = 10_000
 _DEADLINES = Deadlines("snapshot-deadline")
 
+INTERRUPTED = "interrupted: the sweeping process ended without finishing"
 _INTERRUPTED = """
-UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(),
-       error = 'interrupted: the sweeping process ended without finishing'
- WHERE status = 'running'"""
+UPDATE reconciliation_runs SET status = 'failed', finished_at = clock_timestamp(), error = %(error)s
+ WHERE status = 'running' RETURNING id"""
 _START = """
 INSERT INTO reconciliation_runs (status, scheduled_for) VALUES ('running', %(slot)s)
 ON CONFLICT (scheduled_for) WHERE status IN ('running', 'succeeded', 'held') DO NOTHING RETURNING id"""
@@ -121,7 +121,7 @@ def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,
 def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
                   scheduled_for: datetime | None) -> SweepSummary:
     with conn.transaction():
-        conn.execute(_INTERRUPTED)  # we hold the lock: a run still "running" belongs to a dead process
+        close_interrupted(conn)
         started = conn.execute(_START, {"slot": scheduled_for}).fetchone()
     if started is None:
         return _skipped(conn, scheduled_for, "this schedule slot was already swept")
@@ -131,6 +131,12 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
     try:
         with conn.transaction(), _reading(settings) as cut, source.open() as snapshot:
             _compare_and_correct(settings, conn, run_id, snapshot, cut)
+    except KeyboardInterrupt:
+        # The operator's own Ctrl-C: recorded, without an alert, if the connection still serves.
+        with suppress(psycopg.Error):
+            conn.execute(_FAILED, {"run": run_id, "error": "interrupted (Ctrl-C), nothing changed",
+                                   "taken": requested})
+        raise
     except (ErpSyncError, psycopg.Error) as exc:
         error = exc if isinstance(exc, ErpSyncError) else translate_pg_error(exc)
         if isinstance(error, ErpUnavailable) and not isinstance(error, ErpMisconfigured):
@@ -251,6 +257,25 @@ def read_summary(conn: Connection, run_id: int) -> SweepSummary:
     if run is None:
         raise LookupError(f"reconciliation run {run_id} is not recorded")
     return summary_of(run)
+
+
+def close_interrupted(conn: Connection) -> None:
+    """Under the sweep's lock, a run still `running` belongs to a process that ended mid-sweep
+    (killed, or past WORKER_STOP_TIMEOUT_S): record it failed, and alert, as any failed sweep. Its
+    comparison and corrections were one transaction, which PostgreSQL rolled back."""
+    for (run_id,) in conn.execute(_INTERRUPTED, {"error": INTERRUPTED}).fetchall():
+        alert(Cause.SWEEP_FAILED, "reconciliation run %d failed, nothing changed: %s", run_id, INTERRUPTED)
+
+
+def close_runs_of_ended_sweeps(settings: Settings) -> None:
+    """`close_interrupted`, unless a sweep is in progress: what a reconcile worker does as it starts,
+    rather than leave a killed sweep `running` until the next slot."""
+    try:
+        with connect(settings.database_url, autocommit=True) as conn:
+            if try_sweep_lock(conn):
+                close_interrupted(conn)
+    except psycopg.Error as exc:
+        raise translate_pg_error(exc) from exc
 
 
 def try_sweep_lock(conn: Connection) -> bool:

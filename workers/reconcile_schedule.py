@@ -19,7 +19,7 @@ from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.signals import stop_on_signals
-from erp_sync.workers.reconcile import run_sweep
+from erp_sync.workers.reconcile import close_runs_of_ended_sweeps, run_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None
     settings.erp_credentials("the reconcile worker")  # refuse to start, naming the variable, rather than fail at 3 AM
     http = requests.Session()
     slot = next_run(settings.reconcile_schedule, tz, now())
+    _close_runs_of_ended_sweeps(settings)
     logger.info("reconcile worker started; next sweep at %s", slot.astimezone(tz).isoformat())
     try:
         while not stop.is_set():
@@ -67,6 +68,14 @@ def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None
     finally:
         http.close()
         logger.info("reconcile worker stopped")
+
+
+def _close_runs_of_ended_sweeps(settings: Settings) -> None:
+    try:
+        close_runs_of_ended_sweeps(settings)
+    except ErpSyncError as exc:
+        # The next sweep closes them instead; the worker's start is not the database's to refuse.
+        logger.warning("could not check for sweeps that ended unfinished: %s", exc)
 
 
 def _sweep_slot(settings: Settings, http: requests.Session, slot: datetime) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+from sqlalchemy import text
 
 from tests.support import cli
 from tests.support.reconcile import TOKEN, levels, seed_levels
@@ -262,3 +263,7 @@ def test_ctrl_c_during_a_sweep_ends_it_in_one_line_exit_130(erp, committed_sessi
     assert output.strip().splitlines()[-1] == "erp-sync: interrupted", output
     assert "Traceback" not in output, output
     assert levels(committed_session) == {"INT-1": 2}
+    # and the run is recorded as the operator ended it, not left `running`, and no one is paged for it
+    [(status, error)] = committed_session.execute(text("SELECT status, error FROM reconciliation_runs")).all()
+    assert (status, error) == ("failed", "interrupted (Ctrl-C), nothing changed")
+    assert "ALERT" not in output, output

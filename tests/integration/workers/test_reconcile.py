@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from erp_sync.sandbox_erp.tls import server_context
 from erp_sync.ingress.availability import stock_view
@@ -15,10 +15,11 @@ from erp_sync.shared.errors import DatabaseUnavailable
 from erp_sync.shared.models import (
     Order,
     ReconciliationCorrection,
+    ReconciliationRun,
     StockChange,
     StockHold,
 )
-from erp_sync.workers.reconcile import run_sweep
+from erp_sync.workers.reconcile import INTERRUPTED, LOCK_KEY, run_sweep
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Delta, Total
 from erp_sync.workers.reconcile_history import history, show
@@ -526,3 +527,71 @@ def test_metrics_and_history_say_how_true_the_shop_is(erp, sweep_settings, commi
     assert (truth["holds"]["open"], truth["holds"]["released"]) == (2, {"erp_figure": 1})
     assert 3590 < truth["holds"]["oldest_open_age_s"] < 3700
     assert truth["runs"][0]["drift_share"] == 0.25
+
+
+def _left_running(session) -> int:
+    """A run as a sweeping process killed mid-sweep leaves it; its id."""
+    run_id = session.scalar(text("INSERT INTO reconciliation_runs (status) VALUES ('running') RETURNING id"))
+    session.commit()
+    return run_id
+
+
+def _status_and_error(session, run_id):
+    session.expire_all()
+    run = session.get(ReconciliationRun, run_id)
+    return run.status, run.error
+
+
+def test_a_reconcile_worker_starting_closes_a_killed_sweeps_run_with_an_alert(sweep_settings, committed_session,
+                                                                              caplog):
+    from erp_sync.workers.reconcile_schedule import run_reconcile_worker
+
+    # given a run a killed sweep left `running`
+    run_id = _left_running(committed_session)
+
+    # when a reconcile worker starts (and is stopped at once)
+    stop = threading.Event()
+    stop.set()
+    run_reconcile_worker(sweep_settings("http://127.0.0.1:9"), stop)
+
+    # then the run is failed, interrupted, and a person is told as of any failed sweep
+    assert _status_and_error(committed_session, run_id) == ("failed", INTERRUPTED)
+    [alerted] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ALERT")]
+    assert alerted == f"ALERT reconciliation run {run_id} failed, nothing changed: {INTERRUPTED}"
+
+
+def test_a_reconcile_worker_starting_leaves_a_sweep_in_progress_alone(sweep_settings, committed_session, db_engine,
+                                                                      caplog):
+    from erp_sync.workers.reconcile_schedule import run_reconcile_worker
+
+    # given a sweep in progress elsewhere (holding the sweep's lock), and its run
+    run_id = _left_running(committed_session)
+    stop = threading.Event()
+    stop.set()
+    with db_engine.connect() as sweeping:
+        sweeping.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+
+        # when a reconcile worker starts
+        run_reconcile_worker(sweep_settings("http://127.0.0.1:9"), stop)
+        sweeping.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+        sweeping.commit()
+
+    # then the run is still running, and no alert was raised
+    assert _status_and_error(committed_session, run_id) == ("running", None)
+    assert not [r for r in caplog.records if r.getMessage().startswith("ALERT")]
+
+
+def test_the_next_sweep_closes_a_killed_sweeps_run_with_an_alert(erp, sweep_settings, committed_session, caplog):
+    # given a run a killed sweep left `running`
+    url = erp({"K-1": 1})
+    seed_levels(committed_session, {"K-1": 1})
+    run_id = _left_running(committed_session)
+
+    # when the next sweep runs
+    summary = run_sweep(sweep_settings(url))
+
+    # then it swept, and the killed one is failed, interrupted, with an alert naming it
+    assert summary.status == "succeeded"
+    assert _status_and_error(committed_session, run_id) == ("failed", INTERRUPTED)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("ALERT")] == [
+        f"ALERT reconciliation run {run_id} failed, nothing changed: {INTERRUPTED}"]
