@@ -196,9 +196,10 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
     The snapshot counts what the ERP did up to some moment between its receipt of our request and
     our reading its last row. On the ERP's clock, which stamps the figures, that moment lies from
     `taken` (the earliest the receipt can have been) to `read_until` (the latest the ERP's clock can
-    have shown at the last row), both read off the ERP's answer (workers/erp_clock.py).
+    have shown at the last row), both read off the ERP's answer (workers/erp_clock.py), or a `{"url"}`
+    file's making (workers/snapshot_reader.py).
     """
-    taken = snapshot.clock.at_receipt()
+    taken = snapshot.taken()
     rows = 0
     conn.execute(_SNAPSHOT_TABLE)
     with conn.cursor() as cursor, cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
@@ -209,7 +210,7 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
                 raise _still_reading(settings)
     if cut.happened.is_set():  # a stream without a length, cut at a line's end, just ends
         raise _still_reading(settings)
-    read_until = snapshot.clock.latest_at(datetime.now(UTC))
+    read_until = snapshot.read_until(datetime.now(UTC))
     try:
         conn.execute(_SNAPSHOT_INDEX)
     except psycopg.errors.UniqueViolation as exc:

@@ -45,6 +45,8 @@ READ_CHUNK_BYTES = 64 * 1024
 FIGURE_DIGITS = 18
 FIGURE_MAX = 10**FIGURE_DIGITS - 1
 FIGURE_MIN = -FIGURE_MAX
+_WHOLE_SECOND = timedelta(seconds=1)
+STALE_FILE = timedelta(days=1)  # a `{"url"}` file made longer before our request fails the run
 _INTEGER = re.compile(rf"-?[0-9]{{1,{FIGURE_DIGITS}}}")
 Row = tuple[str, int]
 
@@ -59,12 +61,39 @@ class SnapshotBroken(PermanentError):
 
 @dataclass
 class Snapshot:
-    """An open snapshot: its form, its rows (read lazily from the network), and what the ERP's answer
-    to the snapshot request tells of its clock."""
+    """An open snapshot: its form, its rows (read lazily from the network), what the ERP's answer
+    to the snapshot request tells of its clock, and, for a `{"url"}` file, its `Last-Modified`.
+
+    The snapshot counts what the ERP did up to some moment, on the ERP's clock, from `taken()` to
+    `read_until()`. For a file made before our request (by more than the clock-skew margin, for the
+    storage's clock is neither ours nor the ERP's), that moment is its making, not our request:
+    otherwise the sales between the two would be taken as in the file, and undone.
+    """
 
     form: str
     rows: Iterator[Row]
     clock: ErpClock
+    file_modified: datetime | None = None
+
+    def taken(self) -> datetime:
+        """The earliest ERP time the snapshot can count up to, rounded down to the second."""
+        made = self.made_before_request()
+        receipt = self.clock.at_receipt()
+        return receipt if made is None else min(receipt, (made - self.clock.skew).replace(microsecond=0))
+
+    def read_until(self, local: datetime) -> datetime:
+        """The latest ERP time the snapshot can count up to, once read in full at `local` (our clock)."""
+        made = self.made_before_request()
+        latest = self.clock.latest_at(local)
+        # Last-Modified is in whole seconds, rounded down: the file was whole by the next one.
+        return latest if made is None else min(latest, made + _WHOLE_SECOND + self.clock.skew)
+
+    def made_before_request(self) -> datetime | None:
+        """The file's Last-Modified, if it was certainly made before our request."""
+        made = self.file_modified
+        if made is None or made + self.clock.skew >= self.clock.at_receipt():
+            return None
+        return made
 
 
 def check_ijson_backend() -> str:
@@ -117,7 +146,18 @@ class SnapshotSource:
                 url = _export_url(stream)
         # A presigned storage URL may redirect (to a region, a mirror): taken, unlike the ERP's own.
         with self._get(url, with_token=_same_origin(url, self._base_url), follow_redirects=True) as export:
-            yield Snapshot("url", _guarded(csv_rows(export.raw), url), clock)
+            snapshot = Snapshot("url", _guarded(csv_rows(export.raw), url), clock,
+                                http_date(export.headers.get("Last-Modified")))
+            if (made := snapshot.made_before_request()) is not None:
+                if clock.at_receipt() - made > STALE_FILE:
+                    # Its figures may still be right, but the ERP's export is not being made: a person must look.
+                    raise SnapshotBroken(f"snapshot: the file at the URL the ERP gave was last modified "
+                                         f"{made.isoformat()}, over {STALE_FILE.days} day before the request: "
+                                         "the ERP's export is not being made")
+                logger.info("snapshot file last modified %s, %.0f s before the request: it counts what the ERP "
+                            "did up to then, and the stock changes since are added to it", made.isoformat(),
+                            (clock.at_receipt() - made).total_seconds())
+            yield snapshot
 
     @contextmanager
     def _get(self, url: str, *, with_token: bool, follow_redirects: bool) -> Iterator[requests.Response]:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 import requests
@@ -595,3 +598,49 @@ def test_the_next_sweep_closes_a_killed_sweeps_run_with_an_alert(erp, sweep_sett
     assert _status_and_error(committed_session, run_id) == ("failed", INTERRUPTED)
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("ALERT")] == [
         f"ALERT reconciliation run {run_id} failed, nothing changed: {INTERRUPTED}"]
+
+
+@contextmanager
+def _export_file(csv_body: bytes, last_modified: datetime):
+    """An ERP answering the snapshot request with `{"url"}` of a CSV file last modified then; its base URL."""
+    with answering(200, csv_body, {"Content-Type": "text/csv",
+                                   "Last-Modified": format_datetime(last_modified, usegmt=True)}) as storage, \
+            answering(200, json.dumps({"url": f"{storage}/exports/stock.csv"}).encode(),
+                      {"Content-Type": "application/json"}) as url:
+        yield url
+
+
+def test_a_snapshot_file_made_before_the_request_does_not_undo_the_sales_since(sweep_settings, committed_session,
+                                                                                caplog):
+    # given a file the ERP exported ten minutes ago (A-1: 10, A-2: 4), and a sale of A-1 five minutes
+    # ago that commerce applied (10 -> 7), while A-2 drifted before the export
+    seed_levels(committed_session, {"A-1": 10, "A-2": 9})
+    made = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    apply_stock_events(committed_session, [StockEvent("evt_sale", "A-1", Delta(-3, made + timedelta(minutes=5)))])
+    committed_session.commit()
+
+    # when a sweep reads that file
+    caplog.set_level(logging.INFO, logger="erp_sync.workers.snapshot_reader")
+    with _export_file(b"sku,qty\nA-1,10\nA-2,4\n", made) as url:
+        summary = run_sweep(sweep_settings(url))
+
+    # then the sale stands (the file did not count it), the drift before the export is corrected,
+    # and the run counts from the file's making
+    assert summary.status == "succeeded", summary.error
+    assert levels(committed_session) == {"A-1": 7, "A-2": 4}
+    assert summary.as_dict()["snapshot_taken_at"] <= made.isoformat()
+    assert "snapshot file last modified" in caplog.text
+
+
+def test_a_snapshot_file_over_a_day_old_fails_the_run_naming_the_export(sweep_settings, committed_session, caplog):
+    # given the ERP answering with a file it made two days ago
+    seed_levels(committed_session, {"A-1": 10})
+    with _export_file(b"sku,qty\nA-1,3\n", datetime.now(UTC) - timedelta(days=2)) as url:
+        summary = run_sweep(sweep_settings(url))
+
+    # then the run failed, nothing changed, and a person is told the export is not being made
+    assert summary.status == "failed"
+    assert "the ERP's export is not being made" in summary.error
+    assert levels(committed_session) == {"A-1": 10}
+    assert any(r.getMessage().startswith("ALERT") and "export is not being made" in r.getMessage()
+               for r in caplog.records)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from erp_sync.workers.erp_clock import ErpClock
+from erp_sync.workers.snapshot_reader import Snapshot
 
 SENT = datetime(2026, 12, 4, 12, 0, 0, 400_000, tzinfo=UTC)
 SKEW = timedelta(seconds=1)
@@ -57,3 +58,22 @@ def test_whatever_the_clocks_differ_by_the_erps_time_lies_between_the_two_marks(
 
 def test_without_a_date_the_latest_is_our_clock_plus_the_skew_margin():
     assert exchange(40, None).latest_at(SENT) == SENT + SKEW
+
+
+@pytest.mark.parametrize("file_modified, taken, read_until", [
+    # no Last-Modified, or a file made in the second of the request (within the skew margin): the
+    # request's marks
+    (None, datetime(2026, 12, 4, 11, 59, 59, tzinfo=UTC), datetime(2026, 12, 4, 12, 0, 3, tzinfo=UTC)),
+    (datetime(2026, 12, 4, 11, 59, 59, tzinfo=UTC), datetime(2026, 12, 4, 11, 59, 59, tzinfo=UTC),
+     datetime(2026, 12, 4, 12, 0, 3, tzinfo=UTC)),
+    # a file made ten minutes before: from its making, give or take the skew margin and its whole second
+    (datetime(2026, 12, 4, 11, 50, 0, tzinfo=UTC), datetime(2026, 12, 4, 11, 49, 59, tzinfo=UTC),
+     datetime(2026, 12, 4, 11, 50, 2, tzinfo=UTC)),
+])
+def test_a_snapshot_file_made_before_the_request_counts_from_its_making(file_modified, taken, read_until):
+    # given the ERP's answer at 12:00:00 on its clock, 30 ms after our request, read in full 2 s later
+    clock = exchange(30, datetime(2026, 12, 4, 12, 0, 0, tzinfo=UTC))
+    snapshot = Snapshot("url", iter(()), clock, file_modified)
+
+    assert snapshot.taken() == taken
+    assert snapshot.read_until(SENT + timedelta(seconds=2)) == read_until
