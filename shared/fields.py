@@ -20,6 +20,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 IDENTIFIER_LENGTH = 100  # SKUs, event ids, order ids, locations, warehouses
 # An event or order id is also its message's AMQP message-id, a short string of at most 255 bytes:
@@ -116,15 +117,33 @@ _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 def plain_decimal_text(value: object) -> object:
     """A price given as text must be written as in JSON: Python's Decimal() also reads "1_000",
-    " 7 " and other scripts' digits ("١٢٣"), which no ERP means as a price."""
+    " 7 " and other scripts' digits ("١٢٣"), which no ERP means as a price.
+
+    Places are checked before digits: pydantic checks digits first, and a float's rounding residue
+    (0.1 + 0.2 is 0.30000000000000004) was refused as "no more than 12 digits in total".
+    """
     if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
         raise ValueError(f"a price given as text is digits with an optional decimal point, such as \"79900.00\"; "
                          f"got {value!r:.40}")
+    if isinstance(value, (float, str)) and _places(value) > PRICE_PLACES:
+        raise PydanticCustomError("decimal_max_places",
+                                  "Decimal input should have no more than {decimal_places} decimal places",
+                                  {"decimal_places": PRICE_PLACES})
     return value
 
 
+def _places(value: float | str) -> int:
+    """Decimal places of a finite number (trailing zeros not counted), 0 for anything else."""
+    try:
+        exponent = Decimal(str(value)).normalize().as_tuple().exponent
+    except ArithmeticError:
+        return 0
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
 # Prices of the catalog (numeric(12,2)) and of order lines.
-Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False),
+PRICE_PLACES = 2
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=PRICE_PLACES, allow_inf_nan=False),
                   BeforeValidator(plain_decimal_text), AfterValidator(to_cents), WithJsonSchema({"anyOf": [
                       {"type": "number", "minimum": 0},
                       {"type": "string", "pattern": f"^{_PLAIN_DECIMAL.pattern}$"},
