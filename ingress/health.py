@@ -1,12 +1,13 @@
-"""`GET /healthz` (the process answers) and `GET /readyz` (broker and database reachable)."""
+"""`GET /healthz` (the process answers) and `GET /readyz` (broker and database reachable, or those `?needs=` names)."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.extensions import engine, publisher
 from erp_sync.shared.db import check_database
 from erp_sync.shared.errors import ErpSyncError
@@ -21,12 +22,32 @@ def healthz() -> ResponseReturnValue:
     return jsonify({"status": "ok"})
 
 
+DEPENDENCIES: dict[str, Callable[[], object]] = {
+    "broker": lambda: publisher().ensure_connected(),
+    "database": lambda: check_database(engine()),
+}
+
+
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    checks = {"broker": _check("broker", publisher().ensure_connected),
-              "database": _check("database", lambda: check_database(engine()))}
+    """Both dependencies, or those `?needs=` names: a readiness probe asks for what its process
+    serves with, so that a database outage does not take the ERP's door out of service, nor a broker
+    outage the storefront's reads."""
+    checks = {dependency: _check(dependency, DEPENDENCIES[dependency]) for dependency in _needed()}
     ready = all(state == "ok" for state in checks.values())
     return jsonify({"status": "ready" if ready else "unavailable", "checks": checks}), 200 if ready else 503
+
+
+def _needed() -> list[str]:
+    raw = request.args.get("needs")
+    if raw is None:
+        return list(DEPENDENCIES)
+    needed = raw.split(",")
+    unknown = [name for name in needed if name not in DEPENDENCIES]
+    if unknown or not raw:
+        raise ApiError(400, f"needs is a comma-separated list of {', '.join(DEPENDENCIES)}",
+                       details=[{"field": "needs", "message": f"unknown: {', '.join(unknown)[:100]!r}"}])
+    return list(dict.fromkeys(needed))
 
 
 def _check(dependency: str, check: Callable[[], object]) -> str:

@@ -54,7 +54,14 @@ _HEALTH: dict[str, Any] = {"get": {
 }}
 _READY: dict[str, Any] = {"get": {
     "summary": "Broker and database reachable (readiness); no credential.", "operationId": "readyz", "security": [],
+    "parameters": [{
+        "name": "needs", "in": "query", "required": False,
+        "description": "Check only these dependencies (comma-separated), as a readiness probe of a process that "
+                       "serves with them alone: `broker` for the ERP's door, `database` for the storefront's reads.",
+        "schema": {"type": "string", "pattern": "^(broker|database)(,(broker|database))*$"},
+    }],
     "responses": {"200": _json("Ready.", schemas.READINESS),
+                  "400": _json("`needs` names something else.", _ERROR),
                   "503": _json("A dependency is down; `checks` says which.", schemas.READINESS)},
 }}
 _OPENAPI: dict[str, Any] = {"get": {

@@ -43,8 +43,9 @@ HEALTH = strict_object({"status": {"const": "ok"}})
 _DEPENDENCY_STATE: Schema = {"enum": ["ok", "unavailable"]}
 READINESS = strict_object({
     "status": {"enum": ["ready", "unavailable"]},
-    "checks": strict_object({"broker": _DEPENDENCY_STATE, "database": _DEPENDENCY_STATE},
-                            "Which dependency is down, never where it lives."),
+    "checks": {"type": "object", "properties": {"broker": _DEPENDENCY_STATE, "database": _DEPENDENCY_STATE},
+               "additionalProperties": False, "minProperties": 1,
+               "description": "Which dependency is down, never where it lives: both, or those `needs` names."},
 })
 
 STOCK = strict_object({

@@ -67,10 +67,11 @@ def test_the_edges_scale_on_cpu_and_keep_a_pod_through_disruptions():
     budgets = {d["metadata"]["name"] for d in BASE if d["kind"] == "PodDisruptionBudget"}
     services = {d["metadata"]["name"]: d for d in BASE if d["kind"] == "Service"}
 
-    for role, port in (("ingress", 8000), ("api", 8001)):
+    for role, port, needs in (("ingress", 8000, "broker"), ("api", 8001, "database")):
         name = f"erp-sync-{role}"
         container = containers(DEPLOYMENTS[name])[0]
-        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        # each out of service only when what it serves with is down
+        assert container["readinessProbe"]["httpGet"]["path"] == f"/readyz?needs={needs}"
         assert container["resources"]["requests"]["cpu"]
         assert [t["type"] for t in SCALED[name]["spec"]["triggers"]] == ["cpu"]
         assert SCALED[name]["spec"]["minReplicaCount"] >= 2 and name in budgets

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 
 def test_healthz_answers_while_the_process_is_up(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
@@ -31,3 +33,33 @@ def test_metrics_include_the_sweeps_read_from_the_database(client):
 
     assert "erp_sync_reconcile_metrics_up 1.0" in text
     assert "erp_sync_webhooks_accepted_total" in text
+
+
+def test_readyz_needs_checks_only_the_named_dependency(settings_factory, broker):
+    # given a process whose database is down, and one whose broker is down
+    from erp_sync.ingress import create_app
+
+    database_down = create_app(settings_factory(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere"))
+    broker_down = create_app(settings_factory(amqp_url="amqp://guest:guest@127.0.0.1:9/%2F"))
+
+    # then the door's probe (the broker) stays ready without the database, the reads' (the database)
+    # without the broker, and each still fails on its own dependency
+    assert _ready(database_down, "broker") == (200, {"status": "ready", "checks": {"broker": "ok"}})
+    assert _ready(broker_down, "database") == (200, {"status": "ready", "checks": {"database": "ok"}})
+    assert _ready(database_down, "database") == (503, {"status": "unavailable", "checks": {"database": "unavailable"}})
+    assert _ready(broker_down, "broker,database")[0] == 503
+    for app in (database_down, broker_down):
+        app.extensions["erp_sync.publisher"].close()
+
+
+@pytest.mark.parametrize("needs", ["", "cache", "broker,cache", "Broker"])
+def test_readyz_needs_naming_something_else_is_a_400_naming_the_parameter(client, needs):
+    response = client.get("/readyz", query_string={"needs": needs})
+
+    assert response.status_code == 400
+    assert response.get_json()["details"][0]["field"] == "needs"
+
+
+def _ready(app, needs):
+    response = app.test_client().get("/readyz", query_string={"needs": needs})
+    return response.status_code, response.get_json()
