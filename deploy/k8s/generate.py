@@ -84,6 +84,14 @@ def database_connections(worker: Worker, settings: Settings) -> int:
 # Each worker's /metrics and /healthz (docs/metrics.md).
 METRICS_PORT = 9100
 METRICS_ENV = [{"name": "METRICS_HOST", "value": "0.0.0.0"}, {"name": "METRICS_PORT", "value": str(METRICS_PORT)}]
+SCRAPED = {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT), "prometheus.io/path": "/metrics"}
+# The process's own bound after SIGTERM ends this much before the grace period's SIGKILL, so that
+# it logs why it stops: without it, the default 25 s cut the sweep and the pushes the grace allows.
+STOP_MARGIN_S = 5
+
+
+def stop_env(worker: Worker, settings: Settings) -> list[dict[str, Any]]:
+    return [{"name": "WORKER_STOP_TIMEOUT_S", "value": str(grace_period_s(worker, settings) - STOP_MARGIN_S)}]
 
 
 def secret_env(worker: Worker) -> list[dict[str, Any]]:
@@ -98,7 +106,7 @@ def deployment(worker: Worker, settings: Settings) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "selector": {"matchLabels": labels},
         "template": {
-            "metadata": {"labels": labels},
+            "metadata": {"labels": labels, "annotations": SCRAPED},
             "spec": {
                 "terminationGracePeriodSeconds": grace_period_s(worker, settings),
                 "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
@@ -108,7 +116,7 @@ def deployment(worker: Worker, settings: Settings) -> dict[str, Any]:
                     "image": "erp-sync",
                     "args": ["worker", worker.name],
                     "envFrom": [{"configMapRef": {"name": CONFIG}}],
-                    "env": [*secret_env(worker), *METRICS_ENV],
+                    "env": [*secret_env(worker), *METRICS_ENV, *stop_env(worker, settings)],
                     "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
                     # 503 while a consumer is cut off from RabbitMQ: a minute of that, and the pod restarts.
                     "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"},

@@ -150,6 +150,15 @@ def test_the_orders_worker_is_given_time_to_finish_its_pushes_on_stop():
     grace = OURS["orders"]["stop_grace_period"]
 
     assert grace.endswith("s") and int(grace[:-1]) > worst_push_s
+    # and the process's own bound reaches as far, short of the SIGKILL (by default it gave up at 25 s)
+    assert worst_push_s < float(OURS["orders"]["environment"]["WORKER_STOP_TIMEOUT_S"]) < int(grace[:-1])
+
+
+def test_the_reconcile_worker_is_given_time_to_finish_its_sweep_on_stop():
+    grace = OURS["reconcile"]["stop_grace_period"]
+    bound = float(OURS["reconcile"]["environment"]["WORKER_STOP_TIMEOUT_S"])
+
+    assert Settings().reconcile_max_duration_s < bound < int(grace.removesuffix("s"))
 
 
 @pytest.mark.parametrize("name", sorted(WORKERS))

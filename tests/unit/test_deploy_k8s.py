@@ -76,8 +76,6 @@ def test_the_edges_scale_on_cpu_and_keep_a_pod_through_disruptions():
         assert [t["type"] for t in SCALED[name]["spec"]["triggers"]] == ["cpu"]
         assert SCALED[name]["spec"]["minReplicaCount"] >= 2 and name in budgets
         assert services[name]["spec"]["ports"][0]["port"] == port
-        annotations = DEPLOYMENTS[name]["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == str(port)
 
 
 def test_the_orders_worker_is_given_time_to_finish_its_pushes_and_the_sweep_its_run():
@@ -87,6 +85,24 @@ def test_the_orders_worker_is_given_time_to_finish_its_pushes_and_the_sweep_its_
     assert grace["erp-sync-worker-orders"] > worst_push_s
     assert grace["erp-sync-worker-reconcile"] > DEFAULTS.reconcile_max_duration_s
     assert all(seconds >= 30 for seconds in grace.values())
+    # and the process's own bound after SIGTERM reaches as far, short of the SIGKILL: with the
+    # default 25 s, a worker gave up the sweep and the pushes its grace period allowed
+    for name in WORKERS:
+        deployment = DEPLOYMENTS[f"erp-sync-worker-{name}"]
+        bound = {v["name"]: v.get("value") for v in containers(deployment)[0]["env"]}["WORKER_STOP_TIMEOUT_S"]
+        assert float(bound) == deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] - 5, name
+        assert name != "reconcile" or float(bound) > DEFAULTS.reconcile_max_duration_s
+
+
+def test_prometheus_scrapes_every_worker_and_the_ingress_not_the_token_guarded_api():
+    # the API's /metrics wants the storefront's token, which annotations cannot give; it serves the
+    # ingress's figures
+    for name, deployment in DEPLOYMENTS.items():
+        annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+        scraped = annotations.get("prometheus.io/scrape") == "true"
+        assert scraped == (name != "erp-sync-api"), name
+        if name.startswith("erp-sync-worker-"):
+            assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("9100", "/metrics")
 
 
 @pytest.mark.parametrize("document", [d for d in BASE if d["kind"] in {"Deployment", "Job"}],

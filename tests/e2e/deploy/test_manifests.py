@@ -7,12 +7,13 @@ dropped by the API server without a word.
 from __future__ import annotations
 
 import copy
+import re
 
 import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.support.deploy_files import DEPLOY, K8S, crd_schema, kustomize
+from tests.support.deploy_files import DEPLOY, K8S, REPO, crd_schema, kustomize
 
 KUBERNETES = "1.37.0"
 CRDS = {(api, kind): jsonschema.Draft7Validator(schema)
@@ -111,3 +112,24 @@ def test_only_the_erp_route_reaches_the_webhook_and_only_the_shop_the_api():
     shop = policies["erp-sync-api-from-storefront"]["ingress"]
     assert [peer["podSelector"]["matchLabels"] for rule in shop for peer in rule["from"]] == [
         {"erp-sync/client": "storefront"}]
+
+
+def test_the_documented_first_step_applies_the_migrate_job_with_what_it_reads():
+    # given the selector docs/production.md applies before the rest, at first install and upgrade
+    steps = re.findall(r"kubectl apply -f /tmp/erp-sync\.yaml -l '([^']+)'", (REPO / "docs" / "production.md").read_text())
+    assert len(steps) == 2 and len(set(steps)) == 1
+    key, values = re.fullmatch(r"(\S+) in \(([^)]*)\)", steps[0]).groups()
+
+    # when it selects from what production renders
+    selected = {(d["kind"], d["metadata"]["name"]) for d in RENDERED["production"]
+                if d["metadata"].get("labels", {}).get(key) in values.split(",")}
+
+    # then the Job is there, and every ConfigMap it reads (the Secret is made by hand before):
+    # without its ConfigMap, the Job's pod never started and the wait timed out
+    [job] = [d for d in RENDERED["production"] if d["kind"] == "Job"]
+    assert ("Job", job["metadata"]["name"]) in selected
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        for source in container.get("envFrom", []):
+            assert ("ConfigMap", source["configMapRef"]["name"]) in selected
+    # and nothing that would start before the migration
+    assert not {kind for kind, _ in selected} & {"Deployment", "ScaledObject"}
