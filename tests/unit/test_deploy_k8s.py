@@ -78,6 +78,15 @@ def test_the_edges_scale_on_cpu_and_keep_a_pod_through_disruptions():
         assert services[name]["spec"]["ports"][0]["port"] == port
 
 
+def test_the_edges_leave_the_service_before_they_stop_and_finish_their_requests_within_the_grace():
+    from erp_sync.ingress.serve import GRACEFUL_TIMEOUT_S
+
+    for name in ("erp-sync-ingress", "erp-sync-api"):
+        pod = DEPLOYMENTS[name]["spec"]["template"]["spec"]
+        delay = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert delay >= 5 and pod["terminationGracePeriodSeconds"] >= delay + GRACEFUL_TIMEOUT_S + 5, name
+
+
 def test_the_orders_worker_is_given_time_to_finish_its_pushes_and_the_sweep_its_run():
     worst_push_s = DEFAULTS.erp_quick_retries * (DEFAULTS.erp_connect_timeout_s + DEFAULTS.erp_read_timeout_s) + 2
     grace = {name: d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] for name, d in DEPLOYMENTS.items()}
