@@ -151,3 +151,20 @@ def test_read_api_answers_503_with_retry_after_when_the_database_is_down(setting
             assert "unavailable" in answer.get_json()["error"]
     finally:
         app.extensions["erp_sync.publisher"].close()
+
+
+def test_a_sku_ending_in_history_is_answered_its_own_stock_not_another_skus_history(api, committed_session):
+    from erp_sync.shared.models import StockChange
+
+    # given SKU "ODD/history" with a figure of 7, and SKU "ODD" with a history of its own
+    committed_session.add(StockLevel(sku="ODD/history", erp_quantity=7, erp_as_of=NOW))
+    committed_session.add(StockChange(sku="ODD", event_id="evt_odd", kind="absolute", quantity=3,
+                                      resulting_quantity=3, erp_timestamp=NOW, outcome="applied"))
+    committed_session.commit()
+
+    # when the storefront reads the stock of "ODD/history", as the contract spells it
+    answer = api.get("/api/v1/inventory/ODD%2Fhistory")
+
+    # then it gets that SKU's stock, not ODD's history
+    assert answer.status_code == 200
+    assert (answer.get_json()["sku"], answer.get_json()["erp_quantity"]) == ("ODD/history", 7)
