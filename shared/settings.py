@@ -201,29 +201,6 @@ class Settings(BaseSettings):
             raise ValueError(f"no CA bundle file at {path}")
         return path
 
-    @field_validator("ingress_tls_certfile")
-    @classmethod
-    def _certificate_file(cls, path: Path | None) -> Path | None:
-        if path is not None:
-            from erp_sync.shared.tls_files import check_certificate
-
-            check_certificate(path)
-        return path
-
-    @field_validator("ingress_tls_keyfile")
-    @classmethod
-    def _key_of_the_certificate(cls, path: Path | None, info: ValidationInfo) -> Path | None:
-        # Absent when INGRESS_TLS_CERTFILE was refused itself, or not set (the pair check says so).
-        certfile = info.data.get("ingress_tls_certfile")
-        if path is not None:
-            from erp_sync.shared.tls_files import check_key_of, check_readable
-
-            if certfile is None:
-                check_readable(path)
-            else:
-                check_key_of(certfile, path)
-        return path
-
     @field_validator("prometheus_multiproc_dir")
     @classmethod
     def _writable_directory(cls, path: Path | None) -> Path | None:

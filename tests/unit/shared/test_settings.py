@@ -86,7 +86,6 @@ def test_environment_names_are_read(monkeypatch):
         ("WORKER_BATCH_WINDOW_MS", "99999999999999"),
         ("ORDER_RETRY_INTERVAL_S", "604801"),
         ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/x"),
-        ("INGRESS_TLS_CERTFILE", "/nonexistent/cert.pem"),
     ],
 )
 def test_bad_setting_stops_with_one_line_naming_it(monkeypatch, variable, value):
@@ -151,8 +150,8 @@ def test_database_url_with_an_encoded_password_is_read_alike_by_sqlalchemy_and_l
     assert parsed.password == "pa/ss@x"
 
 
-def test_certificate_without_key_is_refused(monkeypatch, tls_files):
-    monkeypatch.setenv("INGRESS_TLS_CERTFILE", str(tls_files / "cert.pem"))
+def test_certificate_without_key_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("INGRESS_TLS_CERTFILE", str(tmp_path / "cert.pem"))
     monkeypatch.delenv("INGRESS_TLS_KEYFILE", raising=False)
 
     with pytest.raises(ConfigurationError, match="INGRESS_TLS_KEYFILE"):
@@ -209,51 +208,3 @@ def test_metrics_directory_must_be_a_directory(tmp_path):
     assert load_settings(prometheus_multiproc_dir="").prometheus_multiproc_dir is None
     with pytest.raises(ConfigurationError, match=f"^PROMETHEUS_MULTIPROC_DIR: .*no directory at {tmp_path / 'file'}$"):
         load_settings(prometheus_multiproc_dir=str(tmp_path / "file"))
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    """A certificate, its key, another certificate's key, the key encrypted, and a file of no PEM at all."""
-    import trustme
-    from cryptography.hazmat.primitives import serialization
-
-    directory = tmp_path_factory.mktemp("tls")
-    authority = trustme.CA()
-    issued, other = authority.issue_cert("localhost"), authority.issue_cert("elsewhere")
-    issued.cert_chain_pems[0].write_to_path(str(directory / "cert.pem"))
-    issued.private_key_pem.write_to_path(str(directory / "key.pem"))
-    other.private_key_pem.write_to_path(str(directory / "other-key.pem"))
-    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
-    (directory / "encrypted-key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")))
-    (directory / "junk.pem").write_text("not a PEM file\n")
-    return directory
-
-
-def test_a_certificate_and_its_key_are_accepted(tls_files):
-    settings = load_settings(ingress_tls_certfile=str(tls_files / "cert.pem"),
-                             ingress_tls_keyfile=str(tls_files / "key.pem"))
-
-    assert settings.ingress_tls_keyfile == tls_files / "key.pem"
-
-
-@pytest.mark.parametrize(("certfile", "keyfile", "variable", "reason"), [
-    ("missing.pem", "key.pem", "INGRESS_TLS_CERTFILE", "cannot read"),
-    ("junk.pem", "key.pem", "INGRESS_TLS_CERTFILE", "no PEM certificate"),
-    ("key.pem", "key.pem", "INGRESS_TLS_CERTFILE", "no PEM certificate"),
-    ("cert.pem", "missing.pem", "INGRESS_TLS_KEYFILE", "cannot read"),
-    ("cert.pem", "junk.pem", "INGRESS_TLS_KEYFILE", "not a PEM private key of the certificate"),
-    ("cert.pem", "other-key.pem", "INGRESS_TLS_KEYFILE", "not a PEM private key of the certificate"),
-    ("cert.pem", "encrypted-key.pem", "INGRESS_TLS_KEYFILE", "the key is encrypted"),
-])
-def test_tls_files_that_would_not_load_stop_with_one_line_naming_them(monkeypatch, tls_files, certfile, keyfile,
-                                                                      variable, reason):
-    monkeypatch.setenv("INGRESS_TLS_CERTFILE", str(tls_files / certfile))
-    monkeypatch.setenv("INGRESS_TLS_KEYFILE", str(tls_files / keyfile))
-
-    with pytest.raises(ConfigurationError) as caught:
-        load_settings()
-
-    message = str(caught.value)
-    assert message.startswith(f"{variable}:") and reason in message
-    assert "\n" not in message

@@ -1,8 +1,14 @@
-"""The ingress's certificate and key, checked at start as granian will load them in each worker."""
+"""The ingress's certificate and key, checked at start as granian will load them in each worker.
+
+Checked where the server starts, not with the settings: a shared ConfigMap or compose environment
+may name files that only the ingress's container holds.
+"""
 from __future__ import annotations
 
 import ssl
 from pathlib import Path
+
+from erp_sync.shared.errors import ConfigurationError
 
 
 class _EncryptedKey(Exception):
@@ -39,3 +45,15 @@ def check_key_of(certfile: Path, keyfile: Path) -> None:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile, password=_no_key_password)
     except (ssl.SSLError, _EncryptedKey) as exc:
         raise ValueError(f"not a PEM private key of the certificate in INGRESS_TLS_CERTFILE: {exc}") from exc
+
+
+def check_tls_files(certfile: Path, keyfile: Path) -> None:
+    """ConfigurationError naming the setting unless the files load as granian will load them."""
+    try:
+        check_certificate(certfile)
+    except ValueError as exc:
+        raise ConfigurationError(f"INGRESS_TLS_CERTFILE: {exc}") from exc
+    try:
+        check_key_of(certfile, keyfile)
+    except ValueError as exc:
+        raise ConfigurationError(f"INGRESS_TLS_KEYFILE: {exc}") from exc
