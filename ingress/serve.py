@@ -25,6 +25,7 @@ from granian.server import MPServer
 
 from erp_sync.ingress import extensions
 from erp_sync.ingress.bridge import WsgiBridge
+from erp_sync.ingress.tls_files import check_tls_files
 from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.async_publisher import LoopPublisher
 from erp_sync.shared.errors import ConfigurationError
@@ -90,6 +91,7 @@ def server_options(settings: Settings, listener: Listener | None = None) -> dict
                            "loggers": {"_granian": {"propagate": True}}},
     }
     if settings.ingress_tls_certfile and settings.ingress_tls_keyfile:
+        check_tls_files(Path(settings.ingress_tls_certfile), Path(settings.ingress_tls_keyfile))
         options["ssl_cert"] = Path(settings.ingress_tls_certfile)
         options["ssl_key"] = Path(settings.ingress_tls_keyfile)
         # A legacy ERP may not speak TLS 1.3; 1.2 is what the threaded server accepted too.

@@ -1,17 +1,29 @@
 """Settings read from the environment, built once per entry point and passed down."""
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from erp_sync.shared.errors import ConfigurationError
-from erp_sync.shared.topology import AMQP_LONG_MAX, DEFAULT_QUEUE_BOUND, QueueBound
+from erp_sync.shared.topology import AMQP_LONG_MAX, AMQP_SHORT_MAX, DEFAULT_QUEUE_BOUND, QueueBound
 
 MAX_RETRY_DELAY_MS = 7 * 24 * 3600 * 1000
+# The longest wait Python's events, locks and sockets accept (about 292 years): past it a duration
+# was accepted here and then raised OverflowError when first waited on, at SIGTERM for instance.
+MAX_WAIT_S = threading.TIMEOUT_MAX
+# PostgreSQL's timeouts (lock_timeout) are 32-bit milliseconds; past this it refuses every connection.
+MAX_PG_TIMEOUT_MS = 2**31 - 1
+# A worker running batches concurrently prefetches this many rounds of them (workers/runner.py);
+# the catalog's, from WORKER_BATCH_SIZE, must fit basic.qos's prefetch_count as WORKER_PREFETCH does.
+PREFETCH_ROUNDS = 2
+MAX_CATALOG_BATCH_CONCURRENCY = 2
+MAX_WORKER_BATCH_SIZE = AMQP_SHORT_MAX // (PREFETCH_ROUNDS * MAX_CATALOG_BATCH_CONCURRENCY)
 PLACEHOLDERS = frozenset(
     {"changeme", "change-me", "change_me", "secret", "xxx", "todo", "replace-me", "none", "null"}
 )
@@ -38,7 +50,8 @@ def _split_url(url: str, schemes: tuple[str, ...]) -> SplitResult:
 class Settings(BaseSettings):
     """Every setting of erp-sync; the README lists each with its default."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    # No float setting means infinity or NaN: each is a duration, a share or a bound.
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, allow_inf_nan=False)
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/erp_sync"
     amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
@@ -47,7 +60,8 @@ class Settings(BaseSettings):
     erp_base_url: str | None = None
     erp_api_token: SecretStr | None = None
     erp_order_mode: Literal["orders", "adjust"] = "orders"
-    order_retry_interval_s: int = Field(default=900, gt=0)
+    # Also a delay queue's x-message-ttl (in ms), bound as RETRY_DELAYS_MS are.
+    order_retry_interval_s: int = Field(default=900, gt=0, le=MAX_RETRY_DELAY_MS // 1000)
     order_retry_window_s: int = Field(default=7200, gt=0)
     erp_connect_timeout_s: float = Field(default=3.05, gt=0)
     erp_read_timeout_s: float = Field(default=10.0, gt=0)
@@ -104,18 +118,18 @@ class Settings(BaseSettings):
     max_delivery_attempts: int = Field(default=25, gt=0)
     # PostgreSQL's lock_timeout on a worker's connections: a statement kept waiting this long for a
     # row lock fails, its batch rolls back and is retried; so no wait on a lock outlasts a shutdown.
-    database_lock_timeout_ms: int = Field(default=5_000, ge=1)
+    database_lock_timeout_ms: int = Field(default=5_000, ge=1, le=MAX_PG_TIMEOUT_MS)
     # After SIGTERM a worker finishes what is under way; still running after this, it exits anyway
     # and the broker hands its unacked messages out again. Keep it below the orchestrator's grace period.
     worker_stop_timeout_s: float = Field(default=25.0, gt=0)
-    worker_prefetch: int = Field(default=200, gt=0)
-    worker_batch_size: int = Field(default=100, gt=0)
+    worker_prefetch: int = Field(default=200, gt=0, le=AMQP_SHORT_MAX)
+    worker_batch_size: int = Field(default=100, gt=0, le=MAX_WORKER_BATCH_SIZE)
     worker_batch_window_ms: int = Field(default=5, ge=0)
     # Catalog batches one catalog worker applies at once, each in a thread and a transaction of its
     # own: two overlap one batch's Python with another's statements; on a machine shared with
     # PostgreSQL and other catalog workers, one each spends less CPU a variant (docs/production.md).
     # No more than two: two batches of 1,000-variant groups already peak near 300 MB of a pod's 512 Mi.
-    catalog_batch_concurrency: int = Field(default=2, ge=1, le=2)
+    catalog_batch_concurrency: int = Field(default=2, ge=1, le=MAX_CATALOG_BATCH_CONCURRENCY)
     media_timeout_s: float = Field(default=10.0, gt=0)
     media_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     media_concurrency: int = Field(default=8, gt=0)
@@ -128,6 +142,8 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     # Read by the command line before these settings (shared/env_file.py); listed here to be documented.
     erp_sync_env_file: str = ".erp-sync.env"
+    # Read by prometheus_client in every process that has it set (`erp-sync ingress` sets one of its own).
+    prometheus_multiproc_dir: Path | None = None
 
     # Alerts are always logged; they are mailed too once ALERT_SMTP_HOST and ALERT_EMAIL_TO are set.
     alert_smtp_host: str | None = None
@@ -185,6 +201,25 @@ class Settings(BaseSettings):
             raise ValueError(f"no CA bundle file at {path}")
         return path
 
+    @field_validator("prometheus_multiproc_dir")
+    @classmethod
+    def _writable_directory(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_dir():
+            raise ValueError(f"no directory at {path}")
+        if path is not None and not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot write in {path}")
+        return path
+
+    @field_validator("*")
+    @classmethod
+    def _waitable_duration(cls, value: object, info: ValidationInfo) -> object:
+        # Every duration's name ends in its unit; each ends up as a wait somewhere.
+        unit = (info.field_name or "").rpartition("_")[2]
+        limit = {"s": MAX_WAIT_S, "ms": MAX_WAIT_S * 1000}.get(unit)
+        if limit is not None and isinstance(value, int | float) and value > limit:
+            raise ValueError(f"at most {limit:.0f} {unit}")
+        return value
+
     @field_validator("reconcile_schedule")
     @classmethod
     def _cron_expression(cls, expression: str) -> str:
@@ -226,7 +261,7 @@ class Settings(BaseSettings):
         return url
 
     @field_validator("alert_smtp_host", "alert_smtp_user", "alert_smtp_password", "console_user", "console_password",
-                     "console_token", mode="before")
+                     "console_token", "prometheus_multiproc_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `${ALERT_SMTP_HOST:-}` in a compose file passes an empty string: the feature stays off.

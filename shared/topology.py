@@ -53,6 +53,8 @@ class QueueBound:
 DEFAULT_QUEUE_BOUND = QueueBound(max_length=100_000, max_bytes=512 * 1024 * 1024)
 # The widest integer a queue argument can carry: pika sends an int as AMQP's signed 64-bit long.
 AMQP_LONG_MAX = 2**63 - 1
+# basic.qos's prefetch_count is an unsigned 16-bit short: pika cannot send a larger one.
+AMQP_SHORT_MAX = 2**16 - 1
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.queue_metrics import queue_collector
 from erp_sync.shared.reconcile_metrics import reconcile_collector
 from erp_sync.shared.schema import require_current_schema
-from erp_sync.shared.settings import Settings
+from erp_sync.shared.settings import PREFETCH_ROUNDS, Settings
 from erp_sync.workers.background import BackgroundLoop
 from erp_sync.workers.metrics_server import serving_metrics
 from erp_sync.workers.signals import stop_on_signals
@@ -91,7 +91,7 @@ def collect_garbage_less_often() -> None:
 
 def _prefetching_two_rounds(config: ConsumerConfig, concurrent_batches: int) -> ConsumerConfig:
     # Twice the batches under way: the next batch is at hand when a thread frees up.
-    return replace(config, prefetch=max(config.prefetch, 2 * concurrent_batches * config.batch_size))
+    return replace(config, prefetch=max(config.prefetch, PREFETCH_ROUNDS * concurrent_batches * config.batch_size))
 
 
 def consumer_for(worker: ConsumingWorker, settings: Settings, runner: Runner, config: ConsumerConfig,

@@ -19,6 +19,12 @@ NOWHERE = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:9/erp_sync", "AMQP_U
     (("worker", "orders"), "ERP_BASE_URL", "http://[::1"),
     (("reconcile", "--dry-run"), "ERP_BASE_URL", "http://[::1"),
     (("migrate",), "QUEUE_MAX_LENGTH", "99999999999999999999"),
+    (("worker", "inventory"), "DATABASE_LOCK_TIMEOUT_MS", "99999999999"),
+    (("worker", "catalog"), "WORKER_BATCH_SIZE", "20000"),
+    (("worker", "inventory"), "WORKER_PREFETCH", "65536"),
+    (("worker", "inventory"), "WORKER_STOP_TIMEOUT_S", "inf"),
+    (("ingress",), "INGRESS_TLS_CERTFILE", "/nonexistent/cert.pem"),
+    (("ingress",), "PROMETHEUS_MULTIPROC_DIR", "/nonexistent/x"),
 ])
 def test_a_malformed_setting_stops_the_command_with_one_line_naming_it(args, variable, value):
     # given every other setting pointing where nothing listens: had the command gone on, it would fail otherwise

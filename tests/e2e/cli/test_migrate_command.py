@@ -9,6 +9,7 @@ import pytest
 from erp_sync.shared.schema import SCHEMA_REVISION
 from erp_sync.shared.topology import WORK_QUEUES
 from tests.support import cli, services
+from tests.support.pg_front import postgres_front
 
 
 @pytest.fixture
@@ -38,6 +39,17 @@ def test_migrate_creates_the_database_schema_and_topology_and_is_safe_twice(miss
                 channel.queue_declare(name, passive=True)  # raises if it does not exist
     finally:
         connection.close()
+
+
+def test_migrate_needs_no_maintenance_database_when_its_own_exists(migrated_database_url, amqp_url):
+    # given the database reached through a front that serves it alone, as PgBouncer or pg_hba.conf may
+    with postgres_front(migrated_database_url) as fronted:
+        # when `erp-sync migrate` runs there
+        result = cli.run("migrate", DATABASE_URL=fronted, AMQP_URL=amqp_url)
+
+    # then it succeeds without asking the `postgres` database anything
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["database_created"] is False
 
 
 def test_migrate_with_an_unreachable_broker_fails_with_one_line(migrated_database_url):

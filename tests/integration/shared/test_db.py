@@ -1,4 +1,4 @@
-"""The engine's pooled connections: one PostgreSQL dropped while it sat idle is replaced unseen."""
+"""The engine's pooled connections: one PostgreSQL dropped while it sat idle is replaced unseen; its lock timeout."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from erp_sync.shared import db
 from erp_sync.shared.db import make_engine
+from erp_sync.shared.settings import MAX_PG_TIMEOUT_MS
 
 
 @pytest.fixture
@@ -96,3 +97,14 @@ def test_a_statement_through_the_driver_fails_as_our_errors_and_a_lost_connectio
     with sessions() as session:
         [(pid,)] = db.driver_execute(session, "SELECT pg_backend_pid()", {})
     assert pid != first
+
+
+def test_the_longest_lock_timeout_the_settings_accept_is_one_postgresql_takes(migrated_database_url):
+    # given an engine with the largest DATABASE_LOCK_TIMEOUT_MS the settings let through
+    engine = make_engine(migrated_database_url, pool_size=1, lock_timeout_ms=MAX_PG_TIMEOUT_MS)
+    try:
+        # when it connects, then PostgreSQL takes the value (one more, it refuses every connection)
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW lock_timeout")).scalar_one() == f"{MAX_PG_TIMEOUT_MS}ms"
+    finally:
+        engine.dispose()

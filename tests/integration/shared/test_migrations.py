@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -14,7 +15,9 @@ from sqlalchemy.engine import make_url
 
 import erp_sync.shared.models  # noqa: F401  (fills Base.metadata)
 from erp_sync.shared.db import Base
+from erp_sync.shared.errors import DatabaseUnavailable
 from erp_sync.shared.migrate import alembic_config, create_database_if_missing, upgrade_schema
+from tests.support.pg_front import postgres_front
 from tests.support.services import database_not_yet_created, libpq_url
 
 
@@ -53,6 +56,24 @@ def test_missing_database_is_created_once(database_url: str) -> None:
         assert (first, second) == (True, False)
         with psycopg.connect(libpq_url(target)) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == (make_url(target).database,)
+
+
+def test_an_existing_database_is_migrated_where_the_maintenance_database_is_out_of_reach(database_url: str) -> None:
+    # given a database that exists, reached through a front that serves no other (PgBouncer, pg_hba.conf)
+    with database_not_yet_created(database_url) as target:
+        create_database_if_missing(target)
+        with postgres_front(target) as fronted:
+            # when it is asked for and migrated there, then neither needs the `postgres` database
+            assert create_database_if_missing(fronted) is False
+            upgrade_schema(fronted)
+
+
+def test_a_missing_database_where_the_maintenance_database_is_out_of_reach_is_the_error(database_url: str) -> None:
+    # given a database nobody created, behind a front that serves no `postgres` database to create it from
+    with database_not_yet_created(database_url) as target, postgres_front(target) as fronted:
+        # when it is asked for, then the error names the database missing, not the maintenance one
+        with pytest.raises(DatabaseUnavailable, match=f'database "{make_url(target).database}" does not exist'):
+            create_database_if_missing(fronted)
 
 
 def test_orders_recorded_before_0004_are_numbered_by_when_they_came(database_url: str) -> None:

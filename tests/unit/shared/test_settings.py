@@ -71,6 +71,21 @@ def test_environment_names_are_read(monkeypatch):
         ("MEDIA_ALLOW_PRIVATE_NETWORKS", "perhaps"),
         ("CATALOG_BATCH_CONCURRENCY", "0"),
         ("CATALOG_BATCH_CONCURRENCY", "3"),
+        ("DATABASE_LOCK_TIMEOUT_MS", "99999999999"),
+        ("DATABASE_LOCK_TIMEOUT_MS", str(2**31)),
+        ("WORKER_PREFETCH", "65536"),
+        ("WORKER_BATCH_SIZE", "20000"),
+        ("WORKER_BATCH_SIZE", "16384"),
+        ("WORKER_STOP_TIMEOUT_S", "inf"),
+        ("WORKER_STOP_TIMEOUT_S", "nan"),
+        ("WORKER_STOP_TIMEOUT_S", "1e10"),
+        ("ERP_READ_TIMEOUT_S", "infinity"),
+        ("ERP_QUICK_RETRY_BASE_S", "nan"),
+        ("RECONCILE_MAX_CHANGED_SHARE", "nan"),
+        ("HOLD_GRACE_PERIOD_S", "99999999999"),
+        ("WORKER_BATCH_WINDOW_MS", "99999999999999"),
+        ("ORDER_RETRY_INTERVAL_S", "604801"),
+        ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/x"),
     ],
 )
 def test_bad_setting_stops_with_one_line_naming_it(monkeypatch, variable, value):
@@ -176,3 +191,20 @@ def test_empty_alert_and_console_settings_leave_both_off():
 
     assert (settings.alert_smtp_host, settings.alert_email_to, settings.console_user, settings.console_token) == (
         None, (), None, None)
+
+
+def test_the_largest_bounds_are_accepted():
+    settings = load_settings(database_lock_timeout_ms=2**31 - 1, worker_prefetch=65535, worker_batch_size=16383,
+                             worker_stop_timeout_s=9e9, order_retry_interval_s=604800)
+
+    assert (settings.database_lock_timeout_ms, settings.worker_prefetch, settings.worker_batch_size) == (
+        2**31 - 1, 65535, 16383)
+
+
+def test_metrics_directory_must_be_a_directory(tmp_path):
+    (tmp_path / "file").write_text("")
+
+    assert load_settings(prometheus_multiproc_dir=str(tmp_path)).prometheus_multiproc_dir == tmp_path
+    assert load_settings(prometheus_multiproc_dir="").prometheus_multiproc_dir is None
+    with pytest.raises(ConfigurationError, match=f"^PROMETHEUS_MULTIPROC_DIR: .*no directory at {tmp_path / 'file'}$"):
+        load_settings(prometheus_multiproc_dir=str(tmp_path / "file"))
