@@ -51,6 +51,10 @@ class DatabaseUnavailable(TransientError):
     """PostgreSQL could not be reached or asked us to try again."""
 
 
+class RowLockTimeout(DatabaseUnavailable):
+    """A row this work needs stayed locked by another transaction past DATABASE_LOCK_TIMEOUT_MS."""
+
+
 class ErpUnavailable(TransientError):
     """The ERP did not take a request this time; the URL, its status and a body excerpt (if any) are kept."""
 

@@ -10,12 +10,13 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from erp_sync.shared.errors import DatabaseUnavailable, PermanentError
+from erp_sync.shared.errors import DatabaseUnavailable, PermanentError, RowLockTimeout
 
 # Every connection erp-sync opens, through SQLAlchemy or not.
 CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "application_name": "erp-sync"}
 # PostgreSQL asks the client to run the transaction again: serialization failure, deadlock.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
 
 
 def conninfo(database_url: str) -> str:
@@ -44,6 +45,10 @@ def translate_pg_error(exc: BaseException, *, connection_lost: bool = False) -> 
     detail = f"[{sqlstate}] {error_summary(exc)}" if sqlstate else error_summary(exc)
     if sqlstate in RETRYABLE_SQLSTATES:
         return DatabaseUnavailable(f"database asked for a retry: {detail}")
+    if sqlstate == LOCK_NOT_AVAILABLE:
+        # The database is up: another worker's transaction (an order's push in flight, a large batch)
+        # holds what this one needs. "database unavailable" sent people to look at PostgreSQL.
+        return RowLockTimeout(f"a row stayed locked by another transaction past DATABASE_LOCK_TIMEOUT_MS: {detail}")
     if isinstance(exc, psycopg.IntegrityError | psycopg.DataError):
         return PermanentError(f"database refused the data: {detail}")
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):

@@ -17,6 +17,8 @@ MAX_RETRY_DELAY_MS = 7 * 24 * 3600 * 1000
 # The longest wait Python's events, locks and sockets accept (about 292 years): past it a duration
 # was accepted here and then raised OverflowError when first waited on, at SIGTERM for instance.
 MAX_WAIT_S = threading.TIMEOUT_MAX
+# Durations compared with an event's age, never waited on: a window of any width is theirs to set.
+TIME_WINDOWS = frozenset({"webhook_max_age_s", "webhook_max_future_skew_s"})
 # PostgreSQL's timeouts (lock_timeout) are 32-bit milliseconds; past this it refuses every connection.
 MAX_PG_TIMEOUT_MS = 2**31 - 1
 # A worker running batches concurrently prefetches this many rounds of them (workers/runner.py);
@@ -213,7 +215,9 @@ class Settings(BaseSettings):
     @field_validator("*")
     @classmethod
     def _waitable_duration(cls, value: object, info: ValidationInfo) -> object:
-        # Every duration's name ends in its unit; each ends up as a wait somewhere.
+        # Every duration's name ends in its unit, and all but the webhooks' time window end up as a wait.
+        if info.field_name in TIME_WINDOWS:
+            return value
         unit = (info.field_name or "").rpartition("_")[2]
         limit = {"s": MAX_WAIT_S, "ms": MAX_WAIT_S * 1000}.get(unit)
         if limit is not None and isinstance(value, int | float) and value > limit:

@@ -76,16 +76,21 @@ _SAVE = f"""
 UPDATE orders
    SET status = %(status)s, attempts = %(attempts)s, first_attempt_at = %(first_attempt_at)s,
        next_attempt_at = %(next_attempt_at)s, synced_at = %(synced_at)s, last_error = left(%(last_error)s, {ERROR_CHARS}),
-       erp_received_at = %(erp_received_at)s, updated_at = now()
+       erp_received_at = %(erp_received_at)s, updated_at = clock_timestamp()
  WHERE order_id = %(order_id)s
 """
 # An operator's "push it now": due at once; the row lock still lets one push at a time through.
 # A `received` order named by its id too: its push message may have been parked or purged, and a
-# push that finds it settled meanwhile does nothing.
+# push that finds it settled meanwhile does nothing. An order locked is being pushed (or re-sent by
+# the probe) this moment: skipped, where waiting held the command for as long as the ERP took.
 _MAKE_DUE = text("""
-UPDATE orders SET next_attempt_at = NULL, updated_at = now()
- WHERE (status IN ('pending_sync', 'local_only') AND (CAST(:order_ids AS text[]) IS NULL OR order_id = ANY(:order_ids)))
-    OR (status = 'received' AND order_id = ANY(CAST(:order_ids AS text[])))
+WITH waiting AS (
+    SELECT order_id FROM orders
+     WHERE (status IN ('pending_sync', 'local_only') AND (CAST(:order_ids AS text[]) IS NULL OR order_id = ANY(:order_ids)))
+        OR (status = 'received' AND order_id = ANY(CAST(:order_ids AS text[])))
+       FOR UPDATE SKIP LOCKED)
+UPDATE orders SET next_attempt_at = NULL, updated_at = clock_timestamp()
+ WHERE order_id IN (SELECT order_id FROM waiting)
 RETURNING order_id
 """)
 # The orders whose push message is sent again, oldest first: those nothing has touched since
@@ -205,6 +210,6 @@ def claim(scope: SessionOrConnection, stranded_before: datetime | None, *, local
 
 def make_due(session: Session, order_ids: Sequence[str] | None) -> list[str]:
     """Make these waiting orders (pending_sync or local_only; all such when None) due now, and these
-    received ones; the ids made due."""
+    received ones, but for those being pushed this moment; the ids made due."""
     ids = None if order_ids is None else list(order_ids)
     return sorted(session.execute(_MAKE_DUE, {"order_ids": ids}).scalars())

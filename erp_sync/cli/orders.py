@@ -13,6 +13,8 @@ from erp_sync.shared.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+# What `orders retry ID` pushes (workers/order_store.py, make_due).
+PUSHABLE = frozenset({"received", "pending_sync", "local_only"})
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     orders = commands.add_parser("orders", help="orders by status; push a waiting one now")
@@ -93,4 +95,6 @@ def _retry(settings: Settings, session: Session, order_ids: list[str] | None) ->
 def _why_not_pushed(order_id: str, status: str | None) -> str:
     if status is None:
         return f"no order {order_id}"
+    if status in PUSHABLE:
+        return f"order {order_id} is being pushed this moment (`erp-sync orders show {order_id}` tells how it ends)"
     return f"order {order_id} is {status}, not received, pending_sync or local_only"

@@ -21,13 +21,13 @@ UPDATE stock_holds
 """
 
 
-def _release_counted(which: str, stock: str = "stock_levels s") -> str:
+def _release_counted(which: str, stock: str = "stock_levels s", at: str = "now()") -> str:
     """The one home of the comparison: a hold ends once a figure stamped at or after the ERP's receipt
     mark of its order is applied (the body of release_counted_holds, whose revisions follow), for the
-    holds `which` selects, with the figures read from `stock`."""
+    holds `which` selects, with the figures read from `stock`, stamped `at`."""
     return f"""\
 UPDATE stock_holds h
-   SET released_at = now(), release_reason = 'erp_figure'
+   SET released_at = {at}, release_reason = 'erp_figure'
   FROM orders o, {stock}
  WHERE h.order_id = o.order_id AND s.sku = h.sku
    AND h.released_at IS NULL
@@ -110,6 +110,23 @@ BEGIN
 {indent(_HELD_STOCK_LOCKED + _release_counted("h.order_id = p_order_id", stock="s"), " " * 8)};
     ELSE
 {indent(_release_counted("h.sku = p_sku"), " " * 8)};
+    END IF;
+END;
+$$
+"""
+
+
+# 0018: 0016's release, stamped when it happens. now() is its transaction's start: an order's push
+# records the ERP's answer in the transaction that locked the order before the call, so a release
+# read as happening before the first attempt, by as long as the ERP took to answer.
+RELEASE_COUNTED_HOLDS_0018 = f"""
+{_SIGNATURE}
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    IF p_order_id IS NOT NULL THEN
+{indent(_HELD_STOCK_LOCKED + _release_counted("h.order_id = p_order_id", stock="s", at="clock_timestamp()"), " " * 8)};
+    ELSE
+{indent(_release_counted("h.sku = p_sku", at="clock_timestamp()"), " " * 8)};
     END IF;
 END;
 $$

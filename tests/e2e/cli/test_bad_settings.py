@@ -23,7 +23,6 @@ NOWHERE = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:9/erp_sync", "AMQP_U
     (("worker", "catalog"), "WORKER_BATCH_SIZE", "20000"),
     (("worker", "inventory"), "WORKER_PREFETCH", "65536"),
     (("worker", "inventory"), "WORKER_STOP_TIMEOUT_S", "inf"),
-    (("ingress",), "INGRESS_TLS_CERTFILE", "/nonexistent/cert.pem"),
     (("ingress",), "PROMETHEUS_MULTIPROC_DIR", "/nonexistent/x"),
 ])
 def test_a_malformed_setting_stops_the_command_with_one_line_naming_it(args, variable, value):
@@ -34,6 +33,22 @@ def test_a_malformed_setting_stops_the_command_with_one_line_naming_it(args, var
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith(f"erp-sync: configuration error: {variable}: ")
+
+
+def test_tls_files_the_ingress_cannot_load_stop_it_with_one_line_and_other_processes_not_at_all(tmp_path):
+    # given a certificate and a key named in the environment every process shares, not there
+    tls = {"INGRESS_TLS_CERTFILE": str(tmp_path / "cert.pem"), "INGRESS_TLS_KEYFILE": str(tmp_path / "key.pem")}
+
+    # when the ingress starts, and a one-shot command runs
+    ingress = cli.run("ingress", **NOWHERE, **tls, ERP_WEBHOOK_SECRET="a-webhook-secret-of-the-tests-0123456789")
+    other = cli.run("orders", "list", **NOWHERE, **tls)
+
+    # then the ingress stopped with one line naming the certificate, no traceback
+    assert ingress.returncode == 2, ingress.stderr
+    assert ingress.stderr.strip() == (f"erp-sync: configuration error: INGRESS_TLS_CERTFILE: cannot read "
+                                      f"{tmp_path / 'cert.pem'}: No such file or directory")
+    # and the other command went on to the database (where nothing listens) without reading them
+    assert other.returncode == 1 and "database unavailable" in other.stderr, other.stderr
 
 
 @pytest.mark.parametrize("args", [("orders", "list"), ("send-webhook", "event.json")])

@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from erp_sync.shared.models import Order
 from erp_sync.shared.orders import publish_order
@@ -54,6 +55,32 @@ def test_retrying_pushes_a_received_order_and_says_why_not_a_settled_or_unknown_
     assert result.stderr.splitlines() == [
         "erp-sync: no order ORD-NOWHERE: not pushed",
         "erp-sync: order ORD-SYNCED is synced, not received, pending_sync or local_only: not pushed"]
+
+
+def test_retrying_an_order_being_pushed_this_moment_says_so_without_waiting(broker, committed_session, db_engine,
+                                                                        migrated_database_url):
+    # given an order whose push holds its row while the ERP takes its time, and another one waiting
+    for order_id in ("ORD-IN-FLIGHT", "ORD-WAITING"):
+        committed_session.add(Order(order_id=order_id, order_date=datetime.now(UTC), customer_ref="C-1",
+                                    status="pending_sync"))
+    committed_session.commit()
+    with db_engine.connect() as pushing:
+        pushing.execute(text("SELECT 1 FROM orders WHERE order_id = 'ORD-IN-FLIGHT' FOR UPDATE"))
+
+        # when the operator pushes both now, and then all
+        named = cli.run("orders", "retry", "ORD-IN-FLIGHT", "ORD-WAITING", DATABASE_URL=migrated_database_url,
+                        AMQP_URL=broker, DATABASE_LOCK_TIMEOUT_MS="60000")
+        every = cli.run("orders", "retry", "--all", DATABASE_URL=migrated_database_url, AMQP_URL=broker,
+                        DATABASE_LOCK_TIMEOUT_MS="60000")
+        pushing.rollback()
+
+    # then the waiting one is pushed, and the one in flight is told of at once (it waited for the
+    # ERP's answer, then another lock timeout)
+    assert named.stdout == "pushing ORD-WAITING\n"
+    assert named.stderr.splitlines() == [
+        "erp-sync: order ORD-IN-FLIGHT is being pushed this moment (`erp-sync orders show ORD-IN-FLIGHT` tells how "
+        "it ends): not pushed"]
+    assert every.returncode == 0 and every.stdout == "pushing ORD-WAITING\n"
 
 
 def test_retry_with_the_broker_down_marks_nothing_due(committed_session, migrated_database_url, db_engine):

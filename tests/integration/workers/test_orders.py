@@ -470,6 +470,24 @@ def test_hold_ends_with_the_erps_figure_stamped_at_its_receipt_of_the_order(make
     assert stock_view(db_session, SKU).available == 48
 
 
+def test_a_hold_the_erps_answer_releases_is_stamped_when_it_was_released(make_handler, sandbox, db_session):
+    # given the ERP's figure for the SKU, stamped after it will have taken the order, already applied,
+    # and an ERP that takes a second over the order
+    apply_figure(db_session, 48, datetime.now(UTC) + timedelta(hours=1))
+    sandbox.fault("slow", delay_ms=1000)
+
+    # when the order is pushed, and the ERP's answer recorded
+    make_handler()(delivery(order_body()), db_session)
+
+    # then the hold ended as the answer was recorded, after the second the ERP took: not at the
+    # start of the push's transaction, before the first attempt
+    row = order_row(db_session)
+    [hold] = row.holds
+    assert hold.release_reason == "erp_figure"
+    assert hold.released_at - row.first_attempt_at >= timedelta(seconds=0.9)
+    assert row.updated_at - row.first_attempt_at >= timedelta(seconds=0.9)
+
+
 def test_unsynced_order_keeps_its_hold_whatever_figure_arrives(make_handler, sandbox, db_session):
     sandbox.fault("down")
     make_handler()(delivery(order_body()), db_session)

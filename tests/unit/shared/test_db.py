@@ -14,7 +14,7 @@ from sqlalchemy.exc import (
 )
 
 from erp_sync.shared.db import check_database, translate_db_error
-from erp_sync.shared.errors import DatabaseUnavailable, PermanentError
+from erp_sync.shared.errors import DatabaseUnavailable, PermanentError, RowLockTimeout
 
 
 def test_check_database_reports_an_unreachable_database() -> None:
@@ -35,6 +35,7 @@ def test_check_database_reports_an_unreachable_database() -> None:
         (OperationalError("UPDATE", {}, psycopg.errors.SerializationFailure("retry")), DatabaseUnavailable),
         (OperationalError("UPDATE", {}, psycopg.errors.DeadlockDetected("deadlock")), DatabaseUnavailable),
         (DBAPIError("UPDATE", {}, psycopg.errors.SerializationFailure("retry")), DatabaseUnavailable),
+        (OperationalError("SELECT", {}, psycopg.errors.LockNotAvailable("lock timeout")), RowLockTimeout),
         (IntegrityError("INSERT", {}, psycopg.errors.CheckViolation("ck")), PermanentError),
         (DataError("INSERT", {}, psycopg.errors.NumericValueOutOfRange("overflow")), PermanentError),
     ],
@@ -43,3 +44,15 @@ def test_database_errors_map_to_retry_or_park(error: Exception, expected: type[E
     translated = translate_db_error(error)
 
     assert type(translated) is expected
+
+
+def test_a_lock_timeout_says_a_row_was_locked_not_that_the_database_is_down() -> None:
+    error = OperationalError("SELECT", {}, psycopg.errors.LockNotAvailable(
+        "canceling statement due to lock timeout"))
+
+    translated = translate_db_error(error)
+
+    # still the retry path, in words that send no one to look at PostgreSQL
+    assert isinstance(translated, DatabaseUnavailable)
+    assert str(translated).startswith("a row stayed locked by another transaction past DATABASE_LOCK_TIMEOUT_MS")
+    assert "unavailable" not in str(translated)

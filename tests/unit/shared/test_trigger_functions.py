@@ -19,6 +19,7 @@ RELEASED = {
     "RELEASE_COUNTED_HOLDS_0013": "daebb62eb562f209",
     "RELEASE_COUNTED_HOLDS_0015": "3d80add95f7e0646",
     "RELEASE_COUNTED_HOLDS_0016": "f703ae67418c84f9",
+    "RELEASE_COUNTED_HOLDS_0018": "0e9cdfc329e32f65",
 }
 VERSIONS = Path(trigger_functions.__file__).parent / "versions"
 
