@@ -25,8 +25,12 @@ def init_app(app: Flask, config: Settings) -> None:
     # A server's request threads keep every connection they open, up to the same 15 as before: an
     # overflow connection closed when given back cost a new PostgreSQL backend (about 3 ms of its
     # CPU and half a millisecond of ours) every few requests exactly when many were under way.
+    # lock_timeout: a read kept waiting by a migration's exclusive lock is answered 503 with
+    # Retry-After; waiting without bound, reads held every request thread, and endpoints that touch
+    # no locked table stalled with them.
     app.extensions["erp_sync.engine"] = engine = make_engine(
-        config.database_url, pool_size=DEFAULT_POOL_SIZE + MAX_OVERFLOW, max_overflow=0)
+        config.database_url, pool_size=DEFAULT_POOL_SIZE + MAX_OVERFLOW, max_overflow=0,
+        lock_timeout_ms=config.database_lock_timeout_ms)
     # Reads of committed rows need no transaction: at READ COMMITTED each statement sees its own
     # snapshot either way, and without one psycopg sends no BEGIN before a read nor ROLLBACK after
     # it, one round trip instead of three for a storefront's GET. Same pool, same connections.

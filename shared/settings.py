@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Annotated, Literal
@@ -26,6 +27,7 @@ MAX_PG_TIMEOUT_MS = 2**31 - 1
 PREFETCH_ROUNDS = 2
 MAX_CATALOG_BATCH_CONCURRENCY = 2
 MAX_WORKER_BATCH_SIZE = AMQP_SHORT_MAX // (PREFETCH_ROUNDS * MAX_CATALOG_BATCH_CONCURRENCY)
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 PLACEHOLDERS = frozenset(
     {"changeme", "change-me", "change_me", "secret", "xxx", "todo", "replace-me", "none", "null"}
 )
@@ -179,6 +181,16 @@ class Settings(BaseSettings):
             if len(secret.get_secret_value()) < 16:
                 raise ValueError("each secret needs at least 16 characters")
         return secrets
+
+    @field_validator("storefront_api_token", "erp_api_token", "console_token")
+    @classmethod
+    def _header_safe_tokens(cls, tokens: tuple[SecretStr, ...] | SecretStr | None) -> object:
+        # An HTTP server reads header values as Latin-1 bytes: a token with another character was
+        # accepted here, then never matched (and the ERP's could not be sent at all).
+        for token in tokens if isinstance(tokens, tuple) else (tokens,):
+            if token is not None and not _VISIBLE_ASCII.fullmatch(token.get_secret_value()):
+                raise ValueError("a Bearer token is visible ASCII characters only (no spaces, no accents)")
+        return tokens
 
     @field_validator("erp_api_token")
     @classmethod

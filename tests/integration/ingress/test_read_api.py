@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
+from erp_sync.ingress import extensions
 from erp_sync.ingress.storefront import create_api_app
 from erp_sync.shared.models import Media, Order, ProductGroup, StockHold, StockLevel, Variant
 from tests.support.storefront import api_client
@@ -168,3 +169,26 @@ def test_a_sku_ending_in_history_is_answered_its_own_stock_not_another_skus_hist
     # then it gets that SKU's stock, not ODD's history
     assert answer.status_code == 200
     assert (answer.get_json()["sku"], answer.get_json()["erp_quantity"]) == ("ODD/history", 7)
+
+
+def test_a_read_kept_waiting_by_a_locked_table_is_told_to_retry_after_the_lock_timeout(settings_factory, broker,
+                                                                                   committed_session, db_engine):
+    # given the API with a lock timeout of a third of a second, and a migration holding stock_levels
+    app = create_api_app(settings_factory(database_lock_timeout_ms=300))
+    committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=49, erp_as_of=NOW))
+    committed_session.commit()
+    try:
+        with db_engine.connect() as migrating:
+            migrating.execute(text("LOCK TABLE stock_levels IN ACCESS EXCLUSIVE MODE"))
+
+            # when the storefront reads the SKU's stock meanwhile
+            answer = api_client(app).get("/api/v1/inventory/IPH15-128-BLK")
+            migrating.rollback()
+
+        # then it is told to retry, not held for as long as the migration takes
+        assert answer.status_code == 503
+        assert int(answer.headers["Retry-After"]) > 0
+        # and once the lock is gone, the read is served
+        assert api_client(app).get("/api/v1/inventory/IPH15-128-BLK").get_json()["erp_quantity"] == 49
+    finally:
+        extensions.close(app)

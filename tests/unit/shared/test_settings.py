@@ -86,6 +86,10 @@ def test_environment_names_are_read(monkeypatch):
         ("WORKER_BATCH_WINDOW_MS", "99999999999999"),
         ("ORDER_RETRY_INTERVAL_S", "604801"),
         ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/x"),
+        # accepted, then never matched: a server reads header values as Latin-1
+        ("STOREFRONT_API_TOKEN", "storefront-token-AAAAAAAA,tökenäöü-1234567890"),
+        ("CONSOLE_TOKEN", "console token 1234"),
+        ("ERP_API_TOKEN", "erp-tökén-1234567890"),
     ],
 )
 def test_bad_setting_stops_with_one_line_naming_it(monkeypatch, variable, value):
