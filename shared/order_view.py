@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from erp_sync.shared.models import Order, StockHold
@@ -30,11 +30,18 @@ def order_view(session: Session, order_id: str) -> dict[str, Any] | None:
 
 
 def orders_by_status(session: Session, status: str | None, limit: int) -> list[dict[str, Any]]:
-    """Orders (of one status, or all), oldest first, without their lines."""
-    query = select(Order).order_by(Order.created_at, Order.order_id).limit(limit)
+    """Orders (of one status, or all), oldest first (in order of arrival: a batch shares its
+    created_at), without their lines."""
+    query = select(Order).order_by(Order.arrival).limit(limit)
     if status is not None:
         query = query.where(Order.status == status)
     return [_fields(row, ORDER_FIELDS, ORDER_TIMES) for row in session.scalars(query)]
+
+
+def count_orders(session: Session, status: str | None) -> int:
+    """How many orders there are (of one status, or all)."""
+    query = select(func.count()).select_from(Order)
+    return session.scalar(query if status is None else query.where(Order.status == status)) or 0
 
 
 def _hold(hold: StockHold) -> dict[str, Any]:

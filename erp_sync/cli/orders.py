@@ -37,7 +37,7 @@ def run_orders(settings: Settings, args: argparse.Namespace) -> int:
 
     from erp_sync.shared.db import make_engine, make_session_factory, translate_db_error
     from erp_sync.shared.models import OrderStatus
-    from erp_sync.shared.order_view import order_view, orders_by_status
+    from erp_sync.shared.order_view import count_orders, order_view, orders_by_status
 
     statuses = [status.value for status in OrderStatus]
     if args.action == "list" and args.status not in (None, *statuses):
@@ -48,8 +48,14 @@ def run_orders(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with make_session_factory(engine)() as session:
             if args.action == "list":
-                for order in orders_by_status(session, args.status, args.limit):
+                orders = orders_by_status(session, args.status, args.limit)
+                for order in orders:
                     print(json.dumps(order))
+                more = count_orders(session, args.status) - args.limit if len(orders) == args.limit else 0
+                if more > 0:
+                    # On stderr: what a pipe reads stays one order a line. Unsaid, the newest looked missing.
+                    print(f"erp-sync: {more} more, newer; --limit {args.limit + more} lists them all",
+                          file=sys.stderr)
                 return EXIT_OK
             if args.action == "show":
                 view = order_view(session, args.id)

@@ -83,6 +83,28 @@ def test_retrying_an_order_being_pushed_this_moment_says_so_without_waiting(brok
     assert every.returncode == 0 and every.stdout == "pushing ORD-WAITING\n"
 
 
+def test_a_list_cut_at_its_limit_says_how_many_more_there_are(committed_session, migrated_database_url):
+    # given four synced orders, the last two recorded in one batch (one created_at)
+    batch = datetime.now(UTC)
+    for order_id, created_at in (("ORD-A", batch - timedelta(minutes=2)), ("ORD-B", batch - timedelta(minutes=1)),
+                                 ("ORD-D", batch), ("ORD-C", batch)):
+        committed_session.add(Order(order_id=order_id, order_date=batch, customer_ref="C-1", status="synced",
+                                    created_at=created_at))
+        committed_session.flush()
+    committed_session.commit()
+
+    # when the operator lists two, then all
+    two = cli.run("orders", "list", "--status", "synced", "--limit", "2", DATABASE_URL=migrated_database_url)
+    every = cli.run("orders", "list", "--status", "synced", DATABASE_URL=migrated_database_url)
+
+    # then the oldest two come, and a line says two newer ones were left out, and how to see them
+    assert [json.loads(line)["order_id"] for line in two.stdout.splitlines()] == ["ORD-A", "ORD-B"]
+    assert two.stderr == "erp-sync: 2 more, newer; --limit 4 lists them all\n"
+    # and all of them in order of arrival, with nothing said
+    assert [json.loads(line)["order_id"] for line in every.stdout.splitlines()] == ["ORD-A", "ORD-B", "ORD-D", "ORD-C"]
+    assert every.stderr == ""
+
+
 def test_retry_with_the_broker_down_marks_nothing_due(committed_session, migrated_database_url, db_engine):
     # given an order waiting for its retry in an hour
     later = datetime.now(UTC) + timedelta(hours=1)
