@@ -12,6 +12,9 @@ from erp_sync.shared.settings import Settings
 def new_app(config: Settings) -> Flask:
     """An app holding what its requests need and answering errors as JSON; no routes yet."""
     app = Flask("erp_sync.ingress")
+    # `//` in a path was a 308 to a Location built from the request's Host header, with an HTML
+    # body: a 404 in JSON, as for any other path no route serves.
+    app.url_map.merge_slashes = False
     extensions.init_app(app, config)
     errors.init_app(app)
     return app

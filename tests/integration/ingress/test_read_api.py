@@ -192,3 +192,10 @@ def test_a_read_kept_waiting_by_a_locked_table_is_told_to_retry_after_the_lock_t
         assert api_client(app).get("/api/v1/inventory/IPH15-128-BLK").get_json()["erp_quantity"] == 49
     finally:
         extensions.close(app)
+
+
+def test_a_doubled_slash_is_a_json_404_not_a_redirect_to_the_hosts_header(api):
+    answer = api.get("/api/v1//inventory/IPH15-128-BLK", headers={"Host": "evil.example"})
+
+    assert answer.status_code == 404
+    assert answer.is_json and "Location" not in answer.headers
