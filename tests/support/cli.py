@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -61,10 +62,22 @@ def output_of(process: subprocess.Popen[str]) -> str:
     return written.decode(errors="replace")
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for bind(0) there can be
+# taken, before the server binds it, as the local port of any outgoing connection (a worker's to
+# PostgreSQL), and `erp-sync dev` then refused its API port as taken.
+LISTENING_PORTS = range(20_000, 32_768)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, that no outgoing connection will take meanwhile."""
+    while True:
+        port = random.choice(LISTENING_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 30) -> None:
