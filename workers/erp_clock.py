@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 # A `Date` further from our clock than this is broken, not a skewed clock (one in year 9999 made the
 # order unreadable): our own times stand in, as without one.
 IMPLAUSIBLE_CLOCK_OFFSET = timedelta(days=1)
-_WHOLE_SECOND = timedelta(seconds=1)
+WHOLE_SECOND = timedelta(seconds=1)  # the grain of the ERP's stamps and of HTTP dates
 
 
 def http_date(value: str | None) -> datetime | None:
@@ -64,5 +64,5 @@ class ErpClock:
         A figure the ERP stamped at or after it was made after `local`.
         """
         if self.erp_date is not None and self._dated:
-            return local + (self.erp_date + _WHOLE_SECOND - self.sent_at)
+            return local + (self.erp_date + WHOLE_SECOND - self.sent_at)
         return local + self.skew

@@ -30,7 +30,7 @@ import requests
 
 from erp_sync.shared.errors import PermanentError
 from erp_sync.shared.fields import has_control_characters
-from erp_sync.workers.erp_clock import ErpClock, http_date
+from erp_sync.workers.erp_clock import WHOLE_SECOND, ErpClock, http_date
 from erp_sync.workers.erp_http import check_answer, quick_retries, translated
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ READ_CHUNK_BYTES = 64 * 1024
 FIGURE_DIGITS = 18
 FIGURE_MAX = 10**FIGURE_DIGITS - 1
 FIGURE_MIN = -FIGURE_MAX
-_WHOLE_SECOND = timedelta(seconds=1)
 STALE_FILE = timedelta(days=1)  # a `{"url"}` file made longer before our request fails the run
 _INTEGER = re.compile(rf"-?[0-9]{{1,{FIGURE_DIGITS}}}")
 Row = tuple[str, int]
@@ -86,7 +85,7 @@ class Snapshot:
         made = self.made_before_request()
         latest = self.clock.latest_at(local)
         # Last-Modified is in whole seconds, rounded down: the file was whole by the next one.
-        return latest if made is None else min(latest, made + _WHOLE_SECOND + self.clock.skew)
+        return latest if made is None else min(latest, made + WHOLE_SECOND + self.clock.skew)
 
     def made_before_request(self) -> datetime | None:
         """The file's Last-Modified, if it was certainly made before our request."""
