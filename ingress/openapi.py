@@ -147,7 +147,7 @@ def api_document() -> dict[str, Any]:
             "/api/v1/inventory/{sku}": read("inventory", "What the storefront may sell of a SKU.", "sku",
                                             _ref("Stock")),
             "/api/v1/inventory/{sku}/history": read(
-                "inventoryHistory", "Every stock figure received for the SKU, newest first.", "sku",
+                "inventoryHistory", "Every stock figure received for the SKU, newest first (none yet: empty).", "sku",
                 schemas.STOCK_HISTORY, {"400": _json("`limit` outside 1 to 1000.", _ERROR)}, [limit]),
             "/api/v1/products/{sku}": read("product", "The variant with its group, prices, attributes and media.",
                                            "sku", schemas.PRODUCT),

@@ -66,8 +66,9 @@ def inventory_history(sku: str) -> ResponseReturnValue:
                        details=[{"field": "limit", "message": "expected 1 to 1000"}])
     with Session(engine()) as session:
         changes = stock_history(session, sku, limit)
-    if not changes:
-        raise ApiError(404, f"no stock history for SKU {sku!r}")
+        # A SKU the catalog knows has no figure yet: its stock read says 0, its history is empty.
+        if not changes and stock_view(session, sku) is None:
+            raise ApiError(404, f"no stock history for SKU {sku!r}")
     return jsonify({"sku": sku, "changes": [_change_json(c) for c in changes]})
 
 

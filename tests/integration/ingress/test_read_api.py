@@ -199,3 +199,13 @@ def test_a_doubled_slash_is_a_json_404_not_a_redirect_to_the_hosts_header(api):
 
     assert answer.status_code == 404
     assert answer.is_json and "Location" not in answer.headers
+
+
+def test_a_catalog_sku_without_figures_has_an_empty_history_as_its_stock_reads_0(api, committed_session):
+    # given a product the ERP sent without a stock figure
+    add_product(committed_session)
+
+    # then its stock reads 0, and its history is there, empty, not a 404 for an unknown SKU
+    assert api.get("/api/v1/inventory/IPH15-128-BLK").get_json()["erp_quantity"] == 0
+    history = api.get("/api/v1/inventory/IPH15-128-BLK/history")
+    assert (history.status_code, history.get_json()) == (200, {"sku": "IPH15-128-BLK", "changes": []})
