@@ -4,7 +4,6 @@
                        ──inventory.change─▶ erp-sync.inventory
     commerce.orders (topic) ──order.placed──▶ erp-sync.orders
     erp-sync.internal (topic) ──media.download──▶ erp-sync.media
-                              ──reconcile.run──▶ erp-sync.reconcile
                               ──order.push────▶ erp-sync.orders-push
         (the orders worker records an order from erp-sync.orders, then pushes it from here)
 
@@ -89,7 +88,6 @@ WORK_QUEUES: dict[str, WorkQueue] = {
         WorkQueue("orders", ORDERS_EXCHANGE, ORDER_PLACED),
         # The orders worker's second queue: recording never waits for the ERP.
         WorkQueue("orders-push", INTERNAL_EXCHANGE, ORDER_PUSH),
-        WorkQueue("reconcile", INTERNAL_EXCHANGE, "reconcile.run"),
     )
 }
 
