@@ -1,18 +1,23 @@
 """The orders worker's two runners over whole batches: real commits, PostgreSQL and the sandbox ERP over HTTP."""
 from __future__ import annotations
 
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
 import pytest
 from sqlalchemy import select, text
 
 from erp_sync.shared.consumer import ConsumerConfig, Delivery, Done, Park
-from erp_sync.shared.db import make_session_factory
+from erp_sync.shared.db import check_database, make_engine, make_session_factory
 from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE
 from tests.support.sandbox import TOKEN
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import running_sandbox
+from tests.support.tcp_proxy import TcpProxy
 from erp_sync.workers.orders import build_push_runner, build_runner
+from erp_sync.workers.outage_hold import OutageHold
 
 CONFIG = ConsumerConfig(amqp_url="amqp://unused", retry_delays_ms=(200, 400), max_attempts=5)
 
@@ -150,3 +155,29 @@ def test_a_duplicate_of_a_settled_order_is_not_pushed_again(runner, sandbox, com
 
     assert outcomes == [Done()]
     assert attempts(committed_session) == {"ORD-1": 1} and open_holds(committed_session) == [("ORD-1", 2)]
+
+
+def test_a_push_whose_database_goes_away_is_held_and_made_once_it_answers(settings_factory, sandbox, db_engine,
+                                                                        committed_session, migrated_database_url):
+    # given an order recorded, and the push's runner reaching PostgreSQL through a proxy, held
+    # through an outage as the orders worker holds it
+    settings = settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, erp_quick_retries=1)
+    _, [push] = Orders(settings, make_session_factory(db_engine)).recorded([delivery(order_body())])
+    parts = urlsplit(migrated_database_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    proxied = make_engine(urlunsplit((parts.scheme, f"{parts.username}@127.0.0.1:{proxy.port}", parts.path, "", "")))
+    held = OutageHold(build_push_runner(settings, make_session_factory(proxied), CONFIG),
+                      lambda: check_database(proxied), threading.Event(), probe_interval_s=0.05)
+    try:
+        # when the database goes away as the push starts, and comes back a second later
+        proxy.cut()
+        threading.Timer(1.0, proxy.restore).start()
+        [outcome] = held.run([push])
+    finally:
+        proxied.dispose()
+        proxy.close()
+
+    # then the push waited for it and was made: no retry through a delay queue, the ERP has it once
+    assert isinstance(outcome, Done)
+    assert statuses(committed_session) == {"ORD-1": "synced"}
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-1"]
