@@ -55,11 +55,13 @@ class Listener:
     workers: int
     threads: int
     port_setting: str = "INGRESS_PORT"  # where the port comes from when --port does not say
+    # INGRESS_TLS_* are the door's: a shared environment gave the API the ERP-facing certificate too.
+    serves_tls: bool = False
 
 
 def door_listener(settings: Settings, port: int | None = None) -> Listener:
     return Listener(settings.ingress_host, port or settings.ingress_port, settings.ingress_workers,
-                    settings.ingress_threads)
+                    settings.ingress_threads, serves_tls=True)
 
 
 def api_listener(settings: Settings, port: int | None = None) -> Listener:
@@ -90,7 +92,7 @@ def server_options(settings: Settings, listener: Listener | None = None) -> dict
         "log_dictconfig": {"version": 1, "disable_existing_loggers": False,
                            "loggers": {"_granian": {"propagate": True}}},
     }
-    if settings.ingress_tls_certfile and settings.ingress_tls_keyfile:
+    if listener.serves_tls and settings.ingress_tls_certfile and settings.ingress_tls_keyfile:
         check_tls_files(Path(settings.ingress_tls_certfile), Path(settings.ingress_tls_keyfile))
         options["ssl_cert"] = Path(settings.ingress_tls_certfile)
         options["ssl_key"] = Path(settings.ingress_tls_keyfile)

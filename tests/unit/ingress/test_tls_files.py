@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from erp_sync.ingress.serve import server_options
+from erp_sync.ingress.serve import api_listener, door_listener, server_options
 from erp_sync.shared.errors import ConfigurationError
 from erp_sync.shared.settings import load_settings
 
@@ -64,3 +64,12 @@ def test_tls_files_that_would_not_load_stop_with_one_line_naming_them(tls_files,
     message = str(caught.value)
     assert message.startswith(f"{variable}:") and reason in message
     assert "\n" not in message
+
+
+def test_the_certificate_is_the_doors_alone_not_the_apis(tls_files):
+    # a shared environment names the ERP-facing certificate: the storefront's API stays plain HTTP
+    settings = load_settings(ingress_tls_certfile=str(tls_files / "cert.pem"),
+                             ingress_tls_keyfile=str(tls_files / "key.pem"))
+
+    assert "ssl_cert" in server_options(settings, door_listener(settings))
+    assert "ssl_cert" not in server_options(settings, api_listener(settings))
