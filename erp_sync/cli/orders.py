@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # What `orders retry ID` pushes (workers/order_store.py, make_due).
 PUSHABLE = frozenset({"received", "pending_sync", "local_only"})
 
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     orders = commands.add_parser("orders", help="orders by status; push a waiting one now")
     actions = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
