@@ -148,8 +148,9 @@ def _unavailable(row: PushState, error: ErpUnavailable, settings: Settings) -> l
                                        settings.order_retry_window_s)
     if row.next_attempt_at is None:
         row.status = OrderStatus.LOCAL_ONLY.value
-        alert(Cause.ORDER_LOCAL_ONLY, "order %s: not taken by the ERP for %d s (%s); local_only, its stock stays "
-              "held until the ERP takes it", row.order_id, settings.order_retry_window_s, error,
+        # "Confirmed", not "taken": an answer lost on its way back leaves the ERP holding the order.
+        alert(Cause.ORDER_LOCAL_ONLY, "order %s: no push of it confirmed by the ERP for %d s (%s); local_only, "
+              "its stock stays held until one is", row.order_id, settings.order_retry_window_s, error,
               extra=ids(order_id=row.order_id, attempt=row.attempts))
         return []
     if row.status == OrderStatus.RECEIVED and not isinstance(error, ErpMisconfigured):
