@@ -54,8 +54,16 @@ def inventory_history(sku: str) -> ResponseReturnValue:
     """
     with Session(read_engine()) as session:
         whole = stock_view(session, f"{sku}/history")
-    if whole is not None:
-        return jsonify(stock_json(whole))
+        if whole is not None:
+            return jsonify(stock_json(whole))
+        changes = stock_history(session, sku, _history_limit())
+        # A SKU the catalog knows has no figure yet: its stock read says 0, its history is empty.
+        if not changes and stock_view(session, sku) is None:
+            raise ApiError(404, f"no stock history for SKU {sku!r}")
+    return jsonify({"sku": sku, "changes": [_change_json(c) for c in changes]})
+
+
+def _history_limit() -> int:
     # Not `type=int`: werkzeug answers the default for a value that is no integer ("abc", "").
     raw = request.args.get("limit", "100")
     # Not past 4 significant digits: int() refuses 4,300 digits with a ValueError, which was a 500.
@@ -64,12 +72,7 @@ def inventory_history(sku: str) -> ResponseReturnValue:
     if limit is None or not 1 <= limit <= 1000:
         raise ApiError(400, "limit must be an integer from 1 to 1000",
                        details=[{"field": "limit", "message": "expected 1 to 1000"}])
-    with Session(engine()) as session:
-        changes = stock_history(session, sku, limit)
-        # A SKU the catalog knows has no figure yet: its stock read says 0, its history is empty.
-        if not changes and stock_view(session, sku) is None:
-            raise ApiError(404, f"no stock history for SKU {sku!r}")
-    return jsonify({"sku": sku, "changes": [_change_json(c) for c in changes]})
+    return limit
 
 
 def _change_json(change: StockChange) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def _no_key_password() -> str:
     raise _EncryptedKey
 
 
-def check_readable(path: Path) -> None:
+def _readable(path: Path) -> None:
     """ValueError unless this process can open the file."""
     try:
         path.open("rb").close()
@@ -29,18 +29,18 @@ def check_readable(path: Path) -> None:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def check_certificate(certfile: Path) -> None:
+def _certificate(certfile: Path) -> None:
     """ValueError unless the file is readable and holds a PEM certificate."""
-    check_readable(certfile)
+    _readable(certfile)
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(cafile=certfile)
     except ssl.SSLError as exc:
         raise ValueError(f"no PEM certificate in {certfile}: {exc}") from exc
 
 
-def check_key_of(certfile: Path, keyfile: Path) -> None:
+def _key_of(certfile: Path, keyfile: Path) -> None:
     """ValueError unless `keyfile` is readable and loads as the unencrypted private key of `certfile`'s certificate."""
-    check_readable(keyfile)
+    _readable(keyfile)
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile, password=_no_key_password)
     except (ssl.SSLError, _EncryptedKey) as exc:
@@ -50,10 +50,10 @@ def check_key_of(certfile: Path, keyfile: Path) -> None:
 def check_tls_files(certfile: Path, keyfile: Path) -> None:
     """ConfigurationError naming the setting unless the files load as granian will load them."""
     try:
-        check_certificate(certfile)
+        _certificate(certfile)
     except ValueError as exc:
         raise ConfigurationError(f"INGRESS_TLS_CERTFILE: {exc}") from exc
     try:
-        check_key_of(certfile, keyfile)
+        _key_of(certfile, keyfile)
     except ValueError as exc:
         raise ConfigurationError(f"INGRESS_TLS_KEYFILE: {exc}") from exc

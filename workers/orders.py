@@ -18,7 +18,7 @@ from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.consumer import (
     BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, HandlerResult, parked,
 )
-from erp_sync.shared.db import SessionOrConnection, check_database, engine_of
+from erp_sync.shared.db import SessionOrConnection, engine_of
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.orders import OrderPlaced, decode_order, order_id_of
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
@@ -127,9 +127,8 @@ def start_background(
     push_config = replace(config, prefetch=2 * settings.order_push_concurrency)
     # Held through a database outage, as the recording is (workers/runner.py): sent round the retry
     # path, an order's push could wait minutes with the database back, the ERP not knowing of it.
-    engine = engine_of(session_factory)
-    push_runner = OutageHold(build_push_runner(settings, session_factory, push_config),
-                             lambda: check_database(engine), stop)
+    push_runner = OutageHold.on(build_push_runner(settings, session_factory, push_config),
+                                engine_of(session_factory), stop)
     pushes = ConcurrentConsumer(ORDERS_PUSH_QUEUE, push_runner, push_config, publisher,
                                 concurrency=settings.order_push_concurrency)
     probe = OrderProbe(erp_client(settings), session_factory, publisher,

@@ -14,7 +14,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from sqlalchemy import Engine
+
 from erp_sync.shared.consumer import Delivery, Outcome, Runner
+from erp_sync.shared.db import check_database
 from erp_sync.shared.errors import DatabaseUnavailable
 from erp_sync.shared.retry_policy import Retry
 
@@ -34,6 +37,11 @@ class OutageHold:
         self._stop = stop
         self._hold_s = hold_s
         self._probe_interval_s = probe_interval_s
+
+    @classmethod
+    def on(cls, runner: Runner, engine: Engine, stop: threading.Event) -> OutageHold:
+        """`runner` held through an outage of `engine`'s database until `stop`."""
+        return cls(runner, lambda: check_database(engine), stop)
 
     def run(self, batch: list[Delivery]) -> list[Outcome]:
         outcomes = self._runner.run(batch)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from erp_sync.shared.broker import declare_all
 from erp_sync.shared.consumer import ConcurrentConsumer, Consumer, ConsumerConfig, Runner
-from erp_sync.shared.db import DEFAULT_POOL_SIZE, check_database, make_engine, make_session_factory
+from erp_sync.shared.db import DEFAULT_POOL_SIZE, make_engine, make_session_factory
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.heap import freeze_what_is_loaded
 from erp_sync.shared.message_metrics import consumers_connected
@@ -111,7 +111,7 @@ def consumer_for(worker: ConsumingWorker, settings: Settings, runner: Runner, co
 def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: threading.Event) -> list[BackgroundLoop]:
     session_factory = make_session_factory(engine)
     config = consumer_config(settings, worker)
-    runner = OutageHold(worker.build_runner(settings, session_factory, config), lambda: check_database(engine), stop)
+    runner = OutageHold.on(worker.build_runner(settings, session_factory, config), engine, stop)
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     loops: list[BackgroundLoop] = (
         worker.start_loops(settings, session_factory, publisher, config, stop) if worker.start_loops else []
