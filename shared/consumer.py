@@ -37,7 +37,9 @@ from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared import message_metrics
-from erp_sync.shared.errors import BrokerUnavailable, PermanentError, PublishRejected, QueueFull, TransientError
+from erp_sync.shared.errors import (
+    BrokerUnavailable, DatabaseOutOfReach, PermanentError, PublishRejected, QueueFull, TransientError,
+)
 from erp_sync.shared.fields import id_named_in
 from erp_sync.shared.logs import ids
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage, encodable
@@ -56,6 +58,8 @@ from erp_sync.shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+# Failures for want of a database, in a row, after which a batch's other messages are not tried one by one.
+OUT_OF_REACH_TRIES = 2
 
 # Any of these ends the connection; the broker redelivers what was not acked. A follow-up the
 # broker refused (no queue bound: the topology is missing) is one too, until an operator fixes it.
@@ -160,7 +164,28 @@ class BatchRunner(Generic[Scope]):
                 return [self._decide(batch[0], exc)]
             # Part of an expected retry or park, which is logged for the message it concerns.
             logger.info("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
-            return [self.run([delivery])[0] for delivery in batch]
+            return self._one_by_one(batch, out_of_reach_in_a_row=int(isinstance(exc, DatabaseOutOfReach)))
+
+    def _one_by_one(self, batch: list[Delivery], out_of_reach_in_a_row: int) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for index, delivery in enumerate(batch):
+            try:
+                outcomes.append(self._run_in_one_transaction([delivery])[0])
+                out_of_reach_in_a_row = 0
+            except (TransientError, PermanentError) as exc:
+                out_of_reach_in_a_row = out_of_reach_in_a_row + 1 if isinstance(exc, DatabaseOutOfReach) else 0
+                # Once is a dead pooled connection (the next gets a new one); twice, the database is
+                # away for all. Trying each message would cost each a connect timeout (5 s against a
+                # database that drops packets) before the outage hold could begin.
+                outcomes.append(self._decide(delivery, exc))
+                if out_of_reach_in_a_row == OUT_OF_REACH_TRIES and index + 1 < len(batch):
+                    return outcomes + self._retried_untried(batch[index + 1:], exc)
+        return outcomes
+
+    def _retried_untried(self, rest: list[Delivery], error: BaseException) -> list[Outcome]:
+        logger.info("the database is out of reach (%s): the batch's last %d messages are retried untried",
+                    error, len(rest))
+        return [self._decide(delivery, error, quiet=True) for delivery in rest]
 
     def _run_batch_handler(self, batch_handler: ScopedBatchHandler[Scope], batch: list[Delivery]) -> list[Outcome]:
         with self._open_scope() as session, session.begin():
@@ -205,14 +230,14 @@ class BatchRunner(Generic[Scope]):
             return self._decide(delivery, error)
         return _done(result)
 
-    def _decide(self, delivery: Delivery, error: BaseException) -> Retry | Park:
+    def _decide(self, delivery: Delivery, error: BaseException, *, quiet: bool = False) -> Retry | Park:
         outcome = decide(error, failed_attempts(delivery.headers), self._config.retry_delays_ms,
                          self._config.max_attempts)
         if isinstance(outcome, Park):
             message_id = delivery.message_id or id_named_in(delivery.body)
             alert(Cause.MESSAGE_PARKED, "parking message %s: %s", message_id, outcome.reason,
                   extra=ids(message_id=message_id))
-        else:
+        elif not quiet:
             # Expected (an outage's retries): news only when it ends in parking, an ERROR.
             logger.info("message %s failed (%s); attempt %d in %d ms",
                         delivery.message_id, describe(error), outcome.attempt, outcome.delay_ms,

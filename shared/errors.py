@@ -6,6 +6,8 @@
     │   ├── BrokerUnavailable     RabbitMQ unreachable, channel closed, confirm timed out
     │   │   └── ConfirmTimeout    no confirm in time, though the connection is still alive
     │   ├── DatabaseUnavailable   PostgreSQL unreachable, deadlock, serialization failure
+    │   │   ├── DatabaseOutOfReach  no answer on a connection: refused, timed out, lost, shutting down
+    │   │   └── RowLockTimeout    a row stayed locked past DATABASE_LOCK_TIMEOUT_MS
     │   ├── ErpUnavailable        the ERP did not take a request: unreachable, timed out, 5xx, 429, 408
     │   │   └── ErpMisconfigured  our token, base URL or CA does not fit the ERP (401, 403, 404...): alert
     │   └── MediaUnavailable      an image server timed out, refused, or answered 5xx or 429
@@ -49,6 +51,10 @@ class ConfirmTimeout(BrokerUnavailable):
 
 class DatabaseUnavailable(TransientError):
     """PostgreSQL could not be reached or asked us to try again."""
+
+
+class DatabaseOutOfReach(DatabaseUnavailable):
+    """PostgreSQL gave no answer on a connection: whatever the work was, the next try fails alike until it is back."""
 
 
 class RowLockTimeout(DatabaseUnavailable):

@@ -10,13 +10,16 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from erp_sync.shared.errors import DatabaseUnavailable, PermanentError, RowLockTimeout
+from erp_sync.shared.errors import DatabaseOutOfReach, DatabaseUnavailable, PermanentError, RowLockTimeout
 
 # Every connection erp-sync opens, through SQLAlchemy or not.
 CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "application_name": "erp-sync"}
 # PostgreSQL asks the client to run the transaction again: serialization failure, deadlock.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
+# The server ends or refuses connections: shutting down (by an administrator, after a crash) or starting.
+SHUTTING_DOWN_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+CONNECTION_EXCEPTION_CLASS = "08"
 
 
 def conninfo(database_url: str) -> str:
@@ -52,10 +55,17 @@ def translate_pg_error(exc: BaseException, *, connection_lost: bool = False) -> 
     if isinstance(exc, psycopg.IntegrityError | psycopg.DataError):
         return PermanentError(f"database refused the data: {detail}")
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return DatabaseUnavailable(f"database unavailable: {detail}")
+        error = DatabaseOutOfReach if _out_of_reach(sqlstate, connection_lost) else DatabaseUnavailable
+        return error(f"database unavailable: {detail}")
     if connection_lost:
-        return DatabaseUnavailable(f"database connection lost: {detail}")
+        return DatabaseOutOfReach(f"database connection lost: {detail}")
     return PermanentError(f"database error: {detail}")
+
+
+def _out_of_reach(sqlstate: str | None, connection_lost: bool) -> bool:
+    # No SQLSTATE: the client gave up (refused, timed out, closed); the server sent none.
+    return (connection_lost or sqlstate is None or sqlstate.startswith(CONNECTION_EXCEPTION_CLASS)
+            or sqlstate in SHUTTING_DOWN_SQLSTATES)
 
 
 def error_summary(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ class TcpProxy:
         self._up = threading.Event()
         self._up.set()
         self._closed = False
+        self.refused = 0  # connections closed at once while cut
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         threading.Thread(target=self._accept_loop, daemon=True).start()
@@ -46,6 +47,7 @@ class TcpProxy:
             except OSError:
                 return
             if not self._up.is_set():
+                self.refused += 1
                 client.close()
                 continue
             try:

@@ -31,7 +31,7 @@ from erp_sync.shared.consumer import (
     Handler,
     Outcome,
 )
-from erp_sync.shared.db import make_engine, make_session_factory
+from erp_sync.shared.db import check_database, make_engine, make_session_factory
 from erp_sync.shared.errors import BrokerUnavailable, DatabaseUnavailable, MessageDecodeError, PermanentError
 from erp_sync.shared.models.events import ProcessedEvent
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
@@ -618,6 +618,54 @@ def test_batch_runner_on_core_connections_retries_when_the_database_cannot_be_re
 
     # then each message goes round the retry path, as with a Session, rather than stopping the worker
     assert outcomes == [Retry(200, 2)] * messages
+
+
+@pytest.fixture
+def proxied_engine(migrated_database_url: str) -> Iterator[tuple[TcpProxy, Engine]]:
+    """An engine reaching the test database through a proxy the test can cut."""
+    url = make_url(migrated_database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    engine = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    yield proxy, engine
+    proxy.close()
+    engine.dispose()
+
+
+def test_a_batch_with_the_database_out_of_reach_is_retried_without_trying_each_message(proxied_engine, caplog):
+    # given a batch of six and a database that closes every connection at once (each try would wait
+    # out a connect timeout against one that drops packets)
+    proxy, engine = proxied_engine
+    runner = BatchRunner(record_event, make_session_factory(engine), runner_config())
+    proxy.cut()
+
+    # when it runs
+    with caplog.at_level(logging.INFO, logger="erp_sync.shared.consumer"):
+        outcomes = runner.run([delivery(new_id()) for _ in range(6)])
+
+    # then every message goes round the retry path (the outage hold's to keep) after the batch's try
+    # and one message's: not one connection a message
+    assert outcomes == [Retry(DELAYS_MS[0], 2)] * 6
+    assert proxy.refused == 2
+    assert "the database is out of reach" in caplog.text
+    assert "the batch's last 5 messages are retried untried" in caplog.text
+    assert caplog.text.count("attempt 2 in") == 1
+
+
+def test_a_batch_that_met_a_dead_connection_is_applied_message_by_message_on_new_ones(proxied_engine, db_engine):
+    # given a pooled connection that dies while the database stays (a backend killed, a proxy's restart)
+    proxy, engine = proxied_engine
+    check_database(engine)
+    proxy.cut()
+    proxy.restore()
+    event_ids = [new_id() for _ in range(3)]
+    runner = BatchRunner(record_event, make_session_factory(engine), runner_config())
+
+    # when a batch runs
+    outcomes = runner.run([delivery(event_id) for event_id in event_ids])
+
+    # then its try on the dead connection is not taken for an outage: each message lands at once
+    assert outcomes == [Done()] * 3
+    assert committed_ids(db_engine, event_ids) == set(event_ids)
 
 
 def test_batch_runner_turns_a_database_refusal_into_a_park(runner_session_factory, db_session):

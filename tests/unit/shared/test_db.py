@@ -14,7 +14,7 @@ from sqlalchemy.exc import (
 )
 
 from erp_sync.shared.db import check_database, translate_db_error
-from erp_sync.shared.errors import DatabaseUnavailable, PermanentError, RowLockTimeout
+from erp_sync.shared.errors import DatabaseOutOfReach, DatabaseUnavailable, PermanentError, RowLockTimeout
 
 
 def test_check_database_reports_an_unreachable_database() -> None:
@@ -29,8 +29,16 @@ def test_check_database_reports_an_unreachable_database() -> None:
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
-        (OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused")), DatabaseUnavailable),
-        (InterfaceError("SELECT 1", {}, psycopg.InterfaceError("connection closed")), DatabaseUnavailable),
+        (OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused")), DatabaseOutOfReach),
+        (InterfaceError("SELECT 1", {}, psycopg.InterfaceError("connection closed")), DatabaseOutOfReach),
+        (OperationalError("SELECT", {}, psycopg.errors.AdminShutdown("terminating connection")), DatabaseOutOfReach),
+        (OperationalError("SELECT", {}, psycopg.errors.CannotConnectNow("starting up")), DatabaseOutOfReach),
+        (OperationalError("SELECT", {}, psycopg.errors.ConnectionFailure("connection failure")), DatabaseOutOfReach),
+        (DBAPIError("SELECT", {}, psycopg.errors.InternalError_("lost"), connection_invalidated=True),
+         DatabaseOutOfReach),
+        # the server answered: the next statement may well pass (another message's, a smaller one)
+        (OperationalError("SELECT", {}, psycopg.errors.QueryCanceled("statement timeout")), DatabaseUnavailable),
+        (OperationalError("INSERT", {}, psycopg.errors.DiskFull("no space left")), DatabaseUnavailable),
         (DisconnectionError("connection invalidated"), DatabaseUnavailable),
         (OperationalError("UPDATE", {}, psycopg.errors.SerializationFailure("retry")), DatabaseUnavailable),
         (OperationalError("UPDATE", {}, psycopg.errors.DeadlockDetected("deadlock")), DatabaseUnavailable),
