@@ -22,6 +22,9 @@ MAX_WAIT_S = threading.TIMEOUT_MAX
 TIME_WINDOWS = frozenset({"webhook_max_age_s", "webhook_max_future_skew_s"})
 # PostgreSQL's timeouts (lock_timeout) are 32-bit milliseconds; past this it refuses every connection.
 MAX_PG_TIMEOUT_MS = 2**31 - 1
+# The door publishes a webhook's body as it came; RabbitMQ 4 closes the channel on a body over 16 MiB
+# (its default max_message_size), so a larger bound let through webhooks the door could not hand on.
+MAX_WEBHOOK_BODY_BYTES = 16 * 1024 * 1024
 # A worker running batches concurrently prefetches this many rounds of them (workers/runner.py);
 # the catalog's, from WORKER_BATCH_SIZE, must fit basic.qos's prefetch_count as WORKER_PREFETCH does.
 PREFETCH_ROUNDS = 2
@@ -47,7 +50,7 @@ def _split_url(url: str, schemes: tuple[str, ...]) -> SplitResult:
     except ValueError as exc:
         raise ValueError(f"not a valid URL: {exc}") from exc
     if parts.scheme not in schemes:
-        raise ValueError(f"must be a {' or '.join(scheme + '://' for scheme in schemes)} URL")
+        raise ValueError(f"must begin with {' or '.join(scheme + '://' for scheme in schemes)}")
     return parts
 
 
@@ -97,7 +100,7 @@ class Settings(BaseSettings):
 
     webhook_max_age_s: int = Field(default=48 * 3600, gt=0)
     webhook_max_future_skew_s: int = Field(default=300, ge=0)
-    webhook_max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    webhook_max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0, le=MAX_WEBHOOK_BODY_BYTES)
     publish_confirm_timeout_s: float = Field(default=5.0, gt=0)
     unavailable_retry_after_s: int = Field(default=30, gt=0)
     queue_max_length: int = Field(default=DEFAULT_QUEUE_BOUND.max_length, gt=0, le=AMQP_LONG_MAX)
@@ -366,5 +369,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
-        raise ConfigurationError(f"{field.upper()}: {first['msg']}") from exc
+        # Our own checks' words, without pydantic's "Value error, " before them.
+        raised = first.get("ctx", {}).get("error")
+        message = str(raised) if isinstance(raised, ValueError) else first["msg"]
+        # A check of two settings together names them in its message.
+        raise ConfigurationError(f"{str(first['loc'][0]).upper()}: {message}" if first["loc"] else message) from exc

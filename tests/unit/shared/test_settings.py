@@ -86,6 +86,7 @@ def test_environment_names_are_read(monkeypatch):
         ("WORKER_BATCH_WINDOW_MS", "99999999999999"),
         ("ORDER_RETRY_INTERVAL_S", "604801"),
         ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/x"),
+        ("WEBHOOK_MAX_BODY_BYTES", str(16 * 1024 * 1024 + 1)),
         # accepted, then never matched: a server reads header values as Latin-1
         ("STOREFRONT_API_TOKEN", "storefront-token-AAAAAAAA,tökenäöü-1234567890"),
         ("CONSOLE_TOKEN", "console token 1234"),
@@ -199,10 +200,28 @@ def test_empty_alert_and_console_settings_leave_both_off():
 
 def test_the_largest_bounds_are_accepted():
     settings = load_settings(database_lock_timeout_ms=2**31 - 1, worker_prefetch=65535, worker_batch_size=16383,
-                             worker_stop_timeout_s=9e9, order_retry_interval_s=604800)
+                             worker_stop_timeout_s=9e9, order_retry_interval_s=604800,
+                             webhook_max_body_bytes=16 * 1024 * 1024)
 
-    assert (settings.database_lock_timeout_ms, settings.worker_prefetch, settings.worker_batch_size) == (
-        2**31 - 1, 65535, 16383)
+    assert (settings.database_lock_timeout_ms, settings.worker_prefetch, settings.worker_batch_size,
+            settings.webhook_max_body_bytes) == (2**31 - 1, 65535, 16383, 16 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(("environment", "message"), [
+    ({"ERP_BASE_URL": "ftp://erp.example"}, "ERP_BASE_URL: must begin with http:// or https://"),
+    ({"INGRESS_TLS_CERTFILE": "/etc/erp-sync/cert.pem"}, "INGRESS_TLS_CERTFILE and INGRESS_TLS_KEYFILE go together"),
+    ({"CONSOLE_USER": "ops"}, "CONSOLE_USER and CONSOLE_PASSWORD go together"),
+    ({"WEBHOOK_MAX_BODY_BYTES": "20000000"}, "WEBHOOK_MAX_BODY_BYTES: Input should be less than or equal to 16777216"),
+])
+def test_a_bad_setting_is_told_in_our_words_alone(monkeypatch, environment, message):
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+
+    # not "SETTINGS: Value error, ..." (pydantic's words around ours)
+    assert str(caught.value) == message
 
 
 def test_metrics_directory_must_be_a_directory(tmp_path):
