@@ -72,6 +72,10 @@ def test_the_image_has_no_sandbox_erp_and_no_test_tool(image_venv):
     tools = run(image_venv, "python", "-c", "import trustme")
 
     assert sandbox.returncode != 0 and "No module named 'erp_sync.sandbox_erp'" in sandbox.stderr
+    for command in (("sandbox-erp", "--port", "8080"), ("send-webhook", "--help")):
+        refused = run(image_venv, "erp-sync", *command)
+        assert (refused.returncode, refused.stdout) == (2, "")
+        assert refused.stderr.startswith("erp-sync: the sandbox ERP is not installed: pip install 'erp-sync[sandbox]'")
     assert tools.returncode != 0 and "No module named 'trustme'" in tools.stderr
     assert not (image_venv / "bin" / "pytest").exists()
 
