@@ -52,6 +52,10 @@ NOT_ABOUT_THE_REQUEST = {
     421: "the server is not the ERP for that host: check ERP_BASE_URL",
 }
 REDIRECT_HINT = "a redirect to {}: set ERP_BASE_URL to where it points"
+# A file at a URL the ERP gave (a `{"url"}` snapshot): no setting of ours is in that URL.
+FILE_NOT_THERE = "no such file at the URL the ERP gave (expired, or not written yet): look at the ERP's export"
+FILE_REFUSED = "the URL the ERP gave was refused (expired, or not signed for us): look at the ERP's export"
+FILE_HINTS = {401: FILE_REFUSED, 403: FILE_REFUSED, 404: FILE_NOT_THERE, 410: FILE_NOT_THERE}
 
 # What a transport failure means, each said once.
 Meaning = tuple[type[ErpUnavailable], str]
@@ -106,13 +110,18 @@ def error_class(status: int) -> ErpErrorClass | None:
     return ErpUnavailable  # a 1xx as the final answer: the link is confused, not the request
 
 
-def check_answer(what: str, response: requests.Response) -> None:
+def check_answer(what: str, response: requests.Response, hints: Mapping[int, str] = NOT_ABOUT_THE_REQUEST) -> None:
     """Raise the error a requests response's status maps to; return for a success."""
-    check_status(what, response.url, response.status_code, response.headers, lambda: body_excerpt(response))
+    check_status(what, response.url, response.status_code, response.headers, lambda: body_excerpt(response), hints)
 
 
-def check_status(what: str, url: str, status: int, headers: Mapping[str, str], read_excerpt: Callable[[], str]) -> None:
-    """Raise the error an answer's status maps to, with the first bytes of its body; return for a success."""
+def check_status(what: str, url: str, status: int, headers: Mapping[str, str], read_excerpt: Callable[[], str],
+                 hints: Mapping[int, str] = NOT_ABOUT_THE_REQUEST) -> None:
+    """Raise the error an answer's status maps to, with the first bytes of its body; return for a success.
+
+    `hints`: what to look at for a status that is not about the request (FILE_HINTS for a file at a
+    URL the ERP gave); the ERP's own statuses and settings otherwise.
+    """
     kind = error_class(status)
     if kind is None:
         return
@@ -120,7 +129,8 @@ def check_status(what: str, url: str, status: int, headers: Mapping[str, str], r
     if kind is ErpRejected:
         raise ErpRejected(f"{what}: {url} refused it with {status}: {body}", status=status, body=body, url=url)
     if kind is ErpMisconfigured:
-        hint = NOT_ABOUT_THE_REQUEST.get(status) or REDIRECT_HINT.format(headers.get("Location", "nowhere"))
+        hint = hints.get(status) or NOT_ABOUT_THE_REQUEST.get(status) \
+            or REDIRECT_HINT.format(headers.get("Location", "nowhere"))
         raise ErpMisconfigured(f"{what}: {url} answered {status}, {hint}", status=status, body=body, url=url)
     raise ErpUnavailable(f"{what}: {url} answered {status}", status=status, body=body, url=url)
 

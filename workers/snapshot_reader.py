@@ -31,7 +31,7 @@ import requests
 from erp_sync.shared.errors import PermanentError
 from erp_sync.shared.fields import has_control_characters
 from erp_sync.workers.erp_clock import WHOLE_SECOND, ErpClock, http_date
-from erp_sync.workers.erp_http import check_answer, quick_retries, translated
+from erp_sync.workers.erp_http import FILE_HINTS, NOT_ABOUT_THE_REQUEST, check_answer, quick_retries, translated
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class SnapshotSource:
         """GET the snapshot and yield its rows; the responses are closed on leaving."""
         snapshot_url = f"{self._base_url}{SNAPSHOT_PATH}"
         sent_at = datetime.now(UTC)  # before any quick retry: the marks only widen
-        with self._get(snapshot_url, with_token=True, follow_redirects=False) as response:
+        with self._get(snapshot_url, with_token=True, of_file=False) as response:
             clock = ErpClock(sent_at, datetime.now(UTC), http_date(response.headers.get("Date")), self._clock_skew)
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if kind in ("text/csv", "application/csv"):
@@ -143,8 +143,7 @@ class SnapshotSource:
                 return
             with translated("snapshot", snapshot_url):
                 url = _export_url(stream)
-        # A presigned storage URL may redirect (to a region, a mirror): taken, unlike the ERP's own.
-        with self._get(url, with_token=_same_origin(url, self._base_url), follow_redirects=True) as export:
+        with self._get(url, with_token=_same_origin(url, self._base_url), of_file=True) as export:
             snapshot = Snapshot("url", _guarded(csv_rows(export.raw), url), clock,
                                 http_date(export.headers.get("Last-Modified")))
             if (made := snapshot.made_before_request()) is not None:
@@ -159,24 +158,28 @@ class SnapshotSource:
             yield snapshot
 
     @contextmanager
-    def _get(self, url: str, *, with_token: bool, follow_redirects: bool) -> Iterator[requests.Response]:
-        with self._answer(url, with_token, follow_redirects) as response:
+    def _get(self, url: str, *, with_token: bool, of_file: bool) -> Iterator[requests.Response]:
+        with self._answer(url, with_token, of_file) as response:
             response.raw.decode_content = True  # gzip or deflate, undone while streaming
             yield response
 
-    def _answer_once(self, url: str, with_token: bool, follow_redirects: bool) -> requests.Response:
-        """The answer to a GET of `url`; a redirect not followed is an answer too (check_answer: misconfigured)."""
+    def _answer_once(self, url: str, with_token: bool, of_file: bool) -> requests.Response:
+        """The answer to a GET of `url`: the ERP's snapshot endpoint, or the file at a URL it gave.
+
+        A presigned storage URL may redirect (to a region, a mirror): taken for a file. The ERP's own
+        redirect is an answer (check_answer: misconfigured).
+        """
         headers = {"Accept": "application/json, text/csv"}
         if with_token:
             # Only to the ERP itself: a presigned storage URL must not receive (nor would accept) it.
             headers["Authorization"] = f"Bearer {self._token}"
         # The hints of a refusal (ERP_API_TOKEN, ERP_BASE_URL) are about the ERP's own URL, not a file's.
-        what = "snapshot" if with_token else "snapshot file (at the URL the ERP gave)"
+        what = "snapshot file (at the URL the ERP gave)" if of_file else "snapshot"
         with translated(what, url):
             response = self._http.get(url, headers=headers, timeout=self._timeout, verify=self._verify,
-                                      stream=True, allow_redirects=follow_redirects)
+                                      stream=True, allow_redirects=of_file)
         try:
-            check_answer(what, response)
+            check_answer(what, response, FILE_HINTS if of_file else NOT_ABOUT_THE_REQUEST)
         except Exception:
             response.close()
             raise

@@ -343,6 +343,27 @@ def test_the_file_a_url_snapshot_names_may_redirect(sweep_settings, committed_se
     assert levels(committed_session) == {"R-1": 1}
 
 
+@pytest.mark.parametrize(("status", "hint"), [
+    (404, "no such file at the URL the ERP gave (expired, or not written yet): look at the ERP's export"),
+    (403, "the URL the ERP gave was refused (expired, or not signed for us): look at the ERP's export"),
+])
+def test_a_snapshot_file_gone_from_the_url_the_erp_gave_fails_the_sweep_pointing_at_the_export(
+        status, hint, sweep_settings, committed_session):
+    # given an ERP answering {"url": ...} with a storage URL that has expired
+    seed_levels(committed_session, {"R-1": 2})
+    with answering(status, b"<Error><Code>AccessDenied</Code></Error>", {"Content-Type": "application/xml"}) as storage, \
+            answering(200, json.dumps({"url": f"{storage}/export.csv?sig=1"}).encode(),
+                      {"Content-Type": "application/json"}) as url:
+        # when a sweep runs
+        summary = run_sweep(sweep_settings(url))
+
+    # then the run failed pointing at the ERP's export, not at our settings (the URL is not ours)
+    assert summary.status == "failed"
+    assert f"answered {status}, {hint}" in (summary.error or "")
+    assert "ERP_BASE_URL" not in (summary.error or "") and "ERP_API_TOKEN" not in (summary.error or "")
+    assert levels(committed_session) == {"R-1": 2}
+
+
 def test_an_erp_outage_is_tried_a_few_times_then_fails_the_sweep(erp, sweep_settings, committed_session):
     # given an ERP answering 503 to everything
     url = erp({"O-1": 1})
