@@ -234,10 +234,17 @@ def _guarded(rows: Iterator[Row], url: str) -> Iterator[Row]:
         try:
             yield from rows
         except ijson.JSONError as exc:
-            # Its first characters: the parser quotes the offending token, which may be a 5,000-digit number.
-            raise SnapshotBroken(f"snapshot JSON: {str(exc)[:300]} (truncated or malformed)") from exc
+            raise SnapshotBroken(f"snapshot JSON: {_one_line(exc)} (truncated or malformed)") from exc
         except (csv.Error, UnicodeDecodeError) as exc:
             raise SnapshotBroken(f"snapshot CSV: {exc}") from exc
+
+
+def _one_line(error: ijson.JSONError) -> str:
+    """yajl's message on one line (an alert's, a run's error): the message, then the text it quotes,
+    without its line pointing "(right here) ------^"; its first characters, as the text quoted may be
+    a 5,000-digit number."""
+    parts = [part.strip() for part in str(error).splitlines() if part.strip() and "(right here)" not in part]
+    return " near ".join(parts[:2])[:300]
 
 
 def _peek(raw: Any) -> bytes:

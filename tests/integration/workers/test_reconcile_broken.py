@@ -19,6 +19,8 @@ def serving_body(content_type: str, body: bytes, extra_length: int = 0):
 
 BROKEN = {
     "json cut mid-array": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "q', 0, "truncated or malformed"),
+    "json without a comma": (JSON, b'[{"sku": "S-1", "qty": 1} {"sku": "S-2", "qty": 0}]', 0,
+                             """I expect ',' or ']' near {"sku": "S-1", "qty": 1} {"sku": "S-2", "qty": 0}]"""),
     "json cut by the connection": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 0}', 500, "broke off"),
     "csv cut mid-line": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,", 0, "qty must be an integer"),
     "csv without its last line end": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,0", 0, "truncated"),
@@ -69,6 +71,7 @@ def test_broken_snapshot_changes_nothing(content_type, body, extra, reason, swee
     # (a stream the connection cut is the ERP's outage; the rest, a snapshot the next slot may read alike)
     assert levels(committed_session) == {"S-1": 5, "S-2": 5}
     assert summary.status == "failed" and reason in (summary.error or "")
+    assert "\n" not in (summary.error or ""), "an alert's and the run's error is one line"
     run = committed_session.get(ReconciliationRun, summary.run_id)
     assert run is not None and run.status == "failed" and run.finished_at is not None
     assert committed_session.query(ReconciliationCorrection).count() == 0
