@@ -147,10 +147,7 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
             alert(Cause.SWEEP_FAILED, "reconciliation run %d failed, nothing changed: %s", run_id, error)
         conn.execute(_FAILED, {"run": run_id, "error": str(error), "taken": requested})
     summary = read_summary(conn, run_id)
-    if summary.drift_alert:
-        alert(Cause.SWEEP_DRIFT, "reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
-              "webhooks are being lost", run_id, summary.mismatched, summary.checked,
-              100 * summary.mismatched / summary.checked, 100 * settings.reconcile_drift_alert_share)
+    alert_drift(settings, summary)
     if summary.status == "held":
         alert(Cause.SWEEP_HELD, "reconciliation run %d held, nothing changed: %s; decide with "
               "`erp-sync reconcile --approve %d` or `--reject %d`", run_id, summary.held_reason, run_id, run_id)
@@ -233,8 +230,8 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
     elif not dry_run:
         corrected = apply_changes(conn, run_id, taken, read_until)
     # Raised (and recorded) for a run that applies its corrections: a held one's drift is not established
-    # (a broken export, most often), and its held ALERT says so.
-    drift_alert = reason is None and checked > 0 and mismatched / checked > settings.reconcile_drift_alert_share
+    # (a broken export, most often), and its held ALERT says so, until an operator approves it.
+    drift_alert = reason is None and drifted(settings, checked, mismatched)
     conn.execute(_FINISH, {
         "run": run_id, "status": "held" if reason else "succeeded", "held_reason": reason, "read_until": read_until,
         "taken": taken, "form": snapshot.form, "checked": checked, "mismatched": mismatched, "corrected": corrected,
@@ -244,6 +241,19 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
                                     "missing_in_erp": [sku for sku, _ in in_erp]}),
     })
     return taken
+
+
+def drifted(settings: Settings, checked: int, mismatched: int) -> bool:
+    """Whether a run that applies its corrections found drift above RECONCILE_DRIFT_ALERT_SHARE."""
+    return checked > 0 and mismatched / checked > settings.reconcile_drift_alert_share
+
+
+def alert_drift(settings: Settings, summary: SweepSummary) -> None:
+    """The drift ALERT of a run recorded with `drift_alert`: webhooks are being lost."""
+    if summary.drift_alert:
+        alert(Cause.SWEEP_DRIFT, "reconciliation run %d: %d of %d SKUs drifted (%.1f%%, above %.1f%%): "
+              "webhooks are being lost", summary.run_id, summary.mismatched, summary.checked,
+              100 * summary.mismatched / summary.checked, 100 * settings.reconcile_drift_alert_share)
 
 
 def _skipped(conn: Connection, scheduled_for: datetime | None, reason: str) -> SweepSummary:

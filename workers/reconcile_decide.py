@@ -17,18 +17,20 @@ from psycopg.rows import dict_row
 
 from erp_sync.shared.pg import connect, translate_pg_error
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.reconcile import LOCK_KEY, Connection, read_summary, try_sweep_lock
+from erp_sync.workers.reconcile import LOCK_KEY, Connection, alert_drift, drifted, read_summary, try_sweep_lock
 from erp_sync.workers.reconcile_correct import apply_changes, load_held_changes
 from erp_sync.workers.reconcile_summary import SweepSummary
 
 logger = logging.getLogger(__name__)
 
 _HELD_RUN = """
-SELECT status, snapshot_taken_at, snapshot_read_until FROM reconciliation_runs WHERE id = %s FOR UPDATE"""
+SELECT status, snapshot_taken_at, snapshot_read_until, checked, mismatched FROM reconciliation_runs
+ WHERE id = %s FOR UPDATE"""
 # A held change not applied met a figure newer than the snapshot: kept, as a sweep keeps it.
 _APPROVED = """
 UPDATE reconciliation_runs SET status = 'succeeded', corrected = %(corrected)s, decided_at = clock_timestamp(),
-       newer_kept = newer_kept + (SELECT count(*) FROM reconcile_diff) - %(corrected)s
+       newer_kept = newer_kept + (SELECT count(*) FROM reconcile_diff) - %(corrected)s,
+       drift_alert = %(drift_alert)s
  WHERE id = %(run)s"""
 _OVERTAKEN_BY = """
 SELECT id, status FROM reconciliation_runs WHERE id > %s AND status IN ('succeeded', 'held') ORDER BY id LIMIT 1"""
@@ -61,13 +63,16 @@ def _decide(settings: Settings, run_id: int, *, approve: bool) -> SweepSummary:
                 logger.warning("a sweep is in progress: run %d is decided once it ends", run_id)
                 conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
             with conn.transaction():
-                _decide_locked(conn, run_id, approve=approve)
-            return read_summary(conn, run_id)
+                _decide_locked(settings, conn, run_id, approve=approve)
+            summary = read_summary(conn, run_id)
     except psycopg.Error as exc:
         raise translate_pg_error(exc) from exc
+    # Approved, its drift is established: the held ALERT said it might be a broken export.
+    alert_drift(settings, summary)
+    return summary
 
 
-def _decide_locked(conn: Connection, run_id: int, *, approve: bool) -> None:
+def _decide_locked(settings: Settings, conn: Connection, run_id: int, *, approve: bool) -> None:
     with conn.cursor(row_factory=dict_row) as cursor:
         run = cursor.execute(_HELD_RUN, (run_id,)).fetchone()
     if run is None or run["status"] != "held":
@@ -84,5 +89,6 @@ def _decide_locked(conn: Connection, run_id: int, *, approve: bool) -> None:
                            f"`erp-sync reconcile --reject {run_id}`")
     load_held_changes(conn, run_id)
     corrected = apply_changes(conn, run_id, run["snapshot_taken_at"], run["snapshot_read_until"])
-    conn.execute(_APPROVED, {"run": run_id, "corrected": corrected})
+    conn.execute(_APPROVED, {"run": run_id, "corrected": corrected,
+                             "drift_alert": drifted(settings, run["checked"], run["mismatched"])})
     logger.warning("reconciliation run %d approved: %d corrected", run_id, corrected)

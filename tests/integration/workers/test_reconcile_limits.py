@@ -237,6 +237,40 @@ def test_a_held_sweep_that_found_drift_mails_the_hold_alone(erp, sweep_settings,
     assert f"erp-sync reconcile --approve {summary.run_id}" in held.get_content()
 
 
+def test_approving_a_held_run_that_found_drift_raises_the_drift_alert(erp, sweep_settings, committed_session,
+                                                                      db_engine, caplog):
+    # given a sweep held for changing 6 of 100 SKUs, above the drift alert's share too (both 5%, the
+    # defaults): its drift was not established, so no drift alert yet
+    url = erp(_with({sku: 11 for sku in SKUS[:6]}))
+    seed_levels(committed_session, COMMERCE)
+    held = run_sweep(sweep_settings(url, **_limits(changed=0.05)))
+    assert (held.status, held.drift_alert) == ("held", False)
+    caplog.clear()
+
+    # when an operator approves it: the export was sound, the shop had drifted
+    with caplog.at_level("ERROR"):
+        approved = approve_run(sweep_settings("http://127.0.0.1:9"), held.run_id)
+
+    # then the drift is alerted and recorded (the gauge Prometheus' ErpSyncSweepDrift reads): webhooks
+    # are being lost, and the runbook's "A drift alert" says where to look
+    assert (approved.status, approved.drift_alert, approved.corrected) == ("succeeded", True, 6)
+    assert "erp_sync_reconcile_drift_alert 1.0" in exposition(db_engine).decode()
+    assert [(r.alert_cause, r.getMessage()) for r in caplog.records if r.getMessage().startswith("ALERT")] == [
+        ("sweep_drift", f"ALERT reconciliation run {held.run_id}: 6 of 100 SKUs drifted (6.0%, above 5.0%): "
+                        "webhooks are being lost")]
+
+
+def test_a_rejected_run_raises_no_drift_alert(erp, sweep_settings, committed_session, caplog):
+    held = _held(erp, sweep_settings, committed_session)
+    caplog.clear()
+
+    with caplog.at_level("ERROR"):
+        rejected = reject_run(sweep_settings("http://127.0.0.1:9"), held.run_id)
+
+    assert (rejected.status, rejected.drift_alert) == ("rejected", False)
+    assert not [r for r in caplog.records if r.getMessage().startswith("ALERT")]
+
+
 def test_dry_run_locks_no_stock_row_and_raises_no_alert(erp, sweep_settings, committed_session, db_engine, caplog):
     # given 3 drifted SKUs of 100: past the drift alert's share
     url = erp(_with({"L-000": 0, "L-001": 12, "L-002": 7}))
