@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from erp_sync.shared import scraped
 from erp_sync.shared.hold_figures import HoldFigures, hold_figures
 from erp_sync.shared.models import ReconciliationRun
+from erp_sync.shared.reconcile_errors import STOPPED_BY_OPERATOR
 
 RUNS = ReconciliationRun.__table__
 LAST_RUN_FIGURES = ("checked", "mismatched", "corrected", "newer_kept", "missing_in_commerce", "missing_in_erp")
@@ -19,7 +20,9 @@ def reconcile_metrics(engine: Engine) -> Iterator[Metric]:
     """Gauges of the latest finished sweep, the latest success, runs per status, and the stock holds."""
     with engine.connect() as conn:
         last = conn.execute(
-            select(RUNS).where(RUNS.c.status.in_(("succeeded", "failed", "held")))
+            select(RUNS).where(RUNS.c.status.in_(("succeeded", "failed", "held")),
+                               # An operator's Ctrl-C is no failure to alert on (ErpSyncSweepFailed).
+                               RUNS.c.error.is_distinct_from(STOPPED_BY_OPERATOR))
             .order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(1)
         ).mappings().one_or_none()
         last_success = conn.scalar(select(func.max(RUNS.c.finished_at)).where(RUNS.c.status == "succeeded"))

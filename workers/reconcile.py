@@ -25,6 +25,7 @@ from psycopg.rows import TupleRow, dict_row
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpMisconfigured, ErpSyncError, ErpUnavailable
 from erp_sync.shared.pg import connect, translate_pg_error
+from erp_sync.shared.reconcile_errors import STOPPED_BY_OPERATOR
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.http_deadlines import Cut, Deadlines, cut_at, cut_short_as, watched
 from erp_sync.workers.reconcile_correct import Change, apply_changes, changes, find_changes, hold_changes
@@ -134,7 +135,7 @@ def _locked_sweep(settings: Settings, conn: Connection, source: SnapshotSource,
     except KeyboardInterrupt:
         # The operator's own Ctrl-C: recorded, without an alert, if the connection still serves.
         with suppress(psycopg.Error):
-            conn.execute(_FAILED, {"run": run_id, "error": "interrupted (Ctrl-C), nothing changed",
+            conn.execute(_FAILED, {"run": run_id, "error": STOPPED_BY_OPERATOR,
                                    "taken": requested})
         raise
     except (ErpSyncError, psycopg.Error) as exc:

@@ -10,6 +10,8 @@ import time
 import pytest
 from sqlalchemy import text
 
+from erp_sync.shared.reconcile_metrics import exposition
+
 from tests.support import cli
 from tests.support.reconcile import TOKEN, levels, seed_levels
 from tests.support.waiting import wait_for
@@ -267,3 +269,5 @@ def test_ctrl_c_during_a_sweep_ends_it_in_one_line_exit_130(erp, committed_sessi
     [(status, error)] = committed_session.execute(text("SELECT status, error FROM reconciliation_runs")).all()
     assert (status, error) == ("failed", "interrupted (Ctrl-C), nothing changed")
     assert "ALERT" not in output, output
+    # nor by Prometheus: the latest sweep's gauges (ErpSyncSweepFailed reads one) pass over it
+    assert "erp_sync_reconcile_last_run_failed" not in exposition(committed_session.get_bind()).decode()
