@@ -85,12 +85,18 @@ def _count(value: object) -> int:
 
 
 def work_queues(worker: str | None) -> list[WorkQueue]:
-    """The queues a command addresses: one worker's (by name), or all."""
+    """The queues a command addresses: one worker's, or all.
+
+    A worker's queue is named as the commands show it (`inventory`) or as RabbitMQ and the alerts'
+    `queue` label do (`erp-sync.inventory`, its parking queue `erp-sync.inventory.parked`).
+    """
     if worker is None:
         return list(WORK_QUEUES.values())
-    if worker not in WORK_QUEUES:
+    named = next((queue for key, queue in WORK_QUEUES.items()
+                  if worker in (key, queue.name, queue.parking_queue)), None)
+    if named is None:
         raise ConfigurationError(f"no queue {worker!r}; the queues are {', '.join(WORK_QUEUES)}")
-    return [WORK_QUEUES[worker]]
+    return [named]
 
 
 class DeadLetters:

@@ -17,7 +17,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     dlq = commands.add_parser("dlq", help="list, show, replay or purge parked messages")
     actions = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="every parked message: queue, id, attempts, parked at, reason")
-    listing.add_argument("queue", nargs="?", help="one worker's queue (catalog, inventory, media, orders, ...)")
+    listing.add_argument("queue", nargs="?", help="one worker's queue (catalog, inventory, media, orders, ...; or as "
+                         "RabbitMQ names it, erp-sync.inventory)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     show = actions.add_parser("show", help="one parked message with its headers and body")
     show.add_argument("id", help="its event or order id")

@@ -68,6 +68,17 @@ def test_purge_drops_and_counts_per_queue(broker):
     assert DeadLetters(broker).parked() == []
 
 
+@pytest.mark.parametrize("named", ["orders", "erp-sync.orders", "erp-sync.orders.parked"])
+def test_a_queue_is_named_as_the_commands_show_it_or_as_rabbitmq_and_the_alerts_do(broker, named):
+    # ErpSyncMessagesParked's `queue` label is RabbitMQ's name; `dlq list` showed the worker's
+    park(broker, "orders", "ORD-1")
+    park(broker, "inventory", "evt_1")
+
+    parked = DeadLetters(broker).parked(named)
+
+    assert [(message.worker, message.message_id) for message in parked] == [("orders", "ORD-1")]
+
+
 def test_an_unknown_queue_is_named_with_the_ones_that_exist(broker):
     with pytest.raises(ConfigurationError, match="no queue 'nope'; the queues are catalog, inventory"):
         DeadLetters(broker).parked("nope")
