@@ -87,5 +87,5 @@ class OrderProbe:
             logger.info("order %s re-sent to the orders worker: its push message is lost", order_id)
         if local_only:
             logger.info("order %s %s", local_only[0], "re-sent to the orders worker: the ERP answers again"
-                        if erp_answers else "and the local_only orders after it wait; the ERP does not answer yet")
+                        if erp_answers else "and the local_only orders after it wait for a probe of the ERP to succeed")
         return ProbeReport(released, erp_answers, resent, stranded)
