@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from erp_sync.ingress.console_auth import ConsoleCredentials
 from erp_sync.ingress.console_chart import drift_chart
-from erp_sync.ingress.console_data import overview
+from erp_sync.ingress.console_data import overview, parked_messages
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.extensions import engine, settings
 from erp_sync.shared.dead_letters import DeadLetters, work_queues
@@ -48,8 +48,16 @@ def index() -> ResponseReturnValue:
     page = overview(engine(), config.amqp_url)
     return render_template(
         "console/index.html", page=page, chart=drift_chart(page.runs, config.reconcile_drift_alert_share),
-        alert_share=config.reconcile_drift_alert_share, form_token=_credentials().form_token(),
-        replayed=request.args.get("replayed"), not_parked=request.args.get("not_parked"), now=datetime.now(UTC))
+        alert_share=config.reconcile_drift_alert_share)
+
+
+@bp.get("/parked")
+def parked() -> ResponseReturnValue:
+    messages = parked_messages(settings().amqp_url)
+    return render_template(
+        "console/parked.html", messages=messages or [], broker_read=messages is not None,
+        form_token=_credentials().form_token(), read_at=datetime.now(UTC),
+        replayed=request.args.get("replayed"), not_parked=request.args.get("not_parked"))
 
 
 @bp.post("/replay")
@@ -70,5 +78,5 @@ def replay() -> ResponseReturnValue:
     logger.info("console: replayed %d parked message(s) %s from %s", len(replayed), message_id, queue)
     # After a POST, a redirect: reloading the page must not replay again.
     if not replayed:
-        return redirect(url_for("console.index", not_parked=message_id or "(no id)"), code=303)
-    return redirect(url_for("console.index", replayed=message_id), code=303)
+        return redirect(url_for("console.parked", not_parked=message_id or "(no id)"), code=303)
+    return redirect(url_for("console.parked", replayed=message_id), code=303)

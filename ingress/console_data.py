@@ -39,8 +39,7 @@ class Overview:
     """Everything on the console's page; a source that cannot be read leaves its part empty, with a note."""
 
     queues: list[QueueRow] = field(default_factory=list)
-    parked: list[ParkedMessage] = field(default_factory=list)
-    broker_read: bool = True  # False: the queues and parked messages are unknown, not none
+    broker_read: bool = True  # False: the queues are unknown, not none
     database_read: bool = True  # False: the orders, webhooks and sweeps are unknown, not none
     orders_by_status: dict[str, int] = field(default_factory=dict)
     oldest_waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -53,8 +52,8 @@ class Overview:
 def overview(engine: Engine, amqp_url: str) -> Overview:
     page = Overview()
     try:
+        # Passive declares: the parked counts without a look at a parked message.
         page.queues = [QueueRow(worker, *figures) for worker, figures in queue_occupancy(amqp_url).items()]
-        page.parked = DeadLetters(amqp_url).parked()[:PARKED_SHOWN]
     except ErpSyncError as exc:
         logger.warning("console: cannot read the queues: %s", exc)
         page.broker_read = False
@@ -67,6 +66,19 @@ def overview(engine: Engine, amqp_url: str) -> Overview:
         page.database_read = False
         page.problems.append("PostgreSQL cannot be read: orders, webhooks and sweeps are not shown")
     return page
+
+
+def parked_messages(amqp_url: str) -> list[ParkedMessage] | None:
+    """The first PARKED_SHOWN parked messages; None when RabbitMQ cannot be read.
+
+    Every parked message is taken and handed back, which RabbitMQ counts as a delivery: read only
+    when the operator asks, never by the page that reloads itself.
+    """
+    try:
+        return DeadLetters(amqp_url).parked()[:PARKED_SHOWN]
+    except ErpSyncError as exc:
+        logger.warning("console: cannot read the parked messages: %s", exc)
+        return None
 
 
 def _read_database(engine: Engine, page: Overview) -> None:

@@ -122,9 +122,7 @@ def test_the_console_shows_the_night_and_replays_a_parked_message(
         assert inventory.locator('[data-figure="consumers"]').inner_text() == "1"
         assert inventory.locator('[data-figure="parked"]').inner_text() == "2"
         assert page.locator('[data-queue="orders"] [data-figure="consumers"]').inner_text() == "1"
-        # each parked message with its reason
-        assert "MessageDecodeError" in page.locator(f'[data-parked="{garbage_id}"]').inner_text()
-        assert "gave up after 25 attempts" in page.locator(f'[data-parked="{fine_id}"]').inner_text()
+        assert page.locator('[data-figure="parked-link"]').inner_text().startswith("2 parked:")
         # orders by status, with the oldest waiting
         pending = page.locator('[data-status="pending_sync"]')
         assert pending.locator('[data-figure="count"]').inner_text() == str(statuses["pending_sync"])
@@ -141,6 +139,13 @@ def test_the_console_shows_the_night_and_replays_a_parked_message(
         assert page.locator(f'svg rect[data-run="{drifting.run_id}"]').count() == 1
         assert page.locator(f'svg rect[data-run="{held.run_id}"]').count() == 1
         page.screenshot(path=SCREENSHOT or str(tmp_path / "console.png"), full_page=True)
+
+        # when the operator follows the link to the parked messages
+        page.locator('[data-figure="parked-link"] a').click()
+
+        # then each is listed with its reason
+        assert "MessageDecodeError" in page.locator(f'[data-parked="{garbage_id}"]').inner_text()
+        assert "gave up after 25 attempts" in page.locator(f'[data-parked="{fine_id}"]').inner_text()
 
         # when the operator replays the message that is fine now
         page.locator(f'[data-parked="{fine_id}"] button').click()
