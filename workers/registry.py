@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from erp_sync.shared.settings import Settings
+from erp_sync.shared.settings import PREFETCH_ROUNDS, Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES, WorkQueue
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ class ConsumingWorker:
     # and the bodies one may hold past its first message (None: only WORKER_BATCH_SIZE bounds it).
     concurrent_batches: Callable[[Settings], int] = lambda _settings: 1
     batch_bytes: int | None = None
+    # Messages it takes ahead of its work (None: WORKER_PREFETCH).
+    prefetch: int | None = None
 
     @property
     def queues(self) -> tuple[WorkQueue, ...]:
@@ -143,8 +145,11 @@ WORKERS: dict[str, Worker] = {
                         batch_bytes=4 * 2**20),
         ConsumingWorker("inventory", WORK_QUEUES["inventory"], _inventory),
         # One message (up to 1,000 images) per transaction: a slow or failing download must not hold
-        # back or replay another message's.
-        ConsumingWorker("media", WORK_QUEUES["media"], _media, batch_size=1, nice=_media_nice),
+        # back or replay another message's. The next one at hand, no more: a message taken ahead is
+        # work no other pod can take, and no longer counted ready, which is what KEDA scales on
+        # (WORKER_PREFETCH, 200, hid 200 groups' images from it and from the console).
+        ConsumingWorker("media", WORK_QUEUES["media"], _media, batch_size=1, nice=_media_nice,
+                        prefetch=PREFETCH_ROUNDS),
         ConsumingWorker(
             "orders", WORK_QUEUES["orders"], _orders,
             # No wait for a batch to fill: under load orders pile up while the last batch is

@@ -45,7 +45,7 @@ def consumer_config(settings: Settings, worker: ConsumingWorker) -> ConsumerConf
         amqp_url=settings.amqp_url,
         retry_delays_ms=settings.retry_delays_ms,
         max_attempts=settings.max_delivery_attempts,
-        prefetch=settings.worker_prefetch,
+        prefetch=worker.prefetch or settings.worker_prefetch,
         batch_size=worker.batch_size or settings.worker_batch_size,
         batch_window_s=batch_window_ms / 1000,
     )
