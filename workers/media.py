@@ -109,6 +109,7 @@ def confirm_batch(
     again: list[MediaDownload] = []
     last_error: MediaUnavailable | None = None
     confirmed: list[tuple[str, list[MediaDownload], FetchedImage]] = []
+    failed: list[tuple[str, int, MediaRejected | MediaUnavailable]] = []
     fetched = (downloads.map if downloads else map)(partial(_fetch, fetcher, HostBreaker()), by_url)
     for (url, images), result in zip(by_url.items(), fetched, strict=True):
         if isinstance(result, FetchedImage):
@@ -118,8 +119,14 @@ def confirm_batch(
         if error is not None:
             again.extend(images)
             last_error = error
+        else:
+            failed.append((url, len(images), result))
     _confirm_rows(session, confirmed, attempt)
     logger.info("media %s: %d images confirmed", batch.message_id, sum(len(images) for _, images, _ in confirmed))
+    if failed:
+        url, _, reason = failed[0]
+        logger.warning("media %s: %d images failed for good (attempt %d), the first %s: %s", batch.message_id,
+                       sum(count for _, count, _ in failed), attempt, url, _failure_reason(reason, attempt))
     return None if last_error is None else (MediaBatch(images=tuple(again)), last_error)
 
 
@@ -143,15 +150,15 @@ def _record_failed(
 ) -> MediaUnavailable | None:
     """Record a failed fetch of `url` on all these rows; the failure if it is to be tried again."""
     ids = [image.media_id for image in images]
-    if isinstance(fetched, MediaRejected):
-        _record_failure(session, url, ids, attempt, str(fetched))
-        return None
-    if isinstance(fetched, MediaUnavailable):
-        if attempt < give_up_at:
-            logger.warning("media %s (%s) unavailable (attempt %d): %s", ids, url, attempt, fetched)
-            return fetched
-    _record_failure(session, url, ids, attempt, f"gave up after {attempt} attempts: {fetched}")
+    if isinstance(fetched, MediaUnavailable) and attempt < give_up_at:
+        logger.info("media %s (%s) unavailable (attempt %d): %s", ids, url, attempt, fetched)
+        return fetched
+    _record_failure(session, url, ids, attempt, _failure_reason(fetched, attempt))
     return None
+
+
+def _failure_reason(fetched: MediaRejected | MediaUnavailable, attempt: int) -> str:
+    return str(fetched) if isinstance(fetched, MediaRejected) else f"gave up after {attempt} attempts: {fetched}"
 
 
 def _confirm_rows(session: Session, confirmed: list[tuple[str, list[MediaDownload], FetchedImage]],
@@ -169,8 +176,10 @@ def _confirm_rows(session: Session, confirmed: list[tuple[str, list[MediaDownloa
 
 
 def _record_failure(session: Session, url: str, ids: list[int], attempt: int, reason: str) -> None:
-    # A failed image never blocks its product: the reason shows in the product API instead.
-    logger.warning("media %s failed (%s): %s", ids, url, reason)
+    # A failed image never blocks its product: the reason shows in the product API instead. One
+    # WARNING a message says how many failed (`confirm_batch`): an image host down for a bulk load
+    # wrote five WARNING lines an image.
+    logger.info("media %s failed (%s): %s", ids, url, reason)
     _update_rows(session, url, ids, status=MediaStatus.FAILED, attempts=attempt,
                  failure_reason=reason[:MAX_REASON_CHARS])
 

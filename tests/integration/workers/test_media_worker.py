@@ -275,3 +275,24 @@ def test_a_host_failing_again_and_again_is_not_asked_for_the_rest_of_the_message
     assert [stored(db_session, row).status for row in hanging] == [MediaStatus.PENDING] * 10
     assert sorted(image.media_id for image in MediaBatch.model_validate_json(retry.body).images) == sorted(
         row.id for row in hanging)
+
+
+def test_an_image_host_down_is_told_once_a_message_at_warning_not_once_an_image(db_session, handler, add_images,
+                                                                               image_server, caplog):
+    # given a message of four images on a host that is down
+    rows = add_images(*(f"{image_server.base}/down.png?image={n}" for n in range(4)))
+
+    # when it is tried (attempt 2), then tried for the last time (attempt 5)
+    with caplog.at_level("INFO", logger="erp_sync.workers.media"):
+        handler(batch_delivery(rows, attempt=2), db_session)
+        retried = [r for r in caplog.records if r.levelname == "WARNING"]
+        caplog.clear()
+        handler(batch_delivery(rows, attempt=5), db_session)
+
+    # then a try to come is no news (INFO, as the consumer's retries), and the failure is one
+    # WARNING for the message naming how many failed, where a bulk load wrote five lines an image
+    assert retried == []
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"media {batch_delivery(rows).message_id}: 4 images failed for good (attempt 5), the first "
+        f"{image_server.base}/down.png?image=0: gave up after 5 attempts: HTTP 503"]
+    assert [stored(db_session, row).status for row in rows] == [MediaStatus.FAILED] * 4
