@@ -60,6 +60,7 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 # Failures for want of a database, in a row, after which a batch's other messages are not tried one by one.
 OUT_OF_REACH_TRIES = 2
+FIRST_REFUSAL_PAUSE_S = 0.5
 
 # Any of these ends the connection; the broker redelivers what was not acked. A follow-up the
 # broker refused (no queue bound: the topology is missing) is one too, until an operator fixes it.
@@ -332,6 +333,10 @@ class Consumer:
                 backoff_s = 0.5
             except CONNECTION_ERRORS as exc:
                 self.connected.clear()
+                if stop.is_set():
+                    # A shutdown, not an outage: what was under way stays unacked and is handed out again.
+                    logger.info("stopped: %s", exc)
+                    break
                 logger.warning("lost RabbitMQ (%s); reconnecting in %.1f s", exc, backoff_s)
                 stop.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, 30.0)
@@ -418,12 +423,15 @@ class Consumer:
         # Patient: a slow confirm taken for a lost connection would redeliver the batch and
         # publish its follow-ups again. A full queue is waited out the same way, unacked. Once
         # stopped, the batch stays unacked: redelivered, its events re-request what is pending.
-        pause_s = 0.5
+        pause_s = FIRST_REFUSAL_PAUSE_S
         while messages := self._publisher.publish_what_fits(messages, stop=self._stop):
             if self._stop.wait(pause_s):
-                raise QueueFull(f"stopping with {len(messages)} follow-ups refused, first {messages[0].message_id}")
-            logger.warning("%d follow-ups refused as their queue is full, first %s; trying again",
-                           len(messages), messages[0].message_id)
+                raise QueueFull(f"{len(messages)} follow-ups refused as their queue is full, first "
+                                f"{messages[0].message_id}: the batch stays unacked")
+            # The first refusal is news; the tries after it, while the next queue stays full, are not.
+            (logger.warning if pause_s == FIRST_REFUSAL_PAUSE_S else logger.info)(
+                "%d follow-ups refused as their queue is full, first %s; trying again",
+                len(messages), messages[0].message_id)
             pause_s = min(pause_s * 2, 30.0)
 
     def _follow_ups(self, batch: list[Delivery], outcomes: list[Outcome]) -> list[OutgoingMessage]:

@@ -63,6 +63,29 @@ def test_follow_ups_refused_by_a_full_queue_go_out_once_there_is_room(settings_f
         assert queue_depths(url)["erp-sync.catalog"] == 0
 
 
+def test_a_worker_stopped_while_its_follow_ups_wait_says_so_once_and_keeps_the_event(settings_factory, caplog):
+    with bounded_vhost(BOUND) as url:
+        # given the media queue at its bound and a catalog event whose follow-up it will refuse
+        settings = settings_factory(amqp_url=url, queue_max_length=BOUND.max_length, queue_max_bytes=BOUND.max_bytes)
+        publisher = ConfirmingPublisher(url)
+        fill(publisher)
+        event = big_group(variants=3, images=1)
+        publisher.publish(OutgoingMessage(EVENTS_EXCHANGE, "catalog.update", encode(event), event["event_id"]))
+        publisher.close()
+
+        # when the catalog worker has been refused a few times, then is stopped (SIGTERM, a rollout)
+        with caplog.at_level("INFO", logger="erp_sync.shared.consumer"), consuming("catalog", settings):
+            wait_for(lambda: caplog.text.count("follow-ups refused as their queue is full") >= 3, timeout=15)
+
+        # then the first refusal is a WARNING and the tries after it INFO; the stop is told as a
+        # stop (INFO), not as RabbitMQ lost and a reconnect; and the event waits on its queue, unacked
+        refusals = [r.levelname for r in caplog.records if "follow-ups refused as their queue is full" in r.getMessage()]
+        assert refusals[0] == "WARNING" and set(refusals[1:]) == {"INFO"}, refusals
+        assert "lost RabbitMQ" not in caplog.text and "reconnecting" not in caplog.text
+        assert any(r.levelname == "INFO" and r.getMessage().startswith("stopped: ") for r in caplog.records)
+        wait_for(lambda: queue_depths(url)["erp-sync.catalog"] == 1)
+
+
 def test_a_full_queue_is_told_apart_from_other_refusals(settings_factory):
     with bounded_vhost(BOUND) as url:
         publisher = ConfirmingPublisher(url)
