@@ -20,6 +20,7 @@ from erp_sync.shared.retry_policy import Retry, decide, failed_attempts
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.host_breaker import HostBreaker
 from erp_sync.workers.media_fetch import FetchedImage, MediaFetcher, media_session
+from erp_sync.workers.metrics import MEDIA_IMAGES
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ def confirm_batch(
         else:
             failed.append((url, len(images), result))
     _confirm_rows(session, confirmed, attempt)
+    _count_images(confirmed=sum(len(images) for _, images, _ in confirmed), retried=len(again),
+                  failed=sum(count for _, count, _ in failed))
     logger.info("media %s: %d images confirmed", batch.message_id, sum(len(images) for _, images, _ in confirmed))
     if failed:
         url, _, reason = failed[0]
@@ -155,6 +158,14 @@ def _record_failed(
         return fetched
     _record_failure(session, url, ids, attempt, _failure_reason(fetched, attempt))
     return None
+
+
+def _count_images(**by_outcome: int) -> None:
+    # Counted before the commit: a batch rolled back and tried again counts its images twice, as
+    # erp_sync_messages_total counts a redelivery.
+    for outcome, count in by_outcome.items():
+        if count:
+            MEDIA_IMAGES.labels(outcome=outcome).inc(count)
 
 
 def _failure_reason(fetched: MediaRejected | MediaUnavailable, attempt: int) -> str:

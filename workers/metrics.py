@@ -12,6 +12,10 @@ EVENT_ID_CONFLICTS = Counter(
     "erp_sync_event_id_conflicts", "ERP events parked because their id was applied before with another body",
     ["event_type"],
 )
+MEDIA_IMAGES = Counter(
+    "erp_sync_media_images", "Images the media worker tried, by outcome (a failed one shows without its picture)",
+    ["outcome"],
+)
 ERP_CALLS = Counter(
     "erp_sync_erp_calls", "Calls to the ERP (a push after its quick retries, or a probe), by result",
     ["call", "result"],

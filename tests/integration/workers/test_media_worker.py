@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
@@ -281,6 +282,7 @@ def test_an_image_host_down_is_told_once_a_message_at_warning_not_once_an_image(
                                                                                image_server, caplog):
     # given a message of four images on a host that is down
     rows = add_images(*(f"{image_server.base}/down.png?image={n}" for n in range(4)))
+    before = {outcome: images_counted(outcome) for outcome in ("retried", "failed")}
 
     # when it is tried (attempt 2), then tried for the last time (attempt 5)
     with caplog.at_level("INFO", logger="erp_sync.workers.media"):
@@ -296,3 +298,9 @@ def test_an_image_host_down_is_told_once_a_message_at_warning_not_once_an_image(
         f"media {batch_delivery(rows).message_id}: 4 images failed for good (attempt 5), the first "
         f"{image_server.base}/down.png?image=0: gave up after 5 attempts: HTTP 503"]
     assert [stored(db_session, row).status for row in rows] == [MediaStatus.FAILED] * 4
+    # and /metrics counts them (ErpSyncImagesFailed opens a ticket on the failed ones)
+    assert {outcome: images_counted(outcome) - count for outcome, count in before.items()} == {"retried": 4, "failed": 4}
+
+
+def images_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("erp_sync_media_images_total", {"outcome": outcome}) or 0.0
