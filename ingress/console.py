@@ -48,7 +48,8 @@ def index() -> ResponseReturnValue:
     page = overview(engine(), config.amqp_url)
     return render_template(
         "console/index.html", page=page, chart=drift_chart(page.runs, config.reconcile_drift_alert_share),
-        alert_share=config.reconcile_drift_alert_share)
+        alert_share=config.reconcile_drift_alert_share,
+        replayed=request.args.get("replayed"), not_parked=request.args.get("not_parked"))
 
 
 @bp.get("/parked")
@@ -56,8 +57,7 @@ def parked() -> ResponseReturnValue:
     messages = parked_messages(settings().amqp_url)
     return render_template(
         "console/parked.html", messages=messages or [], broker_read=messages is not None,
-        form_token=_credentials().form_token(), read_at=datetime.now(UTC),
-        replayed=request.args.get("replayed"), not_parked=request.args.get("not_parked"))
+        form_token=_credentials().form_token(), read_at=datetime.now(UTC))
 
 
 @bp.post("/replay")
@@ -76,7 +76,8 @@ def replay() -> ResponseReturnValue:
         raise ApiError(503, f"not replayed, the message stays parked: {exc}",
                        headers={"Retry-After": str(settings().unavailable_retry_after_s)}) from exc
     logger.info("console: replayed %d parked message(s) %s from %s", len(replayed), message_id, queue)
-    # After a POST, a redirect: reloading the page must not replay again.
+    # After a POST, a redirect: reloading the page must not replay again. To the overview, which
+    # reads no parked message: the replay looked at every one of its queue already.
     if not replayed:
-        return redirect(url_for("console.parked", not_parked=message_id or "(no id)"), code=303)
-    return redirect(url_for("console.parked", replayed=message_id), code=303)
+        return redirect(url_for("console.index", not_parked=message_id or "(no id)"), code=303)
+    return redirect(url_for("console.index", replayed=message_id), code=303)

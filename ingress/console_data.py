@@ -57,11 +57,11 @@ def overview(engine: Engine, amqp_url: str) -> Overview:
     except ErpSyncError as exc:
         logger.warning("console: cannot read the queues: %s", exc)
         page.broker_read = False
-        page.problems.append("RabbitMQ cannot be read: queues and parked messages are not shown")
+        page.problems.append("RabbitMQ cannot be read: queues and parked counts are not shown")
     try:
         _read_database(engine, page)
     except SQLAlchemyError as exc:
-        # The queues and parked messages above still tell the on-call person something.
+        # The queues and parked counts above still tell the on-call person something.
         logger.warning("console: cannot read the database: %s", translate_db_error(exc))
         page.database_read = False
         page.problems.append("PostgreSQL cannot be read: orders, webhooks and sweeps are not shown")
@@ -75,7 +75,7 @@ def parked_messages(amqp_url: str) -> list[ParkedMessage] | None:
     when the operator asks, never by the page that reloads itself.
     """
     try:
-        return DeadLetters(amqp_url).parked()[:PARKED_SHOWN]
+        return DeadLetters(amqp_url).parked(limit=PARKED_SHOWN)
     except ErpSyncError as exc:
         logger.warning("console: cannot read the parked messages: %s", exc)
         return None

@@ -27,7 +27,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,8 @@ from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared import message_metrics
 from erp_sync.shared.errors import (
-    BrokerUnavailable, DatabaseOutOfReach, PermanentError, PublishRejected, QueueFull, TransientError,
+    BrokerUnavailable, DatabaseOutOfReach, ErpSyncError, PermanentError, PublishRejected, QueueFull,
+    TransientError,
 )
 from erp_sync.shared.fields import id_named_in
 from erp_sync.shared.logs import ids
@@ -58,9 +59,9 @@ from erp_sync.shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
-# Failures for want of a database, in a row, after which a batch's other messages are not tried one by one.
+# Failures for want of a database, in a row, after which a fresh `SELECT 1` decides whether a batch's
+# other messages are tried one by one.
 OUT_OF_REACH_TRIES = 2
-FIRST_REFUSAL_PAUSE_S = 0.5
 
 # Any of these ends the connection; the broker redelivers what was not acked. A follow-up the
 # broker refused (no queue bound: the topology is missing) is one too, until an operator fixes it.
@@ -156,8 +157,12 @@ class BatchRunner(Generic[Scope]):
             except Exception as exc:  # noqa: BLE001 (any failure falls back to the per-message path)
                 # Whatever it was (a bad message, a deadlock), the per-message path below isolates
                 # it and decides its retry or park (logged there); the batch handler's work is rolled back.
+                error = _db_aware(exc)
                 logger.info("batch handler failed on messages %s to %s (%s); handling them one by one",
-                               batch[0].message_id, batch[-1].message_id, describe(_db_aware(exc)))
+                               batch[0].message_id, batch[-1].message_id, describe(error))
+                if isinstance(error, DatabaseOutOfReach):
+                    # The whole batch again in one transaction would wait out the same connect timeout.
+                    return self._one_by_one(batch, out_of_reach_in_a_row=1)
         try:
             return self._run_in_one_transaction(batch)
         except (TransientError, PermanentError) as exc:
@@ -175,17 +180,30 @@ class BatchRunner(Generic[Scope]):
                 out_of_reach_in_a_row = 0
             except (TransientError, PermanentError) as exc:
                 out_of_reach_in_a_row = out_of_reach_in_a_row + 1 if isinstance(exc, DatabaseOutOfReach) else 0
-                # Once is a dead pooled connection (the next gets a new one); twice, the database is
-                # away for all. Trying each message would cost each a connect timeout (5 s against a
-                # database that drops packets) before the outage hold could begin.
                 outcomes.append(self._decide(delivery, exc))
-                if out_of_reach_in_a_row == OUT_OF_REACH_TRIES and index + 1 < len(batch):
+                # Once is a dead pooled connection, or a message that broke its own (a statement
+                # killed by a proxy's timeout); twice, and a fresh `SELECT 1` fails too, the database
+                # is away for all. Trying each message would cost each a connect timeout (5 s against
+                # a database that drops packets) before the outage hold could begin.
+                if out_of_reach_in_a_row >= OUT_OF_REACH_TRIES and index + 1 < len(batch):
+                    if self._answers():
+                        out_of_reach_in_a_row = 0
+                        continue
                     return outcomes + self._retried_untried(batch[index + 1:], exc)
         return outcomes
 
+    def _answers(self) -> bool:
+        """Whether the database answers `SELECT 1` in a scope of its own."""
+        try:
+            with self._open_scope() as scope:
+                scope.execute(text("SELECT 1"))
+        except (SQLAlchemyError, ErpSyncError):
+            return False
+        return True
+
     def _retried_untried(self, rest: list[Delivery], error: BaseException) -> list[Outcome]:
-        logger.info("the database is out of reach (%s): the batch's last %d messages are retried untried",
-                    error, len(rest))
+        logger.info("the database is out of reach (%s): the batch's last %d messages, %s to %s, are retried "
+                    "untried", error, len(rest), rest[0].message_id, rest[-1].message_id)
         return [self._decide(delivery, error, quiet=True) for delivery in rest]
 
     def _run_batch_handler(self, batch_handler: ScopedBatchHandler[Scope], batch: list[Delivery]) -> list[Outcome]:
@@ -423,16 +441,16 @@ class Consumer:
         # Patient: a slow confirm taken for a lost connection would redeliver the batch and
         # publish its follow-ups again. A full queue is waited out the same way, unacked. Once
         # stopped, the batch stays unacked: redelivered, its events re-request what is pending.
-        pause_s = FIRST_REFUSAL_PAUSE_S
+        pause_s = 0.5
+        # The first refusal is news; the tries after it, while the next queue stays full, are not.
+        level = logging.WARNING
         while messages := self._publisher.publish_what_fits(messages, stop=self._stop):
             if self._stop.wait(pause_s):
                 raise QueueFull(f"{len(messages)} follow-ups refused as their queue is full, first "
                                 f"{messages[0].message_id}: the batch stays unacked")
-            # The first refusal is news; the tries after it, while the next queue stays full, are not.
-            (logger.warning if pause_s == FIRST_REFUSAL_PAUSE_S else logger.info)(
-                "%d follow-ups refused as their queue is full, first %s; trying again",
-                len(messages), messages[0].message_id)
-            pause_s = min(pause_s * 2, 30.0)
+            logger.log(level, "%d follow-ups refused as their queue is full, first %s; trying again",
+                       len(messages), messages[0].message_id)
+            level, pause_s = logging.INFO, min(pause_s * 2, 30.0)
 
     def _follow_ups(self, batch: list[Delivery], outcomes: list[Outcome]) -> list[OutgoingMessage]:
         """What the batch's outcomes publish: the handlers' follow-ups, and each failure's retry or parking."""

@@ -105,10 +105,20 @@ class DeadLetters:
     def __init__(self, amqp_url: str) -> None:
         self._amqp_url = amqp_url
 
-    def parked(self, worker: str | None = None) -> list[ParkedMessage]:
-        """Every parked message, oldest first per queue; none is taken off its queue."""
+    def parked(self, worker: str | None = None, limit: int | None = None) -> list[ParkedMessage]:
+        """Every parked message (the first `limit`), oldest first per queue; none is taken off its queue.
+
+        Each one read is taken and handed back, which RabbitMQ counts as a delivery: past `limit`,
+        none is read.
+        """
+        found: list[ParkedMessage] = []
         with self._channel() as channel:
-            return [parked for queue in work_queues(worker) for parked, _ in _take_all(channel, queue)]
+            for queue in work_queues(worker):
+                for parked, _ in _take_all(channel, queue):
+                    found.append(parked)
+                    if len(found) == limit:
+                        return found
+        return found
 
     def replay(self, ids: set[str] | None, worker: str | None = None) -> list[ParkedMessage]:
         """Put the parked messages with these ids (all when None) back on their work queues."""

@@ -56,6 +56,8 @@ REDIRECT_HINT = "a redirect to {}: set ERP_BASE_URL to where it points"
 FILE_NOT_THERE = "no such file at the URL the ERP gave (expired, or not written yet): look at the ERP's export"
 FILE_REFUSED = "the URL the ERP gave was refused (expired, or not signed for us): look at the ERP's export"
 FILE_HINTS = {401: FILE_REFUSED, 403: FILE_REFUSED, 404: FILE_NOT_THERE, 410: FILE_NOT_THERE}
+# A file on the ERP's own host gets our token: a refusal there is about it, a 404 about the file.
+OWN_FILE_HINTS = NOT_ABOUT_THE_REQUEST | {404: FILE_NOT_THERE, 410: FILE_NOT_THERE}
 
 # What a transport failure means, each said once.
 Meaning = tuple[type[ErpUnavailable], str]

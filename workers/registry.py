@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from erp_sync.shared.settings import PREFETCH_ROUNDS, Settings
+from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES, WorkQueue
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
         [Settings, sessionmaker[Session], ConfirmingPublisher, ConsumerConfig, threading.Event],
         list[BackgroundLoop],
     ]
+
+
+# The message under way and the next one at hand.
+MEDIA_PREFETCH = 2
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ WORKERS: dict[str, Worker] = {
         # work no other pod can take, and no longer counted ready, which is what KEDA scales on
         # (WORKER_PREFETCH, 200, hid 200 groups' images from it and from the console).
         ConsumingWorker("media", WORK_QUEUES["media"], _media, batch_size=1, nice=_media_nice,
-                        prefetch=PREFETCH_ROUNDS),
+                        prefetch=MEDIA_PREFETCH),
         ConsumingWorker(
             "orders", WORK_QUEUES["orders"], _orders,
             # No wait for a batch to fill: under load orders pile up while the last batch is

@@ -17,7 +17,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,7 +31,14 @@ import requests
 from erp_sync.shared.errors import PermanentError
 from erp_sync.shared.fields import has_control_characters
 from erp_sync.workers.erp_clock import WHOLE_SECOND, ErpClock, http_date
-from erp_sync.workers.erp_http import FILE_HINTS, NOT_ABOUT_THE_REQUEST, check_answer, quick_retries, translated
+from erp_sync.workers.erp_http import (
+    FILE_HINTS,
+    NOT_ABOUT_THE_REQUEST,
+    OWN_FILE_HINTS,
+    check_answer,
+    quick_retries,
+    translated,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -179,11 +186,17 @@ class SnapshotSource:
             response = self._http.get(url, headers=headers, timeout=self._timeout, verify=self._verify,
                                       stream=True, allow_redirects=of_file)
         try:
-            check_answer(what, response, FILE_HINTS if of_file else NOT_ABOUT_THE_REQUEST)
+            check_answer(what, response, _hints(of_file, with_token))
         except Exception:
             response.close()
             raise
         return response
+
+
+def _hints(of_file: bool, with_token: bool) -> Mapping[int, str]:
+    if not of_file:
+        return NOT_ABOUT_THE_REQUEST
+    return OWN_FILE_HINTS if with_token else FILE_HINTS
 
 
 def json_rows(stream: Any) -> Iterator[Row]:

@@ -14,7 +14,7 @@ from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import QueueBound
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
-from erp_sync.workers.runner import consumer_config
+from erp_sync.workers.runner import consumer_config, consumer_for
 from tests.support import services
 from tests.support.factories import catalog_event
 from tests.support.settings import TEST_RETRY_DELAYS_MS
@@ -45,8 +45,9 @@ def consuming(worker_name: str, settings: Settings) -> Iterator[Consumer]:
     engine = make_engine(settings.database_url)
     config = consumer_config(settings, worker)
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
-    consumer = Consumer(worker.queue, worker.build_runner(settings, make_session_factory(engine), config),
-                        config, publisher)
+    # As `erp-sync worker` builds it: the catalog's runs two batches at once (ConcurrentConsumer).
+    consumer = consumer_for(worker, settings, worker.build_runner(settings, make_session_factory(engine), config),
+                            config, publisher)
     stop = threading.Event()
     thread = threading.Thread(target=consumer.run, args=(stop,), name=f"{worker_name}-consumer", daemon=True)
     thread.start()

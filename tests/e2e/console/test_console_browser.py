@@ -150,8 +150,11 @@ def test_the_console_shows_the_night_and_replays_a_parked_message(
         # when the operator replays the message that is fine now
         page.locator(f'[data-parked="{fine_id}"] button').click()
 
-        # then the console says so and lists only the other, and the worker applies the replayed event
+        # then the console says so, back on the overview, which counts the other still parked; its
+        # list shows only the other; and the worker applies the replayed event
         assert fine_id in page.locator('[data-figure="replayed"]').inner_text()
+        assert page.locator('[data-figure="parked-link"]').inner_text().startswith("1 parked:")
+        page.locator('[data-figure="parked-link"] a').click()
         assert page.locator(f'[data-parked="{fine_id}"]').count() == 0
         assert page.locator(f'[data-parked="{garbage_id}"]').count() == 1
         context.close()

@@ -16,7 +16,7 @@ from typing import Any
 import pika
 import pika.data
 import pytest
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -631,27 +631,57 @@ def proxied_engine(migrated_database_url: str) -> Iterator[tuple[TcpProxy, Engin
     engine.dispose()
 
 
-def test_a_batch_with_the_database_out_of_reach_is_retried_without_trying_each_message(proxied_engine, caplog):
+@pytest.mark.parametrize("with_batch_handler", [False, True], ids=["message handler", "batch handler"])
+def test_a_batch_with_the_database_out_of_reach_is_retried_without_trying_each_message(proxied_engine, caplog,
+                                                                                       with_batch_handler):
     # given a batch of six and a database that closes every connection at once (each try would wait
     # out a connect timeout against one that drops packets)
     proxy, engine = proxied_engine
-    runner = BatchRunner(record_event, make_session_factory(engine), runner_config())
+    calls: list[list[str | None]] = []
+    runner = BatchRunner(record_event, make_session_factory(engine), runner_config(),
+                         batch_of(record_event, calls) if with_batch_handler else None)
     proxy.cut()
+    batch = [delivery(new_id()) for _ in range(6)]
 
     # when it runs
     with caplog.at_level(logging.INFO, logger="erp_sync.shared.consumer"):
-        outcomes = runner.run([delivery(new_id()) for _ in range(6)])
+        outcomes = runner.run(batch)
 
     # then every message goes round the retry path (the outage hold's to keep) after the batch's try
-    # and one message's: not one connection a message
+    # (by the batch handler, or in one transaction), one message's and a `SELECT 1`: not one
+    # connection a message
     assert outcomes == [Retry(DELAYS_MS[0], 2)] * 6
-    assert proxy.refused == 2
-    assert "the database is out of reach" in caplog.text
-    assert "the batch's last 5 messages are retried untried" in caplog.text
+    assert proxy.refused == 3
+    assert (f"the database is out of reach (database unavailable: connection failed: "
+            f"connection to server at \"127.0.0.1\", port {proxy.port} failed: server closed the connection "
+            f"unexpectedly): the batch's last 5 messages, {batch[1].message_id} to {batch[5].message_id}, are "
+            "retried untried") in caplog.text
     assert caplog.text.count("attempt 2 in") == 1
 
 
-def test_a_batch_that_met_a_dead_connection_is_applied_message_by_message_on_new_ones(proxied_engine, db_engine):
+def test_a_message_that_breaks_its_own_connection_holds_back_none_of_the_others(runner_session_factory,
+                                                                               db_engine, db_session):
+    # given a batch whose first message ends its own connection each time it runs (a statement a
+    # proxy's timeout kills), while the database answers everyone else
+    event_ids = [new_id() for _ in range(4)]
+
+    def record_or_break(delivery: Delivery, session: Session) -> None:
+        if delivery.message_id == event_ids[0]:
+            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        record_event(delivery, session)
+
+    runner = BatchRunner(record_or_break, make_session_factory(db_engine), runner_config())
+
+    # when it runs
+    outcomes = runner.run([delivery(event_id) for event_id in event_ids])
+
+    # then that message goes round the retry path, and the other three are applied
+    assert isinstance(outcomes[0], Retry) and outcomes[1:] == [Done()] * 3
+    assert committed_ids(db_engine, event_ids) == set(event_ids[1:])
+
+
+def test_a_batch_that_met_a_dead_connection_is_applied_message_by_message_on_new_ones(proxied_engine, db_engine,
+                                                                                     caplog):
     # given a pooled connection that dies while the database stays (a backend killed, a proxy's restart)
     proxy, engine = proxied_engine
     check_database(engine)
@@ -661,9 +691,11 @@ def test_a_batch_that_met_a_dead_connection_is_applied_message_by_message_on_new
     runner = BatchRunner(record_event, make_session_factory(engine), runner_config())
 
     # when a batch runs
-    outcomes = runner.run([delivery(event_id) for event_id in event_ids])
+    with caplog.at_level(logging.INFO, logger="erp_sync.shared.consumer"):
+        outcomes = runner.run([delivery(event_id) for event_id in event_ids])
 
     # then its try on the dead connection is not taken for an outage: each message lands at once
+    assert "batch of 3 failed (database unavailable: " in caplog.text
     assert outcomes == [Done()] * 3
     assert committed_ids(db_engine, event_ids) == set(event_ids)
 

@@ -79,6 +79,19 @@ def test_a_queue_is_named_as_the_commands_show_it_or_as_rabbitmq_and_the_alerts_
     assert [(message.worker, message.message_id) for message in parked] == [("orders", "ORD-1")]
 
 
+def test_a_listing_with_a_limit_looks_at_no_message_past_it(broker):
+    # each message read is taken and handed back: a delivery to RabbitMQ, which a limit must spare
+    for n in range(3):
+        park(broker, "inventory", f"evt_{n}")
+
+    listed = DeadLetters(broker).parked(limit=2)
+
+    assert [message.message_id for message in listed] == ["evt_0", "evt_1"]
+    counts = {m.properties.message_id: (m.properties.headers or {}).get("x-delivery-count", 0)
+              for m in drain(broker, "erp-sync.inventory.parked")}
+    assert counts["evt_2"] == 0 and counts["evt_0"] >= 1
+
+
 def test_an_unknown_queue_is_named_with_the_ones_that_exist(broker):
     with pytest.raises(ConfigurationError, match="no queue 'nope'; the queues are catalog, inventory"):
         DeadLetters(broker).parked("nope")

@@ -62,8 +62,8 @@ def test_a_media_backlog_stays_ready_while_the_worker_downloads_one_message(brok
         # trigger and the console, and free for another media pod (before: all 20 were unacked here)
         wait_for(lambda: ready_on(broker, MEDIA.name) == 18, timeout=5)
     finally:
-        runner.release.set()
         stop.set()
+        runner.release.set()
         thread.join(15)
     # and once it stops, the one it took ahead is ready again: nothing but the finished one left the queue
     wait_for(lambda: ready_on(broker, MEDIA.name) == 19, timeout=15)
