@@ -32,7 +32,8 @@ from bench.options import numbers_arguments
 from bench.report import machine
 from bench.sandbox import private_database
 from bench.servers import HOST, free_port, image_server_command, running
-from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
+from erp_sync.shared.batch_runner import BatchRunner
+from erp_sync.shared.consumer import ConsumerConfig, Delivery, Done
 from erp_sync.shared.db import make_engine, make_session_factory
 from erp_sync.shared.internal_messages import MediaBatch, MediaDownload
 from erp_sync.shared.models import MediaStatus

@@ -20,7 +20,7 @@ from erp_sync.shared.topology import WORK_QUEUES
 from tests.support.factories import signed_headers
 
 INVENTORY, CATALOG = WORK_QUEUES["inventory"], WORK_QUEUES["catalog"]
-# Logged by shared/consumer.py for each message sent to a retry delay or to parking.
+# Logged by shared/batch_runner.py for each message sent to a retry delay or to parking.
 RETRY_LOG, PARK_LOG = "; attempt ", "parking message "
 
 

@@ -1,15 +1,13 @@
 """The consumer loop: the only worker code that touches pika.
 
-It takes messages in small batches, has a worker thread run the handler over each batch in one
-database transaction (a savepoint per message; a batch of one needs none), and only after the
-commit acks them. A worker whose messages each wait on something slow, or whose batches wait on
-the database about as long as they run Python, uses `ConcurrentConsumer` instead: several
-messages or batches under way at once, each acked as soon as it is done. A worker
-may also offer a batch handler: it gets the whole batch first, without savepoints, and if it fails
-the batch is rolled back and run again message by message, which finds the culprit. A failed
-message goes to its delay queue (transient) or its parking queue (permanent) before its ack, so
-nothing is lost between the two. While the handler runs, this thread keeps serving the
-connection, so heartbeats go on however long a batch takes.
+It takes messages in small batches, has a worker thread run each batch through the worker's
+runner (shared/batch_runner.py: one database transaction a batch), and only after the commit acks
+them. A worker whose messages each wait on something slow, or whose batches wait on the database
+about as long as they run Python, uses `ConcurrentConsumer` instead: several messages or batches
+under way at once, each acked as soon as it is done. A failed message goes to its delay queue
+(transient) or its parking queue (permanent) before its ack, so nothing is lost between the two.
+While the handler runs, this thread keeps serving the connection, so heartbeats go on however long
+a batch takes.
 """
 from __future__ import annotations
 
@@ -20,29 +18,20 @@ import time
 from datetime import UTC, datetime
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
 from erp_sync.shared.ack_book import AckBook
 from erp_sync.shared.amqp_url import amqp_parameters
-from erp_sync.shared.alerts import Cause, alert
-from erp_sync.shared.db import translate_db_error
 from erp_sync.shared import message_metrics
-from erp_sync.shared.errors import (
-    BrokerUnavailable, DatabaseOutOfReach, ErpSyncError, PermanentError, PublishRejected, QueueFull,
-    TransientError,
-)
+from erp_sync.shared.errors import BrokerUnavailable, PublishRejected, QueueFull
 from erp_sync.shared.fields import id_named_in
-from erp_sync.shared.logs import ids
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage, encodable
 from erp_sync.shared.retry_policy import (
     ATTEMPT_HEADER,
@@ -51,18 +40,12 @@ from erp_sync.shared.retry_policy import (
     PARKED_AT_HEADER,
     Park,
     Retry,
-    decide,
-    describe,
     failed_attempts,
 )
 from erp_sync.shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
-# Failures for want of a database, in a row, after which a fresh `SELECT 1` decides whether a batch's
-# other messages are tried one by one.
-OUT_OF_REACH_TRIES = 2
-
 # Any of these ends the connection; the broker redelivers what was not acked. A follow-up the
 # broker refused (no queue bound: the topology is missing) is one too, until an operator fixes it.
 CONNECTION_ERRORS = (pika.exceptions.AMQPError, BrokerUnavailable, PublishRejected)
@@ -102,16 +85,8 @@ HandlerResult = Handled | Iterable[OutgoingMessage] | None
 Handler = Callable[[Delivery, Session], HandlerResult]
 # Handles a whole batch at once, returning each message's result in the batch's order.
 BatchHandler = Callable[[list[Delivery], Session], list[HandlerResult]]
-# What a BatchRunner's handlers run their statements on: an ORM Session, or a Core Connection.
-Scope = TypeVar("Scope", Session, Connection)
-ScopedHandler = Callable[[Delivery, Scope], HandlerResult]
-ScopedBatchHandler = Callable[[list[Delivery], Scope], list[HandlerResult]]
 
 
-def _done(result: HandlerResult) -> Done:
-    if isinstance(result, Handled):
-        return Done(result.follow_ups, result.outcome)
-    return Done(tuple(result or ()))
 Outcome = Done | Retry | Park
 
 
@@ -129,139 +104,6 @@ class ConsumerConfig:
     prefetch: int = 100
     batch_size: int = 50
     batch_window_s: float = 0.005
-
-
-def _db_aware(error: BaseException) -> BaseException:
-    return translate_db_error(error) if isinstance(error, SQLAlchemyError) else error
-
-
-class BatchRunner(Generic[Scope]):
-    """Runs a handler over a batch in one transaction of a scope `open_scope` gives; decides each message's outcome."""
-
-    def __init__(
-        self,
-        handler: ScopedHandler[Scope],
-        open_scope: Callable[[], Scope],
-        config: ConsumerConfig,
-        batch_handler: ScopedBatchHandler[Scope] | None = None,
-    ) -> None:
-        self._handler: ScopedHandler[Scope] = handler
-        self._open_scope: Callable[[], Scope] = open_scope
-        self._config = config
-        self._batch_handler: ScopedBatchHandler[Scope] | None = batch_handler
-
-    def run(self, batch: list[Delivery]) -> list[Outcome]:
-        if self._batch_handler is not None and len(batch) > 1:
-            try:
-                return self._run_batch_handler(self._batch_handler, batch)
-            except Exception as exc:  # noqa: BLE001 (any failure falls back to the per-message path)
-                # Whatever it was (a bad message, a deadlock), the per-message path below isolates
-                # it and decides its retry or park (logged there); the batch handler's work is rolled back.
-                error = _db_aware(exc)
-                logger.info("batch handler failed on messages %s to %s (%s); handling them one by one",
-                               batch[0].message_id, batch[-1].message_id, describe(error))
-                if isinstance(error, DatabaseOutOfReach):
-                    # The whole batch again in one transaction would wait out the same connect timeout.
-                    return self._one_by_one(batch, out_of_reach_in_a_row=1)
-        try:
-            return self._run_in_one_transaction(batch)
-        except (TransientError, PermanentError) as exc:
-            if len(batch) == 1:
-                return [self._decide(batch[0], exc)]
-            # Part of an expected retry or park, which is logged for the message it concerns.
-            logger.info("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
-            return self._one_by_one(batch, out_of_reach_in_a_row=int(isinstance(exc, DatabaseOutOfReach)))
-
-    def _one_by_one(self, batch: list[Delivery], out_of_reach_in_a_row: int) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        for index, delivery in enumerate(batch):
-            try:
-                outcomes.append(self._run_in_one_transaction([delivery])[0])
-                out_of_reach_in_a_row = 0
-            except (TransientError, PermanentError) as exc:
-                out_of_reach_in_a_row = out_of_reach_in_a_row + 1 if isinstance(exc, DatabaseOutOfReach) else 0
-                outcomes.append(self._decide(delivery, exc))
-                # Once is a dead pooled connection, or a message that broke its own (a statement
-                # killed by a proxy's timeout); twice, and a fresh `SELECT 1` fails too, the database
-                # is away for all. Trying each message would cost each a connect timeout (5 s against
-                # a database that drops packets) before the outage hold could begin.
-                if out_of_reach_in_a_row >= OUT_OF_REACH_TRIES and index + 1 < len(batch):
-                    if self._answers():
-                        out_of_reach_in_a_row = 0
-                        continue
-                    return outcomes + self._retried_untried(batch[index + 1:], exc)
-        return outcomes
-
-    def _answers(self) -> bool:
-        """Whether the database answers `SELECT 1` in a scope of its own."""
-        try:
-            with self._open_scope() as scope:
-                scope.execute(text("SELECT 1"))
-        except (SQLAlchemyError, ErpSyncError):
-            return False
-        return True
-
-    def _retried_untried(self, rest: list[Delivery], error: BaseException) -> list[Outcome]:
-        logger.info("the database is out of reach (%s): the batch's last %d messages, %s to %s, are retried "
-                    "untried", error, len(rest), rest[0].message_id, rest[-1].message_id)
-        return [self._decide(delivery, error, quiet=True) for delivery in rest]
-
-    def _run_batch_handler(self, batch_handler: ScopedBatchHandler[Scope], batch: list[Delivery]) -> list[Outcome]:
-        with self._open_scope() as session, session.begin():
-            results = batch_handler(batch, session)
-            # Checked before the commit: a handler that lost track of a message must not commit.
-            outcomes: list[Outcome] = [_done(result) for _, result in zip(batch, results, strict=True)]
-        return outcomes
-
-    def _run_in_one_transaction(self, batch: list[Delivery]) -> list[Outcome]:
-        if len(batch) == 1:
-            return [self._run_alone(batch[0])]
-        outcomes: list[Outcome] = []
-        try:
-            with self._open_scope() as session, session.begin():
-                for delivery in batch:
-                    outcomes.append(self._run_one(delivery, session, session.begin_nested))
-        except SQLAlchemyError as exc:
-            raise translate_db_error(exc) from exc
-        return outcomes
-
-    def _run_alone(self, delivery: Delivery) -> Outcome:
-        # A transaction of its own needs no savepoint: a failure rolls all of it back.
-        try:
-            with self._open_scope() as session:
-                return self._run_one(delivery, session, session.begin)
-        except SQLAlchemyError as exc:
-            # A Core Connection connects as it opens (a Session only at its first statement): a
-            # database out of reach fails here, outside the handler, and stopped the worker.
-            raise translate_db_error(exc) from exc
-
-    def _run_one(
-        self, delivery: Delivery, session: Scope, scope: Callable[[], AbstractContextManager[Any]]
-    ) -> Outcome:
-        try:
-            with scope():
-                result = self._handler(delivery, session)
-        except Exception as exc:
-            error = _db_aware(exc)
-            if isinstance(error, TransientError):
-                # The whole transaction may be unusable now: let the batch decide.
-                raise error from exc
-            return self._decide(delivery, error)
-        return _done(result)
-
-    def _decide(self, delivery: Delivery, error: BaseException, *, quiet: bool = False) -> Retry | Park:
-        outcome = decide(error, failed_attempts(delivery.headers), self._config.retry_delays_ms,
-                         self._config.max_attempts)
-        if isinstance(outcome, Park):
-            message_id = delivery.message_id or id_named_in(delivery.body)
-            alert(Cause.MESSAGE_PARKED, "parking message %s: %s", message_id, outcome.reason,
-                  extra=ids(message_id=message_id))
-        elif not quiet:
-            # Expected (an outage's retries): news only when it ends in parking, an ERROR.
-            logger.info("message %s failed (%s); attempt %d in %d ms",
-                        delivery.message_id, describe(error), outcome.attempt, outcome.delay_ms,
-                        extra=ids(message_id=delivery.message_id, attempt=outcome.attempt))
-        return outcome
 
 
 def _outcome_label(outcome: Outcome) -> str:

@@ -15,9 +15,8 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.shared.alerts import Cause, alert
-from erp_sync.shared.consumer import (
-    BatchRunner, ConcurrentConsumer, ConsumerConfig, Delivery, Handled, HandlerResult, parked,
-)
+from erp_sync.shared.batch_runner import BatchRunner
+from erp_sync.shared.consumer import ConcurrentConsumer, ConsumerConfig, Delivery, Handled, HandlerResult, parked
 from erp_sync.shared.db import SessionOrConnection, engine_of
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.orders import OrderPlaced, decode_order, order_id_of

@@ -81,7 +81,7 @@ def batches_of(
     batch_handler: BatchHandler | None = None,
 ) -> Runner:
     """Batches of one handler's messages, each in a savepoint, or through a faster whole-batch handler."""
-    from erp_sync.shared.consumer import BatchRunner
+    from erp_sync.shared.batch_runner import BatchRunner
 
     return BatchRunner(handler, sessions, config, batch_handler)
 

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from erp_sync.shared.consumer import BatchRunner, ConsumerConfig
+from erp_sync.shared.batch_runner import BatchRunner
+from erp_sync.shared.consumer import ConsumerConfig
 from erp_sync.shared.settings import load_settings
 
 

@@ -20,9 +20,9 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from erp_sync.shared.batch_runner import BatchRunner
 from erp_sync.shared.consumer import (
     BatchHandler,
-    BatchRunner,
     ConcurrentConsumer,
     Consumer,
     ConsumerConfig,
@@ -461,7 +461,7 @@ def test_a_concurrent_consumer_of_batches_takes_what_waits_in_batches_while_one_
 
 def test_slow_handler_keeps_the_connection_alive(start_consumer, publish, broker, db_engine, caplog):
     # given a one-second heartbeat and a handler that takes four seconds
-    caplog.set_level(logging.WARNING, logger="erp_sync.shared.consumer")
+    caplog.set_level(logging.WARNING, logger="erp_sync.shared")
     seen: list[Delivery] = []
 
     def slow_handler(delivery: Delivery, session: Session) -> None:
@@ -486,7 +486,7 @@ def test_consumer_reconnects_by_itself_when_the_broker_drops_it(
     start_consumer, publish, broker, amqp_vhost, db_engine, caplog
 ):
     # given a consumer that has handled a message
-    caplog.set_level(logging.WARNING, logger="erp_sync.shared.consumer")
+    caplog.set_level(logging.WARNING, logger="erp_sync.shared")
     running = start_consumer(record_event)
     first_id = publish()
     wait_until(lambda: committed(db_engine, first_id) == 1, "the first event to be committed")
@@ -644,7 +644,7 @@ def test_a_batch_with_the_database_out_of_reach_is_retried_without_trying_each_m
     batch = [delivery(new_id()) for _ in range(6)]
 
     # when it runs
-    with caplog.at_level(logging.INFO, logger="erp_sync.shared.consumer"):
+    with caplog.at_level(logging.INFO, logger="erp_sync.shared"):
         outcomes = runner.run(batch)
 
     # then every message goes round the retry path (the outage hold's to keep) after the batch's try
@@ -691,7 +691,7 @@ def test_a_batch_that_met_a_dead_connection_is_applied_message_by_message_on_new
     runner = BatchRunner(record_event, make_session_factory(engine), runner_config())
 
     # when a batch runs
-    with caplog.at_level(logging.INFO, logger="erp_sync.shared.consumer"):
+    with caplog.at_level(logging.INFO, logger="erp_sync.shared"):
         outcomes = runner.run([delivery(event_id) for event_id in event_ids])
 
     # then its try on the dead connection is not taken for an outage: each message lands at once

@@ -32,7 +32,7 @@ def test_a_bulk_push_with_the_media_worker_stopped_asks_once_for_each_image(
     publisher.close()
 
     # when the catalog worker takes them in, the media worker not running
-    with caplog.at_level(logging.INFO, logger="erp_sync.shared.consumer"), consuming("catalog", settings) as consumer:
+    with caplog.at_level(logging.INFO, logger="erp_sync.shared"), consuming("catalog", settings) as consumer:
         wait_for(lambda: committed_session.scalar(
             select(func.count()).select_from(ProductGroup).where(ProductGroup.product_group_id.in_(groups))) == EVENTS,
             timeout=120)

@@ -28,7 +28,7 @@ def _delivery(tag: int, body: bytes) -> Delivery:
 
 def test_a_batch_ends_as_its_events_one_by_one(catalog_runner, caplog):
     runner, sessions = catalog_runner
-    caplog.set_level(logging.INFO, logger="erp_sync.shared.consumer")
+    caplog.set_level(logging.INFO, logger="erp_sync.shared")
     first = _body("PG-B1", ["B1-A", "B1-B"], at=timedelta(minutes=-2), stock=7)
     bodies = [
         first,

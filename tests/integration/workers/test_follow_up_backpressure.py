@@ -74,7 +74,7 @@ def test_a_worker_stopped_while_its_follow_ups_wait_says_so_once_and_keeps_the_e
         publisher.close()
 
         # when the catalog worker has been refused a few times, then is stopped (SIGTERM, a rollout)
-        with caplog.at_level("INFO", logger="erp_sync.shared.consumer"), consuming("catalog", settings):
+        with caplog.at_level("INFO", logger="erp_sync.shared"), consuming("catalog", settings):
             wait_for(lambda: caplog.text.count("follow-ups refused as their queue is full") >= 3, timeout=15)
 
         # then the first refusal is a WARNING and the tries after it INFO; the stop is not told as

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import threading
 
-import pika
-
+from erp_sync.shared.broker import queue_depths
 from erp_sync.shared.consumer import Done
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import WORK_QUEUES
@@ -25,14 +24,6 @@ class HeldRunner:
         self.started.set()
         self.release.wait(30)
         return [Done() for _ in batch]
-
-
-def ready_on(amqp_url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
-    finally:
-        connection.close()
 
 
 def test_a_media_backlog_stays_ready_while_the_worker_downloads_one_message(broker, settings_factory):
@@ -60,10 +51,10 @@ def test_a_media_backlog_stays_ready_while_the_worker_downloads_one_message(brok
 
         # then it holds that one and the next, and the other 18 stay ready: counted by KEDA's AMQP
         # trigger and the console, and free for another media pod (before: all 20 were unacked here)
-        wait_for(lambda: ready_on(broker, MEDIA.name) == 18, timeout=5)
+        wait_for(lambda: queue_depths(broker)[MEDIA.name] == 18, timeout=5)
     finally:
         stop.set()
         runner.release.set()
         thread.join(15)
     # and once it stops, the one it took ahead is ready again: nothing but the finished one left the queue
-    wait_for(lambda: ready_on(broker, MEDIA.name) == 19, timeout=15)
+    wait_for(lambda: queue_depths(broker)[MEDIA.name] == 19, timeout=15)

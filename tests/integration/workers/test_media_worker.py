@@ -10,7 +10,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from erp_sync.shared.consumer import BatchRunner, ConsumerConfig, Delivery, Done
+from erp_sync.shared.batch_runner import BatchRunner
+from erp_sync.shared.consumer import ConsumerConfig, Delivery, Done
 from erp_sync.shared.errors import MediaUnavailable, MessageDecodeError
 from erp_sync.shared.internal_messages import MediaBatch, MediaDownload
 from erp_sync.shared.topology import RETRY_EXCHANGE
