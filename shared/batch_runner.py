@@ -87,7 +87,7 @@ class BatchRunner(Generic[Scope]):
         outcomes: list[Outcome] = []
         for index, delivery in enumerate(batch):
             try:
-                outcomes.append(self._run_in_one_transaction([delivery])[0])
+                outcomes.append(self._run_alone(delivery))
                 out_of_reach_in_a_row = 0
             except (TransientError, PermanentError) as exc:
                 out_of_reach_in_a_row = out_of_reach_in_a_row + 1 if isinstance(exc, DatabaseOutOfReach) else 0
