@@ -3,15 +3,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, Response
 
 from erp_sync.ingress import errors, extensions, health, metrics, openapi
 from erp_sync.shared.settings import Settings
 
 
+class _App(Flask):
+    def make_default_options_response(self) -> Response:
+        # Flask's own is a 200 with an empty text/html body; the methods are all an OPTIONS has to say.
+        response = super().make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        return response
+
+
 def new_app(config: Settings) -> Flask:
     """An app holding what its requests need and answering errors as JSON; no routes yet."""
-    app = Flask("erp_sync.ingress")
+    app = _App("erp_sync.ingress")
     # `//` in a path was a 308 to a Location built from the request's Host header, with an HTML
     # body: a 404 in JSON, as for any other path no route serves.
     app.url_map.merge_slashes = False

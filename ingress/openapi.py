@@ -106,6 +106,8 @@ def ingress_document() -> dict[str, Any]:
             "202": _json("Stored on the broker (confirmed).", schemas.ACCEPTED),
             "400": _json("Invalid JSON, payload or timestamp; `details` names the fields.", _ERROR),
             "401": _json("Missing or wrong signature.", _ERROR),
+            "408": _json("The body did not arrive within HTTP_READ_TIMEOUT_S; the connection is closed. "
+                         "Nothing was stored: resend.", _ERROR),
             "413": _json("Body over the limit.", _ERROR),
             "415": _json("Content-Type is not application/json.", _ERROR),
             "503": _json("Not stored durably (broker down or queue at its bound); resend after Retry-After.",

@@ -79,3 +79,15 @@ def test_a_method_a_path_does_not_take_is_a_json_405_that_names_the_methods_it_d
     assert set(door.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
     assert (read.status_code, read.content_type) == (405, "application/json")
     assert set(read.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_an_options_request_is_answered_with_the_methods_and_no_body(client, api):
+    # given either edge, asked which methods a path takes (the API with its token)
+    door = client.options("/webhooks/erp")
+    read = api.options("/api/v1/inventory/SKU-1", headers={"Authorization": f"Bearer {API_TOKEN}"})
+
+    # then each says it in Allow, with no content and so no content type to sniff
+    for answer, methods in ((door, {"POST", "OPTIONS"}), (read, {"GET", "HEAD", "OPTIONS"})):
+        assert (answer.status_code, answer.data) == (204, b"")
+        assert "Content-Type" not in answer.headers
+        assert set(answer.headers["Allow"].split(", ")) == methods

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from erp_sync.ingress import openapi
+from erp_sync.ingress.bridge import TOO_SLOW
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -67,3 +68,10 @@ def test_every_document_is_json_with_unique_operation_ids(name):
 
     assert document["openapi"].startswith("3.1")
     assert len(ids) == len(set(ids))
+
+
+def test_the_answer_to_a_body_too_slow_to_arrive_is_documented():
+    responses = openapi.ingress_document()["paths"]["/webhooks/erp"]["post"]["responses"]
+
+    assert str(TOO_SLOW[0]) in responses
+    assert "HTTP_READ_TIMEOUT_S" in responses[str(TOO_SLOW[0])]["description"]
