@@ -29,6 +29,11 @@ MAX_WEBHOOK_BODY_BYTES = 16 * 1024 * 1024
 # the catalog's, from WORKER_BATCH_SIZE, must fit basic.qos's prefetch_count as WORKER_PREFETCH does.
 PREFETCH_ROUNDS = 2
 MAX_CATALOG_BATCH_CONCURRENCY = 2
+# Past these, a typo rather than a choice: processes beyond a host's cores add only memory and
+# database connections, threads beyond a few hundred only switching; images at once, a CDN's limits.
+MAX_SERVER_PROCESSES = 64
+MAX_SERVER_THREADS = 256
+MAX_MEDIA_CONCURRENCY = 64
 MAX_WORKER_BATCH_SIZE = AMQP_SHORT_MAX // (PREFETCH_ROUNDS * MAX_CATALOG_BATCH_CONCURRENCY)
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 PLACEHOLDERS = frozenset(
@@ -108,8 +113,8 @@ class Settings(BaseSettings):
 
     ingress_host: str = "127.0.0.1"
     ingress_port: int = Field(default=8000, gt=0, lt=65536)
-    ingress_workers: int = Field(default=2, gt=0)
-    ingress_threads: int = Field(default=32, gt=0)
+    ingress_workers: int = Field(default=2, gt=0, le=MAX_SERVER_PROCESSES)
+    ingress_threads: int = Field(default=32, gt=0, le=MAX_SERVER_THREADS)
     ingress_tls_certfile: Path | None = None
     ingress_tls_keyfile: Path | None = None
     # Headers, then the body, must each arrive within this (granian's header timeout caps it at 60 s).
@@ -118,8 +123,8 @@ class Settings(BaseSettings):
     storefront_api_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8001, gt=0, lt=65536)
-    api_workers: int = Field(default=2, gt=0)
-    api_threads: int = Field(default=32, gt=0)
+    api_workers: int = Field(default=2, gt=0, le=MAX_SERVER_PROCESSES)
+    api_threads: int = Field(default=32, gt=0, le=MAX_SERVER_THREADS)
 
     retry_delays_ms: Annotated[tuple[int, ...], NoDecode] = (1_000, 5_000, 30_000, 120_000, 600_000)
     max_delivery_attempts: int = Field(default=25, gt=0)
@@ -139,7 +144,7 @@ class Settings(BaseSettings):
     catalog_batch_concurrency: int = Field(default=2, ge=1, le=MAX_CATALOG_BATCH_CONCURRENCY)
     media_timeout_s: float = Field(default=10.0, gt=0)
     media_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    media_concurrency: int = Field(default=8, gt=0)
+    media_concurrency: int = Field(default=8, gt=0, le=MAX_MEDIA_CONCURRENCY)
     # The media worker's CPU priority below the others' (os.nice): downloads never slow catalog or stock.
     media_nice: int = Field(default=10, ge=0, le=19)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -201,10 +201,12 @@ def test_empty_alert_and_console_settings_leave_both_off():
 def test_the_largest_bounds_are_accepted():
     settings = load_settings(database_lock_timeout_ms=2**31 - 1, worker_prefetch=65535, worker_batch_size=16383,
                              worker_stop_timeout_s=9e9, order_retry_interval_s=604800,
-                             webhook_max_body_bytes=16 * 1024 * 1024)
+                             webhook_max_body_bytes=16 * 1024 * 1024, ingress_workers=64, api_threads=256,
+                             media_concurrency=64)
 
     assert (settings.database_lock_timeout_ms, settings.worker_prefetch, settings.worker_batch_size,
             settings.webhook_max_body_bytes) == (2**31 - 1, 65535, 16383, 16 * 1024 * 1024)
+    assert (settings.ingress_workers, settings.api_threads, settings.media_concurrency) == (64, 256, 64)
 
 
 @pytest.mark.parametrize(("environment", "message"), [
@@ -212,6 +214,9 @@ def test_the_largest_bounds_are_accepted():
     ({"INGRESS_TLS_CERTFILE": "/etc/erp-sync/cert.pem"}, "INGRESS_TLS_CERTFILE and INGRESS_TLS_KEYFILE go together"),
     ({"CONSOLE_USER": "ops"}, "CONSOLE_USER and CONSOLE_PASSWORD go together"),
     ({"WEBHOOK_MAX_BODY_BYTES": "20000000"}, "WEBHOOK_MAX_BODY_BYTES: Input should be less than or equal to 16777216"),
+    ({"INGRESS_WORKERS": "200"}, "INGRESS_WORKERS: Input should be less than or equal to 64"),
+    ({"API_THREADS": "3200"}, "API_THREADS: Input should be less than or equal to 256"),
+    ({"MEDIA_CONCURRENCY": "800"}, "MEDIA_CONCURRENCY: Input should be less than or equal to 64"),
 ])
 def test_a_bad_setting_is_told_in_our_words_alone(monkeypatch, environment, message):
     for variable, value in environment.items():
