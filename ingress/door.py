@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Flask
 from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
-from werkzeug.exceptions import InternalServerError, RequestEntityTooLarge
+from werkzeug.exceptions import InternalServerError
 from werkzeug.http import parse_options_header
 
 from erp_sync.ingress.answers import answer
@@ -87,9 +87,10 @@ class Door:
         """The body of the 202, or the ApiError the Flask view raises for the same request."""
         if length is not None and length > self._max_body_bytes:
             # Flask's MAX_CONTENT_LENGTH check, before anything else; not a counted rejection there either.
-            raise ApiError(413, RequestEntityTooLarge.description)
+            raise self._rules.too_large()
         mimetype = parse_options_header(scope.headers.get("content-type", ""))[0].lower()
-        event, message = self._rules.admit(raw, scope.headers.get("x-erp-signature"), mimetype)
+        event, message = self._rules.admit(raw, scope.headers.get("x-erp-signature"), mimetype,
+                                           scope.headers.get("content-encoding"))
         started = time.perf_counter()
         try:
             await self._publisher.publish(message)

@@ -69,7 +69,7 @@ def metrics() -> Response:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = REGISTRY
-    return Response(generate_latest(registry) + generate_latest(_state_registry()), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry) + generate_latest(_state_registry()), content_type=CONTENT_TYPE_LATEST)
 
 
 def _state_registry() -> CollectorRegistry:

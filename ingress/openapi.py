@@ -74,8 +74,9 @@ def _metrics(extra: dict[str, Any]) -> dict[str, Any]:
     return {"get": {
         "summary": "Prometheus metrics (text exposition format).", "operationId": "metrics",
         "responses": {
-            "200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}},
-            "503": _json("The database (which holds the sweep's figures) is unavailable.", _ERROR, _RETRY_AFTER),
+            "200": {"description": "The metrics. With the database or the broker unavailable, still 200: the "
+                                   "figures read from it are left out and its `erp_sync_..._metrics_up` is 0.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
             **extra,
         },
     }}
@@ -109,7 +110,8 @@ def ingress_document() -> dict[str, Any]:
             "408": _json("The body did not arrive within HTTP_READ_TIMEOUT_S; the connection is closed. "
                          "Nothing was stored: resend.", _ERROR),
             "413": _json("Body over the limit.", _ERROR),
-            "415": _json("Content-Type is not application/json.", _ERROR),
+            "415": _json("Content-Type is not application/json, or the body is compressed (a Content-Encoding "
+                         "other than identity).", _ERROR),
             "503": _json("Not stored durably (broker down or queue at its bound); resend after Retry-After.",
                          _ERROR, _RETRY_AFTER),
         },

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.extensions import publisher
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
 WEBHOOK_PATH = "/webhooks/erp"
+UNENCODED = frozenset({"", "identity"})
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,20 @@ class WebhookRules:
         self.tallies.count(REJECTED, reason)
         return ApiError(status, message, **kwargs)
 
-    def admit(self, raw: bytes, signature: str | None, mimetype: str) -> tuple[ErpEvent, OutgoingMessage]:
+    def admit(self, raw: bytes, signature: str | None, mimetype: str,
+              content_encoding: str | None = None) -> tuple[ErpEvent, OutgoingMessage]:
         """Verify and validate; the event and the message to publish, or the ApiError to answer."""
+        coding = (content_encoding or "").strip().lower()
+        if coding not in UNENCODED:
+            # A gzipped body read as JSON is a 400, which the ERP must not retry (spec 7.1): the event lost.
+            raise self.reject(415, "content_encoding", f"Content-Encoding {coding!r:.40} is not accepted: send the "
+                                                       "body uncompressed, signed as sent")
+        if not signature:
+            raise self.reject(401, "signature", "missing X-ERP-Signature: the lowercase hex HMAC-SHA256 of the raw "
+                                                "body with the shared secret")
         if not verify_signature(self.secrets, raw, signature):
-            raise self.reject(401, "signature", "missing or invalid X-ERP-Signature")
+            raise self.reject(401, "signature", "X-ERP-Signature does not match the body: sign the exact bytes sent "
+                                                "(HMAC-SHA256 with the shared secret, lowercase hex)")
         if mimetype != "application/json":
             raise self.reject(415, "content_type", "Content-Type must be application/json")
         try:
@@ -69,6 +81,12 @@ class WebhookRules:
                               details=[{"field": "timestamp", "message": problem}])
         # The raw body goes on unchanged: the workers see exactly what the ERP signed.
         return event, OutgoingMessage(EVENTS_EXCHANGE, event.event_type, raw, message_id=event.event_id)
+
+    def too_large(self) -> ApiError:
+        """The answer to a body over WEBHOOK_MAX_BODY_BYTES; read no further."""
+        limit = self.config.webhook_max_body_bytes
+        return ApiError(413, f"the body is over the limit of {limit} bytes (WEBHOOK_MAX_BODY_BYTES): send smaller "
+                             "events, such as catalog groups of fewer variants")
 
     def refused(self, event: ErpEvent, error: BrokerUnavailable | PublishRejected) -> ApiError:
         """The answer to a publish the broker did not confirm."""
@@ -92,8 +110,12 @@ class WebhookRules:
 @bp.post(WEBHOOK_PATH)
 def receive_erp_event() -> ResponseReturnValue:
     rules = WebhookRules.of(current_app)
-    raw = request.get_data(cache=False)
-    event, message = rules.admit(raw, request.headers.get("X-ERP-Signature"), request.mimetype)
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge as exc:
+        raise rules.too_large() from exc
+    event, message = rules.admit(raw, request.headers.get("X-ERP-Signature"), request.mimetype,
+                                 request.headers.get("Content-Encoding"))
     started = time.perf_counter()
     try:
         publisher().publish(message)

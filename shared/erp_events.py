@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     PlainValidator,
     WithJsonSchema,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,9 +20,10 @@ from pydantic import (
 )
 from pydantic_core import Url, core_schema
 
+from erp_sync.shared.decoding import JSON_ERRORS, field_errors, json_problem
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.fields import (
-    FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, is_unicode_text, refuse_nul,
+    FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, ZonedDateTime, is_unicode_text, refuse_nul,
 )
 
 MAX_ATTRIBUTE_DIGITS = 15
@@ -165,7 +165,7 @@ class InventoryData(_Model, FigureOrChange):
 
 class _Envelope(_Model):
     event_id: EventId
-    timestamp: AwareDatetime
+    timestamp: ZonedDateTime
 
 
 class CatalogUpdate(_Envelope):
@@ -185,16 +185,6 @@ EVENT_MODELS: dict[str, type[CatalogUpdate] | type[InventoryChange]] = {
 }
 
 
-def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """The first MAX_DETAILS of pydantic's errors as `{"field": "data.variants.0.price", "message": ...}`."""
-    details = []
-    for error in exc.errors(include_url=False, include_input=False)[:MAX_DETAILS]:
-        path = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        details.append({"field": path or "(body)", "message": message})
-    return details
-
-
 def decode_event(raw: bytes) -> ErpEvent:
     """Decode one webhook body; JSON numbers become Decimal, never float.
 
@@ -203,9 +193,8 @@ def decode_event(raw: bytes) -> ErpEvent:
     """
     try:
         document = json.loads(raw, parse_float=Decimal)
-    # ValueError: an integer of more than 4,300 digits; RecursionError: nesting deeper than Python's stack.
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise MessageDecodeError(f"body is not valid JSON: {exc}", raw=raw,
+    except JSON_ERRORS as exc:
+        raise MessageDecodeError(f"body is not valid JSON: {json_problem(exc)}", raw=raw,
                                  details=[{"field": "(body)", "message": "invalid JSON"}]) from exc
     if not isinstance(document, dict):
         raise MessageDecodeError("body is not a JSON object", raw=raw,
@@ -223,7 +212,7 @@ def decode_event(raw: bytes) -> ErpEvent:
         count = exc.error_count()
         listed = f", the first {MAX_DETAILS} listed" if count > MAX_DETAILS else ""
         raise MessageDecodeError(f"invalid {event_type} event: {count} problem(s){listed}", raw=raw,
-                                 details=field_errors(exc)) from exc
+                                 details=field_errors(exc, MAX_DETAILS)) from exc
 
 
 EventT = TypeVar("EventT", CatalogUpdate, InventoryChange)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Self
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     Field,
@@ -120,25 +122,30 @@ def plain_decimal_text(value: object) -> object:
     " 7 " and other scripts' digits ("١٢٣"), which no ERP means as a price.
 
     Places are checked before digits: pydantic checks digits first, and a float's rounding residue
-    (0.1 + 0.2 is 0.30000000000000004) was refused as "no more than 12 digits in total".
+    (0.1 + 0.2 is 0.30000000000000004, a JSON number of 17 digits) was refused as "no more than 12
+    digits in total", which hides what to fix.
     """
     if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
         raise ValueError(f"a price given as text is digits with an optional decimal point, such as \"79900.00\"; "
                          f"got {value!r:.40}")
-    if isinstance(value, (float, str)) and _places(value) > PRICE_PLACES:
+    if isinstance(value, (float, str, Decimal)) and _too_many_places(value):
         raise PydanticCustomError("decimal_max_places",
                                   "Decimal input should have no more than {decimal_places} decimal places",
                                   {"decimal_places": PRICE_PLACES})
     return value
 
 
-def _places(value: float | str) -> int:
-    """Decimal places of a finite number (trailing zeros not counted), 0 for anything else."""
+def _too_many_places(value: float | str | Decimal) -> bool:
+    """Whether a finite number has more than PRICE_PLACES decimal places, trailing zeros not counted."""
     try:
-        exponent = Decimal(str(value)).normalize().as_tuple().exponent
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
     except ArithmeticError:
-        return 0
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+        return False
+    exponent = number.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent >= -PRICE_PLACES:
+        return False  # not finite, or few places: the common case, without normalize()'s copy
+    exponent = number.normalize().as_tuple().exponent
+    return isinstance(exponent, int) and exponent < -PRICE_PLACES
 
 
 # Prices of the catalog (numeric(12,2)) and of order lines.
@@ -148,9 +155,22 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=PRICE_PLACE
                       {"type": "number", "minimum": 0},
                       {"type": "string", "pattern": f"^{_PLAIN_DECIMAL.pattern}$"},
                   ]})]
-Quantity = Annotated[StrictInt, Field(ge=0, le=MAX_QUANTITY)]
-PositiveQuantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
-QuantityChange = Annotated[StrictInt, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+
+
+def whole_number(value: object) -> object:
+    """A number written with a zero fraction (`5.0`) as the integer it is, as JSON Schema's `integer` counts it.
+
+    Only up to 19 digits: int() of `1E+100000000` would build a hundred-million-digit integer.
+    """
+    if isinstance(value, Decimal) and value.is_finite() and value.adjusted() < 19 and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+WholeNumber = BeforeValidator(whole_number)
+Quantity = Annotated[StrictInt, Field(ge=0, le=MAX_QUANTITY), WholeNumber]
+PositiveQuantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY), WholeNumber]
+QuantityChange = Annotated[StrictInt, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY), WholeNumber]
 
 
 class FigureOrChange(BaseModel):
@@ -164,3 +184,19 @@ class FigureOrChange(BaseModel):
         if (self.new_quantity is None) == (self.quantity_change is None):
             raise ValueError("exactly one of new_quantity and quantity_change is required")
         return self
+
+
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)")
+
+
+def iso_date_time_text(value: object) -> object:
+    """A date and time given as ISO 8601 text with its time zone; pydantic would also read a number,
+    or a string of digits, as Unix time: "20261206234235" (a compact local time) became the year 2612.
+    """
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE_TIME.fullmatch(value)):
+        return value
+    raise PydanticCustomError("iso_date_time", "expected an ISO 8601 date and time with a time zone, such as "
+                                               "\"2024-01-20T10:00:00Z\" or \"2024-01-20T15:30:00+05:30\"")
+
+
+ZonedDateTime = Annotated[AwareDatetime, BeforeValidator(iso_date_time_text)]

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,8 +16,9 @@ from pydantic import (
     ValidationError,
 )
 
+from erp_sync.shared.decoding import JSON_ERRORS, field_errors, json_problem
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.fields import Identifier, Money, NoNul, PositiveQuantity, id_named_in
+from erp_sync.shared.fields import Identifier, Money, NoNul, PositiveQuantity, ZonedDateTime, id_named_in
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
 
@@ -45,7 +45,23 @@ def refuse_unreadable_dates(value: datetime) -> datetime:
     return value
 
 
-OrderDate = Annotated[AwareDatetime, AfterValidator(refuse_unreadable_dates)]
+OrderDate = Annotated[ZonedDateTime, AfterValidator(refuse_unreadable_dates)]
+_HEADER_TEXT = re.compile(r"[\x20-\x7e]+")
+
+
+def is_header_text(value: str) -> bool:
+    """Whether an HTTP header can carry `value` as it is: printable ASCII (RFC 9110's field values, less obs-text)."""
+    return _HEADER_TEXT.fullmatch(value) is not None
+
+
+def refuse_non_header_text(order_id: str) -> str:
+    if not is_header_text(order_id):
+        raise ValueError("must be printable ASCII (letters, digits, punctuation, spaces): it goes to the ERP as "
+                         "the Idempotency-Key header")
+    return order_id
+
+
+OrderId = Annotated[Identifier, AfterValidator(refuse_non_header_text)]
 
 
 class LineItem(BaseModel):
@@ -63,7 +79,7 @@ class OrderPlaced(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    order_id: Identifier
+    order_id: OrderId
     order_date: OrderDate
     customer_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), NoNul] = ""
     line_items: list[LineItem] = Field(min_length=1)
@@ -124,17 +140,14 @@ def decode_order(raw: bytes) -> OrderPlaced:
     """
     try:
         data = json.loads(raw, parse_float=Decimal)
-    # RecursionError: nesting deeper than Python's stack; ValueError covers integers of 4,300+ digits.
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise MessageDecodeError(f"order body is not JSON: {exc}", raw=raw) from exc
+    except JSON_ERRORS as exc:
+        raise MessageDecodeError(f"order body is not JSON: {json_problem(exc)}", raw=raw) from exc
     if not isinstance(data, dict):
         raise MessageDecodeError("order body is not a JSON object", raw=raw)
     try:
         return OrderPlaced.model_validate(data)
     except ValidationError as exc:
-        details: list[dict[str, object]] = [
-            {"field": ".".join(str(part) for part in error["loc"]), "problem": error["msg"]} for error in exc.errors()
-        ]
+        details = field_errors(exc, exc.error_count(), key="problem")
         summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
         raise MessageDecodeError(f"invalid order: {summary}", raw=raw, details=details) from exc
 

@@ -94,8 +94,10 @@ UPDATE orders SET next_attempt_at = NULL, updated_at = clock_timestamp()
 RETURNING order_id
 """)
 # The orders whose push message is sent again, oldest first: those nothing has touched since
-# :stranded_before (their message is lost; none when NULL), and with :local_only the oldest due
-# local_only order. SKIP LOCKED: a row another transaction holds is being pushed or claimed. The
+# :stranded_before (their message is lost; none when NULL), and with :local_only one due local_only
+# order: the oldest not tried since it turned local_only, else the one due longest. Oldest alone, one
+# failing again was due first at every round when ORDER_RETRY_INTERVAL_S <= ERP_PROBE_INTERVAL_S,
+# and the others waited behind it for good. SKIP LOCKED: a row another transaction holds is being pushed or claimed. The
 # rows stay locked until the messages are published, and are marked as touched so that the next
 # rounds leave them alone while their push waits.
 _CLAIM = text("""
@@ -105,7 +107,7 @@ WITH stranded AS (SELECT order_id FROM orders
      local_only AS (SELECT order_id FROM orders
                      WHERE CAST(:local_only AS boolean) AND status = 'local_only'
                        AND coalesce(next_attempt_at, '-infinity') <= clock_timestamp()
-                     ORDER BY arrival LIMIT 1 FOR UPDATE SKIP LOCKED)
+                     ORDER BY next_attempt_at NULLS FIRST, arrival LIMIT 1 FOR UPDATE SKIP LOCKED)
 UPDATE orders SET updated_at = now()
  WHERE order_id IN (SELECT order_id FROM stranded UNION ALL SELECT order_id FROM local_only)
 RETURNING order_id, status, arrival

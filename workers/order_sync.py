@@ -25,7 +25,7 @@ from erp_sync.shared.db import SessionOrConnection
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable, MessageDecodeError
 from erp_sync.shared.logs import ids
 from erp_sync.shared.models.states import OrderStatus
-from erp_sync.shared.orders import OrderPlaced, order_id_of
+from erp_sync.shared.orders import OrderPlaced, is_header_text, order_id_of
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, order_retry_route
@@ -87,6 +87,12 @@ def push_order(scope: SessionOrConnection, row: PushState, order: OrderPlaced, c
 
     Never raises for the ERP's answers: they are the order's state, not a failure of the message.
     """
+    if not is_header_text(order.order_id):
+        # Recorded by a release that took such ids: no call can carry it, and retried it held its stock for good.
+        _rejected(scope, row, "its order id cannot go to the ERP as the Idempotency-Key header (printable ASCII "
+                              "only): never sent; place the order again under another id", by="erp-sync")
+        save(scope, row)
+        return []
     was_local_only = row.status == OrderStatus.LOCAL_ONLY
     row.attempts += 1
     row.first_attempt_at = row.first_attempt_at or row.now
@@ -125,12 +131,12 @@ def _synced(row: PushState, result: PushResult, settings: Settings) -> None:
                 extra=ids(order_id=row.order_id, attempt=row.attempts))
 
 
-def _rejected(scope: SessionOrConnection, row: PushState, reason: str) -> None:
+def _rejected(scope: SessionOrConnection, row: PushState, reason: str, by: str = "the ERP") -> None:
     row.status = OrderStatus.REJECTED.value
     row.last_error = reason
     row.next_attempt_at = None
     release_holds(scope, row.order_id, "rejected")
-    alert(Cause.ORDER_REJECTED, "order %s rejected by the ERP; stock released: %s", row.order_id, reason,
+    alert(Cause.ORDER_REJECTED, "order %s rejected by %s; stock released: %s", row.order_id, by, reason,
           extra=ids(order_id=row.order_id, attempt=row.attempts))
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import signal
 import socket
 
@@ -117,4 +118,33 @@ def test_a_signed_chunked_body_over_the_limit_is_413_without_being_read_whole(mi
 
     # then the answer is 413 (not 401 for a signature over a cut body), and nothing is queued
     assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert drain(broker, "erp-sync.inventory") == []
+
+
+def test_the_doors_own_answers_name_what_to_fix(migrated_database_url, broker):
+    # given `erp-sync ingress` taking bodies of up to 4 KiB, answering webhooks on its event loop
+    port = cli.free_port()
+    process = cli.start("ingress", "--port", str(port), DATABASE_URL=migrated_database_url, AMQP_URL=broker,
+                        ERP_WEBHOOK_SECRET=WEBHOOK_SECRET, INGRESS_WORKERS="1", WEBHOOK_MAX_BODY_BYTES="4096")
+    url = f"http://127.0.0.1:{port}/webhooks/erp"
+    try:
+        cli.wait_for_port(port, process)
+        # when the ERP sends a gzipped event, signed as sent, then one over the limit, then one unsigned
+        gzipped = gzip.compress(encode(inventory_event()))
+        compressed = requests.post(url, data=gzipped, timeout=10,
+                                   headers={**signed_headers(gzipped, WEBHOOK_SECRET), "Content-Encoding": "gzip"})
+        large = encode(inventory_event(reason="x" * 5000))
+        too_large = requests.post(url, data=large, headers=signed_headers(large, WEBHOOK_SECRET), timeout=10)
+        unsigned = requests.post(url, data=encode(inventory_event()), timeout=10,
+                                 headers={"Content-Type": "application/json"})
+    finally:
+        output = cli.stop(process)
+
+    # then each answer says what to change, and nothing is queued
+    assert (compressed.status_code, compressed.json()["error"]) == (
+        415, "Content-Encoding 'gzip' is not accepted: send the body uncompressed, signed as sent"), output
+    assert too_large.status_code == 413
+    assert too_large.json()["error"].startswith("the body is over the limit of 4096 bytes (WEBHOOK_MAX_BODY_BYTES)")
+    assert unsigned.status_code == 401
+    assert unsigned.json()["error"].startswith("missing X-ERP-Signature")
     assert drain(broker, "erp-sync.inventory") == []

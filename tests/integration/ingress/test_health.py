@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from erp_sync.ingress import openapi
 
 
 def test_healthz_answers_while_the_process_is_up(client):
@@ -33,6 +36,24 @@ def test_metrics_include_the_sweeps_read_from_the_database(client):
 
     assert "erp_sync_reconcile_metrics_up 1.0" in text
     assert "erp_sync_webhooks_accepted_total" in text
+
+
+def test_metrics_name_their_format_once(client):
+    # "charset=utf-8; charset=utf-8": a parameter twice, which Go's mime.ParseMediaType (Prometheus's) refuses
+    assert client.get("/metrics").headers["Content-Type"] == CONTENT_TYPE_LATEST
+
+
+def test_metrics_with_the_database_down_are_200_with_its_figures_marked_down(settings_factory, broker):
+    # as the published document says: the process's own metrics still matter when the database is away
+    from erp_sync.ingress import create_app
+
+    app = create_app(settings_factory(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere"))
+    response = app.test_client().get("/metrics")
+    app.extensions["erp_sync.publisher"].close()
+
+    assert response.status_code == 200
+    assert "erp_sync_reconcile_metrics_up 0.0" in response.get_data(as_text=True)
+    assert "503" not in openapi.ingress_document()["paths"]["/metrics"]["get"]["responses"]
 
 
 def test_readyz_needs_checks_only_the_named_dependency(settings_factory, broker):

@@ -25,7 +25,7 @@ from tests.support.factories import encode, inventory_event
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
 from erp_sync.workers.hold_rule import release_expired_holds
-from erp_sync.workers.order_store import ERROR_CHARS, claim, lock, record_rejected, save
+from erp_sync.workers.order_store import ERROR_CHARS, claim, lock, record_orders, record_rejected, save
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.erp_client import erp_client
 from erp_sync.workers.order_probe import OrderProbe
@@ -416,6 +416,35 @@ def test_local_only_orders_go_oldest_first_and_one_that_fails_again_waits_behind
     assert [o["order_id"] for o in sandbox.orders()] == ["ORD-2", "ORD-3"]
 
 
+def test_a_local_only_order_failing_at_every_round_holds_back_none_of_the_others(make_handler, sandbox, db_session):
+    # given three local_only orders, the oldest of which, ORD-1, fails again
+    handle = make_handler()
+    sandbox.fault("down")
+    for order_id in ("ORD-1", "ORD-2", "ORD-3"):
+        handle(delivery(order_body(order_id)), db_session)
+    db_session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
+    handle.push(delivery(push_body("ORD-1")), db_session)
+
+    # when its retry is due again by the next probe round (ORDER_RETRY_INTERVAL_S <= ERP_PROBE_INTERVAL_S)
+    overdue_by(db_session, {"ORD-1": 1})
+
+    # then that round goes on with the next order not tried since it turned local_only
+    assert claim(db_session, None, local_only=True) == [("ORD-2", "local_only")]
+    handle.push(delivery(push_body("ORD-2")), db_session)
+    assert claim(db_session, None, local_only=True) == [("ORD-3", "local_only")]
+
+    # and once every one has failed again, the one overdue longest goes first
+    handle.push(delivery(push_body("ORD-3")), db_session)
+    overdue_by(db_session, {"ORD-1": 1, "ORD-2": 3, "ORD-3": 2})
+    assert claim(db_session, None, local_only=True) == [("ORD-2", "local_only")]
+
+
+def overdue_by(session, seconds: dict[str, int]) -> None:
+    for order_id, overdue_s in seconds.items():
+        session.execute(text("UPDATE orders SET next_attempt_at = now() - make_interval(secs => :s) WHERE order_id = :o"),
+                        {"s": overdue_s, "o": order_id})
+
+
 @pytest.mark.parametrize("body, problem", [
     (order_body(quantity=0), "quantity"),
     (order_body(quantity="2"), "quantity"),
@@ -435,6 +464,36 @@ def test_malformed_order_is_recorded_rejected_and_parked(make_handler, sandbox, 
     assert (parked.exchange, parked.routing_key, parked.body) == (PARKING_EXCHANGE, "orders", body)
     assert problem in parked.headers[PARK_REASON_HEADER]
     assert sandbox.orders() == []
+
+
+@pytest.mark.parametrize("order_id", ["ORD-中文", "ORD-é-3", "ORD-\u00a0-1"])
+def test_an_order_whose_id_no_header_can_carry_is_rejected_at_once_and_never_sent(make_handler, sandbox, db_session,
+                                                                                   order_id):
+    # the order id goes to the ERP as the Idempotency-Key header: "中" failed at every push, blaming ERP_API_TOKEN
+    [parked] = make_handler()(delivery(order_body(order_id)), db_session)
+
+    row = order_row(db_session, order_id)
+    assert row.status == "rejected" and row.holds == []
+    assert "order_id: must be printable ASCII" in row.last_error and "Idempotency-Key" in row.last_error
+    assert parked.exchange == PARKING_EXCHANGE
+    assert sandbox.orders() == []
+
+
+def test_an_order_recorded_under_such_an_id_by_an_earlier_release_is_rejected_not_retried(
+        make_handler, sandbox, db_session, caplog):
+    # given an order an earlier release recorded, with its hold, under an id no header can carry
+    order = decode_order(order_body()).model_copy(update={"order_id": "ORD-中文"})
+    record_orders(db_session, [order])
+    assert len(open_holds(db_session, "ORD-中文")) == 1
+
+    # when its push message comes
+    follow_ups = make_handler().push(delivery(push_body("ORD-中文")), db_session)
+
+    # then it is rejected without a call, its stock released, and the alert says who rejected it
+    row = order_row(db_session, "ORD-中文")
+    assert follow_ups == [] and row.status == "rejected" and "never sent" in row.last_error
+    assert open_holds(db_session, "ORD-中文") == [] and sandbox.orders() == []
+    assert "order ORD-中文 rejected by erp-sync; stock released" in caplog.text
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", json.dumps({"line_items": []}).encode()])

@@ -119,3 +119,72 @@ def test_a_price_is_kept_with_two_decimals_whatever_its_spelling(raw):
     price = decode_event(body).data.variants[0].price
 
     assert str(price) == {b"1.5": "1.50", b"1.00E+4": "10000.00"}.get(raw, "0.00")
+
+
+@pytest.mark.parametrize("raw", [b"0.30000000000000004", b"14.399999999999999", b"10.125"])
+def test_a_price_as_the_erp_sends_a_floats_residue_is_told_of_its_places(raw):
+    # JSON numbers arrive as Decimal: the ERP must hear of the places to round, not of 12 digits in total
+    body = encode(catalog_event(variants=[variant_with(price=123456789)])).replace(b"123456789", raw, 1)
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+
+    assert refused.value.details == [{"field": "data.variants.0.price",
+                                      "message": "Decimal input should have no more than 2 decimal places"}]
+
+
+def stamped_event(timestamp: str) -> dict:
+    return {**inventory_event(), "timestamp": timestamp}
+
+
+@pytest.mark.parametrize("stamp", ['"20261206234235"', "1796600153", '"1796600153.44"', '"2026-12-06"',
+                                   '"2026-12-06T10:00:00"', '"06/12/2026 10:00"'])
+def test_a_timestamp_that_is_not_iso_8601_with_a_zone_is_told_what_is(stamp):
+    # a compact local time or a Unix time was read as a date (the year 2612), then refused as "in the future"
+    body = encode(stamped_event("STAMP")).replace(b'"STAMP"', stamp.encode())
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+
+    [detail] = refused.value.details
+    assert detail["field"] == "timestamp"
+    assert detail["message"].startswith("expected an ISO 8601 date and time with a time zone, such as")
+
+
+@pytest.mark.parametrize("stamp", ["2024-01-20T10:00:00Z", "2024-01-20T15:30:00.250+05:30", "2024-01-20 10:00:00z",
+                                   "2024-01-20T05:00:00-0500"])
+def test_iso_8601_timestamps_with_a_zone_are_read(stamp):
+    event = decode_event(encode(stamped_event(stamp)))
+
+    assert event.timestamp.astimezone(UTC).replace(microsecond=0) == datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("raw", "quantity"), [(b"5.0", 5), (b"5.000", 5), (b"1E+3", 1000), (b"0.0", 0)])
+def test_a_whole_number_written_with_a_fraction_is_a_quantity(raw, quantity):
+    # JSON Schema's integer, which the published document names: 5.0 is one
+    body = encode(inventory_event(new_quantity=123456789)).replace(b"123456789", raw, 1)
+
+    assert decode_event(body).data.new_quantity == quantity
+
+
+@pytest.mark.parametrize("raw", [b"5.5", b"1E+100000000", b"true"])
+def test_a_fraction_a_vast_exponent_or_a_boolean_is_no_quantity(raw):
+    body = encode(inventory_event(new_quantity=123456789)).replace(b"123456789", raw, 1)
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+
+    assert [d["field"] for d in refused.value.details] == ["data.new_quantity"]
+
+
+@pytest.mark.parametrize(("body", "told"), [
+    (b'{"event_id": "caf\xe9"}', "it must be UTF-8, and byte 0xe9 at position 17 is not"),
+    (b'{"n": ' + b"9" * 5000 + b"}", "a number has more than 4300 digits"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"event_id": ', "Expecting value: line 1 column 14 (char 13)"),
+])
+def test_a_body_that_is_not_json_is_told_why_in_the_senders_terms(body, told):
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+
+    assert str(refused.value) == f"body is not valid JSON: {told}"

@@ -1,0 +1,32 @@
+"""What the sender of a body that does not decode is told: JSON's problem, or each field's, in its terms."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+# What json.loads raises for a body: not UTF-8, not JSON, an integer of 4,300+ digits, nesting deeper than the stack.
+JSON_ERRORS = (UnicodeDecodeError, ValueError, RecursionError)
+
+
+def json_problem(exc: UnicodeDecodeError | ValueError | RecursionError) -> str:
+    """What is wrong with a body json.loads refused, in the sender's terms rather than Python's."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"it must be UTF-8, and byte {exc.object[exc.start]:#04x} at position {exc.start} is not"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if not isinstance(exc, json.JSONDecodeError):
+        # int()'s guard against quadratic conversions: "Exceeds the limit (4300 digits) ... sys.set_int_max_str_digits()"
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return str(exc)
+
+
+def field_errors(exc: ValidationError, limit: int, key: str = "message") -> list[dict[str, Any]]:
+    """The first `limit` of pydantic's errors as `{"field": "data.variants.0.price", key: ...}`, in our words alone."""
+    details = []
+    for error in exc.errors(include_url=False, include_input=False)[:limit]:
+        path = ".".join(str(part) for part in error["loc"])
+        details.append({"field": path or "(body)", key: error["msg"].removeprefix("Value error, ")})
+    return details
