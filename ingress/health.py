@@ -39,12 +39,12 @@ def readyz() -> ResponseReturnValue:
 
 
 def _needed() -> list[str]:
-    raw = request.args.get("needs")
-    if raw is None:
+    given = request.args.getlist("needs")  # `needs=broker&needs=database` as well as `needs=broker,database`
+    if not given:
         return list(DEPENDENCIES)
-    needed = raw.split(",")
+    needed = [name for value in given for name in value.split(",")]
     unknown = [name for name in needed if name not in DEPENDENCIES]
-    if unknown or not raw:
+    if unknown or not all(given):
         raise ApiError(400, f"needs is a comma-separated list of {', '.join(DEPENDENCIES)}",
                        details=[{"field": "needs", "message": f"unknown: {', '.join(unknown)[:100]!r}"}])
     return list(dict.fromkeys(needed))

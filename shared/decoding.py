@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 # What json.loads raises for a body: not UTF-8, not JSON, an integer of 4,300+ digits, nesting deeper than the stack.
 JSON_ERRORS = (UnicodeDecodeError, ValueError, RecursionError)
+MAX_PART_CHARS = 40
 
 
 def json_problem(exc: UnicodeDecodeError | ValueError | RecursionError) -> str:
@@ -27,6 +28,11 @@ def field_errors(exc: ValidationError, limit: int, key: str = "message") -> list
     """The first `limit` of pydantic's errors as `{"field": "data.variants.0.price", key: ...}`, in our words alone."""
     details = []
     for error in exc.errors(include_url=False, include_input=False)[:limit]:
-        path = ".".join(str(part) for part in error["loc"])
+        path = ".".join(_shortened(str(part)) for part in error["loc"])
         details.append({"field": path or "(body)", key: error["msg"].removeprefix("Value error, ")})
     return details
+
+
+def _shortened(part: str) -> str:
+    # A path part can be the sender's own text (an attribute's name): named, not echoed whole.
+    return part if len(part) <= MAX_PART_CHARS else f"{part[:MAX_PART_CHARS]}…"

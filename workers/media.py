@@ -24,8 +24,6 @@ from erp_sync.workers.metrics import MEDIA_IMAGES
 
 logger = logging.getLogger(__name__)
 
-# After this many transient failures the image is marked failed rather than retried again.
-MAX_MEDIA_ATTEMPTS = 5
 MAX_REASON_CHARS = 500
 # Every confirmed row of a message in one statement; guarded by url and status as _update_rows is.
 _CONFIRM = text("""
@@ -50,8 +48,10 @@ def build_handler(settings: Settings) -> Handler:
         connections_per_host=settings.media_concurrency,
     )
     downloads = ThreadPoolExecutor(max_workers=settings.media_concurrency, thread_name_prefix="media-download")
-    # Give up before the consumer would park the message, so the row never stays pending.
-    give_up_at = min(MAX_MEDIA_ATTEMPTS, settings.max_delivery_attempts)
+    # Retried as long as any message (3.4 h by default): an image host down for minutes, or its DNS,
+    # failed the images for good after 2.6 min at 5 attempts. Given up at the consumer's last
+    # attempt, where it would park the message, so the row never stays pending.
+    give_up_at = settings.max_delivery_attempts
 
     def handle(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
         attempt = failed_attempts(delivery.headers) + 1

@@ -69,11 +69,14 @@ def test_readyz_needs_checks_only_the_named_dependency(settings_factory, broker)
     assert _ready(broker_down, "database") == (200, {"status": "ready", "checks": {"database": "ok"}})
     assert _ready(database_down, "database") == (503, {"status": "unavailable", "checks": {"database": "unavailable"}})
     assert _ready(broker_down, "broker,database")[0] == 503
+    # and a parameter given twice names both, as a comma-separated one does (the second was ignored)
+    assert _ready(database_down, ["broker", "database"]) == (
+        503, {"status": "unavailable", "checks": {"broker": "ok", "database": "unavailable"}})
     for app in (database_down, broker_down):
         app.extensions["erp_sync.publisher"].close()
 
 
-@pytest.mark.parametrize("needs", ["", "cache", "broker,cache", "Broker"])
+@pytest.mark.parametrize("needs", ["", "cache", "broker,cache", "Broker", ["broker", "cache"], ["broker", ""]])
 def test_readyz_needs_naming_something_else_is_a_400_naming_the_parameter(client, needs):
     response = client.get("/readyz", query_string={"needs": needs})
 

@@ -30,12 +30,13 @@ from tests.support.image_server import (
 from erp_sync.workers.media import build_handler
 
 SKU = "IPH15-128-BLK"
+LAST_ATTEMPT = 25  # MAX_DELIVERY_ATTEMPTS, the default
 
 
 @pytest.fixture
 def handler():
     settings = load_settings(media_allow_private_networks=True, media_timeout_s=1.0, media_max_bytes=MAX_BYTES,
-                             max_delivery_attempts=25)
+                             max_delivery_attempts=LAST_ATTEMPT)
     return build_handler(settings)
 
 
@@ -112,10 +113,22 @@ def test_a_server_error_raises_for_a_retry_and_leaves_the_row_pending(db_session
 def test_the_last_attempt_marks_the_image_failed_instead_of_retrying(db_session, handler, add_media, image_server):
     media = add_media(f"{image_server.base}/down.png")
 
-    handler(delivery_for(media, attempt=5), db_session)
+    handler(delivery_for(media, attempt=LAST_ATTEMPT), db_session)
 
     row = stored(db_session, media)
-    assert (row.status, row.failure_reason, row.attempts) == (MediaStatus.FAILED, "gave up after 5 attempts: HTTP 503", 5)
+    assert (row.status, row.failure_reason, row.attempts) == (
+        MediaStatus.FAILED, f"gave up after {LAST_ATTEMPT} attempts: HTTP 503", LAST_ATTEMPT)
+
+
+def test_an_image_host_down_for_minutes_is_tried_again_as_long_as_any_message(db_session, handler, add_media,
+                                                                             image_server):
+    # given an image whose host has been down past the 5th attempt (2.6 minutes of the default delays)
+    media = add_media(f"{image_server.base}/down.png")
+
+    # when its message comes round again, then it is retried, pending: down for good only at the last attempt
+    with pytest.raises(MediaUnavailable):
+        handler(delivery_for(media, attempt=LAST_ATTEMPT - 1), db_session)
+    assert stored(db_session, media).status == MediaStatus.PENDING
 
 
 def test_a_duplicate_message_for_a_confirmed_image_downloads_nothing(db_session, handler, add_media, image_server):
@@ -285,19 +298,19 @@ def test_an_image_host_down_is_told_once_a_message_at_warning_not_once_an_image(
     rows = add_images(*(f"{image_server.base}/down.png?image={n}" for n in range(4)))
     before = {outcome: images_counted(outcome) for outcome in ("retried", "failed")}
 
-    # when it is tried (attempt 2), then tried for the last time (attempt 5)
+    # when it is tried (attempt 2), then tried for the last time
     with caplog.at_level("INFO", logger="erp_sync.workers.media"):
         handler(batch_delivery(rows, attempt=2), db_session)
         retried = [r for r in caplog.records if r.levelname == "WARNING"]
         caplog.clear()
-        handler(batch_delivery(rows, attempt=5), db_session)
+        handler(batch_delivery(rows, attempt=LAST_ATTEMPT), db_session)
 
     # then a try to come is no news (INFO, as the consumer's retries), and the failure is one
     # WARNING for the message naming how many failed, where a bulk load wrote five lines an image
     assert retried == []
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
-        f"media {batch_delivery(rows).message_id}: 4 images failed for good (attempt 5), the first "
-        f"{image_server.base}/down.png?image=0: gave up after 5 attempts: HTTP 503"]
+        f"media {batch_delivery(rows).message_id}: 4 images failed for good (attempt {LAST_ATTEMPT}), the first "
+        f"{image_server.base}/down.png?image=0: gave up after {LAST_ATTEMPT} attempts: HTTP 503"]
     assert [stored(db_session, row).status for row in rows] == [MediaStatus.FAILED] * 4
     # and /metrics counts them (ErpSyncImagesFailed opens a ticket on the failed ones)
     assert {outcome: images_counted(outcome) - count for outcome, count in before.items()} == {"retried": 4, "failed": 4}

@@ -188,3 +188,14 @@ def test_a_body_that_is_not_json_is_told_why_in_the_senders_terms(body, told):
         decode_event(body)
 
     assert str(refused.value) == f"body is not valid JSON: {told}"
+
+
+def test_a_field_named_by_the_senders_own_long_text_is_named_shortened():
+    # an attribute's name is part of the field's path: 300 characters were echoed whole
+    body = encode(catalog_event(variants=[variant_with(attributes={"x" * 300: "v"})]))
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+
+    [detail] = refused.value.details
+    assert detail["field"] == f"data.variants.0.attributes.{'x' * 40}….[key]"
