@@ -56,8 +56,8 @@ _READY: dict[str, Any] = {"get": {
     "summary": "Broker and database reachable (readiness); no credential.", "operationId": "readyz", "security": [],
     "parameters": [{
         "name": "needs", "in": "query", "required": False,
-        "description": "Check only these dependencies (comma-separated, or the parameter given again), as a "
-                       "readiness probe of a process that serves with them alone: `broker` for the ERP's door, `database` for the storefront's reads.",
+        "description": "Check only these dependencies (comma-separated), as a readiness probe of a process "
+                       "that serves with them alone: `broker` for the ERP's door, `database` for the storefront's reads.",
         "schema": {"type": "string", "pattern": "^(broker|database)(,(broker|database))*$"},
     }],
     "responses": {"200": _json("Ready.", schemas.READINESS),

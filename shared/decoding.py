@@ -7,17 +7,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-# What json.loads raises for a body: not UTF-8, not JSON, an integer of 4,300+ digits, nesting deeper than the stack.
-JSON_ERRORS = (UnicodeDecodeError, ValueError, RecursionError)
+# What json.loads raises for a body: not UTF-8, not JSON, an integer of 4,300+ digits, nesting deeper
+# than the stack, or (parsing numbers as Decimal) an exponent beyond Decimal's (1E+99999999999999999999).
+JSON_ERRORS = (UnicodeDecodeError, ValueError, RecursionError, ArithmeticError)
 MAX_PART_CHARS = 40
 
 
-def json_problem(exc: UnicodeDecodeError | ValueError | RecursionError) -> str:
+def json_problem(exc: UnicodeDecodeError | ValueError | RecursionError | ArithmeticError) -> str:
     """What is wrong with a body json.loads refused, in the sender's terms rather than Python's."""
     if isinstance(exc, UnicodeDecodeError):
         return f"it must be UTF-8, and byte {exc.object[exc.start]:#04x} at position {exc.start} is not"
     if isinstance(exc, RecursionError):
         return "nested too deeply"
+    if isinstance(exc, ArithmeticError):
+        return "a number's exponent is out of range"
     if not isinstance(exc, json.JSONDecodeError):
         # int()'s guard against quadratic conversions: "Exceeds the limit (4300 digits) ... sys.set_int_max_str_digits()"
         return f"a number has more than {sys.get_int_max_str_digits()} digits"

@@ -23,7 +23,8 @@ from pydantic_core import Url, core_schema
 from erp_sync.shared.decoding import JSON_ERRORS, field_errors, json_problem
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.fields import (
-    FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, ZonedDateTime, is_unicode_text, refuse_nul,
+    QUEUED, FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, ZonedDateTime, is_unicode_text,
+    refuse_nul,
 )
 
 MAX_ATTRIBUTE_DIGITS = 15
@@ -185,8 +186,10 @@ EVENT_MODELS: dict[str, type[CatalogUpdate] | type[InventoryChange]] = {
 }
 
 
-def decode_event(raw: bytes) -> ErpEvent:
+def decode_event(raw: bytes, *, queued: bool = False) -> ErpEvent:
     """Decode one webhook body; JSON numbers become Decimal, never float.
+
+    `queued`: a worker's reading of a body a door accepted, perhaps of an earlier release (fields.QUEUED).
 
     Raises:
         MessageDecodeError: with `details` naming every bad field, and the raw bytes kept.
@@ -207,7 +210,7 @@ def decode_event(raw: bytes) -> ErpEvent:
             {"field": "event_type", "message": f"unknown event type {event_type!r:.100}; expected one of {expected}"}
         ])
     try:
-        return model.model_validate(document)
+        return model.model_validate(document, context=QUEUED if queued else None)
     except ValidationError as exc:
         count = exc.error_count()
         listed = f", the first {MAX_DETAILS} listed" if count > MAX_DETAILS else ""
@@ -220,7 +223,7 @@ EventT = TypeVar("EventT", CatalogUpdate, InventoryChange)
 
 def decode_event_of(raw: bytes, model: type[EventT]) -> EventT:
     """Decode a queued body that must be an event of `model`'s type (a worker's own queue)."""
-    event = decode_event(raw)
+    event = decode_event(raw, queued=True)
     if not isinstance(event, model):
         expected = model.model_fields["event_type"].annotation.__args__[0]  # type: ignore[union-attr]
         raise MessageDecodeError(f"expected event type {expected}, got {event.event_type}", raw=raw)

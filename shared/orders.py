@@ -14,11 +14,14 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
 )
 
 from erp_sync.shared.decoding import JSON_ERRORS, field_errors, json_problem
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.fields import Identifier, Money, NoNul, PositiveQuantity, ZonedDateTime, id_named_in
+from erp_sync.shared.fields import (
+    QUEUED, Identifier, Money, NoNul, PositiveQuantity, ZonedDateTime, id_named_in, is_queued,
+)
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
 
@@ -50,12 +53,21 @@ _HEADER_TEXT = re.compile(r"[\x20-\x7e]+")
 
 
 def is_header_text(value: str) -> bool:
-    """Whether an HTTP header can carry `value` as it is: printable ASCII (RFC 9110's field values, less obs-text)."""
+    """Whether `value` is printable ASCII, what every HTTP header reads alike (RFC 9110, less its obsolete bytes)."""
     return _HEADER_TEXT.fullmatch(value) is not None
 
 
-def refuse_non_header_text(order_id: str) -> str:
-    if not is_header_text(order_id):
+def fits_a_header(value: str) -> bool:
+    """Whether the ERP client can send `value` as a header at all: Latin-1, as http.client encodes headers."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def refuse_non_header_text(order_id: str, info: ValidationInfo) -> str:
+    if not is_header_text(order_id) and not is_queued(info):
         raise ValueError("must be printable ASCII (letters, digits, punctuation, spaces): it goes to the ERP as "
                          "the Idempotency-Key header")
     return order_id
@@ -132,8 +144,11 @@ def dumps(value: Any) -> bytes:
     return _MARKED.sub(r"\1", json.dumps(_exact(value), separators=(",", ":"))).encode()
 
 
-def decode_order(raw: bytes) -> OrderPlaced:
+def decode_order(raw: bytes, *, queued: bool = False) -> OrderPlaced:
     """Parse and validate an order body; prices are read as exact decimals.
+
+    `queued`: the orders worker's reading of a queued order, which an earlier release's
+    `publish_order` may have accepted (fields.QUEUED).
 
     Raises:
         MessageDecodeError: not JSON, or not a valid order; keeps the raw bytes and each problem.
@@ -145,7 +160,7 @@ def decode_order(raw: bytes) -> OrderPlaced:
     if not isinstance(data, dict):
         raise MessageDecodeError("order body is not a JSON object", raw=raw)
     try:
-        return OrderPlaced.model_validate(data)
+        return OrderPlaced.model_validate(data, context=QUEUED if queued else None)
     except ValidationError as exc:
         details = field_errors(exc, exc.error_count(), key="problem")
         summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)

@@ -25,6 +25,8 @@ from erp_sync.workers.metrics import MEDIA_IMAGES
 logger = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 500
+EARLIEST_GIVE_UP = 5
+ATTEMPTS_KEPT_FOR_THE_DATABASE = 5
 # Every confirmed row of a message in one statement; guarded by url and status as _update_rows is.
 _CONFIRM = text("""
 UPDATE media SET status = 'confirmed', attempts = :attempts, failure_reason = NULL, content_type = found.content_type,
@@ -33,6 +35,16 @@ FROM unnest(CAST(:id AS bigint[]), CAST(:url AS text[]), CAST(:content_type AS v
             CAST(:byte_size AS bigint[]), CAST(:sha256 AS varchar[])) AS found(id, url, content_type, byte_size, sha256)
 WHERE media.id = found.id AND media.url = found.url AND media.status = 'pending'
 """)
+
+
+def image_attempts(max_delivery_attempts: int) -> int:
+    """The attempt at which an image still failing is marked failed.
+
+    Late: at 5 attempts (2.6 min of the default delays) an image host, or its DNS, down for minutes
+    failed its images for good. Not at the consumer's last attempt, though: a message failing then
+    for the database's sake (a lock timeout) is parked, and would leave its rows pending for good.
+    """
+    return max(min(EARLIEST_GIVE_UP, max_delivery_attempts), max_delivery_attempts - ATTEMPTS_KEPT_FOR_THE_DATABASE)
 
 
 def build_handler(settings: Settings) -> Handler:
@@ -48,10 +60,7 @@ def build_handler(settings: Settings) -> Handler:
         connections_per_host=settings.media_concurrency,
     )
     downloads = ThreadPoolExecutor(max_workers=settings.media_concurrency, thread_name_prefix="media-download")
-    # Retried as long as any message (3.4 h by default): an image host down for minutes, or its DNS,
-    # failed the images for good after 2.6 min at 5 attempts. Given up at the consumer's last
-    # attempt, where it would park the message, so the row never stays pending.
-    give_up_at = settings.max_delivery_attempts
+    give_up_at = image_attempts(settings.max_delivery_attempts)
 
     def handle(delivery: Delivery, session: Session) -> list[OutgoingMessage] | None:
         attempt = failed_attempts(delivery.headers) + 1

@@ -4,8 +4,9 @@ Every `ERP_PROBE_INTERVAL_S`: holds of orders the ERP acknowledged more than `HO
 ago are released (the ERP's own figure should have arrived by then). Orders still `received` or
 `pending_sync` untouched for `ORDER_STRANDED_AFTER_S` have lost their push message (parked after
 the database failed it too often, or purged by hand): each is asked to be pushed again, ERP or
-not. When a local_only order is due and the ERP answers a probe, the oldest is asked to be pushed;
-each one the ERP answers then asks for the next (see `order_sync`). One query claims both kinds
+not. When a local_only order is due and the ERP answers a probe, one is asked to be pushed (the
+oldest not tried since it turned local_only, else the one overdue longest); each one settled then
+asks for the next (see `order_sync`). One query claims both kinds
 (`order_store.claim`); the row decides each push.
 """
 from __future__ import annotations
@@ -66,7 +67,7 @@ class OrderProbe:
                 logger.exception("ERP probe round failed; trying again in %.1f s", self.interval_s)
 
     def once(self, now: datetime | None = None) -> ProbeReport:
-        """One round: release expired holds, re-send stranded orders, and the oldest local_only one if the ERP answers."""
+        """One round: release expired holds, re-send stranded orders, and a local_only one if the ERP answers."""
         now = now or datetime.now(UTC)
         with self.session_factory() as session, session.begin():
             released = release_expired_holds(session, self.grace_period_s, now)

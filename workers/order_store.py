@@ -93,13 +93,13 @@ UPDATE orders SET next_attempt_at = NULL, updated_at = clock_timestamp()
  WHERE order_id IN (SELECT order_id FROM waiting)
 RETURNING order_id
 """)
-# The orders whose push message is sent again, oldest first: those nothing has touched since
-# :stranded_before (their message is lost; none when NULL), and with :local_only one due local_only
-# order: the oldest not tried since it turned local_only, else the one due longest. Oldest alone, one
+# The orders whose push message is sent again: those nothing has touched since :stranded_before
+# (their message is lost; none when NULL), and with :local_only one due local_only order, the
+# oldest not tried since it turned local_only, else the one due longest. (The oldest alone: one
 # failing again was due first at every round when ORDER_RETRY_INTERVAL_S <= ERP_PROBE_INTERVAL_S,
-# and the others waited behind it for good. SKIP LOCKED: a row another transaction holds is being pushed or claimed. The
-# rows stay locked until the messages are published, and are marked as touched so that the next
-# rounds leave them alone while their push waits.
+# and the others waited behind it for good.) SKIP LOCKED: a row another transaction holds is being
+# pushed or claimed. The rows stay locked until the messages are published, and are marked as
+# touched so that the next rounds leave them alone while their push waits.
 _CLAIM = text("""
 WITH stranded AS (SELECT order_id FROM orders
                    WHERE status IN ('received', 'pending_sync') AND updated_at < CAST(:stranded_before AS timestamptz)

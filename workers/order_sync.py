@@ -4,8 +4,9 @@
              ──4xx──────────▶ rejected (holds released at once, alert)
              ──unreachable──▶ pending_sync ──its retry, ORDER_RETRY_INTERVAL_S later──▶ push again
                               └── ORDER_RETRY_WINDOW_S after the first attempt ──▶ local_only
-    local_only ──the ERP probe re-sends the oldest──▶ push again; once the ERP has answered, the
-               next oldest local_only order follows (one that fails waits ORDER_RETRY_INTERVAL_S)
+    local_only ──the ERP probe re-sends one──▶ push again; once it is settled, the next local_only
+               order follows: the oldest not tried since it turned local_only, then the one overdue
+               longest (one that fails waits ORDER_RETRY_INTERVAL_S)
 
 A push message only names the order. Its receiver locks the row and pushes only a due order, so a
 duplicate, a stale retry or a re-send is harmless: at most one message of an order finds it due.
@@ -25,7 +26,7 @@ from erp_sync.shared.db import SessionOrConnection
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable, MessageDecodeError
 from erp_sync.shared.logs import ids
 from erp_sync.shared.models.states import OrderStatus
-from erp_sync.shared.orders import OrderPlaced, is_header_text, order_id_of
+from erp_sync.shared.orders import OrderPlaced, fits_a_header, order_id_of
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, order_retry_route
@@ -87,30 +88,37 @@ def push_order(scope: SessionOrConnection, row: PushState, order: OrderPlaced, c
 
     Never raises for the ERP's answers: they are the order's state, not a failure of the message.
     """
-    if not is_header_text(order.order_id):
-        # Recorded by a release that took such ids: no call can carry it, and retried it held its stock for good.
+    was_local_only = row.status == OrderStatus.LOCAL_ONLY
+    follow_ups: list[OutgoingMessage] = []
+    if not fits_a_header(order.order_id):
+        # Taken before publish_order checked ids (or published around it): no call can carry it, and
+        # retried, it held its stock for good.
         _rejected(scope, row, "its order id cannot go to the ERP as the Idempotency-Key header (printable ASCII "
                               "only): never sent; place the order again under another id", by="erp-sync")
-        save(scope, row)
-        return []
-    was_local_only = row.status == OrderStatus.LOCAL_ONLY
+    else:
+        follow_ups = _pushed(scope, row, order, client, settings)
+    save(scope, row)
+    if was_local_only and row.status != OrderStatus.LOCAL_ONLY:
+        # Settled: the other local_only orders go one after another beside the others (order_store.claim).
+        follow_ups += [push_message(order_id) for order_id, _ in claim(scope, None, local_only=True)]
+    return follow_ups
+
+
+def _pushed(scope: SessionOrConnection, row: PushState, order: OrderPlaced, client: ErpClient,
+            settings: Settings) -> list[OutgoingMessage]:
+    """Send the order, and keep the ERP's answer on its row; what comes next for it, if anything."""
     row.attempts += 1
     row.first_attempt_at = row.first_attempt_at or row.now
-    follow_ups: list[OutgoingMessage] = []
     try:
         result = client.adjust_inventory(order, settings.erp_warehouse_id) if settings.erp_order_mode == "adjust" \
             else client.import_order(order)
     except ErpRejected as exc:
         _rejected(scope, row, f"ERP refused the order ({exc.status}): {exc.body}")
     except ErpUnavailable as exc:
-        follow_ups = _unavailable(row, exc, settings)
+        return _unavailable(row, exc, settings)
     else:
         _synced(row, result, settings)
-    save(scope, row)
-    if was_local_only and row.status != OrderStatus.LOCAL_ONLY:
-        # The ERP answers again: the local_only orders go one after another, oldest first, beside the others.
-        follow_ups += [push_message(order_id) for order_id, _ in claim(scope, None, local_only=True)]
-    return follow_ups
+    return []
 
 
 def _synced(row: PushState, result: PushResult, settings: Settings) -> None:

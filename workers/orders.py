@@ -62,7 +62,7 @@ def record_batch(batch: list[Delivery], scope: SessionOrConnection) -> list[Hand
         MessageDecodeError: a message is malformed; the consumer then records the batch message by
             message, and `record_order` parks that one.
     """
-    orders = [decode_order(delivery.body) for delivery in batch]
+    orders = [decode_order(delivery.body, queued=True) for delivery in batch]
     recorded = record_orders(scope, orders)
     logger.info("%d orders recorded with their holds, %d known already (%s to %s)", len(recorded),
                 len(orders) - len(recorded), orders[0].order_id, orders[-1].order_id)

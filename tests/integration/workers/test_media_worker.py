@@ -18,7 +18,7 @@ from erp_sync.shared.topology import RETRY_EXCHANGE
 from erp_sync.shared.models.catalog import Media, ProductGroup, Variant
 from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
-from erp_sync.shared.settings import load_settings
+from erp_sync.shared.settings import Settings, load_settings
 from tests.support.image_server import (
     MAX_BYTES,
     PNG,
@@ -27,16 +27,17 @@ from tests.support.image_server import (
     TOGETHER_WAIT_S,
     running_image_server,
 )
-from erp_sync.workers.media import build_handler
+from erp_sync.workers.media import build_handler, image_attempts
 
 SKU = "IPH15-128-BLK"
-LAST_ATTEMPT = 25  # MAX_DELIVERY_ATTEMPTS, the default
+MAX_ATTEMPTS = Settings.model_fields["max_delivery_attempts"].default
+LAST_ATTEMPT = image_attempts(MAX_ATTEMPTS)  # an image's: the message's last ones are kept for the database
 
 
 @pytest.fixture
 def handler():
     settings = load_settings(media_allow_private_networks=True, media_timeout_s=1.0, media_max_bytes=MAX_BYTES,
-                             max_delivery_attempts=LAST_ATTEMPT)
+                             max_delivery_attempts=MAX_ATTEMPTS)
     return build_handler(settings)
 
 
@@ -120,7 +121,14 @@ def test_the_last_attempt_marks_the_image_failed_instead_of_retrying(db_session,
         MediaStatus.FAILED, f"gave up after {LAST_ATTEMPT} attempts: HTTP 503", LAST_ATTEMPT)
 
 
-def test_an_image_host_down_for_minutes_is_tried_again_as_long_as_any_message(db_session, handler, add_media,
+@pytest.mark.parametrize(("max_attempts", "image_gives_up_at"), [(25, 20), (100, 95), (5, 5), (3, 3)])
+def test_an_image_is_tried_for_hours_yet_gives_up_before_its_message_is_parked(max_attempts, image_gives_up_at):
+    # a message failing for the database's sake at the consumer's last attempt is parked, its rows left
+    # pending: an image's own failures end a few attempts before (as early as the 5th, as before, if need be)
+    assert image_attempts(max_attempts) == image_gives_up_at
+
+
+def test_an_image_host_down_for_minutes_is_tried_again_past_its_fifth_attempt(db_session, handler, add_media,
                                                                              image_server):
     # given an image whose host has been down past the 5th attempt (2.6 minutes of the default delays)
     media = add_media(f"{image_server.base}/down.png")

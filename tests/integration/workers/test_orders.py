@@ -25,7 +25,7 @@ from tests.support.factories import encode, inventory_event
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
 from erp_sync.workers.hold_rule import release_expired_holds
-from erp_sync.workers.order_store import ERROR_CHARS, claim, lock, record_orders, record_rejected, save
+from erp_sync.workers.order_store import ERROR_CHARS, claim, lock, record_rejected, save
 from erp_sync.workers.inventory import apply_inventory_change
 from erp_sync.workers.erp_client import erp_client
 from erp_sync.workers.order_probe import OrderProbe
@@ -466,34 +466,41 @@ def test_malformed_order_is_recorded_rejected_and_parked(make_handler, sandbox, 
     assert sandbox.orders() == []
 
 
-@pytest.mark.parametrize("order_id", ["ORD-中文", "ORD-é-3", "ORD-\u00a0-1"])
-def test_an_order_whose_id_no_header_can_carry_is_rejected_at_once_and_never_sent(make_handler, sandbox, db_session,
-                                                                                   order_id):
-    # the order id goes to the ERP as the Idempotency-Key header: "中" failed at every push, blaming ERP_API_TOKEN
-    [parked] = make_handler()(delivery(order_body(order_id)), db_session)
-
-    row = order_row(db_session, order_id)
-    assert row.status == "rejected" and row.holds == []
-    assert "order_id: must be printable ASCII" in row.last_error and "Idempotency-Key" in row.last_error
-    assert parked.exchange == PARKING_EXCHANGE
-    assert sandbox.orders() == []
-
-
-def test_an_order_recorded_under_such_an_id_by_an_earlier_release_is_rejected_not_retried(
+def test_an_order_queued_under_an_id_no_header_can_carry_is_rejected_unsent_its_stock_released(
         make_handler, sandbox, db_session, caplog):
-    # given an order an earlier release recorded, with its hold, under an id no header can carry
-    order = decode_order(order_body()).model_copy(update={"order_id": "ORD-中文"})
-    record_orders(db_session, [order])
-    assert len(open_holds(db_session, "ORD-中文")) == 1
-
-    # when its push message comes
-    follow_ups = make_handler().push(delivery(push_body("ORD-中文")), db_session)
+    # given an order queued under an id of Chinese characters (published before publish_order refused
+    # such ids, or around it), which the ERP's Idempotency-Key header cannot carry
+    # when the orders worker records it and pushes it (it failed at every push, blaming ERP_API_TOKEN,
+    # and held its stock for good)
+    follow_ups = make_handler()(delivery(order_body("ORD-中文")), db_session)
 
     # then it is rejected without a call, its stock released, and the alert says who rejected it
     row = order_row(db_session, "ORD-中文")
     assert follow_ups == [] and row.status == "rejected" and "never sent" in row.last_error
     assert open_holds(db_session, "ORD-中文") == [] and sandbox.orders() == []
     assert "order ORD-中文 rejected by erp-sync; stock released" in caplog.text
+
+
+def test_an_order_queued_under_a_latin_1_id_goes_to_the_erp_as_it_did(make_handler, sandbox, db_session):
+    # given an order publish_order took before it refused ids beyond printable ASCII
+    # when the orders worker records it and pushes it, then it reaches the ERP, as such orders did
+    assert make_handler()(delivery(order_body("ORD-é-3")), db_session) == []
+    assert order_row(db_session, "ORD-é-3").status == "synced"
+    assert [o["order_id"] for o in sandbox.orders()] == ["ORD-é-3"]
+
+
+def test_a_rejected_local_only_order_unsent_still_hands_on_to_the_next(make_handler, sandbox, db_session):
+    # given two local_only orders, the first under an id no header can carry (recorded while the ERP was down)
+    handle = make_handler()
+    sandbox.fault("down")
+    handle(delivery(order_body("ORD-2")), db_session)
+    record_order(delivery(order_body("ORD-中文")), db_session)
+    db_session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
+    sandbox.fault("none")
+
+    # when the first is re-sent and rejected without a call, then the next follows, as after an ERP's answer
+    [following] = handle.push(delivery(push_body("ORD-中文")), db_session)
+    assert following.body == push_body("ORD-2")
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", json.dumps({"line_items": []}).encode()])

@@ -199,3 +199,21 @@ def test_a_field_named_by_the_senders_own_long_text_is_named_shortened():
 
     [detail] = refused.value.details
     assert detail["field"] == f"data.variants.0.attributes.{'x' * 40}….[key]"
+
+
+def test_a_queued_event_an_earlier_door_took_with_a_unix_time_is_still_applied():
+    # queued across an upgrade: refused by the door now, it must not be parked by the worker
+    body = encode(stamped_event("STAMP")).replace(b'"STAMP"', b"1796600153")
+
+    event = decode_event_of(body, InventoryChange)
+
+    assert event.timestamp == datetime(2026, 12, 6, 23, 35, 53, tzinfo=UTC)
+
+
+def test_a_number_beyond_decimals_range_is_a_400_not_a_500():
+    body = encode(inventory_event(new_quantity=123456789)).replace(b"123456789", b"1E+99999999999999999999", 1)
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+
+    assert str(refused.value) == "body is not valid JSON: a number's exponent is out of range"
