@@ -5,7 +5,7 @@ import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
 )
@@ -26,6 +27,7 @@ from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
 
 CONTENT_TYPE = "application/json"
+T = TypeVar("T")
 
 
 # A day inside Python's range at each end: a database session in any time zone reads the date back.
@@ -74,6 +76,9 @@ def refuse_non_header_text(order_id: str, info: ValidationInfo) -> str:
 
 
 OrderId = Annotated[Identifier, AfterValidator(refuse_non_header_text)]
+CustomerRef = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), NoNul]
+_ORDER_DATE: TypeAdapter[datetime] = TypeAdapter(OrderDate)
+_CUSTOMER_REF: TypeAdapter[str] = TypeAdapter(CustomerRef)
 
 
 class LineItem(BaseModel):
@@ -93,7 +98,7 @@ class OrderPlaced(BaseModel):
 
     order_id: OrderId
     order_date: OrderDate
-    customer_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), NoNul] = ""
+    customer_ref: CustomerRef = ""
     line_items: list[LineItem] = Field(min_length=1)
     warehouse_id: Identifier | None = None
 
@@ -170,6 +175,24 @@ def decode_order(raw: bytes, *, queued: bool = False) -> OrderPlaced:
 def order_id_of(raw: bytes) -> str | None:
     """The order id of a body that failed to decode, when it names a usable one."""
     return id_named_in(raw, ("order_id",))
+
+
+def readable_parts(raw: bytes) -> tuple[datetime | None, str]:
+    """The date and customer of an order body that failed to decode, each where it is valid alone (else None, "")."""
+    try:
+        data = json.loads(raw, parse_float=Decimal)
+    except JSON_ERRORS:
+        return None, ""
+    if not isinstance(data, dict):
+        return None, ""
+    return _valid(_ORDER_DATE, data.get("order_date")), _valid(_CUSTOMER_REF, data.get("customer_ref")) or ""
+
+
+def _valid(adapter: TypeAdapter[T], value: object) -> T | None:
+    try:
+        return adapter.validate_python(value, context=QUEUED)
+    except ValidationError:
+        return None
 
 
 def order_message(order: OrderPlaced, exchange: str = ORDERS_EXCHANGE, routing_key: str = ORDER_PLACED,

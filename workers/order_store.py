@@ -56,7 +56,9 @@ SELECT o.order_id, o.order_date, o.customer_ref, o.warehouse_id, l.sku, l.quanti
 ERROR_CHARS = 2000
 _INSERT_REJECTED = text(f"""
 INSERT INTO orders (order_id, order_date, customer_ref, status, last_error)
-VALUES (:order_id, clock_timestamp(), '', 'rejected', left(:reason, {ERROR_CHARS})) ON CONFLICT (order_id) DO NOTHING
+VALUES (:order_id, coalesce(CAST(:order_date AS timestamptz), clock_timestamp()), :customer_ref, 'rejected',
+        left(:reason, {ERROR_CHARS}))
+ON CONFLICT (order_id) DO NOTHING
 """)
 # A plain FOR UPDATE, not SKIP LOCKED: the probe holds the rows it re-sends until its publish is
 # confirmed, and a push that skipped such a row would drop the re-send itself. A duplicate waits
@@ -167,9 +169,14 @@ def _as_recorded(order_id: str, columns: Sequence[Any], rows: Sequence[tuple[Any
     )
 
 
-def record_rejected(scope: SessionOrConnection, order_id: str, reason: str) -> None:
-    """Record an order whose message is malformed as rejected, unless it is recorded already."""
-    scope.execute(_INSERT_REJECTED, {"order_id": order_id, "reason": reason})
+def record_rejected(scope: SessionOrConnection, order_id: str, reason: str, order_date: datetime | None = None,
+                    customer_ref: str = "") -> None:
+    """Record an order whose message is malformed as rejected, unless it is recorded already.
+
+    With the date and customer it gives, where each is valid alone; without a date, its receipt's.
+    """
+    scope.execute(_INSERT_REJECTED, {"order_id": order_id, "reason": reason, "order_date": order_date,
+                                     "customer_ref": customer_ref})
 
 
 @dataclass

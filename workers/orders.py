@@ -19,7 +19,7 @@ from erp_sync.shared.batch_runner import BatchRunner
 from erp_sync.shared.consumer import ConcurrentConsumer, ConsumerConfig, Delivery, Handled, HandlerResult, parked
 from erp_sync.shared.db import SessionOrConnection, engine_of
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.orders import OrderPlaced, decode_order, order_id_of
+from erp_sync.shared.orders import OrderPlaced, decode_order, order_id_of, readable_parts
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
@@ -108,7 +108,7 @@ def record_order(delivery: Delivery, scope: SessionOrConnection) -> HandlerResul
         if (order_id := order_id_of(delivery.body)) is None:
             raise
         reason = f"malformed order message: {exc}"
-        record_rejected(scope, order_id, reason)
+        record_rejected(scope, order_id, reason, *readable_parts(delivery.body))
         alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message: %s", order_id, reason)
         return [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
     return result

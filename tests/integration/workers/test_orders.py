@@ -466,6 +466,18 @@ def test_malformed_order_is_recorded_rejected_and_parked(make_handler, sandbox, 
     assert sandbox.orders() == []
 
 
+def test_a_malformed_order_shows_the_date_and_customer_it_gave_where_each_is_valid(make_handler, db_session):
+    # a quantity as text: the order was shown dated at its receipt, its customer "" (a storefront audit)
+    make_handler()(delivery(order_body(quantity="1")), db_session)
+    make_handler()(delivery(json.dumps({"order_id": "ORD-2", "order_date": "yesterday", "customer_ref": 7,
+                                        "line_items": []}).encode()), db_session)
+
+    given = order_row(db_session)
+    assert (given.order_date, given.customer_ref) == (datetime(2024, 1, 20, 10, 15, tzinfo=UTC), "CUST-555")
+    unreadable = order_row(db_session, "ORD-2")
+    assert unreadable.customer_ref == "" and unreadable.order_date > datetime.now(UTC) - timedelta(minutes=5)
+
+
 def test_an_order_queued_under_an_id_no_header_can_carry_is_rejected_unsent_its_stock_released(
         make_handler, sandbox, db_session, caplog):
     # given an order queued under an id of Chinese characters (published before publish_order refused
