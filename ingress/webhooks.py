@@ -58,7 +58,7 @@ class WebhookRules:
         """Verify and validate; the event and the message to publish, or the ApiError to answer."""
         coding = (content_encoding or "").strip().lower()
         if coding not in UNENCODED:
-            # A gzipped body read as JSON is a 400, which the ERP must not retry (spec 7.1): the event lost.
+            # Read as JSON, a gzipped body was a 400 saying "not UTF-8": nothing there told its sender why.
             raise self.reject(415, "content_encoding", f"Content-Encoding {coding!r:.40} is not accepted: send the "
                                                        "body uncompressed, signed as sent")
         if not signature:
