@@ -121,6 +121,9 @@ ORDER = strict_object({
     "first_attempt_at": nullable(TIME),
     "next_attempt_at": nullable(TIME),
     "synced_at": nullable(TIME),
+    "conflict_parked_at": {**nullable(TIME), "description": (
+        "When a different order published under this order id was last parked, not placed (its "
+        "lines, date or customer differ from this one's); null if none was. Place it again under a new id.")},
     "lines": {"type": "array", "items": strict_object({
         "line_no": INTEGER, "sku": STRING, "quantity": INTEGER, "unit_price": MONEY})},
     "holds": {"type": "array", "items": strict_object({

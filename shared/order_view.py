@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, selectinload
 from erp_sync.shared.models import Order, StockHold
 
 ORDER_FIELDS = ("order_id", "status", "attempts", "last_error", "customer_ref", "warehouse_id")
-ORDER_TIMES = ("order_date", "created_at", "updated_at", "first_attempt_at", "next_attempt_at", "synced_at")
+ORDER_TIMES = ("order_date", "created_at", "updated_at", "first_attempt_at", "next_attempt_at", "synced_at",
+               "conflict_parked_at")
 HOLD_TIMES = ("held_at", "released_at")
 
 

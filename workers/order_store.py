@@ -60,6 +60,8 @@ VALUES (:order_id, coalesce(CAST(:order_date AS timestamptz), clock_timestamp())
         left(:reason, {ERROR_CHARS}))
 ON CONFLICT (order_id) DO NOTHING
 """)
+# updated_at stays: it tells when the order itself last moved (the probe's stranded check reads it).
+_NOTE_CONFLICT = text("UPDATE orders SET conflict_parked_at = clock_timestamp() WHERE order_id = :order_id")
 # A plain FOR UPDATE, not SKIP LOCKED: the probe holds the rows it re-sends until its publish is
 # confirmed, and a push that skipped such a row would drop the re-send itself. A duplicate waits
 # for the push in flight instead, then finds the order settled or not due.
@@ -167,6 +169,11 @@ def _as_recorded(order_id: str, columns: Sequence[Any], rows: Sequence[tuple[Any
         line_items=[LineItem.model_construct(sku=sku, quantity=quantity, unit_price=unit_price)
                     for *_, sku, quantity, unit_price in rows if sku is not None],
     )
+
+
+def note_conflict(scope: SessionOrConnection, order_id: str) -> None:
+    """Mark on the recorded order that a different one under its id was parked just now."""
+    scope.execute(_NOTE_CONFLICT, {"order_id": order_id})
 
 
 def record_rejected(scope: SessionOrConnection, order_id: str, reason: str, order_date: datetime | None = None,

@@ -26,7 +26,9 @@ from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
 from erp_sync.workers.background import BackgroundLoop
 from erp_sync.workers.erp_client import erp_client
 from erp_sync.workers.order_probe import OrderProbe
-from erp_sync.workers.order_store import first_copies, record_orders, record_rejected, recorded_orders
+from erp_sync.workers.order_store import (
+    first_copies, note_conflict, record_orders, record_rejected, recorded_orders,
+)
 from erp_sync.workers.order_sync import build_push_handler, push_message
 from erp_sync.workers.outage_hold import OutageHold
 
@@ -70,6 +72,7 @@ def record_batch(batch: list[Delivery], scope: SessionOrConnection) -> list[Hand
     results: list[HandlerResult] = []
     for delivery, order in zip(batch, orders, strict=True):
         if not order.same_order(as_recorded[order.order_id]):
+            note_conflict(scope, order.order_id)
             results.append(_conflict(delivery, order.order_id))
             continue
         # A second copy within the batch is a duplicate too.

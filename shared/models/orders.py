@@ -59,6 +59,8 @@ class Order(Base):
     synced_at: Mapped[datetime | None]
     # On the ERP's clock: a stock figure stamped at or after it includes the order (workers/hold_rule.py).
     erp_received_at: Mapped[datetime | None]
+    # When a different order under this id was last parked (workers/orders.py): shown to the storefront.
+    conflict_parked_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 

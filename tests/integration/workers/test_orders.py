@@ -167,6 +167,24 @@ def test_another_order_under_a_recorded_id_is_parked_and_alerted(make_handler, s
     assert len(sandbox.orders()) == 1 and sandbox.stock(SKU) == 48
 
 
+def test_the_storefront_sees_that_another_order_under_its_id_was_parked(make_handler, sandbox, db_session):
+    # given ORD-1 recorded and synced: the storefront reading it saw the recorded order alone, as if
+    # the other one it had placed under that id had been taken
+    handle = make_handler()
+    handle(delivery(order_body()), db_session)
+    assert order_view(db_session, "ORD-1")["conflict_parked_at"] is None
+
+    # when another order arrives under its id, and then the same order again
+    handle(delivery(order_body(quantity=5), tag=2), db_session)
+    parked_at = order_view(db_session, "ORD-1")["conflict_parked_at"]
+    handle(delivery(order_body(), tag=3), db_session)
+
+    # then the order's view says when the other was parked, and a duplicate of its own changes nothing
+    assert parked_at is not None and datetime.fromisoformat(parked_at) > datetime.now(UTC) - timedelta(minutes=5)
+    assert order_view(db_session, "ORD-1")["conflict_parked_at"] == parked_at
+    assert order_view(db_session, "ORD-1")["status"] == "synced"
+
+
 def test_two_orders_under_one_id_in_a_batch_record_the_first_and_park_the_second(db_session):
     first, second = order_body(), order_body(quantity=7)
 
