@@ -28,9 +28,11 @@ from erp_sync.ingress.bridge import WsgiBridge
 from erp_sync.ingress.tls_files import check_tls_files
 from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.async_publisher import LoopPublisher
+from erp_sync.shared.db import make_engine
 from erp_sync.shared.errors import ConfigurationError
 from erp_sync.shared.heap import freeze_what_is_loaded
 from erp_sync.shared.ports import why_unusable
+from erp_sync.shared.schema import require_current_schema
 from erp_sync.shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -166,4 +168,10 @@ def serve_api(settings: Settings, port: int | None = None) -> None:
     from erp_sync.ingress.storefront import create_api_app
 
     settings.storefront_tokens()  # refuse to start without a token, before forking anything
+    # Started before `erp-sync migrate`, it answered reads of a newer column 503 "database unavailable".
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        require_current_schema(engine)
+    finally:
+        engine.dispose()
     serve(settings, partial(create_api_app, settings), api_listener(settings, port), load_stock_desk)

@@ -10,6 +10,7 @@ from erp_sync.shared.schema import SCHEMA_REVISION
 from erp_sync.shared.topology import WORK_QUEUES
 from tests.support import cli, services
 from tests.support.pg_front import postgres_front
+from tests.support.settings import API_TOKEN
 
 
 @pytest.fixture
@@ -83,3 +84,18 @@ def test_a_worker_started_before_migrate_stops_at_once_saying_so(database_url, a
         f"erp-sync: configuration error: the database has no erp-sync schema; this erp-sync needs "
         f"{SCHEMA_REVISION}: run `erp-sync migrate` first")
     assert "consuming" not in result.stderr
+
+
+def test_the_api_started_before_migrate_stops_at_once_saying_so(database_url, amqp_url):
+    # given a database created but never migrated (an upgrade's rehearsal: reads of a column the
+    # migration adds were answered 503 "the commerce database is unavailable")
+    with services.private_database(database_url) as empty:
+        # when the storefront's API starts against it
+        result = cli.run("api", "--port", str(cli.free_port()), DATABASE_URL=empty, AMQP_URL=amqp_url,
+                         STOREFRONT_API_TOKEN=API_TOKEN, timeout=60)
+
+    # then it stops before serving, and says what to run
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"erp-sync: configuration error: the database has no erp-sync schema; this erp-sync needs "
+        f"{SCHEMA_REVISION}: run `erp-sync migrate` first")
