@@ -141,12 +141,23 @@ Loader = Callable[[Callable[[], Flask], Settings, int], object]
 
 
 def serve(settings: Settings, app_factory: Callable[[], Flask], listener: Listener,
-          loader: Loader = load_bridge) -> None:
-    """Run granian in the foreground until SIGTERM or SIGINT; `loader` builds the RSGI app in each worker."""
+          loader: Loader = load_bridge, *, reads_the_schema: bool = False) -> None:
+    """Run granian in the foreground until SIGTERM or SIGINT; `loader` builds the RSGI app in each worker.
+
+    `reads_the_schema`: the app reads erp-sync's tables, and refuses to start on a schema behind its
+    release, as the workers do. Started before `erp-sync migrate`, the API answered reads of a column
+    the migration adds 503 "database unavailable". (The door does not: it serves without the database.)
+    """
     amqp_parameters(settings.amqp_url)  # an AMQP_URL pika cannot read stops us here, not in each worker
     if (why := why_unusable(listener.host, listener.port)) is not None:
         raise ConfigurationError(f"port {listener.port} on {listener.host} {why}: choose another with --port N "
                                  f"or {listener.port_setting}")
+    if reads_the_schema:
+        engine = make_engine(settings.database_url, pool_size=1)
+        try:
+            require_current_schema(engine)
+        finally:
+            engine.dispose()
     # Must be set before any worker defines its metrics, so /metrics adds up all workers.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="erp-sync-metrics-"))
     server = MPServer(target="erp-sync", **server_options(settings, listener))
@@ -168,10 +179,5 @@ def serve_api(settings: Settings, port: int | None = None) -> None:
     from erp_sync.ingress.storefront import create_api_app
 
     settings.storefront_tokens()  # refuse to start without a token, before forking anything
-    # Started before `erp-sync migrate`, it answered reads of a newer column 503 "database unavailable".
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        require_current_schema(engine)
-    finally:
-        engine.dispose()
-    serve(settings, partial(create_api_app, settings), api_listener(settings, port), load_stock_desk)
+    serve(settings, partial(create_api_app, settings), api_listener(settings, port), load_stock_desk,
+          reads_the_schema=True)
