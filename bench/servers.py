@@ -48,6 +48,11 @@ def api_command(port: int) -> list[str]:
     return [*_erp_sync(), "api", "--port", str(port)]
 
 
+def command(*args: str) -> list[str]:
+    """`erp-sync` with these arguments (a one-shot command: `dlq list`)."""
+    return [*_erp_sync(), *args]
+
+
 def worker_command(name: str) -> list[str]:
     """`erp-sync worker <name>`, as production runs it."""
     return [*_erp_sync(), "worker", name]

@@ -5,11 +5,13 @@ time in headers) or by the broker after too many deliveries without an ack (`x-d
 takes each message without an ack and hands it back at the end (basic.nack), so a listing
 changes nothing. A replay puts the message back on its work queue as it first arrived; the
 workers record every event and order id with its effect, so replaying one already applied
-changes nothing.
+changes nothing. Messages are read one at a time and only the one in hand is kept: a parking
+queue may hold more bodies than the command's memory (a bulk load's thousand-variant groups).
 """
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +50,14 @@ class ParkedMessage:
     def summary(self) -> dict[str, Any]:
         return {"queue": self.worker, "id": self.message_id, "reason": self.reason, "attempts": self.attempts,
                 "parked_at": self.parked_at}
+
+
+@dataclass(frozen=True)
+class SettledMessage:
+    """A parked message replayed or dropped: whose queue, its id (its body is gone from this process)."""
+
+    worker: str
+    message_id: str
 
 
 def parked_from(worker: str, properties: pika.BasicProperties, body: bytes) -> ParkedMessage:
@@ -106,30 +116,30 @@ class DeadLetters:
         self._amqp_url = amqp_url
 
     def parked(self, worker: str | None = None, limit: int | None = None) -> list[ParkedMessage]:
-        """Every parked message (the first `limit`), oldest first per queue; none is taken off its queue.
+        """The first `limit` parked messages (all when None); see `reading`."""
+        with self.reading(worker) as messages:
+            return list(itertools.islice(messages, limit))
 
-        Each one read is taken and handed back, which RabbitMQ counts as a delivery: past `limit`,
-        none is read.
+    @contextlib.contextmanager
+    def reading(self, worker: str | None = None) -> Iterator[Iterator[ParkedMessage]]:
+        """Each parked message in turn, oldest first per queue; none is taken off its queue.
+
+        Each one read is taken and handed back when the block ends, which RabbitMQ counts as a
+        delivery: past the last one iterated, none is read.
         """
-        found: list[ParkedMessage] = []
         with self._channel() as channel:
-            for queue in work_queues(worker):
-                for parked, _ in _take_all(channel, queue):
-                    found.append(parked)
-                    if len(found) == limit:
-                        return found
-        return found
+            yield (parked for queue in work_queues(worker) for parked, _ in _take_all(channel, queue))
 
-    def replay(self, ids: set[str] | None, worker: str | None = None) -> list[ParkedMessage]:
+    def replay(self, ids: set[str] | None, worker: str | None = None) -> list[SettledMessage]:
         """Put the parked messages with these ids (all when None) back on their work queues."""
         return self._settle(ids, worker, replay=True)
 
-    def drop(self, ids: set[str], worker: str | None = None) -> list[ParkedMessage]:
+    def drop(self, ids: set[str], worker: str | None = None) -> list[SettledMessage]:
         """Drop the parked messages with these ids for good; the others stay parked."""
         return self._settle(ids, worker, replay=False)
 
-    def _settle(self, ids: set[str] | None, worker: str | None, *, replay: bool) -> list[ParkedMessage]:
-        settled: list[ParkedMessage] = []
+    def _settle(self, ids: set[str] | None, worker: str | None, *, replay: bool) -> list[SettledMessage]:
+        settled: list[SettledMessage] = []
         with self._channel() as channel:
             if replay:
                 channel.confirm_delivery()
@@ -140,7 +150,7 @@ class DeadLetters:
                     if replay:
                         _publish_afresh(channel, queue, parked)
                     channel.basic_ack(tag)
-                    settled.append(parked)
+                    settled.append(SettledMessage(parked.worker, parked.message_id))
         return settled
 
     def purge(self, worker: str | None = None) -> dict[str, int]:

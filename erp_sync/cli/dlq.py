@@ -10,7 +10,9 @@ from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
 from erp_sync.shared.settings import Settings
 
 if TYPE_CHECKING:
-    from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage
+    from collections.abc import Iterable
+
+    from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage, SettledMessage
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,13 +42,15 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
 
     letters = DeadLetters(settings.amqp_url)
     if args.action == "list":
-        for parked in letters.parked(args.queue):
-            summary = parked.summary()
-            print(json.dumps(summary) if args.json else
-                  "{queue}\t{id}\tattempts={attempts}\tparked_at={parked_at}\t{reason}".format(**summary))
+        with letters.reading(args.queue) as messages:
+            for parked in messages:
+                summary = parked.summary()
+                print(json.dumps(summary) if args.json else
+                      "{queue}\t{id}\tattempts={attempts}\tparked_at={parked_at}\t{reason}".format(**summary))
         return EXIT_OK
     if args.action == "show":
-        return _show(letters.parked(), args.id)
+        with letters.reading() as messages:
+            return _show(messages, args.id)
     if args.action == "replay":
         return _replay(letters, args)
     if not args.yes:
@@ -58,14 +62,16 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show(parked: list[ParkedMessage], message_id: str) -> int:
-    found = [message for message in parked if message.message_id == message_id]
-    if not found:
+def _show(parked: Iterable[ParkedMessage], message_id: str) -> int:
+    shown = 0
+    for message in parked:
+        if message.message_id == message_id:
+            shown += 1
+            print(json.dumps(message.summary() | {"headers": {k: str(v) for k, v in message.headers.items()},
+                                                  "body": message.body.decode("utf-8", "replace")}, indent=2))
+    if not shown:
         print(f"erp-sync: no parked message {message_id}", file=sys.stderr)
         return EXIT_FAILURE
-    for message in found:
-        print(json.dumps(message.summary() | {"headers": {k: str(v) for k, v in message.headers.items()},
-                                              "body": message.body.decode("utf-8", "replace")}, indent=2))
     return EXIT_OK
 
 
@@ -74,7 +80,7 @@ def _replay(letters: DeadLetters, args: argparse.Namespace) -> int:
     return _settled("replayed", wanted, letters.replay(wanted, args.queue))
 
 
-def _settled(done: str, wanted: set[str] | None, settled: list[ParkedMessage]) -> int:
+def _settled(done: str, wanted: set[str] | None, settled: list[SettledMessage]) -> int:
     """One line for each message settled, one on stderr for each id wanted and not parked; exit 1 if any."""
     for parked in settled:
         print(f"{done} {parked.worker}\t{parked.message_id}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from erp_sync.shared.broker import queue_depths
 from erp_sync.shared.consumer import Delivery, parked
 from erp_sync.shared.dead_letters import DeadLetters
 from erp_sync.shared.errors import ConfigurationError
@@ -90,6 +91,24 @@ def test_a_listing_with_a_limit_looks_at_no_message_past_it(broker):
     counts = {m.properties.message_id: (m.properties.headers or {}).get("x-delivery-count", 0)
               for m in drain(broker, "erp-sync.inventory.parked")}
     assert counts["evt_2"] == 0 and counts["evt_0"] >= 1
+
+
+def test_a_listing_takes_each_message_only_when_it_comes_to_it(broker):
+    # a parking queue may hold more bodies than the command's memory: it holds one at a time
+    for n in range(3):
+        park(broker, "catalog", f"evt_{n}")
+
+    with DeadLetters(broker).reading("catalog") as messages:
+        first = next(messages)
+        still_waiting = ready(broker, "erp-sync.catalog.parked")
+        rest = [message.message_id for message in messages]
+
+    assert (first.message_id, still_waiting, rest) == ("evt_0", 2, ["evt_1", "evt_2"])
+    assert ready(broker, "erp-sync.catalog.parked") == 3
+
+
+def ready(amqp_url: str, queue: str) -> int:
+    return queue_depths(amqp_url, [queue])[queue]
 
 
 def test_an_unknown_queue_is_named_with_the_ones_that_exist(broker):
