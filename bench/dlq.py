@@ -22,7 +22,7 @@ from bench import queues
 from bench.harness import benchmark_main
 from bench.report import machine, ratio
 from bench.sandbox import private_vhost
-from bench.servers import REPO, command
+from bench.servers import REPO, erp_sync
 from erp_sync.shared.consumer import Delivery, parked
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import load_settings
@@ -52,7 +52,7 @@ def park(amqp_url: str, count: int, body_kb: int) -> list[str]:
 def peak_rss(args: tuple[str, ...], env: dict[str, str]) -> dict[str, float]:
     """Run one command to its end: its peak resident memory (MiB) and wall seconds; RuntimeError if it failed."""
     started = time.monotonic()
-    process = subprocess.Popen(command(*args), env=env, cwd=REPO, stdin=subprocess.DEVNULL,
+    process = subprocess.Popen(erp_sync(*args), env=env, cwd=REPO, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -15,16 +14,10 @@ import requests
 
 from bench.order_load import write_catalog
 from bench.sandbox import private_database, private_vhost
-from bench.servers import HOST, REPO, free_port, running, server_env
+from bench.servers import HOST, REPO, erp_sync, free_port, running, server_env
 from erp_sync.shared.settings import Settings, load_settings
 
 ADMIN_TIMEOUT_S = 60.0
-
-
-def erp_sync(*args: str) -> list[str]:
-    """`erp-sync <args>` from this virtualenv."""
-    script = Path(sys.executable).parent / "erp-sync"
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "erp_sync", *args]
 
 
 def sandbox_env(catalog_file: Path, token: str) -> dict[str, str]:

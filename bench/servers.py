@@ -33,29 +33,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _erp_sync() -> list[str]:
+def erp_sync(*args: str) -> list[str]:
+    """`erp-sync <args>` from this virtualenv."""
     script = Path(sys.executable).parent / "erp-sync"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "erp_sync"]
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "erp_sync", *args]
 
 
 def ingress_command(port: int) -> list[str]:
     """`erp-sync ingress`, as production runs it."""
-    return [*_erp_sync(), "ingress", "--port", str(port)]
+    return erp_sync("ingress", "--port", str(port))
 
 
 def api_command(port: int) -> list[str]:
     """`erp-sync api`, the storefront's read API, as production runs it."""
-    return [*_erp_sync(), "api", "--port", str(port)]
-
-
-def command(*args: str) -> list[str]:
-    """`erp-sync` with these arguments (a one-shot command: `dlq list`)."""
-    return [*_erp_sync(), *args]
+    return erp_sync("api", "--port", str(port))
 
 
 def worker_command(name: str) -> list[str]:
     """`erp-sync worker <name>`, as production runs it."""
-    return [*_erp_sync(), "worker", name]
+    return erp_sync("worker", name)
 
 
 def server_env(settings: Settings, secret: str, metrics_dir: Path) -> dict[str, str]:

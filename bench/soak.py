@@ -31,11 +31,11 @@ from sqlalchemy import text
 from bench import soak_checks
 from bench.drain import bench_engine
 from bench.harness import SERVICE_FAILURES, benchmark_main
-from bench.order_erp import erp_sync, migrate, sandbox_env
+from bench.order_erp import migrate, sandbox_env
 from bench.order_load import write_catalog
 from bench.phases import progress
 from bench.sandbox import private_database, private_vhost
-from bench.servers import HOST, free_port, running, server_env
+from bench.servers import HOST, erp_sync, free_port, running, server_env
 from bench.soak_faults import HANG_MS, FaultSchedule
 from bench.soak_load import ErpActivity, Storefront, paced
 from bench.soak_system import System
