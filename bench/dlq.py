@@ -4,7 +4,7 @@ A bulk load whose groups all fail parks a thousand bodies of a few hundred kilob
 person on call lists, shows and replays them. Each round parks `--messages` catalog bodies of about
 `--body-kb` on the catalog's parking queue of a private vhost, then runs `erp-sync dlq list`,
 `dlq show` (the last id) and `dlq replay --all` as processes and reads each one's peak resident
-memory (`ru_maxrss`, from `wait4`). The baseline is the same three commands over a single parked
+memory (`ru_maxrss`, `bench.peak_memory`). The baseline is the same three commands over a single parked
 message, in the same run: what the command needs whatever is parked. One JSON line goes to stdout:
 
     .venv/bin/python -m bench.dlq [--messages 400] [--body-kb 256]
@@ -13,22 +13,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from bench import queues
 from bench.harness import benchmark_main
+from bench.peak_memory import run_measured
 from bench.report import machine, ratio
 from bench.sandbox import private_vhost
-from bench.servers import REPO, erp_sync
+from bench.servers import erp_sync
 from erp_sync.shared.consumer import Delivery, parked
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import load_settings
 from erp_sync.shared.topology import WORK_QUEUES
 
 QUEUE = WORK_QUEUES["catalog"]
+COMMAND_TIMEOUT_S = 600
 COMMANDS = {"list": ("dlq", "list", "--json"), "show": ("dlq", "show"), "replay": ("dlq", "replay", "--all")}
 
 
@@ -50,16 +51,12 @@ def park(amqp_url: str, count: int, body_kb: int) -> list[str]:
 
 
 def peak_rss(args: tuple[str, ...], env: dict[str, str]) -> dict[str, float]:
-    """Run one command to its end: its peak resident memory (MiB) and wall seconds; RuntimeError if it failed."""
+    """Run one command to its end, its output discarded: its peak resident memory (MiB) and wall seconds."""
     started = time.monotonic()
-    process = subprocess.Popen(erp_sync(*args), env=env, cwd=REPO, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-    if process.returncode != 0:
-        raise RuntimeError(f"erp-sync {' '.join(args)} exited {process.returncode}: {stderr[-500:]}")
-    return {"rss_mb": round(usage.ru_maxrss / 1024, 1), "s": round(time.monotonic() - started, 2)}
+    done = run_measured(erp_sync(*args), env, COMMAND_TIMEOUT_S, keep_stdout=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"erp-sync {' '.join(args)} exited {done.returncode}: {done.log[-500:]}")
+    return {"rss_mb": round(done.peak_mb, 1), "s": round(time.monotonic() - started, 2)}
 
 
 def measure(amqp_url: str, count: int, body_kb: int) -> dict[str, dict[str, float]]:

@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,8 +24,11 @@ from typing import Any
 import psycopg
 from werkzeug.serving import make_server
 
-from bench.report import beside_baseline, emit, load_baseline
+from bench.peak_memory import run_measured
+from bench.report import beside_baseline, emit, load_baseline, ratio
 from bench.sandbox import private_database
+from bench.servers import erp_sync
+from erp_sync.cli.exits import EXIT_HELD
 from erp_sync.shared.pg import conninfo
 from erp_sync.shared.settings import load_settings
 
@@ -35,27 +37,15 @@ TARGET_S, TARGET_MB = 10.0, 64.0
 DRIFT_EVERY = 100
 SWEEP_TIMEOUT_S = 600
 
-# Linux starts a child's ru_maxrss at the size of the process it was spawned from (execve keeps the
-# larger), and this one holds the sandbox's SKUs: a small launcher starts the sweep, reaps it, and
-# adds its peak (KiB) to stderr as the last line.
-LAUNCHER = """
-import os, signal, subprocess, sys
-sweep = subprocess.Popen(sys.argv[2:])
-signal.signal(signal.SIGALRM, lambda *_: sweep.kill())
-signal.alarm(int(sys.argv[1]))
-_, status, usage = os.wait4(sweep.pid, 0)
-print(usage.ru_maxrss, file=sys.stderr)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
 FORMS = ("json", "csv", "url")
-COMPARED = tuple(f"{form}_{key}" for form in FORMS for key in ("s", "peak_mb"))
+COMPARED = (*(f"{form}_{key}" for form in FORMS for key in ("s", "peak_mb")), "show_held_s", "show_held_peak_mb")
 
 def progress(message: str) -> None:
     print(f"[bench reconcile] {message}", file=sys.stderr, flush=True)
 
 
-def seed_commerce(database_url: str, store: Any) -> int:
-    """stock_levels as the ERP has them, every DRIFT_EVERY-th SKU one more; how many differ."""
+def seed_commerce(database_url: str, store: Any, drift_every: int = DRIFT_EVERY) -> int:
+    """stock_levels as the ERP has them, every `drift_every`-th SKU one more; how many differ."""
     from erp_sync.sandbox_erp.catalog import stock_chunks
 
     drifted = 0
@@ -66,7 +56,7 @@ def seed_commerce(database_url: str, store: Any) -> int:
             for rows in stock_chunks(store, 20_000):
                 for sku, qty in rows:
                     number += 1
-                    off = number % DRIFT_EVERY == 0
+                    off = number % drift_every == 0
                     drifted += off
                     copy.write_row((sku, qty + 1 if off else qty, "2024-01-01T00:00:00Z"))
         cursor.execute("ANALYZE stock_levels")
@@ -77,14 +67,37 @@ def sweep_in_subprocess(database_url: str, erp_url: str) -> dict[str, Any]:
     """`erp-sync reconcile --now`'s summary, with the sweeping process's peak memory in MB as "peak_mb"."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "RECONCILE_"))}
     env |= {"DATABASE_URL": database_url, "ERP_BASE_URL": erp_url, "ERP_API_TOKEN": TOKEN}
-    command = [sys.executable, "-m", "erp_sync", "reconcile", "--now"]
-    done = subprocess.run([sys.executable, "-c", LAUNCHER, str(SWEEP_TIMEOUT_S), *command], env=env,
-                          capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent.parent)
-    log, _, peak_kib = done.stderr.rstrip().rpartition("\n")
+    done = run_measured(erp_sync("reconcile", "--now"), env, SWEEP_TIMEOUT_S)
+    if done.returncode not in (0, EXIT_HELD):
+        raise RuntimeError(f"sweep exited {done.returncode}:\n{done.log[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout or "")
+    return figures | {"peak_mb": done.peak_mb}
+
+
+def printed_in_subprocess(database_url: str, *args: str) -> dict[str, float]:
+    """`erp-sync reconcile <args>` printed to nowhere: its seconds and peak memory in MB."""
+    env = os.environ | {"DATABASE_URL": database_url}
+    started = time.monotonic()
+    done = run_measured(erp_sync("reconcile", *args), env, SWEEP_TIMEOUT_S, keep_stdout=False)
     if done.returncode != 0:
-        raise RuntimeError(f"sweep exited {done.returncode}:\n{log[-3000:]}")
-    figures: dict[str, Any] = json.loads(done.stdout)
-    return figures | {"peak_mb": int(peak_kib) / 1024}
+        raise RuntimeError(f"reconcile {' '.join(args)} exited {done.returncode}:\n{done.log[-3000:]}")
+    return {"s": round(time.monotonic() - started, 2), "peak_mb": round(done.peak_mb, 1)}
+
+
+def held_run_shown(database_url: str, erp_url: str, store: Any) -> dict[str, Any]:
+    """A sweep held with a change for every SKU (a broken export), then its `--show`, beside `--history`'s."""
+    seed_commerce(database_url, store, drift_every=1)
+    held = sweep_in_subprocess(database_url, erp_url)
+    if held["status"] != "held":
+        raise RuntimeError(f"a sweep changing every SKU was not held: {held}")
+    with psycopg.connect(conninfo(database_url)) as conn:
+        changes = conn.execute("SELECT count(*) FROM reconciliation_held_changes WHERE run_id = %s",
+                               (held["run_id"],)).fetchone()
+    shown = printed_in_subprocess(database_url, "--show", str(held["run_id"]))
+    listed = printed_in_subprocess(database_url, "--history")
+    return {"held_changes": changes[0] if changes else 0, "show_held_s": shown["s"],
+            "show_held_peak_mb": shown["peak_mb"], "history_peak_mb": listed["peak_mb"],
+            "show_held_peak_ratio_to_history": ratio(shown["peak_mb"], listed["peak_mb"])}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,6 +133,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     raise RuntimeError(f"{form}: unexpected sweep result {result}")
                 figures |= {f"{form}_s": round(result["duration_s"], 2), f"{form}_peak_mb": round(result["peak_mb"], 1),
                             f"{form}_checked": result["checked"], f"{form}_corrected": result["corrected"]}
+            if args.held:
+                app.extensions["sandbox_erp.config"] = dataclasses.replace(config, snapshot_format="json")
+                progress("held: every SKU drifted, sweeping, then reconcile --show of the held run")
+                figures |= held_run_shown(db, erp_url, store)
         finally:
             server.shutdown()
             shutdown(app)
@@ -132,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark the reconciliation sweep.")
     parser.add_argument("--skus", type=int, default=1_000_000, help="SKUs on both sides (1000000)")
     parser.add_argument("--forms", type=lambda s: s.split(","), default=list(FORMS), help="json,csv,url")
+    parser.add_argument("--held", action=argparse.BooleanOptionalAction, default=True,
+                        help="also a sweep held with every SKU changed, and `reconcile --show` of it (on)")
     parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
     args = parser.parse_args(argv)
     figures = run(args)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from erp_sync.shared.models import ReconciliationCorrection, ReconciliationHeldC
 from erp_sync.workers.reconcile_summary import SweepSummary, summary_of
 
 RUNS = ReconciliationRun.__table__
+STREAMED_ROWS = 1000
 
 
 def history(session: Session, limit: int = 20) -> list[SweepSummary]:
@@ -28,23 +30,34 @@ def stock_truth(session: Session, limit: int = 20) -> dict[str, Any]:
 
 def show(session: Session, run_id: int) -> dict[str, Any] | None:
     """One run's summary, every SKU it corrected (old and new figure) and, for a run a limit held,
-    every change it held for a decision; None if unknown."""
+    every change it held for a decision; None if unknown.
+
+    The two lists are iterators, read from the database when iterated (a thousand rows at a time,
+    within `session`): a held run can hold a change for every SKU of a million.
+    """
     row = session.execute(select(RUNS).where(RUNS.c.id == run_id)).mappings().one_or_none()
     if row is None:
         return None
-    corrections = session.execute(
+    return summary_of(row).as_dict() | {"corrections": _corrections(session, run_id),
+                                        "held_changes": _held_changes(session, run_id)}
+
+
+def _corrections(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
+    rows = session.execute(
         select(ReconciliationCorrection.sku, ReconciliationCorrection.old_qty, ReconciliationCorrection.new_qty)
         .where(ReconciliationCorrection.run_id == run_id)
         .order_by(ReconciliationCorrection.sku)
+        .execution_options(yield_per=STREAMED_ROWS)
     )
-    held = session.execute(
+    yield from ({"sku": sku, "old": old, "new": new} for sku, old, new in rows)
+
+
+def _held_changes(session: Session, run_id: int) -> Iterator[dict[str, Any]]:
+    rows = session.execute(
         select(ReconciliationHeldChange.sku, ReconciliationHeldChange.old_qty, ReconciliationHeldChange.erp_qty,
                ReconciliationHeldChange.new_qty)
         .where(ReconciliationHeldChange.run_id == run_id)
         .order_by(ReconciliationHeldChange.sku)
+        .execution_options(yield_per=STREAMED_ROWS)
     )
-    return summary_of(row).as_dict() | {
-        "corrections": [{"sku": sku, "old": old, "new": new} for sku, old, new in corrections],
-        "held_changes": [{"sku": sku, "commerce_qty": old, "erp_qty": erp, "new_qty": new}
-                         for sku, old, erp, new in held],
-    }
+    yield from ({"sku": sku, "commerce_qty": old, "erp_qty": erp, "new_qty": new} for sku, old, erp, new in rows)

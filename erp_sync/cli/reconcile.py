@@ -114,6 +114,7 @@ def _decide(settings: Settings, args: argparse.Namespace) -> int:
 def _print_history(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
+    from erp_sync.cli.json_stream import print_json
     from erp_sync.shared.db import make_engine, make_session_factory, translate_db_error
     from erp_sync.workers.reconcile_history import show, stock_truth
 
@@ -125,7 +126,7 @@ def _print_history(settings: Settings, args: argparse.Namespace) -> int:
                 if run is None:
                     print(f"erp-sync: no reconciliation run {args.show}", file=sys.stderr)
                     return EXIT_FAILURE
-                print(json.dumps(run, indent=2))
+                print_json(run)
             else:
                 print(json.dumps(stock_truth(session, args.limit), indent=2))
         return EXIT_OK

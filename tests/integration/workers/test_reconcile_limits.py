@@ -151,8 +151,8 @@ def test_show_of_a_held_run_lists_every_change_it_holds(erp, sweep_settings, com
     detail = show(committed_session, held.run_id)
 
     # then each change it would make is there, with commerce's figure, the snapshot's and the result
-    assert detail is not None and (detail["status"], detail["corrections"]) == ("held", [])
-    assert detail["held_changes"] == [{"sku": sku, "commerce_qty": 10, "erp_qty": 0, "new_qty": 0}
+    assert detail is not None and (detail["status"], list(detail["corrections"])) == ("held", [])
+    assert list(detail["held_changes"]) == [{"sku": sku, "commerce_qty": 10, "erp_qty": 0, "new_qty": 0}
                                       for sku in SKUS[:10]]
 
 
