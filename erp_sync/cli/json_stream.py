@@ -1,12 +1,16 @@
 """JSON documents printed as they are read: a list of a million rows never held whole."""
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 _NOTHING = object()
+# The encoder yields a piece of text for each key, value and bracket: written to stdout a few
+# thousand at a time, not one call each.
+_PIECES_A_WRITE = 4096
 
 
 class StreamedList(list[Any]):
@@ -35,5 +39,7 @@ class StreamedList(list[Any]):
 def print_json(document: dict[str, Any]) -> None:
     """`document` on stdout as indented JSON; each iterator value (not a list, str or dict) as an array, streamed."""
     streamed = {key: StreamedList(value) if isinstance(value, Iterator) else value for key, value in document.items()}
-    json.dump(streamed, sys.stdout, indent=2)
+    pieces = json.JSONEncoder(indent=2).iterencode(streamed)
+    while batch := list(itertools.islice(pieces, _PIECES_A_WRITE)):
+        sys.stdout.write("".join(batch))
     print(flush=True)
