@@ -9,11 +9,11 @@ from flask.typing import ResponseReturnValue
 
 from erp_sync.ingress.console_auth import ConsoleCredentials
 from erp_sync.ingress.console_chart import drift_chart
-from erp_sync.ingress.console_data import overview, parked_messages
+from erp_sync.ingress.console_data import PARKED_SHOWN, overview, parked_page
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.extensions import engine, settings
 from erp_sync.shared.dead_letters import DeadLetters, work_queues
-from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, PublishRejected
+from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, ParkedBeingRead, PublishRejected
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,13 @@ def index() -> ResponseReturnValue:
 
 @bp.get("/parked")
 def parked() -> ResponseReturnValue:
-    messages = parked_messages(settings().amqp_url)
+    queue = request.args.get("queue") or None
+    try:
+        work_queues(queue)
+    except ConfigurationError as exc:
+        raise ApiError(400, str(exc)) from exc
     return render_template(
-        "console/parked.html", messages=messages or [], broker_read=messages is not None,
+        "console/parked.html", page=parked_page(settings().amqp_url, queue), queue=queue, shown=PARKED_SHOWN,
         form_token=_credentials().form_token(), read_at=datetime.now(UTC))
 
 
@@ -71,7 +75,7 @@ def replay() -> ResponseReturnValue:
         raise ApiError(400, str(exc)) from exc
     try:
         replayed = DeadLetters(settings().amqp_url).replay({message_id}, queue)
-    except (BrokerUnavailable, PublishRejected) as exc:
+    except (BrokerUnavailable, PublishRejected, ParkedBeingRead) as exc:
         # Nothing was lost: what could not go back to its work queue stays parked.
         raise ApiError(503, f"not replayed, the message stays parked: {exc}",
                        headers={"Retry-After": str(settings().unavailable_retry_after_s)}) from exc

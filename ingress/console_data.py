@@ -14,7 +14,7 @@ from erp_sync.ingress.webhook_tally import last_hour
 from erp_sync.shared.broker import queue_occupancy
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage
-from erp_sync.shared.errors import ErpSyncError
+from erp_sync.shared.errors import ErpSyncError, ParkedBeingRead
 from erp_sync.shared.models import Order, OrderStatus, ReconciliationRun
 from erp_sync.shared.order_view import orders_by_status
 
@@ -68,17 +68,33 @@ def overview(engine: Engine, amqp_url: str) -> Overview:
     return page
 
 
-def parked_messages(amqp_url: str) -> list[ParkedMessage] | None:
-    """The first PARKED_SHOWN parked messages; None when RabbitMQ cannot be read.
+@dataclass
+class ParkedPage:
+    """The parked page: the first PARKED_SHOWN messages (of one queue, or all), how many each queue holds,
+    or why they cannot be shown."""
 
-    Every parked message is taken and handed back, which RabbitMQ counts as a delivery: read only
-    when the operator asks, never by the page that reloads itself.
-    """
+    messages: list[ParkedMessage] = field(default_factory=list)
+    parked_by_queue: dict[str, int] = field(default_factory=dict)
+    problem: str | None = None
+
+    @property
+    def parked(self) -> int:
+        return sum(self.parked_by_queue.values())
+
+
+def parked_page(amqp_url: str, queue: str | None = None) -> ParkedPage:
+    """Every parked message read is taken and handed back, which RabbitMQ counts as a delivery: read
+    only when the operator asks, never by the page that reloads itself."""
+    page = ParkedPage()
     try:
-        return DeadLetters(amqp_url).parked(limit=PARKED_SHOWN)
+        page.parked_by_queue = {worker: parked for worker, (_, _, parked) in queue_occupancy(amqp_url).items()}
+        page.messages = DeadLetters(amqp_url).parked(queue, limit=PARKED_SHOWN)
+    except ParkedBeingRead as exc:
+        page.problem = str(exc)
     except ErpSyncError as exc:
         logger.warning("console: cannot read the parked messages: %s", exc)
-        return None
+        page.problem = "RabbitMQ cannot be read"
+    return page
 
 
 def _read_database(engine: Engine, page: Overview) -> None:

@@ -7,11 +7,16 @@ changes nothing. A replay puts the message back on its work queue as it first ar
 workers record every event and order id with its effect, so replaying one already applied
 changes nothing. Messages are read one at a time and only the one in hand is kept: a parking
 queue may hold more bodies than the command's memory (a bulk load's thousand-variant groups).
+
+One reader at a time: what one holds, another would not see, and would call not parked. The
+reader holds an exclusive queue, which RabbitMQ removes when its connection ends however it ends.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,10 +28,16 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
 from erp_sync.shared.broker import blocking_connection
-from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, PublishRejected
+from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, ParkedBeingRead, PublishRejected
 from erp_sync.shared.publisher import encodable
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
 from erp_sync.shared.topology import CRASH_DELIVERY_LIMIT, WORK_QUEUES, WorkQueue
+
+logger = logging.getLogger(__name__)
+
+READER_LOCK = "erp-sync.dlq.reader"
+RESOURCE_LOCKED = 405  # AMQP: an exclusive queue another connection holds
+LOCK_POLL_S = 0.5
 
 # Headers of the failed attempts; a replay starts the message afresh.
 FAILURE_HEADERS = (ATTEMPT_HEADER, PARK_REASON_HEADER, LAST_ERROR_HEADER, PARKED_AT_HEADER, "x-death",
@@ -110,10 +121,14 @@ def work_queues(worker: str | None) -> list[WorkQueue]:
 
 
 class DeadLetters:
-    """The parking queues of one broker (vhost)."""
+    """The parking queues of one broker (vhost).
 
-    def __init__(self, amqp_url: str) -> None:
+    `wait_s`: how long to wait for another reader to finish before `ParkedBeingRead`.
+    """
+
+    def __init__(self, amqp_url: str, wait_s: float = 0.0) -> None:
         self._amqp_url = amqp_url
+        self._wait_s = wait_s
 
     def parked(self, worker: str | None = None, limit: int | None = None) -> list[ParkedMessage]:
         """The first `limit` parked messages (all when None); see `reading`."""
@@ -164,7 +179,7 @@ class DeadLetters:
         connection = blocking_connection(self._amqp_url, "dlq")
         channel: BlockingChannel | None = None
         try:
-            channel = connection.channel()
+            channel = self._sole_reader(connection)
             yield channel
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(f"RabbitMQ failed during the command: {exc!r}") from exc
@@ -177,6 +192,29 @@ class DeadLetters:
                     with contextlib.suppress(pika.exceptions.AMQPError):
                         channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
                 connection.close()
+
+
+    def _sole_reader(self, connection: pika.BlockingConnection) -> BlockingChannel:
+        """A channel of the only reader of the parking queues, once no other reader is left (or `wait_s` is up)."""
+        deadline = time.monotonic() + self._wait_s
+        told = False
+        while True:
+            channel = connection.channel()
+            try:
+                channel.queue_declare(READER_LOCK, exclusive=True, auto_delete=True,
+                                      arguments={"x-queue-type": "classic"})
+                return channel
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != RESOURCE_LOCKED:
+                    raise
+            if time.monotonic() >= deadline:
+                raise ParkedBeingRead("another `erp-sync dlq` command or the console is reading the parked "
+                                      "messages; they are back when it ends: try again then")
+            if not told:
+                logger.warning("another `erp-sync dlq` command or the console is reading the parked messages; "
+                               "waiting up to %.0f s for it to end", self._wait_s)
+                told = True
+            connection.sleep(LOCK_POLL_S)
 
 
 def _take_all(channel: BlockingChannel, queue: WorkQueue) -> Iterator[tuple[ParkedMessage, int]]:

@@ -45,6 +45,10 @@ class BrokerUnavailable(TransientError):
     """RabbitMQ could not take or confirm a message in time."""
 
 
+class ParkedBeingRead(TransientError):
+    """Another `dlq` command, or the console, is reading the parked messages; they are back when it ends."""
+
+
 class ConfirmTimeout(BrokerUnavailable):
     """No confirm came in time, yet the connection is alive: the broker is slow, not gone."""
 

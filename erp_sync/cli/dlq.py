@@ -9,6 +9,10 @@ from typing import TYPE_CHECKING
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
 from erp_sync.shared.settings import Settings
 
+# A second reader waits for the first (the console's, or another on call's) rather than failing:
+# a scan of 100,000 parked messages takes a minute or two.
+READER_WAIT_S = 300.0
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -40,7 +44,7 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: pika is no import of the sweep's process, which builds this parser too.
     from erp_sync.shared.dead_letters import DeadLetters
 
-    letters = DeadLetters(settings.amqp_url)
+    letters = DeadLetters(settings.amqp_url, wait_s=READER_WAIT_S)
     if args.action == "list":
         with letters.reading(args.queue) as messages:
             for parked in messages:

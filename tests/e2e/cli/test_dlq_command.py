@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pika
 
+from erp_sync.shared.dead_letters import DeadLetters
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER
 from erp_sync.shared.topology import PARKING_EXCHANGE
 from tests.support import cli
@@ -90,3 +92,20 @@ def test_tls_to_a_port_without_it_says_the_broker_is_unreachable_in_one_line(bro
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith("erp-sync: cannot connect to RabbitMQ: SSLError")
+
+
+def test_a_dlq_command_waits_while_another_reads_then_finds_the_message(broker):
+    # given a parked message, held by another reader (the console, or a colleague's listing)
+    park_copy(broker, encode(inventory_event(sku="SKU-W")), "evt_wait")
+    with DeadLetters(broker).reading() as other_reader:
+        next(other_reader)
+        shown = cli.start("dlq", "show", "evt_wait", AMQP_URL=broker)
+        time.sleep(2.0)
+        still_waiting = shown.poll() is None
+
+    # then the command waited for its turn, said why, and showed the message rather than "not parked"
+    shown.wait(timeout=60)
+    output = cli.output_of(shown)
+    assert still_waiting and shown.returncode == 0, output
+    assert "another `erp-sync dlq` command or the console is reading the parked messages; waiting" in output
+    assert json.loads(output[output.index("{"):])["id"] == "evt_wait"

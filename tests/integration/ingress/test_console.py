@@ -176,3 +176,39 @@ def test_the_parked_page_lists_each_message_with_a_replay_and_does_not_reload_it
 
     assert 'data-parked="evt_1"' in page and 'name="form_token"' in page
     assert 'http-equiv="refresh"' not in page
+
+
+def test_the_parked_page_counts_every_queue_and_lists_one_on_request(console, broker):
+    # given messages parked on two queues
+    park(broker, "inventory", "evt_1")
+    park(broker, "catalog", "evt_2")
+    park(broker, "catalog", "evt_3")
+
+    everything = console.get("/console/parked", headers=basic("ops", PASSWORD)).text
+    catalog = console.get("/console/parked?queue=catalog", headers=basic("ops", PASSWORD)).text
+    unknown = console.get("/console/parked?queue=nope", headers=basic("ops", PASSWORD))
+
+    # then each page says how many each queue holds, with a link to each; one queue's lists only its own
+    assert "3 parked:" in everything and 'href="/console/parked?queue=catalog">catalog</a> 2' in everything
+    assert all(f'data-parked="{m}"' in everything for m in ("evt_1", "evt_2", "evt_3"))
+    assert 'data-parked="evt_1"' not in catalog and 'data-parked="evt_2"' in catalog
+    assert (unknown.status_code, unknown.get_json()["error"]) == (
+        400, "no queue 'nope'; the queues are catalog, inventory, media, orders, orders-push")
+
+
+def test_while_a_dlq_command_reads_the_parked_messages_the_console_says_so(console, broker):
+    park(broker, "inventory", "evt_1")
+    token = form_token(console)
+
+    with DeadLetters(broker).reading() as command_reading:
+        next(command_reading)
+        page = console.get("/console/parked", headers=basic("ops", PASSWORD)).text
+        replay = console.post("/console/replay", data={"id": "evt_1", "queue": "inventory", "form_token": token},
+                              headers=basic("ops", PASSWORD) | {"Origin": "http://localhost"})
+
+    # then neither calls the message gone: the page says why it shows none, the replay asks to retry
+    assert "not known: another `erp-sync dlq` command or the console is reading the parked messages" in page
+    assert "nothing parked" not in page
+    assert replay.status_code == 503 and "Retry-After" in replay.headers
+    assert replay.get_json()["error"].startswith("not replayed, the message stays parked: another `erp-sync dlq`")
+    assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]

@@ -1,12 +1,15 @@
 """Parked messages: listed with reason, id, attempts and time without being taken; replayed afresh; purged."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from erp_sync.shared.broker import queue_depths
 from erp_sync.shared.consumer import Delivery, parked
 from erp_sync.shared.dead_letters import DeadLetters
-from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.errors import ConfigurationError, ParkedBeingRead
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
 from erp_sync.shared.topology import WORK_QUEUES
@@ -148,3 +151,36 @@ def test_a_message_without_a_message_id_is_parked_under_the_id_its_body_names(br
     # then it is listed under that id, and replayed by it
     assert [m.message_id for m in letters.parked("orders")] == [named]
     assert [m.message_id for m in letters.replay({named}, "orders")] == [named]
+
+
+def test_a_second_reader_is_told_the_messages_are_being_read_not_that_none_are_parked(broker):
+    # what one reader holds, another would not see: two people on call, or the console and the command
+    park(broker, "inventory", "evt_1")
+
+    with DeadLetters(broker).reading() as first_reader:
+        next(first_reader)
+        with pytest.raises(ParkedBeingRead, match="another `erp-sync dlq` command or the console is reading"):
+            DeadLetters(broker).replay({"evt_1"})
+
+    # once the first has ended, the message is there for the next
+    assert [m.message_id for m in DeadLetters(broker).replay({"evt_1"})] == ["evt_1"]
+
+
+def test_a_reader_that_may_wait_takes_its_turn_when_the_other_ends(broker):
+    park(broker, "orders", "ORD-1")
+    first_done = threading.Event()
+
+    def read_for_a_second() -> None:
+        with DeadLetters(broker).reading() as messages:
+            next(messages)
+            reading.set()
+            time.sleep(1.0)
+        first_done.set()
+
+    reading = threading.Event()
+    threading.Thread(target=read_for_a_second, daemon=True).start()
+    assert reading.wait(10)
+
+    shown = DeadLetters(broker, wait_s=30).parked("orders")
+
+    assert first_done.is_set() and [m.message_id for m in shown] == ["ORD-1"]
