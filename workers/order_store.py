@@ -87,16 +87,18 @@ UPDATE orders
 # A `received` order named by its id too: its push message may have been parked or purged, and a
 # push that finds it settled meanwhile does nothing. An order locked is being pushed (or re-sent by
 # the probe) this moment: skipped, where waiting held the command for as long as the ERP took.
-_MAKE_DUE = text("""
-WITH waiting AS (
+_WAITING = """
     SELECT order_id FROM orders
      WHERE (status IN ('pending_sync', 'local_only') AND (CAST(:order_ids AS text[]) IS NULL OR order_id = ANY(:order_ids)))
-        OR (status = 'received' AND order_id = ANY(CAST(:order_ids AS text[])))
+        OR (status = 'received' AND order_id = ANY(CAST(:order_ids AS text[])))"""
+_MAKE_DUE = text(f"""
+WITH waiting AS ({_WAITING}
        FOR UPDATE SKIP LOCKED)
 UPDATE orders SET next_attempt_at = NULL, updated_at = clock_timestamp()
  WHERE order_id IN (SELECT order_id FROM waiting)
 RETURNING order_id
 """)
+_COUNT_WAITING = text(f"SELECT count(*) FROM ({_WAITING}) AS waiting")
 # The orders whose push message is sent again: those nothing has touched since :stranded_before
 # (their message is lost; none when NULL), and with :local_only one due local_only order, the
 # oldest not tried since it turned local_only, else the one due longest. (The oldest alone: one
@@ -222,6 +224,12 @@ def claim(scope: SessionOrConnection, stranded_before: datetime | None, *, local
     """The orders to send a push message for again (see _CLAIM), as (order_id, status), oldest first."""
     rows = scope.execute(_CLAIM, {"stranded_before": stranded_before, "local_only": local_only, "limit": limit})
     return [(row.order_id, row.status) for row in sorted(rows, key=lambda row: row.arrival)]
+
+
+def count_waiting(session: Session, order_ids: Sequence[str] | None) -> int:
+    """How many orders `make_due` would make due now (those being pushed this moment included)."""
+    ids = None if order_ids is None else list(order_ids)
+    return int(session.execute(_COUNT_WAITING, {"order_ids": ids}).scalar_one())
 
 
 def make_due(session: Session, order_ids: Sequence[str] | None) -> list[str]:

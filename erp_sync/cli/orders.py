@@ -75,22 +75,34 @@ def run_orders(settings: Settings, args: argparse.Namespace) -> int:
 def _retry(settings: Settings, session: Session, order_ids: list[str] | None) -> int:
     from sqlalchemy import select
 
+    from erp_sync.shared.broker import queue_depths
     from erp_sync.shared.models import Order
-    from erp_sync.shared.publisher import ConfirmingPublisher
-    from erp_sync.workers.order_store import make_due
+    from erp_sync.shared.publisher import CONFIRM_WINDOW, ConfirmingPublisher
+    from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
+    from erp_sync.workers.order_store import count_waiting, make_due
     from erp_sync.workers.order_sync import push_message
 
     # Connected first: a broker out of reach stops us before any order is marked due.
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     try:
         publisher.ensure_connected()
+        # A push queue at its bound refuses new orders' pushes too: what would not fit is not begun.
+        waiting = count_waiting(session, order_ids)
+        queued = queue_depths(settings.amqp_url, [ORDERS_PUSH_QUEUE.name])[ORDERS_PUSH_QUEUE.name]
+        room = settings.queue_max_length - queued
+        if waiting > room:
+            print(f"erp-sync: {waiting} orders to push, but {ORDERS_PUSH_QUEUE.name} has room for {max(room, 0)} "
+                  f"({queued} queued, QUEUE_MAX_LENGTH {settings.queue_max_length}); nothing was pushed: let the "
+                  "orders worker drain it (its pushes may be these orders already), or name fewer", file=sys.stderr)
+            return EXIT_FAILURE
         due = make_due(session, order_ids)
         session.commit()
-        publisher.publish_all([push_message(order_id) for order_id in due])
+        for start in range(0, len(due), CONFIRM_WINDOW):
+            window = due[start:start + CONFIRM_WINDOW]
+            publisher.publish_all([push_message(order_id) for order_id in window])
+            print("".join(f"pushing {order_id}\n" for order_id in window), end="", flush=True)
     finally:
         publisher.close()
-    for order_id in due:
-        print(f"pushing {order_id}")
     not_waiting = sorted(set(order_ids or ()) - set(due))
     found = session.execute(select(Order.order_id, Order.status).where(Order.order_id.in_(not_waiting))).tuples()
     statuses = {order_id: status for order_id, status in found}

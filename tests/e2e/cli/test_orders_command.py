@@ -7,8 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from erp_sync.shared.broker import queue_depths
 from erp_sync.shared.models import Order
 from erp_sync.shared.orders import publish_order
+from erp_sync.shared.publisher import ConfirmingPublisher
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
+from erp_sync.workers.order_sync import push_message
 from tests.support import cli
 from tests.support.orders import SKU, order, wait_status
 
@@ -163,3 +167,36 @@ def test_a_limit_below_one_is_refused_before_the_database_is_asked(limit):
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"erp-sync orders list: error: argument --limit: must be a whole number from 1 to 2**63 - 1, not {limit!r}")
+
+
+def test_retrying_more_orders_than_the_push_queue_has_room_for_pushes_none_and_says_why(
+        broker, committed_session, db_engine, migrated_database_url):
+    # given three waiting orders, and a push queue bounded at 4 that already holds 2 pushes
+    later = datetime.now(UTC) + timedelta(hours=1)
+    for n in range(3):
+        committed_session.add(Order(order_id=f"ORD-R-{n}", order_date=datetime.now(UTC), customer_ref="C-1",
+                                    status="pending_sync", next_attempt_at=later))
+    committed_session.commit()
+    publisher = ConfirmingPublisher(broker)
+    try:
+        publisher.publish_all([push_message("ORD-R-0"), push_message("ORD-R-1")])
+    finally:
+        publisher.close()
+    env = {"DATABASE_URL": migrated_database_url, "AMQP_URL": broker}
+
+    # when the operator pushes all of them now, under that bound, then under the default one
+    refused = cli.run("orders", "retry", "--all", QUEUE_MAX_LENGTH="4", **env)
+    with db_engine.connect() as connection:
+        untouched = {order_id: due for order_id, due in connection.execute(
+            text("SELECT order_id, next_attempt_at FROM orders"))}
+    queued_then = queue_depths(broker, [ORDERS_PUSH_QUEUE.name])[ORDERS_PUSH_QUEUE.name]
+    pushed = cli.run("orders", "retry", "--all", **env)
+
+    # then the first pushed none, marked none due and said why; the second pushed each
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        "erp-sync: 3 orders to push, but erp-sync.orders-push has room for 2 (2 queued, QUEUE_MAX_LENGTH 4); "
+        "nothing was pushed: let the orders worker drain it (its pushes may be these orders already), or name "
+        "fewer\n")
+    assert all(due == later for due in untouched.values()) and queued_then == 2
+    assert pushed.returncode == 0 and pushed.stdout == "pushing ORD-R-0\npushing ORD-R-1\npushing ORD-R-2\n"
