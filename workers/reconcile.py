@@ -214,7 +214,7 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
     except psycopg.errors.UniqueViolation as exc:
         raise SnapshotBroken(f"snapshot: a SKU appears twice ({exc.diag.message_detail})") from exc
     conn.execute("ANALYZE reconcile_snapshot")
-    found = find_changes(conn, run_id, taken, read_until, lock=not dry_run)
+    found = find_changes(conn, run_id, taken, read_until)
     in_commerce = conn.execute(_MISSING_IN_COMMERCE, {"cap": SAMPLE_SKUS}).fetchall()
     in_erp = conn.execute(_MISSING_IN_ERP, {"cap": SAMPLE_SKUS}).fetchall()
     missing_in_commerce = in_commerce[0][1] if in_commerce else 0

@@ -47,11 +47,10 @@ _HAS_LATER_DELTAS = """EXISTS (
 _DIFF_TABLE = """
 CREATE TEMP TABLE reconcile_diff (sku text, old_qty bigint, erp_qty bigint, new_qty bigint, erp_as_of timestamptz,
                                   unsure boolean, applied boolean NOT NULL DEFAULT false) ON COMMIT DROP"""
-# `{lock}`, FOR UPDATE for a sweep: a webhook committing meanwhile waits for us, and the old figure
-# we record is current. In SKU order, as every stock writer locks: in any other, a writer of two
-# SKUs could deadlock with the sweep, and PostgreSQL might abort the sweep. A dry run records
-# nothing and locks nothing: its transaction stays open while the changes are written out, at a
-# reader's pace.
+# The comparison locks nothing: a sweep the change limits hold (a broken export, a change for every
+# SKU) writes no stock, and a dry run's transaction stays open while the changes are written out,
+# at a reader's pace. The rows are locked only to be written (`_LOCK`), where every figure is
+# checked again.
 # The deltas are looked up only for a SKU that differs from the snapshot or has a delta since
 # (an index probe); a figure that differs from the snapshot only by the deltas since is no drift.
 _DIFF = """
@@ -59,24 +58,30 @@ WITH differing AS (
     SELECT l.sku, l.erp_quantity, s.qty, l.erp_as_of
       FROM stock_levels l JOIN reconcile_snapshot s ON s.sku = l.sku
      WHERE l.erp_quantity <> s.qty OR """ + _HAS_LATER_DELTAS + """
-     ORDER BY l.sku {lock}
 )
 INSERT INTO reconcile_diff (sku, old_qty, erp_qty, new_qty, erp_as_of, unsure)
 SELECT d.sku, d.erp_quantity, d.qty, d.qty + COALESCE(later.delta, 0), d.erp_as_of, later.unsure
   FROM differing d""" + _LATER_DELTAS.format(sku="d.sku") + """
  WHERE d.erp_quantity <> d.qty + COALESCE(later.delta, 0)"""
-_ROW_LOCK = "FOR UPDATE OF l"
 _CORRECTABLE = "{d}erp_as_of <= %(taken)s AND NOT {d}unsure"
+# In SKU order, as every stock writer locks: in any other, a writer of two SKUs could deadlock with
+# the sweep, and PostgreSQL might abort it. A webhook committing from now on waits for us.
 _LOCK = "SELECT 1 FROM stock_levels l JOIN reconcile_diff d ON d.sku = l.sku ORDER BY l.sku FOR UPDATE OF l"
+# The figure each correction records as the old one: as it is now, locked (a webhook may have
+# written it since the comparison; an approved held run meets it days later).
+_CURRENT_OLD = """
+UPDATE reconcile_diff d SET old_qty = l.erp_quantity FROM stock_levels l
+ WHERE l.sku = d.sku AND d.old_qty <> l.erp_quantity"""
 # The deltas are summed again here: the rows are locked now, so every committed one is seen. The
-# current figure is checked again too: an approved held run meets figures newer than its snapshot.
+# current figure is checked again too: one newer than the snapshot stays, one already right is
+# left as it is.
 _CORRECT = """
 WITH corrected AS (
     UPDATE stock_levels l SET erp_quantity = d.erp_qty + COALESCE(later.delta, 0), erp_as_of = %(taken)s,
            updated_at = now()
       FROM reconcile_diff d""" + _LATER_DELTAS.format(sku="d.sku") + """
      WHERE l.sku = d.sku AND """ + _CORRECTABLE.format(d="d.") + """
-       AND l.erp_as_of <= %(taken)s AND NOT later.unsure
+       AND l.erp_as_of <= %(taken)s AND NOT later.unsure AND l.erp_quantity <> d.erp_qty + COALESCE(later.delta, 0)
     RETURNING l.sku, l.erp_quantity
 )
 UPDATE reconcile_diff d SET new_qty = c.erp_quantity, applied = true FROM corrected c WHERE d.sku = c.sku"""
@@ -129,15 +134,11 @@ class Change:
 Connection = psycopg.Connection[TupleRow]
 
 
-def find_changes(conn: Connection, run_id: int, taken: datetime, read_until: datetime, *,
-                 lock: bool = True) -> Changes:
-    """Compare `reconcile_snapshot` with our stock by the rule into `reconcile_diff`; writes nothing lasting.
-
-    `lock`: hold the differing SKUs' rows until the caller's transaction ends (False for a dry run).
-    """
+def find_changes(conn: Connection, run_id: int, taken: datetime, read_until: datetime) -> Changes:
+    """Compare `reconcile_snapshot` with our stock by the rule into `reconcile_diff`; writes and locks nothing."""
     params: dict[str, Any] = {"run": run_id, "taken": taken, "read_until": read_until}
     conn.execute(_DIFF_TABLE)
-    conn.execute(_DIFF.format(lock=_ROW_LOCK if lock else ""), params)
+    conn.execute(_DIFF, params)
     row = conn.execute(_COUNT_DIFF, params).fetchone()
     if row is None:
         raise LookupError("the count of differing SKUs returned no row")
@@ -148,6 +149,7 @@ def apply_changes(conn: Connection, run_id: int, taken: datetime, read_until: da
     """Write the changes in `reconcile_diff` the rule still allows, with their records: how many."""
     params: dict[str, Any] = {"run": run_id, "taken": taken, "read_until": read_until}
     conn.execute(_LOCK)
+    conn.execute(_CURRENT_OLD)
     conn.execute(_CORRECT, params)
     conn.execute(_RECORD, params)
     conn.execute(_HISTORY, params)
