@@ -124,6 +124,24 @@ def test_a_figure_newer_than_the_held_run_still_wins_after_approval(erp, sweep_s
     assert levels(committed_session) == COMMERCE | dict.fromkeys(SKUS[2:10], 0) | {"L-000": 42, "L-001": -1}
 
 
+def test_an_approved_run_records_the_figures_it_replaced_as_they_were_then(erp, sweep_settings, committed_session):
+    # given a held run, then, before the decision, a sale of one of its SKUs stamped before the
+    # snapshot (so the snapshot's figure already counts it) and a figure that is already the snapshot's
+    held = _held(erp, sweep_settings, committed_session)
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    apply_stock_events(committed_session, [StockEvent("evt_sale_L-000", "L-000", Delta(-2, earlier)),
+                                           StockEvent("evt_zero_L-001", "L-001", Total(0, earlier))])
+    committed_session.commit()
+
+    # when the run is approved
+    approved = approve_run(sweep_settings("http://127.0.0.1:9"), held.run_id)
+
+    # then each correction says what it replaced at the approval, and the SKU already right is left alone
+    detail = show(committed_session, held.run_id)
+    assert detail is not None and approved.corrected == 9
+    assert list(detail["corrections"])[:2] == [{"sku": "L-000", "old": 8, "new": 0}, {"sku": "L-002", "old": 10, "new": 0}]
+
+
 def test_a_held_run_a_later_sweep_overtook_can_be_rejected_not_approved(erp, sweep_settings, committed_session):
     # given a held run, then a later sweep of a whole export that confirmed commerce's figures
     held = _held(erp, sweep_settings, committed_session)
