@@ -102,10 +102,10 @@ def _read_database(engine: Engine, page: Overview) -> None:
         page.orders_by_status = {status: count for status, count in session.execute(
             select(Order.status, func.count()).group_by(Order.status).order_by(Order.status))}
         for status in WAITING:
-            oldest = orders_by_status(session, status, 1)
-            if oldest:
-                since = datetime.fromisoformat(oldest[0]["created_at"])
-                page.oldest_waiting[status] = oldest[0] | {"waiting": age_text(page.read_at - since)}
+            oldest = next(orders_by_status(session, status, 1), None)
+            if oldest is not None:
+                since = datetime.fromisoformat(oldest["created_at"])
+                page.oldest_waiting[status] = oldest | {"waiting": age_text(page.read_at - since)}
         page.runs = [dict(row) for row in session.execute(
             select(RUNS).order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(RUNS_SHOWN)).mappings()]
     page.webhooks = last_hour(engine)

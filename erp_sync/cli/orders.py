@@ -49,10 +49,11 @@ def run_orders(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with make_session_factory(engine)() as session:
             if args.action == "list":
-                orders = orders_by_status(session, args.status, args.limit)
-                for order in orders:
+                listed = 0
+                for order in orders_by_status(session, args.status, args.limit):
                     print(json.dumps(order))
-                more = count_orders(session, args.status) - args.limit if len(orders) == args.limit else 0
+                    listed += 1
+                more = count_orders(session, args.status) - args.limit if listed == args.limit else 0
                 if more > 0:
                     # On stderr: what a pipe reads stays one order a line. Unsaid, the newest looked missing.
                     print(f"erp-sync: {more} more, newer; --limit {args.limit + more} lists them all",
