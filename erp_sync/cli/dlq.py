@@ -28,6 +28,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     show = actions.add_parser("show", help="one parked message with its headers and body")
     show.add_argument("id", help="its event or order id")
+    show.add_argument("--queue", help="look on this worker's parking queue only (quicker with many parked)")
     replay = actions.add_parser("replay", help="put parked messages back on their work queues")
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("ids", nargs="*", default=[], metavar="ID", help="event or order ids")
@@ -53,7 +54,7 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
                       "{queue}\t{id}\tattempts={attempts}\tparked_at={parked_at}\t{reason}".format(**summary))
         return EXIT_OK
     if args.action == "show":
-        with letters.reading() as messages:
+        with letters.reading(args.queue) as messages:
             return _show(messages, args.id)
     if args.action == "replay":
         return _replay(letters, args)

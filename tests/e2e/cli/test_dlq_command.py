@@ -109,3 +109,16 @@ def test_a_dlq_command_waits_while_another_reads_then_finds_the_message(broker):
     assert still_waiting and shown.returncode == 0, output
     assert "another `erp-sync dlq` command or the console is reading the parked messages; waiting" in output
     assert json.loads(output[output.index("{"):])["id"] == "evt_wait"
+
+
+def test_show_looks_on_the_queue_named_only(broker):
+    # given an event parked on the inventory queue
+    park_copy(broker, encode(inventory_event(sku="SKU-Q")), "evt_queue")
+
+    # when the operator looks for it on the catalog queue, then on its own
+    elsewhere = cli.run("dlq", "show", "evt_queue", "--queue", "catalog", AMQP_URL=broker)
+    there = cli.run("dlq", "show", "evt_queue", "--queue", "erp-sync.inventory.parked", AMQP_URL=broker)
+
+    # then it is not on the catalog's, and shown from its own
+    assert (elsewhere.returncode, elsewhere.stderr) == (1, "erp-sync: no parked message evt_queue\n")
+    assert there.returncode == 0 and json.loads(there.stdout)["queue"] == "inventory"
