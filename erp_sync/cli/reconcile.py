@@ -16,6 +16,7 @@ from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_HELD, EXIT
 from erp_sync.shared.settings import Settings
 
 CHANGE_FIELDS = ("sku", "commerce_qty", "erp_qty", "new_qty", "held")
+HISTORY_RUNS = 20
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,16 +30,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     action.add_argument("--history", action="store_true",
                         help="print the stock holds (open, oldest, ended by cause) and the latest runs as JSON")
     action.add_argument("--show", type=positive_int, metavar="RUN", help="print one run and its corrections as JSON")
-    reconcile.add_argument("--limit", type=positive_int, default=20, help="runs listed by --history (20)")
+    reconcile.add_argument("--limit", type=positive_int, help=f"runs listed by --history ({HISTORY_RUNS})")
     reconcile.add_argument("--output", metavar="FILE",
                            help="--dry-run: write the changes to FILE (CSV when it ends in .csv, else JSON lines)")
     reconcile.set_defaults(run=run_reconcile)
 
 
 def run_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    # Left unsaid, an operator would look for a file that `--now` never writes, or wonder why
+    # `--show` printed every change.
     if args.output is not None and not args.dry_run:
-        # Left unsaid, an operator would look for a file that `--now` never writes.
         print("erp-sync: --output is for --dry-run only", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    if args.limit is not None and not args.history:
+        print("erp-sync: --limit is for --history only", file=sys.stderr)
         return EXIT_CONFIGURATION
     if args.dry_run:
         return _dry_run(settings, args.output)
@@ -128,7 +133,7 @@ def _print_history(settings: Settings, args: argparse.Namespace) -> int:
                     return EXIT_FAILURE
                 print_json(run)
             else:
-                print(json.dumps(stock_truth(session, args.limit), indent=2))
+                print(json.dumps(stock_truth(session, args.limit or HISTORY_RUNS), indent=2))
         return EXIT_OK
     except SQLAlchemyError as exc:
         raise translate_db_error(exc) from exc  # main prints it as one line

@@ -179,6 +179,16 @@ def test_a_dry_run_that_fails_leaves_the_previous_runs_file_as_it_was(migrated_d
     assert [path.name for path in tmp_path.iterdir()] == ["changes.csv"]
 
 
+@pytest.mark.parametrize("action", [("--now",), ("--dry-run",), ("--show", "1"), ("--approve", "1")])
+def test_limit_with_anything_but_the_history_is_refused_before_the_work(action):
+    # given a database and an ERP where nothing listens: the command would fail otherwise
+    result = cli.run("reconcile", *action, "--limit", "5", DATABASE_URL="postgresql://postgres@127.0.0.1:9/erp_sync",
+                     ERP_BASE_URL="http://127.0.0.1:9", ERP_API_TOKEN=TOKEN)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "erp-sync: --limit is for --history only"
+
+
 @pytest.mark.parametrize("action", [("--now",), ("--history",), ("--show", "1")])
 def test_output_with_anything_but_a_dry_run_is_refused_before_the_sweep(action, tmp_path):
     # given a database and an ERP where nothing listens: a sweep would fail otherwise
