@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from erp_sync.ingress.console_auth import ConsoleCredentials
 from erp_sync.ingress.console_chart import drift_chart
-from erp_sync.ingress.console_data import PARKED_SHOWN, overview, parked_page
+from erp_sync.ingress.console_data import overview, parked_page
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.extensions import engine, settings
 from erp_sync.shared.dead_letters import DeadLetters, work_queues
@@ -60,7 +60,7 @@ def parked() -> ResponseReturnValue:
     except ConfigurationError as exc:
         raise ApiError(400, str(exc)) from exc
     return render_template(
-        "console/parked.html", page=parked_page(settings().amqp_url, queue), queue=queue, shown=PARKED_SHOWN,
+        "console/parked.html", page=parked_page(settings().amqp_url, queue), queue=queue,
         form_token=_credentials().form_token(), read_at=datetime.now(UTC))
 
 

@@ -76,19 +76,25 @@ class ParkedPage:
     messages: list[ParkedMessage] = field(default_factory=list)
     parked_by_queue: dict[str, int] = field(default_factory=dict)
     problem: str | None = None
+    shown_at_most: int = PARKED_SHOWN
 
     @property
     def parked(self) -> int:
         return sum(self.parked_by_queue.values())
 
+    @property
+    def cut(self) -> bool:
+        """Whether more are parked (on the queue shown) than the page lists."""
+        return len(self.messages) == self.shown_at_most
+
 
 def parked_page(amqp_url: str, queue: str | None = None) -> ParkedPage:
     """Every parked message read is taken and handed back, which RabbitMQ counts as a delivery: read
     only when the operator asks, never by the page that reloads itself."""
-    page = ParkedPage()
+    page = ParkedPage(shown_at_most=PARKED_SHOWN)
     try:
         page.parked_by_queue = {worker: parked for worker, (_, _, parked) in queue_occupancy(amqp_url).items()}
-        page.messages = DeadLetters(amqp_url).parked(queue, limit=PARKED_SHOWN)
+        page.messages = DeadLetters(amqp_url).parked(queue, limit=page.shown_at_most)
     except ParkedBeingRead as exc:
         page.problem = str(exc)
     except ErpSyncError as exc:

@@ -7,6 +7,7 @@ import re
 import pytest
 from sqlalchemy import insert
 
+from erp_sync.ingress import console_data
 from erp_sync.ingress.console_auth import ConsoleCredentials
 from erp_sync.ingress.storefront import create_api_app
 from erp_sync.shared.dead_letters import DeadLetters
@@ -212,3 +213,15 @@ def test_while_a_dlq_command_reads_the_parked_messages_the_console_says_so(conso
     assert replay.status_code == 503 and "Retry-After" in replay.headers
     assert replay.get_json()["error"].startswith("not replayed, the message stays parked: another `erp-sync dlq`")
     assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
+
+
+def test_the_parked_page_says_when_it_lists_only_the_first(console, broker, monkeypatch):
+    # given three parked messages, and a page that lists two
+    monkeypatch.setattr(console_data, "PARKED_SHOWN", 2)
+    for n in range(3):
+        park(broker, "inventory", f"evt_{n}")
+
+    page = console.get("/console/parked", headers=basic("ops", PASSWORD)).text
+
+    assert page.count("data-parked=") == 2 and "3 parked:" in page
+    assert '<span data-figure="parked-cut">Showing the first 2.</span>' in page
