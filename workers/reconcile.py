@@ -220,7 +220,7 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
     missing_in_commerce = in_commerce[0][1] if in_commerce else 0
     missing_in_erp = in_erp[0][1] if in_erp else 0
     checked = rows - missing_in_commerce
-    mismatched = found.changed + found.newer_kept
+    mismatched, newer_kept = found.changed + found.newer_kept, found.newer_kept
     skus, in_stock = _one(conn.execute(_COMMERCE))
     reason = held_reason(settings, Tally(skus=skus, in_stock=in_stock, changed=found.changed, zeroed=found.zeroed,
                                          missing=missing_in_erp))
@@ -229,14 +229,17 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
         if not dry_run:
             hold_changes(conn, run_id, taken)
     elif not dry_run:
-        corrected = apply_changes(conn, run_id, taken, read_until)
+        applied = apply_changes(conn, run_id, taken, read_until)
+        # Decided again under the lock: a webhook may have written some of the SKUs since the comparison.
+        corrected, newer_kept = applied.corrected, newer_kept + applied.kept
+        mismatched -= applied.already_right
     # Raised (and recorded) for a run that applies its corrections: a held one's drift is not established
     # (a broken export, most often), and its held ALERT says so, until an operator approves it.
     drift_alert = reason is None and drifted(settings, checked, mismatched)
     conn.execute(_FINISH, {
         "run": run_id, "status": "held" if reason else "succeeded", "held_reason": reason, "read_until": read_until,
         "taken": taken, "form": snapshot.form, "checked": checked, "mismatched": mismatched, "corrected": corrected,
-        "newer_kept": found.newer_kept, "missing_in_commerce": missing_in_commerce,
+        "newer_kept": newer_kept, "missing_in_commerce": missing_in_commerce,
         "missing_in_erp": missing_in_erp, "drift_alert": drift_alert,
         "missing_skus": json.dumps({"missing_in_commerce": [sku for sku, _ in in_commerce],
                                     "missing_in_erp": [sku for sku, _ in in_erp]}),

@@ -46,7 +46,8 @@ _HAS_LATER_DELTAS = """EXISTS (
      WHERE c.sku = l.sku AND c.kind = 'delta' AND c.outcome = 'applied' AND c.erp_timestamp >= %(taken)s)"""
 _DIFF_TABLE = """
 CREATE TEMP TABLE reconcile_diff (sku text, old_qty bigint, erp_qty bigint, new_qty bigint, erp_as_of timestamptz,
-                                  unsure boolean, applied boolean NOT NULL DEFAULT false) ON COMMIT DROP"""
+                                  unsure boolean, applied boolean NOT NULL DEFAULT false,
+                                  kept boolean NOT NULL DEFAULT false) ON COMMIT DROP"""
 # The comparison locks nothing: a sweep the change limits hold (a broken export, a change for every
 # SKU) writes no stock, and a dry run's transaction stays open while the changes are written out,
 # at a reader's pace. The rows are locked only to be written (`_LOCK`), where every figure is
@@ -67,24 +68,20 @@ _CORRECTABLE = "{d}erp_as_of <= %(taken)s AND NOT {d}unsure"
 # In SKU order, as every stock writer locks: in any other, a writer of two SKUs could deadlock with
 # the sweep, and PostgreSQL might abort it. A webhook committing from now on waits for us.
 _LOCK = "SELECT 1 FROM stock_levels l JOIN reconcile_diff d ON d.sku = l.sku ORDER BY l.sku FOR UPDATE OF l"
-# The figure each correction records as the old one: as it is now, locked (a webhook may have
-# written it since the comparison; an approved held run meets it days later).
-_CURRENT_OLD = """
-UPDATE reconcile_diff d SET old_qty = l.erp_quantity FROM stock_levels l
- WHERE l.sku = d.sku AND d.old_qty <> l.erp_quantity"""
-# The deltas are summed again here: the rows are locked now, so every committed one is seen. The
-# current figure is checked again too: one newer than the snapshot stays, one already right is
-# left as it is.
+# Each change decided again under the lock, where every committed figure is seen (a webhook may
+# have written one since the comparison; an approved held run meets them days later): a figure
+# newer than the snapshot, or a delta that may or may not be in it, is kept; one already right is
+# left as it is; the others are written. The deltas since are summed again, and the old figure a
+# correction records is the one it replaces.
+_DECIDE = """
+UPDATE reconcile_diff d SET old_qty = l.erp_quantity, new_qty = d.erp_qty + COALESCE(later.delta, 0),
+       kept = l.erp_as_of > %(taken)s OR later.unsure,
+       applied = NOT (l.erp_as_of > %(taken)s OR later.unsure) AND l.erp_quantity <> d.erp_qty + COALESCE(later.delta, 0)
+  FROM stock_levels l""" + _LATER_DELTAS.format(sku="l.sku") + """
+ WHERE l.sku = d.sku AND """ + _CORRECTABLE.format(d="d.")
 _CORRECT = """
-WITH corrected AS (
-    UPDATE stock_levels l SET erp_quantity = d.erp_qty + COALESCE(later.delta, 0), erp_as_of = %(taken)s,
-           updated_at = now()
-      FROM reconcile_diff d""" + _LATER_DELTAS.format(sku="d.sku") + """
-     WHERE l.sku = d.sku AND """ + _CORRECTABLE.format(d="d.") + """
-       AND l.erp_as_of <= %(taken)s AND NOT later.unsure AND l.erp_quantity <> d.erp_qty + COALESCE(later.delta, 0)
-    RETURNING l.sku, l.erp_quantity
-)
-UPDATE reconcile_diff d SET new_qty = c.erp_quantity, applied = true FROM corrected c WHERE d.sku = c.sku"""
+UPDATE stock_levels l SET erp_quantity = d.new_qty, erp_as_of = %(taken)s, updated_at = now()
+  FROM reconcile_diff d WHERE l.sku = d.sku AND d.applied"""
 _RECORD = """
 INSERT INTO reconciliation_corrections (run_id, sku, old_qty, new_qty)
 SELECT %(run)s, sku, old_qty, new_qty FROM reconcile_diff WHERE applied"""
@@ -103,7 +100,9 @@ SELECT %(run)s, sku, old_qty, erp_qty, new_qty FROM reconcile_diff WHERE """ + _
 _LOAD_HELD = """
 INSERT INTO reconcile_diff (sku, old_qty, erp_qty, new_qty, erp_as_of, unsure)
 SELECT sku, old_qty, erp_qty, new_qty, '-infinity', false FROM reconciliation_held_changes WHERE run_id = %(run)s"""
-_APPLIED = "SELECT count(*) FROM reconcile_diff WHERE applied"
+_OUTCOMES = """
+SELECT count(*) FILTER (WHERE applied), count(*) FILTER (WHERE kept), count(*) FILTER (WHERE NOT applied AND NOT kept)
+  FROM reconcile_diff WHERE """ + _CORRECTABLE.format(d="")
 # Every change a run would write, with the stock held for orders on its SKU (for --dry-run).
 _CHANGES = """
 SELECT d.sku, d.old_qty, d.erp_qty, d.new_qty,
@@ -118,6 +117,16 @@ class Changes:
     changed: int
     zeroed: int
     newer_kept: int
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What writing the changes did, decided under the lock: SKUs corrected, kept as newer than the
+    snapshot (or unsure), and already right by then."""
+
+    corrected: int
+    kept: int
+    already_right: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,19 +154,18 @@ def find_changes(conn: Connection, run_id: int, taken: datetime, read_until: dat
     return Changes(changed=row[0], newer_kept=row[1], zeroed=row[2])
 
 
-def apply_changes(conn: Connection, run_id: int, taken: datetime, read_until: datetime) -> int:
-    """Write the changes in `reconcile_diff` the rule still allows, with their records: how many."""
+def apply_changes(conn: Connection, run_id: int, taken: datetime, read_until: datetime) -> Applied:
+    """Write the changes in `reconcile_diff` the rule still allows, with their records."""
     params: dict[str, Any] = {"run": run_id, "taken": taken, "read_until": read_until}
     conn.execute(_LOCK)
-    conn.execute(_CURRENT_OLD)
+    conn.execute(_DECIDE, params)
     conn.execute(_CORRECT, params)
     conn.execute(_RECORD, params)
     conn.execute(_HISTORY, params)
-    row = conn.execute(_APPLIED).fetchone()
+    row = conn.execute(_OUTCOMES, params).fetchone()
     if row is None:
         raise LookupError("the count of applied changes returned no row")
-    applied: int = row[0]
-    return applied
+    return Applied(corrected=row[0], kept=row[1], already_right=row[2])
 
 
 def hold_changes(conn: Connection, run_id: int, taken: datetime) -> None:
@@ -182,4 +190,5 @@ def changes(conn: Connection, taken: datetime) -> Iterator[Change]:
 def correct_to_snapshot(conn: Connection, run_id: int, taken: datetime, read_until: datetime) -> tuple[int, int]:
     """Find and apply every change at once, with no limit: (corrected, kept as newer than the snapshot)."""
     found = find_changes(conn, run_id, taken, read_until)
-    return apply_changes(conn, run_id, taken, read_until), found.newer_kept
+    applied = apply_changes(conn, run_id, taken, read_until)
+    return applied.corrected, found.newer_kept + applied.kept

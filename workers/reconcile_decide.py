@@ -26,11 +26,11 @@ logger = logging.getLogger(__name__)
 _HELD_RUN = """
 SELECT status, snapshot_taken_at, snapshot_read_until, checked, mismatched FROM reconciliation_runs
  WHERE id = %s FOR UPDATE"""
-# A held change not applied met a figure newer than the snapshot: kept, as a sweep keeps it.
+# A held change met a figure newer than the snapshot: kept, as a sweep keeps it. One already right
+# by then is no longer a mismatch.
 _APPROVED = """
 UPDATE reconciliation_runs SET status = 'succeeded', corrected = %(corrected)s, decided_at = clock_timestamp(),
-       newer_kept = newer_kept + (SELECT count(*) FROM reconcile_diff) - %(corrected)s,
-       drift_alert = %(drift_alert)s
+       newer_kept = newer_kept + %(kept)s, mismatched = %(mismatched)s, drift_alert = %(drift_alert)s
  WHERE id = %(run)s"""
 _OVERTAKEN_BY = """
 SELECT id, status FROM reconciliation_runs WHERE id > %s AND status IN ('succeeded', 'held') ORDER BY id LIMIT 1"""
@@ -88,7 +88,8 @@ def _decide_locked(settings: Settings, conn: Connection, run_id: int, *, approve
                            f"a newer snapshot: its changes are out of date; reject it with "
                            f"`erp-sync reconcile --reject {run_id}`")
     load_held_changes(conn, run_id)
-    corrected = apply_changes(conn, run_id, run["snapshot_taken_at"], run["snapshot_read_until"])
-    conn.execute(_APPROVED, {"run": run_id, "corrected": corrected,
-                             "drift_alert": drifted(settings, run["checked"], run["mismatched"])})
-    logger.warning("reconciliation run %d approved: %d corrected", run_id, corrected)
+    applied = apply_changes(conn, run_id, run["snapshot_taken_at"], run["snapshot_read_until"])
+    mismatched = run["mismatched"] - applied.already_right
+    conn.execute(_APPROVED, {"run": run_id, "corrected": applied.corrected, "kept": applied.kept,
+                             "mismatched": mismatched, "drift_alert": drifted(settings, run["checked"], mismatched)})
+    logger.warning("reconciliation run %d approved: %d corrected", run_id, applied.corrected)

@@ -138,7 +138,7 @@ def test_an_approved_run_records_the_figures_it_replaced_as_they_were_then(erp, 
 
     # then each correction says what it replaced at the approval, and the SKU already right is left alone
     detail = show(committed_session, held.run_id)
-    assert detail is not None and approved.corrected == 9
+    assert detail is not None and (approved.corrected, approved.newer_kept, approved.mismatched) == (9, 0, 9)
     assert list(detail["corrections"])[:2] == [{"sku": "L-000", "old": 8, "new": 0}, {"sku": "L-002", "old": 10, "new": 0}]
 
 

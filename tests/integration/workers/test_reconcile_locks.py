@@ -5,7 +5,9 @@ import threading
 
 from sqlalchemy import text
 
+from erp_sync.workers import reconcile
 from erp_sync.workers.reconcile import run_sweep
+from erp_sync.workers.reconcile_correct import apply_changes
 from tests.support.race import blocked_or_done
 from tests.support.reconcile import levels, seed_levels
 from tests.support.waiting import wait_for
@@ -56,3 +58,29 @@ def test_a_held_sweep_compares_without_taking_a_stock_row(erp, sweep_settings, c
     # ERP's figures wait for seconds, and time out), and changed nothing
     assert finished_meanwhile and [summary.status for summary in summaries] == ["held"]
     assert levels(committed_session) == {sku: 5 for sku in SKUS}
+
+
+def test_figures_written_between_the_comparison_and_the_lock_are_decided_again(erp, sweep_settings, committed_session,
+                                                                               db_engine, monkeypatch):
+    # given 200 SKUs in drift, and webhooks that commit after the sweep compared and before it locks:
+    # a figure newer than the snapshot for one SKU, the snapshot's own figure (stamped before it) for another
+    seed_levels(committed_session, {sku: 5 for sku in SKUS})
+    url = erp({sku: 7 for sku in SKUS})
+    newer, right = SKUS[10], SKUS[20]
+
+    def webhooks_then_apply(conn, *args):
+        with db_engine.begin() as webhook:
+            webhook.execute(text("UPDATE stock_levels SET erp_quantity = 42, erp_as_of = now() + interval '1 hour' "
+                                 "WHERE sku = :sku"), {"sku": newer})
+            webhook.execute(text("UPDATE stock_levels SET erp_quantity = 7 WHERE sku = :sku"), {"sku": right})
+        return apply_changes(conn, *args)
+
+    monkeypatch.setattr(reconcile, "apply_changes", webhooks_then_apply)
+
+    # when the sweep runs
+    summary = run_sweep(sweep_settings(url))
+
+    # then the newer figure stays, the right one is left alone, the rest are corrected, and the
+    # counts say so: each mismatch is corrected or kept
+    assert levels(committed_session) == {sku: 7 for sku in SKUS} | {newer: 42}
+    assert (summary.mismatched, summary.corrected, summary.newer_kept) == (199, 198, 1)
