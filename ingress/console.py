@@ -54,14 +54,12 @@ def index() -> ResponseReturnValue:
 
 @bp.get("/parked")
 def parked() -> ResponseReturnValue:
-    queue = request.args.get("queue") or None
     try:
-        work_queues(queue)
+        page = parked_page(settings().amqp_url, request.args.get("queue") or None)
     except ConfigurationError as exc:
         raise ApiError(400, str(exc)) from exc
-    return render_template(
-        "console/parked.html", page=parked_page(settings().amqp_url, queue), queue=queue,
-        form_token=_credentials().form_token(), read_at=datetime.now(UTC))
+    return render_template("console/parked.html", page=page, form_token=_credentials().form_token(),
+                           read_at=datetime.now(UTC))
 
 
 @bp.post("/replay")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from erp_sync.ingress.webhook_tally import last_hour
 from erp_sync.shared.broker import queue_occupancy
 from erp_sync.shared.db import translate_db_error
-from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage
+from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage, work_queues
 from erp_sync.shared.errors import ErpSyncError, ParkedBeingRead
 from erp_sync.shared.models import Order, OrderStatus, ReconciliationRun
 from erp_sync.shared.order_view import orders_by_status
@@ -73,6 +73,7 @@ class ParkedPage:
     """The parked page: the first PARKED_SHOWN messages (of one queue, or all), how many each queue holds,
     or why they cannot be shown."""
 
+    queue: str | None = None
     messages: list[ParkedMessage] = field(default_factory=list)
     parked_by_queue: dict[str, int] = field(default_factory=dict)
     problem: str | None = None
@@ -85,21 +86,29 @@ class ParkedPage:
     @property
     def cut(self) -> bool:
         """Whether more are parked (on the queue shown) than the page lists."""
-        return len(self.messages) == self.shown_at_most
+        parked = self.parked if self.queue is None else self.parked_by_queue.get(self.queue, 0)
+        return parked > len(self.messages) == self.shown_at_most
 
 
-def parked_page(amqp_url: str, queue: str | None = None) -> ParkedPage:
-    """Every parked message read is taken and handed back, which RabbitMQ counts as a delivery: read
-    only when the operator asks, never by the page that reloads itself."""
-    page = ParkedPage(shown_at_most=PARKED_SHOWN)
+def parked_page(amqp_url: str, worker: str | None = None) -> ParkedPage:
+    """`worker`'s parked messages (all when None), as `work_queues` names it.
+
+    Every parked message read is taken and handed back, which RabbitMQ counts as a delivery: read
+    only when the operator asks, never by the page that reloads itself.
+
+    Raises:
+        ConfigurationError: `worker` names no queue.
+    """
+    page = ParkedPage(queue=None if worker is None else work_queues(worker)[0].worker, shown_at_most=PARKED_SHOWN)
     try:
-        page.parked_by_queue = {worker: parked for worker, (_, _, parked) in queue_occupancy(amqp_url).items()}
-        page.messages = DeadLetters(amqp_url).parked(queue, limit=page.shown_at_most)
+        page.parked_by_queue = {name: parked for name, (_, _, parked) in queue_occupancy(amqp_url).items()}
+        page.messages = DeadLetters(amqp_url).parked(page.queue, limit=page.shown_at_most)
     except ParkedBeingRead as exc:
-        page.problem = str(exc)
+        # What another reader holds is not counted as parked meanwhile: no count rather than a wrong one.
+        page.problem, page.parked_by_queue = str(exc), {}
     except ErpSyncError as exc:
         logger.warning("console: cannot read the parked messages: %s", exc)
-        page.problem = "RabbitMQ cannot be read"
+        page.problem, page.parked_by_queue = "RabbitMQ cannot be read", {}
     return page
 
 
@@ -108,8 +117,7 @@ def _read_database(engine: Engine, page: Overview) -> None:
         page.orders_by_status = {status: count for status, count in session.execute(
             select(Order.status, func.count()).group_by(Order.status).order_by(Order.status))}
         for status in WAITING:
-            oldest = next(orders_by_status(session, status, 1), None)
-            if oldest is not None:
+            for oldest in list(orders_by_status(session, status, 1)):  # read to its end: its cursor closes
                 since = datetime.fromisoformat(oldest["created_at"])
                 page.oldest_waiting[status] = oldest | {"waiting": age_text(page.read_at - since)}
         page.runs = [dict(row) for row in session.execute(

@@ -7,16 +7,12 @@ changes nothing. A replay puts the message back on its work queue as it first ar
 workers record every event and order id with its effect, so replaying one already applied
 changes nothing. Messages are read one at a time and only the one in hand is kept: a parking
 queue may hold more bodies than the command's memory (a bulk load's thousand-variant groups).
-
-One reader at a time: what one holds, another would not see, and would call not parked. The
-reader holds an exclusive queue, which RabbitMQ removes when its connection ends however it ends.
+One reader at a time (shared/parked_reader.py).
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,16 +24,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
 from erp_sync.shared.broker import blocking_connection
-from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, ParkedBeingRead, PublishRejected
+from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, PublishRejected
+from erp_sync.shared.parked_reader import sole_reader
 from erp_sync.shared.publisher import encodable
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
 from erp_sync.shared.topology import CRASH_DELIVERY_LIMIT, WORK_QUEUES, WorkQueue
-
-logger = logging.getLogger(__name__)
-
-READER_LOCK = "erp-sync.dlq.reader"
-RESOURCE_LOCKED = 405  # AMQP: an exclusive queue another connection holds
-LOCK_POLL_S = 0.5
 
 # Headers of the failed attempts; a replay starts the message afresh.
 FAILURE_HEADERS = (ATTEMPT_HEADER, PARK_REASON_HEADER, LAST_ERROR_HEADER, PARKED_AT_HEADER, "x-death",
@@ -142,8 +133,9 @@ class DeadLetters:
         Each one read is taken and handed back when the block ends, which RabbitMQ counts as a
         delivery: past the last one iterated, none is read.
         """
+        queues = work_queues(worker)  # a name that is no queue is told before any wait
         with self._channel() as channel:
-            yield (parked for queue in work_queues(worker) for parked, _ in _take_all(channel, queue))
+            yield (parked for queue in queues for parked, _ in _take_all(channel, queue))
 
     def replay(self, ids: set[str] | None, worker: str | None = None) -> list[SettledMessage]:
         """Put the parked messages with these ids (all when None) back on their work queues."""
@@ -155,10 +147,11 @@ class DeadLetters:
 
     def _settle(self, ids: set[str] | None, worker: str | None, *, replay: bool) -> list[SettledMessage]:
         settled: list[SettledMessage] = []
+        queues = work_queues(worker)
         with self._channel() as channel:
             if replay:
                 channel.confirm_delivery()
-            for queue in work_queues(worker):
+            for queue in queues:
                 for parked, tag in _take_all(channel, queue):
                     if ids is not None and parked.message_id not in ids:
                         continue
@@ -170,16 +163,16 @@ class DeadLetters:
 
     def purge(self, worker: str | None = None) -> dict[str, int]:
         """Drop every parked message; how many each queue held."""
+        queues = work_queues(worker)
         with self._channel() as channel:
-            return {queue.worker: channel.queue_purge(queue.parking_queue).method.message_count
-                    for queue in work_queues(worker)}
+            return {queue.worker: channel.queue_purge(queue.parking_queue).method.message_count for queue in queues}
 
     @contextlib.contextmanager
     def _channel(self) -> Iterator[BlockingChannel]:
         connection = blocking_connection(self._amqp_url, "dlq")
         channel: BlockingChannel | None = None
         try:
-            channel = self._sole_reader(connection)
+            channel = sole_reader(connection, self._wait_s)
             yield channel
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(f"RabbitMQ failed during the command: {exc!r}") from exc
@@ -193,28 +186,6 @@ class DeadLetters:
                         channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
                 connection.close()
 
-
-    def _sole_reader(self, connection: pika.BlockingConnection) -> BlockingChannel:
-        """A channel of the only reader of the parking queues, once no other reader is left (or `wait_s` is up)."""
-        deadline = time.monotonic() + self._wait_s
-        told = False
-        while True:
-            channel = connection.channel()
-            try:
-                channel.queue_declare(READER_LOCK, exclusive=True, auto_delete=True,
-                                      arguments={"x-queue-type": "classic"})
-                return channel
-            except pika.exceptions.ChannelClosedByBroker as exc:
-                if exc.reply_code != RESOURCE_LOCKED:
-                    raise
-            if time.monotonic() >= deadline:
-                raise ParkedBeingRead("another `erp-sync dlq` command or the console is reading the parked "
-                                      "messages; they are back when it ends: try again then")
-            if not told:
-                logger.warning("another `erp-sync dlq` command or the console is reading the parked messages; "
-                               "waiting up to %.0f s for it to end", self._wait_s)
-                told = True
-            connection.sleep(LOCK_POLL_S)
 
 
 def _take_all(channel: BlockingChannel, queue: WorkQueue) -> Iterator[tuple[ParkedMessage, int]]:

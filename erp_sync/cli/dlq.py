@@ -14,8 +14,6 @@ from erp_sync.shared.settings import Settings
 READER_WAIT_S = 300.0
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage, SettledMessage
 
 
@@ -46,16 +44,19 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
     from erp_sync.shared.dead_letters import DeadLetters
 
     letters = DeadLetters(settings.amqp_url, wait_s=READER_WAIT_S)
+    # Printed once every message is handed back: a pager or a slow pipe must not hold them, and the
+    # other readers waiting, for as long as it is open. A summary is small; bodies are not kept.
     if args.action == "list":
         with letters.reading(args.queue) as messages:
-            for parked in messages:
-                summary = parked.summary()
-                print(json.dumps(summary) if args.json else
-                      "{queue}\t{id}\tattempts={attempts}\tparked_at={parked_at}\t{reason}".format(**summary))
+            summaries = [parked.summary() for parked in messages]
+        for summary in summaries:
+            print(json.dumps(summary) if args.json else
+                  "{queue}\t{id}\tattempts={attempts}\tparked_at={parked_at}\t{reason}".format(**summary))
         return EXIT_OK
     if args.action == "show":
         with letters.reading(args.queue) as messages:
-            return _show(messages, args.id)
+            found = [message for message in messages if message.message_id == args.id]
+        return _show(found, args.id)
     if args.action == "replay":
         return _replay(letters, args)
     if not args.yes:
@@ -67,16 +68,13 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show(parked: Iterable[ParkedMessage], message_id: str) -> int:
-    shown = 0
-    for message in parked:
-        if message.message_id == message_id:
-            shown += 1
-            print(json.dumps(message.summary() | {"headers": {k: str(v) for k, v in message.headers.items()},
-                                                  "body": message.body.decode("utf-8", "replace")}, indent=2))
-    if not shown:
+def _show(found: list[ParkedMessage], message_id: str) -> int:
+    if not found:
         print(f"erp-sync: no parked message {message_id}", file=sys.stderr)
         return EXIT_FAILURE
+    for message in found:
+        print(json.dumps(message.summary() | {"headers": {k: str(v) for k, v in message.headers.items()},
+                                              "body": message.body.decode("utf-8", "replace")}, indent=2))
     return EXIT_OK
 
 

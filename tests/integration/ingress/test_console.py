@@ -193,6 +193,9 @@ def test_the_parked_page_counts_every_queue_and_lists_one_on_request(console, br
     assert "3 parked:" in everything and 'href="/console/parked?queue=catalog">catalog</a> 2' in everything
     assert all(f'data-parked="{m}"' in everything for m in ("evt_1", "evt_2", "evt_3"))
     assert 'data-parked="evt_1"' not in catalog and 'data-parked="evt_2"' in catalog
+    as_rabbitmq_names_it = console.get("/console/parked?queue=erp-sync.catalog.parked",
+                                       headers=basic("ops", PASSWORD)).text
+    assert "; catalog 2" in as_rabbitmq_names_it and 'href="/console/parked?queue=catalog"' not in as_rabbitmq_names_it
     assert (unknown.status_code, unknown.get_json()["error"]) == (
         400, "no queue 'nope'; the queues are catalog, inventory, media, orders, orders-push")
 
@@ -209,7 +212,7 @@ def test_while_a_dlq_command_reads_the_parked_messages_the_console_says_so(conso
 
     # then neither calls the message gone: the page says why it shows none, the replay asks to retry
     assert "not known: another `erp-sync dlq` command or the console is reading the parked messages" in page
-    assert "nothing parked" not in page
+    assert "nothing parked" not in page and 'data-figure="parked-queues"' not in page
     assert replay.status_code == 503 and "Retry-After" in replay.headers
     assert replay.get_json()["error"].startswith("not replayed, the message stays parked: another `erp-sync dlq`")
     assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]

@@ -184,3 +184,12 @@ def test_a_reader_that_may_wait_takes_its_turn_when_the_other_ends(broker):
     shown = DeadLetters(broker, wait_s=30).parked("orders")
 
     assert first_done.is_set() and [m.message_id for m in shown] == ["ORD-1"]
+
+
+def test_a_name_that_is_no_queue_is_told_at_once_while_another_reads(broker):
+    park(broker, "inventory", "evt_1")
+
+    with DeadLetters(broker).reading() as first_reader:
+        next(first_reader)
+        with pytest.raises(ConfigurationError, match="no queue 'nope'"):
+            DeadLetters(broker, wait_s=30).parked("nope")

@@ -1,0 +1,54 @@
+"""One reader of the parking queues at a time.
+
+A reader (`erp-sync dlq`, the console's parked page) takes each parked message unacked and hands
+all back when it ends: what one holds, another would not see, and would call not parked. The
+reader holds an exclusive queue, which RabbitMQ removes with its connection however that ends.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from erp_sync.shared.errors import ConfigurationError, ParkedBeingRead
+
+logger = logging.getLogger(__name__)
+
+READER_LOCK = "erp-sync.dlq.reader"
+ACCESS_REFUSED = 403  # AMQP: the user may not declare (configure) that name
+RESOURCE_LOCKED = 405  # AMQP: an exclusive queue another connection holds
+POLL_S = 0.5
+
+
+def sole_reader(connection: pika.BlockingConnection, wait_s: float) -> BlockingChannel:
+    """A channel of the only reader of the parking queues, once no other reader is left.
+
+    Raises:
+        ParkedBeingRead: another reader still reads after `wait_s`.
+        ConfigurationError: the broker's user may not declare the reader's queue.
+    """
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        channel = connection.channel()
+        try:
+            channel.queue_declare(READER_LOCK, exclusive=True, auto_delete=True, arguments={"x-queue-type": "classic"})
+            return channel
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == ACCESS_REFUSED:
+                raise ConfigurationError(f"AMQP_URL's user may not declare the queue {READER_LOCK} (one reader of "
+                                         "the parked messages at a time): grant it configure rights on that name, "
+                                         f"as on every erp-sync.* queue ({exc.reply_text})") from exc
+            if exc.reply_code != RESOURCE_LOCKED:
+                raise
+        if time.monotonic() >= deadline:
+            raise ParkedBeingRead("another `erp-sync dlq` command or the console is reading the parked messages; "
+                                  "they are back when it ends: try again then")
+        if not told:
+            logger.warning("another `erp-sync dlq` command or the console is reading the parked messages; "
+                           "waiting up to %.0f s for it to end", wait_s)
+            told = True
+        connection.sleep(POLL_S)
