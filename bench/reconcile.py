@@ -38,7 +38,8 @@ DRIFT_EVERY = 100
 SWEEP_TIMEOUT_S = 600
 
 FORMS = ("json", "csv", "url")
-COMPARED = (*(f"{form}_{key}" for form in FORMS for key in ("s", "peak_mb")), "show_held_s", "show_held_peak_mb")
+COMPARED = (*(f"{form}_{key}" for form in FORMS for key in ("s", "peak_mb")), "show_held_s", "show_held_peak_mb",
+            "approve_held_s")
 
 def progress(message: str) -> None:
     print(f"[bench reconcile] {message}", file=sys.stderr, flush=True)
@@ -85,7 +86,8 @@ def printed_in_subprocess(database_url: str, *args: str) -> dict[str, float]:
 
 
 def held_run_shown(database_url: str, erp_url: str, store: Any) -> dict[str, Any]:
-    """A sweep held with a change for every SKU (a broken export), then its `--show`, beside `--history`'s."""
+    """A sweep held with a change for every SKU (a broken export), then its `--show`, beside `--history`'s,
+    then its `--approve` (every change written)."""
     seed_commerce(database_url, store, drift_every=1)
     held = sweep_in_subprocess(database_url, erp_url)
     if held["status"] != "held":
@@ -95,9 +97,16 @@ def held_run_shown(database_url: str, erp_url: str, store: Any) -> dict[str, Any
                                (held["run_id"],)).fetchone()
     shown = printed_in_subprocess(database_url, "--show", str(held["run_id"]))
     listed = printed_in_subprocess(database_url, "--history")
-    return {"held_changes": changes[0] if changes else 0, "show_held_s": shown["s"],
+    approved = printed_in_subprocess(database_url, "--approve", str(held["run_id"]))
+    with psycopg.connect(conninfo(database_url)) as conn:
+        corrected = conn.execute("SELECT count(*) FROM reconciliation_corrections WHERE run_id = %s",
+                                 (held["run_id"],)).fetchone()
+    if not changes or not corrected or corrected[0] != changes[0]:
+        raise RuntimeError(f"the approval corrected {corrected} of {changes} held changes")
+    return {"held_changes": changes[0], "show_held_s": shown["s"],
             "show_held_peak_mb": shown["peak_mb"], "history_peak_mb": listed["peak_mb"],
-            "show_held_peak_ratio_to_history": ratio(shown["peak_mb"], listed["peak_mb"])}
+            "show_held_peak_ratio_to_history": ratio(shown["peak_mb"], listed["peak_mb"]),
+            "approve_held_s": approved["s"], "approve_held_peak_mb": approved["peak_mb"]}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -150,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skus", type=int, default=1_000_000, help="SKUs on both sides (1000000)")
     parser.add_argument("--forms", type=lambda s: s.split(","), default=list(FORMS), help="json,csv,url")
     parser.add_argument("--held", action=argparse.BooleanOptionalAction, default=True,
-                        help="also a sweep held with every SKU changed, and `reconcile --show` of it (on)")
+                        help="also a sweep held with every SKU changed, `reconcile --show` of it and its approval (on)")
     parser.add_argument("--baseline", type=Path, help="a saved earlier JSON line to compare against")
     args = parser.parse_args(argv)
     figures = run(args)
