@@ -73,7 +73,7 @@ def replay() -> ResponseReturnValue:
         raise ApiError(400, str(exc)) from exc
     try:
         replayed = DeadLetters(settings().amqp_url).replay({message_id}, queue)
-    except (BrokerUnavailable, PublishRejected, ParkedBeingRead) as exc:
+    except (BrokerUnavailable, PublishRejected, ParkedBeingRead, ConfigurationError) as exc:
         # Nothing was lost: what could not go back to its work queue stays parked.
         raise ApiError(503, f"not replayed, the message stays parked: {exc}",
                        headers={"Retry-After": str(settings().unavailable_retry_after_s)}) from exc

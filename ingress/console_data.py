@@ -14,7 +14,7 @@ from erp_sync.ingress.webhook_tally import last_hour
 from erp_sync.shared.broker import queue_occupancy
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage, work_queues
-from erp_sync.shared.errors import ErpSyncError, ParkedBeingRead
+from erp_sync.shared.errors import ConfigurationError, ErpSyncError, ParkedBeingRead
 from erp_sync.shared.models import Order, OrderStatus, ReconciliationRun
 from erp_sync.shared.order_view import orders_by_status
 
@@ -101,14 +101,12 @@ def parked_page(amqp_url: str, worker: str | None = None) -> ParkedPage:
     """
     page = ParkedPage(queue=None if worker is None else work_queues(worker)[0].worker, shown_at_most=PARKED_SHOWN)
     try:
-        page.parked_by_queue = {name: parked for name, (_, _, parked) in queue_occupancy(amqp_url).items()}
-        page.messages = DeadLetters(amqp_url).parked(page.queue, limit=page.shown_at_most)
-    except ParkedBeingRead as exc:
-        # What another reader holds is not counted as parked meanwhile: no count rather than a wrong one.
-        page.problem, page.parked_by_queue = str(exc), {}
+        page.messages, page.parked_by_queue = DeadLetters(amqp_url).counted(page.queue, limit=page.shown_at_most)
+    except (ParkedBeingRead, ConfigurationError) as exc:
+        page.problem = str(exc)
     except ErpSyncError as exc:
         logger.warning("console: cannot read the parked messages: %s", exc)
-        page.problem, page.parked_by_queue = "RabbitMQ cannot be read", {}
+        page.problem = "RabbitMQ cannot be read"
     return page
 
 

@@ -126,6 +126,16 @@ class DeadLetters:
         with self.reading(worker) as messages:
             return list(itertools.islice(messages, limit))
 
+    def counted(self, worker: str | None = None, limit: int | None = None) -> tuple[list[ParkedMessage], dict[str, int]]:
+        """`parked`, and how many each worker's parking queue holds, counted as the sole reader: no
+        other reader holds any of them meanwhile, so the counts and the messages agree."""
+        queues = work_queues(worker)
+        with self._channel() as channel:
+            counts = {queue.worker: int(channel.queue_declare(queue.parking_queue, passive=True).method.message_count)
+                      for queue in WORK_QUEUES.values()}
+            messages = (parked for queue in queues for parked, _ in _take_all(channel, queue))
+            return list(itertools.islice(messages, limit)), counts
+
     @contextlib.contextmanager
     def reading(self, worker: str | None = None) -> Iterator[Iterator[ParkedMessage]]:
         """Each parked message in turn, oldest first per queue; none is taken off its queue.

@@ -219,12 +219,22 @@ def test_while_a_dlq_command_reads_the_parked_messages_the_console_says_so(conso
 
 
 def test_the_parked_page_says_when_it_lists_only_the_first(console, broker, monkeypatch):
-    # given three parked messages, and a page that lists two
+    # given a page that lists two, and two parked messages, then a third on another queue
     monkeypatch.setattr(console_data, "PARKED_SHOWN", 2)
-    for n in range(3):
+    for n in range(2):
         park(broker, "inventory", f"evt_{n}")
 
-    page = console.get("/console/parked", headers=basic("ops", PASSWORD)).text
+    def page(path: str = "/console/parked") -> str:
+        return console.get(path, headers=basic("ops", PASSWORD)).text
 
-    assert page.count("data-parked=") == 2 and "3 parked:" in page
-    assert '<span data-figure="parked-cut">Showing the first 2.</span>' in page
+    all_shown = page()
+    park(broker, "catalog", "evt_2")
+    cut, one_queue = page(), page("/console/parked?queue=inventory")
+
+    # then it says so when more are parked than it lists, and not when it lists them all
+    assert all_shown.count("data-parked=") == 2 and 'data-figure="parked-cut"' not in all_shown
+    assert cut.count("data-parked=") == 2 and "3 parked:" in cut
+    assert '<span data-figure="parked-cut">Showing the first 2.</span>' in cut
+    assert one_queue.count("data-parked=") == 2 and 'data-figure="parked-cut"' not in one_queue
+    park(broker, "inventory", "evt_3")
+    assert "Showing the first 2 of inventory." in page("/console/parked?queue=inventory")

@@ -193,3 +193,30 @@ def test_a_name_that_is_no_queue_is_told_at_once_while_another_reads(broker):
         next(first_reader)
         with pytest.raises(ConfigurationError, match="no queue 'nope'"):
             DeadLetters(broker, wait_s=30).parked("nope")
+
+
+def test_a_listing_hands_every_message_back_before_it_prints(broker, settings_factory, monkeypatch):
+    # a pager or a slow pipe must not hold the parked messages, nor keep the other readers waiting
+    from erp_sync.cli import dlq
+
+    park(broker, "inventory", "evt_1")
+    park(broker, "inventory", "evt_2")
+    free_when_printing: list[bool] = []
+
+    def printing(*_: object, **__: object) -> None:
+        free_when_printing.append(len(DeadLetters(broker).parked("inventory")) == 2)
+
+    monkeypatch.setattr(dlq, "print", printing, raising=False)
+    dlq.run_dlq(settings_factory(amqp_url=broker), dlq_arguments("list", "inventory"))
+
+    assert free_when_printing == [True, True]
+
+
+def dlq_arguments(*argv: str):
+    import argparse
+
+    from erp_sync.cli import dlq
+
+    parser = argparse.ArgumentParser()
+    dlq.register(parser.add_subparsers())
+    return parser.parse_args(["dlq", *argv])

@@ -120,7 +120,7 @@ def test_a_figure_newer_than_the_held_run_still_wins_after_approval(erp, sweep_s
 
     # then the newer figure stays (and is counted as kept), the sale still counts, the rest takes the
     # snapshot's figure
-    assert (approved.corrected, approved.newer_kept) == (9, 1)
+    assert (approved.corrected, approved.newer_kept, approved.mismatched) == (9, 1, 10)
     assert levels(committed_session) == COMMERCE | dict.fromkeys(SKUS[2:10], 0) | {"L-000": 42, "L-001": -1}
 
 

@@ -1,4 +1,5 @@
-"""The console's pure parts: its credentials, its form guard, the drift chart's layout, ages as read."""
+"""The console's pure parts: its credentials, its form guard, the drift chart's layout, ages as read, the
+parked page's problems."""
 from __future__ import annotations
 
 import base64
@@ -6,9 +7,11 @@ from datetime import timedelta
 
 import pytest
 
+from erp_sync.ingress import console_data
 from erp_sync.ingress.console_auth import ConsoleCredentials
 from erp_sync.ingress.console_chart import drift_chart
 from erp_sync.ingress.console_data import age_text
+from erp_sync.shared.errors import ConfigurationError
 from erp_sync.shared.settings import load_settings
 
 CREDENTIALS = ConsoleCredentials(b"ops", b"console-password-1", b"console-token-of-length")
@@ -71,3 +74,28 @@ def test_the_drift_chart_draws_each_run_oldest_left_with_its_share():
 @pytest.mark.parametrize("seconds, text", [(42, "42 s"), (17 * 60, "17 min"), (5.2 * 3600, "5.2 h"), (3.1 * 86400, "3.1 d")])
 def test_ages_read_as_an_operator_reads_them(seconds, text):
     assert age_text(timedelta(seconds=seconds)) == text
+
+
+class _RefusedReader:
+    """A broker whose user may not declare the parked messages' reader queue."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self.amqp_url = amqp_url
+
+    def counted(self, worker: str | None, limit: int) -> tuple[list[object], dict[str, int]]:
+        raise ConfigurationError("AMQP_URL's user may not declare the queue erp-sync.dlq.reader (one reader of the "
+                                 "parked messages at a time): grant it configure rights on that name")
+
+
+def test_the_parked_page_says_which_right_the_broker_user_lacks(monkeypatch):
+    monkeypatch.setattr(console_data, "DeadLetters", _RefusedReader)
+
+    page = console_data.parked_page("amqp://guest:guest@127.0.0.1:5672/%2F")
+
+    assert page.problem is not None and "grant it configure rights on that name" in page.problem
+    assert (page.messages, page.parked_by_queue) == ([], {})
+
+
+def test_a_queue_the_page_is_asked_for_that_does_not_exist_is_refused_before_the_broker():
+    with pytest.raises(ConfigurationError, match="no queue 'nope'"):
+        console_data.parked_page("amqp://guest:guest@127.0.0.1:9/%2F", "nope")
