@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,12 +33,9 @@ SELECT 'ORD-BENCH-' || lpad(n::text, 7, '0'), now(), 'C-' || (n %% 1000), 'synce
 
 def listed(database_url: str, limit: int) -> dict[str, float]:
     """`orders list --limit` run to its end, its output discarded: its peak memory (MiB) and seconds."""
-    started = time.monotonic()
     done = run_measured(erp_sync("orders", "list", "--limit", str(limit)), os.environ | {"DATABASE_URL": database_url},
                         COMMAND_TIMEOUT_S, keep_stdout=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"orders list --limit {limit} exited {done.returncode}: {done.log[-500:]}")
-    return {"rss_mb": round(done.peak_mb, 1), "s": round(time.monotonic() - started, 2)}
+    return {"rss_mb": done.peak_mb, "s": done.seconds}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import IO
 
@@ -24,18 +25,28 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 @dataclass(frozen=True)
 class Measured:
-    """How a command ended: its exit code, output (None when discarded), log and peak memory."""
+    """How a command ended: its exit code, output (None when discarded), log, peak memory and wall seconds."""
 
     returncode: int
     stdout: str | None
     log: str
     peak_mb: float
+    seconds: float
 
 
-def run_measured(command: list[str], env: dict[str, str], timeout_s: int, keep_stdout: bool = True) -> Measured:
-    """Run `command` to its end (killed after `timeout_s`); its output and its process's peak resident memory."""
+def run_measured(command: list[str], env: dict[str, str], timeout_s: int, keep_stdout: bool = True,
+                 succeeded: tuple[int, ...] = (0,)) -> Measured:
+    """Run `command` to its end (killed after `timeout_s`): its output and its process's peak resident memory.
+
+    Raises:
+        RuntimeError: it exited with a code not in `succeeded`; the message ends with its log.
+    """
     stdout: int | IO[str] = subprocess.PIPE if keep_stdout else subprocess.DEVNULL
+    started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", LAUNCHER, str(timeout_s), *command], env=env, stdout=stdout,
                           stderr=subprocess.PIPE, text=True, check=False, cwd=REPO)
+    seconds = round(time.monotonic() - started, 2)
     log, _, peak_kib = done.stderr.rstrip().rpartition("\n")
-    return Measured(done.returncode, done.stdout, log, int(peak_kib) / 1024)
+    if done.returncode not in succeeded:
+        raise RuntimeError(f"{' '.join(command[1:])} exited {done.returncode}:\n{log[-3000:]}")
+    return Measured(done.returncode, done.stdout, log, round(int(peak_kib) / 1024, 1), seconds)

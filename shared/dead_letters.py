@@ -133,8 +133,7 @@ class DeadLetters:
         with self._channel() as channel:
             counts = {queue.worker: int(channel.queue_declare(queue.parking_queue, passive=True).method.message_count)
                       for queue in WORK_QUEUES.values()}
-            messages = (parked for queue in queues for parked, _ in _take_all(channel, queue))
-            return list(itertools.islice(messages, limit)), counts
+            return list(itertools.islice(_each_parked(channel, queues), limit)), counts
 
     @contextlib.contextmanager
     def reading(self, worker: str | None = None) -> Iterator[Iterator[ParkedMessage]]:
@@ -145,7 +144,7 @@ class DeadLetters:
         """
         queues = work_queues(worker)  # a name that is no queue is told before any wait
         with self._channel() as channel:
-            yield (parked for queue in queues for parked, _ in _take_all(channel, queue))
+            yield _each_parked(channel, queues)
 
     def replay(self, ids: set[str] | None, worker: str | None = None) -> list[SettledMessage]:
         """Put the parked messages with these ids (all when None) back on their work queues."""
@@ -196,6 +195,10 @@ class DeadLetters:
                         channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
                 connection.close()
 
+
+
+def _each_parked(channel: BlockingChannel, queues: list[WorkQueue]) -> Iterator[ParkedMessage]:
+    return (parked for queue in queues for parked, _ in _take_all(channel, queue))
 
 
 def _take_all(channel: BlockingChannel, queue: WorkQueue) -> Iterator[tuple[ParkedMessage, int]]:
