@@ -17,6 +17,7 @@
         │   └── QueueFull         nacked: the queue is at its bound (reject-publish), try again later
         ├── ErpRejected           the ERP refused the request itself (400, 409, 422, ...)
         ├── EventIdConflict       an event id already applied with another body or event type: alert
+        ├── EventTooOld           dated before the idempotency window: its record may be gone, not applied
         └── MediaRejected         an image URL answered 4xx, is not an image, is too big, or is forbidden
 
 A worker decides between retry and park from the class alone. Which ERP answer raises which of
@@ -141,3 +142,10 @@ class EventIdConflict(PermanentError):
         super().__init__(message)
         self.event_id = event_id
         self.event_type = event_type
+
+
+class EventTooOld(PermanentError):
+    """An ERP event dated before IDEMPOTENCY_WINDOW_S: a copy of it may have been applied and its record pruned.
+
+    Parked, never applied: applying it could count a difference twice. The sweep sets the stock anyway.
+    """

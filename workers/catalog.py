@@ -22,6 +22,7 @@ from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
 from erp_sync.workers.catalog_writes import deactivate_omitted, lock_variants, upsert_groups, upsert_variants
 from erp_sync.workers.idempotency import Arrival, arrivals_of, body_digest, record_event, record_events
+from erp_sync.workers.idempotency_window import IdempotencyWindow
 from erp_sync.workers.stock import StockEvent, apply_stock_events
 from erp_sync.workers.stock_rule import Total
 
@@ -190,23 +191,32 @@ def decode_catalog_update(raw: bytes) -> CatalogUpdate:
 
 
 def build_handler(settings: Settings) -> Handler:
-    """The catalog worker's handler; image downloads are requested after the commit."""
+    """The catalog worker's handler; image downloads are requested after the commit.
+
+    An event dated before the idempotency window is parked, not applied.
+    """
+    window = IdempotencyWindow.of(settings)
 
     def handle(delivery: Delivery, session: Session) -> Handled:
+        event = window.admit(decode_catalog_update(delivery.body))
         with collector_paused():
-            result = apply_catalog_update(decode_catalog_update(delivery.body), session, body_digest(delivery.body))
+            result = apply_catalog_update(event, session, body_digest(delivery.body))
         return _handled(result)
 
     return handle
 
 
 def build_batch_handler(settings: Settings) -> BatchHandler:
-    """The catalog worker's whole-batch handler: a batch of small groups shares its statements."""
+    """The catalog worker's whole-batch handler: a batch of small groups shares its statements.
+
+    An event dated before the idempotency window fails the batch, run then message by message.
+    """
+    window = IdempotencyWindow.of(settings)
 
     def handle_batch(deliveries: list[Delivery], session: Session) -> list[HandlerResult]:
+        events = window.admit_all([decode_catalog_update(delivery.body) for delivery in deliveries])
         with collector_paused():
-            results = apply_catalog_batch([decode_catalog_update(delivery.body) for delivery in deliveries],
-                                          session, [body_digest(delivery.body) for delivery in deliveries])
+            results = apply_catalog_batch(events, session, [body_digest(delivery.body) for delivery in deliveries])
             return [_handled(result) for result in results]
 
     return handle_batch

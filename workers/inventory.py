@@ -10,6 +10,7 @@ from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.models import StockChangeOutcome
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.idempotency import Arrival, arrivals_of, Recording, body_digest, record_event, record_events
+from erp_sync.workers.idempotency_window import IdempotencyWindow
 from erp_sync.workers.stock import StockEvent, apply_stock_events, record_and_lock
 from erp_sync.workers.stock_rule import Delta, Total
 
@@ -67,21 +68,28 @@ def decode_inventory_change(raw: bytes) -> InventoryChange:
 
 
 def build_handler(settings: Settings) -> Handler:
-    """The inventory worker's handler; it needs nothing from the settings."""
+    """The inventory worker's handler: an event dated before the idempotency window is parked, not applied."""
+    window = IdempotencyWindow.of(settings)
 
     def handle(delivery: Delivery, session: Session) -> Handled:
-        outcome = apply_inventory_change(decode_inventory_change(delivery.body), session, body_digest(delivery.body))
+        event = window.admit(decode_inventory_change(delivery.body))
+        outcome = apply_inventory_change(event, session, body_digest(delivery.body))
         return Handled(outcome.value)
 
     return handle
 
 
 def build_batch_handler(settings: Settings) -> BatchHandler:
-    """The inventory worker's whole-batch handler: the batch in one pass of the stock path, not one per event."""
+    """The inventory worker's whole-batch handler: the batch in one pass of the stock path, not one per event.
+
+    An event dated before the idempotency window fails the batch, which is then run message by
+    message: that one is parked.
+    """
+    window = IdempotencyWindow.of(settings)
 
     def handle_batch(deliveries: list[Delivery], session: Session) -> list[HandlerResult]:
-        outcomes = apply_inventory_batch([decode_inventory_change(delivery.body) for delivery in deliveries],
-                                         session, [body_digest(delivery.body) for delivery in deliveries])
+        events = window.admit_all([decode_inventory_change(delivery.body) for delivery in deliveries])
+        outcomes = apply_inventory_batch(events, session, [body_digest(delivery.body) for delivery in deliveries])
         return [Handled(outcome.value) for outcome in outcomes]
 
     return handle_batch

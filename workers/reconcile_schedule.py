@@ -1,5 +1,7 @@
 """When the sweep runs: the next cron slot in the configured time zone, and the scheduler loop.
 
+After each slot's sweep, the idempotency records past IDEMPOTENCY_WINDOW_S are pruned.
+
 Every scheduler process computes the same slots; the sweep it starts records its slot, and only
 one running or succeeded run may hold a slot (migration 0003), besides the advisory lock that
 keeps sweeps from overlapping. So one scheduler or three, the sweep runs once a slot.
@@ -18,6 +20,7 @@ from croniter import croniter
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.settings import Settings
+from erp_sync.workers.idempotency_window import prune_processed_events
 from erp_sync.workers.signals import stop_on_signals
 from erp_sync.workers.reconcile import close_runs_of_ended_sweeps, run_sweep
 
@@ -63,6 +66,7 @@ def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None
                 stop.wait(min(wait_s, MAX_SLEEP_S))
                 continue
             _sweep_slot(settings, http, slot)
+            _prune(settings, stop, now())
             slot = next_run(settings.reconcile_schedule, tz, max(now(), slot + timedelta(seconds=1)))
             logger.info("reconcile worker: next sweep at %s", slot.astimezone(tz).isoformat())
     finally:
@@ -76,6 +80,14 @@ def _close_runs_of_ended_sweeps(settings: Settings) -> None:
     except ErpSyncError as exc:
         # The next sweep closes them instead; the worker's start is not the database's to refuse.
         logger.warning("could not check for sweeps that ended unfinished: %s", exc)
+
+
+def _prune(settings: Settings, stop: threading.Event, now: datetime) -> None:
+    try:
+        prune_processed_events(settings, stop, now)
+    except ErpSyncError as exc:
+        logger.warning("could not prune idempotency records past IDEMPOTENCY_WINDOW_S; the next slot tries again: %s",
+                       exc)
 
 
 def _sweep_slot(settings: Settings, http: requests.Session, slot: datetime) -> None:

@@ -19,5 +19,5 @@ class ProcessedEvent(Base):
     # SHA-256 of the body as the ERP signed it: a reused id with another body is a conflict, not a
     # duplicate. None on the rows of releases before 0007, which count as the same body.
     body_digest: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    # Indexed so old records can be pruned once no redelivery can still arrive.
+    # Indexed for pruning past the idempotency window (workers/idempotency_window.py).
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)

@@ -87,6 +87,8 @@ def test_environment_names_are_read(monkeypatch):
         ("ORDER_RETRY_INTERVAL_S", "604801"),
         ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/x"),
         ("WEBHOOK_MAX_BODY_BYTES", str(16 * 1024 * 1024 + 1)),
+        ("IDEMPOTENCY_WINDOW_S", "0"),
+        ("IDEMPOTENCY_WINDOW_S", "99999999999999"),
         # accepted, then never matched: a server reads header values as Latin-1
         ("STOREFRONT_API_TOKEN", "storefront-token-AAAAAAAA,tökenäöü-1234567890"),
         ("CONSOLE_TOKEN", "console token 1234"),

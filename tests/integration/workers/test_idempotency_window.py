@@ -1,0 +1,151 @@
+"""The idempotency window against real PostgreSQL: events dated before it are parked, records past it pruned."""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from erp_sync.shared.consumer import Delivery, Done
+from erp_sync.shared.models import ProcessedEvent, ProductGroup, StockChange, StockLevel
+from erp_sync.shared.retry_policy import Park
+from erp_sync.workers.idempotency_window import prune_processed_events
+from erp_sync.workers.reconcile_schedule import run_reconcile_worker
+from tests.support.factories import catalog_event, encode, inventory_event, now_iso, variant_with
+from tests.support.waiting import wait_for
+
+WINDOW = timedelta(days=30)  # IDEMPOTENCY_WINDOW_S's default
+PAST_THE_WINDOW = -(WINDOW + timedelta(hours=1))
+
+
+def delivery(tag: int, body: bytes) -> Delivery:
+    return Delivery(delivery_tag=tag, body=body, message_id=f"msg-{tag}", content_type="application/json")
+
+
+def inventory(sku: str, dated: timedelta = timedelta(), **data: object) -> bytes:
+    document = inventory_event(sku=sku, **data)
+    document["event_id"], document["timestamp"] = f"evt-{uuid.uuid4().hex}", now_iso(dated)
+    return encode(document)
+
+
+def stock_of(session: Session, sku: str) -> int | None:
+    return session.scalar(select(StockLevel.erp_quantity).where(StockLevel.sku == sku))
+
+
+def test_an_inventory_event_dated_before_the_window_is_parked_and_the_others_applied(runner):
+    # given a batch: a figure, a difference dated before the idempotency window (a replay a month
+    # late, say, whose record may be gone), and another difference
+    batch_runner, sessions = runner
+    sku = f"WIN-{uuid.uuid4().hex[:8]}"
+    bodies = [inventory(sku, new_quantity=10, quantity_change=None),
+              inventory(sku, PAST_THE_WINDOW, new_quantity=None, quantity_change=5),
+              inventory(sku, new_quantity=None, quantity_change=-2)]
+
+    # when the inventory worker runs it
+    outcomes = batch_runner.run([delivery(tag, body) for tag, body in enumerate(bodies, start=1)])
+
+    # then the old one is parked, naming the setting, and changes nothing; the others apply
+    assert [type(outcome) for outcome in outcomes] == [Done, Park, Done]
+    assert "EventTooOld" in outcomes[1].reason and "IDEMPOTENCY_WINDOW_S" in outcomes[1].reason
+    with sessions() as session:
+        assert stock_of(session, sku) == 8
+        assert session.scalar(select(func.count()).select_from(StockChange).where(StockChange.sku == sku)) == 2
+        assert session.get(ProcessedEvent, json.loads(bodies[1])["event_id"]) is None
+
+
+def test_an_event_just_inside_the_window_is_applied(runner):
+    # given a difference dated a minute inside the window
+    batch_runner, sessions = runner
+    sku = f"EDGE-{uuid.uuid4().hex[:8]}"
+    body = inventory(sku, -(WINDOW - timedelta(minutes=1)), new_quantity=None, quantity_change=4)
+
+    # when the inventory worker runs it, then it applies
+    assert batch_runner.run([delivery(1, body)]) == [Done(outcome="applied")]
+    with sessions() as session:
+        assert stock_of(session, sku) == 4
+
+
+def test_a_catalog_update_dated_before_the_window_is_parked(catalog_runner):
+    # given a catalog update dated before the window, beside a current one
+    batch_runner, sessions = catalog_runner
+    old_group, new_group = f"OLD-{uuid.uuid4().hex[:8]}", f"NEW-{uuid.uuid4().hex[:8]}"
+    documents = [catalog_event(product_group_id=old_group, variants=[variant_with(sku=f"{old_group}-1")]),
+                 catalog_event(product_group_id=new_group, variants=[variant_with(sku=f"{new_group}-1")])]
+    documents[0]["timestamp"] = now_iso(PAST_THE_WINDOW)
+
+    # when the catalog worker runs them
+    outcomes = batch_runner.run([delivery(tag, encode(document)) for tag, document in enumerate(documents, start=1)])
+
+    # then the old one is parked and creates nothing; the current one applies
+    assert [type(outcome) for outcome in outcomes] == [Park, Done]
+    assert "EventTooOld" in outcomes[0].reason and documents[0]["event_id"] in outcomes[0].reason
+    with sessions() as session:
+        assert session.get(ProductGroup, old_group) is None
+        assert session.get(ProductGroup, new_group) is not None
+
+
+def record(session: Session, age: timedelta) -> str:
+    event_id = f"evt-{uuid.uuid4().hex}"
+    session.execute(insert(ProcessedEvent).values(event_id=event_id, event_type="inventory.change",
+                                                  processed_at=datetime.now(UTC) - age))
+    return event_id
+
+
+def kept_ids(session: Session) -> set[str]:
+    return set(session.scalars(select(ProcessedEvent.event_id)))
+
+
+def test_pruning_deletes_the_records_past_the_window_batch_by_batch(settings, committed_session):
+    # given records of events applied long ago, and some recently (the window 30 days, the door's
+    # future skew 5 minutes, a day for the clocks: records past 31 days and 5 minutes go)
+    old = [record(committed_session, WINDOW + timedelta(days=1, minutes=6)) for _ in range(7)]
+    young = [record(committed_session, age) for age in (timedelta(0), timedelta(days=29), WINDOW + timedelta(days=1))]
+    committed_session.commit()
+
+    # when they are pruned three at a time
+    pruned = prune_processed_events(settings, batch_rows=3)
+
+    # then every old one went, in three batches, and the young ones stay
+    assert pruned == 7
+    assert kept_ids(committed_session) == set(young)
+    assert not set(old) & kept_ids(committed_session)
+
+
+def test_pruning_stops_between_batches_when_the_worker_stops(settings, committed_session):
+    # given old records, and a worker told to stop
+    for _ in range(4):
+        record(committed_session, WINDOW * 2)
+    committed_session.commit()
+    stop = threading.Event()
+    stop.set()
+
+    # when it prunes, then it leaves them for the next run
+    assert prune_processed_events(settings, stop, batch_rows=2) == 0
+    assert len(kept_ids(committed_session)) == 4
+
+
+def test_the_reconcile_worker_prunes_after_its_slot(erp, sweep_settings, committed_session):
+    # given old and recent records, and a reconcile worker whose slot comes in half a second
+    old = record(committed_session, WINDOW * 2)
+    young = record(committed_session, timedelta(hours=1))
+    committed_session.commit()
+    settings = sweep_settings(erp({"P-1": 1}), reconcile_schedule="* * * * *")
+    real = datetime.now(UTC)
+    offset = real.replace(second=0, microsecond=0) + timedelta(minutes=1) - timedelta(seconds=0.5) - real
+    stop = threading.Event()
+    worker = threading.Thread(target=run_reconcile_worker, args=(settings, stop),
+                              kwargs={"clock": lambda: datetime.now(UTC) + offset})
+
+    # when the slot's sweep has run
+    worker.start()
+    try:
+        wait_for(lambda: old not in kept_ids(committed_session), timeout=20)
+    finally:
+        stop.set()
+        worker.join(10)
+
+    # then the old record is gone and the recent one kept
+    assert kept_ids(committed_session) == {young}
