@@ -26,9 +26,10 @@ logger = logging.getLogger(__name__)
 CLOCK_SLACK = timedelta(days=1)
 PRUNE_BATCH_ROWS = 10_000
 # Oldest first through ix_processed_events_processed_at; a batch a transaction, so no lock is held long.
+# By ctid, the rows the subquery locked, not again through the primary key: half the time (bench.prune).
 _PRUNE = """
-DELETE FROM processed_events WHERE event_id = ANY(ARRAY(
-    SELECT event_id FROM processed_events WHERE processed_at < %(cutoff)s
+DELETE FROM processed_events WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM processed_events WHERE processed_at < %(cutoff)s
      ORDER BY processed_at LIMIT %(rows)s FOR UPDATE SKIP LOCKED))"""
 
 
