@@ -1,7 +1,7 @@
 """What the idempotency window costs: pruning its records, and checking an event's date on the hot path.
 
-Fills a private database with `--records` idempotency records past the window and as many within
-it, prunes them as the reconcile worker does (a batch of 10,000 a transaction, oldest first), then
+Fills a private database with `--records` idempotency records of events dated before the window
+and as many within it, prunes them as the reconcile worker does (a batch of 10,000 a transaction, oldest first), then
 fills the same again and deletes them in one statement (the baseline: what a hand-written purge
 would do, holding every deleted row's lock until it commits). Then times the workers' date check
 against decoding the same `inventory.change` bodies (the baseline: what a worker spends on every
@@ -30,10 +30,10 @@ from erp_sync.workers.idempotency_window import IdempotencyWindow, prune_process
 from erp_sync.workers.inventory import decode_inventory_change
 
 FILL = """
-INSERT INTO processed_events (event_id, event_type, body_digest, processed_at)
-SELECT %(prefix)s || n, 'inventory.change', sha256(n::text::bytea), now() - %(age)s
+INSERT INTO processed_events (event_id, event_type, body_digest, processed_at, dated)
+SELECT %(prefix)s || n, 'inventory.change', sha256(n::text::bytea), now() - %(age)s, now() - %(age)s
   FROM generate_series(1, %(records)s) AS n"""
-DELETE_AT_ONCE = "DELETE FROM processed_events WHERE processed_at < %(cutoff)s"
+DELETE_AT_ONCE = "DELETE FROM processed_events WHERE dated < %(cutoff)s"
 PAST_THE_WINDOW = timedelta(days=90)
 
 
@@ -59,7 +59,7 @@ def pruned_in_batches(database_url: str) -> tuple[int, float]:
 
 
 def deleted_at_once(database_url: str) -> float:
-    cutoff = IdempotencyWindow.of(load_settings()).prune_cutoff(datetime.now(UTC))
+    cutoff = IdempotencyWindow.of(load_settings()).dated_cutoff(datetime.now(UTC))
     started = time.perf_counter()
     with psycopg.connect(conninfo(database_url)) as conn:
         conn.execute(DELETE_AT_ONCE, {"cutoff": cutoff})

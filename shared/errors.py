@@ -147,5 +147,5 @@ class EventIdConflict(PermanentError):
 class EventTooOld(PermanentError):
     """An ERP event dated before IDEMPOTENCY_WINDOW_S: a copy of it may have been applied and its record pruned.
 
-    Parked, never applied: applying it could count a difference twice. The sweep sets the stock anyway.
+    Parked, never applied: applying it could count a difference twice.
     """

@@ -48,6 +48,13 @@ def decide(
     return Park(f"unexpected {describe(error)}")
 
 
+def retry_span_ms(delays_ms: tuple[int, ...], max_attempts: int) -> int:
+    """The longest a message spends waiting in the retry path before it is applied or parked."""
+    waits = max(max_attempts - 1, 0)  # a delay after each failed attempt but the last
+    listed = delays_ms[:waits]
+    return sum(listed) + (waits - len(listed)) * delays_ms[-1]
+
+
 def failed_attempts(headers: dict[str, object] | None) -> int:
     """How many attempts failed before, read from the message's headers."""
     value = (headers or {}).get(ATTEMPT_HEADER, 1)

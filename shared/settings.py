@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.retry_policy import retry_span_ms
 from erp_sync.shared.topology import AMQP_LONG_MAX, AMQP_SHORT_MAX, DEFAULT_QUEUE_BOUND, QueueBound
 
 MAX_RETRY_DELAY_MS = 7 * 24 * 3600 * 1000
@@ -21,11 +22,11 @@ MAX_RETRY_DELAY_MS = 7 * 24 * 3600 * 1000
 MAX_WAIT_S = threading.TIMEOUT_MAX
 # Durations compared with an event's age, never waited on: a window of any width is theirs to set.
 TIME_WINDOWS = frozenset({"webhook_max_age_s", "webhook_max_future_skew_s", "idempotency_window_s"})
-# The idempotency window must outlast what the door accepts by this much: a webhook answered 202 may
-# wait in the retry path (3.4 h by default) and in a backed-up queue before a worker applies it.
+# The idempotency window must outlast the oldest event the door accepts, and its whole retry path, by
+# this much more: a webhook answered 202 may also wait in a backed-up queue before a worker applies it.
 IDEMPOTENCY_WINDOW_SLACK_S = 24 * 3600
 DEFAULT_IDEMPOTENCY_WINDOW_S = 30 * 24 * 3600
-MAX_IDEMPOTENCY_WINDOW_S = timedelta.max.days * 24 * 3600  # the widest span Python can subtract
+LARGEST_SPAN_S = timedelta.max.days * 24 * 3600  # the widest span Python can subtract
 # PostgreSQL's timeouts (lock_timeout) are 32-bit milliseconds; past this it refuses every connection.
 MAX_PG_TIMEOUT_MS = 2**31 - 1
 # The door publishes a webhook's body as it came; RabbitMQ 4 closes the channel on a body over 16 MiB
@@ -112,8 +113,8 @@ class Settings(BaseSettings):
     webhook_max_age_s: int = Field(default=48 * 3600, gt=0)
     webhook_max_future_skew_s: int = Field(default=300, ge=0)
     # Events dated before this are not applied, and the records of events applied before it are pruned.
-    # Unset: the default, or longer where WEBHOOK_MAX_AGE_S needs it (`idempotency_window`).
-    idempotency_window_s: int | None = Field(default=None, gt=0, le=MAX_IDEMPOTENCY_WINDOW_S)
+    # Unset: the default, or longer where WEBHOOK_MAX_AGE_S and the retry path need it (`idempotency_window`).
+    idempotency_window_s: int | None = Field(default=None, gt=0, le=LARGEST_SPAN_S)
     webhook_max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0, le=MAX_WEBHOOK_BODY_BYTES)
     publish_confirm_timeout_s: float = Field(default=5.0, gt=0)
     unavailable_retry_after_s: int = Field(default=30, gt=0)
@@ -350,20 +351,22 @@ class Settings(BaseSettings):
         if (self.console_user is None) != (self.console_password is None):
             raise ValueError("CONSOLE_USER and CONSOLE_PASSWORD go together")
         if self.idempotency_window_s is not None and self.idempotency_window_s < self._shortest_idempotency_window:
-            raise ValueError(f"IDEMPOTENCY_WINDOW_S must be at least WEBHOOK_MAX_AGE_S plus a day "
-                             f"({self._shortest_idempotency_window} s): an event the door "
-                             f"accepts must still be applied after waiting in the retry path")
+            raise ValueError(f"IDEMPOTENCY_WINDOW_S must be at least WEBHOOK_MAX_AGE_S, the retry path "
+                             f"(RETRY_DELAYS_MS over MAX_DELIVERY_ATTEMPTS) and a day "
+                             f"({self._shortest_idempotency_window} s): an event the door accepts must "
+                             f"still be applied after waiting in the retry path")
         return self
 
     @property
     def _shortest_idempotency_window(self) -> int:
-        return self.webhook_max_age_s + IDEMPOTENCY_WINDOW_SLACK_S
+        retry_path_s = retry_span_ms(self.retry_delays_ms, self.max_delivery_attempts) // 1000
+        return self.webhook_max_age_s + retry_path_s + IDEMPOTENCY_WINDOW_SLACK_S
 
     @property
     def idempotency_window(self) -> timedelta:
-        """IDEMPOTENCY_WINDOW_S, or unset the default, widened to what WEBHOOK_MAX_AGE_S needs."""
+        """IDEMPOTENCY_WINDOW_S, or unset the default, widened to what WEBHOOK_MAX_AGE_S and the retry path need."""
         seconds = self.idempotency_window_s or max(DEFAULT_IDEMPOTENCY_WINDOW_S, self._shortest_idempotency_window)
-        return timedelta(seconds=min(seconds, MAX_IDEMPOTENCY_WINDOW_S))
+        return timedelta(seconds=min(seconds, LARGEST_SPAN_S))
 
     @property
     def queue_bound(self) -> QueueBound:

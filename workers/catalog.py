@@ -51,7 +51,7 @@ def apply_catalog_update(event: CatalogUpdate, session: Session, digest: bytes |
     `digest` is its body's (`body_digest`); without one, a reused id is told only by its event type.
     A reused id is alerted and counted (`record_event`).
     """
-    fresh = record_event(session, Arrival(event.event_id, event.event_type, digest))
+    fresh = record_event(session, Arrival.of(event, digest))
     return _apply(session, [event], [fresh])[0]
 
 
@@ -198,8 +198,8 @@ def build_handler(settings: Settings) -> Handler:
     window = IdempotencyWindow.of(settings)
 
     def handle(delivery: Delivery, session: Session) -> Handled:
-        event = window.admit(decode_catalog_update(delivery.body))
         with collector_paused():
+            event = window.admit(decode_catalog_update(delivery.body))
             result = apply_catalog_update(event, session, body_digest(delivery.body))
         return _handled(result)
 
@@ -214,8 +214,8 @@ def build_batch_handler(settings: Settings) -> BatchHandler:
     window = IdempotencyWindow.of(settings)
 
     def handle_batch(deliveries: list[Delivery], session: Session) -> list[HandlerResult]:
-        events = window.admit_all([decode_catalog_update(delivery.body) for delivery in deliveries])
         with collector_paused():
+            events = window.admit_all([decode_catalog_update(delivery.body) for delivery in deliveries])
             results = apply_catalog_batch(events, session, [body_digest(delivery.body) for delivery in deliveries])
             return [_handled(result) for result in results]
 

@@ -11,13 +11,15 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import EventIdConflict
+from erp_sync.workers.idempotency_window import Dated
 from erp_sync.workers.metrics import EVENT_ID_CONFLICTS
 
 logger = logging.getLogger(__name__)
@@ -27,9 +29,10 @@ logger = logging.getLogger(__name__)
 # over arrays: one statement text for any number of events, and SQLAlchemy 2.0 compiles a
 # PostgreSQL ON CONFLICT anew every time (sqlalchemy#10445).
 RECORD_FRESH = """
-INSERT INTO processed_events (event_id, event_type, body_digest)
-SELECT event_id, :event_type, body_digest
-FROM unnest(CAST(:event_ids AS varchar[]), CAST(:digests AS bytea[])) AS arrived (event_id, body_digest)
+INSERT INTO processed_events (event_id, event_type, body_digest, dated)
+SELECT event_id, :event_type, body_digest, dated
+FROM unnest(CAST(:event_ids AS varchar[]), CAST(:digests AS bytea[]), CAST(:dated AS timestamptz[]))
+     AS arrived (event_id, body_digest, dated)
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
@@ -47,24 +50,22 @@ def body_digest(raw: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Arrival:
-    """An event as it arrived: its id, its type and its body's digest (None: unknown, taken as the same)."""
+    """An event as it arrived: its id, type and ERP timestamp, and its body's digest (None: unknown, taken as the same)."""
 
     event_id: str
     event_type: str
+    dated: datetime
     digest: bytes | None = None
 
-
-class Identified(Protocol):
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def event_type(self) -> str: ...
+    @classmethod
+    def of(cls, event: Dated, digest: bytes | None) -> Arrival:
+        return cls(event.event_id, event.event_type, event.timestamp, digest)
 
 
-def arrivals_of(events: Sequence[Identified], digests: Sequence[bytes | None] | None) -> list[Arrival]:
+def arrivals_of(events: Sequence[Dated], digests: Sequence[bytes | None] | None) -> list[Arrival]:
     """The arrivals of a batch of events, with their bodies' digests in the same order (None: unknown)."""
     given = digests if digests is not None else [None] * len(events)
-    return [Arrival(event.event_id, event.event_type, digest) for event, digest in zip(events, given, strict=True)]
+    return [Arrival.of(event, digest) for event, digest in zip(events, given, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ def record_events(session: Session, arrivals: Sequence[Arrival], recording: Reco
     fresh = set(session.scalars(recording.statement, {
         "event_ids": ids,
         "digests": [first[event_id].digest for event_id in ids],
+        "dated": [first[event_id].dated for event_id in ids],
         "event_type": arrivals[0].event_type,
         **(recording.params or {}),
     }))

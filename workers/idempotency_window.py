@@ -1,11 +1,14 @@
-"""How long an event is recognised as seen: the idempotency window, and the pruning of records past it.
+"""The idempotency window: which events a worker still applies, and which records can go.
 
 A worker applies an ERP event only while its timestamp is within IDEMPOTENCY_WINDOW_S of now; an
-older one is parked (`EventTooOld`), never applied. A record is written when its event is applied,
-which is no earlier than the event's timestamp less WEBHOOK_MAX_FUTURE_SKEW_S (the door refuses
-events dated further ahead). So a record pruned only once it is older than the window plus that
-skew plus a day (for the hosts' clocks) belongs to an event no worker applies any more: a
-redelivery or a replay is still told from a first arrival, and processed_events stops growing.
+older one is parked (`EventTooOld`), never applied. Each record keeps its event's timestamp
+(`dated`), so a record is pruned once that is before the window, and a day more for the hosts'
+clocks: no worker applies a copy of its event any more, so a redelivery or a replay is still told
+from a first arrival, while processed_events stops growing. Records written before migration 0020
+have no date; written no earlier than their event's timestamp less WEBHOOK_MAX_FUTURE_SKEW_S (the
+door refuses events dated further ahead), they go once older than the window, that skew and a day.
+
+psycopg alone: the reconcile worker prunes, and SQLAlchemy's import would take it past its memory target.
 """
 from __future__ import annotations
 
@@ -19,21 +22,28 @@ import psycopg
 
 from erp_sync.shared.errors import EventTooOld
 from erp_sync.shared.pg import connect, translate_pg_error
-from erp_sync.shared.settings import MAX_IDEMPOTENCY_WINDOW_S, Settings
+from erp_sync.shared.settings import LARGEST_SPAN_S, Settings
 
 logger = logging.getLogger(__name__)
 
+# How far the clocks of the hosts that apply events and of the one that prunes may disagree.
 CLOCK_SLACK = timedelta(days=1)
 PRUNE_BATCH_ROWS = 10_000
-# Oldest first through ix_processed_events_processed_at; a batch a transaction, so no lock is held long.
-# By ctid, the rows the subquery locked, not again through the primary key: half the time (bench.prune).
-_PRUNE = """
+# Oldest first through a partial index; a batch a transaction, so no lock is held long. By ctid,
+# the rows the subquery locked, not again through the primary key: half the time (bench.prune).
+_PRUNE_DATED = """
 DELETE FROM processed_events WHERE ctid = ANY(ARRAY(
-    SELECT ctid FROM processed_events WHERE processed_at < %(cutoff)s
+    SELECT ctid FROM processed_events WHERE dated < %(cutoff)s
+     ORDER BY dated LIMIT %(rows)s FOR UPDATE SKIP LOCKED))"""
+_PRUNE_UNDATED = """
+DELETE FROM processed_events WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM processed_events WHERE dated IS NULL AND processed_at < %(cutoff)s
      ORDER BY processed_at LIMIT %(rows)s FOR UPDATE SKIP LOCKED))"""
 
 
 class Dated(Protocol):
+    """An ERP event as the idempotency record knows it."""
+
     @property
     def event_id(self) -> str: ...
     @property
@@ -54,7 +64,7 @@ class IdempotencyWindow:
 
     @classmethod
     def of(cls, settings: Settings) -> IdempotencyWindow:
-        skew_s = min(settings.webhook_max_future_skew_s, MAX_IDEMPOTENCY_WINDOW_S)
+        skew_s = min(settings.webhook_max_future_skew_s, LARGEST_SPAN_S)
         return cls(settings.idempotency_window, timedelta(seconds=skew_s))
 
     def admit(self, event: D, now: datetime | None = None) -> D:
@@ -72,8 +82,12 @@ class IdempotencyWindow:
         at = now or datetime.now(UTC)
         return [self.admit(event, at) for event in events]
 
-    def prune_cutoff(self, now: datetime) -> datetime | None:
-        """Records written before this belong to events no worker applies any more; None: none yet."""
+    def dated_cutoff(self, now: datetime) -> datetime | None:
+        """Records of events dated before this can go; None: none can yet."""
+        return _before(now, self.window, CLOCK_SLACK)
+
+    def undated_cutoff(self, now: datetime) -> datetime | None:
+        """Records without a date (before migration 0020) written before this can go; None: none can yet."""
         return _before(now, self.window, self.future_skew, CLOCK_SLACK)
 
 
@@ -91,18 +105,19 @@ def prune_processed_events(settings: Settings, stop: threading.Event | None = No
 
     Stops between batches once `stop` is set: what is left goes at the next run.
     """
-    cutoff = IdempotencyWindow.of(settings).prune_cutoff(now or datetime.now(UTC))
-    if cutoff is None:
-        return 0
+    window = IdempotencyWindow.of(settings)
+    at = now or datetime.now(UTC)
     pruned = 0
     try:
         with connect(settings.database_url, autocommit=True) as conn:
-            while stop is None or not stop.is_set():
-                deleted = conn.execute(_PRUNE, {"cutoff": cutoff, "rows": batch_rows}).rowcount
-                pruned += deleted
-                if deleted < batch_rows:
-                    break
+            for statement, cutoff in ((_PRUNE_DATED, window.dated_cutoff(at)),
+                                      (_PRUNE_UNDATED, window.undated_cutoff(at))):
+                while cutoff is not None and (stop is None or not stop.is_set()):
+                    deleted = conn.execute(statement, {"cutoff": cutoff, "rows": batch_rows}).rowcount
+                    pruned += deleted
+                    if deleted < batch_rows:
+                        break
     except psycopg.Error as exc:
         raise translate_pg_error(exc) from exc
-    logger.info("pruned %d idempotency records written before %s", pruned, cutoff.isoformat())
+    logger.info("pruned %d idempotency records past IDEMPOTENCY_WINDOW_S", pruned)
     return pruned

@@ -21,7 +21,7 @@ def apply_inventory_change(event: InventoryChange, session: Session,
 
     `digest` is its body's (`body_digest`); without one, a reused id is told only by its event type.
     """
-    fresh = record_event(session, Arrival(event.event_id, event.event_type, digest), _locking([event]))
+    fresh = record_event(session, Arrival.of(event, digest), _locking([event]))
     return _apply(session, [event], [fresh])[0]
 
 

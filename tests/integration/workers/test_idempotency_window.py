@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections.abc import Callable
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -87,10 +89,13 @@ def test_a_catalog_update_dated_before_the_window_is_parked(catalog_runner):
         assert session.get(ProductGroup, new_group) is not None
 
 
-def record(session: Session, age: timedelta) -> str:
+def record(session: Session, dated_ago: timedelta | None, written_ago: timedelta = timedelta(0)) -> str:
+    """A record of an event dated `dated_ago` (None: undated, as before migration 0020), written `written_ago`."""
+    now = datetime.now(UTC)
     event_id = f"evt-{uuid.uuid4().hex}"
-    session.execute(insert(ProcessedEvent).values(event_id=event_id, event_type="inventory.change",
-                                                  processed_at=datetime.now(UTC) - age))
+    session.execute(insert(ProcessedEvent).values(
+        event_id=event_id, event_type="inventory.change", processed_at=now - written_ago,
+        dated=None if dated_ago is None else now - dated_ago))
     return event_id
 
 
@@ -98,26 +103,44 @@ def kept_ids(session: Session) -> set[str]:
     return set(session.scalars(select(ProcessedEvent.event_id)))
 
 
+def test_a_record_keeps_its_event_date(runner):
+    # given an inventory event dated an hour ago
+    batch_runner, sessions = runner
+    body = inventory(f"DATE-{uuid.uuid4().hex[:8]}", -timedelta(hours=1), new_quantity=3, quantity_change=None)
+    event = json.loads(body)
+
+    # when it is applied, then its record holds its ERP timestamp, by which it is pruned
+    assert batch_runner.run([delivery(1, body)]) == [Done(outcome="applied")]
+    with sessions() as session:
+        dated = session.scalar(select(ProcessedEvent.dated).where(ProcessedEvent.event_id == event["event_id"]))
+    assert dated == datetime.fromisoformat(event["timestamp"])
+
+
 def test_pruning_deletes_the_records_past_the_window_batch_by_batch(settings, committed_session):
-    # given records of events applied long ago, and some recently (the window 30 days, the door's
-    # future skew 5 minutes, a day for the clocks: records past 31 days and 5 minutes go)
-    old = [record(committed_session, WINDOW + timedelta(days=1, minutes=6)) for _ in range(7)]
-    young = [record(committed_session, age) for age in (timedelta(0), timedelta(days=29), WINDOW + timedelta(days=1))]
+    # given records of events dated before the window and a day (the hosts' clocks), however
+    # recently written, and records without a date (before 0020) written before the window, the
+    # door's future skew (5 minutes) and a day
+    old = [record(committed_session, WINDOW + timedelta(days=1, minutes=1)) for _ in range(5)]
+    old += [record(committed_session, WINDOW + timedelta(days=400)) for _ in range(2)]
+    old += [record(committed_session, None, WINDOW + timedelta(days=1, minutes=6)) for _ in range(4)]
+    # and records of events still within that, however long ago written
+    young = [record(committed_session, dated_ago, written_ago) for dated_ago, written_ago in (
+        (timedelta(0), timedelta(0)), (WINDOW, timedelta(0)), (WINDOW + timedelta(hours=23), WINDOW * 3),
+        (None, timedelta(days=29)), (None, WINDOW + timedelta(days=1)))]
     committed_session.commit()
 
     # when they are pruned three at a time
     pruned = prune_processed_events(settings, batch_rows=3)
 
-    # then every old one went, in three batches, and the young ones stay
-    assert pruned == 7
+    # then every old one went, and the young ones stay
+    assert pruned == len(old)
     assert kept_ids(committed_session) == set(young)
-    assert not set(old) & kept_ids(committed_session)
 
 
 def test_pruning_stops_between_batches_when_the_worker_stops(settings, committed_session):
     # given old records, and a worker told to stop
-    for _ in range(4):
-        record(committed_session, WINDOW * 2)
+    for dated_ago in (WINDOW * 2, WINDOW * 2, None, None):
+        record(committed_session, dated_ago, WINDOW * 2)
     committed_session.commit()
     stop = threading.Event()
     stop.set()
@@ -127,25 +150,41 @@ def test_pruning_stops_between_batches_when_the_worker_stops(settings, committed
     assert len(kept_ids(committed_session)) == 4
 
 
-def test_the_reconcile_worker_prunes_after_its_slot(erp, sweep_settings, committed_session):
-    # given old and recent records, and a reconcile worker whose slot comes in half a second
+def just_before_the_next_minute() -> Callable[[], datetime]:
+    """A clock that reads half a second before a minute's turn when first read, and runs on from there."""
+    offset: timedelta | None = None
+
+    def clock() -> datetime:
+        nonlocal offset
+        real = datetime.now(UTC)
+        if offset is None:
+            offset = real.replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=-0.5) - real
+        return real + offset
+
+    return clock
+
+
+def test_the_reconcile_worker_prunes_after_its_slot_sweep(erp, sweep_settings, committed_session, caplog):
+    # given old and recent records, and a reconcile worker whose slot comes half a second after it starts
     old = record(committed_session, WINDOW * 2)
     young = record(committed_session, timedelta(hours=1))
     committed_session.commit()
     settings = sweep_settings(erp({"P-1": 1}), reconcile_schedule="* * * * *")
-    real = datetime.now(UTC)
-    offset = real.replace(second=0, microsecond=0) + timedelta(minutes=1) - timedelta(seconds=0.5) - real
     stop = threading.Event()
     worker = threading.Thread(target=run_reconcile_worker, args=(settings, stop),
-                              kwargs={"clock": lambda: datetime.now(UTC) + offset})
+                              kwargs={"clock": just_before_the_next_minute()})
 
     # when the slot's sweep has run
+    caplog.set_level(logging.INFO)
     worker.start()
     try:
-        wait_for(lambda: old not in kept_ids(committed_session), timeout=20)
+        wait_for(lambda: old not in kept_ids(committed_session), timeout=30)
     finally:
         stop.set()
         worker.join(10)
 
-    # then the old record is gone and the recent one kept
+    # then the old record is gone and the recent one kept, once the sweep was done
     assert kept_ids(committed_session) == {young}
+    said = [r.getMessage() for r in caplog.records]
+    swept = next(n for n, line in enumerate(said) if line.startswith("reconciliation for slot"))
+    assert "pruned 1 idempotency records past IDEMPOTENCY_WINDOW_S" in said[swept + 1:]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from erp_sync.shared.errors import DatabaseUnavailable, MessageDecodeError
-from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Park, Retry, decide, failed_attempts
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Park, Retry, decide, failed_attempts, retry_span_ms
 
 DELAYS = (1_000, 5_000, 30_000)
 
@@ -45,3 +45,16 @@ def test_failed_attempts_are_read_from_the_attempt_header(headers, expected):
     assert failed_attempts(headers) == expected
 
 
+@pytest.mark.parametrize(("delays_ms", "max_attempts", "span_ms"), [
+    ((1_000, 5_000, 30_000, 120_000, 600_000), 25, 756_000 + 19 * 600_000),  # the defaults: 3.4 h
+    ((1_000, 5_000), 2, 1_000),  # one wait, before the second and last try
+    ((1_000, 5_000), 1, 0),  # no retry at all
+    ((7_000,), 10**12, (10**12 - 1) * 7_000),  # worked out, not counted one by one
+])
+def test_the_retry_path_span_is_every_wait_before_the_last_try(delays_ms, max_attempts, span_ms):
+    assert retry_span_ms(delays_ms, max_attempts) == span_ms
+
+    # the same as the delays decide() hands out, try after try
+    if max_attempts < 100:
+        waits = [decide(DatabaseUnavailable("down"), failed, delays_ms, max_attempts) for failed in range(max_attempts)]
+        assert sum(wait.delay_ms for wait in waits if isinstance(wait, Retry)) == span_ms

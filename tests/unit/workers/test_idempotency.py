@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 import pytest
 
@@ -9,6 +10,7 @@ from erp_sync.workers.idempotency import Arrival, Recorded, body_digest, is_same
 
 BODY = b'{"event_id": "evt_1", "event_type": "inventory.change"}'
 OTHER = b'{"event_id": "evt_1", "event_type": "inventory.change", "x": 1}'
+DATED = datetime(2026, 12, 7, tzinfo=UTC)
 
 
 def test_the_digest_is_the_sha256_of_the_exact_bytes():
@@ -18,14 +20,14 @@ def test_the_digest_is_the_sha256_of_the_exact_bytes():
 
 
 @pytest.mark.parametrize(("recorded", "arrival", "same"), [
-    (Recorded("inventory.change", body_digest(BODY)), Arrival("evt_1", "inventory.change", body_digest(BODY)), True),
-    (Recorded("inventory.change", body_digest(BODY)), Arrival("evt_1", "inventory.change", body_digest(OTHER)), False),
-    (Recorded("inventory.change", body_digest(BODY)), Arrival("evt_1", "catalog.update", body_digest(BODY)), False),
+    (Recorded("inventory.change", body_digest(BODY)), Arrival("evt_1", "inventory.change", DATED, body_digest(BODY)), True),
+    (Recorded("inventory.change", body_digest(BODY)), Arrival("evt_1", "inventory.change", DATED, body_digest(OTHER)), False),
+    (Recorded("inventory.change", body_digest(BODY)), Arrival("evt_1", "catalog.update", DATED, body_digest(BODY)), False),
     # a record of a release before the digest, or a caller without a body: the type alone decides
-    (Recorded("inventory.change", None), Arrival("evt_1", "inventory.change", body_digest(OTHER)), True),
-    (Recorded("inventory.change", None), Arrival("evt_1", "catalog.update", body_digest(BODY)), False),
-    (Recorded("inventory.change", body_digest(BODY)), Arrival("evt_1", "inventory.change", None), True),
-    (Recorded("catalog.update", body_digest(BODY)), Arrival("evt_1", "inventory.change", None), False),
+    (Recorded("inventory.change", None), Arrival("evt_1", "inventory.change", DATED, body_digest(OTHER)), True),
+    (Recorded("inventory.change", None), Arrival("evt_1", "catalog.update", DATED, body_digest(BODY)), False),
+    (Recorded("inventory.change", body_digest(BODY)), Arrival("evt_1", "inventory.change", DATED, None), True),
+    (Recorded("catalog.update", body_digest(BODY)), Arrival("evt_1", "inventory.change", DATED, None), False),
 ])
 def test_a_redelivery_has_the_same_type_and_body_as_the_record(recorded, arrival, same):
     assert is_same_event(recorded, arrival) is same
