@@ -23,7 +23,7 @@ from pydantic_core import Url, core_schema
 from erp_sync.shared.decoding import JSON_ERRORS, field_errors, json_problem
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.fields import (
-    QUEUED, FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, ZonedDateTime, is_unicode_text,
+    QUEUED, FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, UtcDateTime, is_unicode_text,
     refuse_nul,
 )
 
@@ -166,7 +166,7 @@ class InventoryData(_Model, FigureOrChange):
 
 class _Envelope(_Model):
     event_id: EventId
-    timestamp: ZonedDateTime
+    timestamp: UtcDateTime
 
 
 class CatalogUpdate(_Envelope):

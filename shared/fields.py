@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Self
 
@@ -207,3 +207,17 @@ def iso_date_time_text(value: object, info: ValidationInfo) -> object:
 
 
 ZonedDateTime = Annotated[AwareDatetime, BeforeValidator(iso_date_time_text)]
+
+
+def in_utc(value: datetime) -> datetime:
+    """The same instant in UTC, which PostgreSQL reads however it is sent (as text it refuses an
+    offset beyond ±15:59, which ISO 8601 allows), and which compares with another without asking
+    either's time zone for its offset: a third of the workers' date check."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be an instant between the years 1 and 9999 in UTC") from None
+
+
+# An ERP event's timestamp: only its instant counts.
+UtcDateTime = Annotated[ZonedDateTime, AfterValidator(in_utc)]

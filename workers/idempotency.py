@@ -3,7 +3,9 @@
 An event id names one event. The record keeps the SHA-256 of the body the ERP signed (the
 ingress publishes those bytes unchanged, and a retry or a replay from the parking queue carries
 them unchanged), so a redelivery, same id and same body, is a harmless duplicate, while the
-same id with another body or event type is a conflict: parked, never dropped as a duplicate.
+same id with another body or event type is a conflict: parked, never dropped as a duplicate. It
+also keeps the event's ERP timestamp, by which it is pruned (workers/idempotency_window.py); the
+first arrival's, should a batch hold copies of one id.
 """
 from __future__ import annotations
 

@@ -4,9 +4,11 @@ A worker applies an ERP event only while its timestamp is within IDEMPOTENCY_WIN
 older one is parked (`EventTooOld`), never applied. Each record keeps its event's timestamp
 (`dated`), so a record is pruned once that is before the window, and a day more for the hosts'
 clocks: no worker applies a copy of its event any more, so a redelivery or a replay is still told
-from a first arrival, while processed_events stops growing. Records written before migration 0020
-have no date; written no earlier than their event's timestamp less WEBHOOK_MAX_FUTURE_SKEW_S (the
-door refuses events dated further ahead), they go once older than the window, that skew and a day.
+from a first arrival, while processed_events stops growing. Records without a date (written before
+migration 0020, or by an earlier release's workers during a rolling update) were written no earlier
+than their event's timestamp less WEBHOOK_MAX_FUTURE_SKEW_S (the door refuses events dated further
+ahead): they go once older than the window, that skew (as set now: lowered since, such a record may
+go early) and a day.
 
 psycopg alone: the reconcile worker prunes, and SQLAlchemy's import would take it past its memory target.
 """

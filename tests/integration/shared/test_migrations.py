@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 import erp_sync.shared.models  # noqa: F401  (fills Base.metadata)
-from erp_sync.shared.db import Base
+from erp_sync.shared.db import Base, make_engine
 from erp_sync.shared.errors import DatabaseUnavailable
 from erp_sync.shared.migrate import alembic_config, create_database_if_missing, upgrade_schema
 from tests.support.pg_front import postgres_front
@@ -33,6 +33,9 @@ def test_upgrading_twice_is_harmless(migrated_database_url: str, db_engine: Engi
         assert MigrationContext.configure(connection).get_current_revision() == head
 
 
+INDEXES = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'alembic_version' ORDER BY 1"
+
+
 def test_migrated_schema_matches_the_models(db_engine: Engine) -> None:
     # given the migrated database
     with db_engine.connect() as connection:
@@ -43,6 +46,46 @@ def test_migrated_schema_matches_the_models(db_engine: Engine) -> None:
 
     # then there is nothing to migrate
     assert differences == []
+
+
+def test_migrated_indexes_are_the_models_to_their_predicates(database_url: str, db_engine: Engine) -> None:
+    # given a database made from the models alone, beside the migrated one
+    with database_not_yet_created(database_url) as target:
+        create_database_if_missing(target)
+        engine = make_engine(target)
+        try:
+            Base.metadata.create_all(engine)
+        finally:
+            engine.dispose()
+
+        # when their indexes are read as PostgreSQL prints them (autogenerate compares no predicates)
+        with psycopg.connect(libpq_url(target)) as conn:
+            from_models = conn.execute(INDEXES).fetchall()
+        with db_engine.connect() as connection:
+            migrated = connection.exec_driver_sql(INDEXES).fetchall()
+
+    # then they are the same, partial indexes' WHERE included
+    assert migrated == from_models
+
+
+def test_an_interrupted_0020_runs_again(database_url: str) -> None:
+    # given a database at 0019 where 0020 had added its column and built an index before it stopped
+    with database_not_yet_created(database_url) as target:
+        create_database_if_missing(target)
+        command.upgrade(alembic_config(target), "0019")
+        with psycopg.connect(libpq_url(target), autocommit=True) as conn:
+            conn.execute("ALTER TABLE processed_events ADD COLUMN dated timestamptz")
+            conn.execute("CREATE INDEX ix_processed_events_dated ON processed_events (dated)")
+
+        # when it is migrated again
+        upgrade_schema(target)
+
+        # then it is at head, with the index as 0020 builds it
+        with psycopg.connect(libpq_url(target)) as conn:
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0020",)
+            assert conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_processed_events_dated'"
+                                ).fetchone() == ("CREATE INDEX ix_processed_events_dated ON public.processed_events "
+                                                 "USING btree (dated) WHERE (dated IS NOT NULL)",)
 
 
 def test_missing_database_is_created_once(database_url: str) -> None:

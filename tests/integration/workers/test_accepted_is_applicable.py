@@ -8,8 +8,9 @@ an event the ERP was told (202) had been delivered.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -139,6 +140,25 @@ def test_every_order_publish_order_confirms_the_orders_worker_can_record(db_engi
             assert read is not None and read[1].same_order(placed)
 
     applied_in_a_rolled_back_transaction(db_engine, record_and_read_back)
+
+
+@pytest.mark.parametrize("offset", ["+23:59", "-23:59", "+20:00", "-16:00"])
+def test_an_event_dated_with_any_offset_iso_8601_allows_is_applied(db_engine, offset):
+    # PostgreSQL refuses offsets beyond ±15:59: accepted at the door, such a timestamp must still be stored
+    at = datetime.now(UTC).replace(microsecond=0)
+    hours, minutes = (int(part) for part in offset[1:].split(":"))
+    zone = timezone((1 if offset[0] == "+" else -1) * timedelta(hours=hours, minutes=minutes))
+    documents = [catalog_event(), inventory_event()]
+    for document in documents:
+        document["timestamp"] = at.astimezone(zone).isoformat()
+    update, change = (decode_event(json.dumps(document).encode()) for document in documents)
+
+    def apply(session: Session) -> None:
+        apply_catalog_update(update, session)
+        apply_inventory_change(change, session)
+
+    applied_in_a_rolled_back_transaction(db_engine, apply)
+    assert update.timestamp == change.timestamp == at
 
 
 def test_a_zero_price_of_any_exponent_is_stored(db_engine):

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
@@ -103,11 +104,15 @@ def kept_ids(session: Session) -> set[str]:
     return set(session.scalars(select(ProcessedEvent.event_id)))
 
 
-def test_a_record_keeps_its_event_date(runner):
-    # given an inventory event dated an hour ago
+@pytest.mark.parametrize("offset", ["Z", "+05:30", "-23:59"])
+def test_a_record_keeps_its_event_date(runner, offset):
+    # given an inventory event dated an hour ago, in a time zone of the ERP's
     batch_runner, sessions = runner
-    body = inventory(f"DATE-{uuid.uuid4().hex[:8]}", -timedelta(hours=1), new_quantity=3, quantity_change=None)
-    event = json.loads(body)
+    event = json.loads(inventory(f"DATE-{uuid.uuid4().hex[:8]}", new_quantity=3, quantity_change=None))
+    hours, _, minutes = offset.lstrip("+-").partition(":")
+    zone = UTC if offset == "Z" else timezone(int(offset[0] + "1") * timedelta(hours=int(hours), minutes=int(minutes)))
+    event["timestamp"] = (datetime.now(UTC) - timedelta(hours=1)).astimezone(zone).isoformat()
+    body = encode(event)
 
     # when it is applied, then its record holds its ERP timestamp, by which it is pruned
     assert batch_runner.run([delivery(1, body)]) == [Done(outcome="applied")]
@@ -137,17 +142,30 @@ def test_pruning_deletes_the_records_past_the_window_batch_by_batch(settings, co
     assert kept_ids(committed_session) == set(young)
 
 
+class StoppedAfterChecks(threading.Event):
+    """A worker's stop that is set once it has been looked at `checks` times."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.checks = checks
+
+    def is_set(self) -> bool:
+        self.checks -= 1
+        return self.checks < 0
+
+
 def test_pruning_stops_between_batches_when_the_worker_stops(settings, committed_session):
-    # given old records, and a worker told to stop
-    for dated_ago in (WINDOW * 2, WINDOW * 2, None, None):
+    # given old records, dated and not
+    for dated_ago in (WINDOW * 2, WINDOW * 2, WINDOW * 2, None, None):
         record(committed_session, dated_ago, WINDOW * 2)
     committed_session.commit()
-    stop = threading.Event()
-    stop.set()
 
-    # when it prunes, then it leaves them for the next run
-    assert prune_processed_events(settings, stop, batch_rows=2) == 0
-    assert len(kept_ids(committed_session)) == 4
+    # when the worker stops after the first batch of two
+    pruned = prune_processed_events(settings, StoppedAfterChecks(1), batch_rows=2)
+
+    # then the rest is left for the next run
+    assert pruned == 2
+    assert len(kept_ids(committed_session)) == 3
 
 
 def just_before_the_next_minute() -> Callable[[], datetime]:
@@ -186,5 +204,5 @@ def test_the_reconcile_worker_prunes_after_its_slot_sweep(erp, sweep_settings, c
     # then the old record is gone and the recent one kept, once the sweep was done
     assert kept_ids(committed_session) == {young}
     said = [r.getMessage() for r in caplog.records]
-    swept = next(n for n, line in enumerate(said) if line.startswith("reconciliation for slot"))
+    swept = next(n for n, line in enumerate(said) if line.startswith("reconciliation for slot") and ": run " in line)
     assert "pruned 1 idempotency records past IDEMPOTENCY_WINDOW_S" in said[swept + 1:]

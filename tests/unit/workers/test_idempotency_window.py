@@ -131,4 +131,5 @@ def test_unset_the_window_widens_to_outlast_a_wider_door():
     assert IdempotencyWindow.of(wide_door).window == timedelta(days=61, seconds=1 + 5 + 30 + 120 + 20 * 600)
     # a door open to events of any age: every event is applied, and no record is ever pruned
     assert IdempotencyWindow.of(any_age).admit(Event(datetime(1, 1, 2, tzinfo=UTC)), NOW)
-    assert IdempotencyWindow.of(any_age).undated_cutoff(NOW) is None
+    assert (IdempotencyWindow.of(any_age).dated_cutoff(NOW), IdempotencyWindow.of(any_age).undated_cutoff(NOW)) == (
+        None, None)
