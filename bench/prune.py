@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 
 from bench.harness import benchmark_main
+from bench.options import numbers_arguments
 from bench.report import machine, ratio
 from bench.sandbox import private_database
 from erp_sync.shared.pg import conninfo
@@ -101,12 +102,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "date_check_ratio_to_decode": ratio(check_us, decode_us)} | machine((load_start, os.getloadavg()))
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.prune", description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=1_000_000, help="records past the window, and as many within")
-    parser.add_argument("--events", type=int, default=100_000, help="events whose date is checked (100000)")
-    parser.add_argument("--baseline", help="a JSON line of an earlier run, to print beside this one")
-    return parser.parse_args(argv)
+parse_args = numbers_arguments(__doc__.splitlines()[0], [
+    ("--records", 1_000_000, "records of events dated before the window, and as many within"),
+    ("--events", 100_000, "events whose date is checked"),
+])
 
 
 main = benchmark_main(parse_args, run, compared=["prune_batches_s", "date_check_us_per_event"])
