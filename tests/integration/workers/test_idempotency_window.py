@@ -14,10 +14,16 @@ from sqlalchemy.orm import Session
 
 from erp_sync.shared.consumer import Delivery, Done
 from erp_sync.shared.models import ProcessedEvent, ProductGroup, StockChange, StockLevel
-from erp_sync.shared.retry_policy import Park
+from erp_sync.shared.dead_letters import DeadLetters
+from erp_sync.shared.retry_policy import PARK_REASON_HEADER, Park
+from erp_sync.shared.topology import WORK_QUEUES
 from erp_sync.workers.idempotency_window import prune_processed_events
 from erp_sync.workers.reconcile_schedule import run_reconcile_worker
+from erp_sync.workers.registry import WORKERS, ConsumingWorker
+from erp_sync.workers.runner import run_worker
+from tests.support.amqp import Landed, drain
 from tests.support.factories import catalog_event, encode, inventory_event, now_iso, variant_with
+from tests.support.parking import park
 from tests.support.waiting import wait_for
 
 WINDOW = timedelta(days=30)  # IDEMPOTENCY_WINDOW_S's default
@@ -206,3 +212,46 @@ def test_the_reconcile_worker_prunes_after_its_slot_sweep(erp, sweep_settings, c
     said = [r.getMessage() for r in caplog.records]
     swept = next(n for n, line in enumerate(said) if line.startswith("reconciliation for slot") and ": run " in line)
     assert "pruned 1 idempotency records past IDEMPOTENCY_WINDOW_S" in said[swept + 1:]
+
+
+# Through RabbitMQ and the real inventory worker: what an operator sees replaying a month-old message.
+
+
+@pytest.fixture
+def inventory_worker(settings, broker, committed_session):
+    """The inventory worker consuming in a thread of this process, as in production.
+
+    After `committed_session`, so that what it wrote is emptied once it has stopped."""
+    stop = threading.Event()
+    worker = WORKERS["inventory"]
+    assert isinstance(worker, ConsumingWorker)
+    thread = threading.Thread(target=run_worker, args=(worker, settings, stop), name="test-inventory")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_a_parked_difference_replayed_after_the_window_is_parked_again_saying_why(
+        inventory_worker, broker, committed_session):
+    # given a difference parked a month and more ago (its record, had a copy been applied, may be gone)
+    sku, event_id = f"LATE-{uuid.uuid4().hex[:8]}", f"evt-{uuid.uuid4().hex}"
+    late = json.loads(inventory(sku, PAST_THE_WINDOW, new_quantity=None, quantity_change=5))
+    late["event_id"] = event_id
+    park(broker, "inventory", event_id, reason="DatabaseUnavailable: gave up after 5 attempts", body=encode(late))
+
+    # when the operator replays it to the running inventory worker
+    [replayed] = DeadLetters(broker).replay({event_id}, "inventory")
+
+    # then it comes back parked, its reason naming the window, and the stock is untouched
+    assert replayed.message_id == event_id
+    found: list[Landed] = []
+    wait_for(lambda: found.extend(drain(broker, WORK_QUEUES["inventory"].parking_queue)) or found, timeout=30)
+    [landed] = found
+    assert landed.properties.message_id == event_id
+    reason = str(landed.properties.headers[PARK_REASON_HEADER])
+    assert reason.startswith("EventTooOld: ") and "IDEMPOTENCY_WINDOW_S" in reason
+    assert stock_of(committed_session, sku) is None
+    assert committed_session.get(ProcessedEvent, event_id) is None
