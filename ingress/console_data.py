@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -15,8 +15,9 @@ from erp_sync.shared.broker import queue_occupancy
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage, work_queues
 from erp_sync.shared.errors import ConfigurationError, ErpSyncError, ParkedBeingRead
-from erp_sync.shared.models import Order, OrderStatus, ReconciliationRun
+from erp_sync.shared.models import OrderStatus, ReconciliationRun
 from erp_sync.shared.order_view import orders_by_status
+from erp_sync.shared.row_counts import ORDERS, row_counts
 
 logger = logging.getLogger(__name__)
 
@@ -112,14 +113,14 @@ def parked_page(amqp_url: str, worker: str | None = None) -> ParkedPage:
 
 def _read_database(engine: Engine, page: Overview) -> None:
     with Session(engine) as session:
-        page.orders_by_status = {status: count for status, count in session.execute(
-            select(Order.status, func.count()).group_by(Order.status).order_by(Order.status))}
+        page.orders_by_status = row_counts(session.connection(), ORDERS)
         for status in WAITING:
             for oldest in list(orders_by_status(session, status, 1)):  # read to its end: its cursor closes
                 since = datetime.fromisoformat(oldest["created_at"])
                 page.oldest_waiting[status] = oldest | {"waiting": age_text(page.read_at - since)}
         page.runs = [dict(row) for row in session.execute(
             select(RUNS).order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(RUNS_SHOWN)).mappings()]
+        session.commit()  # the counts' fold (shared/row_counts.py)
     page.webhooks = last_hour(engine)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, func, select
 
 from erp_sync.shared.models import StockHold
+from erp_sync.shared.row_counts import STOCK_HOLDS_RELEASED, row_counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,14 +22,10 @@ class HoldFigures:
 
 
 def hold_figures(conn: Connection) -> HoldFigures:
-    """The figures as the database holds them now."""
+    """The figures as the database holds them now: the open holds read by their partial index, the ended ones counted."""
     open_count, oldest = conn.execute(
         select(func.count(), func.extract("epoch", func.now() - func.min(StockHold.held_at)))
         .where(StockHold.released_at.is_(None))
     ).one()
-    released = conn.execute(
-        select(StockHold.release_reason, func.count()).where(StockHold.released_at.is_not(None))
-        .group_by(StockHold.release_reason).order_by(StockHold.release_reason)
-    ).all()
     return HoldFigures(open=open_count, oldest_open_age_s=float(oldest or 0),
-                       released={str(reason): count for reason, count in released})
+                       released=row_counts(conn, STOCK_HOLDS_RELEASED))

@@ -1,4 +1,8 @@
-"""Orders by status and how long the oldest unsynced one has waited, read from the database at each scrape."""
+"""Orders by status and how long the oldest unsynced one has waited, read from the database at each scrape.
+
+The counts are kept as orders change (shared/row_counts.py); the ages read the waiting orders alone
+(`ix_orders_due`): neither scans the orders of the past.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from erp_sync.shared import scraped
 from erp_sync.shared.models import Order
 from erp_sync.shared.models.states import OrderStatus
+from erp_sync.shared.row_counts import ORDERS, row_counts
 
 # The statuses an operator waits on: the ERP has not taken these orders yet.
 WAITING = (OrderStatus.PENDING_SYNC.value, OrderStatus.LOCAL_ONLY.value)
@@ -17,9 +22,8 @@ WAITING = (OrderStatus.PENDING_SYNC.value, OrderStatus.LOCAL_ONLY.value)
 
 def order_metrics(engine: Engine) -> Iterator[Metric]:
     """Gauges of the orders per status and the age of the oldest `pending_sync` and `local_only` one."""
-    with engine.connect() as conn:
-        per_status: dict[str, int] = {
-            status: count for status, count in conn.execute(select(Order.status, func.count()).group_by(Order.status))}
+    with engine.begin() as conn:  # committed: the counts' fold (shared/row_counts.py)
+        per_status = row_counts(conn, ORDERS)
         oldest: dict[str, float] = {status: float(age or 0) for status, age in conn.execute(
             select(Order.status, func.extract("epoch", func.now() - func.min(Order.created_at)))
             .where(Order.status.in_(WAITING)).group_by(Order.status))}

@@ -18,7 +18,7 @@ LAST_RUN_FIGURES = ("checked", "mismatched", "corrected", "newer_kept", "missing
 
 def reconcile_metrics(engine: Engine) -> Iterator[Metric]:
     """Gauges of the latest finished sweep, the latest success, runs per status, and the stock holds."""
-    with engine.connect() as conn:
+    with engine.begin() as conn:  # committed: the counts' fold (shared/row_counts.py)
         last = conn.execute(
             select(RUNS).where(RUNS.c.status.in_(("succeeded", "failed", "held")),
                                # An operator's Ctrl-C is no failure to alert on (ErpSyncSweepFailed).

@@ -18,7 +18,7 @@ from erp_sync.shared.errors import ConfigurationError
 
 # The newest migration's revision (shared/migrations/versions/); a unit test holds it to Alembic's
 # head. Revisions are four digits, numbered in order, so that one older compares lower.
-SCHEMA_REVISION = "0020"
+SCHEMA_REVISION = "0021"
 UNDEFINED_TABLE = "42P01"
 # What PostgreSQL answers a connection it refuses for good, as libpq hands it on (no SQLSTATE comes
 # with it). A server whose lc_messages is not English says it otherwise: the worker then starts.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from erp_sync.shared.models.catalog import Category, Media, ProductGroup, Variant
+from erp_sync.shared.models.counts import ROW_COUNT_CHANGES, RowCount
 from erp_sync.shared.models.events import ProcessedEvent
 from erp_sync.shared.models.inventory import StockChange, StockLevel
 from erp_sync.shared.models.operations import AlertThrottle, WebhookTally
@@ -26,6 +27,8 @@ __all__ = [
     "ReconciliationCorrection",
     "ReconciliationHeldChange",
     "ReconciliationRun",
+    "ROW_COUNT_CHANGES",
+    "RowCount",
     "RunStatus",
     "StockChange",
     "StockChangeKind",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.consumer import Delivery, Done
@@ -188,11 +188,20 @@ def just_before_the_next_minute() -> Callable[[], datetime]:
     return clock
 
 
-def test_the_reconcile_worker_prunes_after_its_slot_sweep(erp, sweep_settings, committed_session, caplog):
-    # given old and recent records, and a reconcile worker whose slot comes half a second after it starts
+def changes_to_fold(session) -> int:
+    return int(session.execute(text("SELECT count(*) FROM row_count_changes")).scalar_one())
+
+
+def test_the_reconcile_worker_prunes_and_folds_the_counts_after_its_slot_sweep(erp, sweep_settings,
+                                                                              committed_session, caplog):
+    # given old and recent records, an order's count yet to fold, and a reconcile worker whose slot
+    # comes half a second after it starts
     old = record(committed_session, WINDOW * 2)
     young = record(committed_session, timedelta(hours=1))
+    committed_session.execute(text("INSERT INTO orders (order_id, order_date, customer_ref) "
+                                   "VALUES ('ORD-FOLD-1', now(), 'CUST-1')"))
     committed_session.commit()
+    assert changes_to_fold(committed_session) == 1
     settings = sweep_settings(erp({"P-1": 1}), reconcile_schedule="* * * * *")
     stop = threading.Event()
     worker = threading.Thread(target=run_reconcile_worker, args=(settings, stop),
@@ -202,16 +211,19 @@ def test_the_reconcile_worker_prunes_after_its_slot_sweep(erp, sweep_settings, c
     caplog.set_level(logging.INFO)
     worker.start()
     try:
-        wait_for(lambda: old not in kept_ids(committed_session), timeout=30)
+        wait_for(lambda: old not in kept_ids(committed_session) and not changes_to_fold(committed_session), timeout=30)
     finally:
         stop.set()
         worker.join(10)
 
-    # then the old record is gone and the recent one kept, once the sweep was done
+    # then the old record is gone and the recent one kept, once the sweep was done, and the order is counted
     assert kept_ids(committed_session) == {young}
     said = [r.getMessage() for r in caplog.records]
     swept = next(n for n, line in enumerate(said) if line.startswith("reconciliation for slot") and ": run " in line)
-    assert "pruned 1 idempotency records past IDEMPOTENCY_WINDOW_S" in said[swept + 1:]
+    assert said[swept + 1:][:2] == ["pruned 1 idempotency records past IDEMPOTENCY_WINDOW_S",
+                                    "folded 1 changes into the row counts"]
+    assert committed_session.execute(text("SELECT n FROM row_counts WHERE counted = 'orders' AND key = 'received'")
+                                     ).scalar_one() == 1
 
 
 # Through RabbitMQ and the real inventory worker: what an operator sees replaying a month-old message.
