@@ -5,7 +5,8 @@ two holds each (ended but for the unsettled orders'), then:
 
 - times a scrape of the database-read metrics (`erp_sync_orders`, the stock holds, the sweeps) as
   the ingress, the API and the orders worker serve them, against the baseline of the same run: the
-  two scans that counted orders by status and ended holds by reason before migration 0021;
+  two scans that counted orders by status and ended holds by reason before migration 0021 (and,
+  at the end, the one scrape that folds the changes the order lives below left);
 - runs an order's life `--recorded` times inside the database (a PL/pgSQL loop, so that no client's
   time blurs it): the order inserted, its two holds, marked synced, the holds ended. In rounds
   alternately with the counting triggers on and off: microseconds an order with each, and the median
@@ -89,7 +90,8 @@ def scrape_ms(database_url: str, scrapes: int) -> float:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(order_collector(engine))
         registry.register(reconcile_collector(engine))
-        generate_latest(registry)  # the pool's connection up, as a running process has it
+        with engine.connect():  # the pool's connection up, as a running process has it
+            pass
         timings = []
         for _ in range(scrapes):
             started = time.perf_counter()
@@ -138,13 +140,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     first = (2 * number + on) * args.recorded
                     figures["counted" if on else "uncounted"] = lives_us(conn, first, args.recorded, on)
                 rounds.append(figures)
-                conn.execute("VACUUM ANALYZE orders, stock_holds, row_count_changes")
+                conn.execute("VACUUM ANALYZE orders, stock_holds")
+            row = conn.execute("SELECT count(*) FROM row_count_changes").fetchone()
+            pending = int(row[0]) if row else 0
+        # The lives' changes, unfolded: the scrape that folds them (as after a burst between two scrapes).
+        folding = scrape_ms(database_url, 1)
     counted = statistics.median(r["counted"] for r in rounds)
     uncounted = statistics.median(r["uncounted"] for r in rounds)
     extra = statistics.median(r["counted"] - r["uncounted"] for r in rounds)
     return {"benchmark": "scrape", "at": datetime.now(UTC).isoformat(timespec="seconds"), "orders": args.orders,
             "scrape_ms": round(scrape, 2), "scans_before_ms": round(before, 2),
             "scrape_ratio_to_scans_before": ratio(scrape, before),
+            "changes_pending": pending, "scrape_folding_them_ms": round(folding, 2),
             "order_life_us_counted": round(counted, 1), "order_life_us_uncounted": round(uncounted, 1),
             "counting_us_per_order": round(extra, 1), "counting_ratio": ratio(counted, uncounted),
             "rounds": [{key: round(value, 1) for key, value in r.items()} for r in rounds]

@@ -113,14 +113,14 @@ def parked_page(amqp_url: str, worker: str | None = None) -> ParkedPage:
 
 def _read_database(engine: Engine, page: Overview) -> None:
     with Session(engine) as session:
-        page.orders_by_status = row_counts(session.connection(), ORDERS)
         for status in WAITING:
             for oldest in list(orders_by_status(session, status, 1)):  # read to its end: its cursor closes
                 since = datetime.fromisoformat(oldest["created_at"])
                 page.oldest_waiting[status] = oldest | {"waiting": age_text(page.read_at - since)}
         page.runs = [dict(row) for row in session.execute(
             select(RUNS).order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(RUNS_SHOWN)).mappings()]
-        session.commit()  # the counts' fold (shared/row_counts.py)
+        page.orders_by_status = row_counts(session.connection(), ORDERS)  # last: it folds (shared/row_counts.py)
+        session.commit()
     page.webhooks = last_hour(engine)
 
 

@@ -21,11 +21,14 @@ class HoldFigures:
     released: dict[str, int] = field(default_factory=dict)
 
 
-def hold_figures(conn: Connection) -> HoldFigures:
-    """The figures as the database holds them now: the open holds read by their partial index, the ended ones counted."""
+def hold_figures(conn: Connection, *, fold: bool = True) -> HoldFigures:
+    """The figures as the database holds them now: the open holds read by their partial index, the ended ones counted.
+
+    `fold`: fold the counts' changes on the way (shared/row_counts.py); False in a read-only transaction.
+    """
     open_count, oldest = conn.execute(
         select(func.count(), func.extract("epoch", func.now() - func.min(StockHold.held_at)))
         .where(StockHold.released_at.is_(None))
     ).one()
     return HoldFigures(open=open_count, oldest_open_age_s=float(oldest or 0),
-                       released=row_counts(conn, STOCK_HOLDS_RELEASED))
+                       released=row_counts(conn, STOCK_HOLDS_RELEASED, fold=fold))

@@ -23,10 +23,10 @@ WAITING = (OrderStatus.PENDING_SYNC.value, OrderStatus.LOCAL_ONLY.value)
 def order_metrics(engine: Engine) -> Iterator[Metric]:
     """Gauges of the orders per status and the age of the oldest `pending_sync` and `local_only` one."""
     with engine.begin() as conn:  # committed: the counts' fold (shared/row_counts.py)
-        per_status = row_counts(conn, ORDERS)
         oldest: dict[str, float] = {status: float(age or 0) for status, age in conn.execute(
             select(Order.status, func.extract("epoch", func.now() - func.min(Order.created_at)))
             .where(Order.status.in_(WAITING)).group_by(Order.status))}
+        per_status = row_counts(conn, ORDERS)  # last: it folds (shared/row_counts.py)
     orders = GaugeMetricFamily("erp_sync_orders", "Orders by status", labels=["status"])
     for status in OrderStatus:
         orders.add_metric([status.value], per_status.get(status.value, 0))

@@ -5,7 +5,7 @@ folds them into `row_counts` on the way (one reader at a time folds: the others 
 read is one statement, so it sees one snapshot: the counts before its own fold, changes included,
 exact whatever folds commit meanwhile. Plain SQL, run through SQLAlchemy's driver-level execute by
 /metrics and the console, and through psycopg by the reconcile worker, whose fold keeps the changes
-few where nothing reads them.
+few where nothing scrapes. `reconcile --history` reads without folding: it may run read-only.
 """
 from __future__ import annotations
 
@@ -31,13 +31,16 @@ kept AS (
 """
 # How many changes were folded (none while another fold holds the lock).
 FOLD: Final = _FOLD_STEPS + "SELECT count(*) FROM folded"
-READ: Final = _FOLD_STEPS + """
+_COUNTED = """
 SELECT key, sum(n)::bigint FROM (
     SELECT key, n FROM row_counts WHERE counted = %(counted)s
     UNION ALL
     SELECT key, n FROM row_count_changes WHERE counted = %(counted)s) AS counts
  GROUP BY key
 """
+READ: Final = _FOLD_STEPS + _COUNTED
+# For a read-only transaction (a standby, a read-only role): the same counts, nothing folded.
+READ_ONLY: Final = _COUNTED
 FOLD_PARAMETERS: Final = {"fold_lock": FOLD_LOCK_KEY}
 
 
@@ -47,12 +50,15 @@ class DriverConnection(Protocol):
     def exec_driver_sql(self, statement: str, parameters: Mapping[str, Any]) -> Iterable[Sequence[Any]]: ...
 
 
-def row_counts(conn: DriverConnection, counted: str) -> dict[str, int]:
+def row_counts(conn: DriverConnection, counted: str, *, fold: bool = True) -> dict[str, int]:
     """How many rows of `counted` there are by key, in key order (keys without rows left out).
 
-    The fold it makes on the way lasts only if the caller commits; rolled back, the counts read are as exact.
+    The fold it makes on the way lasts only if the caller commits; rolled back, the counts read are as
+    exact. Read them last in a transaction that folds: a TRUNCATE of a counted table waits for the
+    fold's commit, and a transaction that went on to read that table would wait for the TRUNCATE.
     """
-    counts = {str(key): int(n) for key, n in conn.exec_driver_sql(READ, FOLD_PARAMETERS | {"counted": counted})}
+    statement = READ if fold else READ_ONLY
+    counts = {str(key): int(n) for key, n in conn.exec_driver_sql(statement, FOLD_PARAMETERS | {"counted": counted})}
     return {key: counts[key] for key in sorted(counts) if counts[key]}
 
 

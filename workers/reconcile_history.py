@@ -24,7 +24,7 @@ def history(session: Session, limit: int = 20) -> list[SweepSummary]:
 
 def stock_truth(session: Session, limit: int = 20) -> dict[str, Any]:
     """What `--history` prints: the holds now (open, oldest's age, ended by cause) and the latest runs."""
-    return {"holds": dataclasses.asdict(hold_figures(session.connection())),
+    return {"holds": dataclasses.asdict(hold_figures(session.connection(), fold=False)),
             "runs": [s.as_dict() for s in history(session, limit)]}
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy import func, select
 
-from erp_sync.shared.models import Order
+from erp_sync.shared.models import ROW_COUNT_CHANGES, Order
 from erp_sync.shared.order_metrics import order_collector
 
 
@@ -36,3 +37,5 @@ def test_orders_are_counted_by_status_and_the_oldest_waiting_one_is_aged(committ
     assert 3600 <= age < 3600 + 300
     assert 'erp_sync_orders_oldest_waiting_age_seconds{status="local_only"} 0.0' in text
     assert "erp_sync_order_metrics_up 1.0" in text
+    # and the counts' changes were folded for good (the scrape committed)
+    assert committed_session.scalar(select(func.count()).select_from(ROW_COUNT_CHANGES)) == 0

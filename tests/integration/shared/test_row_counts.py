@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, text
 from erp_sync.shared.migrate import alembic_config, create_database_if_missing
 from erp_sync.shared.row_counts import ORDERS, STOCK_HOLDS_RELEASED, fold_row_counts, row_counts
 from tests.support.services import database_not_yet_created, libpq_url
+from tests.support.waiting import wait_for
 
 STATUSES = ("received", "synced", "pending_sync", "local_only", "rejected")
 REASONS = (None, "erp_figure", "grace_period", "rejected")
@@ -124,7 +125,8 @@ def test_a_migrated_database_starts_from_the_counts_of_its_rows(database_url):
 
 def test_counts_read_while_writers_and_folds_commit_are_each_a_snapshot_of_the_rows(db_engine: Engine, committed_session):
     # given writers that place and restatus orders and release holds, each change in its own
-    # transaction (some rolled back), while another folds the changes over and over
+    # transaction (some rolled back), while the reconcile worker's fold and two scrapes fold the
+    # changes over and over
     stop = threading.Event()
     failures: list[BaseException] = []
 
@@ -144,12 +146,23 @@ def test_counts_read_while_writers_and_folds_commit_are_each_a_snapshot_of_the_r
             failures.append(exc)
 
     def folder() -> None:
-        while not stop.is_set():
-            fold_row_counts(db_engine.url.render_as_string(hide_password=False))
+        try:
+            while not stop.is_set():
+                fold_row_counts(db_engine.url.render_as_string(hide_password=False))
+        except BaseException as exc:  # noqa: BLE001 (handed to the test's thread)
+            failures.append(exc)
+
+    def scraper() -> None:
+        try:
+            while not stop.is_set():
+                with db_engine.begin() as conn:  # as /metrics reads, its fold committed
+                    counted_as_kept(conn)
+        except BaseException as exc:  # noqa: BLE001 (handed to the test's thread)
+            failures.append(exc)
 
     writers = [threading.Thread(target=writer, args=(first,)) for first in (0, 1000, 2000)]
-    folding = threading.Thread(target=folder)
-    for thread in (*writers, folding):
+    folding = [threading.Thread(target=folder), threading.Thread(target=scraper), threading.Thread(target=scraper)]
+    for thread in (*writers, *folding):
         thread.start()
 
     # when the counts are read meanwhile, each beside a scan in the same snapshot (REPEATABLE READ)
@@ -169,7 +182,8 @@ def test_counts_read_while_writers_and_folds_commit_are_each_a_snapshot_of_the_r
             if kept != scanned:
                 mismatched.append((kept, scanned))
     stop.set()
-    folding.join()
+    for thread in folding:
+        thread.join()
 
     # then every read matched its snapshot's rows, and so do the counts at the end
     assert not failures
@@ -178,3 +192,35 @@ def test_counts_read_while_writers_and_folds_commit_are_each_a_snapshot_of_the_r
     with db_engine.begin() as conn:
         assert counted_as_kept(conn) == counted_by_scan(conn)
         assert sum(counted_as_kept(conn)[0].values()) == 450
+
+
+def test_a_truncate_while_a_fold_is_uncommitted_leaves_no_count_behind(db_engine: Engine, committed_session):
+    # given an order whose count is not folded yet, and a scrape that folded it but has not committed
+    with db_engine.begin() as conn:
+        place(conn, [1], "rejected", "rejected")
+    scrape = db_engine.connect()
+    counted_as_kept(scrape)
+
+    # when the tables are truncated meanwhile, and the scrape then commits
+    truncating = threading.Thread(target=truncated, args=(db_engine,))
+    truncating.start()
+    wait_for(lambda: waiting_for_a_lock(db_engine), timeout=10)
+    scrape.commit()
+    scrape.close()
+    truncating.join(10)
+
+    # then nothing is counted, as nothing is there
+    with db_engine.begin() as conn:
+        assert counted_by_scan(conn) == ({}, {})
+        assert counted_as_kept(conn) == ({}, {})
+
+
+def truncated(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE orders, order_lines, stock_holds")
+
+
+def waiting_for_a_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.exec_driver_sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                         "AND wait_event_type = 'Lock'").scalar_one())

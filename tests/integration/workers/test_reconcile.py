@@ -537,20 +537,25 @@ def test_metrics_and_history_say_how_true_the_shop_is(erp, sweep_settings, commi
     committed_session.commit()
     run_sweep(sweep_settings(url))
 
-    # when the metrics are scraped and the history read
-    text = exposition(db_engine).decode()
+    # when the history is read in a read-only transaction (a standby's, a read-only role's), and
+    # the metrics are scraped
+    committed_session.execute(text("SET TRANSACTION READ ONLY"))
     truth = stock_truth(committed_session)
+    committed_session.rollback()
+    scraped = exposition(db_engine).decode()
 
     # then both tell the holds and the drift
-    assert "erp_sync_stock_holds_open 2.0" in text
-    assert 'erp_sync_stock_holds_released{reason="erp_figure"} 1.0' in text
-    assert "erp_sync_reconcile_last_drift_share 0.25" in text
-    age = float(next(line.split()[-1] for line in text.splitlines()
+    assert "erp_sync_stock_holds_open 2.0" in scraped
+    assert 'erp_sync_stock_holds_released{reason="erp_figure"} 1.0' in scraped
+    assert "erp_sync_reconcile_last_drift_share 0.25" in scraped
+    age = float(next(line.split()[-1] for line in scraped.splitlines()
                      if line.startswith("erp_sync_stock_holds_oldest_open_age_seconds ")))
     assert 3590 < age < 3700
     assert (truth["holds"]["open"], truth["holds"]["released"]) == (2, {"erp_figure": 1})
     assert 3590 < truth["holds"]["oldest_open_age_s"] < 3700
     assert truth["runs"][0]["drift_share"] == 0.25
+    # and the scrape's fold of the counts' changes was committed
+    assert committed_session.execute(text("SELECT count(*) FROM row_count_changes")).scalar_one() == 0
 
 
 def _left_running(session) -> int:
