@@ -6,10 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from erp_sync.shared.models import Order, StockHold
+from erp_sync.shared.row_counts import ORDERS, row_counts
 
 ORDER_FIELDS = ("order_id", "status", "attempts", "last_error", "customer_ref", "warehouse_id")
 ORDER_TIMES = ("order_date", "created_at", "updated_at", "first_attempt_at", "next_attempt_at", "synced_at",
@@ -44,9 +45,9 @@ def orders_by_status(session: Session, status: str | None, limit: int) -> Iterat
 
 
 def count_orders(session: Session, status: str | None) -> int:
-    """How many orders there are (of one status, or all)."""
-    query = select(func.count()).select_from(Order)
-    return session.scalar(query if status is None else query.where(Order.status == status)) or 0
+    """How many orders there are (of one status, or all), as kept counted (shared/row_counts.py), nothing folded."""
+    counts = row_counts(session.connection(), ORDERS, fold=False)
+    return counts.get(status, 0) if status is not None else sum(counts.values())
 
 
 def _hold(hold: StockHold) -> dict[str, Any]:
