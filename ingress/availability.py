@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -71,12 +71,25 @@ def _reserved(sku: str) -> ScalarSelect[int]:
     ).scalar_subquery()
 
 
-def stock_history(session: Session, sku: str, limit: int = 100) -> list[StockChange]:
-    """The SKU's received figures and what became of each, newest first."""
-    query = (
-        select(StockChange)
-        .where(StockChange.sku == sku)
-        .order_by(StockChange.recorded_at.desc(), StockChange.id.desc())
-        .limit(limit)
-    )
-    return list(session.scalars(query))
+@dataclass(frozen=True)
+class HistoryPage:
+    """Up to a limit of a SKU's figures, newest first, and the change to read on before, if any are older."""
+
+    changes: list[StockChange]
+    next_before: int | None
+
+
+def stock_history(session: Session, sku: str, limit: int = 100, before: int | None = None) -> HistoryPage | None:
+    """The SKU's received figures and what became of each, newest first: the newest `limit`, or those
+    recorded before the change `before` (a `next_before` of an earlier page); None if that is no change of the SKU."""
+    query = select(StockChange).where(StockChange.sku == sku)
+    if before is not None:
+        cursor = session.execute(select(StockChange.recorded_at, StockChange.id)
+                                 .where(StockChange.id == before, StockChange.sku == sku)).one_or_none()
+        if cursor is None:
+            return None
+        query = query.where(tuple_(StockChange.recorded_at, StockChange.id) < tuple_(*cursor))
+    # One more than asked: whether a next page has anything.
+    changes = list(session.scalars(query.order_by(StockChange.recorded_at.desc(), StockChange.id.desc())
+                                   .limit(limit + 1)))
+    return HistoryPage(changes[:limit], changes[limit - 1].id if len(changes) > limit else None)

@@ -143,6 +143,9 @@ def api_document() -> dict[str, Any]:
 
     limit = {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}
+    before = {"name": "before", "in": "query", "required": False,
+              "description": "The figures recorded before this one: a `next_before` of the SKU's history.",
+              "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
     return _document(
         "erp-sync storefront API",
         "Faces the storefront only: stock, products and orders, every request with "
@@ -152,7 +155,8 @@ def api_document() -> dict[str, Any]:
                                             _ref("Stock")),
             "/api/v1/inventory/{sku}/history": read(
                 "inventoryHistory", "Every stock figure received for the SKU, newest first (none yet: empty).", "sku",
-                schemas.STOCK_HISTORY, {"400": _json("`limit` outside 1 to 1000.", _ERROR)}, [limit]),
+                schemas.STOCK_HISTORY, {"400": _json("`limit` outside 1 to 1000, or `before` names no figure of the "
+                                                     "SKU.", _ERROR)}, [limit, before]),
             "/api/v1/products/{sku}": read("product", "The variant with its group, prices, attributes and media.",
                                            "sku", schemas.PRODUCT),
             "/api/v1/orders/{order_id}": read("order", "Where an order stands with the ERP.", "order_id",

@@ -71,6 +71,8 @@ STOCK_HISTORY = strict_object({
         "erp_timestamp": TIME,
         "recorded_at": TIME,
     })},
+    "next_before": {**nullable(INTEGER), "description": "Pass as `before` for the older figures; null when "
+                                                       "none are older."},
 })
 
 _MEDIA = strict_object({

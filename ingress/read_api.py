@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -56,23 +56,43 @@ def inventory_history(sku: str) -> ResponseReturnValue:
         whole = stock_view(session, f"{sku}/history")
         if whole is not None:
             return jsonify(stock_json(whole))
-        changes = stock_history(session, sku, _history_limit())
+        limit, before = _query_integer("limit", "100", HISTORY_LIMIT), _query_integer("before", None, CHANGE_IDS)
+        page = stock_history(session, sku, limit, before)
+        if page is None:
+            raise ApiError(400, f"before names no stock change of SKU {sku!r}; pass a next_before of its history",
+                           details=[{"field": "before", "message": "no stock change of this SKU"}])
         # A SKU the catalog knows has no figure yet: its stock read says 0, its history is empty.
-        if not changes and stock_view(session, sku) is None:
+        if not page.changes and before is None and stock_view(session, sku) is None:
             raise ApiError(404, f"no stock history for SKU {sku!r}")
-    return jsonify({"sku": sku, "changes": [_change_json(c) for c in changes]})
+    return jsonify({"sku": sku, "changes": [_change_json(c) for c in page.changes], "next_before": page.next_before})
 
 
-def _history_limit() -> int:
+HISTORY_LIMIT = range(1, 1001)
+CHANGE_IDS = range(1, 2**63)  # a bigint
+
+
+@overload
+def _query_integer(name: str, default: str, allowed: range) -> int: ...
+
+
+@overload
+def _query_integer(name: str, default: None, allowed: range) -> int | None: ...
+
+
+def _query_integer(name: str, default: str | None, allowed: range) -> int | None:
+    """A query parameter that must be a whole number within `allowed`; None when absent without a default."""
     # Not `type=int`: werkzeug answers the default for a value that is no integer ("abc", "").
-    raw = request.args.get("limit", "100")
-    # Not past 4 significant digits: int() refuses 4,300 digits with a ValueError, which was a 500.
+    raw = request.args.get(name, default)
+    if raw is None:
+        return None
+    # Not past the range's digits: int() refuses 4,300 digits with a ValueError, which was a 500.
     digits = raw.lstrip("0") or "0"
-    limit = int(digits) if raw.isascii() and raw.isdigit() and len(digits) <= 4 else None
-    if limit is None or not 1 <= limit <= 1000:
-        raise ApiError(400, "limit must be an integer from 1 to 1000",
-                       details=[{"field": "limit", "message": "expected 1 to 1000"}])
-    return limit
+    value = int(digits) if raw.isascii() and raw.isdigit() and len(digits) <= len(str(allowed[-1])) else None
+    if value is None or value not in allowed:
+        expected = f"{allowed[0]} to {allowed[-1]}"
+        raise ApiError(400, f"{name} must be an integer from {expected}",
+                       details=[{"field": name, "message": f"expected {expected}"}])
+    return value
 
 
 def _change_json(change: StockChange) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from erp_sync.ingress import extensions
 from erp_sync.ingress.storefront import create_api_app
@@ -122,6 +122,37 @@ def test_stock_history_lists_every_figure_newest_first_with_its_event(api, commi
     assert api.get("/api/v1/inventory/NOPE/history").status_code == 404
 
 
+def test_stock_history_pages_reach_every_figure_once_oldest_last(api, committed_session):
+    from erp_sync.shared.models import StockChange
+
+    # given seven figures of a SKU, the third and fourth newest recorded in the same instant (a
+    # page ends between them), and a figure of another SKU
+    for n in range(7):
+        committed_session.add(StockChange(sku="PAGED-1", event_id=f"evt_p{n}", kind="absolute", quantity=n,
+                                          resulting_quantity=n, erp_timestamp=NOW, outcome="applied",
+                                          recorded_at=NOW + timedelta(seconds=n - (n == 4))))
+    committed_session.add(StockChange(sku="PAGED-2", event_id="evt_other", kind="absolute", quantity=1,
+                                      resulting_quantity=1, erp_timestamp=NOW, outcome="applied"))
+    committed_session.commit()
+
+    # when the history is read three at a time, each page from the last one's next_before
+    pages, url = [], "/api/v1/inventory/PAGED-1/history?limit=3"
+    while url:
+        body = api.get(url).get_json()
+        pages.append([change["event_id"] for change in body["changes"]])
+        url = f"/api/v1/inventory/PAGED-1/history?limit=3&before={body['next_before']}" if body["next_before"] else ""
+
+    # then the pages hold every figure once, newest first, and the last says none are older
+    assert pages == [["evt_p6", "evt_p5", "evt_p4"], ["evt_p3", "evt_p2", "evt_p1"], ["evt_p0"]]
+    exact = api.get("/api/v1/inventory/PAGED-1/history?limit=7").get_json()
+    assert (len(exact["changes"]), exact["next_before"]) == (7, None)
+    # and a cursor of another SKU's, or of nothing, or no whole number, is a 400 naming `before`
+    other = committed_session.scalar(select(StockChange.id).where(StockChange.sku == "PAGED-2"))
+    for bad in (str(other), "99999999", "0", "abc", "-1", "9" * 20, str(2**63)):
+        answer = api.get(f"/api/v1/inventory/PAGED-1/history?before={bad}")
+        assert (answer.status_code, answer.get_json()["details"][0]["field"]) == (400, "before"), bad
+
+
 def test_a_stock_read_whose_database_connection_was_lost_answers_503_and_the_next_one_reads(
         api, api_app, committed_session, db_engine):
     # given a SKU read once, and PostgreSQL then ending the connection that read it (a restart, a failover)
@@ -208,4 +239,4 @@ def test_a_catalog_sku_without_figures_has_an_empty_history_as_its_stock_reads_0
     # then its stock reads 0, and its history is there, empty, not a 404 for an unknown SKU
     assert api.get("/api/v1/inventory/IPH15-128-BLK").get_json()["erp_quantity"] == 0
     history = api.get("/api/v1/inventory/IPH15-128-BLK/history")
-    assert (history.status_code, history.get_json()) == (200, {"sku": "IPH15-128-BLK", "changes": []})
+    assert (history.status_code, history.get_json()) == (200, {"sku": "IPH15-128-BLK", "changes": [], "next_before": None})
