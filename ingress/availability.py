@@ -79,15 +79,23 @@ class HistoryPage:
     next_before: int | None
 
 
-def stock_history(session: Session, sku: str, limit: int = 100, before: int | None = None) -> HistoryPage | None:
+class NoSuchChange(LookupError):
+    """A page was asked for before a change that is not the SKU's."""
+
+
+def stock_history(session: Session, sku: str, limit: int = 100, before: int | None = None) -> HistoryPage:
     """The SKU's received figures and what became of each, newest first: the newest `limit`, or those
-    recorded before the change `before` (a `next_before` of an earlier page); None if that is no change of the SKU."""
+    recorded before the change `before` (a `next_before` of an earlier page).
+
+    Raises:
+        NoSuchChange: `before` names no change of the SKU.
+    """
     query = select(StockChange).where(StockChange.sku == sku)
     if before is not None:
         cursor = session.execute(select(StockChange.recorded_at, StockChange.id)
                                  .where(StockChange.id == before, StockChange.sku == sku)).one_or_none()
         if cursor is None:
-            return None
+            raise NoSuchChange(before)
         query = query.where(tuple_(StockChange.recorded_at, StockChange.id) < tuple_(*cursor))
     # One more than asked: whether a next page has anything.
     changes = list(session.scalars(query.order_by(StockChange.recorded_at.desc(), StockChange.id.desc())

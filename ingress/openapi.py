@@ -154,9 +154,10 @@ def api_document() -> dict[str, Any]:
             "/api/v1/inventory/{sku}": read("inventory", "What the storefront may sell of a SKU.", "sku",
                                             _ref("Stock")),
             "/api/v1/inventory/{sku}/history": read(
-                "inventoryHistory", "Every stock figure received for the SKU, newest first (none yet: empty).", "sku",
-                schemas.STOCK_HISTORY, {"400": _json("`limit` outside 1 to 1000, or `before` names no figure of the "
-                                                     "SKU.", _ERROR)}, [limit, before]),
+                "inventoryHistory", "The stock figures received for the SKU, newest first, a page at a time (none "
+                "yet: empty).", "sku", schemas.STOCK_HISTORY,
+                {"400": _json("`limit` outside 1 to 1000, or `before` no whole number or no figure of the SKU.",
+                              _ERROR)}, [limit, before]),
             "/api/v1/products/{sku}": read("product", "The variant with its group, prices, attributes and media.",
                                            "sku", schemas.PRODUCT),
             "/api/v1/orders/{order_id}": read("order", "Where an order stands with the ERP.", "order_id",

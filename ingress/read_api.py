@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.extensions import engine, look_up, read_engine
 from erp_sync.ingress.availability import (
-    StockView, stock_history, stock_view, stock_with_a_figure, stock_without_a_figure,
+    NoSuchChange, StockView, stock_history, stock_view, stock_with_a_figure, stock_without_a_figure,
 )
 from erp_sync.shared.models import Media, StockChange, Variant
 
@@ -57,14 +57,21 @@ def inventory_history(sku: str) -> ResponseReturnValue:
         if whole is not None:
             return jsonify(stock_json(whole))
         limit, before = _query_integer("limit", "100", HISTORY_LIMIT), _query_integer("before", None, CHANGE_IDS)
-        page = stock_history(session, sku, limit, before)
-        if page is None:
+        try:
+            page = stock_history(session, sku, limit, before)
+        except NoSuchChange:
+            if not _known(session, sku):
+                raise ApiError(404, f"no stock history for SKU {sku!r}") from None
             raise ApiError(400, f"before names no stock change of SKU {sku!r}; pass a next_before of its history",
-                           details=[{"field": "before", "message": "no stock change of this SKU"}])
-        # A SKU the catalog knows has no figure yet: its stock read says 0, its history is empty.
-        if not page.changes and before is None and stock_view(session, sku) is None:
+                           details=[{"field": "before", "message": "no stock change of this SKU"}]) from None
+        if before is None and not page.changes and not _known(session, sku):
             raise ApiError(404, f"no stock history for SKU {sku!r}")
     return jsonify({"sku": sku, "changes": [_change_json(c) for c in page.changes], "next_before": page.next_before})
+
+
+def _known(session: Session, sku: str) -> bool:
+    # A SKU the catalog knows has no figure yet: its stock read says 0, its history is empty.
+    return bool(stock_history(session, sku, 1).changes) or stock_view(session, sku) is not None
 
 
 HISTORY_LIMIT = range(1, 1001)

@@ -151,6 +151,8 @@ def test_stock_history_pages_reach_every_figure_once_oldest_last(api, committed_
     for bad in (str(other), "99999999", "0", "abc", "-1", "9" * 20, str(2**63)):
         answer = api.get(f"/api/v1/inventory/PAGED-1/history?before={bad}")
         assert (answer.status_code, answer.get_json()["details"][0]["field"]) == (400, "before"), bad
+    # and an unknown SKU is a 404, whatever the cursor
+    assert api.get(f"/api/v1/inventory/NOPE/history?before={other}").status_code == 404
 
 
 def test_a_stock_read_whose_database_connection_was_lost_answers_503_and_the_next_one_reads(

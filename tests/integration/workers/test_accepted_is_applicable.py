@@ -199,6 +199,6 @@ def test_figures_that_add_up_past_32_bits_are_stored_and_shown(db_engine):
 
         assert session.scalar(select(StockLevel.erp_quantity).where(StockLevel.sku == sku)) == 4 * MAX_QUANTITY
         assert session.scalar(select(Variant.sku).where(Variant.sku == sku)) == sku
-        assert stock_history(session, sku)[0].resulting_quantity == 4 * MAX_QUANTITY
+        assert stock_history(session, sku).changes[0].resulting_quantity == 4 * MAX_QUANTITY
 
     applied_in_a_rolled_back_transaction(db_engine, apply)

@@ -209,7 +209,7 @@ def test_replayed_update_changes_nothing(db_session):
     # then it is a duplicate and nothing moved back
     assert result.outcome is CatalogOutcome.DUPLICATE
     assert variant(db_session, BLUE).price == Decimal("69900.00")
-    assert [c.event_id for c in stock_history(db_session, BLUE)].count(first.event_id) == 1
+    assert [c.event_id for c in stock_history(db_session, BLUE).changes].count(first.event_id) == 1
 
 
 def test_stock_in_a_catalog_update_older_than_an_inventory_figure_is_ignored(db_session):
@@ -223,7 +223,7 @@ def test_stock_in_a_catalog_update_older_than_an_inventory_figure_is_ignored(db_
     # then the product is there but 49 stands, the 50 recorded as stale
     assert variant(db_session, BLACK).display_name == "iPhone 15 128GB Black"
     assert stock(db_session, BLACK) == 49
-    latest = stock_history(db_session, BLACK)[0]
+    latest = stock_history(db_session, BLACK).changes[0]
     assert (latest.event_id, latest.outcome, latest.quantity) == (update_.event_id, "stale", 50)
 
 

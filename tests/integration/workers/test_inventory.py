@@ -55,7 +55,7 @@ def test_operational_scenario_pos_sale_takes_50_to_49(db_session):
     # then the website's figure is 49, and the history says why
     assert outcome == "applied"
     assert quantity(db_session, "IPH15-128-BLK") == 49
-    latest = stock_history(db_session, "IPH15-128-BLK")[0]
+    latest = stock_history(db_session, "IPH15-128-BLK").changes[0]
     assert (latest.quantity, latest.location_id, latest.reason) == (49, "WH-MAIN", "POS_SALE")
 
 
@@ -70,7 +70,7 @@ def test_out_of_order_absolute_figures_keep_the_newest(db_session):
     # then 49 stays and the late figure is on record as stale
     assert outcome == "stale"
     assert quantity(db_session, sku) == 49
-    assert [c.outcome for c in stock_history(db_session, sku)] == ["stale", "applied"]
+    assert [c.outcome for c in stock_history(db_session, sku).changes] == ["stale", "applied"]
 
 
 def test_replayed_event_changes_nothing_and_the_history_shows_the_duplicate(db_session):
@@ -86,7 +86,7 @@ def test_replayed_event_changes_nothing_and_the_history_shows_the_duplicate(db_s
     # then nothing changes and the replay is on record
     assert outcome == "duplicate"
     assert quantity(db_session, sku) == 48
-    latest = stock_history(db_session, sku)[0]
+    latest = stock_history(db_session, sku).changes[0]
     assert (latest.event_id, latest.outcome, latest.quantity, latest.resulting_quantity) == (
         first.event_id, "duplicate", 49, 48)
 
@@ -103,7 +103,7 @@ def test_replayed_delta_is_applied_once(db_session):
     # then it counted once
     assert outcomes == ["applied", "duplicate", "duplicate"]
     assert quantity(db_session, sku) == 49
-    assert [(c.kind, c.delta) for c in stock_history(db_session, sku)][:3] == [("delta", -1)] * 3
+    assert [(c.kind, c.delta) for c in stock_history(db_session, sku).changes][:3] == [("delta", -1)] * 3
 
 
 def test_stock_of_a_sku_not_in_the_catalog_is_kept_and_shows_once_the_product_arrives(db_session):
@@ -151,7 +151,7 @@ def test_any_interleaving_and_duplication_of_absolute_figures_ends_on_the_newest
     # then the figure with the newest timestamp stands, and every delivery is on record
     newest = max(figures)[1]
     assert quantity(db_session, sku) == newest
-    history = stock_history(db_session, sku, limit=100)
+    history = stock_history(db_session, sku, limit=100).changes
     assert len(history) == len(deliveries)
     assert sum(c.outcome == "duplicate" for c in history) == len(replays)
 

@@ -69,7 +69,7 @@ def test_a_batch_resolves_each_skus_events_in_arrival_order(db_session):
     assert outcomes == ["applied", "applied", "applied", "duplicate", "stale", "stale", "duplicate", "applied"]
     assert levels(db_session, sku) == {"": (21, T0 + timedelta(minutes=2))}
     assert levels(db_session, other) == {"": (3, NO_TOTAL_YET)}
-    assert [(c.outcome, c.resulting_quantity) for c in reversed(stock_history(db_session, sku))] == [
+    assert [(c.outcome, c.resulting_quantity) for c in reversed(stock_history(db_session, sku).changes)] == [
         ("applied", 10), ("applied", 9), ("applied", 20), ("duplicate", 20), ("stale", 20), ("stale", 20),
         ("duplicate", 20), ("applied", 21),
     ]

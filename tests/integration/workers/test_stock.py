@@ -83,7 +83,7 @@ def test_older_absolute_figure_is_ignored_and_recorded_stale(db_session):
     # then 49 stays, and the history says the late figure was stale, next to what stood instead
     assert outcome is STALE
     assert quantity(db_session, sku) == 49
-    latest = stock_history(db_session, sku)[0]
+    latest = stock_history(db_session, sku).changes[0]
     assert (latest.event_id, latest.outcome, latest.quantity, latest.resulting_quantity) == ("evt_late", "stale", 50, 49)
     assert (latest.location_id, latest.reason, latest.erp_timestamp) == ("WH-MAIN", "RECOUNT", T0)
 
@@ -113,7 +113,7 @@ def test_delta_adds_to_the_figure(db_session):
     assert outcome is APPLIED
     row = level(db_session, sku)
     assert (row.erp_quantity, row.erp_as_of) == (49, T0)
-    assert stock_history(db_session, sku)[0].resulting_quantity == 49
+    assert stock_history(db_session, sku).changes[0].resulting_quantity == 49
 
 
 def test_delta_older_than_the_absolute_figure_is_stale(db_session):
@@ -127,7 +127,7 @@ def test_delta_older_than_the_absolute_figure_is_stale(db_session):
     # then it is not counted twice
     assert outcome is STALE
     assert quantity(db_session, sku) == 49
-    assert stock_history(db_session, sku)[0].outcome == "stale"
+    assert stock_history(db_session, sku).changes[0].outcome == "stale"
 
 
 def test_deltas_count_once_whatever_order_they_arrive_in(db_session):
@@ -181,7 +181,7 @@ def test_total_arriving_after_a_later_sale_keeps_the_sale(db_session):
     assert outcome is APPLIED
     row = level(db_session, sku)
     assert (row.erp_quantity, row.erp_as_of) == (49, T0)
-    assert stock_history(db_session, sku)[0].resulting_quantity == 49
+    assert stock_history(db_session, sku).changes[0].resulting_quantity == 49
 
 
 @st.composite
@@ -222,7 +222,7 @@ def test_history_lists_every_change_newest_first_with_its_event(db_session):
     absolute(db_session, new_sku(), 7, T0)
 
     # when the history is read
-    history = stock_history(db_session, sku)
+    history = stock_history(db_session, sku).changes
 
     # then it shows this SKU's changes, newest first, each with its event and what became of it
     assert [(c.event_id, c.kind, c.outcome, c.resulting_quantity) for c in history] == [
@@ -231,7 +231,7 @@ def test_history_lists_every_change_newest_first_with_its_event(db_session):
         ("evt_a", "absolute", "applied", 50),
     ]
     assert (history[2].location_id, history[2].reason) == ("WH-MAIN", "GOODS_RECEIPT")
-    assert [c.event_id for c in stock_history(db_session, sku, limit=2)] == ["evt_c", "evt_b"]
+    assert [c.event_id for c in stock_history(db_session, sku, limit=2).changes] == ["evt_c", "evt_b"]
 
 
 def inventory_change(sku: str, event_id: str, qty: int, at: datetime) -> InventoryChange:
