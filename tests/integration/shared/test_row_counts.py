@@ -5,10 +5,12 @@ import threading
 from collections.abc import Callable
 
 import psycopg
+import pytest
 from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
 from erp_sync.shared.migrate import alembic_config, create_database_if_missing
 from erp_sync.shared.row_counts import ORDERS, STOCK_HOLDS_RELEASED, fold_row_counts, row_counts
@@ -121,6 +123,33 @@ def test_a_migrated_database_starts_from_the_counts_of_its_rows(database_url):
             kept = as_counted(conn.execute("SELECT counted || ':' || key, n FROM row_counts").fetchall())
         assert kept == {"orders:received": 10, "orders:rejected": 10, "orders:synced": 10,
                         "stock_holds_released:erp_figure": 10, "stock_holds_released:rejected": 10}
+
+
+def test_the_migration_gives_up_on_an_open_writer_and_runs_again_once_it_is_done(database_url):
+    # given a database at 0020 and a transaction that wrote to orders and has not ended (an
+    # operator's session left open, a batch that waits on something else)
+    with database_not_yet_created(database_url) as target:
+        create_database_if_missing(target)
+        command.upgrade(alembic_config(target), "0020")
+        with psycopg.connect(libpq_url(target), autocommit=True) as conn:
+            conn.execute("INSERT INTO orders (order_id, order_date, customer_ref) VALUES ('ORD-HELD', now(), 'C')")
+        with psycopg.connect(libpq_url(target)) as writer:
+            writer.execute("UPDATE orders SET updated_at = now() WHERE order_id = 'ORD-HELD'")
+
+            # when it is migrated meanwhile
+            with pytest.raises(OperationalError, match="lock timeout"):
+                command.upgrade(alembic_config(target), "0021")
+
+            # then it stays at 0020, with nothing of 0021
+            with psycopg.connect(libpq_url(target)) as conn:
+                assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0020",)
+                assert conn.execute("SELECT to_regclass('row_counts')").fetchone() == (None,)
+            writer.rollback()
+
+        # and once that transaction is done, it migrates, counting the order
+        command.upgrade(alembic_config(target), "0021")
+        with psycopg.connect(libpq_url(target)) as conn:
+            assert conn.execute("SELECT counted, key, n FROM row_counts").fetchall() == [("orders", "received", 1)]
 
 
 def test_counts_read_while_writers_and_folds_commit_are_each_a_snapshot_of_the_rows(db_engine: Engine, committed_session):
