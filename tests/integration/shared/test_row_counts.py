@@ -13,7 +13,9 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from erp_sync.shared.migrate import alembic_config, create_database_if_missing
-from erp_sync.shared.row_counts import ORDERS, STOCK_HOLDS_RELEASED, fold_row_counts, row_counts
+from erp_sync.shared.row_counts import (
+    ORDERS, STOCK_HOLDS_RELEASED, fold_row_counts, mend_drifted_counts, row_counts,
+)
 from tests.support.services import database_not_yet_created, libpq_url
 from tests.support.waiting import wait_for
 
@@ -253,3 +255,27 @@ def waiting_for_a_lock(engine: Engine) -> bool:
     with engine.connect() as conn:
         return bool(conn.exec_driver_sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                                          "AND wait_event_type = 'Lock'").scalar_one())
+
+
+def test_counts_a_load_with_the_triggers_off_left_behind_are_found_and_counted_again(db_engine: Engine,
+                                                                                     committed_session):
+    # given orders counted, then more loaded with the counting triggers off (as a data-only restore does)
+    with db_engine.begin() as conn:
+        place(conn, [1, 2], "synced", "erp_figure")
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        place(conn, [3, 4, 5], "rejected", "rejected")
+    url = db_engine.url.render_as_string(hide_password=False)
+
+    # when the counts are checked (as the reconcile worker does after each slot), then again
+    drifts = mend_drifted_counts(url)
+    again = mend_drifted_counts(url)
+
+    # then both counts are found drifted, with what was kept and what the rows say, and counted again
+    assert [(d.counted, d.kept, d.scanned) for d in drifts] == [
+        (ORDERS, {"synced": 2}, {"rejected": 3, "synced": 2}),
+        (STOCK_HOLDS_RELEASED, {"erp_figure": 4}, {"erp_figure": 4, "rejected": 6})]
+    assert again == []
+    with db_engine.begin() as conn:
+        assert counted_as_kept(conn) == counted_by_scan(conn) == (
+            {"rejected": 3, "synced": 2}, {"erp_figure": 4, "rejected": 6})
