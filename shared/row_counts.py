@@ -5,7 +5,7 @@ folds them into `row_counts` on the way (one reader at a time folds: the others 
 read is one statement, so it sees one snapshot: the counts before its own fold, changes included,
 exact whatever folds commit meanwhile. Plain SQL, run through SQLAlchemy's driver-level execute by
 /metrics and the console, and through psycopg by the reconcile worker, whose fold keeps the changes
-few where nothing scrapes, and whose check mends counts a load with the triggers off left behind.
+few where nothing scrapes, and whose check counts again what a load with the triggers off left behind.
 `reconcile --history` reads without folding: it may run read-only.
 """
 from __future__ import annotations
@@ -17,14 +17,15 @@ from typing import Any, Final, Protocol
 import psycopg
 from psycopg import IsolationLevel
 
+from erp_sync.shared.errors import TransientError
 from erp_sync.shared.pg import connect, translate_pg_error
 
 ORDERS: Final = "orders"
 STOCK_HOLDS_RELEASED: Final = "stock_holds_released"
 # What each count counts, as migration 0021's triggers do: a table's rows by a column (null: not counted).
 COUNTED: Final = {ORDERS: ("orders", "status"), STOCK_HOLDS_RELEASED: ("stock_holds", "release_reason")}
-# How long a recount waits to hold off the counted tables' writers (as migration 0021 does).
-RECOUNT_LOCK_TIMEOUT: Final = "10s"
+# How long a recount waits to hold off a counted table's writers: each new writer queues behind it meanwhile.
+RECOUNT_LOCK_TIMEOUT: Final = "2s"
 # pg_try_advisory_xact_lock key of the fold; no other lock in erp-sync uses it ("rowcount").
 FOLD_LOCK_KEY: Final = 0x726F77636F756E74
 
@@ -82,6 +83,10 @@ def fold_row_counts(database_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+class RecountHeldOff(TransientError):
+    """A writer kept a counted table locked past RECOUNT_LOCK_TIMEOUT; the next try may find it free."""
+
+
 @dataclass(frozen=True)
 class Drift:
     """Counts kept that a scan of the table, in the same snapshot, found otherwise."""
@@ -91,46 +96,59 @@ class Drift:
     scanned: dict[str, int]
 
 
-def mend_drifted_counts(database_url: str) -> list[Drift]:
-    """Set the kept counts against a scan of their tables, and count again those that differ.
+def drifted_counts(database_url: str) -> list[Drift]:
+    """The kept counts that a scan of their tables finds otherwise, in one REPEATABLE READ snapshot.
 
     They drift only where the triggers did not run: a load with them off (`pg_restore --data-only
-    --disable-triggers`, `session_replication_role = replica`). The comparison holds no lock (one
-    REPEATABLE READ snapshot); a recount holds off the tables' writers while it counts, and waits for
-    them at most RECOUNT_LOCK_TIMEOUT.
+    --disable-triggers`, `session_replication_role = replica`). The scans take no lock that holds up
+    a writer. A TRUNCATE committed between a count and its scan (TRUNCATE is not MVCC-safe) is
+    reported as a drift too; the recount then finds the counts right.
 
     Raises:
-        DatabaseUnavailable: the database could not be reached, or the recount's lock not taken in time.
+        DatabaseUnavailable: the database could not be reached or failed the scans.
     """
     try:
         with connect(database_url) as conn:
             conn.isolation_level = IsolationLevel.REPEATABLE_READ
             drifts = [drift for counted in COUNTED if (drift := _drift(conn, counted)) is not None]
             conn.rollback()
-            if drifts:
-                conn.isolation_level = IsolationLevel.READ_COMMITTED
-                _recount(conn, [drift.counted for drift in drifts])
-                conn.commit()
     except psycopg.Error as exc:
         raise translate_pg_error(exc) from exc
     return drifts
+
+
+def recount(database_url: str, counted: str) -> None:
+    """Count one table's rows again into its kept counts, its writers held off meanwhile.
+
+    One table a transaction: a push rejected by the ERP writes its holds and then its order, so
+    locking both tables at once could deadlock with it. The lock waits at most RECOUNT_LOCK_TIMEOUT,
+    every writer queued behind it meanwhile.
+
+    Raises:
+        RecountHeldOff: a writer kept the table past RECOUNT_LOCK_TIMEOUT; nothing changed.
+        DatabaseUnavailable: the database could not be reached or failed the recount.
+    """
+    table, _ = COUNTED[counted]
+    try:
+        with connect(database_url) as conn:
+            conn.execute(f"SET LOCAL lock_timeout = '{RECOUNT_LOCK_TIMEOUT}'")
+            conn.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+            conn.execute("SELECT pg_advisory_xact_lock(%(fold_lock)s)", FOLD_PARAMETERS)  # a fold under way ends first
+            conn.execute("DELETE FROM row_counts WHERE counted = %(counted)s", {"counted": counted})
+            conn.execute("DELETE FROM row_count_changes WHERE counted = %(counted)s", {"counted": counted})
+            conn.execute(f"INSERT INTO row_counts (counted, key, n) SELECT %(counted)s, key, n FROM ({_scan(counted)}) "
+                         f"AS s", {"counted": counted})
+    except psycopg.errors.LockNotAvailable as exc:
+        raise RecountHeldOff(f"a writer kept {table} past {RECOUNT_LOCK_TIMEOUT}; its counts were not counted again")\
+            from exc
+    except psycopg.Error as exc:
+        raise translate_pg_error(exc) from exc
 
 
 def _drift(conn: psycopg.Connection[Any], counted: str) -> Drift | None:
     kept = _as_counts(conn.execute(READ_ONLY, {"counted": counted}).fetchall())
     scanned = _as_counts(conn.execute(_scan(counted)).fetchall())
     return None if kept == scanned else Drift(counted, kept, scanned)
-
-
-def _recount(conn: psycopg.Connection[Any], counted: list[str]) -> None:
-    conn.execute(f"SET LOCAL lock_timeout = '{RECOUNT_LOCK_TIMEOUT}'")
-    conn.execute(f"LOCK TABLE {', '.join(COUNTED[name][0] for name in counted)} IN SHARE ROW EXCLUSIVE MODE")
-    conn.execute("SELECT pg_advisory_xact_lock(%(fold_lock)s)", FOLD_PARAMETERS)  # a fold under way ends first
-    for name in counted:
-        conn.execute("DELETE FROM row_counts WHERE counted = %(counted)s", {"counted": name})
-        conn.execute("DELETE FROM row_count_changes WHERE counted = %(counted)s", {"counted": name})
-        conn.execute(f"INSERT INTO row_counts (counted, key, n) SELECT %(counted)s, key, n FROM ({_scan(name)}) AS s",
-                     {"counted": name})
 
 
 def _scan(counted: str) -> str:

@@ -19,7 +19,7 @@ from croniter import croniter
 
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpSyncError
-from erp_sync.shared.row_counts import fold_row_counts, mend_drifted_counts
+from erp_sync.shared.row_counts import drifted_counts, fold_row_counts, recount
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.idempotency_window import prune_processed_events
 from erp_sync.workers.signals import stop_on_signals
@@ -96,11 +96,12 @@ def _keep_counts(settings: Settings) -> None:
     # /metrics folds at every scrape; this keeps the changes few where nothing scrapes.
     try:
         logger.info("folded %d changes into the row counts", fold_row_counts(settings.database_url))
-        for drift in mend_drifted_counts(settings.database_url):
-            logger.warning("the kept counts of %s were %s, its rows %s (a load with the triggers off?): counted "
+        for drift in drifted_counts(settings.database_url):
+            logger.warning("the kept counts of %s were %s, its rows %s (a load with the triggers off?): counting "
                            "again", drift.counted, drift.kept, drift.scanned)
+            recount(settings.database_url, drift.counted)
     except ErpSyncError as exc:
-        logger.warning("could not fold or check the row counts; the next slot tries again: %s", exc)
+        logger.warning("could not fold, check or count again the row counts; the next slot tries again: %s", exc)
 
 
 def _sweep_slot(settings: Settings, http: requests.Session, slot: datetime) -> None:

@@ -10,8 +10,9 @@ workers, an earlier release's during a rolling update, and an operator's hand.
 `row_counts` starts from the tables' counts, taken while both are locked against writes (SHARE ROW
 EXCLUSIVE, as CREATE TRIGGER takes anyway), so that no change falls between the count and the
 triggers. The lock waits at most LOCK_TIMEOUT for transactions under way that wrote to either table
-(a push's lock of its order while the ERP answers is no write, and does not hold it up); past that
-the migration fails, changes nothing, and can be run again.
+(the orders probe's re-send claims them while it asks the ERP; a push's lock of its order while
+the ERP answers is no write, and does not), new writers queued behind it meanwhile; past that the
+migration fails, changes nothing, and can be run again.
 
 Revision ID: 0021
 Revises: 0020

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from erp_sync.shared.migrate import alembic_config, create_database_if_missing
 from erp_sync.shared.row_counts import (
-    ORDERS, STOCK_HOLDS_RELEASED, fold_row_counts, mend_drifted_counts, row_counts,
+    ORDERS, STOCK_HOLDS_RELEASED, RecountHeldOff, drifted_counts, fold_row_counts, recount, row_counts,
 )
 from tests.support.services import database_not_yet_created, libpq_url
 from tests.support.waiting import wait_for
@@ -259,7 +259,8 @@ def waiting_for_a_lock(engine: Engine) -> bool:
 
 def test_counts_a_load_with_the_triggers_off_left_behind_are_found_and_counted_again(db_engine: Engine,
                                                                                      committed_session):
-    # given orders counted, then more loaded with the counting triggers off (as a data-only restore does)
+    # given orders counted, then more loaded with the counting triggers off (as a data-only restore
+    # does), while writers go on placing and syncing orders
     with db_engine.begin() as conn:
         place(conn, [1, 2], "synced", "erp_figure")
     with db_engine.begin() as conn:
@@ -267,15 +268,60 @@ def test_counts_a_load_with_the_triggers_off_left_behind_are_found_and_counted_a
         place(conn, [3, 4, 5], "rejected", "rejected")
     url = db_engine.url.render_as_string(hide_password=False)
 
-    # when the counts are checked (as the reconcile worker does after each slot), then again
-    drifts = mend_drifted_counts(url)
-    again = mend_drifted_counts(url)
+    # when the counts are checked (as the reconcile worker does after each slot)
+    drifts = drifted_counts(url)
 
-    # then both counts are found drifted, with what was kept and what the rows say, and counted again
+    # then both are found drifted, with what was kept and what the rows say
     assert [(d.counted, d.kept, d.scanned) for d in drifts] == [
         (ORDERS, {"synced": 2}, {"rejected": 3, "synced": 2}),
         (STOCK_HOLDS_RELEASED, {"erp_figure": 4}, {"erp_figure": 4, "rejected": 6})]
-    assert again == []
+
+    # and counted again while writers place, sync and release, they end as the rows stand
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def writer(first: int) -> None:
+        try:
+            n = first
+            while not stop.is_set():
+                with db_engine.begin() as conn:
+                    place(conn, [n], "received", None)
+                with db_engine.begin() as conn:
+                    release(conn, [n], "", "erp_figure")
+                    restatus(conn, [n], "synced", None)
+                n += 1
+        except BaseException as exc:  # noqa: BLE001 (handed to the test's thread)
+            failures.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(first,)) for first in (100, 100_000)]
+    for thread in writers:
+        thread.start()
+    try:
+        for drift in drifts:
+            recount(url, drift.counted)
+    finally:
+        stop.set()
+        for thread in writers:
+            thread.join()
+    assert not failures
+    assert drifted_counts(url) == []
     with db_engine.begin() as conn:
-        assert counted_as_kept(conn) == counted_by_scan(conn) == (
-            {"rejected": 3, "synced": 2}, {"erp_figure": 4, "rejected": 6})
+        assert counted_as_kept(conn) == counted_by_scan(conn)
+
+
+def test_a_recount_a_writer_holds_off_gives_up_and_changes_nothing(db_engine: Engine, committed_session):
+    # given drifted order counts and a transaction that wrote to orders and has not ended
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        place(conn, [1], "synced", None)
+    url = db_engine.url.render_as_string(hide_password=False)
+    with db_engine.connect() as writer:
+        place(writer, [2], "received", None)
+
+        # when the orders are counted again meanwhile
+        with pytest.raises(RecountHeldOff, match="a writer kept orders past 2s"):
+            recount(url, ORDERS)
+        writer.rollback()
+
+    # then the counts are as they were, still drifted
+    assert [(d.counted, d.kept, d.scanned) for d in drifted_counts(url)] == [(ORDERS, {}, {"synced": 1})]

@@ -233,7 +233,7 @@ def test_the_reconcile_worker_prunes_and_keeps_the_counts_after_its_slot_sweep(e
     assert said[swept + 1:][:3] == [
         "pruned 1 idempotency records past IDEMPOTENCY_WINDOW_S", "folded 1 changes into the row counts",
         "the kept counts of orders were {'received': 1}, its rows {'received': 2} (a load with the triggers off?): "
-        "counted again"]
+        "counting again"]
     assert not changes_to_fold(committed_session)
 
 
