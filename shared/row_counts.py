@@ -139,8 +139,8 @@ def recount(database_url: str, counted: str) -> None:
             conn.execute(f"INSERT INTO row_counts (counted, key, n) SELECT %(counted)s, key, n FROM ({_scan(counted)}) "
                          f"AS s", {"counted": counted})
     except psycopg.errors.LockNotAvailable as exc:
-        raise RecountHeldOff(f"a writer kept {table} past {RECOUNT_LOCK_TIMEOUT}; its counts were not counted again")\
-            from exc
+        message = f"a writer kept {table} past {RECOUNT_LOCK_TIMEOUT}; its counts were not counted again"
+        raise RecountHeldOff(message) from exc
     except psycopg.Error as exc:
         raise translate_pg_error(exc) from exc
 
