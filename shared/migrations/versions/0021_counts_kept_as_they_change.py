@@ -2,10 +2,10 @@
 
 /metrics, the console and `reconcile --history` counted them with a scan of `orders` and
 `stock_holds`, tables that only grow: at a million orders, about 0.3 s of the database a scrape in
-each process that serves /metrics (bench.scrape). Triggers now append each change to `row_count_changes` (appends
-never wait on one another, where one counter row would serialize every push), and a reader folds
-them into `row_counts` now and then (shared/row_counts.py). The triggers see every writer: the
-workers, an earlier release's during a rolling update, and an operator's hand.
+each process that serves /metrics (bench.scrape). Triggers now append each change to
+`row_count_changes` (appends never wait on one another, where one counter row would serialize every
+push), and a reader folds them into `row_counts` now and then (shared/row_counts.py). The triggers
+see every writer: the workers, an earlier release's during a rolling update, and an operator's hand.
 
 `row_counts` starts from the tables' counts, taken while both are locked against writes (SHARE ROW
 EXCLUSIVE, as CREATE TRIGGER takes anyway), so that no change falls between the count and the
@@ -64,9 +64,11 @@ class Counted(NamedTuple):
         # Inserts and updates per row, behind a WHEN test, which costs no function call: a hold is
         # inserted open and calls none. An order's life (inserted, two holds, synced, holds ended)
         # costs the database about 30 µs more (bench.scrape); statement triggers with transition
-        # tables for the inserts cost half as much again for an order at a time. Deletes (an operator's, and their cascades) a statement at a time.
+        # tables for the inserts cost half as much again for an order at a time. Deletes (an
+        # operator's, and their cascades) a statement at a time.
         return {
-            f"trg_{self.table}_count_added": f"AFTER INSERT ON {self.table} FOR EACH ROW WHEN (NEW.{self.key} IS NOT NULL) "
+            f"trg_{self.table}_count_added": f"AFTER INSERT ON {self.table} FOR EACH ROW "
+                                             f"WHEN (NEW.{self.key} IS NOT NULL) "
                                              f"EXECUTE FUNCTION count_{self.name}_added()",
             f"trg_{self.table}_count_removed": f"AFTER DELETE ON {self.table} REFERENCING OLD TABLE AS affected "
                                                f"FOR EACH STATEMENT EXECUTE FUNCTION count_{self.name}_removed()",
@@ -95,9 +97,10 @@ def upgrade() -> None:
         sa.Column("key", sa.String(50), nullable=False),
         sa.Column("n", sa.BigInteger, nullable=False),
     )
-    # Emptied by every fold. Autovacuum's truncation, which locks out the writers, gives the lock up
-    # within 20 ms to anyone waiting; without it, the empty pages of a burst stay, and every read
-    # scans them (vacuum_truncate = false: 116 ms a scrape after a million orders were loaded, against 5–7 ms).
+    # Emptied by every fold, and left to autovacuum's truncation, though it locks out the writers:
+    # it gives the lock up within 20 ms to anyone waiting. Without it the empty pages of a burst
+    # stay, and every read scans them (vacuum_truncate = false: 116 ms a scrape after a million
+    # orders were loaded, against 5–7 ms).
     for counted in COUNTED:
         for function, body in counted.functions().items():
             op.execute(f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
