@@ -11,8 +11,9 @@ see every writer: the workers, an earlier release's during a rolling update, and
 EXCLUSIVE, as CREATE TRIGGER takes anyway), so that no change falls between the count and the
 triggers. The lock waits at most LOCK_TIMEOUT for transactions under way that wrote to either table
 (the orders probe's re-send claims them while it asks the ERP; a push's lock of its order while
-the ERP answers is no write, and does not), new writers queued behind it meanwhile; past that the
-migration fails, changes nothing, and can be run again.
+the ERP answers is no write, and does not), new writers queued behind it meanwhile; past that, or
+in a deadlock with a push rejected meanwhile (it writes the holds, then the order), the migration
+fails, changes nothing, and can be run again.
 
 Revision ID: 0021
 Revises: 0020
@@ -33,7 +34,8 @@ down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-LOCK_TIMEOUT = "10s"
+# Under DATABASE_LOCK_TIMEOUT_MS's default (5 s), so that writers queued behind the wait do not time out.
+LOCK_TIMEOUT = "3s"
 
 
 class Counted(NamedTuple):
