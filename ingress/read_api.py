@@ -64,13 +64,14 @@ def inventory_history(sku: str) -> ResponseReturnValue:
                 raise ApiError(404, f"no stock history for SKU {sku!r}") from None
             raise ApiError(400, f"before names no stock change of SKU {sku!r}; pass a next_before of its history",
                            details=[{"field": "before", "message": "no stock change of this SKU"}]) from None
-        if before is None and not page.changes and not _known(session, sku):
+        # A SKU the catalog knows has no figure yet: its stock read says 0, its history is empty.
+        if before is None and not page.changes and stock_view(session, sku) is None:
             raise ApiError(404, f"no stock history for SKU {sku!r}")
     return jsonify({"sku": sku, "changes": [_change_json(c) for c in page.changes], "next_before": page.next_before})
 
 
 def _known(session: Session, sku: str) -> bool:
-    # A SKU the catalog knows has no figure yet: its stock read says 0, its history is empty.
+    """Whether the SKU has a figure, or a stock read (0 for one the catalog knows without a figure)."""
     return bool(stock_history(session, sku, 1).changes) or stock_view(session, sku) is not None
 
 
