@@ -28,7 +28,6 @@ from erp_sync.ingress.bridge import WsgiBridge
 from erp_sync.ingress.tls_files import check_tls_files
 from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.async_publisher import LoopPublisher
-from erp_sync.shared.db import make_engine
 from erp_sync.shared.errors import ConfigurationError
 from erp_sync.shared.heap import freeze_what_is_loaded
 from erp_sync.shared.ports import why_unusable
@@ -153,11 +152,7 @@ def serve(settings: Settings, app_factory: Callable[[], Flask], listener: Listen
         raise ConfigurationError(f"port {listener.port} on {listener.host} {why}: choose another with --port N "
                                  f"or {listener.port_setting}")
     if reads_the_schema:
-        engine = make_engine(settings.database_url, pool_size=1)
-        try:
-            require_current_schema(engine)
-        finally:
-            engine.dispose()
+        require_current_schema(settings.database_url)
     # Must be set before any worker defines its metrics, so /metrics adds up all workers.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="erp-sync-metrics-"))
     server = MPServer(target="erp-sync", **server_options(settings, listener))

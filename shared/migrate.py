@@ -1,20 +1,36 @@
 """Create the database and bring its schema to the newest Alembic revision, without alembic.ini."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
+import backoff
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import URL, create_engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from erp_sync.shared.db import psycopg_url, translate_db_error
+from erp_sync.shared.errors import TransientError
+from erp_sync.shared.migrations.locks import LOCK_TIMEOUT, LOCK_TIMEOUT_OPTION
+from erp_sync.shared.pg import LOCK_NOT_AVAILABLE, error_summary
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MAINTENANCE_DATABASE = "postgres"
 # Another process creating the same database at the same moment.
 ALREADY_EXISTS_SQLSTATES = frozenset({"42P04", "23505"})
+# A revision held off by transactions under way is tried again, after 1, 2, 4, 8 and 16 s at most
+# (jittered): with each try's lock wait, about a minute before the operator hears of it.
+HELD_OFF_TRIES = 6
+HELD_OFF_MAX_PAUSE_S = 16
+
+logger = logging.getLogger(__name__)
+
+
+class MigrationHeldOff(TransientError):
+    """A revision waited its lock timeout for a table that transactions under way hold; it changed nothing."""
 
 
 def alembic_config(database_url: str) -> Config:
@@ -81,9 +97,35 @@ def _refusal(url: URL) -> SQLAlchemyError | None:
         engine.dispose()
 
 
-def upgrade_schema(database_url: str) -> None:
-    """Apply every migration not yet applied; a no-op on an up-to-date schema."""
+def upgrade_schema(database_url: str, *, tries: int = HELD_OFF_TRIES, lock_timeout: str = LOCK_TIMEOUT) -> None:
+    """Apply every migration not yet applied; a no-op on an up-to-date schema.
+
+    A revision that waits `lock_timeout` for a table's lock (shared/migrations/locks.py) is tried
+    again, up to `tries` times in all, then MigrationHeldOff.
+    """
+    config = alembic_config(database_url)
+    config.attributes[LOCK_TIMEOUT_OPTION] = lock_timeout
+    upgrade = backoff.on_exception(backoff.expo, MigrationHeldOff, max_tries=tries, max_value=HELD_OFF_MAX_PAUSE_S,
+                                   jitter=backoff.full_jitter, logger=None,
+                                   on_backoff=lambda details: _log_held_off(details, tries))(_upgrade)
     try:
-        command.upgrade(alembic_config(database_url), "head")
+        upgrade(config, lock_timeout)
+    except MigrationHeldOff as exc:
+        raise MigrationHeldOff(f"{exc}; held off {tries} times: end those transactions (docs/runbook.md) and run "
+                               "`erp-sync migrate` again") from exc
+
+
+def _upgrade(config: Config, lock_timeout: str) -> None:
+    try:
+        command.upgrade(config, "head")
     except SQLAlchemyError as exc:
+        if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            statement = " ".join(str(exc.statement or "").split())[:120]
+            raise MigrationHeldOff(f"a revision waited {lock_timeout} for a table's lock that transactions under way "
+                                   f"hold; it changed nothing ({error_summary(exc.orig or exc)}: {statement})") from exc
         raise translate_db_error(exc) from exc
+
+
+def _log_held_off(details: Any, tries: int) -> None:
+    logger.warning("%s; trying again in %.1f s (try %d of %d)", details["exception"], details["wait"],
+                   details["tries"] + 1, tries)

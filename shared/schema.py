@@ -1,4 +1,4 @@
-"""The database schema this code needs, and whether a database has it, without loading Alembic.
+"""The database schema this code needs, and whether a database has it, without loading Alembic or SQLAlchemy.
 
 A worker started before `erp-sync migrate` would park every message it took ("relation ... does
 not exist"); it checks first. Only a schema behind is refused: during a rolling update the
@@ -10,16 +10,14 @@ from __future__ import annotations
 import logging
 import re
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError, ProgrammingError, SQLAlchemyError
+import psycopg
 
-from erp_sync.shared.db import translate_db_error
 from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.pg import CONNECT_ARGS, conninfo, translate_pg_error
 
 # The newest migration's revision (shared/migrations/versions/); a unit test holds it to Alembic's
 # head. Revisions are four digits, numbered in order, so that one older compares lower.
 SCHEMA_REVISION = "0021"
-UNDEFINED_TABLE = "42P01"
 # What PostgreSQL answers a connection it refuses for good, as libpq hands it on (no SQLSTATE comes
 # with it). A server whose lc_messages is not English says it otherwise: the worker then starts.
 _REFUSED_FOR_GOOD = re.compile(r'FATAL:  (database "[^"]*" does not exist|role "[^"]*" does not exist'
@@ -28,7 +26,7 @@ _REFUSED_FOR_GOOD = re.compile(r'FATAL:  (database "[^"]*" does not exist|role "
 logger = logging.getLogger(__name__)
 
 
-def require_current_schema(engine: Engine) -> None:
+def require_current_schema(database_url: str) -> None:
     """Raise ConfigurationError, telling the operator to migrate, if the schema is behind SCHEMA_REVISION.
 
     A database out of reach passes: the worker's consumer retries what it cannot store, as it would
@@ -36,17 +34,17 @@ def require_current_schema(engine: Engine) -> None:
     ConfigurationError too.
     """
     try:
-        with engine.connect() as connection:
-            revision = connection.scalar(text("SELECT max(version_num) FROM alembic_version"))
-    except ProgrammingError as exc:
-        if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
-            raise translate_db_error(exc) from exc
+        with psycopg.connect(conninfo(database_url), **CONNECT_ARGS) as connection:
+            row = connection.execute("SELECT max(version_num) FROM alembic_version").fetchone()
+            revision = row[0] if row else None
+    except psycopg.errors.UndefinedTable:
         revision = None
-    except SQLAlchemyError as exc:
-        refused = _REFUSED_FOR_GOOD.search(str(exc.orig if isinstance(exc, DBAPIError) else exc))
-        if refused:
+    except psycopg.ProgrammingError as exc:
+        raise translate_pg_error(exc) from exc
+    except psycopg.Error as exc:
+        if refused := _REFUSED_FOR_GOOD.search(str(exc)):
             raise ConfigurationError(f"PostgreSQL refuses DATABASE_URL: {refused.group(1)}") from exc
-        logger.warning("cannot check the database schema (%s); starting anyway", translate_db_error(exc))
+        logger.warning("cannot check the database schema (%s); starting anyway", translate_pg_error(exc))
         return
     if revision is None or revision < SCHEMA_REVISION:
         found = "no erp-sync schema" if revision is None else f"the schema at revision {revision}"

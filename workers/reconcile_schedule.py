@@ -20,6 +20,7 @@ from croniter import croniter
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.errors import ErpSyncError
 from erp_sync.shared.row_counts import drifted_counts, fold_row_counts, recount
+from erp_sync.shared.schema import require_current_schema
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.idempotency_window import prune_processed_events
 from erp_sync.workers.signals import stop_on_signals
@@ -56,6 +57,7 @@ def run_reconcile_worker(settings: Settings, stop: threading.Event | None = None
     now = clock or (lambda: datetime.now(UTC))
     tz = ZoneInfo(settings.reconcile_timezone)
     settings.erp_credentials("the reconcile worker")  # refuse to start, naming the variable, rather than fail at 3 AM
+    require_current_schema(settings.database_url)
     http = requests.Session()
     slot = next_run(settings.reconcile_schedule, tz, now())
     _close_runs_of_ended_sweeps(settings)

@@ -60,7 +60,7 @@ def run_worker(worker: ConsumingWorker, settings: Settings, stop: threading.Even
                 settings.queue_bound)
     connections = worker.database_connections(settings) if worker.database_connections else DEFAULT_POOL_SIZE
     engine = make_engine(settings.database_url, connections, settings.database_lock_timeout_ms)
-    require_current_schema(engine)
+    require_current_schema(settings.database_url)
     # Listening first: a port taken stops the worker before it starts anything.
     with serving_metrics(settings, worker.name, _collectors(worker, settings, engine), alive=consumers_connected):
         loops = _consume(worker, settings, engine, stop)

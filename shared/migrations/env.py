@@ -12,6 +12,7 @@ from sqlalchemy.pool import NullPool
 import erp_sync.shared.models  # noqa: F401  (fills Base.metadata with every table)
 from erp_sync.shared.db import Base, psycopg_url
 from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.migrations.locks import configured_lock_timeout, set_lock_timeout
 
 # Any constant works as long as every erp-sync process uses the same one.
 MIGRATION_LOCK_KEY = 0x657270_73796E63  # "erp" "sync"
@@ -33,8 +34,10 @@ def run_migrations_offline() -> None:
         target_metadata=Base.metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
+        lock_timeout=configured_lock_timeout(),
     )
     with context.begin_transaction():
+        set_lock_timeout(context.get_context(), configured_lock_timeout())
         context.run_migrations()
 
 
@@ -54,13 +57,15 @@ def wait_for_migration_lock(connection: Connection) -> None:
 
 
 def run_migrations_online() -> None:
-    """Run the migrations in one transaction, one migrating process at a time."""
+    """Run the migrations in one transaction, one migrating process at a time, each lock waited for briefly."""
     engine = create_engine(database_url(), poolclass=NullPool)
     try:
         with engine.connect() as connection:
             wait_for_migration_lock(connection)
-            context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)
+            context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True,
+                              lock_timeout=configured_lock_timeout())
             with context.begin_transaction():
+                set_lock_timeout(context.get_context(), configured_lock_timeout())
                 context.run_migrations()
     finally:
         engine.dispose()

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from erp_sync.shared.migrations.locks import concurrently
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
@@ -20,12 +22,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # CONCURRENTLY, outside the migration's transaction: a plain build would hold up order recording
     # for as long as it reads the whole table.
-    with op.get_context().autocommit_block():
+    with concurrently():
         op.create_index("ix_orders_unsettled_since", "orders", ["updated_at"],
                         postgresql_where=sa.text("status IN ('received', 'pending_sync')"),
                         postgresql_concurrently=True)
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
+    with concurrently():
         op.drop_index("ix_orders_unsettled_since", table_name="orders", postgresql_concurrently=True)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from erp_sync.shared.migrations.locks import concurrently
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -23,12 +25,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # CONCURRENTLY, outside the migration's transaction: a plain build would hold up every stock write
     # for as long as it reads the whole table.
-    with op.get_context().autocommit_block():
+    with concurrently():
         op.create_index("ix_stock_changes_applied_deltas", "stock_changes", ["sku", "erp_timestamp"],
                         postgresql_where=sa.text("kind = 'delta' AND outcome = 'applied'"),
                         postgresql_concurrently=True)
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
+    with concurrently():
         op.drop_index("ix_stock_changes_applied_deltas", table_name="stock_changes", postgresql_concurrently=True)

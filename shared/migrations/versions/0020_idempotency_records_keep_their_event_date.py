@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from erp_sync.shared.migrations.locks import concurrently
+
 revision: str = "0020"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
@@ -35,7 +37,7 @@ REPLACED = ("ix_processed_events_processed_at", "processed_at")
 def upgrade() -> None:
     """A nullable column (no rewrite); the indexes CONCURRENTLY, so that no event waits for their build."""
     op.add_column(TABLE, sa.Column("dated", sa.DateTime(timezone=True), nullable=True), if_not_exists=True)
-    with op.get_context().autocommit_block():
+    with concurrently():
         for name, column, where in INDEXES:
             op.drop_index(name, table_name=TABLE, if_exists=True, postgresql_concurrently=True)
             op.create_index(name, TABLE, [column], postgresql_where=where, postgresql_concurrently=True)
@@ -43,7 +45,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
+    with concurrently():
         op.drop_index(REPLACED[0], table_name=TABLE, if_exists=True, postgresql_concurrently=True)
         op.create_index(REPLACED[0], TABLE, [REPLACED[1]], postgresql_concurrently=True)
         for name, _, _ in INDEXES:

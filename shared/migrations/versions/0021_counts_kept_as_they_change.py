@@ -9,11 +9,11 @@ see every writer: the workers, an earlier release's during a rolling update, and
 
 `row_counts` starts from the tables' counts, taken while both are locked against writes (SHARE ROW
 EXCLUSIVE, as CREATE TRIGGER takes anyway), so that no change falls between the count and the
-triggers. The lock waits at most LOCK_TIMEOUT for transactions under way that wrote to either table
-(the orders probe's re-send claims them while it asks the ERP; a push's lock of its order while
-the ERP answers is no write, and does not), new writers queued behind it meanwhile; past that, or
-in a deadlock with a push rejected meanwhile (it writes the holds, then the order), the migration
-fails, changes nothing, and can be run again.
+triggers. The lock waits at most the migrations' lock timeout (shared/migrations/locks.py) for
+transactions under way that wrote to either table (the orders probe's re-send claims them while it
+asks the ERP; a push's lock of its order while the ERP answers is no write, and does not), new
+writers queued behind it meanwhile; past that, or in a deadlock with a push rejected meanwhile (it
+writes the holds, then the order), the migration fails, changes nothing, and is tried again.
 
 Revision ID: 0021
 Revises: 0020
@@ -33,9 +33,6 @@ revision: str = "0021"
 down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-# Under DATABASE_LOCK_TIMEOUT_MS's default (5 s), so that writers queued behind the wait do not time out.
-LOCK_TIMEOUT = "3s"
 
 
 class Counted(NamedTuple):
@@ -127,6 +124,4 @@ def downgrade() -> None:
 
 
 def _lock_counted_tables(mode: str) -> None:
-    op.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
     op.execute(f"LOCK TABLE {', '.join(counted.table for counted in COUNTED)} IN {mode} MODE")
-    op.execute("SET LOCAL lock_timeout = DEFAULT")

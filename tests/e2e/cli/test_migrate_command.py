@@ -86,6 +86,22 @@ def test_a_worker_started_before_migrate_stops_at_once_saying_so(database_url, a
     assert "consuming" not in result.stderr
 
 
+def test_the_reconcile_worker_started_before_migrate_stops_at_once_saying_so(database_url, amqp_url):
+    # given a database created but never migrated (the worker would have failed its first sweep, at
+    # 3 AM, on a missing table)
+    with services.private_database(database_url) as empty:
+        # when the reconcile worker starts against it
+        result = cli.run("worker", "reconcile", DATABASE_URL=empty, AMQP_URL=amqp_url,
+                         ERP_BASE_URL="http://127.0.0.1:9", ERP_API_TOKEN="token", timeout=60)
+
+    # then it stops at once, and says what to run
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"erp-sync: configuration error: the database has no erp-sync schema; this erp-sync needs "
+        f"{SCHEMA_REVISION}: run `erp-sync migrate` first")
+    assert "next sweep at" not in result.stderr
+
+
 def test_the_api_started_before_migrate_stops_at_once_saying_so(database_url, amqp_url):
     # given a database created but never migrated (an upgrade's rehearsal: reads of a column the
     # migration adds were answered 503 "the commerce database is unavailable")

@@ -7,7 +7,6 @@ import psycopg
 import pytest
 from alembic.script import ScriptDirectory
 
-from erp_sync.shared.db import make_engine
 from erp_sync.shared.errors import ConfigurationError
 from erp_sync.shared.migrate import alembic_config, create_database_if_missing
 from erp_sync.shared.schema import SCHEMA_REVISION, require_current_schema
@@ -36,25 +35,16 @@ def test_a_schema_behind_the_code_is_refused_with_what_to_do(database_url, revis
             with psycopg.connect(libpq_url(target)) as conn:
                 conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
                 conn.execute("INSERT INTO alembic_version VALUES (%s)", (revision,))
-        engine = make_engine(target)
-        try:
-            if refused is None:
-                require_current_schema(engine)
-                return
-            with pytest.raises(ConfigurationError) as caught:
-                require_current_schema(engine)
-            assert str(caught.value) == (f"{refused}; this erp-sync needs {SCHEMA_REVISION}: "
-                                         "run `erp-sync migrate` first")
-        finally:
-            engine.dispose()
+        if refused is None:
+            require_current_schema(target)
+            return
+        with pytest.raises(ConfigurationError) as caught:
+            require_current_schema(target)
+        assert str(caught.value) == f"{refused}; this erp-sync needs {SCHEMA_REVISION}: run `erp-sync migrate` first"
 
 
 def test_a_database_out_of_reach_does_not_stop_the_worker(caplog):
-    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/erp_sync")
-    try:
-        require_current_schema(engine)
-    finally:
-        engine.dispose()
+    require_current_schema("postgresql+psycopg://postgres@127.0.0.1:9/erp_sync")
     assert "cannot check the database schema" in caplog.text
 
 
@@ -65,10 +55,6 @@ def test_a_database_out_of_reach_does_not_stop_the_worker(caplog):
 ])
 def test_a_database_url_the_server_refuses_stops_the_worker(url, refused):
     # Started anyway, it parked every message it took after its retries, as if the database were down
-    engine = make_engine(url)
-    try:
-        with pytest.raises(ConfigurationError) as caught:
-            require_current_schema(engine)
-    finally:
-        engine.dispose()
+    with pytest.raises(ConfigurationError) as caught:
+        require_current_schema(url)
     assert str(caught.value) == f"PostgreSQL refuses DATABASE_URL: {refused}"
