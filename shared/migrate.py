@@ -14,23 +14,25 @@ from sqlalchemy.pool import NullPool
 
 from erp_sync.shared.db import psycopg_url, translate_db_error
 from erp_sync.shared.errors import TransientError
-from erp_sync.shared.migrations.locks import LOCK_TIMEOUT, LOCK_TIMEOUT_OPTION
+from erp_sync.shared.migrations.locks import LOCK_TIMEOUT, LOCK_TIMEOUT_ATTRIBUTE
 from erp_sync.shared.pg import LOCK_NOT_AVAILABLE, error_summary
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MAINTENANCE_DATABASE = "postgres"
 # Another process creating the same database at the same moment.
 ALREADY_EXISTS_SQLSTATES = frozenset({"42P04", "23505"})
-# A revision held off by transactions under way is tried again, after 1, 2, 4, 8 and 16 s at most
-# (jittered): with each try's lock wait, about a minute before the operator hears of it.
+# A revision held off by transactions under way is tried again, after pauses of at most 1, 2, 4, 8
+# and 16 s (jittered): with each try's lock wait, under a minute before the operator hears of it.
 HELD_OFF_TRIES = 6
 HELD_OFF_MAX_PAUSE_S = 16
+DEADLOCK = "40P01"  # the shop's writes and a revision's locks, taken in another order
 
 logger = logging.getLogger(__name__)
 
 
 class MigrationHeldOff(TransientError):
-    """A revision waited its lock timeout for a table that transactions under way hold; it changed nothing."""
+    """A revision waited its lock timeout for a table that transactions under way hold, or met them in a
+    deadlock; it rolled back, and the revisions before it stay applied."""
 
 
 def alembic_config(database_url: str) -> Config:
@@ -104,7 +106,7 @@ def upgrade_schema(database_url: str, *, tries: int = HELD_OFF_TRIES, lock_timeo
     again, up to `tries` times in all, then MigrationHeldOff.
     """
     config = alembic_config(database_url)
-    config.attributes[LOCK_TIMEOUT_OPTION] = lock_timeout
+    config.attributes[LOCK_TIMEOUT_ATTRIBUTE] = lock_timeout
     upgrade = backoff.on_exception(backoff.expo, MigrationHeldOff, max_tries=tries, max_value=HELD_OFF_MAX_PAUSE_S,
                                    jitter=backoff.full_jitter, logger=None,
                                    on_backoff=lambda details: _log_held_off(details, tries))(_upgrade)
@@ -118,12 +120,21 @@ def upgrade_schema(database_url: str, *, tries: int = HELD_OFF_TRIES, lock_timeo
 def _upgrade(config: Config, lock_timeout: str) -> None:
     try:
         command.upgrade(config, "head")
+    except DBAPIError as exc:
+        raise _held_off(exc, lock_timeout) or translate_db_error(exc) from exc
     except SQLAlchemyError as exc:
-        if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-            statement = " ".join(str(exc.statement or "").split())[:120]
-            raise MigrationHeldOff(f"a revision waited {lock_timeout} for a table's lock that transactions under way "
-                                   f"hold; it changed nothing ({error_summary(exc.orig or exc)}: {statement})") from exc
         raise translate_db_error(exc) from exc
+
+
+def _held_off(exc: DBAPIError, lock_timeout: str) -> MigrationHeldOff | None:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate not in (LOCK_NOT_AVAILABLE, DEADLOCK):
+        return None
+    held = (f"waited {lock_timeout} for a table's lock that transactions under way hold"
+            if sqlstate == LOCK_NOT_AVAILABLE else "met transactions under way in a deadlock")
+    statement = " ".join(str(exc.statement or "").split())[:120]
+    return MigrationHeldOff(f"a revision {held} and rolled back, those before it staying applied "
+                            f"({error_summary(exc.orig or exc)}: {statement})")
 
 
 def _log_held_off(details: Any, tries: int) -> None:

@@ -6,11 +6,12 @@ would take it past. shared/db.py builds its engine and its error mapping on the 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import TupleRow
 
-from erp_sync.shared.errors import DatabaseOutOfReach, DatabaseUnavailable, PermanentError, RowLockTimeout
+from erp_sync.shared.errors import ConfigurationError, DatabaseOutOfReach, DatabaseUnavailable, PermanentError, RowLockTimeout
 
 # Every connection erp-sync opens, through SQLAlchemy or not.
 CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "application_name": "erp-sync"}
@@ -35,7 +36,17 @@ def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connectio
     try:
         return psycopg.connect(conninfo(database_url), autocommit=autocommit, **CONNECT_ARGS)
     except psycopg.Error as exc:
-        raise translate_pg_error(exc) from exc
+        raise unreadable_url(exc, database_url) or translate_pg_error(exc) from exc
+
+
+def unreadable_url(exc: psycopg.Error, database_url: str) -> ConfigurationError | None:
+    """The ConfigurationError for a URL libpq cannot read, its password left out; None for any other error."""
+    if not isinstance(exc, psycopg.ProgrammingError) or exc.sqlstate is not None:
+        return None
+    # libpq quotes the part it could not read, which may be the password itself.
+    password = urlsplit(database_url).password
+    detail = error_summary(exc).replace(password, "***") if password else error_summary(exc)
+    return ConfigurationError(f"DATABASE_URL: {detail} (a % in the password is written %25)")
 
 
 def translate_pg_error(exc: BaseException, *, connection_lost: bool = False) -> DatabaseUnavailable | PermanentError:

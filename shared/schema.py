@@ -13,7 +13,7 @@ import re
 import psycopg
 
 from erp_sync.shared.errors import ConfigurationError
-from erp_sync.shared.pg import CONNECT_ARGS, conninfo, translate_pg_error
+from erp_sync.shared.pg import CONNECT_ARGS, conninfo, translate_pg_error, unreadable_url
 
 # The newest migration's revision (shared/migrations/versions/); a unit test holds it to Alembic's
 # head. Revisions are four digits, numbered in order, so that one older compares lower.
@@ -40,7 +40,7 @@ def require_current_schema(database_url: str) -> None:
     except psycopg.errors.UndefinedTable:
         revision = None
     except psycopg.ProgrammingError as exc:
-        raise translate_pg_error(exc) from exc
+        raise unreadable_url(exc, database_url) or translate_pg_error(exc) from exc
     except psycopg.Error as exc:
         if refused := _REFUSED_FOR_GOOD.search(str(exc)):
             raise ConfigurationError(f"PostgreSQL refuses DATABASE_URL: {refused.group(1)}") from exc

@@ -12,7 +12,7 @@ from sqlalchemy.pool import NullPool
 import erp_sync.shared.models  # noqa: F401  (fills Base.metadata with every table)
 from erp_sync.shared.db import Base, psycopg_url
 from erp_sync.shared.errors import ConfigurationError
-from erp_sync.shared.migrations.locks import configured_lock_timeout, set_lock_timeout
+from erp_sync.shared.migrations.locks import configured_lock_timeout, lock_timeout_statement
 
 # Any constant works as long as every erp-sync process uses the same one.
 MIGRATION_LOCK_KEY = 0x657270_73796E63  # "erp" "sync"
@@ -34,10 +34,10 @@ def run_migrations_offline() -> None:
         target_metadata=Base.metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        lock_timeout=configured_lock_timeout(),
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
-        set_lock_timeout(context.get_context(), configured_lock_timeout())
+        context.execute(lock_timeout_statement(configured_lock_timeout()))
         context.run_migrations()
 
 
@@ -57,15 +57,21 @@ def wait_for_migration_lock(connection: Connection) -> None:
 
 
 def run_migrations_online() -> None:
-    """Run the migrations in one transaction, one migrating process at a time, each lock waited for briefly."""
+    """Run the migrations, one migrating process at a time, each lock waited for briefly.
+
+    A transaction a revision: one held off (shared/migrations/locks.py) rolls back alone, and the
+    revisions before it stay applied, with the indexes some of them built CONCURRENTLY (committed
+    as they are built, whatever comes after).
+    """
     engine = create_engine(database_url(), poolclass=NullPool)
     try:
         with engine.connect() as connection:
             wait_for_migration_lock(connection)
+            connection.exec_driver_sql(lock_timeout_statement(configured_lock_timeout()))
+            connection.commit()
             context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True,
-                              lock_timeout=configured_lock_timeout())
+                              transaction_per_migration=True)
             with context.begin_transaction():
-                set_lock_timeout(context.get_context(), configured_lock_timeout())
                 context.run_migrations()
     finally:
         engine.dispose()

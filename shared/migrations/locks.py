@@ -15,23 +15,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alembic import context
-from alembic.runtime.migration import MigrationContext
 
 # Under DATABASE_LOCK_TIMEOUT_MS's default (5 s): writers queued behind the wait do not time out.
 LOCK_TIMEOUT = "3s"
-# The wait's name among the Alembic config's attributes (where a test sets a shorter one) and the
-# migration context's options (where `concurrently` finds it again).
-LOCK_TIMEOUT_OPTION = "lock_timeout"  # env.py passes it to context.configure by this name
+# The Alembic config attribute that gives another wait (a test gives a shorter one).
+LOCK_TIMEOUT_ATTRIBUTE = "lock_timeout"
 
 
 def configured_lock_timeout() -> str:
     """The wait this run was given: LOCK_TIMEOUT unless the Alembic config's attributes say otherwise."""
-    return str(context.config.attributes.get(LOCK_TIMEOUT_OPTION, LOCK_TIMEOUT))
+    return str(context.config.attributes.get(LOCK_TIMEOUT_ATTRIBUTE, LOCK_TIMEOUT))
 
 
-def set_lock_timeout(migration: MigrationContext, lock_timeout: str) -> None:
-    """The session's wait, not the transaction's: it outlives the commits `concurrently` makes."""
-    migration.execute(f"SET lock_timeout = '{lock_timeout}'")
+def lock_timeout_statement(lock_timeout: str) -> str:
+    """The session's wait, not a transaction's: it holds for every revision's transaction of the run."""
+    return f"SET lock_timeout = '{lock_timeout}'"
 
 
 @contextmanager
@@ -39,8 +37,8 @@ def concurrently() -> Iterator[None]:
     """Outside the migration's transaction, with no limit on lock waits: for CONCURRENTLY index builds and drops."""
     migration = context.get_context()
     with migration.autocommit_block():
-        set_lock_timeout(migration, "0")
+        migration.execute("SET lock_timeout = 0")
         try:
             yield
         finally:
-            set_lock_timeout(migration, migration.opts[LOCK_TIMEOUT_OPTION])
+            migration.execute(lock_timeout_statement(configured_lock_timeout()))

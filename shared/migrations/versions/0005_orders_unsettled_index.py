@@ -23,6 +23,8 @@ def upgrade() -> None:
     # CONCURRENTLY, outside the migration's transaction: a plain build would hold up order recording
     # for as long as it reads the whole table.
     with concurrently():
+        # A build cut short leaves an invalid index of this name: built again, not kept.
+        op.drop_index("ix_orders_unsettled_since", table_name="orders", if_exists=True, postgresql_concurrently=True)
         op.create_index("ix_orders_unsettled_since", "orders", ["updated_at"],
                         postgresql_where=sa.text("status IN ('received', 'pending_sync')"),
                         postgresql_concurrently=True)

@@ -26,6 +26,8 @@ def upgrade() -> None:
     # CONCURRENTLY, outside the migration's transaction: a plain build would hold up every stock write
     # for as long as it reads the whole table.
     with concurrently():
+        # A build cut short leaves an invalid index of this name: built again, not kept.
+        op.drop_index("ix_stock_changes_applied_deltas", table_name="stock_changes", if_exists=True, postgresql_concurrently=True)
         op.create_index("ix_stock_changes_applied_deltas", "stock_changes", ["sku", "erp_timestamp"],
                         postgresql_where=sa.text("kind = 'delta' AND outcome = 'applied'"),
                         postgresql_concurrently=True)

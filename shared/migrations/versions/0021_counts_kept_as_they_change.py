@@ -13,7 +13,7 @@ triggers. The lock waits at most the migrations' lock timeout (shared/migrations
 transactions under way that wrote to either table (the orders probe's re-send claims them while it
 asks the ERP; a push's lock of its order while the ERP answers is no write, and does not), new
 writers queued behind it meanwhile; past that, or in a deadlock with a push rejected meanwhile (it
-writes the holds, then the order), the migration fails, changes nothing, and is tried again.
+writes the holds, then the order), the revision rolls back and `erp-sync migrate` tries it again.
 
 Revision ID: 0021
 Revises: 0020

@@ -88,6 +88,32 @@ def test_an_interrupted_0020_runs_again(database_url: str) -> None:
                                                  "USING btree (dated) WHERE (dated IS NOT NULL)",)
 
 
+@pytest.mark.parametrize("revision, index, table_and_column", [
+    ("0005", "ix_orders_unsettled_since", "orders (order_id)"),
+    ("0006", "ix_stock_changes_applied_deltas", "stock_changes (id)"),
+])
+def test_an_index_build_cut_short_is_built_again(database_url: str, revision: str, index: str,
+                                                 table_and_column: str) -> None:
+    # (an index of that name on another column, without the revision's WHERE, stands for it)
+    # given a database where the revision's concurrent build left an index of its name behind, but
+    # not the revision itself (stopped between the two)
+    with database_not_yet_created(database_url) as target:
+        config = alembic_config(target)
+        create_database_if_missing(target)
+        command.upgrade(config, f"{int(revision) - 1:04d}")
+        with psycopg.connect(libpq_url(target), autocommit=True) as conn:
+            conn.execute(f"CREATE INDEX {index} ON {table_and_column}")
+
+        # when it is migrated again
+        command.upgrade(config, revision)
+
+        # then the index is the one the revision builds
+        with psycopg.connect(libpq_url(target)) as conn:
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (revision,)
+            definition = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,)).fetchone()
+        assert definition is not None and "WHERE" in definition[0]
+
+
 def test_missing_database_is_created_once(database_url: str) -> None:
     # given a database name nobody uses
     with database_not_yet_created(database_url) as target:
