@@ -12,7 +12,7 @@ from erp_sync.ingress.console_chart import drift_chart
 from erp_sync.ingress.console_data import overview, parked_page
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.extensions import engine, settings
-from erp_sync.shared.dead_letters import DeadLetters, work_queues
+from erp_sync.shared.dead_letters import DeadLetters, ReplayCutShort, work_queues
 from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, ParkedBeingRead, PublishRejected
 
 logger = logging.getLogger(__name__)
@@ -74,9 +74,12 @@ def replay() -> ResponseReturnValue:
     try:
         replayed = DeadLetters(settings().amqp_url).replay({message_id}, queue)
     except (BrokerUnavailable, PublishRejected, ParkedBeingRead, ConfigurationError) as exc:
-        # Nothing was lost: what could not go back to its work queue stays parked.
-        raise ApiError(503, f"not replayed, the message stays parked: {exc}",
-                       headers={"Retry-After": str(settings().unavailable_retry_after_s)}) from exc
+        # Nothing was lost: what could not go back to its work queue stays parked. Of copies of one
+        # id, those before a refusal went back.
+        went_back = len(exc.settled) if isinstance(exc, ReplayCutShort) else 0
+        what = (f"{went_back} of its copies replayed, the others stay parked" if went_back
+                else "not replayed, the message stays parked")
+        raise ApiError(503, f"{what}: {exc}", headers={"Retry-After": str(settings().unavailable_retry_after_s)}) from exc
     logger.info("console: replayed %d parked message(s) %s from %s", len(replayed), message_id, queue)
     # After a POST, a redirect: reloading the page must not replay again. To the overview, which
     # reads no parked message: the replay looked at every one of its queue already.

@@ -62,6 +62,14 @@ class SettledMessage:
     message_id: str
 
 
+class ReplayCutShort(PublishRejected):
+    """The broker refused a replay part-way: `settled` went back to their work queues before it; the rest stay parked."""
+
+    def __init__(self, message: str, settled: list[SettledMessage]) -> None:
+        super().__init__(message)
+        self.settled = settled
+
+
 def parked_from(worker: str, properties: pika.BasicProperties, body: bytes) -> ParkedMessage:
     headers = dict(properties.headers or {})
     deaths = headers.get("x-death") or [{}]
@@ -165,7 +173,10 @@ class DeadLetters:
                     if ids is not None and parked.message_id not in ids:
                         continue
                     if replay:
-                        _publish_afresh(channel, queue, parked)
+                        try:
+                            _publish_afresh(channel, queue, parked)
+                        except PublishRejected as exc:
+                            raise ReplayCutShort(f"{exc}; it and those after it stay parked", settled) from exc
                     channel.basic_ack(tag)
                     settled.append(SettledMessage(parked.worker, parked.message_id))
         return settled
@@ -217,8 +228,12 @@ def _publish_afresh(channel: BlockingChannel, queue: WorkQueue, parked: ParkedMe
                                       content_type=parked.content_type, headers=headers)
     try:
         channel.basic_publish("", queue.name, parked.body, properties, mandatory=True)
-    except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
-        raise PublishRejected(f"RabbitMQ refused the replay of {parked.message_id} to {queue.name}") from exc
+    except pika.exceptions.UnroutableError as exc:
+        raise PublishRejected(f"RabbitMQ refused the replay of {parked.message_id}: no queue {queue.name} "
+                              "(run `erp-sync migrate`)") from exc
+    except pika.exceptions.NackError as exc:
+        raise PublishRejected(f"RabbitMQ refused the replay of {parked.message_id}: {queue.name} is at its bound "
+                              "(QUEUE_MAX_LENGTH, QUEUE_MAX_BYTES) until its worker drains it") from exc
 
 
 def _text(value: object) -> str:

@@ -79,8 +79,15 @@ def _show(found: list[ParkedMessage], message_id: str) -> int:
 
 
 def _replay(letters: DeadLetters, args: argparse.Namespace) -> int:
+    from erp_sync.shared.dead_letters import ReplayCutShort
+
     wanted = None if args.all else set(args.ids)
-    return _settled("replayed", wanted, letters.replay(wanted, args.queue))
+    try:
+        replayed = letters.replay(wanted, args.queue)
+    except ReplayCutShort as exc:
+        _settled("replayed", None, exc.settled)
+        raise  # main prints it as one line, exit 1
+    return _settled("replayed", wanted, replayed)
 
 
 def _settled(done: str, wanted: set[str] | None, settled: list[SettledMessage]) -> int:

@@ -6,10 +6,13 @@ import time
 
 import pika
 
+from erp_sync.shared.broker import queue_depths
 from erp_sync.shared.dead_letters import DeadLetters
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER
-from erp_sync.shared.topology import PARKING_EXCHANGE
+from erp_sync.shared.topology import PARKING_EXCHANGE, QueueBound
 from tests.support import cli
+from tests.support.bulk import bounded_vhost
+from tests.support.parking import park
 from tests.support.factories import encode, inventory_event
 from tests.support.waiting import wait_for
 from tests.support.webhooks import post
@@ -58,6 +61,25 @@ def test_replaying_an_id_not_parked_says_so_and_fails(broker):
 
     assert result.returncode == 1
     assert "no parked message evt_nowhere" in result.stderr
+
+
+def test_a_replay_its_work_queue_refuses_part_way_names_what_went_back_and_why_the_rest_stayed():
+    with bounded_vhost(QueueBound(max_length=2, max_bytes=1024 * 1024)) as url:
+        # given four messages parked on the inventory queue, whose work queue takes two more
+        for n in range(4):
+            park(url, "inventory", f"evt_full_{n}")
+
+        # when the operator replays them all
+        result = cli.run("dlq", "replay", "--all", "--queue", "inventory", AMQP_URL=url)
+
+        # then each replayed one has its line, the refusal says the queue is full, and the rest stay parked
+        went_back = [line.split("\t")[1] for line in result.stdout.splitlines()]
+        assert result.returncode == 1, result.stderr
+        assert went_back and all(line.startswith("replayed inventory\t") for line in result.stdout.splitlines())
+        assert "erp-sync.inventory is at its bound" in result.stderr and "stay parked" in result.stderr
+        still_parked = [m.message_id for m in DeadLetters(url).parked("inventory")]
+        assert sorted(went_back + still_parked) == [f"evt_full_{n}" for n in range(4)]
+        assert queue_depths(url, ["erp-sync.inventory"])["erp-sync.inventory"] == len(went_back)
 
 
 def test_purge_asks_for_yes(broker):

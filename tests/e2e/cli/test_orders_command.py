@@ -61,6 +61,22 @@ def test_retrying_pushes_a_received_order_and_says_why_not_a_settled_or_unknown_
         "erp-sync: order ORD-SYNCED is synced, not received, pending_sync or local_only: not pushed"]
 
 
+def test_retrying_all_with_none_waiting_says_that_a_received_order_is_pushed_by_its_id(broker, committed_session,
+                                                                                 migrated_database_url):
+    # given only an order still received (its push message parked, say)
+    committed_session.add(Order(order_id="ORD-STUCK", order_date=datetime.now(UTC), customer_ref="C-1"))
+    committed_session.commit()
+
+    # when the operator pushes all that wait
+    result = cli.run("orders", "retry", "--all", DATABASE_URL=migrated_database_url, AMQP_URL=broker)
+
+    # then nothing is pushed, and a line says how to push that one
+    assert result.returncode == 0 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "erp-sync: no order is pending_sync or local_only: nothing to push. An order still received whose push "
+        "message was parked is pushed by its id: `erp-sync orders retry ID`"]
+
+
 def test_retrying_an_order_being_pushed_this_moment_says_so_without_waiting(broker, committed_session, db_engine,
                                                                         migrated_database_url):
     # given an order whose push holds its row while the ERP takes its time, and another one waiting
