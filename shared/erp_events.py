@@ -16,6 +16,7 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_core import Url, core_schema
@@ -23,8 +24,8 @@ from pydantic_core import Url, core_schema
 from erp_sync.shared.decoding import JSON_ERRORS, field_errors, json_problem
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.fields import (
-    QUEUED, FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, UtcDateTime, is_unicode_text,
-    refuse_nul,
+    QUEUED, FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, UtcDateTime, is_queued,
+    is_unicode_text, refuse_nul,
 )
 
 MAX_ATTRIBUTE_DIGITS = 15
@@ -32,6 +33,8 @@ MAX_VARIANTS = 5_000  # a bulk load sends 1,000 a group; this bounds the work on
 MAX_DESCRIPTION_CHARS = 100_000
 MAX_ATTRIBUTE_CHARS = 1_000
 MAX_DETAILS = 20  # an error answer lists the first problems and counts them all
+# As stored, percent-encoded: a thousand of them make one media message, under the broker's 16 MiB.
+MAX_MEDIA_URL_CHARS = 2_048
 
 Sku = Identifier
 EventId = Identifier
@@ -105,10 +108,16 @@ class Media(_Model):
 
     @field_validator("url")
     @classmethod
-    def _public(cls, url: Url) -> Url:
+    def _public(cls, url: Url, info: ValidationInfo) -> Url:
         # The storefront shows the URL as it is: a password in it would be published with it.
         if url.username is not None or url.password is not None:
             raise ValueError("a media URL must be public: no user name or password in it")
+        if is_queued(info):
+            return url
+        if url.port == 0:
+            raise ValueError("a media URL's port must be 1 to 65535")
+        if len(str(url)) > MAX_MEDIA_URL_CHARS:
+            raise ValueError(f"a media URL may have at most {MAX_MEDIA_URL_CHARS:,} characters, percent-encoded")
         return url
 
 

@@ -200,8 +200,9 @@ def _record_failure(session: Session, url: str, ids: list[int], attempt: int, re
     # WARNING a message says how many failed (`confirm_batch`): an image host down for a bulk load
     # wrote five WARNING lines an image.
     logger.info("media %s failed (%s): %s", ids, url, reason)
+    # The reason may quote the image host (a content type, a Location): PostgreSQL refuses NUL in text.
     _update_rows(session, url, ids, status=MediaStatus.FAILED, attempts=attempt,
-                 failure_reason=reason[:MAX_REASON_CHARS])
+                 failure_reason=reason.replace("\x00", "")[:MAX_REASON_CHARS])
 
 
 def _update_rows(session: Session, url: str, ids: list[int], **values: object) -> None:

@@ -238,10 +238,12 @@ class MediaFetcher:
         if scheme not in DEFAULT_PORTS:
             raise MediaRejected(f"only http and https URLs are fetched, not {scheme or 'a relative URL'}", url=url)
         try:
-            port = parts.port or DEFAULT_PORTS[scheme]
+            port = DEFAULT_PORTS[scheme] if parts.port is None else parts.port
             host = (parts.hostname or "").encode("idna").decode("ascii")
         except (ValueError, UnicodeError) as exc:
             raise MediaRejected(f"invalid URL: {exc}", url=url) from exc
+        if port == 0:
+            raise MediaRejected("the URL names port 0", url=url)
         if not host:
             raise MediaRejected("the URL names no host", url=url)
         if parts.username is not None or parts.password is not None:

@@ -66,6 +66,11 @@ HOSTILE_EVENTS = [
      ["data.variants.0.attributes"]),
     ("media-url-with-a-password", encode(_catalog_variant(media=[{"url": "https://user:secret@cdn.example/a.jpg"}])),
      ["data.variants.0.media.0.url"]),
+    ("media-url-on-port-0", encode(_catalog_variant(media=[{"url": "http://cdn.example:0/a.jpg"}])),
+     ["data.variants.0.media.0.url"]),
+    # 1,820 characters as sent, 3,020 percent-encoded as stored
+    ("media-url-too-long", encode(_catalog_variant(media=[{"url": "https://cdn.example/" + "x y" * 600}])),
+     ["data.variants.0.media.0.url"]),
     ("nul-in-attribute-key", encode(_catalog_variant(attributes={"Col\x00or": "Black"})),
      ["data.variants.0.attributes.Col\x00or.[key]"]),
     # jsonb refuses a lone surrogate; JSON spells it \ud800, or a body carries its bytes ED A0 80 (json.loads takes them)

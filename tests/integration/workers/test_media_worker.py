@@ -19,6 +19,7 @@ from erp_sync.shared.models.catalog import Media, ProductGroup, Variant
 from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
 from erp_sync.shared.settings import Settings, load_settings
+from tests.support.canned_http import answering
 from tests.support.image_server import (
     MAX_BYTES,
     PNG,
@@ -99,6 +100,19 @@ def test_an_image_that_can_never_be_fetched_is_marked_failed_without_raising(
     row = stored(db_session, media)
     assert (row.status, row.failure_reason) == (MediaStatus.FAILED, reason)
     assert row.sha256 is None and row.downloaded_at is None
+
+
+def test_an_image_hosts_text_quoted_in_the_reason_is_stored_without_its_nul(db_session, handler, add_media):
+    # given an image host whose content type carries a NUL, which PostgreSQL refuses in text
+    with answering(200, b"<html></html>", {"Content-Type": "text/html\x00"}) as base:
+        media = add_media(f"{base}/img.png")
+
+        # when the image is fetched
+        handler(delivery_for(media), db_session)
+
+    # then it alone is marked failed, with the reason (parking the message left every image in it pending)
+    row = stored(db_session, media)
+    assert (row.status, row.failure_reason) == (MediaStatus.FAILED, "not an image: served as text/html")
 
 
 def test_a_server_error_raises_for_a_retry_and_leaves_the_row_pending(db_session, handler, add_media, image_server):

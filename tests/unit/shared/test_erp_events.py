@@ -210,6 +210,15 @@ def test_a_queued_event_an_earlier_door_took_with_a_unix_time_is_still_applied()
     assert event.timestamp == datetime(2026, 12, 6, 23, 35, 53, tzinfo=UTC)
 
 
+def test_a_queued_event_an_earlier_door_took_with_a_media_url_refused_now_is_still_applied():
+    url = "http://cdn.example:0/" + "x y" * 600
+    body = encode(catalog_event(variants=[variant_with(sku="PORT-0", media=[{"url": url}])]))
+
+    event = decode_event_of(body, CatalogUpdate)
+
+    assert str(event.data.variants[0].media[0].url).startswith("http://cdn.example:0/x%20y")
+
+
 def test_a_number_beyond_decimals_range_is_a_400_not_a_500():
     body = encode(inventory_event(new_quantity=123456789)).replace(b"123456789", b"1E+99999999999999999999", 1)
 

@@ -340,6 +340,11 @@ def test_with_a_proxy_configured_every_download_still_goes_by_the_environment(mo
     assert media_session().trust_env is True
 
 
+def test_a_url_on_port_0_is_rejected_not_fetched_from_the_default_port():
+    with pytest.raises(MediaRejected, match="port 0"):
+        make_fetcher().fetch("http://127.0.0.1:0/x.png")
+
+
 @pytest.mark.parametrize("status, headers, says", [
     (302, {"Location": "http://[::1/x.png"}, "cannot be read"),
     (302, {"Location": "/caf\xe9.png"}, "cannot be read"),
