@@ -207,7 +207,10 @@ def publish_order(publisher: ConfirmingPublisher, order: OrderPlaced | dict[str,
     Raises:
         MessageDecodeError: the order is not valid (nothing was published).
         BrokerUnavailable: RabbitMQ did not confirm in time; publish again, the order id dedupes.
-        PublishRejected: the broker refused it or no queue is bound (run `erp-sync migrate`).
+        QueueFull: erp-sync.orders is at its bound (QUEUE_MAX_LENGTH, QUEUE_MAX_BYTES: the orders
+            worker is down or far behind); nothing was queued: publish again later, as for
+            BrokerUnavailable.
+        PublishRejected: otherwise, no queue is bound (run `erp-sync migrate`).
     """
     if not isinstance(order, OrderPlaced):
         order = decode_order(dumps(order))
