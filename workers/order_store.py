@@ -60,8 +60,11 @@ VALUES (:order_id, coalesce(CAST(:order_date AS timestamptz), clock_timestamp())
         left(:reason, {ERROR_CHARS}))
 ON CONFLICT (order_id) DO NOTHING
 """)
-# updated_at stays: it tells when the order itself last moved (the probe's stranded check reads it).
-_NOTE_CONFLICT = text("UPDATE orders SET conflict_parked_at = clock_timestamp() WHERE order_id = :order_id")
+# Not on the order's row, which a push holds locked while the ERP answers (migration 0022).
+_NOTE_CONFLICT = text("""
+INSERT INTO order_conflicts (order_id, parked_at) VALUES (:order_id, clock_timestamp())
+ON CONFLICT (order_id) DO UPDATE SET parked_at = excluded.parked_at
+""")
 # A plain FOR UPDATE, not SKIP LOCKED: the probe holds the rows it re-sends until its publish is
 # confirmed, and a push that skipped such a row would drop the re-send itself. A duplicate waits
 # for the push in flight instead, then finds the order settled or not due.
@@ -174,7 +177,7 @@ def _as_recorded(order_id: str, columns: Sequence[Any], rows: Sequence[tuple[Any
 
 
 def note_conflict(scope: SessionOrConnection, order_id: str) -> None:
-    """Mark on the recorded order that a different one under its id was parked just now."""
+    """Note that a different order under a recorded order's id was parked just now."""
     scope.execute(_NOTE_CONFLICT, {"order_id": order_id})
 
 

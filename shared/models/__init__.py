@@ -6,7 +6,7 @@ from erp_sync.shared.models.counts import ROW_COUNT_CHANGES, RowCount
 from erp_sync.shared.models.events import ProcessedEvent
 from erp_sync.shared.models.inventory import StockChange, StockLevel
 from erp_sync.shared.models.operations import AlertThrottle, WebhookTally
-from erp_sync.shared.models.orders import Order, OrderLine, StockHold
+from erp_sync.shared.models.orders import Order, OrderConflict, OrderLine, StockHold
 from erp_sync.shared.models.reconcile import (
     ReconciliationCorrection,
     ReconciliationHeldChange,
@@ -20,6 +20,7 @@ __all__ = [
     "Media",
     "MediaStatus",
     "Order",
+    "OrderConflict",
     "OrderLine",
     "OrderStatus",
     "ProcessedEvent",

@@ -59,7 +59,8 @@ class Order(Base):
     synced_at: Mapped[datetime | None]
     # On the ERP's clock: a stock figure stamped at or after it includes the order (workers/hold_rule.py).
     erp_received_at: Mapped[datetime | None]
-    # When a different order under this id was last parked (workers/orders.py): shown to the storefront.
+    # When a different order under this id was parked, as releases before 0022 noted it; since, in
+    # order_conflicts. The order's view shows the later of the two (shared/order_view.py).
     conflict_parked_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
@@ -68,6 +69,19 @@ class Order(Base):
         back_populates="order", order_by="OrderLine.line_no", cascade="all, delete-orphan"
     )
     holds: Mapped[list[StockHold]] = relationship(back_populates="order", cascade="all, delete-orphan")
+
+
+class OrderConflict(Base):
+    """When a different order published under a recorded order's id was last parked (workers/orders.py).
+
+    Apart from the order's row, whose lock a push holds while the ERP answers: noting it must not wait
+    for that. No foreign key for the same reason (its check would wait for the lock too).
+    """
+
+    __tablename__ = "order_conflicts"
+
+    order_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    parked_at: Mapped[datetime]
 
 
 class OrderLine(Base):

@@ -185,6 +185,36 @@ def test_the_storefront_sees_that_another_order_under_its_id_was_parked(make_han
     assert order_view(db_session, "ORD-1")["status"] == "synced"
 
 
+def test_another_order_under_the_id_of_one_being_pushed_holds_up_no_recording(migrated_database_url, committed_session):
+    # given ORD-1 recorded, its row locked by its push while the ERP answers (the recording
+    # connection would wait a minute for a lock)
+    engine = make_engine(migrated_database_url, lock_timeout_ms=60_000)
+    with engine.begin() as recording:
+        record_batch([delivery(order_body())], recording)
+    pushing = engine.connect()
+    pushing.execute(text("SELECT 1 FROM orders WHERE order_id = 'ORD-1' FOR UPDATE"))
+    released = threading.Event()
+    safety = threading.Timer(30, lambda: (released.set(), pushing.rollback()))
+    safety.start()
+    try:
+        # when a batch holds another order under its id and a new order
+        with engine.begin() as recording:
+            results = record_batch([delivery(order_body(quantity=5), tag=2),
+                                    delivery(order_body("ORD-2"), tag=3)], recording)
+        # then both were settled while the push still held its order
+        assert not released.is_set()
+    finally:
+        safety.cancel()
+        pushing.rollback()
+        pushing.close()
+        engine.dispose()
+
+    # the conflict parked and noted for the storefront, the new order recorded and held
+    assert [r.outcome if isinstance(r, Handled) else "parked" for r in results] == ["parked", "applied"]
+    assert order_view(committed_session, "ORD-1")["conflict_parked_at"] is not None
+    assert [hold.quantity for hold in open_holds(committed_session, "ORD-2")] == [2]
+
+
 def test_two_orders_under_one_id_in_a_batch_record_the_first_and_park_the_second(db_session):
     first, second = order_body(), order_body(quantity=7)
 
