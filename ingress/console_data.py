@@ -41,6 +41,7 @@ class Overview:
 
     queues: list[QueueRow] = field(default_factory=list)
     broker_read: bool = True  # False: the queues are unknown, not none
+    parked_being_read: bool = False  # True: a reader holds the parked messages, their counts miss them
     database_read: bool = True  # False: the orders, webhooks and sweeps are unknown, not none
     orders_by_status: dict[str, int] = field(default_factory=dict)
     oldest_waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -54,7 +55,9 @@ def overview(engine: Engine, amqp_url: str) -> Overview:
     page = Overview()
     try:
         # Passive declares: the parked counts without a look at a parked message.
-        page.queues = [QueueRow(worker, *figures) for worker, figures in queue_occupancy(amqp_url).items()]
+        occupancy = queue_occupancy(amqp_url)
+        page.queues = [QueueRow(worker, *figures) for worker, figures in occupancy.queues.items()]
+        page.parked_being_read = occupancy.parked_being_read
     except ErpSyncError as exc:
         logger.warning("console: cannot read the queues: %s", exc)
         page.broker_read = False

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Concatenate, ParamSpec
 
 import pika
@@ -10,6 +11,7 @@ import pika.exceptions
 
 from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.errors import BrokerUnavailable
+from erp_sync.shared.parked_reader import parked_being_read
 from erp_sync.shared.topology import WORK_QUEUES, DeclaringChannel, declare_topology
 
 PRECONDITION_FAILED = 406
@@ -52,15 +54,30 @@ def _on_a_connection_of_its_own(
 declare_all = _on_a_connection_of_its_own(declare_topology)
 
 
+@dataclass(frozen=True)
+class Depths:
+    """Messages ready on each queue, and whether a reader held the parked ones meanwhile (then their
+    counts miss what it holds)."""
+
+    ready: dict[str, int]
+    parked_being_read: bool
+
+
 def queue_depths(amqp_url: str, names: Iterable[str] | None = None) -> dict[str, int]:
     """Messages ready on each named queue (every work queue by default), by a passive declare."""
+    return read_depths(amqp_url, names).ready
+
+
+def read_depths(amqp_url: str, names: Iterable[str] | None = None) -> Depths:
+    """`queue_depths`, and whether a reader holds the parked messages (asked after the counts)."""
     connection = blocking_connection(amqp_url, "metrics")
     try:
         channel = connection.channel()
-        return {
+        ready = {
             name: int(channel.queue_declare(name, passive=True).method.message_count)
             for name in (names if names is not None else [queue.name for queue in WORK_QUEUES.values()])
         }
+        return Depths(ready, parked_being_read(connection))
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailable(f"reading the queue depths failed: {exc!r}") from exc
     finally:
@@ -68,8 +85,17 @@ def queue_depths(amqp_url: str, names: Iterable[str] | None = None) -> dict[str,
             connection.close()
 
 
-def queue_occupancy(amqp_url: str) -> dict[str, tuple[int, int, int]]:
-    """Each worker's (messages ready, consumers, messages parked), by passive declares."""
+@dataclass(frozen=True)
+class Occupancy:
+    """Each worker's (messages ready, consumers, messages parked), and whether a reader held the parked
+    messages meanwhile (then their counts miss what it holds)."""
+
+    queues: dict[str, tuple[int, int, int]]
+    parked_being_read: bool
+
+
+def queue_occupancy(amqp_url: str) -> Occupancy:
+    """Each worker's queues, by passive declares."""
     connection = blocking_connection(amqp_url, "console")
     try:
         channel = connection.channel()
@@ -78,7 +104,7 @@ def queue_occupancy(amqp_url: str) -> dict[str, tuple[int, int, int]]:
             work = channel.queue_declare(queue.name, passive=True).method
             parked = channel.queue_declare(queue.parking_queue, passive=True).method
             occupancy[queue.worker] = (int(work.message_count), int(work.consumer_count), int(parked.message_count))
-        return occupancy
+        return Occupancy(occupancy, parked_being_read(connection))
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailable(f"reading the queues failed: {exc!r}") from exc
     finally:

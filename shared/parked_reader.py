@@ -17,8 +17,20 @@ from erp_sync.shared.errors import ConfigurationError, ParkedBeingRead
 
 logger = logging.getLogger(__name__)
 
+
+class _ReaderProbesUnlogged(logging.Filter):
+    """pika logs a WARNING for every channel the broker closes: a look at the reader's queue closes one
+    by design (no reader: 404; another holds it: 405), at every scrape and console reload."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return READER_LOCK not in record.getMessage()
+
+
+logging.getLogger("pika.channel").addFilter(_ReaderProbesUnlogged())
+
 READER_LOCK = "erp-sync.dlq.reader"
 ACCESS_REFUSED = 403  # AMQP: the user may not declare (configure) that name
+NOT_FOUND = 404  # AMQP: no such queue
 RESOURCE_LOCKED = 405  # AMQP: an exclusive queue another connection holds
 POLL_S = 0.5
 
@@ -52,3 +64,19 @@ def sole_reader(connection: pika.BlockingConnection, wait_s: float) -> BlockingC
                            "waiting up to %.0f s for it to end", wait_s)
             told = True
         connection.sleep(POLL_S)
+
+
+def parked_being_read(connection: pika.BlockingConnection) -> bool:
+    """Whether a reader holds the parked messages this moment: a count of them now (a passive declare
+    counts those ready) misses what it holds."""
+    channel = connection.channel()
+    try:
+        channel.queue_declare(READER_LOCK, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == NOT_FOUND:
+            return False
+        if exc.reply_code == RESOURCE_LOCKED:
+            return True
+        raise
+    channel.close()
+    return True

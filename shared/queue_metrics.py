@@ -6,15 +6,19 @@ from collections.abc import Iterable, Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from erp_sync.shared import scraped
-from erp_sync.shared.broker import queue_depths
+from erp_sync.shared.broker import read_depths
 from erp_sync.shared.errors import BrokerUnavailable
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import WORK_QUEUES, WorkQueue
 
 
 def queue_metrics(settings: Settings, queues: list[WorkQueue]) -> Iterator[Metric]:
-    """Gauges of messages ready and parked for each work queue, and the bound at which it refuses publishes."""
-    depths = queue_depths(settings.amqp_url, [q.name for q in queues] + [q.parking_queue for q in queues])
+    """Gauges of messages ready and parked for each work queue, and the bound at which it refuses publishes.
+
+    No parked count while a reader (`erp-sync dlq`, the console's parked page) holds the parked
+    messages: it would read less by what the reader holds, 0 for a whole listing.
+    """
+    depths = read_depths(settings.amqp_url, [q.name for q in queues] + [q.parking_queue for q in queues])
     bound = settings.queue_bound
     messages = GaugeMetricFamily("erp_sync_queue_messages", "Messages ready on the work queue", labels=["queue"])
     parked = GaugeMetricFamily("erp_sync_queue_parked_messages",
@@ -24,8 +28,9 @@ def queue_metrics(settings: Settings, queues: list[WorkQueue]) -> Iterator[Metri
     max_bytes = GaugeMetricFamily("erp_sync_queue_max_bytes",
                                   "Bytes the work queue holds before it refuses publishes", labels=["queue"])
     for queue in queues:
-        messages.add_metric([queue.name], depths[queue.name])
-        parked.add_metric([queue.name], depths[queue.parking_queue])
+        messages.add_metric([queue.name], depths.ready[queue.name])
+        if not depths.parked_being_read:
+            parked.add_metric([queue.name], depths.ready[queue.parking_queue])
         max_messages.add_metric([queue.name], bound.max_length)
         max_bytes.add_metric([queue.name], bound.max_bytes)
     yield from (messages, parked, max_messages, max_bytes)

@@ -218,6 +218,24 @@ def test_while_a_dlq_command_reads_the_parked_messages_the_console_says_so(conso
     assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
 
 
+def test_while_the_parked_messages_are_read_the_reloading_page_says_their_count_is_not_known(console, broker):
+    # given two parked messages, taken by a `dlq list` under way (RabbitMQ counts none of them ready)
+    park(broker, "inventory", "evt_1")
+    park(broker, "inventory", "evt_2")
+    with DeadLetters(broker).reading() as command_reading:
+        next(command_reading)
+
+        # when the page that reloads itself is served meanwhile
+        page = console.get("/console", headers=basic("ops", PASSWORD)).text
+
+    # then it says the parked messages are being read, where it said "nothing parked" and 0
+    inventory = page.split('data-queue="inventory"')[1].split("</tr>")[0]
+    assert 'data-figure="parked">being read</td>' in inventory and "nothing parked" not in page
+    assert "not known: the parked messages are being read" in page
+    # and once the read has ended, it counts them again
+    assert "2 parked</span>:" in console.get("/console", headers=basic("ops", PASSWORD)).text
+
+
 def test_the_parked_page_says_when_it_lists_only_the_first(console, broker, monkeypatch):
     # given a page that lists two, and two parked messages, then a third on another queue
     monkeypatch.setattr(console_data, "PARKED_SHOWN", 2)
