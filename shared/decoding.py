@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,6 +12,20 @@ from pydantic import ValidationError
 # than the stack, or (parsing numbers as Decimal) an exponent beyond Decimal's (1E+99999999999999999999).
 JSON_ERRORS = (UnicodeDecodeError, ValueError, RecursionError, ArithmeticError)
 MAX_PART_CHARS = 40
+
+
+class NameRepeated(ValueError):
+    """A JSON object that names one member twice: parsers keep one value or the other, unsaid."""
+
+
+def members_named_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads's `object_pairs_hook`: the object, or NameRepeated naming the member given twice."""
+    members = dict(pairs)
+    if len(members) < len(pairs):
+        [(repeated, _)] = Counter(name for name, _ in pairs).most_common(1)
+        raise NameRepeated(f"an object names {repeated!r:.{MAX_PART_CHARS}} twice, and only one of its values "
+                           "would be kept")
+    return members
 
 
 def json_problem(exc: UnicodeDecodeError | ValueError | RecursionError | ArithmeticError) -> str:

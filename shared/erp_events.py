@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_core import Url, core_schema
 
-from erp_sync.shared.decoding import JSON_ERRORS, field_errors, json_problem
+from erp_sync.shared.decoding import JSON_ERRORS, NameRepeated, field_errors, json_problem, members_named_once
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.fields import (
     QUEUED, FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, UtcDateTime, is_queued,
@@ -204,7 +204,11 @@ def decode_event(raw: bytes, *, queued: bool = False) -> ErpEvent:
         MessageDecodeError: with `details` naming every bad field, and the raw bytes kept.
     """
     try:
-        document = json.loads(raw, parse_float=Decimal)
+        # A repeated member is refused at the door; a body queued by an earlier door is applied as it took it.
+        document = json.loads(raw, parse_float=Decimal, object_pairs_hook=None if queued else members_named_once)
+    except NameRepeated as exc:
+        raise MessageDecodeError(f"body is ambiguous: {exc}", raw=raw,
+                                 details=[{"field": "(body)", "message": str(exc)}]) from exc
     except JSON_ERRORS as exc:
         raise MessageDecodeError(f"body is not valid JSON: {json_problem(exc)}", raw=raw,
                                  details=[{"field": "(body)", "message": "invalid JSON"}]) from exc

@@ -13,6 +13,12 @@ def _catalog_variant(**overrides):
 BAD_EVENTS = [
     ("invalid-json", b'{"event_id": "evt_1", ', ["(body)"]),
     ("array", b"[1, 2]", ["(body)"]),
+    # each of which a parser reads as one value or the other
+    ("a-quantity-given-twice", encode(inventory_event(new_quantity=5)).replace(b'"new_quantity": 5',
+                                                                              b'"new_quantity": 5, "new_quantity": 500'),
+     ["(body)"]),
+    ("an-attribute-given-twice", encode(_catalog_variant(attributes={"Color": "Black"})).replace(
+        b'"Color": "Black"', b'"Color": "Black", "Color": "Blue"'), ["(body)"]),
     ("unknown-event-type", encode({**inventory_event(), "event_type": "stock.teleported"}), ["event_type"]),
     ("missing-event-id", encode({k: v for k, v in inventory_event().items() if k != "event_id"}), ["event_id"]),
     ("naive-timestamp", encode({**inventory_event(), "timestamp": "2024-01-20T10:05:00"}), ["timestamp"]),

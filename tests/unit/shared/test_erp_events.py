@@ -219,6 +219,18 @@ def test_a_queued_event_an_earlier_door_took_with_a_media_url_refused_now_is_sti
     assert str(event.data.variants[0].media[0].url).startswith("http://cdn.example:0/x%20y")
 
 
+def test_a_member_given_twice_is_named_at_the_door_and_applied_as_queued_by_an_earlier_one():
+    body = encode(inventory_event(new_quantity=5)).replace(b'"new_quantity": 5', b'"new_quantity": 5, "new_quantity": 500')
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+    queued = decode_event_of(body, InventoryChange)
+
+    assert refused.value.details == [{"field": "(body)", "message": (
+        "an object names 'new_quantity' twice, and only one of its values would be kept")}]
+    assert queued.data.new_quantity == 500
+
+
 def test_a_number_beyond_decimals_range_is_a_400_not_a_500():
     body = encode(inventory_event(new_quantity=123456789)).replace(b"123456789", b"1E+99999999999999999999", 1)
 
