@@ -15,6 +15,7 @@ from erp_sync.shared.broker import queue_occupancy
 from erp_sync.shared.db import translate_db_error
 from erp_sync.shared.dead_letters import DeadLetters, ParkedMessage, work_queues
 from erp_sync.shared.errors import ConfigurationError, ErpSyncError, ParkedBeingRead
+from erp_sync.shared.held_runs import overtakes
 from erp_sync.shared.models import OrderStatus, ReconciliationRun
 from erp_sync.shared.order_view import orders_by_status
 from erp_sync.shared.row_counts import ORDERS, row_counts
@@ -120,11 +121,22 @@ def _read_database(engine: Engine, page: Overview) -> None:
             for oldest in list(orders_by_status(session, status, 1)):  # read to its end: its cursor closes
                 since = datetime.fromisoformat(oldest["created_at"])
                 page.oldest_waiting[status] = oldest | {"waiting": age_text(page.read_at - since)}
-        page.runs = [dict(row) for row in session.execute(
-            select(RUNS).order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(RUNS_SHOWN)).mappings()]
+        page.runs = _with_overtaking([dict(row) for row in session.execute(
+            select(RUNS).order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(RUNS_SHOWN)).mappings()])
         page.orders_by_status = row_counts(session.connection(), ORDERS)  # last: it folds (shared/row_counts.py)
         session.commit()
     page.webhooks = last_hour(engine)
+
+
+def _with_overtaking(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run, a held one with the first later run that overtakes it (`overtaken_by`, or None).
+
+    The runs shown are the newest: any run later than one of them is shown too.
+    """
+    for run in runs:
+        later = [other["id"] for other in runs if overtakes(run["id"], other["id"], other["status"])]
+        run["overtaken_by"] = min(later, default=None) if run["status"] == "held" else None
+    return runs
 
 
 def age_text(age: timedelta) -> str:

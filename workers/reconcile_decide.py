@@ -15,6 +15,7 @@ import logging
 import psycopg
 from psycopg.rows import dict_row
 
+from erp_sync.shared.held_runs import OVERTAKING_STATUSES
 from erp_sync.shared.pg import connect, translate_pg_error
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.reconcile import LOCK_KEY, Connection, alert_drift, drifted, read_summary, try_sweep_lock
@@ -32,8 +33,8 @@ _APPROVED = """
 UPDATE reconciliation_runs SET status = 'succeeded', corrected = %(corrected)s, decided_at = clock_timestamp(),
        newer_kept = newer_kept + %(kept)s, mismatched = %(mismatched)s, drift_alert = %(drift_alert)s
  WHERE id = %(run)s"""
-_OVERTAKEN_BY = """
-SELECT id, status FROM reconciliation_runs WHERE id > %s AND status IN ('succeeded', 'held') ORDER BY id LIMIT 1"""
+_OVERTAKEN_BY = f"""
+SELECT id, status FROM reconciliation_runs WHERE id > %s AND status IN {OVERTAKING_STATUSES} ORDER BY id LIMIT 1"""
 _REJECTED = "UPDATE reconciliation_runs SET status = 'rejected', decided_at = clock_timestamp() WHERE id = %(run)s"
 
 

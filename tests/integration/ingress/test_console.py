@@ -138,6 +138,25 @@ def test_the_page_says_what_it_cannot_know_and_how_to_decide_a_held_run(settings
     assert "snapshot: a SKU appears twice" in page
 
 
+def test_a_held_run_a_later_sweep_overtook_is_offered_only_its_rejection(settings_factory, committed_session,
+                                                                           db_engine):
+    # given a held sweep, then a later one that succeeded (it compared a newer snapshot), then a
+    # failed one that did not
+    with db_engine.begin() as connection:
+        held, later, _ = (connection.execute(insert(ReconciliationRun).values(**values).returning(ReconciliationRun.id))
+                          .scalar_one() for values in ({"status": "held", "held_reason": "would change 6 of 100 SKUs"},
+                                                       {"status": "succeeded"}, {"status": "failed", "error": "x"}))
+    settings = settings_factory(console_user="ops", console_password=PASSWORD, amqp_url="amqp://guest:guest@127.0.0.1:9/%2F")
+    for app in closed_after(create_api_app(settings)):
+        # when the operator opens the console
+        page = app.test_client().get("/console", headers=basic("ops", PASSWORD)).text
+
+    # then the held run offers its rejection alone, saying which run overtook it (`--approve` refuses it)
+    assert f"--approve {held}" not in page
+    assert f"overtaken by run {later}, which compared a newer snapshot" in page
+    assert f"erp-sync reconcile --reject {held}</span>" in page
+
+
 def test_with_the_database_down_the_page_still_shows_what_rabbitmq_tells(settings_factory, broker):
     # given a parked message, and a console whose database does not answer
     park(broker, "inventory", "evt_while_db_down")
