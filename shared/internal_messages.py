@@ -14,6 +14,11 @@ from erp_sync.shared.topology import INTERNAL_EXCHANGE, RETRY_EXCHANGE, WORK_QUE
 # Images named by one media message: a group's follow-ups are a message or two, not one per
 # image (a catalog push of 1,000-variant groups would otherwise publish 100,000 per batch).
 MEDIA_IMAGES_PER_MESSAGE = 1_000
+# And bytes: far under RabbitMQ's largest message (16 MiB on 4.x), whatever URLs an earlier door took
+# (the door now bounds a URL at 2,048 characters, so 1,000 of them come to about 2 MB).
+MEDIA_MESSAGE_BYTES = 4 * 1024 * 1024
+# An image's JSON beyond its URL and SKU: its id, the names, the quotes and commas.
+_IMAGE_OVERHEAD_BYTES = 64
 
 
 class MediaDownload(BaseModel):
@@ -59,11 +64,19 @@ class MediaBatch(BaseModel):
 
 
 def media_messages(downloads: Sequence[MediaDownload]) -> list[OutgoingMessage]:
-    """The media messages asking for these downloads, `MEDIA_IMAGES_PER_MESSAGE` images at most each."""
-    return [
-        MediaBatch(images=tuple(downloads[start:start + MEDIA_IMAGES_PER_MESSAGE])).to_message()
-        for start in range(0, len(downloads), MEDIA_IMAGES_PER_MESSAGE)
-    ]
+    """The media messages asking for these downloads, in order: `MEDIA_IMAGES_PER_MESSAGE` images and
+    about `MEDIA_MESSAGE_BYTES` at most each (an image larger alone goes alone)."""
+    batches: list[list[MediaDownload]] = []
+    size = 0
+    for download in downloads:
+        # A SKU's characters may each take 6 bytes escaped (\uXXXX); a URL is ASCII.
+        cost = len(download.url) + 6 * len(download.sku) + _IMAGE_OVERHEAD_BYTES
+        if not batches or len(batches[-1]) == MEDIA_IMAGES_PER_MESSAGE or size + cost > MEDIA_MESSAGE_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(download)
+        size += cost
+    return [MediaBatch(images=tuple(batch)).to_message() for batch in batches]
 
 
 def decode_media_request(raw: bytes) -> MediaBatch | MediaDownload:
