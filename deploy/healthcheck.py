@@ -4,18 +4,23 @@ The check runs beside the container's main process (PID 1, `erp-sync ...`) and r
 line to know what to ask: the ingress and the API answer /healthz on their port; the sandbox ERP
 has no /healthz, so any HTTP answer from it will do; a worker answers /healthz on METRICS_PORT when
 set; without it, a worker or the migration serves no HTTP, so its container is healthy while its
-process runs (Docker restarts it when it exits). Exit 0
-healthy, 1 not.
+process runs (Docker restarts it when it exits). An ingress given INGRESS_TLS_CERTFILE serves HTTPS
+alone: it is asked over TLS, its certificate unchecked (it names the ERP's host, not 127.0.0.1).
+Exit 0 healthy, 1 not.
 """
 from __future__ import annotations
 
+import http.client
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 PORTS = {"ingress": ("INGRESS_PORT", 8000), "api": ("API_PORT", 8001), "sandbox-erp": (None, 8900)}
+# The process serves HTTPS alone when this is set.
+TLS_SETTINGS = {"ingress": "INGRESS_TLS_CERTFILE"}
 # Processes without /healthz: answering at all is their sign of life.
 ANY_ANSWER = frozenset({"sandbox-erp"})
 
@@ -41,7 +46,8 @@ def health_url(command: list[str], environ: dict[str, str]) -> str | None:
         port = int(command[command.index("--port") + 1])
     elif variable and environ.get(variable):
         port = int(environ[variable])
-    return f"http://127.0.0.1:{port}/healthz"
+    scheme = "https" if environ.get(TLS_SETTINGS.get(command[0], "")) else "http"
+    return f"{scheme}://127.0.0.1:{port}/healthz"
 
 
 def main(cmdline: Path = Path("/proc/1/cmdline")) -> int:
@@ -49,16 +55,19 @@ def main(cmdline: Path = Path("/proc/1/cmdline")) -> int:
     url = health_url(command, dict(os.environ))
     if url is None:
         return 0
+    # Loopback: the certificate names the host the ERP calls, which 127.0.0.1 is not.
+    unchecked = ssl._create_unverified_context()  # noqa: S323
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 (loopback, fixed scheme)
+        with urllib.request.urlopen(url, timeout=3, context=unchecked) as response:  # noqa: S310 (loopback)
             return 0 if response.status == 200 else 1
     except urllib.error.HTTPError as exc:
         return 0 if command[0] in ANY_ANSWER else _unhealthy(url, exc)
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:
+        # HTTPException: an answer that is no HTTP (a TLS listener asked in plain HTTP, say).
         return _unhealthy(url, exc)
 
 
-def _unhealthy(url: str, exc: OSError) -> int:
+def _unhealthy(url: str, exc: OSError | http.client.HTTPException) -> int:
     print(f"unhealthy: {url}: {exc}", file=sys.stderr)
     return 1
 

@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
+from erp_sync.ingress.serve import GRACEFUL_TIMEOUT_S
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.registry import WORKERS
 from tests.support.deploy_files import Stage, dockerfile_stages, load_script
@@ -159,6 +160,17 @@ def test_the_reconcile_worker_is_given_time_to_finish_its_sweep_on_stop():
     bound = float(OURS["reconcile"]["environment"]["WORKER_STOP_TIMEOUT_S"])
 
     assert Settings().reconcile_max_duration_s < bound < int(grace.removesuffix("s"))
+
+
+@pytest.mark.parametrize("name", sorted(OURS.keys() - {"migrate"}))
+def test_every_process_is_given_longer_than_its_own_bound_to_finish_on_stop(name):
+    # Docker's default of 10 s cut short a batch, a download or a request under way
+    service = OURS[name]
+    grace_s = int(service.get("stop_grace_period", "10s").removesuffix("s"))
+    bound_s = (GRACEFUL_TIMEOUT_S if service["command"][0] in ("ingress", "api")
+               else float(service.get("environment", {}).get("WORKER_STOP_TIMEOUT_S", Settings().worker_stop_timeout_s)))
+
+    assert bound_s < grace_s
 
 
 @pytest.mark.parametrize("name", sorted(WORKERS))

@@ -12,6 +12,8 @@ healthcheck = load_script("healthcheck.py")
     (["ingress"], {}, "http://127.0.0.1:8000/healthz"),
     (["ingress"], {"INGRESS_PORT": "9000"}, "http://127.0.0.1:9000/healthz"),
     (["ingress", "--port", "9100"], {"INGRESS_PORT": "9000"}, "http://127.0.0.1:9100/healthz"),
+    (["ingress"], {"INGRESS_TLS_CERTFILE": "/tls/cert.pem"}, "https://127.0.0.1:8000/healthz"),
+    (["api"], {"INGRESS_TLS_CERTFILE": "/tls/cert.pem"}, "http://127.0.0.1:8001/healthz"),
     (["api"], {}, "http://127.0.0.1:8001/healthz"),
     (["api"], {"API_PORT": "9001"}, "http://127.0.0.1:9001/healthz"),
     (["sandbox-erp", "--host", "0.0.0.0"], {}, "http://127.0.0.1:8900/healthz"),

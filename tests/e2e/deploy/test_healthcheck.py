@@ -13,9 +13,9 @@ healthcheck = load_script("healthcheck.py")
 
 
 @pytest.fixture
-def api_process(database_url, amqp_url):
+def api_process(migrated_database_url, amqp_url):
     port = cli.free_port()
-    process = cli.start("api", "--port", str(port), DATABASE_URL=database_url, AMQP_URL=amqp_url,
+    process = cli.start("api", "--port", str(port), DATABASE_URL=migrated_database_url, AMQP_URL=amqp_url,
                         STOREFRONT_API_TOKEN=API_TOKEN)
     cli.wait_for_port(port, process)
     yield process

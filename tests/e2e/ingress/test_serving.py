@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import signal
 import socket
+from pathlib import Path
 
 import pytest
 import requests
@@ -10,6 +11,7 @@ import trustme
 
 from tests.support import cli
 from tests.support.amqp import drain
+from tests.support.deploy_files import load_script
 from tests.support.settings import WEBHOOK_SECRET
 from tests.support.factories import encode, inventory_event, signed_headers
 from tests.support.waiting import wait_for
@@ -28,7 +30,7 @@ def tls_files(tmp_path):
     return cert, key, ca
 
 
-def test_the_ingress_serves_signed_webhooks_over_tls(migrated_database_url, broker, tls_files):
+def test_the_ingress_serves_signed_webhooks_over_tls(migrated_database_url, broker, tls_files, monkeypatch):
     # given `erp-sync ingress` with a certificate and key
     cert, key, ca = tls_files
     port = cli.free_port()
@@ -49,6 +51,9 @@ def test_the_ingress_serves_signed_webhooks_over_tls(migrated_database_url, brok
         with pytest.raises(requests.exceptions.SSLError):
             plain.get(f"https://127.0.0.1:{port}/healthz", timeout=10)  # not trusted without our CA
         metrics = requests.get(f"https://127.0.0.1:{port}/metrics", verify=str(ca), timeout=10).text
+        # and the image's HEALTHCHECK, reading the container's command and settings, asks it over TLS
+        monkeypatch.setenv("INGRESS_TLS_CERTFILE", str(cert))
+        healthy = load_script("healthcheck.py").main(Path(f"/proc/{process.pid}/cmdline"))
     finally:
         output = cli.stop(process)
 
@@ -56,6 +61,7 @@ def test_the_ingress_serves_signed_webhooks_over_tls(migrated_database_url, brok
     assert response.status_code == 202, output
     assert [m.body for m in drain(broker, "erp-sync.inventory")] == [body]
     assert 'erp_sync_webhooks_accepted_total{event_type="inventory.change"}' in metrics
+    assert healthy == 0
 
 
 def test_ingress_without_a_secret_stops_at_start_naming_it(migrated_database_url, broker):
