@@ -65,19 +65,20 @@ class Depths:
 
 def queue_depths(amqp_url: str, names: Iterable[str] | None = None) -> dict[str, int]:
     """Messages ready on each named queue (every work queue by default), by a passive declare."""
-    return read_depths(amqp_url, names).ready
+    return read_depths(amqp_url, names, asking_readers=False).ready
 
 
-def read_depths(amqp_url: str, names: Iterable[str] | None = None) -> Depths:
-    """`queue_depths`, and whether a reader holds the parked messages (asked after the counts)."""
+def read_depths(amqp_url: str, names: Iterable[str] | None = None, *, asking_readers: bool = True) -> Depths:
+    """`queue_depths`, and whether a reader held the parked messages while they were counted."""
     connection = blocking_connection(amqp_url, "metrics")
     try:
         channel = connection.channel()
+        read_before = asking_readers and parked_being_read(connection)
         ready = {
             name: int(channel.queue_declare(name, passive=True).method.message_count)
             for name in (names if names is not None else [queue.name for queue in WORK_QUEUES.values()])
         }
-        return Depths(ready, parked_being_read(connection))
+        return Depths(ready, asking_readers and (read_before or parked_being_read(connection)))
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailable(f"reading the queue depths failed: {exc!r}") from exc
     finally:
@@ -99,12 +100,13 @@ def queue_occupancy(amqp_url: str) -> Occupancy:
     connection = blocking_connection(amqp_url, "console")
     try:
         channel = connection.channel()
+        read_before = parked_being_read(connection)
         occupancy: dict[str, tuple[int, int, int]] = {}
         for queue in WORK_QUEUES.values():
             work = channel.queue_declare(queue.name, passive=True).method
             parked = channel.queue_declare(queue.parking_queue, passive=True).method
             occupancy[queue.worker] = (int(work.message_count), int(work.consumer_count), int(parked.message_count))
-        return Occupancy(occupancy, parked_being_read(connection))
+        return Occupancy(occupancy, read_before or parked_being_read(connection))
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailable(f"reading the queues failed: {exc!r}") from exc
     finally:

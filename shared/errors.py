@@ -5,6 +5,7 @@
     ├── TransientError            retry later with a growing delay
     │   ├── BrokerUnavailable     RabbitMQ unreachable, channel closed, confirm timed out
     │   │   └── ConfirmTimeout    no confirm in time, though the connection is still alive
+    │   ├── ParkedBeingRead       another `erp-sync dlq` command or the console reads the parked messages
     │   ├── DatabaseUnavailable   PostgreSQL unreachable, deadlock, serialization failure
     │   │   ├── DatabaseOutOfReach  no answer on a connection: refused, timed out, lost, shutting down
     │   │   └── RowLockTimeout    a row stayed locked past DATABASE_LOCK_TIMEOUT_MS
@@ -19,6 +20,10 @@
         ├── EventIdConflict       an event id already applied with another body or event type: alert
         ├── EventTooOld           dated before the idempotency window: its record may be gone, not applied
         └── MediaRejected         an image URL answered 4xx, is not an image, is too big, or is forbidden
+
+Three are defined beside the one rule that raises them: MigrationHeldOff (shared/migrate.py) and
+RecountHeldOff (shared/row_counts.py) are TransientErrors, ReplayCutShort (shared/dead_letters.py)
+a PublishRejected.
 
 A worker decides between retry and park from the class alone. Which ERP answer raises which of
 the three ERP errors is decided in one place, erp_sync.workers.erp_http.

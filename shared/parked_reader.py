@@ -1,8 +1,10 @@
-"""One reader of the parking queues at a time.
+"""One reader of the parking queues at a time, and whether one reads.
 
 A reader (`erp-sync dlq`, the console's parked page) takes each parked message unacked and hands
 all back when it ends: what one holds, another would not see, and would call not parked. The
-reader holds an exclusive queue, which RabbitMQ removes with its connection however that ends.
+reader holds an exclusive queue, which RabbitMQ removes with its connection however that ends, and
+consumes from PARKED_READERS_QUEUE meanwhile: its consumer count tells the parked counts' readers
+(/metrics, the console) that the messages ready are not all that is parked.
 """
 from __future__ import annotations
 
@@ -14,19 +16,9 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from erp_sync.shared.errors import ConfigurationError, ParkedBeingRead
+from erp_sync.shared.topology import PARKED_READERS_QUEUE
 
 logger = logging.getLogger(__name__)
-
-
-class _ReaderProbesUnlogged(logging.Filter):
-    """pika logs a WARNING for every channel the broker closes: a look at the reader's queue closes one
-    by design (no reader: 404; another holds it: 405), at every scrape and console reload."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return READER_LOCK not in record.getMessage()
-
-
-logging.getLogger("pika.channel").addFilter(_ReaderProbesUnlogged())
 
 READER_LOCK = "erp-sync.dlq.reader"
 ACCESS_REFUSED = 403  # AMQP: the user may not declare (configure) that name
@@ -48,6 +40,7 @@ def sole_reader(connection: pika.BlockingConnection, wait_s: float) -> BlockingC
         channel = connection.channel()
         try:
             channel.queue_declare(READER_LOCK, exclusive=True, auto_delete=True, arguments={"x-queue-type": "classic"})
+            _announce(connection)
             return channel
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code == ACCESS_REFUSED:
@@ -66,17 +59,26 @@ def sole_reader(connection: pika.BlockingConnection, wait_s: float) -> BlockingC
         connection.sleep(POLL_S)
 
 
+def _announce(connection: pika.BlockingConnection) -> None:
+    """Consume from PARKED_READERS_QUEUE for as long as the connection lasts, on a channel of its own."""
+    channel = connection.channel()
+    try:
+        channel.basic_consume(PARKED_READERS_QUEUE, lambda *_: None, auto_ack=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        # A topology an earlier release declared has no such queue: this read goes unannounced.
+        if exc.reply_code != NOT_FOUND:
+            raise
+
+
 def parked_being_read(connection: pika.BlockingConnection) -> bool:
     """Whether a reader holds the parked messages this moment: a count of them now (a passive declare
     counts those ready) misses what it holds."""
     channel = connection.channel()
     try:
-        channel.queue_declare(READER_LOCK, passive=True)
+        readers = channel.queue_declare(PARKED_READERS_QUEUE, passive=True).method.consumer_count
     except pika.exceptions.ChannelClosedByBroker as exc:
         if exc.reply_code == NOT_FOUND:
-            return False
-        if exc.reply_code == RESOURCE_LOCKED:
-            return True
+            return False  # not declared yet: `erp-sync migrate` of this release declares it
         raise
     channel.close()
-    return True
+    return bool(readers)

@@ -5,8 +5,8 @@ would take it past. shared/db.py builds its engine and its error mapping on the 
 """
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -21,6 +21,9 @@ LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
 # The server ends or refuses connections: shutting down (by an administrator, after a crash) or starting.
 SHUTTING_DOWN_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 CONNECTION_EXCEPTION_CLASS = "08"
+
+
+_QUOTED = re.compile(r'"[^"]*"')
 
 
 def conninfo(database_url: str) -> str:
@@ -43,10 +46,9 @@ def unreadable_url(exc: psycopg.Error, database_url: str) -> ConfigurationError 
     """The ConfigurationError for a URL libpq cannot read, its password left out; None for any other error."""
     if not isinstance(exc, psycopg.ProgrammingError) or exc.sqlstate is not None:
         return None
-    # libpq quotes the part it could not read, which may be the password itself.
-    password = urlsplit(database_url).password
-    detail = error_summary(exc).replace(password, "***") if password else error_summary(exc)
-    return ConfigurationError(f"DATABASE_URL: {detail} (a % in the password is written %25)")
+    # libpq quotes the part it could not read, which may hold the password: no quoted part is shown.
+    detail = _QUOTED.sub('"…"', error_summary(exc))
+    return ConfigurationError(f"DATABASE_URL: {detail} (a % or an @ in the password is written %25 or %40)")
 
 
 def translate_pg_error(exc: BaseException, *, connection_lost: bool = False) -> DatabaseUnavailable | PermanentError:

@@ -128,6 +128,11 @@ def queue_arguments(
     return arguments
 
 
+# No message ever goes to it: a reader of the parked messages consumes from it while it reads, so
+# its consumer count says whether one does (shared/parked_reader.py), without an error to anyone.
+PARKED_READERS_QUEUE = "erp-sync.dlq.readers"
+
+
 class DeclaringChannel(Protocol):
     def exchange_declare(self, exchange: str, exchange_type: str, durable: bool) -> Any: ...
     def queue_declare(self, queue: str, durable: bool, arguments: dict[str, Any]) -> Any: ...
@@ -150,6 +155,7 @@ def declare_topology(
         channel.exchange_declare(exchange=exchange, exchange_type="topic", durable=True)
     for exchange in (RETRY_EXCHANGE, PARKING_EXCHANGE):
         channel.exchange_declare(exchange=exchange, exchange_type="direct", durable=True)
+    channel.queue_declare(queue=PARKED_READERS_QUEUE, durable=True, arguments={"x-queue-type": "classic"})
 
     for queue in WORK_QUEUES.values():
         channel.queue_declare(

@@ -33,8 +33,8 @@ _APPROVED = """
 UPDATE reconciliation_runs SET status = 'succeeded', corrected = %(corrected)s, decided_at = clock_timestamp(),
        newer_kept = newer_kept + %(kept)s, mismatched = %(mismatched)s, drift_alert = %(drift_alert)s
  WHERE id = %(run)s"""
-_OVERTAKEN_BY = f"""
-SELECT id, status FROM reconciliation_runs WHERE id > %s AND status IN {OVERTAKING_STATUSES} ORDER BY id LIMIT 1"""
+_OVERTAKEN_BY = """
+SELECT id, status FROM reconciliation_runs WHERE id > %s AND status = ANY(%s) ORDER BY id LIMIT 1"""
 _REJECTED = "UPDATE reconciliation_runs SET status = 'rejected', decided_at = clock_timestamp() WHERE id = %(run)s"
 
 
@@ -83,7 +83,7 @@ def _decide_locked(settings: Settings, conn: Connection, run_id: int, *, approve
         conn.execute(_REJECTED, {"run": run_id})
         logger.warning("reconciliation run %d rejected: nothing changed", run_id)
         return
-    later = conn.execute(_OVERTAKEN_BY, (run_id,)).fetchone()
+    later = conn.execute(_OVERTAKEN_BY, (run_id, list(OVERTAKING_STATUSES))).fetchone()
     if later is not None:
         raise RunOvertaken(f"reconciliation run {run_id} is older than run {later[0]} ({later[1]}), which compared "
                            f"a newer snapshot: its changes are out of date; reject it with "

@@ -98,7 +98,7 @@ def _retry(settings: Settings, session: Session, order_ids: list[str] | None) ->
             return EXIT_FAILURE
         due = make_due(session, order_ids)
         session.commit()
-        if order_ids is None and not due:
+        if order_ids is None and not waiting:
             print("erp-sync: no order is pending_sync or local_only: nothing to push. An order still received "
                   "whose push message was parked is pushed by its id: `erp-sync orders retry ID`", file=sys.stderr)
         for start in range(0, len(due), CONFIRM_WINDOW):

@@ -60,9 +60,11 @@ def test_a_database_url_the_server_refuses_stops_the_worker(url, refused):
     assert str(caught.value) == f"PostgreSQL refuses DATABASE_URL: {refused}"
 
 
-def test_a_database_url_libpq_cannot_read_stops_the_worker_without_showing_the_password():
-    # a % in a password not written %25: SQLAlchemy took it as it was, libpq refuses it
+@pytest.mark.parametrize("password", ["s3cret%zz", "p@ss%zz"])
+def test_a_database_url_libpq_cannot_read_stops_the_worker_without_showing_the_password(password):
+    # a % (or an @) in a password not written %25 (%40): SQLAlchemy took it as it was, libpq refuses it
     with pytest.raises(ConfigurationError) as caught:
-        require_current_schema("postgresql+psycopg://root:s3cret%zz@127.0.0.1:5432/postgres")
+        require_current_schema(f"postgresql+psycopg://root:{password}@127.0.0.1:5432/postgres")
 
-    assert str(caught.value) == 'DATABASE_URL: invalid percent-encoded token: "***" (a % in the password is written %25)'
+    assert str(caught.value) == ('DATABASE_URL: invalid percent-encoded token: "…" '
+                                 '(a % or an @ in the password is written %25 or %40)')

@@ -6,16 +6,21 @@ import pytest
 
 from erp_sync.shared.errors import ConfigurationError, ParkedBeingRead
 from erp_sync.shared.parked_reader import READER_LOCK, sole_reader
+from erp_sync.shared.topology import PARKED_READERS_QUEUE
 
 
 class Channel:
-    def __init__(self, refusal: tuple[int, str] | None) -> None:
+    def __init__(self, refusal: tuple[int, str] | None, consumed: list[str]) -> None:
         self.refusal = refusal
+        self.consumed = consumed
 
     def queue_declare(self, name: str, **_: object) -> None:
         assert name == READER_LOCK
         if self.refusal is not None:
             raise pika.exceptions.ChannelClosedByBroker(*self.refusal)
+
+    def basic_consume(self, queue: str, *_: object, **__: object) -> None:
+        self.consumed.append(queue)
 
 
 class Connection:
@@ -24,9 +29,10 @@ class Connection:
     def __init__(self, *refusals: tuple[int, str]) -> None:
         self.refusals = list(refusals)
         self.slept = 0.0
+        self.consumed: list[str] = []
 
     def channel(self) -> Channel:
-        return Channel(self.refusals.pop(0) if self.refusals else None)
+        return Channel(self.refusals.pop(0) if self.refusals else None, self.consumed)
 
     def sleep(self, seconds: float) -> None:
         self.slept += seconds
@@ -37,6 +43,8 @@ def test_the_reader_waits_its_turn_while_another_holds_the_queue():
 
     assert isinstance(sole_reader(connection, wait_s=10), Channel)  # type: ignore[arg-type]
     assert connection.slept == 1.0
+    # and once it reads, it says so where the parked counts' readers look
+    assert connection.consumed == [PARKED_READERS_QUEUE]
 
 
 def test_without_time_to_wait_the_reader_is_told_another_reads():
