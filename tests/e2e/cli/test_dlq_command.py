@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pika
 
@@ -119,17 +118,19 @@ def test_tls_to_a_port_without_it_says_the_broker_is_unreachable_in_one_line(bro
 def test_a_dlq_command_waits_while_another_reads_then_finds_the_message(broker):
     # given a parked message, held by another reader (the console, or a colleague's listing)
     park_copy(broker, encode(inventory_event(sku="SKU-W")), "evt_wait")
+    waiting = "another `erp-sync dlq` command or the console is reading the parked messages; waiting"
     with DeadLetters(broker).reading() as other_reader:
         next(other_reader)
         shown = cli.start("dlq", "show", "evt_wait", AMQP_URL=broker)
-        time.sleep(2.0)
+        # (however long the command takes to start on a busy machine)
+        wait_for(lambda: waiting in cli.output_of(shown) or shown.poll() is not None, timeout=60)
         still_waiting = shown.poll() is None
 
     # then the command waited for its turn, said why, and showed the message rather than "not parked"
     shown.wait(timeout=60)
     output = cli.output_of(shown)
     assert still_waiting and shown.returncode == 0, output
-    assert "another `erp-sync dlq` command or the console is reading the parked messages; waiting" in output
+    assert waiting in output
     assert json.loads(output[output.index("{"):])["id"] == "evt_wait"
 
 
