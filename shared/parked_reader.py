@@ -40,8 +40,6 @@ def sole_reader(connection: pika.BlockingConnection, wait_s: float) -> BlockingC
         channel = connection.channel()
         try:
             channel.queue_declare(READER_LOCK, exclusive=True, auto_delete=True, arguments={"x-queue-type": "classic"})
-            _announce(connection)
-            return channel
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code == ACCESS_REFUSED:
                 raise ConfigurationError(f"AMQP_URL's user may not declare the queue {READER_LOCK} (one reader of "
@@ -49,6 +47,9 @@ def sole_reader(connection: pika.BlockingConnection, wait_s: float) -> BlockingC
                                          f"as on every erp-sync.* queue ({exc.reply_text})") from exc
             if exc.reply_code != RESOURCE_LOCKED:
                 raise
+        else:
+            _announce(connection)
+            return channel
         if time.monotonic() >= deadline:
             raise ParkedBeingRead("another `erp-sync dlq` command or the console is reading the parked messages; "
                                   "they are back when it ends: try again then")
