@@ -127,10 +127,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 thread.join()
             faults.finished.wait()
         progress(f"load stopped; faults: {dict(faults.counts)}; draining")
-        drain_s, drained = _drain(engine, erp_db, amqp_url, args.drain_timeout)
+        drain_s, outstanding = _drain(engine, erp_db, amqp_url, args.drain_timeout)
         result = soak_checks.verdict(engine, erp_db, amqp_url, set(storefront.placed),
                                      None if erp.uncertain else erp.moves, initial)
-    return _figures(args, erp, storefront, faults, system, drain_s, drained, result)
+    return _figures(args, erp, storefront, faults, system, drain_s, outstanding, result)
 
 
 def _join(threads: list[threading.Thread], end: threading.Event) -> None:
@@ -159,23 +159,27 @@ def _seed(erp: ErpActivity, engine: Any, skus: list[str], stock: int) -> dict[st
     return {sku: stock for sku in skus}
 
 
-def _drain(engine: Any, erp_db: Path, amqp_url: str, timeout_s: float) -> tuple[float, bool]:
-    """Wait until no webhook is pending, every queue is empty and every order settled, three checks running."""
+def _drain(engine: Any, erp_db: Path, amqp_url: str, timeout_s: float) -> tuple[float, dict[str, Any]]:
+    """Wait until no webhook is pending, every queue is empty and every order settled, three checks running.
+
+    Returns the seconds waited and what was still outstanding at the last check (empty once drained).
+    """
     started = time.monotonic()
     time.sleep(QUIET_AFTER_FAULTS_S)
     calm = 0
+    outstanding: dict[str, Any] = {}
     while time.monotonic() - started < timeout_s:
-        idle = (soak_checks.webhooks_pending(erp_db) == 0 and soak_checks.queues_empty(amqp_url)
-                and soak_checks.unsettled_orders(engine) == 0)
-        calm = calm + 1 if idle else 0
+        outstanding = soak_checks.outstanding(engine, erp_db, amqp_url)
+        calm = 0 if outstanding else calm + 1
         if calm >= 3:
-            return round(time.monotonic() - started, 1), True
+            break
         time.sleep(1.0)
-    return round(time.monotonic() - started, 1), False
+    return round(time.monotonic() - started, 1), outstanding
 
 
 def _figures(args: argparse.Namespace, erp: ErpActivity, storefront: Storefront, faults: FaultSchedule,
-             system: System, drain_s: float, drained: bool, result: dict[str, Any]) -> dict[str, Any]:
+             system: System, drain_s: float, outstanding: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    drained = not outstanding
     events = sum(n for kind, n in erp.counts.items() if kind in ("sale", "receipt", "price"))
     figures: dict[str, Any] = {
         "benchmark": "soak", "date": datetime.now(UTC).date().isoformat(), "duration_s": args.duration,
@@ -184,6 +188,7 @@ def _figures(args: argparse.Namespace, erp: ErpActivity, storefront: Storefront,
         "erp_events": dict(erp.counts), "storefront": dict(storefront.counts),
         "faults": dict(faults.counts), "fault_failures": faults.failures,
         "unplanned_restarts": dict(system.unplanned_restarts), "drained": drained, "drain_s": drain_s,
+        "outstanding_after_drain": outstanding,
         **result,
     }
     figures["ok"] = bool(

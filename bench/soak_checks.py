@@ -65,12 +65,17 @@ def _rows(engine: Engine, sql: str) -> list[Any]:
         return list(connection.execute(text(sql)).all())
 
 
-def unsettled_orders(engine: Engine) -> int:
-    return int(_rows(engine, "SELECT count(*) FROM orders WHERE status NOT IN ('synced', 'rejected')")[0][0])
-
-
-def queues_empty(amqp_url: str) -> bool:
-    return all(queues.depth(amqp_url, queue.name) == 0 for queue in WORK_QUEUES.values())
+def outstanding(engine: Engine, erp_db: Path, amqp_url: str) -> dict[str, Any]:
+    """What the system still has to do: webhooks the ERP has not delivered, messages waiting, orders unsettled."""
+    left: dict[str, Any] = {}
+    if pending := webhooks_pending(erp_db):
+        left["webhooks_pending"] = pending
+    if waiting := {queue.name: n for queue in WORK_QUEUES.values() if (n := queues.depth(amqp_url, queue.name))}:
+        left["messages_waiting"] = waiting
+    if unsettled := dict(_rows(engine, "SELECT status, count(*) FROM orders "
+                                       "WHERE status NOT IN ('synced', 'rejected') GROUP BY status")):
+        left["orders_unsettled"] = unsettled
+    return left
 
 
 def verdict(engine: Engine, erp_db: Path, amqp_url: str, placed: set[str], erp_moves: Counter[str] | None,

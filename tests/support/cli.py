@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def start_logged(argv: list[str], env: dict[str, str] | None = None,
     """`argv` started with its output logged, for `output_of` to read while it runs."""
     # Output goes to a file, not a pipe: nobody reads a pipe while the process runs, and a chatty
     # process (dev's six children) would block once it filled.
+    _let_children_see_ctrl_c()
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     _logs[process.pid] = log
@@ -49,6 +51,14 @@ def start_logged(argv: list[str], env: dict[str, str] | None = None,
 
 
 _logs: dict[int, IO[bytes]] = {}
+
+
+def _let_children_see_ctrl_c() -> None:
+    """A run started in the background by a script ignores SIGINT, and so would every command it
+    starts: the Ctrl-C a test sends would go unseen. An ignored signal stays ignored across exec; a
+    handled one starts at its default there."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def output_of(process: subprocess.Popen[str]) -> str:
