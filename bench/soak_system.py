@@ -14,7 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.phases import progress
 from bench.servers import (
+    ServerFailed,
     api_command,
     ingress_command,
     log_tail,
@@ -47,7 +49,11 @@ class Service:
         log = self.log_dir / f"{self.name}-{self.starts}.log"
         self.process = spawn(self.command, self.env, log)
         if self.port is not None:
-            wait_until_answering(self.process, self.port, log, self.name)
+            try:
+                wait_until_answering(self.process, self.port, log, self.name)
+            except ServerFailed:
+                self.kill()  # one that never answered is no server: the next start begins afresh
+                raise
 
     def kill(self) -> None:
         """SIGKILL the process and everything it forked."""
@@ -75,6 +81,7 @@ class System:
 
     services: dict[str, Service] = field(default_factory=dict)
     unplanned_restarts: Counter[str] = field(default_factory=Counter)
+    failed_starts: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -100,12 +107,20 @@ class System:
             service.start()
 
     def restart_dead(self) -> None:
-        """Start again whatever exited on its own (the orchestrator's restart policy), counting each."""
+        """Start again whatever exited on its own (the orchestrator's restart policy), counting each.
+
+        A start that fails is counted and tried again at the next round, as an orchestrator's would
+        be: raised, it would end the supervision, and whatever died after it would stay dead.
+        """
         with self._lock:
             for name, service in self.services.items():
                 if not service.alive():
                     self.unplanned_restarts[name] += 1
-                    service.start()
+                    try:
+                        service.start()
+                    except (ServerFailed, OSError) as exc:
+                        self.failed_starts[name] += 1
+                        progress(f"{name} did not start again ({exc}); trying again")
 
     def supervise(self, stop: threading.Event) -> None:
         while not stop.wait(1.0):
