@@ -91,6 +91,7 @@ class ErpClient:
         *,
         connect_timeout_s: float,
         read_timeout_s: float,
+        snapshot_read_timeout_s: float | None = None,
         tries: int = 3,
         backoff_base_s: float = 0.2,
         on_retry: Callable[[dict[str, Any]], None] | None = None,
@@ -100,6 +101,12 @@ class ErpClient:
         self._authorization = f"Bearer {token}"
         self._timeout = urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s)
         self._try_s = connect_timeout_s + read_timeout_s
+        # The probe asks for the snapshot, which an ERP may take as long to begin as the sweep allows it.
+        probe_read_s = read_timeout_s if snapshot_read_timeout_s is None else snapshot_read_timeout_s
+        self._probe_timeout = urllib3.Timeout(connect=connect_timeout_s, read=probe_read_s)
+        self._probe_try_s = connect_timeout_s + probe_read_s
+        self._probe_cut: Cut | None = None
+        self._probing_stopped = False
         self._retrying = quick_retries(tries, backoff_base_s, on_retry)
 
     def import_order(self, order: OrderPlaced) -> PushResult:
@@ -120,11 +127,16 @@ class ErpClient:
     def probe(self) -> bool:
         """Whether the ERP takes calls: only a success counts (a 401 or 404 is no sign that orders would go through)."""
         url = f"{self._base_url}{PROBE_PATH}"
+        if self._probing_stopped:
+            return False
         try:
-            with self._try() as cut:
-                with self._status_in_time("probe", url, cut), translated("probe", url):
+            with self._try(self._probe_try_s) as cut:
+                self._probe_cut = cut
+                if self._probing_stopped:  # stopped as this probe began
+                    cut.shut()
+                with self._status_in_time("probe", url, cut, self._probe_try_s), translated("probe", url):
                     # The snapshot's body is never read, only an error's first bytes.
-                    response = self._pool.request("GET", url, headers=self._headers(None), timeout=self._timeout,
+                    response = self._pool.request("GET", url, headers=self._headers(None), timeout=self._probe_timeout,
                                                   retries=False, redirect=False, preload_content=False)
                 try:
                     check_status("probe", url, response.status, response.headers, lambda: stream_excerpt(response))
@@ -136,11 +148,22 @@ class ErpClient:
             ERP_CALLS.labels(call="probe", result=erp_call_result(exc)).inc()
             return False
         except (ErpUnavailable, ErpRejected) as exc:
+            if self._probing_stopped:
+                return False  # cut short by `stop_probing`: no sign of the ERP either way
             logger.info("ERP probe: not answering (%s)", exc)
             ERP_CALLS.labels(call="probe", result=erp_call_result(exc)).inc()
             return False
+        finally:
+            self._probe_cut = None
         ERP_CALLS.labels(call="probe", result="ok").inc()
         return True
+
+    def stop_probing(self) -> None:
+        """End a probe under way at once, and answer later ones False without asking: the worker is
+        stopping, and a probe may take ERP_CONNECT_TIMEOUT_S + RECONCILE_READ_TIMEOUT_S."""
+        self._probing_stopped = True
+        if (cut := self._probe_cut) is not None:
+            cut.shut()
 
     def _push(self, path: str, order_id: str, body: dict[str, Any]) -> PushResult:
         what = f"order {order_id}"
@@ -152,8 +175,8 @@ class ErpClient:
         @self._retrying
         def send() -> PushResult:
             sent_at = datetime.now(UTC)
-            with self._try() as cut:
-                with self._status_in_time(what, url, cut), translated(what, url):
+            with self._try(self._try_s) as cut:
+                with self._status_in_time(what, url, cut, self._try_s), translated(what, url):
                     # A redirect would turn the POST into a GET (301-303): the order must reach the
                     # endpoint it is meant for, or wait for an operator to fix ERP_BASE_URL.
                     response = self._pool.request("POST", url, body=payload, headers=self._headers(order_id),
@@ -179,14 +202,16 @@ class ErpClient:
         ERP_CALLS.labels(call="push", result="ok").inc()
         return result
 
-    def _try(self) -> AbstractContextManager[Cut]:
-        """One try of a call: its sockets shut once the connect and read timeouts have both run out."""
-        return cut_at(time.monotonic() + self._try_s, _DEADLINES)
+    @staticmethod
+    def _try(seconds: float) -> AbstractContextManager[Cut]:
+        """One try of a call: its sockets shut once the connect and read timeouts (`seconds`) have both run out."""
+        return cut_at(time.monotonic() + seconds, _DEADLINES)
 
-    def _status_in_time(self, what: str, url: str, cut: Cut) -> AbstractContextManager[None]:
+    @staticmethod
+    def _status_in_time(what: str, url: str, cut: Cut, seconds: float) -> AbstractContextManager[None]:
         """Waiting for an answer's status line: a wait cut short by the try's deadline is unavailable, whatever it raised."""
         return cut_short_as(cut, ErpSyncError, lambda: ErpUnavailable(
-            f"{what}: {shown(url)} did not answer within {self._try_s:g} s", url=shown(url)))
+            f"{what}: {shown(url)} did not answer within {seconds:g} s", url=shown(url)))
 
     @staticmethod
     def _excerpt_in_time(response: Any, what: str, url: str, cut: Cut) -> str:
@@ -216,5 +241,6 @@ def erp_client(settings: Settings) -> ErpClient:
     return ErpClient(
         erp_pool(base_url, settings.erp_ca_bundle, settings.order_push_concurrency + 1), base_url, token,
         connect_timeout_s=settings.erp_connect_timeout_s, read_timeout_s=settings.erp_read_timeout_s,
-        tries=settings.erp_quick_retries, backoff_base_s=settings.erp_quick_retry_base_s,
+        snapshot_read_timeout_s=settings.reconcile_read_timeout_s, tries=settings.erp_quick_retries,
+        backoff_base_s=settings.erp_quick_retry_base_s,
     )

@@ -109,18 +109,20 @@ _COUNT_WAITING = text(f"SELECT count(*) FROM ({_WAITING}) AS waiting")
 # and the others waited behind it for good.) SKIP LOCKED: a row another transaction holds is being
 # pushed or claimed. The rows stay locked until the messages are published, and are marked as
 # touched so that the next rounds leave them alone while their push waits.
-_CLAIM = text("""
+_NEXT_LOCAL_ONLY = """
+    SELECT order_id FROM orders
+     WHERE {also} status = 'local_only' AND coalesce(next_attempt_at, '-infinity') <= clock_timestamp()
+     ORDER BY next_attempt_at NULLS FIRST, arrival LIMIT 1"""
+_CLAIM = text(f"""
 WITH stranded AS (SELECT order_id FROM orders
                    WHERE status IN ('received', 'pending_sync') AND updated_at < CAST(:stranded_before AS timestamptz)
                    ORDER BY arrival LIMIT :limit FOR UPDATE SKIP LOCKED),
-     local_only AS (SELECT order_id FROM orders
-                     WHERE CAST(:local_only AS boolean) AND status = 'local_only'
-                       AND coalesce(next_attempt_at, '-infinity') <= clock_timestamp()
-                     ORDER BY next_attempt_at NULLS FIRST, arrival LIMIT 1 FOR UPDATE SKIP LOCKED)
+     local_only AS ({_NEXT_LOCAL_ONLY.format(also="CAST(:local_only AS boolean) AND")} FOR UPDATE SKIP LOCKED)
 UPDATE orders SET updated_at = now()
  WHERE order_id IN (SELECT order_id FROM stranded UNION ALL SELECT order_id FROM local_only)
 RETURNING order_id, status, arrival
 """)
+_PEEK_LOCAL_ONLY = text(_NEXT_LOCAL_ONLY.format(also=""))
 
 
 def record_orders(scope: SessionOrConnection, orders: Sequence[OrderPlaced]) -> set[str]:
@@ -227,6 +229,11 @@ def claim(scope: SessionOrConnection, stranded_before: datetime | None, *, local
     """The orders to send a push message for again (see _CLAIM), as (order_id, status), oldest first."""
     rows = scope.execute(_CLAIM, {"stranded_before": stranded_before, "local_only": local_only, "limit": limit})
     return [(row.order_id, row.status) for row in sorted(rows, key=lambda row: row.arrival)]
+
+
+def next_local_only(scope: SessionOrConnection) -> str | None:
+    """The local_only order `claim` would re-send next, read without a lock; None if none is due."""
+    return scope.execute(_PEEK_LOCAL_ONLY).scalar_one_or_none()
 
 
 def count_waiting(session: Session, order_ids: Sequence[str] | None) -> int:

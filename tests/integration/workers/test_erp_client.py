@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,37 @@ def test_probe_tells_whether_the_erp_answers(sandbox):
     assert client.probe() is False
     sandbox.fault("none")
     assert client.probe() is True
+
+
+def test_the_probe_waits_for_the_snapshot_to_begin_as_long_as_the_sweep_would(sandbox):
+    # given an ERP whose snapshot begins after 1.5 s, longer than an order's read timeout
+    sandbox.fault("slow", delay_ms=1500)
+
+    # then a probe allowed the sweep's read timeout sees the ERP answer; one allowed the orders' does not
+    allowed_the_sweeps = ErpClient(erp_pool(sandbox.url), sandbox.url, TOKEN, connect_timeout_s=1.0,
+                                   read_timeout_s=0.3, snapshot_read_timeout_s=10.0)
+    assert allowed_the_sweeps.probe() is True
+    assert client_for(sandbox.url, read_timeout_s=0.3).probe() is False
+
+
+def test_a_probe_under_way_ends_when_probing_stops_and_no_probe_follows(sandbox):
+    # given a probe waiting on an ERP that takes 30 s to begin its snapshot
+    sandbox.fault("slow", delay_ms=30_000)
+    client = ErpClient(erp_pool(sandbox.url), sandbox.url, TOKEN, connect_timeout_s=1.0, read_timeout_s=0.3,
+                       snapshot_read_timeout_s=60.0)
+    answers: list[bool] = []
+    probing = threading.Thread(target=lambda: answers.append(client.probe()))
+    probing.start()
+    wait_for(lambda: sandbox.held() == 1)
+
+    # when the worker stops probing (it is stopping)
+    client.stop_probing()
+
+    # then the probe under way ends now, as no answer, and a later one does not ask the ERP
+    probing.join(timeout=10)
+    assert not probing.is_alive() and answers == [False]
+    sandbox.fault("none")
+    assert client.probe() is False
 
 
 # Proxy and CA settings from the environment: read once when the client is made, as requests

@@ -24,6 +24,7 @@ from tests.support.canned_http import answering
 from tests.support.factories import encode, inventory_event
 from tests.support.orders import SKU, delivery, order_body, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
+from tests.support.waiting import wait_for
 from erp_sync.workers.hold_rule import release_expired_holds
 from erp_sync.workers.order_store import ERROR_CHARS, claim, lock, record_rejected, save
 from erp_sync.workers.inventory import apply_inventory_change
@@ -690,6 +691,69 @@ def test_a_hold_past_its_grace_period_is_a_warning_only_when_the_erp_should_have
     [line] = [record for record in caplog.records if "grace period" in record.getMessage()]
     assert line.levelno == (logging.WARNING if names_orders else logging.INFO)
     assert ("ERP_NAMES_ORDERS" in line.getMessage()) is names_orders
+
+
+def test_while_the_probe_waits_for_the_erp_no_order_is_held_up_behind_it(make_handler, settings_factory, sandbox,
+                                                                          committed_session, db_engine, broker):
+    # given a local_only order, and an ERP that takes 2 s to begin its snapshot (orders allow it 1 s)
+    make_handler()(delivery(order_body()), committed_session)
+    committed_session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
+    committed_session.commit()
+    sandbox.fault("slow", delay_ms=2000)
+    publisher = ConfirmingPublisher(broker)
+    client = erp_client(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, erp_read_timeout_s=1,
+                                         reconcile_read_timeout_s=10))
+    probe = OrderProbe(client, make_session_factory(db_engine), publisher,
+                       interval_s=60, grace_period_s=3600, stranded_after_s=4 * 3600)
+    reports = []
+    round_ = threading.Thread(target=lambda: reports.append(probe.once()))
+
+    # when a probe round asks the ERP
+    try:
+        round_.start()
+        wait_for(lambda: sandbox.held() == 1)
+        # then the order's row is free meanwhile: its own push, or an operator's, would not wait
+        with db_engine.connect() as other:
+            assert other.execute(text("SELECT order_id FROM orders WHERE order_id = 'ORD-1' FOR UPDATE NOWAIT")
+                                 ).scalar_one() == "ORD-1"
+            other.rollback()
+        round_.join(timeout=30)
+    finally:
+        publisher.close()
+
+    # and the round, given the sweep's read timeout, sees the ERP answer and re-sends the order
+    [report] = reports
+    assert (report.erp_answers, report.resent) == (True, ("ORD-1",))
+
+
+def test_a_worker_stopping_while_its_probe_waits_for_the_erp_stops_now(make_handler, settings_factory, sandbox,
+                                                                        committed_session, db_engine, broker):
+    # given the probe loop of an orders worker asking an ERP that takes 30 s to begin its snapshot
+    make_handler()(delivery(order_body()), committed_session)
+    committed_session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
+    committed_session.commit()
+    sandbox.fault("slow", delay_ms=30_000)
+    publisher = ConfirmingPublisher(broker)
+    client = erp_client(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, reconcile_read_timeout_s=60))
+    probe = OrderProbe(client, make_session_factory(db_engine), publisher,
+                       interval_s=0.05, grace_period_s=3600, stranded_after_s=4 * 3600)
+    stop = threading.Event()
+    loop = threading.Thread(target=probe.run, args=(stop,))
+    try:
+        loop.start()
+        wait_for(lambda: sandbox.held() == 1)
+
+        # when the worker is told to stop
+        stop.set()
+
+        # then the loop ends now, not when the ERP answers, and the order waits local_only as it was
+        loop.join(timeout=10)
+        assert not loop.is_alive()
+    finally:
+        stop.set()
+        publisher.close()
+    committed_session.expire_all()
+    assert order_row(committed_session).status == "local_only"
 
 
 def test_a_probe_round_without_the_database_is_one_warning_line_not_a_traceback(settings_factory, sandbox, broker,
