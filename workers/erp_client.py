@@ -124,11 +124,15 @@ class ErpClient:
         }
         return self._push(INVENTORY_ADJUST_PATH, order.order_id, body)
 
-    def probe(self) -> bool:
-        """Whether the ERP takes calls: only a success counts (a 401 or 404 is no sign that orders would go through)."""
+    def probe(self) -> bool | None:
+        """Whether the ERP takes calls: only a success counts (a 401 or 404 is no sign that orders would go through).
+
+        None once `stop_probing` was called: the ERP was not asked, or its answer was cut short.
+        """
         url = f"{self._base_url}{PROBE_PATH}"
         if self._probing_stopped:
-            return False
+            return None
+        cut: Cut | None = None
         try:
             with self._try(self._probe_try_s) as cut:
                 self._probe_cut = cut
@@ -148,8 +152,8 @@ class ErpClient:
             ERP_CALLS.labels(call="probe", result=erp_call_result(exc)).inc()
             return False
         except (ErpUnavailable, ErpRejected) as exc:
-            if self._probing_stopped:
-                return False  # cut short by `stop_probing`: no sign of the ERP either way
+            if self._probing_stopped and cut is not None and cut.happened.is_set():
+                return None  # cut short by `stop_probing`: no sign of the ERP either way
             logger.info("ERP probe: not answering (%s)", exc)
             ERP_CALLS.labels(call="probe", result=erp_call_result(exc)).inc()
             return False
@@ -159,8 +163,9 @@ class ErpClient:
         return True
 
     def stop_probing(self) -> None:
-        """End a probe under way at once, and answer later ones False without asking: the worker is
-        stopping, and a probe may take ERP_CONNECT_TIMEOUT_S + RECONCILE_READ_TIMEOUT_S."""
+        """End a probe under way (one still connecting, within ERP_CONNECT_TIMEOUT_S), and answer
+        later ones None without asking: the worker is stopping, and a probe may take
+        ERP_CONNECT_TIMEOUT_S + RECONCILE_READ_TIMEOUT_S."""
         self._probing_stopped = True
         if (cut := self._probe_cut) is not None:
             cut.shut()

@@ -36,7 +36,9 @@ RESEND_BATCH = 500
 @dataclass(frozen=True)
 class ProbeReport:
     released_holds: int
-    erp_answers: bool | None  # None: no local_only order was due, the ERP was not asked
+    # None: the ERP was not asked (no local_only order was due, or the worker is stopping). True
+    # with nothing resent: the order due was being pushed meanwhile (its row locked), or was settled.
+    erp_answers: bool | None
     resent: tuple[str, ...]
     stranded: tuple[str, ...] = ()
 
@@ -89,7 +91,7 @@ class OrderProbe:
         with self.session_factory() as session:
             next_due = next_local_only(session)
         erp_answers = self.client.probe() if next_due else None
-        if next_due and not erp_answers:
+        if next_due and erp_answers is False:
             logger.info("order %s and the local_only orders after it wait for a probe of the ERP to succeed",
                         next_due)
         with self.session_factory() as session, session.begin():

@@ -232,7 +232,8 @@ def claim(scope: SessionOrConnection, stranded_before: datetime | None, *, local
 
 
 def next_local_only(scope: SessionOrConnection) -> str | None:
-    """The local_only order `claim` would re-send next, read without a lock; None if none is due."""
+    """The local_only order due first, read without a lock; None if none is due. `claim` skips it
+    while a push holds its row, and takes the next one due."""
     return scope.execute(_PEEK_LOCAL_ONLY).scalar_one_or_none()
 
 

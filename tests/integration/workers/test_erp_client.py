@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import urllib3
+from prometheus_client import REGISTRY
 
 from erp_sync.sandbox_erp.tls import server_context
 from erp_sync.workers.erp_client import ErpClient, erp_pool
@@ -208,24 +209,33 @@ def test_the_probe_waits_for_the_snapshot_to_begin_as_long_as_the_sweep_would(sa
     assert client_for(sandbox.url, read_timeout_s=0.3).probe() is False
 
 
-def test_a_probe_under_way_ends_when_probing_stops_and_no_probe_follows(sandbox):
+def test_a_probe_under_way_ends_when_probing_stops_and_no_probe_follows(sandbox, caplog):
     # given a probe waiting on an ERP that takes 30 s to begin its snapshot
     sandbox.fault("slow", delay_ms=30_000)
     client = ErpClient(erp_pool(sandbox.url), sandbox.url, TOKEN, connect_timeout_s=1.0, read_timeout_s=0.3,
                        snapshot_read_timeout_s=60.0)
-    answers: list[bool] = []
+    answers: list[bool | None] = []
     probing = threading.Thread(target=lambda: answers.append(client.probe()))
+    probes_counted = probe_calls()
     probing.start()
     wait_for(lambda: sandbox.held() == 1)
 
     # when the worker stops probing (it is stopping)
-    client.stop_probing()
+    with caplog.at_level(logging.INFO):
+        client.stop_probing()
+        probing.join(timeout=10)
 
-    # then the probe under way ends now, as no answer, and a later one does not ask the ERP
-    probing.join(timeout=10)
-    assert not probing.is_alive() and answers == [False]
+    # then the probe under way ends now, with no verdict on the ERP: none logged, none counted
+    assert not probing.is_alive() and answers == [None]
+    assert "not answering" not in caplog.text and probe_calls() == probes_counted
+    # and a later one does not ask the ERP
     sandbox.fault("none")
-    assert client.probe() is False
+    assert client.probe() is None
+
+
+def probe_calls() -> float:
+    return sum(REGISTRY.get_sample_value("erp_sync_erp_calls_total", {"call": "probe", "result": result}) or 0.0
+               for result in ("ok", "unavailable", "rejected", "misconfigured", "error"))
 
 
 # Proxy and CA settings from the environment: read once when the client is made, as requests

@@ -695,14 +695,14 @@ def test_a_hold_past_its_grace_period_is_a_warning_only_when_the_erp_should_have
 
 def test_while_the_probe_waits_for_the_erp_no_order_is_held_up_behind_it(make_handler, settings_factory, sandbox,
                                                                           committed_session, db_engine, broker):
-    # given a local_only order, and an ERP that takes 2 s to begin its snapshot (orders allow it 1 s)
+    # given a local_only order, and an ERP that takes 5 s to begin its snapshot (orders allow it 1 s)
     make_handler()(delivery(order_body()), committed_session)
     committed_session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
     committed_session.commit()
-    sandbox.fault("slow", delay_ms=2000)
+    sandbox.fault("slow", delay_ms=5000)
     publisher = ConfirmingPublisher(broker)
     client = erp_client(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, erp_read_timeout_s=1,
-                                         reconcile_read_timeout_s=10))
+                                         reconcile_read_timeout_s=15))
     probe = OrderProbe(client, make_session_factory(db_engine), publisher,
                        interval_s=60, grace_period_s=3600, stranded_after_s=4 * 3600)
     reports = []
@@ -717,6 +717,7 @@ def test_while_the_probe_waits_for_the_erp_no_order_is_held_up_behind_it(make_ha
             assert other.execute(text("SELECT order_id FROM orders WHERE order_id = 'ORD-1' FOR UPDATE NOWAIT")
                                  ).scalar_one() == "ORD-1"
             other.rollback()
+        assert sandbox.held() == 1  # the probe was waiting all along
         round_.join(timeout=30)
     finally:
         publisher.close()
