@@ -279,7 +279,9 @@ class MediaFetcher:
     def _get(self, hop: _Hop, address: IPAddress) -> requests.Response:
         return self._session.get(
             hop.url_for(address),
-            headers={"Host": hop.host_header, "Accept": "image/*"},
+            # identity: a body cut short is then caught by its Content-Length; a gzip stream cut
+            # short decodes into a fragment, and nothing checks that the stream ended.
+            headers={"Host": hop.host_header, "Accept": "image/*", "Accept-Encoding": "identity"},
             stream=True,
             allow_redirects=False,
             timeout=self._timeout,

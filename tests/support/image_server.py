@@ -6,6 +6,8 @@ benchmarks, so its CPU is not counted as the worker's).
 from __future__ import annotations
 
 import argparse
+import gzip
+import random
 import struct
 import threading
 import time
@@ -26,6 +28,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 # A valid 1x1 grey PNG, built here so the test owns every byte.
 PNG = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
        + _png_chunk(b"IDAT", zlib.compress(b"\x00\x80")) + _png_chunk(b"IEND", b""))
+# A PNG of 3,000 bytes that gzip barely shrinks (its tail is noise, fixed by the seed).
+LARGE_PNG = PNG + random.Random(7).randbytes(3000 - len(PNG))
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64 + b"\xff\xd9"
 HTML = b"<!doctype html><html><body>not an image</body></html>"
 MAX_BYTES = 4096
@@ -76,6 +80,7 @@ class _Images(BaseHTTPRequestHandler):
             "/down.png": lambda: self._send(503, "text/plain", b"try later"),
             "/busy.png": lambda: self._send(429, "text/plain", b"slow down"),
             "/slow.png": self._slow,
+            "/cut-short.png": self._cut_short,
             "/together.png": self._together,
             "/cdn.png": self._cdn,
             "/trickle.png": self._trickle,
@@ -106,6 +111,19 @@ class _Images(BaseHTTPRequestHandler):
         for piece in [PNG] + [b"\x00" * 1024] * 8:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
         self.wfile.write(b"0\r\n\r\n")
+
+    def _cut_short(self) -> None:
+        # Half of a large image, then the connection closed: gzip-encoded with no length when the
+        # client accepts gzip (as a web server compressing on the fly answers), else with its length.
+        gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+        body = gzip.compress(LARGE_PNG) if gzipped else LARGE_PNG
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Encoding" if gzipped else "Content-Length", "gzip" if gzipped else str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.close_connection = True
 
     def _cdn(self) -> None:
         # An image server some way off (the media benchmark): answers after ?ms= milliseconds.

@@ -111,6 +111,12 @@ def test_server_trouble_is_transient(image_server, path, status):
     assert caught.value.status == status
 
 
+def test_an_image_cut_short_is_never_confirmed_as_a_fragment(image_server):
+    # a host that would compress on the fly, and whose connection drops halfway through the image
+    with pytest.raises(MediaUnavailable):
+        make_fetcher(media_session()).fetch(f"{image_server.base}/cut-short.png")
+
+
 def test_a_server_slower_than_the_read_timeout_is_transient(image_server):
     started = time.monotonic()
     with pytest.raises(MediaUnavailable, match="timed out"):
