@@ -18,7 +18,7 @@ from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.retry_policy import Retry, decide, failed_attempts
 from erp_sync.shared.settings import Settings
-from erp_sync.workers.host_breaker import HostBreaker
+from erp_sync.workers.host_breaker import HostBreaker, NotTried
 from erp_sync.workers.media_fetch import FetchedImage, MediaFetcher, media_session
 from erp_sync.workers.metrics import MEDIA_IMAGES
 
@@ -116,21 +116,25 @@ def confirm_batch(
     if len(by_url) < len(batch.images):
         logger.info("media %s: %d of %d images no longer pending, skipped", batch.message_id,
                     len(batch.images) - sum(map(len, by_url.values())), len(batch.images))
+    not_tried: list[MediaDownload] = []
     again: list[MediaDownload] = []
     last_error: MediaUnavailable | None = None
     confirmed: list[tuple[str, list[MediaDownload], FetchedImage]] = []
     failed: list[tuple[str, int, MediaRejected | MediaUnavailable]] = []
-    fetched = (downloads.map if downloads else map)(partial(_fetch, fetcher, HostBreaker()), by_url)
+    breaker = HostBreaker() if attempt < give_up_at else HostBreaker(threshold=None)
+    fetched = (downloads.map if downloads else map)(partial(_fetch, fetcher, breaker), by_url)
     for (url, images), result in zip(by_url.items(), fetched, strict=True):
         if isinstance(result, FetchedImage):
             confirmed.append((url, images, result))
             continue
         error = _record_failed(session, url, images, result, attempt, give_up_at)
         if error is not None:
-            again.extend(images)
-            last_error = error
+            (not_tried if isinstance(error, NotTried) else again).extend(images)
+            if last_error is None or not isinstance(error, NotTried):
+                last_error = error  # a host's own failure says more than "not tried"
         else:
             failed.append((url, len(images), result))
+    again = not_tried + again
     _confirm_rows(session, confirmed, attempt)
     _count_images(confirmed=sum(len(images) for _, images, _ in confirmed), retried=len(again),
                   failed=sum(count for _, count, _ in failed))

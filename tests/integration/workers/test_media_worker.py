@@ -314,6 +314,44 @@ def test_a_host_failing_again_and_again_is_not_asked_for_the_rest_of_the_message
         row.id for row in hanging)
 
 
+def test_images_a_failing_host_was_not_asked_for_go_round_first_and_are_tried_before_any_is_given_up(
+        db_session, add_images, image_server):
+    # given a worker downloading one at a time, and a message whose first four images the host
+    # always fails (503) and whose last two it serves
+    settings = load_settings(media_allow_private_networks=True, media_timeout_s=1.0, media_max_bytes=MAX_BYTES,
+                             media_concurrency=1, max_delivery_attempts=MAX_ATTEMPTS)
+    *down, fine_1, fine_2 = add_images(*(f"{image_server.base}/down.png?image={n}" for n in range(4)),
+                                       f"{image_server.base}/tiny.png?image=1", f"{image_server.base}/tiny.png?image=2")
+    handle = build_handler(settings)
+
+    # when the first attempt trips the host's breaker after three failures
+    [retry] = handle(batch_delivery([*down, fine_1, fine_2]), db_session)
+    assert image_server.hits["/tiny.png"] == 0
+
+    # then the images not asked for go round ahead of those that failed, and the next attempt gets them
+    assert [image.media_id for image in MediaBatch.model_validate_json(retry.body).images] == [
+        down[3].id, fine_1.id, fine_2.id, down[0].id, down[1].id, down[2].id]
+    handle(Delivery(2, retry.body, "media", "application/json", {ATTEMPT_HEADER: 2}), db_session)
+    assert [stored(db_session, row).status for row in (fine_1, fine_2)] == [MediaStatus.CONFIRMED] * 2
+
+
+def test_an_images_last_attempt_asks_for_every_image_however_often_its_host_failed(db_session, add_images,
+                                                                                  image_server):
+    # given a message at its images' last attempt, the host failing its first four images
+    settings = load_settings(media_allow_private_networks=True, media_timeout_s=1.0, media_max_bytes=MAX_BYTES,
+                             media_concurrency=1, max_delivery_attempts=MAX_ATTEMPTS)
+    *down, fine = add_images(*(f"{image_server.base}/down.png?image={n}" for n in range(4)),
+                             f"{image_server.base}/tiny.png")
+
+    # when the worker takes it
+    assert build_handler(settings)(batch_delivery([*down, fine], attempt=LAST_ATTEMPT), db_session) is None
+
+    # then every image was asked for: the one served is confirmed, the others failed for their host's own answer
+    assert image_server.hits["/down.png"] == 4 and stored(db_session, fine).status == MediaStatus.CONFIRMED
+    assert all(stored(db_session, row).status == MediaStatus.FAILED and "not tried" not in
+               stored(db_session, row).failure_reason for row in down)
+
+
 def test_an_image_host_down_is_told_once_a_message_at_warning_not_once_an_image(db_session, handler, add_images,
                                                                                image_server, caplog):
     # given a message of four images on a host that is down
