@@ -114,8 +114,10 @@ def _built(app_factory: Callable[[], Flask]) -> Flask:
 
 
 def _bridge(app: Flask, settings: Settings, threads: int) -> WsgiBridge:
+    # Each app bounds its own bodies (the door's webhook, the API's console form): no more is read.
     return WsgiBridge(app, threads=threads, body_timeout_s=settings.http_read_timeout_s,
-                      max_body_bytes=settings.webhook_max_body_bytes, on_close=partial(extensions.close, app))
+                      max_body_bytes=app.config["MAX_CONTENT_LENGTH"] or settings.webhook_max_body_bytes,
+                      on_close=partial(extensions.close, app))
 
 
 def load_door(app_factory: Callable[[], Flask], settings: Settings, threads: int) -> Door:
@@ -133,7 +135,8 @@ def load_stock_desk(app_factory: Callable[[], Flask], settings: Settings, thread
     from erp_sync.ingress.stock_desk import StockDesk
 
     app = _built(app_factory)
-    return StockDesk(app, _bridge(app, settings, threads), settings.database_url, pool_size=STOCK_DESK_CONNECTIONS)
+    return StockDesk(app, _bridge(app, settings, threads), settings.database_url, pool_size=STOCK_DESK_CONNECTIONS,
+                     lock_timeout_ms=settings.database_lock_timeout_ms)
 
 
 Loader = Callable[[Callable[[], Flask], Settings, int], object]

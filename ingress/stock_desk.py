@@ -26,7 +26,7 @@ from erp_sync.ingress.bridge import WsgiBridge
 from erp_sync.ingress.read_api import stock_json
 from erp_sync.ingress.storefront import api_tokens
 from erp_sync.shared.fields import is_storable_identifier
-from erp_sync.shared.pg import CONNECT_ARGS, conninfo
+from erp_sync.shared.pg import conninfo, connect_args
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +44,13 @@ RECONNECT_TIMEOUT_S = 300.0
 class StockDesk:
     """An RSGI app: a SKU's stock read on the loop, on `pool_size` connections of its own; the rest via `bridge`."""
 
-    def __init__(self, app: Flask, bridge: WsgiBridge, database_url: str, *, pool_size: int,
+    def __init__(self, app: Flask, bridge: WsgiBridge, database_url: str, *, pool_size: int, lock_timeout_ms: int,
                  reconnect_timeout_s: float = RECONNECT_TIMEOUT_S) -> None:
         self._tokens = api_tokens(app)
         self._bridge = bridge
+        # lock_timeout as Flask's engine has it: a read held by a migration's lock goes to Flask, which answers 503.
         self._pool = AsyncConnectionPool(conninfo(database_url), min_size=1, max_size=pool_size, open=False,
-                                         kwargs={**CONNECT_ARGS, "autocommit": True},
+                                         kwargs={**connect_args(lock_timeout_ms), "autocommit": True},
                                          reconnect_timeout=reconnect_timeout_s)
         self._opened: asyncio.Future[None] | None = None
         self._failed_at = float("-inf")

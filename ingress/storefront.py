@@ -14,6 +14,9 @@ from erp_sync.shared.settings import Settings, load_settings
 # the published contract.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 _TOKENS = "erp_sync.api_tokens"
+# The console's replay form is the only body the API takes: a few fields. Bodies are read before the
+# token is checked, so the webhook's 5 MiB here let clients without a token fill the pod's memory.
+MAX_BODY_BYTES = 16 * 1024
 
 
 def create_api_app(settings: Settings | None = None) -> Flask:
@@ -21,6 +24,7 @@ def create_api_app(settings: Settings | None = None) -> Flask:
     config = settings or load_settings()
     tokens = config.storefront_tokens()
     app = new_app(config)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions[_TOKENS] = tokens
     app.url_map.converters["identifier"] = IdentifierConverter
     app.before_request(_require_token)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from erp_sync.shared.errors import DatabaseUnavailable, PermanentError
-from erp_sync.shared.pg import CONNECT_ARGS, conninfo, error_summary, translate_pg_error
+from erp_sync.shared.pg import connect_args, conninfo, error_summary, translate_pg_error
 
 NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
@@ -77,9 +77,6 @@ def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE, lock_time
     and closed when given back, so it should cover the threads that use the database at the same
     time. `lock_timeout_ms` sets PostgreSQL's lock_timeout on every connection.
     """
-    connect_args = dict(CONNECT_ARGS)
-    if lock_timeout_ms is not None:
-        connect_args["options"] = f"-c lock_timeout={lock_timeout_ms}"
     engine = create_engine(
         psycopg_url(database_url),
         pool_size=pool_size,
@@ -91,7 +88,7 @@ def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE, lock_time
         # stays warm (its backend in the CPU's caches, no idle check) while the rest sit unused,
         # where a queue would rotate through all of them. PostgreSQL's CPU an order, at 50/s: -10%.
         pool_use_lifo=True,
-        connect_args=connect_args,
+        connect_args=connect_args(lock_timeout_ms),
     )
     event.listen(engine, "connect", _send_lists_in_binary)
     event.listen(engine, "checkin", _mark_idle)

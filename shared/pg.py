@@ -15,6 +15,16 @@ from erp_sync.shared.errors import ConfigurationError, DatabaseOutOfReach, Datab
 
 # Every connection erp-sync opens, through SQLAlchemy or not.
 CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "application_name": "erp-sync"}
+
+
+def connect_args(lock_timeout_ms: int | None = None) -> dict[str, Any]:
+    """CONNECT_ARGS, and PostgreSQL's lock_timeout on the connection when `lock_timeout_ms` is given."""
+    args = dict(CONNECT_ARGS)
+    if lock_timeout_ms is not None:
+        args["options"] = f"-c lock_timeout={lock_timeout_ms}"
+    return args
+
+
 # PostgreSQL asks the client to run the transaction again: serialization failure, deadlock.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out

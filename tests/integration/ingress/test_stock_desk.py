@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 
 from erp_sync.ingress import stock_desk
 from erp_sync.ingress.stock_desk import StockDesk
@@ -16,6 +16,7 @@ from tests.support.tcp_proxy import TcpProxy
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 AUTHORIZED = {"authorization": f"Bearer {API_TOKEN}"}
+LOCK_TIMEOUT_MS = 300
 
 
 class Protocol:
@@ -86,7 +87,8 @@ class Served:
 @pytest.fixture
 def served(api_app, settings):
     bridge = Bridge()
-    served = Served(StockDesk(api_app, bridge, settings.database_url, pool_size=2), bridge)  # type: ignore[arg-type]
+    served = Served(StockDesk(api_app, bridge, settings.database_url, pool_size=2,
+                                     lock_timeout_ms=LOCK_TIMEOUT_MS), bridge)  # type: ignore[arg-type]
     yield served
     served.stop()
 
@@ -138,7 +140,7 @@ def test_a_read_the_database_fails_goes_to_flask(api_app):
     # given a desk whose database cannot be reached
     bridge = Bridge()
     served = Served(StockDesk(api_app, bridge, "postgresql+psycopg://postgres@127.0.0.1:9/nowhere",  # type: ignore[arg-type]
-                              pool_size=1), bridge)
+                              pool_size=1, lock_timeout_ms=LOCK_TIMEOUT_MS), bridge)
     try:
         # when the storefront reads a SKU, then Flask answers it (503 with Retry-After, its own rule)
         protocol = served.run(request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED))
@@ -146,6 +148,24 @@ def test_a_read_the_database_fails_goes_to_flask(api_app):
         served.stop()
 
     assert (protocol.sent, bridge.handed) == ([], ["/api/v1/inventory/IPH15-128-BLK"])
+
+
+def test_a_read_held_by_a_locked_table_goes_to_flask_after_the_lock_timeout(served, committed_session, db_engine):
+    # given a SKU with a figure, the desk's pool open, and a migration holding stock_levels
+    committed_session.add(StockLevel(sku="IPH15-128-BLK", erp_quantity=49, erp_as_of=NOW))
+    committed_session.commit()
+    assert served.run(request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED)).sent[0][0] == 200
+    protocol = Protocol()
+    with db_engine.connect() as migrating:
+        migrating.execute(text("LOCK TABLE stock_levels IN ACCESS EXCLUSIVE MODE"))
+
+        # when the storefront reads it meanwhile
+        read = served.desk.__rsgi__(request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED), protocol)
+        served.loop.run_until_complete(asyncio.wait_for(read, timeout=10))
+        migrating.rollback()
+
+    # then the read is given up at the lock timeout and left to Flask (its 503), not held by the lock
+    assert (protocol.sent, served.bridge.handed) == ([], ["/api/v1/inventory/IPH15-128-BLK"])
 
 
 def test_a_read_answered_here_writes_no_log_line(served, committed_session, caplog):
@@ -172,7 +192,8 @@ def test_reads_come_back_here_after_an_outage_longer_than_the_pool_retries(api_a
     link = TcpProxy(database.host or "127.0.0.1", database.port or 5432)
     bridge = Bridge()
     served = Served(StockDesk(api_app, bridge, database.set(host="127.0.0.1", port=link.port)  # type: ignore[arg-type]
-                              .render_as_string(hide_password=False), pool_size=2, reconnect_timeout_s=0.3), bridge)
+                              .render_as_string(hide_password=False), pool_size=2, lock_timeout_ms=LOCK_TIMEOUT_MS,
+                              reconnect_timeout_s=0.3), bridge)
     read = request("/api/v1/inventory/IPH15-128-BLK", AUTHORIZED)
     try:
         answered = [Protocol(), Protocol()]
