@@ -122,13 +122,21 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
     written_groups = upsert_groups(session, [item.event for item in fresh], [item.category_id for item in fresh]) \
         if fresh else {}
     applied = [item for item in fresh if item.event.data.product_group_id in written_groups]
+    # A stale event still tells where its SKUs were at its time. One whose own row is older than the
+    # event is in no newer update at all (the group's newer one, applied, did not list it, or the row
+    # would be as new): it left the group after the event, so it is written there, inactive. Else a
+    # SKU the ERP moved and then dropped stayed on sale in its first group when the move came late.
+    stale = [item for item in fresh if item.event.data.product_group_id not in written_groups]
     # A group new to the catalog holds only what its event lists. Its event left out, a first load
     # never runs this: while the tables grow faster than their statistics, its plan (a hash join
     # over a whole scan of variants) took a tenth of a second a batch at 200,000 variants.
     updated = [item.event for item in applied if not written_groups[item.event.data.product_group_id]]
     if updated:
         lock_variants(session, [item.event for item in applied], updated)
-    written = upsert_variants(session, [item.event for item in applied]) if applied else []
+    # One statement for both: its rows are locked in SKU order, the one order of every catalog writer.
+    written = upsert_variants(session, [item.event for item in applied + stale],
+                              [item.event.data.is_active for item in applied] + [False] * len(stale)) \
+        if applied or stale else []
     deactivated = deactivate_omitted(session, updated) if updated else []
     written_skus = {row.sku for row in written}
     downloads = _by_event(applied, sync_media(
@@ -137,7 +145,8 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
                key=_sku),
         {row.sku for row in written if row.inserted}))
 
-    group_of = {variant.sku: item.event.data.product_group_id for item in applied for variant in item.event.data.variants}
+    group_of = {variant.sku: item.event.data.product_group_id
+                for item in applied + stale for variant in item.event.data.variants}
     moved: dict[str, list[tuple[str, str]]] = defaultdict(list)  # group id -> (SKU, its group before)
     for row in written:
         if row.previous_group_id is not None and row.previous_group_id != group_of[row.sku]:
@@ -156,6 +165,9 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
             logger.info("event %s for group %s is older than the update applied; ignored as stale "
                         "(its stock figures still go through the stock rule)",
                         event.event_id, group_id, extra=ids(event_id=event.event_id))
+            for sku, previous in sorted(moved[group_id]):
+                logger.info("event %s put sku %s, since dropped, from group %s into group %s, inactive",
+                            event.event_id, sku, previous, group_id, extra=ids(event_id=event.event_id, sku=sku))
             results[item.index] = CatalogResult(CatalogOutcome.STALE)
         else:
             for sku, previous in sorted(moved[group_id]):

@@ -125,14 +125,18 @@ def upsert_groups(session: Session, events: Sequence[CatalogUpdate],
     }).tuples().all())
 
 
-def upsert_variants(session: Session, events: Sequence[CatalogUpdate]) -> list[WrittenVariant]:
-    """Write every variant of the events unless a newer update of its SKU is applied; the ones written."""
+def upsert_variants(session: Session, events: Sequence[CatalogUpdate],
+                    active: Sequence[bool] | None = None) -> list[WrittenVariant]:
+    """Write every variant of the events unless a newer update of its SKU is applied; the ones written.
+
+    `active`: whether each event's variants are written active (default: its group's `is_active`).
+    """
     rows = sorted((variant.sku, number, variant)
                   for number, event in enumerate(events, start=1) for variant in event.data.variants)
     variants = [variant for _, _, variant in rows]
     result = session.execute(_UPSERT_VARIANTS, {
         "group_ids": [event.data.product_group_id for event in events],
-        "is_active": [event.data.is_active for event in events],
+        "is_active": list(active) if active is not None else [event.data.is_active for event in events],
         "erp_updated_at": [event.timestamp for event in events],
         "skus": [sku for sku, _, _ in rows],
         "display_names": [variant.display_name for variant in variants],

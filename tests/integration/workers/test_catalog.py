@@ -37,7 +37,7 @@ from tests.support.factories import (
 )
 from tests.support.race import blocked_or_done, race_both_ways
 from erp_sync.workers import catalog as catalog_module
-from erp_sync.workers.catalog import CatalogOutcome, apply_catalog_update, build_handler
+from erp_sync.workers.catalog import CatalogOutcome, apply_catalog_batch, apply_catalog_update, build_handler
 from erp_sync.workers.inventory import apply_inventory_change
 
 BLACK, BLUE = "IPH15-128-BLK", "IPH15-128-BLU"
@@ -177,6 +177,30 @@ def test_late_update_of_the_old_group_does_not_pull_a_moved_sku_back(db_session,
     lines = [r.getMessage() for r in caplog.records]
     assert f"event {late.event_id} for group PG-1001 applied: 1 variants" in lines
     assert f"event {late.event_id} left sku {BLACK} in the group a newer update put it in" in lines
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "in one batch"])
+@pytest.mark.parametrize("arrival", [(0, 1, 2), (0, 2, 1), (2, 1, 0), (1, 2, 0)],
+                         ids=["in order", "move late", "all backwards", "first load late"])
+def test_a_sku_moved_then_dropped_is_off_sale_whichever_update_comes_late(db_session, arrival, batched):
+    # given the ERP's three updates: at 10:00 PG-OLD lists X and Y; at 10:10 Y moves to PG-NEW beside
+    # W; at 10:20 PG-NEW drops Y
+    x, y, w = (variant_with(sku=sku) for sku in ("SKU-X", "SKU-Y", "SKU-W"))
+    updates = [catalog(at=timedelta(minutes=-20), product_group_id="PG-OLD", variants=[x, {**y, "price": 70.0}]),
+               catalog(at=timedelta(minutes=-10), product_group_id="PG-NEW", variants=[{**y, "price": 80.0}, w]),
+               catalog(product_group_id="PG-NEW", variants=[w])]
+
+    # when they arrive in this order
+    if batched:
+        apply_catalog_batch([updates[index] for index in arrival], db_session)
+    else:
+        for index in arrival:
+            apply_catalog_update(updates[index], db_session)
+
+    # then Y is off sale in the group it was dropped from, as when they come in order, and X and W on sale
+    dropped = variant(db_session, "SKU-Y")
+    assert (dropped.product_group_id, dropped.is_active) == ("PG-NEW", False)
+    assert (variant(db_session, "SKU-X").is_active, variant(db_session, "SKU-W").is_active) == (True, True)
 
 
 def test_update_older_than_the_one_applied_is_ignored_as_stale(db_session):
