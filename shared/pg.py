@@ -13,8 +13,13 @@ from psycopg.rows import TupleRow
 
 from erp_sync.shared.errors import ConfigurationError, DatabaseOutOfReach, DatabaseUnavailable, PermanentError, RowLockTimeout
 
-# Every connection erp-sync opens, through SQLAlchemy or not.
-CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "application_name": "erp-sync"}
+# Every connection erp-sync opens, through SQLAlchemy or not. A database that stops answering
+# without a word (a failed-over primary, a network partition) would otherwise hold a query for
+# TCP's own 15 minutes: what is sent and not acknowledged for 10 s, or an idle connection whose
+# peer misses 3 probes after 30 s, ends the connection instead (DatabaseUnavailable, then retried).
+CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "application_name": "erp-sync", "tcp_user_timeout": 10_000,
+                                "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                                "keepalives_count": 3}
 
 
 def connect_args(lock_timeout_ms: int | None = None) -> dict[str, Any]:

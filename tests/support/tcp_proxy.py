@@ -1,17 +1,22 @@
-"""A TCP proxy the tests can cut and restore, to take a real service away and bring it back."""
+"""A TCP proxy the tests can cut and restore, to take a real service away and bring it back.
+
+`python -m tests.support.tcp_proxy LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT` runs one in a
+process of its own (inside a network namespace: tests/support/partition.py).
+"""
 from __future__ import annotations
 
+import argparse
 import select
 import socket
 import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses new ones."""
+    """Forwards <listen_host>:<port> to a target; `cut()` drops every connection and refuses new ones."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, listen_host: str = "127.0.0.1", listen_port: int = 0) -> None:
         self._target = (target_host, target_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server((listen_host, listen_port))
         self.port: int = self._listener.getsockname()[1]
         self._up = threading.Event()
         self._up.set()
@@ -77,3 +82,18 @@ class TcpProxy:
                 for sock in (client, upstream):
                     self._sockets.discard(sock)
                     sock.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Forward a TCP port until killed.")
+    parser.add_argument("listen_host")
+    parser.add_argument("listen_port", type=int)
+    parser.add_argument("target_host")
+    parser.add_argument("target_port", type=int)
+    args = parser.parse_args()
+    TcpProxy(args.target_host, args.target_port, args.listen_host, args.listen_port)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
