@@ -132,10 +132,9 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
     # over a whole scan of variants) took a tenth of a second a batch at 200,000 variants.
     updated = [item.event for item in applied if not written_groups[item.event.data.product_group_id]]
     if updated:
-        lock_variants(session, [item.event for item in applied], updated)
+        lock_variants(session, [item.event for item in applied + stale], updated)
     # One statement for both: its rows are locked in SKU order, the one order of every catalog writer.
-    written = upsert_variants(session, [item.event for item in applied + stale],
-                              [item.event.data.is_active for item in applied] + [False] * len(stale)) \
+    written = upsert_variants(session, [item.event for item in applied], [item.event for item in stale]) \
         if applied or stale else []
     deactivated = deactivate_omitted(session, updated) if updated else []
     written_skus = {row.sku for row in written}
@@ -165,9 +164,10 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
             logger.info("event %s for group %s is older than the update applied; ignored as stale "
                         "(its stock figures still go through the stock rule)",
                         event.event_id, group_id, extra=ids(event_id=event.event_id))
-            for sku, previous in sorted(moved[group_id]):
-                logger.info("event %s put sku %s, since dropped, from group %s into group %s, inactive",
-                            event.event_id, sku, previous, group_id, extra=ids(event_id=event.event_id, sku=sku))
+            if retired := sorted(v.sku for v in event.data.variants if v.sku in written_skus):
+                logger.info("event %s wrote skus %s into group %s, inactive: the group's newer update "
+                            "no longer lists them", event.event_id, ", ".join(retired), group_id,
+                            extra=ids(event_id=event.event_id))
             results[item.index] = CatalogResult(CatalogOutcome.STALE)
         else:
             for sku, previous in sorted(moved[group_id]):

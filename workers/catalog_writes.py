@@ -45,8 +45,8 @@ RETURNING product_group_id, xmax = 0 AS inserted
 _UPSERT_VARIANTS = text("""
 WITH event AS (
     SELECT * FROM unnest(CAST(:group_ids AS varchar[]), CAST(:is_active AS boolean[]),
-                         CAST(:erp_updated_at AS timestamptz[])) WITH ORDINALITY
-        AS event (group_id, is_active, erp_updated_at, number)
+                         CAST(:erp_updated_at AS timestamptz[]), CAST(:strict AS boolean[])) WITH ORDINALITY
+        AS event (group_id, is_active, erp_updated_at, strict, number)
 ), upserted AS (
     INSERT INTO variants (sku, product_group_id, display_name, price, mrp, attributes, is_active, erp_updated_at)
     SELECT given.sku, event.group_id, given.display_name, given.price, given.mrp, given.attributes, event.is_active,
@@ -56,6 +56,8 @@ WITH event AS (
                     jsonb_array_elements(CAST(:attributes AS jsonb)), unnest(CAST(:events AS integer[])))
          WITH ORDINALITY AS given (sku, display_name, price, mrp, attributes, event, position)
     JOIN event ON event.number = given.event
+    WHERE NOT event.strict
+       OR NOT EXISTS (SELECT FROM variants held WHERE held.sku = given.sku AND held.erp_updated_at >= event.erp_updated_at)
     ORDER BY given.position
     ON CONFLICT (sku) DO UPDATE
     SET product_group_id = excluded.product_group_id, display_name = excluded.display_name,
@@ -126,18 +128,22 @@ def upsert_groups(session: Session, events: Sequence[CatalogUpdate],
 
 
 def upsert_variants(session: Session, events: Sequence[CatalogUpdate],
-                    active: Sequence[bool] | None = None) -> list[WrittenVariant]:
+                    stale: Sequence[CatalogUpdate] = ()) -> list[WrittenVariant]:
     """Write every variant of the events unless a newer update of its SKU is applied; the ones written.
 
-    `active`: whether each event's variants are written active (default: its group's `is_active`).
+    The variants of the `stale` events (their groups hold a newer update) are written inactive, and
+    only over a row strictly older than the event: one of the same time may be the newer update's own.
     """
+    writing = [*events, *stale]
+    is_stale = [False] * len(events) + [True] * len(stale)
     rows = sorted((variant.sku, number, variant)
-                  for number, event in enumerate(events, start=1) for variant in event.data.variants)
+                  for number, event in enumerate(writing, start=1) for variant in event.data.variants)
     variants = [variant for _, _, variant in rows]
     result = session.execute(_UPSERT_VARIANTS, {
-        "group_ids": [event.data.product_group_id for event in events],
-        "is_active": list(active) if active is not None else [event.data.is_active for event in events],
-        "erp_updated_at": [event.timestamp for event in events],
+        "group_ids": [event.data.product_group_id for event in writing],
+        "is_active": [event.data.is_active and not old for event, old in zip(writing, is_stale, strict=True)],
+        "erp_updated_at": [event.timestamp for event in writing],
+        "strict": is_stale,
         "skus": [sku for sku, _, _ in rows],
         "display_names": [variant.display_name for variant in variants],
         # As text: psycopg dumps a Decimal in Python, three times the time of its str().

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -201,6 +201,35 @@ def test_a_sku_moved_then_dropped_is_off_sale_whichever_update_comes_late(db_ses
     dropped = variant(db_session, "SKU-Y")
     assert (dropped.product_group_id, dropped.is_active) == ("PG-NEW", False)
     assert (variant(db_session, "SKU-X").is_active, variant(db_session, "SKU-W").is_active) == (True, True)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "in one batch"])
+@pytest.mark.parametrize("arrival", [(0, 1, 2), (1, 2, 0), (2, 1, 0)],
+                         ids=["in order", "the first load late", "both earlier late"])
+def test_a_stale_update_takes_no_sku_off_sale_that_an_update_of_the_same_second_moved(db_session, arrival, batched):
+    # given the ERP stamping whole seconds: at 10:00:00 PG-A lists S and X, and in the same second
+    # PG-B lists S (a move); at 10:00:10 PG-A lists X alone
+    stamp = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    updates = [at_time(stamp, product_group_id="PG-A", variants=[variant_with(sku="SKU-S"), variant_with(sku="SKU-X")]),
+               at_time(stamp, product_group_id="PG-B", variants=[variant_with(sku="SKU-S")]),
+               at_time(stamp + timedelta(seconds=10), product_group_id="PG-A", variants=[variant_with(sku="SKU-X")])]
+
+    # when they arrive in this order
+    if batched:
+        apply_catalog_batch([updates[index] for index in arrival], db_session)
+    else:
+        for index in arrival:
+            apply_catalog_update(updates[index], db_session)
+
+    # then S is on sale in PG-B, as in the ERP: the stale PG-A update of its second does not take it back
+    moved = variant(db_session, "SKU-S")
+    assert (moved.product_group_id, moved.is_active) == ("PG-B", True)
+
+
+def at_time(stamp: datetime, **data):
+    document = catalog_event(**data)
+    document["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
+    return decode_event(encode(document))
 
 
 def test_update_older_than_the_one_applied_is_ignored_as_stale(db_session):
@@ -475,3 +504,76 @@ def test_two_workers_moving_skus_into_each_others_groups_both_apply_without_a_de
                                .where(Variant.sku.in_([s1, s2])).order_by(Variant.sku)).all()
         assert [tuple(row) for row in rows] == [(s1, group_2, True), (s2, group_1, True)]
         assert (stock(session, s1), stock(session, s2)) == (3, 2)
+
+
+@pytest.fixture
+def tagged_catalog(db_engine):
+    """A tag for committed groups and SKUs of one test (`PG-<tag>-…`, `<tag>-…`), all removed afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    yield tag
+    with Session(db_engine) as session, session.begin():
+        skus = select(Variant.sku).where(Variant.sku.like(f"{tag}-%")).scalar_subquery()
+        events = select(StockChange.event_id).where(StockChange.sku.in_(skus)).scalar_subquery()
+        session.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.in_(events)))
+        for model in (StockChange, StockLevel, Media):
+            session.execute(delete(model).where(model.sku.like(f"{tag}-%")))
+        session.execute(delete(Variant).where(Variant.sku.like(f"{tag}-%")))
+        session.execute(delete(ProductGroup).where(ProductGroup.product_group_id.like(f"PG-{tag}-%")))
+        session.execute(delete(Category).where(Category.name == tag))
+
+
+def test_a_batch_writing_a_stale_updates_skus_and_a_worker_moving_them_do_not_deadlock(db_engine, tagged_catalog,
+                                                                                      monkeypatch):
+    # given groups Z (SKU A), G (B and C), K (Q) and X (R), committed
+    tag = tagged_catalog
+    path = [tag]
+
+    def update(minutes: int, group: str, *skus: str):
+        return catalog(at=timedelta(minutes=minutes), product_group_id=f"PG-{tag}-{group}", category_hierarchy=path,
+                       variants=[variant_with(sku=f"{tag}-{sku}", stock_quantity=None) for sku in skus])
+
+    with Session(db_engine) as session, session.begin():
+        for earlier in (update(-60, "Z", "A"), update(-50, "G", "B", "C"), update(-10, "K", "Q"), update(-70, "X", "R")):
+            apply_catalog_update(earlier, session)
+    # and a worker taking a batch where G drops B and a late K update lists A (stale for K, newer than A's
+    # row), while another applies X listing A and B: the interleaving that deadlocked when the stale
+    # update's SKUs were locked after the batch had locked the groups' rows
+    batch = [update(-5, "G", "C"), update(-30, "K", "A")]
+    moving = update(-1, "X", "A", "B", "R")
+    workers: dict[str, threading.Thread] = {}
+    batch_locked = threading.Event()
+    upsert = catalog_module.upsert_variants
+
+    def upsert_once_the_other_waits(session, events, *rest):
+        if threading.current_thread() is workers.get("batch"):
+            batch_locked.set()
+            waiting_until = time.monotonic() + 10
+            while not blocked_or_done(db_engine, workers["moving"]):
+                assert time.monotonic() < waiting_until, "the other worker neither finished nor waited"
+                time.sleep(0.02)
+        return upsert(session, events, *rest)
+
+    monkeypatch.setattr(catalog_module, "upsert_variants", upsert_once_the_other_waits)
+    errors: list[BaseException] = []
+
+    def run(apply) -> None:
+        try:
+            with Session(db_engine) as session, session.begin():
+                apply(session)
+        except BaseException as exc:  # noqa: BLE001 (reported by the test thread)
+            errors.append(exc)
+
+    workers["batch"] = threading.Thread(target=run, args=(lambda session: apply_catalog_batch(batch, session),))
+    workers["moving"] = threading.Thread(target=run, args=(
+        lambda session: batch_locked.wait(10) and apply_catalog_update(moving, session),))
+    for worker in workers.values():
+        worker.start()
+    for worker in workers.values():
+        worker.join(timeout=30)
+
+    # then neither failed, and A and B end in X, on sale
+    assert errors == []
+    with Session(db_engine) as session:
+        rows = session.execute(select(Variant.sku, Variant.product_group_id, Variant.is_active)
+                               .where(Variant.sku.in_([f"{tag}-A", f"{tag}-B"])).order_by(Variant.sku)).all()
+    assert [tuple(row) for row in rows] == [(f"{tag}-A", f"PG-{tag}-X", True), (f"{tag}-B", f"PG-{tag}-X", True)]
