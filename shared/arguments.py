@@ -32,3 +32,13 @@ def port_number(text: str) -> int:
 def port_or_any(text: str) -> int:
     """A TCP port, or 0 for any free one, for a server that prints where it listens (the sandbox ERP)."""
     return _whole_number(text, PORT_MAX, f"a port from 0 (any free port) to {PORT_MAX}", lowest=0)
+
+
+def identifier(text: str) -> str:
+    """An order or event id as the shell gave it; argparse's error for bytes that are no UTF-8 text
+    (Python keeps them as lone surrogates, which the database's driver cannot send)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"must be UTF-8 text, not {text!r}") from None
+    return text

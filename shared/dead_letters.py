@@ -75,7 +75,7 @@ def parked_from(worker: str, properties: pika.BasicProperties, body: bytes) -> P
     deaths = headers.get("x-death") or [{}]
     broker_death = deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
     # Not x-delivery-count: the parking queue's own, which every listing (a take handed back) moves on.
-    attempts = headers.get(ATTEMPT_HEADER, _broker_attempts(broker_death))
+    attempts = _broker_attempts(broker_death, headers.get(ATTEMPT_HEADER))
     reason = headers.get(PARK_REASON_HEADER) or (
         f"broker: {broker_death.get('reason', 'dead-lettered')} after {_count(attempts)} deliveries" if broker_death
         else "unknown")
@@ -87,9 +87,14 @@ def parked_from(worker: str, properties: pika.BasicProperties, body: bytes) -> P
                          properties.content_type or "application/json", headers)
 
 
-def _broker_attempts(death: dict[str, Any]) -> int:
-    """A message the broker parked was delivered past the work queue's limit (a worker died on it each time)."""
-    return CRASH_DELIVERY_LIMIT + 1 if death.get("reason") == "delivery_limit" else 1
+def _broker_attempts(death: dict[str, Any], attempt_header: object) -> object:
+    """The tries a parked message had: the consumer's count (its attempt header), and for one the
+    broker parked past the work queue's delivery limit (a worker died on it each time) the deliveries
+    of its last attempt on top: a message back from a retry delay carries the header too."""
+    if death.get("reason") != "delivery_limit":
+        return 1 if attempt_header is None else attempt_header
+    earlier = 0 if attempt_header is None else _count(attempt_header) - 1
+    return earlier + CRASH_DELIVERY_LIMIT + 1
 
 
 def _count(value: object) -> int:
@@ -154,16 +159,22 @@ class DeadLetters:
         with self._channel() as channel:
             yield _each_parked(channel, queues)
 
-    def replay(self, ids: set[str] | None, worker: str | None = None) -> list[SettledMessage]:
-        """Put the parked messages with these ids (all when None) back on their work queues."""
-        return self._settle(ids, worker, replay=True)
+    def replay(self, ids: set[str] | None, worker: str | None = None,
+               settled: list[SettledMessage] | None = None) -> list[SettledMessage]:
+        """Put the parked messages with these ids (all when None) back on their work queues.
 
-    def drop(self, ids: set[str], worker: str | None = None) -> list[SettledMessage]:
-        """Drop the parked messages with these ids for good; the others stay parked."""
-        return self._settle(ids, worker, replay=False)
+        Each one is added to `settled` as it goes back, and the list returned: cut short (Ctrl-C, the
+        broker gone), the caller still knows what was done.
+        """
+        return self._settle(ids, worker, [] if settled is None else settled, replay=True)
 
-    def _settle(self, ids: set[str] | None, worker: str | None, *, replay: bool) -> list[SettledMessage]:
-        settled: list[SettledMessage] = []
+    def drop(self, ids: set[str], worker: str | None = None,
+             settled: list[SettledMessage] | None = None) -> list[SettledMessage]:
+        """Drop the parked messages with these ids for good; the others stay parked. `settled` as `replay`'s."""
+        return self._settle(ids, worker, [] if settled is None else settled, replay=False)
+
+    def _settle(self, ids: set[str] | None, worker: str | None, settled: list[SettledMessage], *,
+                replay: bool) -> list[SettledMessage]:
         queues = work_queues(worker)
         with self._channel() as channel:
             if replay:

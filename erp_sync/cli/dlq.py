@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
@@ -33,7 +34,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which.add_argument("--all", action="store_true", help="every parked message (of --queue)")
     replay.add_argument("--queue", help="only this worker's parked messages")
     purge = actions.add_parser("purge", help="drop parked messages for good: these ids, or every one (of --queue)")
-    purge.add_argument("ids", nargs="*", default=[], metavar="ID", help="event or order ids (none: every message)")
+    # --all, as replay's: an id list left empty (an unset shell variable) must not mean every message.
+    dropped = purge.add_mutually_exclusive_group(required=True)
+    dropped.add_argument("ids", nargs="*", default=[], metavar="ID", help="event or order ids")
+    dropped.add_argument("--all", action="store_true", help="every parked message (of --queue)")
     purge.add_argument("--queue", help="only this worker's parked messages")
     purge.add_argument("--yes", action="store_true", help="yes, drop them: they cannot be brought back")
     dlq.set_defaults(run=run_dlq, one_shot=True)
@@ -63,7 +67,7 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
         print("erp-sync: dlq purge drops messages for good; add --yes", file=sys.stderr)
         return EXIT_CONFIGURATION
     if args.ids:
-        return _settled("purged", set(args.ids), letters.drop(set(args.ids), args.queue))
+        return _reporting("purged", set(args.ids), lambda settled: letters.drop(set(args.ids), args.queue, settled))
     print(json.dumps({"purged": letters.purge(args.queue)}))
     return EXIT_OK
 
@@ -79,15 +83,21 @@ def _show(found: list[ParkedMessage], message_id: str) -> int:
 
 
 def _replay(letters: DeadLetters, args: argparse.Namespace) -> int:
-    from erp_sync.shared.dead_letters import ReplayCutShort
-
     wanted = None if args.all else set(args.ids)
+    return _reporting("replayed", wanted, lambda settled: letters.replay(wanted, args.queue, settled))
+
+
+def _reporting(done: str, wanted: set[str] | None,
+               settle: Callable[[list[SettledMessage]], list[SettledMessage]]) -> int:
+    """`settle`, then `_settled`; cut short (the broker refusing, gone, or Ctrl-C), the messages
+    settled before it are still told, one line each, before main prints why in one line."""
+    settled: list[SettledMessage] = []
     try:
-        replayed = letters.replay(wanted, args.queue)
-    except ReplayCutShort as exc:
-        _settled("replayed", None, exc.settled)
-        raise  # main prints it as one line, exit 1
-    return _settled("replayed", wanted, replayed)
+        settle(settled)
+    except BaseException:
+        _settled(done, None, settled)
+        raise
+    return _settled(done, wanted, settled)
 
 
 def _settled(done: str, wanted: set[str] | None, settled: list[SettledMessage]) -> int:

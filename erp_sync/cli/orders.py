@@ -6,7 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from erp_sync.shared.arguments import positive_int
+from erp_sync.shared.arguments import identifier, positive_int
 from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
 from erp_sync.shared.settings import Settings
 
@@ -24,10 +24,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.add_argument("--status", help="received, synced, pending_sync, local_only or rejected")
     listing.add_argument("--limit", type=positive_int, default=100, help="at most this many (100)")
     show = actions.add_parser("show", help="one order with its lines and holds")
-    show.add_argument("id")
+    show.add_argument("id", type=identifier)
     retry = actions.add_parser("retry", help="push pending_sync or local_only orders now")
     which = retry.add_mutually_exclusive_group(required=True)
-    which.add_argument("ids", nargs="*", default=[], metavar="ID")
+    which.add_argument("ids", nargs="*", default=[], metavar="ID", type=identifier)
     which.add_argument("--all", action="store_true", help="every pending_sync and local_only order")
     orders.set_defaults(run=run_orders, one_shot=True)
 
@@ -101,6 +101,10 @@ def _retry(settings: Settings, session: Session, order_ids: list[str] | None) ->
         if order_ids is None and not waiting:
             print("erp-sync: no order is pending_sync or local_only: nothing to push. An order still received "
                   "whose push message was parked is pushed by its id: `erp-sync orders retry ID`", file=sys.stderr)
+        elif order_ids is None and len(due) < waiting:
+            print(f"erp-sync: {waiting - len(due)} of the {waiting} waiting orders are being pushed this moment, "
+                  "left to those pushes (`erp-sync orders list --status pending_sync` shows how they end)",
+                  file=sys.stderr)
         for start in range(0, len(due), CONFIRM_WINDOW):
             window = due[start:start + CONFIRM_WINDOW]
             publisher.publish_all([push_message(order_id) for order_id in window])

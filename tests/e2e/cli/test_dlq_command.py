@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 
 import pika
+import pika.adapters.blocking_connection
+import pytest
 
+from erp_sync.cli import main
 from erp_sync.shared.broker import queue_depths
 from erp_sync.shared.dead_letters import DeadLetters
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER
@@ -81,11 +84,54 @@ def test_a_replay_its_work_queue_refuses_part_way_names_what_went_back_and_why_t
         assert queue_depths(url, ["erp-sync.inventory"])["erp-sync.inventory"] == len(went_back)
 
 
+@pytest.mark.parametrize("action", ["replay", "purge"])
+def test_a_replay_or_purge_cut_short_still_says_what_it_did(broker, monkeypatch, capsys, action):
+    # given four parked messages, and Ctrl-C arriving as the third is taken
+    for n in range(4):
+        park_copy(broker, encode(inventory_event(sku=f"SKU-C{n}")), f"evt_cut_{n}")
+    taken: list[str] = []
+    real_get = pika.adapters.blocking_connection.BlockingChannel.basic_get
+
+    def get_until_ctrl_c(channel, queue, auto_ack=False):
+        if len(taken) == 2:
+            raise KeyboardInterrupt
+        taken.append(queue)
+        return real_get(channel, queue, auto_ack)
+
+    monkeypatch.setenv("AMQP_URL", broker)
+    monkeypatch.setenv("ERP_SYNC_ENV_FILE", "")
+    ids = [f"evt_cut_{n}" for n in range(4)]
+
+    # when the operator replays or drops them
+    with monkeypatch.context() as interrupted:
+        interrupted.setattr(pika.adapters.blocking_connection.BlockingChannel, "basic_get", get_until_ctrl_c)
+        exit_code = main(["dlq", "replay", "--all", "--queue", "inventory"] if action == "replay"
+                         else ["dlq", "purge", *ids, "--yes"])
+
+    # then it ends as interrupted, having said which two it had settled, and those alone left the parking queue
+    said = capsys.readouterr()
+    done = "replayed" if action == "replay" else "purged"
+    assert exit_code == 130 and said.err.strip().endswith("erp-sync: interrupted")
+    assert said.out == f"{done} inventory\tevt_cut_0\n{done} inventory\tevt_cut_1\n"
+    assert sorted(m.message_id for m in DeadLetters(broker).parked("inventory")) == ["evt_cut_2", "evt_cut_3"]
+    assert queue_depths(broker, ["erp-sync.inventory"])["erp-sync.inventory"] == (2 if action == "replay" else 0)
+
+
 def test_purge_asks_for_yes(broker):
-    result = cli.run("dlq", "purge", AMQP_URL=broker)
+    result = cli.run("dlq", "purge", "--all", AMQP_URL=broker)
 
     assert result.returncode == 2
     assert "--yes" in result.stderr
+
+
+def test_purge_without_ids_drops_nothing_unless_told_all(broker):
+    # given a parked message, and a purge whose id list came out empty (`dlq purge $ID --yes`, ID unset)
+    park_copy(broker, encode(inventory_event(sku="SKU-K")), "evt_kept")
+    result = cli.run("dlq", "purge", "--yes", AMQP_URL=broker)
+
+    # then it is refused as an argument error, and the message stays parked
+    assert result.returncode == 2 and "--all" in result.stderr
+    assert [m.message_id for m in DeadLetters(broker).parked("inventory")] == ["evt_kept"]
 
 
 def test_purging_one_id_drops_that_message_alone(broker):

@@ -14,6 +14,7 @@ from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
 from erp_sync.workers.order_sync import push_message
 from tests.support import cli
+from tests.support.amqp import drain
 from tests.support.orders import SKU, order, wait_status
 
 
@@ -101,6 +102,8 @@ def test_retrying_an_order_being_pushed_this_moment_says_so_without_waiting(brok
         "erp-sync: order ORD-IN-FLIGHT is being pushed this moment (`erp-sync orders show ORD-IN-FLIGHT` tells how "
         "it ends): not pushed"]
     assert every.returncode == 0 and every.stdout == "pushing ORD-WAITING\n"
+    # and pushing all says that the other is being pushed, not only what it pushed itself
+    assert every.stderr.startswith("erp-sync: 1 of the 2 waiting orders are being pushed this moment"), every.stderr
 
 
 def test_a_list_cut_at_its_limit_says_how_many_more_there_are(committed_session, migrated_database_url):
@@ -140,6 +143,14 @@ def test_retry_with_the_broker_down_marks_nothing_due(committed_session, migrate
     assert result.returncode == 1
     committed_session.expire_all()
     assert committed_session.get(Order, "ORD-LATER").next_attempt_at == later
+
+
+@pytest.mark.parametrize("action", ["show", "retry"])
+def test_an_order_id_that_is_no_utf8_text_is_an_argument_error_not_a_traceback(action, migrated_database_url):
+    # the shell passes the byte 0xff; Python holds it as a lone surrogate
+    result = cli.run("orders", action, "ORD-\udcff", DATABASE_URL=migrated_database_url)
+
+    assert result.returncode == 2 and "must be UTF-8 text" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_an_unknown_status_is_named_with_the_known_ones(migrated_database_url):
@@ -187,7 +198,9 @@ def test_a_limit_below_one_is_refused_before_the_database_is_asked(limit):
 
 def test_retrying_more_orders_than_the_push_queue_has_room_for_pushes_none_and_says_why(
         broker, committed_session, db_engine, migrated_database_url):
-    # given three waiting orders, and a push queue bounded at 4 that already holds 2 pushes
+    # given three waiting orders, and a push queue bounded at 4 that already holds 2 pushes (and no
+    # other: an earlier test's pushes in this run's vhost are drained first)
+    drain(broker, ORDERS_PUSH_QUEUE.name)
     later = datetime.now(UTC) + timedelta(hours=1)
     for n in range(3):
         committed_session.add(Order(order_id=f"ORD-R-{n}", order_date=datetime.now(UTC), customer_ref="C-1",
