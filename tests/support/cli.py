@@ -9,8 +9,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+import requests
 
 
 def command() -> list[str]:
@@ -115,3 +119,16 @@ def stop(process: subprocess.Popen[str]) -> str:
     if log is not None:
         log.close()
     return output
+
+
+@contextmanager
+def serving(command: str, **variables: str) -> Iterator[int]:
+    """`erp-sync <command> --port N` started and answering /healthz; yields N, and stops it at the end."""
+    port = free_port()
+    process = start(command, "--port", str(port), **variables)
+    try:
+        wait_for_port(port, process)
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).raise_for_status()
+        yield port
+    finally:
+        stop(process)

@@ -21,15 +21,9 @@ ANSWER_WITHIN_S = 10.0
 
 @pytest.fixture(scope="module")
 def api(migrated_database_url, topology):
-    port = cli.free_port()
-    process = cli.start("api", "--port", str(port), DATABASE_URL=migrated_database_url, AMQP_URL=topology,
-                        STOREFRONT_API_TOKEN=API_TOKEN, CONSOLE_TOKEN=CONSOLE_TOKEN, API_WORKERS="1", HTTP_READ_TIMEOUT_S=str(READ_TIMEOUT_S))
-    try:
-        cli.wait_for_port(port, process)
-        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).raise_for_status()
+    with cli.serving("api", DATABASE_URL=migrated_database_url, AMQP_URL=topology, STOREFRONT_API_TOKEN=API_TOKEN,
+                     CONSOLE_TOKEN=CONSOLE_TOKEN, API_WORKERS="1", HTTP_READ_TIMEOUT_S=str(READ_TIMEOUT_S)) as port:
         yield port
-    finally:
-        cli.stop(process)
 
 
 def status_of_head_only(port: int, request_head: bytes) -> bytes:

@@ -26,18 +26,9 @@ CUT_SLACK_S = 2.0
 
 @pytest.fixture(scope="module")
 def door(migrated_database_url, topology):
-    port = cli.free_port()
-    process = cli.start(
-        "ingress", "--port", str(port),
-        DATABASE_URL=migrated_database_url, AMQP_URL=topology, ERP_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        INGRESS_WORKERS="2", HTTP_READ_TIMEOUT_S=str(READ_TIMEOUT_S),
-    )
-    try:
-        cli.wait_for_port(port, process)
-        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).raise_for_status()
+    with cli.serving("ingress", DATABASE_URL=migrated_database_url, AMQP_URL=topology, ERP_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                     INGRESS_WORKERS="2", HTTP_READ_TIMEOUT_S=str(READ_TIMEOUT_S)) as port:
         yield port
-    finally:
-        cli.stop(process)
 
 
 def timed(call):

@@ -191,11 +191,7 @@ def test_a_sku_moved_then_dropped_is_off_sale_whichever_update_comes_late(db_ses
                catalog(product_group_id="PG-NEW", variants=[w])]
 
     # when they arrive in this order
-    if batched:
-        apply_catalog_batch([updates[index] for index in arrival], db_session)
-    else:
-        for index in arrival:
-            apply_catalog_update(updates[index], db_session)
+    apply_in_order(db_session, [updates[index] for index in arrival], batched=batched)
 
     # then Y is off sale in the group it was dropped from, as when they come in order, and X and W on sale
     dropped = variant(db_session, "SKU-Y")
@@ -215,15 +211,20 @@ def test_a_stale_update_takes_no_sku_off_sale_that_an_update_of_the_same_second_
                at_time(stamp + timedelta(seconds=10), product_group_id="PG-A", variants=[variant_with(sku="SKU-X")])]
 
     # when they arrive in this order
-    if batched:
-        apply_catalog_batch([updates[index] for index in arrival], db_session)
-    else:
-        for index in arrival:
-            apply_catalog_update(updates[index], db_session)
+    apply_in_order(db_session, [updates[index] for index in arrival], batched=batched)
 
     # then S is on sale in PG-B, as in the ERP: the stale PG-A update of its second does not take it back
     moved = variant(db_session, "SKU-S")
     assert (moved.product_group_id, moved.is_active) == ("PG-B", True)
+
+
+def apply_in_order(session, updates, *, batched: bool) -> None:
+    """The updates as they arrive: one message at a time, or in one batch of the catalog worker."""
+    if batched:
+        apply_catalog_batch(updates, session)
+        return
+    for update_ in updates:
+        apply_catalog_update(update_, session)
 
 
 def at_time(stamp: datetime, **data):

@@ -693,12 +693,17 @@ def test_a_hold_past_its_grace_period_is_a_warning_only_when_the_erp_should_have
     assert ("ERP_NAMES_ORDERS" in line.getMessage()) is names_orders
 
 
+def record_local_only(make_handler, session) -> None:
+    """ORD-1 recorded, turned local_only and due, committed."""
+    make_handler()(delivery(order_body()), session)
+    session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
+    session.commit()
+
+
 def test_while_the_probe_waits_for_the_erp_no_order_is_held_up_behind_it(make_handler, settings_factory, sandbox,
                                                                           committed_session, db_engine, broker):
     # given a local_only order, and an ERP that takes 5 s to begin its snapshot (orders allow it 1 s)
-    make_handler()(delivery(order_body()), committed_session)
-    committed_session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
-    committed_session.commit()
+    record_local_only(make_handler, committed_session)
     sandbox.fault("slow", delay_ms=5000)
     publisher = ConfirmingPublisher(broker)
     client = erp_client(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, erp_read_timeout_s=1,
@@ -730,9 +735,7 @@ def test_while_the_probe_waits_for_the_erp_no_order_is_held_up_behind_it(make_ha
 def test_a_worker_stopping_while_its_probe_waits_for_the_erp_stops_now(make_handler, settings_factory, sandbox,
                                                                         committed_session, db_engine, broker):
     # given the probe loop of an orders worker asking an ERP that takes 30 s to begin its snapshot
-    make_handler()(delivery(order_body()), committed_session)
-    committed_session.execute(text("UPDATE orders SET status = 'local_only', next_attempt_at = NULL"))
-    committed_session.commit()
+    record_local_only(make_handler, committed_session)
     sandbox.fault("slow", delay_ms=30_000)
     publisher = ConfirmingPublisher(broker)
     client = erp_client(settings_factory(erp_base_url=sandbox.url, erp_api_token=TOKEN, reconcile_read_timeout_s=60))
