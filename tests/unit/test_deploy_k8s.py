@@ -55,6 +55,19 @@ def test_keda_scales_every_consuming_worker_on_exactly_the_queues_it_consumes():
                    for t in so["spec"]["triggers"])
 
 
+def test_keda_can_reach_every_pod_before_a_queue_is_half_full():
+    # The trigger counts ready messages; the queue refuses publishes at its bound (messages, or bytes
+    # of the worker's large messages): every pod must be asked for well before that.
+    for name, so in SCALED.items():
+        worker = name.removeprefix("erp-sync-worker-")
+        if worker not in generate.SIZING:
+            continue
+        sizing = generate.SIZING[worker]
+        holds = min(DEFAULTS.queue_max_length, DEFAULTS.queue_max_bytes // sizing.large_message_bytes)
+        for trigger in so["spec"]["triggers"]:
+            assert int(trigger["metadata"]["value"]) * so["spec"]["maxReplicaCount"] <= holds / 2, (name, trigger)
+
+
 def test_a_worker_without_a_queue_runs_as_one_pod_and_is_not_scaled():
     scheduled = [name for name, w in WORKERS.items() if not isinstance(w, ConsumingWorker)]
 
