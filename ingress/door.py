@@ -86,7 +86,7 @@ class Door:
     async def _accept(self, scope: Scope, raw: bytes, length: int | None) -> dict[str, str]:
         """The body of the 202, or the ApiError the Flask view raises for the same request."""
         if length is not None and length > self._max_body_bytes:
-            # Flask's MAX_CONTENT_LENGTH check, before anything else; not a counted rejection there either.
+            # Flask's MAX_CONTENT_LENGTH check, before anything else.
             raise self._rules.too_large()
         mimetype = parse_options_header(scope.headers.get("content-type", ""))[0].lower()
         event, message = self._rules.admit(raw, scope.headers.get("x-erp-signature"), mimetype,

@@ -23,15 +23,18 @@ from prometheus_client import (
 
 from erp_sync.ingress import extensions
 from erp_sync.shared import order_metrics, queue_metrics, reconcile_metrics
+from erp_sync.shared.counters import from_zero
 
 bp = Blueprint("metrics", __name__)
 
 WEBHOOKS_ACCEPTED = Counter(
     "erp_sync_webhooks_accepted_total", "Webhooks stored on the broker and answered 202", ["event_type"]
 )
-WEBHOOKS_REJECTED = Counter(
+REJECTION_REASONS = ("content_encoding", "signature", "content_type", "invalid", "timestamp", "too_large",
+                     "queue_full", "unavailable")
+WEBHOOKS_REJECTED = from_zero(Counter(
     "erp_sync_webhooks_rejected_total", "Webhooks answered with an error, by reason", ["reason"]
-)
+), reason=REJECTION_REASONS)
 PUBLISH_SECONDS = Histogram(
     "erp_sync_publish_seconds",
     "Time from publish to the broker's confirm",

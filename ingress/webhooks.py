@@ -83,10 +83,12 @@ class WebhookRules:
         return event, OutgoingMessage(EVENTS_EXCHANGE, event.event_type, raw, message_id=event.event_id)
 
     def too_large(self) -> ApiError:
-        """The answer to a body over WEBHOOK_MAX_BODY_BYTES; read no further."""
+        """The answer to a body over WEBHOOK_MAX_BODY_BYTES; read no further. Counted and logged: the
+        ERP's retries of it never succeed, and a drift alert's search for lost webhooks starts here."""
         limit = self.config.webhook_max_body_bytes
-        return ApiError(413, f"the body is over the limit of {limit} bytes (WEBHOOK_MAX_BODY_BYTES): send smaller "
-                             "events, such as catalog groups of fewer variants")
+        logger.warning("a webhook refused: its body is over WEBHOOK_MAX_BODY_BYTES (%d)", limit)
+        return self.reject(413, "too_large", f"the body is over the limit of {limit} bytes (WEBHOOK_MAX_BODY_BYTES): "
+                                             "send smaller events, such as catalog groups of fewer variants")
 
     def refused(self, event: ErpEvent, error: BrokerUnavailable | PublishRejected) -> ApiError:
         """The answer to a publish the broker did not confirm."""

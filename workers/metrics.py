@@ -6,20 +6,25 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+from erp_sync.shared.counters import from_zero
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
 
-EVENT_ID_CONFLICTS = Counter(
+EVENT_TYPES = ("catalog.update", "inventory.change")
+IMAGE_OUTCOMES = ("confirmed", "retried", "failed")
+ERP_CALL_RESULTS = ("ok", "misconfigured", "unavailable", "rejected", "error")
+
+EVENT_ID_CONFLICTS = from_zero(Counter(
     "erp_sync_event_id_conflicts", "ERP events parked because their id was applied before with another body",
     ["event_type"],
-)
-MEDIA_IMAGES = Counter(
+), event_type=EVENT_TYPES)
+MEDIA_IMAGES = from_zero(Counter(
     "erp_sync_media_images", "Images the media worker tried, by outcome (a failed one shows without its picture)",
     ["outcome"],
-)
-ERP_CALLS = Counter(
+), outcome=IMAGE_OUTCOMES)
+ERP_CALLS = from_zero(Counter(
     "erp_sync_erp_calls", "Calls to the ERP (a push after its quick retries, or a probe), by result",
     ["call", "result"],
-)
+), call=("push", "probe"), result=ERP_CALL_RESULTS)
 
 
 def erp_call_result(error: BaseException | None) -> str:

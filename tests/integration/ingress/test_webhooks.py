@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from erp_sync.ingress import create_app
 from erp_sync.shared.errors import ConfigurationError
@@ -132,15 +134,20 @@ def test_non_json_content_type_is_refused(client, broker):
     assert drain(broker, "erp-sync.inventory") == []
 
 
-def test_body_over_the_limit_is_refused(settings_factory, broker):
+def test_body_over_the_limit_is_refused_counted_and_logged(settings_factory, broker, caplog):
     app = create_app(settings_factory(webhook_max_body_bytes=2048))
     body = encode(catalog_event(description="x" * 4096))
+    counted = REGISTRY.get_sample_value("erp_sync_webhooks_rejected_total", {"reason": "too_large"})
 
-    response = post(app.test_client(), body)
+    with caplog.at_level(logging.WARNING, logger="erp_sync.ingress.webhooks"):
+        response = post(app.test_client(), body)
 
     assert response.status_code == 413
     assert response.get_json()["error"].startswith("the body is over the limit of 2048 bytes (WEBHOOK_MAX_BODY_BYTES)")
     assert drain(broker, "erp-sync.catalog") == []
+    # and it counts among the refused webhooks the runbook has the on-call person look at, with a line of its own
+    assert REGISTRY.get_sample_value("erp_sync_webhooks_rejected_total", {"reason": "too_large"}) == counted + 1
+    assert "over WEBHOOK_MAX_BODY_BYTES" in caplog.text
 
 
 @pytest.mark.parametrize("compressed", [True, False], ids=["gzipped", "labelled-only"])
