@@ -135,8 +135,7 @@ def load_stock_desk(app_factory: Callable[[], Flask], settings: Settings, thread
     from erp_sync.ingress.stock_desk import StockDesk
 
     app = _built(app_factory)
-    return StockDesk(app, _bridge(app, settings, threads), settings.database_url, pool_size=STOCK_DESK_CONNECTIONS,
-                     lock_timeout_ms=settings.database_lock_timeout_ms)
+    return StockDesk(app, _bridge(app, settings, threads), settings.database_url, pool_size=STOCK_DESK_CONNECTIONS)
 
 
 Loader = Callable[[Callable[[], Flask], Settings, int], object]

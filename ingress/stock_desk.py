@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 STOCK_PATH = "/api/v1/inventory/"
 # A read waiting longer than this for a connection goes to Flask, whose pool waits its own time.
 CONNECTION_WAIT_S = 0.25
+# And for a lock (a migration's on stock_levels): Flask then waits DATABASE_LOCK_TIMEOUT_MS and
+# answers 503; the whole timeout here first made the storefront wait it twice.
+LOCK_WAIT_MS = 250
 # After a failed read, reads go straight to Flask for this long: in an outage the storefront gets
 # Flask's 503 at once, not after a wait here first.
 LEFT_TO_FLASK_AFTER_A_FAILURE_S = 5.0
@@ -44,11 +47,11 @@ RECONNECT_TIMEOUT_S = 300.0
 class StockDesk:
     """An RSGI app: a SKU's stock read on the loop, on `pool_size` connections of its own; the rest via `bridge`."""
 
-    def __init__(self, app: Flask, bridge: WsgiBridge, database_url: str, *, pool_size: int, lock_timeout_ms: int,
-                 reconnect_timeout_s: float = RECONNECT_TIMEOUT_S) -> None:
+    def __init__(self, app: Flask, bridge: WsgiBridge, database_url: str, *, pool_size: int,
+                 lock_timeout_ms: int = LOCK_WAIT_MS, reconnect_timeout_s: float = RECONNECT_TIMEOUT_S) -> None:
         self._tokens = api_tokens(app)
         self._bridge = bridge
-        # lock_timeout as Flask's engine has it: a read held by a migration's lock goes to Flask, which answers 503.
+        # A read held by a lock goes to Flask, which answers 503 with Retry-After.
         self._pool = AsyncConnectionPool(conninfo(database_url), min_size=1, max_size=pool_size, open=False,
                                          kwargs={**connect_args(lock_timeout_ms), "autocommit": True},
                                          reconnect_timeout=reconnect_timeout_s)

@@ -56,14 +56,17 @@ WITH event AS (
                     jsonb_array_elements(CAST(:attributes AS jsonb)), unnest(CAST(:events AS integer[])))
          WITH ORDINALITY AS given (sku, display_name, price, mrp, attributes, event, position)
     JOIN event ON event.number = given.event
-    WHERE NOT event.strict
-       OR NOT EXISTS (SELECT FROM variants held WHERE held.sku = given.sku AND held.erp_updated_at >= event.erp_updated_at)
     ORDER BY given.position
     ON CONFLICT (sku) DO UPDATE
     SET product_group_id = excluded.product_group_id, display_name = excluded.display_name,
         price = excluded.price, mrp = excluded.mrp, attributes = excluded.attributes,
         is_active = excluded.is_active, erp_updated_at = excluded.erp_updated_at, updated_at = now()
+    -- Checked on the row as it stands once its lock is ours (a writer of the same second committed
+    -- meanwhile included): a stale event's SKUs only over a strictly older row. Each group is one
+    -- event's in a statement (workers/catalog.py, _rounds).
     WHERE variants.erp_updated_at <= excluded.erp_updated_at
+      AND NOT (variants.erp_updated_at = excluded.erp_updated_at
+               AND coalesce((SELECT strict FROM event WHERE event.group_id = excluded.product_group_id), false))
     RETURNING sku, xmax = 0 AS inserted
 ), previous AS (
     SELECT variants.sku, variants.product_group_id FROM upserted JOIN variants USING (sku) WHERE NOT upserted.inserted

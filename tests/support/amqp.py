@@ -1,12 +1,17 @@
 """Reading what landed on a queue, for assertions."""
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
 import pika
+import pika.exceptions
 
-from erp_sync.shared.topology import WORK_QUEUES
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
+
+# The ORDER_RETRY_INTERVAL_S of the tests' orders workers, in ms (tests/e2e/conftest.py order_settings).
+ORDER_RETRY_DELAYS_MS = (1000,)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,12 @@ def purge_all(amqp_url: str, retry_delays_ms: tuple[int, ...], settle_s: float =
             if time.monotonic() > deadline:
                 raise AssertionError(f"consumers still on queues {settle_s:.0f} s after their test: {consumed}")
             time.sleep(0.05)
+        # The orders' own retry delay (ORDER_RETRY_INTERVAL_S, 1 s in the e2e tests) first: a push an
+        # earlier test's worker left waiting there reached the next test's push queue after its purge.
+        for delay_ms in ORDER_RETRY_DELAYS_MS:
+            order_delays = connection.channel()
+            with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):  # not declared in this run
+                order_delays.queue_purge(ORDERS_PUSH_QUEUE.delay_queue(delay_ms))
         for name in names:
             channel.queue_purge(name)
     finally:

@@ -9,6 +9,7 @@ import pika.exceptions
 
 from erp_sync.shared.consumer import Delivery
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
+from tests.support.amqp import ORDER_RETRY_DELAYS_MS
 from tests.support.waiting import wait_for
 
 SKU = "IPH15-128-BLK"
@@ -36,7 +37,7 @@ def delivery(body: bytes, *, tag: int = 1, headers: dict | None = None, redelive
 def purge_order_delays(amqp_url: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
-        for delay_ms in (1000,):
+        for delay_ms in ORDER_RETRY_DELAYS_MS:
             channel = connection.channel()
             with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
                 channel.queue_purge(ORDERS_PUSH_QUEUE.delay_queue(delay_ms))

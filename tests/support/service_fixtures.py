@@ -17,7 +17,7 @@ from tests.support.settings import API_TOKEN, OLD_API_TOKEN, OLD_WEBHOOK_SECRET,
 # What a service tier's conftest takes with `from tests.support.service_fixtures import *`.
 __all__ = ["amqp_url", "amqp_vhost", "broker", "database_url", "settings", "settings_factory", "topology"]
 
-def _unavailable(what: str) -> None:
+def unavailable(what: str) -> None:
     # A laptop without the services skips; CI must never pass by skipping.
     if os.environ.get("CI"):
         pytest.fail(f"{what} is not reachable and CI requires it", pytrace=False)
@@ -42,7 +42,7 @@ def _once_per_run(request: pytest.FixtureRequest, name: str, resource: Callable[
 def _private_database() -> Iterator[str]:
     with services.postgres_server() as server:
         if not services.reachable(server, 5432):
-            _unavailable("PostgreSQL")
+            unavailable("PostgreSQL")
         with services.private_database(server) as url:
             yield url
 
@@ -51,7 +51,7 @@ def _private_database() -> Iterator[str]:
 def _private_vhost() -> Iterator[str]:
     with services.rabbitmq_server() as (server, management):
         if not services.reachable(server, 5672):
-            _unavailable("RabbitMQ")
+            unavailable("RabbitMQ")
         with services.private_vhost(server, management) as url:
             yield url
 

@@ -14,7 +14,6 @@ from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
 from erp_sync.workers.order_sync import push_message
 from tests.support import cli
-from tests.support.amqp import drain
 from tests.support.orders import SKU, order, wait_status
 
 
@@ -198,9 +197,7 @@ def test_a_limit_below_one_is_refused_before_the_database_is_asked(limit):
 
 def test_retrying_more_orders_than_the_push_queue_has_room_for_pushes_none_and_says_why(
         broker, committed_session, db_engine, migrated_database_url):
-    # given three waiting orders, and a push queue bounded at 4 that already holds 2 pushes (and no
-    # other: an earlier test's pushes in this run's vhost are drained first)
-    drain(broker, ORDERS_PUSH_QUEUE.name)
+    # given three waiting orders, and a push queue bounded at 4 that already holds 2 pushes
     later = datetime.now(UTC) + timedelta(hours=1)
     for n in range(3):
         committed_session.add(Order(order_id=f"ORD-R-{n}", order_date=datetime.now(UTC), customer_ref="C-1",
