@@ -19,6 +19,7 @@ import gc
 import json
 import os
 import sys
+import threading
 import time
 from collections import defaultdict
 from contextlib import ExitStack
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         config = consumer_config(services.settings, worker)
         engine = make_engine(services.settings.database_url)
         stack.callback(engine.dispose)
-        runner = worker.build_runner(services.settings, make_session_factory(engine), config)
+        runner = worker.build_runner(services.settings, make_session_factory(engine), config, threading.Event())
         timings = _time_statements(engine) if args.statements else None
         if args.explain:
             _explain(engine)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -47,8 +48,12 @@ def image_attempts(max_delivery_attempts: int) -> int:
     return max(min(EARLIEST_GIVE_UP, max_delivery_attempts), max_delivery_attempts - ATTEMPTS_KEPT_FOR_THE_DATABASE)
 
 
-def build_handler(settings: Settings) -> Handler:
-    """The media worker's handler, with one fetcher (and its connection pool) for the process."""
+def build_handler(settings: Settings, stop: threading.Event | None = None) -> Handler:
+    """The media worker's handler, with one fetcher (and its connection pool) for the process.
+
+    Once `stop` is set, a message's downloads not begun are not begun: they go round again with its
+    retry, and the message ends within its downloads under way (its grace period), not all of them.
+    """
     fetcher = MediaFetcher(
         media_session(),
         connect_timeout_s=settings.media_timeout_s,
@@ -69,7 +74,7 @@ def build_handler(settings: Settings) -> Handler:
             confirm_media(request, session, fetcher, attempt=attempt, give_up_at=give_up_at)
             return None
         unfinished = confirm_batch(request, session, fetcher, attempt=attempt, give_up_at=give_up_at,
-                                   downloads=downloads)
+                                   downloads=downloads, stop=stop)
         if unfinished is None:
             return None
         # Only the images whose server failed for now go round again; the others are recorded.
@@ -96,7 +101,7 @@ def confirm_media(
 
 def confirm_batch(
     batch: MediaBatch, session: Session, fetcher: MediaFetcher, *, attempt: int, give_up_at: int,
-    downloads: Executor | None = None,
+    downloads: Executor | None = None, stop: threading.Event | None = None,
 ) -> tuple[MediaBatch, MediaUnavailable] | None:
     """Fetch each distinct URL of the batch's still pending rows once; record the outcome on its rows.
 
@@ -121,8 +126,10 @@ def confirm_batch(
     last_error: MediaUnavailable | None = None
     confirmed: list[tuple[str, list[MediaDownload], FetchedImage]] = []
     failed: list[tuple[str, int, MediaRejected | MediaUnavailable]] = []
-    breaker = HostBreaker() if attempt < give_up_at else HostBreaker(threshold=None)
-    fetched = (downloads.map if downloads else map)(partial(_fetch, fetcher, breaker), by_url)
+    # An image's last attempt defers nothing, for a host's failures or a stop: none is given up untried.
+    last = attempt >= give_up_at
+    breaker = HostBreaker(threshold=None) if last else HostBreaker()
+    fetched = (downloads.map if downloads else map)(partial(_fetch, fetcher, breaker, None if last else stop), by_url)
     for (url, images), result in zip(by_url.items(), fetched, strict=True):
         if isinstance(result, FetchedImage):
             confirmed.append((url, images, result))
@@ -146,7 +153,10 @@ def confirm_batch(
     return None if last_error is None else (MediaBatch(images=tuple(again)), last_error)
 
 
-def _fetch(fetcher: MediaFetcher, breaker: HostBreaker, url: str) -> FetchedImage | MediaRejected | MediaUnavailable:
+def _fetch(fetcher: MediaFetcher, breaker: HostBreaker, stop: threading.Event | None,
+           url: str) -> FetchedImage | MediaRejected | MediaUnavailable:
+    if stop is not None and stop.is_set():
+        return NotTried("not tried: the worker is stopping", url=url)
     if deferred := breaker.deferral(url):
         return deferred
     try:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from erp_sync.shared.publisher import ConfirmingPublisher
     from erp_sync.workers.background import BackgroundLoop
 
-    RunnerFactory = Callable[[Settings, sessionmaker[Session], ConsumerConfig], Runner]
+    # The last argument is set once the worker is told to stop (a handler may cut its own work short).
+    RunnerFactory = Callable[[Settings, sessionmaker[Session], ConsumerConfig, threading.Event], Runner]
     LoopsFactory = Callable[
         [Settings, sessionmaker[Session], ConfirmingPublisher, ConsumerConfig, threading.Event],
         list[BackgroundLoop],
@@ -86,13 +87,15 @@ def batches_of(
     return BatchRunner(handler, sessions, config, batch_handler)
 
 
-def _catalog(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:
+def _catalog(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig,
+             _stop: threading.Event) -> Runner:
     from erp_sync.workers import catalog
 
     return batches_of(catalog.build_handler(settings), sessions, config, catalog.build_batch_handler(settings))
 
 
-def _inventory(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:
+def _inventory(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig,
+               _stop: threading.Event) -> Runner:
     from erp_sync.workers import inventory
 
     return batches_of(inventory.build_handler(settings), sessions, config, inventory.build_batch_handler(settings))
@@ -106,13 +109,15 @@ def _media_nice(settings: Settings) -> int:
     return settings.media_nice
 
 
-def _media(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:
+def _media(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig,
+           stop: threading.Event) -> Runner:
     from erp_sync.workers import media
 
-    return batches_of(media.build_handler(settings), sessions, config)
+    return batches_of(media.build_handler(settings, stop), sessions, config)
 
 
-def _orders(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig) -> Runner:
+def _orders(settings: Settings, sessions: sessionmaker[Session], config: ConsumerConfig,
+            _stop: threading.Event) -> Runner:
     from erp_sync.workers import orders
 
     return orders.build_runner(settings, sessions, config)

@@ -111,7 +111,7 @@ def consumer_for(worker: ConsumingWorker, settings: Settings, runner: Runner, co
 def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: threading.Event) -> list[BackgroundLoop]:
     session_factory = make_session_factory(engine)
     config = consumer_config(settings, worker)
-    runner = OutageHold.on(worker.build_runner(settings, session_factory, config), engine, stop)
+    runner = OutageHold.on(worker.build_runner(settings, session_factory, config, stop), engine, stop)
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     loops: list[BackgroundLoop] = (
         worker.start_loops(settings, session_factory, publisher, config, stop) if worker.start_loops else []

@@ -46,9 +46,9 @@ def consuming(worker_name: str, settings: Settings) -> Iterator[Consumer]:
     config = consumer_config(settings, worker)
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     # As `erp-sync worker` builds it: the catalog's runs two batches at once (ConcurrentConsumer).
-    consumer = consumer_for(worker, settings, worker.build_runner(settings, make_session_factory(engine), config),
-                            config, publisher)
     stop = threading.Event()
+    consumer = consumer_for(worker, settings, worker.build_runner(settings, make_session_factory(engine), config, stop),
+                            config, publisher)
     thread = threading.Thread(target=consumer.run, args=(stop,), name=f"{worker_name}-consumer", daemon=True)
     thread.start()
     try:

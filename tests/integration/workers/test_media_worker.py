@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
 from erp_sync.shared.settings import Settings, load_settings
 from tests.support.canned_http import answering
+from tests.support.waiting import wait_for
 from tests.support.image_server import (
     MAX_BYTES,
     PNG,
@@ -333,6 +335,25 @@ def test_images_a_failing_host_was_not_asked_for_go_round_first_and_are_tried_be
         down[3].id, fine_1.id, fine_2.id, down[0].id, down[1].id, down[2].id]
     handle(Delivery(2, retry.body, "media", "application/json", {ATTEMPT_HEADER: 2}), db_session)
     assert [stored(db_session, row).status for row in (fine_1, fine_2)] == [MediaStatus.CONFIRMED] * 2
+
+
+def test_a_worker_told_to_stop_begins_no_more_downloads_and_sends_the_rest_round_again(db_session, add_images,
+                                                                                      image_server):
+    # given a worker downloading one at a time, and a message of a slow image and three quick ones
+    settings = load_settings(media_allow_private_networks=True, media_timeout_s=READ_TIMEOUT_S * 8,
+                             media_max_bytes=MAX_BYTES, media_concurrency=1, max_delivery_attempts=MAX_ATTEMPTS)
+    slow, *quick = add_images(f"{image_server.base}/slow.png", *(f"{image_server.base}/tiny.png?image={n}"
+                                                                for n in range(3)))
+    stop = threading.Event()
+
+    # when the worker is told to stop while the slow one downloads (the server has its request)
+    threading.Thread(target=lambda: wait_for(lambda: image_server.hits["/slow.png"] == 1) and stop.set()).start()
+    [retry] = build_handler(settings, stop)(batch_delivery([slow, *quick]), db_session)
+
+    # then the download under way ends and is confirmed, and the others, never asked for, go round again
+    assert stored(db_session, slow).status == MediaStatus.CONFIRMED and image_server.hits["/tiny.png"] == 0
+    assert [image.media_id for image in MediaBatch.model_validate_json(retry.body).images] == [r.id for r in quick]
+    assert [stored(db_session, row).status for row in quick] == [MediaStatus.PENDING] * 3
 
 
 def test_an_images_last_attempt_asks_for_every_image_however_often_its_host_failed(db_session, add_images,

@@ -24,7 +24,7 @@ def worker_with_a_broken_loop():
         loop.start()
         return [loop]
 
-    def do_nothing(settings, sessions, config):
+    def do_nothing(settings, sessions, config, stop):
         return batches_of(lambda delivery, session: None, sessions, config)
 
     return ConsumingWorker("orders", WORK_QUEUES["orders"], do_nothing, start_loops=start_loops)
