@@ -4,7 +4,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Concatenate, ParamSpec
+from typing import Concatenate, ParamSpec, TypeVar
 
 import pika
 import pika.exceptions
@@ -16,6 +16,7 @@ from erp_sync.shared.topology import WORK_QUEUES, DeclaringChannel, declare_topo
 
 PRECONDITION_FAILED = 406
 _P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
@@ -73,12 +74,14 @@ def read_depths(amqp_url: str, names: Iterable[str] | None = None, *, asking_rea
     connection = blocking_connection(amqp_url, "metrics")
     try:
         channel = connection.channel()
-        read_before = asking_readers and parked_being_read(connection)
-        ready = {
-            name: int(channel.queue_declare(name, passive=True).method.message_count)
-            for name in (names if names is not None else [queue.name for queue in WORK_QUEUES.values()])
-        }
-        return Depths(ready, asking_readers and (read_before or parked_being_read(connection)))
+
+        def count() -> dict[str, int]:
+            return {name: int(channel.queue_declare(name, passive=True).method.message_count)
+                    for name in (names if names is not None else [queue.name for queue in WORK_QUEUES.values()])}
+
+        if not asking_readers:
+            return Depths(count(), parked_being_read=False)
+        return Depths(*_counted_while_read(connection, count))
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailable(f"reading the queue depths failed: {exc!r}") from exc
     finally:
@@ -100,15 +103,27 @@ def queue_occupancy(amqp_url: str) -> Occupancy:
     connection = blocking_connection(amqp_url, "console")
     try:
         channel = connection.channel()
-        read_before = parked_being_read(connection)
-        occupancy: dict[str, tuple[int, int, int]] = {}
-        for queue in WORK_QUEUES.values():
-            work = channel.queue_declare(queue.name, passive=True).method
-            parked = channel.queue_declare(queue.parking_queue, passive=True).method
-            occupancy[queue.worker] = (int(work.message_count), int(work.consumer_count), int(parked.message_count))
-        return Occupancy(occupancy, read_before or parked_being_read(connection))
+
+        def count() -> dict[str, tuple[int, int, int]]:
+            occupancy: dict[str, tuple[int, int, int]] = {}
+            for queue in WORK_QUEUES.values():
+                work = channel.queue_declare(queue.name, passive=True).method
+                parked = channel.queue_declare(queue.parking_queue, passive=True).method
+                occupancy[queue.worker] = (int(work.message_count), int(work.consumer_count),
+                                           int(parked.message_count))
+            return occupancy
+
+        return Occupancy(*_counted_while_read(connection, count))
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailable(f"reading the queues failed: {exc!r}") from exc
     finally:
         if connection.is_open:
             connection.close()
+
+
+def _counted_while_read(connection: pika.BlockingConnection, count: Callable[[], _T]) -> tuple[_T, bool]:
+    """`count()`, and whether a reader held the parked messages meanwhile: asked before and after,
+    as a reader may begin or end while the queues are counted."""
+    read_before = parked_being_read(connection)
+    counted = count()
+    return counted, read_before or parked_being_read(connection)

@@ -145,11 +145,12 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
         {row.sku for row in written if row.inserted}))
 
     group_of = {variant.sku: item.event.data.product_group_id
-                for item in applied + stale for variant in item.event.data.variants}
-    moved: dict[str, list[tuple[str, str]]] = defaultdict(list)  # group id -> (SKU, its group before)
+                for item in applied for variant in item.event.data.variants}
+    moved: dict[str, list[tuple[str, str]]] = defaultdict(list)  # applied group id -> (SKU, its group before)
     for row in written:
-        if row.previous_group_id is not None and row.previous_group_id != group_of[row.sku]:
-            moved[group_of[row.sku]].append((row.sku, row.previous_group_id))
+        group_id = group_of.get(row.sku)  # None: a stale event's SKU, told apart below
+        if group_id is not None and row.previous_group_id not in (None, group_id):
+            moved[group_id].append((row.sku, row.previous_group_id))
     omitted: dict[str, list[str]] = defaultdict(list)
     for group_id, sku in deactivated:
         omitted[group_id].append(sku)
