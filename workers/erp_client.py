@@ -214,7 +214,8 @@ class ErpClient:
 
     @staticmethod
     def _status_in_time(what: str, url: str, cut: Cut, seconds: float) -> AbstractContextManager[None]:
-        """Waiting for an answer's status line: a wait cut short by the try's deadline is unavailable, whatever it raised."""
+        """Waiting for an answer's status line: a wait cut short by the try's deadline is unavailable,
+        whatever it raised."""
         return cut_short_as(cut, ErpSyncError, lambda: ErpUnavailable(
             f"{what}: {shown(url)} did not answer within {seconds:g} s", url=shown(url)))
 
