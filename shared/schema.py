@@ -17,7 +17,7 @@ from erp_sync.shared.pg import CONNECT_ARGS, conninfo, translate_pg_error, unrea
 
 # The newest migration's revision (shared/migrations/versions/); a unit test holds it to Alembic's
 # head. Revisions are four digits, numbered in order, so that one older compares lower.
-SCHEMA_REVISION = "0022"
+SCHEMA_REVISION = "0023"
 # What PostgreSQL answers a connection it refuses for good, as libpq hands it on (no SQLSTATE comes
 # with it). A server whose lc_messages is not English says it otherwise: the worker then starts.
 _REFUSED_FOR_GOOD = re.compile(r'FATAL:  (database "[^"]*" does not exist|role "[^"]*" does not exist'

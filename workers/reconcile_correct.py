@@ -5,12 +5,14 @@ million in seconds), and tests/integration/workers/test_reconcile_rule.py checks
 alike. The snapshot in `reconcile_snapshot` is a total of each SKU it lists, stamped `taken`, on the
 ERP's clock the earliest its receipt of the request can have been (workers/reconcile.py):
 
-- a figure building on a total stamped after `taken` is newer and stays (stale); on a tie the
-  snapshot, the later arrival, wins. A correction is stamped `taken` too, so a figure the ERP
+- a figure building on a total stamped in the second of `taken` or later stays: it may be newer
+  than the snapshot's row of its SKU. A correction is stamped `taken` too, so a figure the ERP
   stamps in the second of the snapshot or later, arriving after the sweep, still applies;
 - the applied deltas stamped at or after `taken` are added back onto the snapshot's figure. One
   stamped before `read_until` (the latest the ERP's clock can have shown when the snapshot was read
-  in full) may or may not be in it, so such a SKU is left alone rather than corrected on a guess;
+  in full) may or may not be in it, so such a SKU is left alone rather than corrected on a guess.
+  A correction keeps that span (`erp_unsure_before`), and the stock rule counts no receipt stamped
+  in it that arrives later: the snapshot may hold it;
 - only a figure that changes is written ("corrected", with a history row and a correction
   record); a SKU the rule leaves as it is keeps its `erp_as_of` too, so the hold-release trigger
   of migration 0002 runs for corrected SKUs alone.
@@ -64,7 +66,7 @@ INSERT INTO reconcile_diff (sku, old_qty, erp_qty, new_qty, erp_as_of, unsure)
 SELECT d.sku, d.erp_quantity, d.qty, d.qty + COALESCE(later.delta, 0), d.erp_as_of, later.unsure
   FROM differing d""" + _LATER_DELTAS.format(sku="d.sku") + """
  WHERE d.erp_quantity <> d.qty + COALESCE(later.delta, 0)"""
-_CORRECTABLE = "{d}erp_as_of <= %(taken)s AND NOT {d}unsure"
+_CORRECTABLE = "{d}erp_as_of < %(taken)s AND NOT {d}unsure"
 # In SKU order, as every stock writer locks: in any other, a writer of two SKUs could deadlock with
 # the sweep, and PostgreSQL might abort it. A webhook committing from now on waits for us.
 _LOCK = "SELECT 1 FROM stock_levels l JOIN reconcile_diff d ON d.sku = l.sku ORDER BY l.sku FOR UPDATE OF l"
@@ -75,12 +77,13 @@ _LOCK = "SELECT 1 FROM stock_levels l JOIN reconcile_diff d ON d.sku = l.sku ORD
 # correction records is the one it replaces.
 _DECIDE = """
 UPDATE reconcile_diff d SET old_qty = l.erp_quantity, new_qty = d.erp_qty + COALESCE(later.delta, 0),
-       kept = l.erp_as_of > %(taken)s OR later.unsure,
-       applied = NOT (l.erp_as_of > %(taken)s OR later.unsure) AND l.erp_quantity <> d.erp_qty + COALESCE(later.delta, 0)
+       kept = l.erp_as_of >= %(taken)s OR later.unsure,
+       applied = NOT (l.erp_as_of >= %(taken)s OR later.unsure) AND l.erp_quantity <> d.erp_qty + COALESCE(later.delta, 0)
   FROM stock_levels l""" + _LATER_DELTAS.format(sku="l.sku") + """
  WHERE l.sku = d.sku AND """ + _CORRECTABLE.format(d="d.")
 _CORRECT = """
-UPDATE stock_levels l SET erp_quantity = d.new_qty, erp_as_of = %(taken)s, updated_at = now()
+UPDATE stock_levels l SET erp_quantity = d.new_qty, erp_as_of = %(taken)s, erp_unsure_before = %(read_until)s,
+       updated_at = now()
   FROM reconcile_diff d WHERE l.sku = d.sku AND d.applied"""
 _RECORD = """
 INSERT INTO reconciliation_corrections (run_id, sku, old_qty, new_qty)

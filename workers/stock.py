@@ -64,7 +64,7 @@ SELECT event_id FROM recorded
 # Joined to the wanted SKUs rather than `WHERE sku = ANY(...)`, which the planner answers with a
 # sequential scan of a table whose rows all churn (five times slower, measured at 2,000 SKUs).
 _READ = text("""
-SELECT level.sku, level.erp_quantity, level.erp_as_of, later.stamps, later.deltas
+SELECT level.sku, level.erp_quantity, level.erp_as_of, level.erp_unsure_before, later.stamps, later.deltas
 FROM unnest(CAST(:skus AS varchar[]), CAST(:since AS timestamptz[])) AS wanted (sku, since)
 JOIN stock_levels AS level ON level.sku = wanted.sku
 LEFT JOIN LATERAL (
@@ -75,8 +75,9 @@ LEFT JOIN LATERAL (
 ) AS later ON true
 """)
 # Upserts rather than UPDATE ... FROM, so each row is found through the primary key whatever the
-# planner thinks of the array (every row exists and is locked by now). A new total sets erp_as_of,
-# a sum of deltas leaves it out of the SET (see the docstring).
+# planner thinks of the array (every row exists and is locked by now). A new total sets erp_as_of
+# (and its own second as the span it may hold), a sum of deltas leaves both out of the SET (see the
+# docstring).
 _WRITE = text("""
 WITH level AS (
     SELECT * FROM unnest(CAST(:skus AS varchar[]), CAST(:quantities AS bigint[]),
@@ -86,7 +87,8 @@ WITH level AS (
     INSERT INTO stock_levels (sku, erp_quantity, erp_as_of)
     SELECT sku, erp_quantity, erp_as_of FROM level WHERE new_total
     ON CONFLICT (sku) DO UPDATE
-    SET erp_quantity = excluded.erp_quantity, erp_as_of = excluded.erp_as_of, updated_at = now()
+    SET erp_quantity = excluded.erp_quantity, erp_as_of = excluded.erp_as_of, erp_unsure_before = NULL,
+        updated_at = now()
 ), deltas AS (
     INSERT INTO stock_levels (sku, erp_quantity, erp_as_of)
     SELECT sku, erp_quantity, erp_as_of FROM level WHERE NOT new_total
@@ -195,8 +197,8 @@ def _read_ledgers(session: Session, events: Sequence[StockEvent]) -> dict[str, L
     # .all(): one fetch of every row, not a fetch per row (a tenth of a 1,000-variant group's CPU).
     rows = session.execute(_READ, {"skus": skus, "since": [since[sku] for sku in skus]}).all()
     return {
-        sku: Ledger(Figure(quantity, as_of), list(zip(stamps or [], deltas or [], strict=True)))
-        for sku, quantity, as_of, stamps, deltas in rows
+        sku: Ledger(Figure(quantity, as_of, unsure_before), list(zip(stamps or [], deltas or [], strict=True)))
+        for sku, quantity, as_of, unsure_before, stamps, deltas in rows
     }
 
 

@@ -1,17 +1,23 @@
 """The stock rule, once: a SKU's next figure from its current one and an incoming ERP event.
 
-A figure is a quantity and `as_of`, the ERP timestamp of the total it builds on. Pure: no
-database; workers/stock.py loads what it needs and writes what it decides, and the nightly
-sweep's set-based SQL (workers/reconcile.py) is tested against it.
+A figure is a quantity and `as_of`, the ERP timestamp of the total it builds on, which certainly
+holds every change stamped before `as_of` and may hold those stamped from `as_of` until
+`unsure_before`: an ERP that stamps in whole seconds may or may not have put a change of a total's
+own second in it (one that stamps finer, a change of the very same stamp), and the sweep's snapshot
+may or may not hold one stamped while it was read. Where the rule
+cannot tell, it leans low: the shop may show less stock than the ERP has until the next total,
+never more. Pure: no database; workers/stock.py loads what it needs and writes what it decides,
+and the nightly sweep's set-based SQL (workers/reconcile_correct.py) is tested against it.
 
 - A total stamped T replaces the figure unless the figure builds on a newer total, and the
-  deltas already applied that are stamped at or after T are added back onto it: the total cannot
-  contain them, so a total that arrives late never wipes out a later sale. On a tie the
-  later-arriving total wins: ERP timestamps may have second resolution, and a second total within
-  the same second is more likely the later one.
+  deltas already applied that it cannot hold (stamped after T's second, or after T itself where the
+  ERP stamps finer) are added back onto it, so a total that arrives late never wipes out a later
+  sale. A delta it may hold is added back only if it takes stock away. On a tie the
+  later-arriving total wins: a second total within the same second is more likely the later one.
 - A delta adds to the figure unless it is older than the total the figure builds on (which then
-  already contains it). A delta never moves `as_of`: deltas commute, so each one counts exactly
-  once whatever order they arrive in, whereas moving the mark would turn a late older delta stale.
+  already contains it), or adds stock and may already be in it (stamped before `unsure_before`):
+  both are stale. A delta never moves `as_of`: deltas commute, so each one counts exactly once
+  whatever order they arrive in, whereas moving the mark would turn a late older delta stale.
 - A SKU with no figure yet has `NO_FIGURE`: a delta applies onto 0 and leaves the figure
   `NO_TOTAL_YET`. A brand new item's first goods receipt is then exact, an unknown prior stock
   counts as none (the storefront never shows stock the ERP has not reported), and the ERP's first
@@ -22,9 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from erp_sync.shared.models import StockChangeOutcome
+from erp_sync.workers.erp_clock import WHOLE_SECOND
 
 # Older than any ERP timestamp: the quantity is a sum of deltas, not yet anchored on a total.
 NO_TOTAL_YET = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,10 +39,24 @@ NO_TOTAL_YET = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class Figure:
-    """A SKU's stock as the ERP reported it: a quantity, built on the total stamped `as_of`."""
+    """A SKU's stock as the ERP reported it: a quantity, built on the total stamped `as_of`.
+
+    `unsure_before`: the changes stamped from `as_of` until then may already be in it; None for a
+    total, which may hold those of its own stamp's grain (`_grain`).
+    """
 
     quantity: int
     as_of: datetime
+    unsure_before: datetime | None = None
+
+    def may_hold(self, stamped: datetime) -> bool:
+        """Whether a change stamped then may or may not be in the figure already."""
+        return self.as_of <= stamped < (self.unsure_before or self.as_of + _grain(self.as_of))
+
+
+def _grain(stamp: datetime) -> timedelta:
+    """How finely the ERP stamped `stamp`: a whole second, unless it gives a fraction of one."""
+    return WHOLE_SECOND if stamp.microsecond == 0 else timedelta(microseconds=1)
 
 
 NO_FIGURE = Figure(0, NO_TOTAL_YET)
@@ -78,9 +99,14 @@ def next_figure(
     if current.as_of > change.stamped:
         return Decision(StockChangeOutcome.STALE, current)
     if isinstance(change, Total):
-        later = sum(delta for stamped, delta in applied_deltas if stamped >= change.stamped)
-        return Decision(StockChangeOutcome.APPLIED, Figure(change.quantity + later, change.stamped))
-    return Decision(StockChangeOutcome.APPLIED, Figure(current.quantity + change.change, current.as_of))
+        total = Figure(change.quantity, change.stamped)
+        later = sum(delta for stamped, delta in applied_deltas
+                    if stamped >= total.as_of and (delta < 0 or not total.may_hold(stamped)))
+        return Decision(StockChangeOutcome.APPLIED, Figure(total.quantity + later, total.as_of))
+    if change.change > 0 and current.may_hold(change.stamped):
+        return Decision(StockChangeOutcome.STALE, current)
+    return Decision(StockChangeOutcome.APPLIED,
+                    Figure(current.quantity + change.change, current.as_of, current.unsure_before))
 
 
 @dataclass

@@ -20,6 +20,9 @@ class StockLevel(Base):
     # Not checked >= 0: the ERP may oversell, and we mirror its figure rather than refuse it.
     erp_quantity: Mapped[int] = mapped_column(BigInteger)
     erp_as_of: Mapped[datetime]
+    # Changes stamped from erp_as_of until this may be in the figure: the span over which the sweep's
+    # snapshot was read; NULL for a total, whose own second it is (workers/stock_rule.py).
+    erp_unsure_before: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 

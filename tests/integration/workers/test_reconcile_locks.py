@@ -63,24 +63,28 @@ def test_a_held_sweep_compares_without_taking_a_stock_row(erp, sweep_settings, c
 def test_figures_written_between_the_comparison_and_the_lock_are_decided_again(erp, sweep_settings, committed_session,
                                                                                db_engine, monkeypatch):
     # given 200 SKUs in drift, and webhooks that commit after the sweep compared and before it locks:
-    # a figure newer than the snapshot for one SKU, the snapshot's own figure (stamped before it) for another
+    # a figure newer than the snapshot for one SKU, one stamped in the second the snapshot began for
+    # another (the ERP may have read its row before that sale), the snapshot's own figure (stamped
+    # before it) for a third
     seed_levels(committed_session, {sku: 5 for sku in SKUS})
     url = erp({sku: 7 for sku in SKUS})
-    newer, right = SKUS[10], SKUS[20]
+    newer, same_second, right = SKUS[10], SKUS[15], SKUS[20]
 
-    def webhooks_then_apply(conn, *args):
+    def webhooks_then_apply(conn, run_id, taken, read_until):
         with db_engine.begin() as webhook:
             webhook.execute(text("UPDATE stock_levels SET erp_quantity = 42, erp_as_of = now() + interval '1 hour' "
                                  "WHERE sku = :sku"), {"sku": newer})
+            webhook.execute(text("UPDATE stock_levels SET erp_quantity = 6, erp_as_of = :taken WHERE sku = :sku"),
+                            {"sku": same_second, "taken": taken})
             webhook.execute(text("UPDATE stock_levels SET erp_quantity = 7 WHERE sku = :sku"), {"sku": right})
-        return apply_changes(conn, *args)
+        return apply_changes(conn, run_id, taken, read_until)
 
     monkeypatch.setattr(reconcile, "apply_changes", webhooks_then_apply)
 
     # when the sweep runs
     summary = run_sweep(sweep_settings(url))
 
-    # then the newer figure stays, the right one is left alone, the rest are corrected, and the
+    # then the newer figures stay, the right one is left alone, the rest are corrected, and the
     # counts say so: each mismatch is corrected or kept
-    assert levels(committed_session) == {sku: 7 for sku in SKUS} | {newer: 42}
-    assert (summary.mismatched, summary.corrected, summary.newer_kept) == (199, 198, 1)
+    assert levels(committed_session) == {sku: 7 for sku in SKUS} | {newer: 42, same_second: 6}
+    assert (summary.mismatched, summary.corrected, summary.newer_kept) == (199, 197, 2)

@@ -39,7 +39,7 @@ def conn(migrated_database_url: str) -> Iterator[psycopg.Connection[TupleRow]]:
 
 
 def sweep_in_a_rolled_back_transaction(conn, stock: dict[str, tuple]) -> tuple[dict[str, tuple], set[str]]:
-    """Seed the SKUs, run the sweep's statements, read what they left; every SKU's (quantity, as_of), the corrected."""
+    """Seed the SKUs, run the sweep's statements, read what they left; every SKU's figure, the corrected."""
     try:
         run_id = conn.execute("INSERT INTO reconciliation_runs (status) VALUES ('running') RETURNING id").fetchone()[0]
         conn.execute("CREATE TEMP TABLE reconcile_snapshot (sku text NOT NULL, qty integer NOT NULL) ON COMMIT DROP")
@@ -54,18 +54,20 @@ def sweep_in_a_rolled_back_transaction(conn, stock: dict[str, tuple]) -> tuple[d
 
         correct_to_snapshot(conn, run_id, TAKEN, READ_UNTIL)
 
-        rows = conn.execute("SELECT sku, erp_quantity, erp_as_of FROM stock_levels WHERE sku = ANY(%s)",
-                            (list(stock),)).fetchall()
+        rows = conn.execute("SELECT sku, erp_quantity, erp_as_of, erp_unsure_before FROM stock_levels "
+                            "WHERE sku = ANY(%s)", (list(stock),)).fetchall()
         corrected = conn.execute("SELECT sku FROM reconciliation_corrections WHERE run_id = %s", (run_id,)).fetchall()
-        return {sku: (quantity, as_of) for sku, quantity, as_of in rows}, {sku for (sku,) in corrected}
+        return {sku: Figure(*figure) for sku, *figure in rows}, {sku for (sku,) in corrected}
     finally:
         conn.rollback()
 
 
-def by_the_rule(figure: Figure, deltas: list[tuple[datetime, int]], in_snapshot: int | None) -> tuple[tuple, bool]:
-    """What the sweep should leave, by the pure rule: the snapshot is a total stamped when the sweep began."""
-    unchanged = (figure.quantity, figure.as_of), False
-    if in_snapshot is None:
+def by_the_rule(figure: Figure, deltas: list[tuple[datetime, int]], in_snapshot: int | None) -> tuple[Figure, bool]:
+    """What the sweep should leave, by the pure rule: the snapshot is a total stamped when the sweep began,
+    which may hold what the ERP stamped until it was read in full."""
+    unchanged = figure, False
+    # A figure stamped in the second the snapshot began or later may be newer than the snapshot's row.
+    if in_snapshot is None or figure.as_of >= TAKEN:
         return unchanged
     # A delta stamped while the snapshot streamed may or may not be in it: no correction on a guess.
     if any(TAKEN <= stamped < READ_UNTIL for stamped, _ in deltas):
@@ -74,7 +76,7 @@ def by_the_rule(figure: Figure, deltas: list[tuple[datetime, int]], in_snapshot:
     # Only a figure that changes is written (and its erp_as_of moved).
     if decision.outcome is not StockChangeOutcome.APPLIED or decision.figure.quantity == figure.quantity:
         return unchanged
-    return (decision.figure.quantity, decision.figure.as_of), True
+    return Figure(decision.figure.quantity, TAKEN, READ_UNTIL), True
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

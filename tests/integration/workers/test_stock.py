@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import threading
 import uuid
+from functools import partial
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from erp_sync.ingress.availability import stock_history
@@ -184,6 +185,57 @@ def test_total_arriving_after_a_later_sale_keeps_the_sale(db_session):
     assert stock_history(db_session, sku).changes[0].resulting_quantity == 49
 
 
+@pytest.mark.parametrize("receipt_first", [True, False], ids=["receipt first", "total first"])
+def test_a_receipt_of_a_totals_own_second_is_not_counted_on_top_of_it(db_session, receipt_first):
+    # given 10 in stock, then in one second of the ERP's clock a receipt of 5 and a sale, sent as a
+    # delta and as the total after both (14): whole-second stamps cannot tell which came first
+    sku = new_sku()
+    absolute(db_session, sku, 10, T0 - timedelta(hours=1))
+    receipt = partial(delta, db_session, sku, 5, T0)
+    total = partial(absolute, db_session, sku, 14, T0)
+
+    # when both arrive, in either order
+    outcomes = [receipt(), total()] if receipt_first else [total(), receipt()]
+
+    # then the shop shows the ERP's 14, never 19: where the rule cannot tell, it leans low
+    assert quantity(db_session, sku) == 14
+    assert outcomes == ([APPLIED, APPLIED] if receipt_first else [APPLIED, STALE])
+
+
+def test_a_receipt_the_sweeps_snapshot_may_hold_is_not_counted_again(db_session):
+    # given a SKU the sweep corrected to 100 from a snapshot begun at T0 and read in full 10 s later
+    sku = new_sku()
+    absolute(db_session, sku, 80, T0 - timedelta(hours=1))
+    db_session.execute(update(StockLevel).where(StockLevel.sku == sku).values(
+        erp_quantity=100, erp_as_of=T0, erp_unsure_before=T0 + timedelta(seconds=10)))
+
+    # when a receipt and a sale stamped while it was read arrive late, then a receipt stamped after
+    outcomes = [delta(db_session, sku, 50, T0 + timedelta(seconds=3)),
+                delta(db_session, sku, -2, T0 + timedelta(seconds=4)),
+                delta(db_session, sku, 5, T0 + timedelta(seconds=10))]
+
+    # then the receipt the snapshot may hold is not counted on top of it; the sale and the later receipt are
+    assert outcomes == [STALE, APPLIED, APPLIED]
+    assert quantity(db_session, sku) == 103
+
+
+def test_a_new_total_ends_the_span_a_correction_may_hold(db_session):
+    # given a SKU the sweep corrected at T0 from a snapshot read in full at T0 + 10 s
+    sku = new_sku()
+    absolute(db_session, sku, 80, T0 - timedelta(hours=1))
+    db_session.execute(update(StockLevel).where(StockLevel.sku == sku).values(
+        erp_quantity=100, erp_as_of=T0, erp_unsure_before=T0 + timedelta(seconds=10)))
+
+    # when the ERP's total of T0 + 5 s arrives, then a receipt of the second after it
+    absolute(db_session, sku, 90, T0 + timedelta(seconds=5))
+    outcome = delta(db_session, sku, 5, T0 + timedelta(seconds=6))
+
+    # then the receipt counts: the total holds nothing after its own second
+    assert outcome is APPLIED
+    assert quantity(db_session, sku) == 95
+    assert level(db_session, sku).erp_unsure_before is None
+
+
 @st.composite
 def deliveries(draw):
     """Totals at distinct times and deltas at any of them, in some arrival order."""
@@ -205,11 +257,12 @@ def test_the_figure_is_the_newest_total_plus_the_deltas_since_whatever_the_arriv
         else:
             delta(db_session, sku, change, at)
 
-    # then the figure is the newest total plus every delta stamped at or after it
-    # (or the sum of the deltas while there is no total)
+    # then the figure is the newest total plus every delta stamped after its second and the sales
+    # of its second, whose receipts it may hold (or the sum of the deltas while there is no total)
     totals = [(at, total) for at, total, _ in arrivals if total is not None]
     newest_at, newest_total = max(totals) if totals else (NO_TOTAL_YET, 0)
-    since = sum(change for at, total, change in arrivals if total is None and at >= newest_at)
+    since = sum(change for at, total, change in arrivals
+                if total is None and (at > newest_at or (at == newest_at and change < 0)))
     assert quantity(db_session, sku) == (newest_total + since if arrivals else None)
 
 

@@ -32,7 +32,23 @@ def at(minutes: float) -> datetime:
         pytest.param(Figure(50, at(0)), [], Delta(-1, at(0.5)), Decision(APPLIED, Figure(49, at(0))),
                      id="a delta adds and keeps the total's timestamp"),
         pytest.param(Figure(50, at(0)), [], Delta(-1, at(0)), Decision(APPLIED, Figure(49, at(0))),
-                     id="a delta stamped with the total's timestamp counts"),
+                     id="a sale stamped with the total's second counts"),
+        pytest.param(Figure(14, at(0)), [], Delta(5, at(0)), Decision(STALE, Figure(14, at(0))),
+                     id="a receipt of the total's own second may be in it: stale, the figure leans low"),
+        pytest.param(Figure(14, at(0)), [], Delta(5, at(1 / 60)), Decision(APPLIED, Figure(19, at(0))),
+                     id="a receipt of the next second counts"),
+        pytest.param(Figure(14, at(0) + timedelta(milliseconds=500)), [], Delta(5, at(0) + timedelta(milliseconds=700)),
+                     Decision(APPLIED, Figure(19, at(0) + timedelta(milliseconds=500))),
+                     id="where the ERP stamps finer than seconds, a receipt after the total's stamp counts"),
+        pytest.param(Figure(14, at(0) + timedelta(milliseconds=500)), [], Delta(5, at(0) + timedelta(milliseconds=500)),
+                     Decision(STALE, Figure(14, at(0) + timedelta(milliseconds=500))),
+                     id="where the ERP stamps finer than seconds, a receipt of the total's very stamp may be in it"),
+        pytest.param(Figure(100, at(0), at(0.5)), [], Delta(50, at(0.25)), Decision(STALE, Figure(100, at(0), at(0.5))),
+                     id="a receipt stamped while the sweep's snapshot was read may be in it: stale"),
+        pytest.param(Figure(100, at(0), at(0.5)), [], Delta(-3, at(0.25)), Decision(APPLIED, Figure(97, at(0), at(0.5))),
+                     id="a sale stamped while the sweep's snapshot was read counts, and the span stays"),
+        pytest.param(Figure(100, at(0), at(0.5)), [], Delta(5, at(0.5)), Decision(APPLIED, Figure(105, at(0), at(0.5))),
+                     id="a receipt stamped once the snapshot was read counts"),
         pytest.param(Figure(49, at(5)), [], Delta(-1, at(0)), Decision(STALE, Figure(49, at(5))),
                      id="a delta older than the total is stale"),
         pytest.param(NO_FIGURE, [], Delta(5, at(2)), Decision(APPLIED, Figure(5, NO_TOTAL_YET)),
@@ -45,6 +61,8 @@ def at(minutes: float) -> datetime:
         pytest.param(Figure(49, at(-60)), [(at(-30), -1), (at(0), -2), (at(1), 4)], Total(50, at(0)),
                      Decision(APPLIED, Figure(52, at(0))),
                      id="a total adds back the deltas stamped at or after it, no earlier ones"),
+        pytest.param(Figure(15, at(-60)), [(at(0), 5)], Total(14, at(0)), Decision(APPLIED, Figure(14, at(0))),
+                     id="a total does not add back a receipt of its own second: it may hold it"),
         pytest.param(Figure(49, at(5)), [], Total(60, at(6)), Decision(DUPLICATE, Figure(49, at(5))),
                      id="a duplicate changes nothing"),
     ],
@@ -77,11 +95,12 @@ def test_any_arrival_order_ends_at_the_newest_total_plus_the_deltas_stamped_sinc
     for change in changes:
         ledger.take(change)
 
-    # then the figure is the newest total plus every delta stamped at or after it
-    # (or the sum of the deltas while there is no total)
+    # then the figure is the newest total plus every delta stamped after its second and the sales of
+    # its second, whose receipts it may hold (or the sum of the deltas while there is no total)
     totals = [change for change in changes if isinstance(change, Total)]
     newest = max(totals, key=lambda total: total.stamped, default=Total(0, NO_TOTAL_YET))
-    since = sum(change.change for change in changes if isinstance(change, Delta) and change.stamped >= newest.stamped)
+    since = sum(change.change for change in changes if isinstance(change, Delta) and (
+        change.stamped > newest.stamped or (change.stamped == newest.stamped and change.change < 0)))
     assert ledger.figure == Figure(newest.quantity + since, newest.stamped)
 
 
