@@ -23,6 +23,7 @@ from pydantic_core import Url, core_schema
 
 from erp_sync.shared.decoding import JSON_ERRORS, NameRepeated, field_errors, json_problem, members_named_once
 from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.misspelt_members import misspelt_members
 from erp_sync.shared.fields import (
     QUEUED, FigureOrChange, Identifier, Money, NoControls, NoNul, Quantity, UtcDateTime, is_queued,
     is_unicode_text, refuse_nul,
@@ -99,6 +100,9 @@ HttpUrl = Annotated[
 
 
 class _Model(BaseModel):
+    """Members the spec does not name are ignored (docs/erp-teams.md), but for misspellings of the
+    ones it does, which the door refuses (shared/misspelt_members.py)."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
@@ -222,6 +226,9 @@ def decode_event(raw: bytes, *, queued: bool = False) -> ErpEvent:
         raise MessageDecodeError(f"unknown event_type {event_type!r:.100}", raw=raw, details=[
             {"field": "event_type", "message": f"unknown event type {event_type!r:.100}; expected one of {expected}"}
         ])
+    if not queued and (misspelt := misspelt_members(document, model, MAX_DETAILS)):
+        raise MessageDecodeError(f"invalid {event_type} event: {len(misspelt)} misspelt member(s)", raw=raw,
+                                 details=misspelt)
     try:
         return model.model_validate(document, context=QUEUED if queued else None)
     except ValidationError as exc:

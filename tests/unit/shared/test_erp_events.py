@@ -138,7 +138,7 @@ def stamped_event(timestamp: str) -> dict:
 
 
 @pytest.mark.parametrize("stamp", ['"20261206234235"', "1796600153", '"1796600153.44"', '"2026-12-06"',
-                                   '"2026-12-06T10:00:00"', '"06/12/2026 10:00"'])
+                                   '"2026-12-06T10:00:00"', '"06/12/2026 10:00"', '"2026-12-06T10:00:00+05"'])
 def test_a_timestamp_that_is_not_iso_8601_with_a_zone_is_told_what_is(stamp):
     # a compact local time or a Unix time was read as a date (the year 2612), then refused as "in the future"
     body = encode(stamped_event("STAMP")).replace(b'"STAMP"', stamp.encode())
@@ -157,6 +157,61 @@ def test_iso_8601_timestamps_with_a_zone_are_read(stamp):
     event = decode_event(encode(stamped_event(stamp)))
 
     assert event.timestamp.astimezone(UTC).replace(microsecond=0) == datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("stamp", ["2016-12-31T23:59:60Z", "2016-12-31T23:59:60.5Z", "2017-01-01T05:29:60+05:30"])
+def test_a_leap_second_is_read_as_the_last_second_before_it(stamp):
+    # the ERP's clock may show 23:59:60; refused, the event was answered 400 and never sent again
+    event = decode_event(encode(stamped_event(stamp)))
+
+    assert event.timestamp.replace(microsecond=0) == datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("sku", ["SKU-1\u200b", "\u202eSKU-1", "SKU\u2028-1", "\ufeffSKU-1", "SKU\u00ad1"])
+def test_an_id_with_an_invisible_character_is_refused_at_the_door_and_applied_as_queued(sku):
+    # "SKU-1" and "SKU-1\u200b" look alike: a second stock row the shop would never show
+    body = encode(inventory_event(sku=sku))
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+    queued = decode_event_of(body, InventoryChange)
+
+    [detail] = refused.value.details
+    assert detail["field"] == "data.sku" and "invisible format characters" in detail["message"]
+    assert queued.data.sku == sku
+
+
+def test_a_misspelt_member_is_refused_naming_where_and_the_spelling_meant():
+    # "isActive": false was ignored as an unknown member, and is_active's default left the product on sale
+    media = [{"url": "https://cdn.example/1.jpg", "IsMain": True}]
+    document = catalog_event(isActive=False, variants=[variant_with(sku="SPELT-1"),
+                                                       variant_with(sku="SPELT-2", **{"Stock-Quantity": 5}, media=media)])
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(encode(document))
+
+    assert refused.value.details == [
+        {"field": "data", "message": "unknown member 'isActive': the field is spelt 'is_active'"},
+        {"field": "data.variants.1", "message": "unknown member 'Stock-Quantity': the field is spelt 'stock_quantity'"},
+        {"field": "data.variants.1.media.0", "message": "unknown member 'IsMain': the field is spelt 'is_main'"},
+    ]
+
+
+def test_members_the_spec_does_not_name_and_attributes_named_like_fields_are_kept_as_before():
+    document = catalog_event(variants=[variant_with(sku="NEW-1", attributes={"MRP": "on request", "Is Active": "yes"},
+                                                    warranty_months=12)], supplier="ACME")
+
+    event = decode_event(encode(document))
+
+    assert event.data.variants[0].attributes == {"MRP": "on request", "Is Active": "yes"}
+
+
+def test_a_queued_event_an_earlier_door_took_with_a_misspelt_member_is_still_applied():
+    body = encode(inventory_event(new_quantity=5, Reason="POS_SALE"))
+
+    with pytest.raises(MessageDecodeError):
+        decode_event(body)
+    assert decode_event_of(body, InventoryChange).data.new_quantity == 5
 
 
 @pytest.mark.parametrize(("raw", "quantity"), [(b"5.0", 5), (b"5.000", 5), (b"1E+3", 1000), (b"0.0", 0)])

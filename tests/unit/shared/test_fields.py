@@ -2,10 +2,13 @@
 prices: told of their decimal places before their digits."""
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from erp_sync.shared.fields import Money, is_storable_identifier
+from erp_sync.shared.fields import _INVISIBLE_CHARACTER, Money, is_storable_identifier
 
 
 @pytest.mark.parametrize("value", ["IPH15-128-BLK", "A/B 1", "Ü-é-名", "x" * 100, "名" * 85])
@@ -31,3 +34,11 @@ def test_a_price_with_more_than_two_decimal_places_is_told_so_whatever_its_digit
 @pytest.mark.parametrize(("price", "kept"), [(0.3, "0.30"), ("1.500", "1.50"), (7, "7.00")])
 def test_a_price_of_two_places_or_fewer_is_kept_in_cents(price, kept):
     assert str(TypeAdapter(Money).validate_python(price)) == kept
+
+
+def test_the_invisible_characters_refused_in_ids_are_unicodes_format_and_separator_categories():
+    # the pattern is written out for speed; Python's Unicode database says what it must hold
+    wanted = {code for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) in ("Cf", "Zl", "Zp")}
+    matched = {code for code in range(sys.maxunicode + 1) if _INVISIBLE_CHARACTER.fullmatch(chr(code))}
+
+    assert matched == wanted
