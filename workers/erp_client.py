@@ -152,8 +152,10 @@ class ErpClient:
             ERP_CALLS.labels(call="probe", result=erp_call_result(exc)).inc()
             return False
         except (ErpUnavailable, ErpRejected) as exc:
-            if self._probing_stopped and cut is not None and cut.happened.is_set():
-                return None  # cut short by `stop_probing`: no sign of the ERP either way
+            if self._probing_stopped:
+                # Cut short by `stop_probing`, or failing as the worker stops (a connect outlasts
+                # the cut, which has no socket to shut yet): nothing acts on the verdict now.
+                return None
             logger.info("ERP probe: not answering (%s)", exc)
             ERP_CALLS.labels(call="probe", result=erp_call_result(exc)).inc()
             return False

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -231,6 +233,37 @@ def test_a_probe_under_way_ends_when_probing_stops_and_no_probe_follows(sandbox,
     # and a later one does not ask the ERP
     sandbox.fault("none")
     assert client.probe() is None
+
+
+def test_a_probe_still_connecting_when_probing_stops_gives_no_verdict(caplog):
+    # given an ERP whose listen backlog is full, so that a connect waits out its timeout
+    with socket.socket() as erp:
+        erp.bind(("127.0.0.1", 0))
+        erp.listen(0)
+        url = f"http://127.0.0.1:{erp.getsockname()[1]}"
+        queued = [socket.socket() for _ in range(8)]
+        for connection in queued:
+            connection.setblocking(False)
+            connection.connect_ex(erp.getsockname()[:2])
+        time.sleep(0.2)
+        client = ErpClient(erp_pool(url), url, TOKEN, connect_timeout_s=1.0, read_timeout_s=0.3,
+                           snapshot_read_timeout_s=60.0)
+        answers: list[bool | None] = []
+        probing = threading.Thread(target=lambda: answers.append(client.probe()))
+        probes_counted = probe_calls()
+
+        # when the worker stops probing while the probe connects
+        with caplog.at_level(logging.INFO):
+            probing.start()
+            time.sleep(0.3)
+            client.stop_probing()
+            probing.join(timeout=10)
+        for connection in queued:
+            connection.close()
+
+    # then the failed connect is no verdict on the ERP: none logged, none counted
+    assert answers == [None]
+    assert "not answering" not in caplog.text and probe_calls() == probes_counted
 
 
 def probe_calls() -> float:
