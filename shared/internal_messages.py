@@ -55,6 +55,12 @@ class MediaBatch(BaseModel):
             INTERNAL_EXCHANGE, WORK_QUEUES["media"].routing_key, self.model_dump_json().encode(), self.message_id
         )
 
+    def resume_message(self, attempt: int) -> OutgoingMessage:
+        """This batch on the work queue again, at once and still as attempt number `attempt`: a
+        stopping worker did not begin it, which is no failure."""
+        return OutgoingMessage(INTERNAL_EXCHANGE, WORK_QUEUES["media"].routing_key, self.model_dump_json().encode(),
+                               self.message_id, headers={ATTEMPT_HEADER: attempt})
+
     def retry_message(self, attempt: int, delay_ms: int) -> OutgoingMessage:
         """This batch again after `delay_ms`, as attempt number `attempt` (its images' failures were transient)."""
         return OutgoingMessage(

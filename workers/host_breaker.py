@@ -20,7 +20,7 @@ FAILURES_BEFORE_DEFERRING = 3
 
 
 class NotTried(MediaUnavailable):
-    """An image not asked for in this attempt: its host failed too often in the message, or the worker is stopping."""
+    """An image not asked for in this attempt: its host failed too often in the message."""
 
 
 class HostBreaker:

@@ -5,6 +5,7 @@ import logging
 import threading
 from collections import defaultdict
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
@@ -51,8 +52,9 @@ def image_attempts(max_delivery_attempts: int) -> int:
 def build_handler(settings: Settings, stop: threading.Event | None = None) -> Handler:
     """The media worker's handler, with one fetcher (and its connection pool) for the process.
 
-    Once `stop` is set, a message's downloads not begun are not begun: they go round again with its
-    retry, and the message ends within its downloads under way (its grace period), not all of them.
+    Once `stop` is set, a message's downloads not begun are not begun: they go back on the queue as
+    the same attempt, at once, and the message ends within its downloads under way (its grace
+    period), not all of them.
     """
     fetcher = MediaFetcher(
         media_session(),
@@ -77,13 +79,35 @@ def build_handler(settings: Settings, stop: threading.Event | None = None) -> Ha
                                    downloads=downloads, stop=stop)
         if unfinished is None:
             return None
-        # Only the images whose server failed for now go round again; the others are recorded.
-        again, error = unfinished
-        retry = decide(error, attempt - 1, settings.retry_delays_ms, settings.max_delivery_attempts)
-        assert isinstance(retry, Retry), "give_up_at is below the consumer's max attempts"
-        return [again.retry_message(retry.attempt, retry.delay_ms)]
+        # Only the images whose server failed for now go round again; the others are recorded. Those
+        # a stop left unbegun are no failure: they go back as they were.
+        messages = []
+        if unfinished.again is not None and unfinished.error is not None:
+            retry = decide(unfinished.error, attempt - 1, settings.retry_delays_ms, settings.max_delivery_attempts)
+            assert isinstance(retry, Retry), "give_up_at is below the consumer's max attempts"
+            messages.append(unfinished.again.retry_message(retry.attempt, retry.delay_ms))
+        if unfinished.unbegun is not None:
+            messages.append(unfinished.unbegun.resume_message(attempt))
+        return messages
 
     return handle
+
+
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """A batch's images to try again after a delay (with the last failure that says why), and those
+    a stop left unbegun."""
+
+    again: MediaBatch | None = None
+    error: MediaUnavailable | None = None
+    unbegun: MediaBatch | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Unbegun:
+    """A download the worker did not begin, as it is stopping."""
+
+    url: str
 
 
 def confirm_media(
@@ -95,19 +119,20 @@ def confirm_media(
         MediaUnavailable: a transient failure before attempt `give_up_at`, so the message is retried.
     """
     unfinished = confirm_batch(MediaBatch(images=(request,)), session, fetcher, attempt=attempt, give_up_at=give_up_at)
-    if unfinished is not None:
-        raise unfinished[1]
+    if unfinished is not None and unfinished.error is not None:
+        raise unfinished.error
 
 
 def confirm_batch(
     batch: MediaBatch, session: Session, fetcher: MediaFetcher, *, attempt: int, give_up_at: int,
     downloads: Executor | None = None, stop: threading.Event | None = None,
-) -> tuple[MediaBatch, MediaUnavailable] | None:
+) -> Unfinished | None:
     """Fetch each distinct URL of the batch's still pending rows once; record the outcome on its rows.
 
     The downloads run on `downloads`' threads at once (one after another without it); the rows
     are written on this thread, the only one using `session`. Returns the images whose server
-    failed transiently before attempt `give_up_at` (to retry), with the last such failure, if any.
+    failed transiently before attempt `give_up_at` (to retry), with the last such failure, and
+    those not begun once `stop` was set, if any.
     """
     pending = dict(session.execute(
         select(Media.id, Media.url).where(Media.id.in_([image.media_id for image in batch.images]),
@@ -122,17 +147,21 @@ def confirm_batch(
         logger.info("media %s: %d of %d images no longer pending, skipped", batch.message_id,
                     len(batch.images) - sum(map(len, by_url.values())), len(batch.images))
     not_tried: list[MediaDownload] = []
+    unbegun: list[MediaDownload] = []
     again: list[MediaDownload] = []
     last_error: MediaUnavailable | None = None
     confirmed: list[tuple[str, list[MediaDownload], FetchedImage]] = []
     failed: list[tuple[str, int, MediaRejected | MediaUnavailable]] = []
-    # An image's last attempt defers nothing, for a host's failures or a stop: none is given up untried.
+    # An image's last attempt defers nothing for a host's failures: none is given up untried.
     last = attempt >= give_up_at
     breaker = HostBreaker(threshold=None) if last else HostBreaker()
-    fetched = (downloads.map if downloads else map)(partial(_fetch, fetcher, breaker, None if last else stop), by_url)
+    fetched = (downloads.map if downloads else map)(partial(_fetch, fetcher, breaker, stop), by_url)
     for (url, images), result in zip(by_url.items(), fetched, strict=True):
         if isinstance(result, FetchedImage):
             confirmed.append((url, images, result))
+            continue
+        if isinstance(result, _Unbegun):
+            unbegun.extend(images)
             continue
         error = _record_failed(session, url, images, result, attempt, give_up_at)
         if error is not None:
@@ -150,13 +179,19 @@ def confirm_batch(
         url, _, reason = failed[0]
         logger.warning("media %s: %d images failed for good (attempt %d), the first %s: %s", batch.message_id,
                        sum(count for _, count, _ in failed), attempt, url, _failure_reason(reason, attempt))
-    return None if last_error is None else (MediaBatch(images=tuple(again)), last_error)
+    if last_error is None and not unbegun:
+        return None
+    if unbegun:
+        logger.info("media %s: %d images not begun, the worker stopping: back on the queue", batch.message_id,
+                    len(unbegun))
+    return Unfinished(again=MediaBatch(images=tuple(again)) if again else None, error=last_error,
+                      unbegun=MediaBatch(images=tuple(unbegun)) if unbegun else None)
 
 
 def _fetch(fetcher: MediaFetcher, breaker: HostBreaker, stop: threading.Event | None,
-           url: str) -> FetchedImage | MediaRejected | MediaUnavailable:
+           url: str) -> FetchedImage | MediaRejected | MediaUnavailable | _Unbegun:
     if stop is not None and stop.is_set():
-        return NotTried("not tried: the worker is stopping", url=url)
+        return _Unbegun(url)
     if deferred := breaker.deferral(url):
         return deferred
     try:

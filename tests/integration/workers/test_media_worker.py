@@ -15,7 +15,7 @@ from erp_sync.shared.batch_runner import BatchRunner
 from erp_sync.shared.consumer import ConsumerConfig, Delivery, Done
 from erp_sync.shared.errors import MediaUnavailable, MessageDecodeError
 from erp_sync.shared.internal_messages import MediaBatch, MediaDownload
-from erp_sync.shared.topology import RETRY_EXCHANGE
+from erp_sync.shared.topology import INTERNAL_EXCHANGE, RETRY_EXCHANGE, WORK_QUEUES
 from erp_sync.shared.models.catalog import Media, ProductGroup, Variant
 from erp_sync.shared.models.states import MediaStatus
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
@@ -337,8 +337,9 @@ def test_images_a_failing_host_was_not_asked_for_go_round_first_and_are_tried_be
     assert [stored(db_session, row).status for row in (fine_1, fine_2)] == [MediaStatus.CONFIRMED] * 2
 
 
-def test_a_worker_told_to_stop_begins_no_more_downloads_and_sends_the_rest_round_again(db_session, add_images,
-                                                                                      image_server):
+@pytest.mark.parametrize("attempt", [1, LAST_ATTEMPT], ids=["a first attempt", "the images' last attempt"])
+def test_a_worker_told_to_stop_begins_no_more_downloads_and_puts_the_rest_back_as_they_were(
+        db_session, add_images, image_server, attempt):
     # given a worker downloading one at a time, and a message of a slow image and three quick ones
     settings = load_settings(media_allow_private_networks=True, media_timeout_s=READ_TIMEOUT_S * 8,
                              media_max_bytes=MAX_BYTES, media_concurrency=1, max_delivery_attempts=MAX_ATTEMPTS)
@@ -348,11 +349,14 @@ def test_a_worker_told_to_stop_begins_no_more_downloads_and_sends_the_rest_round
 
     # when the worker is told to stop while the slow one downloads (the server has its request)
     threading.Thread(target=lambda: wait_for(lambda: image_server.hits["/slow.png"] == 1) and stop.set()).start()
-    [retry] = build_handler(settings, stop)(batch_delivery([slow, *quick]), db_session)
+    [resumed] = build_handler(settings, stop)(batch_delivery([slow, *quick], attempt=attempt), db_session)
 
-    # then the download under way ends and is confirmed, and the others, never asked for, go round again
+    # then the download under way ends and is confirmed, and the others, never asked for, go back on
+    # the work queue at once, as the same attempt: a stop uses up none of theirs, nor delays them
     assert stored(db_session, slow).status == MediaStatus.CONFIRMED and image_server.hits["/tiny.png"] == 0
-    assert [image.media_id for image in MediaBatch.model_validate_json(retry.body).images] == [r.id for r in quick]
+    assert [image.media_id for image in MediaBatch.model_validate_json(resumed.body).images] == [r.id for r in quick]
+    assert (resumed.exchange, resumed.routing_key) == (INTERNAL_EXCHANGE, WORK_QUEUES["media"].routing_key)
+    assert resumed.headers == {ATTEMPT_HEADER: attempt}
     assert [stored(db_session, row).status for row in quick] == [MediaStatus.PENDING] * 3
 
 
