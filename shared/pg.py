@@ -16,7 +16,9 @@ from erp_sync.shared.errors import ConfigurationError, DatabaseOutOfReach, Datab
 # Every connection erp-sync opens, through SQLAlchemy or not. A database that stops answering
 # without a word (a failed-over primary, a network partition) would otherwise hold a query for
 # TCP's own 15 minutes: what is sent and not acknowledged for 10 s, or an idle connection whose
-# peer misses 3 probes after 30 s, ends the connection instead (DatabaseUnavailable, then retried).
+# peer answers no keepalive probe after 30 s, ends the connection instead (DatabaseUnavailable,
+# then retried). On Linux the user timeout bounds the probes too: an idle connection ends about
+# 40 s after its peer went, before the third probe. Set here, they override a DATABASE_URL's own.
 CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "application_name": "erp-sync", "tcp_user_timeout": 10_000,
                                 "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
                                 "keepalives_count": 3}
