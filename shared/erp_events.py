@@ -36,6 +36,8 @@ MAX_ATTRIBUTE_CHARS = 1_000
 MAX_DETAILS = 20  # an error answer lists the first problems and counts them all
 # As stored, percent-encoded: a thousand of them make one media message, under the broker's 16 MiB.
 MAX_MEDIA_URL_CHARS = 2_048
+# A variant's images: a shop shows a few; 145,000 in one variant (5 MB) made as many rows and downloads.
+MAX_MEDIA_PER_VARIANT = 100
 
 Sku = Identifier
 EventId = Identifier
@@ -132,7 +134,14 @@ class Variant(_Model):
     mrp: Money | None = None
     stock_quantity: Quantity | None = None
     attributes: dict[Name, AttributeValue] = Field(default_factory=dict, max_length=200)
-    media: list[Media] = Field(min_length=1)
+    media: list[Media] = Field(min_length=1, json_schema_extra={"maxItems": MAX_MEDIA_PER_VARIANT})
+
+    @field_validator("media")
+    @classmethod
+    def _few_enough_images(cls, media: list[Media], info: ValidationInfo) -> list[Media]:
+        if len(media) > MAX_MEDIA_PER_VARIANT and not is_queued(info):
+            raise ValueError(f"a variant may have at most {MAX_MEDIA_PER_VARIANT} images; it has {len(media):,}")
+        return media
 
     @field_validator("attributes", mode="before")
     @classmethod

@@ -293,3 +293,18 @@ def test_a_number_beyond_decimals_range_is_a_400_not_a_500():
         decode_event(body)
 
     assert str(refused.value) == "body is not valid JSON: a number's exponent is out of range"
+
+
+def test_a_variant_with_more_images_than_a_shop_shows_is_refused_at_the_door_and_applied_as_queued():
+    media = [{"url": f"https://cdn.example/{n}.jpg"} for n in range(101)]
+    body = encode(catalog_event(variants=[variant_with(sku="MANY-1", media=media)]))
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(body)
+    queued = decode_event_of(body, CatalogUpdate)
+
+    assert refused.value.details == [{"field": "data.variants.0.media",
+                                      "message": "a variant may have at most 100 images; it has 101"}]
+    assert len(queued.data.variants[0].media) == 101
+    assert len(decode_event(encode(catalog_event(variants=[variant_with(sku="MANY-2", media=media[:100])])))
+               .data.variants[0].media) == 100
