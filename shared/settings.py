@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     # Catalog batches one catalog worker applies at once, each in a thread and a transaction of its
     # own: two overlap one batch's Python with another's statements; on a machine shared with
     # PostgreSQL and other catalog workers, one each spends less CPU a variant (docs/production.md).
-    # No more than two: two batches of 1,000-variant groups already peak near 300 MB of a pod's 512 Mi.
+    # No more than two: two batches of 1,000-variant groups already peak near 300 MB.
     catalog_batch_concurrency: int = Field(default=2, ge=1, le=MAX_CATALOG_BATCH_CONCURRENCY)
     media_timeout_s: float = Field(default=10.0, gt=0)
     media_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)

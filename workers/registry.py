@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from erp_sync.shared.settings import Settings
+from erp_sync.shared.settings import PREFETCH_ROUNDS, Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES, WorkQueue
 
 if TYPE_CHECKING:
@@ -63,6 +63,19 @@ class ConsumingWorker:
     @property
     def queues(self) -> tuple[WorkQueue, ...]:
         return (self.queue, *self.other_queues)
+
+    def runs_batches_concurrently(self, settings: Settings) -> bool:
+        """Whether it runs on the concurrent consumer: several batches at once, or batches bounded by bytes."""
+        return self.concurrent_batches(settings) > 1 or self.batch_bytes is not None
+
+    def prefetch_of(self, settings: Settings) -> int:
+        """The messages RabbitMQ may hand one process unacked, whose bodies its memory holds."""
+        prefetch = self.prefetch or settings.worker_prefetch
+        if not self.runs_batches_concurrently(settings):
+            return prefetch
+        # Twice the batches under way: the next batch is at hand when a thread frees up.
+        batch_size = self.batch_size or settings.worker_batch_size
+        return max(prefetch, PREFETCH_ROUNDS * self.concurrent_batches(settings) * batch_size)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ import gc
 import logging
 import os
 import threading
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from prometheus_client.registry import Collector
@@ -22,7 +21,7 @@ from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.queue_metrics import queue_collector
 from erp_sync.shared.reconcile_metrics import reconcile_collector
 from erp_sync.shared.schema import require_current_schema
-from erp_sync.shared.settings import PREFETCH_ROUNDS, Settings
+from erp_sync.shared.settings import Settings
 from erp_sync.workers.background import BackgroundLoop
 from erp_sync.workers.metrics_server import serving_metrics
 from erp_sync.workers.outage_hold import OutageHold
@@ -45,7 +44,7 @@ def consumer_config(settings: Settings, worker: ConsumingWorker) -> ConsumerConf
         amqp_url=settings.amqp_url,
         retry_delays_ms=settings.retry_delays_ms,
         max_attempts=settings.max_delivery_attempts,
-        prefetch=worker.prefetch or settings.worker_prefetch,
+        prefetch=worker.prefetch_of(settings),
         batch_size=worker.batch_size or settings.worker_batch_size,
         batch_window_s=batch_window_ms / 1000,
     )
@@ -90,22 +89,16 @@ def collect_garbage_less_often() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def _prefetching_two_rounds(config: ConsumerConfig, concurrent_batches: int) -> ConsumerConfig:
-    # Twice the batches under way: the next batch is at hand when a thread frees up.
-    return replace(config, prefetch=max(config.prefetch, PREFETCH_ROUNDS * concurrent_batches * config.batch_size))
-
-
 def consumer_for(worker: ConsumingWorker, settings: Settings, runner: Runner, config: ConsumerConfig,
                  publisher: ConfirmingPublisher) -> Consumer:
     """The worker's consumer: one batch at a time, or its `concurrent_batches` at once.
 
     A worker whose batches are bounded by their bodies' bytes keeps the bound at one batch too.
     """
-    batches = worker.concurrent_batches(settings)
-    if batches == 1 and worker.batch_bytes is None:
+    if not worker.runs_batches_concurrently(settings):
         return Consumer(worker.queue, runner, config, publisher)
-    return ConcurrentConsumer(worker.queue, runner, _prefetching_two_rounds(config, batches), publisher,
-                              concurrency=batches, batch_size=config.batch_size, batch_bytes=worker.batch_bytes)
+    return ConcurrentConsumer(worker.queue, runner, config, publisher, concurrency=worker.concurrent_batches(settings),
+                              batch_size=config.batch_size, batch_bytes=worker.batch_bytes)
 
 
 def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: threading.Event) -> list[BackgroundLoop]:

@@ -33,7 +33,8 @@ class Sizing:
 
     cpu: str
     memory: str
-    memory_limit: str
+    # None: room for its prefetch of the door's largest bodies, and the process (`memory_limit`).
+    memory_limit: str | None
     max_replicas: int
     messages_per_replica: int
     large_message_bytes: int = 2_000
@@ -45,8 +46,13 @@ class Sizing:
 # every pod's database connections within docs/production.md's budget.
 # Each is capped by `messages_per_pod` below. A catalog message of a 1,000-variant group is about 370
 # kB (docs/production.md); a media message of as many images about 200 kB.
+# The catalog's large message assumes a backlog of bulk loads' groups of 1,000 variants: the door
+# accepts up to 5,000 (about 1.7 MB), of which the queue's 512 MiB holds about 300, so a backlog of
+# those fills the queue (503, which the ERP retries) once KEDA has asked for 2 of the 4 pods. Sized
+# for them, the target would be 39 a pod, and 156 small groups (a pod's tenth of a second) would
+# ask for all 4.
 SIZING: dict[str, Sizing] = {
-    "catalog": Sizing("250m", "256Mi", "512Mi", 4, 1_000, large_message_bytes=370_000),
+    "catalog": Sizing("250m", "256Mi", None, 4, 1_000, large_message_bytes=370_000),
     "inventory": Sizing("500m", "256Mi", "512Mi", 6, 50_000),
     "media": Sizing("250m", "256Mi", "512Mi", 4, 200, large_message_bytes=200_000),
     "orders": Sizing("500m", "256Mi", "512Mi", 4, 3_000),
@@ -61,6 +67,24 @@ def messages_per_pod(sizing: Sizing, settings: Settings) -> int:
     bound of 100,000 never asked for a third inventory pod."""
     room = min(settings.queue_max_length, settings.queue_max_bytes // sizing.large_message_bytes)
     return max(1, min(sizing.messages_per_replica, room // (2 * sizing.max_replicas)))
+
+
+# docs/production.md: the decoded variants of the batches under way, and the process itself.
+PROCESS_HEADROOM_BYTES = 250 * 10**6
+MIB = 2**20
+
+
+def memory_limit(worker: Worker, settings: Settings) -> str:
+    """The chosen limit, or room for every body the worker's prefetch lets RabbitMQ hand it unacked at
+    the largest the door accepts (WEBHOOK_MAX_BODY_BYTES), and for its batches and the process: a
+    bulk load of 1.7 MB bodies took a catalog pod past a fixed 512 Mi."""
+    chosen = SIZING[worker.name].memory_limit
+    if chosen is not None:
+        return chosen
+    if not isinstance(worker, ConsumingWorker):
+        raise ValueError(f"worker {worker.name} consumes no queue: choose its memory limit")
+    held = worker.prefetch_of(settings) * settings.webhook_max_body_bytes
+    return f"{math.ceil((held + PROCESS_HEADROOM_BYTES) / MIB)}Mi"
 
 
 def queues_of(worker: Worker) -> list[WorkQueue]:
@@ -135,7 +159,7 @@ def deployment(worker: Worker, settings: Settings) -> dict[str, Any]:
                     "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"},
                                       "periodSeconds": 10, "failureThreshold": 6},
                     "resources": {"requests": {"cpu": sizing.cpu, "memory": sizing.memory},
-                                  "limits": {"memory": sizing.memory_limit}},
+                                  "limits": {"memory": memory_limit(worker, settings)}},
                     "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                         "capabilities": {"drop": ["ALL"]}},
                     "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
@@ -66,6 +67,38 @@ def test_keda_can_reach_every_pod_before_a_queue_is_half_full():
         holds = min(DEFAULTS.queue_max_length, DEFAULTS.queue_max_bytes // sizing.large_message_bytes)
         for trigger in so["spec"]["triggers"]:
             assert int(trigger["metadata"]["value"]) * so["spec"]["maxReplicaCount"] <= holds / 2, (name, trigger)
+
+
+def mebibytes(quantity: str) -> int:
+    assert quantity.endswith("Mi"), quantity
+    return int(quantity.removesuffix("Mi")) * 2**20
+
+
+@pytest.mark.parametrize(("variables", "prefetch"), [
+    ({}, 2 * 2 * 100),  # 2 rounds of CATALOG_BATCH_CONCURRENCY batches of WORKER_BATCH_SIZE
+    ({"catalog_batch_concurrency": 1, "worker_batch_size": 20, "webhook_max_body_bytes": 2**20}, 200),
+    ({"worker_batch_size": 200, "worker_prefetch": 50}, 2 * 2 * 200),
+])
+def test_a_catalog_pod_holds_every_body_its_prefetch_lets_in_at_the_door_s_largest(variables, prefetch):
+    # given the settings, the bodies RabbitMQ may hand a catalog pod unacked, each as large as the door lets in
+    settings = Settings.model_construct(**variables)
+    held = prefetch * settings.webhook_max_body_bytes
+
+    # when the manifests are written for them
+    document = next(d for d in yaml.safe_load_all(generate.render(settings))
+                    if d and d["metadata"]["name"] == "erp-sync-worker-catalog" and d["kind"] == "Deployment")
+    limit = mebibytes(containers(document)[0]["resources"]["limits"]["memory"])
+
+    # then its limit holds them, and about 250 MB for the decoded batches and the process, no more
+    assert WORKERS["catalog"].prefetch_of(settings) == prefetch
+    assert held + 250 * 10**6 <= limit < held + 250 * 10**6 + 2**20
+
+
+def test_the_committed_catalog_limit_holds_400_bodies_of_5_mib():
+    limit = containers(DEPLOYMENTS["erp-sync-worker-catalog"])[0]["resources"]["limits"]["memory"]
+
+    # a bulk load of 1.7 MB bodies took a pod held at its prefetch to 524 MB, past 512 Mi
+    assert mebibytes(limit) >= 400 * 5 * 2**20 + 250 * 10**6
 
 
 def test_a_worker_without_a_queue_runs_as_one_pod_and_is_not_scaled():
