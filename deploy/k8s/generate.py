@@ -131,10 +131,18 @@ def stop_env(worker: Worker, settings: Settings) -> list[dict[str, Any]]:
     return [{"name": "WORKER_STOP_TIMEOUT_S", "value": str(grace_period_s(worker, settings) - STOP_MARGIN_S)}]
 
 
+# Keys the Secret may leave out, the feature then off: every process mails its alerts (erp_sync/cli).
+OPTIONAL_SECRETS = ["ALERT_SMTP_PASSWORD"]
+
+
+def secret_ref(name: str, optional: bool = False) -> dict[str, Any]:
+    key = {"name": SECRET, "key": name.lower().replace("_", "-"), **({"optional": True} if optional else {})}
+    return {"name": name, "valueFrom": {"secretKeyRef": key}}
+
+
 def secret_env(worker: Worker) -> list[dict[str, Any]]:
     names = ["DATABASE_URL", "AMQP_URL", *(["ERP_API_TOKEN"] if worker.needs_erp else [])]
-    return [{"name": name, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": name.lower().replace("_", "-")}}}
-            for name in names]
+    return [*(secret_ref(name) for name in names), *(secret_ref(name, optional=True) for name in OPTIONAL_SECRETS)]
 
 
 def deployment(worker: Worker, settings: Settings) -> dict[str, Any]:

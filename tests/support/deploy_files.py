@@ -69,6 +69,22 @@ def venv_tool(name: str) -> str:
 K8S = DEPLOY / "k8s"
 
 
+def _holds_secret(annotation: object) -> bool:
+    from typing import get_args
+
+    from pydantic import SecretStr
+
+    return annotation is SecretStr or any(_holds_secret(arg) for arg in get_args(annotation))
+
+
+def secret_settings() -> set[str]:
+    """The variables of every secret-typed setting, and the URLs that carry the database's and broker's passwords."""
+    from erp_sync.shared.settings import Settings
+
+    typed = {name.upper() for name, field in Settings.model_fields.items() if _holds_secret(field.annotation)}
+    return typed | {"DATABASE_URL", "AMQP_URL"}
+
+
 def manifests(path: Path) -> list[dict[str, object]]:
     """The documents of a YAML file (or of every YAML file of a folder but its kustomization)."""
     import yaml

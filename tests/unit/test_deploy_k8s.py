@@ -13,13 +13,14 @@ import yaml
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
-from tests.support.deploy_files import DEPLOY, K8S, dockerfile_stages, load_script, manifests
+from tests.support.deploy_files import DEPLOY, K8S, dockerfile_stages, load_script, manifests, secret_settings
 
 generate = load_script("k8s/generate.py")
 BASE = manifests(K8S / "base")
 DEPLOYMENTS = {d["metadata"]["name"]: d for d in BASE if d["kind"] == "Deployment"}
 SCALED = {d["metadata"]["name"]: d for d in BASE if d["kind"] == "ScaledObject"}
-SECRET_SETTINGS = {"DATABASE_URL", "AMQP_URL", "ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN"}
+SECRET_SETTINGS = secret_settings()
+PODS = [d for d in BASE if d["kind"] in {"Deployment", "Job"}]
 DEFAULTS = Settings.model_construct()
 
 
@@ -160,8 +161,7 @@ def test_prometheus_scrapes_every_worker_and_the_ingress_not_the_token_guarded_a
             assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("9100", "/metrics")
 
 
-@pytest.mark.parametrize("document", [d for d in BASE if d["kind"] in {"Deployment", "Job"}],
-                         ids=lambda d: d["metadata"]["name"])
+@pytest.mark.parametrize("document", PODS, ids=lambda d: d["metadata"]["name"])
 def test_every_secret_comes_from_the_secret_and_every_variable_is_a_setting(document):
     for container in containers(document):
         for variable in container.get("env", []):
@@ -170,6 +170,35 @@ def test_every_secret_comes_from_the_secret_and_every_variable_is_a_setting(docu
                 assert "value" not in variable and variable["valueFrom"]["secretKeyRef"]["name"] == "erp-sync"
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert document["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def secret_variables(document) -> dict[str, dict]:
+    return {v["name"]: v["valueFrom"]["secretKeyRef"] for c in containers(document) for v in c.get("env", [])
+            if "secretKeyRef" in v.get("valueFrom", {})}
+
+
+def test_the_secret_settings_are_the_settings_typed_secret():
+    assert {"ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN", "ALERT_SMTP_PASSWORD",
+            "CONSOLE_PASSWORD", "CONSOLE_TOKEN"} <= SECRET_SETTINGS
+
+
+def test_every_secret_setting_reaches_a_pod_from_the_secret():
+    mapped = set().union(*(secret_variables(document) for document in PODS))
+
+    assert SECRET_SETTINGS - mapped == set()
+
+
+@pytest.mark.parametrize("document", PODS, ids=lambda d: d["metadata"]["name"])
+def test_every_process_may_mail_its_alerts_and_only_the_api_serves_the_console(document):
+    # every process installs alert mail, and refuses ALERT_SMTP_USER (ConfigMap) without its password
+    variables = secret_variables(document)
+    console = {"CONSOLE_USER", "CONSOLE_PASSWORD", "CONSOLE_TOKEN"}
+
+    assert variables["ALERT_SMTP_PASSWORD"] == {"name": "erp-sync", "key": "alert-smtp-password", "optional": True}
+    if document["metadata"]["name"] == "erp-sync-api":
+        assert all(variables[name]["optional"] is True for name in console)
+    else:
+        assert not variables.keys() & console
 
 
 def test_a_worker_gets_the_erp_token_only_when_it_talks_to_the_erp():
