@@ -48,6 +48,38 @@ def test_every_process_starts_only_after_the_migration_succeeded():
             assert service["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
 
 
+def healthcheck_command(service: str) -> str:
+    test = SERVICES[service]["healthcheck"]["test"]
+    return test[1] if test[0] == "CMD-SHELL" else " ".join(test[1:])
+
+
+def test_postgres_is_healthy_once_it_takes_tcp_connections():
+    # On a fresh volume the image's first server, which runs its init scripts, listens on its socket
+    # alone: pg_isready over the socket passed and the migration met a refused connection.
+    command = healthcheck_command("postgres").split()
+
+    assert command[0] == "pg_isready" and command[command.index("-h") + 1] == "127.0.0.1"
+    assert "start_period" in SERVICES["postgres"]["healthcheck"]
+
+
+def test_rabbitmq_is_healthy_once_its_listeners_take_connections():
+    # `rabbitmq-diagnostics ping` passes while the node boots, before AMQP logins are accepted
+    command = healthcheck_command("rabbitmq")
+
+    assert "check_running" in command and "check_port_connectivity" in command and " ping" not in command
+    assert "start_period" in SERVICES["rabbitmq"]["healthcheck"]
+
+
+def test_the_migration_is_run_again_when_it_fails_a_few_times_not_forever():
+    # it is safe to run again (shared/migrate.py; the Kubernetes Job reruns it as well): a database
+    # or broker not yet taking connections is waited out, and the others wait for its success
+    policy, _, tries = OURS["migrate"]["restart"].partition(":")
+
+    assert policy == "on-failure" and 0 < int(tries) <= 20
+    assert OURS["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"},
+                                             "rabbitmq": {"condition": "service_healthy"}}
+
+
 @pytest.mark.parametrize("name", sorted(OURS))
 def test_every_variable_compose_sets_is_a_setting(name):
     unknown = {key for key in OURS[name]["environment"] if key.lower() not in Settings.model_fields}
