@@ -93,6 +93,74 @@ def manifests(path: Path) -> list[dict[str, object]]:
     return [doc for file in files for doc in yaml.safe_load_all(file.read_text()) if doc]
 
 
+CONFIG_MAP = "erp-sync-config"
+# What the Secret's keys stand in for: the URLs as the settings check them, a token of enough characters.
+SECRET_STAND_INS = {"database-url": "postgresql+psycopg://erp_sync:stand-in@postgres:5432/erp_sync",
+                    "amqp-url": "amqp://erp_sync:stand-in@rabbitmq:5672/erp-sync"}
+SECRET_STAND_IN = "stand-in-secret-0123456789"
+
+
+def config_map_data(kustomization: Path) -> dict[str, str]:
+    """The data kustomize gives the ConfigMap erp-sync-config at a kustomization's folder: its bases'
+    first (the resources that are folders), then its own generator's, merged or replacing them."""
+    import yaml
+
+    spec = yaml.safe_load((kustomization / "kustomization.yaml").read_text())
+    data: dict[str, str] = {}
+    for resource in spec.get("resources", []):
+        if (kustomization / resource).is_dir():
+            data.update(config_map_data((kustomization / resource).resolve()))
+    for generator in (g for g in spec.get("configMapGenerator", []) if g["name"] == CONFIG_MAP):
+        if generator.get("behavior", "create") != "merge":
+            data = {}
+        lines = list(generator.get("literals", []))
+        for env_file in generator.get("envs", []):
+            lines += [line for line in (kustomization / env_file).read_text().splitlines()
+                      if line.strip() and not line.lstrip().startswith("#")]
+        data.update(line.split("=", 1) for line in lines)
+    return data
+
+
+def pod_environments(kustomization: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each Deployment's and Job's container arguments and environment, as rendered at a kustomization:
+    the ConfigMap's data, the literal values, a stand-in for each required key of the Secret (an
+    optional one left out, as a Secret without it gives). An overlay's patches must leave the
+    environment alone: it is read from the resources."""
+    import yaml
+
+    spec = yaml.safe_load((kustomization / "kustomization.yaml").read_text())
+    for patch in spec.get("patches", []):
+        assert "env" not in (kustomization / patch["path"]).read_text(), f"{patch['path']}: read its environment here"
+    data = config_map_data(kustomization)
+    environments: dict[str, tuple[list[str], dict[str, str]]] = {}
+    for document in _resources(kustomization):
+        if document["kind"] not in {"Deployment", "Job"}:
+            continue
+        container = document["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+        environment: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            assert source["configMapRef"]["name"] == CONFIG_MAP
+            environment.update(data)
+        for variable in container.get("env", []):
+            if "value" in variable:
+                environment[variable["name"]] = variable["value"]
+            elif not (key := variable["valueFrom"]["secretKeyRef"]).get("optional"):
+                environment[variable["name"]] = SECRET_STAND_INS.get(key["key"], SECRET_STAND_IN)
+        environments[document["metadata"]["name"]] = (container["args"], environment)  # type: ignore[index]
+    return environments
+
+
+def _resources(kustomization: Path) -> list[dict[str, object]]:
+    """The documents of a kustomization's resources, its bases' included."""
+    import yaml
+
+    documents: list[dict[str, object]] = []
+    for resource in yaml.safe_load((kustomization / "kustomization.yaml").read_text()).get("resources", []):
+        path = (kustomization / resource).resolve()
+        documents += _resources(path) if path.is_dir() else manifests(path)
+    return documents
+
+
 def kustomize(path: Path) -> list[dict[str, object]]:
     """What `kubectl kustomize` (kustomize built into the kubectl wheel) renders, offline."""
     import subprocess

@@ -6,14 +6,18 @@ tests/e2e/deploy, as they start kubectl).
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from erp_sync.shared.settings import Settings
+from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.settings import Settings, load_settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
-from tests.support.deploy_files import DEPLOY, K8S, dockerfile_stages, load_script, manifests, secret_settings
+from tests.support.deploy_files import (
+    DEPLOY, K8S, config_map_data, dockerfile_stages, load_script, manifests, pod_environments, secret_settings,
+)
 
 generate = load_script("k8s/generate.py")
 BASE = manifests(K8S / "base")
@@ -233,3 +237,41 @@ def test_the_erp_route_lets_through_every_body_erp_sync_accepts():
     units = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 
     assert int(limit[:-1]) * units[limit[-1].lower()] > DEFAULTS.webhook_max_body_bytes
+
+
+def start_checks(args: list[str], settings: Settings) -> None:
+    """What the process checks at start, past loading its settings (as test_deploy.py does for compose)."""
+    if args[0] == "ingress":
+        settings.webhook_secrets()
+    elif args[0] == "api":
+        settings.storefront_tokens()
+    elif args[0] == "worker" and WORKERS[args[1]].needs_erp:
+        settings.erp_credentials(f"the {args[1]} worker")
+
+
+@pytest.mark.parametrize("target", ["base", "overlays/production"])
+def test_every_pod_starts_with_the_environment_it_is_given(target, monkeypatch):
+    # given each pod's environment: its ConfigMap, its values and a stand-in for each key of the Secret
+    environments = pod_environments(K8S / target)
+    assert {name for name in DEPLOYMENTS} <= environments.keys()
+
+    for name, (args, environment) in environments.items():
+        # when the process reads it, and nothing else
+        for variable in Settings.model_fields:
+            monkeypatch.delenv(variable.upper(), raising=False)
+        for variable, value in environment.items():
+            monkeypatch.setenv(variable, value)
+
+        # then its settings load and its checks at start pass (the ERP's workers exited 2 on the base)
+        try:
+            start_checks(args, load_settings())
+        except ConfigurationError as exc:
+            pytest.fail(f"{name}: {exc}")
+
+
+def test_production_names_its_erp_in_place_of_the_base_s_stand_in():
+    base = config_map_data(K8S / "base")["ERP_BASE_URL"]
+    production = config_map_data(K8S / "overlays" / "production")["ERP_BASE_URL"]
+
+    assert urlsplit(base).hostname.endswith(".invalid")
+    assert production != base
