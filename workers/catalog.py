@@ -18,6 +18,7 @@ from erp_sync.shared.heap import collector_paused
 from erp_sync.shared.logs import ids
 from erp_sync.shared.internal_messages import MediaDownload, media_messages
 from erp_sync.shared.models import Category
+from erp_sync.shared.retry_policy import failed_attempts
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
 from erp_sync.workers.catalog_writes import deactivate_omitted, lock_variants, upsert_groups, upsert_variants
@@ -45,18 +46,21 @@ class CatalogResult:
     media_downloads: tuple[MediaDownload, ...] = ()
 
 
-def apply_catalog_update(event: CatalogUpdate, session: Session, digest: bytes | None = None) -> CatalogResult:
+def apply_catalog_update(event: CatalogUpdate, session: Session, digest: bytes | None = None, *,
+                         resent: bool = True) -> CatalogResult:
     """Apply the full product group unless it is a duplicate or older than the one applied.
 
     `digest` is its body's (`body_digest`); without one, a reused id is told only by its event type.
-    A reused id is alerted and counted (`record_event`).
+    A reused id is alerted and counted (`record_event`). `resent`: the message came round again (`came_round_again`
+    below), so a duplicate asks again for its images still pending.
     """
     fresh = record_event(session, Arrival.of(event, digest))
-    return _apply(session, [event], [fresh])[0]
+    return _apply(session, [event], [fresh], [resent])[0]
 
 
 def apply_catalog_batch(events: Sequence[CatalogUpdate], session: Session,
-                        digests: Sequence[bytes | None] | None = None) -> list[CatalogResult]:
+                        digests: Sequence[bytes | None] | None = None,
+                        resent: Sequence[bool] | None = None) -> list[CatalogResult]:
     """Apply each event as `apply_catalog_update` would, in arrival order, sharing what a batch can share:
     one statement records every id, one reads every category, one of each kind writes the groups,
     variants and images of all the events that share no group and no SKU, the stock rule runs once
@@ -67,10 +71,19 @@ def apply_catalog_batch(events: Sequence[CatalogUpdate], session: Session,
     """
     if not events:
         return []
-    return _apply(session, events, record_events(session, arrivals_of(events, digests)))
+    return _apply(session, events, record_events(session, arrivals_of(events, digests)),
+                  [True] * len(events) if resent is None else resent)
 
 
-def _apply(session: Session, events: Sequence[CatalogUpdate], fresh: Sequence[bool]) -> list[CatalogResult]:
+def came_round_again(delivery: Delivery) -> bool:
+    """Whether the message came round again (the broker's redelivery, or the retry path): the
+    downloads its first handling asked for after the commit may have been lost with the connection.
+    A webhook the ERP sent again is a message of its own, and its first handling asked already."""
+    return delivery.redelivered or failed_attempts(delivery.headers) > 0
+
+
+def _apply(session: Session, events: Sequence[CatalogUpdate], fresh: Sequence[bool],
+           resent: Sequence[bool]) -> list[CatalogResult]:
     """Stock figures go through the per-SKU stock rule even when the group part is stale: a figure
     is a fact of its own, and that rule alone knows whether a newer one exists. They are applied
     after every group, in arrival order, so the rule decides them as it would one event at a time."""
@@ -79,8 +92,8 @@ def _apply(session: Session, events: Sequence[CatalogUpdate], fresh: Sequence[bo
                for figure in _stock_events(event, sorted(event.data.variants, key=_sku))]
     results: dict[int, CatalogResult] = {}
     for round_ in _rounds(events):
-        results |= _apply_round(session, [_Arrived(index, events[index], fresh[index], category_ids[index])
-                                          for index in round_])
+        results |= _apply_round(session, [_Arrived(index, events[index], fresh[index], resent[index],
+                                                   category_ids[index]) for index in round_])
     # The group's own line says what the event did; a line per SKU was a tenth of a large group's CPU.
     apply_stock_events(session, figures, log_each=False)
     return [results[index] for index in range(len(events))]
@@ -91,6 +104,7 @@ class _Arrived:
     index: int  # in the batch
     event: CatalogUpdate
     first: bool  # its id was not recorded before
+    resent: bool  # its message came round again (`came_round_again`)
     category_id: int | None
 
 
@@ -115,10 +129,11 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
     duplicates = [item for item in arrived if not item.first]
     fresh = [item for item in arrived if item.first]
     # A redelivery may mean the downloads sent after the first commit were lost with the
-    # connection: ask again for the images still pending (the media worker skips the rest).
-    pending = _by_event(duplicates, pending_downloads(session, [
-        variant.sku for item in duplicates for variant in sorted(item.event.data.variants, key=_sku)])
-        if duplicates else ())
+    # connection: ask again for the images still pending (the media worker skips the rest). Not
+    # for the ERP's copies of a webhook: each asked again for every image a slow host still held.
+    resent_skus = [variant.sku for item in duplicates if item.resent
+                   for variant in sorted(item.event.data.variants, key=_sku)]
+    pending = _by_event(duplicates, pending_downloads(session, resent_skus) if resent_skus else ())
     written_groups = upsert_groups(session, [item.event for item in fresh], [item.category_id for item in fresh]) \
         if fresh else {}
     applied = [item for item in fresh if item.event.data.product_group_id in written_groups]
@@ -213,7 +228,7 @@ def build_handler(settings: Settings) -> Handler:
     def handle(delivery: Delivery, session: Session) -> Handled:
         with collector_paused():
             event = window.admit(decode_catalog_update(delivery.body))
-            result = apply_catalog_update(event, session, body_digest(delivery.body))
+            result = apply_catalog_update(event, session, body_digest(delivery.body), resent=came_round_again(delivery))
         return _handled(result)
 
     return handle
@@ -229,7 +244,8 @@ def build_batch_handler(settings: Settings) -> BatchHandler:
     def handle_batch(deliveries: list[Delivery], session: Session) -> list[HandlerResult]:
         with collector_paused():
             events = window.admit_all([decode_catalog_update(delivery.body) for delivery in deliveries])
-            results = apply_catalog_batch(events, session, [body_digest(delivery.body) for delivery in deliveries])
+            results = apply_catalog_batch(events, session, [body_digest(delivery.body) for delivery in deliveries],
+                                          [came_round_again(delivery) for delivery in deliveries])
             return [_handled(result) for result in results]
 
     return handle_batch

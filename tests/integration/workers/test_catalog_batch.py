@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from erp_sync.shared.consumer import Delivery, Done
 from erp_sync.shared.models import Media, ProductGroup, StockLevel, Variant
-from erp_sync.shared.retry_policy import Park
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Park
 from tests.support.factories import catalog_event, encode, now_iso, variant_with
 
 
@@ -22,8 +22,8 @@ def _body(group: str, skus: list[str], *, at: timedelta = timedelta(), stock: in
     return encode(document)
 
 
-def _delivery(tag: int, body: bytes) -> Delivery:
-    return Delivery(tag, body, f"msg-{tag}", "application/json")
+def _delivery(tag: int, body: bytes, *, redelivered: bool = False) -> Delivery:
+    return Delivery(tag, body, f"msg-{tag}", "application/json", redelivered=redelivered)
 
 
 def test_a_batch_ends_as_its_events_one_by_one(catalog_runner, caplog):
@@ -36,14 +36,15 @@ def test_a_batch_ends_as_its_events_one_by_one(catalog_runner, caplog):
         _body("PG-B1", ["B1-A"], at=timedelta(minutes=-1), stock=9),  # newer: B1-B leaves the group
         _body("PG-B1", ["B1-A", "B1-B"], at=timedelta(minutes=-3), stock=1),  # older: stale, its stock too
         first,  # a redelivery in the same batch: a duplicate
+        first,  # the ERP's copy of the first webhook: a duplicate too
     ]
 
-    # when the five arrive as one batch
-    outcomes = runner.run([_delivery(tag, body) for tag, body in enumerate(bodies, start=1)])
+    # when the six arrive as one batch, the fifth redelivered by the broker
+    outcomes = runner.run([_delivery(tag, body, redelivered=tag == 5) for tag, body in enumerate(bodies, start=1)])
 
     # then each has the outcome it has alone, in one pass of the batch handler
     assert [outcome.outcome for outcome in outcomes if isinstance(outcome, Done)] == [
-        "applied", "applied", "applied", "stale", "duplicate"]
+        "applied", "applied", "applied", "stale", "duplicate", "duplicate"]
     assert "handling them one by one" not in caplog.text
     # and the newest of each group won, each image has one row, stock included, B1-B deactivated, not deleted
     with sessions() as session:
@@ -59,8 +60,25 @@ def test_a_batch_ends_as_its_events_one_by_one(catalog_runner, caplog):
     def asked(outcome):
         return sorted(image["sku"] for message in outcome.follow_ups for image in json.loads(message.body)["images"])
 
-    # and the first event and its redelivery ask for the same pending images
+    # and the first event and its redelivery ask for the same pending images (the first handling's
+    # requests may have been lost with its connection); the ERP's copy asks for none again
     assert asked(outcomes[0]) == asked(outcomes[4]) == ["B1-A", "B1-B"]
+    assert asked(outcomes[5]) == []
+
+
+def test_a_duplicate_back_from_the_retry_path_asks_again_for_its_pending_images(catalog_runner):
+    # given a group applied, its images still pending
+    runner, _ = catalog_runner
+    body = _body("PG-R1", ["R1-A"])
+    runner.run([_delivery(1, body)])
+
+    # when the same message comes back from the retry path (its attempt header), and the ERP sends a copy
+    again = Delivery(2, body, "msg-2", "application/json", headers={ATTEMPT_HEADER: 2})
+    outcomes = runner.run([again, _delivery(3, body)])
+
+    # then the message that came round asks again, the ERP's copy does not
+    assert [[image["sku"] for message in outcome.follow_ups for image in json.loads(message.body)["images"]]
+            for outcome in outcomes] == [["R1-A"], []]
 
 
 def test_a_malformed_message_in_a_batch_is_parked_and_the_others_applied(catalog_runner):
