@@ -1,9 +1,13 @@
 """`erp-sync dev` makes the secrets nobody set, per run, and hands the same ones to every child."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from erp_sync.cli.dev_env import Ports, dev_environment
 from erp_sync.cli.dev import metrics_ports, roles
 
+METRICS_DOC = Path(__file__).resolve().parents[3] / "docs" / "metrics.md"
 PORTS = Ports(ingress=8000, api=8001, sandbox=8900)
 MADE = {"ERP_WEBHOOK_SECRET", "ERP_API_TOKEN", "STOREFRONT_API_TOKEN", "CONSOLE_PASSWORD"}
 
@@ -95,3 +99,22 @@ def test_with_metrics_port_set_each_worker_gets_a_port_of_its_own():
 
 def test_without_metrics_port_no_worker_gets_one():
     assert metrics_ports(roles(PORTS, {}), {}) == {}
+
+
+def test_the_metrics_doc_names_the_ports_dev_gives():
+    # given the ports docs/metrics.md gives the workers by hand and in its scrape configuration
+    doc = METRICS_DOC.read_text()
+    base = re.search(r"`METRICS_PORT=(\d+) erp-sync dev`", doc)
+    assert base, "docs/metrics.md does not say how erp-sync dev counts the workers' ports"
+    by_hand = {name: port for port, name in re.findall(r"`METRICS_PORT=(\d+) erp-sync worker (\w+)`", doc)}
+    scraped = dict(re.findall(r"job_name: erp-sync-(\w+)\n\s+static_configs: \[\{targets: \[\"127\.0\.0\.1:(\d+)\"", doc))
+    env = {"METRICS_PORT": base[1], "ERP_BASE_URL": "http://127.0.0.1:8900"}
+
+    # when dev gives out the workers' ports from the same METRICS_PORT
+    given = metrics_ports(roles(PORTS, env), env)
+
+    # then every worker port the doc names is the one dev gives that worker
+    scraped_workers = {name: port for name, port in scraped.items() if name not in {"ingress", "api"}}
+    assert by_hand and scraped_workers
+    assert by_hand == {name: given[name] for name in by_hand}
+    assert scraped_workers == {name: given[name] for name in scraped_workers}
