@@ -12,7 +12,7 @@ import re
 
 import psycopg
 
-from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.errors import ConfigurationError, DatabaseUnavailable, PermanentError
 from erp_sync.shared.pg import CONNECT_ARGS, conninfo, translate_pg_error, unreadable_url
 
 # The newest migration's revision (shared/migrations/versions/); a unit test holds it to Alembic's
@@ -33,6 +33,13 @@ def require_current_schema(database_url: str) -> None:
     for an outage that began a moment later. A server that refuses this DATABASE_URL for good is a
     ConfigurationError too.
     """
+    out_of_reach = check_current_schema(database_url)
+    if out_of_reach is not None:
+        logger.warning("cannot check the database schema (%s); starting anyway", out_of_reach)
+
+
+def check_current_schema(database_url: str) -> DatabaseUnavailable | PermanentError | None:
+    """`require_current_schema` without its warning: what kept the database out of reach, if it was."""
     try:
         with psycopg.connect(conninfo(database_url), **CONNECT_ARGS) as connection:
             row = connection.execute("SELECT max(version_num) FROM alembic_version").fetchone()
@@ -44,9 +51,9 @@ def require_current_schema(database_url: str) -> None:
     except psycopg.Error as exc:
         if refused := _REFUSED_FOR_GOOD.search(str(exc)):
             raise ConfigurationError(f"PostgreSQL refuses DATABASE_URL: {refused.group(1)}") from exc
-        logger.warning("cannot check the database schema (%s); starting anyway", translate_pg_error(exc))
-        return
+        return translate_pg_error(exc)
     if revision is None or revision < SCHEMA_REVISION:
         found = "no erp-sync schema" if revision is None else f"the schema at revision {revision}"
         raise ConfigurationError(f"the database has {found}; this erp-sync needs {SCHEMA_REVISION}: "
                                  "run `erp-sync migrate` first")
+    return None

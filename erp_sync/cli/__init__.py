@@ -1,7 +1,8 @@
 """`erp-sync`, the one console script: assembles every command group, parses, dispatches.
 
 Each module of this package is one command group (`register` adds its subcommands). Only the
-sandbox's commands import the sandbox: the sweep's process has a memory target.
+sandbox's commands import the sandbox: the sweep's process has a memory target. A group whose
+commands read the database sets `needs_current_schema`: its schema is checked before they run.
 """
 from __future__ import annotations
 
@@ -89,6 +90,13 @@ def _run(argv: Sequence[str] | None) -> int:
             from erp_sync.shared.alert_mail import install_alert_mail
 
             install_alert_mail(settings)
+        if getattr(args, "needs_current_schema", False):
+            # As the workers do: against a schema behind, a command failed on its first missing column
+            # (`reconcile --now` recorded a failed sweep and raised its ALERT). A database out of reach
+            # passes: the command's own first query says so in its one line. Imported only then, as above.
+            from erp_sync.shared.schema import check_current_schema
+
+            check_current_schema(settings.database_url)
         return int(args.run(settings, args))
     except ConfigurationError as exc:
         print(f"erp-sync: configuration error: {exc}", file=sys.stderr)

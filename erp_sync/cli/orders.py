@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("ids", nargs="*", default=[], metavar="ID", type=identifier)
     which.add_argument("--all", action="store_true", help="every pending_sync and local_only order")
-    orders.set_defaults(run=run_orders, one_shot=True)
+    orders.set_defaults(run=run_orders, one_shot=True, needs_current_schema=True)
 
 
 def run_orders(settings: Settings, args: argparse.Namespace) -> int:

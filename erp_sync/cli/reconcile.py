@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     reconcile.add_argument("--limit", type=positive_int, help=f"runs listed by --history ({HISTORY_RUNS})")
     reconcile.add_argument("--output", metavar="FILE",
                            help="--dry-run: write the changes to FILE (CSV when it ends in .csv, else JSON lines)")
-    reconcile.set_defaults(run=run_reconcile)
+    reconcile.set_defaults(run=run_reconcile, needs_current_schema=True)
 
 
 def run_reconcile(settings: Settings, args: argparse.Namespace) -> int:

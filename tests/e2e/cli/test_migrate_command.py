@@ -5,17 +5,31 @@ import json
 import pika
 import psycopg
 import pytest
+from alembic import command
 
+from erp_sync.shared.migrate import alembic_config, create_database_if_missing
 from erp_sync.shared.schema import SCHEMA_REVISION
 from erp_sync.shared.topology import WORK_QUEUES
 from tests.support import cli, services
 from tests.support.pg_front import postgres_front
+from tests.support.reconcile import TOKEN
 from tests.support.settings import API_TOKEN
+
+PREVIOUS_REVISION = f"{int(SCHEMA_REVISION) - 1:04d}"
 
 
 @pytest.fixture
 def missing_database_url(database_url):
     with services.database_not_yet_created(database_url) as url:
+        yield url
+
+
+@pytest.fixture
+def database_one_revision_behind(database_url):
+    """A database the previous release migrated: the newest revision not yet run."""
+    with services.database_not_yet_created(database_url) as url:
+        create_database_if_missing(url)
+        command.upgrade(alembic_config(url), PREVIOUS_REVISION)
         yield url
 
 
@@ -115,3 +129,25 @@ def test_the_api_started_before_migrate_stops_at_once_saying_so(database_url, am
     assert result.stderr.strip().splitlines()[-1] == (
         f"erp-sync: configuration error: the database has no erp-sync schema; this erp-sync needs "
         f"{SCHEMA_REVISION}: run `erp-sync migrate` first")
+
+
+@pytest.mark.parametrize("arguments", [
+    ["reconcile", "--now"], ["reconcile", "--dry-run"], ["reconcile", "--history"], ["orders", "list"],
+    ["orders", "retry", "--all"],
+])
+def test_a_one_shot_command_against_a_schema_behind_stops_at_once_saying_so(
+        database_one_revision_behind, amqp_url, erp, arguments):
+    # given a database left at the previous release's revision (an upgrade whose migrate did not run yet)
+    url = erp({"BEHIND-1": 4})
+
+    # when the person on call runs a command that reads it
+    result = cli.run(*arguments, DATABASE_URL=database_one_revision_behind, AMQP_URL=amqp_url,
+                     ERP_BASE_URL=url, ERP_API_TOKEN=TOKEN, timeout=60)
+
+    # then it stops before doing anything, says what to run, and no sweep was recorded as failed
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"erp-sync: configuration error: the database has the schema at revision {PREVIOUS_REVISION}; "
+        f"this erp-sync needs {SCHEMA_REVISION}: run `erp-sync migrate` first")
+    with psycopg.connect(services.libpq_url(database_one_revision_behind)) as conn:
+        assert conn.execute("SELECT count(*) FROM reconciliation_runs").fetchone() == (0,)
