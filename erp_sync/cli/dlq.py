@@ -56,6 +56,8 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
         for summary in summaries:
             print(json.dumps(summary) if args.json else
                   "{queue}\t{id}\tattempts={attempts}\tparked_at={parked_at}\t{reason}".format(**summary))
+        if not summaries:
+            _nothing_parked(args.queue, "listed")
         return EXIT_OK
     if args.action == "show":
         with letters.reading(args.queue) as messages:
@@ -67,7 +69,8 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
         print("erp-sync: dlq purge drops messages for good; add --yes", file=sys.stderr)
         return EXIT_CONFIGURATION
     if args.ids:
-        return _reporting("purged", set(args.ids), lambda settled: letters.drop(set(args.ids), args.queue, settled))
+        return _reporting("purged", set(args.ids), args.queue,
+                          lambda settled: letters.drop(set(args.ids), args.queue, settled))
     print(json.dumps({"purged": letters.purge(args.queue)}))
     return EXIT_OK
 
@@ -84,10 +87,10 @@ def _show(found: list[ParkedMessage], message_id: str) -> int:
 
 def _replay(letters: DeadLetters, args: argparse.Namespace) -> int:
     wanted = None if args.all else set(args.ids)
-    return _reporting("replayed", wanted, lambda settled: letters.replay(wanted, args.queue, settled))
+    return _reporting("replayed", wanted, args.queue, lambda settled: letters.replay(wanted, args.queue, settled))
 
 
-def _reporting(done: str, wanted: set[str] | None,
+def _reporting(done: str, wanted: set[str] | None, queue: str | None,
                settle: Callable[[list[SettledMessage]], list[SettledMessage]]) -> int:
     """`settle`, then `_settled`; cut short (the broker refusing, gone, or Ctrl-C), the messages
     settled before it are still told, one line each, before main prints why in one line."""
@@ -97,7 +100,16 @@ def _reporting(done: str, wanted: set[str] | None,
     except BaseException:
         _settled(done, None, settled)
         raise
+    if wanted is None and not settled:
+        _nothing_parked(queue, done)
     return _settled(done, wanted, settled)
+
+
+def _nothing_parked(queue: str | None, done: str) -> None:
+    # Unsaid, an empty answer looked like a command that did not run. On stderr: stdout, a line a
+    # message (JSON lines with --json), stays empty.
+    where = f" from {queue}" if queue else ""
+    print(f"erp-sync: nothing parked{where}: nothing {done}", file=sys.stderr)
 
 
 def _settled(done: str, wanted: set[str] | None, settled: list[SettledMessage]) -> int:

@@ -65,6 +65,24 @@ def test_replaying_an_id_not_parked_says_so_and_fails(broker):
     assert "no parked message evt_nowhere" in result.stderr
 
 
+@pytest.mark.parametrize("arguments, line", [
+    (["list"], "erp-sync: nothing parked: nothing listed"),
+    (["list", "--json"], "erp-sync: nothing parked: nothing listed"),
+    (["list", "inventory"], "erp-sync: nothing parked from inventory: nothing listed"),
+    (["replay", "--all"], "erp-sync: nothing parked: nothing replayed"),
+    (["replay", "--all", "--queue", "orders"], "erp-sync: nothing parked from orders: nothing replayed"),
+])
+def test_with_nothing_parked_a_list_or_replay_says_so_on_stderr_only(broker, arguments, line):
+    # given no parked message on any queue
+    # when the operator lists or replays them
+    result = cli.run("dlq", *arguments, AMQP_URL=broker)
+
+    # then one line says nothing is parked, and stdout stays empty: no JSON line, no message line
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [line]
+
+
 def test_a_replay_its_work_queue_refuses_part_way_names_what_went_back_and_why_the_rest_stayed():
     with bounded_vhost(QueueBound(max_length=2, max_bytes=1024 * 1024)) as url:
         # given four messages parked on the inventory queue, whose work queue takes two more
