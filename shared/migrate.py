@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 from erp_sync.shared.db import psycopg_url, translate_db_error
 from erp_sync.shared.errors import TransientError
 from erp_sync.shared.migrations.locks import LOCK_TIMEOUT, LOCK_TIMEOUT_ATTRIBUTE
-from erp_sync.shared.pg import LOCK_NOT_AVAILABLE, error_summary
+from erp_sync.shared.pg import LOCK_NOT_AVAILABLE, error_summary, refused_for_good
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MAINTENANCE_DATABASE = "postgres"
@@ -68,14 +68,14 @@ def create_database_if_missing(database_url: str) -> bool:
         try:
             connection = engine.connect()
         except SQLAlchemyError:
-            raise translate_db_error(refusal) from refusal
+            raise refused_for_good(refusal) or translate_db_error(refusal) from refusal
         with connection:
             exists = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
             if exists:
                 # Refused for another reason, or created meanwhile by another migrate: asking again tells.
                 if (refusal := _refusal(url)) is None:
                     return False
-                raise translate_db_error(refusal) from refusal
+                raise refused_for_good(refusal) or translate_db_error(refusal) from refusal
             quoted = connection.dialect.identifier_preparer.quote_identifier(name)
             connection.execute(text(f"CREATE DATABASE {quoted}"))
             return True
@@ -121,7 +121,7 @@ def _upgrade(config: Config, lock_timeout: str) -> None:
     try:
         command.upgrade(config, "head")
     except DBAPIError as exc:
-        raise _held_off(exc, lock_timeout) or translate_db_error(exc) from exc
+        raise _held_off(exc, lock_timeout) or refused_for_good(exc) or translate_db_error(exc) from exc
     except SQLAlchemyError as exc:
         raise translate_db_error(exc) from exc
 

@@ -41,6 +41,11 @@ CONNECTION_EXCEPTION_CLASS = "08"
 
 
 _QUOTED = re.compile(r'"[^"]*"')
+# What PostgreSQL answers a connection it refuses for good, as libpq hands it on (no SQLSTATE comes
+# with it). A server whose lc_messages is not English says it otherwise: it is then taken for one
+# out of reach.
+_REFUSED_FOR_GOOD = re.compile(r'FATAL:  (database "[^"]*" does not exist|role "[^"]*" does not exist'
+                               r'|password authentication failed for user "[^"]*"|no pg_hba\.conf entry[^\n]*)')
 
 
 def conninfo(database_url: str) -> str:
@@ -66,6 +71,15 @@ def unreadable_url(exc: psycopg.Error, database_url: str) -> ConfigurationError 
     # libpq quotes the part it could not read, which may hold the password: no quoted part is shown.
     detail = _QUOTED.sub('"…"', error_summary(exc))
     return ConfigurationError(f"DATABASE_URL: {detail} (a % or an @ in the password is written %25 or %40)")
+
+
+def refused_for_good(exc: BaseException) -> ConfigurationError | None:
+    """The ConfigurationError for a connection the server refuses whatever the retries (no such
+    database, role or password, no pg_hba.conf entry); None for any other error. `exc` may be
+    psycopg's or SQLAlchemy's wrapping of it."""
+    if refused := _REFUSED_FOR_GOOD.search(str(exc)):
+        return ConfigurationError(f"PostgreSQL refuses DATABASE_URL: {refused.group(1)}")
+    return None
 
 
 def translate_pg_error(exc: BaseException, *, connection_lost: bool = False) -> DatabaseUnavailable | PermanentError:

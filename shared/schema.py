@@ -8,21 +8,15 @@ server that refuses the worker itself (no such database, role or password), whic
 from __future__ import annotations
 
 import logging
-import re
 
 import psycopg
 
 from erp_sync.shared.errors import ConfigurationError, DatabaseUnavailable, PermanentError
-from erp_sync.shared.pg import CONNECT_ARGS, conninfo, translate_pg_error, unreadable_url
+from erp_sync.shared.pg import CONNECT_ARGS, conninfo, refused_for_good, translate_pg_error, unreadable_url
 
 # The newest migration's revision (shared/migrations/versions/); a unit test holds it to Alembic's
 # head. Revisions are four digits, numbered in order, so that one older compares lower.
 SCHEMA_REVISION = "0023"
-# What PostgreSQL answers a connection it refuses for good, as libpq hands it on (no SQLSTATE comes
-# with it). A server whose lc_messages is not English says it otherwise: the worker then starts.
-_REFUSED_FOR_GOOD = re.compile(r'FATAL:  (database "[^"]*" does not exist|role "[^"]*" does not exist'
-                               r'|password authentication failed for user "[^"]*"|no pg_hba\.conf entry[^\n]*)')
-
 logger = logging.getLogger(__name__)
 
 
@@ -49,8 +43,8 @@ def check_current_schema(database_url: str) -> DatabaseUnavailable | PermanentEr
     except psycopg.ProgrammingError as exc:
         raise unreadable_url(exc, database_url) or translate_pg_error(exc) from exc
     except psycopg.Error as exc:
-        if refused := _REFUSED_FOR_GOOD.search(str(exc)):
-            raise ConfigurationError(f"PostgreSQL refuses DATABASE_URL: {refused.group(1)}") from exc
+        if (refused := refused_for_good(exc)) is not None:
+            raise refused from exc
         return translate_pg_error(exc)
     if revision is None or revision < SCHEMA_REVISION:
         found = "no erp-sync schema" if revision is None else f"the schema at revision {revision}"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import psycopg
@@ -84,6 +85,21 @@ def test_bad_setting_stops_the_command_with_one_line_naming_it():
     assert result.stderr.strip().splitlines() == [
         "erp-sync: configuration error: ERP_ORDER_MODE: Input should be 'orders' or 'adjust'"
     ]
+
+
+@pytest.mark.parametrize("database", ["erp_sync_not_created", "postgres"])
+def test_a_role_the_server_does_not_know_stops_migrate_as_a_wrong_setting(database_url, amqp_url, database):
+    # given a DATABASE_URL naming a role PostgreSQL does not have (its database to create, or one that exists)
+    server = urlsplit(services.with_path(database_url, database))
+    url = urlunsplit(server._replace(netloc=f"erp_sync_no_such_role@{server.netloc.rsplit('@', 1)[-1]}"))
+
+    # when `erp-sync migrate` runs with it
+    result = cli.run("migrate", DATABASE_URL=url, AMQP_URL=amqp_url)
+
+    # then it stops as the workers do for the same URL: a wrong setting, exit 2, in one line
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        'erp-sync: configuration error: PostgreSQL refuses DATABASE_URL: role "erp_sync_no_such_role" does not exist')
 
 
 def test_a_worker_started_before_migrate_stops_at_once_saying_so(database_url, amqp_url):

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 import erp_sync.shared.models  # noqa: F401  (fills Base.metadata)
 from erp_sync.shared.db import Base, make_engine
-from erp_sync.shared.errors import DatabaseUnavailable
+from erp_sync.shared.errors import ConfigurationError
 from erp_sync.shared.migrate import alembic_config, create_database_if_missing, upgrade_schema
 from tests.support.pg_front import postgres_front
 from tests.support.services import database_not_yet_created, libpq_url
@@ -140,8 +140,9 @@ def test_an_existing_database_is_migrated_where_the_maintenance_database_is_out_
 def test_a_missing_database_where_the_maintenance_database_is_out_of_reach_is_the_error(database_url: str) -> None:
     # given a database nobody created, behind a front that serves no `postgres` database to create it from
     with database_not_yet_created(database_url) as target, postgres_front(target) as fronted:
-        # when it is asked for, then the error names the database missing, not the maintenance one
-        with pytest.raises(DatabaseUnavailable, match=f'database "{make_url(target).database}" does not exist'):
+        # when it is asked for, then the error names the database missing, not the maintenance one, as a
+        # wrong setting: no retry creates it (the workers say the same of that URL)
+        with pytest.raises(ConfigurationError, match=f'database "{make_url(target).database}" does not exist'):
             create_database_if_missing(fronted)
 
 
