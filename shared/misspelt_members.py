@@ -45,7 +45,7 @@ def misspelt_members(document: dict[str, Any], model: type[BaseModel], limit: in
 def _any_misspelt(data: dict[str, Any], shape: _Shape) -> bool:
     """The walk below without its paths: nearly every body has nothing misspelt, and a catalog group's
     thousands of paths cost more than the check."""
-    if data.keys() - shape.names and shape.misspelt(data):
+    if not shape.names.issuperset(data) and shape.misspelt(data):
         return True
     for field, child, many in shape.children:
         value = data.get(field)
@@ -56,7 +56,7 @@ def _any_misspelt(data: dict[str, Any], shape: _Shape) -> bool:
             names = child.names
             for item in value:
                 # The media of a variant, two a variant: the common case inline, without a call.
-                if isinstance(item, dict) and ((item.keys() - names and child.misspelt(item))
+                if isinstance(item, dict) and ((not names.issuperset(item) and child.misspelt(item))
                                                or (child.children and _any_misspelt(item, child))):
                     return True
     return False
