@@ -16,8 +16,10 @@ and the nightly sweep's set-based SQL (workers/reconcile_correct.py) is tested a
   later-arriving total wins: a second total within the same second is more likely the later one.
 - A delta adds to the figure unless it is older than the total the figure builds on (which then
   already contains it), or adds stock and may already be in it (stamped before `unsure_before`):
-  both are stale. A delta never moves `as_of`: deltas commute, so each one counts exactly once
-  whatever order they arrive in, whereas moving the mark would turn a late older delta stale.
+  both are stale. The second kind is held back, not forgotten: a later total that cannot hold it
+  (one stamped inside a sweep's span, before the delta's second) adds it back. A delta never moves
+  `as_of`: deltas commute, so each one counts exactly once whatever order they arrive in, whereas
+  moving the mark would turn a late older delta stale.
 - A SKU with no figure yet has `NO_FIGURE`: a delta applies onto 0 and leaves the figure
   `NO_TOTAL_YET`. A brand new item's first goods receipt is then exact, an unknown prior stock
   counts as none (the storefront never shows stock the ERP has not reported), and the ERP's first
@@ -51,7 +53,9 @@ class Figure:
 
     def may_hold(self, stamped: datetime) -> bool:
         """Whether a change stamped then may or may not be in the figure already."""
-        return self.as_of <= stamped < (self.unsure_before or self.as_of + _grain(self.as_of))
+        own_grain = self.as_of + _grain(self.as_of)
+        # A span older than the total (kept by an earlier release's worker writing it) is no span.
+        return self.as_of <= stamped < max(self.unsure_before or own_grain, own_grain)
 
 
 def _grain(stamp: datetime) -> timedelta:
@@ -80,6 +84,9 @@ class Delta:
 
 Change = Total | Delta
 AppliedDelta = tuple[datetime, int]  # (stamped, change) of a delta already counted in the figure
+# (stamped, change) of a delta that added stock a figure may have held: stale, but a later total
+# that cannot hold it counts it.
+HeldBackDelta = tuple[datetime, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +98,11 @@ class Decision:
 
 
 def next_figure(
-    current: Figure, applied_deltas: Iterable[AppliedDelta], change: Change, *, duplicate: bool = False
+    current: Figure, applied_deltas: Iterable[AppliedDelta], change: Change, *, duplicate: bool = False,
+    held_back: Iterable[HeldBackDelta] = (),
 ) -> Decision:
-    """The outcome of `change` on a SKU at `current`, given the deltas applied since `current.as_of`."""
+    """The outcome of `change` on a SKU at `current`, given the deltas applied since `current.as_of`
+    and those held back since."""
     if duplicate:
         return Decision(StockChangeOutcome.DUPLICATE, current)
     if current.as_of > change.stamped:
@@ -102,6 +111,7 @@ def next_figure(
         total = Figure(change.quantity, change.stamped)
         later = sum(delta for stamped, delta in applied_deltas
                     if stamped >= total.as_of and (delta < 0 or not total.may_hold(stamped)))
+        later += sum(delta for stamped, delta in held_back if stamped >= total.as_of and not total.may_hold(stamped))
         return Decision(StockChangeOutcome.APPLIED, Figure(total.quantity + later, total.as_of))
     if change.change > 0 and current.may_hold(change.stamped):
         return Decision(StockChangeOutcome.STALE, current)
@@ -115,12 +125,16 @@ class Ledger:
 
     figure: Figure = NO_FIGURE
     applied_deltas: list[AppliedDelta] = field(default_factory=list)
+    held_back: list[HeldBackDelta] = field(default_factory=list)
 
     def take(self, change: Change, *, duplicate: bool = False) -> Decision:
         """Decide `change` by the rule and carry its effect forward to the next event."""
-        decision = next_figure(self.figure, self.applied_deltas, change, duplicate=duplicate)
+        decision = next_figure(self.figure, self.applied_deltas, change, duplicate=duplicate, held_back=self.held_back)
         if decision.outcome is StockChangeOutcome.APPLIED:
             self.figure = decision.figure
             if isinstance(change, Delta):
                 self.applied_deltas.append((change.stamped, change.change))
+        elif (decision.outcome is StockChangeOutcome.STALE and isinstance(change, Delta) and change.change > 0
+              and change.stamped >= self.figure.as_of):
+            self.held_back.append((change.stamped, change.change))  # stale as the figure may hold it
         return decision

@@ -70,3 +70,6 @@ Index("ix_stock_changes_sku_recorded_at", StockChange.sku, StockChange.recorded_
 # A new total adds back the deltas stamped at or after it (workers/stock_rule.py): those alone, by time.
 Index("ix_stock_changes_applied_deltas", StockChange.sku, StockChange.erp_timestamp,
       postgresql_where=text("kind = 'delta' AND outcome = 'applied'"))
+# And the receipts held back as a figure may have held them, which a later total may count.
+Index("ix_stock_changes_held_back_deltas", StockChange.sku, StockChange.erp_timestamp,
+      postgresql_where=text("kind = 'delta' AND outcome = 'stale' AND delta > 0"))

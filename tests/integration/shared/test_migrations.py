@@ -91,6 +91,7 @@ def test_an_interrupted_0020_runs_again(database_url: str) -> None:
 @pytest.mark.parametrize("revision, index, table_and_column", [
     ("0005", "ix_orders_unsettled_since", "orders (order_id)"),
     ("0006", "ix_stock_changes_applied_deltas", "stock_changes (id)"),
+    ("0023", "ix_stock_changes_held_back_deltas", "stock_changes (id)"),
 ])
 def test_an_index_build_cut_short_is_built_again(database_url: str, revision: str, index: str,
                                                  table_and_column: str) -> None:

@@ -219,6 +219,27 @@ def test_a_receipt_the_sweeps_snapshot_may_hold_is_not_counted_again(db_session)
     assert quantity(db_session, sku) == 103
 
 
+@pytest.mark.parametrize("receipt_first", [True, False], ids=["receipt first", "total first"])
+def test_a_receipt_the_correction_held_back_counts_once_a_total_that_cannot_hold_it_arrives(db_session,
+                                                                                             receipt_first):
+    # given a SKU the sweep corrected to 7 from a snapshot begun at T0 and read in full 2.2 s later
+    sku = new_sku()
+    absolute(db_session, sku, 80, T0 - timedelta(hours=1))
+    db_session.execute(update(StockLevel).where(StockLevel.sku == sku).values(
+        erp_quantity=7, erp_as_of=T0, erp_unsure_before=T0 + timedelta(seconds=2.2)))
+
+    # when a receipt of 5 stamped T0 + 1 s and the ERP's total of T0 arrive, in either order
+    receipt = partial(delta, db_session, sku, 5, T0 + timedelta(seconds=1))
+    total = partial(absolute, db_session, sku, 10, T0)
+    if receipt_first:
+        receipt(), total()
+    else:
+        total(), receipt()
+
+    # then the receipt counts on top of the total, which cannot hold it, whichever came first
+    assert quantity(db_session, sku) == 15
+
+
 def test_a_new_total_ends_the_span_a_correction_may_hold(db_session):
     # given a SKU the sweep corrected at T0 from a snapshot read in full at T0 + 10 s
     sku = new_sku()

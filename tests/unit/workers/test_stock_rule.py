@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from erp_sync.shared.models import StockChangeOutcome
@@ -49,6 +49,8 @@ def at(minutes: float) -> datetime:
                      id="a sale stamped while the sweep's snapshot was read counts, and the span stays"),
         pytest.param(Figure(100, at(0), at(0.5)), [], Delta(5, at(0.5)), Decision(APPLIED, Figure(105, at(0), at(0.5))),
                      id="a receipt stamped once the snapshot was read counts"),
+        pytest.param(Figure(14, at(0), at(-1)), [], Delta(5, at(0)), Decision(STALE, Figure(14, at(0), at(-1))),
+                     id="a span older than the total (an earlier release wrote the total) leaves its own second"),
         pytest.param(Figure(49, at(5)), [], Delta(-1, at(0)), Decision(STALE, Figure(49, at(5))),
                      id="a delta older than the total is stale"),
         pytest.param(NO_FIGURE, [], Delta(5, at(2)), Decision(APPLIED, Figure(5, NO_TOTAL_YET)),
@@ -77,11 +79,11 @@ def test_next_figure(current, applied_deltas, change, expected):
 
 
 @st.composite
-def arrivals(draw):
+def arrivals(draw, last_second: int = 20):
     """Totals at distinct seconds and deltas at any of them, in some arrival order."""
-    seconds = draw(st.lists(st.integers(0, 20), unique=True, max_size=6))
+    seconds = draw(st.lists(st.integers(0, last_second), unique=True, max_size=6))
     totals = [Total(draw(st.integers(0, 100)), T0 + timedelta(seconds=s)) for s in seconds]
-    stamps = st.integers(0, 20).map(lambda s: T0 + timedelta(seconds=s))
+    stamps = st.integers(0, last_second).map(lambda s: T0 + timedelta(seconds=s))
     deltas = draw(st.lists(st.builds(Delta, st.integers(-5, 5), stamps), max_size=10))
     return draw(st.permutations(totals + deltas))
 
@@ -102,6 +104,47 @@ def test_any_arrival_order_ends_at_the_newest_total_plus_the_deltas_stamped_sinc
     since = sum(change.change for change in changes if isinstance(change, Delta) and (
         change.stamped > newest.stamped or (change.stamped == newest.stamped and change.change < 0)))
     assert ledger.figure == Figure(newest.quantity + since, newest.stamped)
+
+
+# Where a SKU may start: no figure, a total, or the sweep's correction, which may hold what the ERP
+# stamped over the seconds its snapshot was read.
+# Seconds 0 to 8, so that a span often holds totals and deltas both.
+STARTS = st.one_of(
+    st.just(NO_FIGURE),
+    st.builds(lambda quantity, at: Figure(quantity, T0 + timedelta(seconds=at)), st.integers(0, 100), st.integers(0, 8)),
+    st.builds(lambda quantity, at, span: Figure(quantity, T0 + timedelta(seconds=at), T0 + timedelta(seconds=at + span)),
+              st.integers(0, 100), st.integers(0, 3), st.floats(1, 6)),
+)
+
+
+@settings(max_examples=200)
+@given(start=STARTS, changes=arrivals(last_second=8), data=st.data())
+def test_the_arrival_order_never_changes_where_a_sku_ends(start, changes, data):
+    # given a SKU's start and the same events arriving in two orders
+    other_order = data.draw(st.permutations(changes))
+    one, other = Ledger(start), Ledger(start)
+
+    # when each order passes through the rule
+    for change in changes:
+        one.take(change)
+    for change in other_order:
+        other.take(change)
+
+    # then both end at the same figure
+    assert one.figure == other.figure
+
+
+def test_a_receipt_held_back_by_a_correction_counts_once_a_total_that_cannot_hold_it_arrives():
+    # given the sweep's correction to 7, from a snapshot begun at 10:00 and read in full 2.2 s later,
+    # then a receipt of 5 stamped at 10:00:01, which the snapshot may hold
+    ledger = Ledger(Figure(7, at(0), at(0) + timedelta(seconds=2.2)))
+    assert ledger.take(Delta(5, at(0) + timedelta(seconds=1))).outcome is STALE
+
+    # when the ERP's total of 10:00:00 arrives, which cannot hold a receipt of the next second
+    ledger.take(Total(10, at(0)))
+
+    # then the receipt counts on top of it, as it would had it arrived after the total
+    assert ledger.figure == Figure(15, at(0))
 
 
 @given(changes=arrivals(), data=st.data())
