@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import pika
+import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from erp_sync.shared.errors import ConfigurationError
+
+# What opening a connection can raise besides pika's own errors: a broker that takes the TCP
+# connection and never answers ends in pika's connector timeout, which is no AMQPError (a worker's
+# consumer died of it, the console answered 500); a failed TLS handshake comes through as
+# ssl.SSLError, an OSError.
+CONNECT_ERRORS = (pika.exceptions.AMQPError, AMQPConnectorException, OSError)
 
 
 def amqp_parameters(amqp_url: str) -> pika.URLParameters:

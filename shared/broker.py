@@ -9,7 +9,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import pika
 import pika.exceptions
 
-from erp_sync.shared.amqp_url import amqp_parameters
+from erp_sync.shared.amqp_url import CONNECT_ERRORS, amqp_parameters
 from erp_sync.shared.errors import BrokerUnavailable
 from erp_sync.shared.parked_reader import parked_being_read
 from erp_sync.shared.topology import WORK_QUEUES, DeclaringChannel, declare_topology
@@ -24,8 +24,7 @@ def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
     parameters.client_properties = {"connection_name": f"erp-sync {name}"}
     try:
         return pika.BlockingConnection(parameters)
-    # OSError: pika lets a failed TLS handshake through as ssl.SSLError (amqps:// on a plain port).
-    except (pika.exceptions.AMQPError, OSError) as exc:
+    except CONNECT_ERRORS as exc:
         hint = " (amqps:// to a port without TLS?)" if isinstance(exc, ssl.SSLError) else ""
         raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc!r}{hint}") from exc
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
 from erp_sync.shared.ack_book import AckBook
-from erp_sync.shared.amqp_url import amqp_parameters
+from erp_sync.shared.amqp_url import CONNECT_ERRORS, amqp_parameters
 from erp_sync.shared import message_metrics
 from erp_sync.shared.errors import BrokerUnavailable, PublishRejected, QueueFull
 from erp_sync.shared.fields import id_named_in
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 # Any of these ends the connection; the broker redelivers what was not acked. A follow-up the
 # broker refused (no queue bound: the topology is missing) is one too, until an operator fixes it.
-CONNECTION_ERRORS = (pika.exceptions.AMQPError, BrokerUnavailable, PublishRejected)
+CONNECTION_ERRORS = (*CONNECT_ERRORS, BrokerUnavailable, PublishRejected)
 
 
 @dataclass(frozen=True)

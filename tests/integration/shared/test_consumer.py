@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from erp_sync.shared.batch_runner import BatchRunner
+from erp_sync.shared.broker import blocking_connection
 from erp_sync.shared.consumer import (
     BatchHandler,
     ConcurrentConsumer,
@@ -894,3 +896,39 @@ def test_header_values_pika_cannot_convert_hold_up_nothing(start_consumer, publi
     [parked_message] = wait_for(lambda: drain(broker, QUEUE.parking_queue), timeout=10)
     assert parked_message.properties.message_id == odd_id
     assert parked_message.properties.headers["sent"] == MILLISECOND_EPOCH
+
+
+def test_a_broker_that_takes_the_connection_and_never_answers_is_an_outage_the_consumer_waits_out(
+    db_engine, caplog
+):
+    # given a "broker" that accepts TCP connections and never says a word
+    caplog.set_level(logging.WARNING, logger="erp_sync.shared")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/%2F?stack_timeout=0.5&socket_timeout=0.5"
+        config = ConsumerConfig(amqp_url=url, retry_delays_ms=DELAYS_MS, max_attempts=4)
+        consumer = Consumer(QUEUE, BatchRunner(record_event, make_session_factory(db_engine), config), config)
+        stop = threading.Event()
+        thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
+
+        # when a consumer tries to connect to it
+        thread.start()
+        wait_until(lambda: any("lost RabbitMQ" in r.getMessage() for r in caplog.records), "a failed connect")
+
+        # then it is an outage it waits out, reconnecting, not an error that ends its thread
+        assert thread.is_alive()
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert "Timeout during AMQP handshake" in next(r.getMessage() for r in caplog.records if "lost RabbitMQ" in r.getMessage())
+
+
+def test_a_connection_for_a_check_to_a_broker_that_never_answers_is_broker_unavailable():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/%2F?stack_timeout=0.5&socket_timeout=0.5"
+
+        with pytest.raises(BrokerUnavailable, match="cannot connect to RabbitMQ"):
+            blocking_connection(url, "check")
