@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, text
@@ -71,6 +72,7 @@ class BatchRunner(Generic[Scope]):
                 error = _db_aware(exc)
                 logger.info("batch handler failed on messages %s to %s (%s); handling them one by one",
                                batch[0].message_id, batch[-1].message_id, describe(error))
+                batch = _again(batch)
                 if isinstance(error, DatabaseOutOfReach):
                     # The whole batch again in one transaction would wait out the same connect timeout.
                     return self._one_by_one(batch, out_of_reach_in_a_row=1)
@@ -81,7 +83,7 @@ class BatchRunner(Generic[Scope]):
                 return [self._decide(batch[0], exc)]
             # Part of an expected retry or park, which is logged for the message it concerns.
             logger.info("batch of %d failed (%s); handling its messages one by one", len(batch), exc)
-            return self._one_by_one(batch, out_of_reach_in_a_row=int(isinstance(exc, DatabaseOutOfReach)))
+            return self._one_by_one(_again(batch), out_of_reach_in_a_row=int(isinstance(exc, DatabaseOutOfReach)))
 
     def _one_by_one(self, batch: list[Delivery], out_of_reach_in_a_row: int) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -173,3 +175,10 @@ class BatchRunner(Generic[Scope]):
                         delivery.message_id, describe(error), outcome.attempt, outcome.delay_ms,
                         extra=ids(message_id=delivery.message_id, attempt=outcome.attempt))
         return outcome
+
+
+def _again(batch: list[Delivery]) -> list[Delivery]:
+    """The batch to run once more: each message handled already in a transaction whose commit may
+    have landed unseen, so `redelivered`, as the broker marks one it hands out again (a catalog
+    duplicate then asks again for the images its first handling sent for)."""
+    return [replace(delivery, redelivered=True) for delivery in batch]

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy import Engine
 
@@ -53,7 +54,9 @@ class OutageHold:
             if not self._waited_for_database(deadline, len(retried)):
                 break
             logger.info("the database answers again: applying the %d held messages", len(retried))
-            for index, outcome in zip(retried, self._runner.run([batch[index] for index in retried]), strict=True):
+            # Run before, perhaps committed unseen: `redelivered`, as the broker would mark them.
+            again = [replace(batch[index], redelivered=True) for index in retried]
+            for index, outcome in zip(retried, self._runner.run(again), strict=True):
                 outcomes[index] = outcome
         return outcomes
 

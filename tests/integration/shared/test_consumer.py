@@ -812,6 +812,28 @@ def test_batch_with_a_bad_message_falls_back_to_the_per_message_path(runner_sess
     assert stored(db_session, plain_ids) == {plain_ids[0], plain_ids[2]}
 
 
+def test_the_per_message_path_after_a_failed_batch_sees_each_message_as_redelivered(runner_session_factory):
+    # given a batch handler that fails, whose commit might have landed unseen in production
+    event_ids = [new_id() for _ in range(2)]
+    seen: list[Delivery] = []
+
+    def handle(delivery: Delivery, session: Session) -> None:
+        seen.append(delivery)
+
+    def fail_batch(batch: list[Delivery], session: Session) -> list[Iterable[OutgoingMessage] | None]:
+        raise DatabaseUnavailable("the connection broke at COMMIT")
+
+    runner = BatchRunner(handle, runner_session_factory, runner_config(), fail_batch)
+
+    # when its batch falls back to the per-message path
+    outcomes = runner.run([delivery(i) for i in event_ids])
+
+    # then each message is handled as one that may have been handled before (a catalog duplicate
+    # then asks again for the images its first handling would have asked for)
+    assert outcomes == [Done(), Done()]
+    assert [(d.message_id, d.redelivered) for d in seen] == [(i, True) for i in event_ids]
+
+
 def test_batch_handler_that_loses_a_message_commits_nothing_of_its_own(runner_session_factory, db_session):
     # given a batch handler that stores the messages but answers for one fewer
     event_ids = [new_id() for _ in range(3)]

@@ -21,9 +21,11 @@ class Scripted:
     def __init__(self, *answers):
         self.answers = list(answers)
         self.given: list[list[str | None]] = []
+        self.redelivered: list[list[bool]] = []
 
     def run(self, batch):
         self.given.append([delivery.message_id for delivery in batch])
+        self.redelivered.append([delivery.redelivered for delivery in batch])
         return list(self.answers.pop(0))
 
 
@@ -51,6 +53,8 @@ def test_messages_that_failed_for_the_database_are_run_again_once_it_answers_and
     assert outcomes == [Done(), Done(), Done()]
     assert runner.given == [["msg-1", "msg-2", "msg-3"], ["msg-2", "msg-3"]]
     assert database.checks == 4
+    # as messages run before, perhaps committed unseen
+    assert runner.redelivered == [[False, False, False], [True, True]]
 
 
 def test_a_retry_while_the_database_answers_goes_round_the_retry_path():
