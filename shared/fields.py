@@ -130,8 +130,11 @@ def to_cents(value: Decimal) -> Decimal:
 
     A zero passes `decimal_places` with any exponent, and PostgreSQL refuses the text of
     0E-16384 and beyond ("value overflows numeric format"): the worker would park what was accepted.
+    A negative zero (a float's `round(-0.004, 2)`) is zero: "-0.00" would reach the ERP as a
+    negative price.
     """
-    return value.quantize(CENT)
+    cents = value.quantize(CENT)
+    return cents.copy_abs() if cents.is_zero() else cents
 
 
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")

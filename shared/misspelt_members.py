@@ -33,12 +33,14 @@ class _Shape:
                 if isinstance(name, str) and (meant := self.spellings.get(spelling(name))) is not None]
 
 
-def misspelt_members(document: dict[str, Any], model: type[BaseModel], limit: int) -> list[dict[str, object]]:
-    """Up to `limit` problems, each naming where a misspelt member is (as pydantic's `field`) and the spelling meant."""
+def misspelt_members(document: dict[str, Any], model: type[BaseModel], limit: int,
+                     key: str = "message") -> list[dict[str, object]]:
+    """Up to `limit` problems, each naming where a misspelt member is (as pydantic's `field`) and, under
+    `key`, the spelling meant."""
     found: list[dict[str, object]] = []
     shape = _shape(model)
     if _any_misspelt(document, shape):
-        _walk(document, shape, "", found, limit)
+        _walk(document, shape, "", found, limit, key)
     return found
 
 
@@ -62,19 +64,20 @@ def _any_misspelt(data: dict[str, Any], shape: _Shape) -> bool:
     return False
 
 
-def _walk(data: dict[str, Any], shape: _Shape, where: str, found: list[dict[str, object]], limit: int) -> None:
+def _walk(data: dict[str, Any], shape: _Shape, where: str, found: list[dict[str, object]], limit: int,
+          key: str) -> None:
     for name, meant in shape.misspelt(data):
         if len(found) < limit:
             found.append({"field": where.rstrip(".") or "(body)",
-                          "message": f"unknown member {name!r:.100}: the field is spelt {meant!r}"})
+                          key: f"unknown member {name!r:.100}: the field is spelt {meant!r}"})
     for field, child, many in shape.children:
         value = data.get(field)
         if many and isinstance(value, list):
             for index, item in enumerate(value):
                 if isinstance(item, dict):
-                    _walk(item, child, f"{where}{field}.{index}.", found, limit)
+                    _walk(item, child, f"{where}{field}.{index}.", found, limit, key)
         elif isinstance(value, dict):
-            _walk(value, child, f"{where}{field}.", found, limit)
+            _walk(value, child, f"{where}{field}.", found, limit, key)
 
 
 @cache

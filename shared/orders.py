@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,11 +21,15 @@ from pydantic import (
 
 from erp_sync.shared.decoding import JSON_ERRORS, field_errors, json_problem
 from erp_sync.shared.errors import MessageDecodeError
+from erp_sync.shared.misspelt_members import misspelt_members
 from erp_sync.shared.fields import (
     QUEUED, Identifier, Money, NoNul, PositiveQuantity, ZonedDateTime, id_named_in, is_queued,
 )
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import ORDER_PLACED, ORDERS_EXCHANGE
+
+logger = logging.getLogger(__name__)
+MAX_PROBLEMS = 20  # misspelt members named in one refusal
 
 CONTENT_TYPE = "application/json"
 T = TypeVar("T")
@@ -137,6 +142,8 @@ _MARKED = re.compile(r'"\\u0000decimal:(-?[0-9]+(?:\.[0-9]+)?)"')
 def _exact(value: Any) -> Any:
     if isinstance(value, Decimal):
         return f"{_DECIMAL_MARK}{value:f}"
+    if isinstance(value, datetime):
+        return value.isoformat()  # a storefront's order_date; one without a zone is refused as such
     if isinstance(value, dict):
         return {key: _exact(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -164,6 +171,12 @@ def decode_order(raw: bytes, *, queued: bool = False) -> OrderPlaced:
         raise MessageDecodeError(f"order body is not JSON: {json_problem(exc)}", raw=raw) from exc
     if not isinstance(data, dict):
         raise MessageDecodeError("order body is not a JSON object", raw=raw)
+    if misspelt := misspelt_members(data, OrderPlaced, MAX_PROBLEMS, key="problem"):
+        summary = "; ".join(f"{d['field']}: {d['problem']}" for d in misspelt)
+        if not queued:
+            raise MessageDecodeError(f"invalid order: {summary}", raw=raw, details=misspelt)
+        # Published by other means than `publish_order`: the order goes on, with the field's default.
+        logger.warning("order %s: %s (the field's default is used)", order_id_of(raw), summary)
     try:
         return OrderPlaced.model_validate(data, context=QUEUED if queued else None)
     except ValidationError as exc:
