@@ -220,3 +220,16 @@ def dlq_arguments(*argv: str):
     parser = argparse.ArgumentParser()
     dlq.register(parser.add_subparsers())
     return parser.parse_args(["dlq", *argv])
+
+
+def test_the_consoles_counted_listing_holds_no_message_content(broker):
+    # given a parked catalog message of a bulk load's size
+    park(broker, "catalog", "evt_big", body=b"x" * 2_000_000)
+
+    # when the console's page lists what is parked
+    listed, counts = DeadLetters(broker).counted("catalog")
+
+    # then it holds the message's id and reason, not its 2 MB (a hundred of them held half a gigabyte)
+    [message] = listed
+    assert (message.message_id, message.body, message.headers) == ("evt_big", b"", {})
+    assert counts["catalog"] == 1 and DeadLetters(broker).parked("catalog")[0].body == b"x" * 2_000_000
