@@ -78,6 +78,8 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         if not _wait_ready(ports, processes, stopping, output):
             return EXIT_FAILURE if processes.exited() or not stopping else EXIT_OK
         variables = shell_variables(ports, env, settings.database_url, settings.amqp_url)
+        if args.story:
+            env_file = None  # the story's instance ends with it: a running one's file stays its own
         if env_file:
             write_env_file(env_file, variables)
         if ports.sandbox is not None:

@@ -12,8 +12,10 @@ STORY_TIMEOUT_S = 420
 
 
 def test_the_story_plays_live_and_every_step_passes(migrated_database_url, broker, committed_session, tmp_path):
-    # given a fresh folder (no sandbox state, no env file) and free ports
+    # given a fresh folder (no sandbox state), the env file of an instance already running there, and free ports
     ports = [str(cli.free_port()) for _ in range(3)]
+    running = "export INGRESS_PORT=8000\nexport API_PORT=8001\n"
+    (tmp_path / ".erp-sync.env").write_text(running)
 
     # when `erp-sync dev --story` runs, bounded in time
     process = cli.start("dev", "--story", "--port", ports[0], "--api-port", ports[1], "--sandbox-port", ports[2],
@@ -32,3 +34,5 @@ def test_the_story_plays_live_and_every_step_passes(migrated_database_url, broke
     assert process.returncode == 0, output
     # and every line of the run carries its process's tag
     assert all(re.match(r"^[a-z]+ *\| ", line) for line in output.splitlines() if line), output
+    # and the running instance's env file is still its own: a second shell reading it reaches that one
+    assert (tmp_path / ".erp-sync.env").read_text() == running
