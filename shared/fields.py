@@ -44,12 +44,12 @@ def has_control_characters(value: str) -> bool:
 
 
 # Unicode's categories Cf (format: zero-width spaces and joiners, direction overrides, the byte
-# order mark, tags) and Zl, Zp (line and paragraph separators), as of Python's Unicode 14.0: in an id
-# they make two that look alike differ ("SKU-1" and "SKU-1\u200b"), or one read backwards in a log.
-# A unit test holds this to unicodedata.
+# order mark, tags) and Zl, Zp (line and paragraph separators), as of Unicode 15.0 (Python 3.12;
+# 3.11's 14.0 has U+13439-1343F unassigned): in an id they make two that look alike differ ("SKU-1"
+# and "SKU-1\u200b"), or one read backwards in a log. A unit test holds this to unicodedata.
 _INVISIBLE_CHARACTER = re.compile(
     "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
 
 
@@ -225,11 +225,25 @@ def iso_date_time_text(value: object, info: ValidationInfo) -> object:
     or a string of digits, as Unix time: "20261206234235" (a compact local time) became the year 2612.
     """
     if isinstance(value, str) and _ISO_DATE_TIME.fullmatch(value):
-        return _LEAP_SECOND.sub("59", value, count=1) if ":60" in value else value
+        return _leap_second_as_59(value) if ":60" in value else value
     if isinstance(value, datetime) or is_queued(info):
         return value
     raise PydanticCustomError("iso_date_time", "expected an ISO 8601 date and time with a time zone, such as "
                                                "\"2024-01-20T10:00:00Z\" or \"2024-01-20T15:30:00+05:30\"")
+
+
+def _leap_second_as_59(value: str) -> str:
+    """A leap second read as the second before it; a second of 60 anywhere but 23:59 UTC is refused."""
+    rewritten = _LEAP_SECOND.sub("59", value, count=1)
+    if rewritten == value:
+        return value  # ":60" elsewhere (minutes): pydantic says what is wrong
+    try:
+        instant = datetime.fromisoformat(rewritten.upper().replace(" ", "T"))
+    except ValueError:
+        return rewritten  # unreadable either way: pydantic says why
+    if instant.tzinfo is None or (instant.astimezone(UTC).hour, instant.astimezone(UTC).minute) != (23, 59):
+        raise PydanticCustomError("leap_second", "a second of 60 is a leap second, which comes only at 23:59:60 UTC")
+    return rewritten
 
 
 ZonedDateTime = Annotated[AwareDatetime, BeforeValidator(iso_date_time_text)]

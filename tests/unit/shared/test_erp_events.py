@@ -167,6 +167,16 @@ def test_a_leap_second_is_read_as_the_last_second_before_it(stamp):
     assert event.timestamp.replace(microsecond=0) == datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("stamp", ["2016-12-31T10:15:60Z", "2016-12-31T23:59:60+05:30"])
+def test_a_second_of_60_other_than_a_leap_second_is_refused(stamp):
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_event(encode(stamped_event(stamp)))
+
+    [detail] = refused.value.details
+    assert detail == {"field": "timestamp",
+                      "message": "a second of 60 is a leap second, which comes only at 23:59:60 UTC"}
+
+
 @pytest.mark.parametrize("sku", ["SKU-1\u200b", "\u202eSKU-1", "SKU\u2028-1", "\ufeffSKU-1", "SKU\u00ad1"])
 def test_an_id_with_an_invisible_character_is_refused_at_the_door_and_applied_as_queued(sku):
     # "SKU-1" and "SKU-1\u200b" look alike: a second stock row the shop would never show
