@@ -29,9 +29,17 @@ def _credentials() -> ConsoleCredentials:
 
 @bp.before_request
 def _require_console_credentials() -> None:
-    if not _credentials().admit(request.headers.get("Authorization")):
-        raise ApiError(401, "the console needs its own credentials (CONSOLE_USER/CONSOLE_PASSWORD or CONSOLE_TOKEN)",
-                       headers={"WWW-Authenticate": 'Basic realm="erp-sync console", charset="UTF-8"'})
+    credentials = _credentials()
+    given = request.headers.get("Authorization")
+    if credentials.admit(given):
+        return
+    if given is not None:  # a browser's first request carries none: only a wrong one is worth a line
+        logger.warning("console: credentials refused from %s", request.remote_addr)
+    # A token alone: a browser's password prompt could never succeed.
+    challenge = ('Basic realm="erp-sync console", charset="UTF-8"' if credentials.password is not None
+                 else 'Bearer realm="erp-sync console"')
+    raise ApiError(401, "the console needs its own credentials (CONSOLE_USER/CONSOLE_PASSWORD or CONSOLE_TOKEN)",
+                   headers={"WWW-Authenticate": challenge})
 
 
 @bp.after_request
@@ -48,8 +56,8 @@ def index() -> ResponseReturnValue:
     page = overview(engine(), config.amqp_url)
     return render_template(
         "console/index.html", page=page, chart=drift_chart(page.runs, config.reconcile_drift_alert_share),
-        alert_share=config.reconcile_drift_alert_share,
-        replayed=request.args.get("replayed"), not_parked=request.args.get("not_parked"))
+        alert_share=config.reconcile_drift_alert_share, replayed=request.args.get("replayed"),
+        copies=request.args.get("copies", type=int), not_parked=request.args.get("not_parked"))
 
 
 @bp.get("/parked")
@@ -83,6 +91,10 @@ def replay() -> ResponseReturnValue:
     logger.info("console: replayed %d parked message(s) %s from %s", len(replayed), message_id, queue)
     # After a POST, a redirect: reloading the page must not replay again. To the overview, which
     # reads no parked message: the replay looked at every one of its queue already.
+    named = message_id or "(no id)"
     if not replayed:
-        return redirect(url_for("console.index", not_parked=message_id or "(no id)"), code=303)
-    return redirect(url_for("console.index", replayed=message_id), code=303)
+        return redirect(url_for("console.index", not_parked=named), code=303)
+    # Every parked copy of the id (or every message without one) went back: the page says how many.
+    if len(replayed) > 1:
+        return redirect(url_for("console.index", replayed=named, copies=str(len(replayed))), code=303)
+    return redirect(url_for("console.index", replayed=named), code=303)

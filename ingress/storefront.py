@@ -1,10 +1,13 @@
 """The storefront's read API (`erp-sync api`): stock, products and orders, behind a Bearer token."""
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app, request
 
 from erp_sync.ingress import console, openapi, orders_api, read_api
 from erp_sync.ingress.bearer import bearer_token_matches
+from erp_sync.ingress.console_auth import ConsoleCredentials
 from erp_sync.ingress.errors import ApiError
 from erp_sync.ingress.flask_app import new_app, with_routes
 from erp_sync.ingress.identifiers import IdentifierConverter
@@ -14,6 +17,7 @@ from erp_sync.shared.settings import Settings, load_settings
 # the published contract.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 _TOKENS = "erp_sync.api_tokens"
+logger = logging.getLogger(__name__)
 # The console's replay form is the only body the API takes: a few fields. Bodies are read before the
 # token is checked, so the webhook's 5 MiB here let clients without a token fill the pod's memory.
 MAX_BODY_BYTES = 16 * 1024
@@ -26,6 +30,7 @@ def create_api_app(settings: Settings | None = None) -> Flask:
     app = new_app(config)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions[_TOKENS] = tokens
+    logger.info("operator console at /console: %s", console_login(config))
     app.url_map.converters["identifier"] = IdentifierConverter
     app.before_request(_require_token)
     return with_routes(app, openapi.api_document(), read_api.bp, orders_api.bp, console.bp)
@@ -38,8 +43,19 @@ def api_tokens(app: Flask) -> tuple[bytes, ...]:
 
 
 def _require_token() -> None:
-    if request.path in OPEN_PATHS or request.blueprint == console.bp.name:
-        return  # the console checks its own credentials
+    if request.path in OPEN_PATHS or request.path == console.bp.url_prefix or request.path.startswith(
+            f"{console.bp.url_prefix}/"):
+        return  # the console checks its own credentials (a path under it that is no page: 404)
     if not bearer_token_matches(api_tokens(current_app), request.headers.get("Authorization")):
         raise ApiError(401, "missing or invalid Authorization: Bearer token",
                        headers={"WWW-Authenticate": 'Bearer realm="erp-sync storefront API"'})
+
+
+def console_login(settings: Settings) -> str:
+    """How the console lets an operator in, or that it is off: said once at start."""
+    credentials = ConsoleCredentials.from_settings(settings)
+    if credentials is None:
+        return "off (set CONSOLE_USER and CONSOLE_PASSWORD, or CONSOLE_TOKEN)"
+    ways = [*(["a user and password"] if credentials.password is not None else []),
+            *(["a Bearer token"] if credentials.token is not None else [])]
+    return "on, with " + " or ".join(ways)

@@ -84,6 +84,56 @@ def test_a_replay_from_the_console_puts_the_message_back(console, broker):
     assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
 
 
+def test_a_replay_of_an_id_parked_twice_says_how_many_went_back(console, broker):
+    # given two parked messages under one id (the ERP sent the event twice, both parked)
+    park(broker, "inventory", "DUP-1")
+    park(broker, "inventory", "DUP-1")
+
+    # when its row's Replay is pressed
+    answer = console.post("/console/replay", data={"id": "DUP-1", "queue": "inventory", "form_token": form_token(console)},
+                          headers=basic("ops", PASSWORD) | {"Origin": "http://localhost"})
+    page = console.get(answer.headers["Location"], headers=basic("ops", PASSWORD)).text
+
+    # then the page says both went back, not as if one had
+    assert answer.headers["Location"].endswith("/console?replayed=DUP-1&copies=2")
+    assert "Replayed DUP-1 (2 parked messages under it): back on its work queue." in page
+    assert len(drain(broker, "erp-sync.inventory")) == 2
+
+
+def test_a_console_with_a_token_alone_asks_for_the_token_not_a_password(settings_factory, broker):
+    settings = settings_factory(console_token=TOKEN)
+    for app in closed_after(create_api_app(settings)):
+        answer = app.test_client().get("/console")
+
+    # a browser's password prompt could never let anyone in
+    assert answer.status_code == 401 and answer.headers["WWW-Authenticate"].startswith("Bearer ")
+
+
+@pytest.mark.parametrize("path", ["/console/", "/console/nope"])
+def test_a_path_under_the_console_that_is_no_page_is_a_404_not_the_storefronts_401(console, path):
+    answer = console.get(path, headers=basic("ops", PASSWORD))
+
+    assert answer.status_code == 404
+
+
+def test_a_wrong_console_login_is_logged_with_its_address(console, caplog):
+    with caplog.at_level("WARNING", logger="erp_sync.ingress.console"):
+        console.get("/console", headers=basic("ops", "wrong-password"))
+
+    assert "console: credentials refused from 127.0.0.1" in caplog.text
+
+
+def test_the_api_says_at_start_whether_the_console_is_on_and_how_one_logs_in(settings_factory, broker, caplog):
+    with caplog.at_level("INFO", logger="erp_sync.ingress.storefront"):
+        for _ in closed_after(create_api_app(settings_factory())):
+            pass
+        for _ in closed_after(create_api_app(settings_factory(console_token=TOKEN))):
+            pass
+
+    assert "operator console at /console: off (set CONSOLE_USER and CONSOLE_PASSWORD, or CONSOLE_TOKEN)" in caplog.text
+    assert "operator console at /console: on, with a Bearer token" in caplog.text
+
+
 def test_a_replay_of_a_message_no_longer_parked_says_so(console, broker):
     # given a page listing a message that another operator has replayed since
     park(broker, "inventory", "evt_gone")
