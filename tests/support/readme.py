@@ -19,7 +19,7 @@ def section(heading: str) -> str:
 
 def walkthrough_lines() -> list[str]:
     """Every command line of the walkthrough's shell block, as printed."""
-    [block] = re.findall(r"```sh\n(.*?)```", section(WALKTHROUGH_HEADING), flags=re.DOTALL)
+    [block] = re.findall(r"```bash\n(.*?)```", section(WALKTHROUGH_HEADING), flags=re.DOTALL)
     return [line for line in block.splitlines() if line.strip()]
 
 
