@@ -25,8 +25,17 @@ def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
     try:
         return pika.BlockingConnection(parameters)
     except CONNECT_ERRORS as exc:
-        hint = " (amqps:// to a port without TLS?)" if isinstance(exc, ssl.SSLError) else ""
-        raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc!r}{hint}") from exc
+        raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc!r}{_hint(exc)}") from exc
+
+
+def _hint(error: BaseException) -> str:
+    if isinstance(error, ssl.SSLError):
+        return " (amqps:// to a port without TLS?)"
+    if isinstance(error, pika.exceptions.ProbableAccessDeniedError):
+        # A vhost of one's own is not made by `erp-sync migrate`: RabbitMQ makes vhosts by its tools.
+        return (" (does AMQP_URL's vhost exist, and may its user use it? `rabbitmqctl add_vhost NAME`, then "
+                "`rabbitmqctl set_permissions -p NAME USER '.*' '.*' '.*'`)")
+    return ""
 
 
 def _on_a_connection_of_its_own(

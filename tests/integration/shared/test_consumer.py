@@ -954,3 +954,13 @@ def test_a_connection_for_a_check_to_a_broker_that_never_answers_is_broker_unava
 
         with pytest.raises(BrokerUnavailable, match="cannot connect to RabbitMQ"):
             blocking_connection(url, "check")
+
+
+def test_a_vhost_rabbitmq_does_not_have_is_told_how_to_make_it(broker):
+    # `erp-sync migrate` makes the database, not the vhost: a newcomer's own vhost needs rabbitmqctl
+    url = broker.rsplit("/", 1)[0] + "/no-such-vhost-" + uuid.uuid4().hex[:8]
+
+    with pytest.raises(BrokerUnavailable) as refused:
+        blocking_connection(url, "check")
+
+    assert "not found" in str(refused.value) and "rabbitmqctl add_vhost NAME" in str(refused.value)
