@@ -225,18 +225,19 @@ def iso_date_time_text(value: object, info: ValidationInfo) -> object:
     or a string of digits, as Unix time: "20261206234235" (a compact local time) became the year 2612.
     """
     if isinstance(value, str) and _ISO_DATE_TIME.fullmatch(value):
-        return _leap_second_as_59(value) if ":60" in value else value
+        return _leap_second_as_59(value, strict=not is_queued(info)) if ":60" in value else value
     if isinstance(value, datetime) or is_queued(info):
         return value
     raise PydanticCustomError("iso_date_time", "expected an ISO 8601 date and time with a time zone, such as "
                                                "\"2024-01-20T10:00:00Z\" or \"2024-01-20T15:30:00+05:30\"")
 
 
-def _leap_second_as_59(value: str) -> str:
-    """A leap second read as the second before it; a second of 60 anywhere but 23:59 UTC is refused."""
+def _leap_second_as_59(value: str, *, strict: bool) -> str:
+    """A leap second read as the second before it; `strict` (not queued: an earlier door took any), a
+    second of 60 anywhere but 23:59 UTC is refused."""
     rewritten = _LEAP_SECOND.sub("59", value, count=1)
-    if rewritten == value:
-        return value  # ":60" elsewhere (minutes): pydantic says what is wrong
+    if rewritten == value or not strict:
+        return rewritten  # ":60" elsewhere (minutes): pydantic says what is wrong
     try:
         instant = datetime.fromisoformat(rewritten.upper().replace(" ", "T"))
     except ValueError:

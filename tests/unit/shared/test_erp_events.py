@@ -175,6 +175,8 @@ def test_a_second_of_60_other_than_a_leap_second_is_refused(stamp):
     [detail] = refused.value.details
     assert detail == {"field": "timestamp",
                       "message": "a second of 60 is a leap second, which comes only at 23:59:60 UTC"}
+    # a body an earlier door took is still applied, read as the second before
+    assert decode_event_of(encode(stamped_event(stamp)), InventoryChange).timestamp.second == 59
 
 
 @pytest.mark.parametrize("sku", ["SKU-1\u200b", "\u202eSKU-1", "SKU\u2028-1", "\ufeffSKU-1", "SKU\u00ad1"])
