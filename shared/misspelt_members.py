@@ -2,8 +2,9 @@
 
 The models ignore members the spec does not name, so that an ERP may send more than we read; a
 misspelling of one we do read was ignored with them, and its default stood in (a product meant to
-be withdrawn stayed on sale). The door refuses those. It walks the decoded document once, outside
-pydantic: a check inside each model cost a sixth of decoding a catalog group, in the workers too.
+be withdrawn stayed on sale). The door refuses those, and so does `publish_order` (shared/orders.py).
+It walks the decoded document once, outside pydantic: a check inside each model cost a sixth of
+decoding a catalog group, in the workers too.
 """
 from __future__ import annotations
 
