@@ -34,6 +34,16 @@ class ConsoleCredentials:
         user = settings.console_user.encode() if settings.console_user else None
         return cls(user, password, token)
 
+    @classmethod
+    def login_described(cls, settings: Settings) -> str:
+        """How the console lets an operator in, or that it is off: said once at start."""
+        credentials = cls.from_settings(settings)
+        if credentials is None:
+            return "off (set CONSOLE_USER and CONSOLE_PASSWORD, or CONSOLE_TOKEN)"
+        ways = [*(["a user and password"] if credentials.password is not None else []),
+                *(["a Bearer token"] if credentials.token is not None else [])]
+        return "on, with " + " or ".join(ways)
+
     def admit(self, header: str | None) -> bool:
         """Whether `Authorization` carries the console's Basic credentials or its token."""
         if header is None:

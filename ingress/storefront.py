@@ -30,7 +30,7 @@ def create_api_app(settings: Settings | None = None) -> Flask:
     app = new_app(config)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions[_TOKENS] = tokens
-    logger.info("operator console at /console: %s", console_login(config))
+    logger.info("operator console at /console: %s", ConsoleCredentials.login_described(config))
     app.url_map.converters["identifier"] = IdentifierConverter
     app.before_request(_require_token)
     return with_routes(app, openapi.api_document(), read_api.bp, orders_api.bp, console.bp)
@@ -49,13 +49,3 @@ def _require_token() -> None:
     if not bearer_token_matches(api_tokens(current_app), request.headers.get("Authorization")):
         raise ApiError(401, "missing or invalid Authorization: Bearer token",
                        headers={"WWW-Authenticate": 'Bearer realm="erp-sync storefront API"'})
-
-
-def console_login(settings: Settings) -> str:
-    """How the console lets an operator in, or that it is off: said once at start."""
-    credentials = ConsoleCredentials.from_settings(settings)
-    if credentials is None:
-        return "off (set CONSOLE_USER and CONSOLE_PASSWORD, or CONSOLE_TOKEN)"
-    ways = [*(["a user and password"] if credentials.password is not None else []),
-            *(["a Bearer token"] if credentials.token is not None else [])]
-    return "on, with " + " or ".join(ways)
