@@ -1,7 +1,8 @@
 """The ERP's REST API as erp-sync calls it (spec 4): orders in, stock deductions, a liveness probe.
 
 What each answer means is decided in workers/erp_http.py, for the sweep's reads as well; here a
-409 is one more success (the ERP already has the order), and an ErpMisconfigured raises an ALERT.
+409 is one more success (the ERP already has the order), unless it is a web page as a 2xx can be,
+and an ErpMisconfigured raises an ALERT.
 Calls go through urllib3, on which requests is built, without requests' session layer: with one
 call for every order pushed, that layer (preparing, merging settings, hooks, cookies) was a third
 of a call's CPU (0.55 against 0.38 ms a push, measured side by side against the sandbox ERP).
@@ -28,7 +29,7 @@ from erp_sync.shared.orders import OrderPlaced, dumps
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.erp_clock import http_date
 from erp_sync.workers.erp_http import (
-    check_status, excerpt, quick_retries, read_head, shown, stream_excerpt, translated,
+    check_not_a_web_page, check_status, excerpt, quick_retries, read_head, shown, stream_excerpt, translated,
 )
 from erp_sync.workers.http_deadlines import WATCHED_POOLS, Cut, Deadlines, cut_at, cut_short_as
 from erp_sync.workers.metrics import ERP_CALLS, erp_call_result
@@ -144,6 +145,7 @@ class ErpClient:
                                                   retries=False, redirect=False, preload_content=False)
                 try:
                     check_status("probe", url, response.status, response.headers, lambda: stream_excerpt(response))
+                    check_not_a_web_page("probe", url, response.status, response.headers, "")
                 finally:
                     response.close()
         except ErpMisconfigured as exc:
@@ -192,6 +194,7 @@ class ErpClient:
                 body = self._excerpt_in_time(response, what, url, cut)
             if response.status != ALREADY_IMPORTED:
                 check_status(what, url, response.status, response.headers, lambda: body)
+            check_not_a_web_page(what, url, response.status, response.headers, body)
             return PushResult(response.status, datetime.now(UTC), response.status == ALREADY_IMPORTED,
                               body, sent_at, http_date(response.headers.get("Date")))
 

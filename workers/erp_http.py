@@ -5,6 +5,8 @@ both go through here, so an answer means the same to both:
 
     answer or failure                              error             why
     2xx                                            (none)            done
+    2xx or 409 with a web page (HTML)              ErpMisconfigured  a proxy's, firewall's or maintenance
+                                                                     page: the ERP's API never saw the call
     408, 425, 429, 5xx; unreachable, timed out,    ErpUnavailable    the ERP is busy or down: it goes away
       reset, a stream cut short, a TLS handshake                     by itself; a few quick tries here
     401, 403, 407                                  ErpMisconfigured  our credentials: an operator must fix
@@ -52,6 +54,12 @@ NOT_ABOUT_THE_REQUEST = {
     421: "the server is not the ERP for that host: check ERP_BASE_URL",
 }
 REDIRECT_HINT = "a redirect to {}: set ERP_BASE_URL to where it points"
+# Firewalls, login proxies and maintenance pages answer 200 with a page of their own: taken as a
+# success, an order would count as synced and end its holds while the ERP never deducted it.
+WEB_PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+WEB_PAGE_STARTS = ("<!doctype html", "<html")
+WEB_PAGE_HINT = ("a web page, not the ERP's API (a proxy's, firewall's, login or maintenance page?): "
+                 "check ERP_BASE_URL and what stands in front of the ERP")
 # A file at a URL the ERP gave (a `{"url"}` snapshot): no setting of ours is in that URL.
 FILE_NOT_THERE = "no such file at the URL the ERP gave (expired, or not written yet): look at the ERP's export"
 FILE_REFUSED = "the URL the ERP gave was refused (expired, or not signed for us): look at the ERP's export"
@@ -135,6 +143,15 @@ def check_status(what: str, url: str, status: int, headers: Mapping[str, str], r
             or REDIRECT_HINT.format(headers.get("Location", "nowhere"))
         raise ErpMisconfigured(f"{what}: {url} answered {status}, {hint}", status=status, body=body, url=url)
     raise ErpUnavailable(f"{what}: {url} answered {status}", status=status, body=body, url=url)
+
+
+def check_not_a_web_page(what: str, url: str, status: int, headers: Mapping[str, str], body: str) -> None:
+    """Raise ErpMisconfigured for an answer that would count as the ERP's yes but is a web page
+    (by its Content-Type, or by how its `body`'s excerpt begins; "" when the body is not read)."""
+    media_type = (headers.get("Content-Type") or "").partition(";")[0].strip().lower()
+    if media_type in WEB_PAGE_TYPES or body.lstrip()[:len(WEB_PAGE_STARTS[0])].lower().startswith(WEB_PAGE_STARTS):
+        raise ErpMisconfigured(f"{what}: {shown(url)} answered {status} with {WEB_PAGE_HINT}",
+                               status=status, body=body, url=shown(url))
 
 
 @contextmanager

@@ -134,8 +134,9 @@ def _synced(row: PushState, result: PushResult, settings: Settings) -> None:
                                        result.erp_date, timedelta(seconds=settings.erp_clock_skew_s)).at_receipt()
     row.next_attempt_at = None
     row.last_error = None
+    # A 409's body is the ERP's only word on why it had the order: kept in the log, as `last_error` is cleared.
     logger.info("order %s synced (attempt %d%s)", row.order_id, row.attempts,
-                ", the ERP already had it" if result.already_imported else "",
+                f", the ERP already had it: {result.body or 'no body'}" if result.already_imported else "",
                 extra=ids(order_id=row.order_id, attempt=row.attempts))
 
 

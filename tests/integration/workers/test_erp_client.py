@@ -139,6 +139,47 @@ def test_a_wrong_token_is_not_the_orders_fault_and_waits_for_an_operator(sandbox
     assert any(r.message.startswith("ALERT ERP probe") and "ERP_API_TOKEN" in r.message for r in caplog.records)
 
 
+MAINTENANCE_PAGE = b"<html><body>Maintenance: back soon</body></html>"
+
+
+@pytest.mark.parametrize(("status", "body", "content_type"), [
+    (200, MAINTENANCE_PAGE, "text/html; charset=utf-8"),  # a maintenance page
+    (200, b"\n<!DOCTYPE html><title>Request Rejected</title>", "text/plain"),  # a firewall's, mislabelled
+    (409, b"<html><body>Conflict</body></html>", "text/html"),  # a proxy's 409 is no ERP saying it has the order
+])
+def test_a_web_page_answered_as_a_success_waits_for_an_operator(caplog, status, body, content_type):
+    # given a proxy or firewall in front of the ERP answering every call with a page of its own
+    pool = RecordingPool()
+    with answering(status, body, {"Content-Type": content_type}) as url, caplog.at_level("ERROR"):
+        # when an order is pushed, then it is not taken as imported: it waits, as for a wrong base URL
+        with pytest.raises(ErpMisconfigured, match=r"answered \d+ with a web page, not the ERP's API") as caught:
+            client_for(url, pool).import_order(ORDER)
+
+    # and the ERP is not asked again at once (the page would answer the same), and an ALERT says what to check
+    assert caught.value.status == status and len(pool.sent) == 1
+    assert any("ALERT" in r.message and "ERP_BASE_URL" in r.message for r in caplog.records)
+
+
+def test_the_probe_does_not_take_a_web_page_for_the_erp(caplog):
+    # given a login proxy answering the snapshot endpoint with its page
+    with answering(200, MAINTENANCE_PAGE, {"Content-Type": "text/html"}) as url, caplog.at_level("ERROR"):
+        # when the ERP is probed (a yes would re-send every local_only order into the page)
+        answered = client_for(url).probe()
+
+    # then the ERP does not count as answering, and an ALERT says why
+    assert answered is False
+    assert any(r.message.startswith("ALERT ERP probe") and "web page" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b"", "text/plain"), (b"OK", "text/plain"), (b' \n{"status": "<html>"}', "application/json")])
+def test_an_answer_that_is_no_web_page_is_the_erps_yes(body, content_type):
+    # given an ERP answering its yes with no body, a word, or JSON (spec 4 gives no body for a success)
+    with answering(200, body, {"Content-Type": content_type}) as url:
+        # when an order is pushed, then it is imported
+        assert client_for(url).import_order(ORDER).status == 200
+
+
 def test_unknown_sku_is_rejected(sandbox):
     order = decode_order(ORDER.to_json().replace(b"IPH15-128-BLU", b"NO-SUCH-SKU"))
 

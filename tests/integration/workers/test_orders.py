@@ -276,6 +276,36 @@ def test_a_refusal_in_utf16_is_recorded_and_the_stock_released(settings_factory,
     assert open_holds(db_session) == []
 
 
+def test_a_maintenance_page_answered_200_keeps_the_order_waiting_and_its_stock_held(settings_factory, db_session):
+    # given a maintenance page in front of the ERP, answering 200 to every call
+    page = b"<!DOCTYPE html><html><body>Maintenance: back soon</body></html>"
+    with answering(200, page, {"Content-Type": "text/html"}) as url:
+        handler = record_then_push(build_push_handler(settings_factory(erp_base_url=url, erp_api_token=TOKEN)))
+
+        # when the order is pushed
+        follow_ups = handler(delivery(order_body()), db_session)
+
+    # then it is not synced (the ERP never saw it): it waits for a retry, its stock still held
+    row = order_row(db_session)
+    assert row.status == "pending_sync" and "web page" in row.last_error and len(follow_ups) == 1
+    assert [h.sku for h in open_holds(db_session)] == [SKU]
+
+
+def test_a_409s_body_is_kept_in_the_log_of_the_order_it_synced(settings_factory, db_session, caplog):
+    # given an ERP answering 409 with a reason of its own
+    with answering(409, b'{"error": "insufficient stock for SKU-1"}', {"Content-Type": "application/json"}) as url:
+        handler = record_then_push(build_push_handler(settings_factory(erp_base_url=url, erp_api_token=TOKEN)))
+
+        # when the order is pushed
+        with caplog.at_level(logging.INFO):
+            handler(delivery(order_body()), db_session)
+
+    # then it is synced as the contract says (409: the ERP has it), and the ERP's words are in its log line
+    assert order_row(db_session).status == "synced"
+    assert any("ORD-1 synced" in r.getMessage() and "insufficient stock for SKU-1" in r.getMessage()
+               for r in caplog.records)
+
+
 def test_an_erp_date_no_clock_shows_leaves_the_order_readable(settings_factory, db_session):
     # given an ERP answering with a Date in year 9999
     with answering(201, b"{}", {"Date": "Fri, 31 Dec 9999 23:59:59 -2359"}) as url:
