@@ -8,6 +8,7 @@ from typing import Any
 import backoff
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import URL, create_engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -16,6 +17,7 @@ from erp_sync.shared.db import psycopg_url, translate_db_error
 from erp_sync.shared.errors import TransientError
 from erp_sync.shared.migrations.locks import LOCK_TIMEOUT, LOCK_TIMEOUT_ATTRIBUTE
 from erp_sync.shared.pg import LOCK_NOT_AVAILABLE, error_summary, refused_for_good
+from erp_sync.shared.schema import SCHEMA_REVISION
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MAINTENANCE_DATABASE = "postgres"
@@ -99,12 +101,20 @@ def _refusal(url: URL) -> SQLAlchemyError | None:
         engine.dispose()
 
 
-def upgrade_schema(database_url: str, *, tries: int = HELD_OFF_TRIES, lock_timeout: str = LOCK_TIMEOUT) -> None:
-    """Apply every migration not yet applied; a no-op on an up-to-date schema.
+def upgrade_schema(database_url: str, *, tries: int = HELD_OFF_TRIES, lock_timeout: str = LOCK_TIMEOUT) -> str | None:
+    """Apply every migration not yet applied; a no-op on an up-to-date schema. Returns the database's
+    revision when it is newer than this release's (left as it is), else None.
 
+    A newer schema is a rollback to this release: the release runs on it (migrations add before they
+    remove), and Alembic, which knows no such revision, would fail the rollback's migrate step.
     A revision that waits `lock_timeout` for a table's lock (shared/migrations/locks.py) is tried
     again, up to `tries` times in all, then MigrationHeldOff.
     """
+    ahead = _revision_ahead(database_url)
+    if ahead is not None:
+        logger.warning("the database's schema is at revision %s, newer than this release's %s (a rollback?): "
+                       "left as it is", ahead, SCHEMA_REVISION)
+        return ahead
     config = alembic_config(database_url)
     config.attributes[LOCK_TIMEOUT_ATTRIBUTE] = lock_timeout
     upgrade = backoff.on_exception(backoff.expo, MigrationHeldOff, max_tries=tries, max_value=HELD_OFF_MAX_PAUSE_S,
@@ -115,6 +125,23 @@ def upgrade_schema(database_url: str, *, tries: int = HELD_OFF_TRIES, lock_timeo
     except MigrationHeldOff as exc:
         raise MigrationHeldOff(f"{exc}; held off {tries} times: end those transactions (docs/runbook.md) and run "
                                "`erp-sync migrate` again") from exc
+    return None
+
+
+def _revision_ahead(database_url: str) -> str | None:
+    """The database's newest revision if it is newer than SCHEMA_REVISION (revisions are four digits, in order)."""
+    engine = create_engine(psycopg_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            heads = MigrationContext.configure(connection).get_current_heads()
+    except DBAPIError as exc:
+        raise refused_for_good(exc) or translate_db_error(exc) from exc
+    except SQLAlchemyError as exc:
+        raise translate_db_error(exc) from exc
+    finally:
+        engine.dispose()
+    newest = max(heads, default=None)
+    return newest if newest is not None and newest > SCHEMA_REVISION else None
 
 
 def _upgrade(config: Config, lock_timeout: str) -> None:

@@ -30,10 +30,11 @@ def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from erp_sync.shared.migrate import create_database_if_missing, upgrade_schema
 
     created = create_database_if_missing(settings.database_url)
-    upgrade_schema(settings.database_url)
+    ahead = upgrade_schema(settings.database_url)
     declare_all(settings.amqp_url, settings.retry_delays_ms, settings.order_retry_interval_s * 1000,
                 settings.queue_bound)
-    print(json.dumps({"database_created": created, "schema": "head", "topology": "declared"}))
+    schema = "head" if ahead is None else f"{ahead}, newer than this release's: left as it is"
+    print(json.dumps({"database_created": created, "schema": schema, "topology": "declared"}))
     return EXIT_OK
 
 

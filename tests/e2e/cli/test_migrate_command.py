@@ -57,6 +57,33 @@ def test_migrate_creates_the_database_schema_and_topology_and_is_safe_twice(miss
         connection.close()
 
 
+def test_migrate_on_a_schema_a_later_release_left_changes_nothing_and_declares_the_topology(
+        missing_database_url, amqp_url):
+    # given a database a later release migrated (this release is the rollback), and a queue gone meanwhile
+    assert cli.run("migrate", DATABASE_URL=missing_database_url, AMQP_URL=amqp_url).returncode == 0
+    newer = f"{int(SCHEMA_REVISION) + 1:04d}"
+    with psycopg.connect(services.libpq_url(missing_database_url)) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = %s", (newer,))
+    gone = WORK_QUEUES["inventory"].delay_queue(1_000)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        connection.channel().queue_delete(gone)
+
+        # when the rollback's migrate step runs (the Job, or compose's `migrate` every service waits for)
+        result = cli.run("migrate", DATABASE_URL=missing_database_url, AMQP_URL=amqp_url)
+
+        # then it succeeds, saying it left the newer schema alone, and the topology is declared again
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout.splitlines()[-1])["schema"] == (
+            f"{newer}, newer than this release's: left as it is")
+        assert f"newer than this release's {SCHEMA_REVISION}" in result.stderr
+        connection.channel().queue_declare(gone, passive=True)  # raises if it does not exist
+    finally:
+        connection.close()
+    with psycopg.connect(services.libpq_url(missing_database_url)) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(newer,)]
+
+
 def test_migrate_needs_no_maintenance_database_when_its_own_exists(migrated_database_url, amqp_url):
     # given the database reached through a front that serves it alone, as PgBouncer or pg_hba.conf may
     with postgres_front(migrated_database_url) as fronted:
