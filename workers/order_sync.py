@@ -31,7 +31,7 @@ from erp_sync.shared.publisher import OutgoingMessage
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, order_retry_route
 from erp_sync.workers.erp_client import ErpClient, PushResult, erp_client
-from erp_sync.workers.erp_clock import ErpClock
+from erp_sync.workers.erp_clock import ErpClock, furthest_ahead
 from erp_sync.workers.hold_rule import release_holds
 from erp_sync.workers.order_store import PushState, claim, lock, save
 
@@ -130,8 +130,12 @@ def _synced(row: PushState, result: PushResult, settings: Settings) -> None:
         row.erp_received_at = None
     else:
         # A figure stamped at or after this mark includes the order and ends its holds (migration 0010).
-        row.erp_received_at = ErpClock(result.sent_at or result.acknowledged_at, result.acknowledged_at,
-                                       result.erp_date, timedelta(seconds=settings.erp_clock_skew_s)).at_receipt()
+        clock = ErpClock(result.sent_at or result.acknowledged_at, result.acknowledged_at, result.erp_date,
+                         timedelta(seconds=settings.erp_clock_skew_s),
+                         furthest_ahead(settings.webhook_max_future_skew_s))
+        if (ignored := clock.date_ignored()) is not None:
+            logger.warning("order %s: %s", row.order_id, ignored, extra=ids(order_id=row.order_id))
+        row.erp_received_at = clock.at_receipt()
     row.next_attempt_at = None
     row.last_error = None
     # A 409's body is the ERP's only word on why it had the order: kept in the log, as `last_error` is cleared.

@@ -27,6 +27,7 @@ from erp_sync.shared.errors import ErpMisconfigured, ErpSyncError, ErpUnavailabl
 from erp_sync.shared.pg import connect, translate_pg_error
 from erp_sync.shared.reconcile_errors import STOPPED_BY_OPERATOR
 from erp_sync.shared.settings import Settings
+from erp_sync.workers.erp_clock import furthest_ahead
 from erp_sync.workers.http_deadlines import Cut, Deadlines, cut_at, cut_short_as, watched
 from erp_sync.workers.reconcile_correct import Change, apply_changes, changes, find_changes, hold_changes
 from erp_sync.workers.reconcile_limits import Tally, held_reason
@@ -88,7 +89,8 @@ def snapshot_source(settings: Settings, http: requests.Session) -> SnapshotSourc
     return SnapshotSource(watched(http), base_url, token, connect_timeout_s=settings.erp_connect_timeout_s,
                           read_timeout_s=settings.reconcile_read_timeout_s, ca_bundle=settings.erp_ca_bundle,
                           tries=settings.erp_quick_retries, backoff_base_s=settings.erp_quick_retry_base_s,
-                          clock_skew=timedelta(seconds=settings.erp_clock_skew_s))
+                          clock_skew=timedelta(seconds=settings.erp_clock_skew_s),
+                          max_clock_ahead=furthest_ahead(settings.webhook_max_future_skew_s))
 
 
 def run_sweep(settings: Settings, *, scheduled_for: datetime | None = None,

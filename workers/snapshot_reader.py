@@ -30,7 +30,7 @@ import requests
 
 from erp_sync.shared.errors import PermanentError
 from erp_sync.shared.fields import has_control_characters
-from erp_sync.workers.erp_clock import WHOLE_SECOND, ErpClock, http_date
+from erp_sync.workers.erp_clock import IMPLAUSIBLE_CLOCK_OFFSET, WHOLE_SECOND, ErpClock, http_date
 from erp_sync.workers.erp_http import (
     FILE_HINTS,
     NOT_ABOUT_THE_REQUEST,
@@ -121,13 +121,15 @@ class SnapshotSource:
 
     def __init__(self, http: requests.Session, base_url: str, token: str, *, connect_timeout_s: float,
                  read_timeout_s: float, ca_bundle: Path | str | None = None, tries: int = 1,
-                 backoff_base_s: float = 0.2, clock_skew: timedelta = timedelta(seconds=1)) -> None:
+                 backoff_base_s: float = 0.2, clock_skew: timedelta = timedelta(seconds=1),
+                 max_clock_ahead: timedelta = IMPLAUSIBLE_CLOCK_OFFSET) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = (connect_timeout_s, read_timeout_s)
         self._verify: bool | str = str(ca_bundle) if ca_bundle else True
         self._clock_skew = clock_skew
+        self._max_clock_ahead = max_clock_ahead
         self._answer = quick_retries(tries, backoff_base_s)(self._answer_once)
 
     @contextmanager
@@ -136,7 +138,10 @@ class SnapshotSource:
         snapshot_url = f"{self._base_url}{SNAPSHOT_PATH}"
         sent_at = datetime.now(UTC)  # before any quick retry: the marks only widen
         with self._get(snapshot_url, with_token=True, of_file=False) as response:
-            clock = ErpClock(sent_at, datetime.now(UTC), http_date(response.headers.get("Date")), self._clock_skew)
+            clock = ErpClock(sent_at, datetime.now(UTC), http_date(response.headers.get("Date")), self._clock_skew,
+                             self._max_clock_ahead)
+            if (ignored := clock.date_ignored()) is not None:
+                logger.warning("snapshot: %s", ignored)
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if kind in ("text/csv", "application/csv"):
                 yield Snapshot("csv", _guarded(csv_rows(response.raw), snapshot_url), clock)

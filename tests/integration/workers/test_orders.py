@@ -5,6 +5,7 @@ import json
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from sqlalchemy import select, text
@@ -318,6 +319,22 @@ def test_an_erp_date_no_clock_shows_leaves_the_order_readable(settings_factory, 
     row = order_row(db_session)
     assert row.status == "synced" and abs(row.erp_received_at - row.synced_at) < timedelta(minutes=1)
     assert order_view(db_session, "ORD-1")["status"] == "synced"
+
+
+def test_an_erp_dated_hours_ahead_marks_the_orders_receipt_on_our_clock(settings_factory, db_session, caplog):
+    # given an ERP behind a server writing its local time as GMT: its answers dated 5.5 hours ahead
+    ahead = format_datetime(datetime.now(UTC) + timedelta(hours=5, minutes=30), usegmt=True)
+    with answering(201, b"{}", {"Date": ahead}) as url, caplog.at_level(logging.WARNING):
+        handler = record_then_push(build_push_handler(settings_factory(erp_base_url=url, erp_api_token=TOKEN)))
+
+        # when the order is pushed
+        handler(delivery(order_body()), db_session)
+
+    # then its receipt is marked on our clock (a mark hours ahead would keep its holds past every ERP
+    # figure until the grace period), and a WARNING says why
+    row = order_row(db_session)
+    assert row.status == "synced" and abs(row.erp_received_at - row.synced_at) < timedelta(minutes=1)
+    assert any("ORD-1" in r.getMessage() and "ahead of our clock" in r.getMessage() for r in caplog.records)
 
 
 def test_an_orders_error_keeps_its_first_2000_characters(make_handler, sandbox, db_session):

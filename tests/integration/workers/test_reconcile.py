@@ -71,6 +71,25 @@ def test_a_snapshot_starting_with_a_byte_order_mark_is_read(content_type, body, 
     assert levels(committed_session) == {"A-1": 1}
 
 
+def test_a_snapshot_dated_hours_ahead_does_not_stamp_the_correction_ahead(sweep_settings, committed_session, caplog):
+    # given an ERP behind a server writing its local time as GMT: its answer's Date 5.5 hours ahead
+    seed_levels(committed_session, {"A-1": 10})
+    ahead = format_datetime(datetime.now(UTC) + timedelta(hours=5, minutes=30), usegmt=True)
+    with answering(200, b"sku,qty\r\nA-1,7\r\n", {"Content-Type": "text/csv", "Date": ahead}) as url, \
+            caplog.at_level(logging.WARNING):
+        summary = run_sweep(sweep_settings(url))
+
+    # when the ERP's next sale arrives, stamped now on its (right) clock
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    decision = apply_stock_events(committed_session, [StockEvent("evt_sale_A-1", "A-1", Total(6, now))])[0]
+    committed_session.commit()
+
+    # then the sweep corrected the drift on our clock, said why, and the sale is applied, not dropped as stale
+    assert summary.status == "succeeded", summary.error
+    assert decision.outcome.value == "applied" and levels(committed_session) == {"A-1": 6}
+    assert any("ahead of our clock" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
 def test_a_figure_past_32_bits_is_corrected_and_recorded(erp, sweep_settings, committed_session):
     # given an ERP figure no 32-bit column holds, which commerce has not yet
     url = erp({"A-1": 3 * 10**9})

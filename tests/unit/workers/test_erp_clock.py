@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from erp_sync.workers.erp_clock import ErpClock
+from erp_sync.workers.erp_clock import ErpClock, furthest_ahead
 from erp_sync.workers.snapshot_reader import Snapshot
 
 SENT = datetime(2026, 12, 4, 12, 0, 0, 400_000, tzinfo=UTC)
@@ -30,6 +30,24 @@ def exchange(answered_after_ms: int, erp_date: datetime | None, sent: datetime =
 ])
 def test_the_receipt_mark_is_a_lower_bound_on_the_erps_clock(answered_after_ms, erp_date, expected):
     assert exchange(answered_after_ms, erp_date).at_receipt() == expected
+
+
+@pytest.mark.parametrize(("erp_ahead", "taken"), [
+    (timedelta(minutes=5), True),  # as far ahead as the door takes the ERP's stamps (WEBHOOK_MAX_FUTURE_SKEW_S)
+    (timedelta(hours=5, minutes=30), False),  # local time written as GMT: not the clock of its stamps
+    (-timedelta(hours=5, minutes=30), True),  # behind: its stamps pass the door, so it may be the ERP's clock
+])
+def test_a_date_further_ahead_than_the_door_takes_the_erps_stamps_is_not_its_clock(erp_ahead, taken):
+    # given an answer dated `erp_ahead` of our clock, the door taking stamps up to 300 s ahead
+    erp_date = (SENT + timedelta(milliseconds=25) + erp_ahead).replace(microsecond=0)
+    clock = ErpClock(SENT, SENT + timedelta(milliseconds=40), erp_date, SKEW, furthest_ahead(300))
+
+    # then it is taken for the ERP's clock within that bound; beyond, ours stands in, and the warning says so
+    without_date = exchange(40, None).at_receipt()
+    assert (clock.at_receipt() != without_date) is taken
+    assert (clock.date_ignored() is None) is taken
+    if not taken:
+        assert "19800 s ahead of our clock" in (clock.date_ignored() or "")
 
 
 def test_a_figure_stamped_at_the_deduction_in_whole_seconds_reaches_the_mark():
