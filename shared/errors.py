@@ -72,14 +72,16 @@ class RowLockTimeout(DatabaseUnavailable):
 
 
 class ErpUnavailable(TransientError):
-    """The ERP did not take a request this time; the URL, its status and a body excerpt (if any) are kept."""
+    """The ERP did not take a request this time; the URL, its status, a body excerpt (if any) and how
+    long it asked us to wait (`Retry-After`, in seconds, if it did) are kept."""
 
     def __init__(self, message: str, *, status: int | None = None, body: str | None = None,
-                 url: str | None = None) -> None:
+                 url: str | None = None, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
         self.url = url
+        self.retry_after_s = retry_after_s
 
 
 class ErpMisconfigured(ErpUnavailable):

@@ -8,7 +8,8 @@ both go through here, so an answer means the same to both:
     2xx or 409 with a web page (HTML)              ErpMisconfigured  a proxy's, firewall's or maintenance
                                                                      page: the ERP's API never saw the call
     408, 425, 429, 5xx; unreachable, timed out,    ErpUnavailable    the ERP is busy or down: it goes away
-      reset, a stream cut short, a TLS handshake                     by itself; a few quick tries here
+      reset, a stream cut short, a TLS handshake                     by itself; a few quick tries here,
+                                                                     none when it asks us to wait (Retry-After)
     401, 403, 407                                  ErpMisconfigured  our credentials: an operator must fix
     404, 405, 410, 421; 3xx (redirects not taken)  ErpMisconfigured  our base URL or endpoint, likewise
     a certificate we do not trust; a malformed     ErpMisconfigured  ERP_CA_BUNDLE, ERP_BASE_URL, the token
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -35,6 +37,7 @@ import requests
 import urllib3
 
 from erp_sync.shared.errors import ErpMisconfigured, ErpRejected, ErpUnavailable
+from erp_sync.workers.erp_clock import http_date
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ ErpErrorClass = type[ErpUnavailable] | type[ErpRejected]
 
 MAX_BODY_BYTES = 2000
 COME_BACK_LATER = frozenset({408, 425, 429})
+# An ERP that asks for this long a wait or more (Retry-After) gets no quick tries, which come within a second.
+QUICK_RETRY_AFTER_MAX_S = 1.0
 # Answers that say nothing about the request, only that our side of the link is wrong.
 NOT_ABOUT_THE_REQUEST = {
     401: "the ERP refused our token: check ERP_API_TOKEN",
@@ -142,7 +147,20 @@ def check_status(what: str, url: str, status: int, headers: Mapping[str, str], r
         hint = hints.get(status) or NOT_ABOUT_THE_REQUEST.get(status) \
             or REDIRECT_HINT.format(headers.get("Location", "nowhere"))
         raise ErpMisconfigured(f"{what}: {url} answered {status}, {hint}", status=status, body=body, url=url)
-    raise ErpUnavailable(f"{what}: {url} answered {status}", status=status, body=body, url=url)
+    wait_s = retry_after_s(headers.get("Retry-After"))
+    asked = "" if wait_s is None else f", asking us to wait {wait_s:g} s"
+    raise ErpUnavailable(f"{what}: {url} answered {status}{asked}", status=status, body=body, url=url,
+                         retry_after_s=wait_s)
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """A `Retry-After` header (seconds, or an HTTP date) as seconds from now; None when absent or unreadable."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    when = http_date(value)
+    return None if when is None else max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def check_not_a_web_page(what: str, url: str, status: int, headers: Mapping[str, str], body: str) -> None:
@@ -173,7 +191,8 @@ def transport_error(what: str, url: str, exc: Exception) -> ErpUnavailable:
 
 def quick_retries(tries: int, base_s: float, on_retry: Callable[[dict[str, Any]], None] | None = None,
                   ) -> Callable[[F], F]:
-    """A decorator: up to `tries` tries, growing pauses, on ErpUnavailable alone, never on ErpMisconfigured."""
+    """A decorator: up to `tries` tries, growing pauses, on ErpUnavailable alone, never on ErpMisconfigured,
+    nor once the ERP asked us to wait a second or more (`Retry-After`): its asking is the caller's retry's to honour."""
 
     def log_retry(details: Any) -> None:
         # Expected when the ERP has a bad moment: news only if the order ends up waiting (logged there).
@@ -183,11 +202,18 @@ def quick_retries(tries: int, base_s: float, on_retry: Callable[[dict[str, Any]]
 
     decorator: Callable[[F], F] = backoff.on_exception(
         backoff.expo, ErpUnavailable, max_tries=tries, factor=base_s, jitter=backoff.full_jitter,
-        giveup=lambda exc: isinstance(exc, ErpMisconfigured), on_backoff=log_retry, raise_on_giveup=True,
+        giveup=_not_to_retry_quickly, on_backoff=log_retry, raise_on_giveup=True,
         # backoff's own "Giving up" is an ERROR; the caller logs what the failure means (an order waits).
         logger=None,
     )
     return decorator
+
+
+def _not_to_retry_quickly(exc: Exception) -> bool:
+    if isinstance(exc, ErpMisconfigured):
+        return True
+    wait_s = getattr(exc, "retry_after_s", None)
+    return wait_s is not None and wait_s >= QUICK_RETRY_AFTER_MAX_S
 
 
 def body_excerpt(response: requests.Response) -> str:

@@ -205,6 +205,18 @@ def test_an_erp_outage_is_retried_quickly_then_reported_unavailable(sandbox, mod
     assert sandbox.orders() == []
 
 
+def test_an_erp_asking_to_wait_is_not_asked_again_at_once(caplog):
+    # given an ERP answering 429 with Retry-After: 120
+    pool = RecordingPool()
+    with answering(429, b'{"error": "slow down"}', {"Retry-After": "120"}) as url:
+        # when an order is pushed with three quick tries, then it waits (pending) saying what the ERP asked
+        with pytest.raises(ErpUnavailable, match=r"answered 429, asking us to wait 120 s") as caught:
+            client_for(url, pool, tries=3).import_order(ORDER)
+
+    # and the ERP was asked once, not three times within half a second
+    assert caught.value.retry_after_s == 120 and len(pool.sent) == 1
+
+
 def test_a_blip_is_absorbed_by_the_quick_retries(sandbox):
     # given an ERP that fails the first request only
     calls = []

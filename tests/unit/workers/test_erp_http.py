@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import inspect
 import ssl
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 import requests
@@ -14,6 +16,7 @@ from erp_sync.workers.erp_http import (
     check_answer,
     error_class,
     quick_retries,
+    retry_after_s,
     shown,
     translated,
 )
@@ -218,3 +221,24 @@ def test_an_error_answers_excerpt_is_empty_when_its_stream_breaks():
     from erp_sync.workers.erp_http import stream_excerpt
 
     assert stream_excerpt(_BrokenStream()) == ""
+
+
+@pytest.mark.parametrize(("retry_after", "tries"), [(120.0, 1), (1.0, 1), (0.5, 3), (None, 3)])
+def test_an_erp_asking_to_wait_a_second_or_more_gets_no_quick_tries(retry_after, tries):
+    # given an ERP answering 429 (or 503) with Retry-After, or without
+    call, calls = flaky(ErpUnavailable("429", status=429, retry_after_s=retry_after))
+
+    # when the call is made with three quick tries
+    with pytest.raises(ErpUnavailable):
+        quick_retries(3, 0.0)(call)()
+
+    # then it is not asked again within the second it asked us to wait
+    assert len(calls) == tries
+
+
+def test_retry_after_is_read_in_seconds_or_as_an_http_date():
+    in_two_minutes = format_datetime(datetime.now(UTC) + timedelta(minutes=2), usegmt=True)
+    assert retry_after_s("120") == 120.0 and retry_after_s(" 0 ") == 0.0
+    assert 110 < (retry_after_s(in_two_minutes) or 0) <= 120
+    assert retry_after_s(format_datetime(datetime(2020, 1, 1, tzinfo=UTC), usegmt=True)) == 0.0
+    assert retry_after_s(None) is None and retry_after_s("soon") is None and retry_after_s("-5") is None
