@@ -263,16 +263,14 @@ def _category_ids(session: Session, paths: Sequence[Sequence[str]]) -> list[int 
     # Categories are never deleted, so one read finds every existing level of every path.
     rows = session.execute(select(Category.id, Category.parent_id, Category.name).where(Category.name.in_(names)))
     known: dict[tuple[int | None, str], int] = {(parent_id, name): id_ for id_, parent_id, name in rows}
-    leaves: list[int | None] = []
-    for path in paths:
-        parent: int | None = None
-        for name in path:
-            node = known.get((parent, name))
-            if node is None:
-                node = known[(parent, name)] = _create_category(session, parent, name)
-            parent = node
-        leaves.append(parent)
-    return leaves
+    nodes: dict[tuple[str, ...], int | None] = {(): None}
+    # Every batch creates what is missing in one order, by path (a parent before its children): two
+    # batches creating the same new categories in other orders deadlocked on their unique index.
+    for prefix in sorted({tuple(path[:depth]) for path in paths for depth in range(1, len(path) + 1)}):
+        parent, name = nodes[prefix[:-1]], prefix[-1]
+        node = known.get((parent, name))
+        nodes[prefix] = node if node is not None else _create_category(session, parent, name)
+    return [nodes[tuple(path)] for path in paths]
 
 
 def _create_category(session: Session, parent_id: int | None, name: str) -> int:

@@ -508,6 +508,61 @@ def test_two_workers_moving_skus_into_each_others_groups_both_apply_without_a_de
 
 
 @pytest.fixture
+def new_categories(db_engine):
+    """Two category names no test made before; their categories removed afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    names = (f"{tag}-A", f"{tag}-B")
+    yield names
+    with Session(db_engine) as session, session.begin():
+        session.execute(delete(Category).where(Category.name.in_(names)))
+
+
+def test_two_batches_creating_the_same_new_categories_in_other_orders_do_not_deadlock(db_engine, new_categories,
+                                                                                      monkeypatch):
+    # given two workers' batches naming the same two new categories, in opposite orders
+    a, b = new_categories
+    paths = [[[a], [b]], [[b], [a]]]
+    # and each worker, once it created its first category, waiting until the other has created its
+    # own first or waits for a lock: the interleaving that deadlocked
+    created_first = [threading.Event(), threading.Event()]
+    workers: list[threading.Thread] = []
+    create = catalog_module._create_category
+
+    def create_then_wait(session, parent_id, name):
+        node = create(session, parent_id, name)
+        mine = int(threading.current_thread().name)
+        if not created_first[mine].is_set():
+            created_first[mine].set()
+            waiting_until = time.monotonic() + 10
+            while not created_first[1 - mine].is_set() and not blocked_or_done(db_engine, workers[1 - mine]):
+                assert time.monotonic() < waiting_until, "the other worker neither created nor waited"
+                time.sleep(0.02)
+        return node
+
+    monkeypatch.setattr(catalog_module, "_create_category", create_then_wait)
+    errors: list[BaseException] = []
+    leaves: dict[int, list[int | None]] = {}
+
+    def apply(number: int) -> None:
+        try:
+            with Session(db_engine) as session, session.begin():
+                leaves[number] = catalog_module._category_ids(session, paths[number])
+        except BaseException as exc:  # noqa: BLE001 (reported by the test thread)
+            errors.append(exc)
+
+    workers.extend(threading.Thread(target=apply, args=(n,), name=str(n)) for n in (0, 1))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+
+    # then neither failed (a deadlock costs the loser its batch, run again one by one), and both
+    # name the same two categories
+    assert errors == []
+    assert leaves[0] == list(reversed(leaves[1])) and None not in leaves[0] and len(set(leaves[0])) == 2
+
+
+@pytest.fixture
 def tagged_catalog(db_engine):
     """A tag for committed groups and SKUs of one test (`PG-<tag>-…`, `<tag>-…`), all removed afterwards."""
     tag = uuid.uuid4().hex[:8]
