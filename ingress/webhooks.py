@@ -24,6 +24,7 @@ from erp_sync.ingress.webhook_tally import ACCEPTED, REJECTED, WebhookTallies
 from erp_sync.shared.erp_events import ErpEvent, decode_event, event_age_problem
 from erp_sync.shared.errors import BrokerUnavailable, MessageDecodeError, PublishRejected, QueueFull
 from erp_sync.shared.publisher import OutgoingMessage
+from erp_sync.shared.receipt_stamp import receipt_headers
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import EVENTS_EXCHANGE
 
@@ -79,8 +80,10 @@ class WebhookRules:
         if problem:
             raise self.reject(400, "timestamp", "event outside the accepted time window",
                               details=[{"field": "timestamp", "message": problem}])
-        # The raw body goes on unchanged: the workers see exactly what the ERP signed.
-        return event, OutgoingMessage(EVENTS_EXCHANGE, event.event_type, raw, message_id=event.event_id)
+        # The raw body goes on unchanged: the workers see exactly what the ERP signed. The receipt
+        # stamp settles a tie of ERP timestamps whichever worker applies it (shared/receipt_stamp.py).
+        return event, OutgoingMessage(EVENTS_EXCHANGE, event.event_type, raw, message_id=event.event_id,
+                                      headers=receipt_headers())
 
     def too_large(self) -> ApiError:
         """The answer to a body over WEBHOOK_MAX_BODY_BYTES; read no further. Counted and logged: the

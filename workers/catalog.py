@@ -5,6 +5,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from erp_sync.shared.heap import collector_paused
 from erp_sync.shared.logs import ids
 from erp_sync.shared.internal_messages import MediaDownload, media_messages
 from erp_sync.shared.models import Category
+from erp_sync.shared.receipt_stamp import received_at
 from erp_sync.shared.retry_policy import failed_attempts
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.catalog_media import pending_downloads, sync_media
@@ -47,20 +49,22 @@ class CatalogResult:
 
 
 def apply_catalog_update(event: CatalogUpdate, session: Session, digest: bytes | None = None, *,
-                         resent: bool = True) -> CatalogResult:
+                         resent: bool = True, received: datetime | None = None) -> CatalogResult:
     """Apply the full product group unless it is a duplicate or older than the one applied.
 
     `digest` is its body's (`body_digest`); without one, a reused id is told only by its event type.
     A reused id is alerted and counted (`record_event`). `resent`: the message came round again (`came_round_again`
-    below), so a duplicate asks again for its images still pending.
+    below), so a duplicate asks again for its images still pending. `received`: when the door received
+    it (shared/receipt_stamp.py), which settles a tie with an update of the same ERP timestamp.
     """
     fresh = record_event(session, Arrival.of(event, digest))
-    return _apply(session, [event], [fresh], [resent])[0]
+    return _apply(session, [event], [fresh], [resent], [received])[0]
 
 
 def apply_catalog_batch(events: Sequence[CatalogUpdate], session: Session,
                         digests: Sequence[bytes | None] | None = None,
-                        resent: Sequence[bool] | None = None) -> list[CatalogResult]:
+                        resent: Sequence[bool] | None = None,
+                        received: Sequence[datetime | None] | None = None) -> list[CatalogResult]:
     """Apply each event as `apply_catalog_update` would, in arrival order, sharing what a batch can share:
     one statement records every id, one reads every category, one of each kind writes the groups,
     variants and images of all the events that share no group and no SKU, the stock rule runs once
@@ -72,7 +76,8 @@ def apply_catalog_batch(events: Sequence[CatalogUpdate], session: Session,
     if not events:
         return []
     return _apply(session, events, record_events(session, arrivals_of(events, digests)),
-                  [True] * len(events) if resent is None else resent)
+                  [True] * len(events) if resent is None else resent,
+                  [None] * len(events) if received is None else received)
 
 
 def came_round_again(delivery: Delivery) -> bool:
@@ -83,17 +88,17 @@ def came_round_again(delivery: Delivery) -> bool:
 
 
 def _apply(session: Session, events: Sequence[CatalogUpdate], fresh: Sequence[bool],
-           resent: Sequence[bool]) -> list[CatalogResult]:
+           resent: Sequence[bool], received: Sequence[datetime | None]) -> list[CatalogResult]:
     """Stock figures go through the per-SKU stock rule even when the group part is stale: a figure
     is a fact of its own, and that rule alone knows whether a newer one exists. They are applied
     after every group, in arrival order, so the rule decides them as it would one event at a time."""
     category_ids = _category_ids(session, [event.data.category_hierarchy for event in events])
-    figures = [figure for event, first in zip(events, fresh, strict=True) if first
-               for figure in _stock_events(event, sorted(event.data.variants, key=_sku))]
+    figures = [figure for event, first, stamp in zip(events, fresh, received, strict=True) if first
+               for figure in _stock_events(event, sorted(event.data.variants, key=_sku), stamp)]
     results: dict[int, CatalogResult] = {}
     for round_ in _rounds(events):
         results |= _apply_round(session, [_Arrived(index, events[index], fresh[index], resent[index],
-                                                   category_ids[index]) for index in round_])
+                                                   category_ids[index], received[index]) for index in round_])
     # The group's own line says what the event did; a line per SKU was a tenth of a large group's CPU.
     apply_stock_events(session, figures, log_each=False)
     return [results[index] for index in range(len(events))]
@@ -106,6 +111,7 @@ class _Arrived:
     first: bool  # its id was not recorded before
     resent: bool  # its message came round again (`came_round_again`)
     category_id: int | None
+    received: datetime | None  # when the door received it (shared/receipt_stamp.py)
 
 
 def _rounds(events: Sequence[CatalogUpdate]) -> list[list[int]]:
@@ -134,8 +140,8 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
     resent_skus = [variant.sku for item in duplicates if item.resent
                    for variant in sorted(item.event.data.variants, key=_sku)]
     pending = _by_event(duplicates, pending_downloads(session, resent_skus) if resent_skus else ())
-    written_groups = upsert_groups(session, [item.event for item in fresh], [item.category_id for item in fresh]) \
-        if fresh else {}
+    written_groups = upsert_groups(session, [item.event for item in fresh], [item.category_id for item in fresh],
+                                   [item.received for item in fresh]) if fresh else {}
     applied = [item for item in fresh if item.event.data.product_group_id in written_groups]
     # A stale event still tells where its SKUs were at its time. One whose own row is older than the
     # event is in no newer update at all (the group's newer one, applied, did not list it, or the row
@@ -149,8 +155,8 @@ def _apply_round(session: Session, arrived: Sequence[_Arrived]) -> dict[int, Cat
     if updated:
         lock_variants(session, [item.event for item in applied + stale], updated)
     # One statement for both: its rows are locked in SKU order, the one order of every catalog writer.
-    written = upsert_variants(session, [item.event for item in applied], [item.event for item in stale]) \
-        if applied or stale else []
+    written = upsert_variants(session, [item.event for item in applied], [item.event for item in stale],
+                              [item.received for item in applied + stale]) if applied or stale else []
     deactivated = deactivate_omitted(session, updated) if updated else []
     written_skus = {row.sku for row in written}
     downloads = _by_event(applied, sync_media(
@@ -228,7 +234,8 @@ def build_handler(settings: Settings) -> Handler:
     def handle(delivery: Delivery, session: Session) -> Handled:
         with collector_paused():
             event = window.admit(decode_catalog_update(delivery.body))
-            result = apply_catalog_update(event, session, body_digest(delivery.body), resent=came_round_again(delivery))
+            result = apply_catalog_update(event, session, body_digest(delivery.body), resent=came_round_again(delivery),
+                                          received=received_at(delivery.headers))
         return _handled(result)
 
     return handle
@@ -245,7 +252,8 @@ def build_batch_handler(settings: Settings) -> BatchHandler:
         with collector_paused():
             events = window.admit_all([decode_catalog_update(delivery.body) for delivery in deliveries])
             results = apply_catalog_batch(events, session, [body_digest(delivery.body) for delivery in deliveries],
-                                          [came_round_again(delivery) for delivery in deliveries])
+                                          [came_round_again(delivery) for delivery in deliveries],
+                                          [received_at(delivery.headers) for delivery in deliveries])
             return [_handled(result) for result in results]
 
     return handle_batch
@@ -288,9 +296,10 @@ def _create_category(session: Session, parent_id: int | None, name: str) -> int:
     ).scalar_one()
 
 
-def _stock_events(event: CatalogUpdate, variants: Iterable[VariantData]) -> list[StockEvent]:
+def _stock_events(event: CatalogUpdate, variants: Iterable[VariantData], received: datetime | None) -> list[StockEvent]:
     return [
-        StockEvent(event.event_id, variant.sku, Total(variant.stock_quantity, event.timestamp), reason=event.event_type)
+        StockEvent(event.event_id, variant.sku, Total(variant.stock_quantity, event.timestamp, received),
+                   reason=event.event_type)
         for variant in variants
         if variant.stock_quantity is not None
     ]

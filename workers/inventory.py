@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from erp_sync.shared.consumer import BatchHandler, Delivery, Handled, Handler, HandlerResult
 from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.models import StockChangeOutcome
+from erp_sync.shared.receipt_stamp import received_at
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.idempotency import Arrival, arrivals_of, Recording, body_digest, record_event, record_events
 from erp_sync.workers.idempotency_window import IdempotencyWindow
@@ -15,21 +17,23 @@ from erp_sync.workers.stock import StockEvent, apply_stock_events, record_and_lo
 from erp_sync.workers.stock_rule import Delta, Total
 
 
-def apply_inventory_change(event: InventoryChange, session: Session,
-                           digest: bytes | None = None) -> StockChangeOutcome:
+def apply_inventory_change(event: InventoryChange, session: Session, digest: bytes | None = None,
+                           received: datetime | None = None) -> StockChangeOutcome:
     """Apply one stock figure or difference once; a reused id is alerted and counted (`record_event`).
 
     `digest` is its body's (`body_digest`); without one, a reused id is told only by its event type.
+    `received`: when the door received it (shared/receipt_stamp.py), which settles a tie of totals.
     """
     fresh = record_event(session, Arrival.of(event, digest), _locking([event]))
-    return _apply(session, [event], [fresh])[0]
+    return _apply(session, [event], [fresh], [received])[0]
 
 
 def apply_inventory_batch(events: list[InventoryChange], session: Session,
-                          digests: Sequence[bytes | None] | None = None) -> list[StockChangeOutcome]:
+                          digests: Sequence[bytes | None] | None = None,
+                          received: Sequence[datetime | None] | None = None) -> list[StockChangeOutcome]:
     """Apply each event once, in arrival order; a SKU not in the catalog is recorded all the same.
 
-    `digests` are the bodies' (`body_digest`), in the same order.
+    `digests` are the bodies' (`body_digest`), `received` when the door received them, in the same order.
 
     Raises:
         EventIdConflict: an event reuses an id with another body; nothing is applied, and the
@@ -38,7 +42,8 @@ def apply_inventory_batch(events: list[InventoryChange], session: Session,
     if not events:
         return []
     arrivals = arrivals_of(events, digests)
-    return _apply(session, events, record_events(session, arrivals, _locking(events)))
+    return _apply(session, events, record_events(session, arrivals, _locking(events)),
+                  [None] * len(events) if received is None else received)
 
 
 def _locking(events: list[InventoryChange]) -> Recording:
@@ -49,12 +54,13 @@ def _locking(events: list[InventoryChange]) -> Recording:
     return record_and_lock(skus)
 
 
-def _apply(session: Session, events: list[InventoryChange], fresh: list[bool]) -> list[StockChangeOutcome]:
+def _apply(session: Session, events: list[InventoryChange], fresh: list[bool],
+           received: Sequence[datetime | None]) -> list[StockChangeOutcome]:
     stock_events: list[StockEvent] = []
-    for event, first in zip(events, fresh, strict=True):
+    for event, first, stamp in zip(events, fresh, received, strict=True):
         data = event.data
         # The schema guarantees exactly one of new_quantity and quantity_change.
-        change = (Total(data.new_quantity, event.timestamp) if data.new_quantity is not None
+        change = (Total(data.new_quantity, event.timestamp, stamp) if data.new_quantity is not None
                   else Delta(data.quantity_change or 0, event.timestamp))
         stock_events.append(StockEvent(event.event_id, data.sku, change, duplicate=not first,
                                        location_id=data.location_id, reason=data.reason,
@@ -73,7 +79,7 @@ def build_handler(settings: Settings) -> Handler:
 
     def handle(delivery: Delivery, session: Session) -> Handled:
         event = window.admit(decode_inventory_change(delivery.body))
-        outcome = apply_inventory_change(event, session, body_digest(delivery.body))
+        outcome = apply_inventory_change(event, session, body_digest(delivery.body), received_at(delivery.headers))
         return Handled(outcome.value)
 
     return handle
@@ -89,7 +95,8 @@ def build_batch_handler(settings: Settings) -> BatchHandler:
 
     def handle_batch(deliveries: list[Delivery], session: Session) -> list[HandlerResult]:
         events = window.admit_all([decode_inventory_change(delivery.body) for delivery in deliveries])
-        outcomes = apply_inventory_batch(events, session, [body_digest(delivery.body) for delivery in deliveries])
+        outcomes = apply_inventory_batch(events, session, [body_digest(delivery.body) for delivery in deliveries],
+                                         [received_at(delivery.headers) for delivery in deliveries])
         return [Handled(outcome.value) for outcome in outcomes]
 
     return handle_batch

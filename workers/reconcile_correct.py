@@ -81,9 +81,10 @@ UPDATE reconcile_diff d SET old_qty = l.erp_quantity, new_qty = d.erp_qty + COAL
        applied = NOT (l.erp_as_of >= %(taken)s OR later.unsure) AND l.erp_quantity <> d.erp_qty + COALESCE(later.delta, 0)
   FROM stock_levels l""" + _LATER_DELTAS.format(sku="l.sku") + """
  WHERE l.sku = d.sku AND """ + _CORRECTABLE.format(d="d.")
+# A correction was received by no door: a figure of its second arriving later wins the tie (workers/stock_rule.py).
 _CORRECT = """
 UPDATE stock_levels l SET erp_quantity = d.new_qty, erp_as_of = %(taken)s, erp_unsure_before = %(read_until)s,
-       updated_at = now()
+       received_at = NULL, updated_at = now()
   FROM reconcile_diff d WHERE l.sku = d.sku AND d.applied"""
 _RECORD = """
 INSERT INTO reconciliation_corrections (run_id, sku, old_qty, new_qty)

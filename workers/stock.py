@@ -67,8 +67,8 @@ SELECT event_id FROM recorded
 # total that cannot hold them counts them (workers/stock_rule.py; any truly stale one is older than
 # every total that applies). Each kind through its own partial index.
 _READ = text("""
-SELECT level.sku, level.erp_quantity, level.erp_as_of, level.erp_unsure_before, later.stamps, later.deltas,
-       held.stamps, held.deltas
+SELECT level.sku, level.erp_quantity, level.erp_as_of, level.erp_unsure_before, level.received_at,
+       later.stamps, later.deltas, held.stamps, held.deltas
 FROM unnest(CAST(:skus AS varchar[]), CAST(:since AS timestamptz[])) AS wanted (sku, since)
 JOIN stock_levels AS level ON level.sku = wanted.sku
 LEFT JOIN LATERAL (
@@ -86,19 +86,20 @@ LEFT JOIN LATERAL (
 """)
 # Upserts rather than UPDATE ... FROM, so each row is found through the primary key whatever the
 # planner thinks of the array (every row exists and is locked by now). A new total sets erp_as_of
-# (and its own second as the span it may hold), a sum of deltas leaves both out of the SET (see the
-# docstring).
+# (and its own second as the span it may hold, and when the door received it), a sum of deltas leaves
+# them out of the SET (see the docstring).
 _WRITE = text("""
 WITH level AS (
     SELECT * FROM unnest(CAST(:skus AS varchar[]), CAST(:quantities AS bigint[]),
-                         CAST(:as_of AS timestamptz[]), CAST(:new_total AS boolean[]))
-        AS level (sku, erp_quantity, erp_as_of, new_total)
+                         CAST(:as_of AS timestamptz[]), CAST(:received_at AS timestamptz[]),
+                         CAST(:new_total AS boolean[]))
+        AS level (sku, erp_quantity, erp_as_of, received_at, new_total)
 ), total AS (
-    INSERT INTO stock_levels (sku, erp_quantity, erp_as_of)
-    SELECT sku, erp_quantity, erp_as_of FROM level WHERE new_total
+    INSERT INTO stock_levels (sku, erp_quantity, erp_as_of, received_at)
+    SELECT sku, erp_quantity, erp_as_of, received_at FROM level WHERE new_total
     ON CONFLICT (sku) DO UPDATE
     SET erp_quantity = excluded.erp_quantity, erp_as_of = excluded.erp_as_of, erp_unsure_before = NULL,
-        updated_at = now()
+        received_at = excluded.received_at, updated_at = now()
 ), deltas AS (
     INSERT INTO stock_levels (sku, erp_quantity, erp_as_of)
     SELECT sku, erp_quantity, erp_as_of FROM level WHERE NOT new_total
@@ -180,6 +181,7 @@ def apply_stock_events(session: Session, events: Sequence[StockEvent], *, locked
         "skus": list(figures),
         "quantities": [figure.quantity for figure in figures.values()],
         "as_of": [figure.as_of for figure in figures.values()],
+        "received_at": [figure.received_at for figure in figures.values()],
         "new_total": [changed[sku] for sku in figures],
         **{f"h_{column}": [row[column] for row in history] for column in history[0]},
     })
@@ -207,9 +209,10 @@ def _read_ledgers(session: Session, events: Sequence[StockEvent]) -> dict[str, L
     # .all(): one fetch of every row, not a fetch per row (a tenth of a 1,000-variant group's CPU).
     rows = session.execute(_READ, {"skus": skus, "since": [since[sku] for sku in skus]}).all()
     return {
-        sku: Ledger(Figure(quantity, as_of, unsure_before), list(zip(stamps or [], deltas or [], strict=True)),
+        sku: Ledger(Figure(quantity, as_of, unsure_before, received_at),
+                    list(zip(stamps or [], deltas or [], strict=True)),
                     list(zip(held_stamps or [], held_deltas or [], strict=True)))
-        for sku, quantity, as_of, unsure_before, stamps, deltas, held_stamps, held_deltas in rows
+        for sku, quantity, as_of, unsure_before, received_at, stamps, deltas, held_stamps, held_deltas in rows
     }
 
 

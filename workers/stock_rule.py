@@ -12,8 +12,12 @@ and the nightly sweep's set-based SQL (workers/reconcile_correct.py) is tested a
 - A total stamped T replaces the figure unless the figure builds on a newer total, and the
   deltas already applied that it cannot hold (stamped after T's second, or after T itself where the
   ERP stamps finer) are added back onto it, so a total that arrives late never wipes out a later
-  sale. A delta it may hold is added back only if it takes stock away. On a tie the
-  later-arriving total wins: a second total within the same second is more likely the later one.
+  sale. A delta it may hold is added back only if it takes stock away. On a tie the total the
+  door received later wins (`received_at`, shared/receipt_stamp.py): the ERP sends each event after
+  the door answered the one before, so that is the ERP's later one, whichever worker process applies
+  it and whenever it commits. Where either has no receipt stamp (a message queued by an earlier
+  release's door, a figure written before migration 0024 or by the sweep), the later-arriving total
+  wins, as a second total within the same second is more likely the later one.
 - A delta adds to the figure unless it is older than the total the figure builds on (which then
   already contains it), or adds stock and may already be in it (stamped before `unsure_before`):
   both are stale. The second kind is held back, not forgotten: a later total that cannot hold it
@@ -44,12 +48,14 @@ class Figure:
     """A SKU's stock as the ERP reported it: a quantity, built on the total stamped `as_of`.
 
     `unsure_before`: the changes stamped from `as_of` until then may already be in it; None for a
-    total, which may hold those of its own stamp's grain (`_grain`).
+    total, which may hold those of its own stamp's grain (`_grain`). `received_at`: when the door
+    received that total, None where unknown (the sweep's correction, an older figure).
     """
 
     quantity: int
     as_of: datetime
     unsure_before: datetime | None = None
+    received_at: datetime | None = None
 
     def may_hold(self, stamped: datetime) -> bool:
         """Whether a change stamped then may or may not be in the figure already."""
@@ -68,10 +74,11 @@ NO_FIGURE = Figure(0, NO_TOTAL_YET)
 
 @dataclass(frozen=True, slots=True)
 class Total:
-    """An absolute figure (`new_quantity`) stamped by the ERP."""
+    """An absolute figure (`new_quantity`) stamped by the ERP, received by the door at `received_at` if known."""
 
     quantity: int
     stamped: datetime
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +115,24 @@ def next_figure(
     if current.as_of > change.stamped:
         return Decision(StockChangeOutcome.STALE, current)
     if isinstance(change, Total):
+        if current.as_of == change.stamped and received_later(current.received_at, change.received_at):
+            return Decision(StockChangeOutcome.STALE, current)
         total = Figure(change.quantity, change.stamped)
         later = sum(delta for stamped, delta in applied_deltas
                     if stamped >= total.as_of and (delta < 0 or not total.may_hold(stamped)))
         later += sum(delta for stamped, delta in held_back if stamped >= total.as_of and not total.may_hold(stamped))
-        return Decision(StockChangeOutcome.APPLIED, Figure(total.quantity + later, total.as_of))
+        return Decision(StockChangeOutcome.APPLIED,
+                        Figure(total.quantity + later, total.as_of, received_at=change.received_at))
     if change.change > 0 and current.may_hold(change.stamped):
         return Decision(StockChangeOutcome.STALE, current)
-    return Decision(StockChangeOutcome.APPLIED,
-                    Figure(current.quantity + change.change, current.as_of, current.unsure_before))
+    return Decision(StockChangeOutcome.APPLIED, Figure(current.quantity + change.change, current.as_of,
+                                                       current.unsure_before, current.received_at))
+
+
+def received_later(held: datetime | None, arriving: datetime | None) -> bool:
+    """Whether what is held was received after what arrives, of the same ERP timestamp: then what
+    arrives is the older. Unknown on either side, what arrives wins (the later arrival)."""
+    return held is not None and arriving is not None and held > arriving
 
 
 @dataclass

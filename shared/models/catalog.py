@@ -63,6 +63,9 @@ class ProductGroup(Base):
     category_path: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id", ondelete="SET NULL"), index=True)
     erp_updated_at: Mapped[datetime]
+    # When the door received the update of erp_updated_at, which settles a tie of ERP timestamps
+    # (shared/receipt_stamp.py); NULL where unknown (a row of before 0024).
+    received_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -96,6 +99,9 @@ class Variant(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=true())
     erp_updated_at: Mapped[datetime]
+    # When the door received the update of erp_updated_at, which settles a tie of ERP timestamps
+    # (shared/receipt_stamp.py); NULL where unknown (a row of before 0024).
+    received_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 

@@ -23,6 +23,9 @@ class StockLevel(Base):
     # Changes stamped from erp_as_of until this may be in the figure: the span over which the sweep's
     # snapshot was read; NULL for a total, whose own second it is (workers/stock_rule.py).
     erp_unsure_before: Mapped[datetime | None]
+    # When the door received the total of erp_as_of, which settles a tie of ERP timestamps
+    # (shared/receipt_stamp.py); NULL where unknown: a sweep's correction, a figure of before 0024.
+    received_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 

@@ -6,11 +6,13 @@ the Flask view; the ERP must not be able to tell the two apart.
 from __future__ import annotations
 
 import http.client
+from datetime import UTC, datetime
 
 import pytest
 import requests
 
 from erp_sync.ingress import create_app
+from erp_sync.shared.receipt_stamp import received_at
 from erp_sync.shared.topology import QueueBound
 from tests.support import cli
 from tests.support.amqp import drain
@@ -113,6 +115,22 @@ def test_every_webhook_gets_the_views_answer(door, view, door_settings):
 
     # and the accepted ones (twice each: once through each) are on the queue
     assert len(drain(door_settings.amqp_url, "erp-sync.inventory")) == 4
+
+
+def test_the_door_stamps_each_event_with_when_it_received_it(door, door_settings):
+    # given two events of one SKU, the second sent once the first was answered (as the ERP sends)
+    bodies = [encode(inventory_event(new_quantity=9)), encode(inventory_event(new_quantity=8))]
+    before = datetime.now(UTC)
+
+    # when the live door takes both
+    assert [live_answer(door, body, signed(body))[0] for body in bodies] == [202, 202]
+    after = datetime.now(UTC)
+
+    # then each message carries its receipt time, in the order received
+    received = [received_at(message.properties.headers) for message in drain(door_settings.amqp_url,
+                                                                              "erp-sync.inventory")]
+    assert received[0] is not None and received[1] is not None
+    assert before <= received[0] < received[1] <= after
 
 
 def test_a_full_queue_is_503_with_retry_after_and_counted(door, door_settings):

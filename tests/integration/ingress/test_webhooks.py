@@ -3,13 +3,14 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
 
 from erp_sync.ingress import create_app
 from erp_sync.shared.errors import ConfigurationError
+from erp_sync.shared.receipt_stamp import RECEIVED_AT_HEADER, received_at
 from tests.support.amqp import drain
 from tests.support.bad_events import BAD_EVENTS
 from tests.support.settings import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
@@ -53,6 +54,23 @@ def test_signed_event_lands_on_its_queue_byte_for_byte(client, broker, event, qu
     assert landed[0].properties.delivery_mode == 2
     assert landed[0].properties.content_type == "application/json"
     assert drain(broker, f"erp-sync.{other}") == []
+
+
+def test_each_event_is_stamped_with_when_the_door_received_it_in_the_order_received(client, broker):
+    # given two events of one SKU, the second sent once the first was answered (as the ERP sends)
+    events = [inventory_event(new_quantity=9), inventory_event(new_quantity=8)]
+    before = datetime.now(UTC)
+
+    # when both are posted
+    assert [post(client, encode(event)).status_code for event in events] == [202, 202]
+    after = datetime.now(UTC)
+
+    # then each message carries the door's receipt time, in microseconds, the second's later
+    landed = drain(broker, "erp-sync.inventory")
+    stamps = [message.properties.headers[RECEIVED_AT_HEADER] for message in landed]
+    assert all(isinstance(stamp, int) for stamp in stamps)
+    received = [received_at(message.properties.headers) for message in landed]
+    assert before <= received[0] < received[1] <= after
 
 
 def test_ingress_refuses_to_start_without_a_secret(settings_factory, broker):

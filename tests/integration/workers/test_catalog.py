@@ -633,3 +633,70 @@ def test_a_batch_writing_a_stale_updates_skus_and_a_worker_moving_them_do_not_de
         rows = session.execute(select(Variant.sku, Variant.product_group_id, Variant.is_active)
                                .where(Variant.sku.in_([f"{tag}-A", f"{tag}-B"])).order_by(Variant.sku)).all()
     assert [tuple(row) for row in rows] == [(f"{tag}-A", f"PG-{tag}-X", True), (f"{tag}-B", f"PG-{tag}-X", True)]
+
+
+def received(ms: int) -> datetime:
+    """When the door received an event, `ms` milliseconds into the current hour on its clock."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(milliseconds=ms)
+
+
+def in_one_second(**data):
+    """A catalog.update stamped with a whole second a minute ago, as the ERP stamps: two share it."""
+    document = catalog_event(**data)
+    document["timestamp"] = (datetime.now(UTC) - timedelta(minutes=1)).replace(second=0, microsecond=0)\
+        .isoformat().replace("+00:00", "Z")
+    return decode_event(encode(document))
+
+
+def priced(price: float, stock: int, name: str):
+    return in_one_second(group_name=name, variants=[variant_with(sku=sku, price=price, stock_quantity=stock)
+                                                    for sku in (BLACK, BLUE)])
+
+
+def test_of_two_updates_in_one_second_the_one_the_door_received_later_stands_though_applied_first(db_session):
+    # given a bulk job's two repricings of one group in one second, 100.00 then 101.00, the door
+    # receiving them in that order; the later one applied first (by a faster worker)
+    earlier, later = priced(100.0, 9, "iPhone 15 (old)"), priced(101.0, 8, "iPhone 15")
+    assert apply_catalog_update(later, db_session, received=received(300)).outcome is CatalogOutcome.APPLIED
+
+    # when the earlier one is applied after it (a slower worker committing last)
+    result = apply_catalog_update(earlier, db_session, received=received(0))
+
+    # then it is stale: the group, its variants' prices and their stock stay the ERP's last
+    assert result.outcome is CatalogOutcome.STALE
+    assert db_session.get(ProductGroup, "PG-1001").group_name == "iPhone 15"
+    assert [(variant(db_session, sku).price, variant(db_session, sku).is_active) for sku in (BLACK, BLUE)] == [
+        (Decimal("101.00"), True)] * 2
+    assert [stock(db_session, sku) for sku in (BLACK, BLUE)] == [8, 8]
+
+
+def test_of_two_updates_in_one_second_with_no_receipt_stamp_the_later_arrival_wins(db_session):
+    # given an update received by the door
+    earlier, later = priced(100.0, 9, "iPhone 15 (old)"), priced(101.0, 8, "iPhone 15")
+    apply_catalog_update(later, db_session, received=received(300))
+
+    # when one of the same second arrives without a stamp (queued by an earlier release's door)
+    result = apply_catalog_update(earlier, db_session)
+
+    # then the later arrival wins, as before receipt stamps
+    assert result.outcome is CatalogOutcome.APPLIED
+    assert variant(db_session, BLACK).price == Decimal("100.00")
+
+
+def test_a_sku_moved_and_dropped_in_one_second_ends_where_the_door_received_it_last(db_session):
+    # given, in one second, the door receiving: group H listing SKU X; group G listing X (a move);
+    # then G without X (dropped). A worker applies H, then G without X, and last the move
+    x, y = variant_with(sku="TIE-X"), variant_with(sku="TIE-Y")
+    h_lists_x = in_one_second(product_group_id="PG-TIE-H", variants=[x])
+    g_lists_x = in_one_second(product_group_id="PG-TIE-G", variants=[x, y])
+    g_drops_x = in_one_second(product_group_id="PG-TIE-G", variants=[y])
+    apply_catalog_update(h_lists_x, db_session, received=received(0))
+    apply_catalog_update(g_drops_x, db_session, received=received(200))
+
+    # when the move (received between them) is applied last: stale for G
+    result = apply_catalog_update(g_lists_x, db_session, received=received(100))
+
+    # then X ends as it would applied in the door's order: moved into G, then dropped there
+    assert result.outcome is CatalogOutcome.STALE
+    row = variant(db_session, "TIE-X")
+    assert (row.product_group_id, row.is_active) == ("PG-TIE-G", False)

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from erp_sync.shared.consumer import Delivery, Done
 from erp_sync.shared.models import Media, ProductGroup, StockLevel, Variant
+from erp_sync.shared.receipt_stamp import receipt_headers
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Park
 from tests.support.factories import catalog_event, encode, now_iso, variant_with
 
@@ -22,8 +25,8 @@ def _body(group: str, skus: list[str], *, at: timedelta = timedelta(), stock: in
     return encode(document)
 
 
-def _delivery(tag: int, body: bytes, *, redelivered: bool = False) -> Delivery:
-    return Delivery(tag, body, f"msg-{tag}", "application/json", redelivered=redelivered)
+def _delivery(tag: int, body: bytes, *, redelivered: bool = False, headers: dict | None = None) -> Delivery:
+    return Delivery(tag, body, f"msg-{tag}", "application/json", headers or {}, redelivered=redelivered)
 
 
 def test_a_batch_ends_as_its_events_one_by_one(catalog_runner, caplog):
@@ -128,3 +131,34 @@ def test_skus_moving_between_groups_within_a_batch_end_as_one_by_one(catalog_run
             == ["M-A", "M-B", "M-C", "M-D", "M-E"]
     # and the move is logged once, by the event that made it
     assert caplog.text.count("moved sku M-B from group PG-M1 to group PG-M2") == 1
+
+
+def _repricing(group: str, skus: list[str], price: float, stock: int, second: str) -> bytes:
+    document = catalog_event(product_group_id=group, variants=[
+        variant_with(sku=sku, price=price, stock_quantity=stock,
+                     media=[{"url": f"https://erp-cdn.com/u/{sku}.jpg", "is_main": True}]) for sku in skus])
+    document["timestamp"] = second
+    return encode(document)
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["in one batch", "in two batches"])
+def test_of_two_updates_in_one_second_the_one_the_door_received_later_stands(catalog_runner, together):
+    # given two repricings of one group in one second, 100.00 then 101.00, each stamped by the door on
+    # receipt, taken the later first (in one batch, or by a worker committing before a slower one)
+    runner, sessions = catalog_runner
+    group, skus = f"PG-T{uuid.uuid4().hex[:8]}", [f"T{uuid.uuid4().hex[:8]}-{n}" for n in (1, 2)]
+    second = (datetime.now(UTC) - timedelta(minutes=1)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+    later = _delivery(1, _repricing(group, skus, 101.0, 8, second), headers=receipt_headers(now_us + 300_000))
+    earlier = _delivery(2, _repricing(group, skus, 100.0, 9, second), headers=receipt_headers(now_us))
+
+    # when both are applied
+    outcomes = runner.run([later, earlier]) if together else runner.run([later]) + runner.run([earlier])
+
+    # then the later-received one stands: its prices and its stock
+    assert [outcome.outcome for outcome in outcomes if isinstance(outcome, Done)] == ["applied", "stale"]
+    with sessions() as session:
+        prices = session.execute(select(Variant.price).where(Variant.sku.in_(skus))).scalars().all()
+        levels = session.execute(select(StockLevel.erp_quantity).where(StockLevel.sku.in_(skus))).scalars().all()
+    assert [str(price) for price in prices] == ["101.00", "101.00"]
+    assert levels == [8, 8]

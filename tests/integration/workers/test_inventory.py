@@ -11,8 +11,9 @@ from sqlalchemy import select
 from erp_sync.ingress.availability import stock_history
 from erp_sync.shared.consumer import Delivery, Done
 from erp_sync.shared.erp_events import decode_event
-from erp_sync.shared.models import StockLevel, Variant
-from erp_sync.shared.retry_policy import Park
+from erp_sync.shared.models import StockChange, StockLevel, Variant
+from erp_sync.shared.receipt_stamp import receipt_headers
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Park
 from erp_sync.workers.catalog import apply_catalog_update
 from erp_sync.workers.inventory import (
     apply_inventory_change,
@@ -156,8 +157,9 @@ def test_any_interleaving_and_duplication_of_absolute_figures_ends_on_the_newest
     assert sum(c.outcome == "duplicate" for c in history) == len(replays)
 
 
-def delivery(tag, body):
-    return Delivery(delivery_tag=tag, body=body, message_id=f"msg-{tag}", content_type="application/json")
+def delivery(tag, body, headers=None):
+    return Delivery(delivery_tag=tag, body=body, message_id=f"msg-{tag}", content_type="application/json",
+                    headers=headers or {})
 
 
 def test_through_the_consumer_a_malformed_body_is_parked_and_a_valid_one_stored(runner):
@@ -179,3 +181,60 @@ def test_through_the_consumer_a_malformed_body_is_parked_and_a_valid_one_stored(
     assert outcomes[2] == Done()
     with sessions() as session:
         assert quantity(session, sku) == 49
+
+
+def same_second_totals(sku: str) -> tuple[bytes, bytes]:
+    """Two totals of `sku` the ERP stamped in one second: 9, then 8 (its last figure)."""
+    second = (datetime.now(UTC) - timedelta(seconds=5)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return tuple(encode(inventory_event(sku=sku, new_quantity=qty) | {"timestamp": second}) for qty in (9, 8))
+
+
+def test_of_two_totals_in_one_second_the_one_the_door_received_later_stands_though_applied_first(runner):
+    # given two totals of one SKU in one second, 9 then 8, stamped by the door on receipt in that order
+    batch_runner, sessions = runner
+    sku = f"SKU-{uuid.uuid4().hex[:8]}"
+    earlier, later = same_second_totals(sku)
+    now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+
+    # when a second worker commits the later one first, and the earlier one (a slower worker) after it
+    # (the earlier one having gone round the retry path, its stamp still on it)
+    assert batch_runner.run([delivery(1, later, receipt_headers(now_us + 300_000))]) == [Done()]
+    assert batch_runner.run([delivery(2, earlier, receipt_headers(now_us) | {ATTEMPT_HEADER: 2})]) == [
+        Done(outcome="stale")]
+
+    # then the ERP's last figure stands, and the earlier one is recorded stale
+    with sessions() as session:
+        assert quantity(session, sku) == 8
+        outcomes = session.execute(select(StockChange.quantity, StockChange.outcome).where(StockChange.sku == sku)
+                                   .order_by(StockChange.id)).all()
+    assert [tuple(row) for row in outcomes] == [(8, "applied"), (9, "stale")]
+
+
+def test_of_two_totals_in_one_second_in_one_batch_the_one_the_door_received_later_stands(runner):
+    # given the same two totals in one batch, the later-received first (two doors' publishes crossing)
+    batch_runner, sessions = runner
+    sku = f"SKU-{uuid.uuid4().hex[:8]}"
+    earlier, later = same_second_totals(sku)
+    now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+
+    # when the batch is applied
+    batch_runner.run([delivery(1, later, receipt_headers(now_us + 1)), delivery(2, earlier, receipt_headers(now_us))])
+
+    # then the later-received figure stands
+    with sessions() as session:
+        assert quantity(session, sku) == 8
+
+
+def test_a_total_with_no_receipt_stamp_wins_a_tie_as_the_later_arrival(runner):
+    # given a total applied with the door's receipt stamp
+    batch_runner, sessions = runner
+    sku = f"SKU-{uuid.uuid4().hex[:8]}"
+    earlier, later = same_second_totals(sku)
+    batch_runner.run([delivery(1, later, receipt_headers())])
+
+    # when a total of the same second arrives without one (queued by an earlier release's door)
+    batch_runner.run([delivery(2, earlier)])
+
+    # then the later arrival wins, as before receipt stamps
+    with sessions() as session:
+        assert quantity(session, sku) == 9

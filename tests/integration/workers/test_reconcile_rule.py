@@ -25,8 +25,10 @@ AS_OF = [NO_TOTAL_YET, *STAMPS]
 
 @st.composite
 def skus(draw):
-    """A SKU's figure, its applied deltas, and its figure in the snapshot (None: not in it)."""
-    figure = Figure(draw(st.integers(0, 20)), draw(st.sampled_from(AS_OF)))
+    """A SKU's figure (with the door's receipt stamp of its total, or none), its applied deltas, and its
+    figure in the snapshot (None: not in it)."""
+    figure = Figure(draw(st.integers(0, 20)), draw(st.sampled_from(AS_OF)),
+                    received_at=draw(st.sampled_from([None, TAKEN - timedelta(minutes=5)])))
     deltas = draw(st.lists(st.tuples(st.sampled_from(STAMPS), st.integers(-3, 3)), max_size=4))
     in_snapshot = draw(st.one_of(st.none(), st.integers(0, 20), st.just(figure.quantity)))
     return figure, deltas, in_snapshot
@@ -44,8 +46,8 @@ def sweep_in_a_rolled_back_transaction(conn, stock: dict[str, tuple]) -> tuple[d
         run_id = conn.execute("INSERT INTO reconciliation_runs (status) VALUES ('running') RETURNING id").fetchone()[0]
         conn.execute("CREATE TEMP TABLE reconcile_snapshot (sku text NOT NULL, qty integer NOT NULL) ON COMMIT DROP")
         for number, (sku, (figure, deltas, in_snapshot)) in enumerate(stock.items()):
-            conn.execute("INSERT INTO stock_levels (sku, erp_quantity, erp_as_of) VALUES (%s, %s, %s)",
-                         (sku, figure.quantity, figure.as_of))
+            conn.execute("INSERT INTO stock_levels (sku, erp_quantity, erp_as_of, received_at) VALUES (%s, %s, %s, %s)",
+                         (sku, figure.quantity, figure.as_of, figure.received_at))
             for stamped, delta in deltas:
                 conn.execute("INSERT INTO stock_changes (sku, event_id, kind, delta, erp_timestamp, outcome) "
                              "VALUES (%s, %s, 'delta', %s, %s, 'applied')", (sku, f"evt-{number}", delta, stamped))
@@ -54,7 +56,7 @@ def sweep_in_a_rolled_back_transaction(conn, stock: dict[str, tuple]) -> tuple[d
 
         correct_to_snapshot(conn, run_id, TAKEN, READ_UNTIL)
 
-        rows = conn.execute("SELECT sku, erp_quantity, erp_as_of, erp_unsure_before FROM stock_levels "
+        rows = conn.execute("SELECT sku, erp_quantity, erp_as_of, erp_unsure_before, received_at FROM stock_levels "
                             "WHERE sku = ANY(%s)", (list(stock),)).fetchall()
         corrected = conn.execute("SELECT sku FROM reconciliation_corrections WHERE run_id = %s", (run_id,)).fetchall()
         return {sku: Figure(*figure) for sku, *figure in rows}, {sku for (sku,) in corrected}
@@ -73,7 +75,7 @@ def by_the_rule(figure: Figure, deltas: list[tuple[datetime, int]], in_snapshot:
     if any(TAKEN <= stamped < READ_UNTIL for stamped, _ in deltas):
         return unchanged
     decision = next_figure(figure, deltas, Total(in_snapshot, TAKEN))
-    # Only a figure that changes is written (and its erp_as_of moved).
+    # Only a figure that changes is written (and its erp_as_of moved); no door received a correction.
     if decision.outcome is not StockChangeOutcome.APPLIED or decision.figure.quantity == figure.quantity:
         return unchanged
     return Figure(decision.figure.quantity, TAKEN, READ_UNTIL), True

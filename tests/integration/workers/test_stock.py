@@ -102,6 +102,81 @@ def test_figure_with_the_same_timestamp_wins_as_the_later_arrival(db_session):
     assert quantity(db_session, sku) == 49
 
 
+def received(ms: int) -> datetime:
+    """When the door received an event, `ms` milliseconds after T0 on its clock."""
+    return T0 + timedelta(milliseconds=ms)
+
+
+def test_of_figures_with_the_same_timestamp_the_one_the_door_received_later_stands(db_session):
+    # given 8 as of T0, which the door received after a figure of 9 stamped the same second
+    sku = new_sku()
+    apply_stock_events(db_session, [StockEvent("evt_8", sku, Total(8, T0, received(300)))])
+
+    # when that 9 is applied after it (a slower worker committing last)
+    outcome = apply_stock_events(db_session, [StockEvent("evt_9", sku, Total(9, T0, received(0)))])[0].outcome
+
+    # then it is stale and 8 stands, with its receipt stamp
+    assert outcome is STALE
+    assert (quantity(db_session, sku), level(db_session, sku).received_at) == (8, received(300))
+
+
+def test_a_sale_keeps_the_receipt_stamp_of_the_total_it_builds_on(db_session):
+    # given 10 as of T0, received by the door
+    sku = new_sku()
+    apply_stock_events(db_session, [StockEvent("evt_10", sku, Total(10, T0, received(300)))])
+
+    # when a sale of the next second arrives, then a total of T0 the door received earlier
+    delta(db_session, sku, -1, T0 + timedelta(seconds=1))
+    outcome = apply_stock_events(db_session, [StockEvent("evt_12", sku, Total(12, T0, received(0)))])[0].outcome
+
+    # then the earlier-received total is stale: the figure still builds on the later one
+    assert outcome is STALE
+    assert (quantity(db_session, sku), level(db_session, sku).received_at) == (9, received(300))
+
+
+def test_a_slower_worker_committing_an_older_figure_of_the_same_second_last_does_not_put_it_back(db_engine):
+    # given two SKUs: X, whose row another transaction holds, and Y at 10
+    skus = sorted([new_sku(), new_sku()])
+    x, y = skus
+    with Session(db_engine) as session, session.begin():
+        absolute(session, x, 5, T0 - timedelta(hours=1))
+        absolute(session, y, 10, T0 - timedelta(hours=1))
+    errors: list[BaseException] = []
+
+    def slow_worker() -> None:
+        # a batch of X's figure and Y's 9 of T0 (the door received it first): waits for X's lock
+        try:
+            with Session(db_engine) as session, session.begin():
+                apply_stock_events(session, [StockEvent(f"evt_x_{uuid.uuid4()}", x, Total(4, T0, received(0))),
+                                             StockEvent(f"evt_9_{uuid.uuid4()}", y, Total(9, T0, received(100)))])
+        except BaseException as exc:  # noqa: BLE001 (reported by the test thread)
+            errors.append(exc)
+
+    try:
+        with Session(db_engine) as holder, holder.begin():
+            holder.execute(select(StockLevel).where(StockLevel.sku == x).with_for_update())
+            thread = threading.Thread(target=slow_worker)
+            thread.start()
+            wait_for(lambda: blocked_or_done(db_engine, thread))
+            # when the other worker applies Y's 8 of the same second (received later) and commits first
+            with Session(db_engine) as session, session.begin():
+                apply_stock_events(session, [StockEvent(f"evt_8_{uuid.uuid4()}", y, Total(8, T0, received(400)))])
+        # and the slow one commits once X's row is free
+        thread.join(timeout=30)
+
+        # then Y shows the ERP's last figure, 8, not the 9 committed last
+        assert errors == [] and not thread.is_alive()
+        with Session(db_engine) as session:
+            assert quantity(session, y) == 8
+            assert quantity(session, x) == 4
+    finally:
+        with Session(db_engine) as session, session.begin():
+            event_ids = select(StockChange.event_id).where(StockChange.sku.in_(skus)).scalar_subquery()
+            session.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.in_(event_ids)))
+            session.execute(delete(StockChange).where(StockChange.sku.in_(skus)))
+            session.execute(delete(StockLevel).where(StockLevel.sku.in_(skus)))
+
+
 def test_delta_adds_to_the_figure(db_session):
     # given 50 as of T0
     sku = new_sku()

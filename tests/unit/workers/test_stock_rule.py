@@ -1,4 +1,5 @@
-"""The stock rule on its own: newer totals win, late totals keep later deltas, deltas count once."""
+"""The stock rule on its own: newer totals win (of one second, the later-received), late totals keep later
+deltas, deltas count once."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,11 @@ def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
+def received(ms: int) -> datetime:
+    """When the door received an event: `ms` milliseconds into the hour of T0, on its own clock."""
+    return T0 + timedelta(milliseconds=ms)
+
+
 @pytest.mark.parametrize(
     ("current", "applied_deltas", "change", "expected"),
     [
@@ -28,7 +34,28 @@ def at(minutes: float) -> datetime:
         pytest.param(Figure(49, at(5)), [], Total(50, at(0)), Decision(STALE, Figure(49, at(5))),
                      id="an older total is stale"),
         pytest.param(Figure(50, at(0)), [], Total(49, at(0)), Decision(APPLIED, Figure(49, at(0))),
-                     id="on a tie the later arrival wins"),
+                     id="on a tie without receipt stamps the later arrival wins"),
+        pytest.param(Figure(50, at(0), received_at=received(2)), [], Total(49, at(0), received(1)),
+                     Decision(STALE, Figure(50, at(0), received_at=received(2))),
+                     id="on a tie a total the door received earlier is stale"),
+        pytest.param(Figure(50, at(0), received_at=received(1)), [], Total(49, at(0), received(2)),
+                     Decision(APPLIED, Figure(49, at(0), received_at=received(2))),
+                     id="on a tie a total the door received later wins and keeps its receipt stamp"),
+        pytest.param(Figure(50, at(0), received_at=received(1)), [], Total(49, at(0), received(1)),
+                     Decision(APPLIED, Figure(49, at(0), received_at=received(1))),
+                     id="on a tie of receipt stamps too the later arrival wins"),
+        pytest.param(Figure(50, at(0)), [], Total(49, at(0), received(1)),
+                     Decision(APPLIED, Figure(49, at(0), received_at=received(1))),
+                     id="on a tie with a figure of no receipt stamp (older door, the sweep) the later arrival wins"),
+        pytest.param(Figure(50, at(0), received_at=received(2)), [], Total(49, at(0)),
+                     Decision(APPLIED, Figure(49, at(0))),
+                     id="on a tie with a total of no receipt stamp (an older door's message) the later arrival wins"),
+        pytest.param(Figure(50, at(1), received_at=received(1)), [], Total(49, at(0), received(2)),
+                     Decision(STALE, Figure(50, at(1), received_at=received(1))),
+                     id="an older total is stale however late the door received it"),
+        pytest.param(Figure(50, at(0), received_at=received(1)), [], Delta(-1, at(0.5)),
+                     Decision(APPLIED, Figure(49, at(0), received_at=received(1))),
+                     id="a delta keeps the total's receipt stamp"),
         pytest.param(Figure(50, at(0)), [], Delta(-1, at(0.5)), Decision(APPLIED, Figure(49, at(0))),
                      id="a delta adds and keeps the total's timestamp"),
         pytest.param(Figure(50, at(0)), [], Delta(-1, at(0)), Decision(APPLIED, Figure(49, at(0))),
@@ -179,3 +206,52 @@ def test_the_figure_only_moves_forward_and_a_stale_event_changes_nothing(changes
         if decision.outcome is not APPLIED:
             assert ledger.figure == before
         assert decision.figure == ledger.figure
+
+
+@st.composite
+def same_second_totals(draw, last_second: int = 3):
+    """Totals, often several in one second, each received by the door at its own time, with deltas, in
+    some arrival order (not the order the door received them: two workers commit in any order)."""
+    seconds = draw(st.lists(st.integers(0, last_second), min_size=1, max_size=6))
+    receipts = draw(st.lists(st.integers(0, 10_000), min_size=len(seconds), max_size=len(seconds), unique=True))
+    totals = [Total(draw(st.integers(0, 100)), T0 + timedelta(seconds=second), received(ms))
+              for second, ms in zip(seconds, receipts)]
+    stamps = st.integers(0, last_second).map(lambda s: T0 + timedelta(seconds=s))
+    deltas = draw(st.lists(st.builds(Delta, st.integers(-5, 5), stamps), max_size=6))
+    return draw(st.permutations(totals + deltas))
+
+
+@settings(max_examples=150)
+@given(changes=same_second_totals())
+def test_of_totals_in_one_second_the_one_received_last_wins_whatever_the_arrival_order(changes):
+    # given totals of one SKU, several stamped in the same second, arriving in any order
+    ledger = Ledger()
+
+    # when each passes through the rule
+    for change in changes:
+        ledger.take(change)
+
+    # then the figure is the newest second's total the door received last, plus the deltas as ever
+    newest = max((change for change in changes if isinstance(change, Total)),
+                 key=lambda total: (total.stamped, total.received_at))
+    since = sum(change.change for change in changes if isinstance(change, Delta) and (
+        change.stamped > newest.stamped or (change.stamped == newest.stamped and change.change < 0)))
+    assert ledger.figure == Figure(newest.quantity + since, newest.stamped, received_at=newest.received_at)
+
+
+@settings(max_examples=150)
+@given(start=STARTS, changes=same_second_totals(last_second=8), data=st.data())
+def test_with_receipt_stamps_the_arrival_order_never_changes_where_a_sku_ends(start, changes, data):
+    # given a SKU's start (of no receipt stamp: a figure of before, the sweep's) and events of tied
+    # seconds, each received by the door at its own time, arriving in two orders
+    other_order = data.draw(st.permutations(changes))
+    one, other = Ledger(start), Ledger(start)
+
+    # when each order passes through the rule
+    for change in changes:
+        one.take(change)
+    for change in other_order:
+        other.take(change)
+
+    # then both end at the same figure
+    assert one.figure == other.figure
