@@ -5,6 +5,11 @@ headers are too slow. Its own WSGI interface then hands the request to a Python 
 the body itself, so a client trickling a body would hold that thread for as long as it likes. Here
 the body is read on the worker's event loop instead, within a deadline and up to a size cap, and
 only a complete request goes to the pool of threads that runs the app.
+
+The threads can all be held up at once (every request waiting out a lock on a table, or CPU short):
+the liveness probe's path is then answered on the event loop all the same, the process being alive,
+and requests beyond as many again as there are threads are answered 503 at once rather than queued
+without end behind them.
 """
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ import asyncio
 import io
 import logging
 import sys
-from collections.abc import Callable, Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -35,8 +42,14 @@ TOO_SLOW: Answer = (408, [("content-type", "application/json"), ("x-content-type
                     b'{"error": "the request body did not arrive in time", "details": []}')
 FAILED: Answer = (500, [("content-type", "application/json"), ("connection", "close")],
                   b'{"error": "internal server error", "details": []}')
+BUSY: Answer = (503, [("content-type", "application/json"), ("x-content-type-options", "nosniff"),
+                      ("retry-after", "1")],
+                b'{"error": "the server is busy: too many requests are waiting; try again shortly", "details": []}')
 # The body is read whole before the app runs: the app sees its length, never its framing.
 BODY_FRAMING = frozenset({"content-length", "transfer-encoding"})
+# Requests waiting for a thread, at most, for each thread: beyond, 503 at once.
+WAITING_PER_THREAD = 1
+BUSY_LOG_INTERVAL_S = 10.0
 
 
 class WsgiBridge:
@@ -45,12 +58,17 @@ class WsgiBridge:
     A body longer than `max_body_bytes` is not read further: the app gets the first
     `max_body_bytes + 1` bytes with that as CONTENT_LENGTH (or the declared length, unread), so an
     app limiting bodies to `max_body_bytes` answers 413 without the rest ever being buffered.
+    A GET of a path in `on_the_loop` gets its answer there, without a thread (the app's own answer
+    to it, which must not depend on the request).
     """
 
     def __init__(self, app: WsgiApp, *, threads: int, body_timeout_s: float, max_body_bytes: int,
-                 on_close: Callable[[], None] = lambda: None) -> None:
+                 on_close: Callable[[], None] = lambda: None, on_the_loop: Mapping[str, Answer] | None = None) -> None:
         self._app = app
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="request")
+        self._places = threading.BoundedSemaphore(threads * (1 + WAITING_PER_THREAD))
+        self._busy_logged_at = float("-inf")
+        self._on_the_loop = dict(on_the_loop or {})
         self._body_timeout_s = body_timeout_s
         self._max_body_bytes = max_body_bytes
         self._on_close = on_close
@@ -65,14 +83,27 @@ class WsgiBridge:
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         if scope.proto != "http":
             return
+        if scope.method == "GET" and (ready := self._on_the_loop.get(scope.path)) is not None:
+            protocol.response_bytes(*ready)
+            return
         read = await self.read_body(scope, protocol)
         if read is None:
+            return
+        if not self._places.acquire(blocking=False):
+            self._log_busy()
+            protocol.response_bytes(*BUSY)
             return
         body, length = read
         answered = self._loop.create_future()
         self._threads.submit(self._answer, wsgi_environ(scope, body, length), protocol, answered)
         # granian answers 500 for a request whose coroutine ends unanswered: wait for the thread.
         await answered
+
+    def _log_busy(self) -> None:
+        if (now := time.monotonic()) - self._busy_logged_at >= BUSY_LOG_INTERVAL_S:
+            self._busy_logged_at = now
+            logger.warning("every request thread is taken and as many requests wait: answering 503 busy "
+                           "(said once in %g s)", BUSY_LOG_INTERVAL_S)
 
     async def read_body(self, scope: Scope, protocol: HTTPProtocol) -> tuple[bytes, int | None] | None:
         """The body and the CONTENT_LENGTH to tell the app; None once answered 408 or the client left."""
@@ -94,6 +125,7 @@ class WsgiBridge:
         try:
             protocol.response_bytes(*run_wsgi(self._app, environ))
         finally:
+            self._places.release()
             self._loop.call_soon_threadsafe(answered.set_result, None)
 
     async def _read_body(self, declared: str | None, protocol: HTTPProtocol) -> tuple[bytes, int]:

@@ -25,6 +25,7 @@ from granian.server import MPServer
 
 from erp_sync.ingress import extensions
 from erp_sync.ingress.bridge import WsgiBridge
+from erp_sync.ingress.health import ALIVE_ANSWER, LIVENESS_PATH
 from erp_sync.ingress.tls_files import check_tls_files
 from erp_sync.shared.amqp_url import amqp_parameters
 from erp_sync.shared.async_publisher import LoopPublisher
@@ -117,7 +118,7 @@ def _bridge(app: Flask, settings: Settings, threads: int) -> WsgiBridge:
     # Each app bounds its own bodies (the door's webhook, the API's console form): no more is read.
     return WsgiBridge(app, threads=threads, body_timeout_s=settings.http_read_timeout_s,
                       max_body_bytes=app.config["MAX_CONTENT_LENGTH"] or settings.webhook_max_body_bytes,
-                      on_close=partial(extensions.close, app))
+                      on_close=partial(extensions.close, app), on_the_loop={LIVENESS_PATH: ALIVE_ANSWER})
 
 
 def load_door(app_factory: Callable[[], Flask], settings: Settings, threads: int) -> Door:

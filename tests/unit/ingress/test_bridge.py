@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 from flask import Flask, request
 
-from erp_sync.ingress.bridge import WsgiBridge, run_wsgi, wsgi_environ
+from erp_sync.ingress import errors, health
+from erp_sync.ingress.bridge import BUSY, WsgiBridge, run_wsgi, wsgi_environ
 
 LIMIT = 100
 
@@ -158,3 +160,81 @@ def test_an_app_that_raises_gets_a_500_not_a_dead_thread():
         raise RuntimeError("boom")
 
     assert run_wsgi(broken, wsgi_environ(Scope(), b"", None))[0] == 500  # type: ignore[arg-type]
+
+
+def held_app(release: threading.Event, started: threading.Semaphore) -> Flask:
+    """`/held` answers once `release` is set (a request waiting out a lock); `started` counts those begun."""
+    app = Flask(__name__)
+
+    @app.get("/held")
+    def held() -> dict[str, str]:
+        started.release()
+        release.wait(10)
+        return {"status": "done"}
+
+    return app
+
+
+def gets(path: str) -> tuple[Scope, Protocol]:
+    return Scope(method="GET", path=path), Protocol([])
+
+
+def test_the_liveness_probe_is_answered_while_every_request_thread_is_held():
+    # given a bridge of one thread, held by a request waiting out a lock
+    release, started = threading.Event(), threading.Semaphore(0)
+    bridge = WsgiBridge(held_app(release, started), threads=1, body_timeout_s=5, max_body_bytes=LIMIT,
+                        on_the_loop={health.LIVENESS_PATH: health.ALIVE_ANSWER})
+    probe = Protocol([])
+
+    async def main() -> None:
+        bridge.__rsgi_init__(asyncio.get_running_loop())
+        held = asyncio.ensure_future(bridge.__rsgi__(*gets("/held")))  # type: ignore[arg-type]
+        await asyncio.to_thread(started.acquire, timeout=5)
+        # when the liveness probe asks
+        await asyncio.wait_for(bridge.__rsgi__(Scope(method="GET", path="/healthz"), probe), 1)  # type: ignore[arg-type]
+        release.set()
+        await held
+
+    asyncio.run(main())
+    bridge.__rsgi_del__(asyncio.new_event_loop())
+
+    # then it is answered at once, as the app itself answers it
+    assert probe.answer == health.ALIVE_ANSWER
+
+
+def test_requests_beyond_as_many_again_as_the_threads_are_answered_busy_at_once():
+    # given a bridge of one thread, held, and one request waiting for it
+    release, started = threading.Event(), threading.Semaphore(0)
+    bridge = WsgiBridge(held_app(release, started), threads=1, body_timeout_s=5, max_body_bytes=LIMIT)
+    waiting, beyond, after = Protocol([]), Protocol([]), Protocol([])
+
+    async def main() -> None:
+        bridge.__rsgi_init__(asyncio.get_running_loop())
+        running = asyncio.ensure_future(bridge.__rsgi__(*gets("/held")))  # type: ignore[arg-type]
+        await asyncio.to_thread(started.acquire, timeout=5)
+        queued = asyncio.ensure_future(bridge.__rsgi__(Scope(method="GET", path="/held"), waiting))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        # when one more comes
+        await asyncio.wait_for(bridge.__rsgi__(Scope(method="GET", path="/held"), beyond), 1)  # type: ignore[arg-type]
+        release.set()
+        await asyncio.gather(running, queued)
+        await bridge.__rsgi__(Scope(method="GET", path="/held"), after)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    bridge.__rsgi_del__(asyncio.new_event_loop())
+
+    # then it is told to come back shortly, and the ones before it and after it are served
+    assert beyond.answer == BUSY and ("retry-after", "1") in BUSY[1]
+    assert [p.answer[0] for p in (waiting, after) if p.answer] == [200, 200]
+
+
+def test_the_liveness_answer_on_the_loop_is_the_apps_own():
+    app = Flask("erp_sync.ingress")
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+
+    flask_answer = app.test_client().get(health.LIVENESS_PATH)
+
+    status, headers, body = health.ALIVE_ANSWER
+    assert (status, body, headers) == (flask_answer.status_code, flask_answer.get_data(),
+                                       list(flask_answer.headers.items()))
