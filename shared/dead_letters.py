@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,6 +31,11 @@ from erp_sync.shared.parked_reader import sole_reader
 from erp_sync.shared.publisher import encodable
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
 from erp_sync.shared.topology import CRASH_DELIVERY_LIMIT, WORK_QUEUES, WorkQueue
+
+logger = logging.getLogger(__name__)
+
+HAND_BACK_WAIT_S = 60.0
+HAND_BACK_POLL_S = 0.05
 
 # Headers of the failed attempts; a replay starts the message afresh.
 FAILURE_HEADERS = (ATTEMPT_HEADER, PARK_REASON_HEADER, LAST_ERROR_HEADER, PARKED_AT_HEADER, "x-death",
@@ -149,10 +156,9 @@ class DeadLetters:
         holds, counted as the sole reader: no other reader holds any of them meanwhile, so the counts
         and the messages agree."""
         queues = work_queues(worker)
-        with self._channel() as channel:
-            counts = {queue.worker: int(channel.queue_declare(queue.parking_queue, passive=True).method.message_count)
-                      for queue in WORK_QUEUES.values()}
-            listed = (parked.without_content() for parked in _each_parked(channel, queues))
+        with self._reader() as reader:
+            counts = {queue.worker: reader.ready(queue.parking_queue) for queue in WORK_QUEUES.values()}
+            listed = (parked.without_content() for parked in reader.each_parked(queues))
             return list(itertools.islice(listed, limit)), counts
 
     @contextlib.contextmanager
@@ -163,8 +169,8 @@ class DeadLetters:
         delivery: past the last one iterated, none is read.
         """
         queues = work_queues(worker)  # a name that is no queue is told before any wait
-        with self._channel() as channel:
-            yield _each_parked(channel, queues)
+        with self._reader() as reader:
+            yield reader.each_parked(queues)
 
     def replay(self, ids: set[str] | None, worker: str | None = None,
                settled: list[SettledMessage] | None = None) -> list[SettledMessage]:
@@ -183,61 +189,91 @@ class DeadLetters:
     def _settle(self, ids: set[str] | None, worker: str | None, settled: list[SettledMessage], *,
                 replay: bool) -> list[SettledMessage]:
         queues = work_queues(worker)
-        with self._channel() as channel:
+        with self._reader() as reader:
             if replay:
-                channel.confirm_delivery()
+                reader.channel.confirm_delivery()
             for queue in queues:
-                for parked, tag in _take_all(channel, queue):
+                for parked, tag in reader.take_all(queue):
                     if ids is not None and parked.message_id not in ids:
                         continue
                     if replay:
                         try:
-                            _publish_afresh(channel, queue, parked)
+                            _publish_afresh(reader.channel, queue, parked)
                         except PublishRejected as exc:
                             raise ReplayCutShort(f"{exc}; it and those after it stay parked", settled) from exc
-                    channel.basic_ack(tag)
+                    reader.ack(queue, tag)
                     settled.append(SettledMessage(parked.worker, parked.message_id))
         return settled
 
     def purge(self, worker: str | None = None) -> dict[str, int]:
         """Drop every parked message; how many each queue held."""
         queues = work_queues(worker)
-        with self._channel() as channel:
-            return {queue.worker: channel.queue_purge(queue.parking_queue).method.message_count for queue in queues}
+        with self._reader() as reader:
+            return {queue.worker: reader.channel.queue_purge(queue.parking_queue).method.message_count
+                    for queue in queues}
 
     @contextlib.contextmanager
-    def _channel(self) -> Iterator[BlockingChannel]:
+    def _reader(self) -> Iterator[_Reader]:
         connection = blocking_connection(self._amqp_url, "dlq")
-        channel: BlockingChannel | None = None
+        reader: _Reader | None = None
         try:
-            channel = sole_reader(connection, self._wait_s)
-            yield channel
+            reader = _Reader(connection, sole_reader(connection, self._wait_s))
+            yield reader
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(f"RabbitMQ failed during the command: {exc!r}") from exc
         finally:
-            # Every message taken and not acked goes back: a listing changes nothing. Handed back by
-            # basic.nack rather than by the close, which RabbitMQ 4.3 counts as a failed delivery
-            # against a quorum queue's delivery limit (rabbitmq-server#15387): looks must not add up.
             if connection.is_open:
-                if channel is not None and channel.is_open:
+                if reader is not None and reader.channel.is_open:
                     with contextlib.suppress(pika.exceptions.AMQPError):
-                        channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
+                        reader.hand_back()
                 connection.close()
 
 
+class _Reader:
+    """The sole reader's channel, and how many messages each parking queue holds once it hands back
+    what it took: as many as were ready when it began taking, less those it acked (only readers take
+    parked messages)."""
 
-def _each_parked(channel: BlockingChannel, queues: list[WorkQueue]) -> Iterator[ParkedMessage]:
-    return (parked for queue in queues for parked, _ in _take_all(channel, queue))
+    def __init__(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+        self.channel = channel
+        self._connection = connection
+        self._held_after: dict[str, int] = {}
 
+    def ready(self, parking_queue: str) -> int:
+        return int(self.channel.queue_declare(parking_queue, passive=True).method.message_count)
 
-def _take_all(channel: BlockingChannel, queue: WorkQueue) -> Iterator[tuple[ParkedMessage, int]]:
-    """Each message on the queue's parking queue when the call began, taken without an ack."""
-    waiting = channel.queue_declare(queue.parking_queue, passive=True).method.message_count
-    for _ in range(waiting):
-        method, properties, body = channel.basic_get(queue.parking_queue, auto_ack=False)
-        if method is None:
-            return
-        yield parked_from(queue.worker, properties, body), method.delivery_tag
+    def each_parked(self, queues: list[WorkQueue]) -> Iterator[ParkedMessage]:
+        return (parked for queue in queues for parked, _ in self.take_all(queue))
+
+    def take_all(self, queue: WorkQueue) -> Iterator[tuple[ParkedMessage, int]]:
+        """Each message on the queue's parking queue when the call began, taken without an ack."""
+        waiting = self.ready(queue.parking_queue)
+        self._held_after.setdefault(queue.parking_queue, waiting)
+        for _ in range(waiting):
+            method, properties, body = self.channel.basic_get(queue.parking_queue, auto_ack=False)
+            if method is None:
+                return
+            yield parked_from(queue.worker, properties, body), method.delivery_tag
+
+    def ack(self, queue: WorkQueue, tag: int) -> None:
+        self.channel.basic_ack(tag)
+        self._held_after[queue.parking_queue] -= 1
+
+    def hand_back(self) -> None:
+        """Every message taken and not acked back on its queue, ready, before the next reader's turn
+        (at most HAND_BACK_WAIT_S): a quorum queue takes back thousands over seconds, and a reader let
+        in as this one's connection closed counted those back so far ("0 parked" of 20,000)."""
+        # basic.nack rather than the close, which RabbitMQ 4.3 counts as a failed delivery against a
+        # quorum queue's delivery limit (rabbitmq-server#15387): looks must not add up.
+        self.channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
+        deadline = time.monotonic() + HAND_BACK_WAIT_S
+        for parking_queue, held in self._held_after.items():
+            while self.ready(parking_queue) < held:
+                if time.monotonic() >= deadline:
+                    logger.warning("parked messages still being handed back to %s after %g s: a reader may count "
+                                   "fewer for a moment", parking_queue, HAND_BACK_WAIT_S)
+                    return
+                self._connection.sleep(HAND_BACK_POLL_S)
 
 
 def _publish_afresh(channel: BlockingChannel, queue: WorkQueue, parked: ParkedMessage) -> None:

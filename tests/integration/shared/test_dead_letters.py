@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pika
 import pytest
 
 from erp_sync.shared.broker import queue_depths
@@ -12,9 +13,12 @@ from erp_sync.shared.dead_letters import DeadLetters
 from erp_sync.shared.errors import ConfigurationError, ParkedBeingRead
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
-from erp_sync.shared.topology import WORK_QUEUES
+from erp_sync.shared.topology import PARKING_EXCHANGE, WORK_QUEUES
 from tests.support.amqp import drain
 from tests.support.parking import park
+from tests.support.waiting import wait_for
+
+PARKED_MANY = 3_000
 
 
 def test_a_listing_shows_each_parked_message_and_takes_none(broker):
@@ -233,3 +237,31 @@ def test_the_consoles_counted_listing_holds_no_message_content(broker):
     [message] = listed
     assert (message.message_id, message.body, message.headers) == ("evt_big", b"", {})
     assert counts["catalog"] == 1 and DeadLetters(broker).parked("catalog")[0].body == b"x" * 2_000_000
+
+
+def park_many(amqp_url: str, worker: str, count: int) -> None:
+    """`count` messages parked on the worker's parking queue, published at once and counted there."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        headers = {PARK_REASON_HEADER: "ValueError: bad", ATTEMPT_HEADER: 1, PARKED_AT_HEADER: "2026-12-04T03:00:00+00:00"}
+        for n in range(count):
+            channel.basic_publish(PARKING_EXCHANGE, worker, b"{}", pika.BasicProperties(
+                message_id=f"evt_{n}", headers=headers, delivery_mode=2))
+        queue = WORK_QUEUES[worker].parking_queue
+        wait_for(lambda: channel.queue_declare(queue, passive=True).method.message_count == count, timeout=60)
+    finally:
+        connection.close()
+
+
+def test_the_reader_after_one_that_read_thousands_finds_them_all_parked(broker):
+    # given thousands parked, and one of them replayed (each read, all but it handed back)
+    park_many(broker, "inventory", PARKED_MANY)
+    letters = DeadLetters(broker)
+    assert [m.message_id for m in letters.replay({"evt_0"}, "inventory")] == ["evt_0"]
+
+    # when the next reader comes right after (the console's overview, then its parked page)
+    listed, counts = letters.counted("inventory")
+
+    # then it finds every other one parked, not those already handed back alone
+    assert counts["inventory"] == PARKED_MANY - 1 and len(listed) == PARKED_MANY - 1

@@ -1,0 +1,54 @@
+"""A reader of the parked messages ends its turn only once what it handed back is ready again."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pika
+
+from erp_sync.shared.dead_letters import _Reader
+from erp_sync.shared.topology import WORK_QUEUES
+
+QUEUE = WORK_QUEUES["inventory"]
+
+
+class Broker:
+    """A parking queue of `ready` messages that takes back what was handed back a few at a time."""
+
+    def __init__(self, ready: int, back_per_look: int) -> None:
+        self.ready, self.taken, self.back_per_look = ready, 0, back_per_look
+        self.slept = 0
+
+    def queue_declare(self, queue: str, passive: bool) -> SimpleNamespace:
+        if self.taken and self.handed_back:
+            back = min(self.back_per_look, self.taken)
+            self.ready, self.taken = self.ready + back, self.taken - back
+        return SimpleNamespace(method=SimpleNamespace(message_count=self.ready))
+
+    def basic_get(self, queue: str, auto_ack: bool) -> tuple[object, object, bytes]:
+        self.ready, self.taken = self.ready - 1, self.taken + 1
+        return SimpleNamespace(delivery_tag=self.taken), pika.BasicProperties(message_id="m"), b"{}"
+
+    def basic_ack(self, tag: int) -> None:
+        self.taken -= 1
+
+    def basic_nack(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
+        self.handed_back = True
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += 1
+
+    handed_back = False
+
+
+def test_the_turn_ends_once_every_message_handed_back_is_ready_again():
+    # given a reader that took all 1,000 parked messages and acked (replayed) one
+    broker = Broker(ready=1_000, back_per_look=100)
+    reader = _Reader(broker, broker)  # type: ignore[arg-type]
+    taken = list(reader.take_all(QUEUE))
+    reader.ack(QUEUE, taken[0][1])
+
+    # when it hands them back, the queue taking them back 100 at a time
+    reader.hand_back()
+
+    # then it waited until all 999 were ready again: the next reader counts them all
+    assert broker.ready == 999 and broker.taken == 0 and broker.slept >= 9
