@@ -4,7 +4,8 @@
     Content-Type application/json, body `{"url": ..}` -> "url": that CSV file, fetched as a stream
     Content-Type text/csv                             -> "csv": `sku,qty` rows over the raw stream
 
-Errors: a row that is not a SKU and an integer, a body cut short, an unknown form -> SnapshotBroken
+Errors: a row that is not a SKU and an integer, a row over MAX_ROW_BYTES (a CSV line, the JSON
+between two items) or nested deeper than MAX_NESTING, a body cut short, an unknown form -> SnapshotBroken
 (permanent); what the ERP's answers and transport failures mean (ErpUnavailable, ErpMisconfigured,
 ErpRejected) is decided in workers/erp_http.py, for the orders as well. Either way the caller has
 not finished reading and must change nothing.
@@ -46,6 +47,11 @@ SNAPSHOT_PATH = "/api/v1/inventory/snapshot"
 MAX_URL_BODY_BYTES = 64 * 1024
 MAX_PEEK_BYTES = 4096
 READ_CHUNK_BYTES = 64 * 1024
+# A row is a SKU and a figure: a CSV line, or the JSON between two items, longer than this is no row.
+# Unbounded, one line without its end (2 GB of digits, 1.5 MB gzip-compressed) took gigabytes and the
+# pod was killed; a huge JSON string also parses in quadratic time.
+MAX_ROW_BYTES = 64 * 1024
+MAX_NESTING = 32  # the array, its object, and arrays or objects in a member the sweep does not read
 # A figure in stock_levels' bigint columns must leave room for the deltas that follow it (near
 # 2**63 - 1, the next receipt overflowed and was parked): at most 18 digits, |qty| < 10**18. The
 # CSV's digits are checked before int(), which refuses 4,300 of them.
@@ -205,14 +211,56 @@ def _hints(of_file: bool, with_token: bool) -> Mapping[int, str]:
 
 
 def json_rows(stream: Any) -> Iterator[Row]:
-    """Rows of a JSON array of `{"sku", "qty"}` objects, parsed incrementally."""
+    """Rows of a JSON array of `{"sku", "qty"}` objects, parsed incrementally.
+
+    Read from yajl's events, not built by ijson.items: its prefixes ("item.item.item...") grow with
+    the nesting, and 20 KB of `[` took a gigabyte. A row's other members are skipped, nested up to
+    MAX_NESTING deep.
+    """
+    bounded = _ItemBytes(stream)
     # use_float: an integer is read as a C long long, and one beyond it is a parse error. Without
     # it, yajl2_c hands the digits to Python's int(), and past its 4,300 digits the process crashed.
-    items = ijson.items(stream, "item", buf_size=READ_CHUNK_BYTES, use_float=True)
-    for number, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            raise SnapshotBroken(f"snapshot row {number}: not an object", row=number)
-        yield _row(number, item.get("sku"), item.get("qty"))
+    events = ijson.basic_parse(bounded, buf_size=READ_CHUNK_BYTES, use_float=True)
+    depth, number, key = 0, 0, ""
+    item: dict[str, object] = {}
+    for event, value in events:
+        if depth == 2:  # in a row
+            if event == "map_key":
+                key = value
+            elif event == "end_map":
+                depth, bounded.since_item = 1, 0
+                yield _row(number, item.get("sku"), item.get("qty"))
+            elif event == "start_map" or event == "start_array":
+                depth, item[key] = 3, _NESTED
+            else:
+                item[key] = value
+        elif depth == 1:  # in the array
+            if event != "start_map":
+                if event == "end_array":
+                    depth = 0
+                    continue
+                raise SnapshotBroken(f"snapshot row {number + 1}: not an object", row=number + 1)
+            depth, number, item = 2, number + 1, {}
+        elif depth == 0:
+            if event != "start_array" or number:
+                raise SnapshotBroken("snapshot JSON: not an array")
+            depth = 1
+        elif event == "start_map" or event == "start_array":  # in a member skipped
+            depth += 1
+            if depth > MAX_NESTING:
+                raise SnapshotBroken(f"snapshot row {number}: nested deeper than {MAX_NESTING}", row=number)
+        elif event == "end_map" or event == "end_array":
+            depth -= 1
+
+
+class _Nested:
+    """A row's member that is an array or object."""
+
+    def __repr__(self) -> str:
+        return "an array or object"
+
+
+_NESTED = _Nested()
 
 
 def csv_rows(raw: Any) -> Iterator[Row]:
@@ -225,7 +273,9 @@ def csv_rows(raw: Any) -> Iterator[Row]:
         raise SnapshotBroken(f"snapshot CSV: header must name sku and qty, got {header!r}")
     sku_at, qty_at = header.index("sku"), header.index("qty")
     width = max(sku_at, qty_at) + 1
+    lines.since_row = 0
     for number, fields in enumerate(reader, start=1):
+        lines.since_row = 0
         if not fields:
             continue
         if len(fields) < width:
@@ -327,14 +377,41 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+class _ItemBytes(io.RawIOBase):
+    """A raw byte stream that refuses to be read on past MAX_ROW_BYTES without a whole JSON item:
+    the reader sets `since_item` to 0 at each item (reads come READ_CHUNK_BYTES at a time)."""
+
+    def __init__(self, raw: io.RawIOBase) -> None:
+        super().__init__()
+        self._raw = raw
+        self.since_item = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.since_item > MAX_ROW_BYTES + READ_CHUNK_BYTES:
+            raise SnapshotBroken(f"snapshot JSON: more than {MAX_ROW_BYTES // 1024} KiB without a whole item: "
+                                 'is it an array of {"sku", "qty"} objects?')
+        size = self._raw.readinto(buffer) or 0
+        self.since_item += size
+        return size
+
+
 class _Lines(Iterable[str]):
-    """The lines of a text stream, remembering whether the last one ended with a newline."""
+    """The lines of a text stream, remembering whether the last one ended with a newline; at most
+    MAX_ROW_BYTES characters from one row to the next (the reader sets `since_row` to 0 at each)."""
 
     def __init__(self, text: io.TextIOBase) -> None:
         self._text = text
         self.ended_cleanly = True
+        self.since_row = 0
 
     def __iter__(self) -> Iterator[str]:
-        for line in self._text:
+        readline = self._text.readline
+        while line := readline(MAX_ROW_BYTES + 1):
+            self.since_row += len(line)
+            if self.since_row > MAX_ROW_BYTES:
+                raise SnapshotBroken(f"snapshot CSV: a line longer than {MAX_ROW_BYTES // 1024} KiB: is it CSV?")
             self.ended_cleanly = line.endswith("\n")
             yield line

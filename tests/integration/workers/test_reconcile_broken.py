@@ -1,6 +1,9 @@
 """A snapshot that is cut short or malformed aborts the sweep, changes nothing, and is recorded failed."""
 from __future__ import annotations
 
+import gzip
+import tracemalloc
+
 import ijson
 import pytest
 
@@ -88,7 +91,7 @@ def alerts_of(caplog) -> list[tuple[str, str]]:
 def test_a_qty_of_5000_digits_is_a_broken_snapshot_under_ijsons_python_backend_too(
         monkeypatch, sweep_settings, committed_session):
     # given the pure-Python parser (where the C one is not installed), which reads integers with int()
-    monkeypatch.setattr(ijson, "items", ijson.get_backend("python").items)
+    monkeypatch.setattr(ijson, "basic_parse", ijson.get_backend("python").basic_parse)
     seed_levels(committed_session, {"S-1": 5, "S-2": 5})
 
     # when a sweep reads a snapshot with a qty beyond int()'s 4,300 digits
@@ -146,3 +149,39 @@ def test_a_snapshot_whose_headers_trickle_past_the_sweeps_time_is_too_slow_not_u
     assert summary.status == "failed" and "still reading after 1 s" in (summary.error or "")
     assert levels(committed_session) == {"S-1": 5}
 
+
+
+HUGE = 16 * 1024 * 1024
+ENDLESS_ROW = {
+    "csv line without its end": (CSV, b"sku,qty\r\nS-1,1\r\nS-2," + b"7" * HUGE, {},
+                                 "snapshot CSV: a line longer than 64 KiB: is it CSV?"),
+    # 16 MB that travel as 16 KB: the stream is decoded as it is read
+    "csv line without its end, gzip": (CSV, gzip.compress(b"sku,qty\r\nS-1,1\r\nS-2," + b"7" * HUGE),
+                                       {"Content-Encoding": "gzip"}, "snapshot CSV: a line longer than 64 KiB"),
+    # yajl grows a string in quadratic time (32 MB: 6 s of a core), and holds it whole
+    "json string": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "' + b"A" * HUGE + b'", "qty": 0}]', {},
+                    "snapshot JSON: more than 64 KiB without a whole item"),
+    "json spaces between items": (JSON, b'[{"sku": "S-1", "qty": 1}, ' + b" " * HUGE + b'{"sku": "S-2", "qty": 0}]', {},
+                                  "snapshot JSON: more than 64 KiB without a whole item"),
+}
+
+
+@pytest.mark.parametrize(("content_type", "body", "headers", "reason"), ENDLESS_ROW.values(), ids=ENDLESS_ROW.keys())
+def test_a_row_longer_than_any_row_fails_the_run_in_flat_memory(content_type, body, headers, reason, sweep_settings,
+                                                               committed_session, caplog):
+    # given a snapshot whose second row runs on for 16 MB (a minified export served as CSV is one line)
+    seed_levels(committed_session, {"S-1": 5, "S-2": 5})
+    with answering(200, body, {"Content-Type": content_type} | headers) as url:
+        # when a sweep reads it
+        tracemalloc.start()
+        try:
+            summary = run_sweep(sweep_settings(url))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    # then the run fails saying why, before the row was held whole, and nothing changed
+    assert peak < HUGE // 4, f"peak {peak / 1e6:.1f} MB while reading"
+    assert summary.status == "failed" and reason in (summary.error or "")
+    assert alerts_of(caplog) == [("sweep_failed", f"ALERT reconciliation run {summary.run_id} failed")]
+    assert levels(committed_session) == {"S-1": 5, "S-2": 5}
