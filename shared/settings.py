@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     reconcile_drift_alert_share: float = Field(default=0.05, ge=0, le=1)
     reconcile_read_timeout_s: float = Field(default=60.0, gt=0)
     reconcile_max_duration_s: float = Field(default=1800.0, gt=0)
+    # A snapshot past this many rows is taken as endless (a paging cursor that loops): each row is
+    # copied to the shared database's disk, about 13 MB/s until RECONCILE_MAX_DURATION_S.
+    reconcile_max_snapshot_rows: int = Field(default=5_000_000, gt=0)
     # A sweep past any of these shares writes nothing and waits for an operator (1: that limit off).
     reconcile_max_changed_share: float = Field(default=0.05, ge=0, le=1)
     reconcile_max_zeroed_share: float = Field(default=0.02, ge=0, le=1)

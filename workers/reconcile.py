@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 LOCK_KEY = 7_305_921  # pg_advisory_lock key of the sweep; no other lock in erp-sync uses it
 SAMPLE_SKUS = 100
 DEADLINE_CHECK_ROWS = 10_000
+# A SKU met again within this many rows (and up to twice as many) fails the read at once: a page
+# the ERP's paging repeats, not the unique index once the endless stream has ended.
+RECENT_ROWS = 10_000
 _DEADLINES = Deadlines("snapshot-deadline")
 
 INTERRUPTED = "interrupted: the sweeping process ended without finishing"
@@ -200,16 +203,7 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
     file's making (workers/snapshot_reader.py).
     """
     taken = snapshot.taken()
-    rows = 0
-    conn.execute(_SNAPSHOT_TABLE)
-    with conn.cursor() as cursor, cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
-        for row in snapshot.rows:
-            copy.write_row(row)
-            rows += 1
-            if rows % DEADLINE_CHECK_ROWS == 0 and cut.expired:  # rows still coming, however fast
-                raise _still_reading(settings)
-    if cut.happened.is_set():  # a stream without a length, cut at a line's end, just ends
-        raise _still_reading(settings)
+    rows = _copied(settings, conn, snapshot, cut)
     read_until = snapshot.read_until(datetime.now(UTC))
     try:
         conn.execute(_SNAPSHOT_INDEX)
@@ -247,6 +241,48 @@ def _compare_and_correct(settings: Settings, conn: Connection, run_id: int, snap
                                     "missing_in_erp": [sku for sku, _ in in_erp]}),
     })
     return taken
+
+
+def _copied(settings: Settings, conn: Connection, snapshot: Snapshot, cut: Cut) -> int:
+    """The snapshot's rows COPYed into `reconcile_snapshot`: how many. A snapshot that repeats a page,
+    or runs past RECONCILE_MAX_SNAPSHOT_ROWS, is broken before it fills the database's disk."""
+    rows, limit, endless = 0, settings.reconcile_max_snapshot_rows, False
+    recent: set[str] = set()
+    before: set[str] = set()
+    conn.execute(_SNAPSHOT_TABLE)
+    with conn.cursor() as cursor, cursor.copy("COPY reconcile_snapshot (sku, qty) FROM STDIN") as copy:
+        for row in snapshot.rows:
+            if rows == limit:
+                endless = True  # the COPY ends whole: the index then tells whether the rows repeat
+                break
+            sku = row[0]
+            if sku in recent or sku in before:
+                raise SnapshotBroken(f"snapshot row {rows + 1}: SKU {sku!r} appears twice within {2 * RECENT_ROWS:,} "
+                                     "rows: does the ERP's export repeat a page?", row=rows + 1)
+            recent.add(sku)
+            if len(recent) == RECENT_ROWS:
+                before, recent = recent, set()
+            copy.write_row(row)
+            rows += 1
+            if rows % DEADLINE_CHECK_ROWS == 0 and cut.expired:  # rows still coming, however fast
+                raise _still_reading(settings)
+    if endless:
+        raise _endless(settings, conn)
+    if cut.happened.is_set():  # a stream without a length, cut at a line's end, just ends
+        raise _still_reading(settings)
+    return rows
+
+
+def _endless(settings: Settings, conn: Connection) -> SnapshotBroken:
+    """Rows beyond RECONCILE_MAX_SNAPSHOT_ROWS: whether the export repeats itself, or lists more SKUs than that."""
+    beyond = f"snapshot: more than {settings.reconcile_max_snapshot_rows:,} rows (RECONCILE_MAX_SNAPSHOT_ROWS)"
+    try:
+        conn.execute(_SNAPSHOT_INDEX)
+    except psycopg.errors.UniqueViolation as exc:
+        return SnapshotBroken(f"{beyond}, a SKU among them twice ({exc.diag.message_detail}): the ERP's export "
+                              "repeats itself (a paging cursor that loops?)")
+    return SnapshotBroken(f"{beyond}, each SKU once: the ERP's export does not end, or lists more SKUs than "
+                          "the setting allows")
 
 
 def drifted(settings: Settings, checked: int, mismatched: int) -> bool:

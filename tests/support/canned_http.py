@@ -14,20 +14,20 @@ from typing import Literal
 def answering(status: int, body: bytes, headers: dict[str, str] | None = None, extra_length: int = 0,
               repeat: int = 1, written: list[int] | None = None, trickle_s: float = 0.0,
               trickle_from: Literal["status", "body"] = "status", trickle_lines: bool = False,
-              tls: ssl.SSLContext | None = None) -> Iterator[str]:
+              tls: ssl.SSLContext | None = None, first: bytes = b"") -> Iterator[str]:
     """Answer every GET and POST with `status`, `headers` and `body` (`repeat` times over), declaring
     `extra_length` bytes more than it sends (unless `headers` declare a Content-Length of their own);
     yields the base URL (https with `tls`). `written` gets the bytes of body each answer got out
     before the client left. With `trickle_s`, the answer goes out a byte every `trickle_s` from its
     status line on, or from its body on (the status line and headers at once); with `trickle_lines`,
     a line of its body at a time. `headers={"Content-Length": ""}` sends none: the body ends with
-    the connection."""
+    the connection. `first` goes out once, before the body and its repeats (a JSON array's `[`)."""
 
     class Handler(BaseHTTPRequestHandler):
         def answer(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             fields = dict(headers or {})  # no Date of its own: a test's `headers` may give one
-            fields.setdefault("Content-Length", str(len(body) * repeat + extra_length))
+            fields.setdefault("Content-Length", str(len(first) + len(body) * repeat + extra_length))
             if not fields["Content-Length"]:
                 del fields["Content-Length"]
             fields["Connection"] = "close"
@@ -39,12 +39,14 @@ def answering(status: int, body: bytes, headers: dict[str, str] | None = None, e
                     if trickle_from == "body":
                         self.wfile.write(head_bytes)
                         head_bytes = b""
-                    sent = self._trickle(head_bytes, body * repeat)
+                    sent = self._trickle(head_bytes, first + body * repeat)
                 else:
                     self.send_response_only(status)
                     for name, value in fields.items():
                         self.send_header(name, value)
                     self.end_headers()
+                    self.wfile.write(first)
+                    sent += len(first)
                     for _ in range(repeat):
                         self.wfile.write(body)
                         sent += len(body)

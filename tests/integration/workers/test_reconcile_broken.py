@@ -185,3 +185,59 @@ def test_a_row_longer_than_any_row_fails_the_run_in_flat_memory(content_type, bo
     assert summary.status == "failed" and reason in (summary.error or "")
     assert alerts_of(caplog) == [("sweep_failed", f"ALERT reconciliation run {summary.run_id} failed")]
     assert levels(committed_session) == {"S-1": 5, "S-2": 5}
+
+
+def json_page(skus: range, prefix: str = "P") -> bytes:
+    """The rows of one page of a JSON snapshot, each followed by a comma (the array goes on)."""
+    return "".join(f'{{"sku": "{prefix}-{n}", "qty": 1}},' for n in skus).encode()
+
+
+def test_a_snapshot_repeating_a_page_fails_at_its_first_repeat(sweep_settings, committed_session, caplog):
+    # given an ERP whose paging cursor loops: the same page of 1,000 SKUs over and over (1,000 of them here)
+    seed_levels(committed_session, {"S-1": 5})
+    written: list[int] = []
+    page = json_page(range(1000))
+    with answering(200, page, {"Content-Type": JSON, "Content-Length": ""}, repeat=1000, written=written,
+                   first=b"[") as url:
+        # when a sweep reads it
+        summary = run_sweep(sweep_settings(url))
+
+    # then the run fails at the page's first repeat, not once the stream has ended (or at the deadline)
+    assert summary.status == "failed"
+    assert "snapshot row 1001: SKU 'P-0' appears twice within 20,000 rows: does the ERP's export repeat a page?" in (
+        summary.error or "")
+    # (what the server got out includes the sockets' buffers: a few MB)
+    assert written and written[0] < 300 * len(page), f"{written[0] / len(page):.0f} pages sent"
+    assert alerts_of(caplog) == [("sweep_failed", f"ALERT reconciliation run {summary.run_id} failed")]
+    assert levels(committed_session) == {"S-1": 5}
+
+
+ENDLESS = {
+    # a cursor looping back over more than the latest rows' SKUs: the index on the rows read tells
+    "looping over 25,000 SKUs": (json_page(range(25_000)), "a SKU among them twice (Key (sku)=(P-"),
+    "of distinct SKUs": (b"".join(json_page(range(n, n + 1000), prefix=f"D{n}") for n in range(0, 40_000, 1000)),
+                         "each SKU once: the ERP's export does not end, or lists more SKUs than the setting allows"),
+}
+
+
+@pytest.mark.parametrize(("page", "reason"), ENDLESS.values(), ids=ENDLESS.keys())
+def test_a_snapshot_past_its_row_limit_fails_saying_whether_it_repeats(page, reason, sweep_settings,
+                                                                      committed_session):
+    # given a snapshot that runs on, and a sweep taking at most 30,000 rows
+    seed_levels(committed_session, {"S-1": 5})
+    with answering(200, page, {"Content-Type": JSON, "Content-Length": ""}, repeat=4, first=b"[") as url:
+        summary = run_sweep(sweep_settings(url, reconcile_max_snapshot_rows=30_000))
+
+    # then the run fails at the limit, naming it and what the rows read look like
+    assert summary.status == "failed"
+    assert "snapshot: more than 30,000 rows (RECONCILE_MAX_SNAPSHOT_ROWS), " in (summary.error or "")
+    assert reason in (summary.error or "")
+    assert levels(committed_session) == {"S-1": 5}
+
+
+def test_a_snapshot_of_as_many_rows_as_the_limit_is_read(sweep_settings, committed_session):
+    seed_levels(committed_session, {"S-1": 5, "S-2": 5})
+    with serving_body(CSV, b"sku,qty\r\nS-1,1\r\nS-2,2\r\n") as url:
+        summary = run_sweep(sweep_settings(url, reconcile_max_snapshot_rows=2))
+
+    assert summary.status == "succeeded" and levels(committed_session) == {"S-1": 1, "S-2": 2}
