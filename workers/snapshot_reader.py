@@ -264,7 +264,13 @@ _NESTED = _Nested()
 
 
 def csv_rows(raw: Any) -> Iterator[Row]:
-    """Rows of a `sku,qty` CSV file with a header line; a last line without its newline is a cut."""
+    """Rows of a `sku,qty` CSV file with a header line; a last line without its line end is a cut.
+
+    A file cut mid-line ends in a row that may read as a row (`SKU-1,12` of `SKU-1,120`): only the
+    last line's end tells a whole file from one cut short. Any end the reader splits lines at will do,
+    `\n`, `\r\n` or a lone `\r` (old Mac exports): a file cut between a `\r` and its `\n` lost no
+    part of a row.
+    """
     text = io.TextIOWrapper(io.BufferedReader(_Prefixed(raw, b""), READ_CHUNK_BYTES), encoding="utf-8-sig", newline="")
     lines = _Lines(text)
     reader = csv.reader(lines, strict=True)
@@ -283,7 +289,8 @@ def csv_rows(raw: Any) -> Iterator[Row]:
         qty = fields[qty_at].strip()
         yield _row(number, fields[sku_at], int(qty) if _INTEGER.fullmatch(qty) else qty)
     if not lines.ended_cleanly:
-        raise SnapshotBroken("snapshot CSV: the last line has no line end (truncated)")
+        raise SnapshotBroken("snapshot CSV: the last line has no line end: the file was cut short (truncated), or the "
+                             "export does not end its last line; every line, the last too, must end with a line end")
 
 
 def _row(number: int, sku: object, qty: object) -> Row:
@@ -398,8 +405,11 @@ class _ItemBytes(io.RawIOBase):
         return size
 
 
+_LINE_ENDS = ("\n", "\r")
+
+
 class _Lines(Iterable[str]):
-    """The lines of a text stream, remembering whether the last one ended with a newline; at most
+    """The lines of a text stream, remembering whether the last one ended with a line end; at most
     MAX_ROW_BYTES characters from one row to the next (the reader sets `since_row` to 0 at each)."""
 
     def __init__(self, text: io.TextIOBase) -> None:
@@ -413,5 +423,5 @@ class _Lines(Iterable[str]):
             self.since_row += len(line)
             if self.since_row > MAX_ROW_BYTES:
                 raise SnapshotBroken(f"snapshot CSV: a line longer than {MAX_ROW_BYTES // 1024} KiB: is it CSV?")
-            self.ended_cleanly = line.endswith("\n")
+            self.ended_cleanly = line.endswith(_LINE_ENDS)
             yield line

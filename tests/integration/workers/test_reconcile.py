@@ -71,6 +71,16 @@ def test_a_snapshot_starting_with_a_byte_order_mark_is_read(content_type, body, 
     assert levels(committed_session) == {"A-1": 1}
 
 
+def test_a_csv_snapshot_with_lone_cr_line_ends_is_read(sweep_settings, committed_session):
+    # given an export writing old Mac line ends, a lone CR, the last line's too
+    seed_levels(committed_session, {"A-1": 5, "A-2": 5})
+    with answering(200, b"sku,qty\rA-1,1\rA-2,5\r", {"Content-Type": "text/csv"}) as url:
+        summary = run_sweep(sweep_settings(url))
+
+    assert summary.status == "succeeded", summary.error
+    assert levels(committed_session) == {"A-1": 1, "A-2": 5}
+
+
 def test_a_snapshot_dated_hours_ahead_does_not_stamp_the_correction_ahead(sweep_settings, committed_session, caplog):
     # given an ERP behind a server writing its local time as GMT: its answer's Date 5.5 hours ahead
     seed_levels(committed_session, {"A-1": 10})

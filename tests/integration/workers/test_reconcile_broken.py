@@ -26,7 +26,13 @@ BROKEN = {
                              """I expect ',' or ']' near {"sku": "S-1", "qty": 1} {"sku": "S-2", "qty": 0}]"""),
     "json cut by the connection": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 0}', 500, "broke off"),
     "csv cut mid-line": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,", 0, "qty must be an integer"),
-    "csv without its last line end": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,0", 0, "truncated"),
+    "csv without its last line end": (CSV, b"sku,qty\r\nS-1,1\r\nS-2,0", 0,
+                                      "snapshot CSV: the last line has no line end: the file was cut short "
+                                      "(truncated), or the export does not end its last line; every line, the "
+                                      "last too, must end with a line end"),
+    "csv of lone CRs without its last line end": (CSV, b"sku,qty\rS-1,1\rS-2,0", 0,
+                                                  "the export does not end its last line"),
+    "csv of lone CRs cut in a quoted field": (CSV, b'sku,qty,note\rS-1,1,"x\r', 0, "unexpected end of data"),
     "csv cut by the connection": (CSV, b"sku,qty\r\nS-1,1\r\n", 300, "broke off"),
     "empty sku": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "", "qty": 0}]', 0, "non-empty string"),
     "fractional qty": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 0.5}]', 0, "integer"),

@@ -81,3 +81,22 @@ def test_a_long_snapshot_of_short_rows_is_read_whole():
 
     assert read_csv(b"sku,qty\r\n" + b"".join(f"{s},{q}\r\n".encode() for s, q in rows)) == rows
     assert read_json(("[" + ",\n".join(f'{{"sku": "{s}", "qty": {q}}}' for s, q in rows) + "]").encode()) == rows
+
+
+LINE_ENDS = {"LF": b"\n", "CRLF": b"\r\n", "lone CR": b"\r"}
+
+
+@pytest.mark.parametrize("end", LINE_ENDS.values(), ids=LINE_ENDS.keys())
+def test_csv_lines_may_end_in_any_line_end(end):
+    assert read_csv(end.join([b"sku,qty", b"A,5", b"B,6", b""])) == [("A", 5), ("B", 6)]
+
+
+@pytest.mark.parametrize("end", LINE_ENDS.values(), ids=LINE_ENDS.keys())
+def test_a_csv_whose_last_line_has_no_end_is_taken_for_a_cut(end):
+    # given an export that does not end its last line: as a file cut mid-line would read
+    body = end.join([b"sku,qty", b"A,5", b"B,12"])
+
+    with pytest.raises(SnapshotBroken, match="the file was cut short .*, or the export does not end its last line; "
+                                             "every line, the last too, must end with a line end"):
+        read_csv(body)
+
