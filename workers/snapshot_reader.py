@@ -215,7 +215,7 @@ def json_rows(stream: Any) -> Iterator[Row]:
 
     Read from yajl's events, not built by ijson.items: its prefixes ("item.item.item...") grow with
     the nesting, and 20 KB of `[` took a gigabyte. A row's other members are skipped, nested up to
-    MAX_NESTING deep.
+    MAX_NESTING deep; a member named twice in a row breaks the snapshot.
     """
     bounded = _ItemBytes(stream)
     # use_float: an integer is read as a C long long, and one beyond it is a parse error. Without
@@ -226,6 +226,8 @@ def json_rows(stream: Any) -> Iterator[Row]:
     for event, value in events:
         if depth == 2:  # in a row
             if event == "map_key":
+                if value in item:  # which of the two counts is not defined: the webhook door refuses it too
+                    raise SnapshotBroken(f"snapshot row {number}: names the member {value!r:.40} twice", row=number)
                 key = value
             elif event == "end_map":
                 depth, bounded.since_item = 1, 0

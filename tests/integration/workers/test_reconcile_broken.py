@@ -59,6 +59,8 @@ BROKEN = {
     "url form nested deeper than the stack": (JSON, b'{"url": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", 0,
                                               "not an array nor"),
     "not an object": (JSON, b'[{"sku": "S-1", "qty": 1}, 7]', 0, "not an object"),
+    "json member twice": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 0, "qty": 9}]', 0,
+                          "snapshot row 2: names the member 'qty' twice"),
     "duplicate sku": (JSON, b'[{"sku": "S-2", "qty": 1}, {"sku": "S-2", "qty": 0}]', 0, "appears twice"),
     "unknown form": ("text/html", b"<html></html>", 0, "Content-Type"),
     "json cut before its first byte": (JSON, b"", 100, "broke off"),

@@ -100,3 +100,17 @@ def test_a_csv_whose_last_line_has_no_end_is_taken_for_a_cut(end):
                                              "every line, the last too, must end with a line end"):
         read_csv(body)
 
+
+
+TWICE = {
+    "qty": (b'[{"sku": "A", "qty": 1, "qty": 999}]', "snapshot row 1: names the member 'qty' twice"),
+    "sku": (b'[{"sku": "A", "qty": 1}, {"sku": "A", "sku": "B", "qty": 2}]', "snapshot row 2: names the member 'sku' twice"),
+    "one the sweep skips": (b'[{"sku": "A", "qty": 1, "note": [1], "note": 2}]', "row 1: names the member 'note' twice"),
+}
+
+
+@pytest.mark.parametrize(("body", "reason"), TWICE.values(), ids=TWICE.keys())
+def test_an_object_naming_a_member_twice_is_a_broken_snapshot(body, reason):
+    # which of the two counts is not defined (the webhook door refuses the same with a 400)
+    with pytest.raises(SnapshotBroken, match=reason):
+        read_json(body)
