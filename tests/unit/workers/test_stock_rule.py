@@ -149,16 +149,17 @@ STARTS = st.one_of(
 def test_the_arrival_order_never_changes_where_a_sku_ends(start, changes, data):
     # given a SKU's start and the same events arriving in two orders
     other_order = data.draw(st.permutations(changes))
-    one, other = Ledger(start), Ledger(start)
 
-    # when each order passes through the rule
+    # when each order passes through the rule, then both end at the same figure
+    assert end_of(start, changes) == end_of(start, other_order)
+
+
+def end_of(start: Figure, changes: list[Total | Delta]) -> Figure:
+    """Where a SKU starting at `start` ends once `changes` passed through the rule in that order."""
+    ledger = Ledger(start)
     for change in changes:
-        one.take(change)
-    for change in other_order:
-        other.take(change)
-
-    # then both end at the same figure
-    assert one.figure == other.figure
+        ledger.take(change)
+    return ledger.figure
 
 
 def test_a_receipt_held_back_by_a_correction_counts_once_a_total_that_cannot_hold_it_arrives():
@@ -245,13 +246,6 @@ def test_with_receipt_stamps_the_arrival_order_never_changes_where_a_sku_ends(st
     # given a SKU's start (of no receipt stamp: a figure of before, the sweep's) and events of tied
     # seconds, each received by the door at its own time, arriving in two orders
     other_order = data.draw(st.permutations(changes))
-    one, other = Ledger(start), Ledger(start)
 
-    # when each order passes through the rule
-    for change in changes:
-        one.take(change)
-    for change in other_order:
-        other.take(change)
-
-    # then both end at the same figure
-    assert one.figure == other.figure
+    # when each order passes through the rule, then both end at the same figure
+    assert end_of(start, changes) == end_of(start, other_order)
