@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from erp_sync.shared.errors import DatabaseUnavailable
@@ -47,6 +48,12 @@ def _render_http_exception(error: HTTPException) -> tuple[Response, int, list[tu
 
 def _render_database_error(error: SQLAlchemyError | DatabaseUnavailable) -> tuple[Response, int, dict[str, str]]:
     # The storefront must tell "down, try again" from a bug: the database is down, not the request wrong.
+    if isinstance(error, PoolTimeoutError):
+        # Every pooled connection in use by this process's requests: the API is overloaded (or each
+        # request waits out a lock), while PostgreSQL may be idle. Worth telling the person on call apart.
+        logger.warning("read API: no database connection free within the pool's wait: %s", error)
+        return jsonify({"error": "the API is busy: no database connection is free; retry shortly",
+                        "details": []}), 503, {"Retry-After": "1"}
     logger.error("read API: database unavailable: %s", error)
     retry_after = str(current_app.extensions["erp_sync.settings"].unavailable_retry_after_s)
     body = {"error": "the commerce database is unavailable; retry later", "details": []}
