@@ -130,7 +130,8 @@ def api_document() -> dict[str, Any]:
     """The storefront's read API (`erp-sync api`), behind `Authorization: Bearer`."""
     unauthorized = {"401": _json("Missing or invalid Bearer token.", _ERROR, {
         "WWW-Authenticate": {"required": True, "schema": {"type": "string"}}})}
-    unavailable = {"503": _json("The commerce database is unavailable.", _ERROR, _RETRY_AFTER)}
+    unavailable = {"503": _json("The commerce database is unavailable, or the API is busy: try again after Retry-After.",
+                                _ERROR, _RETRY_AFTER)}
 
     def read(operation_id: str, summary: str, name: str, body: Schema, extra: dict[str, Any] | None = None,
              parameters: list[Schema] | None = None) -> dict[str, Any]:
