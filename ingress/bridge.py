@@ -95,7 +95,11 @@ class WsgiBridge:
             return
         body, length = read
         answered = self._loop.create_future()
-        self._threads.submit(self._answer, wsgi_environ(scope, body, length), protocol, answered)
+        try:
+            self._threads.submit(self._answer, wsgi_environ(scope, body, length), protocol, answered)
+        except BaseException:
+            self._places.release()  # no thread took it (the pool shut down, an environ not built)
+            raise
         # granian answers 500 for a request whose coroutine ends unanswered: wait for the thread.
         await answered
 

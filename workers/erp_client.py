@@ -29,7 +29,8 @@ from erp_sync.shared.orders import OrderPlaced, dumps
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.erp_clock import http_date
 from erp_sync.workers.erp_http import (
-    check_not_a_web_page, check_status, excerpt, quick_retries, read_head, shown, stream_excerpt, translated,
+    check_not_a_web_page, check_status, excerpt, labelled_html, quick_retries, read_head, shown, stream_excerpt,
+    translated,
 )
 from erp_sync.workers.http_deadlines import WATCHED_POOLS, Cut, Deadlines, cut_at, cut_short_as
 from erp_sync.workers.metrics import ERP_CALLS, erp_call_result
@@ -145,7 +146,8 @@ class ErpClient:
                                                   retries=False, redirect=False, preload_content=False)
                 try:
                     check_status("probe", url, response.status, response.headers, lambda: stream_excerpt(response))
-                    check_not_a_web_page("probe", url, response.status, response.headers, "")
+                    check_not_a_web_page("probe", url, response.status, response.headers,
+                                         stream_excerpt(response) if labelled_html(response.headers) else "")
                 finally:
                     response.close()
         except ErpMisconfigured as exc:

@@ -56,7 +56,7 @@ class ErpClock:
     def _dated(self) -> bool:
         return self.erp_date is not None and (
             -IMPLAUSIBLE_CLOCK_OFFSET <= self.erp_date - self.answered_at
-            and self.erp_date - self.sent_at <= self.max_ahead)
+            and self.erp_date - self.answered_at <= self.max_ahead)
 
     def date_ignored(self) -> str | None:
         """Why the answer's `Date` was not taken for the ERP's clock, for a WARNING; None when it was, or had none."""

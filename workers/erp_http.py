@@ -5,7 +5,7 @@ both go through here, so an answer means the same to both:
 
     answer or failure                              error             why
     2xx                                            (none)            done
-    2xx or 409 with a web page (HTML)              ErpMisconfigured  a proxy's, firewall's or maintenance
+    2xx or 409 with a web page (HTML markup)       ErpMisconfigured  a proxy's, firewall's or maintenance
                                                                      page: the ERP's API never saw the call
     408, 425, 429, 5xx; unreachable, timed out,    ErpUnavailable    the ERP is busy or down: it goes away
       reset, a stream cut short, a TLS handshake                     by itself; a few quick tries here,
@@ -25,6 +25,7 @@ out of logs), the status and an excerpt of the body.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from datetime import UTC, datetime
 from collections.abc import Callable, Iterator, Mapping
@@ -157,19 +158,28 @@ def retry_after_s(value: str | None) -> float | None:
     """A `Retry-After` header (seconds, or an HTTP date) as seconds from now; None when absent or unreadable."""
     if not value:
         return None
-    if value.strip().isdigit():
+    if re.fullmatch(r"[0-9]+", value.strip()):
         return float(value.strip())
     when = http_date(value)
     return None if when is None else max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
-def check_not_a_web_page(what: str, url: str, status: int, headers: Mapping[str, str], body: str) -> None:
-    """Raise ErpMisconfigured for an answer that would count as the ERP's yes but is a web page
-    (by its Content-Type, or by how its `body`'s excerpt begins; "" when the body is not read)."""
-    media_type = (headers.get("Content-Type") or "").partition(";")[0].strip().lower()
-    if media_type in WEB_PAGE_TYPES or body.lstrip()[:len(WEB_PAGE_STARTS[0])].lower().startswith(WEB_PAGE_STARTS):
+def check_not_a_web_page(what: str, url: str, status: int, headers: Mapping[str, str], body: str | None) -> None:
+    """Raise ErpMisconfigured for an answer that would count as the ERP's yes but is a web page.
+
+    `body`: the first bytes of the answer, which decide: markup, or HTML by its Content-Type and
+    beginning with a tag (many legacy stacks label their yes `text/html`: empty, a word or JSON is no
+    page). None for an answer that is never HTML when right (a snapshot): its Content-Type decides.
+    """
+    start = "" if body is None else body.lstrip()[:len(WEB_PAGE_STARTS[0])].lower()
+    if start.startswith(WEB_PAGE_STARTS) or labelled_html(headers) and (body is None or start.startswith("<")):
         raise ErpMisconfigured(f"{what}: {shown(url)} answered {status} with {WEB_PAGE_HINT}",
-                               status=status, body=body, url=shown(url))
+                               status=status, body=body or "", url=shown(url))
+
+
+def labelled_html(headers: Mapping[str, str]) -> bool:
+    """Whether an answer's Content-Type calls it a web page."""
+    return (headers.get("Content-Type") or "").partition(";")[0].strip().lower() in WEB_PAGE_TYPES
 
 
 @contextmanager

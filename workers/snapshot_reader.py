@@ -37,6 +37,7 @@ from erp_sync.workers.erp_http import (
     NOT_ABOUT_THE_REQUEST,
     OWN_FILE_HINTS,
     check_answer,
+    check_not_a_web_page,
     quick_retries,
     translated,
 )
@@ -148,6 +149,7 @@ class SnapshotSource:
                              self._max_clock_ahead)
             if (ignored := clock.date_ignored()) is not None:
                 logger.warning("snapshot: %s", ignored)
+            check_not_a_web_page("snapshot", snapshot_url, response.status_code, response.headers, None)
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if kind in ("text/csv", "application/csv"):
                 yield Snapshot("csv", _guarded(csv_rows(response.raw), snapshot_url), clock)

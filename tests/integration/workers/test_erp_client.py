@@ -171,8 +171,17 @@ def test_the_probe_does_not_take_a_web_page_for_the_erp(caplog):
     assert any(r.message.startswith("ALERT ERP probe") and "web page" in r.message for r in caplog.records)
 
 
+def test_the_probe_takes_an_erp_labelling_its_snapshot_html_for_the_erp():
+    # given an ERP answering its snapshot with JSON labelled text/html (a legacy stack's default)
+    with answering(200, b'[{"sku": "A", "qty": 1}]', {"Content-Type": "text/html"}) as url:
+        # when it is probed, then it answers
+        assert client_for(url).probe() is True
+
+
 @pytest.mark.parametrize(("body", "content_type"), [
-    (b"", "text/plain"), (b"OK", "text/plain"), (b' \n{"status": "<html>"}', "application/json")])
+    (b"", "text/plain"), (b"OK", "text/plain"), (b' \n{"status": "<html>"}', "application/json"),
+    # legacy stacks (PHP's default) label their yes text/html: no markup, no page
+    (b"", "text/html"), (b"OK", "text/html; charset=UTF-8"), (b'{"status": "imported"}', "text/html")])
 def test_an_answer_that_is_no_web_page_is_the_erps_yes(body, content_type):
     # given an ERP answering its yes with no body, a word, or JSON (spec 4 gives no body for a success)
     with answering(200, body, {"Content-Type": content_type}) as url:

@@ -338,6 +338,21 @@ def test_a_misconfigured_erp_link_fails_the_sweep_at_once_with_an_alert(token, p
     assert levels(committed_session) == {"M-1": 2}
 
 
+def test_a_maintenance_page_answered_for_the_snapshot_fails_the_sweep_naming_what_to_check(
+        sweep_settings, committed_session, caplog):
+    # given a maintenance page in front of the ERP, answering 200 to the snapshot
+    seed_levels(committed_session, {"M-1": 2})
+    page = b"<html><body>Maintenance: back soon</body></html>"
+    with answering(200, page, {"Content-Type": "text/html"}) as url, caplog.at_level("ERROR"):
+        # when a sweep runs
+        summary = run_sweep(sweep_settings(url))
+
+    # then it failed as a link to fix, not as a broken export for the ERP's team, and changed nothing
+    assert summary.status == "failed" and "web page, not the ERP's API" in (summary.error or "")
+    assert any("ALERT" in r.getMessage() and "ERP_BASE_URL" in r.getMessage() for r in caplog.records)
+    assert levels(committed_session) == {"M-1": 2}
+
+
 def test_a_redirect_of_the_erps_snapshot_url_fails_the_sweep_naming_where_it_points(sweep_settings,
                                                                                    committed_session, caplog):
     # given an ERP whose snapshot URL redirects to another server, which would serve a snapshot

@@ -62,7 +62,7 @@ BROKEN = {
     "json member twice": (JSON, b'[{"sku": "S-1", "qty": 1}, {"sku": "S-2", "qty": 0, "qty": 9}]', 0,
                           "snapshot row 2: names the member 'qty' twice"),
     "duplicate sku": (JSON, b'[{"sku": "S-2", "qty": 1}, {"sku": "S-2", "qty": 0}]', 0, "appears twice"),
-    "unknown form": ("text/html", b"<html></html>", 0, "Content-Type"),
+    "unknown form": ("text/plain", b"sku qty", 0, "Content-Type"),
     "json cut before its first byte": (JSON, b"", 100, "broke off"),
     "url form cut before its first byte": (JSON, b'{"url": "http://127.0.0.1:9/x.csv', 100, "broke off"),
 }

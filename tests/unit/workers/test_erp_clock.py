@@ -50,6 +50,16 @@ def test_a_date_further_ahead_than_the_door_takes_the_erps_stamps_is_not_its_clo
         assert "19800 s ahead of our clock" in (clock.date_ignored() or "")
 
 
+def test_a_date_written_late_in_a_slow_answer_is_still_the_erps_clock():
+    # given an answer that took 65 s, its Date written 35 s in on the same clock as ours, the door
+    # taking stamps up to 30 s ahead
+    erp_date = (SENT + timedelta(seconds=35)).replace(microsecond=0)
+    clock = ErpClock(SENT, SENT + timedelta(seconds=65), erp_date, SKEW, furthest_ahead(30))
+
+    # then it is taken: it is behind our clock at the answer, whatever the round trip
+    assert clock.date_ignored() is None and clock.at_receipt() < SENT
+
+
 def test_a_figure_stamped_at_the_deduction_in_whole_seconds_reaches_the_mark():
     # given an ERP that deducted at 12:00:00.950 (stamped 12:00:00) and answered at 12:00:00.990
     clock = exchange(100, datetime(2026, 12, 4, 12, 0, 0, tzinfo=UTC), sent=SENT + timedelta(milliseconds=500))

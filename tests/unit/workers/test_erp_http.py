@@ -242,3 +242,4 @@ def test_retry_after_is_read_in_seconds_or_as_an_http_date():
     assert 110 < (retry_after_s(in_two_minutes) or 0) <= 120
     assert retry_after_s(format_datetime(datetime(2020, 1, 1, tzinfo=UTC), usegmt=True)) == 0.0
     assert retry_after_s(None) is None and retry_after_s("soon") is None and retry_after_s("-5") is None
+    assert retry_after_s("\u00b2") is None  # a digit to str.isdigit, none to float()
