@@ -27,9 +27,9 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
