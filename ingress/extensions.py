@@ -15,6 +15,8 @@ from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.settings import Settings
 
 _T = TypeVar("_T")
+# The most any one statement of a request may take; see init_app.
+STATEMENT_TIMEOUT_MS = 30_000
 
 
 def init_app(app: Flask, config: Settings) -> None:
@@ -28,9 +30,12 @@ def init_app(app: Flask, config: Settings) -> None:
     # lock_timeout: a read kept waiting by a migration's exclusive lock is answered 503 with
     # Retry-After; waiting without bound, reads held every request thread, and endpoints that touch
     # no locked table stalled with them.
+    # statement_timeout: a read whose plan goes wrong on a grown table is ended, not left to hold its
+    # thread and connection for as long as it runs; the slowest read (the console's overview, /metrics)
+    # takes a fraction of a second at a million SKUs.
     app.extensions["erp_sync.engine"] = engine = make_engine(
         config.database_url, pool_size=DEFAULT_POOL_SIZE + MAX_OVERFLOW, max_overflow=0,
-        lock_timeout_ms=config.database_lock_timeout_ms)
+        lock_timeout_ms=config.database_lock_timeout_ms, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
     # Reads of committed rows need no transaction: at READ COMMITTED each statement sees its own
     # snapshot either way, and without one psycopg sends no BEGIN before a read nor ROLLBACK after
     # it, one round trip instead of three for a storefront's GET. Same pool, same connections.

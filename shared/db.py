@@ -70,12 +70,12 @@ _IDLE_SINCE = "erp_sync.idle_since"
 
 
 def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE, lock_timeout_ms: int | None = None,
-                *, max_overflow: int = MAX_OVERFLOW) -> Engine:
+                *, max_overflow: int = MAX_OVERFLOW, statement_timeout_ms: int | None = None) -> Engine:
     """An engine on psycopg 3 whose pooled connections are checked before use after sitting idle.
 
     `pool_size` connections stay open once opened; up to `max_overflow` more are opened when needed
     and closed when given back, so it should cover the threads that use the database at the same
-    time. `lock_timeout_ms` sets PostgreSQL's lock_timeout on every connection.
+    time. `lock_timeout_ms` and `statement_timeout_ms` set PostgreSQL's on every connection.
     """
     engine = create_engine(
         psycopg_url(database_url),
@@ -88,7 +88,7 @@ def make_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE, lock_time
         # stays warm (its backend in the CPU's caches, no idle check) while the rest sit unused,
         # where a queue would rotate through all of them. PostgreSQL's CPU an order, at 50/s: -10%.
         pool_use_lifo=True,
-        connect_args=connect_args(lock_timeout_ms),
+        connect_args=connect_args(lock_timeout_ms, statement_timeout_ms),
     )
     event.listen(engine, "connect", _send_lists_in_binary)
     event.listen(engine, "checkin", _mark_idle)

@@ -24,11 +24,14 @@ CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "application_name": "erp-s
                                 "keepalives_count": 3}
 
 
-def connect_args(lock_timeout_ms: int | None = None) -> dict[str, Any]:
-    """CONNECT_ARGS, and PostgreSQL's lock_timeout on the connection when `lock_timeout_ms` is given."""
+def connect_args(lock_timeout_ms: int | None = None, statement_timeout_ms: int | None = None) -> dict[str, Any]:
+    """CONNECT_ARGS, and PostgreSQL's lock_timeout and statement_timeout on the connection, each when given."""
     args = dict(CONNECT_ARGS)
-    if lock_timeout_ms is not None:
-        args["options"] = f"-c lock_timeout={lock_timeout_ms}"
+    options = [f"-c {name}={value}" for name, value in (("lock_timeout", lock_timeout_ms),
+                                                        ("statement_timeout", statement_timeout_ms))
+               if value is not None]
+    if options:
+        args["options"] = " ".join(options)
     return args
 
 

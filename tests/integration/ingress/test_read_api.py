@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from erp_sync.ingress import extensions
 from erp_sync.ingress.storefront import create_api_app
@@ -223,6 +226,24 @@ def test_a_read_kept_waiting_by_a_locked_table_is_told_to_retry_after_the_lock_t
         assert int(answer.headers["Retry-After"]) > 0
         # and once the lock is gone, the read is served
         assert api_client(app).get("/api/v1/inventory/IPH15-128-BLK").get_json()["erp_quantity"] == 49
+    finally:
+        extensions.close(app)
+
+
+def test_a_statement_of_the_api_running_past_its_timeout_is_ended_by_postgresql(settings_factory, broker,
+                                                                                monkeypatch):
+    # given the API with a statement timeout of a fifth of a second
+    monkeypatch.setattr(extensions, "STATEMENT_TIMEOUT_MS", 200)
+    app = create_api_app(settings_factory())
+    try:
+        # when one of its statements would run for two seconds (a plan gone wrong on a grown table)
+        with app.app_context(), extensions.engine().connect() as connection:
+            started = time.monotonic()
+            with pytest.raises(OperationalError, match="statement timeout"):
+                connection.execute(text("SELECT pg_sleep(2)"))
+
+        # then PostgreSQL ended it at the timeout, freeing its thread and connection
+        assert time.monotonic() - started < 1.5
     finally:
         extensions.close(app)
 
