@@ -177,9 +177,14 @@ def check_not_a_web_page(what: str, url: str, status: int, headers: Mapping[str,
                                status=status, body=body or "", url=shown(url))
 
 
+def media_type(headers: Mapping[str, str]) -> str:
+    """An answer's Content-Type without its parameters, in lower case; "" without one."""
+    return (headers.get("Content-Type") or "").partition(";")[0].strip().lower()
+
+
 def labelled_html(headers: Mapping[str, str]) -> bool:
     """Whether an answer's Content-Type calls it a web page."""
-    return (headers.get("Content-Type") or "").partition(";")[0].strip().lower() in WEB_PAGE_TYPES
+    return media_type(headers) in WEB_PAGE_TYPES
 
 
 @contextmanager

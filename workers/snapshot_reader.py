@@ -38,6 +38,7 @@ from erp_sync.workers.erp_http import (
     OWN_FILE_HINTS,
     check_answer,
     check_not_a_web_page,
+    media_type,
     quick_retries,
     translated,
 )
@@ -150,7 +151,7 @@ class SnapshotSource:
             if (ignored := clock.date_ignored()) is not None:
                 logger.warning("snapshot: %s", ignored)
             check_not_a_web_page("snapshot", snapshot_url, response.status_code, response.headers, None)
-            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            kind = media_type(response.headers)
             if kind in ("text/csv", "application/csv"):
                 yield Snapshot("csv", _guarded(csv_rows(response.raw), snapshot_url), clock)
                 return
