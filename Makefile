@@ -46,9 +46,9 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest --numprocesses $(TEST_PROCESSES)
 
-# The unit tier alone: no service needed, seconds.
+# The unit tier alone: no service needed, seconds; in as many processes as `make test`.
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest --numprocesses $(TEST_PROCESSES) tests/unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingress
