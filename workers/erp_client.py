@@ -206,7 +206,7 @@ class ErpClient:
             ERP_CALLS.labels(call="push", result=erp_call_result(exc)).inc()
             # The order may be fine: rejecting it would free its held stock and lose the sale. It
             # waits as pending while someone fixes the cause.
-            alert(Cause.ERP_MISCONFIGURED, "%s: %s", what, exc)
+            alert(Cause.ERP_MISCONFIGURED, "%s", exc)  # it begins with `what`, the order's id
             raise
         except Exception as exc:
             ERP_CALLS.labels(call="push", result=erp_call_result(exc)).inc()

@@ -93,6 +93,8 @@ def _conflict(delivery: Delivery, order_id: str) -> list[OutgoingMessage]:
     """Park a message that reuses a recorded order's id for another order: pushing either would lose the other."""
     reason = f"order id {order_id} is recorded already for a different order; place this one under a new order id"
     alert(Cause.ORDER_ID_CONFLICT, "order %s: parking a message that reuses its id for a different order", order_id)
+    # Every parking raises message_parked too, as an event id's conflict does: a mail filter on it misses none.
+    alert(Cause.MESSAGE_PARKED, "order %s: parking message: %s", order_id, reason)
     return [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
 
 

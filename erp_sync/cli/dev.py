@@ -21,7 +21,7 @@ READY_TIMEOUT_S = 120.0  # a first start on a busy laptop
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    dev = commands.add_parser("dev", help="migrate, then run the sandbox ERP, the ingress and every worker here")
+    dev = commands.add_parser("dev", help="migrate, then run the sandbox ERP, the ingress, the API and every worker here")
     dev.add_argument("--port", type=port_number, default=None, help="port of the ingress (default: INGRESS_PORT)")
     dev.add_argument("--api-port", type=port_number, default=None, help="port of the storefront API (default: API_PORT)")
     dev.add_argument("--sandbox-port", type=port_number, default=8900, help="port of the sandbox ERP (default 8900)")

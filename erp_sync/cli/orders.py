@@ -25,7 +25,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.add_argument("--limit", type=positive_int, default=100, help="at most this many (100)")
     show = actions.add_parser("show", help="one order with its lines and holds")
     show.add_argument("id", type=identifier)
-    retry = actions.add_parser("retry", help="push pending_sync or local_only orders now")
+    retry = actions.add_parser("retry", help="push waiting orders now: those named (received ones too), or --all")
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("ids", nargs="*", default=[], metavar="ID", type=identifier)
     which.add_argument("--all", action="store_true", help="every pending_sync and local_only order")

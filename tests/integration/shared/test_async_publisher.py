@@ -68,7 +68,7 @@ def test_missing_exchange_is_unavailable_and_the_next_publish_reconnects(broker)
     async def run() -> None:
         publisher = LoopPublisher(broker)
         try:
-            with pytest.raises(BrokerUnavailable):
+            with pytest.raises(BrokerUnavailable, match="run `erp-sync migrate`"):
                 await publisher.publish(message(1, exchange="no-such-exchange"))
             await publisher.publish(message(2))
         finally:

@@ -39,8 +39,8 @@ def test_message_no_queue_takes_is_refused_not_silently_dropped(publisher, broke
         publisher.publish(message(1, routing_key="nobody.listens"))
 
 
-def test_missing_exchange_is_unavailable_and_the_next_publish_reconnects(publisher, broker):
-    with pytest.raises(BrokerUnavailable):
+def test_missing_exchange_is_unavailable_says_to_migrate_and_the_next_publish_reconnects(publisher, broker):
+    with pytest.raises(BrokerUnavailable, match="no exchange 'no-such-exchange'.*run `erp-sync migrate`"):
         publisher.publish(message(1, exchange="no-such-exchange"))
 
     publisher.publish(message(2))

@@ -130,7 +130,9 @@ def test_a_wrong_token_is_not_the_orders_fault_and_waits_for_an_operator(sandbox
 
     assert isinstance(caught.value, ErpUnavailable) and caught.value.status == 401
     assert caught.value.url == f"{sandbox.url}/api/v1/orders/import" and len(pool.sent) == 1
-    assert any("ALERT" in r.message and "ERP_API_TOKEN" in r.message for r in caplog.records)
+    [alerted] = [r.message for r in caplog.records if r.message.startswith("ALERT")]
+    assert alerted.startswith(f"ALERT order {ORDER.order_id}: ") and "ERP_API_TOKEN" in alerted
+    assert alerted.count(ORDER.order_id) == 1, alerted
     assert sandbox.orders() == [] and sandbox.stock("IPH15-128-BLK") == 50
     # and the probe (which re-sends local_only orders) sees no ERP, and says why
     caplog.clear()
