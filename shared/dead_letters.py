@@ -2,17 +2,17 @@
 
 A message is parked on `erp-sync.<worker>.parked` by the consumer (with its reason, attempts and
 time in headers) or by the broker after too many deliveries without an ack (`x-death`). Reading
-takes each message without an ack and hands it back at the end (basic.nack), so a listing
-changes nothing. A replay puts the message back on its work queue as it first arrived; the
-workers record every event and order id with its effect, so replaying one already applied
-changes nothing. Messages are read one at a time and only the one in hand is kept: a parking
-queue may hold more bodies than the command's memory (a bulk load's thousand-variant groups).
+takes each message without an ack, in consumer batches (shared/parked_batches.py), and hands it
+back at the end (basic.nack), so a listing changes nothing. A replay puts the message back on its
+work queue as it first arrived; the workers record every event and order id with its effect, so
+replaying one already applied changes nothing. Messages are read one at a time and only the one
+in hand is kept: a parking queue may hold more bodies than the command's memory (a bulk load's
+thousand-variant groups).
 One reader at a time (shared/parked_reader.py).
 """
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -27,6 +27,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header value; see there)
 from erp_sync.shared.broker import blocking_connection
 from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, PublishRejected
+from erp_sync.shared.parked_batches import BatchedTake
 from erp_sync.shared.parked_reader import sole_reader
 from erp_sync.shared.publisher import encodable
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
@@ -147,9 +148,10 @@ class DeadLetters:
         self._wait_s = wait_s
 
     def parked(self, worker: str | None = None, limit: int | None = None) -> list[ParkedMessage]:
-        """The first `limit` parked messages (all when None); see `reading`."""
-        with self.reading(worker) as messages:
-            return list(itertools.islice(messages, limit))
+        """The first `limit` parked messages (all when None); see `reading`. None past the limit is taken."""
+        queues = work_queues(worker)
+        with self._reader() as reader:
+            return list(reader.each_parked(queues, limit))
 
     def counted(self, worker: str | None = None, limit: int | None = None) -> tuple[list[ParkedMessage], dict[str, int]]:
         """`parked` without their content (`without_content`), and how many each worker's parking queue
@@ -158,15 +160,15 @@ class DeadLetters:
         queues = work_queues(worker)
         with self._reader() as reader:
             counts = {queue.worker: reader.ready(queue.parking_queue) for queue in WORK_QUEUES.values()}
-            listed = (parked.without_content() for parked in reader.each_parked(queues))
-            return list(itertools.islice(listed, limit)), counts
+            return [parked.without_content() for parked in reader.each_parked(queues, limit)], counts
 
     @contextlib.contextmanager
     def reading(self, worker: str | None = None) -> Iterator[Iterator[ParkedMessage]]:
         """Each parked message in turn, oldest first per queue; none is taken off its queue.
 
         Each one read is taken and handed back when the block ends, which RabbitMQ counts as a
-        delivery: past the last one iterated, none is read.
+        delivery. Messages come in batches: stopped early, the block has taken at most as many
+        again as were iterated (`parked` with a limit takes none past it).
         """
         queues = work_queues(worker)  # a name that is no queue is told before any wait
         with self._reader() as reader:
@@ -189,21 +191,40 @@ class DeadLetters:
     def _settle(self, ids: set[str] | None, worker: str | None, settled: list[SettledMessage], *,
                 replay: bool) -> list[SettledMessage]:
         queues = work_queues(worker)
-        with self._reader() as reader:
-            if replay:
-                reader.channel.confirm_delivery()
+        with self._reader() as reader, self._replaying(replay) as channel:
             for queue in queues:
                 for parked, tag in reader.take_all(queue):
                     if ids is not None and parked.message_id not in ids:
                         continue
-                    if replay:
+                    if channel is not None:
                         try:
-                            _publish_afresh(reader.channel, queue, parked)
+                            _publish_afresh(channel, queue, parked)
                         except PublishRejected as exc:
                             raise ReplayCutShort(f"{exc}; it and those after it stay parked", settled) from exc
                     reader.ack(queue, tag)
                     settled.append(SettledMessage(parked.worker, parked.message_id))
         return settled
+
+    @contextlib.contextmanager
+    def _replaying(self, replay: bool) -> Iterator[BlockingChannel | None]:
+        """A confirming channel for the replays, on a connection of its own (None when not replaying).
+
+        On the reader's connection, pika would read the batch's messages into memory while it waits
+        for each confirm.
+        """
+        if not replay:
+            yield None
+            return
+        connection = blocking_connection(self._amqp_url, "dlq replay")
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            yield channel
+        except pika.exceptions.AMQPError as exc:
+            raise BrokerUnavailable(f"RabbitMQ failed during the command: {exc!r}") from exc
+        finally:
+            if connection.is_open:
+                connection.close()
 
     def purge(self, worker: str | None = None) -> dict[str, int]:
         """Drop every parked message; how many each queue held."""
@@ -237,32 +258,41 @@ class _Reader:
     def __init__(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
         self.channel = channel
         self._connection = connection
+        self._taking = BatchedTake(connection, channel)
         self._held_after: dict[str, int] = {}
 
     def ready(self, parking_queue: str) -> int:
         return int(self.channel.queue_declare(parking_queue, passive=True).method.message_count)
 
-    def each_parked(self, queues: list[WorkQueue]) -> Iterator[ParkedMessage]:
-        return (parked for queue in queues for parked, _ in self.take_all(queue))
+    def each_parked(self, queues: list[WorkQueue], limit: int | None = None) -> Iterator[ParkedMessage]:
+        """The parked messages of `queues` in turn, the first `limit` of them (all when None)."""
+        left = limit
+        for queue in queues:
+            if left == 0:
+                return
+            for parked, _ in self.take_all(queue, left):
+                yield parked
+                if left is not None:
+                    left -= 1
 
-    def take_all(self, queue: WorkQueue) -> Iterator[tuple[ParkedMessage, int]]:
-        """Each message on the queue's parking queue when the call began, taken without an ack."""
+    def take_all(self, queue: WorkQueue, limit: int | None = None) -> Iterator[tuple[ParkedMessage, int]]:
+        """Each message on the queue's parking queue when the call began (the first `limit`), taken without an ack."""
         waiting = self.ready(queue.parking_queue)
         self._held_after.setdefault(queue.parking_queue, waiting)
-        for _ in range(waiting):
-            method, properties, body = self.channel.basic_get(queue.parking_queue, auto_ack=False)
-            if method is None:
-                return
-            yield parked_from(queue.worker, properties, body), method.delivery_tag
+        wanted = waiting if limit is None else min(waiting, limit)
+        for properties, body, tag in self._taking.take(queue.parking_queue, wanted):
+            yield parked_from(queue.worker, properties, body), tag
 
     def ack(self, queue: WorkQueue, tag: int) -> None:
-        self.channel.basic_ack(tag)
+        self._taking.ack(tag)
         self._held_after[queue.parking_queue] -= 1
 
     def hand_back(self) -> None:
         """Every message taken and not acked back on its queue, ready, before the next reader's turn
         (at most HAND_BACK_WAIT_S): a quorum queue takes back thousands over seconds, and a reader let
         in as this one's connection closed counted those back so far ("0 parked" of 20,000)."""
+        # The consumer first: still open, it would be handed back what is handed back.
+        self._taking.end()
         # basic.nack rather than the close, which RabbitMQ 4.3 counts as a failed delivery against a
         # quorum queue's delivery limit (rabbitmq-server#15387): looks must not add up.
         self.channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)

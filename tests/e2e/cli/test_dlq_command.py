@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import pika
-import pika.adapters.blocking_connection
 import pytest
 
 from erp_sync.cli import main
+from erp_sync.shared import dead_letters
 from erp_sync.shared.broker import queue_depths
 from erp_sync.shared.dead_letters import DeadLetters
 from erp_sync.shared.retry_policy import ATTEMPT_HEADER, PARK_REASON_HEADER
@@ -104,17 +104,17 @@ def test_a_replay_its_work_queue_refuses_part_way_names_what_went_back_and_why_t
 
 @pytest.mark.parametrize("action", ["replay", "purge"])
 def test_a_replay_or_purge_cut_short_still_says_what_it_did(broker, monkeypatch, capsys, action):
-    # given four parked messages, and Ctrl-C arriving as the third is taken
+    # given four parked messages, and Ctrl-C arriving as the third is read
     for n in range(4):
         park_copy(broker, encode(inventory_event(sku=f"SKU-C{n}")), f"evt_cut_{n}")
     taken: list[str] = []
-    real_get = pika.adapters.blocking_connection.BlockingChannel.basic_get
+    real_parked_from = dead_letters.parked_from
 
-    def get_until_ctrl_c(channel, queue, auto_ack=False):
+    def read_until_ctrl_c(worker, properties, body):
         if len(taken) == 2:
             raise KeyboardInterrupt
-        taken.append(queue)
-        return real_get(channel, queue, auto_ack)
+        taken.append(worker)
+        return real_parked_from(worker, properties, body)
 
     monkeypatch.setenv("AMQP_URL", broker)
     monkeypatch.setenv("ERP_SYNC_ENV_FILE", "")
@@ -122,7 +122,7 @@ def test_a_replay_or_purge_cut_short_still_says_what_it_did(broker, monkeypatch,
 
     # when the operator replays or drops them
     with monkeypatch.context() as interrupted:
-        interrupted.setattr(pika.adapters.blocking_connection.BlockingChannel, "basic_get", get_until_ctrl_c)
+        interrupted.setattr(dead_letters, "parked_from", read_until_ctrl_c)
         exit_code = main(["dlq", "replay", "--all", "--queue", "inventory"] if action == "replay"
                          else ["dlq", "purge", *ids, "--yes"])
 

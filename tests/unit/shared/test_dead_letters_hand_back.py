@@ -1,6 +1,7 @@
 """A reader of the parked messages ends its turn only once what it handed back is ready again."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pika
@@ -24,9 +25,20 @@ class Broker:
             self.ready, self.taken = self.ready + back, self.taken - back
         return SimpleNamespace(method=SimpleNamespace(message_count=self.ready))
 
-    def basic_get(self, queue: str, auto_ack: bool) -> tuple[object, object, bytes]:
-        self.ready, self.taken = self.ready - 1, self.taken + 1
-        return SimpleNamespace(delivery_tag=self.taken), pika.BasicProperties(message_id="m"), b"{}"
+    def basic_qos(self, prefetch_count: int) -> None:
+        self.prefetch = prefetch_count
+
+    def basic_consume(self, queue: str, on_message: Callable[..., None], auto_ack: bool, consumer_tag: str) -> str:
+        self.on_message = on_message
+        return consumer_tag
+
+    def process_data_events(self, time_limit: float) -> None:
+        for _ in range(self.prefetch):
+            self.ready, self.taken, self.prefetch = self.ready - 1, self.taken + 1, self.prefetch - 1
+            self.on_message(self, SimpleNamespace(delivery_tag=self.taken), pika.BasicProperties(message_id="m"), b"{}")
+
+    def basic_cancel(self, consumer_tag: str) -> None:
+        self.prefetch = 0
 
     def basic_ack(self, tag: int) -> None:
         self.taken -= 1
