@@ -19,9 +19,12 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-def blocking_connection(amqp_url: str, name: str) -> pika.BlockingConnection:
+def blocking_connection(amqp_url: str, name: str, blocked_timeout_s: float | None = None) -> pika.BlockingConnection:
+    """A connection named for RabbitMQ's management views; `blocked_timeout_s`: how long a publish may wait
+    out the broker's memory or disk alarm before the connection fails (None: for ever)."""
     parameters = amqp_parameters(amqp_url)
     parameters.client_properties = {"connection_name": f"erp-sync {name}"}
+    parameters.blocked_connection_timeout = blocked_timeout_s
     try:
         return pika.BlockingConnection(parameters)
     except CONNECT_ERRORS as exc:

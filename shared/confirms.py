@@ -32,7 +32,6 @@ class Outcome(Protocol):
 
 O = TypeVar("O", bound=Outcome)
 # What pika raises for a message it cannot marshal (a header value beyond AMQP's types).
-NOT_FOUND = 404  # AMQP's reply code for a publish to an exchange that does not exist
 UNENCODABLE = (pika.exceptions.UnsupportedAMQPFieldException, pika.exceptions.ShortStringTooLong,
                struct.error, TypeError, ValueError, OverflowError)
 
@@ -108,6 +107,6 @@ class ConfirmLedger(Generic[O]):
 
 def _hint(reason: BaseException) -> str:
     """What to do when the channel closed because an exchange is missing: publishing again never helps."""
-    if isinstance(reason, pika.exceptions.ChannelClosedByBroker) and reason.reply_code == NOT_FOUND:
+    if isinstance(reason, pika.exceptions.ChannelClosedByBroker) and reason.reply_code == spec.NOT_FOUND:
         return " (if the exchange is erp-sync's, its topology is missing here: run `erp-sync migrate` against this vhost)"
     return ""

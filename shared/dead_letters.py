@@ -5,17 +5,19 @@ time in headers) or by the broker after too many deliveries without an ack (`x-d
 takes each message without an ack, in consumer batches (shared/parked_batches.py), and hands it
 back at the end (basic.nack), so a listing changes nothing. A replay puts the message back on its
 work queue as it first arrived; the workers record every event and order id with its effect, so
-replaying one already applied changes nothing. Messages are read one at a time and only the one
-in hand is kept: a parking queue may hold more bodies than the command's memory (a bulk load's
-thousand-variant groups).
+replaying one already applied changes nothing. Messages are taken a batch a round trip but read
+from the socket as they are used, so the process holds about one body at a time: a parking queue
+may hold more bodies than the command's memory (a bulk load's thousand-variant groups). A message
+settled (replayed or dropped) is acked with the rest of its batch: cut short before, it stays parked.
 One reader at a time (shared/parked_reader.py).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -36,6 +38,7 @@ from erp_sync.shared.topology import CRASH_DELIVERY_LIMIT, WORK_QUEUES, WorkQueu
 logger = logging.getLogger(__name__)
 
 HAND_BACK_WAIT_S = 60.0
+REPLAY_BLOCKED_TIMEOUT_S = 60.0
 HAND_BACK_POLL_S = 0.05
 
 # Headers of the failed attempts; a replay starts the message afresh.
@@ -191,40 +194,21 @@ class DeadLetters:
     def _settle(self, ids: set[str] | None, worker: str | None, settled: list[SettledMessage], *,
                 replay: bool) -> list[SettledMessage]:
         queues = work_queues(worker)
-        with self._reader() as reader, self._replaying(replay) as channel:
+        replays = _Replays(self._amqp_url) if replay else None
+        with self._reader() as reader, contextlib.closing(replays) if replays else contextlib.nullcontext():
             for queue in queues:
                 for parked, tag in reader.take_all(queue):
                     if ids is not None and parked.message_id not in ids:
                         continue
-                    if channel is not None:
+                    if replays is not None:
                         try:
-                            _publish_afresh(channel, queue, parked)
+                            replays.publish(queue, parked)
                         except PublishRejected as exc:
                             raise ReplayCutShort(f"{exc}; it and those after it stay parked", settled) from exc
-                    reader.ack(queue, tag)
-                    settled.append(SettledMessage(parked.worker, parked.message_id))
+                    # Settled once its ack is sent (the batch's end): cut short before, it stays parked.
+                    reader.ack(queue, tag, functools.partial(settled.append, SettledMessage(parked.worker,
+                                                                                            parked.message_id)))
         return settled
-
-    @contextlib.contextmanager
-    def _replaying(self, replay: bool) -> Iterator[BlockingChannel | None]:
-        """A confirming channel for the replays, on a connection of its own (None when not replaying).
-
-        On the reader's connection, pika would read the batch's messages into memory while it waits
-        for each confirm.
-        """
-        if not replay:
-            yield None
-            return
-        connection = blocking_connection(self._amqp_url, "dlq replay")
-        try:
-            channel = connection.channel()
-            channel.confirm_delivery()
-            yield channel
-        except pika.exceptions.AMQPError as exc:
-            raise BrokerUnavailable(f"RabbitMQ failed during the command: {exc!r}") from exc
-        finally:
-            if connection.is_open:
-                connection.close()
 
     def purge(self, worker: str | None = None) -> dict[str, int]:
         """Drop every parked message; how many each queue held."""
@@ -243,11 +227,13 @@ class DeadLetters:
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(f"RabbitMQ failed during the command: {exc!r}") from exc
         finally:
-            if connection.is_open:
-                if reader is not None and reader.channel.is_open:
+            try:
+                if connection.is_open and reader is not None and reader.channel.is_open:
                     with contextlib.suppress(pika.exceptions.AMQPError):
                         reader.hand_back()
-                connection.close()
+            finally:
+                if connection.is_open:
+                    connection.close()
 
 
 class _Reader:
@@ -280,12 +266,20 @@ class _Reader:
         waiting = self.ready(queue.parking_queue)
         self._held_after.setdefault(queue.parking_queue, waiting)
         wanted = waiting if limit is None else min(waiting, limit)
+        came = 0
         for properties, body, tag in self._taking.take(queue.parking_queue, wanted):
+            came += 1
             yield parked_from(queue.worker, properties, body), tag
+        # Counted ready but never delivered (purged by hand meanwhile): not to be waited for at the hand-back.
+        self._held_after[queue.parking_queue] -= wanted - came
 
-    def ack(self, queue: WorkQueue, tag: int) -> None:
-        self._taking.ack(tag)
-        self._held_after[queue.parking_queue] -= 1
+    def ack(self, queue: WorkQueue, tag: int, sent: Callable[[], None]) -> None:
+        """Take the message off its parking queue, with the batch's acks; `sent` is called once its ack is."""
+        def settled() -> None:
+            self._held_after[queue.parking_queue] -= 1
+            sent()
+
+        self._taking.ack(tag, settled)
 
     def hand_back(self) -> None:
         """Every message taken and not acked back on its queue, ready, before the next reader's turn
@@ -306,18 +300,45 @@ class _Reader:
                 self._connection.sleep(HAND_BACK_POLL_S)
 
 
-def _publish_afresh(channel: BlockingChannel, queue: WorkQueue, parked: ParkedMessage) -> None:
-    headers = encodable({key: value for key, value in parked.headers.items() if key not in FAILURE_HEADERS})
-    properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, message_id=parked.message_id,
-                                      content_type=parked.content_type, headers=headers)
-    try:
-        channel.basic_publish("", queue.name, parked.body, properties, mandatory=True)
-    except pika.exceptions.UnroutableError as exc:
-        raise PublishRejected(f"RabbitMQ refused the replay of {parked.message_id}: no queue {queue.name} "
-                              "(run `erp-sync migrate`)") from exc
-    except pika.exceptions.NackError as exc:
-        raise PublishRejected(f"RabbitMQ refused the replay of {parked.message_id}: {queue.name} is at its bound "
-                              "(QUEUE_MAX_LENGTH, QUEUE_MAX_BYTES) until its worker drains it") from exc
+class _Replays:
+    """The replays' confirming channel, on a connection of its own opened at the first replay.
+
+    On the reader's connection, pika would read the batch's messages into memory while it waits for
+    each confirm; opened at once, it could idle past its heartbeat through a long scan. Under a
+    broker's memory or disk alarm a publish waits at most REPLAY_BLOCKED_TIMEOUT_S, not for ever.
+    """
+
+    def __init__(self, amqp_url: str) -> None:
+        self._amqp_url = amqp_url
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+
+    def publish(self, queue: WorkQueue, parked: ParkedMessage) -> None:
+        """Put the message back on its work queue as it first arrived, confirmed.
+
+        Raises:
+            PublishRejected: no such queue, or it is at its bound.
+        """
+        if self._channel is None:
+            self._connection = blocking_connection(self._amqp_url, "dlq replay",
+                                                   blocked_timeout_s=REPLAY_BLOCKED_TIMEOUT_S)
+            self._channel = self._connection.channel()
+            self._channel.confirm_delivery()
+        headers = encodable({key: value for key, value in parked.headers.items() if key not in FAILURE_HEADERS})
+        properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, message_id=parked.message_id,
+                                          content_type=parked.content_type, headers=headers)
+        try:
+            self._channel.basic_publish("", queue.name, parked.body, properties, mandatory=True)
+        except pika.exceptions.UnroutableError as exc:
+            raise PublishRejected(f"RabbitMQ refused the replay of {parked.message_id}: no queue {queue.name} "
+                                  "(run `erp-sync migrate`)") from exc
+        except pika.exceptions.NackError as exc:
+            raise PublishRejected(f"RabbitMQ refused the replay of {parked.message_id}: {queue.name} is at its "
+                                  "bound (QUEUE_MAX_LENGTH, QUEUE_MAX_BYTES) until its worker drains it") from exc
+
+    def close(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
 
 
 def _text(value: object) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -41,8 +41,14 @@ class BatchedTake:
         self._arrived: deque[Taken] = deque()
         self._consumer: str | None = None
         self._owed = 0
-        self._held_acks: list[int] = []
+        self._keeping = True
+        self._held_acks: list[tuple[int, Callable[[], None]]] = []
         self._opened = 0
+
+    @property
+    def bodies_in_hand(self) -> int:
+        """Messages delivered and not yet read: what the process holds of the queue."""
+        return len(self._arrived)
 
     def take(self, queue: str, count: int) -> Iterator[Taken]:
         """The first `count` messages of `queue`, oldest first, unacked: fewer if they stop coming."""
@@ -55,6 +61,7 @@ class BatchedTake:
                 if delivered is None:
                     logger.warning("%s brought no message for %g s of %d counted ready: reading it stops here",
                                    queue, DELIVERY_WAIT_S, count)
+                    self._owed = 0  # what did not come in that long is not coming: no second wait in `end`
                     self.end()
                     return
                 yield delivered
@@ -62,32 +69,37 @@ class BatchedTake:
             count -= size
             batch *= 2
 
-    def ack(self, tag: int) -> None:
-        """Ack once the consumer is cancelled: an ack frees a place in its prefetch, which it would fill
-        with a message past those asked for. A connection lost before then leaves the batch's settled
-        messages parked as well (a replay of one already applied changes nothing)."""
-        self._held_acks.append(tag)
+    def ack(self, tag: int, sent: Callable[[], None]) -> None:
+        """Ack once the consumer is cancelled, then call `sent`: an ack frees a place in its prefetch,
+        which it would fill with a message past those asked for. Until then the message is still
+        parked: a connection lost meanwhile leaves it there (a replay of one already applied
+        changes nothing), and `sent` is never called for it."""
+        self._held_acks.append((tag, sent))
 
     def end(self) -> None:
         """Cancel the open consumer once it has brought all it owes, then send the held acks.
 
         Cancelled sooner, what it still brings pika rejects one by one, and RabbitMQ puts those
-        before the others handed back: the next reader would not read oldest first.
+        before the others handed back: the next reader would not read oldest first. What it brings
+        now is counted, not kept: the basic.nack of the hand-back returns it unread.
         """
-        if self._consumer is not None:
+        consumer, self._consumer = self._consumer, None  # interrupted, a second `end` cancels nothing twice
+        if consumer is not None:
+            self._keeping = False
+            self._arrived.clear()
             deadline = time.monotonic() + DELIVERY_WAIT_S
             while self._owed and time.monotonic() < deadline:
                 self._connection.process_data_events(time_limit=deadline - time.monotonic())
-            self._channel.basic_cancel(self._consumer)
-            self._consumer = None
-            self._arrived.clear()  # handed back with the rest
-        for tag in self._held_acks:
+            self._channel.basic_cancel(consumer)
+        acks, self._held_acks = self._held_acks, []  # interrupted, none is sent twice
+        for tag, sent in acks:
             self._channel.basic_ack(tag)
-        self._held_acks.clear()
+            sent()
 
     def _open(self, queue: str, size: int) -> None:
         self._channel.basic_qos(prefetch_count=size)
         self._owed = size
+        self._keeping = True
         self._opened += 1
         # RabbitMQ hands back a nack's messages consumer by consumer in the order of their tags: tags
         # that sort as the batches came keep the next reader's order oldest first.
@@ -97,7 +109,8 @@ class BatchedTake:
     def _on_delivery(self, _channel: BlockingChannel, method: Basic.Deliver, properties: pika.BasicProperties,
                      body: bytes) -> None:
         self._owed -= 1
-        self._arrived.append((properties, body, int(method.delivery_tag)))
+        if self._keeping:
+            self._arrived.append((properties, body, int(method.delivery_tag)))
 
     def _next(self) -> Taken | None:
         deadline = time.monotonic() + DELIVERY_WAIT_S

@@ -11,7 +11,7 @@ from erp_sync.cli.exits import EXIT_CONFIGURATION, EXIT_FAILURE, EXIT_OK
 from erp_sync.shared.settings import Settings
 
 # A second reader waits for the first (the console's, or another on call's) rather than failing:
-# a scan of 100,000 parked messages takes a minute or two.
+# a replay of 100,000 parked messages takes about two minutes (each publish waits for its confirm).
 READER_WAIT_S = 300.0
 
 if TYPE_CHECKING:

@@ -57,7 +57,7 @@ def test_the_turn_ends_once_every_message_handed_back_is_ready_again():
     broker = Broker(ready=1_000, back_per_look=100)
     reader = _Reader(broker, broker)  # type: ignore[arg-type]
     taken = list(reader.take_all(QUEUE))
-    reader.ack(QUEUE, taken[0][1])
+    reader.ack(QUEUE, taken[0][1], lambda: None)
 
     # when it hands them back, the queue taking them back 100 at a time
     reader.hand_back()
