@@ -239,14 +239,14 @@ def test_the_consoles_counted_listing_holds_no_message_content(broker):
     assert counts["catalog"] == 1 and DeadLetters(broker).parked("catalog")[0].body == b"x" * 2_000_000
 
 
-def park_many(amqp_url: str, worker: str, count: int) -> None:
+def park_many(amqp_url: str, worker: str, count: int, body: bytes = b"{}") -> None:
     """`count` messages parked on the worker's parking queue, published at once and counted there."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
         headers = {PARK_REASON_HEADER: "ValueError: bad", ATTEMPT_HEADER: 1, PARKED_AT_HEADER: "2026-12-04T03:00:00+00:00"}
         for n in range(count):
-            channel.basic_publish(PARKING_EXCHANGE, worker, b"{}", pika.BasicProperties(
+            channel.basic_publish(PARKING_EXCHANGE, worker, body, pika.BasicProperties(
                 message_id=f"evt_{n}", headers=headers, delivery_mode=2))
         queue = WORK_QUEUES[worker].parking_queue
         wait_for(lambda: channel.queue_declare(queue, passive=True).method.message_count == count, timeout=60)
@@ -265,7 +265,6 @@ def test_the_reader_after_one_that_read_thousands_finds_them_all_parked(broker):
 
     # then it finds every other one parked, not those already handed back alone
     assert counts["inventory"] == PARKED_MANY - 1 and len(listed) == PARKED_MANY - 1
-
 
 
 def test_a_reader_that_stops_early_leaves_every_message_parked_and_counted(broker):
@@ -297,14 +296,36 @@ def test_a_full_read_hands_the_messages_back_in_the_order_it_read_them(broker):
 
 
 def test_a_reader_takes_only_the_messages_parked_when_it_began(broker):
+    # given three parked orders
     for n in range(3):
         park(broker, "orders", f"ORD-{n}")
 
+    # when a fourth is parked while a reader reads them
     with DeadLetters(broker).reading("orders") as messages:
         first = next(messages).message_id
         park(broker, "orders", "ORD-late")
         rest = [m.message_id for m in messages]
 
+    # then the reader read the three alone, and all four are parked
     assert [first, *rest] == ["ORD-0", "ORD-1", "ORD-2"]
     still_parked = sorted(m.message_id for m in DeadLetters(broker).parked("orders"))
     assert still_parked == ["ORD-0", "ORD-1", "ORD-2", "ORD-late"]
+
+
+def test_after_a_reader_stops_mid_batch_the_next_reads_every_message_in_turn(broker):
+    # given 300 parked, of 16 KiB each (a batch's rest is still on its way when the reader stops), and
+    # a reader that stops at 100, within its batch of 64 (messages 63 to 126)
+    park_many(broker, "inventory", 300, body=b"{}" + b" " * 16_384)
+    letters = DeadLetters(broker)
+    with letters.reading("inventory") as messages:
+        for _ in range(100):
+            next(messages)
+
+    # when the next reader reads them all
+    read = [int(m.message_id.removeprefix("evt_")) for m in letters.parked("inventory")]
+
+    # then it found each once, in their order from where the queue's head now is: the rest of the
+    # batch was handed back with it, not rejected one by one ahead of the others
+    assert sorted(read) == list(range(300))
+    start = read.index(0)
+    assert read[start:] + read[:start] == list(range(300))
