@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -44,6 +45,8 @@ PUBLISH_SECONDS = Histogram(
 
 # prometheus_client's file for one process's gauges in a `live*` mode.
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]*_(\d+)\.db")
+_STATE_REGISTRY = "erp_sync.state_metrics"
+_STATE_LOCK = threading.Lock()
 
 
 def forget_dead_processes(directory: str) -> None:
@@ -77,9 +80,13 @@ def metrics() -> Response:
 
 def _state_registry() -> CollectorRegistry:
     # The sweeps, holds and orders live in the database, the queues' depths on the broker, not in
-    # any process: read on each scrape (one short connection and a passive declare per queue).
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(reconcile_metrics.reconcile_collector(extensions.engine()))
-    registry.register(order_metrics.order_collector(extensions.engine()))
-    registry.register(queue_metrics.queue_collector(extensions.settings()))
+    # any process: read on each scrape (one short connection and a passive declare per queue). One
+    # registry an app: each collector keeps a read that outlasted its deadline from one scrape to the next.
+    with _STATE_LOCK:
+        registry: CollectorRegistry | None = current_app.extensions.get(_STATE_REGISTRY)
+        if registry is None:
+            registry = current_app.extensions[_STATE_REGISTRY] = CollectorRegistry(auto_describe=False)
+            registry.register(reconcile_metrics.reconcile_collector(extensions.engine()))
+            registry.register(order_metrics.order_collector(extensions.engine()))
+            registry.register(queue_metrics.queue_collector(extensions.settings()))
     return registry

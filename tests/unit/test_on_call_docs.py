@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from erp_sync.shared.alerts import Cause
+from erp_sync.workers.registry import WORKERS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ALERTS_DOC = (DOCS / "alerts.md").read_text()
@@ -53,3 +54,11 @@ def test_every_link_into_a_section_finds_it(document):
     missing = [(target or document.name, anchor) for target, anchor in links
                if anchor not in _anchors(document.parent / target if target else document)]
     assert missing == []
+
+
+def test_the_sample_scrape_configuration_scrapes_the_ingress_and_every_worker():
+    metrics_doc = (DOCS / "metrics.md").read_text()
+    sample = yaml.safe_load(metrics_doc.split("```yaml\n", 1)[1].split("```", 1)[0])
+
+    jobs = {job["job_name"] for job in sample["scrape_configs"]}
+    assert jobs == {"erp-sync-ingress", *(f"erp-sync-{worker}" for worker in WORKERS)}
