@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -34,7 +34,6 @@ class ScrapedCollector(Collector):
                  read: Callable[[], Iterable[Metric]]) -> None:
         self.up_name, self.up_help, self.failures, self.read = up_name, up_help, failures, read
         self._unreadable: tuple[type[Exception], ...] = (*failures, _Unanswered)
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{up_name} read")
         self._lock = threading.Lock()
         self._pending: Future[list[Metric]] | None = None
 
@@ -55,11 +54,25 @@ class ScrapedCollector(Collector):
         with self._lock:
             if self._pending is not None and not self._pending.done():
                 raise _Unanswered(f"an earlier read has not ended after more than {READ_DEADLINE_S:g} s")
-            self._pending = pending = self._reader.submit(lambda: list(self.read()))
+            self._pending = pending = self._start_read()
         try:
             return pending.result(timeout=READ_DEADLINE_S)
         except FutureTimeout:
             raise _Unanswered(f"no answer in {READ_DEADLINE_S:g} s") from None
+
+    def _start_read(self) -> Future[list[Metric]]:
+        # A daemon thread, not an executor's: a read hanging on a frozen service must not hold up the
+        # process's exit, which joins an executor's threads.
+        pending: Future[list[Metric]] = Future()
+
+        def read() -> None:
+            try:
+                pending.set_result(list(self.read()))
+            except BaseException as exc:  # noqa: BLE001 (handed to the scrape waiting for it)
+                pending.set_exception(exc)
+
+        threading.Thread(target=read, name=f"{self.up_name} read", daemon=True).start()
+        return pending
 
 
 def exposition(collector: Collector) -> bytes:
