@@ -62,3 +62,10 @@ def test_the_sample_scrape_configuration_scrapes_the_ingress_and_every_worker():
 
     jobs = {job["job_name"] for job in sample["scrape_configs"]}
     assert jobs == {"erp-sync-ingress", *(f"erp-sync-{worker}" for worker in WORKERS)}
+
+
+def test_a_missing_role_pages_for_the_ingress_and_every_worker():
+    missing = next(rule for rule in RULES if rule["alert"] == "ErpSyncWorkerMissing")
+
+    jobs = set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', missing["expr"]))
+    assert jobs == {"erp-sync-ingress", *(f"erp-sync-{worker}" for worker in WORKERS)}
