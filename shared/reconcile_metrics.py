@@ -20,7 +20,9 @@ def reconcile_metrics(engine: Engine) -> Iterator[Metric]:
     """Gauges of the latest finished sweep, the latest success, runs per status, and the stock holds."""
     with engine.begin() as conn:  # committed: the counts' fold (shared/row_counts.py)
         last = conn.execute(
-            select(RUNS).where(RUNS.c.status.in_(("succeeded", "failed", "held")),
+            # A rejected run is the latest sweep too: without it, the run before would raise again
+            # the drift or failure an operator had closed.
+            select(RUNS).where(RUNS.c.status.in_(("succeeded", "failed", "held", "rejected")),
                                # An operator's Ctrl-C is no failure to alert on (ErpSyncSweepFailed).
                                RUNS.c.error.is_distinct_from(STOPPED_BY_OPERATOR))
             .order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(1)

@@ -289,6 +289,25 @@ def test_a_rejected_run_raises_no_drift_alert(erp, sweep_settings, committed_ses
     assert not [r for r in caplog.records if r.getMessage().startswith("ALERT")]
 
 
+def test_rejecting_the_latest_sweep_does_not_bring_back_the_drift_alert_of_the_one_before(
+        erp, sweep_settings, committed_session, db_engine):
+    # given a sweep that found and corrected drift in 6 of 100 SKUs (its drift alert raised), then a
+    # sweep held for 6 more changes, which an operator rejects (a broken export)
+    seed_levels(committed_session, COMMERCE)
+    drifted = run_sweep(sweep_settings(erp(_with({sku: 11 for sku in SKUS[:6]}))))
+    assert (drifted.status, drifted.drift_alert) == ("succeeded", True)
+    held = run_sweep(sweep_settings(erp(_with({sku: 12 for sku in SKUS})), **_limits(changed=0.05)))
+    assert held.status == "held"
+
+    # when it is rejected
+    reject_run(sweep_settings("http://127.0.0.1:9"), held.run_id)
+
+    # then the gauges read the rejected sweep, the latest: the drift ticket the operator closed stays closed
+    metrics = exposition(db_engine).decode()
+    assert "erp_sync_reconcile_drift_alert 0.0" in metrics
+    assert "erp_sync_reconcile_last_run_failed 0.0" in metrics
+
+
 def test_dry_run_locks_no_stock_row_and_raises_no_alert(erp, sweep_settings, committed_session, db_engine, caplog):
     # given 3 drifted SKUs of 100: past the drift alert's share
     url = erp(_with({"L-000": 0, "L-001": 12, "L-002": 7}))
