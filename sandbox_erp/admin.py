@@ -124,7 +124,8 @@ def faults() -> ResponseReturnValue:
 
 @bp.put("/faults")
 def set_faults() -> ResponseReturnValue:
-    """Replace the fault state: mode none|down|5xx|slow|lost, status, delay_ms, reject_skus, slow_skus."""
+    """Replace the fault state: mode none|down|5xx|slow|lost, status, retry_after_s, delay_ms, reject_skus, slow_skus."""
     body = parse(FaultsBody, json_body())
     current: Faults = current_app.extensions["sandbox_erp.faults"]
-    return jsonify(current.set(body.mode, body.status, body.delay_ms, body.reject_skus, body.slow_skus).as_dict())
+    state = current.set(body.mode, body.status, body.delay_ms, body.reject_skus, body.slow_skus, body.retry_after_s)
+    return jsonify(state.as_dict())

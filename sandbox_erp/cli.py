@@ -53,7 +53,9 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     verbs.add_parser("publish-catalog", help="send every product group as catalog.update (a first load)")
     fault = verbs.add_parser("fault", help="switch the fault mode of the spec endpoints")
     fault.add_argument("mode", choices=["none", "down", "5xx", "slow", "lost"])
-    fault.add_argument("--status", type=int, default=503)
+    fault.add_argument("--status", type=int, default=503, help="5xx: the status, a 5xx or 429")
+    fault.add_argument("--retry-after", type=int, default=None, dest="retry_after_s", metavar="SECONDS",
+                       help="5xx: answer with this Retry-After")
     fault.add_argument("--delay-ms", type=int, default=0)
     fault.add_argument("--reject", nargs="*", default=[], metavar="SKU", help="SKUs answered with 400")
     fault.add_argument("--only-sku", nargs="*", default=[], metavar="SKU", dest="slow_skus",
@@ -76,8 +78,8 @@ def _payload(args: argparse.Namespace) -> dict[str, Any] | None:
     if verb == "publish-catalog":
         return {}
     if verb == "fault":
-        return {"mode": args.mode, "status": args.status, "delay_ms": args.delay_ms, "reject_skus": args.reject,
-                "slow_skus": args.slow_skus}
+        return {"mode": args.mode, "status": args.status, "retry_after_s": args.retry_after_s,
+                "delay_ms": args.delay_ms, "reject_skus": args.reject, "slow_skus": args.slow_skus}
     return None
 
 

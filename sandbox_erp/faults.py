@@ -1,4 +1,5 @@
-"""Fault injection on the spec endpoints: down, 5xx, slow, lost answers, and SKUs rejected with 400.
+"""Fault injection on the spec endpoints: down, 5xx (or 429, with a Retry-After if asked), slow, lost
+answers, and SKUs rejected with 400.
 
 `slow` with `slow_skus` holds up only the orders naming one of those SKUs (one order's import hanging
 at the ERP while the others go through). A held request waits out its delay, or until the fault
@@ -23,13 +24,14 @@ class FaultState:
 
     mode: str = "none"  # none | down | 5xx | slow | lost
     status: int = 503
+    retry_after_s: int | None = None  # `5xx`: sent as Retry-After
     delay_ms: int = 0
     reject_skus: frozenset[str] = field(default_factory=frozenset)
     slow_skus: frozenset[str] = field(default_factory=frozenset)  # `slow` only for these; empty: for all
 
     def as_dict(self) -> dict[str, object]:
         """The state as the admin API shows it."""
-        return {"mode": self.mode, "status": self.status, "delay_ms": self.delay_ms,
+        return {"mode": self.mode, "status": self.status, "retry_after_s": self.retry_after_s, "delay_ms": self.delay_ms,
                 "reject_skus": sorted(self.reject_skus), "slow_skus": sorted(self.slow_skus)}
 
 
@@ -47,11 +49,12 @@ class Faults:
         return self._state
 
     def set(self, mode: str, status: int, delay_ms: int, reject_skus: list[str],
-            slow_skus: list[str] | None = None) -> FaultState:
+            slow_skus: list[str] | None = None, retry_after_s: int | None = None) -> FaultState:
         """Replace the fault state; the requests held by `slow` go on at once."""
         with self._switched:
-            self._state = replace(FaultState(), mode=mode, status=status, delay_ms=delay_ms,
-                                  reject_skus=frozenset(reject_skus), slow_skus=frozenset(slow_skus or ()))
+            self._state = replace(FaultState(), mode=mode, status=status, retry_after_s=retry_after_s,
+                                  delay_ms=delay_ms, reject_skus=frozenset(reject_skus),
+                                  slow_skus=frozenset(slow_skus or ()))
             self._switched.notify_all()
             return self._state
 
@@ -88,7 +91,9 @@ def before_spec_request() -> Response | None:
     if state.mode == "down":
         return _drop_connection()
     if state.mode == "5xx":
-        return Response('{"error": "injected fault"}', status=state.status, mimetype="application/json")
+        asked = {} if state.retry_after_s is None else {"Retry-After": str(state.retry_after_s)}
+        return Response('{"error": "injected fault"}', status=state.status, headers=asked,
+                        mimetype="application/json")
     if state.mode == "slow" and not state.slow_skus:
         faults.hold(state)
     return None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError, field_validator
 
 from erp_sync.sandbox_erp.errors import ApiError
 from erp_sync.shared.fields import FigureOrChange, Money
@@ -67,10 +67,18 @@ class PriceChange(_Body):
 
 class Faults(_Body):
     mode: Annotated[str, StringConstraints(pattern="^(none|down|5xx|slow|lost)$")] = "none"
-    status: Annotated[int, Field(ge=500, le=599)] = 503
+    status: Annotated[int, Field(ge=429, le=599)] = 503
+    retry_after_s: Annotated[int, Field(ge=0, le=86_400)] | None = None
     delay_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
     reject_skus: list[str] = Field(default_factory=list)
     slow_skus: list[str] = Field(default_factory=list)
+
+    @field_validator("status")
+    @classmethod
+    def _busy_or_down(cls, status: int) -> int:
+        if status != 429 and status < 500:
+            raise ValueError("a 5xx, or 429 (too many requests)")
+        return status
 
 
 Model = TypeVar("Model", bound=BaseModel)

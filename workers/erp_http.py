@@ -8,8 +8,9 @@ both go through here, so an answer means the same to both:
     2xx or 409 with a web page (HTML markup)       ErpMisconfigured  a proxy's, firewall's or maintenance
                                                                      page: the ERP's API never saw the call
     408, 425, 429, 5xx; unreachable, timed out,    ErpUnavailable    the ERP is busy or down: it goes away
-      reset, a stream cut short, a TLS handshake                     by itself; a few quick tries here,
-                                                                     none when it asks us to wait (Retry-After)
+      reset, a stream cut short, a TLS handshake                     by itself; a few quick tries here, each
+                                                                     after the wait it asks for (Retry-After),
+                                                                     none when that is over 5 s
     401, 403, 407                                  ErpMisconfigured  our credentials: an operator must fix
     404, 405, 410, 421; 3xx (redirects not taken)  ErpMisconfigured  our base URL or endpoint, likewise
     a certificate we do not trust; a malformed     ErpMisconfigured  ERP_CA_BUNDLE, ERP_BASE_URL, the token
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -47,8 +48,9 @@ ErpErrorClass = type[ErpUnavailable] | type[ErpRejected]
 
 MAX_BODY_BYTES = 2000
 COME_BACK_LATER = frozenset({408, 425, 429})
-# An ERP that asks for this long a wait or more (Retry-After) gets no quick tries, which come within a second.
-QUICK_RETRY_AFTER_MAX_S = 1.0
+# The longest wait an ERP may ask for (Retry-After) that a quick try honours by waiting it; asked for
+# longer, the call gets no more quick tries, and the caller's retry (an order's next interval) waits.
+QUICK_RETRY_AFTER_MAX_S = 5.0
 # Answers that say nothing about the request, only that our side of the link is wrong.
 NOT_ABOUT_THE_REQUEST = {
     401: "the ERP refused our token: check ERP_API_TOKEN",
@@ -206,8 +208,11 @@ def transport_error(what: str, url: str, exc: Exception) -> ErpUnavailable:
 
 def quick_retries(tries: int, base_s: float, on_retry: Callable[[dict[str, Any]], None] | None = None,
                   ) -> Callable[[F], F]:
-    """A decorator: up to `tries` tries, growing pauses, on ErpUnavailable alone, never on ErpMisconfigured,
-    nor once the ERP asked us to wait a second or more (`Retry-After`): its asking is the caller's retry's to honour."""
+    """A decorator: up to `tries` tries, growing pauses, on ErpUnavailable alone, never on ErpMisconfigured.
+
+    A pause is at least the wait the ERP asked for (`Retry-After`). Past QUICK_RETRY_AFTER_MAX_S there
+    is no quick try: its asking is the caller's retry's to honour.
+    """
 
     def log_retry(details: Any) -> None:
         # Expected when the ERP has a bad moment: news only if the order ends up waiting (logged there).
@@ -216,7 +221,7 @@ def quick_retries(tries: int, base_s: float, on_retry: Callable[[dict[str, Any]]
             on_retry(dict(details))
 
     decorator: Callable[[F], F] = backoff.on_exception(
-        backoff.expo, ErpUnavailable, max_tries=tries, factor=base_s, jitter=backoff.full_jitter,
+        _pauses, ErpUnavailable, max_tries=tries, base_s=base_s, jitter=None,
         giveup=_not_to_retry_quickly, on_backoff=log_retry, raise_on_giveup=True,
         # backoff's own "Giving up" is an ERROR; the caller logs what the failure means (an order waits).
         logger=None,
@@ -224,11 +229,25 @@ def quick_retries(tries: int, base_s: float, on_retry: Callable[[dict[str, Any]]
     return decorator
 
 
+def _pauses(base_s: float) -> Generator[float, Exception | None, None]:
+    """backoff's wait generator: growing pauses with full jitter, each at least the failure's Retry-After.
+
+    backoff sends each failure in; the jitter is drawn here, on the growing part alone, so that it
+    never shortens the wait the ERP asked for.
+    """
+    failure = yield 0.0  # backoff primes the generator with a first send
+    for ceiling in backoff.expo(factor=base_s):
+        if ceiling is None:  # expo's own priming step
+            continue
+        asked = getattr(failure, "retry_after_s", None) or 0.0
+        failure = yield max(backoff.full_jitter(ceiling), asked)
+
+
 def _not_to_retry_quickly(exc: Exception) -> bool:
     if isinstance(exc, ErpMisconfigured):
         return True
     wait_s = getattr(exc, "retry_after_s", None)
-    return wait_s is not None and wait_s >= QUICK_RETRY_AFTER_MAX_S
+    return wait_s is not None and wait_s > QUICK_RETRY_AFTER_MAX_S
 
 
 def body_excerpt(response: requests.Response) -> str:

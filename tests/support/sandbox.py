@@ -73,9 +73,11 @@ class Sandbox:
         return list(self._admin("GET", "/orders"))
 
     def fault(self, mode: str = "none", *, status: int = 503, delay_ms: int = 0,
-              reject_skus: list[str] | None = None, slow_skus: list[str] | None = None) -> None:
+              reject_skus: list[str] | None = None, slow_skus: list[str] | None = None,
+              retry_after_s: int | None = None) -> None:
         self._admin("PUT", "/faults", {"mode": mode, "status": status, "delay_ms": delay_ms,
-                                       "reject_skus": reject_skus or [], "slow_skus": slow_skus or []})
+                                       "reject_skus": reject_skus or [], "slow_skus": slow_skus or [],
+                                       "retry_after_s": retry_after_s})
 
     def held(self) -> int:
         """How many requests the `slow` fault holds up now."""

@@ -44,6 +44,16 @@ def test_5xx_mode_answers_the_chosen_status_and_deducts_nothing(live, status):
     assert stock(live) == 50
 
 
+def test_5xx_mode_plays_a_rate_limited_erp_asking_to_wait(live):
+    set_faults(live, mode="5xx", status=429, retry_after_s=2)
+
+    response = requests.post(f"{live}/api/v1/orders/import", json=ORDER, headers=bearer())
+
+    assert (response.status_code, response.headers["Retry-After"]) == (429, "2")
+    assert "Retry-After" not in requests.get(f"{live}/admin/faults", headers=bearer(ADMIN_TOKEN)).headers
+    assert stock(live) == 50
+
+
 def test_slow_mode_delays_the_answer(live):
     set_faults(live, mode="slow", delay_ms=300)
 

@@ -228,6 +228,26 @@ def test_an_erp_asking_to_wait_is_not_asked_again_at_once(caplog):
     assert caught.value.retry_after_s == 120 and len(pool.sent) == 1
 
 
+def test_an_erp_asking_for_a_short_wait_gets_the_order_after_it_not_an_interval_later(sandbox):
+    # given a rate-limited ERP answering 429 with Retry-After: 1, then taking orders again
+    answers: list[tuple[int, float]] = []
+
+    def ease_off(status: int) -> None:
+        answers.append((status, time.monotonic()))
+        sandbox.fault("none")
+
+    sandbox.fault("5xx", status=429, retry_after_s=1)
+
+    # when an order is pushed with three quick tries
+    result = client_for(sandbox.url, RecordingPool(ease_off), tries=3).import_order(ORDER)
+
+    # then the second try, a second later and no sooner, took it: it did not wait for the next interval
+    [(refused, refused_at), (taken, taken_at)] = answers
+    assert (refused, taken, result.status) == (429, 201, 201)
+    assert taken_at - refused_at >= 1.0
+    assert [order["order_id"] for order in sandbox.orders()] == ["ORD-WEB-1001"]
+
+
 def test_a_blip_is_absorbed_by_the_quick_retries(sandbox):
     # given an ERP that fails the first request only
     calls = []

@@ -11,6 +11,8 @@ def test_fault_state_is_readable_and_validated(client):
     assert client.get("/admin/faults", headers=headers).get_json()["mode"] == "none"
     assert client.put("/admin/faults", json={"mode": "broken"}, headers=headers).status_code == 400
     assert client.put("/admin/faults", json={"mode": "5xx", "status": 404}, headers=headers).status_code == 400
+    assert client.put("/admin/faults", json={"mode": "5xx", "status": 430}, headers=headers).status_code == 400
+    assert client.put("/admin/faults", json={"mode": "5xx", "retry_after_s": -1}, headers=headers).status_code == 400
     assert client.put("/admin/faults", json={"mode": "down"}, headers=bearer()).status_code == 401
 
 

@@ -223,17 +223,43 @@ def test_an_error_answers_excerpt_is_empty_when_its_stream_breaks():
     assert stream_excerpt(_BrokenStream()) == ""
 
 
-@pytest.mark.parametrize(("retry_after", "tries"), [(120.0, 1), (1.0, 1), (0.5, 3), (None, 3)])
-def test_an_erp_asking_to_wait_a_second_or_more_gets_no_quick_tries(retry_after, tries):
-    # given an ERP answering 429 (or 503) with Retry-After, or without
+@pytest.mark.parametrize("retry_after", [120.0, 5.5])
+def test_an_erp_asking_to_wait_over_five_seconds_gets_no_quick_tries(retry_after):
+    # given an ERP answering 429 (or 503) with a Retry-After longer than a quick try may wait
     call, calls = flaky(ErpUnavailable("429", status=429, retry_after_s=retry_after))
 
     # when the call is made with three quick tries
     with pytest.raises(ErpUnavailable):
         quick_retries(3, 0.0)(call)()
 
-    # then it is not asked again within the second it asked us to wait
-    assert len(calls) == tries
+    # then it is left to the caller's retry (an order's next interval, the sweep's next slot)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(("retry_after", "pauses"), [(0.05, [0.05, 0.05]), (None, [0.0, 0.0])])
+def test_a_quick_try_waits_at_least_what_the_erp_asked_for(retry_after, pauses):
+    # given an ERP answering 429 with a short Retry-After (a rate limit), or 503 without one
+    call, calls = flaky(ErpUnavailable("429", status=429, retry_after_s=retry_after))
+    waits: list[float] = []
+
+    # when the call is made with three quick tries whose own pauses are 0
+    with pytest.raises(ErpUnavailable):
+        quick_retries(3, 0.0, on_retry=lambda details: waits.append(details["wait"]))(call)()
+
+    # then each try came after the wait asked for, never sooner: it was not a full retry interval away
+    assert len(calls) == 3
+    assert waits == pauses
+
+
+def test_a_quick_trys_own_pauses_grow_at_random_below_their_ceiling():
+    call, _ = flaky(ErpUnavailable("503", status=503))
+    waits: list[float] = []
+
+    with pytest.raises(ErpUnavailable):
+        quick_retries(4, 0.001, on_retry=lambda details: waits.append(details["wait"]))(call)()
+
+    assert len(waits) == 3
+    assert all(0.0 <= wait <= 0.001 * 2 ** n for n, wait in enumerate(waits))
 
 
 def test_retry_after_is_read_in_seconds_or_as_an_http_date():
