@@ -210,8 +210,8 @@ def quick_retries(tries: int, base_s: float, on_retry: Callable[[dict[str, Any]]
                   ) -> Callable[[F], F]:
     """A decorator: up to `tries` tries, growing pauses, on ErpUnavailable alone, never on ErpMisconfigured.
 
-    A pause is at least the wait the ERP asked for (`Retry-After`). Past QUICK_RETRY_AFTER_MAX_S there
-    is no quick try: its asking is the caller's retry's to honour.
+    A pause is the wait the ERP asked for (`Retry-After`) and a random growing part. Past
+    QUICK_RETRY_AFTER_MAX_S there is no quick try: its asking is the caller's retry's to honour.
     """
 
     def log_retry(details: Any) -> None:
@@ -230,17 +230,22 @@ def quick_retries(tries: int, base_s: float, on_retry: Callable[[dict[str, Any]]
 
 
 def _pauses(base_s: float) -> Generator[float, Exception | None, None]:
-    """backoff's wait generator: growing pauses with full jitter, each at least the failure's Retry-After.
+    """backoff's wait generator: the failure's Retry-After, then a growing pause with full jitter.
 
-    backoff sends each failure in; the jitter is drawn here, on the growing part alone, so that it
-    never shortens the wait the ERP asked for.
+    backoff sends each failure in; the jitter is drawn here and added to the wait the ERP asked for,
+    never taken from it: the pushes one rate limit refused together do not all try again in step.
     """
     failure = yield 0.0  # backoff primes the generator with a first send
     for ceiling in backoff.expo(factor=base_s):
         if ceiling is None:  # expo's own priming step
             continue
-        asked = getattr(failure, "retry_after_s", None) or 0.0
-        failure = yield max(backoff.full_jitter(ceiling), asked)
+        asked = max(getattr(failure, "retry_after_s", None) or 0.0, 0.0)
+        failure = yield asked + backoff.full_jitter(ceiling)
+
+
+def longest_quick_pauses_s(tries: int, base_s: float) -> float:
+    """The most a call's quick tries may sleep in all: each pause the longest Retry-After honoured, and its jitter."""
+    return sum((QUICK_RETRY_AFTER_MAX_S + base_s * 2.0**n for n in range(tries - 1)), 0.0)
 
 
 def _not_to_retry_quickly(exc: Exception) -> bool:

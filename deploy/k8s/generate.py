@@ -16,6 +16,7 @@ import yaml
 
 from erp_sync.shared.settings import Settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WorkQueue
+from erp_sync.workers.erp_http import longest_quick_pauses_s
 from erp_sync.workers.registry import WORKERS, ConsumingWorker, Worker
 
 OUTPUT = Path(__file__).resolve().parent / "base" / "workers.yaml"
@@ -100,8 +101,10 @@ def grace_period_s(worker: Worker, settings: Settings) -> int:
         # the sweep under way finishes; RECONCILE_MAX_DURATION_S bounds it
         return math.ceil(settings.reconcile_max_duration_s) + 60
     if worker.needs_erp:
-        # a push against a hanging ERP: ERP_QUICK_RETRIES tries of connect + read timeout, and back-offs
-        push_s = settings.erp_quick_retries * (settings.erp_connect_timeout_s + settings.erp_read_timeout_s)
+        # a push against a hanging ERP: ERP_QUICK_RETRIES tries of connect + read timeout, and the
+        # pauses between them (each up to a Retry-After of 5 s, and its jitter)
+        push_s = settings.erp_quick_retries * (settings.erp_connect_timeout_s + settings.erp_read_timeout_s) \
+            + longest_quick_pauses_s(settings.erp_quick_retries, settings.erp_quick_retry_base_s)
         return math.ceil(push_s) + 20
     if worker.name == "media":
         # a message's downloads, each bounded by MEDIA_TIMEOUT_S; one cut short is redelivered, applied once

@@ -16,6 +16,7 @@ import yaml
 
 from erp_sync.ingress.serve import GRACEFUL_TIMEOUT_S
 from erp_sync.shared.settings import Settings
+from erp_sync.workers.erp_http import longest_quick_pauses_s
 from erp_sync.workers.registry import WORKERS
 from tests.support.deploy_files import Stage, dockerfile_stages, load_script, secret_settings
 
@@ -177,9 +178,11 @@ def test_the_image_holds_no_secret():
 
 
 def test_the_orders_worker_is_given_time_to_finish_its_pushes_on_stop():
-    # a push against a hanging ERP: ERP_QUICK_RETRIES tries of connect + read timeout, and back-offs
+    # a push against a hanging ERP: ERP_QUICK_RETRIES tries of connect + read timeout, and the pauses
+    # between them, each up to the longest Retry-After a quick try honours
     defaults = Settings()
-    worst_push_s = defaults.erp_quick_retries * (defaults.erp_connect_timeout_s + defaults.erp_read_timeout_s) + 2
+    worst_push_s = defaults.erp_quick_retries * (defaults.erp_connect_timeout_s + defaults.erp_read_timeout_s) \
+        + longest_quick_pauses_s(defaults.erp_quick_retries, defaults.erp_quick_retry_base_s)
     grace = OURS["orders"]["stop_grace_period"]
 
     assert grace.endswith("s") and int(grace[:-1]) > worst_push_s

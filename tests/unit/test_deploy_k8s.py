@@ -14,6 +14,7 @@ import yaml
 from erp_sync.shared.errors import ConfigurationError
 from erp_sync.shared.settings import Settings, load_settings
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE
+from erp_sync.workers.erp_http import longest_quick_pauses_s
 from erp_sync.workers.registry import WORKERS, ConsumingWorker
 from tests.support.deploy_files import (
     DEPLOY, K8S, config_map_data, dockerfile_stages, load_script, manifests, pod_environments, secret_settings,
@@ -139,10 +140,11 @@ def test_the_edges_leave_the_service_before_they_stop_and_finish_their_requests_
 
 
 def test_the_orders_worker_is_given_time_to_finish_its_pushes_and_the_sweep_its_run():
-    worst_push_s = DEFAULTS.erp_quick_retries * (DEFAULTS.erp_connect_timeout_s + DEFAULTS.erp_read_timeout_s) + 2
+    worst_push_s = DEFAULTS.erp_quick_retries * (DEFAULTS.erp_connect_timeout_s + DEFAULTS.erp_read_timeout_s) \
+        + longest_quick_pauses_s(DEFAULTS.erp_quick_retries, DEFAULTS.erp_quick_retry_base_s)
     grace = {name: d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] for name, d in DEPLOYMENTS.items()}
 
-    assert grace["erp-sync-worker-orders"] > worst_push_s
+    assert grace["erp-sync-worker-orders"] - 5 > worst_push_s  # WORKER_STOP_TIMEOUT_S, below
     assert grace["erp-sync-worker-reconcile"] > DEFAULTS.reconcile_max_duration_s
     assert all(seconds >= 30 for seconds in grace.values())
     # and the process's own bound after SIGTERM reaches as far, short of the SIGKILL: with the

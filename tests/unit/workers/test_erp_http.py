@@ -251,15 +251,25 @@ def test_a_quick_try_waits_at_least_what_the_erp_asked_for(retry_after, pauses):
     assert waits == pauses
 
 
-def test_a_quick_trys_own_pauses_grow_at_random_below_their_ceiling():
-    call, _ = flaky(ErpUnavailable("503", status=503))
-    waits: list[float] = []
+@pytest.mark.parametrize("retry_after", [0.01, None])
+def test_callers_refused_together_do_not_try_again_in_step(retry_after):
+    # given pushes refused at once by one rate limit (429, Retry-After), or by a 503 without one
+    firsts: list[float] = []
+    for _ in range(12):
+        call, _ = flaky(ErpUnavailable("429", status=429, retry_after_s=retry_after))
+        waits: list[float] = []
 
-    with pytest.raises(ErpUnavailable):
-        quick_retries(4, 0.001, on_retry=lambda details: waits.append(details["wait"]))(call)()
+        # when each is made with three quick tries
+        with pytest.raises(ErpUnavailable):
+            quick_retries(3, 0.002, on_retry=lambda details, waits=waits: waits.append(details["wait"]))(call)()
 
-    assert len(waits) == 3
-    assert all(0.0 <= wait <= 0.001 * 2 ** n for n, wait in enumerate(waits))
+        # then each pause is the wait asked for and a random part below its growing ceiling
+        asked = retry_after or 0.0
+        assert all(asked <= wait <= asked + 0.002 * 2 ** n for n, wait in enumerate(waits)), waits
+        firsts.append(waits[0])
+
+    # and the callers' first pauses differ: they do not all come back at the same instant
+    assert len(set(firsts)) > 1
 
 
 def test_retry_after_is_read_in_seconds_or_as_an_http_date():
