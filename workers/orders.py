@@ -110,7 +110,7 @@ def record_order(delivery: Delivery, scope: SessionOrConnection) -> HandlerResul
     try:
         [result] = record_batch([delivery], scope)
     except MessageDecodeError as exc:
-        if (order_id := order_id_of(delivery.body)) is None:
+        if (order_id := order_id_of(delivery.body, delivery.message_id)) is None:
             raise
         reason = f"malformed order message: {exc}"
         record_rejected(scope, order_id, reason, *readable_parts(delivery.body))

@@ -25,6 +25,12 @@ def order_body(order_id: str = "ORD-1", quantity: int = 2, sku: str = SKU, **ext
                        "line_items": [{"sku": sku, "quantity": quantity, "unit_price": 79900.00}], **extra}).encode()
 
 
+def order_of_lines(lines: int, order_id: str = "ORD-1", sku: str = SKU) -> bytes:
+    """An order body of `lines` lines, all of one SKU."""
+    return json.dumps({"order_id": order_id, "order_date": "2024-01-20T10:15:00Z", "customer_ref": "CUST-555",
+                       "line_items": [{"sku": sku, "quantity": 1, "unit_price": 10.00}] * lines}).encode()
+
+
 def push_body(order_id: str = "ORD-1") -> bytes:
     """A push message's body: it names the order and nothing else."""
     return json.dumps({"order_id": order_id}).encode()

@@ -13,7 +13,7 @@ from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE
 from tests.support.sandbox import TOKEN
-from tests.support.orders import SKU, delivery, order_body, push_body
+from tests.support.orders import SKU, delivery, order_body, order_of_lines, push_body
 from tests.support.sandbox import running_sandbox
 from tests.support.tcp_proxy import TcpProxy
 from erp_sync.workers.orders import build_push_runner, build_runner
@@ -122,6 +122,25 @@ def test_a_malformed_order_is_parked_and_the_rest_of_its_batch_goes_through(runn
     assert "quantity" in parked.headers[PARK_REASON_HEADER]
     assert statuses(committed_session) == {"ORD-1": "synced", "ORD-2": "synced", "ORD-BAD": "rejected"}
     assert sorted(o["order_id"] for o in sandbox.orders()) == ["ORD-1", "ORD-2"]
+
+
+def test_an_order_too_large_is_parked_and_the_orders_around_it_reach_the_erp(runner, sandbox, committed_session):
+    # given a batch with an order of 100,000 lines between two others: recorded whole, it held the
+    # orders behind it for 5 s (1,000,000 lines: 50 s)
+    too_large = order_of_lines(100_000, order_id="ORD-BIG")
+    batch = [delivery(order_body("ORD-1"), tag=1), Delivery(2, too_large, "ORD-BIG", "application/json"),
+             delivery(order_body("ORD-2"), tag=3)]
+
+    outcomes = runner.run(batch)
+
+    # then the large one is rejected and parked, and the others are synced, each in the ERP once
+    assert [type(outcome) for outcome in outcomes] == [Done, Done, Done]
+    [parked] = outcomes[1].follow_ups
+    assert (parked.exchange, parked.body) == (PARKING_EXCHANGE, too_large)
+    assert "over the 1,048,576 an order may take" in parked.headers[PARK_REASON_HEADER]
+    assert statuses(committed_session) == {"ORD-1": "synced", "ORD-2": "synced", "ORD-BIG": "rejected"}
+    assert sorted(o["order_id"] for o in sandbox.orders()) == ["ORD-1", "ORD-2"]
+    assert open_holds(committed_session) == [("ORD-1", 2), ("ORD-2", 2)]
 
 
 def test_a_redelivered_order_starts_no_second_retry_chain(runner, sandbox, committed_session):

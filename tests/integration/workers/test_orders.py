@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -23,7 +24,7 @@ from erp_sync.shared.retry_policy import PARK_REASON_HEADER
 from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, PARKING_EXCHANGE, RETRY_EXCHANGE
 from tests.support.canned_http import answering
 from tests.support.factories import encode, inventory_event
-from tests.support.orders import SKU, delivery, order_body, push_body
+from tests.support.orders import SKU, delivery, order_body, order_of_lines, push_body
 from tests.support.sandbox import TOKEN, running_sandbox
 from tests.support.waiting import wait_for
 from erp_sync.workers.hold_rule import release_expired_holds
@@ -552,6 +553,8 @@ def overdue_by(session, seconds: dict[str, int]) -> None:
     # Stored by PostgreSQL in 1 BC, read back into no Python datetime: never pushed nor shown.
     (json.dumps({"order_id": "ORD-1", "order_date": "0001-01-01T00:00:00+01:00",
                  "line_items": [{"sku": SKU, "quantity": 1, "unit_price": 1.0}]}).encode(), "order_date"),
+    # Published around publish_order, which refuses it.
+    (order_of_lines(1_001), "at most 1,000 lines an order, not 1,001: place it as several orders"),
 ])
 def test_malformed_order_is_recorded_rejected_and_parked(make_handler, sandbox, db_session, body, problem):
     [parked] = make_handler()(delivery(body), db_session)
@@ -610,6 +613,41 @@ def test_a_rejected_local_only_order_unsent_still_hands_on_to_the_next(make_hand
     # when the first is re-sent and rejected without a call, then the next follows, as after an ERP's answer
     [following] = handle.push(delivery(push_body("ORD-中文")), db_session)
     assert following.body == push_body("ORD-2")
+
+
+def test_an_order_body_over_the_limit_is_rejected_and_parked_unread(make_handler, sandbox, db_session, caplog):
+    # given an order of 100,000 lines (5 MB) published around publish_order under its order id as message id:
+    # a 1,000,000-line one took the orders worker 1.6 GB and 50 s, and under 512 MiB killed it at each delivery
+    body = order_of_lines(100_000)
+
+    # when the orders worker takes it
+    tracemalloc.start()
+    try:
+        [parked] = make_handler()(delivery(body), db_session)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # then it was never parsed (that takes 5 times the body), and is rejected and parked saying why
+    assert peak < len(body)
+    reason = f"order body of {len(body):,} bytes, over the 1,048,576 an order may take (at most 1,000 lines)"
+    row = order_row(db_session)
+    assert row.status == "rejected" and reason in row.last_error and row.holds == []
+    assert (parked.exchange, parked.routing_key, parked.body) == (PARKING_EXCHANGE, "orders", body)
+    assert reason in parked.headers[PARK_REASON_HEADER]
+    assert f"ALERT order ORD-1: parking malformed message: malformed order message: {reason}" in caplog.text
+    assert sandbox.orders() == []
+
+
+def test_an_order_body_over_the_limit_that_gives_another_id_than_its_message_is_parked_unrecorded(
+        make_handler, db_session):
+    # given a body over the limit whose order id is not its message's (ORD-1): which is the order's is unknown unread
+    body = order_of_lines(100_000, order_id="ORD-2")
+
+    with pytest.raises(MessageDecodeError, match="over the 1,048,576 an order may take"):
+        make_handler()(delivery(body), db_session)
+
+    assert db_session.scalars(select(Order)).all() == []
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", json.dumps({"line_items": []}).encode()])

@@ -8,7 +8,9 @@ import unicodedata
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from erp_sync.shared.fields import _INVISIBLE_CHARACTER, Money, is_storable_identifier
+from erp_sync.shared.fields import (
+    _INVISIBLE_CHARACTER, NAMED_ID_MAX_BYTES, Money, id_named_in, is_storable_identifier,
+)
 
 
 @pytest.mark.parametrize("value", ["IPH15-128-BLK", "A/B 1", "Ü-é-名", "x" * 100, "名" * 85])
@@ -44,3 +46,12 @@ def test_the_invisible_characters_refused_in_ids_are_unicodes_format_and_separat
 
     assert {code for code, category in categories.items() if category in ("Cf", "Zl", "Zp")} <= matched
     assert {categories[code] for code in matched} <= {"Cf", "Zl", "Zp", "Cn"}
+
+
+def test_a_body_larger_than_any_message_erp_sync_takes_is_not_read_for_its_id():
+    # a 52 MB order parked without a message id was parsed for its id, 240 MB each time it was named
+    named = b'{"order_id": "ORD-1", "line_items": []'
+    at_the_limit = named + b" " * (NAMED_ID_MAX_BYTES - len(named) - 1) + b"}"
+
+    assert id_named_in(at_the_limit) == "ORD-1"
+    assert id_named_in(at_the_limit[:-1] + b" }") is None

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from erp_sync.shared.errors import MessageDecodeError
-from erp_sync.shared.orders import decode_order, publish_order
-from tests.support.orders import order_body
+from erp_sync.shared.orders import (
+    MAX_ORDER_BYTES, MAX_ORDER_LINES, OrderPlaced, decode_order, order_id_of, publish_order, readable_parts,
+)
+from tests.support.orders import order_body, order_of_lines
 
 
 @pytest.mark.parametrize("order_id", ["ORD-中文", "ORD-é-3", "ORD-\u00a0-1"])
@@ -114,3 +116,67 @@ class RecordingPublisher:
 
     def publish(self, message) -> None:
         self.published.append(message)
+
+
+def test_an_order_of_more_lines_than_the_limit_is_refused_at_publish_naming_the_limit():
+    # a storefront's runaway order of 1,000,000 lines held every order behind it for 50 s, and took
+    # the orders worker 1.6 GB
+    publisher = RecordingPublisher()
+
+    with pytest.raises(MessageDecodeError) as refused:
+        publish_order(publisher, json.loads(order_of_lines(MAX_ORDER_LINES + 1)))
+
+    assert refused.value.details == [{"field": "line_items",
+                                      "problem": "at most 1,000 lines an order, not 1,001: place it as several orders"}]
+    assert publisher.published == []
+
+
+def test_an_order_of_as_many_lines_as_the_limit_is_published():
+    publisher = RecordingPublisher()
+
+    publish_order(publisher, json.loads(order_of_lines(MAX_ORDER_LINES)))
+
+    [message] = publisher.published
+    assert len(json.loads(message.body)["line_items"]) == 1_000
+
+
+def test_the_largest_order_publish_order_writes_is_within_the_body_limit():
+    # given the longest of every field: SKUs of astral characters up to their 255 bytes, each escaped
+    # to 12 bytes, the largest quantity and price
+    sku = "\U0001f600" * 63
+    order = OrderPlaced.model_validate({
+        "order_id": "O" * 100, "order_date": "2024-01-20T10:15:00.123456+05:30", "customer_ref": "\U0001f600" * 100,
+        "warehouse_id": sku, "line_items": [{"sku": sku, "quantity": 1_000_000_000, "unit_price": "9999999999.99"}]
+        * MAX_ORDER_LINES})
+
+    # when publish_order writes it, then the orders worker reads it
+    body = order.to_json()
+    assert len(body) <= MAX_ORDER_BYTES
+    assert decode_order(body).same_order(order)
+
+
+def test_a_body_over_the_limit_is_refused_unread():
+    # given a body past the limit, valid JSON up to it and not after it
+    body = order_body()[:-1] + b" " * MAX_ORDER_BYTES + b"no JSON"
+
+    with pytest.raises(MessageDecodeError) as refused:
+        decode_order(body, queued=True)
+
+    # then the refusal is its size, not its JSON: it was never parsed
+    assert str(refused.value) == (f"order body of {len(body):,} bytes, over the 1,048,576 an order may take "
+                                  "(at most 1,000 lines): not read; place it as several orders")
+    assert readable_parts(body) == (None, "")
+
+
+LARGE = b'{"order_id" :\t"ORD-1", "line_items": [' + b" " * MAX_ORDER_BYTES + b"]}"
+
+
+@pytest.mark.parametrize(("body", "message_id", "named"), [
+    (LARGE, "ORD-1", "ORD-1"),  # the message id publish_order gives, named by the body as its order id
+    (LARGE, "ORD-2", None),  # a message id the body does not give as its order id
+    (LARGE.replace(b'"ORD-1"', b'"ORD-10"'), "ORD-1", None),
+    (LARGE, None, None),
+    (order_body("ORD-3"), "ORD-1", "ORD-3"),  # within the limit, the body is read: its own order id
+])
+def test_a_body_over_the_limit_is_known_by_its_message_id_when_it_names_it_as_its_order_id(body, message_id, named):
+    assert order_id_of(body, message_id) == named
