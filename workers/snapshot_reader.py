@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import ijson
 import requests
 
+from erp_sync.shared.decoding import NameRepeated, members_named_once
 from erp_sync.shared.errors import PermanentError
 from erp_sync.shared.fields import has_control_characters
 from erp_sync.workers.erp_clock import IMPLAUSIBLE_CLOCK_OFFSET, WHOLE_SECOND, ErpClock, http_date
@@ -353,7 +354,9 @@ def _export_url(stream: _Prefixed) -> str:
     if len(body) > MAX_URL_BODY_BYTES:
         raise SnapshotBroken("snapshot JSON: an object, but too large to be a {\"url\": ...} reply")
     try:
-        url = json.loads(body).get("url")
+        url = json.loads(body, object_pairs_hook=members_named_once).get("url")
+    except NameRepeated as exc:  # which of the two files to read is not said: the door refuses it too
+        raise SnapshotBroken(f"snapshot JSON: {exc}") from exc
     except (ValueError, AttributeError, RecursionError) as exc:  # RecursionError: nesting deeper than the stack
         raise SnapshotBroken(f"snapshot JSON: not an array nor a {{\"url\": ...}} object ({exc})") from exc
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:

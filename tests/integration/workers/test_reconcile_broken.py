@@ -64,6 +64,9 @@ BROKEN = {
     "duplicate sku": (JSON, b'[{"sku": "S-2", "qty": 1}, {"sku": "S-2", "qty": 0}]', 0, "appears twice"),
     "unknown form": ("text/plain", b"sku qty", 0, "Content-Type"),
     "json cut before its first byte": (JSON, b"", 100, "broke off"),
+    # Which of the two files would be read is not defined: the door refuses a member named twice too.
+    "url form naming url twice": (JSON, b'{"url": "http://127.0.0.1:9/a.csv", "url": "http://127.0.0.1:9/b.csv"}', 0,
+                                  "snapshot JSON: an object names 'url' twice"),
     "url form cut before its first byte": (JSON, b'{"url": "http://127.0.0.1:9/x.csv', 100, "broke off"),
 }
 
