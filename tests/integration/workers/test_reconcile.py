@@ -408,6 +408,23 @@ def test_a_snapshot_file_gone_from_the_url_the_erp_gave_fails_the_sweep_pointing
     assert levels(committed_session) == {"R-1": 2}
 
 
+def test_a_login_page_at_the_url_the_erp_gave_fails_the_sweep_saying_so(sweep_settings, committed_session):
+    # given an ERP answering {"url": ...} with a link whose storage answers 200 with its sign-in page
+    seed_levels(committed_session, {"R-1": 2})
+    page = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><form></form></body></html>\n"
+    with answering(200, page, {"Content-Type": "text/html; charset=utf-8"}) as storage, \
+            answering(200, json.dumps({"url": f"{storage}/export.csv?sig=1"}).encode(),
+                      {"Content-Type": "application/json"}) as url:
+        # when a sweep runs
+        summary = run_sweep(sweep_settings(url))
+
+    # then it failed, saying the file is a web page and where to look, and nothing changed
+    assert summary.status == "failed"
+    assert "a web page, not a sku,qty file" in (summary.error or "")
+    assert "has the link the ERP gave expired" in (summary.error or "")
+    assert levels(committed_session) == {"R-1": 2}
+
+
 def test_an_erp_outage_is_tried_a_few_times_then_fails_the_sweep(erp, sweep_settings, committed_session):
     # given an ERP answering 503 to everything
     url = erp({"O-1": 1})

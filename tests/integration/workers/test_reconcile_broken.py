@@ -67,6 +67,8 @@ BROKEN = {
     # Which of the two files would be read is not defined: the door refuses a member named twice too.
     "url form naming url twice": (JSON, b'{"url": "http://127.0.0.1:9/a.csv", "url": "http://127.0.0.1:9/b.csv"}', 0,
                                   "snapshot JSON: an object names 'url' twice"),
+    "csv that is a login page": (CSV, b"<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", 0,
+                                 "snapshot CSV: a web page, not a sku,qty file"),
     "url form cut before its first byte": (JSON, b'{"url": "http://127.0.0.1:9/x.csv', 100, "broke off"),
 }
 
