@@ -1,6 +1,7 @@
 """The `order.placed` message: its schema, its decoding, and how the storefront publishes it."""
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
+import ijson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -109,7 +111,8 @@ class LineItem(BaseModel):
 def refuse_too_many_lines(lines: object) -> object:
     """The lines as given, if they are at most MAX_ORDER_LINES: counted before any is read."""
     if isinstance(lines, list) and len(lines) > MAX_ORDER_LINES:
-        raise ValueError(f"at most {MAX_ORDER_LINES:,} lines an order, not {len(lines):,}: place it as several orders")
+        raise ValueError(f"at most {MAX_ORDER_LINES:,} lines an order, not {len(lines):,}: place it as several orders, "
+                         "each under a new order id")
     return lines
 
 
@@ -211,22 +214,32 @@ def decode_order(raw: bytes, *, queued: bool = False) -> OrderPlaced:
 def too_large(raw: bytes) -> str:
     """Why a body over MAX_ORDER_BYTES is refused unread."""
     return (f"order body of {len(raw):,} bytes, over the {MAX_ORDER_BYTES:,} an order may take "
-            f"(at most {MAX_ORDER_LINES:,} lines): not read; place it as several orders")
+            f"(at most {MAX_ORDER_LINES:,} lines): not read; place it as several orders, each under a new order id")
 
 
 def order_id_of(raw: bytes, message_id: str | None = None) -> str | None:
     """The order id of a body that failed to decode, when it names a usable one.
 
-    A body over MAX_ORDER_BYTES is not parsed: its order id is the message's id (as `publish_order`
-    sets it) when the body gives that id as its `order_id`, else none.
+    A body over MAX_ORDER_BYTES is not parsed whole: its order id is the message's id (as `publish_order`
+    sets it) when the body's own `order_id` member (streamed up to it) is that id, else none.
     """
     if len(raw) <= MAX_ORDER_BYTES:
         return id_named_in(raw, ("order_id",))
     if not message_id or message_id != message_id.strip() or not is_storable_identifier(message_id):
         return None
-    # A search of the bytes, not a parse: it finds the member however the body spaces it.
-    member = re.compile(rb'"order_id"\s*:\s*' + re.escape(json.dumps(message_id, ensure_ascii=False).encode()))
-    return message_id if member.search(raw) else None
+    return message_id if _top_level_order_id(raw) == message_id else None
+
+
+def _top_level_order_id(raw: bytes) -> object:
+    """The body's own `order_id` member, streamed: nothing but it is kept, and it is read as JSON reads it.
+
+    Not a search of the bytes: that found `"order_id": "X"` inside a line or another object, and so
+    recorded order X rejected for another order's body, and missed an id written with escapes.
+    """
+    try:
+        return next(ijson.items(io.BytesIO(raw), "order_id"), None)
+    except (ijson.JSONError, ValueError):  # cut or broken before its order_id
+        return None
 
 
 def readable_parts(raw: bytes) -> tuple[datetime | None, str]:
@@ -270,5 +283,12 @@ def publish_order(publisher: ConfirmingPublisher, order: OrderPlaced | dict[str,
         PublishRejected: otherwise, no queue is bound (run `erp-sync migrate`).
     """
     if not isinstance(order, OrderPlaced):
+        # Lines counted before the body is written: past about 20,000 the body is over MAX_ORDER_BYTES,
+        # refused for its size alone with no field named, where the storefront is told line_items.
+        try:
+            refuse_too_many_lines(order.get("line_items") if isinstance(order, dict) else None)
+        except ValueError as exc:
+            problem: list[dict[str, object]] = [{"field": "line_items", "problem": str(exc)}]
+            raise MessageDecodeError(f"invalid order: line_items: {exc}", raw=b"", details=problem) from exc
         order = decode_order(dumps(order))
     publisher.publish(order_message(order))

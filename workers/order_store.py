@@ -59,6 +59,7 @@ INSERT INTO orders (order_id, order_date, customer_ref, status, last_error)
 VALUES (:order_id, coalesce(CAST(:order_date AS timestamptz), clock_timestamp()), :customer_ref, 'rejected',
         left(:reason, {ERROR_CHARS}))
 ON CONFLICT (order_id) DO NOTHING
+RETURNING order_id
 """)
 # Not on the order's row, which a push holds locked while the ERP answers (migration 0022).
 _NOTE_CONFLICT = text("""
@@ -184,13 +185,14 @@ def note_conflict(scope: SessionOrConnection, order_id: str) -> None:
 
 
 def record_rejected(scope: SessionOrConnection, order_id: str, reason: str, order_date: datetime | None = None,
-                    customer_ref: str = "") -> None:
-    """Record an order whose message is malformed as rejected, unless it is recorded already.
+                    customer_ref: str = "") -> bool:
+    """Record an order whose message is malformed as rejected, unless it is recorded already; whether it was.
 
     With the date and customer it gives, where each is valid alone; without a date, its receipt's.
     """
-    scope.execute(_INSERT_REJECTED, {"order_id": order_id, "reason": reason, "order_date": order_date,
-                                     "customer_ref": customer_ref})
+    inserted = scope.execute(_INSERT_REJECTED, {"order_id": order_id, "reason": reason, "order_date": order_date,
+                                                "customer_ref": customer_ref})
+    return inserted.scalar_one_or_none() is not None
 
 
 @dataclass

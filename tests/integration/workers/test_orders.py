@@ -18,6 +18,7 @@ from erp_sync.shared.erp_events import InventoryChange, decode_event_of
 from erp_sync.shared.errors import MessageDecodeError
 from erp_sync.shared.models import Order, StockHold
 from erp_sync.shared.order_view import order_view
+from erp_sync.shared import orders as orders_module
 from erp_sync.shared.orders import decode_order
 from erp_sync.shared.publisher import ConfirmingPublisher
 from erp_sync.shared.retry_policy import PARK_REASON_HEADER
@@ -648,6 +649,26 @@ def test_an_order_body_over_the_limit_that_gives_another_id_than_its_message_is_
         make_handler()(delivery(body), db_session)
 
     assert db_session.scalars(select(Order)).all() == []
+
+
+def test_an_order_recorded_before_the_line_limit_and_redelivered_after_it_is_still_pushed(
+        db_session, monkeypatch, caplog):
+    # given an order of 1,500 lines an earlier release recorded, whose worker died before its push went out
+    monkeypatch.setattr(orders_module, "MAX_ORDER_LINES", 10**6)
+    body = order_of_lines(1_500)
+    record_order(delivery(body), db_session)
+    monkeypatch.setattr(orders_module, "MAX_ORDER_LINES", 1_000)
+
+    # when its message comes again to the worker of this release, which refuses more than 1,000 lines
+    parked, push = record_order(delivery(body, redelivered=True), db_session)
+
+    # then the copy is parked, and the order recorded is left as it is and goes on to be pushed
+    # (it waited ORDER_STRANDED_AFTER_S, 4 h, for the probe, its ALERT saying it was malformed)
+    assert (parked.exchange, parked.body) == (PARKING_EXCHANGE, body)
+    assert (push.routing_key, push.body) == (ORDERS_PUSH_QUEUE.routing_key, push_body("ORD-1"))
+    row = order_row(db_session)
+    assert row.status == "received" and len(row.holds) == 1_500
+    assert "the order recorded already under its id is left as it is" in caplog.text
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", json.dumps({"line_items": []}).encode()])

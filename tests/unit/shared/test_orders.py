@@ -127,7 +127,8 @@ def test_an_order_of_more_lines_than_the_limit_is_refused_at_publish_naming_the_
         publish_order(publisher, json.loads(order_of_lines(MAX_ORDER_LINES + 1)))
 
     assert refused.value.details == [{"field": "line_items",
-                                      "problem": "at most 1,000 lines an order, not 1,001: place it as several orders"}]
+                                      "problem": "at most 1,000 lines an order, not 1,001: place it as several orders, "
+                                                 "each under a new order id"}]
     assert publisher.published == []
 
 
@@ -164,7 +165,7 @@ def test_a_body_over_the_limit_is_refused_unread():
 
     # then the refusal is its size, not its JSON: it was never parsed
     assert str(refused.value) == (f"order body of {len(body):,} bytes, over the 1,048,576 an order may take "
-                                  "(at most 1,000 lines): not read; place it as several orders")
+                                  "(at most 1,000 lines): not read; place it as several orders, each under a new order id")
     assert readable_parts(body) == (None, "")
 
 
@@ -176,7 +177,27 @@ LARGE = b'{"order_id" :\t"ORD-1", "line_items": [' + b" " * MAX_ORDER_BYTES + b"
     (LARGE, "ORD-2", None),  # a message id the body does not give as its order id
     (LARGE.replace(b'"ORD-1"', b'"ORD-10"'), "ORD-1", None),
     (LARGE, None, None),
+    # Only the body's own member names it: not one inside a line, nor another member's text.
+    (LARGE.replace(b'"ORD-1"', b'"ORD-2"').replace(b'"line_items": [', b'"line_items": [{"order_id": "ORD-1"},'),
+     "ORD-1", None),
+    (LARGE.replace(b'"ORD-1"', b'"ORD-2", "note": "\\"order_id\\": \\"ORD-1\\""'), "ORD-1", None),
+    # Read as JSON reads it: escapes are the characters they stand for.
+    (LARGE.replace(b'"ORD-1"', b'"ORD\\u002d1"'), "ORD-1", "ORD-1"),
+    (LARGE.replace(b'"line_items": [', b'"line_items": [}'), "ORD-1", "ORD-1"),  # broken after it: named
+    (b'{"line_items": [}' + LARGE[1:], "ORD-1", None),  # broken before it
     (order_body("ORD-3"), "ORD-1", "ORD-3"),  # within the limit, the body is read: its own order id
 ])
 def test_a_body_over_the_limit_is_known_by_its_message_id_when_it_names_it_as_its_order_id(body, message_id, named):
     assert order_id_of(body, message_id) == named
+
+
+def test_an_order_too_long_for_the_body_limit_is_refused_at_publish_naming_its_lines():
+    # given 30,000 lines: a body of 1.6 MB, refused for its size alone it named no field
+    publisher = RecordingPublisher()
+
+    with pytest.raises(MessageDecodeError) as refused:
+        publish_order(publisher, json.loads(order_of_lines(30_000)))
+
+    assert [detail["field"] for detail in refused.value.details] == ["line_items"]
+    assert "not 30,000" in str(refused.value)
+    assert publisher.published == []
