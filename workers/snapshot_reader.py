@@ -37,7 +37,6 @@ from erp_sync.workers.erp_http import (
     FILE_HINTS,
     NOT_ABOUT_THE_REQUEST,
     OWN_FILE_HINTS,
-    WEB_PAGE_STARTS,
     check_answer,
     check_not_a_web_page,
     media_type,
@@ -282,9 +281,9 @@ def csv_rows(raw: Any) -> Iterator[Row]:
     lines = _Lines(text)
     reader = csv.reader(lines, strict=True)
     header = [name.strip().lower() for name in next(reader, [])]
-    if header and header[0].startswith(WEB_PAGE_STARTS):
-        raise SnapshotBroken("snapshot CSV: a web page, not a sku,qty file (a login or error page of where the file "
-                             "is kept: has the link the ERP gave expired, or does it need a login?)")
+    if header and header[0].startswith("<"):  # no header names a column so: a page's doctype, tag or comment
+        raise SnapshotBroken("snapshot CSV: a web page (or other markup), not a sku,qty file (a login or error page "
+                             "of where the file is kept: has the link the ERP gave expired, or does it need a login?)")
     if "sku" not in header or "qty" not in header:
         raise SnapshotBroken(f"snapshot CSV: header must name sku and qty, got {header!r}")
     sku_at, qty_at = header.index("sku"), header.index("qty")

@@ -420,7 +420,7 @@ def test_a_login_page_at_the_url_the_erp_gave_fails_the_sweep_saying_so(sweep_se
 
     # then it failed, saying the file is a web page and where to look, and nothing changed
     assert summary.status == "failed"
-    assert "a web page, not a sku,qty file" in (summary.error or "")
+    assert "a web page (or other markup), not a sku,qty file" in (summary.error or "")
     assert "has the link the ERP gave expired" in (summary.error or "")
     assert levels(committed_session) == {"R-1": 2}
 

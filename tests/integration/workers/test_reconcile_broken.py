@@ -68,7 +68,11 @@ BROKEN = {
     "url form naming url twice": (JSON, b'{"url": "http://127.0.0.1:9/a.csv", "url": "http://127.0.0.1:9/b.csv"}', 0,
                                   "snapshot JSON: an object names 'url' twice"),
     "csv that is a login page": (CSV, b"<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", 0,
-                                 "snapshot CSV: a web page, not a sku,qty file"),
+                                 "snapshot CSV: a web page (or other markup), not a sku,qty file"),
+    "csv that is a storage's XML error": (CSV, b'<?xml version="1.0"?>\n<Error><Code>AccessDenied</Code></Error>\n', 0,
+                                          "snapshot CSV: a web page (or other markup), not a sku,qty file"),
+    "csv that is a page opening with a comment": (CSV, b"<!-- sso -->\n<html><body>Sign in</body></html>\n", 0,
+                                                  "snapshot CSV: a web page (or other markup), not a sku,qty file"),
     "url form cut before its first byte": (JSON, b'{"url": "http://127.0.0.1:9/x.csv', 100, "broke off"),
 }
 
