@@ -113,15 +113,14 @@ def record_order(delivery: Delivery, scope: SessionOrConnection) -> HandlerResul
         if (order_id := order_id_of(delivery.body, delivery.message_id)) is None:
             raise
         reason = f"malformed order message: {exc}"
-        if record_rejected(scope, order_id, reason, *readable_parts(delivery.body)):
-            alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message: %s", order_id, reason)
-            return [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
-        # Recorded already, and left as it is: a copy an earlier release took (an order of more lines
-        # than MAX_ORDER_LINES, redelivered across the upgrade) may have lost its push with the worker
-        # that recorded it. Its push goes on, as a duplicate's does; one settled or not due ignores it.
-        alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message; the order recorded already under its id "
-              "is left as it is: %s", order_id, reason)
-        return [parked(WORK_QUEUES["orders"], delivery, reason, order_id), push_message(order_id)]
+        recorded_now = record_rejected(scope, order_id, reason, *readable_parts(delivery.body))
+        left = "" if recorded_now else "; the order recorded already under its id is left as it is"
+        alert(Cause.MESSAGE_PARKED, "order %s: parking malformed message%s: %s", order_id, left, reason)
+        follow_ups = [parked(WORK_QUEUES["orders"], delivery, reason, order_id)]
+        # Recorded already: a copy an earlier release took (an order of more lines than MAX_ORDER_LINES,
+        # redelivered across the upgrade) may have lost its push with the worker that recorded it. Its
+        # push goes on, as a duplicate's does; one settled or not due ignores it.
+        return follow_ups if recorded_now else [*follow_ups, push_message(order_id)]
     return result
 
 
