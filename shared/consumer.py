@@ -7,11 +7,13 @@ about as long as they run Python, uses `ConcurrentConsumer` instead: several mes
 under way at once, each acked as soon as it is done. A failed message goes to its delay queue
 (transient) or its parking queue (permanent) before its ack, so nothing is lost between the two.
 While the handler runs, this thread keeps serving the connection, so heartbeats go on however long
-a batch takes.
+a batch takes. A message back twice without an ack (`Delivery.suspect`: it may be what killed its
+worker) is a batch of its own, with no other batch under way beside it (workers/crash_guard.py).
 """
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -46,6 +48,11 @@ from erp_sync.shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+# A quorum queue's count of the deliveries of a message that ended without an ack.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
+# Once is a connection lost, which takes back every message under way or prefetched; twice, the
+# message may be what killed its worker (out of memory, a crash), and so may any of its neighbours.
+SUSPECT_RETURNS = 2
 # Any of these ends the connection; the broker redelivers what was not acked. A follow-up the
 # broker refused (no queue bound: the topology is missing) is one too, until an operator fixes it.
 CONNECTION_ERRORS = (*CONNECT_ERRORS, BrokerUnavailable, PublishRejected)
@@ -62,6 +69,14 @@ class Delivery:
     headers: dict[str, Any] = field(default_factory=dict)
     redelivered: bool = False
     published_at: int | None = None  # the publisher's timestamp, whole seconds since the epoch
+
+    @property
+    def suspect(self) -> bool:
+        """Whether it may be what killed its worker: back from `SUSPECT_RETURNS` deliveries without an ack.
+
+        It is handled alone, so that only its own attempts are counted (workers/crash_guard.py).
+        """
+        return self.redelivered and _whole(self.headers.get(DELIVERY_COUNT_HEADER)) >= SUSPECT_RETURNS
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,10 @@ class ConsumerConfig:
     prefetch: int = 100
     batch_size: int = 50
     batch_window_s: float = 0.005
+
+
+def _whole(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _outcome_label(outcome: Outcome) -> str:
@@ -253,9 +272,7 @@ class Consumer:
         deadline = time.monotonic() + self._config.batch_window_s
         while len(self._buffer) < self._config.batch_size and (left := deadline - time.monotonic()) > 0:
             connection.process_data_events(time_limit=left)
-        batch = self._buffer[: self._config.batch_size]
-        del self._buffer[: self._config.batch_size]
-        return batch
+        return next_batch_of(self._buffer, self._config.batch_size)
 
     def _handle_batch(
         self,
@@ -322,6 +339,7 @@ class ConcurrentConsumer(Consumer):
         self._batch_bytes = batch_bytes
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{queue.worker}-handler")
         self._running = 0  # touched on the connection's thread only
+        self._suspect_running = False  # a suspect is under way, alone (touched there only)
         self._failure: BaseException | None = None
         self._settling: _Settling  # the current connection's (`_opened`)
 
@@ -334,15 +352,16 @@ class ConcurrentConsumer(Consumer):
         return self._batch_bytes
 
     def _serve(self, connection: pika.BlockingConnection, channel: BlockingChannel, stop: threading.Event) -> None:
-        self._running, self._failure = 0, None
+        self._running, self._failure, self._suspect_running = 0, None, False
         try:
             while not stop.is_set():
                 connection.process_data_events(time_limit=0.25)
                 if self._failure is not None:
                     raise self._failure
-                while self._buffer and self._running < self._concurrency:
+                while self._buffer and self._may_start():
                     batch = self._next_batch()
                     self._running += 1
+                    self._suspect_running = batch[0].suspect
                     self._executor.submit(self._handle_alone, self._settling, batch)
         finally:
             while self._running and connection.is_open:
@@ -357,17 +376,24 @@ class ConcurrentConsumer(Consumer):
         self._settling.delivered(method.delivery_tag)
         super()._on_message(channel, method, properties, body)
 
+    def _may_start(self) -> bool:
+        """Whether the next message may start now: a suspect only with nothing else under way, and
+        nothing beside a suspect, so that a worker dying counts against the one message it was on."""
+        if self._suspect_running:
+            return False
+        if self._buffer[0].suspect:
+            return self._running == 0
+        return self._running < self._concurrency
+
     def _next_batch(self) -> list[Delivery]:
         """Up to `batch_size` messages off the buffer, and no more than `batch_bytes` of bodies past the first."""
         size, total = 0, 0
-        for delivery in self._buffer[: self._batch_size]:
+        for delivery in _unsuspected_run(self._buffer[: self._batch_size]):
             total += len(delivery.body)
             if size and self._batch_bytes is not None and total > self._batch_bytes:
                 break
             size += 1
-        batch = self._buffer[:size]
-        del self._buffer[:size]
-        return batch
+        return next_batch_of(self._buffer, size)
 
     def _handle_alone(self, settling: _Settling, batch: list[Delivery]) -> None:
         taken_at = time.monotonic()
@@ -382,12 +408,27 @@ class ConcurrentConsumer(Consumer):
         """On the connection's thread: count the batches that ended, and note what to ack."""
         for end in ended:
             self._running -= 1
+            self._suspect_running = False  # a suspect runs alone: whichever batch ended, none is under way
             if end.failure is None:
                 book.done(delivery.delivery_tag for delivery in end.batch)
                 message_metrics.count_settled(self._queue.name, _settled(end.batch, end.outcomes),
                                               time.monotonic() - end.taken_at)
             else:
                 self._failure = end.failure  # the loop raises it: a reconnect brings the batch back
+
+
+def _unsuspected_run(buffer: list[Delivery]) -> list[Delivery]:
+    """The buffer's first message alone if it is a suspect, else its messages up to the first suspect."""
+    if buffer and buffer[0].suspect:
+        return buffer[:1]
+    return list(itertools.takewhile(lambda delivery: not delivery.suspect, buffer))
+
+
+def next_batch_of(buffer: list[Delivery], most: int) -> list[Delivery]:
+    """Off the buffer: its next batch of at most `most` messages, a suspect always alone."""
+    batch = _unsuspected_run(buffer[:most])
+    del buffer[: len(batch)]
+    return batch
 
 
 @dataclass(frozen=True)

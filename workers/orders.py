@@ -30,6 +30,7 @@ from erp_sync.workers.order_store import (
     first_copies, note_conflict, record_orders, record_rejected, recorded_orders,
 )
 from erp_sync.workers.order_sync import build_push_handler, push_message
+from erp_sync.workers.crash_guard import CrashGuard
 from erp_sync.workers.outage_hold import OutageHold
 
 logger = logging.getLogger(__name__)
@@ -136,8 +137,9 @@ def start_background(
     push_config = replace(config, prefetch=2 * settings.order_push_concurrency)
     # Held through a database outage, as the recording is (workers/runner.py): sent round the retry
     # path, an order's push could wait minutes with the database back, the ERP not knowing of it.
-    push_runner = OutageHold.on(build_push_runner(settings, session_factory, push_config),
-                                engine_of(session_factory), stop)
+    engine = engine_of(session_factory)
+    push_runner = CrashGuard.on(OutageHold.on(build_push_runner(settings, session_factory, push_config), engine, stop),
+                                ORDERS_PUSH_QUEUE.name, engine)
     pushes = ConcurrentConsumer(ORDERS_PUSH_QUEUE, push_runner, push_config, publisher,
                                 concurrency=settings.order_push_concurrency)
     probe = OrderProbe(erp_client(settings), session_factory, publisher,

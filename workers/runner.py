@@ -23,6 +23,7 @@ from erp_sync.shared.reconcile_metrics import reconcile_collector
 from erp_sync.shared.schema import require_current_schema
 from erp_sync.shared.settings import Settings
 from erp_sync.workers.background import BackgroundLoop
+from erp_sync.workers.crash_guard import CrashGuard
 from erp_sync.workers.metrics_server import serving_metrics
 from erp_sync.workers.outage_hold import OutageHold
 from erp_sync.workers.signals import stop_on_signals
@@ -104,7 +105,8 @@ def consumer_for(worker: ConsumingWorker, settings: Settings, runner: Runner, co
 def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: threading.Event) -> list[BackgroundLoop]:
     session_factory = make_session_factory(engine)
     config = consumer_config(settings, worker)
-    runner = OutageHold.on(worker.build_runner(settings, session_factory, config, stop), engine, stop)
+    runner = CrashGuard.on(OutageHold.on(worker.build_runner(settings, session_factory, config, stop), engine, stop),
+                           worker.queue.name, engine)
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     loops: list[BackgroundLoop] = (
         worker.start_loops(settings, session_factory, publisher, config, stop) if worker.start_loops else []

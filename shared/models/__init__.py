@@ -5,7 +5,7 @@ from erp_sync.shared.models.catalog import Category, Media, ProductGroup, Varian
 from erp_sync.shared.models.counts import ROW_COUNT_CHANGES, RowCount
 from erp_sync.shared.models.events import ProcessedEvent
 from erp_sync.shared.models.inventory import StockChange, StockLevel
-from erp_sync.shared.models.operations import AlertThrottle, WebhookTally
+from erp_sync.shared.models.operations import AlertThrottle, UnfinishedAttempt, WebhookTally
 from erp_sync.shared.models.orders import Order, OrderConflict, OrderLine, StockHold
 from erp_sync.shared.models.reconcile import (
     ReconciliationCorrection,
@@ -36,6 +36,7 @@ __all__ = [
     "StockChangeOutcome",
     "StockHold",
     "StockLevel",
+    "UnfinishedAttempt",
     "Variant",
     "WebhookTally",
 ]

@@ -29,3 +29,14 @@ class WebhookTally(Base):
     outcome: Mapped[str] = mapped_column(String(20), primary_key=True)
     reason: Mapped[str] = mapped_column(String(50), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)
+
+
+class UnfinishedAttempt(Base):
+    """A suspect message (back after its worker died twice) started alone and not yet ended: how often."""
+
+    __tablename__ = "unfinished_attempts"
+
+    queue: Mapped[str] = mapped_column(String(100), primary_key=True)
+    message_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # workers/crash_guard.py's message_key
+    attempts: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -3,15 +3,22 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import pytest
+from sqlalchemy.orm import Session
+
+from erp_sync.shared.consumer import SUSPECT_RETURNS, Delivery
+from erp_sync.shared.models.operations import UnfinishedAttempt
+from erp_sync.shared.topology import ORDERS_PUSH_QUEUE, WORK_QUEUES
+from erp_sync.workers.crash_guard import UNFINISHED_LIMIT, message_key
+from erp_sync.workers.order_sync import push_message
 
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import EVENTS_EXCHANGE
-from tests.support.amqp import drain
+from tests.support.amqp import Landed, drain, returned
 from tests.support.processes import Process
 from tests.support.settings import TEST_RETRY_DELAYS_MS
 from tests.support.waiting import wait_for
@@ -85,6 +92,44 @@ def test_message_that_can_never_succeed_is_parked_with_its_reason_and_work_goes_
     parked = wait_for(lambda: drain(broker, "erp-sync.inventory.parked"))
     assert [m.body for m in parked] == [b"not json at all"]
     assert "not valid JSON" in parked[0].properties.headers["x-erp-sync-park-reason"]
+
+
+def died_on_alone(session: Session, queue: str, landed: Landed) -> None:
+    """Note that `landed`'s worker died on it `UNFINISHED_LIMIT` times while it ran alone, as the
+    crash guard counts it (tests/integration/workers/test_crash_guard.py kills a worker for real)."""
+    delivery = Delivery(0, landed.body, landed.properties.message_id, landed.properties.content_type)
+    session.add(UnfinishedAttempt(queue=queue, message_key=message_key(delivery), attempts=UNFINISHED_LIMIT,
+                                  started_at=datetime.now(UTC)))
+    session.commit()
+
+
+@pytest.mark.parametrize("role", ["inventory", "orders"])
+def test_a_message_its_worker_died_on_too_often_is_parked_alone_and_the_next_one_is_applied(
+        ingress, start_workers, broker, committed_session, order_settings, role):
+    # given a message its worker died on twice among its neighbours, then three times alone
+    if role == "inventory":
+        queue, after = WORK_QUEUES["inventory"], inventory_event(sku="SKU-AFTER-DEATHS", new_quantity=6)
+        post(ingress, inventory_event(sku="SKU-DEATHS", new_quantity=5))
+    else:
+        queue, after = ORDERS_PUSH_QUEUE, None
+        publisher = ConfirmingPublisher(broker)
+        publisher.publish(push_message("ORD-DEATHS"))
+        publisher.close()
+    fatal = returned(broker, queue.name, SUSPECT_RETURNS)
+    died_on_alone(committed_session, queue.name, fatal)
+
+    # when its worker starts again, and another message follows
+    start_workers(role, with_settings=order_settings() if role == "orders" else None)
+    if after is not None:
+        post(ingress, after)
+
+    # then it is parked, untried, with why; the one after it is applied
+    parked = wait_for(lambda: drain(broker, queue.parking_queue))
+    assert [m.properties.message_id for m in parked] == [fatal.properties.message_id]
+    assert f"its worker stopped {UNFINISHED_LIMIT} times" in parked[0].properties.headers["x-erp-sync-park-reason"]
+    if role == "inventory":
+        wait_for(lambda: erp_quantity(ingress, "SKU-AFTER-DEATHS") == 6)
+        assert erp_quantity(ingress, "SKU-DEATHS") is None
 
 
 def test_two_workers_on_one_queue_end_where_one_would(ingress, start_workers):

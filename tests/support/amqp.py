@@ -65,3 +65,25 @@ def purge_all(amqp_url: str, retry_delays_ms: tuple[int, ...], settle_s: float =
             channel.queue_purge(name)
     finally:
         connection.close()
+
+
+def returned(amqp_url: str, queue: str, times: int, timeout_s: float = 10.0) -> Landed:
+    """The first message on `queue`, taken and handed back without an ack `times` times (its
+    connection closed, as a worker's dies): the broker's count of its returns, as a crash leaves it."""
+    deadline = time.monotonic() + timeout_s
+    taken: Landed | None = None
+    for _ in range(times):
+        taken = None
+        while taken is None:
+            connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+            try:
+                method, properties, body = connection.channel().basic_get(queue, auto_ack=False)
+                if method is not None:
+                    taken = Landed(body, properties)
+            finally:
+                connection.close()
+            if taken is None:  # the queue has not yet had back what the last connection held
+                assert time.monotonic() < deadline, f"nothing came back on {queue} in {timeout_s:.0f} s"
+                time.sleep(0.05)
+    assert taken is not None
+    return taken

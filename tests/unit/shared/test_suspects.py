@@ -1,0 +1,74 @@
+"""A message back twice without an ack is a suspect, and a consumer hands it over alone."""
+from __future__ import annotations
+
+from unittest.mock import Mock
+
+import pytest
+
+from erp_sync.shared.consumer import (
+    DELIVERY_COUNT_HEADER,
+    SUSPECT_RETURNS,
+    ConcurrentConsumer,
+    ConsumerConfig,
+    Delivery,
+    next_batch_of,
+)
+from erp_sync.shared.topology import WORK_QUEUES
+
+
+def delivery(tag: int, returns: object = None, *, redelivered: bool | None = None) -> Delivery:
+    headers = {} if returns is None else {DELIVERY_COUNT_HEADER: returns}
+    back = returns is not None if redelivered is None else redelivered
+    return Delivery(tag, b"{}", f"msg-{tag}", "application/json", headers, redelivered=back)
+
+
+@pytest.mark.parametrize(("returns", "redelivered", "suspect"), [
+    (None, False, False),
+    (1, True, False),  # a connection lost once takes back all it had: no suspicion yet
+    (SUSPECT_RETURNS, True, True),
+    (7, True, True),
+    # Copied onto a retry's new message (its headers travel with it), not a return of that message.
+    (SUSPECT_RETURNS, False, False),
+    ("2", True, False),  # only the broker's count, a number, counts
+    (True, True, False),
+])
+def test_a_message_is_a_suspect_once_the_broker_has_had_it_back_twice(returns, redelivered, suspect):
+    assert delivery(1, returns, redelivered=redelivered).suspect is suspect
+
+
+def tags(batch: list[Delivery]) -> list[int]:
+    return [each.delivery_tag for each in batch]
+
+
+def test_a_batch_ends_before_a_suspect_and_a_suspect_is_a_batch_of_its_own():
+    buffer = [delivery(1), delivery(2), delivery(3, SUSPECT_RETURNS), delivery(4, SUSPECT_RETURNS), delivery(5)]
+
+    batches = [tags(next_batch_of(buffer, 10)) for _ in range(4)]
+
+    assert batches == [[1, 2], [3], [4], [5]]
+    assert buffer == []
+
+
+def test_a_batch_of_unsuspected_messages_is_bounded_by_its_size_only():
+    buffer = [delivery(tag, 1) for tag in range(1, 8)]
+    assert tags(next_batch_of(buffer, 5)) == [1, 2, 3, 4, 5]
+    assert tags(buffer) == [6, 7]
+
+
+def concurrent(buffer: list[Delivery], running: int, *, suspect_running: bool = False) -> ConcurrentConsumer:
+    config = ConsumerConfig(amqp_url="amqp://127.0.0.1/", retry_delays_ms=(1000,), max_attempts=3)
+    consumer = ConcurrentConsumer(WORK_QUEUES["orders-push"], Mock(), config, Mock(), concurrency=4)
+    consumer._buffer[:] = buffer
+    consumer._running, consumer._suspect_running = running, suspect_running
+    return consumer
+
+
+def test_a_suspect_waits_until_nothing_else_is_under_way():
+    assert not concurrent([delivery(1, SUSPECT_RETURNS)], running=1)._may_start()
+    assert concurrent([delivery(1, SUSPECT_RETURNS)], running=0)._may_start()
+
+
+def test_nothing_starts_beside_a_suspect():
+    assert not concurrent([delivery(1)], running=1, suspect_running=True)._may_start()
+    assert concurrent([delivery(1)], running=3)._may_start()
+    assert not concurrent([delivery(1)], running=4)._may_start()

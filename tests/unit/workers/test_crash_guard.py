@@ -1,0 +1,115 @@
+"""A suspect's starts are counted before it runs and forgotten once it ends; past the limit it is parked."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from erp_sync.shared.consumer import DELIVERY_COUNT_HEADER, SUSPECT_RETURNS, Delivery, Done
+from erp_sync.shared.retry_policy import Park
+from erp_sync.workers.crash_guard import UNFINISHED_LIMIT, CrashGuard, message_key
+
+QUEUE = "erp-sync.media"
+
+
+def delivery(tag: int, *, suspect: bool = True, body: bytes = b"{}") -> Delivery:
+    headers = {DELIVERY_COUNT_HEADER: SUSPECT_RETURNS} if suspect else {}
+    return Delivery(tag, body, f"msg-{tag}", "application/json", headers, redelivered=suspect)
+
+
+class Attempts:
+    """Starts counted as UnfinishedAttempts counts them, in memory; `broken` fails every call."""
+
+    def __init__(self, earlier: int = 0, broken: bool = False):
+        self.counts: dict[tuple[str, str], int] = {}
+        self.earlier, self.broken = earlier, broken
+        self.starts = 0
+
+    def started(self, queue: str, key: str) -> int:
+        if self.broken:
+            raise OperationalError("INSERT", {}, Exception("the database is away"))
+        self.starts += 1
+        self.counts[queue, key] = self.counts.get((queue, key), self.earlier) + 1
+        return self.counts[queue, key]
+
+    def ended(self, queue: str, key: str) -> None:
+        if self.broken:
+            raise OperationalError("DELETE", {}, Exception("the database is away"))
+        self.counts.pop((queue, key), None)
+
+
+class Runner:
+    def __init__(self, error: BaseException | None = None):
+        self.given: list[list[int]] = []
+        self.error = error
+
+    def run(self, batch):
+        self.given.append([each.delivery_tag for each in batch])
+        if self.error is not None:
+            raise self.error
+        return [Done() for _ in batch]
+
+
+def guard(runner: Runner, attempts: Attempts) -> CrashGuard:
+    return CrashGuard(runner, QUEUE, attempts, threading.Lock())  # type: ignore[arg-type]
+
+
+def test_batches_of_unsuspected_messages_pass_uncounted():
+    runner, attempts = Runner(), Attempts()
+
+    assert guard(runner, attempts).run([delivery(1, suspect=False), delivery(2, suspect=False)]) == [Done(), Done()]
+    assert guard(runner, attempts).run([delivery(3, suspect=False)]) == [Done()]
+    assert runner.given == [[1, 2], [3]] and attempts.starts == 0
+
+
+def test_a_suspect_is_counted_while_it_runs_and_forgotten_once_it_ends():
+    counted: list[dict] = []
+    attempts = Attempts()
+
+    class Watching(Runner):
+        def run(self, batch):
+            counted.append(dict(attempts.counts))
+            return super().run(batch)
+
+    suspect = delivery(1)
+    assert guard(Watching(), attempts).run([suspect]) == [Done()]
+    assert counted == [{(QUEUE, message_key(suspect)): 1}]
+    assert attempts.counts == {}
+
+
+def test_a_suspect_started_past_the_limit_is_parked_untried_and_forgotten(caplog):
+    runner, attempts = Runner(), Attempts(earlier=UNFINISHED_LIMIT)
+
+    outcomes = guard(runner, attempts).run([delivery(1)])
+
+    assert runner.given == []
+    assert len(outcomes) == 1 and isinstance(outcomes[0], Park)
+    assert outcomes[0].reason.startswith(f"its worker stopped {UNFINISHED_LIMIT} times while handling it alone")
+    assert attempts.counts == {}
+    assert "ALERT" in caplog.text and "msg-1" in caplog.text
+
+
+def test_the_last_start_within_the_limit_still_runs():
+    runner, attempts = Runner(), Attempts(earlier=UNFINISHED_LIMIT - 1)
+    assert guard(runner, attempts).run([delivery(1)]) == [Done()]
+    assert runner.given == [[1]]
+
+
+def test_an_error_the_process_lives_through_is_no_death_to_count():
+    runner, attempts = Runner(error=ConnectionError("the broker went")), Attempts()
+    with pytest.raises(ConnectionError):
+        guard(runner, attempts).run([delivery(1)])
+    assert attempts.counts == {}
+
+
+def test_a_suspect_runs_uncounted_when_the_database_cannot_count_it(caplog):
+    runner = Runner()
+    assert guard(runner, Attempts(broken=True)).run([delivery(1)]) == [Done()]
+    assert runner.given == [[1]]
+    assert "running it uncounted" in caplog.text
+
+
+def test_the_same_id_with_another_body_is_another_message():
+    assert message_key(delivery(1, body=b"a")) != message_key(delivery(1, body=b"b"))
+    assert message_key(delivery(1, body=b"a")) == message_key(delivery(1, body=b"a"))

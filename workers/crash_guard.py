@@ -1,0 +1,120 @@
+"""A message that keeps killing its worker is parked on its own, before its neighbours are parked with it.
+
+A worker that dies (out of memory, a crash in a C extension) acks nothing more: RabbitMQ hands back
+every message it had under way or prefetched, each with its delivery count raised, and after
+`CRASH_DELIVERY_LIMIT` deliveries parks them all. Back twice, a message is a suspect, and the
+consumer hands it over alone (shared/consumer.py). Here each of its starts is counted in PostgreSQL
+before it runs, and forgotten once it ends, so the count is of the times the worker died on that
+message and no other. Started `UNFINISHED_LIMIT` times without ending, it is parked with the
+reason; the messages behind it then go on.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+
+from sqlalchemy import Engine, delete, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from erp_sync.shared.alerts import Cause, alert
+from erp_sync.shared.consumer import Delivery, Outcome, Runner
+from erp_sync.shared.fields import id_named_in
+from erp_sync.shared.logs import ids
+from erp_sync.shared.models.operations import UnfinishedAttempt
+from erp_sync.shared.retry_policy import Park
+
+logger = logging.getLogger(__name__)
+
+UNFINISHED_LIMIT = 3
+
+# One suspect at a time in a process: the orders worker consumes two queues, and a suspect of one
+# under way when the other's kills the process would be counted for a death that was not its own.
+_ONE_SUSPECT_AT_A_TIME = threading.Lock()
+
+
+def message_key(delivery: Delivery) -> str:
+    """What names a message across its deliveries: its id and its body (ids are the sender's to reuse)."""
+    digest = hashlib.sha256((delivery.message_id or "").encode("utf-8", "replace"))
+    digest.update(b"\0")
+    digest.update(delivery.body)
+    return digest.hexdigest()
+
+
+class UnfinishedAttempts:
+    """The starts of suspects that have not ended, per queue and message, in PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def started(self, queue: str, key: str) -> int:
+        """Count one more start of the message; how many there have been without an end, this one included."""
+        upsert = insert(UnfinishedAttempt).values(queue=queue, message_key=key, attempts=1, started_at=func.now())
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[UnfinishedAttempt.queue, UnfinishedAttempt.message_key],
+            set_={"attempts": UnfinishedAttempt.attempts + 1, "started_at": func.now()})
+        with self._engine.begin() as connection:
+            return int(connection.execute(upsert.returning(UnfinishedAttempt.attempts)).scalar_one())
+
+    def ended(self, queue: str, key: str) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(delete(UnfinishedAttempt).where(UnfinishedAttempt.queue == queue,
+                                                               UnfinishedAttempt.message_key == key))
+
+
+class CrashGuard:
+    """A Runner that counts each start of a suspect (a batch of one), and parks it past `UNFINISHED_LIMIT`."""
+
+    def __init__(self, runner: Runner, queue: str, attempts: UnfinishedAttempts,
+                 lock: threading.Lock = _ONE_SUSPECT_AT_A_TIME) -> None:
+        self._runner = runner
+        self._queue = queue
+        self._attempts = attempts
+        self._lock = lock
+
+    @classmethod
+    def on(cls, runner: Runner, queue: str, engine: Engine) -> CrashGuard:
+        """`runner` for the messages of `queue`, their starts counted in `engine`'s database."""
+        return cls(runner, queue, UnfinishedAttempts(engine))
+
+    def run(self, batch: list[Delivery]) -> list[Outcome]:
+        if len(batch) != 1 or not batch[0].suspect:
+            return self._runner.run(batch)
+        with self._lock:
+            return self._run_suspect(batch[0])
+
+    def _run_suspect(self, delivery: Delivery) -> list[Outcome]:
+        key = message_key(delivery)
+        try:
+            attempts = self._attempts.started(self._queue, key)
+        except SQLAlchemyError as exc:
+            # Uncounted, it runs as any message does; the broker's delivery limit still bounds it.
+            logger.warning("could not count a start of suspect message %s (%s); running it uncounted",
+                           delivery.message_id, exc)
+            return self._runner.run([delivery])
+        try:
+            if attempts > UNFINISHED_LIMIT:
+                return [self._parked(delivery, attempts - 1)]
+            logger.info("message %s is back after its worker stopped while it was under way: start %d of "
+                        "at most %d on its own", delivery.message_id, attempts, UNFINISHED_LIMIT,
+                        extra=ids(message_id=delivery.message_id, attempt=attempts))
+            return self._runner.run([delivery])
+        finally:
+            # Ended, by an outcome or an error this process lived through: not a death to count.
+            self._forget(delivery, key)
+
+    def _parked(self, delivery: Delivery, deaths: int) -> Park:
+        reason = (f"its worker stopped {deaths} times while handling it alone, without an error "
+                  "(killed: out of memory, or a crash; see the worker's logs and restarts); "
+                  "parked so that the messages behind it go on")
+        message_id = delivery.message_id or id_named_in(delivery.body)
+        alert(Cause.MESSAGE_PARKED, "parking message %s: %s", message_id, reason, extra=ids(message_id=message_id))
+        return Park(reason)
+
+    def _forget(self, delivery: Delivery, key: str) -> None:
+        try:
+            self._attempts.ended(self._queue, key)
+        except SQLAlchemyError as exc:
+            # Left, the count would park the message early if it came back as a suspect again.
+            logger.warning("could not forget the starts of message %s (%s)", delivery.message_id, exc)
