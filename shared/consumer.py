@@ -8,7 +8,7 @@ under way at once, each acked as soon as it is done. A failed message goes to it
 (transient) or its parking queue (permanent) before its ack, so nothing is lost between the two.
 While the handler runs, this thread keeps serving the connection, so heartbeats go on however long
 a batch takes. A message back twice without an ack (`Delivery.suspect`: it may be what killed its
-worker) is a batch of its own, with no other batch under way beside it (workers/crash_guard.py).
+worker) is a batch of its own; the runner has it wait until it can run alone (workers/crash_guard.py).
 """
 from __future__ import annotations
 
@@ -48,8 +48,10 @@ from erp_sync.shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
-# A quorum queue's count of the deliveries of a message that ended without an ack.
+# A quorum queue's count of the deliveries of a message that ended without an ack; from RabbitMQ
+# 4.3 only of those a consumer refused, the others being in the count of all its acquisitions.
 DELIVERY_COUNT_HEADER = "x-delivery-count"
+ACQUIRED_COUNT_HEADER = "x-acquired-count"
 # Once is a connection lost, which takes back every message under way or prefetched; twice, the
 # message may be what killed its worker (out of memory, a crash), and so may any of its neighbours.
 SUSPECT_RETURNS = 2
@@ -76,7 +78,8 @@ class Delivery:
 
         It is handled alone, so that only its own attempts are counted (workers/crash_guard.py).
         """
-        return self.redelivered and _whole(self.headers.get(DELIVERY_COUNT_HEADER)) >= SUSPECT_RETURNS
+        return self.redelivered and max(_whole(self.headers.get(DELIVERY_COUNT_HEADER)),
+                                        _whole(self.headers.get(ACQUIRED_COUNT_HEADER))) >= SUSPECT_RETURNS
 
 
 @dataclass(frozen=True)
@@ -339,7 +342,6 @@ class ConcurrentConsumer(Consumer):
         self._batch_bytes = batch_bytes
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{queue.worker}-handler")
         self._running = 0  # touched on the connection's thread only
-        self._suspect_running = False  # a suspect is under way, alone (touched there only)
         self._failure: BaseException | None = None
         self._settling: _Settling  # the current connection's (`_opened`)
 
@@ -352,16 +354,15 @@ class ConcurrentConsumer(Consumer):
         return self._batch_bytes
 
     def _serve(self, connection: pika.BlockingConnection, channel: BlockingChannel, stop: threading.Event) -> None:
-        self._running, self._failure, self._suspect_running = 0, None, False
+        self._running, self._failure = 0, None
         try:
             while not stop.is_set():
                 connection.process_data_events(time_limit=0.25)
                 if self._failure is not None:
                     raise self._failure
-                while self._buffer and self._may_start():
+                while self._buffer and self._running < self._concurrency:
                     batch = self._next_batch()
                     self._running += 1
-                    self._suspect_running = batch[0].suspect
                     self._executor.submit(self._handle_alone, self._settling, batch)
         finally:
             while self._running and connection.is_open:
@@ -375,15 +376,6 @@ class ConcurrentConsumer(Consumer):
     ) -> None:
         self._settling.delivered(method.delivery_tag)
         super()._on_message(channel, method, properties, body)
-
-    def _may_start(self) -> bool:
-        """Whether the next message may start now: a suspect only with nothing else under way, and
-        nothing beside a suspect, so that a worker dying counts against the one message it was on."""
-        if self._suspect_running:
-            return False
-        if self._buffer[0].suspect:
-            return self._running == 0
-        return self._running < self._concurrency
 
     def _next_batch(self) -> list[Delivery]:
         """Up to `batch_size` messages off the buffer, and no more than `batch_bytes` of bodies past the first."""
@@ -408,7 +400,6 @@ class ConcurrentConsumer(Consumer):
         """On the connection's thread: count the batches that ended, and note what to ack."""
         for end in ended:
             self._running -= 1
-            self._suspect_running = False  # a suspect runs alone: whichever batch ended, none is under way
             if end.failure is None:
                 book.done(delivery.delivery_tag for delivery in end.batch)
                 message_metrics.count_settled(self._queue.name, _settled(end.batch, end.outcomes),

@@ -3,17 +3,21 @@
 A worker that dies (out of memory, a crash in a C extension) acks nothing more: RabbitMQ hands back
 every message it had under way or prefetched, each with its delivery count raised, and after
 `CRASH_DELIVERY_LIMIT` deliveries parks them all. Back twice, a message is a suspect, and the
-consumer hands it over alone (shared/consumer.py). Here each of its starts is counted in PostgreSQL
-before it runs, and forgotten once it ends, so the count is of the times the worker died on that
-message and no other. Started `UNFINISHED_LIMIT` times without ending, it is parked with the
-reason; the messages behind it then go on.
+consumer hands it over alone (shared/consumer.py). Here it waits until no batch of the process is
+under way, in any of its consumers, and runs with none beside it (`PROCESS_GATE`); each start is
+counted in PostgreSQL before it runs and forgotten once it ends, so the count is of the times the
+process died on that message and no other. Started `UNFINISHED_LIMIT` times without ending, it is
+parked with the reason, and the messages behind it go on. A count stays with a message parked (one
+that comes back, its park lost or replayed, is parked again at once) until it is
+`FORGOTTEN_AFTER` old. The process's background loops (the ERP probe, the sweep) are not held.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import threading
+from datetime import timedelta
 
+from readerwriterlock.rwlock import RWLockWrite
 from sqlalchemy import Engine, delete, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,10 +32,13 @@ from erp_sync.shared.retry_policy import Park
 logger = logging.getLogger(__name__)
 
 UNFINISHED_LIMIT = 3
+FORGOTTEN_AFTER = timedelta(days=1)
 
-# One suspect at a time in a process: the orders worker consumes two queues, and a suspect of one
-# under way when the other's kills the process would be counted for a death that was not its own.
-_ONE_SUSPECT_AT_A_TIME = threading.Lock()
+# Every batch of the process holds it shared, a suspect alone. The orders worker consumes two queues:
+# a batch of one under way when a suspect of the other killed the process would have the suspect
+# counted for a death that was not its own. Writers first: a suspect waits for the batches under
+# way, not for every batch to come.
+PROCESS_GATE = RWLockWrite()
 
 
 def message_key(delivery: Delivery) -> str:
@@ -49,12 +56,18 @@ class UnfinishedAttempts:
         self._engine = engine
 
     def started(self, queue: str, key: str) -> int:
-        """Count one more start of the message; how many there have been without an end, this one included."""
+        """Count one more start of the message; how many there have been without an end, this one included.
+
+        Counts last started `FORGOTTEN_AFTER` ago are dropped first: a count left by an end that could
+        not be noted (the database away), or by a message parked and never seen again.
+        """
         upsert = insert(UnfinishedAttempt).values(queue=queue, message_key=key, attempts=1, started_at=func.now())
         upsert = upsert.on_conflict_do_update(
             index_elements=[UnfinishedAttempt.queue, UnfinishedAttempt.message_key],
             set_={"attempts": UnfinishedAttempt.attempts + 1, "started_at": func.now()})
         with self._engine.begin() as connection:
+            connection.execute(delete(UnfinishedAttempt)
+                               .where(UnfinishedAttempt.started_at < func.now() - FORGOTTEN_AFTER))
             return int(connection.execute(upsert.returning(UnfinishedAttempt.attempts)).scalar_one())
 
     def ended(self, queue: str, key: str) -> None:
@@ -67,11 +80,11 @@ class CrashGuard:
     """A Runner that counts each start of a suspect (a batch of one), and parks it past `UNFINISHED_LIMIT`."""
 
     def __init__(self, runner: Runner, queue: str, attempts: UnfinishedAttempts,
-                 lock: threading.Lock = _ONE_SUSPECT_AT_A_TIME) -> None:
+                 gate: RWLockWrite = PROCESS_GATE) -> None:
         self._runner = runner
         self._queue = queue
         self._attempts = attempts
-        self._lock = lock
+        self._gate = gate
 
     @classmethod
     def on(cls, runner: Runner, queue: str, engine: Engine) -> CrashGuard:
@@ -80,8 +93,9 @@ class CrashGuard:
 
     def run(self, batch: list[Delivery]) -> list[Outcome]:
         if len(batch) != 1 or not batch[0].suspect:
-            return self._runner.run(batch)
-        with self._lock:
+            with self._gate.gen_rlock():
+                return self._runner.run(batch)
+        with self._gate.gen_wlock():
             return self._run_suspect(batch[0])
 
     def _run_suspect(self, delivery: Delivery) -> list[Outcome]:
@@ -93,12 +107,13 @@ class CrashGuard:
             logger.warning("could not count a start of suspect message %s (%s); running it uncounted",
                            delivery.message_id, exc)
             return self._runner.run([delivery])
+        if attempts > UNFINISHED_LIMIT:
+            # The count stays: if the park is lost with the connection, the message is parked again.
+            return [self._parked(delivery, attempts - 1)]
+        logger.info("message %s is back after its worker stopped while it was under way: start %d of "
+                    "at most %d on its own", delivery.message_id, attempts, UNFINISHED_LIMIT,
+                    extra=ids(message_id=delivery.message_id, attempt=attempts))
         try:
-            if attempts > UNFINISHED_LIMIT:
-                return [self._parked(delivery, attempts - 1)]
-            logger.info("message %s is back after its worker stopped while it was under way: start %d of "
-                        "at most %d on its own", delivery.message_id, attempts, UNFINISHED_LIMIT,
-                        extra=ids(message_id=delivery.message_id, attempt=attempts))
             return self._runner.run([delivery])
         finally:
             # Ended, by an outcome or an error this process lived through: not a death to count.
@@ -116,5 +131,5 @@ class CrashGuard:
         try:
             self._attempts.ended(self._queue, key)
         except SQLAlchemyError as exc:
-            # Left, the count would park the message early if it came back as a suspect again.
+            # Left, the count would park the message early if it came back as a suspect within FORGOTTEN_AFTER.
             logger.warning("could not forget the starts of message %s (%s)", delivery.message_id, exc)

@@ -6,6 +6,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, delete, select
@@ -17,7 +18,7 @@ from erp_sync.shared.models.events import ProcessedEvent
 from erp_sync.shared.models.operations import UnfinishedAttempt
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage
 from erp_sync.shared.topology import CRASH_DELIVERY_LIMIT, EVENTS_EXCHANGE
-from erp_sync.workers.crash_guard import UNFINISHED_LIMIT
+from erp_sync.workers.crash_guard import FORGOTTEN_AFTER, UNFINISHED_LIMIT, UnfinishedAttempts
 from tests.support.amqp import drain
 from tests.support.dying_consumer import EVENT_TYPE, KILLED, PREFETCH, QUEUE
 
@@ -89,5 +90,22 @@ def test_a_message_that_kills_its_worker_is_parked_alone_and_its_neighbours_are_
     assert f"its worker stopped {UNFINISHED_LIMIT} times while handling it alone" in parked[0].reason
     assert fatal_id not in applied(recorded, event_ids)
     assert drain(broker, QUEUE.name) == []
-    with Session(recorded) as session:  # each count is forgotten once its message has ended
-        assert session.scalars(select(UnfinishedAttempt).where(UnfinishedAttempt.queue == QUEUE.name)).all() == []
+    with Session(recorded) as session:  # each neighbour's count is forgotten once it has ended
+        counts = session.execute(select(UnfinishedAttempt.message_key, UnfinishedAttempt.attempts)
+                                 .where(UnfinishedAttempt.queue == QUEUE.name)).all()
+    assert [attempts for _, attempts in counts] == [UNFINISHED_LIMIT + 1]  # the parked one's, kept
+
+
+def test_a_count_left_a_day_ago_is_forgotten_and_the_message_counted_afresh(recorded):
+    attempts = UnfinishedAttempts(recorded)
+    with Session(recorded) as session, session.begin():
+        session.add_all([
+            UnfinishedAttempt(queue=QUEUE.name, message_key="stale", attempts=UNFINISHED_LIMIT + 1,
+                              started_at=datetime.now(UTC) - FORGOTTEN_AFTER - timedelta(minutes=1)),
+            UnfinishedAttempt(queue=QUEUE.name, message_key="recent", attempts=2,
+                              started_at=datetime.now(UTC) - FORGOTTEN_AFTER + timedelta(minutes=5))])
+
+    assert attempts.started(QUEUE.name, "stale") == 1
+    assert attempts.started(QUEUE.name, "recent") == 3
+    attempts.ended(QUEUE.name, "stale")
+    assert attempts.started(QUEUE.name, "stale") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from readerwriterlock.rwlock import RWLockWrite
 from sqlalchemy.exc import OperationalError
 
 from erp_sync.shared.consumer import DELIVERY_COUNT_HEADER, SUSPECT_RETURNS, Delivery, Done
@@ -52,7 +53,7 @@ class Runner:
 
 
 def guard(runner: Runner, attempts: Attempts) -> CrashGuard:
-    return CrashGuard(runner, QUEUE, attempts, threading.Lock())  # type: ignore[arg-type]
+    return CrashGuard(runner, QUEUE, attempts, RWLockWrite())  # type: ignore[arg-type]
 
 
 def test_batches_of_unsuspected_messages_pass_uncounted():
@@ -78,7 +79,7 @@ def test_a_suspect_is_counted_while_it_runs_and_forgotten_once_it_ends():
     assert attempts.counts == {}
 
 
-def test_a_suspect_started_past_the_limit_is_parked_untried_and_forgotten(caplog):
+def test_a_suspect_started_past_the_limit_is_parked_untried_and_its_count_kept(caplog):
     runner, attempts = Runner(), Attempts(earlier=UNFINISHED_LIMIT)
 
     outcomes = guard(runner, attempts).run([delivery(1)])
@@ -86,7 +87,8 @@ def test_a_suspect_started_past_the_limit_is_parked_untried_and_forgotten(caplog
     assert runner.given == []
     assert len(outcomes) == 1 and isinstance(outcomes[0], Park)
     assert outcomes[0].reason.startswith(f"its worker stopped {UNFINISHED_LIMIT} times while handling it alone")
-    assert attempts.counts == {}
+    # Should the park be lost with the connection, the message back is parked again, not run.
+    assert attempts.counts == {(QUEUE, message_key(delivery(1))): UNFINISHED_LIMIT + 1}
     assert "ALERT" in caplog.text and "msg-1" in caplog.text
 
 
@@ -113,3 +115,57 @@ def test_a_suspect_runs_uncounted_when_the_database_cannot_count_it(caplog):
 def test_the_same_id_with_another_body_is_another_message():
     assert message_key(delivery(1, body=b"a")) != message_key(delivery(1, body=b"b"))
     assert message_key(delivery(1, body=b"a")) == message_key(delivery(1, body=b"a"))
+
+
+class Held(Runner):
+    """A runner whose `run` waits, under way, until released; `started` is set once it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def run(self, batch):
+        self.started.set()
+        assert self.release.wait(10)
+        return super().run(batch)
+
+
+def in_thread(guard_: CrashGuard, batch: list[Delivery]) -> threading.Thread:
+    thread = threading.Thread(target=guard_.run, args=(batch,), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_suspect_waits_for_the_batches_of_every_consumer_of_the_process_under_way():
+    # two guards as the orders worker has them, one per queue, on the process's gate
+    under_way, suspect_runner = Held(), Runner()
+    recording = CrashGuard(under_way, "erp-sync.orders", Attempts())  # type: ignore[arg-type]
+    pushing = CrashGuard(suspect_runner, "erp-sync.orders-push", Attempts())  # type: ignore[arg-type]
+    batch = in_thread(recording, [delivery(1, suspect=False)])
+    assert under_way.started.wait(5)
+
+    suspect = in_thread(pushing, [delivery(2)])
+    suspect.join(0.3)
+    assert suspect_runner.given == []  # waiting while the other queue's batch is under way
+
+    under_way.release.set()
+    suspect.join(5)
+    batch.join(5)
+    assert suspect_runner.given == [[2]]
+
+
+def test_no_batch_of_the_process_starts_while_a_suspect_runs():
+    suspect_runner, later = Held(), Runner()
+    pushing = CrashGuard(suspect_runner, "erp-sync.orders-push", Attempts())  # type: ignore[arg-type]
+    recording = CrashGuard(later, "erp-sync.orders", Attempts())  # type: ignore[arg-type]
+    suspect = in_thread(pushing, [delivery(1)])
+    assert suspect_runner.started.wait(5)
+
+    batch = in_thread(recording, [delivery(2, suspect=False), delivery(3, suspect=False)])
+    batch.join(0.3)
+    assert later.given == []
+
+    suspect_runner.release.set()
+    batch.join(5)
+    suspect.join(5)
+    assert later.given == [[2, 3]]
