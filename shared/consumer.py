@@ -13,7 +13,6 @@ worker) is a batch of its own; the runner has it wait until it can run alone (wo
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import threading
 import time
@@ -410,9 +409,10 @@ class ConcurrentConsumer(Consumer):
 
 def _unsuspected_run(buffer: list[Delivery]) -> list[Delivery]:
     """The buffer's first message alone if it is a suspect, else its messages up to the first suspect."""
-    if buffer and buffer[0].suspect:
-        return buffer[:1]
-    return list(itertools.takewhile(lambda delivery: not delivery.suspect, buffer))
+    for index, delivery in enumerate(buffer):
+        if delivery.redelivered and delivery.suspect:  # `redelivered` first: the check of every message
+            return buffer[: index or 1]
+    return buffer
 
 
 def next_batch_of(buffer: list[Delivery], most: int) -> list[Delivery]:

@@ -44,7 +44,8 @@ HAND_BACK_POLL_S = 0.05
 # Headers of the failed attempts; a replay starts the message afresh.
 FAILURE_HEADERS = (ATTEMPT_HEADER, PARK_REASON_HEADER, LAST_ERROR_HEADER, PARKED_AT_HEADER, "x-death",
                    "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
-                   "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count")
+                   "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count",
+                   "x-acquired-count")
 
 
 @dataclass(frozen=True)

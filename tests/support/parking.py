@@ -8,11 +8,11 @@ from erp_sync.shared.topology import EVENTS_EXCHANGE, PARKING_EXCHANGE
 
 
 def park(amqp_url: str, worker: str, message_id: str, reason: str = "ValueError: bad", attempts: int = 3,
-         body: bytes | None = None) -> None:
+         body: bytes | None = None, extra_headers: dict[str, object] | None = None) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         headers = {PARK_REASON_HEADER: reason, ATTEMPT_HEADER: attempts, PARKED_AT_HEADER: "2026-12-04T03:00:00+00:00",
-                   "x-keep": "kept"}
+                   "x-keep": "kept"} | (extra_headers or {})
         payload = body if body is not None else f'{{"id": "{message_id}"}}'.encode()
         # Confirmed: a quorum queue holds the message only once the broker confirms it, and a read
         # on another connection right after an unconfirmed publish can find the queue still empty.

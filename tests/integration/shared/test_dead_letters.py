@@ -42,7 +42,8 @@ def test_a_listing_shows_each_parked_message_and_takes_none(broker):
 
 def test_a_replay_puts_the_message_back_on_its_work_queue_as_it_first_arrived(broker):
     park(broker, "inventory", "evt_1")
-    park(broker, "inventory", "evt_2")
+    # parked by its worker as it was delivered to it: with the broker's counts of its returns
+    park(broker, "inventory", "evt_2", extra_headers={"x-delivery-count": 2, "x-acquired-count": 2})
 
     replayed = DeadLetters(broker).replay({"evt_2"})
 
@@ -52,7 +53,8 @@ def test_a_replay_puts_the_message_back_on_its_work_queue_as_it_first_arrived(br
     assert back[0].body == b'{"id": "evt_2"}'
     headers = back[0].properties.headers
     assert headers["x-keep"] == "kept"
-    assert not {ATTEMPT_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER} & set(headers)
+    assert not {ATTEMPT_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER, "x-acquired-count"} & set(headers)
+    assert headers.get("x-delivery-count", 0) == 0  # the work queue's own count (RabbitMQ 3.10 adds it at 0)
     assert [m.message_id for m in DeadLetters(broker).parked()] == ["evt_1"]
 
 

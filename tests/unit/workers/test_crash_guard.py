@@ -4,12 +4,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from readerwriterlock.rwlock import RWLockWrite
 from sqlalchemy.exc import OperationalError
 
 from erp_sync.shared.consumer import DELIVERY_COUNT_HEADER, SUSPECT_RETURNS, Delivery, Done
 from erp_sync.shared.retry_policy import Park
-from erp_sync.workers.crash_guard import UNFINISHED_LIMIT, CrashGuard, message_key
+from erp_sync.workers.crash_guard import UNFINISHED_LIMIT, CrashGuard, ProcessGate, message_key
 
 QUEUE = "erp-sync.media"
 
@@ -53,7 +52,7 @@ class Runner:
 
 
 def guard(runner: Runner, attempts: Attempts) -> CrashGuard:
-    return CrashGuard(runner, QUEUE, attempts, RWLockWrite())  # type: ignore[arg-type]
+    return CrashGuard(runner, QUEUE, attempts, ProcessGate())  # type: ignore[arg-type]
 
 
 def test_batches_of_unsuspected_messages_pass_uncounted():
@@ -169,3 +168,21 @@ def test_no_batch_of_the_process_starts_while_a_suspect_runs():
     batch.join(5)
     suspect.join(5)
     assert later.given == [[2, 3]]
+
+
+def test_a_suspect_waiting_holds_back_the_batches_that_come_after_it():
+    gate = ProcessGate()
+    under_way, suspect_runner, later = Held(), Runner(), Runner()
+    batch = in_thread(CrashGuard(under_way, QUEUE, Attempts(), gate), [delivery(1, suspect=False)])  # type: ignore[arg-type]
+    assert under_way.started.wait(5)
+    suspect = in_thread(CrashGuard(suspect_runner, QUEUE, Attempts(), gate), [delivery(2)])  # type: ignore[arg-type]
+    suspect.join(0.2)
+
+    after = in_thread(CrashGuard(later, QUEUE, Attempts(), gate), [delivery(3, suspect=False)])  # type: ignore[arg-type]
+    after.join(0.3)
+    assert later.given == [] and suspect_runner.given == []  # the suspect first, then the batches after it
+
+    under_way.release.set()
+    for thread in (batch, suspect, after):
+        thread.join(5)
+    assert suspect_runner.given == [[2]] and later.given == [[3]]
