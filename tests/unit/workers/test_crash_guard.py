@@ -8,7 +8,8 @@ from sqlalchemy.exc import OperationalError
 
 from erp_sync.shared.consumer import DELIVERY_COUNT_HEADER, SUSPECT_RETURNS, Delivery, Done
 from erp_sync.shared.retry_policy import Park
-from erp_sync.workers.crash_guard import UNFINISHED_LIMIT, CrashGuard, ProcessGate, message_key
+from erp_sync.workers.crash_guard import UNFINISHED_LIMIT, CrashGuard, message_key
+from erp_sync.workers.process_gate import ProcessGate
 
 QUEUE = "erp-sync.media"
 
