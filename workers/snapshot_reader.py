@@ -280,7 +280,8 @@ def csv_rows(raw: Any) -> Iterator[Row]:
     text = io.TextIOWrapper(io.BufferedReader(_Prefixed(raw, b""), READ_CHUNK_BYTES), encoding="utf-8-sig", newline="")
     lines = _Lines(text)
     reader = csv.reader(lines, strict=True)
-    header = [name.strip().lower() for name in next(reader, [])]
+    # Blank lines before the header are passed over: a page may open with some before its doctype.
+    header = [name.strip().lower() for name in next((row for row in reader if any(map(str.strip, row))), [])]
     if header and header[0].startswith("<"):  # no header names a column so: a page's doctype, tag or comment
         raise SnapshotBroken("snapshot CSV: a web page (or other markup), not a sku,qty file (a login or error page "
                              "of where the file is kept: has the link the ERP gave expired, or does it need a login?)")

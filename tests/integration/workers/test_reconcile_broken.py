@@ -73,6 +73,8 @@ BROKEN = {
                                           "snapshot CSV: a web page (or other markup), not a sku,qty file"),
     "csv that is a page opening with a comment": (CSV, b"<!-- sso -->\n<html><body>Sign in</body></html>\n", 0,
                                                   "snapshot CSV: a web page (or other markup), not a sku,qty file"),
+    "csv that is a page opening with blank lines": (CSV, b"\n\r\n  \n<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", 0,
+                                                    "snapshot CSV: a web page (or other markup), not a sku,qty file"),
     "url form cut before its first byte": (JSON, b'{"url": "http://127.0.0.1:9/x.csv', 100, "broke off"),
 }
 

@@ -91,6 +91,10 @@ def test_csv_lines_may_end_in_any_line_end(end):
     assert read_csv(end.join([b"sku,qty", b"A,5", b"B,6", b""])) == [("A", 5), ("B", 6)]
 
 
+def test_blank_lines_before_the_header_are_passed_over():
+    assert read_csv(b"\n \r\n,\nsku,qty\nA,5\n") == [("A", 5)]
+
+
 @pytest.mark.parametrize("end", LINE_ENDS.values(), ids=LINE_ENDS.keys())
 def test_a_csv_whose_last_line_has_no_end_is_taken_for_a_cut(end):
     # given an export that does not end its last line: as a file cut mid-line would read
