@@ -9,7 +9,7 @@ counted in PostgreSQL before it runs and forgotten once it ends, so the count is
 process died on that message and no other. Started `UNFINISHED_LIMIT` times without ending, it is
 parked with the reason, and the messages behind it go on. A count stays with a message parked (one
 that comes back, its park lost or replayed, is parked again at once) until it is
-`FORGOTTEN_AFTER` old. The process's background loops (the ERP probe, the sweep) are not held.
+`FORGOTTEN_AFTER` old. The orders worker's ERP probe, a loop beside its consumers, is not held.
 """
 from __future__ import annotations
 
