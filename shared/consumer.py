@@ -31,7 +31,7 @@ from erp_sync.shared import amqp_headers  # noqa: F401 (pika decodes any header 
 from erp_sync.shared.ack_book import AckBook
 from erp_sync.shared.amqp_url import CONNECT_ERRORS, amqp_parameters
 from erp_sync.shared import message_metrics
-from erp_sync.shared.errors import BrokerUnavailable, PublishRejected, QueueFull
+from erp_sync.shared.errors import BrokerUnavailable, PublishRejected, QueueFull, WorkerStopping
 from erp_sync.shared.fields import id_named_in
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage, encodable
 from erp_sync.shared.retry_policy import (
@@ -51,12 +51,13 @@ _T = TypeVar("_T")
 # 4.3 only of those a consumer refused, the others being in the count of all its acquisitions.
 DELIVERY_COUNT_HEADER = "x-delivery-count"
 ACQUIRED_COUNT_HEADER = "x-acquired-count"
+RETURN_COUNT_HEADERS = (DELIVERY_COUNT_HEADER, ACQUIRED_COUNT_HEADER)
 # Once is a connection lost, which takes back every message under way or prefetched; twice, the
 # message may be what killed its worker (out of memory, a crash), and so may any of its neighbours.
 SUSPECT_RETURNS = 2
 # Any of these ends the connection; the broker redelivers what was not acked. A follow-up the
 # broker refused (no queue bound: the topology is missing) is one too, until an operator fixes it.
-CONNECTION_ERRORS = (*CONNECT_ERRORS, BrokerUnavailable, PublishRejected)
+CONNECTION_ERRORS = (*CONNECT_ERRORS, BrokerUnavailable, PublishRejected, WorkerStopping)
 
 
 @dataclass(frozen=True)
@@ -139,9 +140,18 @@ def _settled(batch: list[Delivery], outcomes: list[Outcome]) -> list[tuple[str, 
 def _redirect(queue: WorkQueue, delivery: Delivery, outcome: Retry | Park) -> OutgoingMessage:
     if isinstance(outcome, Park):
         return parked(queue, delivery, outcome.reason)
-    return OutgoingMessage(RETRY_EXCHANGE, queue.retry_routing_key(outcome.delay_ms), delivery.body,
+    return retried(queue, delivery, outcome)
+
+
+def retried(queue: WorkQueue, delivery: Delivery, retry: Retry) -> OutgoingMessage:
+    """The message, sent to `queue`'s delay queue of the retry's delay, numbered as its next attempt.
+
+    A new message: without the broker's counts of the returns of this one, which are not its own.
+    """
+    headers = {key: value for key, value in delivery.headers.items() if key not in RETURN_COUNT_HEADERS}
+    return OutgoingMessage(RETRY_EXCHANGE, queue.retry_routing_key(retry.delay_ms), delivery.body,
                            delivery.message_id or "", delivery.content_type or "application/json",
-                           encodable(delivery.headers) | {ATTEMPT_HEADER: outcome.attempt})
+                           encodable(headers) | {ATTEMPT_HEADER: retry.attempt})
 
 
 def parked(queue: WorkQueue, delivery: Delivery, reason: str, message_id: str = "") -> OutgoingMessage:

@@ -51,6 +51,10 @@ class BrokerUnavailable(TransientError):
     """RabbitMQ could not take or confirm a message in time."""
 
 
+class WorkerStopping(TransientError):
+    """The worker was told to stop before a batch began: the batch stays unacked, and the broker hands it out again."""
+
+
 class ParkedBeingRead(TransientError):
     """Another `dlq` command, or the console, is reading the parked messages; they are back when it ends."""
 

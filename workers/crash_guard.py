@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from datetime import timedelta
 
 from sqlalchemy import Engine, delete, func
@@ -23,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from erp_sync.shared.alerts import Cause, alert
 from erp_sync.shared.consumer import Delivery, Outcome, Runner
+from erp_sync.shared.errors import WorkerStopping
 from erp_sync.shared.fields import id_named_in
 from erp_sync.shared.logs import ids
 from erp_sync.shared.models.operations import UnfinishedAttempt
@@ -78,27 +80,39 @@ class UnfinishedAttempts:
 class CrashGuard:
     """A Runner that counts each start of a suspect (a batch of one), and parks it past `UNFINISHED_LIMIT`."""
 
-    def __init__(self, runner: Runner, queue: str, attempts: UnfinishedAttempts,
+    def __init__(self, runner: Runner, queue: str, attempts: UnfinishedAttempts, stop: threading.Event,
                  gate: ProcessGate = PROCESS_GATE) -> None:
         self._runner = runner
         self._queue = queue
         self._attempts = attempts
+        self._stop = stop
         self._gate = gate
 
     @classmethod
-    def on(cls, runner: Runner, queue: str, engine: Engine) -> CrashGuard:
-        """`runner` for the messages of `queue`, their starts counted in `engine`'s database."""
-        return cls(runner, queue, UnfinishedAttempts(engine))
+    def on(cls, runner: Runner, queue: str, engine: Engine, stop: threading.Event) -> CrashGuard:
+        """`runner` for the messages of `queue`, their starts counted in `engine`'s database, until `stop`."""
+        return cls(runner, queue, UnfinishedAttempts(engine), stop)
 
     def run(self, batch: list[Delivery]) -> list[Outcome]:
         if len(batch) != 1 or not batch[0].suspect:
             self._gate.enter()
             try:
+                self._not_stopped(batch)
                 return self._runner.run(batch)
             finally:
                 self._gate.leave()
         with self._gate.alone():
+            self._not_stopped(batch)
             return self._run_suspect(batch[0])
+
+    def _not_stopped(self, batch: list[Delivery]) -> None:
+        """Raise WorkerStopping if the worker was told to stop while the batch waited at the gate.
+
+        Suspects run one at a time: begun after the stop, one after another, they would outlast the
+        stop's bound, and the one cut short would be counted as a death.
+        """
+        if self._stop.is_set():
+            raise WorkerStopping(f"stopping: the batch from {batch[0].message_id} stays unacked")
 
     def _run_suspect(self, delivery: Delivery) -> list[Outcome]:
         key = message_key(delivery)

@@ -139,7 +139,7 @@ def start_background(
     # path, an order's push could wait minutes with the database back, the ERP not knowing of it.
     engine = engine_of(session_factory)
     push_runner = CrashGuard.on(OutageHold.on(build_push_runner(settings, session_factory, push_config), engine, stop),
-                                ORDERS_PUSH_QUEUE.name, engine)
+                                ORDERS_PUSH_QUEUE.name, engine, stop)
     pushes = ConcurrentConsumer(ORDERS_PUSH_QUEUE, push_runner, push_config, publisher,
                                 concurrency=settings.order_push_concurrency)
     probe = OrderProbe(erp_client(settings), session_factory, publisher,

@@ -38,8 +38,13 @@ class ProcessGate:
             while self._alone:
                 self._changed.wait()
             self._alone = True
-            while self._batches:
-                self._changed.wait()
+            try:
+                while self._batches:
+                    self._changed.wait()
+            except BaseException:
+                self._alone = False  # else every batch after would wait for a suspect that never comes
+                self._changed.notify_all()
+                raise
         try:
             yield
         finally:

@@ -106,7 +106,7 @@ def _consume(worker: ConsumingWorker, settings: Settings, engine: Engine, stop: 
     session_factory = make_session_factory(engine)
     config = consumer_config(settings, worker)
     runner = CrashGuard.on(OutageHold.on(worker.build_runner(settings, session_factory, config, stop), engine, stop),
-                           worker.queue.name, engine)
+                           worker.queue.name, engine, stop)
     publisher = ConfirmingPublisher(settings.amqp_url, confirm_timeout_s=settings.publish_confirm_timeout_s)
     loops: list[BackgroundLoop] = (
         worker.start_loops(settings, session_factory, publisher, config, stop) if worker.start_loops else []

@@ -40,10 +40,10 @@ def main(amqp_url: str, database_url: str, fatal_id: str, concurrency: int) -> N
         session.execute(insert(ProcessedEvent).values(event_id=delivery.message_id, event_type=EVENT_TYPE)
                         .on_conflict_do_nothing())
 
-    runner = CrashGuard.on(BatchRunner(handle, make_session_factory(engine), config), QUEUE.name, engine)
+    stop: threading.Event = stop_on_signals("stopping", 10.0)
+    runner = CrashGuard.on(BatchRunner(handle, make_session_factory(engine), config), QUEUE.name, engine, stop)
     consumer = (Consumer(QUEUE, runner, config) if concurrency == 1
                 else ConcurrentConsumer(QUEUE, runner, config, concurrency=concurrency, batch_size=BATCH_SIZE))
-    stop: threading.Event = stop_on_signals("stopping", 10.0)
     consumer.run(stop)
 
 

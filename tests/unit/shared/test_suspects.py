@@ -9,7 +9,10 @@ from erp_sync.shared.consumer import (
     SUSPECT_RETURNS,
     Delivery,
     next_batch_of,
+    retried,
 )
+from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
+from erp_sync.shared.topology import WORK_QUEUES
 
 
 def delivery(tag: int, returns: object = None, *, redelivered: bool | None = None) -> Delivery:
@@ -60,3 +63,13 @@ def test_either_of_the_brokers_counts_of_returns_makes_a_suspect(delivery_count,
     headers = {name: value for name, value in ((DELIVERY_COUNT_HEADER, delivery_count),
                                                (ACQUIRED_COUNT_HEADER, acquired_count)) if value is not None}
     assert Delivery(1, b"{}", "msg-1", "application/json", headers, redelivered=True).suspect is suspect
+
+
+def test_a_retry_is_a_new_message_without_the_brokers_counts_of_the_returns_of_this_one():
+    back = Delivery(1, b"{}", "msg-1", "application/json",
+                    {DELIVERY_COUNT_HEADER: 3, ACQUIRED_COUNT_HEADER: 3, "x-keep": "kept"}, redelivered=True)
+
+    message = retried(WORK_QUEUES["inventory"], back, Retry(delay_ms=1000, attempt=2))
+
+    assert message.headers == {"x-keep": "kept", ATTEMPT_HEADER: 2}
+    assert message.routing_key == WORK_QUEUES["inventory"].retry_routing_key(1000)

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from erp_sync.shared.consumer import DELIVERY_COUNT_HEADER, SUSPECT_RETURNS, Delivery, Done
+from erp_sync.shared.errors import WorkerStopping
 from erp_sync.shared.retry_policy import Park
 from erp_sync.workers.crash_guard import UNFINISHED_LIMIT, CrashGuard, message_key
 from erp_sync.workers.process_gate import ProcessGate
@@ -53,7 +54,7 @@ class Runner:
 
 
 def guard(runner: Runner, attempts: Attempts) -> CrashGuard:
-    return CrashGuard(runner, QUEUE, attempts, ProcessGate())  # type: ignore[arg-type]
+    return CrashGuard(runner, QUEUE, attempts, threading.Event(), ProcessGate())  # type: ignore[arg-type]
 
 
 def test_batches_of_unsuspected_messages_pass_uncounted():
@@ -98,11 +99,18 @@ def test_the_last_start_within_the_limit_still_runs():
     assert runner.given == [[1]]
 
 
-def test_an_error_the_process_lives_through_is_no_death_to_count():
-    runner, attempts = Runner(error=ConnectionError("the broker went")), Attempts()
+@pytest.mark.parametrize("suspect", [True, False], ids=["a suspect", "a batch"])
+def test_an_error_the_process_lives_through_is_no_death_to_count_and_leaves_the_gate_open(suspect):
+    gate, attempts = ProcessGate(), Attempts()
+    failing = CrashGuard(Runner(error=ConnectionError("the broker went")), QUEUE, attempts,  # type: ignore[arg-type]
+                         threading.Event(), gate)
     with pytest.raises(ConnectionError):
-        guard(runner, attempts).run([delivery(1)])
+        failing.run([delivery(1, suspect=suspect)])
     assert attempts.counts == {}
+
+    after = in_thread(CrashGuard(Runner(), QUEUE, attempts, threading.Event(), gate), [delivery(2)])  # type: ignore[arg-type]
+    after.join(5)
+    assert not after.is_alive(), "the gate stayed closed after the error"
 
 
 def test_a_suspect_runs_uncounted_when_the_database_cannot_count_it(caplog):
@@ -139,8 +147,8 @@ def in_thread(guard_: CrashGuard, batch: list[Delivery]) -> threading.Thread:
 def test_a_suspect_waits_for_the_batches_of_every_consumer_of_the_process_under_way():
     # two guards as the orders worker has them, one per queue, on the process's gate
     under_way, suspect_runner = Held(), Runner()
-    recording = CrashGuard(under_way, "erp-sync.orders", Attempts())  # type: ignore[arg-type]
-    pushing = CrashGuard(suspect_runner, "erp-sync.orders-push", Attempts())  # type: ignore[arg-type]
+    recording = CrashGuard(under_way, "erp-sync.orders", Attempts(), threading.Event())  # type: ignore[arg-type]
+    pushing = CrashGuard(suspect_runner, "erp-sync.orders-push", Attempts(), threading.Event())  # type: ignore[arg-type]
     batch = in_thread(recording, [delivery(1, suspect=False)])
     assert under_way.started.wait(5)
 
@@ -156,8 +164,8 @@ def test_a_suspect_waits_for_the_batches_of_every_consumer_of_the_process_under_
 
 def test_no_batch_of_the_process_starts_while_a_suspect_runs():
     suspect_runner, later = Held(), Runner()
-    pushing = CrashGuard(suspect_runner, "erp-sync.orders-push", Attempts())  # type: ignore[arg-type]
-    recording = CrashGuard(later, "erp-sync.orders", Attempts())  # type: ignore[arg-type]
+    pushing = CrashGuard(suspect_runner, "erp-sync.orders-push", Attempts(), threading.Event())  # type: ignore[arg-type]
+    recording = CrashGuard(later, "erp-sync.orders", Attempts(), threading.Event())  # type: ignore[arg-type]
     suspect = in_thread(pushing, [delivery(1)])
     assert suspect_runner.started.wait(5)
 
@@ -174,12 +182,12 @@ def test_no_batch_of_the_process_starts_while_a_suspect_runs():
 def test_a_suspect_waiting_holds_back_the_batches_that_come_after_it():
     gate = ProcessGate()
     under_way, suspect_runner, later = Held(), Runner(), Runner()
-    batch = in_thread(CrashGuard(under_way, QUEUE, Attempts(), gate), [delivery(1, suspect=False)])  # type: ignore[arg-type]
+    batch = in_thread(CrashGuard(under_way, QUEUE, Attempts(), threading.Event(), gate), [delivery(1, suspect=False)])  # type: ignore[arg-type]
     assert under_way.started.wait(5)
-    suspect = in_thread(CrashGuard(suspect_runner, QUEUE, Attempts(), gate), [delivery(2)])  # type: ignore[arg-type]
+    suspect = in_thread(CrashGuard(suspect_runner, QUEUE, Attempts(), threading.Event(), gate), [delivery(2)])  # type: ignore[arg-type]
     suspect.join(0.2)
 
-    after = in_thread(CrashGuard(later, QUEUE, Attempts(), gate), [delivery(3, suspect=False)])  # type: ignore[arg-type]
+    after = in_thread(CrashGuard(later, QUEUE, Attempts(), threading.Event(), gate), [delivery(3, suspect=False)])  # type: ignore[arg-type]
     after.join(0.3)
     assert later.given == [] and suspect_runner.given == []  # the suspect first, then the batches after it
 
@@ -187,3 +195,64 @@ def test_a_suspect_waiting_holds_back_the_batches_that_come_after_it():
     for thread in (batch, suspect, after):
         thread.join(5)
     assert suspect_runner.given == [[2]] and later.given == [[3]]
+
+
+def test_two_suspects_of_a_process_run_one_after_the_other():
+    first, second = Held(), Runner()
+    one = in_thread(CrashGuard(first, "erp-sync.orders", Attempts(), threading.Event()),  # type: ignore[arg-type]
+                    [delivery(1)])
+    assert first.started.wait(5)
+    other = in_thread(CrashGuard(second, "erp-sync.orders-push", Attempts(), threading.Event()),  # type: ignore[arg-type]
+                      [delivery(2)])
+    other.join(0.3)
+    assert second.given == []
+
+    first.release.set()
+    one.join(5)
+    other.join(5)
+    assert second.given == [[2]]
+
+
+@pytest.mark.parametrize("suspect", [True, False], ids=["a suspect", "a batch"])
+def test_what_waited_at_the_gate_until_after_a_stop_stays_unacked_untried_and_uncounted(suspect):
+    gate, stop, under_way = ProcessGate(), threading.Event(), Held()
+    batch = in_thread(CrashGuard(under_way, QUEUE, Attempts(), stop, gate), [delivery(1)])  # type: ignore[arg-type]
+    assert under_way.started.wait(5)
+    waiting_runner, attempts, raised = Runner(), Attempts(), []
+
+    def run_waiting() -> None:
+        try:
+            CrashGuard(waiting_runner, QUEUE, attempts, stop, gate).run([delivery(2, suspect=suspect)])  # type: ignore[arg-type]
+        except WorkerStopping as exc:
+            raised.append(exc)
+
+    waiting = threading.Thread(target=run_waiting, daemon=True)
+    waiting.start()
+    waiting.join(0.2)
+
+    stop.set()
+    under_way.release.set()
+    waiting.join(5)
+    batch.join(5)
+    assert len(raised) == 1 and "stays unacked" in str(raised[0])
+    assert waiting_runner.given == [] and attempts.starts == 0
+
+
+def test_a_suspect_interrupted_while_it_waits_leaves_the_gate_open(monkeypatch):
+    gate, under_way = ProcessGate(), Held()
+    batch = in_thread(CrashGuard(under_way, QUEUE, Attempts(), threading.Event(), gate),  # type: ignore[arg-type]
+                      [delivery(1, suspect=False)])
+    assert under_way.started.wait(5)
+    monkeypatch.setattr(gate._changed, "wait", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        with gate.alone():
+            pass
+    monkeypatch.undo()
+
+    under_way.release.set()
+    batch.join(5)
+    later = Runner()
+    after = in_thread(CrashGuard(later, QUEUE, Attempts(), threading.Event(), gate),  # type: ignore[arg-type]
+                      [delivery(2, suspect=False)])
+    after.join(5)
+    assert later.given == [[2]]
