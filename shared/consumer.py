@@ -35,10 +35,13 @@ from erp_sync.shared.errors import BrokerUnavailable, PublishRejected, QueueFull
 from erp_sync.shared.fields import id_named_in
 from erp_sync.shared.publisher import ConfirmingPublisher, OutgoingMessage, encodable
 from erp_sync.shared.retry_policy import (
+    ACQUIRED_COUNT_HEADER,
     ATTEMPT_HEADER,
+    DELIVERY_COUNT_HEADER,
     LAST_ERROR_HEADER,
     PARK_REASON_HEADER,
     PARKED_AT_HEADER,
+    RETURN_COUNT_HEADERS,
     Park,
     Retry,
     failed_attempts,
@@ -47,11 +50,6 @@ from erp_sync.shared.topology import PARKING_EXCHANGE, RETRY_EXCHANGE, WorkQueue
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
-# A quorum queue's count of the deliveries of a message that ended without an ack; from RabbitMQ
-# 4.3 only of those a consumer refused, the others being in the count of all its acquisitions.
-DELIVERY_COUNT_HEADER = "x-delivery-count"
-ACQUIRED_COUNT_HEADER = "x-acquired-count"
-RETURN_COUNT_HEADERS = (DELIVERY_COUNT_HEADER, ACQUIRED_COUNT_HEADER)
 # Once is a connection lost, which takes back every message under way or prefetched; twice, the
 # message may be what killed its worker (out of memory, a crash), and so may any of its neighbours.
 SUSPECT_RETURNS = 2
@@ -394,7 +392,9 @@ class ConcurrentConsumer(Consumer):
             if size and self._batch_bytes is not None and total > self._batch_bytes:
                 break
             size += 1
-        return next_batch_of(self._buffer, size)
+        batch = self._buffer[:size]
+        del self._buffer[:size]
+        return batch
 
     def _handle_alone(self, settling: _Settling, batch: list[Delivery]) -> None:
         taken_at = time.monotonic()

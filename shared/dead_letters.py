@@ -32,7 +32,9 @@ from erp_sync.shared.errors import BrokerUnavailable, ConfigurationError, Publis
 from erp_sync.shared.parked_batches import BatchedTake
 from erp_sync.shared.parked_reader import sole_reader
 from erp_sync.shared.publisher import encodable
-from erp_sync.shared.retry_policy import ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
+from erp_sync.shared.retry_policy import (
+    ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER, RETURN_COUNT_HEADERS,
+)
 from erp_sync.shared.topology import CRASH_DELIVERY_LIMIT, WORK_QUEUES, WorkQueue
 
 logger = logging.getLogger(__name__)
@@ -44,8 +46,7 @@ HAND_BACK_POLL_S = 0.05
 # Headers of the failed attempts; a replay starts the message afresh.
 FAILURE_HEADERS = (ATTEMPT_HEADER, PARK_REASON_HEADER, LAST_ERROR_HEADER, PARKED_AT_HEADER, "x-death",
                    "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
-                   "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count",
-                   "x-acquired-count")
+                   "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", *RETURN_COUNT_HEADERS)
 
 
 @dataclass(frozen=True)

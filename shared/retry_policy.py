@@ -9,6 +9,11 @@ ATTEMPT_HEADER = "x-erp-sync-attempt"
 PARK_REASON_HEADER = "x-erp-sync-park-reason"
 LAST_ERROR_HEADER = "x-erp-sync-last-error"
 PARKED_AT_HEADER = "x-erp-sync-parked-at"
+# A quorum queue's count of the deliveries of a message that ended without an ack; from RabbitMQ
+# 4.3 only of those a consumer refused, the others being in the count of all its acquisitions.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
+ACQUIRED_COUNT_HEADER = "x-acquired-count"
+RETURN_COUNT_HEADERS = (DELIVERY_COUNT_HEADER, ACQUIRED_COUNT_HEADER)
 
 
 @dataclass(frozen=True)

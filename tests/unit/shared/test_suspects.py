@@ -4,14 +4,12 @@ from __future__ import annotations
 import pytest
 
 from erp_sync.shared.consumer import (
-    ACQUIRED_COUNT_HEADER,
-    DELIVERY_COUNT_HEADER,
     SUSPECT_RETURNS,
     Delivery,
     next_batch_of,
     retried,
 )
-from erp_sync.shared.retry_policy import ATTEMPT_HEADER, Retry
+from erp_sync.shared.retry_policy import ACQUIRED_COUNT_HEADER, ATTEMPT_HEADER, DELIVERY_COUNT_HEADER, Retry
 from erp_sync.shared.topology import WORK_QUEUES
 
 

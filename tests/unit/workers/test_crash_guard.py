@@ -6,9 +6,9 @@ import threading
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from erp_sync.shared.consumer import DELIVERY_COUNT_HEADER, SUSPECT_RETURNS, Delivery, Done
+from erp_sync.shared.consumer import SUSPECT_RETURNS, Delivery, Done
 from erp_sync.shared.errors import WorkerStopping
-from erp_sync.shared.retry_policy import Park
+from erp_sync.shared.retry_policy import DELIVERY_COUNT_HEADER, Park
 from erp_sync.workers.crash_guard import UNFINISHED_LIMIT, CrashGuard, message_key
 from erp_sync.workers.process_gate import ProcessGate
 
